@@ -1,0 +1,183 @@
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { pipelineCatalog } from "./catalog/pipeline";
+import { defineCatalog, defineEvent } from "./define";
+import { createEnvelope } from "./envelope";
+import { EventValidationError } from "./errors";
+
+const Ping = defineEvent({
+  type: "PING",
+  description: "test event",
+  data: z.looseObject({ n: z.number().int(), tags: z.array(z.string()).optional() }),
+});
+const Pong = defineEvent({
+  type: "PONG",
+  description: "durable test event",
+  durable: true,
+  data: z.looseObject({}),
+});
+const catalog = defineCatalog([Ping, Pong]);
+
+function catchError(fn: () => unknown): EventValidationError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof EventValidationError) return error;
+    throw error;
+  }
+  throw new Error("expected an EventValidationError");
+}
+
+describe("defineEvent", () => {
+  it("applies the documented defaults", () => {
+    expect(Ping).toMatchObject({
+      version: 1,
+      durable: false,
+      severity: "informational",
+      alert: undefined,
+    });
+  });
+
+  it.each(["ping", "Ping_Event", "PING-EVENT", "_PING", ""])("rejects the type name %j", (type) => {
+    expect(() => defineEvent({ type, description: "", data: z.looseObject({}) })).toThrow(
+      /UPPER_SNAKE_CASE/,
+    );
+  });
+
+  it("rejects a version that is not a positive integer", () => {
+    expect(() =>
+      defineEvent({ type: "A", version: 0, description: "", data: z.looseObject({}) }),
+    ).toThrow(/positive integer/);
+  });
+});
+
+describe("defineCatalog", () => {
+  it("rejects a type defined twice", () => {
+    expect(() => defineCatalog([Ping, Ping])).toThrow(/PING is defined twice/);
+  });
+
+  it("lists types in declaration order and knows which are durable", () => {
+    expect(catalog.types).toEqual(["PING", "PONG"]);
+    expect([...catalog.durableTypes]).toEqual(["PONG"]);
+    expect(catalog.isDurable("PONG")).toBe(true);
+    expect(catalog.isDurable("PING")).toBe(false);
+    expect(catalog.isDurable("NOPE")).toBe(false);
+  });
+
+  it("answers has() for known, unknown and non-string types", () => {
+    expect(catalog.has("PING")).toBe(true);
+    expect(catalog.has("NOPE")).toBe(false);
+    expect(catalog.has(42)).toBe(false);
+    expect(catalog.has("toString")).toBe(false);
+  });
+
+  it("extends into a new catalog and leaves the original alone", () => {
+    const more = catalog.extend([
+      defineEvent({ type: "PANG", description: "", data: z.looseObject({}) }),
+    ]);
+    expect(more.types).toEqual(["PING", "PONG", "PANG"]);
+    expect(catalog.has("PANG")).toBe(false);
+    expect(() => catalog.extend([Ping])).toThrow(/defined twice/);
+  });
+});
+
+describe("catalog.parse", () => {
+  it("returns the payload and keeps unknown fields (forward compatibility)", () => {
+    expect(catalog.parse("PING", { n: 1, future_field: "x" })).toEqual({ n: 1, future_field: "x" });
+  });
+
+  it("names every failing field with the type it received", () => {
+    const error = catchError(() => catalog.parse("PING", { n: "one", tags: [1] }));
+    expect(error.reason).toBe("invalid_payload");
+    expect(error.eventType).toBe("PING");
+    expect(error.code).toBe("EVENT_VALIDATION_FAILED");
+    expect(error.issues.map((i) => [i.path, i.received])).toEqual([
+      ["n", "string"],
+      ["tags.0", "number"],
+    ]);
+    expect(error.message).toContain("n:");
+    expect(error.message).toContain("received string");
+    expect(error.cause).toBeDefined();
+  });
+
+  it("reports a missing required field as received undefined", () => {
+    const error = catchError(() =>
+      pipelineCatalog.parse("TRAINING_COMPLETED", { config_key: "hex8_2p", model_path: "m.pt" }),
+    );
+    expect(error.issues).toEqual([
+      expect.objectContaining({ path: "loss", received: "undefined" }),
+    ]);
+  });
+
+  it.each([
+    ["null", null, "null"],
+    ["an array", [], "array"],
+    ["a string", "{}", "string"],
+  ])("rejects %s as payload and says what it got", (_name, value, received) => {
+    const error = catchError(() => catalog.parse("PING", value));
+    expect(error.receivedType).toBe(received);
+  });
+
+  it("rejects an unknown type and suggests the closest known one", () => {
+    const error = catchError(() => pipelineCatalog.parse("TRAINNG_COMPLETED" as never, {}));
+    expect(error.reason).toBe("unknown_type");
+    expect(error.eventType).toBe("TRAINNG_COMPLETED");
+    expect(error.message).toContain('Did you mean "TRAINING_COMPLETED"?');
+  });
+
+  it("safeParse returns the error instead of throwing", () => {
+    const bad = catalog.safeParse("PING", { n: 1.5 });
+    expect(bad.success).toBe(false);
+    expect(bad.error).toBeInstanceOf(EventValidationError);
+    const good = catalog.safeParse("PING", { n: 2 });
+    expect(good).toEqual({ success: true, data: { n: 2 } });
+  });
+
+  it("get() throws for an unknown type", () => {
+    expect(() => catalog.get("NOPE" as never)).toThrow(EventValidationError);
+    expect(catalog.get("PING")).toBe(Ping);
+  });
+});
+
+describe("catalog.parseEnvelope", () => {
+  it("validates attributes, type and payload of a received envelope", () => {
+    const e = createEnvelope({ type: "PING", source: "test", data: { n: 3 } });
+    const parsed = catalog.parseEnvelope(JSON.parse(JSON.stringify(e)));
+    expect(parsed).toEqual(e);
+  });
+
+  it("rejects an envelope with a missing attribute as invalid_envelope", () => {
+    const { source: _source, ...rest } = createEnvelope({
+      type: "PING",
+      source: "test",
+      data: { n: 3 },
+    });
+    const error = catchError(() => catalog.parseEnvelope(rest));
+    expect(error.reason).toBe("invalid_envelope");
+    expect(error.issues[0]?.path).toBe("source");
+  });
+
+  it("rejects a valid envelope whose payload breaks the contract", () => {
+    const e = createEnvelope({ type: "PING", source: "test", data: { n: "x" } });
+    expect(catchError(() => catalog.parseEnvelope(e)).reason).toBe("invalid_payload");
+  });
+});
+
+describe("catalog.toJSONSchema", () => {
+  it("gives one JSON Schema per event with its contract and metadata", () => {
+    const schemas = pipelineCatalog.toJSONSchema();
+    expect(Object.keys(schemas)).toEqual(pipelineCatalog.types);
+    const training = schemas.TRAINING_COMPLETED;
+    expect(training).toMatchObject({
+      type: "object",
+      title: "TRAINING_COMPLETED",
+      required: expect.arrayContaining(["config_key", "model_path", "loss"]),
+      "x-switchyard": { version: 1, durable: true, severity: "critical" },
+    });
+    expect(schemas.DATA_SYNC_FAILED["x-switchyard"]).toMatchObject({
+      alert: { kind: "rate", moreThan: 3, withinMs: 3_600_000 },
+    });
+    // Round-trips through JSON: nothing unrepresentable leaks out.
+    expect(JSON.parse(JSON.stringify(schemas))).toEqual(schemas);
+  });
+});

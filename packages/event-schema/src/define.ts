@@ -1,0 +1,318 @@
+import { z } from "zod";
+import type { AlertRule } from "./alerts";
+import { type Envelope, envelopeSchema } from "./envelope";
+import { EventValidationError, type EventValidationIssue, describeType } from "./errors";
+
+/** How much attention an event type deserves from operators. */
+export type Severity = "critical" | "informational";
+
+/** A payload schema: a zod object schema (extra fields should pass through: use `z.looseObject`). */
+export type PayloadSchema = z.ZodType<Record<string, unknown>>;
+
+/** One event type's contract, as returned by {@link defineEvent}. */
+export interface EventDefinition<
+  T extends string = string,
+  S extends PayloadSchema = PayloadSchema,
+> {
+  /** The event type name, `UPPER_SNAKE_CASE`. */
+  readonly type: T;
+  /** Payload schema version, written to the envelope's `dataversion`. */
+  readonly version: number;
+  /** The payload schema. */
+  readonly data: S;
+  /** One sentence: when is this emitted. */
+  readonly description: string;
+  /** Whether the event crosses processes: the router bridges durable types to its transport. */
+  readonly durable: boolean;
+  readonly severity: Severity;
+  /** When an occurrence should alert an operator; `undefined` for never. */
+  readonly alert: AlertRule | undefined;
+}
+
+/** Options of {@link defineEvent}. */
+export interface DefineEventOptions<T extends string, S extends PayloadSchema> {
+  readonly type: T;
+  readonly data: S;
+  readonly description: string;
+  /** @defaultValue 1 */
+  readonly version?: number;
+  /** @defaultValue false */
+  readonly durable?: boolean;
+  /** @defaultValue "informational" */
+  readonly severity?: Severity;
+  /** @defaultValue undefined (never alerts) */
+  readonly alert?: AlertRule;
+}
+
+const TYPE_NAME = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$/;
+
+/**
+ * Declare one event type: its name, payload schema and operational metadata.
+ *
+ * @example
+ * ```ts
+ * const TrainingCompleted = defineEvent({
+ *   type: "TRAINING_COMPLETED",
+ *   description: "Training finished for a config",
+ *   durable: true,
+ *   severity: "critical",
+ *   data: z.looseObject({ config_key: z.string(), model_path: z.string(), loss: z.number() }),
+ * });
+ * ```
+ */
+export function defineEvent<const T extends string, S extends PayloadSchema>(
+  options: DefineEventOptions<T, S>,
+): EventDefinition<T, S> {
+  if (!TYPE_NAME.test(options.type)) {
+    throw new TypeError(
+      `defineEvent: type ${JSON.stringify(options.type)} is not UPPER_SNAKE_CASE (e.g. "TRAINING_COMPLETED").`,
+    );
+  }
+  const version = options.version ?? 1;
+  if (!Number.isInteger(version) || version < 1) {
+    throw new TypeError(
+      `defineEvent(${options.type}): version must be a positive integer, got ${String(version)}.`,
+    );
+  }
+  return Object.freeze({
+    type: options.type,
+    version,
+    data: options.data,
+    description: options.description,
+    durable: options.durable ?? false,
+    severity: options.severity ?? "informational",
+    alert: options.alert,
+  });
+}
+
+/** A map from event type to its definition. */
+export type DefinitionMap = Record<string, EventDefinition>;
+
+type MapOf<D extends readonly EventDefinition[]> = { [K in D[number] as K["type"]]: K };
+
+/** Result of {@link Catalog.safeParse}. */
+export type SafeParseResult<D> =
+  | { readonly success: true; readonly data: D; readonly error?: undefined }
+  | { readonly success: false; readonly data?: undefined; readonly error: EventValidationError };
+
+/** A JSON Schema document (draft 2020-12) describing one event's payload. */
+export type JsonSchema = Record<string, unknown>;
+
+/**
+ * The single source of payload contracts: a typed map from event type to definition.
+ * Created with {@link defineCatalog}.
+ */
+export interface Catalog<M extends DefinitionMap = DefinitionMap> {
+  /** The definitions, by type. */
+  readonly definitions: Readonly<M>;
+  /** Every event type, in declaration order. */
+  readonly types: readonly (keyof M & string)[];
+  /** The types marked `durable: true`: these cross processes through the router's transport. */
+  readonly durableTypes: ReadonlySet<keyof M & string>;
+  /** Whether `type` is in the catalog. */
+  has(type: unknown): type is keyof M & string;
+  /** The definition of `type`; throws {@link EventValidationError} (`unknown_type`) if absent. */
+  get<T extends keyof M & string>(type: T): M[T];
+  /** Whether `type` is known and durable. */
+  isDurable(type: string): boolean;
+  /**
+   * Validate a payload against its type's schema and return the parsed payload (extra fields
+   * kept). Throws {@link EventValidationError} naming every failing field.
+   */
+  parse<T extends keyof M & string>(type: T, data: unknown): z.output<M[T]["data"]>;
+  /** Like {@link Catalog.parse}, returning the error instead of throwing. */
+  safeParse<T extends keyof M & string>(
+    type: T,
+    data: unknown,
+  ): SafeParseResult<z.output<M[T]["data"]>>;
+  /**
+   * Validate a whole envelope received from elsewhere: attributes, known type, and payload.
+   * Returns the envelope with the parsed payload.
+   */
+  parseEnvelope(value: unknown): EnvelopeUnion<M>;
+  /** One JSON Schema per event type, for consumers written in other languages. */
+  toJSONSchema(): Record<keyof M & string, JsonSchema>;
+  /** A new catalog with these definitions added (a type already present is an error). */
+  extend<const D extends readonly EventDefinition[]>(definitions: D): Catalog<M & MapOf<D>>;
+}
+
+/** The union of every envelope a catalog admits, discriminated by `type`. */
+export type EnvelopeUnion<M extends DefinitionMap> = {
+  [K in keyof M & string]: Envelope<K, z.output<M[K]["data"]>>;
+}[keyof M & string];
+
+/**
+ * Build a catalog from event definitions.
+ *
+ * @example
+ * ```ts
+ * const catalog = defineCatalog([TrainingCompleted, ModelPromoted]);
+ * catalog.parse("TRAINING_COMPLETED", payload); // typed, or EventValidationError
+ * ```
+ */
+export function defineCatalog<const D extends readonly EventDefinition[]>(
+  definitions: D,
+): Catalog<MapOf<D>> {
+  return createCatalog(definitions) as unknown as Catalog<MapOf<D>>;
+}
+
+function createCatalog(list: readonly EventDefinition[]): Catalog {
+  const definitions: Record<string, EventDefinition> = Object.create(null) as Record<
+    string,
+    EventDefinition
+  >;
+  for (const def of list) {
+    if (definitions[def.type]) {
+      throw new TypeError(`defineCatalog: event type ${def.type} is defined twice.`);
+    }
+    definitions[def.type] = def;
+  }
+  const types = list.map((d) => d.type);
+  const durableTypes = new Set(list.filter((d) => d.durable).map((d) => d.type));
+
+  const unknownType = (type: unknown, data?: unknown) => {
+    const name = typeof type === "string" ? type : describeType(type);
+    const hint = typeof type === "string" ? closest(type, types) : undefined;
+    return new EventValidationError({
+      eventType: name,
+      reason: "unknown_type",
+      receivedType: describeType(data),
+      message:
+        `Unknown event type ${JSON.stringify(name)}: it is not in the catalog` +
+        (hint ? `. Did you mean "${hint}"?` : ". Add it with defineEvent() or fix the name."),
+    });
+  };
+
+  const validate = (type: string, data: unknown): SafeParseResult<Record<string, unknown>> => {
+    const def = definitions[type];
+    if (!def) return { success: false, error: unknownType(type, data) };
+    const result = def.data.safeParse(data);
+    if (result.success) return { success: true, data: result.data };
+    return { success: false, error: payloadError(type, data, result.error) };
+  };
+
+  const catalog: Catalog = {
+    definitions,
+    types,
+    durableTypes,
+    has: (type): type is string => typeof type === "string" && definitions[type] !== undefined,
+    get(type) {
+      const def = definitions[type];
+      if (!def) throw unknownType(type);
+      return def;
+    },
+    isDurable: (type) => durableTypes.has(type),
+    parse(type, data) {
+      const result = validate(type, data);
+      if (!result.success) throw result.error;
+      return result.data;
+    },
+    safeParse: validate,
+    parseEnvelope(value) {
+      const attrs = envelopeSchema.safeParse(value);
+      if (!attrs.success) {
+        const type =
+          typeof (value as { type?: unknown } | null)?.type === "string"
+            ? (value as { type: string }).type
+            : "<unknown>";
+        throw new EventValidationError({
+          eventType: type,
+          reason: "invalid_envelope",
+          issues: toIssues(value, attrs.error),
+          receivedType: describeType(value),
+          message: `Not a valid event envelope (type ${type}): ${formatIssues(toIssues(value, attrs.error))}.`,
+          cause: attrs.error,
+        });
+      }
+      const envelope = attrs.data as unknown as Envelope;
+      const data = catalog.parse(envelope.type, envelope.data);
+      return { ...envelope, data };
+    },
+    toJSONSchema() {
+      const out: Record<string, JsonSchema> = {};
+      for (const def of list) {
+        out[def.type] = {
+          ...(z.toJSONSchema(def.data, { io: "input", unrepresentable: "any" }) as JsonSchema),
+          $id: `switchyard:event/${def.type}/v${def.version}`,
+          title: def.type,
+          description: def.description,
+          "x-switchyard": {
+            version: def.version,
+            durable: def.durable,
+            severity: def.severity,
+            ...(def.alert ? { alert: def.alert } : {}),
+          },
+        };
+      }
+      return out;
+    },
+    extend(more) {
+      return createCatalog([...list, ...more]) as never;
+    },
+  };
+  return Object.freeze(catalog);
+}
+
+function payloadError(type: string, data: unknown, error: z.ZodError): EventValidationError {
+  const issues = toIssues(data, error);
+  return new EventValidationError({
+    eventType: type,
+    reason: "invalid_payload",
+    issues,
+    receivedType: describeType(data),
+    message: `Invalid ${type} payload: ${formatIssues(issues)}. Fix the publisher, or change the catalog definition if the contract moved.`,
+    cause: error,
+  });
+}
+
+function toIssues(root: unknown, error: z.ZodError): EventValidationIssue[] {
+  return error.issues.map((issue) => ({
+    path: issue.path.map(String).join("."),
+    message: issue.message,
+    code: issue.code,
+    received: describeType(valueAt(root, issue.path)),
+  }));
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value = root;
+  for (const key of path) {
+    if (typeof value !== "object" || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+function formatIssues(issues: readonly EventValidationIssue[]): string {
+  return issues
+    .map((i) => `${i.path || "(payload)"}: ${i.message} (received ${i.received})`)
+    .join("; ");
+}
+
+/** The closest known name within edit distance 3, to suggest a fix for a typo. */
+function closest(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const candidate of candidates) {
+    const d = editDistance(name.toUpperCase(), candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

@@ -1,0 +1,105 @@
+import { describe, expect, it } from "vitest";
+import { createEnvelope, envelopeSchema, isEnvelope } from "./envelope";
+import { uuidv7, uuidv7Time } from "./uuid";
+
+describe("createEnvelope", () => {
+  it("fills specversion, a UUIDv7 id, an RFC 3339 time and the content type", () => {
+    const before = Date.now();
+    const e = createEnvelope({
+      type: "TRAINING_COMPLETED",
+      source: "training_daemon",
+      data: { loss: 0.1 },
+    });
+    expect(e.specversion).toBe("1.0");
+    expect(e.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(uuidv7Time(e.id)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(e.time)).toBeGreaterThanOrEqual(before);
+    expect(e.datacontenttype).toBe("application/json");
+    expect(e.dataversion).toBe(1);
+    expect(envelopeSchema.safeParse(e).success).toBe(true);
+  });
+
+  it("takes the subject from config_key when the payload has one", () => {
+    const e = createEnvelope({ type: "X", source: "s", data: { config_key: "hex8_2p" } });
+    expect(e.subject).toBe("hex8_2p");
+  });
+
+  it("leaves absent optional attributes out of the object instead of setting undefined", () => {
+    const e = createEnvelope({ type: "X", source: "s", data: { a: 1 } });
+    expect(Object.keys(e).sort()).toEqual(
+      [
+        "data",
+        "datacontenttype",
+        "dataversion",
+        "id",
+        "source",
+        "specversion",
+        "time",
+        "type",
+      ].sort(),
+    );
+  });
+
+  it("keeps explicit id, time, subject and trace attributes", () => {
+    const e = createEnvelope({
+      type: "X",
+      source: "s",
+      data: { config_key: "hex8_2p" },
+      id: "evt-1",
+      time: new Date("2026-01-02T03:04:05.000Z"),
+      subject: "other",
+      dataversion: 3,
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      correlationid: "gen-7",
+      causationid: "evt-0",
+    });
+    expect(e).toMatchObject({
+      id: "evt-1",
+      time: "2026-01-02T03:04:05.000Z",
+      subject: "other",
+      dataversion: 3,
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      correlationid: "gen-7",
+      causationid: "evt-0",
+    });
+  });
+});
+
+describe("uuidv7", () => {
+  it("sorts in creation order, also many ids within one millisecond", () => {
+    const ids = Array.from({ length: 5000 }, () => uuidv7(1_700_000_000_000));
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it("encodes the millisecond timestamp it was given", () => {
+    expect(uuidv7Time(uuidv7(1_800_000_000_123))).toBeGreaterThanOrEqual(1_800_000_000_123);
+  });
+
+  it("returns undefined as time for strings that are not UUIDv7", () => {
+    expect(uuidv7Time("not-a-uuid")).toBeUndefined();
+    expect(uuidv7Time("123e4567-e89b-42d3-a456-426614174000")).toBeUndefined();
+  });
+});
+
+describe("isEnvelope", () => {
+  it("accepts an envelope with unknown extension attributes", () => {
+    const e = { ...createEnvelope({ type: "X", source: "s", data: {} }), myextension: "x" };
+    expect(isEnvelope(e)).toBe(true);
+  });
+
+  it.each([
+    ["null", null],
+    ["a plain payload", { config_key: "hex8_2p" }],
+    [
+      "a wrong specversion",
+      { ...createEnvelope({ type: "X", source: "s", data: {} }), specversion: "0.3" },
+    ],
+    [
+      "a time that is not RFC 3339",
+      { ...createEnvelope({ type: "X", source: "s", data: {} }), time: "yesterday" },
+    ],
+  ])("rejects %s", (_name, value) => {
+    expect(isEnvelope(value)).toBe(false);
+  });
+});

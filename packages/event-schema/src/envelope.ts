@@ -1,0 +1,122 @@
+import { z } from "zod";
+import { uuidv7 } from "./uuid";
+
+/**
+ * The wire form of every event, attribute names as in CloudEvents 1.0: bridging to CloudEvents
+ * tooling is a rename, not a mapping. `data` is the payload the catalog validates.
+ */
+export interface Envelope<T extends string = string, D = unknown> {
+  /** CloudEvents spec version; always `"1.0"`. */
+  readonly specversion: "1.0";
+  /** Unique id, a UUIDv7 by default (time-sortable). Doubles as the idempotency key on publish. */
+  readonly id: string;
+  /** The event type, e.g. `"TRAINING_COMPLETED"`. */
+  readonly type: T;
+  /** Who emitted it, e.g. `"training_daemon"`. */
+  readonly source: string;
+  /** RFC 3339 timestamp of creation. */
+  readonly time: string;
+  /** What the event is about; the config key when there is one (`"hex8_2p"`). */
+  readonly subject?: string;
+  /** Media type of `data`; always `"application/json"`. */
+  readonly datacontenttype: "application/json";
+  /** Version of the payload schema `data` was written against. */
+  readonly dataversion: number;
+  /** The payload. */
+  readonly data: D;
+  /** W3C trace context of the trace this event belongs to. */
+  readonly traceparent?: string;
+  /** Groups every event of one logical operation (e.g. one pipeline generation). */
+  readonly correlationid?: string;
+  /** The id of the event whose handling caused this one. */
+  readonly causationid?: string;
+}
+
+/**
+ * Zod schema of the envelope attributes. `data` is left `unknown` here: the catalog validates it
+ * per event type. Unknown extension attributes pass through, as CloudEvents allows.
+ */
+export const envelopeSchema = z.looseObject({
+  specversion: z.literal("1.0"),
+  id: z.string().min(1),
+  type: z.string().min(1),
+  source: z.string().min(1),
+  time: z.iso.datetime({ offset: true }),
+  subject: z.string().optional(),
+  datacontenttype: z.literal("application/json"),
+  dataversion: z.number().int().positive(),
+  data: z.unknown(),
+  traceparent: z.string().optional(),
+  correlationid: z.string().optional(),
+  causationid: z.string().optional(),
+});
+
+/** Options of {@link createEnvelope}; everything but `type`, `source` and `data` is filled in. */
+export interface CreateEnvelopeOptions<T extends string, D> {
+  readonly type: T;
+  readonly data: D;
+  readonly source: string;
+  /** @defaultValue a new UUIDv7 */
+  readonly id?: string | undefined;
+  /** @defaultValue now */
+  readonly time?: string | Date | undefined;
+  /** @defaultValue `data.config_key` when it is a string, else absent */
+  readonly subject?: string | undefined;
+  /** @defaultValue 1 */
+  readonly dataversion?: number | undefined;
+  readonly traceparent?: string | undefined;
+  readonly correlationid?: string | undefined;
+  readonly causationid?: string | undefined;
+}
+
+/**
+ * Build an envelope around an (already validated) payload. Fills `specversion`, `id` (UUIDv7),
+ * `time`, `datacontenttype` and `subject` (from `config_key` when present). Absent optional
+ * attributes are left out rather than set to `undefined`, so the JSON stays minimal.
+ *
+ * @example
+ * ```ts
+ * const e = createEnvelope({ type: "MODEL_PROMOTED", source: "promotion_daemon",
+ *   data: { config_key: "hex8_2p", model_path: "models/hex8_2p.pt", elo: 1612 } });
+ * e.subject; // "hex8_2p"
+ * ```
+ */
+export function createEnvelope<T extends string, D>(
+  options: CreateEnvelopeOptions<T, D>,
+): Envelope<T, D> {
+  const now = options.time === undefined ? Date.now() : undefined;
+  const envelope: {
+    -readonly [K in keyof Envelope<T, D>]: Envelope<T, D>[K];
+  } = {
+    specversion: "1.0",
+    id: options.id ?? uuidv7(now),
+    type: options.type,
+    source: options.source,
+    time:
+      now !== undefined
+        ? new Date(now).toISOString()
+        : options.time instanceof Date
+          ? options.time.toISOString()
+          : (options.time as string),
+    datacontenttype: "application/json",
+    dataversion: options.dataversion ?? 1,
+    data: options.data,
+  };
+  const subject = options.subject ?? configKeyOf(options.data);
+  if (subject !== undefined) envelope.subject = subject;
+  if (options.traceparent !== undefined) envelope.traceparent = options.traceparent;
+  if (options.correlationid !== undefined) envelope.correlationid = options.correlationid;
+  if (options.causationid !== undefined) envelope.causationid = options.causationid;
+  return envelope;
+}
+
+function configKeyOf(data: unknown): string | undefined {
+  if (typeof data !== "object" || data === null) return undefined;
+  const key = (data as { config_key?: unknown }).config_key;
+  return typeof key === "string" && key.length > 0 ? key : undefined;
+}
+
+/** True when `value` has the shape of an envelope (attributes only; `data` is not validated). */
+export function isEnvelope(value: unknown): value is Envelope {
+  return envelopeSchema.safeParse(value).success;
+}

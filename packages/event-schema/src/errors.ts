@@ -1,0 +1,74 @@
+/**
+ * Base class of every error Switchyard throws on purpose. `code` is stable across releases:
+ * match on it (or on the subclass), never on the message.
+ */
+export class SwitchyardError extends Error {
+  /** A stable, machine-readable identifier of the condition, e.g. `"EVENT_VALIDATION_FAILED"`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Why an event was rejected. */
+export type EventValidationReason = "unknown_type" | "invalid_payload" | "invalid_envelope";
+
+/** One failing field of a rejected event. */
+export interface EventValidationIssue {
+  /** Dotted path to the field (`"config_key"`, `"hosts.0"`), or `""` for the payload itself. */
+  readonly path: string;
+  /** What was expected, in words. */
+  readonly message: string;
+  /** The validator's issue code (`"invalid_type"`, `"too_small"`, …). */
+  readonly code: string;
+  /** The JavaScript type of the value found at `path` (`"undefined"` when the field is missing). */
+  readonly received: string;
+}
+
+/**
+ * An event type that is not in the catalog, a payload that breaks its contract, or an envelope
+ * that is not one. Thrown before anything is delivered.
+ *
+ * @example
+ * ```ts
+ * try { catalog.parse("TRAINING_COMPLETED", { config_key: "hex8_2p" }); }
+ * catch (e) { if (e instanceof EventValidationError) console.log(e.issues.map((i) => i.path)); }
+ * // → ["model_path", "loss"]
+ * ```
+ */
+export class EventValidationError extends SwitchyardError {
+  /** The event type the payload was validated against (as received, even when unknown). */
+  readonly eventType: string;
+  /** Which kind of rejection this is. */
+  readonly reason: EventValidationReason;
+  /** Every failing field; empty for `unknown_type`. */
+  readonly issues: readonly EventValidationIssue[];
+  /** The JavaScript type of the whole payload as received (`"object"`, `"array"`, `"null"`, …). */
+  readonly receivedType: string;
+
+  constructor(init: {
+    eventType: string;
+    reason: EventValidationReason;
+    issues?: readonly EventValidationIssue[];
+    receivedType: string;
+    message: string;
+    cause?: unknown;
+  }) {
+    super("EVENT_VALIDATION_FAILED", init.message, { cause: init.cause });
+    this.eventType = init.eventType;
+    this.reason = init.reason;
+    this.issues = init.issues ?? [];
+    this.receivedType = init.receivedType;
+  }
+}
+
+/** `typeof`, but telling `null` and arrays apart from objects. */
+export function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  if (typeof value === "number" && Number.isNaN(value)) return "NaN";
+  return typeof value;
+}

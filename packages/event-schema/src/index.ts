@@ -1,0 +1,49 @@
+export { SwitchyardError, EventValidationError, describeType } from "./errors";
+export type { EventValidationIssue, EventValidationReason } from "./errors";
+export { uuidv7, uuidv7Time } from "./uuid";
+export { createEnvelope, envelopeSchema, isEnvelope } from "./envelope";
+export type { Envelope, CreateEnvelopeOptions } from "./envelope";
+export { defineEvent, defineCatalog } from "./define";
+export type {
+  Catalog,
+  DefineEventOptions,
+  DefinitionMap,
+  EnvelopeUnion,
+  EventDefinition,
+  JsonSchema,
+  PayloadSchema,
+  SafeParseResult,
+  Severity,
+} from "./define";
+export { evaluateAlertRule, describeAlertRule } from "./alerts";
+export type { AlertRule, AlertEvaluation } from "./alerts";
+export type {
+  AnyCatalog,
+  AnyEventOf,
+  DefinitionsOf,
+  EventData,
+  EventInput,
+  EventOf,
+  EventType,
+} from "./types";
+export {
+  pipelineCatalog,
+  pipelineStages,
+  DaemonPermanentlyFailed,
+  DataSyncCompleted,
+  DataSyncFailed,
+  EvaluationCompleted,
+  ModelDistributionComplete,
+  ModelPromoted,
+  NewGamesAvailable,
+  NpzExportComplete,
+  ProgressStallDetected,
+  QualityAlert,
+  RegressionCritical,
+  RegressionDetected,
+  SelfplayComplete,
+  SplitBrainDetected,
+  TrainingCompleted,
+  TrainingFailed,
+} from "./catalog/pipeline";
+export type { PipelineCatalog } from "./catalog/pipeline";

@@ -1,0 +1,101 @@
+// Canonical JSON for content hashing: the same content gives the same text whatever the key
+// order, and no input makes it throw or hang.
+
+/** Past this nesting depth a value is replaced by a marker, so the call stack cannot overflow. */
+const MAX_DEPTH = 1000;
+/**
+ * Past this many values the rest are replaced by a marker. Far above any real payload; it bounds
+ * the work on object graphs that share references, whose JSON text grows exponentially.
+ */
+const MAX_VALUES = 1_000_000;
+const CIRCULAR = '"[Circular]"';
+const TRUNCATED = '"[Truncated]"';
+const UNREADABLE = '"[Unreadable]"';
+
+/**
+ * `JSON.stringify` with object keys sorted recursively (UTF-16 code unit order) and no
+ * whitespace. As in JSON, `undefined`, functions and symbols are left out of objects and are
+ * `null` in arrays, non-finite numbers are `null`, and `toJSON` is honoured (so a `Date` is its
+ * ISO string). Beyond JSON, bigints are decimal strings, and instead of throwing or hanging: a
+ * reference back to an enclosing object is the string `"[Circular]"`, nesting deeper than 1000
+ * or values past the millionth are `"[Truncated]"`, and an object whose properties cannot be
+ * read (a revoked proxy, a throwing getter) is `"[Unreadable]"`.
+ */
+export function canonicalJson(value: unknown): string {
+  return new CanonicalWriter().write(value, 0) ?? "null";
+}
+
+class CanonicalWriter {
+  /** Objects on the path from the root to the value being written. */
+  private readonly ancestors = new Set<object>();
+  private values = 0;
+
+  write(value: unknown, depth: number): string | undefined {
+    if (++this.values > MAX_VALUES) return TRUNCATED;
+    switch (typeof value) {
+      case "string":
+        return JSON.stringify(value);
+      case "number":
+        // For finite numbers String() and JSON agree (-0 included) and String() is faster.
+        return Number.isFinite(value) ? String(value) : "null";
+      case "boolean":
+        return value ? "true" : "false";
+      case "bigint":
+        return `"${value.toString()}"`;
+      case "undefined":
+      case "function":
+      case "symbol":
+        return undefined;
+      case "object":
+        return value === null ? "null" : this.writeObject(value, depth);
+    }
+  }
+
+  private writeObject(value: object, depth: number): string | undefined {
+    if (this.ancestors.has(value)) return CIRCULAR;
+    if (depth >= MAX_DEPTH) return TRUNCATED;
+    this.ancestors.add(value);
+    try {
+      return this.writeContent(value, depth);
+    } catch {
+      return UNREADABLE;
+    } finally {
+      this.ancestors.delete(value);
+    }
+  }
+
+  private writeContent(value: object, depth: number): string | undefined {
+    const toJSON = (value as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") {
+      const replaced: unknown = toJSON.call(value, "");
+      // As in JSON, the replacement is written as-is, without consulting its own toJSON.
+      return typeof replaced === "object" && replaced !== null
+        ? this.writeStructure(replaced, depth)
+        : this.write(replaced, depth + 1);
+    }
+    return this.writeStructure(value, depth);
+  }
+
+  private writeStructure(value: object, depth: number): string {
+    if (Array.isArray(value)) {
+      const items: string[] = [];
+      // Stopping at the budget also bounds arrays whose length is huge but mostly holes.
+      for (let i = 0; i < value.length && this.values < MAX_VALUES; i++) {
+        items.push(this.write((value as unknown[])[i], depth + 1) ?? "null");
+      }
+      if (items.length < value.length) items.push(TRUNCATED);
+      return `[${items.join(",")}]`;
+    }
+    const record = value as Record<string, unknown>;
+    const fields: string[] = [];
+    for (const key of Object.keys(record).sort()) {
+      if (this.values >= MAX_VALUES) {
+        fields.push(`${JSON.stringify(key)}:${TRUNCATED}`);
+        break;
+      }
+      const text = this.write(record[key], depth + 1);
+      if (text !== undefined) fields.push(`${JSON.stringify(key)}:${text}`);
+    }
+    return `{${fields.join(",")}}`;
+  }
+}

@@ -1,0 +1,71 @@
+import { createHash } from "node:crypto";
+import { canonicalJson } from "./canonical-json";
+import { normalizeEventPayload } from "./normalize";
+import { isEnvelopeLike, toObject } from "./shape";
+
+/** Options of {@link eventContentHash}. */
+export interface ContentHashOptions {
+  /**
+   * Only these payload fields count towards the hash (the event type always does). Use it when
+   * a re-emission differs in fields that do not matter, such as a timestamp.
+   *
+   * @defaultValue every payload field
+   */
+  readonly keyFields?: readonly string[] | undefined;
+}
+
+/**
+ * A SHA-256 hex digest of an event's content: its type (an envelope's `type`, else an
+ * `event_type` or `type` string field) and its payload as `normalizeEventPayload` sees it.
+ * Envelope attributes such as `id`, `time` and `source` do not count, so two emissions of the
+ * same content hash alike, whatever shape they arrived in and whatever their key order.
+ *
+ * The payload is written as canonical JSON: keys sorted at every level, `undefined` left out,
+ * non-finite numbers as `null`, bigints as strings, dates as ISO strings; circular references
+ * are replaced by a marker instead of throwing. Never throws.
+ *
+ * @example
+ * ```ts
+ * const a = eventContentHash({ type: "TRAINING_COMPLETED", id: "1", data: { loss: 0.1, epochs: 3 } });
+ * const b = eventContentHash({ type: "TRAINING_COMPLETED", id: "2", data: { epochs: 3, loss: 0.1 } });
+ * a === b; // true
+ * eventContentHash(event, { keyFields: ["config_key", "model_path"] }); // only those fields count
+ * ```
+ */
+export function eventContentHash(event: unknown, options: ContentHashOptions = {}): string {
+  const type = eventTypeOf(event);
+  const payload = normalizeEventPayload(event);
+  const keyFields = options?.keyFields;
+  const data = Array.isArray(keyFields) ? pick(payload, keyFields) : payload;
+  const content = type === undefined ? { data } : { type, data };
+  return createHash("sha256").update(canonicalJson(content)).digest("hex");
+}
+
+function eventTypeOf(event: unknown): string | undefined {
+  try {
+    const outer = toObject(event);
+    if (outer === undefined) return undefined;
+    if (isEnvelopeLike(outer)) return typeof outer.type === "string" ? outer.type : undefined;
+    if (typeof outer.event_type === "string") return outer.event_type;
+    return typeof outer.type === "string" ? outer.type : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pick(
+  payload: Readonly<Record<string, unknown>>,
+  keys: readonly unknown[],
+): Record<string, unknown> {
+  // A null prototype keeps a field named "__proto__" an ordinary field.
+  const picked = Object.create(null) as Record<string, unknown>;
+  for (const key of keys) {
+    if (typeof key !== "string") continue;
+    try {
+      if (Object.hasOwn(payload, key)) picked[key] = payload[key];
+    } catch {
+      // An unreadable field counts as absent.
+    }
+  }
+  return picked;
+}

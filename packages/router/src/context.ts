@@ -1,0 +1,148 @@
+import type {
+  AnyCatalog,
+  Envelope,
+  EventInput,
+  EventOf,
+  EventType,
+} from "@switchyard/event-schema";
+import { type Logger, childLogger } from "./logger";
+
+/** Options of a publish made from inside a handler (causation is filled in for you). */
+export interface ContextPublishOptions {
+  readonly id?: string;
+  readonly subject?: string;
+  readonly source?: string;
+}
+
+/**
+ * What a handler receives beside the envelope. `signal` is aborted when the attempt times out,
+ * when the lease is lost, and on shutdown: pass it to everything that waits.
+ */
+export interface HandlerContext<C extends AnyCatalog = AnyCatalog> {
+  /** Aborted on timeout, lease loss and shutdown. */
+  readonly signal: AbortSignal;
+  /** 1 for the first attempt; grows with in-process retries and transport redeliveries. */
+  readonly attempt: number;
+  /** The subscription's name. */
+  readonly subscription: string;
+  /** `"local"` for in-process publishes, `"transport"` for deliveries from another process. */
+  readonly origin: "local" | "transport";
+  /** A logger bound to this delivery (subscription, event id and type). */
+  readonly logger: Logger;
+  /**
+   * Extend the delivery's lease (transport deliveries); a no-op for local ones. Call it from long
+   * handlers before the lease runs out.
+   */
+  extendLease(ms?: number): Promise<void>;
+  /**
+   * Publish an event caused by this one: `causationid`, `correlationid` and a child `traceparent`
+   * are carried over from the event being handled.
+   */
+  publish<T extends EventType<C>>(
+    type: T,
+    data: EventInput<T, C>,
+    options?: ContextPublishOptions,
+  ): Promise<EventOf<T, C>>;
+}
+
+/** Internal hooks a delivery context needs from its router. */
+export interface ContextHost {
+  readonly logger: Logger;
+  publishCausedBy(
+    type: string,
+    data: unknown,
+    cause: Envelope,
+    options?: ContextPublishOptions,
+  ): Promise<Envelope>;
+}
+
+/** Outcome a middleware can set instead of throwing. */
+export type DeliveryOutcome = "ok" | "deduplicated" | "dead_lettered";
+
+/**
+ * The concrete context. The AbortController and the child logger are created only when a
+ * handler reads them: most handlers never do, and one per event would dominate the hot path.
+ */
+export class DeliveryContext implements HandlerContext {
+  attempt: number;
+  outcome: DeliveryOutcome = "ok";
+  #controller: AbortController | undefined;
+  #abortedWith: unknown;
+  #logger: Logger | undefined;
+  #parentListener: (() => void) | undefined;
+
+  constructor(
+    readonly subscription: string,
+    readonly origin: "local" | "transport",
+    readonly event: Envelope,
+    private readonly host: ContextHost,
+    /** Aborted on shutdown or lease loss; the per-attempt signal follows it. */
+    private readonly parentSignal: AbortSignal,
+    attempt: number,
+    private readonly lease: ((ms?: number) => Promise<void>) | undefined,
+  ) {
+    this.attempt = attempt;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller) return this.#controller.signal;
+    const controller = (this.#controller = new AbortController());
+    if (this.#abortedWith !== undefined) controller.abort(this.#abortedWith);
+    else if (this.parentSignal.aborted) controller.abort(this.parentSignal.reason);
+    else {
+      const parent = this.parentSignal;
+      this.#parentListener = () => controller.abort(parent.reason);
+      parent.addEventListener("abort", this.#parentListener, { once: true });
+    }
+    return controller.signal;
+  }
+
+  get logger(): Logger {
+    return (this.#logger ??= childLogger(this.host.logger, {
+      subscription: this.subscription,
+      eventId: this.event.id,
+      eventType: this.event.type,
+      attempt: this.attempt,
+    }));
+  }
+
+  /** Whether this attempt was aborted (timeout) or its parent was (shutdown, lease loss). */
+  get aborted(): boolean {
+    return this.#abortedWith !== undefined || this.parentSignal.aborted;
+  }
+
+  get shutdownSignal(): AbortSignal {
+    return this.parentSignal;
+  }
+
+  extendLease(ms?: number): Promise<void> {
+    return this.lease ? this.lease(ms) : Promise.resolve();
+  }
+
+  publish(type: string, data: unknown, options?: ContextPublishOptions): Promise<never> {
+    return this.host.publishCausedBy(type, data, this.event, options) as Promise<never>;
+  }
+
+  /** Abort this attempt (timeout). */
+  abort(reason: unknown): void {
+    this.#abortedWith = reason;
+    this.#controller?.abort(reason);
+  }
+
+  /** Start the next attempt with a fresh signal. */
+  nextAttempt(): void {
+    this.release();
+    this.attempt++;
+    this.#controller = undefined;
+    this.#abortedWith = undefined;
+    this.#logger = undefined;
+  }
+
+  /** Drop the listener on the parent signal (end of delivery). */
+  release(): void {
+    if (this.#parentListener) {
+      this.parentSignal.removeEventListener("abort", this.#parentListener);
+      this.#parentListener = undefined;
+    }
+  }
+}

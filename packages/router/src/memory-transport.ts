@@ -1,0 +1,379 @@
+import type { Envelope } from "@switchyard/event-schema";
+import { backoffDelay } from "./backoff";
+import { LeaseLostError, RouterClosedError, serializeError } from "./errors";
+import { type Logger, silentLogger } from "./logger";
+import { deadLetterReason } from "./middleware/dead-letter";
+import { isUnrecoverable } from "./middleware/retry";
+import type {
+  DeadLetterRecord,
+  DeadLetterSink,
+  Delivery,
+  PublishResult,
+  SubscriberStats,
+  Transport,
+  TransportStats,
+  TransportSubscribeOptions,
+  TransportSubscription,
+} from "./transport";
+
+/** Options of {@link memoryTransport}. */
+export interface MemoryTransportOptions {
+  /** Dead-letter sink for subscriptions that name none. @defaultValue kept in `transport.deadLetters` */
+  readonly deadLetter?: DeadLetterSink;
+  readonly logger?: Logger;
+  /** How long `close()` waits for in-flight handlers before aborting them. @defaultValue 10_000 */
+  readonly drainTimeoutMs?: number;
+}
+
+interface PendingDelivery {
+  readonly seq: number;
+  readonly envelope: Envelope;
+  /** Attempts started so far. */
+  attempts: number;
+  availableAt: number;
+  /** Fencing token of the current lease; 0 when not leased. */
+  token: number;
+  leaseUntil: number;
+  controller: AbortController | undefined;
+  enqueuedAt: number;
+}
+
+interface SubscriberState {
+  readonly name: string;
+  types: Set<string>;
+  readonly deliveries: PendingDelivery[];
+  readonly workers: Set<Worker>;
+  deadLettered: number;
+  ephemeral: boolean;
+}
+
+let fence = 0;
+
+/**
+ * The state behind one or more {@link MemoryTransport} handles: the event log, subscribers and
+ * their deliveries. Share one store between handles to model several processes on one database.
+ */
+export class MemoryStore {
+  /** Dead letters written when no sink was given. */
+  readonly deadLetters: DeadLetterRecord[] = [];
+  /** @internal */ readonly ids = new Set<string>();
+  /** @internal */ readonly subscribers = new Map<string, SubscriberState>();
+  /** @internal */ seq = 0;
+  #leaseTimer: NodeJS.Timeout | undefined;
+
+  /** @internal */
+  armLeaseTimer(): void {
+    if (this.#leaseTimer) return;
+    this.#leaseTimer = setInterval(() => this.#expireLeases(), 25);
+    this.#leaseTimer.unref();
+  }
+
+  #expireLeases(): void {
+    const now = Date.now();
+    for (const state of this.subscribers.values()) {
+      let expired = false;
+      for (const d of state.deliveries) {
+        if (d.token !== 0 && d.leaseUntil <= now) {
+          d.token = 0;
+          d.controller?.abort(new LeaseLostError(state.name, d.envelope.id));
+          d.controller = undefined;
+          d.availableAt = now;
+          expired = true;
+        }
+      }
+      if (expired) for (const w of state.workers) w.pump();
+    }
+  }
+}
+
+/**
+ * The transport contract in memory: fan-out per subscriber, competing consumers, leases with
+ * fencing tokens, retries with backoff, dead letters. Nothing survives the process: use it for
+ * tests and as the reference the durable transports are checked against. Handles created over one
+ * shared {@link MemoryStore} behave like processes sharing one database.
+ */
+export class MemoryTransport implements Transport {
+  readonly name = "memory";
+  readonly store: MemoryStore;
+  readonly #options: MemoryTransportOptions;
+  readonly #logger: Logger;
+  readonly #workers = new Set<Worker>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: MemoryTransportOptions & { store?: MemoryStore } = {}) {
+    this.#options = options;
+    this.#logger = options.logger ?? silentLogger;
+    this.store = options.store ?? new MemoryStore();
+  }
+
+  /** Dead letters written when no sink was given (kept in the store). */
+  get deadLetters(): DeadLetterRecord[] {
+    return this.store.deadLetters;
+  }
+
+  async publish(envelopes: readonly Envelope[]): Promise<PublishResult> {
+    if (this.#closing) throw new RouterClosedError("memory transport");
+    const store = this.store;
+    let published = 0;
+    let duplicates = 0;
+    const now = Date.now();
+    for (const envelope of envelopes) {
+      if (store.ids.has(envelope.id)) {
+        duplicates++;
+        continue;
+      }
+      store.ids.add(envelope.id);
+      published++;
+      const seq = ++store.seq;
+      for (const state of store.subscribers.values()) {
+        if (!state.types.has(envelope.type)) continue;
+        state.deliveries.push({
+          seq,
+          envelope: structuredClone(envelope),
+          attempts: 0,
+          availableAt: now,
+          token: 0,
+          leaseUntil: 0,
+          controller: undefined,
+          enqueuedAt: now,
+        });
+      }
+    }
+    for (const state of store.subscribers.values()) for (const w of state.workers) w.pump();
+    return { published, duplicates };
+  }
+
+  async subscribe(options: TransportSubscribeOptions): Promise<TransportSubscription> {
+    if (this.#closing) throw new RouterClosedError("memory transport");
+    let state = this.store.subscribers.get(options.subscriber);
+    if (!state) {
+      state = {
+        name: options.subscriber,
+        types: new Set(options.types),
+        deliveries: [],
+        workers: new Set(),
+        deadLettered: 0,
+        ephemeral: options.ephemeral ?? false,
+      };
+      this.store.subscribers.set(options.subscriber, state);
+    } else {
+      for (const type of options.types) state.types.add(type);
+    }
+    const worker = new Worker(this, state, options, this.#logger);
+    state.workers.add(worker);
+    this.#workers.add(worker);
+    this.store.armLeaseTimer();
+    worker.pump();
+    return worker;
+  }
+
+  async stats(): Promise<TransportStats> {
+    const now = Date.now();
+    const subscribers: SubscriberStats[] = [...this.store.subscribers.values()].map((s) => {
+      const inFlight = s.deliveries.filter((d) => d.token !== 0).length;
+      const pending = s.deliveries.length - inFlight;
+      const oldest = s.deliveries.find((d) => d.token === 0);
+      return {
+        subscriber: s.name,
+        pending,
+        inFlight,
+        lag: s.deliveries.length,
+        deadLettered: s.deadLettered,
+        ...(oldest ? { oldestPendingMs: now - oldest.enqueuedAt } : {}),
+      };
+    });
+    return { transport: this.name, subscribers };
+  }
+
+  /** Close this handle's subscriptions (draining them); the store and other handles live on. */
+  close(): Promise<void> {
+    this.#closing ??= Promise.all([...this.#workers].map((w) => w.close())).then(() => {});
+    return this.#closing;
+  }
+
+  /** @internal */
+  get drainTimeoutMs(): number {
+    return this.#options.drainTimeoutMs ?? 10_000;
+  }
+
+  /** @internal */
+  forget(state: SubscriberState, worker: Worker): void {
+    state.workers.delete(worker);
+    this.#workers.delete(worker);
+    if (state.ephemeral && state.workers.size === 0) this.store.subscribers.delete(state.name);
+  }
+
+  /** @internal */
+  async deadLetter(
+    state: SubscriberState,
+    record: DeadLetterRecord,
+    sink: DeadLetterSink | undefined,
+  ): Promise<void> {
+    const target = sink ?? this.#options.deadLetter;
+    if (target) await target.deadLetter(record);
+    else this.store.deadLetters.push(record);
+    state.deadLettered++;
+  }
+}
+
+class Worker implements TransportSubscription {
+  readonly subscriber: string;
+  #running = 0;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void)[] = [];
+  #retryTimer: NodeJS.Timeout | undefined;
+  readonly #concurrency: number;
+  readonly #leaseMs: number;
+  readonly #maxAttempts: number;
+
+  constructor(
+    private readonly transport: MemoryTransport,
+    private readonly state: SubscriberState,
+    private readonly options: TransportSubscribeOptions,
+    private readonly logger: Logger,
+  ) {
+    this.subscriber = options.subscriber;
+    this.#concurrency = options.concurrency ?? 1;
+    this.#leaseMs = options.leaseMs ?? 30_000;
+    this.#maxAttempts = options.maxAttempts ?? 5;
+    options.signal?.addEventListener("abort", () => void this.close(), { once: true });
+  }
+
+  pump(): void {
+    if (this.#closing) return;
+    const now = Date.now();
+    let nextRetry = Infinity;
+    for (const d of this.state.deliveries) {
+      if (this.#running >= this.#concurrency) break;
+      if (d.token !== 0 || !this.options.types.includes(d.envelope.type)) continue;
+      if (d.availableAt > now) {
+        nextRetry = Math.min(nextRetry, d.availableAt);
+        continue;
+      }
+      this.#claim(d, now);
+    }
+    if (nextRetry !== Infinity && !this.#retryTimer) {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined;
+        this.pump();
+      }, nextRetry - now);
+    }
+  }
+
+  #claim(d: PendingDelivery, now: number): void {
+    const token = ++fence;
+    d.token = token;
+    d.attempts++;
+    d.leaseUntil = now + this.#leaseMs;
+    const controller = (d.controller = new AbortController());
+    this.#running++;
+    const delivery: Delivery = {
+      envelope: d.envelope,
+      attempt: d.attempts,
+      subscriber: this.subscriber,
+      signal: controller.signal,
+      extendLease: async (ms = this.#leaseMs) => {
+        if (d.token !== token) throw new LeaseLostError(this.subscriber, d.envelope.id);
+        d.leaseUntil = Date.now() + ms;
+      },
+    };
+    void this.#handle(d, token, delivery);
+  }
+
+  async #handle(d: PendingDelivery, token: number, delivery: Delivery): Promise<void> {
+    try {
+      let failure: unknown;
+      let failed = false;
+      try {
+        await this.options.handler(delivery);
+      } catch (error) {
+        failed = true;
+        failure = error;
+      }
+      if (d.token !== token) {
+        this.logger.warn(
+          { subscriber: this.subscriber, eventId: d.envelope.id },
+          `discarding the outcome of ${d.envelope.id}: its lease expired and it was redelivered`,
+        );
+        return;
+      }
+      d.controller = undefined;
+      if (!failed) return this.#remove(d);
+      if (isUnrecoverable(failure) || d.attempts >= this.#maxAttempts) {
+        await this.transport.deadLetter(
+          this.state,
+          {
+            envelope: d.envelope,
+            subscriber: this.subscriber,
+            reason: deadLetterReason(failure),
+            attempts: d.attempts,
+            error: serializeError(failure),
+            failedAt: new Date().toISOString(),
+            origin: this.transport.name,
+          },
+          this.options.deadLetter,
+        );
+        return this.#remove(d);
+      }
+      d.token = 0;
+      d.availableAt = Date.now() + backoffDelay(d.attempts, this.options.backoff);
+    } catch (error) {
+      // The dead-letter sink failed: keep the delivery and try again later, never drop it.
+      this.logger.error(
+        { err: error, eventId: d.envelope.id },
+        "dead-letter sink failed; delivery kept for retry",
+      );
+      if (d.token === token) {
+        d.token = 0;
+        d.availableAt = Date.now() + backoffDelay(d.attempts, this.options.backoff);
+      }
+    } finally {
+      this.#running--;
+      if (this.#running === 0) for (const wake of this.#idle.splice(0)) wake();
+      for (const w of this.state.workers) w.pump();
+    }
+  }
+
+  #remove(d: PendingDelivery): void {
+    const i = this.state.deliveries.indexOf(d);
+    if (i >= 0) this.state.deliveries.splice(i, 1);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearTimeout(this.#retryTimer);
+      if (this.#running > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => this.#idle.push(resolve)),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, this.transport.drainTimeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        // Whatever still runs loses its lease: abort it and hand the delivery back.
+        for (const d of this.state.deliveries) {
+          if (d.token !== 0 && d.controller) {
+            d.controller.abort(new RouterClosedError("memory transport subscription"));
+            d.token = 0;
+            d.availableAt = Date.now();
+          }
+        }
+      }
+      this.transport.forget(this.state, this);
+      for (const w of this.state.workers) w.pump();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Create a {@link MemoryTransport} (over a new store unless `store` is given). */
+export function memoryTransport(
+  options: MemoryTransportOptions & { store?: MemoryStore } = {},
+): MemoryTransport {
+  return new MemoryTransport(options);
+}

@@ -1,0 +1,61 @@
+import { EventValidationError } from "@switchyard/event-schema";
+import type { DeliveryContext } from "../context";
+import { HandlerTimeoutError, UnrecoverableError, serializeError } from "../errors";
+import type { DeadLetterReason, DeadLetterSink } from "../transport";
+import { type Middleware, defineMiddleware } from "./types";
+
+/** Options of {@link deadLetter}. */
+export interface DeadLetterOptions {
+  /** Where failed deliveries go (e.g. `@switchyard/dlq`'s store). */
+  readonly sink: DeadLetterSink;
+}
+
+/** Classify why a delivery failed for good. */
+export function deadLetterReason(error: unknown): DeadLetterReason {
+  const root =
+    error instanceof UnrecoverableError && error.cause instanceof EventValidationError
+      ? error.cause
+      : error;
+  if (root instanceof EventValidationError) return "invalid_payload";
+  if (error instanceof UnrecoverableError) return "unrecoverable";
+  if (error instanceof HandlerTimeoutError) return "timeout";
+  return "max_attempts";
+}
+
+/**
+ * Hand in-process deliveries that failed for good (after the retry middleware gave up, or at once
+ * for `UnrecoverableError`) to a dead-letter sink, with reason, attempts and the last error. The
+ * failure is then counted as dead-lettered rather than thrown. If the sink itself fails, the
+ * original error is thrown so the failure is still counted and logged.
+ */
+export function deadLetter(options: DeadLetterOptions): Middleware {
+  const { sink } = options;
+  return defineMiddleware("dead-letter", function deadLetter(next, scope) {
+    return async (event, context) => {
+      const ctx = context as DeliveryContext;
+      try {
+        await next(event, ctx);
+      } catch (error) {
+        try {
+          await sink.deadLetter({
+            envelope: event,
+            subscriber: scope.subscription,
+            reason: deadLetterReason(error),
+            attempts: ctx.attempt,
+            error: serializeError(error),
+            failedAt: new Date().toISOString(),
+            origin: "router",
+          });
+        } catch (sinkError) {
+          scope.logger.error(
+            { err: sinkError, eventId: event.id, subscription: scope.subscription },
+            `dead-letter sink failed for ${event.type}; the delivery is reported as failed`,
+          );
+          throw error;
+        }
+        ctx.outcome = "dead_lettered";
+        scope.counters.deadLettered();
+      }
+    };
+  });
+}

@@ -1,0 +1,93 @@
+import type { DeliveryContext } from "../context";
+import { HandlerTimeoutError } from "../errors";
+import { type HandlerFn, type Middleware, defineMiddleware } from "./types";
+
+/** Options of {@link timeout}. */
+export interface TimeoutOptions {
+  /** Longest one attempt may run, in ms. `0` disables the timeout. */
+  readonly ms: number;
+}
+
+interface Pending {
+  readonly deadline: number;
+  readonly ctx: DeliveryContext;
+  reject: ((error: unknown) => void) | undefined;
+  settled: boolean;
+}
+
+/**
+ * Bound each attempt: past `ms` the attempt's `ctx.signal` is aborted with a
+ * {@link HandlerTimeoutError} and the attempt fails with it (a retry, if configured, follows).
+ * A synchronous handler cannot be interrupted; one that blocks the event loop shows up in health.
+ *
+ * One timer serves a whole subscription: deadlines of one subscription come in start order, so a
+ * FIFO of pending attempts and a single timer armed for the oldest replace a timer per event.
+ */
+export function timeout(options: TimeoutOptions): Middleware {
+  const { ms } = options;
+  if (!(ms >= 0) || !Number.isFinite(ms))
+    throw new RangeError(`timeout: ms must be a finite number ≥ 0, got ${ms}`);
+  return defineMiddleware("timeout", function timeout(next, scope): HandlerFn {
+    if (ms === 0) return next;
+    const fifo: Pending[] = [];
+    let head = 0;
+    let timer: NodeJS.Timeout | undefined;
+
+    const compact = () => {
+      while (head < fifo.length && fifo[head]!.settled) head++;
+      if (head > 1024 && head * 2 > fifo.length) {
+        fifo.splice(0, head);
+        head = 0;
+      }
+    };
+    const arm = () => {
+      compact();
+      if (timer || head >= fifo.length) return;
+      timer = setTimeout(fire, Math.max(0, fifo[head]!.deadline - performance.now()));
+      timer.unref();
+    };
+    const fire = () => {
+      timer = undefined;
+      const now = performance.now();
+      compact();
+      while (head < fifo.length && fifo[head]!.deadline <= now) {
+        const pending = fifo[head++]!;
+        if (pending.settled) continue;
+        pending.settled = true;
+        const error = new HandlerTimeoutError(scope.subscription, ms);
+        scope.counters.timedOut();
+        pending.ctx.abort(error);
+        pending.reject?.(error);
+      }
+      arm();
+    };
+
+    return (event, ctx) => {
+      const result = next(event, ctx);
+      if (!result || typeof result.then !== "function") return result;
+      const pending: Pending = {
+        deadline: performance.now() + ms,
+        ctx: ctx as DeliveryContext,
+        reject: undefined,
+        settled: false,
+      };
+      fifo.push(pending);
+      arm();
+      return new Promise<void>((resolve, reject) => {
+        pending.reject = reject;
+        result.then(
+          () => {
+            if (pending.settled) return;
+            pending.settled = true;
+            resolve();
+          },
+          (error: unknown) => {
+            if (pending.settled) return;
+            pending.settled = true;
+            reject(error);
+          },
+        );
+      });
+    };
+  });
+}

@@ -1,0 +1,771 @@
+import {
+  type AnyCatalog,
+  type Envelope,
+  type EventInput,
+  type EventOf,
+  type EventType,
+  type PipelineCatalog,
+  createEnvelope,
+  pipelineCatalog,
+  uuidv7,
+} from "@switchyard/event-schema";
+import { type BackoffOptions, abortReason } from "./backoff";
+import type { HandlerContext } from "./context";
+import { RouterClosedError } from "./errors";
+import { type HealthCheckResult, healthFrom } from "./health";
+import { type Logger, childLogger, silentLogger } from "./logger";
+import { AuditLog, audit } from "./middleware/audit";
+import { deadLetter } from "./middleware/dead-letter";
+import { type RetryOptions, retry } from "./middleware/retry";
+import { timeout } from "./middleware/timeout";
+import type { HandlerFn, Middleware } from "./middleware/types";
+import { validation } from "./middleware/validation";
+import { type MatchedType, type Pattern, resolvePatterns } from "./pattern";
+import {
+  type Counters,
+  LocalSubscription,
+  type Overflow,
+  type SubscribeOptions,
+  type SubscriptionHost,
+  type SubscriptionStats,
+  emptyCounters,
+} from "./subscription";
+import { childTraceparent } from "./trace";
+import type { DeadLetterSink, Transport, TransportSubscription } from "./transport";
+
+/** Defaults applied to every subscription unless it sets its own. */
+export interface SubscriptionDefaults {
+  /** @defaultValue 1 */
+  readonly concurrency?: number;
+  /** @defaultValue 30_000 */
+  readonly timeoutMs?: number;
+  /** @defaultValue 1024 */
+  readonly queueSize?: number;
+  /** @defaultValue "wait" */
+  readonly overflow?: Overflow;
+  /** @defaultValue 5 */
+  readonly maxAttempts?: number;
+  /** @defaultValue 30_000 */
+  readonly leaseMs?: number;
+  readonly backoff?: BackoffOptions;
+}
+
+/** Options of {@link createRouter}. */
+export interface RouterOptions<C extends AnyCatalog> {
+  /** The event catalog: every published and subscribed type must be in it. */
+  readonly catalog: C;
+  /** Where the router logs (pino-compatible). @defaultValue silent */
+  readonly logger?: Logger;
+  /** Envelope `source` when a publish names none. @defaultValue "switchyard" */
+  readonly source?: string;
+  /**
+   * Durable path to other processes. Event types marked `durable` in the catalog are published to
+   * it and received from it; the others stay in process. @defaultValue none (everything in process)
+   */
+  readonly transport?: Transport;
+  /** Close the transport on shutdown. @defaultValue true */
+  readonly closeTransport?: boolean;
+  /** Validate payloads against the catalog on publish. @defaultValue true */
+  readonly validate?: boolean;
+  /** Middleware for every subscription, composed in stage order with each subscription's own. */
+  readonly middleware?: readonly Middleware[];
+  /** In-process retry policy for every subscription; `false` for none. @defaultValue false */
+  readonly retry?: RetryOptions | false;
+  /**
+   * Dead-letter sink: in-process deliveries that fail for good go here (via the `deadLetter`
+   * middleware), and it is passed to the transport for durable ones. @defaultValue none
+   */
+  readonly deadLetter?: DeadLetterSink;
+  /** Keep a bounded audit log of delivery outcomes (`router.auditLog`). @defaultValue false */
+  readonly audit?: boolean | { readonly capacity?: number };
+  /** Log handlers slower than this, in ms ("handler … took …"). @defaultValue 1000 */
+  readonly slowHandlerMs?: number;
+  readonly subscriptionDefaults?: SubscriptionDefaults;
+}
+
+/** Options of {@link Router.publish}. */
+export interface PublishOptions {
+  /** Envelope `source`. @defaultValue the router's `source` */
+  readonly source?: string;
+  /** Envelope id, the idempotency key on durable paths. @defaultValue a new UUIDv7 */
+  readonly id?: string;
+  /** @defaultValue the payload's `config_key` */
+  readonly subject?: string;
+  readonly traceparent?: string;
+  readonly correlationid?: string;
+  readonly causationid?: string;
+  /**
+   * The event whose handling caused this one: fills `causationid`, `correlationid` and a child
+   * `traceparent` unless given explicitly.
+   */
+  readonly causedBy?: Envelope;
+  /** Aborts waiting for queue room (backpressure) or for the transport. */
+  readonly signal?: AbortSignal;
+}
+
+/** One item of {@link Router.publishBatch}. */
+export type PublishItem<C extends AnyCatalog> = {
+  [T in EventType<C>]: {
+    readonly type: T;
+    readonly data: EventInput<T, C>;
+    readonly options?: PublishOptions;
+  };
+}[EventType<C>];
+
+/** The envelope union a pattern delivers. */
+export type EventFor<C extends AnyCatalog, P> = {
+  [T in MatchedType<C, P>]: EventOf<T, C>;
+}[MatchedType<C, P>];
+
+/** A typed handler for the events a pattern matches. */
+export type Handler<C extends AnyCatalog, P> = (
+  event: EventFor<C, P>,
+  ctx: HandlerContext<C>,
+) => void | Promise<void>;
+
+/**
+ * Returned by `subscribe`: call it (or let `using` dispose it) to unsubscribe. Unsubscribing stops
+ * new deliveries at once, discards the subscription's backlog, lets in-flight handlers finish and
+ * closes its transport subscription. Calling it again does nothing.
+ */
+export interface Subscription extends Disposable {
+  (): void;
+  readonly name: string;
+  /** The catalog types this subscription receives. */
+  readonly types: readonly string[];
+  /** Resolves when the transport subscription (if any) is active; rejects if it failed to start. */
+  readonly ready: Promise<void>;
+}
+
+/** Router-wide numbers: totals plus one entry per live subscription. */
+export interface RouterStats {
+  readonly subscriptionCount: number;
+  /** Events accepted by `publish` (local and durable). */
+  readonly published: number;
+  /** Of those, events handed to the transport. */
+  readonly publishedDurable: number;
+  readonly delivered: number;
+  readonly failed: number;
+  readonly retried: number;
+  readonly deduplicated: number;
+  readonly deadLettered: number;
+  readonly timedOut: number;
+  readonly dropped: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly subscriptions: readonly SubscriptionStats[];
+}
+
+/** A subscription as listed by {@link Router.listSubscriptions}. */
+export interface SubscriptionInfo {
+  readonly name: string;
+  readonly types: readonly string[];
+  readonly durableTypes: readonly string[];
+  readonly concurrency: number;
+  readonly queueDepth: number;
+  readonly inFlight: number;
+  readonly transport: SubscriptionStats["transport"];
+}
+
+const DEFAULTS = {
+  concurrency: 1,
+  timeoutMs: 30_000,
+  queueSize: 1024,
+  overflow: "wait" as Overflow,
+  maxAttempts: 5,
+  leaseMs: 30_000,
+};
+
+/**
+ * The in-process event bus. Create one with {@link createRouter}; see the package README for the
+ * delivery contract. `await using router = createRouter(…)` shuts it down at scope end.
+ */
+export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisposable {
+  readonly catalog: C;
+  /** The audit log, when the router was created with `audit`. */
+  readonly auditLog: AuditLog | undefined;
+  readonly transport: Transport | undefined;
+
+  readonly #logger: Logger;
+  readonly #source: string;
+  readonly #validate: boolean;
+  readonly #defaults: Required<Omit<SubscriptionDefaults, "backoff">> & {
+    backoff?: BackoffOptions;
+  };
+  readonly #middleware: readonly Middleware[];
+  readonly #deadLetter: DeadLetterSink | undefined;
+  readonly #closeTransport: boolean;
+  readonly #shutdownController = new AbortController();
+  readonly #host: SubscriptionHost;
+
+  #subscriptions = new Set<LocalSubscription>();
+  /** Local dispatch index: event type → subscriptions receiving it in process. Copy-on-write. */
+  #byType = new Map<string, readonly LocalSubscription[]>();
+  #retired: Counters = emptyCounters();
+  #published = 0;
+  #publishedDurable = 0;
+  #closing: Promise<void> | undefined;
+  #transportClosers = new Set<Promise<unknown>>();
+
+  constructor(options: RouterOptions<C>) {
+    this.catalog = options.catalog;
+    this.#logger = options.logger ?? silentLogger;
+    this.#source = options.source ?? "switchyard";
+    this.#validate = options.validate ?? true;
+    this.transport = options.transport;
+    this.#closeTransport = options.closeTransport ?? true;
+    this.#deadLetter = options.deadLetter;
+    this.#defaults = { ...DEFAULTS, ...options.subscriptionDefaults };
+    this.auditLog = options.audit
+      ? new AuditLog(typeof options.audit === "object" ? options.audit : {})
+      : undefined;
+    this.#middleware = [
+      ...(this.auditLog ? [audit({ log: this.auditLog })] : []),
+      ...(options.deadLetter ? [deadLetter({ sink: options.deadLetter })] : []),
+      ...(options.retry ? [retry(options.retry)] : []),
+      ...(options.middleware ?? []),
+    ];
+    this.#host = {
+      catalog: this.catalog,
+      logger: this.#logger,
+      slowHandlerMs: options.slowHandlerMs ?? 1000,
+      shutdownSignal: this.#shutdownController.signal,
+      publishCausedBy: (type, data, cause, opts) =>
+        this.#publish(type, data, { ...opts, causedBy: cause }),
+    };
+  }
+
+  /** Whether `shutdown` was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Validate, wrap in an envelope and dispatch one event. Resolves with the envelope once every
+   * local subscription has queued it (waiting for room under backpressure) and, for durable types
+   * with a transport, once the transport stored it. Rejects with `EventValidationError` (nothing is
+   * delivered) for an unknown type or a bad payload, and with `RouterClosedError` after shutdown.
+   *
+   * @example
+   * ```ts
+   * await router.publish("MODEL_PROMOTED", { config_key: "hex8_2p", model_path: "m.pt", elo: 1612 }, { source: "promoter" });
+   * ```
+   */
+  publish<T extends EventType<C>>(
+    type: T,
+    data: EventInput<T, C>,
+    options?: PublishOptions,
+  ): Promise<EventOf<T, C>> {
+    return this.#publish(type, data, options) as Promise<EventOf<T, C>>;
+  }
+
+  /**
+   * Publish several events: all are validated first (one bad payload rejects the whole batch,
+   * nothing delivered), durable ones go to the transport in one atomic call.
+   */
+  async publishBatch(
+    items: readonly PublishItem<C>[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Envelope[]> {
+    this.#assertOpen();
+    const envelopes = items.map((item) => this.#envelope(item.type, item.data, item.options));
+    const durable = envelopes.filter((e) => this.#isBridged(e.type));
+    if (durable.length > 0) await this.transport!.publish(durable, options);
+    const waits: Promise<void>[] = [];
+    for (const e of envelopes) if (!this.#isBridged(e.type)) this.#dispatch(e, waits);
+    if (waits.length > 0) await Promise.all(waits);
+    this.#published += envelopes.length;
+    this.#publishedDurable += durable.length;
+    return envelopes;
+  }
+
+  /**
+   * Handle events matching a pattern: an exact type, `"*"`, or a prefix such as `"TRAINING_*"`
+   * (or a list of them). Each subscription has its own bounded queue and workers, so a slow or
+   * failing handler never holds up another. Durable types arrive through the transport when the
+   * router has one (at-least-once, shared by every process using the same `name`).
+   *
+   * @example
+   * ```ts
+   * using sub = router.subscribe("TRAINING_*", async (event, ctx) => {
+   *   if (event.type === "TRAINING_COMPLETED") await ctx.publish("EVALUATION_COMPLETED", await evaluate(event.data, ctx.signal));
+   * }, { name: "evaluator" });
+   * ```
+   */
+  subscribe<const P extends Pattern<C>>(
+    pattern: P | readonly P[],
+    handler: Handler<C, P>,
+    options: SubscribeOptions = {},
+  ): Subscription {
+    this.#assertOpen();
+    const patterns: readonly string[] = typeof pattern === "string" ? [pattern] : pattern;
+    const types = resolvePatterns(this.catalog, patterns);
+    const durableTypes = this.transport ? types.filter((t) => this.catalog.isDurable(t)) : [];
+    const name = options.name ?? (handler.name || `subscription-${uuidv7().slice(-12)}`);
+    if (durableTypes.length > 0 && options.name === undefined && !options.ephemeral) {
+      throw new TypeError(
+        `subscribe(${patterns.join(", ")}): durable types (${durableTypes.join(", ")}) arrive through the ` +
+          `${this.transport!.name} transport, which tracks delivery per subscriber name. Pass a stable { name }.`,
+      );
+    }
+    const d = this.#defaults;
+    const timeoutMs = options.timeoutMs ?? d.timeoutMs;
+    const own = [
+      ...(timeoutMs > 0 ? [timeout({ ms: timeoutMs })] : []),
+      ...(options.middleware ?? []),
+    ];
+    const sub = new LocalSubscription(
+      {
+        name,
+        types,
+        durableTypes,
+        concurrency: positiveInt("concurrency", options.concurrency ?? d.concurrency),
+        queueSize: positiveInt("queueSize", options.queueSize ?? d.queueSize),
+        overflow: options.overflow ?? d.overflow,
+      },
+      this.#host,
+      handler as unknown as HandlerFn,
+      {
+        local: [...this.#middleware, ...own],
+        transport: [validation(), ...this.#middleware, ...own],
+      },
+      childLogger(this.#logger, { subscription: name }),
+    );
+    this.#subscriptions.add(sub);
+    this.#index();
+
+    let ready: Promise<void> = Promise.resolve();
+    if (durableTypes.length > 0) {
+      sub.transportState = "starting";
+      sub.transportSubscription = this.transport!.subscribe({
+        subscriber: name,
+        types: durableTypes,
+        handler: (delivery) => sub.deliver(delivery),
+        concurrency: sub.concurrency,
+        leaseMs: options.leaseMs ?? d.leaseMs,
+        maxAttempts: options.maxAttempts ?? d.maxAttempts,
+        ...((options.backoff ?? d.backoff) ? { backoff: options.backoff ?? d.backoff } : {}),
+        ...(this.#deadLetter ? { deadLetter: this.#deadLetter } : {}),
+        ...(options.ephemeral ? { ephemeral: true } : {}),
+      });
+      ready = sub.transportSubscription.then(
+        () => {
+          if (sub.transportState === "starting") sub.transportState = "active";
+        },
+        (error: unknown) => {
+          sub.transportState = "failed";
+          sub.lastError = {
+            message: String((error as Error)?.message ?? error),
+            at: new Date().toISOString(),
+          };
+          this.#logger.error(
+            { err: error, subscription: name },
+            `transport subscription ${name} failed to start`,
+          );
+          throw error;
+        },
+      );
+      ready.catch(() => {}); // reported through health and `ready`; never an unhandled rejection
+    }
+
+    let done = false;
+    const unsubscribe = () => {
+      if (done) return;
+      done = true;
+      options.signal?.removeEventListener("abort", unsubscribe);
+      this.#remove(sub, true);
+    };
+    if (options.signal?.aborted) unsubscribe();
+    options.signal?.addEventListener("abort", unsubscribe, { once: true });
+    return Object.assign(unsubscribe, {
+      [Symbol.dispose]: unsubscribe,
+      types,
+      ready,
+    });
+  }
+
+  /**
+   * The matching events as an async iterator, buffered by a subscription queue (backpressure).
+   * Aborting `signal` or leaving the loop unsubscribes and ends the iteration.
+   *
+   * @example
+   * ```ts
+   * for await (const event of router.events("MODEL_PROMOTED", { signal })) console.log(event.data.elo);
+   * ```
+   */
+  events<const P extends Pattern<C>>(
+    pattern: P | readonly P[],
+    options: { signal?: AbortSignal; name?: string; queueSize?: number } = {},
+  ): AsyncIterableIterator<EventFor<C, P>> {
+    type E = EventFor<C, P>;
+    const ready: { event: E; taken: () => void }[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const end = () => {
+      ended = true;
+      unsubscribe();
+      for (const item of ready.splice(0)) item.taken();
+      wake?.();
+    };
+    const unsubscribe = this.subscribe(
+      pattern,
+      (event: E) =>
+        new Promise<void>((taken) => {
+          if (ended) return taken();
+          ready.push({ event, taken });
+          wake?.();
+        }),
+      {
+        name: options.name ?? `events-${uuidv7().slice(-12)}`,
+        ephemeral: true,
+        timeoutMs: 0,
+        ...(options.queueSize ? { queueSize: options.queueSize } : {}),
+      },
+    );
+    options.signal?.addEventListener("abort", end, { once: true });
+    if (options.signal?.aborted) end();
+    const iterator: AsyncIterableIterator<E> = {
+      next: async () => {
+        for (;;) {
+          const item = ready.shift();
+          if (item) {
+            item.taken();
+            return { value: item.event, done: false };
+          }
+          if (ended) return { value: undefined, done: true };
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+      },
+      return: async () => {
+        end();
+        options.signal?.removeEventListener("abort", end);
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /**
+   * The next event matching a pattern (and `predicate`). Rejects with the signal's reason on abort,
+   * or with a `TimeoutError` after `timeoutMs`.
+   *
+   * @example
+   * ```ts
+   * const promoted = await router.waitFor("MODEL_PROMOTED", { predicate: (e) => e.subject === "hex8_2p", timeoutMs: 60_000 });
+   * ```
+   */
+  waitFor<const P extends Pattern<C>>(
+    pattern: P | readonly P[],
+    options: {
+      predicate?: (event: EventFor<C, P>) => boolean;
+      signal?: AbortSignal;
+      timeoutMs?: number;
+    } = {},
+  ): Promise<EventFor<C, P>> {
+    const signals = [
+      options.signal,
+      options.timeoutMs !== undefined ? AbortSignal.timeout(options.timeoutMs) : undefined,
+    ];
+    const signal = AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(abortReason(signal));
+      const stop = () => {
+        unsubscribe();
+        reject(abortReason(signal));
+      };
+      const unsubscribe = this.subscribe(
+        pattern,
+        (event: EventFor<C, P>) => {
+          if (options.predicate && !options.predicate(event)) return;
+          signal.removeEventListener("abort", stop);
+          unsubscribe();
+          resolve(event);
+        },
+        { name: `waitFor-${uuidv7().slice(-12)}`, ephemeral: true, timeoutMs: 0 },
+      );
+      signal.addEventListener("abort", stop, { once: true });
+    });
+  }
+
+  /** Every live subscription with its types and current load. */
+  listSubscriptions(): SubscriptionInfo[] {
+    return [...this.#subscriptions].map((s) => ({
+      name: s.name,
+      types: s.types,
+      durableTypes: s.durableTypes,
+      concurrency: s.concurrency,
+      queueDepth: s.queueDepth,
+      inFlight: s.inFlight,
+      transport: s.transportState,
+    }));
+  }
+
+  /** Totals and per-subscription numbers, including handler duration percentiles. */
+  getStats(): RouterStats {
+    const subscriptions = [...this.#subscriptions].map((s) => s.stats());
+    const total = { ...this.#retired };
+    let inFlight = 0;
+    let queued = 0;
+    for (const s of subscriptions) {
+      for (const key of Object.keys(total) as (keyof Counters)[]) total[key] += s[key];
+      inFlight += s.inFlight;
+      queued += s.queueDepth;
+    }
+    return {
+      subscriptionCount: subscriptions.length,
+      published: this.#published,
+      publishedDurable: this.#publishedDurable,
+      ...total,
+      inFlight,
+      queued,
+      subscriptions,
+    };
+  }
+
+  /**
+   * Healthy, degraded (a queue nearly full, many recent failures) or unhealthy (shut down, a
+   * transport subscription failed), with the numbers behind it.
+   */
+  healthCheck(): HealthCheckResult {
+    const stats = this.getStats();
+    const problems: { severity: "degraded" | "unhealthy"; message: string }[] = [];
+    if (this.closed) problems.push({ severity: "unhealthy", message: "router is shut down" });
+    for (const sub of this.#subscriptions) {
+      if (sub.transportState === "failed") {
+        problems.push({
+          severity: "unhealthy",
+          message: `transport subscription ${sub.name} failed: ${sub.lastError?.message}`,
+        });
+      }
+      if (sub.queueDepth >= sub.queueSize * 0.9) {
+        problems.push({
+          severity: "degraded",
+          message: `${sub.name} queue ${sub.queueDepth}/${sub.queueSize}`,
+        });
+      }
+      const { rate, samples } = sub.recentFailureRate();
+      if (samples >= 5 && rate > 0.5) {
+        problems.push({
+          severity: "degraded",
+          message: `${sub.name} failed ${Math.round(rate * 100)}% of its last ${samples} deliveries`,
+        });
+      }
+    }
+    const { subscriptions: _subs, ...totals } = stats;
+    return healthFrom(
+      problems,
+      `${stats.subscriptionCount} subscriptions, ${stats.published} published, ${stats.delivered} delivered`,
+      { ...totals, transport: this.transport?.name ?? null },
+    );
+  }
+
+  /** Resolves when every local subscription has nothing queued or running. */
+  async drain(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const idle = Promise.all([...this.#subscriptions].map((s) => s.idle())).then(() => {});
+    if (!options.signal) return idle;
+    const signal = options.signal;
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(abortReason(signal));
+      const onAbort = () => reject(abortReason(signal));
+      signal.addEventListener("abort", onAbort, { once: true });
+      void idle.then(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Stop accepting publishes and subscriptions, close transport subscriptions (they finish
+   * in-flight deliveries), let local queues drain for up to `timeoutMs`, then abort what still runs
+   * and drop what is still queued; finally close the transport (unless `closeTransport: false`).
+   * Idempotent: every call returns the same promise.
+   */
+  shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#shutdown(options.timeoutMs ?? 10_000);
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  async #shutdown(timeoutMs: number): Promise<void> {
+    const subs = [...this.#subscriptions];
+    for (const sub of subs) sub.deactivate(false);
+    const closers = subs.map((sub) => this.#closeTransportSubscription(sub));
+    const drained = Promise.all([
+      ...subs.map((s) => s.idle()),
+      ...closers,
+      ...this.#transportClosers,
+    ]);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    });
+    const result = await Promise.race([drained.then(() => "drained" as const), deadline]);
+    clearTimeout(timer);
+    if (result === "timeout") {
+      this.#logger.warn(
+        { timeoutMs },
+        `router shutdown: in-flight handlers still running after ${timeoutMs} ms; aborting them`,
+      );
+      this.#shutdownController.abort(new RouterClosedError());
+      for (const sub of subs) sub.deactivate(true);
+    } else {
+      this.#shutdownController.abort(new RouterClosedError());
+    }
+    for (const sub of subs) this.#remove(sub, true);
+    if (this.transport && this.#closeTransport) await this.transport.close();
+  }
+
+  #publish(type: string, data: unknown, options: PublishOptions = {}): Promise<Envelope> {
+    try {
+      this.#assertOpen();
+      const envelope = this.#envelope(type, data, options);
+      if (this.#isBridged(type)) {
+        return this.transport!.publish(
+          [envelope],
+          options.signal ? { signal: options.signal } : {},
+        ).then(() => {
+          this.#published++;
+          this.#publishedDurable++;
+          return envelope;
+        });
+      }
+      this.#published++;
+      const waits: Promise<void>[] = [];
+      this.#dispatch(envelope, waits);
+      if (waits.length === 0) return Promise.resolve(envelope);
+      return Promise.all(waits).then(() => envelope);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #envelope(type: string, data: unknown, options: PublishOptions = {}): Envelope {
+    const payload = this.#validate
+      ? this.catalog.parse(type, data)
+      : (this.catalog.get(type), data);
+    const cause = options.causedBy;
+    return createEnvelope({
+      type,
+      data: payload,
+      source: options.source ?? this.#source,
+      id: options.id,
+      subject: options.subject,
+      dataversion: this.catalog.get(type).version,
+      traceparent: options.traceparent ?? childTraceparent(cause?.traceparent),
+      correlationid:
+        options.correlationid ?? (cause ? (cause.correlationid ?? cause.id) : undefined),
+      causationid: options.causationid ?? cause?.id,
+    });
+  }
+
+  #dispatch(envelope: Envelope, waits: Promise<void>[]): void {
+    const subs = this.#byType.get(envelope.type);
+    if (!subs) return;
+    for (const sub of subs) {
+      const wait = sub.offer(envelope);
+      if (wait) waits.push(wait);
+    }
+  }
+
+  #isBridged(type: string): boolean {
+    return this.transport !== undefined && this.catalog.isDurable(type);
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new RouterClosedError();
+  }
+
+  #index(): void {
+    const byType = new Map<string, LocalSubscription[]>();
+    for (const sub of this.#subscriptions) {
+      if (!sub.active) continue;
+      for (const type of sub.types) {
+        if (sub.durableTypes.includes(type)) continue; // arrives through the transport
+        const list = byType.get(type);
+        if (list) list.push(sub);
+        else byType.set(type, [sub]);
+      }
+    }
+    this.#byType = byType;
+  }
+
+  #remove(sub: LocalSubscription, discard: boolean): void {
+    if (!this.#subscriptions.has(sub)) return;
+    sub.deactivate(discard);
+    this.#subscriptions.delete(sub);
+    this.#index();
+    for (const key of Object.keys(this.#retired) as (keyof Counters)[])
+      this.#retired[key] += sub.counters[key];
+    const closing = this.#closeTransportSubscription(sub);
+    this.#transportClosers.add(closing);
+    void closing.finally(() => this.#transportClosers.delete(closing));
+  }
+
+  #closeTransportSubscription(sub: LocalSubscription): Promise<void> {
+    const pending = sub.transportSubscription;
+    if (!pending) return Promise.resolve();
+    sub.transportSubscription = undefined;
+    return pending
+      .then((ts: TransportSubscription) => ts.close())
+      .then(
+        () => {
+          sub.transportState = "closed";
+        },
+        (error: unknown) => {
+          this.#logger.warn(
+            { err: error, subscription: sub.name },
+            `closing transport subscription ${sub.name} failed`,
+          );
+        },
+      );
+  }
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`subscribe: ${name} must be an integer ≥ 1, got ${value}`);
+  return value;
+}
+
+/**
+ * Create a router over a catalog.
+ *
+ * @example
+ * ```ts
+ * await using router = createRouter({ catalog: pipelineCatalog, transport: sqliteTransport({ path }) });
+ * ```
+ */
+export function createRouter<C extends AnyCatalog>(options: RouterOptions<C>): Router<C> {
+  return new Router(options);
+}
+
+let defaultRouter: Router<AnyCatalog> | undefined;
+
+/**
+ * The process-wide router, created on first use (with `options`, or over the pipeline catalog).
+ * Passing options once it exists is an error: configure it before anything else uses it.
+ */
+export function getRouter<C extends AnyCatalog = PipelineCatalog>(
+  options?: RouterOptions<C>,
+): Router<C> {
+  if (defaultRouter && options) {
+    throw new Error(
+      "getRouter: the process-wide router already exists; pass options only on the first call, or resetRouter() first.",
+    );
+  }
+  defaultRouter ??= new Router<AnyCatalog>(options ?? { catalog: pipelineCatalog });
+  return defaultRouter as unknown as Router<C>;
+}
+
+/** Shut the process-wide router down and forget it (tests, recovery). The next `getRouter()` makes a fresh one. */
+export async function resetRouter(options?: { timeoutMs?: number }): Promise<void> {
+  const router = defaultRouter;
+  defaultRouter = undefined;
+  await router?.shutdown(options);
+}

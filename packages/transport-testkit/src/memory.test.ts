@@ -1,0 +1,19 @@
+import { MemoryStore, MemoryTransport } from "@switchyard/router";
+import { runTransportSuite } from "./suite";
+
+// The reference implementation must pass its own contract. Handles share one store per test,
+// like processes sharing one database.
+runTransportSuite({
+  name: "memory",
+  harness: async () => {
+    const store = new MemoryStore();
+    return {
+      connect: ({ deadLetter } = {}) =>
+        new MemoryTransport({ store, drainTimeoutMs: 2000, ...(deadLetter ? { deadLetter } : {}) }),
+      cleanup: async () => {},
+    };
+  },
+  features: {
+    reconnect: { skip: "in process: there is no connection to lose" },
+  },
+});
