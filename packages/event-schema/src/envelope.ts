@@ -94,7 +94,7 @@ export function createEnvelope<T extends string, D>(
     source: options.source,
     time:
       now !== undefined
-        ? new Date(now).toISOString()
+        ? isoTime(now)
         : options.time instanceof Date
           ? options.time.toISOString()
           : (options.time as string),
@@ -108,6 +108,17 @@ export function createEnvelope<T extends string, D>(
   if (options.correlationid !== undefined) envelope.correlationid = options.correlationid;
   if (options.causationid !== undefined) envelope.causationid = options.causationid;
   return envelope;
+}
+
+// `toISOString` costs more than the rest of an envelope; events come many per millisecond.
+let cachedMs = -1;
+let cachedIso = "";
+function isoTime(ms: number): string {
+  if (ms !== cachedMs) {
+    cachedMs = ms;
+    cachedIso = new Date(ms).toISOString();
+  }
+  return cachedIso;
 }
 
 function configKeyOf(data: unknown): string | undefined {

@@ -1,31 +1,39 @@
 import { randomFillSync } from "node:crypto";
 
-// Random bytes are drawn in blocks: one syscall per 256 ids instead of one per id.
-const POOL_SIZE = 256 * 10;
-const pool = new Uint8Array(POOL_SIZE);
-let poolOffset = POOL_SIZE;
-
+// Random bits are drawn in blocks and hex-encoded once: one syscall and one encode per 256 ids.
+const BLOCK_IDS = 256;
+const RANDOM_HEX_PER_ID = 16; // 62 random bits of rand_b, hex-encoded (variant applied per id)
+let randomHex = "";
+let randomOffset = 0;
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const VARIANT = "89ab";
 
 let lastMs = -1;
 let sequence = 0;
+let prefix = "";
+
+function refill(): void {
+  const bytes = new Uint8Array(BLOCK_IDS * (RANDOM_HEX_PER_ID / 2));
+  randomFillSync(bytes);
+  randomHex = Buffer.from(bytes.buffer).toString("hex");
+  randomOffset = 0;
+}
+
+function randomNibble(): number {
+  if (randomOffset >= randomHex.length) refill();
+  return parseInt(randomHex[randomOffset++]!, 16);
+}
 
 /**
  * A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits. Ids created in the same
  * process sort in creation order, also within one millisecond (a 12-bit counter seeded randomly).
  */
 export function uuidv7(now: number = Date.now()): string {
-  if (poolOffset + 10 > POOL_SIZE) {
-    randomFillSync(pool);
-    poolOffset = 0;
-  }
-  const r = poolOffset;
-  poolOffset += 10;
-
   let ms = now;
   if (ms > lastMs) {
     lastMs = ms;
-    sequence = ((pool[r]! << 4) | (pool[r + 1]! >> 4)) & 0x7ff; // random start, room to count up
+    sequence = (randomNibble() << 7) | (randomNibble() << 3) | (randomNibble() >> 1); // random start, room to count up
+    prefix = timePrefix(ms);
   } else {
     ms = lastMs;
     sequence++;
@@ -33,9 +41,27 @@ export function uuidv7(now: number = Date.now()): string {
       // Counter exhausted within one millisecond: borrow the next millisecond to stay monotonic.
       lastMs = ms = lastMs + 1;
       sequence = 0;
+      prefix = timePrefix(ms);
     }
   }
+  if (randomOffset + RANDOM_HEX_PER_ID > randomHex.length) refill();
+  const r = randomHex.slice(randomOffset, randomOffset + RANDOM_HEX_PER_ID);
+  randomOffset += RANDOM_HEX_PER_ID;
+  return (
+    prefix +
+    "7" +
+    HEX[sequence >>> 8]![1] +
+    HEX[sequence & 0xff] +
+    "-" +
+    VARIANT[parseInt(r[0]!, 16) & 3] +
+    r.slice(1, 4) +
+    "-" +
+    r.slice(4, 16)
+  );
+}
 
+/** "tttttttt-tttt-" for a millisecond timestamp. */
+function timePrefix(ms: number): string {
   const high = Math.floor(ms / 0x1000000); // upper 24 bits of the 48-bit timestamp
   const low = ms % 0x1000000; // lower 24 bits
   return (
@@ -46,19 +72,7 @@ export function uuidv7(now: number = Date.now()): string {
     "-" +
     HEX[(low >>> 8) & 0xff]! +
     HEX[low & 0xff]! +
-    "-" +
-    HEX[0x70 | (sequence >>> 8)]! +
-    HEX[sequence & 0xff]! +
-    "-" +
-    HEX[0x80 | (pool[r + 2]! & 0x3f)]! +
-    HEX[pool[r + 3]!]! +
-    "-" +
-    HEX[pool[r + 4]!]! +
-    HEX[pool[r + 5]!]! +
-    HEX[pool[r + 6]!]! +
-    HEX[pool[r + 7]!]! +
-    HEX[pool[r + 8]!]! +
-    HEX[pool[r + 9]!]!
+    "-"
   );
 }
 

@@ -66,6 +66,16 @@ export type DeliveryOutcome = "ok" | "deduplicated" | "dead_lettered";
 export class DeliveryContext implements HandlerContext {
   attempt: number;
   outcome: DeliveryOutcome = "ok";
+  /** performance.now() at start; set by the subscription runtime. */
+  startedAt = 0;
+  /** performance.now() past which the attempt times out (runtime-native timeout). */
+  deadline = 0;
+  /** The runtime recorded an outcome (success, failure or timeout). */
+  settled = false;
+  /** Timed out: the worker that awaits it was replaced and must not touch the subscription. */
+  abandoned = false;
+  /** Rejects the awaited delivery early (transport deliveries on timeout). */
+  interrupt: ((error: unknown) => void) | undefined;
   #controller: AbortController | undefined;
   #abortedWith: unknown;
   #logger: Logger | undefined;

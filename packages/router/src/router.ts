@@ -310,8 +310,14 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     }
     const d = this.#defaults;
     const timeoutMs = options.timeoutMs ?? d.timeoutMs;
+    // Under a retry middleware each attempt needs its own timeout: the timeout middleware sits
+    // inside retry. Otherwise the subscription runtime times deliveries out natively (no wrapper
+    // promise per event).
+    const retries = [...this.#middleware, ...(options.middleware ?? [])].some(
+      (m) => m.stage === "retry",
+    );
     const own = [
-      ...(timeoutMs > 0 ? [timeout({ ms: timeoutMs })] : []),
+      ...(retries && timeoutMs > 0 ? [timeout({ ms: timeoutMs })] : []),
       ...(options.middleware ?? []),
     ];
     const sub = new LocalSubscription(
@@ -322,6 +328,7 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
         concurrency: positiveInt("concurrency", options.concurrency ?? d.concurrency),
         queueSize: positiveInt("queueSize", options.queueSize ?? d.queueSize),
         overflow: options.overflow ?? d.overflow,
+        timeoutMs: retries ? 0 : timeoutMs,
       },
       this.#host,
       handler as unknown as HandlerFn,

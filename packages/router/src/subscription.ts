@@ -1,7 +1,7 @@
 import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
 import type { BackoffOptions } from "./backoff";
 import { type ContextHost, DeliveryContext } from "./context";
-import { QueueFullError, RouterClosedError, serializeError } from "./errors";
+import { HandlerTimeoutError, QueueFullError, RouterClosedError, serializeError } from "./errors";
 import { Fifo } from "./fifo";
 import type { Logger } from "./logger";
 import {
@@ -112,6 +112,8 @@ interface Settings {
   readonly concurrency: number;
   readonly queueSize: number;
   readonly overflow: Overflow;
+  /** Runtime-native timeout per delivery (0 = none; the `timeout` middleware is used under retry). */
+  readonly timeoutMs: number;
 }
 
 const RECENT = 100;
@@ -141,6 +143,10 @@ export class LocalSubscription {
   #recentIndex = 0;
   #local: HandlerFn;
   #remote: HandlerFn;
+  readonly #timeoutMs: number;
+  #deadlines: DeliveryContext[] = [];
+  #deadlineHead = 0;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     settings: Settings,
@@ -155,6 +161,7 @@ export class LocalSubscription {
     this.concurrency = settings.concurrency;
     this.queueSize = settings.queueSize;
     this.overflow = settings.overflow;
+    this.#timeoutMs = settings.timeoutMs;
     const counters = {
       retried: () => void this.counters.retried++,
       deduplicated: () => void this.counters.deduplicated++,
@@ -218,9 +225,36 @@ export class LocalSubscription {
   /** Handle a delivery from the transport; throws on failure so the transport retries or dead-letters. */
   async deliver(delivery: Delivery): Promise<void> {
     if (!this.#active) throw new RouterClosedError(`subscription "${this.name}"`);
-    await this.#run(delivery.envelope, "transport", delivery.signal, delivery.attempt, (ms) =>
-      delivery.extendLease(ms),
+    const { envelope } = delivery;
+    const ctx = new DeliveryContext(
+      this.name,
+      "transport",
+      envelope,
+      this.host,
+      delivery.signal,
+      delivery.attempt,
+      (ms) => delivery.extendLease(ms),
     );
+    this.#begin(ctx, performance.now());
+    let failed = false;
+    let failure: unknown;
+    try {
+      const result = this.#remote(envelope, ctx);
+      if (result && this.#timeoutMs > 0) {
+        // Transport deliveries must settle on timeout so the transport can retry: race the handler.
+        await new Promise<void>((resolve, reject) => {
+          ctx.interrupt = reject;
+          result.then(resolve, reject);
+        });
+      } else {
+        await result;
+      }
+    } catch (error) {
+      failed = true;
+      failure = error;
+    }
+    if (!ctx.settled) this.#complete(ctx, failed, failure);
+    if (failed) throw failure;
   }
 
   #startWorker(): void {
@@ -229,52 +263,61 @@ export class LocalSubscription {
   }
 
   async #work(): Promise<void> {
-    try {
-      for (let event = this.#queue.shift(); event !== undefined; event = this.#queue.shift()) {
-        this.#room.shift()?.();
-        try {
-          await this.#run(event, "local", this.host.shutdownSignal, 1, undefined);
-        } catch {
-          // Counted and logged in #run; local failures never stop the worker.
-        }
-        if (!this.#active && this.host.shutdownSignal.aborted) break;
+    // One clock read per delivery (they cost ~0.1 µs here): the end of one is the start of the next.
+    let now = performance.now();
+    for (let event = this.#queue.shift(); event !== undefined; event = this.#queue.shift()) {
+      this.#room.shift()?.();
+      const ctx = new DeliveryContext(
+        this.name,
+        "local",
+        event,
+        this.host,
+        this.host.shutdownSignal,
+        1,
+        undefined,
+      );
+      this.#begin(ctx, now);
+      let failed = false;
+      let failure: unknown;
+      try {
+        await this.#local(event, ctx);
+      } catch (error) {
+        failed = true;
+        failure = error;
       }
-    } finally {
-      this.#running--;
-      if (this.#running === 0 && this.#queue.length === 0) this.#wakeIdle();
+      // Timed out: the slot was already released and a replacement worker started.
+      if (ctx.abandoned) return;
+      now = performance.now();
+      this.#complete(ctx, failed, failure, now);
+      if (!this.#active && this.host.shutdownSignal.aborted) break;
+    }
+    this.#running--;
+    if (this.#running === 0 && this.#queue.length === 0) this.#wakeIdle();
+  }
+
+  #begin(ctx: DeliveryContext, now: number): void {
+    this.#inFlight++;
+    ctx.startedAt = now;
+    if (this.#timeoutMs > 0) {
+      ctx.deadline = now + this.#timeoutMs;
+      this.#deadlines.push(ctx);
+      this.#compactDeadlines();
+      if (!this.#timer) this.#armTimeout();
     }
   }
 
-  async #run(
-    event: Envelope,
-    origin: "local" | "transport",
-    parentSignal: AbortSignal,
-    attempt: number,
-    lease: ((ms?: number) => Promise<void>) | undefined,
-  ): Promise<void> {
-    const ctx = new DeliveryContext(
-      this.name,
-      origin,
-      event,
-      this.host,
-      parentSignal,
-      attempt,
-      lease,
-    );
-    const start = performance.now();
-    this.#inFlight++;
-    let failure: unknown;
-    let failed = false;
-    try {
-      await (origin === "local" ? this.#local : this.#remote)(event, ctx);
-    } catch (error) {
-      failed = true;
-      failure = error;
-    } finally {
-      this.#inFlight--;
-      ctx.release();
-    }
-    const ms = performance.now() - start;
+  /** Record the outcome of a delivery exactly once. */
+  #complete(
+    ctx: DeliveryContext,
+    failed: boolean,
+    failure: unknown,
+    now: number = performance.now(),
+  ): void {
+    ctx.settled = true;
+    ctx.release();
+    this.#inFlight--;
+    const event = ctx.event;
+    const ms = now - ctx.startedAt;
     this.#durations.record(ms);
     if (ms >= this.host.slowHandlerMs) {
       this.logger.warn(
@@ -295,7 +338,8 @@ export class LocalSubscription {
       else if (ctx.outcome === "ok") this.counters.delivered++;
       return;
     }
-    if (origin === "transport") {
+    this.lastError = { message: serializeError(failure).message, at: new Date().toISOString() };
+    if (ctx.origin === "transport") {
       // The transport decides (retry or dead letter); count only what is final here.
       this.logger.warn(
         {
@@ -307,11 +351,9 @@ export class LocalSubscription {
         },
         `handler ${this.name} failed on ${event.type} (attempt ${ctx.attempt}); the transport will retry or dead-letter it`,
       );
-      this.lastError = { message: serializeError(failure).message, at: new Date().toISOString() };
-      throw failure;
+      return;
     }
     this.counters.failed++;
-    this.lastError = { message: serializeError(failure).message, at: new Date().toISOString() };
     this.logger.error(
       {
         err: failure,
@@ -323,6 +365,53 @@ export class LocalSubscription {
       `handler ${this.name} failed on ${event.type}`,
     );
   }
+
+  // Runtime-native per-delivery timeout. Deadlines of one subscription come in start order, so a
+  // FIFO and one timer armed for the oldest replace a timer (and a wrapper promise) per event.
+  #compactDeadlines(): void {
+    const list = this.#deadlines;
+    while (this.#deadlineHead < list.length && list[this.#deadlineHead]!.settled)
+      this.#deadlineHead++;
+    if (this.#deadlineHead === list.length) {
+      list.length = 0;
+      this.#deadlineHead = 0;
+    } else if (this.#deadlineHead > 1024 && this.#deadlineHead * 2 > list.length) {
+      list.splice(0, this.#deadlineHead);
+      this.#deadlineHead = 0;
+    }
+  }
+
+  #armTimeout(): void {
+    this.#compactDeadlines();
+    if (this.#timer || this.#deadlineHead >= this.#deadlines.length) return;
+    const wait = this.#deadlines[this.#deadlineHead]!.deadline - performance.now();
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, wait));
+    this.#timer.unref();
+  }
+
+  #onTimer = (): void => {
+    this.#timer = undefined;
+    const now = performance.now();
+    while (this.#deadlineHead < this.#deadlines.length) {
+      const ctx = this.#deadlines[this.#deadlineHead]!;
+      if (!ctx.settled && ctx.deadline > now) break;
+      this.#deadlineHead++;
+      if (ctx.settled) continue;
+      const error = new HandlerTimeoutError(this.name, this.#timeoutMs);
+      this.counters.timedOut++;
+      ctx.abort(error);
+      this.#complete(ctx, true, error, now);
+      if (ctx.origin === "transport") {
+        ctx.interrupt?.(error);
+      } else {
+        ctx.abandoned = true;
+        this.#running--;
+        if (this.#queue.length > 0 && this.#active) this.#startWorker();
+        else if (this.#running === 0 && this.#queue.length === 0) this.#wakeIdle();
+      }
+    }
+    this.#armTimeout();
+  };
 
   /** Share of failures among the last deliveries (0..1), and how many were looked at. */
   recentFailureRate(): { rate: number; samples: number } {
@@ -341,6 +430,7 @@ export class LocalSubscription {
   }
 
   #wakeIdle(): void {
+    if (this.#idle.length === 0) return;
     for (const wake of this.#idle.splice(0)) wake();
   }
 
