@@ -32,6 +32,8 @@ export {
   DaemonPermanentlyFailed,
   DataSyncCompleted,
   DataSyncFailed,
+  DlqDepthExceeded,
+  DlqPermanentlyFailed,
   EvaluationCompleted,
   ModelDistributionComplete,
   ModelPromoted,

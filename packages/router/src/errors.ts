@@ -62,6 +62,21 @@ export class LeaseLostError extends SwitchyardError {
   }
 }
 
+/** A replay named a subscription (or subscriber) that does not exist, or that does not take that event type. */
+export class UnknownSubscriptionError extends SwitchyardError {
+  readonly subscription: string;
+
+  constructor(subscription: string, eventType: string, known: readonly string[]) {
+    super(
+      "UNKNOWN_SUBSCRIPTION",
+      `No subscription "${subscription}" receives ${eventType} here` +
+        (known.length ? ` (known: ${known.join(", ")})` : " (none are running)") +
+        `. Start the daemon that owns it before replaying, or replay to another subscriber explicitly.`,
+    );
+    this.subscription = subscription;
+  }
+}
+
 /** An `overflow: "error"` subscription's queue is full. */
 export class QueueFullError extends SwitchyardError {
   constructor(subscription: string, size: number) {

@@ -19,6 +19,7 @@ export {
   LeaseLostError,
   QueueFullError,
   RouterClosedError,
+  UnknownSubscriptionError,
   UnrecoverableError,
   serializeError,
 } from "./errors";

@@ -1,6 +1,11 @@
 import type { Envelope } from "@switchyard/event-schema";
 import { backoffDelay } from "./backoff";
-import { LeaseLostError, RouterClosedError, serializeError } from "./errors";
+import {
+  LeaseLostError,
+  RouterClosedError,
+  UnknownSubscriptionError,
+  serializeError,
+} from "./errors";
 import { type Logger, silentLogger } from "./logger";
 import { deadLetterReason } from "./middleware/dead-letter";
 import { isUnrecoverable } from "./middleware/retry";
@@ -165,6 +170,28 @@ export class MemoryTransport implements Transport {
     this.store.armLeaseTimer();
     worker.pump();
     return worker;
+  }
+
+  async requeue(subscriber: string, envelope: Envelope): Promise<void> {
+    if (this.#closing) throw new RouterClosedError("memory transport");
+    const state = this.store.subscribers.get(subscriber);
+    if (!state || !state.types.has(envelope.type)) {
+      throw new UnknownSubscriptionError(subscriber, envelope.type, [
+        ...this.store.subscribers.keys(),
+      ]);
+    }
+    const now = Date.now();
+    state.deliveries.push({
+      seq: ++this.store.seq,
+      envelope: structuredClone(envelope),
+      attempts: 0,
+      availableAt: now,
+      token: 0,
+      leaseUntil: 0,
+      controller: undefined,
+      enqueuedAt: now,
+    });
+    for (const w of state.workers) w.pump();
   }
 
   async stats(): Promise<TransportStats> {

@@ -655,3 +655,32 @@ describe("types", () => {
     void router.shutdown();
   });
 });
+
+describe("redeliver", () => {
+  it("delivers an envelope again to one named subscription only, keeping its id", async () => {
+    const router = createRouter({ catalog: testCatalog });
+    const a: string[] = [];
+    const b: string[] = [];
+    router.subscribe("JOB_STARTED", (e) => void a.push(e.id), { name: "a" });
+    router.subscribe("JOB_STARTED", (e) => void b.push(e.id), { name: "b" });
+    const sent = await router.publish("JOB_STARTED", { n: 1 });
+    await router.redeliver("b", sent);
+    await router.drain();
+    expect(a).toEqual([sent.id]);
+    expect(b).toEqual([sent.id, sent.id]);
+    await router.shutdown();
+  });
+
+  it("refuses a subscription that does not exist or does not take the type", async () => {
+    const router = createRouter({ catalog: testCatalog });
+    router.subscribe("JOB_FINISHED", () => {}, { name: "finisher" });
+    const sent = await router.publish("JOB_STARTED", { n: 1 });
+    await expect(router.redeliver("gone", sent)).rejects.toThrow(
+      /No subscription "gone" receives JOB_STARTED here \(known: finisher\)/,
+    );
+    await expect(router.redeliver("finisher", sent)).rejects.toMatchObject({
+      code: "UNKNOWN_SUBSCRIPTION",
+    });
+    await router.shutdown();
+  });
+});

@@ -11,7 +11,7 @@ import {
 } from "@switchyard/event-schema";
 import { type BackoffOptions, abortReason } from "./backoff";
 import type { HandlerContext } from "./context";
-import { RouterClosedError } from "./errors";
+import { RouterClosedError, UnknownSubscriptionError } from "./errors";
 import { type HealthCheckResult, healthFrom } from "./health";
 import { type Logger, childLogger, silentLogger } from "./logger";
 import { AuditLog, audit } from "./middleware/audit";
@@ -494,6 +494,29 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
       );
       signal.addEventListener("abort", stop, { once: true });
     });
+  }
+
+  /**
+   * Deliver an envelope again to one named in-process subscription only (dead-letter replay), keeping
+   * its id so idempotent consumers can recognise it. Throws `UnknownSubscriptionError` when no live
+   * subscription has that name or it does not receive that event type locally.
+   */
+  redeliver(subscription: string, envelope: Envelope): Promise<void> {
+    try {
+      this.#assertOpen();
+      const sub = [...this.#subscriptions].find((s) => s.name === subscription && s.active);
+      if (!sub || !sub.types.includes(envelope.type) || sub.durableTypes.includes(envelope.type)) {
+        throw new UnknownSubscriptionError(
+          subscription,
+          envelope.type,
+          this.listSubscriptions().map((s) => s.name),
+        );
+      }
+      const envelopeChecked = this.catalog.parseEnvelope(envelope);
+      return sub.offer(envelopeChecked) ?? Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Every live subscription with its types and current load. */

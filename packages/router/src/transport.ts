@@ -32,6 +32,13 @@ export interface Transport {
   subscribe(options: TransportSubscribeOptions): Promise<TransportSubscription>;
   /** Backlog and in-flight counts per subscriber. */
   stats(): Promise<TransportStats>;
+  /**
+   * Deliver an envelope again to one registered subscriber only, keeping its id (dead-letter
+   * replay; the publish-side idempotency does not apply). Rejects with `UnknownSubscriptionError`
+   * when no such subscriber is registered for that event type. Optional: transports without it
+   * cannot be replay targets.
+   */
+  requeue?(subscriber: string, envelope: Envelope): Promise<void>;
   /** Stop all subscriptions (draining in-flight work) and release resources. Idempotent. */
   close(): Promise<void>;
 }

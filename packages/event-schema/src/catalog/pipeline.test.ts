@@ -28,6 +28,8 @@ describe("pipelineCatalog", () => {
         "DAEMON_PERMANENTLY_FAILED",
         "DATA_SYNC_COMPLETED",
         "DATA_SYNC_FAILED",
+        "DLQ_DEPTH_EXCEEDED",
+        "DLQ_PERMANENTLY_FAILED",
         "EVALUATION_COMPLETED",
         "MODEL_DISTRIBUTION_COMPLETE",
         "MODEL_PROMOTED",

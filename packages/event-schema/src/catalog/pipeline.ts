@@ -255,6 +255,37 @@ export const TrainingFailed = defineEvent({
   }),
 });
 
+/** The dead-letter retry daemon gave up on a dead letter. */
+export const DlqPermanentlyFailed = defineEvent({
+  type: "DLQ_PERMANENTLY_FAILED",
+  description: "A dead letter failed every replay and was given up",
+  durable: true,
+  severity: "critical",
+  alert: { kind: "any" },
+  data: z.looseObject({
+    dead_letter_id: z.number().int(),
+    event_id: z.string().min(1),
+    event_type: z.string().min(1),
+    subscriber: z.string().min(1),
+    replays: count,
+    error: z.string(),
+  }),
+});
+
+/** The dead-letter queue holds more records than its alert threshold. */
+export const DlqDepthExceeded = defineEvent({
+  type: "DLQ_DEPTH_EXCEEDED",
+  description: "The dead-letter queue is deeper than its alert threshold",
+  durable: true,
+  severity: "critical",
+  alert: { kind: "any" },
+  data: z.looseObject({
+    depth: count,
+    threshold: count,
+    by_type: z.record(z.string(), count).optional(),
+  }),
+});
+
 /**
  * The training pipeline's event catalog: every event of the self-play → sync → export → train →
  * evaluate → promote → distribute pipeline, with its payload contract, severity and alert rule.
@@ -277,6 +308,8 @@ export const pipelineCatalog = defineCatalog([
   QualityAlert,
   DaemonPermanentlyFailed,
   SplitBrainDetected,
+  DlqPermanentlyFailed,
+  DlqDepthExceeded,
 ]);
 
 /** The type of {@link pipelineCatalog}. */

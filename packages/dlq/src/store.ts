@@ -1,0 +1,619 @@
+import { randomUUID } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import type { Envelope } from "@switchyard/event-schema";
+import {
+  type DeadLetterReason,
+  type DeadLetterRecord,
+  type DeadLetterSink,
+  LeaseLostError,
+  type Logger,
+  serializeError,
+  silentLogger,
+} from "@switchyard/router";
+import { DeadLetterNotFoundError, ReplayConflictError, UnboundedPurgeError } from "./errors";
+import type { ReplayTarget } from "./replay";
+import { migrateDeadLetters } from "./schema";
+
+/** Where a dead letter is in its life. */
+export type DeadLetterStatus =
+  "pending_retry" | "retrying" | "replayed" | "permanently_failed" | "purged";
+
+/** One stored dead letter, as `list` and `inspect` return it. */
+export interface DeadLetter {
+  readonly id: number;
+  readonly eventId: string;
+  readonly eventType: string;
+  readonly subscriber: string;
+  /** `"router"` for in-process handlers, else the transport name. */
+  readonly origin: string;
+  readonly reason: DeadLetterReason;
+  /** The original envelope, id, trace context and payload intact; `undefined` once purged. */
+  readonly envelope: Envelope | undefined;
+  readonly error: {
+    readonly name: string;
+    readonly message: string;
+    readonly code?: string;
+    readonly stack?: string;
+  };
+  /** Delivery attempts across every failure of this event for this subscriber. */
+  readonly attempts: number;
+  /** Times it was replayed. */
+  readonly replays: number;
+  readonly firstFailedAt: string;
+  readonly lastFailedAt: string;
+  readonly status: DeadLetterStatus;
+  /** When the retry daemon may replay it next (Unix ms). */
+  readonly nextRetryAt: number | undefined;
+  readonly replayedAt: string | undefined;
+}
+
+/** Filter of {@link SqliteDeadLetterStore.list}. */
+export interface DeadLetterQuery {
+  readonly type?: string;
+  readonly subscriber?: string;
+  readonly status?: DeadLetterStatus | readonly DeadLetterStatus[];
+  readonly reason?: DeadLetterReason;
+  /** Only records that last failed at or after this time. */
+  readonly since?: Date | number;
+  /** @defaultValue 100 */
+  readonly limit?: number;
+}
+
+/** Criteria of {@link SqliteDeadLetterStore.purge}; at least one, or `all: true`. */
+export interface PurgeOptions {
+  /** Records that last failed before this (a Date, or an age in ms). */
+  readonly olderThan?: Date | number;
+  readonly type?: string;
+  readonly subscriber?: string;
+  readonly status?: DeadLetterStatus | readonly DeadLetterStatus[];
+  /** Purge everything matching no criterion. @defaultValue false */
+  readonly all?: boolean;
+  /**
+   * Delete rows outright instead of keeping a `purged` tombstone (id, type, subscriber, times,
+   * error message) without the envelope and stack. @defaultValue false
+   */
+  readonly hard?: boolean;
+}
+
+/** Depth and age of the dead-letter queue. */
+export interface DeadLetterStats {
+  /** Records not replayed and not purged: what still needs attention. */
+  readonly depth: number;
+  readonly byStatus: Readonly<Record<DeadLetterStatus, number>>;
+  /** Depth by event type. */
+  readonly byType: Readonly<Record<string, number>>;
+  /** Depth by subscriber. */
+  readonly bySubscriber: Readonly<Record<string, number>>;
+  /** Age of the oldest record still in the depth, in ms. */
+  readonly oldestAgeMs: number | undefined;
+}
+
+/** Options of {@link SqliteDeadLetterStore}. */
+export interface DeadLetterStoreOptions {
+  /** The database file; the queue's file by default. @defaultValue "data/coordination/coordination.db" */
+  readonly path?: string;
+  /** Reuse an open better-sqlite3 connection instead of opening `path`. */
+  readonly database?: Database.Database;
+  /** Longest error message stored; longer ones are cut and marked. @defaultValue 4096 */
+  readonly maxErrorChars?: number;
+  /** Longest stack stored. @defaultValue 16_384 */
+  readonly maxStackChars?: number;
+  /**
+   * When a failed record becomes due for replay again: `initialMs × 2^replays`, capped at `maxMs`
+   * (a record that keeps failing after replays waits longer each time).
+   * @defaultValue { initialMs: 1000, maxMs: 3_600_000 }
+   */
+  readonly retryBackoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** @defaultValue 5000 */
+  readonly busyTimeoutMs?: number;
+  /**
+   * Opt-in scheduled purge: every `intervalMs`, purge records older than `olderThanMs` with the
+   * given statuses (logged with counts). Off unless given; dead letters are never removed silently.
+   */
+  readonly retention?: {
+    readonly olderThanMs: number;
+    readonly intervalMs?: number;
+    readonly statuses?: readonly DeadLetterStatus[];
+    readonly hard?: boolean;
+  };
+  readonly logger?: Logger;
+  /** Clock, for tests. @defaultValue Date.now */
+  readonly now?: () => number;
+}
+
+interface Row {
+  id: number;
+  event_id: string;
+  event_type: string;
+  subscriber: string;
+  origin: string;
+  reason: DeadLetterReason;
+  envelope: string | null;
+  error_name: string;
+  error_message: string;
+  error_code: string | null;
+  error_stack: string | null;
+  attempts: number;
+  replays: number;
+  first_failed_at: string;
+  last_failed_at: string;
+  status: DeadLetterStatus;
+  next_retry_at: number | null;
+  lease_token: string | null;
+  lease_until: number | null;
+  replayed_at: string | null;
+  created_at: number;
+}
+
+/** What {@link SqliteDeadLetterStore.replay} did. */
+export interface ReplayReport {
+  readonly dryRun: boolean;
+  /** Records the selection matched. */
+  readonly matched: number;
+  /** Ids handed back to their subscriber. */
+  readonly replayed: number[];
+  /** Ids not replayed, with why (claimed by another replayer, purged). */
+  readonly skipped: { readonly id: number; readonly reason: string }[];
+  /** Ids whose replay failed (e.g. the subscriber no longer exists), with the error. */
+  readonly failed: { readonly id: number; readonly error: string }[];
+  /** With `dryRun`: the ids that would be replayed. */
+  readonly wouldReplay: number[];
+}
+
+/** A dead letter claimed for replay: only the lease holder may settle it. */
+export interface ClaimedDeadLetter extends DeadLetter {
+  readonly leaseToken: string;
+}
+
+const STATUSES: readonly DeadLetterStatus[] = [
+  "pending_retry",
+  "retrying",
+  "replayed",
+  "permanently_failed",
+  "purged",
+];
+const DEPTH_STATUSES = ["pending_retry", "retrying", "permanently_failed"] as const;
+
+/**
+ * The dead-letter store: every delivery that failed for good, kept with its full envelope, the
+ * subscriber that failed it, the error and the attempt count, in a `dead_letters` table (the queue's
+ * database file by default). It is the `DeadLetterSink` of the router and of the transports, and
+ * the operator API behind `switchyard dlq …`.
+ *
+ * @example
+ * ```ts
+ * // not runnable (see the README for a complete example)
+ * const store = new SqliteDeadLetterStore({ path: "data/coordination/coordination.db" });
+ * const router = createRouter({ catalog, transport, deadLetter: store });
+ * ```
+ */
+export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #ownsDb: boolean;
+  readonly #options: DeadLetterStoreOptions;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  #retentionTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly #upsert: Database.Statement;
+
+  constructor(options: DeadLetterStoreOptions = {}) {
+    this.#options = options;
+    this.#logger = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    if (options.database) {
+      this.#db = options.database;
+      this.#ownsDb = false;
+      this.path = options.database.name;
+    } else {
+      this.path = resolve(options.path ?? "data/coordination/coordination.db");
+      mkdirSync(dirname(this.path), { recursive: true });
+      this.#db = new Database(this.path);
+      this.#ownsDb = true;
+      this.#db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+      if (this.#db.pragma("journal_mode", { simple: true }) !== "wal")
+        this.#db.pragma("journal_mode = WAL");
+      this.#db.pragma("synchronous = NORMAL");
+    }
+    migrateDeadLetters(this.#db, this.path);
+    this.#upsert = this.#db.prepare(`
+      INSERT INTO dead_letters (event_id, event_type, subscriber, origin, reason, envelope, error_name, error_message,
+        error_code, error_stack, attempts, replays, first_failed_at, last_failed_at, status, next_retry_at,
+        created_at, updated_at)
+      VALUES (@event_id, @event_type, @subscriber, @origin, @reason, @envelope, @error_name, @error_message,
+        @error_code, @error_stack, @attempts, 0, @failed_at, @failed_at, 'pending_retry', @now + @initial_ms, @now, @now)
+      ON CONFLICT (event_id, subscriber) DO UPDATE SET
+        event_type = excluded.event_type, origin = excluded.origin, reason = excluded.reason,
+        envelope = excluded.envelope, error_name = excluded.error_name, error_message = excluded.error_message,
+        error_code = excluded.error_code, error_stack = excluded.error_stack,
+        attempts = dead_letters.attempts + excluded.attempts, last_failed_at = excluded.last_failed_at,
+        status = 'pending_retry',
+        next_retry_at = @now + MIN(@max_ms, @initial_ms << MIN(dead_letters.replays, 30)),
+        lease_token = NULL, lease_until = NULL, updated_at = excluded.updated_at
+    `);
+    if (options.retention) {
+      const { olderThanMs, intervalMs = 3_600_000, statuses, hard } = options.retention;
+      this.#retentionTimer = setInterval(() => {
+        const { purged } = this.purge({
+          olderThan: olderThanMs,
+          ...(statuses ? { status: statuses } : { all: true }),
+          ...(hard ? { hard } : {}),
+        });
+        if (purged > 0)
+          this.#logger.info(
+            { purged, olderThanMs },
+            `dead-letter retention purged ${purged} records`,
+          );
+      }, intervalMs);
+      this.#retentionTimer.unref();
+    }
+  }
+
+  /**
+   * Store a failed delivery (the `DeadLetterSink` contract). The same event failing again for the
+   * same subscriber updates its record (attempts add up) and makes it due for retry again.
+   */
+  deadLetter(record: DeadLetterRecord): void {
+    const now = this.#now();
+    const error = record.error ?? serializeError(undefined);
+    this.#upsert.run({
+      event_id: record.envelope.id,
+      event_type: record.envelope.type,
+      subscriber: record.subscriber,
+      origin: record.origin,
+      reason: record.reason,
+      envelope: JSON.stringify(record.envelope),
+      error_name: error.name,
+      error_message: this.#cap(error.message, this.#options.maxErrorChars ?? 4096),
+      error_code: error.code ?? null,
+      error_stack: error.stack
+        ? this.#cap(error.stack, this.#options.maxStackChars ?? 16_384)
+        : null,
+      attempts: record.attempts,
+      failed_at: record.failedAt,
+      initial_ms: this.#options.retryBackoff?.initialMs ?? 1000,
+      max_ms: this.#options.retryBackoff?.maxMs ?? 3_600_000,
+      now,
+    });
+  }
+
+  /** Records matching a filter, newest failure first. */
+  list(query: DeadLetterQuery = {}): DeadLetter[] {
+    const { where, params } = this.#where(query);
+    const rows = this.#db
+      .prepare(
+        `SELECT * FROM dead_letters ${where} ORDER BY last_failed_at DESC, id DESC LIMIT @limit`,
+      )
+      .all({ ...params, limit: query.limit ?? 100 }) as Row[];
+    return rows.map(toDeadLetter);
+  }
+
+  /** One record with its full envelope and stack; throws `DeadLetterNotFoundError` for an unknown id. */
+  inspect(id: number): DeadLetter {
+    const row = this.#db.prepare("SELECT * FROM dead_letters WHERE id = ?").get(id) as
+      Row | undefined;
+    if (!row) throw new DeadLetterNotFoundError(id);
+    return toDeadLetter(row);
+  }
+
+  /** Depth by status, type and subscriber, and the oldest record's age. */
+  stats(): DeadLetterStats {
+    const byStatus = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<
+      DeadLetterStatus,
+      number
+    >;
+    for (const r of this.#db
+      .prepare("SELECT status, COUNT(*) AS n FROM dead_letters GROUP BY status")
+      .all() as {
+      status: DeadLetterStatus;
+      n: number;
+    }[]) {
+      byStatus[r.status] = r.n;
+    }
+    const depthFilter = `status IN (${DEPTH_STATUSES.map((s) => `'${s}'`).join(", ")})`;
+    const group = (column: "event_type" | "subscriber") =>
+      Object.fromEntries(
+        (
+          this.#db
+            .prepare(
+              `SELECT ${column} AS k, COUNT(*) AS n FROM dead_letters WHERE ${depthFilter} GROUP BY ${column} ORDER BY n DESC`,
+            )
+            .all() as {
+            k: string;
+            n: number;
+          }[]
+        ).map((r) => [r.k, r.n]),
+      );
+    const oldest = this.#db
+      .prepare(`SELECT MIN(created_at) AS t FROM dead_letters WHERE ${depthFilter}`)
+      .get() as {
+      t: number | null;
+    };
+    return {
+      depth: DEPTH_STATUSES.reduce((sum, s) => sum + byStatus[s], 0),
+      byStatus,
+      byType: group("event_type"),
+      bySubscriber: group("subscriber"),
+      oldestAgeMs: oldest.t === null ? undefined : this.#now() - oldest.t,
+    };
+  }
+
+  /**
+   * Purge records matching the criteria: by default they become `purged` tombstones (envelope and
+   * stack dropped); with `hard`, rows are deleted. Returns how many, by former status.
+   */
+  purge(options: PurgeOptions): {
+    purged: number;
+    byStatus: Partial<Record<DeadLetterStatus, number>>;
+  } {
+    const hasCriterion =
+      options.olderThan !== undefined ||
+      options.type !== undefined ||
+      options.subscriber !== undefined ||
+      options.status !== undefined;
+    if (!hasCriterion && !options.all) throw new UnboundedPurgeError();
+    const before =
+      options.olderThan === undefined
+        ? undefined
+        : typeof options.olderThan === "number"
+          ? new Date(this.#now() - options.olderThan)
+          : options.olderThan;
+    const query: DeadLetterQuery = {
+      ...(options.type !== undefined ? { type: options.type } : {}),
+      ...(options.subscriber !== undefined ? { subscriber: options.subscriber } : {}),
+      ...(options.status !== undefined ? { status: options.status } : {}),
+    };
+    const { where, params } = this.#where(query, before);
+    // A soft purge never touches what is already purged, nor what is being replayed right now.
+    const guard = `${where ? `${where} AND` : "WHERE"} status NOT IN ('purged', 'retrying')`;
+    const run = this.#db.transaction(() => {
+      const counts = this.#db
+        .prepare(`SELECT status, COUNT(*) AS n FROM dead_letters ${guard} GROUP BY status`)
+        .all(params) as {
+        status: DeadLetterStatus;
+        n: number;
+      }[];
+      if (options.hard) this.#db.prepare(`DELETE FROM dead_letters ${guard}`).run(params);
+      else {
+        this.#db
+          .prepare(
+            `UPDATE dead_letters SET status = 'purged', envelope = NULL, error_stack = NULL, next_retry_at = NULL, updated_at = @now ${guard}`,
+          )
+          .run({ ...params, now: this.#now() });
+      }
+      return counts;
+    });
+    const counts = run.immediate();
+    return {
+      purged: counts.reduce((sum, c) => sum + c.n, 0),
+      byStatus: Object.fromEntries(counts.map((c) => [c.status, c.n])),
+    };
+  }
+
+  /**
+   * Claim due records for replay with a lease: `pending_retry` ones whose retry time has come, and
+   * `retrying` ones whose lease expired (a replayer died). One atomic statement: two replayers in
+   * two processes never claim the same record.
+   */
+  claimDue(
+    options: { limit?: number; leaseMs?: number; ids?: readonly number[] } = {},
+  ): ClaimedDeadLetter[] {
+    const now = this.#now();
+    const token = randomUUID();
+    const leaseUntil = now + (options.leaseMs ?? 60_000);
+    const claim = this.#db.transaction(() => {
+      const byId = options.ids !== undefined;
+      const rows = (
+        byId
+          ? this.#db
+              .prepare(
+                `UPDATE dead_letters SET status = 'retrying', lease_token = @token, lease_until = @leaseUntil, updated_at = @now
+                 WHERE id IN (SELECT value FROM json_each(@ids))
+                   AND envelope IS NOT NULL
+                   AND (status != 'retrying' OR lease_until < @now)
+                 RETURNING *`,
+              )
+              .all({ token, leaseUntil, now, ids: JSON.stringify(options.ids) })
+          : this.#db
+              .prepare(
+                `UPDATE dead_letters SET status = 'retrying', lease_token = @token, lease_until = @leaseUntil, updated_at = @now
+                 WHERE id IN (
+                   SELECT id FROM dead_letters
+                   WHERE (status = 'pending_retry' AND next_retry_at <= @now) OR (status = 'retrying' AND lease_until < @now)
+                   ORDER BY next_retry_at, id LIMIT @limit)
+                 RETURNING *`,
+              )
+              .all({ token, leaseUntil, now, limit: options.limit ?? 50 })
+      ) as Row[];
+      return rows;
+    });
+    return claim.immediate().map((row) => ({ ...toDeadLetter(row), leaseToken: token }));
+  }
+
+  /**
+   * Settle a claimed record: `replayed` (handed back to its subscriber), `permanently_failed`
+   * (given up), or `pending_retry` again at `nextRetryAt`. Throws `LeaseLostError` if the lease
+   * expired and someone else claimed it.
+   */
+  settle(
+    claimed: ClaimedDeadLetter,
+    outcome:
+      | { status: "replayed" }
+      | { status: "permanently_failed"; error?: string }
+      | { status: "pending_retry"; nextRetryAt: number; error?: string },
+  ): void {
+    const now = this.#now();
+    const result = this.#db
+      .prepare(
+        `UPDATE dead_letters SET
+           status = @status,
+           replays = replays + @replayed,
+           replayed_at = CASE WHEN @replayed = 1 THEN @nowIso ELSE replayed_at END,
+           next_retry_at = @nextRetryAt,
+           error_message = COALESCE(@error, error_message),
+           lease_token = NULL, lease_until = NULL, updated_at = @now
+         WHERE id = @id AND lease_token = @token`,
+      )
+      .run({
+        id: claimed.id,
+        token: claimed.leaseToken,
+        status: outcome.status,
+        replayed: outcome.status === "replayed" ? 1 : 0,
+        nowIso: new Date(now).toISOString(),
+        nextRetryAt: outcome.status === "pending_retry" ? outcome.nextRetryAt : null,
+        error:
+          "error" in outcome && outcome.error !== undefined
+            ? this.#cap(outcome.error, this.#options.maxErrorChars ?? 4096)
+            : null,
+        now,
+      });
+    if (result.changes === 0)
+      throw new LeaseLostError(`dlq:${claimed.subscriber}`, claimed.eventId);
+  }
+
+  /**
+   * Deliver dead letters again to the subscriber that failed them. `selection` is one record id
+   * (a missing id, or a subscriber that no longer exists, throws) or a filter (default statuses:
+   * `pending_retry` and `permanently_failed`; per-record problems are reported, not thrown). Each
+   * record is claimed first, so a record is never replayed twice at once — also not against the
+   * retry daemon. With `dryRun`, nothing changes and the report lists what would be replayed.
+   */
+  async replay(
+    selection: number | DeadLetterQuery,
+    options: { to: ReplayTarget; dryRun?: boolean },
+  ): Promise<ReplayReport> {
+    const single = typeof selection === "number";
+    const matched = single
+      ? [this.inspect(selection)]
+      : this.list({ status: ["pending_retry", "permanently_failed"], ...selection });
+    if (options.dryRun)
+      return {
+        dryRun: true,
+        matched: matched.length,
+        replayed: [],
+        skipped: [],
+        failed: [],
+        wouldReplay: matched.map((r) => r.id),
+      };
+    const claimed = this.claimDue({ ids: matched.map((r) => r.id) });
+    const claimedIds = new Set(claimed.map((c) => c.id));
+    const report: ReplayReport = {
+      dryRun: false,
+      matched: matched.length,
+      replayed: [],
+      skipped: matched
+        .filter((r) => !claimedIds.has(r.id))
+        .map((r) => ({
+          id: r.id,
+          reason:
+            r.envelope === undefined
+              ? "purged: the envelope is gone"
+              : "being replayed by someone else",
+        })),
+      failed: [],
+      wouldReplay: [],
+    };
+    if (single && report.skipped.length > 0)
+      throw new ReplayConflictError(selection, report.skipped[0]!.reason);
+    for (const record of claimed) {
+      const previous = matched.find((r) => r.id === record.id)!;
+      try {
+        await options.to.replay(record as ClaimedDeadLetter & { envelope: Envelope });
+        this.settle(record, { status: "replayed" });
+        report.replayed.push(record.id);
+      } catch (error) {
+        // Put it back as it was: the replay did not happen.
+        this.settle(
+          record,
+          previous.status === "permanently_failed"
+            ? { status: "permanently_failed" }
+            : { status: "pending_retry", nextRetryAt: previous.nextRetryAt ?? this.#now() },
+        );
+        if (single) throw error;
+        report.failed.push({ id: record.id, error: serializeError(error).message });
+      }
+    }
+    return report;
+  }
+
+  /** Close the connection (if the store opened it) and stop retention. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#retentionTimer);
+    if (this.#ownsDb) this.#db.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #cap(text: string, max: number): string {
+    return text.length <= max
+      ? text
+      : `${text.slice(0, max)}…[truncated ${text.length - max} chars]`;
+  }
+
+  #where(
+    query: DeadLetterQuery,
+    before?: Date,
+  ): { where: string; params: Record<string, unknown> } {
+    const clauses: string[] = [];
+    const params: Record<string, unknown> = {};
+    if (query.type !== undefined) {
+      clauses.push("event_type = @type");
+      params.type = query.type;
+    }
+    if (query.subscriber !== undefined) {
+      clauses.push("subscriber = @subscriber");
+      params.subscriber = query.subscriber;
+    }
+    if (query.reason !== undefined) {
+      clauses.push("reason = @reason");
+      params.reason = query.reason;
+    }
+    if (query.status !== undefined) {
+      clauses.push("status IN (SELECT value FROM json_each(@statuses))");
+      params.statuses = JSON.stringify(
+        typeof query.status === "string" ? [query.status] : query.status,
+      );
+    }
+    if (query.since !== undefined) {
+      clauses.push("last_failed_at >= @since");
+      params.since = new Date(query.since).toISOString();
+    }
+    if (before !== undefined) {
+      clauses.push("last_failed_at < @before");
+      params.before = before.toISOString();
+    }
+    return { where: clauses.length ? `WHERE ${clauses.join(" AND ")}` : "", params };
+  }
+}
+
+function toDeadLetter(row: Row): DeadLetter {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    eventType: row.event_type,
+    subscriber: row.subscriber,
+    origin: row.origin,
+    reason: row.reason,
+    envelope: row.envelope === null ? undefined : (JSON.parse(row.envelope) as Envelope),
+    error: {
+      name: row.error_name,
+      message: row.error_message,
+      ...(row.error_code !== null ? { code: row.error_code } : {}),
+      ...(row.error_stack !== null ? { stack: row.error_stack } : {}),
+    },
+    attempts: row.attempts,
+    replays: row.replays,
+    firstFailedAt: row.first_failed_at,
+    lastFailedAt: row.last_failed_at,
+    status: row.status,
+    nextRetryAt: row.next_retry_at ?? undefined,
+    replayedAt: row.replayed_at ?? undefined,
+  };
+}

@@ -1,0 +1,368 @@
+import type { EventOf } from "@switchyard/event-schema";
+import { type Router, sleep } from "@switchyard/router";
+import { afterEach, describe, expect, it } from "vitest";
+import { DaemonManager, type DaemonManagerOptions } from "./daemon-manager";
+import { DaemonManagerClosedError, DuplicateDaemonError } from "./errors";
+import { HandlerBase, type HandlerBaseOptions, type Subscriptions } from "./handler-base";
+import { type DaemonHeartbeat, type HeartbeatSink, memoryHeartbeatSink } from "./heartbeat";
+import {
+  closeRouters,
+  delay,
+  eventually,
+  makeRouter,
+  memoryLogger,
+  payloads,
+} from "./test/fixtures";
+
+/** A daemon whose start and cycle behaviour each test scripts. */
+class Scripted extends HandlerBase {
+  startAttempts: number[] = [];
+  failStarts = 0;
+  failCycles = 0;
+  cycles = 0;
+  handled: string[] = [];
+  handlerMs = 0;
+
+  constructor(name: string, router: Router, options: Partial<HandlerBaseOptions> = {}) {
+    super({ name, router, cycleIntervalMs: 5, ...options });
+  }
+
+  protected override onStart() {
+    this.startAttempts.push(performance.now());
+    if (this.failStarts > 0) {
+      this.failStarts--;
+      throw new Error(`${this.name} cannot open its database`);
+    }
+  }
+
+  protected override runCycle() {
+    this.cycles++;
+    if (this.failCycles > 0) {
+      this.failCycles--;
+      throw new Error("cycle failed");
+    }
+  }
+
+  protected override subscriptions(): Subscriptions {
+    return {
+      TRAINING_COMPLETED: async (event) => {
+        if (this.handlerMs > 0) await delay(this.handlerMs);
+        this.handled.push(event.data.config_key);
+      },
+    };
+  }
+}
+
+const managers: DaemonManager[] = [];
+function manager(options: DaemonManagerOptions) {
+  const m = new DaemonManager(options);
+  managers.push(m);
+  return m;
+}
+
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.stopAll()));
+  await closeRouters();
+});
+
+const fastRestarts = { restartBackoff: { initialMs: 20, multiplier: 2, jitter: 0 } } as const;
+
+describe("DaemonManager", () => {
+  it("starts and stops every daemon; startAll and stopAll are idempotent", async () => {
+    const router = makeRouter();
+    const a = new Scripted("a", router);
+    const b = new Scripted("b", router);
+    const m = manager({ daemons: [a, b] });
+    const started = m.startAll();
+    expect(m.startAll()).toBe(started);
+    await started;
+    expect([a.status, b.status]).toEqual(["running", "running"]);
+    expect(m.list()).toEqual([
+      { name: "a", status: "running", restarts: 0, failedRestarts: 0, lastError: null },
+      { name: "b", status: "running", restarts: 0, failedRestarts: 0, lastError: null },
+    ]);
+    expect(m.healthCheck()).toMatchObject({ healthy: true, status: "healthy" });
+    const stopped = m.stopAll();
+    expect(m.stopAll()).toBe(stopped);
+    await stopped;
+    expect([a.status, b.status]).toEqual(["stopped", "stopped"]);
+    await expect(m.startAll()).rejects.toBeInstanceOf(DaemonManagerClosedError);
+  });
+
+  it("refuses two daemons with the same name", () => {
+    const router = makeRouter();
+    const m = manager({ daemons: [new Scripted("same", router)] });
+    expect(() => m.register(new Scripted("same", router))).toThrow(DuplicateDaemonError);
+  });
+
+  it("starts a daemon registered after startAll at once", async () => {
+    const router = makeRouter();
+    const m = manager({});
+    await m.startAll();
+    const late = new Scripted("late", router);
+    m.register(late);
+    await eventually(() => late.status === "running");
+    expect(m.get("late")).toBe(late);
+  });
+
+  it("restarts a daemon that crashed after failing cycles, after a backoff delay", async () => {
+    const router = makeRouter();
+    const d = new Scripted("flaky", router, { maxConsecutiveCycleFailures: 2 });
+    d.failCycles = 2;
+    const crashedAt: number[] = [];
+    d.onCrash(() => crashedAt.push(performance.now()));
+    const m = manager({ daemons: [d], ...fastRestarts });
+    await m.startAll();
+    await eventually(() => d.startAttempts.length === 2 && d.status === "running");
+    expect(d.startAttempts[1]! - crashedAt[0]!).toBeGreaterThanOrEqual(18);
+    expect(m.list()[0]).toMatchObject({
+      status: "running",
+      restarts: 1,
+      failedRestarts: 0,
+      lastError: expect.stringMatching(/2 consecutive cycles failed/),
+    });
+    await eventually(() => d.cycles > 3);
+  });
+
+  it("restarts a daemon whose start() rejected, backing off more after each failed restart", async () => {
+    const router = makeRouter();
+    const d = new Scripted("slow_db", router);
+    d.failStarts = 3; // the first start and two restarts fail
+    const m = manager({ daemons: [d], ...fastRestarts });
+    await m.startAll();
+    expect(d.status).toBe("crashed");
+    await eventually(() => d.status === "running");
+    const gaps = d.startAttempts.slice(1).map((t, i) => t - d.startAttempts[i]!);
+    expect(gaps).toHaveLength(3);
+    expect(gaps[0]).toBeGreaterThanOrEqual(18); // 20 ms
+    expect(gaps[1]).toBeGreaterThanOrEqual(38); // 40 ms
+    expect(gaps[2]).toBeGreaterThanOrEqual(78); // 80 ms
+    expect(m.list()[0]).toMatchObject({ restarts: 1, failedRestarts: 2 });
+  });
+
+  it("gives up after maxRestartAttempts failed restarts and publishes DAEMON_PERMANENTLY_FAILED", async () => {
+    const router = makeRouter();
+    const events: EventOf<"DAEMON_PERMANENTLY_FAILED">[] = [];
+    router.subscribe("DAEMON_PERMANENTLY_FAILED", (e) => void events.push(e), { name: "alerts" });
+    const d = new Scripted("doomed", router);
+    d.failStarts = Infinity;
+    const m = manager({ daemons: [d], maxRestartAttempts: 3, host: "node-7", ...fastRestarts });
+    await m.startAll();
+    await eventually(() => events.length === 1);
+    expect(d.startAttempts).toHaveLength(4); // the first start and three restarts
+    expect(events[0]).toMatchObject({
+      type: "DAEMON_PERMANENTLY_FAILED",
+      source: "daemon_manager",
+      data: {
+        daemon_name: "doomed",
+        restart_attempts: 3,
+        error: expect.stringMatching(/doomed cannot open its database/),
+        host: "node-7",
+        pid: process.pid,
+      },
+    });
+    expect(m.list()[0]).toMatchObject({ status: "failed", failedRestarts: 3 });
+    const health = m.healthCheck();
+    expect(health).toMatchObject({ healthy: false, status: "unhealthy" });
+    expect(health.message).toMatch(/doomed failed permanently after 3 restart attempts/);
+    await delay(100);
+    expect(d.startAttempts).toHaveLength(4); // no more restarts
+  });
+
+  it("counts a crash soon after a restart as a failed restart, and gives up on a crash loop", async () => {
+    const router = makeRouter();
+    const events: EventOf<"DAEMON_PERMANENTLY_FAILED">[] = [];
+    router.subscribe("DAEMON_PERMANENTLY_FAILED", (e) => void events.push(e), { name: "alerts" });
+    const d = new Scripted("crash_loop", router, { maxConsecutiveCycleFailures: 1 });
+    d.failCycles = Infinity;
+    const m = manager({
+      daemons: [d],
+      maxRestartAttempts: 2,
+      stableAfterMs: 10_000,
+      ...fastRestarts,
+    });
+    await m.startAll();
+    await eventually(() => events.length === 1);
+    expect(events[0]!.data).toMatchObject({ daemon_name: "crash_loop", restart_attempts: 2 });
+    expect(d.startAttempts).toHaveLength(3);
+    expect(d.status).toBe("crashed");
+  });
+
+  it("publishes DAEMON_PERMANENTLY_FAILED through its own router when given one", async () => {
+    const daemonRouter = makeRouter();
+    const opsRouter = makeRouter();
+    const events: unknown[] = [];
+    opsRouter.subscribe("DAEMON_PERMANENTLY_FAILED", (e) => void events.push(e.data), {
+      name: "ops",
+    });
+    const d = new Scripted("doomed", daemonRouter);
+    d.failStarts = Infinity;
+    const m = manager({ daemons: [d], router: opsRouter, maxRestartAttempts: 0 });
+    await m.startAll();
+    await eventually(() => events.length === 1);
+    expect(events[0]).toMatchObject({ daemon_name: "doomed", restart_attempts: 0 });
+  });
+
+  it("aggregates health: one degraded daemon makes the manager degraded", async () => {
+    const router = makeRouter();
+    const good = new Scripted("good", router);
+    const bad = new Scripted("bad", router, {
+      cycleIntervalMs: 10,
+      maxConsecutiveCycleFailures: Infinity,
+    });
+    bad.failCycles = Infinity;
+    const m = manager({ daemons: [good, bad] });
+    await m.startAll();
+    await eventually(() => bad.stats.cycleFailures > 0);
+    const health = m.healthCheck();
+    expect(health).toMatchObject({ healthy: false, status: "degraded" });
+    expect(health.message).toMatch(/^bad: /);
+    expect(health.details.daemons).toMatchObject({
+      good: { status: "running", health: { healthy: true } },
+      bad: { status: "running", health: { status: "degraded" } },
+    });
+  });
+
+  it("writes heartbeats periodically, with status, health and stats, and a last one on stop", async () => {
+    const router = makeRouter();
+    const sink = memoryHeartbeatSink();
+    const d = new Scripted("beating", router, { cycleIntervalMs: 60_000 });
+    const m = manager({
+      daemons: [d],
+      heartbeatSink: sink,
+      heartbeatIntervalMs: 20,
+      host: "node-1",
+    });
+    await m.startAll();
+    await router.publish("TRAINING_COMPLETED", payloads.training());
+    await delay(110);
+    const beats = sink.beats.filter((b) => b.daemon === "beating");
+    expect(beats.length).toBeGreaterThanOrEqual(4);
+    const last = sink.latest("beating")!;
+    expect(last).toMatchObject({
+      daemon: "beating",
+      pid: process.pid,
+      host: "node-1",
+      status: "running",
+      restarts: 0,
+      health: { healthy: true, status: "healthy" },
+      stats: { eventsProcessed: 1, cyclesRun: 1 },
+    });
+    expect(new Date(last.startedAt!).getTime()).toBe(d.startedAt);
+    expect(Date.parse(last.at)).toBeGreaterThan(Date.parse(beats[0]!.at));
+    await m.stopAll();
+    expect(sink.latest("beating")).toMatchObject({ status: "stopped", startedAt: null });
+    const count = sink.beats.length;
+    await delay(60);
+    expect(sink.beats.length).toBe(count); // the timer is gone
+  });
+
+  it("writes a heartbeat when a daemon crashes and when it is given up", async () => {
+    const router = makeRouter();
+    const sink = memoryHeartbeatSink();
+    const d = new Scripted("doomed", router);
+    d.failStarts = Infinity;
+    const m = manager({
+      daemons: [d],
+      heartbeatSink: sink,
+      maxRestartAttempts: 1,
+      ...fastRestarts,
+    });
+    await m.startAll();
+    await eventually(() => sink.latest("doomed")?.status === "failed");
+    expect(sink.beats.map((b) => b.status)).toContain("crashed");
+  });
+
+  it("logs a failing heartbeat sink and keeps going", async () => {
+    const router = makeRouter();
+    const logger = memoryLogger();
+    let writes = 0;
+    const sink: HeartbeatSink = {
+      write: async (_beat: DaemonHeartbeat) => {
+        writes++;
+        throw new Error("disk full");
+      },
+    };
+    const d = new Scripted("beating", router, { cycleIntervalMs: 60_000 });
+    const m = manager({ daemons: [d], heartbeatSink: sink, heartbeatIntervalMs: 10, logger });
+    await m.startAll();
+    await eventually(() => writes >= 3);
+    expect(d.status).toBe("running");
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({
+        level: "warn",
+        msg: expect.stringMatching(/heartbeat of beating failed/),
+      }),
+    );
+  });
+
+  it("run() stops gracefully on SIGTERM: in-flight handlers finish, then the signal listeners are removed", async () => {
+    const router = makeRouter();
+    const d = new Scripted("worker", router, { cycleIntervalMs: 60_000 });
+    d.handlerMs = 80;
+    const m = manager({ daemons: [d] });
+    const listenersBefore = process.listenerCount("SIGTERM");
+    const sigintBefore = process.listenerCount("SIGINT");
+    const running = m.run();
+    await eventually(() => d.status === "running");
+    expect(process.listenerCount("SIGTERM")).toBe(listenersBefore + 1);
+    await router.publish("TRAINING_COMPLETED", payloads.training("hex8_2p"));
+    await delay(10); // the handler is now in flight
+    process.emit("SIGTERM", "SIGTERM");
+    process.emit("SIGTERM", "SIGTERM"); // a second signal while stopping is only logged
+    await running;
+    expect(d.handled).toEqual(["hex8_2p"]);
+    expect(d.status).toBe("stopped");
+    expect(process.listenerCount("SIGTERM")).toBe(listenersBefore);
+    expect(process.listenerCount("SIGINT")).toBe(sigintBefore);
+    // Stopped means no new work: later events are not handled.
+    await router.publish("TRAINING_COMPLETED", payloads.training("sq8_2p"));
+    await router.drain();
+    expect(d.handled).toEqual(["hex8_2p"]);
+  });
+
+  it("run() stops when its signal aborts", async () => {
+    const router = makeRouter();
+    const d = new Scripted("worker", router, { cycleIntervalMs: 60_000 });
+    const m = manager({ daemons: [d] });
+    const controller = new AbortController();
+    const sigintBefore = process.listenerCount("SIGINT");
+    const running = m.run({ signal: controller.signal });
+    await eventually(() => d.status === "running");
+    controller.abort();
+    await running;
+    expect(d.status).toBe("stopped");
+    expect(process.listenerCount("SIGINT")).toBe(sigintBefore);
+  });
+
+  it("stopAll() does not wait for a daemon stuck in start(): the start is aborted", async () => {
+    const router = makeRouter();
+    class Stuck extends HandlerBase {
+      constructor() {
+        super({ name: "stuck", router });
+      }
+      protected override onStart(signal: AbortSignal) {
+        return sleep(60_000, { signal });
+      }
+    }
+    const d = new Stuck();
+    const m = manager({ daemons: [d] });
+    const starting = m.startAll();
+    await eventually(() => d.status === "starting");
+    await m.stopAll();
+    await starting;
+    expect(d.status).toBe("stopped");
+  });
+
+  it("stops at the end of an `await using` scope, cancelling pending restarts", async () => {
+    const router = makeRouter();
+    const d = new Scripted("doomed", router);
+    d.failStarts = Infinity;
+    {
+      await using m = new DaemonManager({ daemons: [d], restartBackoff: { initialMs: 10_000 } });
+      await m.startAll();
+    }
+    expect(d.startAttempts).toHaveLength(1);
+    expect(d.status).toBe("crashed");
+  });
+});

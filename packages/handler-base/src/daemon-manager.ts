@@ -1,0 +1,528 @@
+import { hostname } from "node:os";
+import {
+  type BackoffOptions,
+  type HealthCheckResult,
+  type Logger,
+  type PublishOptions,
+  backoffDelay,
+  childLogger,
+  healthFrom,
+  silentLogger,
+  sleep,
+} from "@switchyard/router";
+import {
+  DaemonManagerClosedError,
+  DaemonOptionsError,
+  DuplicateDaemonError,
+  messageOf,
+} from "./errors";
+import type { DaemonStatus } from "./handler-base";
+import type { DaemonHeartbeat, DaemonRunState, HeartbeatSink } from "./heartbeat";
+import type { DaemonStats } from "./stats";
+
+/**
+ * Anything that can publish catalog events: a `Router` of any catalog fits. The manager publishes
+ * `DAEMON_PERMANENTLY_FAILED` through it when the catalog has that type.
+ */
+export interface EventPublisher {
+  readonly catalog: { has(type: unknown): boolean };
+  publish(type: never, data: never, options?: PublishOptions): Promise<unknown>;
+}
+
+/**
+ * What a {@link DaemonManager} supervises. Every `HandlerBase` is one; other long-running
+ * components can implement it to be started, stopped, restarted and reported the same way.
+ *
+ * Contract: `start()` rejects when the daemon could not start (it counts as a crash and is
+ * retried); `stop()` is idempotent and never rejects; `onCrash` listeners are called after the
+ * daemon stopped itself because of a failure.
+ */
+export interface Daemon {
+  readonly name: string;
+  readonly status: DaemonStatus;
+  /** When the current run started, in ms since the epoch; `null` when not running. */
+  readonly startedAt: number | null;
+  readonly stats: DaemonStats;
+  /** Where `DAEMON_PERMANENTLY_FAILED` goes when the manager has no `router` of its own. */
+  readonly router?: EventPublisher;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  healthCheck(): HealthCheckResult;
+  onCrash(listener: (error: Error) => void): () => void;
+}
+
+/** Options of {@link DaemonManager}. */
+export interface DaemonManagerOptions {
+  /** Daemons to register right away (more with `register`). @defaultValue none */
+  readonly daemons?: readonly Daemon[];
+  /**
+   * Where `DAEMON_PERMANENTLY_FAILED` is published (only if its catalog has the type).
+   * @defaultValue the failed daemon's own `router`
+   */
+  readonly router?: EventPublisher;
+  /** Where the manager logs. @defaultValue silent */
+  readonly logger?: Logger;
+  /**
+   * Consecutive failed restarts after which a daemon is given up (`failed`) and
+   * `DAEMON_PERMANENTLY_FAILED` is published. A restart fails when `start()` rejects, or when the
+   * daemon crashes again within `stableAfterMs`. @defaultValue 5
+   */
+  readonly maxRestartAttempts?: number;
+  /** Delay before restart number n (exponential, with jitter). @defaultValue `{ initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 }` */
+  readonly restartBackoff?: BackoffOptions;
+  /** A restarted daemon that runs this long without crashing has its failed-restart count reset. @defaultValue 60_000 */
+  readonly stableAfterMs?: number;
+  /** Where heartbeats go. @defaultValue none (no heartbeats) */
+  readonly heartbeatSink?: HeartbeatSink;
+  /** Time between two heartbeats of every daemon, in ms. @defaultValue 30_000 */
+  readonly heartbeatIntervalMs?: number;
+  /** Envelope `source` of `DAEMON_PERMANENTLY_FAILED`. @defaultValue "daemon_manager" */
+  readonly source?: string;
+  /** Host name written to heartbeats and failure events. @defaultValue `os.hostname()` */
+  readonly host?: string;
+}
+
+/** Options of {@link DaemonManager.run}. */
+export interface RunOptions {
+  /** Aborting it stops the daemons, like a signal does. */
+  readonly signal?: AbortSignal;
+  /** Process signals that stop the daemons gracefully. @defaultValue ["SIGINT", "SIGTERM"] */
+  readonly signals?: readonly NodeJS.Signals[];
+}
+
+/** One daemon as the manager sees it: from {@link DaemonManager.list}. */
+export interface ManagedDaemonInfo {
+  readonly name: string;
+  readonly status: DaemonRunState;
+  /** Successful restarts after crashes. */
+  readonly restarts: number;
+  /** Consecutive failed restarts (reset once a restarted daemon runs `stableAfterMs`). */
+  readonly failedRestarts: number;
+  /** The message of the last failure, if any. */
+  readonly lastError: string | null;
+}
+
+interface Entry {
+  readonly daemon: Daemon;
+  failed: boolean;
+  restarts: number;
+  failedRestarts: number;
+  lastError: string | null;
+  restartedAt: number | undefined;
+  supervising: Promise<void> | undefined;
+  removeCrashListener: (() => void) | undefined;
+}
+
+const PERMANENTLY_FAILED = "DAEMON_PERMANENTLY_FAILED";
+
+/**
+ * Runs a set of daemons: starts and stops them together, restarts a crashed one with backoff,
+ * gives up after `maxRestartAttempts` consecutive failed restarts (publishing
+ * `DAEMON_PERMANENTLY_FAILED`), aggregates their health, writes periodic heartbeats to a
+ * {@link HeartbeatSink}, and shuts down gracefully on SIGINT/SIGTERM in {@link DaemonManager.run}.
+ *
+ * A daemon has *crashed* when its `start()` rejected or when it reported a crash (a `HandlerBase`
+ * does after `maxConsecutiveCycleFailures` failing cycles in a row).
+ *
+ * @example
+ * ```ts
+ * const manager = new DaemonManager({ daemons: [new QualityMonitor(router)], heartbeatSink: sink });
+ * await manager.run(); // starts all; on SIGINT/SIGTERM stops taking work, finishes in-flight work, resolves
+ * ```
+ */
+export class DaemonManager implements AsyncDisposable {
+  readonly #entries = new Map<string, Entry>();
+  readonly #logger: Logger;
+  readonly #router: EventPublisher | undefined;
+  readonly #maxRestartAttempts: number;
+  readonly #backoff: BackoffOptions;
+  readonly #stableAfterMs: number;
+  readonly #sink: HeartbeatSink | undefined;
+  readonly #heartbeatIntervalMs: number;
+  readonly #source: string;
+  readonly #host: string;
+  readonly #closing = new AbortController();
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #beating: Promise<void> | undefined;
+
+  constructor(options: DaemonManagerOptions = {}) {
+    const maxRestartAttempts = options.maxRestartAttempts ?? 5;
+    const stableAfterMs = options.stableAfterMs ?? 60_000;
+    const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 30_000;
+    if (!Number.isInteger(maxRestartAttempts) || maxRestartAttempts < 0) {
+      throw new DaemonOptionsError(
+        "DaemonManager",
+        "maxRestartAttempts",
+        "an integer ≥ 0",
+        maxRestartAttempts,
+      );
+    }
+    if (!(stableAfterMs >= 0)) {
+      throw new DaemonOptionsError(
+        "DaemonManager",
+        "stableAfterMs",
+        "a number of ms ≥ 0",
+        stableAfterMs,
+      );
+    }
+    if (!(heartbeatIntervalMs > 0) || !Number.isFinite(heartbeatIntervalMs)) {
+      throw new DaemonOptionsError(
+        "DaemonManager",
+        "heartbeatIntervalMs",
+        "a positive number of ms",
+        heartbeatIntervalMs,
+      );
+    }
+    this.#logger = childLogger(options.logger ?? silentLogger, { component: "daemon_manager" });
+    this.#router = options.router;
+    this.#maxRestartAttempts = maxRestartAttempts;
+    this.#backoff = { initialMs: 1000, maxMs: 60_000, ...options.restartBackoff };
+    this.#stableAfterMs = stableAfterMs;
+    this.#sink = options.heartbeatSink;
+    this.#heartbeatIntervalMs = heartbeatIntervalMs;
+    this.#source = options.source ?? "daemon_manager";
+    this.#host = options.host ?? hostname();
+    for (const daemon of options.daemons ?? []) this.register(daemon);
+  }
+
+  /**
+   * Add a daemon. Once the manager has started, the daemon is started (and supervised) at once.
+   * Throws {@link DuplicateDaemonError} for a name already taken, {@link DaemonManagerClosedError}
+   * after `stopAll()`.
+   */
+  register(daemon: Daemon): this {
+    if (this.#stopping) throw new DaemonManagerClosedError();
+    if (this.#entries.has(daemon.name)) throw new DuplicateDaemonError(daemon.name);
+    const entry: Entry = {
+      daemon,
+      failed: false,
+      restarts: 0,
+      failedRestarts: 0,
+      lastError: null,
+      restartedAt: undefined,
+      supervising: undefined,
+      removeCrashListener: undefined,
+    };
+    entry.removeCrashListener = daemon.onCrash((error) => this.#onFailure(entry, error, "crash"));
+    this.#entries.set(daemon.name, entry);
+    if (this.#starting) void this.#startEntry(entry);
+    return this;
+  }
+
+  /** The registered daemons, in registration order. */
+  get daemons(): readonly Daemon[] {
+    return [...this.#entries.values()].map((e) => e.daemon);
+  }
+
+  /** The registered daemon of that name. */
+  get(name: string): Daemon | undefined {
+    return this.#entries.get(name)?.daemon;
+  }
+
+  /** Every daemon with its state, restart count and last failure. */
+  list(): ManagedDaemonInfo[] {
+    return [...this.#entries.values()].map((e) => ({
+      name: e.daemon.name,
+      status: statusOf(e),
+      restarts: e.restarts,
+      failedRestarts: e.failedRestarts,
+      lastError: e.lastError,
+    }));
+  }
+
+  /**
+   * Start every daemon (in parallel) and the heartbeat timer. A daemon whose `start()` rejects is
+   * handed to the restart policy; `startAll` itself resolves once every daemon was tried.
+   * Idempotent: every call returns the same promise. Rejects with {@link DaemonManagerClosedError}
+   * after `stopAll()`.
+   */
+  startAll(): Promise<void> {
+    if (this.#stopping) return Promise.reject(new DaemonManagerClosedError());
+    this.#starting ??= this.#startAll();
+    return this.#starting;
+  }
+
+  /**
+   * Stop restarting, stop every daemon (each finishes its cycle and in-flight handlers), write a
+   * last heartbeat of each and stop the heartbeat timer. Idempotent: every call returns the same
+   * promise; never rejects. The manager cannot be started again.
+   */
+  stopAll(): Promise<void> {
+    this.#stopping ??= this.#stopAll();
+    return this.#stopping;
+  }
+
+  /** `stopAll()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stopAll();
+  }
+
+  /**
+   * Start every daemon, then wait for SIGINT or SIGTERM (or `signal`), then stop gracefully: no new
+   * work is taken, in-flight work finishes, and the promise resolves. The signal listeners are
+   * removed afterwards, and a repeated signal during shutdown is logged rather than killing the
+   * process. While it runs, the process stays alive.
+   *
+   * @example
+   * ```ts
+   * await manager.run();
+   * process.exitCode = manager.healthCheck().healthy ? 0 : 1;
+   * ```
+   */
+  async run(options: RunOptions = {}): Promise<void> {
+    const signals = options.signals ?? ["SIGINT", "SIGTERM"];
+    let requested = false;
+    let requestStop!: () => void;
+    const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (requested) {
+        this.#logger.warn(
+          { signal },
+          `received ${signal} again: already stopping, waiting for in-flight work`,
+        );
+        return;
+      }
+      requested = true;
+      this.#logger.info({ signal }, `received ${signal}: stopping daemons`);
+      requestStop();
+    };
+    const onAbort = () => {
+      requested = true;
+      requestStop();
+    };
+    for (const signal of signals) process.on(signal, onSignal);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    // Signal listeners do not keep the event loop alive; a daemon process must stay up until told.
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    try {
+      await this.startAll();
+      await stopRequested;
+    } finally {
+      clearInterval(keepAlive);
+      await this.stopAll();
+      for (const signal of signals) process.off(signal, onSignal);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Every daemon's health, aggregated: `unhealthy` if one is unhealthy or failed for good,
+   * `degraded` if one is degraded, else `healthy`. `details.daemons` has each daemon's own result.
+   */
+  healthCheck(): HealthCheckResult {
+    const problems: { severity: "degraded" | "unhealthy"; message: string }[] = [];
+    const daemons: Record<string, unknown> = {};
+    for (const entry of this.#entries.values()) {
+      const name = entry.daemon.name;
+      const health = this.#healthOf(entry);
+      const status = statusOf(entry);
+      daemons[name] = {
+        status,
+        restarts: entry.restarts,
+        failedRestarts: entry.failedRestarts,
+        lastError: entry.lastError,
+        health,
+      };
+      if (entry.failed) {
+        problems.push({
+          severity: "unhealthy",
+          message: `${name} failed permanently after ${entry.failedRestarts} restart attempts: ${entry.lastError ?? "unknown error"}`,
+        });
+      } else if (!health.healthy) {
+        problems.push({
+          severity: health.status === "unhealthy" ? "unhealthy" : "degraded",
+          message: `${name}: ${health.message}`,
+        });
+      }
+    }
+    return healthFrom(problems, `${this.#entries.size} daemons healthy`, {
+      daemons,
+      pid: process.pid,
+      host: this.#host,
+    });
+  }
+
+  /** Write one heartbeat of every daemon now (the timer does this every `heartbeatIntervalMs`). */
+  async heartbeat(): Promise<void> {
+    if (!this.#sink) return;
+    await Promise.all([...this.#entries.values()].map((entry) => this.#writeBeat(entry)));
+  }
+
+  async #startAll(): Promise<void> {
+    if (this.#sink) {
+      this.#heartbeatTimer = setInterval(() => {
+        // Skip a tick rather than pile writes up behind a slow sink.
+        this.#beating ??= this.heartbeat().finally(() => (this.#beating = undefined));
+      }, this.#heartbeatIntervalMs);
+      this.#heartbeatTimer.unref();
+    }
+    await Promise.all([...this.#entries.values()].map((entry) => this.#startEntry(entry)));
+  }
+
+  async #startEntry(entry: Entry): Promise<void> {
+    try {
+      await entry.daemon.start();
+      this.#logger.info({ daemon: entry.daemon.name }, `daemon ${entry.daemon.name} started`);
+    } catch (error) {
+      this.#logger.error(
+        { err: error, daemon: entry.daemon.name },
+        `daemon ${entry.daemon.name} failed to start`,
+      );
+      this.#onFailure(entry, error, "start");
+    }
+    await this.#writeBeat(entry);
+  }
+
+  #onFailure(entry: Entry, error: unknown, phase: "start" | "crash"): void {
+    if (this.#closing.signal.aborted || entry.failed) return;
+    entry.lastError = messageOf(error);
+    if (phase === "crash") {
+      const sinceRestart =
+        entry.restartedAt === undefined ? Infinity : Date.now() - entry.restartedAt;
+      // Crashing again soon after a restart means that restart did not help.
+      if (sinceRestart < this.#stableAfterMs) entry.failedRestarts++;
+      else entry.failedRestarts = 0;
+      this.#logger.error(
+        { err: error, daemon: entry.daemon.name },
+        `daemon ${entry.daemon.name} crashed`,
+      );
+      void this.#writeBeat(entry);
+    }
+    entry.supervising ??= this.#restartLoop(entry).finally(() => (entry.supervising = undefined));
+  }
+
+  async #restartLoop(entry: Entry): Promise<void> {
+    const { daemon } = entry;
+    const closing = this.#closing.signal;
+    for (;;) {
+      if (closing.aborted) return;
+      if (entry.failedRestarts >= this.#maxRestartAttempts) return this.#giveUp(entry);
+      const delay = backoffDelay(entry.failedRestarts + 1, this.#backoff);
+      this.#logger.warn(
+        { daemon: daemon.name, delayMs: delay, failedRestarts: entry.failedRestarts },
+        `restarting daemon ${daemon.name} in ${delay} ms`,
+      );
+      try {
+        await sleep(delay, { signal: closing });
+        // Checked in the same turn as start(): stopAll() either came first, or its stop() will
+        // abort this start.
+        if (closing.aborted) return;
+        await daemon.start();
+      } catch (error) {
+        if (closing.aborted) return;
+        entry.failedRestarts++;
+        entry.lastError = messageOf(error);
+        this.#logger.error(
+          { err: error, daemon: daemon.name, failedRestarts: entry.failedRestarts },
+          `restart ${entry.failedRestarts} of daemon ${daemon.name} failed`,
+        );
+        continue;
+      }
+      entry.restarts++;
+      entry.restartedAt = Date.now();
+      this.#logger.info(
+        { daemon: daemon.name, restarts: entry.restarts },
+        `daemon ${daemon.name} restarted`,
+      );
+      // Not awaited: this loop must end before the restarted daemon can report its next crash.
+      void this.#writeBeat(entry);
+      return;
+    }
+  }
+
+  async #giveUp(entry: Entry): Promise<void> {
+    entry.failed = true;
+    const name = entry.daemon.name;
+    const error = entry.lastError ?? "unknown error";
+    this.#logger.error(
+      { daemon: name, restartAttempts: entry.failedRestarts, error },
+      `daemon ${name} failed permanently after ${entry.failedRestarts} restart attempts; not restarting it again`,
+    );
+    await this.#writeBeat(entry);
+    const router = this.#router ?? entry.daemon.router;
+    if (!router?.catalog.has(PERMANENTLY_FAILED)) return;
+    const publish = router.publish.bind(router) as (
+      type: string,
+      data: unknown,
+      options?: PublishOptions,
+    ) => Promise<unknown>;
+    try {
+      await publish(
+        PERMANENTLY_FAILED,
+        {
+          daemon_name: name,
+          restart_attempts: entry.failedRestarts,
+          error,
+          host: this.#host,
+          pid: process.pid,
+        },
+        { source: this.#source },
+      );
+    } catch (publishError) {
+      this.#logger.error(
+        { err: publishError, daemon: name },
+        `publishing ${PERMANENTLY_FAILED} for ${name} failed`,
+      );
+    }
+  }
+
+  async #stopAll(): Promise<void> {
+    this.#closing.abort();
+    const entries = [...this.#entries.values()];
+    // stop() also aborts a start still in progress (first start or restart), so nothing here
+    // waits on a daemon that cannot start; restart loops end once their sleep is aborted.
+    await Promise.all(entries.map((e) => e.daemon.stop()));
+    await this.#starting;
+    await Promise.all(entries.map((e) => e.supervising ?? Promise.resolve()));
+    clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = undefined;
+    await this.#beating;
+    await this.heartbeat();
+    for (const entry of entries) entry.removeCrashListener?.();
+  }
+
+  #healthOf(entry: Entry): HealthCheckResult {
+    try {
+      return entry.daemon.healthCheck();
+    } catch (error) {
+      return {
+        healthy: false,
+        status: "unhealthy",
+        message: `healthCheck() threw: ${messageOf(error)}`,
+        details: {},
+      };
+    }
+  }
+
+  async #writeBeat(entry: Entry): Promise<void> {
+    if (!this.#sink) return;
+    const { daemon } = entry;
+    const startedAt = daemon.startedAt;
+    const beat: DaemonHeartbeat = {
+      daemon: daemon.name,
+      pid: process.pid,
+      host: this.#host,
+      status: statusOf(entry),
+      health: this.#healthOf(entry),
+      stats: daemon.stats,
+      restarts: entry.restarts,
+      startedAt: startedAt === null ? null : new Date(startedAt).toISOString(),
+      at: new Date().toISOString(),
+    };
+    try {
+      await this.#sink.write(beat);
+    } catch (error) {
+      this.#logger.warn(
+        { err: error, daemon: daemon.name },
+        `writing the heartbeat of ${daemon.name} failed`,
+      );
+    }
+  }
+}
+
+function statusOf(entry: Entry): DaemonRunState {
+  return entry.failed ? "failed" : entry.daemon.status;
+}

@@ -1,0 +1,105 @@
+import { SwitchyardError } from "@switchyard/event-schema";
+
+/**
+ * A daemon option is out of range or of the wrong type. Thrown by the constructor of
+ * `HandlerBase` and `DaemonManager`, before anything starts.
+ */
+export class DaemonOptionsError extends SwitchyardError {
+  /** The offending option, e.g. `"cycleIntervalMs"`. */
+  readonly option: string;
+
+  constructor(owner: string, option: string, expected: string, received: unknown) {
+    super(
+      "INVALID_DAEMON_OPTIONS",
+      `${owner}: option ${option} must be ${expected}, got ${show(received)}. Fix the value passed to the constructor.`,
+    );
+    this.option = option;
+  }
+}
+
+/**
+ * `start()` failed: `onStart()` threw, or a subscription could not be set up (a transport
+ * subscription did not become ready). Whatever was set up has been torn down again; the daemon
+ * can be started anew. The original failure is the `cause`.
+ */
+export class DaemonStartError extends SwitchyardError {
+  readonly daemon: string;
+
+  constructor(daemon: string, cause: unknown) {
+    super(
+      "DAEMON_START_FAILED",
+      `Daemon "${daemon}" failed to start: ${messageOf(cause)}. It was rolled back; fix the cause and call start() again ` +
+        `(a DaemonManager does this with backoff).`,
+      { cause },
+    );
+    this.daemon = daemon;
+  }
+}
+
+/**
+ * A running daemon gave up on itself: its cycle failed `maxConsecutiveCycleFailures` times in a
+ * row. It stopped (subscriptions removed) and reported this error to its crash listeners; the
+ * last cycle failure is the `cause`.
+ */
+export class DaemonCrashedError extends SwitchyardError {
+  readonly daemon: string;
+  readonly consecutiveFailures: number;
+
+  constructor(daemon: string, consecutiveFailures: number, cause: unknown) {
+    super(
+      "DAEMON_CRASHED",
+      `Daemon "${daemon}" crashed: ${consecutiveFailures} consecutive cycles failed, the last with: ${messageOf(cause)}. ` +
+        `Look at daemon.recentErrors() for the earlier failures.`,
+      { cause },
+    );
+    this.daemon = daemon;
+    this.consecutiveFailures = consecutiveFailures;
+  }
+}
+
+/** Two daemons with the same name were registered with one `DaemonManager`. */
+export class DuplicateDaemonError extends SwitchyardError {
+  readonly daemon: string;
+
+  constructor(daemon: string) {
+    super(
+      "DAEMON_ALREADY_REGISTERED",
+      `A daemon named "${daemon}" is already registered with this manager: daemon names must be unique ` +
+        `(they name subscriptions and heartbeats).`,
+    );
+    this.daemon = daemon;
+  }
+}
+
+/** The `DaemonManager` was stopped; it does not start or register daemons any more. */
+export class DaemonManagerClosedError extends SwitchyardError {
+  constructor() {
+    super(
+      "DAEMON_MANAGER_CLOSED",
+      "The daemon manager was stopped: create a new DaemonManager instead of reusing it.",
+    );
+  }
+}
+
+/** The message of anything thrown. */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return typeof error === "string" ? error : show(error);
+}
+
+function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (
+    typeof value === "number" ||
+    typeof value === "boolean" ||
+    value === undefined ||
+    value === null
+  ) {
+    return String(value);
+  }
+  try {
+    return JSON.stringify(value) ?? typeof value;
+  } catch {
+    return typeof value;
+  }
+}
