@@ -31,7 +31,15 @@ describe("replaying from two processes", { tags: ["slow"] }, () => {
       const child = (i: number) =>
         run(
           process.execPath,
-          ["--import", "tsx", "packages/dlq/src/test/replayer.ts", path, join(dir, `out-${i}.txt`)],
+          [
+            "--import",
+            "tsx",
+            "packages/dlq/src/test/replayer.ts",
+            path,
+            join(dir, `out-${i}.txt`),
+            String(i),
+            "1,2",
+          ],
           {
             cwd: root,
             env: { ...process.env, TSX_TSCONFIG_PATH: join(root, "tsconfig.base.json") },

@@ -18,7 +18,6 @@ import {
   getRouter,
   healthFrom,
   serializeError,
-  silentLogger,
 } from "@switchyard/router";
 import { DedupCache, type DedupCheckOptions } from "./dedup";
 import { DaemonCrashedError, DaemonOptionsError, DaemonStartError, messageOf } from "./errors";
@@ -70,7 +69,7 @@ export interface HandlerBaseOptions<C extends AnyCatalog = PipelineCatalog, Conf
   readonly runCycleOnStart?: boolean;
   /** The daemon's own configuration, kept as `daemon.config`. @defaultValue undefined */
   readonly config?: Config;
-  /** Where the daemon logs (pino-compatible), bound to `{ daemon: name }`. @defaultValue silent */
+  /** Where the daemon logs (pino-compatible), bound to `{ daemon: name }`. @defaultValue the router's logger */
   readonly logger?: Logger;
   /** Envelope `source` of emitted events. @defaultValue the daemon's name */
   readonly source?: string;
@@ -270,7 +269,7 @@ export abstract class HandlerBase<
     this.config = options.config as Config;
     this.cycleIntervalMs = o.cycleIntervalMs;
     this.source = options.source ?? this.name;
-    this.logger = childLogger(options.logger ?? silentLogger, { daemon: this.name });
+    this.logger = childLogger(options.logger ?? this.router.logger, { daemon: this.name });
     this.#now = options.now ?? Date.now;
     this.#dedup = new DedupCache({
       ttlMs: o.dedupTtlMs,
@@ -491,8 +490,9 @@ export abstract class HandlerBase<
     run.controller.abort();
     clearTimeout(run.timer);
     run.timer = undefined;
-    for (const unsubscribe of run.subscriptions) unsubscribe();
-    const pending = [...run.deliveries, ...(run.cycle ? [run.cycle] : [])];
+    // Stop taking new events, but handle what is already queued for this daemon (graceful stop).
+    const closing = run.subscriptions.map((subscription) => subscription.close({ drain: true }));
+    const pending = [...closing, ...run.deliveries, ...(run.cycle ? [run.cycle] : [])];
     if (pending.length > 0) {
       const ms = this.#options.stopTimeoutMs;
       const finished = await withTimeout(Promise.allSettled(pending), ms);

@@ -684,3 +684,43 @@ describe("redeliver", () => {
     await router.shutdown();
   });
 });
+
+describe("closing a subscription", () => {
+  it("names the handle after the subscription", () => {
+    const router = createRouter({ catalog: testCatalog });
+    expect(router.subscribe("JOB_STARTED", () => {}, { name: "named" }).name).toBe("named");
+    void router.shutdown();
+  });
+
+  it("handles the queued backlog first with close({ drain: true })", async () => {
+    const router = createRouter({ catalog: testCatalog });
+    const done: number[] = [];
+    const sub = router.subscribe("JOB_STARTED", async (e) => {
+      await delay(2);
+      done.push(e.data.n);
+    });
+    for (let n = 0; n < 5; n++) await router.publish("JOB_STARTED", { n });
+    await sub.close({ drain: true });
+    expect(done).toEqual([0, 1, 2, 3, 4]);
+    await router.publish("JOB_STARTED", { n: 9 });
+    await router.drain();
+    expect(done).toEqual([0, 1, 2, 3, 4]);
+    expect(router.getStats()).toMatchObject({ subscriptionCount: 0, dropped: 0 });
+    await router.shutdown();
+  });
+
+  it("discards the backlog with close() but waits for the in-flight handler", async () => {
+    const router = createRouter({ catalog: testCatalog });
+    const done: number[] = [];
+    const sub = router.subscribe("JOB_STARTED", async (e) => {
+      await delay(5);
+      done.push(e.data.n);
+    });
+    for (let n = 0; n < 3; n++) await router.publish("JOB_STARTED", { n });
+    await delay(1);
+    await sub.close();
+    expect(done).toEqual([0]);
+    expect(router.getStats()).toMatchObject({ dropped: 2, delivered: 1 });
+    await router.shutdown();
+  });
+});

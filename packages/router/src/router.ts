@@ -130,6 +130,13 @@ export type Handler<C extends AnyCatalog, P> = (
  */
 export interface Subscription extends Disposable {
   (): void;
+  /**
+   * Unsubscribe and wait until it is done. With `drain: true`, events already queued for this
+   * subscription are still handled first (a graceful stop); without, they are discarded like `()`.
+   * Resolves once in-flight handlers finished and the transport subscription closed.
+   */
+  close(options?: { drain?: boolean }): Promise<void>;
+  /** The subscription's name. */
   readonly name: string;
   /** The catalog types this subscription receives. */
   readonly types: readonly string[];
@@ -233,6 +240,11 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
       publishCausedBy: (type, data, cause, opts) =>
         this.#publish(type, data, { ...opts, causedBy: cause }),
     };
+  }
+
+  /** The logger the router writes to (silent unless one was given). */
+  get logger(): Logger {
+    return this.#logger;
   }
 
   /** Whether `shutdown` was called. */
@@ -375,20 +387,31 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
       ready.catch(() => {}); // reported through health and `ready`; never an unhandled rejection
     }
 
-    let done = false;
-    const unsubscribe = () => {
-      if (done) return;
-      done = true;
-      options.signal?.removeEventListener("abort", unsubscribe);
-      this.#remove(sub, true);
+    let closed: Promise<void> | undefined;
+    const close = (closeOptions: { drain?: boolean } = {}): Promise<void> => {
+      closed ??= (async () => {
+        options.signal?.removeEventListener("abort", unsubscribe);
+        if (closeOptions.drain) {
+          sub.deactivate(false); // no new events; the queued ones are still handled
+          this.#index();
+          await sub.idle();
+        }
+        await this.#remove(sub, true);
+        await sub.idle();
+      })();
+      return closed;
     };
+    const unsubscribe = () => void close();
     if (options.signal?.aborted) unsubscribe();
     options.signal?.addEventListener("abort", unsubscribe, { once: true });
-    return Object.assign(unsubscribe, {
+    const handle = Object.assign(unsubscribe, {
       [Symbol.dispose]: unsubscribe,
+      close,
       types,
       ready,
     });
+    // A function's own `name` is read-only but configurable: make it the subscription's name.
+    return Object.defineProperty(handle, "name", { value: name, enumerable: true });
   }
 
   /**
@@ -647,7 +670,7 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     } else {
       this.#shutdownController.abort(new RouterClosedError());
     }
-    for (const sub of subs) this.#remove(sub, true);
+    for (const sub of subs) void this.#remove(sub, true);
     if (this.transport && this.#closeTransport) await this.transport.close();
   }
 
@@ -725,16 +748,22 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     this.#byType = byType;
   }
 
-  #remove(sub: LocalSubscription, discard: boolean): void {
-    if (!this.#subscriptions.has(sub)) return;
+  #remove(sub: LocalSubscription, discard: boolean): Promise<void> {
+    if (!this.#subscriptions.has(sub)) return Promise.resolve();
     sub.deactivate(discard);
     this.#subscriptions.delete(sub);
     this.#index();
-    for (const key of Object.keys(this.#retired) as (keyof Counters)[])
-      this.#retired[key] += sub.counters[key];
+    // Fold its counters into the totals once its in-flight handlers are done counting.
+    const fold = () => {
+      for (const key of Object.keys(this.#retired) as (keyof Counters)[])
+        this.#retired[key] += sub.counters[key];
+    };
+    if (sub.inFlight === 0) fold();
+    else void sub.idle().then(fold);
     const closing = this.#closeTransportSubscription(sub);
     this.#transportClosers.add(closing);
     void closing.finally(() => this.#transportClosers.delete(closing));
+    return closing;
   }
 
   #closeTransportSubscription(sub: LocalSubscription): Promise<void> {
