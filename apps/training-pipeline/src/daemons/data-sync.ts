@@ -1,0 +1,63 @@
+import { copyFileSync, mkdirSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
+import type { Subscriptions } from "@switchyard/handler-base";
+import { type HandlerContext, type Router, UnrecoverableError } from "@switchyard/router";
+import type { PipelineSettings } from "../settings";
+import { TransientFailure, generationOf, maybeFail, work } from "../simulation";
+import { StageDaemon } from "./stage";
+
+/** Data sync: copies new games to the training store (DATA_SYNC_COMPLETED, or DATA_SYNC_FAILED and a retry). */
+export class DataSyncDaemon extends StageDaemon {
+  constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
+    super("data_sync", router, settings);
+  }
+
+  protected override subscriptions(): Subscriptions {
+    return { NEW_GAMES_AVAILABLE: this.onNewGames };
+  }
+
+  private onNewGames = async (
+    event: EventOf<"NEW_GAMES_AVAILABLE">,
+    ctx: HandlerContext<PipelineCatalog>,
+  ): Promise<void> => {
+    const { config_key, db_path } = event.data;
+    if ((event.data as { poison?: unknown }).poison) {
+      throw new UnrecoverableError(`games database ${db_path} is corrupt: cannot read its header`);
+    }
+    if (this.isDuplicateEvent(event)) return;
+    await work(this.settings.workMs, this.rng, ctx.signal);
+    const target = join(this.settings.dataDir, "training-store", config_key);
+    try {
+      maybeFail(this.settings.failureRate, this.rng, `sync of ${config_key}`);
+    } catch (error) {
+      await this.emit(
+        "DATA_SYNC_FAILED",
+        {
+          source: "selfplay-host",
+          target,
+          config_key,
+          error: (error as Error).message,
+          attempt: ctx.attempt,
+          generation: generationOf(event.data),
+        },
+        { causedBy: event },
+      );
+      throw error;
+    }
+    if (!db_path) throw new TransientFailure("no db_path yet");
+    mkdirSync(target, { recursive: true });
+    copyFileSync(db_path, join(target, basename(db_path)));
+    await this.emit(
+      "DATA_SYNC_COMPLETED",
+      {
+        source: "selfplay-host",
+        target,
+        files_synced: 1,
+        config_key,
+        generation: generationOf(event.data),
+      },
+      { causedBy: event },
+    );
+  };
+}

@@ -1,0 +1,40 @@
+import { join } from "node:path";
+import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
+import type { Subscriptions } from "@switchyard/handler-base";
+import type { HandlerContext, Router } from "@switchyard/router";
+import type { PipelineSettings } from "../settings";
+import { generationOf, maybeFail, work, writeArtifact } from "../simulation";
+import { StageDaemon } from "./stage";
+
+/** NPZ export: turns synced games into training samples (NPZ_EXPORT_COMPLETE). */
+export class NpzExportDaemon extends StageDaemon {
+  constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
+    super("npz_export", router, settings);
+  }
+
+  protected override subscriptions(): Subscriptions {
+    return { DATA_SYNC_COMPLETED: this.onSynced };
+  }
+
+  private onSynced = async (
+    event: EventOf<"DATA_SYNC_COMPLETED">,
+    ctx: HandlerContext<PipelineCatalog>,
+  ): Promise<void> => {
+    if (this.isDuplicateEvent(event)) return;
+    const { config_key } = event.data;
+    if (!config_key) return;
+    await work(this.settings.workMs, this.rng, ctx.signal);
+    maybeFail(this.settings.failureRate, this.rng, `export of ${config_key}`);
+    const generation = generationOf(event.data);
+    const samples = 4000 + Math.floor(this.rng() * 2000);
+    const npz_path = writeArtifact(
+      join(this.settings.dataDir, "npz", config_key, `gen-${generation}.npz.json`),
+      { samples },
+    );
+    await this.emit(
+      "NPZ_EXPORT_COMPLETE",
+      { config_key, npz_path, samples_exported: samples, generation },
+      { causedBy: event },
+    );
+  };
+}

@@ -1,0 +1,234 @@
+// `pnpm demo`: the training pipeline for a few configs, each daemon its own process, until every
+// config has run its generations; then the pipeline-flow verification, per stage. Exit 0 only if
+// every stage flowed for every config.
+import { parseArgs } from "node:util";
+import { openQueueReadOnly } from "@switchyard/cross-process-queue";
+import { SqliteDeadLetterStore } from "@switchyard/dlq";
+import type { AnyEventOf, PipelineCatalog } from "@switchyard/event-schema";
+import { verifyPipeline } from "@switchyard/cli";
+import { type PipelineSettings, defaultSettings } from "./settings";
+import { generationOf } from "./simulation";
+import { startPipeline } from "./supervisor";
+
+const HELP = `Usage: pnpm demo [options]
+
+  --configs <list>       config keys, comma-separated        (default hex8_2p,square8_4p)
+  --generations <n>      generations per config               (default 3)
+  --failure-rate <0..1>  share of transient handler failures  (default 0.15)
+  --db <path>            coordination database                (default: a new temp directory)
+  --seed <n>             seed of the simulation               (default 7)
+  --no-poison            do not inject the poison event
+  --kill <daemon>        SIGKILL that daemon's process once, mid-run (its restart and redelivery show)
+  --timeout <seconds>    give up after this long              (default 180)
+  -h, --help`;
+
+function parse(): { settings: PipelineSettings; timeoutMs: number; kill: string | undefined } {
+  const { values } = parseArgs({
+    options: {
+      configs: { type: "string" },
+      generations: { type: "string" },
+      "failure-rate": { type: "string" },
+      db: { type: "string" },
+      seed: { type: "string" },
+      "no-poison": { type: "boolean" },
+      kill: { type: "string" },
+      timeout: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    process.exit(0);
+  }
+  const base = defaultSettings();
+  const number = (
+    name: string,
+    raw: string | undefined,
+    fallback: number,
+    ok: (n: number) => boolean,
+  ) => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!ok(n)) {
+      console.error(`--${name}: ${JSON.stringify(raw)} is not valid.\n\n${HELP}`);
+      process.exit(2);
+    }
+    return n;
+  };
+  const settings: PipelineSettings = {
+    ...base,
+    configs: values.configs
+      ? values.configs
+          .split(",")
+          .map((c) => c.trim())
+          .filter(Boolean)
+      : base.configs,
+    generations: number(
+      "generations",
+      values.generations,
+      base.generations,
+      (n) => Number.isInteger(n) && n >= 1 && n <= 50,
+    ),
+    failureRate: number(
+      "failure-rate",
+      values["failure-rate"],
+      base.failureRate,
+      (n) => n >= 0 && n < 0.9,
+    ),
+    seed: number("seed", values.seed, base.seed, Number.isInteger),
+    ...(values.db ? { db: values.db } : {}),
+    poison: !values["no-poison"],
+  };
+  return {
+    settings,
+    timeoutMs: number("timeout", values.timeout, 180, (n) => n > 0) * 1000,
+    kill: values.kill,
+  };
+}
+
+const { settings, timeoutMs, kill } = parse();
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
+
+console.log(`Switchyard training-pipeline demo`);
+console.log(`  configs      ${settings.configs.join(", ")} × ${settings.generations} generations`);
+console.log(
+  `  failures     ${Math.round(settings.failureRate * 100)}% transient${settings.poison ? ", plus one poison event" : ""}`,
+);
+console.log(`  database     ${settings.db}`);
+console.log(`  daemon logs  ${settings.dataDir}/daemons.log\n`);
+
+const ended = new Map(settings.configs.map((c) => [c, new Set<number>()]));
+let poisonGivenUp = !settings.poison;
+let wake: () => void = () => {};
+
+function describe(event: AnyEventOf<PipelineCatalog>): string | undefined {
+  switch (event.type) {
+    case "NEW_GAMES_AVAILABLE":
+      return (event.data as { poison?: boolean }).poison
+        ? "poison: a corrupt games database"
+        : `${event.data.new_games} new games`;
+    case "DATA_SYNC_COMPLETED":
+      return `${event.data.files_synced} file synced`;
+    case "DATA_SYNC_FAILED":
+      return `sync failed (attempt ${event.data.attempt}), will retry`;
+    case "NPZ_EXPORT_COMPLETE":
+      return `${event.data.samples_exported} samples`;
+    case "TRAINING_COMPLETED":
+      return `loss ${event.data.loss}`;
+    case "TRAINING_FAILED":
+      return `training failed, will retry`;
+    case "EVALUATION_COMPLETED":
+      return `Elo ${event.data.elo} over ${event.data.games_played} games`;
+    case "MODEL_PROMOTED":
+      return `promoted at Elo ${event.data.elo}`;
+    case "REGRESSION_DETECTED":
+      return `regression: −${event.data.elo_drop} Elo, kept the previous model`;
+    case "REGRESSION_CRITICAL":
+      return `critical regression: −${event.data.elo_drop} Elo`;
+    case "MODEL_DISTRIBUTION_COMPLETE":
+      return `on ${event.data.hosts_updated} hosts`;
+    case "QUALITY_ALERT":
+      return `self-play quality ${event.data.quality_score} < ${event.data.threshold}`;
+    case "PROGRESS_STALL_DETECTED":
+      return `no improvement for ${event.data.generations_without_improvement} generations`;
+    case "DLQ_PERMANENTLY_FAILED":
+      return `dead letter ${event.data.dead_letter_id} (${event.data.event_type} for ${event.data.subscriber}) given up: ${event.data.error}`;
+    case "DLQ_DEPTH_EXCEEDED":
+      return `dead-letter depth ${event.data.depth} > ${event.data.threshold}`;
+    case "DAEMON_PERMANENTLY_FAILED":
+      return `daemon ${event.data.daemon_name} gave up after ${event.data.restart_attempts} restarts`;
+    case "SELFPLAY_COMPLETE":
+    case "SPLIT_BRAIN_DETECTED":
+      return undefined;
+  }
+}
+
+function onEvent(event: AnyEventOf<PipelineCatalog>): void {
+  const text = describe(event);
+  const data = event.data as { config_key?: string };
+  const gen = generationOf(event.data);
+  if (text) {
+    const where = `${(data.config_key ?? "").padEnd(11)} ${gen ? `gen ${gen}` : "     "}`;
+    console.log(`${elapsed()}  ${where}  ${event.type.padEnd(28)} ${text}`);
+  }
+  if (
+    (event.type === "MODEL_DISTRIBUTION_COMPLETE" || event.type === "REGRESSION_DETECTED") &&
+    data.config_key
+  ) {
+    ended.get(data.config_key)?.add(gen);
+  }
+  if (event.type === "DLQ_PERMANENTLY_FAILED") poisonGivenUp = true;
+  wake();
+}
+
+const done = () =>
+  poisonGivenUp && [...ended.values()].every((gens) => gens.size >= settings.generations);
+
+console.log(`${elapsed()}  starting the daemon processes…`);
+const pipeline = await startPipeline(settings, onEvent);
+console.log(`${elapsed()}  ${pipeline.processes.size} daemon processes running\n`);
+const victim = kill ? pipeline.processes.get(kill as never) : undefined;
+if (kill && !victim) {
+  console.error(
+    `--kill: no daemon named ${kill} (daemons: ${[...pipeline.processes.keys()].join(", ")})`,
+  );
+  await pipeline.stop();
+  process.exit(2);
+}
+if (victim) {
+  setTimeout(() => {
+    console.log(
+      `${elapsed()}  ✂ SIGKILL ${victim.name} (pid ${victim.pid}): the manager restarts it, its leased work is redelivered`,
+    );
+    victim.kill();
+  }, 1500);
+}
+let interrupted = false;
+const interrupt = () => {
+  interrupted = true;
+  wake();
+};
+process.once("SIGINT", interrupt);
+const deadline = Date.now() + timeoutMs;
+while (!done() && !interrupted && Date.now() < deadline) {
+  await new Promise<void>((resolve) => {
+    wake = resolve;
+    setTimeout(resolve, 500);
+  });
+}
+const timedOut = !done() && !interrupted;
+console.log(
+  `\n${elapsed()}  ${interrupted ? "interrupted" : timedOut ? `timed out after ${timeoutMs / 1000} s` : "all generations done"}: stopping the daemons…`,
+);
+await pipeline.stop();
+
+// The runbook's pipeline-flow verification, per config.
+const db = openQueueReadOnly(settings.db);
+let allFlowed = true;
+console.log(`\nPipeline flow (last hour):`);
+for (const configKey of settings.configs) {
+  const result = verifyPipeline(db, configKey, { hours: 1 });
+  allFlowed &&= result.ok;
+  console.log(`\n  ${configKey}`);
+  for (const stage of result.stages)
+    console.log(`    ${stage.ok ? "✓" : "✗"} ${stage.type.padEnd(28)} ${stage.count}`);
+}
+db.close();
+
+const store = new SqliteDeadLetterStore({ path: settings.db });
+const dlq = store.list({ limit: 10 });
+store.close();
+console.log(`\nDead letters: ${dlq.length}`);
+for (const d of dlq)
+  console.log(
+    `  #${d.id} ${d.eventType} for ${d.subscriber}: ${d.reason}, ${d.status} — ${d.error.message}`,
+  );
+const restarts = [...pipeline.processes.values()].reduce((n, p) => n + p.starts - 1, 0);
+console.log(
+  `\nSummary: ${allFlowed ? "every stage flowed" : "some stages did not flow"} for ${settings.configs.length} configs; ${restarts} daemon restarts; took ${elapsed().trim()}.`,
+);
+console.log(
+  `Inspect: pnpm switchyard --db ${settings.db} health   (or: events list, dlq list, pipeline verify ${settings.configs[0]})`,
+);
+process.exit(allFlowed && !timedOut ? 0 : 1);

@@ -1,0 +1,61 @@
+// One daemon process of the pipeline: its own router on the shared SQLite queue, the dead-letter
+// store as sink, heartbeats in the database, and a DaemonManager that restarts the daemon if it
+// crashes and stops it gracefully on SIGTERM.
+import { pipelineCatalog } from "@switchyard/event-schema";
+import { SqliteHeartbeatSink, sqliteTransport } from "@switchyard/cross-process-queue";
+import { DlqRetryDaemon, SqliteDeadLetterStore, replayTo } from "@switchyard/dlq";
+import { DaemonManager } from "@switchyard/handler-base";
+import { createRouter } from "@switchyard/router";
+import { type PipelineDaemonName, pipelineDaemons } from "../daemons";
+import { settingsFromEnv } from "../settings";
+import { jsonLogger } from "./log";
+
+const name = process.argv[2] as PipelineDaemonName;
+const settings = settingsFromEnv();
+const logger = jsonLogger((line) => process.stderr.write(line), { daemon: name, pid: process.pid });
+
+const store = new SqliteDeadLetterStore({
+  path: settings.db,
+  retryBackoff: { initialMs: 300, maxMs: 3000 },
+  logger,
+});
+const transport = sqliteTransport({ path: settings.db, deadLetter: store, logger });
+const router = createRouter({
+  catalog: pipelineCatalog,
+  transport,
+  deadLetter: store,
+  source: name,
+  logger,
+  subscriptionDefaults: { maxAttempts: 4, backoff: { initialMs: 50, maxMs: 1000 }, leaseMs: 3_000 },
+});
+
+const daemon =
+  name === "dlq_retry"
+    ? new DlqRetryDaemon({
+        store,
+        target: replayTo({ router, transport }),
+        router,
+        cycleIntervalMs: 300,
+        maxReplays: 3,
+        depthAlertThreshold: 25,
+        logger,
+      })
+    : pipelineDaemons[name].create(router, settings);
+
+const heartbeats = new SqliteHeartbeatSink({ path: settings.db });
+const manager = new DaemonManager({
+  daemons: [daemon],
+  heartbeatSink: heartbeats,
+  heartbeatIntervalMs: 1000,
+  logger,
+  restartBackoff: { initialMs: 200, maxMs: 2000 },
+});
+
+const running = manager.run({ signals: ["SIGTERM", "SIGINT"] });
+await manager.startAll();
+process.send?.({ type: "ready", daemon: name });
+await running;
+await router.shutdown({ timeoutMs: 5000 });
+heartbeats.close();
+store.close();
+process.disconnect?.();

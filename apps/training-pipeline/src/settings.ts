@@ -1,0 +1,52 @@
+// What a demo run is made of. Parsed once by the demo, handed to every daemon process as JSON.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface PipelineSettings {
+  /** Config keys to train, e.g. ["hex8_2p", "square8_4p"]. */
+  readonly configs: readonly string[];
+  /** Generations per config before the demo stops. */
+  readonly generations: number;
+  /** Share (0..1) of stage handler attempts that fail transiently and are retried. */
+  readonly failureRate: number;
+  /** Seed of the simulated randomness (Elo drift, failures), so a run can be repeated. */
+  readonly seed: number;
+  /** The coordination database. */
+  readonly db: string;
+  /** Where fake game files, NPZ files and models are written. */
+  readonly dataDir: string;
+  /** Simulated work per stage, in ms. */
+  readonly workMs: number;
+  /** Inject one poison event that must end in the dead-letter queue. */
+  readonly poison: boolean;
+}
+
+export const defaultSettings = (): PipelineSettings => {
+  const dataDir = join(tmpdir(), `switchyard-demo-${Date.now()}`);
+  return {
+    configs: ["hex8_2p", "square8_4p"],
+    generations: 3,
+    failureRate: 0.15,
+    seed: 7,
+    db: join(dataDir, "coordination.db"),
+    dataDir,
+    workMs: 120,
+    poison: true,
+  };
+};
+
+const ENV = "SWITCHYARD_PIPELINE_SETTINGS";
+
+/** Settings for a daemon process, as the supervisor passed them. */
+export function settingsFromEnv(): PipelineSettings {
+  const raw = process.env[ENV];
+  if (!raw)
+    throw new Error(
+      `${ENV} is not set: daemon processes are started by the supervisor (pnpm demo).`,
+    );
+  return JSON.parse(raw) as PipelineSettings;
+}
+
+export function settingsEnv(settings: PipelineSettings): Record<string, string> {
+  return { [ENV]: JSON.stringify(settings) };
+}

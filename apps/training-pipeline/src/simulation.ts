@@ -1,0 +1,44 @@
+// Simulated work: the coordination is real, the ML is not.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { sleep } from "@switchyard/router";
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same run. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Sleep for about `ms` (±30 %), honouring the signal. */
+export function work(ms: number, rng: () => number, signal: AbortSignal): Promise<void> {
+  return sleep(Math.round(ms * (0.7 + rng() * 0.6)), { signal });
+}
+
+/** A transient failure the transport will retry. */
+export class TransientFailure extends Error {
+  override readonly name = "TransientFailure";
+}
+
+/** Throw a TransientFailure with probability `rate`. */
+export function maybeFail(rate: number, rng: () => number, what: string): void {
+  if (rng() < rate) throw new TransientFailure(`simulated transient failure: ${what}`);
+}
+
+/** Write a fake artifact (games, NPZ, model) so the paths in events point at real files. */
+export function writeArtifact(path: string, content: unknown): string {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(content));
+  return path;
+}
+
+/** The generation number carried in every pipeline payload (an extra field the catalog passes through). */
+export function generationOf(data: unknown): number {
+  const g = (data as { generation?: unknown } | null)?.generation;
+  return typeof g === "number" ? g : 0;
+}

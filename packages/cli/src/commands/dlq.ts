@@ -1,0 +1,541 @@
+import { type Command, InvalidArgumentError, Option } from "commander";
+import {
+  type DeadLetter,
+  type DeadLetterQuery,
+  type DeadLetterStatus,
+  DeadLetterNotFoundError,
+  ReplayConflictError,
+  type ReplayReport,
+  type SqliteDeadLetterStore,
+  replayTo,
+} from "@switchyard/dlq";
+import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
+import { backupDatabase, deadLetterReader, deadLetterWriter, withReadOnly } from "../database";
+import { checkEventType } from "../event-types";
+import {
+  CliError,
+  ExitCode,
+  type Output,
+  describeError,
+  durationOption,
+  formatDuration,
+  formatPairs,
+  formatTime,
+  plural,
+  positiveIntOption,
+  sinceOption,
+} from "../output";
+import { countPurgeable, deadDeliveriesKept, hasDeadLetterType } from "../queries";
+import { TRANSPORTS, type TransportKind, openTransport } from "../transport";
+
+const STATUSES: readonly DeadLetterStatus[] = [
+  "pending_retry",
+  "retrying",
+  "replayed",
+  "permanently_failed",
+  "purged",
+];
+/** What still needs attention (the depth). */
+const OPEN: readonly DeadLetterStatus[] = ["pending_retry", "retrying", "permanently_failed"];
+
+function statusesOption(text: string): DeadLetterStatus[] {
+  const list = text.split(",").map((s) => s.trim());
+  for (const s of list)
+    if (!STATUSES.includes(s as DeadLetterStatus))
+      throw new InvalidArgumentError(
+        `Unknown status "${s}"; expected one of ${STATUSES.join(", ")}.`,
+      );
+  return list as DeadLetterStatus[];
+}
+
+function idArgument(text: string): number {
+  const id = Number(text);
+  if (!Number.isInteger(id) || id < 1)
+    throw new InvalidArgumentError(
+      "A dead letter id is a positive integer (see `switchyard dlq list`).",
+    );
+  return id;
+}
+
+interface ListOptions extends CommonOptions {
+  readonly type?: string;
+  readonly subscriber?: string;
+  readonly status?: DeadLetterStatus[];
+  readonly all?: boolean;
+  readonly since?: Date;
+  readonly limit: number;
+}
+
+interface ReplayOptions extends CommonOptions {
+  readonly type?: string;
+  readonly subscriber?: string;
+  readonly status?: DeadLetterStatus[];
+  readonly dryRun?: boolean;
+  readonly transport: TransportKind;
+  readonly limit: number;
+}
+
+interface PurgeCliOptions extends CommonOptions {
+  readonly olderThan?: number;
+  readonly type?: string;
+  readonly subscriber?: string;
+  readonly status?: DeadLetterStatus[];
+  readonly all?: boolean;
+  readonly hard?: boolean;
+  readonly yes?: boolean;
+}
+
+/** What `switchyard dlq purge --json` prints. */
+export interface PurgeReport {
+  readonly purged: number;
+  readonly byStatus: Partial<Record<DeadLetterStatus, number>>;
+  /** The backup written before purging; absent when nothing matched. */
+  readonly backup?: string;
+  readonly hard: boolean;
+}
+
+export function registerDlq(program: Command, runtime: Runtime): void {
+  const dlq = program
+    .command("dlq")
+    .description("The dead-letter queue: list, inspect, replay and purge failed deliveries.");
+
+  const stats = withCommonOptions(
+    dlq
+      .command("stats")
+      .description("How deep is the DLQ? Depth by status, event type and subscriber, oldest age."),
+  );
+  examples(stats, [["switchyard dlq stats", "DLQ size and where it comes from"]]);
+  stats.action(
+    action<CommonOptions>(runtime, ({ out, dbPath }) =>
+      withReadOnly(dbPath, (db) => {
+        const report = deadLetterReader(db)?.stats() ?? {
+          depth: 0,
+          byStatus: Object.fromEntries(STATUSES.map((s) => [s, 0])),
+          byType: {},
+          bySubscriber: {},
+          oldestAgeMs: undefined,
+        };
+        out.data(report);
+        out.line(
+          formatPairs([
+            ["depth", report.depth],
+            ...STATUSES.map((s) => [s, report.byStatus[s] ?? 0] as const),
+            [
+              "oldest",
+              report.oldestAgeMs === undefined
+                ? undefined
+                : `${formatDuration(report.oldestAgeMs)} old`,
+            ],
+          ]),
+        );
+        const byType = Object.entries(report.byType);
+        if (byType.length > 0) {
+          out.line();
+          out.table(["event type", "depth"], byType);
+        }
+        const bySubscriber = Object.entries(report.bySubscriber);
+        if (bySubscriber.length > 0) {
+          out.line();
+          out.table(["subscriber", "depth"], bySubscriber);
+        }
+        return ExitCode.ok;
+      }),
+    ),
+  );
+
+  const list = withCommonOptions(
+    dlq
+      .command("list")
+      .description(
+        "What failed for good, and why? Dead letters newest first (by default those still to handle: pending_retry, retrying, permanently_failed).",
+      )
+      .option("--type <event-type>", "only this event type")
+      .option("--subscriber <name>", "only this subscriber")
+      .option(
+        "--status <list>",
+        `comma-separated statuses (${STATUSES.join(", ")})`,
+        statusesOption,
+      )
+      .option("--all", "every status, replayed and purged ones included")
+      .option(
+        "--since <when>",
+        "only those that last failed since a duration ago or an ISO time",
+        sinceOption,
+      )
+      .option("--limit <n>", "at most this many", positiveIntOption, 50),
+  );
+  examples(list, [
+    ["switchyard dlq list", "dead letters still to handle"],
+    ["switchyard dlq list --type TRAINING_COMPLETED --since 24h", "recent failures of one type"],
+    ["switchyard dlq list --status replayed,purged --json", "history, as JSON"],
+  ]);
+  list.action(
+    action<ListOptions>(runtime, ({ opts, out, dbPath }) =>
+      withReadOnly(dbPath, (db) => {
+        const type =
+          opts.type === undefined
+            ? undefined
+            : checkEventType(opts.type, (t) => hasDeadLetterType(db, t));
+        const query: DeadLetterQuery = {
+          ...(type !== undefined ? { type } : {}),
+          ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
+          ...(opts.all ? {} : { status: opts.status ?? OPEN }),
+          ...(opts.since !== undefined ? { since: opts.since } : {}),
+          limit: opts.limit,
+        };
+        const deadLetters = deadLetterReader(db)?.list(query) ?? [];
+        const kept = deadDeliveriesKept(db);
+        out.data({ deadLetters, keptInQueue: kept });
+        if (deadLetters.length === 0) out.line("No dead letters match.");
+        else
+          out.table(
+            [
+              "id",
+              "last failed",
+              "type",
+              "subscriber",
+              "status",
+              "reason",
+              "attempts",
+              "replays",
+              "error",
+            ],
+            deadLetters.map((d) => [
+              d.id,
+              formatTime(d.lastFailedAt),
+              d.eventType,
+              d.subscriber,
+              d.status,
+              d.reason,
+              d.attempts,
+              d.replays,
+              `${d.error.name}: ${d.error.message}`,
+            ]),
+          );
+        if (kept > 0) {
+          out.line();
+          out.line(
+            `${plural(kept, "dead delivery", "dead deliveries")} stay in the queue without a dead-letter sink ` +
+              "(see `switchyard subscribers`); give the transport a SqliteDeadLetterStore to keep them here.",
+          );
+        }
+        return ExitCode.ok;
+      }),
+    ),
+  );
+
+  const inspect = withCommonOptions(
+    dlq
+      .command("inspect")
+      .description(
+        "Everything about one dead letter: envelope, error with stack, attempts, replays.",
+      )
+      .argument("<id>", "dead letter id (from dlq list)", idArgument),
+  );
+  examples(inspect, [
+    ["switchyard dlq inspect 42", "one record in full"],
+    ["switchyard dlq inspect 42 --json | jq .deadLetter.envelope", "the original envelope"],
+  ]);
+  inspect.action(
+    action<CommonOptions>(runtime, ({ out, dbPath, args }) =>
+      withReadOnly(dbPath, (db) => {
+        const record = inspectRecord(deadLetterReader(db), args[0] as number, dbPath);
+        out.data({ deadLetter: record });
+        printRecord(out, record);
+        return ExitCode.ok;
+      }),
+    ),
+  );
+
+  const replay = withCommonOptions(
+    dlq
+      .command("replay")
+      .description(
+        "Deliver dead letters again to the subscriber that failed them (after fixing the cause): one by id, or all matching --type/--subscriber.",
+      )
+      .argument("[id]", "dead letter id (from dlq list)", idArgument)
+      .option("--type <event-type>", "every dead letter of this event type")
+      .option("--subscriber <name>", "every dead letter of this subscriber")
+      .option(
+        "--status <list>",
+        "statuses to replay (default: pending_retry,permanently_failed)",
+        statusesOption,
+      )
+      .option("--limit <n>", "at most this many records", positiveIntOption, 1000)
+      .option("--dry-run", "only list what would be replayed")
+      .addOption(
+        new Option("--transport <name>", "transport that requeues them")
+          .choices(TRANSPORTS)
+          .default("sqlite"),
+      ),
+  );
+  examples(replay, [
+    ["switchyard dlq replay 42", "one record"],
+    ["switchyard dlq replay --subscriber evaluator --dry-run", "what would be replayed"],
+    ["switchyard dlq replay --type TRAINING_COMPLETED", "every record of one type"],
+  ]);
+  replay.action(
+    action<ReplayOptions>(runtime, async ({ args, opts, out, dbPath }) => {
+      const id = args[0] as number | undefined;
+      const filtered =
+        opts.type !== undefined || opts.subscriber !== undefined || opts.status !== undefined;
+      if (id !== undefined && filtered)
+        throw new CliError(
+          "USAGE",
+          "Give either a dead letter id or --type/--subscriber/--status, not both.",
+        );
+      if (id === undefined && !filtered)
+        throw new CliError(
+          "USAGE",
+          "Say what to replay: a dead letter id, or --type and/or --subscriber (add --dry-run to preview).",
+        );
+      const candidates = await withReadOnly(dbPath, (db) => {
+        const reader = deadLetterReader(db);
+        if (id !== undefined) return [inspectRecord(reader, id, dbPath)];
+        const type =
+          opts.type === undefined
+            ? undefined
+            : checkEventType(opts.type, (t) => hasDeadLetterType(db, t));
+        return (
+          reader?.list({
+            ...(type !== undefined ? { type } : {}),
+            ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
+            status: opts.status ?? ["pending_retry", "permanently_failed"],
+            limit: opts.limit,
+          }) ?? []
+        );
+      });
+      const report = await replayRecords(candidates, { ...opts, single: id !== undefined }, dbPath);
+      out.data(report);
+      printReplay(out, report);
+      return report.failed.length > 0 ||
+        (id !== undefined && report.replayed.length === 0 && !report.dryRun)
+        ? ExitCode.failed
+        : ExitCode.ok;
+    }),
+  );
+
+  const purge = withCommonOptions(
+    dlq
+      .command("purge")
+      .description(
+        "Remove dead letters you are done with (destructive: needs --yes, backs the database up first). Records become tombstones without envelope; --hard deletes them.",
+      )
+      .option(
+        "--older-than <duration>",
+        "last failed longer ago than this (e.g. 7d)",
+        durationOption,
+      )
+      .option("--type <event-type>", "only this event type")
+      .option("--subscriber <name>", "only this subscriber")
+      .option(
+        "--status <list>",
+        `comma-separated statuses (${STATUSES.join(", ")})`,
+        statusesOption,
+      )
+      .option("--all", "every dead letter, when no other criterion is given")
+      .option("--hard", "delete rows instead of keeping tombstones")
+      .option("--yes", "really purge (after a backup)"),
+  );
+  examples(purge, [
+    ["switchyard dlq purge --older-than 7d --yes", "the runbook's weekly clean-up"],
+    ["switchyard dlq purge --status replayed --yes", "records already replayed"],
+    [
+      "switchyard dlq purge --type QUALITY_ALERT --older-than 1d",
+      "preview: refuses, says how many",
+    ],
+  ]);
+  purge.action(
+    action<PurgeCliOptions>(runtime, async ({ opts, out, dbPath }) => {
+      const hasCriterion =
+        opts.olderThan !== undefined ||
+        opts.type !== undefined ||
+        opts.subscriber !== undefined ||
+        opts.status !== undefined;
+      if (!hasCriterion && !opts.all)
+        throw new CliError(
+          "USAGE",
+          "Say what to purge: --older-than, --type, --subscriber or --status (or --all for every dead letter).",
+        );
+      const before =
+        opts.olderThan === undefined ? undefined : new Date(Date.now() - opts.olderThan);
+      const { matching, type } = await withReadOnly(dbPath, (db) => {
+        const type =
+          opts.type === undefined
+            ? undefined
+            : checkEventType(opts.type, (t) => hasDeadLetterType(db, t));
+        const matching = countPurgeable(db, {
+          ...(before ? { before } : {}),
+          ...(type !== undefined ? { type } : {}),
+          ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
+          ...(opts.status ? { statuses: opts.status } : {}),
+        });
+        return { matching, type };
+      });
+      if (!opts.yes) {
+        throw new CliError(
+          "CONFIRMATION_REQUIRED",
+          `Refusing to purge without --yes: ${plural(matching, "dead letter")} match. Purging is ` +
+            `destructive; re-run with --yes (the database is backed up first).`,
+        );
+      }
+      if (matching === 0) {
+        const report: PurgeReport = { purged: 0, byStatus: {}, hard: opts.hard === true };
+        out.data(report);
+        out.line("Nothing to purge: no dead letter matches.");
+        return ExitCode.ok;
+      }
+      const backup = await backupDatabase(dbPath);
+      out.note(`Backed up ${dbPath} to ${backup}`);
+      const store = deadLetterWriter(dbPath);
+      try {
+        const result = store.purge({
+          ...(before ? { olderThan: before } : {}),
+          ...(type !== undefined ? { type } : {}),
+          ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
+          ...(opts.status ? { status: opts.status } : {}),
+          ...(opts.all ? { all: true } : {}),
+          ...(opts.hard ? { hard: true } : {}),
+        });
+        const report: PurgeReport = { ...result, backup, hard: opts.hard === true };
+        out.data(report);
+        out.line(
+          `Purged ${plural(result.purged, "dead letter")}` +
+            (result.purged
+              ? ` (${Object.entries(result.byStatus)
+                  .map(([s, n]) => `${s} ${n}`)
+                  .join(", ")})`
+              : "") +
+            (opts.hard ? ", rows deleted." : ", kept as tombstones."),
+        );
+        out.line(`Backup: ${backup}`);
+        return ExitCode.ok;
+      } finally {
+        store.close();
+      }
+    }),
+  );
+}
+
+/** One record, or an error naming the id and the database. */
+function inspectRecord(
+  reader: SqliteDeadLetterStore | undefined,
+  id: number,
+  dbPath: string,
+): DeadLetter {
+  try {
+    if (reader) return reader.inspect(id);
+  } catch (error) {
+    if (!(error instanceof DeadLetterNotFoundError)) throw error;
+  }
+  throw new CliError(
+    "DEAD_LETTER_NOT_FOUND",
+    `No dead letter with id ${id} in ${dbPath}. See the ids with \`switchyard dlq list --all\`.`,
+  );
+}
+
+const IN_PROCESS =
+  'origin "router": it failed in an in-process handler, so only the daemon\'s own process can replay ' +
+  "it (its DlqRetryDaemon does, or store.replay() with replayTo({ router }) there)";
+
+async function replayRecords(
+  candidates: readonly DeadLetter[],
+  opts: ReplayOptions & { single: boolean },
+  dbPath: string,
+): Promise<ReplayReport> {
+  const skipped: { id: number; reason: string }[] = [];
+  const replayable: DeadLetter[] = [];
+  for (const record of candidates) {
+    if (record.origin === "router") skipped.push({ id: record.id, reason: IN_PROCESS });
+    else if (record.envelope === undefined)
+      skipped.push({ id: record.id, reason: "purged: the envelope is gone" });
+    else if (record.origin !== opts.transport)
+      skipped.push({
+        id: record.id,
+        reason: `it came from the ${record.origin} transport; replay it with --transport ${record.origin}`,
+      });
+    else replayable.push(record);
+  }
+  if (opts.single && skipped.length > 0) {
+    throw new CliError(
+      "NOT_REPLAYABLE",
+      `Dead letter ${skipped[0]!.id} cannot be replayed from here: ${skipped[0]!.reason}.`,
+    );
+  }
+  const report = {
+    dryRun: opts.dryRun === true,
+    matched: candidates.length,
+    replayed: [] as number[],
+    skipped,
+    failed: [] as { id: number; error: string }[],
+    wouldReplay: [] as number[],
+  };
+  if (opts.dryRun) {
+    report.wouldReplay = replayable.map((r) => r.id);
+    return report;
+  }
+  if (replayable.length === 0) return report;
+  const store = deadLetterWriter(dbPath);
+  const transport = openTransport(opts.transport, { path: dbPath });
+  try {
+    const to = replayTo({ transport });
+    for (const record of replayable) {
+      try {
+        await store.replay(record.id, { to });
+        report.replayed.push(record.id);
+      } catch (error) {
+        if (error instanceof ReplayConflictError)
+          report.skipped.push({ id: record.id, reason: "being replayed by someone else" });
+        else report.failed.push({ id: record.id, error: describeError(error).message });
+      }
+    }
+  } finally {
+    await transport.close();
+    store.close();
+  }
+  return report;
+}
+
+function printReplay(out: Output, report: ReplayReport): void {
+  if (report.dryRun) {
+    out.line(
+      report.wouldReplay.length
+        ? `Would replay ${plural(report.wouldReplay.length, "dead letter")}: ${report.wouldReplay.join(", ")}`
+        : "Nothing would be replayed.",
+    );
+  } else if (report.replayed.length) {
+    out.line(
+      `Replayed ${plural(report.replayed.length, "dead letter")}: ${report.replayed.join(", ")}`,
+    );
+  } else if (report.matched === 0) {
+    out.line("No dead letters match.");
+  }
+  for (const s of report.skipped) out.line(`skipped ${s.id}: ${s.reason}`);
+  for (const f of report.failed) out.line(`failed ${f.id}: ${f.error}`);
+}
+
+function printRecord(out: Output, d: DeadLetter): void {
+  out.line(
+    formatPairs([
+      ["id", d.id],
+      ["event", `${d.eventType} ${d.eventId}`],
+      ["subscriber", d.subscriber],
+      ["origin", d.origin],
+      ["status", d.status],
+      ["reason", d.reason],
+      ["attempts", d.attempts],
+      ["replays", d.replays],
+      ["first failed", formatTime(d.firstFailedAt)],
+      ["last failed", formatTime(d.lastFailedAt)],
+      ["next retry", d.nextRetryAt === undefined ? undefined : formatTime(d.nextRetryAt)],
+      ["replayed at", formatTime(d.replayedAt)],
+      ["error", `${d.error.name}${d.error.code ? ` [${d.error.code}]` : ""}: ${d.error.message}`],
+    ]),
+  );
+  if (d.error.stack) {
+    out.line();
+    out.line(d.error.stack);
+  }
+  out.line();
+  out.line(d.envelope ? JSON.stringify(d.envelope, null, 2) : "(envelope purged)");
+}

@@ -1,0 +1,151 @@
+import type Database from "better-sqlite3";
+import type { Command } from "commander";
+import { pipelineStages } from "@switchyard/event-schema";
+import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
+import { openReadOnly, withReadOnly } from "../database";
+import { CliError, ExitCode, formatTime, positiveNumberOption } from "../output";
+import { stageCounts } from "../queries";
+
+/** Options of {@link verifyPipeline}. */
+export interface VerifyPipelineOptions {
+  /** Length of the window ending now, in hours. @defaultValue 24 */
+  readonly hours?: number;
+  /** End of the window (Unix ms). @defaultValue `Date.now()` */
+  readonly now?: number;
+  /** The stages to check, in order. @defaultValue `pipelineStages` of `@switchyard/event-schema` */
+  readonly stages?: readonly string[];
+}
+
+/** One stage of a {@link PipelineVerification}. */
+export interface PipelineStageResult {
+  /** The stage's event type, e.g. `"TRAINING_COMPLETED"`. */
+  readonly type: string;
+  /** Events of this type for the config key within the window. */
+  readonly count: number;
+  /** Whether the stage flowed (`count > 0`). */
+  readonly ok: boolean;
+  /** When the newest of them was stored (RFC 3339). */
+  readonly lastAt?: string;
+}
+
+/** The result of {@link verifyPipeline}. */
+export interface PipelineVerification {
+  readonly configKey: string;
+  readonly hours: number;
+  /** Start of the window (RFC 3339). */
+  readonly since: string;
+  /** End of the window (RFC 3339). */
+  readonly until: string;
+  /** True when every stage flowed. */
+  readonly ok: boolean;
+  /** Every stage, in pipeline order. */
+  readonly stages: readonly PipelineStageResult[];
+  /** The stages with no event, in pipeline order. */
+  readonly missing: readonly string[];
+}
+
+/**
+ * Did every pipeline stage fire for one config key within the last `hours`? Counts the stored
+ * events of each stage whose envelope `subject` or payload `config_key` is `configKey`.
+ *
+ * `db` is an open connection (read-only is enough) or the path of the coordination database,
+ * opened read-only and closed again; a missing file throws (it is never created here).
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * const result = verifyPipeline("data/coordination/coordination.db", "hex8_2p", { hours: 6 });
+ * if (!result.ok) console.log("stuck before", result.missing[0]);
+ * ```
+ */
+export function verifyPipeline(
+  db: Database.Database | string,
+  configKey: string,
+  options: VerifyPipelineOptions = {},
+): PipelineVerification {
+  const hours = options.hours ?? 24;
+  if (!(hours > 0) || !Number.isFinite(hours))
+    throw new RangeError(`verifyPipeline: hours must be a positive number, got ${String(hours)}.`);
+  if (typeof db === "string") {
+    const connection = openReadOnly(db);
+    try {
+      return verifyPipeline(connection, configKey, options);
+    } finally {
+      connection.close();
+    }
+  }
+  const until = options.now ?? Date.now();
+  const since = until - hours * 3_600_000;
+  const types = options.stages ?? pipelineStages;
+  const counts = new Map(
+    stageCounts(db, { configKey, types, since, until }).map((r) => [r.type, r]),
+  );
+  const stages = types.map((type): PipelineStageResult => {
+    const row = counts.get(type);
+    return row
+      ? { type, count: row.count, ok: true, lastAt: new Date(row.lastAt).toISOString() }
+      : { type, count: 0, ok: false };
+  });
+  const missing = stages.filter((s) => !s.ok).map((s) => s.type);
+  return {
+    configKey,
+    hours,
+    since: new Date(since).toISOString(),
+    until: new Date(until).toISOString(),
+    ok: missing.length === 0,
+    stages,
+    missing,
+  };
+}
+
+interface VerifyOptions extends CommonOptions {
+  readonly hours: number;
+}
+
+export function registerPipeline(program: Command, runtime: Runtime): void {
+  const pipeline = program
+    .command("pipeline")
+    .description("The training pipeline's flow, per config key.");
+  const verify = withCommonOptions(
+    pipeline
+      .command("verify")
+      .description(
+        "Did every pipeline stage fire for this config key? Each stage ✓/✗ with its event count; exits 1 unless every stage flowed.",
+      )
+      .argument("<config_key>", "the config key, e.g. hex8_2p")
+      .option("--hours <n>", "window length in hours", positiveNumberOption, 24),
+  );
+  examples(verify, [
+    ["switchyard pipeline verify hex8_2p", "last 24 hours"],
+    ["switchyard pipeline verify sq8_4p --hours 6", "last 6 hours"],
+    ["switchyard pipeline verify hex8_2p --json | jq .missing", "the stages that did not fire"],
+  ]);
+  verify.action(
+    action<VerifyOptions>(runtime, ({ args, opts, out, dbPath }) =>
+      withReadOnly(dbPath, (db) => {
+        const configKey = String(args[0]);
+        if (configKey.trim() === "") throw new CliError("USAGE", "The config key is empty.");
+        const result = verifyPipeline(db, configKey, { hours: opts.hours });
+        out.data(result);
+        out.line(`Pipeline of ${configKey}, last ${opts.hours} h:`);
+        out.table(
+          ["", "stage", "events", "last"],
+          result.stages.map((s, i) => [
+            s.ok ? "✓" : "✗",
+            `${i + 1}. ${s.type}`,
+            s.count,
+            formatTime(s.lastAt),
+          ]),
+        );
+        out.line();
+        out.line(
+          result.ok
+            ? `Every stage flowed (${result.stages.length}/${result.stages.length}).`
+            : `${result.stages.length - result.missing.length}/${result.stages.length} stages flowed; ` +
+                `missing: ${result.missing.join(", ")}.`,
+        );
+        return result.ok ? ExitCode.ok : ExitCode.failed;
+      }),
+    ),
+  );
+}

@@ -1,0 +1,103 @@
+import type { Command } from "commander";
+import { DB_ENV, resolveDbPath } from "./database";
+import { Output } from "./output";
+
+/** Options of {@link createProgram}: where output goes and what the commands read, for embedding and tests. */
+export interface ProgramOptions {
+  /** Normal output. @defaultValue `process.stdout.write` */
+  readonly stdout?: (text: string) => void;
+  /** Errors, progress and notes. @defaultValue `process.stderr.write` */
+  readonly stderr?: (text: string) => void;
+  /** Environment variables (`SWITCHYARD_DB`). @defaultValue `process.env` */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Stops long-running commands (`events tail`), in addition to SIGINT. */
+  readonly signal?: AbortSignal;
+  /** Receives the exit code of the command that ran. @defaultValue sets `process.exitCode` */
+  readonly onExit?: (code: number) => void;
+}
+
+/** What every command action gets from the program. */
+export interface Runtime {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly signal: AbortSignal | undefined;
+  readonly exit: (code: number) => void;
+}
+
+export function runtimeOf(options: ProgramOptions): Runtime {
+  return {
+    stdout: options.stdout ?? ((text) => void process.stdout.write(text)),
+    stderr: options.stderr ?? ((text) => void process.stderr.write(text)),
+    env: options.env ?? process.env,
+    signal: options.signal,
+    exit:
+      options.onExit ??
+      ((code) => {
+        process.exitCode = code;
+      }),
+  };
+}
+
+/** Options every command accepts. */
+export interface CommonOptions {
+  readonly db?: string;
+  readonly json?: boolean;
+}
+
+/** Add `--db` and `--json` to a command. */
+export function withCommonOptions(command: Command): Command {
+  return command
+    .option(
+      "--db <path>",
+      `coordination database (default: $${DB_ENV}, else data/coordination/coordination.db)`,
+    )
+    .option("--json", "machine-readable output (one JSON document)");
+}
+
+/** What a command body receives. */
+export interface ActionContext<O> {
+  /** Positional arguments, in order, as their parsers left them (`undefined` when optional and absent). */
+  readonly args: readonly unknown[];
+  readonly opts: O;
+  readonly out: Output;
+  /** Absolute path of the database this command works on. */
+  readonly dbPath: string;
+  readonly runtime: Runtime;
+}
+
+/**
+ * Wrap a command body: parse its options, give it an {@link Output}, turn any error into a
+ * message without a stack trace, and report the exit code it returns.
+ */
+export function action<O extends CommonOptions>(
+  runtime: Runtime,
+  body: (context: ActionContext<O>) => number | Promise<number>,
+): (...params: unknown[]) => Promise<void> {
+  return async (...params) => {
+    const command = params[params.length - 1] as Command;
+    const opts = command.opts<O>();
+    const out = new Output(opts.json === true, runtime.stdout, runtime.stderr);
+    const args = params.slice(0, -2);
+    let code: number;
+    try {
+      code = await body({
+        args,
+        opts,
+        out,
+        dbPath: resolveDbPath(opts.db, runtime.env),
+        runtime,
+      });
+    } catch (error) {
+      code = out.error(error);
+    }
+    runtime.exit(code);
+  };
+}
+
+/** Append an "Examples:" section to a command's `--help`. */
+export function examples(command: Command, lines: readonly (readonly [string, string])[]): Command {
+  const width = Math.max(...lines.map(([cmd]) => cmd.length));
+  const text = lines.map(([cmd, what]) => `  $ ${cmd.padEnd(width)}  # ${what}`).join("\n");
+  return command.addHelpText("after", `\nExamples:\n${text}\n`);
+}

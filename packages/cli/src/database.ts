@@ -1,0 +1,129 @@
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import type Database from "better-sqlite3";
+import {
+  DEFAULT_PATH,
+  SCHEMA_VERSION,
+  backupQueue,
+  openDatabase,
+  openQueueReadOnly,
+  schemaVersion,
+} from "@switchyard/cross-process-queue";
+import { SqliteDeadLetterStore } from "@switchyard/dlq";
+import { CliError } from "./output";
+import { hasTable } from "./queries";
+
+/** The environment variable naming the coordination database. */
+export const DB_ENV = "SWITCHYARD_DB";
+
+/** The database a command works on: `--db`, else `$SWITCHYARD_DB`, else the default path. */
+export function resolveDbPath(
+  option: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): string {
+  const chosen = option ?? (env[DB_ENV] || undefined) ?? DEFAULT_PATH;
+  return resolve(chosen);
+}
+
+/** Refuse a path with no file behind it, before SQLite would create one. */
+export function assertDatabaseExists(path: string): void {
+  if (!existsSync(path)) {
+    throw new CliError(
+      "DATABASE_NOT_FOUND",
+      `No coordination database at ${path}. Daemons create it on first start (the SQLite ` +
+        `transport opens it); start them, or point at the file with --db <path> or ${DB_ENV}.`,
+    );
+  }
+  if (statSync(path).isDirectory()) {
+    throw new CliError(
+      "DATABASE_IS_DIRECTORY",
+      `${path} is a directory; pass the database file itself, e.g. --db ${resolve(path, "coordination.db")}.`,
+    );
+  }
+}
+
+/**
+ * Open the coordination database read-only, refusing a missing file (it is never created here),
+ * a file from a newer version (`SchemaVersionError`) and a file no daemon has initialised yet.
+ */
+export function openReadOnly(path: string): Database.Database {
+  assertDatabaseExists(path);
+  const db = openQueueReadOnly(path);
+  try {
+    const version = schemaVersion(db);
+    if (version === 0 || !hasTable(db, "events")) {
+      throw new CliError(
+        "DATABASE_NOT_INITIALISED",
+        `${path} is not a Switchyard coordination database yet (schema version ${version}, no events ` +
+          `table). Daemons create the tables on first start; check that --db names the right file.`,
+      );
+    }
+    if (version < SCHEMA_VERSION) {
+      throw new CliError(
+        "DATABASE_SCHEMA_OLD",
+        `${path} has schema version ${version}, older than the ${SCHEMA_VERSION} this CLI reads. ` +
+          `Start one daemon of the current version (it migrates the file), then run this again.`,
+      );
+    }
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+/** Run `fn` on a read-only connection, closed afterwards. */
+export async function withReadOnly<T>(
+  path: string,
+  fn: (db: Database.Database) => T | Promise<T>,
+): Promise<T> {
+  const db = openReadOnly(path);
+  try {
+    return await fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The dead-letter store over an open connection, or `undefined` when no dead letter was ever
+ * written (the `dead_letters` table does not exist yet; it is not created by reading).
+ */
+export function deadLetterReader(db: Database.Database): SqliteDeadLetterStore | undefined {
+  if (!hasTable(db, "dead_letters")) return undefined;
+  return new SqliteDeadLetterStore({ database: db });
+}
+
+/** A read-write dead-letter store on an existing database (for replay and purge). */
+export function deadLetterWriter(path: string): SqliteDeadLetterStore {
+  assertDatabaseExists(path);
+  return new SqliteDeadLetterStore({ path });
+}
+
+/** A read-write queue connection on an existing database (for guarded recovery). */
+export function openWritable(path: string): Database.Database {
+  assertDatabaseExists(path);
+  // Refuses newer files before touching them; the read-only open gives the clearer errors.
+  openReadOnly(path).close();
+  return openDatabase(path);
+}
+
+/**
+ * Copy the database next to itself (`<file>.<UTC time>.bak`) with SQLite's online backup,
+ * consistent while daemons keep writing. Returns the backup's path.
+ */
+export async function backupDatabase(path: string, now: Date = new Date()): Promise<string> {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}Z$/, "Z");
+  let destination = `${path}.${stamp}.bak`;
+  for (let n = 1; existsSync(destination); n++) destination = `${path}.${stamp}-${n}.bak`;
+  const db = openReadOnly(path);
+  try {
+    await backupQueue(db, destination);
+  } finally {
+    db.close();
+  }
+  return destination;
+}

@@ -1,0 +1,685 @@
+import type Database from "better-sqlite3";
+import {
+  EventValidationError,
+  describeType,
+  envelopeSchema,
+  type Envelope,
+} from "@switchyard/event-schema";
+import type { DeadLetterReason } from "@switchyard/router";
+import type { Writer } from "./database";
+import { PayloadTooLargeError } from "./errors";
+
+/**
+ * The write path of the queue: every statement prepared once per connection, every multi-row
+ * change in one `BEGIN IMMEDIATE` transaction. SQL text is constant; values are bound.
+ */
+
+/** A delivery taken by one claim: the event and the lease that fences its outcome. */
+export interface ClaimedDelivery {
+  readonly seq: number;
+  readonly envelope: Envelope;
+  /** 1 for the first delivery, 2 for the first retry or redelivery, … */
+  readonly attempt: number;
+  readonly token: number;
+  readonly leaseUntil: number;
+}
+
+/** The decided outcome of a delivery, applied under its lease token. */
+export type Outcome =
+  | { readonly kind: "ack"; readonly seq: number; readonly token: number }
+  | {
+      readonly kind: "retry";
+      readonly seq: number;
+      readonly token: number;
+      readonly availableAt: number;
+      readonly error: string;
+    }
+  | {
+      readonly kind: "dead";
+      readonly seq: number;
+      readonly token: number;
+      readonly error: string;
+      readonly reason: DeadLetterReason;
+      /** The dead-letter sink accepted it (the row may be pruned); else the row is the only copy. */
+      readonly handedOff: boolean;
+    }
+  | { readonly kind: "release"; readonly seq: number; readonly token: number };
+
+/** Result of {@link QueueStore.exchange}. */
+export interface ExchangeResult {
+  /** Outcomes whose lease was no longer held (fenced off, discarded). */
+  readonly lost: Outcome[];
+  readonly claimed: ClaimedDelivery[];
+  /** Events after the subscriber's cursor remain to be looked at: claim again. */
+  readonly more: boolean;
+}
+
+/**
+ * Events looked at per claim after a subscriber's cursor. Taking events straight into leased
+ * deliveries stops at the batch size anyway; a worker handling only some of its subscriber's
+ * types turns every matching event of the window into a pending row, so it looks at fewer.
+ */
+const CURSOR_WINDOW = 4_096;
+const PARTIAL_CURSOR_WINDOW = 256;
+
+/** Attributes stored in their own columns; everything else on the envelope goes to `extensions`. */
+const COLUMNS = new Set([
+  "specversion",
+  "id",
+  "type",
+  "source",
+  "subject",
+  "time",
+  "datacontenttype",
+  "dataversion",
+  "data",
+]);
+
+type EventRow = [
+  id: string,
+  type: string,
+  source: string,
+  subject: string | null,
+  time: string,
+  dataversion: number,
+  payload: string,
+  extensions: string | null,
+];
+
+const OPEN = `status IN ('pending', 'leased')`;
+
+/** Options of {@link QueueStore}. */
+export interface QueueStoreOptions {
+  readonly maxPayloadBytes: number;
+  /** Keep acked deliveries (status `acked`) until retention prunes them, instead of deleting them at once. */
+  readonly keepAcked: boolean;
+}
+
+/** Prepared statements and transactions over one connection. */
+export class QueueStore {
+  readonly db: Database.Database;
+  /** Takes the write lock without blocking the event loop. */
+  readonly writer: Writer;
+  readonly #maxPayloadBytes: number;
+  readonly #keepAcked: boolean;
+
+  readonly #insertEvent: Database.Statement;
+  readonly #maxSeq: Database.Statement;
+  readonly #subscriberCursor: Database.Statement;
+  readonly #setCursor: Database.Statement;
+  readonly #materialize: Database.Statement;
+  readonly #claimNew: Database.Statement;
+  readonly #claimDue: Database.Statement;
+  readonly #eventBySeq: Database.Statement;
+  readonly #eventsBetween: Database.Statement;
+  readonly #ack: Database.Statement;
+  readonly #retry: Database.Statement;
+  readonly #dead: Database.Statement;
+  readonly #release: Database.Statement;
+  readonly #extend: Database.Statement;
+  readonly #nextDue: Database.Statement;
+  readonly #subscriberRow: Database.Statement;
+  readonly #insertSubscriber: Database.Statement;
+  readonly #updateSubscriber: Database.Statement;
+  readonly #insertSubscriberType: Database.Statement;
+  readonly #touchSubscriber: Database.Statement;
+  readonly #deleteSubscriber: Database.Statement;
+  readonly #deleteSubscriberTypes: Database.Statement;
+  readonly #deleteSubscriberDeliveries: Database.Statement;
+  /** Whether a worker's types cover every type of its subscriber, by the subscriber's `types` JSON. */
+  readonly #covers = new WeakMap<ReadonlySet<string>, { json: string; covers: boolean }>();
+
+  readonly #publishTx: Database.Transaction<
+    (events: readonly PreparedEvent[], now: number) => number
+  >;
+  readonly #exchangeTx: Database.Transaction<
+    (request: ExchangeRequest, now: number) => ExchangeResult
+  >;
+
+  constructor(db: Database.Database, writer: Writer, options: QueueStoreOptions) {
+    this.db = db;
+    this.writer = writer;
+    this.#maxPayloadBytes = options.maxPayloadBytes;
+    this.#keepAcked = options.keepAcked;
+
+    this.#insertEvent = db.prepare(
+      `INSERT INTO events (id, type, source, subject, time, dataversion, payload, extensions, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    );
+    this.#maxSeq = db.prepare(`SELECT COALESCE(MAX(seq), 0) FROM events`).pluck();
+    this.#subscriberCursor = db
+      .prepare(`SELECT cursor_seq, types, lease_token FROM subscribers WHERE name = ?`)
+      .raw();
+    this.#setCursor = db.prepare(
+      `UPDATE subscribers SET cursor_seq = ?, lease_token = ? WHERE name = ?`,
+    );
+    const newEvents = `FROM events e
+         JOIN subscriber_types st ON st.subscriber = @subscriber AND st.type = e.type
+        WHERE e.seq > @after AND e.seq <= @upto AND e.seq > st.since_seq
+          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber = @subscriber AND d.event_seq = e.seq)
+        ORDER BY e.seq`;
+    // For a worker that handles only some of its subscriber's types: take every matching event as pending.
+    this.#materialize = db.prepare(
+      `INSERT INTO deliveries (subscriber, event_seq, type, available_at, updated_at)
+       SELECT @subscriber, e.seq, e.type, @now, @now ${newEvents}`,
+    );
+    // The common case: take the next events straight into leased deliveries.
+    this.#claimNew = db
+      .prepare(
+        `INSERT INTO deliveries (subscriber, event_seq, type, status, attempts, available_at,
+                                 lease_token, lease_until, updated_at)
+         SELECT @subscriber, e.seq, e.type, 'leased', 1, @until, @token, @until, @now ${newEvents}
+         LIMIT @limit
+         RETURNING event_seq, attempts`,
+      )
+      .raw();
+
+    this.#claimDue = db
+      .prepare(
+        `UPDATE deliveries
+            SET status = 'leased', attempts = attempts + 1, lease_token = @token,
+                lease_until = @until, available_at = @until, updated_at = @now
+          WHERE subscriber = @subscriber AND event_seq IN (
+                SELECT event_seq FROM deliveries INDEXED BY deliveries_due
+                 WHERE subscriber = @subscriber AND ${OPEN} AND available_at <= @now
+                   AND type IN (SELECT value FROM json_each(@types))
+                 ORDER BY event_seq LIMIT @limit)
+         RETURNING event_seq, attempts`,
+      )
+      .raw();
+    const eventColumns = `id, type, source, subject, time, dataversion, payload, extensions`;
+    this.#eventBySeq = db.prepare(`SELECT ${eventColumns} FROM events WHERE seq = ?`).raw();
+    this.#eventsBetween = db
+      .prepare(`SELECT seq, ${eventColumns} FROM events WHERE seq BETWEEN ? AND ?`)
+      .raw();
+    const fenced = `WHERE subscriber = ? AND event_seq = ? AND lease_token = ? AND status = 'leased'`;
+    const ackFence = `WHERE subscriber = @subscriber AND event_seq = @seq AND lease_token = @token
+              AND status = 'leased'`;
+    // By default an acked delivery is deleted: the cursor already says it was delivered, and a
+    // table holding only open and dead deliveries stays small and fast.
+    this.#ack = options.keepAcked
+      ? db.prepare(
+          `UPDATE deliveries SET status = 'acked', lease_token = NULL, lease_until = NULL,
+                  updated_at = @now ${ackFence}`,
+        )
+      : db.prepare(`DELETE FROM deliveries ${ackFence}`);
+    this.#retry = db.prepare(
+      `UPDATE deliveries SET status = 'pending', available_at = ?, last_error = ?, lease_token = NULL,
+              lease_until = NULL, updated_at = ? ${fenced}`,
+    );
+    this.#dead = db.prepare(
+      `UPDATE deliveries SET status = 'dead', last_error = ?, dead_reason = ?, handed_off = ?,
+              lease_token = NULL, lease_until = NULL, updated_at = ? ${fenced}`,
+    );
+    this.#release = db.prepare(
+      `UPDATE deliveries SET status = 'pending', available_at = ?, lease_token = NULL, lease_until = NULL,
+              updated_at = ? ${fenced}`,
+    );
+    this.#extend = db.prepare(
+      `UPDATE deliveries SET lease_until = ?, available_at = ?, updated_at = ? ${fenced}`,
+    );
+    this.#nextDue = db
+      .prepare(
+        `SELECT MIN(available_at) FROM deliveries INDEXED BY deliveries_due
+          WHERE subscriber = ? AND ${OPEN} AND type IN (SELECT value FROM json_each(?))`,
+      )
+      .pluck();
+    this.#subscriberRow = db.prepare(`SELECT types, ephemeral FROM subscribers WHERE name = ?`);
+    this.#insertSubscriber = db.prepare(
+      `INSERT INTO subscribers (name, types, ephemeral, cursor_seq, created_at, last_seen)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    this.#updateSubscriber = db.prepare(
+      `UPDATE subscribers SET types = ?, ephemeral = ?, last_seen = ? WHERE name = ?`,
+    );
+    this.#insertSubscriberType = db.prepare(
+      `INSERT INTO subscriber_types (subscriber, type, since_seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+    );
+    this.#touchSubscriber = db.prepare(`UPDATE subscribers SET last_seen = ? WHERE name = ?`);
+    this.#deleteSubscriber = db.prepare(`DELETE FROM subscribers WHERE name = ?`);
+    this.#deleteSubscriberTypes = db.prepare(`DELETE FROM subscriber_types WHERE subscriber = ?`);
+    this.#deleteSubscriberDeliveries = db.prepare(`DELETE FROM deliveries WHERE subscriber = ?`);
+
+    this.#publishTx = db.transaction((events: readonly PreparedEvent[], now: number) => {
+      let published = 0;
+      for (const e of events) {
+        const info = this.#insertEvent.run(
+          e.id,
+          e.type,
+          e.source,
+          e.subject,
+          e.time,
+          e.dataversion,
+          e.payload,
+          e.extensions,
+          now,
+        );
+        published += info.changes;
+      }
+      return published;
+    });
+
+    this.#exchangeTx = db.transaction((request: ExchangeRequest, now: number) => {
+      const { subscriber, outcomes, limit } = request;
+      const lost: Outcome[] = [];
+      for (const o of outcomes) if (this.#apply(subscriber, o, now) === 0) lost.push(o);
+      if (limit <= 0) return { lost, claimed: [], more: false };
+      const sub = this.#subscriberCursor.get(subscriber) as [number, string, number] | undefined;
+      // The subscriber was removed (an abandoned ephemeral one, pruned): nothing to claim.
+      if (sub === undefined) return { lost, claimed: [], more: false };
+      const [startCursor, subscriberTypes, lastToken] = sub;
+      // Fencing tokens count up per subscriber; taken under the write lock, so never twice.
+      const token = lastToken + 1;
+      const until = now + request.leaseMs;
+      const params = { token, until, now, subscriber, types: request.typesJson, limit };
+      // Retries that are due and expired leases first, then new events after the cursor.
+      const rows = this.#claimDue.all(params) as [seq: number, attempt: number][];
+      let cursor = startCursor;
+      let more = false;
+      if (rows.length < limit) {
+        const max = this.#maxSeq.get() as number;
+        if (cursor > max) {
+          // Events were deleted by hand and `seq` went back: follow it, or new events would be skipped.
+          cursor = max;
+        } else if (max > cursor) {
+          const all = this.#coversAll(request.types, subscriberTypes);
+          const upto = Math.min(max, cursor + (all ? CURSOR_WINDOW : PARTIAL_CURSOR_WINDOW));
+          const window = { ...params, after: cursor, upto, limit: limit - rows.length };
+          if (all) {
+            const taken = this.#claimNew.all(window) as [number, number][];
+            // A full batch may stop inside the window: the cursor moves to the last event taken.
+            cursor = taken.length === window.limit ? Math.max(...taken.map((t) => t[0])) : upto;
+            for (const row of taken) rows.push(row);
+          } else {
+            this.#materialize.run(window);
+            cursor = upto;
+            for (const row of this.#claimDue.all(window) as [number, number][]) rows.push(row);
+          }
+          more = cursor < max;
+        }
+      }
+      // A claim that finds nothing writes nothing: no WAL append, so it wakes no other process.
+      if (rows.length > 0 || cursor !== startCursor) {
+        this.#setCursor.run(cursor, rows.length > 0 ? token : lastToken, subscriber);
+      }
+      return { lost, claimed: this.#load(subscriber, rows, token, until, now), more };
+    });
+  }
+
+  /**
+   * Store envelopes atomically (one immediate transaction), skipping ids already stored. Fan-out
+   * happens at claim time: every subscriber's cursor walks the same `events` rows.
+   */
+  publish(envelopes: readonly Envelope[], now = Date.now()): PublishCounts {
+    const prepared = envelopes.map((e) => prepareEvent(e, this.#maxPayloadBytes));
+    const published = this.#publishTx.immediate(prepared, now);
+    return { published, duplicates: envelopes.length - published };
+  }
+
+  /**
+   * Make `envelope` due again for `subscriber` only (dead-letter replay), keeping its id: the
+   * delivery row is reset to pending with zero attempts. If retention already removed the event,
+   * it is stored again at a negative `seq` — below every subscriber's cursor — so no other
+   * subscriber receives it a second time. Returns false when `subscriber` is not registered for
+   * the event's type.
+   */
+  requeue(subscriber: string, envelope: Envelope, now = Date.now()): boolean {
+    const prepared = prepareEvent(envelope, this.#maxPayloadBytes);
+    const db = this.db;
+    return db
+      .transaction(() => {
+        const registered = db
+          .prepare(`SELECT 1 FROM subscriber_types WHERE subscriber = ? AND type = ?`)
+          .get(subscriber, prepared.type);
+        if (!registered) return false;
+        let seq = db.prepare(`SELECT seq FROM events WHERE id = ?`).pluck().get(prepared.id) as
+          number | undefined;
+        if (seq === undefined) {
+          seq = db
+            .prepare(`SELECT MIN(0, COALESCE(MIN(seq), 0)) - 1 FROM events`)
+            .pluck()
+            .get() as number;
+          db.prepare(
+            `INSERT INTO events (seq, id, type, source, subject, time, dataversion, payload, extensions, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          ).run(
+            seq,
+            prepared.id,
+            prepared.type,
+            prepared.source,
+            prepared.subject,
+            prepared.time,
+            prepared.dataversion,
+            prepared.payload,
+            prepared.extensions,
+            now,
+          );
+        }
+        db.prepare(
+          `INSERT INTO deliveries (subscriber, event_seq, type, status, attempts, available_at, updated_at)
+           VALUES (@subscriber, @seq, @type, 'pending', 0, @now, @now)
+           ON CONFLICT (subscriber, event_seq) DO UPDATE SET
+             status = 'pending', attempts = 0, available_at = @now, lease_token = NULL, lease_until = NULL,
+             last_error = NULL, dead_reason = NULL, handed_off = 0, updated_at = @now`,
+        ).run({ subscriber, seq, type: prepared.type, now });
+        return true;
+      })
+      .immediate();
+  }
+
+  /**
+   * Apply decided outcomes (fenced by lease token) and claim up to `limit` deliveries of the
+   * subscriber whose type the worker handles, in one immediate transaction. Due open deliveries
+   * (retries, expired leases) come first, then the events after the subscriber's cursor in `seq`
+   * order. A claim leases the rows until `now + leaseMs` under a new fencing token;
+   * `available_at` follows the lease, so an expired lease is claimable again by anyone.
+   */
+  exchange(request: ExchangeRequest, now = Date.now()): ExchangeResult {
+    if (request.outcomes.length === 0 && request.limit <= 0)
+      return { lost: [], claimed: [], more: false };
+    return this.#exchangeTx.immediate(request, now);
+  }
+
+  /** Move the lease of a held delivery to `until`. False when the lease is no longer held. */
+  extendLease(
+    subscriber: string,
+    seq: number,
+    token: number,
+    until: number,
+    now = Date.now(),
+  ): boolean {
+    return this.#extend.run(until, until, now, subscriber, seq, token).changes > 0;
+  }
+
+  /** When the next open delivery of `subscriber` becomes claimable (retry due or lease expiry). */
+  nextDue(subscriber: string, typesJson: string): number | undefined {
+    const at = this.#nextDue.get(subscriber, typesJson) as number | null;
+    return at ?? undefined;
+  }
+
+  /**
+   * Register (or extend) a subscriber: its row, its types, in one transaction. A subscriber
+   * receives the events of a type published after it registered for that type (its cursor and
+   * the type's `since_seq` start at the newest `seq`); the types of every subscription sharing
+   * the name are merged. A name is ephemeral only while every subscription to it is.
+   */
+  register(
+    name: string,
+    types: readonly string[],
+    ephemeral: boolean,
+    now = Date.now(),
+  ): { created: boolean } {
+    return this.db
+      .transaction(() => {
+        const row = this.#subscriberRow.get(name) as
+          { types: string; ephemeral: number } | undefined;
+        const max = this.#maxSeq.get() as number;
+        if (!row) {
+          const list = JSON.stringify([...new Set(types)]);
+          this.#insertSubscriber.run(name, list, ephemeral ? 1 : 0, max, now, now);
+        } else {
+          const merged = [...new Set([...(JSON.parse(row.types) as string[]), ...types])];
+          const stillEphemeral = row.ephemeral === 1 && ephemeral ? 1 : 0;
+          this.#updateSubscriber.run(JSON.stringify(merged), stillEphemeral, now, name);
+        }
+        for (const type of types) this.#insertSubscriberType.run(name, type, max);
+        return { created: !row };
+      })
+      .immediate();
+  }
+
+  /** Record that these subscribers are alive (abandoned ephemeral subscribers are pruned by age). */
+  touch(names: Iterable<string>, now = Date.now()): void {
+    this.db
+      .transaction(() => {
+        for (const name of names) this.#touchSubscriber.run(now, name);
+      })
+      .immediate();
+  }
+
+  /** Remove an ephemeral subscriber and all of its deliveries, if it is still ephemeral. */
+  removeEphemeral(name: string): boolean {
+    return this.db
+      .transaction(() => {
+        const row = this.#subscriberRow.get(name) as { ephemeral: number } | undefined;
+        if (!row || row.ephemeral !== 1) return false;
+        this.#deleteSubscriberDeliveries.run(name);
+        this.#deleteSubscriberTypes.run(name);
+        this.#deleteSubscriber.run(name);
+        return true;
+      })
+      .immediate();
+  }
+
+  #coversAll(workerTypes: ReadonlySet<string>, subscriberTypesJson: string): boolean {
+    const known = this.#covers.get(workerTypes);
+    if (known?.json === subscriberTypesJson) return known.covers;
+    const covers = (JSON.parse(subscriberTypesJson) as string[]).every((t) => workerTypes.has(t));
+    this.#covers.set(workerTypes, { json: subscriberTypesJson, covers });
+    return covers;
+  }
+
+  /** Read the claimed events: one range scan when they are close together, else one by one. */
+  #load(
+    subscriber: string,
+    rows: [number, number][],
+    token: number,
+    until: number,
+    now: number,
+  ): ClaimedDelivery[] {
+    if (rows.length === 0) return [];
+    rows.sort((a, b) => a[0] - b[0]);
+    const claimed: ClaimedDelivery[] = [];
+    const take = (
+      seq: number,
+      attempt: number,
+      row: readonly unknown[] | undefined,
+      offset: number,
+    ) => {
+      if (row === undefined) {
+        // The event row was deleted by hand: nothing left to deliver; keep a trace in the delivery.
+        this.#dead.run(MISSING_EVENT(seq), "unrecoverable", 0, now, subscriber, seq, token);
+        return;
+      }
+      let envelope: Envelope;
+      try {
+        envelope = toEnvelope(row, offset);
+      } catch (error) {
+        // A row edited into invalid JSON would fail every claim: set it aside as dead instead.
+        const why = JSON.stringify({ name: "InvalidStoredEvent", message: String(error) });
+        this.#dead.run(why, "invalid_payload", 0, now, subscriber, seq, token);
+        return;
+      }
+      claimed.push({ seq, envelope, attempt, token, leaseUntil: until });
+    };
+    const first = rows[0]![0];
+    const last = rows[rows.length - 1]![0];
+    if (last - first < rows.length * 4) {
+      // Close together (the usual case): one range read.
+      const events = this.#eventsBetween.all(first, last) as [number, ...EventRow][];
+      let e = 0;
+      for (const [seq, attempt] of rows) {
+        while (e < events.length && events[e]![0] < seq) e++;
+        const row = events[e]?.[0] === seq ? events[e] : undefined;
+        take(seq, attempt, row, 1);
+      }
+    } else {
+      for (const [seq, attempt] of rows) {
+        take(seq, attempt, this.#eventBySeq.get(seq) as EventRow | undefined, 0);
+      }
+    }
+    return claimed;
+  }
+
+  #apply(subscriber: string, o: Outcome, now: number): number {
+    switch (o.kind) {
+      case "ack":
+        return this.#ack.run(
+          this.#keepAcked
+            ? { subscriber, seq: o.seq, token: o.token, now }
+            : { subscriber, seq: o.seq, token: o.token },
+        ).changes;
+      case "retry":
+        return this.#retry.run(o.availableAt, o.error, now, subscriber, o.seq, o.token).changes;
+      case "dead":
+        return this.#dead.run(
+          o.error,
+          o.reason,
+          o.handedOff ? 1 : 0,
+          now,
+          subscriber,
+          o.seq,
+          o.token,
+        ).changes;
+      case "release":
+        return this.#release.run(now, now, subscriber, o.seq, o.token).changes;
+    }
+  }
+}
+
+const MISSING_EVENT = (seq: number) =>
+  JSON.stringify({
+    name: "MissingEvent",
+    message: `event row ${seq} was deleted before it was delivered`,
+  });
+
+/** What {@link QueueStore.publish} stored. */
+export interface PublishCounts {
+  readonly published: number;
+  readonly duplicates: number;
+}
+
+/** One round trip of a worker: outcomes to save and how many deliveries it can take. */
+export interface ExchangeRequest {
+  readonly subscriber: string;
+  readonly outcomes: readonly Outcome[];
+  /** Deliveries to claim (0: only save outcomes). */
+  readonly limit: number;
+  /** The worker's event types. */
+  readonly types: ReadonlySet<string>;
+  /** The same, as a JSON array (bound to `json_each`). */
+  readonly typesJson: string;
+  readonly leaseMs: number;
+}
+
+/** An envelope flattened into the `events` columns. */
+interface PreparedEvent {
+  readonly id: string;
+  readonly type: string;
+  readonly source: string;
+  readonly subject: string | null;
+  readonly time: string;
+  readonly dataversion: number;
+  readonly payload: string;
+  readonly extensions: string | null;
+}
+
+function prepareEvent(e: Envelope, maxBytes: number): PreparedEvent {
+  if (
+    typeof e !== "object" ||
+    e === null ||
+    typeof e.id !== "string" ||
+    e.id.length === 0 ||
+    typeof e.type !== "string" ||
+    e.type.length === 0 ||
+    typeof e.source !== "string" ||
+    e.source.length === 0 ||
+    typeof e.time !== "string" ||
+    (e.subject !== undefined && typeof e.subject !== "string") ||
+    (e.dataversion !== undefined && !Number.isInteger(e.dataversion))
+  ) {
+    throw invalidEnvelope(e);
+  }
+  let payload: string;
+  let extensions: string | null = null;
+  try {
+    payload = JSON.stringify(e.data) ?? "null";
+    let ext: Record<string, unknown> | undefined;
+    for (const key in e) {
+      if (!COLUMNS.has(key)) (ext ??= {})[key] = (e as unknown as Record<string, unknown>)[key];
+    }
+    if (ext) extensions = JSON.stringify(ext);
+  } catch (error) {
+    throw new EventValidationError({
+      eventType: e.type,
+      reason: "invalid_payload",
+      receivedType: describeType(e.data),
+      message:
+        `Event ${e.id} (${e.type}) cannot be stored: its data is not JSON-serialisable ` +
+        `(${(error as Error).message}). Publish plain JSON values only (no cycles, no BigInt).`,
+      cause: error,
+    });
+  }
+  // A UTF-8 character takes at most 3 bytes per UTF-16 unit: only measure exactly near the limit.
+  const chars = payload.length + (extensions?.length ?? 0);
+  if (chars * 3 > maxBytes) {
+    const bytes = Buffer.byteLength(payload) + (extensions ? Buffer.byteLength(extensions) : 0);
+    if (bytes > maxBytes) throw new PayloadTooLargeError(e.id, e.type, bytes, maxBytes);
+  }
+  return {
+    id: e.id,
+    type: e.type,
+    source: e.source,
+    subject: e.subject ?? null,
+    time: e.time,
+    dataversion: e.dataversion ?? 1,
+    payload,
+    extensions,
+  };
+}
+
+function invalidEnvelope(e: unknown): EventValidationError {
+  const parsed = envelopeSchema.safeParse(e);
+  const issues = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => ({
+        path: i.path.join("."),
+        message: i.message,
+        code: i.code,
+        received: describeType(valueAt(e, i.path)),
+      }));
+  const type =
+    typeof (e as { type?: unknown } | null)?.type === "string" ? (e as { type: string }).type : "";
+  return new EventValidationError({
+    eventType: type,
+    reason: "invalid_envelope",
+    issues,
+    receivedType: describeType(e),
+    message:
+      `Cannot publish a value that is not an envelope` +
+      (issues.length
+        ? ` (${issues.map((i) => `${i.path || "envelope"}: ${i.message}`).join("; ")})`
+        : "") +
+      `. Build envelopes with createEnvelope() from @switchyard/event-schema, or publish through a router.`,
+  });
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let at = value;
+  for (const key of path) at = (at as Record<PropertyKey, unknown> | null | undefined)?.[key];
+  return at;
+}
+
+function toEnvelope(row: readonly unknown[], offset: number): Envelope {
+  const [id, type, source, subject, time, dataversion, payload, extensions] = (
+    offset === 0 ? row : row.slice(offset)
+  ) as EventRow;
+  const envelope: Record<string, unknown> = {
+    specversion: "1.0",
+    id,
+    type,
+    source,
+    time,
+    datacontenttype: "application/json",
+    dataversion,
+    data: JSON.parse(payload) as unknown,
+  };
+  if (subject !== null) envelope.subject = subject;
+  if (extensions !== null)
+    Object.assign(envelope, JSON.parse(extensions) as Record<string, unknown>);
+  return envelope as unknown as Envelope;
+}
+
+/** Parse a stored row back into an envelope (used by introspection). */
+export { toEnvelope as rowToEnvelope };
+export type { EventRow };

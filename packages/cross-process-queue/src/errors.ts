@@ -1,0 +1,139 @@
+import { SwitchyardError } from "@switchyard/event-schema";
+import { RouterClosedError } from "@switchyard/router";
+
+/**
+ * The queue file cannot be used: it is not a SQLite database, it is corrupt, or it cannot be
+ * opened (a directory, no permission). Nothing was changed in it.
+ */
+export class QueueFileError extends SwitchyardError {
+  /** The file the queue tried to open. */
+  readonly path: string;
+
+  constructor(path: string, problem: "corrupt" | "unopenable", options?: { cause?: unknown }) {
+    const detail = (options?.cause as { message?: string } | undefined)?.message ?? "unknown error";
+    super(
+      problem === "corrupt" ? "QUEUE_FILE_CORRUPT" : "QUEUE_FILE_UNOPENABLE",
+      problem === "corrupt"
+        ? `The queue file ${path} is not a SQLite database or is corrupt (${detail}). Restore it from a ` +
+            `backup, or move it aside so a new, empty queue is created on the next start.`
+        : `The queue file ${path} cannot be opened (${detail}). Check that the path names a file (not a ` +
+            `directory) in a writable directory, or pass another { path }.`,
+      options,
+    );
+    this.path = path;
+  }
+}
+
+/**
+ * The queue file was written by a newer version of this package (its `PRAGMA user_version` is
+ * higher than any migration known here). Migrations are forward-only, so it is left untouched.
+ */
+export class SchemaVersionError extends SwitchyardError {
+  readonly path: string;
+  /** The version found in the file. */
+  readonly found: number;
+  /** The newest version this package knows. */
+  readonly supported: number;
+
+  constructor(path: string, found: number, supported: number) {
+    super(
+      "QUEUE_SCHEMA_TOO_NEW",
+      `The queue file ${path} has schema version ${found}, newer than the ${supported} this version of ` +
+        `@switchyard/cross-process-queue supports. Upgrade the package in this process to the version the ` +
+        `other processes run; migrations are forward-only, so the file was not changed.`,
+    );
+    this.path = path;
+    this.found = found;
+    this.supported = supported;
+  }
+}
+
+/** An envelope's JSON (payload plus extension attributes) is larger than `maxPayloadBytes`. */
+export class PayloadTooLargeError extends SwitchyardError {
+  readonly eventId: string;
+  readonly eventType: string;
+  /** Size of the serialized event in bytes. */
+  readonly bytes: number;
+  readonly limit: number;
+
+  constructor(eventId: string, eventType: string, bytes: number, limit: number) {
+    super(
+      "PAYLOAD_TOO_LARGE",
+      `Event ${eventId} (${eventType}) is ${bytes} bytes of JSON, over the ${limit}-byte limit of the ` +
+        `SQLite transport; nothing of this batch was stored. Put large data in a file and publish its path, ` +
+        `or raise { maxPayloadBytes }.`,
+    );
+    this.eventId = eventId;
+    this.eventType = eventType;
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/**
+ * The database stayed locked by other writers beyond every retry (`busy_timeout` plus internal
+ * retries with backoff). Surfaces only when some process holds a write transaction for seconds.
+ */
+export class QueueBusyError extends SwitchyardError {
+  readonly path: string;
+  readonly waitedMs: number;
+
+  constructor(path: string, waitedMs: number, options?: { cause?: unknown }) {
+    super(
+      "QUEUE_BUSY",
+      `The queue file ${path} stayed locked by another writer for ${waitedMs} ms. Look for a process ` +
+        `holding a long write transaction (a sqlite3 shell left in BEGIN, a backup without .backup), ` +
+        `or raise { busyTimeoutMs }.`,
+      options,
+    );
+    this.path = path;
+    this.waitedMs = waitedMs;
+  }
+}
+
+/** An option of {@link sqliteTransport} or a subscription has an unusable value. */
+export class QueueOptionsError extends SwitchyardError {
+  readonly option: string;
+
+  constructor(option: string, value: unknown, expected: string) {
+    super(
+      "QUEUE_INVALID_OPTION",
+      `Option ${option} of the SQLite transport is ${describe(value)}; expected ${expected}.`,
+    );
+    this.option = option;
+  }
+}
+
+/**
+ * The transport (or one of its subscriptions) was closed; it accepts no new work. A
+ * `RouterClosedError`, so code that handles a closed router handles this too (`code` `"CLOSED"`).
+ */
+export class TransportClosedError extends RouterClosedError {
+  constructor(path: string) {
+    super(`SQLite transport on ${path}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean" || value == null)
+    return String(value);
+  return typeof value;
+}
+
+/** True for SQLite's "try again later" conditions (another writer holds the lock). */
+export function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return (
+    typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
+  );
+}
+
+/** True for "this is not a (healthy) database file". */
+export function isCorrupt(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return (
+    typeof code === "string" &&
+    (code.startsWith("SQLITE_NOTADB") || code.startsWith("SQLITE_CORRUPT"))
+  );
+}

@@ -1,0 +1,47 @@
+export { SqliteTransport, sqliteTransport, defaultSqliteTransportOptions } from "./queue";
+export type { SqliteTransportOptions, SqliteTransportStats } from "./queue";
+export {
+  PayloadTooLargeError,
+  QueueBusyError,
+  QueueFileError,
+  QueueOptionsError,
+  SchemaVersionError,
+  TransportClosedError,
+} from "./errors";
+export { SqliteHeartbeatSink } from "./heartbeats";
+export type { Heartbeat, SqliteHeartbeatSinkOptions } from "./heartbeats";
+export {
+  countPending,
+  deadDeliveries,
+  depthByHour,
+  eventsPerMinute,
+  failuresByType,
+  getEvent,
+  lastSeqBefore,
+  listHeartbeats,
+  listSubscribers,
+  oldestPendingAge,
+  openQueueReadOnly,
+  recentEvents,
+  subscriberStats,
+  traceEvent,
+} from "./introspect";
+export type {
+  DeliveryInfo,
+  EventTrace,
+  HeartbeatInfo,
+  RecentEventsQuery,
+  StoredEvent,
+  SubscriberBacklog,
+  SubscriberFilter,
+  SubscriberInfo,
+  WindowOptions,
+} from "./introspect";
+export { SCHEMA_VERSION, migrate, migrations, schemaVersion } from "./schema/migrations";
+export type { Migration } from "./schema/migrations";
+export { DEFAULT_PATH, openDatabase } from "./database";
+export type { OpenDatabaseOptions } from "./database";
+export type { PruneResult } from "./retention";
+export type { PollerCounters } from "./poller";
+export { backupQueue, clearPending } from "./recovery";
+export type { ClearResult } from "./recovery";

@@ -1,0 +1,548 @@
+import type Database from "better-sqlite3";
+import type { Envelope } from "@switchyard/event-schema";
+import type { DeadLetterReason, SerializedError } from "@switchyard/router";
+import { type EventRow, rowToEnvelope } from "./claim";
+import { DEFAULT_PATH, openDatabase } from "./database";
+
+/**
+ * Read-only questions an operator asks of a queue file (the runbook's monitoring queries as typed
+ * functions). Each takes a connection: from {@link openQueueReadOnly} in a CLI, or the
+ * transport's own. SQL text is constant; every value is a bound parameter.
+ */
+
+const cache = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+function statement(db: Database.Database, sql: string): Database.Statement {
+  let statements = cache.get(db);
+  if (!statements) cache.set(db, (statements = new Map<string, Database.Statement>()));
+  let stmt = statements.get(sql);
+  if (!stmt) statements.set(sql, (stmt = db.prepare(sql)));
+  return stmt;
+}
+
+/**
+ * Open a queue file read-only, for a CLI or a dashboard, without starting a transport. Checks
+ * the schema version (refuses files from a newer version) and never writes.
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * const db = openQueueReadOnly("data/coordination/coordination.db");
+ * console.log(countPending(db));
+ * db.close();
+ * ```
+ */
+export function openQueueReadOnly(
+  path: string = DEFAULT_PATH,
+  options: { busyTimeoutMs?: number } = {},
+): Database.Database {
+  return openDatabase(path, { readonly: true, ...options });
+}
+
+type Time = Date | number | string;
+
+function ms(time: Time): number {
+  if (typeof time === "number") return time;
+  const at = time instanceof Date ? time.getTime() : Date.parse(time);
+  if (Number.isNaN(at))
+    throw new RangeError(
+      `Not a time: ${String(time)}. Pass a Date, epoch milliseconds or an RFC 3339 string.`,
+    );
+  return at;
+}
+
+const iso = (at: number | null): string | undefined =>
+  at === null ? undefined : new Date(at).toISOString();
+
+/**
+ * The largest event `seq` created before `at` (0 when none). Binary search over the primary key:
+ * `created_at` grows with `seq`, so no index on `created_at` is needed.
+ */
+export function lastSeqBefore(db: Database.Database, at: Time): number {
+  const cutoff = ms(at);
+  const bounds = statement(db, `SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM events`).get() as {
+    lo: number | null;
+    hi: number | null;
+  };
+  if (bounds.lo === null || bounds.hi === null) return 0;
+  const first = statement(
+    db,
+    `SELECT seq, created_at FROM events WHERE seq >= ? ORDER BY seq LIMIT 1`,
+  );
+  const at0 = first.get(bounds.lo) as { seq: number; created_at: number };
+  if (at0.created_at >= cutoff) return bounds.lo - 1;
+  let lo = bounds.lo; // created before the cutoff
+  let hi = bounds.hi + 1; // at or after the cutoff (or past the end)
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    const row = first.get(mid) as { seq: number; created_at: number } | undefined;
+    if (!row || row.seq >= hi) hi = mid;
+    else if (row.created_at < cutoff) lo = row.seq;
+    else hi = row.seq;
+  }
+  return lo;
+}
+
+/** Filter of {@link countPending} and {@link depthByHour}. */
+export interface SubscriberFilter {
+  /** Only this subscriber. @defaultValue every subscriber */
+  readonly subscriber?: string;
+}
+
+/**
+ * Matching events after a subscriber's cursor: published, not yet taken into its deliveries.
+ * Joined from `subscribers s`; yields `e` (the event) and `st` (the subscription type).
+ */
+const QUEUED = `subscribers s
+  JOIN subscriber_types st ON st.subscriber = s.name
+  JOIN events e ON e.type = st.type AND e.seq > s.cursor_seq AND e.seq > st.since_seq`;
+
+/**
+ * Deliveries not acked yet (waiting, waiting for a retry, or in flight), including events
+ * published but not yet taken by the subscriber's cursor: the seed's `count_pending()`. Dead
+ * deliveries are not counted.
+ */
+export function countPending(db: Database.Database, filter: SubscriberFilter = {}): number {
+  if (filter.subscriber === undefined) {
+    return statement(
+      db,
+      `SELECT (SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'leased'))
+            + (SELECT COUNT(*) FROM ${QUEUED})`,
+    )
+      .pluck()
+      .get() as number;
+  }
+  return statement(
+    db,
+    `SELECT (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_due
+            WHERE subscriber = @s AND status IN ('pending', 'leased'))
+          + (SELECT COUNT(*) FROM ${QUEUED} WHERE s.name = @s)`,
+  )
+    .pluck()
+    .get({ s: filter.subscriber }) as number;
+}
+
+/** Backlog of one subscriber, as {@link subscriberStats} reports it. */
+export interface SubscriberBacklog {
+  readonly subscriber: string;
+  /** Waiting to be claimed: new events, retries and expired leases. */
+  readonly pending: number;
+  /** Leased to a live worker. */
+  readonly inFlight: number;
+  /** pending + inFlight: events behind the newest. */
+  readonly lag: number;
+  /** Deliveries marked dead (kept in the table, or handed to the dead-letter sink and not pruned yet). */
+  readonly deadLettered: number;
+  /** Age in ms of the oldest pending delivery's event. */
+  readonly oldestPendingMs?: number;
+}
+
+/** Pending, in-flight, dead and lag per registered subscriber, plus the age of the oldest pending. */
+export function subscriberStats(
+  db: Database.Database,
+  now: number = Date.now(),
+): SubscriberBacklog[] {
+  const waiting = `d.subscriber = s.name AND d.status IN ('pending', 'leased')
+                AND (d.status = 'pending' OR d.lease_until <= @now)`;
+  const queued = `FROM subscriber_types st
+           JOIN events e ON e.type = st.type AND e.seq > s.cursor_seq AND e.seq > st.since_seq
+          WHERE st.subscriber = s.name`;
+  const rows = statement(
+    db,
+    `SELECT s.name AS subscriber,
+            (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due WHERE ${waiting})
+          + (SELECT COUNT(*) ${queued}) AS pending,
+            (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
+              WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
+                AND d.status = 'leased' AND d.lease_until > @now) AS in_flight,
+            (SELECT COUNT(*) FROM deliveries d
+              WHERE d.subscriber = s.name AND d.status = 'dead') AS dead,
+            (SELECT e.created_at FROM deliveries d INDEXED BY deliveries_due JOIN events e ON e.seq = d.event_seq
+              WHERE ${waiting} ORDER BY d.event_seq LIMIT 1) AS oldest_open_at,
+            (SELECT MIN(e.created_at) ${queued}) AS oldest_queued_at
+       FROM subscribers s ORDER BY s.name`,
+  ).all({ now }) as {
+    subscriber: string;
+    pending: number;
+    in_flight: number;
+    dead: number;
+    oldest_open_at: number | null;
+    oldest_queued_at: number | null;
+  }[];
+  return rows.map((r) => {
+    const oldest = minOf(r.oldest_open_at, r.oldest_queued_at);
+    return {
+      subscriber: r.subscriber,
+      pending: r.pending,
+      inFlight: r.in_flight,
+      lag: r.pending + r.in_flight,
+      deadLettered: r.dead,
+      ...(oldest !== null ? { oldestPendingMs: Math.max(0, now - oldest) } : {}),
+    };
+  });
+}
+
+function minOf(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
+}
+
+/** Age in ms of the oldest event still waiting for any subscriber, if any. */
+export function oldestPendingAge(
+  db: Database.Database,
+  now: number = Date.now(),
+): number | undefined {
+  const row = statement(
+    db,
+    `SELECT (SELECT MIN(e.created_at) FROM deliveries d JOIN events e ON e.seq = d.event_seq
+              WHERE d.status IN ('pending', 'leased')) AS open_at,
+            (SELECT MIN(e.created_at) FROM ${QUEUED}) AS queued_at`,
+  ).get() as { open_at: number | null; queued_at: number | null };
+  const at = minOf(row.open_at, row.queued_at);
+  return at === null ? undefined : Math.max(0, now - at);
+}
+
+/** A registered subscriber. */
+export interface SubscriberInfo {
+  readonly name: string;
+  readonly types: readonly string[];
+  /** Removed when its subscription closes (or is abandoned). */
+  readonly ephemeral: boolean;
+  readonly createdAt: string;
+  /** Last sign of life of a process subscribed under this name. */
+  readonly lastSeen: string;
+}
+
+/** Every registered subscriber with its event types. */
+export function listSubscribers(db: Database.Database): SubscriberInfo[] {
+  const rows = statement(
+    db,
+    `SELECT name, types, ephemeral, created_at, last_seen FROM subscribers ORDER BY name`,
+  ).all() as {
+    name: string;
+    types: string;
+    ephemeral: number;
+    created_at: number;
+    last_seen: number;
+  }[];
+  return rows.map((r) => ({
+    name: r.name,
+    types: JSON.parse(r.types) as string[],
+    ephemeral: r.ephemeral === 1,
+    createdAt: iso(r.created_at)!,
+    lastSeen: iso(r.last_seen)!,
+  }));
+}
+
+/** Options of the time-window queries. */
+export interface WindowOptions {
+  /** Length of the window ending at `now`. */
+  readonly windowMs?: number;
+  /** @defaultValue `Date.now()` */
+  readonly now?: number;
+}
+
+/** Events published per minute (UTC, `YYYY-MM-DD HH:MM`) over the last hour by default. */
+export function eventsPerMinute(
+  db: Database.Database,
+  options: WindowOptions = {},
+): { minute: string; count: number }[] {
+  const now = options.now ?? Date.now();
+  const since = now - (options.windowMs ?? 3_600_000);
+  const after = lastSeqBefore(db, since);
+  return statement(
+    db,
+    `SELECT strftime('%Y-%m-%d %H:%M', created_at / 1000, 'unixepoch') AS minute, COUNT(*) AS count
+       FROM events WHERE seq > ? AND created_at >= ? AND created_at <= ?
+      GROUP BY minute ORDER BY minute`,
+  ).all(after, since, now) as { minute: string; count: number }[];
+}
+
+/** Failing event types: dead deliveries within the window (last 24 h by default) and deliveries retrying now. */
+export function failuresByType(
+  db: Database.Database,
+  options: WindowOptions & { readonly limit?: number } = {},
+): { type: string; dead: number; retrying: number }[] {
+  const now = options.now ?? Date.now();
+  return statement(
+    db,
+    `SELECT type, SUM(dead) AS dead, SUM(retrying) AS retrying FROM (
+         SELECT type, 1 AS dead, 0 AS retrying FROM deliveries WHERE status = 'dead' AND updated_at >= @since
+         UNION ALL
+         SELECT type, 0, 1 FROM deliveries INDEXED BY deliveries_due
+          WHERE status IN ('pending', 'leased') AND last_error IS NOT NULL)
+      GROUP BY type ORDER BY dead DESC, retrying DESC, type LIMIT @limit`,
+  ).all({ since: now - (options.windowMs ?? 86_400_000), limit: options.limit ?? 10 }) as {
+    type: string;
+    dead: number;
+    retrying: number;
+  }[];
+}
+
+/** Queue depth over time: deliveries not acked yet, by the hour (UTC) their event was published. */
+export function depthByHour(
+  db: Database.Database,
+  filter: SubscriberFilter = {},
+): { hour: string; pending: number }[] {
+  const all = filter.subscriber === undefined;
+  return statement(
+    db,
+    `SELECT strftime('%Y-%m-%d %H:00', at / 1000, 'unixepoch') AS hour, COUNT(*) AS pending FROM (
+         SELECT e.created_at AS at FROM deliveries d INDEXED BY deliveries_due
+           JOIN events e ON e.seq = d.event_seq
+          WHERE d.status IN ('pending', 'leased') AND (@all OR d.subscriber = @s)
+         UNION ALL
+         SELECT e.created_at FROM ${QUEUED} WHERE (@all OR s.name = @s))
+      GROUP BY hour ORDER BY hour`,
+  ).all({ all: all ? 1 : 0, s: filter.subscriber ?? null }) as { hour: string; pending: number }[];
+}
+
+/** An event as stored, with its envelope rebuilt. */
+export interface StoredEvent {
+  /** Publish order in this file. */
+  readonly seq: number;
+  readonly id: string;
+  readonly type: string;
+  readonly source: string;
+  readonly subject?: string;
+  /** The envelope's own `time`. */
+  readonly time: string;
+  /** When it was stored. */
+  readonly createdAt: string;
+  /** The envelope rebuilt from the row; `data` is the raw text when {@link payloadError} is set. */
+  readonly envelope: Envelope;
+  /** Set when the stored JSON cannot be parsed (the row was damaged by hand). */
+  readonly payloadError?: string;
+}
+
+const EVENT_COLUMNS = `seq, created_at, id, type, source, subject, time, dataversion, payload, extensions`;
+
+type StoredRow = [seq: number, createdAt: number, ...row: EventRow];
+
+function toStored(raw: StoredRow): StoredEvent {
+  const [seq, createdAt] = raw;
+  let envelope: Envelope;
+  let payloadError: string | undefined;
+  try {
+    envelope = rowToEnvelope(raw, 2);
+  } catch (error) {
+    payloadError = String(error);
+    const [, , id, type, source, subject, time, dataversion, payload] = raw;
+    envelope = rowToEnvelope([id, type, source, subject, time, dataversion, "null", null], 0);
+    envelope = { ...envelope, data: payload };
+  }
+  return {
+    ...(payloadError !== undefined ? { payloadError } : {}),
+    seq,
+    id: envelope.id,
+    type: envelope.type,
+    source: envelope.source,
+    ...(envelope.subject !== undefined ? { subject: envelope.subject } : {}),
+    time: envelope.time,
+    createdAt: iso(createdAt)!,
+    envelope,
+  };
+}
+
+/** Filter of {@link recentEvents}. */
+export interface RecentEventsQuery {
+  readonly type?: string;
+  /** The envelope `subject` (the config key, e.g. `"hex8_2p"`). */
+  readonly subject?: string;
+  /** Only events stored at or after this time. */
+  readonly since?: Time;
+  /** @defaultValue 10 */
+  readonly limit?: number;
+}
+
+/** The newest events first, optionally of one type / subject / since a time. */
+export function recentEvents(db: Database.Database, query: RecentEventsQuery = {}): StoredEvent[] {
+  const after = query.since === undefined ? 0 : lastSeqBefore(db, query.since);
+  const rows = statement(
+    db,
+    `SELECT ${EVENT_COLUMNS} FROM events
+      WHERE seq > @after AND (@type IS NULL OR type = @type) AND (@subject IS NULL OR subject = @subject)
+        AND created_at >= @since
+      ORDER BY seq DESC LIMIT @limit`,
+  )
+    .raw()
+    .all({
+      after,
+      type: query.type ?? null,
+      subject: query.subject ?? null,
+      since: query.since === undefined ? 0 : ms(query.since),
+      limit: query.limit ?? 10,
+    }) as StoredRow[];
+  return rows.map(toStored);
+}
+
+/** One event by id. */
+export function getEvent(db: Database.Database, id: string): StoredEvent | undefined {
+  const row = statement(db, `SELECT ${EVENT_COLUMNS} FROM events WHERE id = ?`).raw().get(id) as
+    StoredRow | undefined;
+  return row ? toStored(row) : undefined;
+}
+
+/** Delivery state of one event for one subscriber. */
+export interface DeliveryInfo {
+  readonly subscriber: string;
+  readonly eventSeq: number;
+  readonly type: string;
+  readonly status: "pending" | "leased" | "acked" | "dead";
+  readonly attempts: number;
+  /** When it can next be claimed (a retry's time, or the end of the current lease). */
+  readonly availableAt: string;
+  readonly leaseToken?: number;
+  readonly leaseUntil?: string;
+  readonly lastError?: SerializedError;
+  readonly deadReason?: DeadLetterReason;
+  /** The dead-letter sink holds it (else, for a dead delivery, this row is the only copy). */
+  readonly handedOff: boolean;
+  readonly updatedAt: string;
+  /**
+   * No `deliveries` row exists; the status comes from the subscriber's cursor: `pending` when
+   * the event is still ahead of it (a row is created when a worker next claims), `acked` when
+   * the cursor passed it and its row was deleted on ack.
+   */
+  readonly fromCursor?: true;
+}
+
+interface DeliveryRow {
+  subscriber: string;
+  event_seq: number;
+  type: string;
+  status: DeliveryInfo["status"];
+  attempts: number;
+  available_at: number;
+  lease_token: number | null;
+  lease_until: number | null;
+  last_error: string | null;
+  dead_reason: DeadLetterReason | null;
+  handed_off: number;
+  updated_at: number;
+}
+
+function toDeliveryInfo(r: DeliveryRow): DeliveryInfo {
+  return {
+    subscriber: r.subscriber,
+    eventSeq: r.event_seq,
+    type: r.type,
+    status: r.status,
+    attempts: r.attempts,
+    availableAt: iso(r.available_at)!,
+    ...(r.lease_token !== null ? { leaseToken: r.lease_token } : {}),
+    ...(r.lease_until !== null ? { leaseUntil: iso(r.lease_until)! } : {}),
+    ...(r.last_error !== null ? { lastError: JSON.parse(r.last_error) as SerializedError } : {}),
+    ...(r.dead_reason !== null ? { deadReason: r.dead_reason } : {}),
+    handedOff: r.handed_off === 1,
+    updatedAt: iso(r.updated_at)!,
+  };
+}
+
+/** One event and its delivery to every subscriber: where did it go, where is it stuck? */
+export interface EventTrace {
+  readonly event: StoredEvent;
+  readonly deliveries: readonly DeliveryInfo[];
+}
+
+/** Trace one event (by id) through every subscriber; `undefined` when no such event is stored. */
+export function traceEvent(db: Database.Database, id: string): EventTrace | undefined {
+  const event = getEvent(db, id);
+  if (!event) return undefined;
+  const rows = statement(
+    db,
+    `SELECT d.subscriber, d.event_seq, d.type, d.status, d.attempts, d.available_at, d.lease_token,
+            d.lease_until, d.last_error, d.dead_reason, d.handed_off, d.updated_at
+       FROM subscribers s JOIN deliveries d ON d.subscriber = s.name AND d.event_seq = ?
+      ORDER BY d.subscriber`,
+  ).all(event.seq) as DeliveryRow[];
+  // Subscribers registered for the type when the event was published, without a row for it.
+  const inferred = statement(
+    db,
+    `SELECT s.name, @seq > s.cursor_seq AS ahead FROM subscribers s
+       JOIN subscriber_types st ON st.subscriber = s.name AND st.type = @type
+      WHERE @seq > st.since_seq
+        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber = s.name AND d.event_seq = @seq)`,
+  ).all({ type: event.type, seq: event.seq }) as { name: string; ahead: number }[];
+  const deliveries: DeliveryInfo[] = rows.map(toDeliveryInfo);
+  for (const { name, ahead } of inferred) {
+    deliveries.push({
+      subscriber: name,
+      eventSeq: event.seq,
+      type: event.type,
+      status: ahead ? "pending" : "acked",
+      attempts: 0,
+      availableAt: event.createdAt,
+      handedOff: false,
+      updatedAt: event.createdAt,
+      fromCursor: true,
+    });
+  }
+  deliveries.sort((a, b) =>
+    a.subscriber < b.subscriber ? -1 : a.subscriber > b.subscriber ? 1 : 0,
+  );
+  return { event, deliveries };
+}
+
+/** Dead deliveries (newest first), optionally of one subscriber. */
+export function deadDeliveries(
+  db: Database.Database,
+  options: SubscriberFilter & { readonly limit?: number } = {},
+): DeliveryInfo[] {
+  const columns = `subscriber, event_seq, type, status, attempts, available_at, lease_token, lease_until,
+            last_error, dead_reason, handed_off, updated_at`;
+  const rows =
+    options.subscriber === undefined
+      ? statement(
+          db,
+          `SELECT ${columns} FROM deliveries WHERE status = 'dead' ORDER BY updated_at DESC LIMIT ?`,
+        ).all(options.limit ?? 50)
+      : statement(
+          db,
+          `SELECT ${columns} FROM deliveries WHERE subscriber = ? AND status = 'dead' ORDER BY updated_at DESC LIMIT ?`,
+        ).all(options.subscriber, options.limit ?? 50);
+  return (rows as DeliveryRow[]).map(toDeliveryInfo);
+}
+
+/** A daemon's last heartbeat, as written by {@link SqliteHeartbeatSink}. */
+export interface HeartbeatInfo {
+  readonly daemon: string;
+  readonly pid: number;
+  readonly host: string;
+  readonly status: string;
+  readonly health: unknown;
+  readonly stats: unknown;
+  readonly startedAt?: string;
+  readonly updatedAt: string;
+  /** Milliseconds since the heartbeat was written. */
+  readonly ageMs: number;
+}
+
+/** Every daemon's latest heartbeat. */
+export function listHeartbeats(db: Database.Database, now: number = Date.now()): HeartbeatInfo[] {
+  const rows = statement(
+    db,
+    `SELECT daemon, pid, host, status, health, stats, started_at, updated_at FROM daemon_heartbeats ORDER BY daemon`,
+  ).all() as {
+    daemon: string;
+    pid: number;
+    host: string;
+    status: string;
+    health: string | null;
+    stats: string | null;
+    started_at: number | null;
+    updated_at: number;
+  }[];
+  return rows.map((r) => ({
+    daemon: r.daemon,
+    pid: r.pid,
+    host: r.host,
+    status: r.status,
+    health: r.health === null ? null : (JSON.parse(r.health) as unknown),
+    stats: r.stats === null ? null : (JSON.parse(r.stats) as unknown),
+    ...(r.started_at !== null ? { startedAt: iso(r.started_at)! } : {}),
+    updatedAt: iso(r.updated_at)!,
+    ageMs: Math.max(0, now - r.updated_at),
+  }));
+}

@@ -1,0 +1,60 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { type SqliteTransport, sqliteTransport } from "./index";
+import { delay, eventually, job, tempQueue } from "./test/fixtures";
+
+let queue: ReturnType<typeof tempQueue>;
+let open: SqliteTransport[] = [];
+afterEach(async () => {
+  await Promise.all(open.map((t) => t.close()));
+  open = [];
+  queue.cleanup();
+});
+const connect = (options = {}) => {
+  const t = sqliteTransport({ path: queue.path, pruneIntervalMs: 0, ...options });
+  open.push(t);
+  return t;
+};
+const queries = async (t: SqliteTransport) => {
+  const { poller } = await t.stats();
+  return poller.checks + poller.claims + poller.dueChecks;
+};
+
+describe("the poller", () => {
+  it("backs off while idle: a handful of cheap queries per second, not a busy loop", async () => {
+    queue = tempQueue();
+    const t = connect();
+    await t.subscribe({ subscriber: "idle", types: ["JOB"], handler: async () => {} });
+    await delay(200); // past the first claim and its wake-ups
+    const before = await queries(t);
+    await delay(1_000);
+    const during = (await queries(t)) - before;
+    // Fallback checks double from 25 ms up to 1 s: at most ~6 in this second, plus nothing else.
+    expect(during).toBeLessThanOrEqual(8);
+    const { poller } = await t.stats();
+    expect(poller.claims).toBeLessThanOrEqual(2);
+  });
+
+  it("still delivers when file notifications are off, through the backing-off poll", async () => {
+    queue = tempQueue();
+    const publisher = connect();
+    const subscriber = connect({ watch: false, maxPollMs: 100 });
+    const got: number[] = [];
+    await subscriber.subscribe({
+      subscriber: "polling",
+      types: ["JOB"],
+      handler: async () => void got.push(1),
+    });
+    await delay(300);
+    await publisher.publish([job(1)]);
+    await eventually(() => got.length === 1, "the delivery through polling", 2_000);
+    expect((await subscriber.stats()).poller.watching).toBe(false);
+  });
+
+  it("watches the WAL file when it can", async () => {
+    queue = tempQueue();
+    const t = connect();
+    await t.subscribe({ subscriber: "w", types: ["JOB"], handler: async () => {} });
+    expect((await t.stats()).poller.watching).toBe(true);
+    expect((await t.health()).healthy).toBe(true);
+  });
+});

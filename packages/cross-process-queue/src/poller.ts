@@ -1,0 +1,226 @@
+import { type FSWatcher, watch } from "node:fs";
+import type Database from "better-sqlite3";
+import type { Logger } from "@switchyard/router";
+
+/** Options of {@link Poller}. */
+export interface PollerOptions {
+  /** Fallback check interval right after a change. */
+  readonly minIntervalMs: number;
+  /** Fallback check interval when idle (the interval doubles up to this). */
+  readonly maxIntervalMs: number;
+  /** Watch the `-wal` file for commits of other processes (inotify on Linux). */
+  readonly watch: boolean;
+}
+
+/** What a poller did, for tests and diagnostics. */
+export interface PollerCounters {
+  /** `PRAGMA data_version` checks run (cheap: no table is read). */
+  checks: number;
+  /** Checks that found a change and woke the subscriptions. */
+  changes: number;
+  /** File-system notifications received. */
+  notifications: number;
+}
+
+/** Timed follow-up checks after a file notification that did not show a commit yet. */
+const RECHECK_DELAYS_MS = [1, 4];
+/** How long to keep re-checking on every turn of the event loop after a notification. */
+const SPIN_MS = 0.3;
+
+/** Pollers of this process by database file, so a local publish wakes them without a file event. */
+const local = new Map<string, Set<Poller>>();
+
+/**
+ * Wakes subscriptions when another connection commits, without busy polling:
+ * - `fs.watch` on the `-wal` file wakes this process within a millisecond of another process's
+ *   commit (coalesced: one check however many notifications arrive);
+ * - a publish in this process wakes every poller of the same file directly;
+ * - a fallback timer checks `PRAGMA data_version` (which changes only when *another* connection
+ *   committed), backing off from `minIntervalMs` to `maxIntervalMs` while nothing changes, so an
+ *   idle subscriber costs one trivial query per second. The fallback also covers file systems
+ *   where notifications do not work.
+ */
+export class Poller {
+  readonly counters: PollerCounters = { checks: 0, changes: 0, notifications: 0 };
+  readonly #file: string;
+  readonly #options: PollerOptions;
+  readonly #onChange: (types?: ReadonlySet<string>) => void;
+  readonly #ownWrites: () => number;
+  #writesSeen = 0;
+  #ownNotification = false;
+  readonly #logger: Logger;
+  readonly #dataVersion: Database.Statement;
+  #version: number;
+  #interval: number;
+  #timer: NodeJS.Timeout | undefined;
+  #watcher: FSWatcher | undefined;
+  #checkQueued = false;
+  #recheckTimer: NodeJS.Timeout | undefined;
+  #running = false;
+
+  constructor(
+    db: Database.Database,
+    file: string,
+    options: PollerOptions,
+    onChange: (types?: ReadonlySet<string>) => void,
+    logger: Logger,
+    ownWrites: () => number = () => 0,
+  ) {
+    this.#file = file;
+    this.#options = options;
+    this.#onChange = onChange;
+    this.#ownWrites = ownWrites;
+    this.#logger = logger;
+    this.#dataVersion = db.prepare("PRAGMA data_version").pluck();
+    this.#version = this.#dataVersion.get() as number;
+    this.#interval = options.minIntervalMs;
+  }
+
+  /** Whether the poller runs (it does while its transport has subscriptions). */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Whether commits of other processes arrive as file notifications (else only the fallback poll). */
+  get watching(): boolean {
+    return this.#watcher !== undefined;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    let peers = local.get(this.#file);
+    if (!peers) local.set(this.#file, (peers = new Set()));
+    peers.add(this);
+    if (this.#options.watch) this.#watch();
+    this.#interval = this.#options.minIntervalMs;
+    this.#schedule();
+  }
+
+  stop(): void {
+    if (!this.#running) return;
+    this.#running = false;
+    const peers = local.get(this.#file);
+    peers?.delete(this);
+    if (peers?.size === 0) local.delete(this.#file);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    clearTimeout(this.#recheckTimer);
+    this.#recheckTimer = undefined;
+    this.#watcher?.close();
+    this.#watcher = undefined;
+  }
+
+  /** Tell every running poller of `file` in this process that events of `types` were published here. */
+  static wakeLocal(file: string, types: ReadonlySet<string>): void {
+    const peers = local.get(file);
+    if (!peers) return;
+    for (const p of peers) p.#onChange(types);
+  }
+
+  #watch(): void {
+    try {
+      const watcher = watch(`${this.#file}-wal`, { persistent: false }, () => this.#notified());
+      watcher.on("error", (error) => {
+        this.#logger.warn(
+          { err: error, file: this.#file },
+          "watching the WAL file failed; falling back to polling",
+        );
+        if (this.#watcher === watcher) this.#watcher = undefined;
+        watcher.close();
+      });
+      this.#watcher = watcher;
+    } catch (error) {
+      this.#logger.warn(
+        { err: error, file: this.#file },
+        "cannot watch the WAL file; falling back to polling",
+      );
+    }
+  }
+
+  #notified(): void {
+    this.counters.notifications++;
+    // Writes of this connection since the last notification: it is most likely about those.
+    const writes = this.#ownWrites();
+    if (writes !== this.#writesSeen) {
+      this.#writesSeen = writes;
+      this.#ownNotification = true;
+    }
+    if (this.#checkQueued || !this.#running) return;
+    this.#checkQueued = true;
+    const at = performance.now();
+    setImmediate(() => {
+      this.#checkQueued = false;
+      const own = this.#ownNotification;
+      this.#ownNotification = false;
+      if (this.#running) this.#settle(at, own);
+    });
+  }
+
+  /**
+   * A file notification arrived at `since`. The WAL is written a moment before the commit becomes
+   * visible (the wal-index header is updated after the last frame), so a first check often sees
+   * nothing yet: look again on the next turns of the event loop for a fraction of a millisecond,
+   * then with short timers. After this connection's own commit (which never changes its
+   * `data_version`) only the timers run, so its own writes cost no spinning.
+   */
+  #settle(since: number, own: boolean): void {
+    if (this.#check()) return;
+    if (!own && performance.now() - since < SPIN_MS) {
+      this.#checkQueued = true;
+      setImmediate(() => {
+        this.#checkQueued = false;
+        if (this.#running) this.#settle(since, this.#ownNotification);
+      });
+      return;
+    }
+    this.#recheck(0);
+  }
+
+  #recheck(attempt: number): void {
+    if (this.#recheckTimer || attempt >= RECHECK_DELAYS_MS.length) return;
+    this.#recheckTimer = setTimeout(() => {
+      this.#recheckTimer = undefined;
+      if (this.#running && !this.#check()) this.#recheck(attempt + 1);
+    }, RECHECK_DELAYS_MS[attempt]);
+  }
+
+  /** Returns whether another connection committed since the last check. */
+  #check(): boolean {
+    this.counters.checks++;
+    let version: number;
+    try {
+      version = this.#dataVersion.get() as number;
+    } catch (error) {
+      this.#logger.error({ err: error, file: this.#file }, "checking the queue for changes failed");
+      return false;
+    }
+    if (version === this.#version) return false;
+    this.#version = version;
+    this.#changed();
+    return true;
+  }
+
+  #changed(): void {
+    this.counters.changes++;
+    if (this.#interval !== this.#options.minIntervalMs) {
+      // Activity: check often again for a while (cheap), in case notifications are not delivered.
+      this.#interval = this.#options.minIntervalMs;
+      this.#schedule();
+    }
+    this.#onChange();
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    if (!this.#running) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const changed = this.#check();
+      this.#interval = changed
+        ? this.#options.minIntervalMs
+        : Math.min(this.#options.maxIntervalMs, this.#interval * 2);
+      this.#schedule();
+    }, this.#interval);
+  }
+}

@@ -1,0 +1,442 @@
+import type Database from "better-sqlite3";
+import type { Envelope } from "@switchyard/event-schema";
+import {
+  type DeadLetterSink,
+  type HealthCheckResult,
+  type Logger,
+  type PublishResult,
+  type Transport,
+  type TransportStats,
+  type TransportSubscribeOptions,
+  type TransportSubscription,
+  UnknownSubscriptionError,
+  abortReason,
+  childLogger,
+  healthFrom,
+  silentLogger,
+} from "@switchyard/router";
+import { QueueStore } from "./claim";
+import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, Writer, openDatabase } from "./database";
+import { QueueOptionsError, TransportClosedError, isBusy } from "./errors";
+import { type SubscriberBacklog, subscriberStats } from "./introspect";
+import { Poller, type PollerCounters } from "./poller";
+import { type PruneResult, prune } from "./retention";
+import { SqliteSubscription, type SubscriptionHost } from "./subscription";
+
+/** Options of {@link sqliteTransport}. Every field is optional. */
+export interface SqliteTransportOptions {
+  /** The queue file; its directories are created. @defaultValue `"data/coordination/coordination.db"` */
+  readonly path?: string;
+  /** Dead-letter sink for subscriptions that name none. @defaultValue none: the delivery row is marked `dead` and kept */
+  readonly deadLetter?: DeadLetterSink;
+  /** pino-compatible logger. @defaultValue silent */
+  readonly logger?: Logger;
+  /** How long `close()` waits for in-flight handlers before aborting them and handing their deliveries back. @defaultValue 10_000 */
+  readonly drainTimeoutMs?: number;
+  /** SQLite `busy_timeout`: how long a write waits for another process's lock (then retried internally). @defaultValue 5_000 */
+  readonly busyTimeoutMs?: number;
+  /** Largest accepted event, in bytes of JSON (payload plus extension attributes). @defaultValue 1_048_576 (1 MiB) */
+  readonly maxPayloadBytes?: number;
+  /** Most deliveries one claim takes (bounded by the subscription's free concurrency). @defaultValue 64 */
+  readonly claimBatchSize?: number;
+  /** Fallback poll interval right after activity. @defaultValue 25 */
+  readonly minPollMs?: number;
+  /** Fallback poll interval when idle (doubling up from `minPollMs`). @defaultValue 1_000 */
+  readonly maxPollMs?: number;
+  /** Wake on commits of other processes through `fs.watch` on the `-wal` file. @defaultValue true */
+  readonly watch?: boolean;
+  /** Keep acked deliveries and events this long. @defaultValue 86_400_000 (24 h) */
+  readonly retentionMs?: number;
+  /** Run {@link SqliteTransport.prune} this often (0 = only when called). @defaultValue 60_000 */
+  readonly pruneIntervalMs?: number;
+  /** An ephemeral subscriber not seen for this long is removed with its deliveries. @defaultValue 60_000 */
+  readonly ephemeralTimeoutMs?: number;
+  /**
+   * Keep acked deliveries as rows with status `acked` (until retention prunes them) for auditing.
+   * By default they are deleted when acked: the subscriber's cursor already records delivery,
+   * and a small `deliveries` table keeps claims fast. @defaultValue false
+   */
+  readonly keepAcked?: boolean;
+}
+
+type Defaults = Required<Omit<SqliteTransportOptions, "deadLetter" | "logger">>;
+
+/** The defaults of {@link SqliteTransportOptions}. */
+export const defaultSqliteTransportOptions: Readonly<Defaults> = Object.freeze({
+  path: DEFAULT_PATH,
+  drainTimeoutMs: 10_000,
+  busyTimeoutMs: DEFAULT_BUSY_TIMEOUT_MS,
+  maxPayloadBytes: 1_048_576,
+  claimBatchSize: 64,
+  minPollMs: 25,
+  maxPollMs: 1_000,
+  watch: true,
+  retentionMs: 86_400_000,
+  pruneIntervalMs: 60_000,
+  ephemeralTimeoutMs: 60_000,
+  keepAcked: false,
+});
+
+type Resolved = Defaults & {
+  readonly deadLetter: DeadLetterSink | undefined;
+  readonly logger: Logger;
+};
+
+/** {@link SqliteTransport.stats}: the router's backlog numbers plus what the poller did. */
+export interface SqliteTransportStats extends TransportStats {
+  readonly subscribers: readonly SubscriberBacklog[];
+  /** Statements run to find work; with nothing to do they stay near one per `maxPollMs`. */
+  readonly poller: Readonly<PollerCounters> & {
+    readonly claims: number;
+    readonly dueChecks: number;
+    readonly watching: boolean;
+  };
+}
+
+/**
+ * The router's {@link Transport} on one SQLite file, for several processes on one host.
+ *
+ * - **at-least-once, fan-out**: each subscriber name has its own delivery row per event
+ *   (created in the publish transaction for every subscriber registered for the type);
+ *   subscriptions sharing a name compete for those rows.
+ * - **leases with fencing**: a claim leases up to `claimBatchSize` due deliveries in one
+ *   statement under a new fencing token; ack, retry and dead-letter apply only while the token
+ *   still matches, so a worker whose lease expired cannot decide the outcome any more.
+ * - **retries** with exponential backoff and jitter; `UnrecoverableError` or `maxAttempts`
+ *   failures go to the dead-letter sink (written before the delivery is marked), or, without a
+ *   sink, stay in `deliveries` with status `dead`.
+ * - **wake-ups** through `fs.watch` on the WAL plus a backing-off `PRAGMA data_version` poll.
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * await using transport = sqliteTransport({ path: "data/coordination/coordination.db" });
+ * await transport.subscribe({ subscriber: "evaluator", types: ["TRAINING_COMPLETED"], handler: async (d) => evaluate(d.envelope) });
+ * ```
+ */
+export class SqliteTransport implements Transport, AsyncDisposable {
+  readonly name = "sqlite";
+  /** Absolute path of the queue file. */
+  readonly path: string;
+  readonly #options: Resolved;
+  readonly #logger: Logger;
+  readonly #db: Database.Database;
+  readonly #store: QueueStore;
+  readonly #poller: Poller;
+  readonly #subscriptions = new Set<SqliteSubscription>();
+  readonly #host: SubscriptionHost;
+  readonly #counters = { claims: 0, dueChecks: 0 };
+  readonly #pruneAbort = new AbortController();
+  #pruneTimer: NodeJS.Timeout | undefined;
+  #touchTimer: NodeJS.Timeout | undefined;
+  #pruning: Promise<PruneResult> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: SqliteTransportOptions = {}) {
+    const resolved: Resolved = {
+      ...defaultSqliteTransportOptions,
+      ...definedOnly(options),
+      deadLetter: options.deadLetter,
+      logger: options.logger ?? silentLogger,
+    };
+    validate(resolved);
+    this.#options = resolved;
+    this.#db = openDatabase(resolved.path, { busyTimeoutMs: resolved.busyTimeoutMs });
+    this.path = this.#db.name;
+    this.#logger = childLogger(resolved.logger, { transport: "sqlite", file: this.path });
+    this.#store = new QueueStore(
+      this.#db,
+      new Writer(this.#db, this.path, resolved.busyTimeoutMs),
+      {
+        maxPayloadBytes: resolved.maxPayloadBytes,
+        keepAcked: resolved.keepAcked,
+      },
+    );
+    this.#poller = new Poller(
+      this.#db,
+      this.path,
+      {
+        minIntervalMs: resolved.minPollMs,
+        maxIntervalMs: resolved.maxPollMs,
+        watch: resolved.watch,
+      },
+      (types) => {
+        for (const s of this.#subscriptions) if (!types || s.handlesAny(types)) s.wake();
+      },
+      this.#logger,
+      () => this.#store.writer.writes,
+    );
+    const db = this.#db;
+    this.#host = {
+      store: this.#store,
+      name: this.name,
+      logger: this.#logger,
+      drainTimeoutMs: resolved.drainTimeoutMs,
+      claimBatchSize: resolved.claimBatchSize,
+      deadLetter: resolved.deadLetter,
+      counters: this.#counters,
+      get open() {
+        return db.open;
+      },
+      forget: (s) => this.#forget(s),
+    };
+    if (resolved.pruneIntervalMs > 0) {
+      this.#pruneTimer = setInterval(() => void this.#scheduledPrune(), resolved.pruneIntervalMs);
+      this.#pruneTimer.unref();
+    }
+  }
+
+  /**
+   * Store envelopes in one immediate transaction, idempotent by `id` (a stored id is a
+   * duplicate, not an error), and create a delivery for every subscriber registered for each
+   * type. Resolves once committed. Rejects with `EventValidationError` for a non-envelope,
+   * `PayloadTooLargeError` over `maxPayloadBytes` (nothing of the batch is stored), and
+   * `TransportClosedError` after `close()`.
+   */
+  async publish(
+    envelopes: readonly Envelope[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PublishResult> {
+    this.#assertOpen();
+    if (options.signal?.aborted) throw abortReason(options.signal);
+    if (envelopes.length === 0) return { published: 0, duplicates: 0 };
+    const result = await this.#store.writer.run(
+      () => this.#store.publish(envelopes),
+      options.signal,
+    );
+    if (result.published > 0) Poller.wakeLocal(this.path, new Set(envelopes.map((e) => e.type)));
+    return { published: result.published, duplicates: result.duplicates };
+  }
+
+  /**
+   * Register `subscriber` for `types` (persisted: a durable subscriber receives every matching
+   * event published from now on, across restarts) and start claiming. Resolves once registered.
+   */
+  async subscribe(options: TransportSubscribeOptions): Promise<TransportSubscription> {
+    this.#assertOpen();
+    validateSubscription(options);
+    if (options.signal?.aborted) throw abortReason(options.signal);
+    await this.#store.writer.run(() =>
+      this.#store.register(options.subscriber, options.types, options.ephemeral ?? false),
+    );
+    this.#assertOpen();
+    const subscription = new SqliteSubscription(this.#host, options);
+    this.#subscriptions.add(subscription);
+    this.#poller.start();
+    this.#armTouch();
+    subscription.wake();
+    return subscription;
+  }
+
+  /**
+   * Deliver an envelope again to one registered subscriber only (dead-letter replay), keeping its
+   * id. Rejects with `UnknownSubscriptionError` when `subscriber` is not registered for its type.
+   */
+  async requeue(subscriber: string, envelope: Envelope): Promise<void> {
+    this.#assertOpen();
+    const known = await this.#store.writer.run(() => this.#store.requeue(subscriber, envelope));
+    if (!known) {
+      const names = this.#store.db
+        .prepare(`SELECT name FROM subscribers ORDER BY name`)
+        .pluck()
+        .all() as string[];
+      throw new UnknownSubscriptionError(subscriber, envelope.type, names);
+    }
+    Poller.wakeLocal(this.path, new Set([envelope.type]));
+  }
+
+  /** Backlog per registered subscriber (pending, in flight, lag, dead, oldest pending age) and poller counters. */
+  async stats(): Promise<SqliteTransportStats> {
+    this.#assertOpen();
+    return {
+      transport: this.name,
+      subscribers: subscriberStats(this.#db),
+      poller: { ...this.#poller.counters, ...this.#counters, watching: this.#poller.watching },
+    };
+  }
+
+  /** Healthy while open; degraded when commits of other processes are only noticed by polling. */
+  async health(): Promise<HealthCheckResult> {
+    if (this.#closing) {
+      return healthFrom([{ severity: "unhealthy", message: "transport closed" }], "", {
+        path: this.path,
+      });
+    }
+    const stats = await this.stats();
+    const problems: { severity: "degraded" | "unhealthy"; message: string }[] = [];
+    if (this.#options.watch && this.#poller.running && !this.#poller.watching) {
+      problems.push({
+        severity: "degraded",
+        message: `cannot watch ${this.path}-wal; relying on polling`,
+      });
+    }
+    return healthFrom(problems, "SQLite transport open", {
+      path: this.path,
+      subscriptions: this.#subscriptions.size,
+      pending: stats.subscribers.reduce((n, s) => n + s.pending, 0),
+      inFlight: stats.subscribers.reduce((n, s) => n + s.inFlight, 0),
+    });
+  }
+
+  /**
+   * Remove acked deliveries and events older than `retentionMs` that no subscriber still needs,
+   * and abandoned ephemeral subscribers. Runs every `pruneIntervalMs` on its own; call it to
+   * prune now. Concurrent calls share one run.
+   */
+  prune(options: { now?: number } = {}): Promise<PruneResult> {
+    this.#assertOpen();
+    this.#pruning ??= prune(this.#db, this.#store.writer, {
+      retentionMs: this.#options.retentionMs,
+      ephemeralTimeoutMs: this.#options.ephemeralTimeoutMs,
+      signal: this.#pruneAbort.signal,
+      ...options,
+    }).finally(() => {
+      this.#pruning = undefined;
+    });
+    return this.#pruning;
+  }
+
+  /**
+   * Stop claiming, wait for in-flight handlers (aborting them after `drainTimeoutMs` and handing
+   * their deliveries back), save outstanding outcomes, stop watchers and timers and close the
+   * file. Idempotent: every call returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#pruneTimer);
+      clearInterval(this.#touchTimer);
+      this.#pruneAbort.abort();
+      await Promise.all([...this.#subscriptions].map((s) => s.close()));
+      await this.#pruning?.catch(() => {});
+      this.#poller.stop();
+      this.#db.close();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closing || !this.#db.open) throw new TransportClosedError(this.path);
+  }
+
+  async #forget(subscription: SqliteSubscription): Promise<void> {
+    this.#subscriptions.delete(subscription);
+    if (this.#subscriptions.size === 0) {
+      this.#poller.stop();
+      clearInterval(this.#touchTimer);
+      this.#touchTimer = undefined;
+    }
+    const sameName = [...this.#subscriptions].some((s) => s.subscriber === subscription.subscriber);
+    if (subscription.ephemeral && !sameName && this.#db.open) {
+      try {
+        await this.#store.writer.run(() => this.#store.removeEphemeral(subscription.subscriber));
+      } catch (error) {
+        this.#logger.warn(
+          { err: error, subscriber: subscription.subscriber },
+          "removing an ephemeral subscriber failed; prune removes it later",
+        );
+      }
+    }
+    // Work this subscription left (handed back, or its lease ended) may go to a sibling.
+    for (const s of this.#subscriptions) s.wake();
+  }
+
+  #armTouch(): void {
+    if (this.#touchTimer) return;
+    const every = Math.max(
+      1_000,
+      Math.min(30_000, Math.floor(this.#options.ephemeralTimeoutMs / 3)),
+    );
+    this.#touchTimer = setInterval(() => {
+      const names = new Set([...this.#subscriptions].map((s) => s.subscriber));
+      if (names.size === 0 || !this.#db.open) return;
+      try {
+        this.#store.writer.attempt(() => this.#store.touch(names));
+      } catch (error) {
+        if (!isBusy(error))
+          this.#logger.warn({ err: error }, "recording subscriber liveness failed");
+      }
+    }, every);
+    this.#touchTimer.unref();
+  }
+
+  async #scheduledPrune(): Promise<void> {
+    if (this.#closing || this.#pruning) return;
+    try {
+      const removed = await this.prune();
+      if (removed.deliveries + removed.events + removed.subscribers > 0)
+        this.#logger.debug({ removed }, "pruned the queue");
+    } catch (error) {
+      this.#logger.warn(
+        { err: error },
+        "pruning the queue failed; trying again at the next interval",
+      );
+    }
+  }
+}
+
+/**
+ * Open (creating it if needed) a SQLite queue file as a router {@link Transport}.
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * const router = createRouter({ catalog: pipelineCatalog, transport: sqliteTransport({ path: "data/coordination/coordination.db" }) });
+ * ```
+ */
+export function sqliteTransport(options: SqliteTransportOptions = {}): SqliteTransport {
+  return new SqliteTransport(options);
+}
+
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(options).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
+}
+
+function validate(o: Resolved): void {
+  if (typeof o.path !== "string" || o.path.length === 0)
+    throw new QueueOptionsError("path", o.path, "a file path");
+  const int = (name: keyof Resolved, min: number) => {
+    const v = o[name];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+      throw new QueueOptionsError(name, v, `an integer ≥ ${min}`);
+    }
+  };
+  int("drainTimeoutMs", 0);
+  int("busyTimeoutMs", 0);
+  int("maxPayloadBytes", 1);
+  int("claimBatchSize", 1);
+  int("minPollMs", 1);
+  int("maxPollMs", 1);
+  int("retentionMs", 0);
+  int("pruneIntervalMs", 0);
+  int("ephemeralTimeoutMs", 1_000);
+  if (o.maxPollMs < o.minPollMs)
+    throw new QueueOptionsError("maxPollMs", o.maxPollMs, `at least minPollMs (${o.minPollMs})`);
+}
+
+function validateSubscription(o: TransportSubscribeOptions): void {
+  if (typeof o.subscriber !== "string" || o.subscriber.length === 0) {
+    throw new QueueOptionsError("subscriber", o.subscriber, "a non-empty, stable subscriber name");
+  }
+  if (
+    !Array.isArray(o.types) ||
+    o.types.length === 0 ||
+    o.types.some((t) => typeof t !== "string" || t.length === 0)
+  ) {
+    throw new QueueOptionsError("types", o.types, "a non-empty array of event type names");
+  }
+  if (typeof o.handler !== "function")
+    throw new QueueOptionsError("handler", o.handler, "a function");
+  const positive = (name: "concurrency" | "leaseMs" | "maxAttempts", v: number | undefined) => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+      throw new QueueOptionsError(name, v, "an integer ≥ 1");
+  };
+  positive("concurrency", o.concurrency);
+  positive("leaseMs", o.leaseMs);
+  positive("maxAttempts", o.maxAttempts);
+}

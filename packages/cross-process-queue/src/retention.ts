@@ -1,0 +1,112 @@
+import type Database from "better-sqlite3";
+import type { Writer } from "./database";
+import { lastSeqBefore } from "./introspect";
+
+/** Options of {@link prune}. */
+export interface PruneOptions {
+  /** Acked deliveries and events older than this are removed (events only once nobody needs them). */
+  readonly retentionMs: number;
+  /** Ephemeral subscribers not seen for this long belong to dead processes: removed with their deliveries. */
+  readonly ephemeralTimeoutMs: number;
+  /** @defaultValue `Date.now()` */
+  readonly now?: number;
+  /** Stop early (the transport is closing). */
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link prune} removed. */
+export interface PruneResult {
+  /** Acked deliveries, and dead ones the dead-letter sink already holds. */
+  readonly deliveries: number;
+  /** Events no subscriber needs any more. */
+  readonly events: number;
+  /** Abandoned ephemeral subscribers. */
+  readonly subscribers: number;
+}
+
+/** Events examined per transaction: keeps each write short so other processes are not held up. */
+const WINDOW = 2_000;
+
+/**
+ * Remove what nobody needs: acked deliveries (and dead ones already in the dead-letter sink)
+ * whose event is older than the retention, events older than the retention that no subscriber
+ * still has a delivery for, and ephemeral subscribers of processes that died. Pending, leased and
+ * dead-but-not-handed-off deliveries, and their events, are always kept. Works in short
+ * transactions over windows of `seq`, yielding to the event loop between them.
+ */
+export async function prune(
+  db: Database.Database,
+  writer: Writer,
+  options: PruneOptions,
+): Promise<PruneResult> {
+  const now = options.now ?? Date.now();
+  let deliveries = 0;
+  let events = 0;
+
+  const abandoned = db
+    .prepare(`SELECT name FROM subscribers WHERE ephemeral = 1 AND last_seen < ?`)
+    .pluck()
+    .all(now - options.ephemeralTimeoutMs) as string[];
+  const dropDeliveries = db.prepare(`DELETE FROM deliveries WHERE subscriber = ?`);
+  const dropTypes = db.prepare(`DELETE FROM subscriber_types WHERE subscriber = ?`);
+  const dropSubscriber = db.prepare(
+    `DELETE FROM subscribers WHERE name = ? AND ephemeral = 1 AND last_seen < ?`,
+  );
+  let subscribers = 0;
+  for (const name of abandoned) {
+    subscribers += await writer.run(() =>
+      db
+        .transaction(() => {
+          const gone = dropSubscriber.run(name, now - options.ephemeralTimeoutMs).changes;
+          if (gone === 0) return 0; // it came back to life meanwhile
+          deliveries += dropDeliveries.run(name).changes;
+          dropTypes.run(name);
+          return gone;
+        })
+        .immediate(),
+    );
+  }
+
+  const { first, last } = db
+    .prepare(`SELECT MIN(seq) AS first, MAX(seq) AS last FROM events`)
+    .get() as {
+    first: number | null;
+    last: number | null;
+  };
+  // The newest event always stays: `seq` is MAX(seq) + 1, so it never goes back and cursors hold.
+  const cutoffSeq = Math.min(lastSeqBefore(db, now - options.retentionMs), (last ?? 0) - 1);
+  if (first === null || cutoffSeq < first) return { deliveries, events, subscribers };
+
+  const names = db.prepare(`SELECT name FROM subscribers`).pluck();
+  const dropDone = db.prepare(
+    `DELETE FROM deliveries WHERE subscriber = ? AND event_seq BETWEEN ? AND ?
+        AND (status = 'acked' OR (status = 'dead' AND handed_off = 1))`,
+  );
+  // Kept: events a registered subscriber still has an open or dead delivery for, and events
+  // still ahead of a subscriber's cursor that it will take.
+  const dropEvents = db.prepare(
+    `DELETE FROM events WHERE seq BETWEEN ? AND ?
+        AND NOT EXISTS (SELECT 1 FROM subscribers s
+                          JOIN deliveries d ON d.subscriber = s.name AND d.event_seq = events.seq)
+        AND NOT EXISTS (SELECT 1 FROM subscribers s
+                          JOIN subscriber_types st ON st.subscriber = s.name AND st.type = events.type
+                         WHERE events.seq > s.cursor_seq AND events.seq > st.since_seq)`,
+  );
+  for (let lo = first; lo <= cutoffSeq; lo += WINDOW) {
+    if (options.signal?.aborted) break;
+    const hi = Math.min(cutoffSeq, lo + WINDOW - 1);
+    const removed = await writer.run(() =>
+      db
+        .transaction(() => {
+          let d = 0;
+          for (const name of names.all() as string[]) d += dropDone.run(name, lo, hi).changes;
+          return { d, e: dropEvents.run(lo, hi).changes };
+        })
+        .immediate(),
+    );
+    deliveries += removed.d;
+    events += removed.e;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return { deliveries, events, subscribers };
+}

@@ -1,0 +1,151 @@
+import type Database from "better-sqlite3";
+import { SchemaVersionError } from "../errors";
+
+/** One forward-only schema step. `up` runs inside the migration's immediate transaction. */
+export interface Migration {
+  /** The `PRAGMA user_version` the file has after this step. */
+  readonly version: number;
+  readonly description: string;
+  readonly up: (db: Database.Database) => void;
+}
+
+/**
+ * Every schema step, oldest first. Never edit a released step: add a new one. Timestamps are
+ * milliseconds since the Unix epoch (`datetime(created_at / 1000, 'unixepoch')` in the sqlite3
+ * shell); JSON columns hold text. The `dead_letters` table belongs to `@switchyard/dlq` and is
+ * not created here.
+ *
+ * Fan-out uses per-subscriber cursors: publishing appends to `events` only; a claim first takes
+ * the subscriber's matching events after `subscribers.cursor_seq` into `deliveries` (as
+ * `pending` rows) and advances the cursor, in the same transaction.
+ */
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    description: "events, subscribers, deliveries, daemon heartbeats",
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE events (
+          seq          INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: cursors rely on it growing
+          id           TEXT    NOT NULL UNIQUE,
+          type         TEXT    NOT NULL,
+          source       TEXT    NOT NULL,
+          subject      TEXT,
+          time         TEXT    NOT NULL,
+          dataversion  INTEGER NOT NULL DEFAULT 1,
+          payload      TEXT    NOT NULL,
+          extensions   TEXT,
+          created_at   INTEGER NOT NULL
+        );
+
+        CREATE TABLE subscribers (
+          name         TEXT    PRIMARY KEY,
+          types        TEXT    NOT NULL,
+          ephemeral    INTEGER NOT NULL DEFAULT 0,
+          cursor_seq   INTEGER NOT NULL,
+          lease_token  INTEGER NOT NULL DEFAULT 0,
+          created_at   INTEGER NOT NULL,
+          last_seen    INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE subscriber_types (
+          subscriber   TEXT    NOT NULL,
+          type         TEXT    NOT NULL,
+          since_seq    INTEGER NOT NULL,
+          PRIMARY KEY (subscriber, type)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE deliveries (
+          subscriber   TEXT    NOT NULL,
+          event_seq    INTEGER NOT NULL,
+          type         TEXT    NOT NULL,
+          status       TEXT    NOT NULL DEFAULT 'pending'
+                               CHECK (status IN ('pending', 'leased', 'acked', 'dead')),
+          attempts     INTEGER NOT NULL DEFAULT 0,
+          available_at INTEGER NOT NULL,
+          lease_token  INTEGER,
+          lease_until  INTEGER,
+          last_error   TEXT,
+          dead_reason  TEXT,
+          handed_off   INTEGER NOT NULL DEFAULT 0,
+          updated_at   INTEGER NOT NULL,
+          PRIMARY KEY (subscriber, event_seq)
+        ) WITHOUT ROWID;
+
+        CREATE INDEX deliveries_due ON deliveries (subscriber, available_at)
+          WHERE status IN ('pending', 'leased');
+        CREATE INDEX deliveries_dead ON deliveries (subscriber, updated_at)
+          WHERE status = 'dead';
+
+        CREATE TABLE daemon_heartbeats (
+          daemon       TEXT    PRIMARY KEY,
+          pid          INTEGER NOT NULL,
+          host         TEXT    NOT NULL,
+          status       TEXT    NOT NULL,
+          health       TEXT,
+          stats        TEXT,
+          started_at   INTEGER,
+          updated_at   INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+
+        -- Per subscriber: deliveries waiting (pending: claimable now or after a retry delay,
+        -- including matching events not yet taken into deliveries), leased (in flight) and dead.
+        CREATE VIEW backlog AS
+        SELECT s.name AS subscriber,
+               (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
+                 WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased') AND d.status = 'pending')
+             + (SELECT COUNT(*) FROM events e
+                  JOIN subscriber_types st ON st.subscriber = s.name AND st.type = e.type
+                 WHERE e.seq > s.cursor_seq AND e.seq > st.since_seq) AS pending,
+               (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
+                 WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased') AND d.status = 'leased') AS leased,
+               (SELECT COUNT(*) FROM deliveries d WHERE d.subscriber = s.name AND d.status = 'dead') AS dead
+          FROM subscribers s;
+      `),
+  },
+];
+
+/** The schema version this package writes. */
+export const SCHEMA_VERSION: number = migrations[migrations.length - 1]!.version;
+
+/** The schema version stored in the file (`PRAGMA user_version`). */
+export function schemaVersion(db: Database.Database): number {
+  return db.pragma("user_version", { simple: true }) as number;
+}
+
+/**
+ * Bring the file to {@link SCHEMA_VERSION}: every missing step in one `BEGIN IMMEDIATE`
+ * transaction each, re-checking the version under the write lock so concurrent processes
+ * migrate once. Refuses a file from a newer version with {@link SchemaVersionError}.
+ *
+ * @returns the steps applied (empty when the file was current).
+ */
+export function migrate(db: Database.Database, path: string): Migration[] {
+  const applied: Migration[] = [];
+  if (schemaVersion(db) === SCHEMA_VERSION) return applied;
+  for (const step of migrations) {
+    const ran = db
+      .transaction(() => {
+        const current = schemaVersion(db);
+        if (current > SCHEMA_VERSION) throw new SchemaVersionError(path, current, SCHEMA_VERSION);
+        if (current >= step.version) return false;
+        step.up(db);
+        // PRAGMA takes no bound parameters; the value is an integer from the list above.
+        db.pragma(`user_version = ${Number(step.version)}`);
+        return true;
+      })
+      .immediate();
+    if (ran) applied.push(step);
+  }
+  const final = schemaVersion(db);
+  if (final > SCHEMA_VERSION) throw new SchemaVersionError(path, final, SCHEMA_VERSION);
+  return applied;
+}
+
+/** Throw {@link SchemaVersionError} when the file is newer than this package (read-only check). */
+export function assertSupportedVersion(db: Database.Database, path: string): number {
+  const version = schemaVersion(db);
+  if (version > SCHEMA_VERSION) throw new SchemaVersionError(path, version, SCHEMA_VERSION);
+  return version;
+}

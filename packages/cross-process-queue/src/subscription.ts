@@ -1,0 +1,510 @@
+import type { Envelope } from "@switchyard/event-schema";
+import {
+  type BackoffOptions,
+  type DeadLetterRecord,
+  type DeadLetterSink,
+  type Delivery,
+  type Logger,
+  LeaseLostError,
+  RouterClosedError,
+  type TransportSubscribeOptions,
+  type TransportSubscription,
+  backoffDelay,
+  deadLetterReason,
+  isUnrecoverable,
+  serializeError,
+} from "@switchyard/router";
+import type { ClaimedDelivery, ExchangeRequest, Outcome, QueueStore } from "./claim";
+import { isBusy } from "./errors";
+
+/** What a subscription needs from its transport. */
+export interface SubscriptionHost {
+  readonly store: QueueStore;
+  /** Transport name, the `origin` of dead letters. */
+  readonly name: string;
+  readonly logger: Logger;
+  readonly drainTimeoutMs: number;
+  readonly claimBatchSize: number;
+  /** The transport's dead-letter sink, for subscriptions that name none. */
+  readonly deadLetter: DeadLetterSink | undefined;
+  /** Whether the connection is still open. */
+  readonly open: boolean;
+  /** Called once when the subscription has closed and saved its outcomes. */
+  forget(subscription: SqliteSubscription): Promise<void>;
+  /** Counts statements run, for diagnostics. */
+  readonly counters: { claims: number; dueChecks: number };
+}
+
+const DEFAULT_LEASE_MS = 30_000;
+const DEFAULT_MAX_ATTEMPTS = 5;
+/** Lock attempts answered by `setImmediate` before backing off with timers. */
+const SPIN_ATTEMPTS = 16;
+
+/**
+ * One delivery handed to the handler and not settled yet. It is the handler's `Delivery` too;
+ * its `AbortController` is created only when the handler reads `signal`.
+ */
+class ActiveDelivery implements Delivery {
+  readonly claim: ClaimedDelivery;
+  readonly subscriber: string;
+  leaseUntil: number;
+  /** The lease expired or was handed back: the outcome is discarded. */
+  lost = false;
+  #controller: AbortController | undefined;
+  #lostReason: Error | undefined;
+  readonly #extend: (active: ActiveDelivery, ms?: number) => Promise<void>;
+
+  constructor(
+    claim: ClaimedDelivery,
+    subscriber: string,
+    extend: (active: ActiveDelivery, ms?: number) => Promise<void>,
+  ) {
+    this.claim = claim;
+    this.subscriber = subscriber;
+    this.leaseUntil = claim.leaseUntil;
+    this.#extend = extend;
+  }
+
+  get envelope(): Envelope {
+    return this.claim.envelope;
+  }
+
+  get attempt(): number {
+    return this.claim.attempt;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#lostReason) this.#controller.abort(this.#lostReason);
+    }
+    return this.#controller.signal;
+  }
+
+  extendLease(ms?: number): Promise<void> {
+    return this.#extend(this, ms);
+  }
+
+  /** Mark the lease lost and abort the handler's signal. */
+  lose(reason: Error): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.#lostReason = reason;
+    this.#controller?.abort(reason);
+  }
+}
+
+/**
+ * One subscription of one process: claims due deliveries of its subscriber in batches, runs the
+ * handler with bounded concurrency and saves outcomes (ack, retry with backoff, dead letter) in
+ * batches, each batch together with the next claim in one immediate transaction.
+ */
+export class SqliteSubscription implements TransportSubscription {
+  readonly subscriber: string;
+  readonly types: readonly string[];
+  readonly ephemeral: boolean;
+  readonly #host: SubscriptionHost;
+  readonly #handler: (delivery: Delivery) => Promise<void>;
+  readonly #typeSet: ReadonlySet<string>;
+  readonly #typesJson: string;
+  readonly #concurrency: number;
+  readonly #leaseMs: number;
+  readonly #maxAttempts: number;
+  readonly #backoff: BackoffOptions | undefined;
+  readonly #sink: DeadLetterSink | undefined;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbort = () => void this.close();
+  readonly #active = new Set<ActiveDelivery>();
+  #outcomes: Outcome[] = [];
+  /** A claim may find work: set by wake-ups, cleared by a claim that came back short. */
+  #wanted = true;
+  #tickQueued = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #busyStreak = 0;
+  #dueTimer: NodeJS.Timeout | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void)[] = [];
+
+  constructor(host: SubscriptionHost, options: TransportSubscribeOptions) {
+    this.#host = host;
+    this.subscriber = options.subscriber;
+    this.types = [...new Set(options.types)];
+    this.ephemeral = options.ephemeral ?? false;
+    this.#handler = options.handler;
+    this.#typeSet = new Set(this.types);
+    this.#typesJson = JSON.stringify(this.types);
+    this.#concurrency = options.concurrency ?? 1;
+    this.#leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.#maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    this.#backoff = options.backoff;
+    this.#sink = options.deadLetter;
+    this.#signal = options.signal;
+    this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  /** Deliveries handed to the handler and not settled yet. */
+  get inFlight(): number {
+    return this.#active.size;
+  }
+
+  /** Whether this subscription receives any of `types`. */
+  handlesAny(types: ReadonlySet<string>): boolean {
+    for (const type of types) if (this.#typeSet.has(type)) return true;
+    return false;
+  }
+
+  /** Something may be claimable: try soon. */
+  wake(): void {
+    if (this.#stopped) return;
+    this.#wanted = true;
+    this.#schedule();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #schedule(): void {
+    if (this.#tickQueued || this.#retryTimer) return;
+    this.#tickQueued = true;
+    // setImmediate, not a microtask: outcomes of handlers finishing in the same turn share a transaction.
+    setImmediate(() => {
+      this.#tickQueued = false;
+      this.#tick();
+    });
+  }
+
+  #request(outcomes: readonly Outcome[], limit: number): ExchangeRequest {
+    return {
+      subscriber: this.subscriber,
+      outcomes,
+      limit,
+      types: this.#typeSet,
+      typesJson: this.#typesJson,
+      leaseMs: this.#leaseMs,
+    };
+  }
+
+  #tick(): void {
+    if (!this.#host.open) return;
+    const capacity = this.#stopped ? 0 : this.#concurrency - this.#active.size;
+    const limit = this.#wanted && capacity > 0 ? Math.min(capacity, this.#host.claimBatchSize) : 0;
+    if (limit === 0 && this.#outcomes.length === 0) return;
+    const outcomes = this.#outcomes;
+    this.#outcomes = [];
+    const { store } = this.#host;
+    let result;
+    try {
+      if (limit > 0) this.#host.counters.claims++;
+      result = store.writer.attempt(() => store.exchange(this.#request(outcomes, limit)));
+      this.#busyStreak = 0;
+    } catch (error) {
+      this.#outcomes = outcomes.concat(this.#outcomes);
+      // Another process holds the write lock: yield and try again (never block, never surface it).
+      const busy = isBusy(error);
+      if (!busy) {
+        this.#host.logger.error(
+          { err: error, subscriber: this.subscriber },
+          "claiming deliveries failed; retrying in 1 s",
+        );
+      }
+      const attempt = this.#busyStreak++;
+      if (busy && attempt < SPIN_ATTEMPTS) {
+        this.#schedule();
+      } else {
+        const delay = busy ? Math.min(50, 2 ** (attempt - SPIN_ATTEMPTS)) : 1_000;
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = undefined;
+          this.#schedule();
+        }, delay);
+      }
+      return;
+    }
+    for (const o of result.lost) {
+      this.#discarded(o.seq, undefined, "its lease was taken over before the outcome was saved");
+    }
+    for (const claim of result.claimed) this.#dispatch(claim);
+    if (limit > 0 && result.claimed.length < limit) {
+      if (result.more) {
+        // Only part of the new events was looked at: keep going.
+        this.#schedule();
+      } else {
+        this.#wanted = false;
+        this.#armDue();
+      }
+    }
+  }
+
+  /** Wake up when the next open delivery becomes due (a retry's backoff or someone's lease ends). */
+  #armDue(): void {
+    clearTimeout(this.#dueTimer);
+    this.#dueTimer = undefined;
+    let due: number | undefined;
+    try {
+      this.#host.counters.dueChecks++;
+      due = this.#host.store.nextDue(this.subscriber, this.#typesJson);
+    } catch (error) {
+      if (!isBusy(error)) {
+        this.#host.logger.error(
+          { err: error, subscriber: this.subscriber },
+          "reading the next due delivery failed",
+        );
+      }
+      due = Date.now() + 1_000;
+    }
+    if (due === undefined) return;
+    this.#dueTimer = setTimeout(
+      () => {
+        this.#dueTimer = undefined;
+        this.wake();
+      },
+      Math.max(0, due - Date.now()) + 1,
+    );
+    this.#dueTimer.unref();
+  }
+
+  #dispatch(claim: ClaimedDelivery): void {
+    const active = new ActiveDelivery(claim, this.subscriber, this.#extend);
+    this.#active.add(active);
+    this.#armWatchdog();
+    void this.#run(active);
+  }
+
+  async #run(active: ActiveDelivery): Promise<void> {
+    const { claim } = active;
+    let failed = false;
+    let failure: unknown;
+    try {
+      await this.#handler(active);
+    } catch (error) {
+      failed = true;
+      failure = error;
+    }
+    try {
+      if (active.lost) {
+        this.#discarded(
+          claim.seq,
+          claim.envelope,
+          "its lease expired or was handed back while the handler ran",
+        );
+        return;
+      }
+      if (!failed) {
+        this.#outcomes.push({ kind: "ack", seq: claim.seq, token: claim.token });
+        return;
+      }
+      if (isUnrecoverable(failure) || claim.attempt >= this.#maxAttempts) {
+        await this.#deadLetter(active, failure);
+        return;
+      }
+      this.#outcomes.push({
+        kind: "retry",
+        seq: claim.seq,
+        token: claim.token,
+        availableAt: Date.now() + backoffDelay(claim.attempt, this.#backoff),
+        error: errorJson(failure),
+      });
+    } catch (error) {
+      this.#host.logger.error(
+        { err: error, subscriber: this.subscriber, eventId: claim.envelope.id },
+        "settling a delivery failed; it is redelivered after its lease",
+      );
+    } finally {
+      this.#active.delete(active);
+      if (this.#active.size === 0) {
+        clearInterval(this.#watchdog);
+        this.#watchdog = undefined;
+        for (const wake of this.#idle.splice(0)) wake();
+      }
+      this.#schedule();
+    }
+  }
+
+  /**
+   * Dead-letter a delivery that failed for good. With a sink: hold the lease while the sink
+   * writes (this also fences a stale worker), and mark the row dead only once the sink accepted
+   * it; if the sink fails the delivery is kept and retried. Without a sink the row itself is
+   * marked `dead` and kept: nothing is dropped.
+   */
+  async #deadLetter(active: ActiveDelivery, failure: unknown): Promise<void> {
+    const { claim } = active;
+    const sink = this.#sink ?? this.#host.deadLetter;
+    const reason = deadLetterReason(failure);
+    const error = errorJson(failure);
+    if (!sink) {
+      this.#outcomes.push({
+        kind: "dead",
+        seq: claim.seq,
+        token: claim.token,
+        error,
+        reason,
+        handedOff: false,
+      });
+      return;
+    }
+    const { store } = this.#host;
+    const until = Date.now() + this.#leaseMs;
+    const held = await store.writer.run(() =>
+      store.extendLease(this.subscriber, claim.seq, claim.token, until),
+    );
+    if (!held) {
+      this.#discarded(
+        claim.seq,
+        claim.envelope,
+        "its lease was taken over before it could be dead-lettered",
+      );
+      return;
+    }
+    active.leaseUntil = until;
+    const record: DeadLetterRecord = {
+      envelope: claim.envelope,
+      subscriber: this.subscriber,
+      reason,
+      attempts: claim.attempt,
+      error: serializeError(failure),
+      failedAt: new Date().toISOString(),
+      origin: this.#host.name,
+    };
+    try {
+      await sink.deadLetter(record);
+    } catch (sinkError) {
+      this.#host.logger.error(
+        { err: sinkError, subscriber: this.subscriber, eventId: claim.envelope.id },
+        "dead-letter sink failed; the delivery is kept and retried",
+      );
+      this.#outcomes.push({
+        kind: "retry",
+        seq: claim.seq,
+        token: claim.token,
+        availableAt: Date.now() + backoffDelay(claim.attempt, this.#backoff),
+        error,
+      });
+      return;
+    }
+    this.#outcomes.push({
+      kind: "dead",
+      seq: claim.seq,
+      token: claim.token,
+      error,
+      reason,
+      handedOff: true,
+    });
+  }
+
+  readonly #extend = async (active: ActiveDelivery, ms: number = this.#leaseMs): Promise<void> => {
+    const { claim } = active;
+    if (!(ms > 0 && Number.isFinite(ms))) {
+      throw new RangeError(
+        `extendLease(${ms}): pass a positive number of milliseconds, e.g. 30_000.`,
+      );
+    }
+    if (active.lost || !this.#host.open)
+      throw new LeaseLostError(this.subscriber, claim.envelope.id);
+    const { store } = this.#host;
+    const until = Date.now() + ms;
+    const held = await store.writer.run(() =>
+      store.extendLease(this.subscriber, claim.seq, claim.token, until),
+    );
+    if (!held) {
+      const error = new LeaseLostError(this.subscriber, claim.envelope.id);
+      this.#lose(active, error);
+      throw error;
+    }
+    active.leaseUntil = until;
+  };
+
+  #armWatchdog(): void {
+    if (this.#watchdog) return;
+    const period = Math.min(1_000, Math.max(5, Math.floor(this.#leaseMs / 4)));
+    this.#watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const a of this.#active) {
+        if (!a.lost && a.leaseUntil <= now) {
+          this.#lose(a, new LeaseLostError(this.subscriber, a.claim.envelope.id));
+        }
+      }
+    }, period);
+    this.#watchdog.unref();
+  }
+
+  /** The lease is gone: abort the handler's signal; its outcome will be discarded. */
+  #lose(active: ActiveDelivery, reason: Error): void {
+    if (active.lost) return;
+    active.lose(reason);
+    // The expired delivery is claimable again, by this process too if it has room.
+    this.wake();
+  }
+
+  #discarded(seq: number, envelope: Envelope | undefined, why: string): void {
+    const eventId = envelope?.id ?? `#${seq}`;
+    this.#host.logger.warn(
+      { err: new LeaseLostError(this.subscriber, eventId), subscriber: this.subscriber, eventId },
+      `discarding the outcome of ${eventId}: ${why}`,
+    );
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#stopped = true;
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    clearTimeout(this.#dueTimer);
+    this.#dueTimer = undefined;
+    if (this.#active.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.#idle.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, this.#host.drainTimeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      // Whatever still runs loses its lease: abort it and hand the delivery back at once.
+      for (const a of this.#active) {
+        if (a.lost) continue;
+        a.lose(new RouterClosedError("SQLite transport subscription"));
+        this.#outcomes.push({ kind: "release", seq: a.claim.seq, token: a.claim.token });
+      }
+    }
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    if (this.#host.open && this.#outcomes.length > 0) {
+      const outcomes = this.#outcomes;
+      this.#outcomes = [];
+      const { store } = this.#host;
+      try {
+        const { lost } = await store.writer.run(() => store.exchange(this.#request(outcomes, 0)));
+        for (const o of lost) {
+          this.#discarded(
+            o.seq,
+            undefined,
+            "its lease was taken over before the outcome was saved",
+          );
+        }
+      } catch (error) {
+        this.#host.logger.error(
+          { err: error, subscriber: this.subscriber },
+          "saving outcomes on close failed; those deliveries are redelivered after their lease",
+        );
+      }
+    }
+    await this.#host.forget(this);
+  }
+}
+
+const MAX_ERROR_CHARS = 8_192;
+
+function errorJson(error: unknown): string {
+  const serialized = serializeError(error);
+  const json = JSON.stringify(serialized);
+  if (json.length <= MAX_ERROR_CHARS) return json;
+  const { stack: _stack, ...short } = serialized;
+  return JSON.stringify({ ...short, message: short.message.slice(0, MAX_ERROR_CHARS) });
+}

@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  createEnvelope,
+  defineCatalog,
+  defineEvent,
+  type Envelope,
+} from "@switchyard/event-schema";
+import type { Logger } from "@switchyard/router";
+import { z } from "zod";
+
+/** Durable event types for router round trips between processes. */
+export const testCatalog = defineCatalog([
+  defineEvent({
+    type: "PING",
+    description: "asks the echo process for a PONG",
+    durable: true,
+    data: z.looseObject({ n: z.number().int() }),
+  }),
+  defineEvent({
+    type: "PONG",
+    description: "the echo process's answer",
+    durable: true,
+    data: z.looseObject({ n: z.number().int(), pid: z.number().int() }),
+  }),
+]);
+
+/** A fresh envelope of `type` carrying `{ n }`. */
+export function job(n: number, type = "JOB", extra: Partial<Envelope> = {}): Envelope {
+  return { ...createEnvelope({ type, source: "cpq-test", data: { n } }), ...extra };
+}
+
+/** A temp directory with a queue path in it, removed by `cleanup()`. */
+export function tempQueue(): { dir: string; path: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "cpq-test-"));
+  return {
+    dir,
+    path: join(dir, "coordination.db"),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Resolves after `ms`. */
+export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Poll `check` until it returns true; throws after `timeoutMs` naming `what`. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(5);
+  }
+}
+
+/** A logger that remembers what it was told. */
+export function memoryLogger(): Logger & {
+  lines: { level: string; obj: unknown; msg: string | undefined }[];
+} {
+  const lines: { level: string; obj: unknown; msg: string | undefined }[] = [];
+  const at = (level: string) => (obj: unknown, msg?: string) =>
+    void lines.push({ level, obj, msg });
+  return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
