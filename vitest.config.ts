@@ -14,7 +14,7 @@ const packageDirs = dirsOf("packages");
 const projectDirs = [
   ...packageDirs,
   ...dirsOf("apps"),
-  ...(existsSync(`${root}benchmarks/src`) ? ["benchmarks"] : []),
+  ...["benchmarks", "torture"].filter((dir) => existsSync(`${root}${dir}/src`)),
 ];
 
 // Tests run against src/, never dist/: `pnpm test` needs no build first.

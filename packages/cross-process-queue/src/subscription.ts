@@ -5,6 +5,7 @@ import {
   type DeadLetterSink,
   type Delivery,
   type Logger,
+  DeliveryAbandonedError,
   LeaseLostError,
   RouterClosedError,
   type TransportSubscribeOptions,
@@ -281,11 +282,17 @@ export class SqliteSubscription implements TransportSubscription {
     const { claim } = active;
     let failed = false;
     let failure: unknown;
-    try {
-      await this.#handler(active);
-    } catch (error) {
+    if (claim.attempt > this.#maxAttempts) {
+      // Every earlier attempt lost its lease without an outcome (crash or hang): stop here.
       failed = true;
-      failure = error;
+      failure = new DeliveryAbandonedError(this.subscriber, claim.envelope.id, claim.attempt - 1);
+    } else {
+      try {
+        await this.#handler(active);
+      } catch (error) {
+        failed = true;
+        failure = error;
+      }
     }
     try {
       if (active.lost) {

@@ -77,6 +77,21 @@ export class UnknownSubscriptionError extends SwitchyardError {
   }
 }
 
+/**
+ * A delivery whose earlier attempts all ended without an outcome — the lease expired each time,
+ * because the handler crashed its process or hung. Transports dead-letter it (reason
+ * `max_attempts`) instead of running it again, so a crash loop cannot go on forever.
+ */
+export class DeliveryAbandonedError extends SwitchyardError {
+  constructor(subscriber: string, eventId: string, attempts: number) {
+    super(
+      "DELIVERY_ABANDONED",
+      `Event ${eventId} for "${subscriber}" lost its lease ${attempts} times without the handler ` +
+        `finishing: it crashes its process or hangs. Inspect the dead letter before replaying it.`,
+    );
+  }
+}
+
 /** An `overflow: "error"` subscription's queue is full. */
 export class QueueFullError extends SwitchyardError {
   constructor(subscription: string, size: number) {

@@ -15,6 +15,7 @@ export type { ContextPublishOptions, HandlerContext } from "./context";
 export type { MatchedType, Pattern } from "./pattern";
 export { resolvePatterns } from "./pattern";
 export {
+  DeliveryAbandonedError,
   HandlerTimeoutError,
   LeaseLostError,
   QueueFullError,

@@ -1,6 +1,7 @@
 import type { Envelope } from "@switchyard/event-schema";
 import { backoffDelay } from "./backoff";
 import {
+  DeliveryAbandonedError,
   LeaseLostError,
   RouterClosedError,
   UnknownSubscriptionError,
@@ -311,11 +312,17 @@ class Worker implements TransportSubscription {
     try {
       let failure: unknown;
       let failed = false;
-      try {
-        await this.options.handler(delivery);
-      } catch (error) {
+      if (d.attempts > this.#maxAttempts) {
+        // Every earlier attempt lost its lease without an outcome (crash or hang): stop here.
         failed = true;
-        failure = error;
+        failure = new DeliveryAbandonedError(this.subscriber, d.envelope.id, d.attempts - 1);
+      } else {
+        try {
+          await this.options.handler(delivery);
+        } catch (error) {
+          failed = true;
+          failure = error;
+        }
       }
       if (d.token !== token) {
         this.logger.warn(

@@ -365,6 +365,38 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
     });
 
     itFeature(
+      "leaseExpiry",
+      "dead-letters a delivery whose handler never finishes, instead of looping forever",
+      async () => {
+        const sink = collectingSink();
+        const transport = await connect({ deadLetter: sink });
+        let calls = 0;
+        await subscribe(
+          transport,
+          "crash-loop",
+          // Like a handler that crashes its process: it never settles and ignores its signal.
+          () => {
+            calls++;
+            return new Promise<void>(() => {});
+          },
+          { leaseMs: t(200), maxAttempts: 2, concurrency: 4, deadLetter: sink },
+        );
+        await transport.publish([testEnvelope(1)]);
+        await until(
+          () => sink.records.length === 1,
+          wait * 2,
+          "the abandoned delivery's dead letter",
+        );
+        expect(calls).toBe(2);
+        expect(sink.records[0]).toMatchObject({
+          subscriber: "crash-loop",
+          reason: "max_attempts",
+          error: { name: "DeliveryAbandonedError" },
+        });
+      },
+    );
+
+    itFeature(
       "fencing",
       "ignores a stale worker's ack and rejects its lease extension",
       async () => {
