@@ -68,3 +68,11 @@ export type { AuditEntry, AuditQuery, AuditResult } from "./middleware/audit";
 export { deadLetter, deadLetterReason } from "./middleware/dead-letter";
 export type { DeadLetterOptions } from "./middleware/dead-letter";
 export { validation } from "./middleware/validation";
+export { openTelemetry } from "./middleware/open-telemetry";
+export type {
+  OpenTelemetryApi,
+  OpenTelemetryOptions,
+  OtelSpan,
+  OtelSpanContext,
+  OtelTracer,
+} from "./middleware/open-telemetry";

@@ -17,6 +17,12 @@ import { type Logger, childLogger, silentLogger } from "./logger";
 import { AuditLog, audit } from "./middleware/audit";
 import { deadLetter } from "./middleware/dead-letter";
 import { type RetryOptions, retry } from "./middleware/retry";
+import {
+  type OpenTelemetryApi,
+  type OpenTelemetryOptions,
+  activeTraceparent,
+  openTelemetry,
+} from "./middleware/open-telemetry";
 import { timeout } from "./middleware/timeout";
 import type { HandlerFn, Middleware } from "./middleware/types";
 import { validation } from "./middleware/validation";
@@ -78,6 +84,12 @@ export interface RouterOptions<C extends AnyCatalog> {
   readonly deadLetter?: DeadLetterSink;
   /** Keep a bounded audit log of delivery outcomes (`router.auditLog`). @defaultValue false */
   readonly audit?: boolean | { readonly capacity?: number };
+  /**
+   * OpenTelemetry (`@opentelemetry/api`, an optional peer): a consumer span per delivery, parented
+   * to the event's `traceparent`, and the active span's `traceparent` stamped on events published
+   * without one. @defaultValue off
+   */
+  readonly openTelemetry?: OpenTelemetryOptions;
   /** Log handlers slower than this, in ms ("handler … took …"). @defaultValue 1000 */
   readonly slowHandlerMs?: number;
   readonly subscriptionDefaults?: SubscriptionDefaults;
@@ -204,6 +216,7 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
   readonly #closeTransport: boolean;
   readonly #shutdownController = new AbortController();
   readonly #host: SubscriptionHost;
+  readonly #otel: OpenTelemetryApi | undefined;
 
   #subscriptions = new Set<LocalSubscription>();
   /** Local dispatch index: event type → subscriptions receiving it in process. Copy-on-write. */
@@ -226,7 +239,9 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     this.auditLog = options.audit
       ? new AuditLog(typeof options.audit === "object" ? options.audit : {})
       : undefined;
+    this.#otel = options.openTelemetry?.api;
     this.#middleware = [
+      ...(options.openTelemetry ? [openTelemetry(options.openTelemetry)] : []),
       ...(this.auditLog ? [audit({ log: this.auditLog })] : []),
       ...(options.deadLetter ? [deadLetter({ sink: options.deadLetter })] : []),
       ...(options.retry ? [retry(options.retry)] : []),
@@ -710,7 +725,13 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
       id: options.id,
       subject: options.subject,
       dataversion: this.catalog.get(type).version,
-      traceparent: options.traceparent ?? childTraceparent(cause?.traceparent),
+      traceparent:
+        options.traceparent ??
+        (cause
+          ? childTraceparent(cause.traceparent)
+          : this.#otel
+            ? activeTraceparent(this.#otel)
+            : undefined),
       correlationid:
         options.correlationid ?? (cause ? (cause.correlationid ?? cause.id) : undefined),
       causationid: options.causationid ?? cause?.id,
