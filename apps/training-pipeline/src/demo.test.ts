@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { describe, expect, it } from "vitest";
 
@@ -60,6 +62,74 @@ describe("the training-pipeline demo", { tags: ["slow"] }, () => {
         ]);
       } finally {
         rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+});
+
+const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+
+async function natsReachable(): Promise<string | undefined> {
+  try {
+    const nc = await connect({ servers: NATS_URL, timeout: 2000, maxReconnectAttempts: 0 });
+    await nc.close();
+    return undefined;
+  } catch (error) {
+    return `NATS is not reachable at ${NATS_URL} (${(error as Error).message})`;
+  }
+}
+
+describe("the training-pipeline demo on NATS JetStream", { tags: ["slow"] }, () => {
+  it(
+    "flows every stage for every config with the same daemons, by configuration alone",
+    { timeout: 180_000 },
+    async (context) => {
+      const unreachable = await natsReachable();
+      if (unreachable) {
+        if (process.env.CI === "true") throw new Error(`${unreachable}; CI requires it`);
+        console.warn(`skipped: ${unreachable}`);
+        context.skip();
+      }
+      const dir = join(tmpdir(), `switchyard-demo-nats-test-${process.pid}-${Date.now()}`);
+      let stream: string | undefined;
+      try {
+        const { stdout } = await run(
+          process.execPath,
+          [
+            "--import",
+            "tsx",
+            "apps/training-pipeline/src/demo.ts",
+            "--transport",
+            "nats",
+            "--nats-url",
+            NATS_URL,
+            "--generations",
+            "2",
+            "--db",
+            join(dir, "coordination.db"),
+            "--timeout",
+            "150",
+          ],
+          {
+            cwd: root,
+            env: { ...process.env, TSX_TSCONFIG_PATH: join(root, "tsconfig.base.json") },
+            maxBuffer: 10 * 2 ** 20,
+          },
+        );
+        stream = /stream (SWITCHYARD_DEMO_\d+)/.exec(stdout)?.[1];
+        expect(stream).toBeDefined();
+        expect(stdout).toContain("every stage flowed for 2 configs");
+        expect(stdout).not.toContain("✗");
+        expect(stdout).toMatch(
+          /#\d+ NEW_GAMES_AVAILABLE for data_sync:NEW_GAMES_AVAILABLE: unrecoverable, permanently_failed/,
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        if (stream) {
+          const nc = await connect({ servers: NATS_URL });
+          await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+          await nc.close();
+        }
       }
     },
   );

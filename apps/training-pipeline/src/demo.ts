@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { openQueueReadOnly } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import type { AnyEventOf, PipelineCatalog } from "@switchyard/event-schema";
-import { verifyPipeline } from "@switchyard/cli";
+import { verifyPipeline, verifyPipelineOnNats } from "@switchyard/cli";
 import { type PipelineSettings, defaultSettings } from "./settings";
 import { generationOf } from "./simulation";
 import { startPipeline } from "./supervisor";
@@ -19,6 +19,8 @@ const HELP = `Usage: pnpm demo [options]
   --seed <n>             seed of the simulation               (default 7)
   --no-poison            do not inject the poison event
   --kill <daemon>        SIGKILL that daemon's process once, mid-run (its restart and redelivery show)
+  --transport <kind>     sqlite (default) or nats: the durable path between the daemons
+  --nats-url <urls>      NATS servers for --transport nats     (default $NATS_URL or nats://127.0.0.1:4222)
   --timeout <seconds>    give up after this long              (default 180)
   -h, --help`;
 
@@ -32,6 +34,8 @@ function parse(): { settings: PipelineSettings; timeoutMs: number; kill: string 
       seed: { type: "string" },
       "no-poison": { type: "boolean" },
       kill: { type: "string" },
+      transport: { type: "string" },
+      "nats-url": { type: "string" },
       timeout: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -55,7 +59,7 @@ function parse(): { settings: PipelineSettings; timeoutMs: number; kill: string 
     }
     return n;
   };
-  const settings: PipelineSettings = {
+  let settings: PipelineSettings = {
     ...base,
     configs: values.configs
       ? values.configs
@@ -78,7 +82,17 @@ function parse(): { settings: PipelineSettings; timeoutMs: number; kill: string 
     seed: number("seed", values.seed, base.seed, Number.isInteger),
     ...(values.db ? { db: values.db } : {}),
     poison: !values["no-poison"],
+    ...(values["nats-url"] ? { natsUrl: values["nats-url"] } : {}),
   };
+  if (values.transport !== undefined) {
+    if (values.transport !== "sqlite" && values.transport !== "nats") {
+      console.error(
+        `--transport: ${JSON.stringify(values.transport)} is not sqlite or nats.\n\n${HELP}`,
+      );
+      process.exit(2);
+    }
+    settings = { ...settings, transport: values.transport };
+  }
   return {
     settings,
     timeoutMs: number("timeout", values.timeout, 180, (n) => n > 0) * 1000,
@@ -95,7 +109,12 @@ console.log(`  configs      ${settings.configs.join(", ")} × ${settings.generat
 console.log(
   `  failures     ${Math.round(settings.failureRate * 100)}% transient${settings.poison ? ", plus one poison event" : ""}`,
 );
-console.log(`  database     ${settings.db}`);
+console.log(
+  `  transport    ${settings.transport === "nats" ? `NATS JetStream at ${settings.natsUrl}, stream ${settings.natsStream}` : "SQLite"}`,
+);
+console.log(
+  `  database     ${settings.db}${settings.transport === "nats" ? " (dead letters and heartbeats)" : ""}`,
+);
 console.log(`  daemon logs  ${settings.dataDir}/daemons.log\n`);
 
 const ended = new Map(settings.configs.map((c) => [c, new Set<number>()]));
@@ -203,18 +222,28 @@ console.log(
 );
 await pipeline.stop();
 
-// The runbook's pipeline-flow verification, per config.
-const db = openQueueReadOnly(settings.db);
+// The runbook's pipeline-flow verification, per config, read back from where the events went.
+const db = settings.transport === "sqlite" ? openQueueReadOnly(settings.db) : undefined;
 let allFlowed = true;
 console.log(`\nPipeline flow (last hour):`);
 for (const configKey of settings.configs) {
-  const result = verifyPipeline(db, configKey, { hours: 1 });
+  const result = db
+    ? verifyPipeline(db, configKey, { hours: 1 })
+    : await verifyPipelineOnNats(
+        {
+          servers: settings.natsUrl.split(","),
+          stream: settings.natsStream,
+          prefix: settings.natsPrefix,
+        },
+        configKey,
+        { hours: 1 },
+      );
   allFlowed &&= result.ok;
   console.log(`\n  ${configKey}`);
   for (const stage of result.stages)
     console.log(`    ${stage.ok ? "✓" : "✗"} ${stage.type.padEnd(28)} ${stage.count}`);
 }
-db.close();
+db?.close();
 
 const store = new SqliteDeadLetterStore({ path: settings.db });
 const dlq = store.list({ limit: 10 });
@@ -229,6 +258,9 @@ console.log(
   `\nSummary: ${allFlowed ? "every stage flowed" : "some stages did not flow"} for ${settings.configs.length} configs; ${restarts} daemon restarts; took ${elapsed().trim()}.`,
 );
 console.log(
-  `Inspect: pnpm switchyard --db ${settings.db} health   (or: events list, dlq list, pipeline verify ${settings.configs[0]})`,
+  settings.transport === "nats"
+    ? `Inspect: pnpm switchyard pipeline verify ${settings.configs[0]} --transport nats --nats-url ${settings.natsUrl} ` +
+        `--stream ${settings.natsStream} --prefix ${settings.natsPrefix}\n         pnpm switchyard dlq list --db ${settings.db}`
+    : `Inspect: pnpm switchyard health --db ${settings.db}   (or: events list, dlq list, pipeline verify ${settings.configs[0]})`,
 );
 process.exit(allFlowed && !timedOut ? 0 : 1);

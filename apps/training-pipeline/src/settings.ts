@@ -19,6 +19,16 @@ export interface PipelineSettings {
   readonly workMs: number;
   /** Inject one poison event that must end in the dead-letter queue. */
   readonly poison: boolean;
+  /**
+   * The durable path between the daemons: the SQLite file `db`, or NATS JetStream. On NATS the
+   * dead-letter store and the heartbeats stay in the SQLite file `db`.
+   */
+  readonly transport: "sqlite" | "nats";
+  /** NATS servers (comma-separated), for `transport: "nats"`. */
+  readonly natsUrl: string;
+  /** JetStream stream and subject prefix of this run (unique per run, so runs never mix). */
+  readonly natsStream: string;
+  readonly natsPrefix: string;
 }
 
 export const defaultSettings = (): PipelineSettings => {
@@ -32,6 +42,10 @@ export const defaultSettings = (): PipelineSettings => {
     dataDir,
     workMs: 120,
     poison: true,
+    transport: "sqlite",
+    natsUrl: process.env.NATS_URL ?? "nats://127.0.0.1:4222",
+    natsStream: `SWITCHYARD_DEMO_${Date.now()}`,
+    natsPrefix: `switchyard.demo${Date.now()}`,
   };
 };
 

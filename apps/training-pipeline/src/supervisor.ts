@@ -3,12 +3,12 @@
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { type AnyEventOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
-import { sqliteTransport } from "@switchyard/cross-process-queue";
 import { DaemonManager } from "@switchyard/handler-base";
 import { type Router, type Transport, createRouter } from "@switchyard/router";
 import { pipelineDaemons, type PipelineDaemonName } from "./daemons";
 import { ProcessDaemon } from "./process/process-daemon";
 import type { PipelineSettings } from "./settings";
+import { pipelineTransport } from "./transport";
 
 export interface Pipeline extends AsyncDisposable {
   readonly router: Router<PipelineCatalog>;
@@ -51,7 +51,7 @@ export async function startPipeline(
   mkdirSync(settings.dataDir, { recursive: true });
   const logFile = join(settings.dataDir, "daemons.log");
   const log: WriteStream = createWriteStream(logFile, { flags: "a" });
-  const transport = sqliteTransport({ path: settings.db, drainTimeoutMs: 1000 });
+  const transport = pipelineTransport(settings, { drainTimeoutMs: 1000 });
   await registerSubscribers(transport);
   const router = createRouter({ catalog: pipelineCatalog, transport, source: "supervisor" });
   if (onEvent)

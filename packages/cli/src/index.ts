@@ -1,6 +1,7 @@
 export { createProgram, runCli } from "./program";
 export type { ProgramOptions } from "./context";
-export { verifyPipeline } from "./commands/pipeline";
+export { verifyPipeline, verifyPipelineOnNats } from "./commands/pipeline";
+export type { NatsEventSource } from "./nats";
 export type {
   PipelineStageResult,
   PipelineVerification,

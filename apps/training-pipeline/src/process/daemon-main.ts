@@ -2,12 +2,13 @@
 // store as sink, heartbeats in the database, and a DaemonManager that restarts the daemon if it
 // crashes and stops it gracefully on SIGTERM.
 import { pipelineCatalog } from "@switchyard/event-schema";
-import { SqliteHeartbeatSink, sqliteTransport } from "@switchyard/cross-process-queue";
+import { SqliteHeartbeatSink } from "@switchyard/cross-process-queue";
 import { DlqRetryDaemon, SqliteDeadLetterStore, replayTo } from "@switchyard/dlq";
 import { DaemonManager } from "@switchyard/handler-base";
 import { createRouter } from "@switchyard/router";
 import { type PipelineDaemonName, pipelineDaemons } from "../daemons";
 import { settingsFromEnv } from "../settings";
+import { pipelineTransport } from "../transport";
 import { jsonLogger } from "./log";
 
 const name = process.argv[2] as PipelineDaemonName;
@@ -19,7 +20,7 @@ const store = new SqliteDeadLetterStore({
   retryBackoff: { initialMs: 300, maxMs: 3000 },
   logger,
 });
-const transport = sqliteTransport({ path: settings.db, deadLetter: store, logger });
+const transport = pipelineTransport(settings, { deadLetter: store, logger });
 const router = createRouter({
   catalog: pipelineCatalog,
   transport,

@@ -4,6 +4,7 @@ import { pipelineStages } from "@switchyard/event-schema";
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
 import { openReadOnly, withReadOnly } from "../database";
 import { CliError, ExitCode, formatTime, positiveNumberOption } from "../output";
+import { type NatsEventSource, countStreamEvents } from "../nats";
 import { stageCounts } from "../queries";
 
 /** Options of {@link verifyPipeline}. */
@@ -77,12 +78,48 @@ export function verifyPipeline(
   const until = options.now ?? Date.now();
   const since = until - hours * 3_600_000;
   const types = options.stages ?? pipelineStages;
-  const counts = new Map(
-    stageCounts(db, { configKey, types, since, until }).map((r) => [r.type, r]),
+  return summarize(
+    configKey,
+    hours,
+    since,
+    until,
+    types,
+    stageCounts(db, { configKey, types, since, until }),
   );
+}
+
+/**
+ * {@link verifyPipeline} over a NATS JetStream stream instead of the SQLite database: reads each
+ * stage's subject from the window's start and counts the events for `configKey`. Needs a stream
+ * that keeps messages (limits retention); with interest retention, acked events are gone.
+ */
+export async function verifyPipelineOnNats(
+  source: NatsEventSource,
+  configKey: string,
+  options: VerifyPipelineOptions = {},
+): Promise<PipelineVerification> {
+  const hours = options.hours ?? 24;
+  if (!(hours > 0) || !Number.isFinite(hours))
+    throw new RangeError(`verifyPipeline: hours must be a positive number, got ${String(hours)}.`);
+  const until = options.now ?? Date.now();
+  const since = until - hours * 3_600_000;
+  const types = options.stages ?? pipelineStages;
+  const counts = await countStreamEvents(source, { configKey, types, since, until });
+  return summarize(configKey, hours, since, until, types, counts);
+}
+
+function summarize(
+  configKey: string,
+  hours: number,
+  since: number,
+  until: number,
+  types: readonly string[],
+  rows: readonly { type: string; count: number; lastAt: number }[],
+): PipelineVerification {
+  const counts = new Map(rows.map((r) => [r.type, r]));
   const stages = types.map((type): PipelineStageResult => {
     const row = counts.get(type);
-    return row
+    return row && row.count > 0
       ? { type, count: row.count, ok: true, lastAt: new Date(row.lastAt).toISOString() }
       : { type, count: 0, ok: false };
   });
@@ -100,6 +137,10 @@ export function verifyPipeline(
 
 interface VerifyOptions extends CommonOptions {
   readonly hours: number;
+  readonly transport: "sqlite" | "nats";
+  readonly natsUrl: string;
+  readonly stream: string;
+  readonly prefix: string;
 }
 
 export function registerPipeline(program: Command, runtime: Runtime): void {
@@ -113,19 +154,54 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
         "Did every pipeline stage fire for this config key? Each stage ✓/✗ with its event count; exits 1 unless every stage flowed.",
       )
       .argument("<config_key>", "the config key, e.g. hex8_2p")
-      .option("--hours <n>", "window length in hours", positiveNumberOption, 24),
+      .option("--hours <n>", "window length in hours", positiveNumberOption, 24)
+      .option(
+        "--transport <kind>",
+        "where the events are: sqlite (the --db file) or nats",
+        "sqlite",
+      )
+      .option(
+        "--nats-url <urls>",
+        "NATS servers, comma-separated (--transport nats)",
+        process.env.NATS_URL ?? "nats://127.0.0.1:4222",
+      )
+      .option("--stream <name>", "JetStream stream (--transport nats)", "SWITCHYARD")
+      .option(
+        "--prefix <subject>",
+        "subject prefix of the stream (--transport nats)",
+        "switchyard.events",
+      ),
   );
   examples(verify, [
     ["switchyard pipeline verify hex8_2p", "last 24 hours"],
     ["switchyard pipeline verify sq8_4p --hours 6", "last 6 hours"],
     ["switchyard pipeline verify hex8_2p --json | jq .missing", "the stages that did not fire"],
+    [
+      "switchyard pipeline verify hex8_2p --transport nats --nats-url nats://10.0.0.5:4222",
+      "events on NATS JetStream",
+    ],
   ]);
   verify.action(
-    action<VerifyOptions>(runtime, ({ args, opts, out, dbPath }) =>
-      withReadOnly(dbPath, (db) => {
-        const configKey = String(args[0]);
-        if (configKey.trim() === "") throw new CliError("USAGE", "The config key is empty.");
-        const result = verifyPipeline(db, configKey, { hours: opts.hours });
+    action<VerifyOptions>(runtime, async ({ args, opts, out, dbPath }) => {
+      const configKey = String(args[0]);
+      if (configKey.trim() === "") throw new CliError("USAGE", "The config key is empty.");
+      if (opts.transport !== "sqlite" && opts.transport !== "nats") {
+        throw new CliError(
+          "USAGE",
+          `--transport: ${JSON.stringify(opts.transport)} is not sqlite or nats.`,
+        );
+      }
+      const result =
+        opts.transport === "nats"
+          ? await verifyPipelineOnNats(
+              { servers: opts.natsUrl.split(","), stream: opts.stream, prefix: opts.prefix },
+              configKey,
+              { hours: opts.hours },
+            )
+          : await withReadOnly(dbPath, (db) =>
+              verifyPipeline(db, configKey, { hours: opts.hours }),
+            );
+      {
         out.data(result);
         out.line(`Pipeline of ${configKey}, last ${opts.hours} h:`);
         out.table(
@@ -145,7 +221,7 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
                 `missing: ${result.missing.join(", ")}.`,
         );
         return result.ok ? ExitCode.ok : ExitCode.failed;
-      }),
-    ),
+      }
+    }),
   );
 }

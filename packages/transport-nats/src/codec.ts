@@ -1,0 +1,72 @@
+import { headers, type MsgHdrs } from "@nats-io/transport-node";
+import {
+  EventValidationError,
+  type Envelope,
+  describeType,
+  isEnvelope,
+} from "@switchyard/event-schema";
+import { UnrecoverableError } from "@switchyard/router";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * The message for one envelope: the whole envelope as JSON in the body (the wire contract), and
+ * CloudEvents binary-mode style headers so consumers in other languages can route and trace
+ * without parsing it. `Nats-Msg-Id` is set by the publish call (the envelope id).
+ */
+export function encodeEnvelope(envelope: Envelope): { data: Uint8Array; headers: MsgHdrs } {
+  const h = headers();
+  h.set("ce-specversion", envelope.specversion);
+  h.set("ce-id", envelope.id);
+  h.set("ce-type", envelope.type);
+  h.set("ce-source", envelope.source);
+  h.set("content-type", "application/cloudevents+json");
+  if (envelope.subject) h.set("ce-subject", envelope.subject);
+  if (envelope.traceparent) h.set("traceparent", envelope.traceparent);
+  return { data: encoder.encode(JSON.stringify(envelope)), headers: h };
+}
+
+/**
+ * Read the envelope back from a message body. A body that is not an envelope (a foreign
+ * publisher, corruption) yields a stand-in envelope and an `UnrecoverableError` wrapping an
+ * `EventValidationError`, so the delivery is dead-lettered as `invalid_payload` instead of
+ * looping or vanishing.
+ */
+export function decodeEnvelope(
+  data: Uint8Array,
+  fallback: { subject: string; type: string; id: string | undefined; seq: number },
+): { envelope: Envelope; error?: undefined } | { envelope: Envelope; error: Error } {
+  const text = decoder.decode(data);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (parseError) {
+    value = parseError;
+  }
+  if (isEnvelope(value)) return { envelope: value };
+  const envelope: Envelope = {
+    specversion: "1.0",
+    id: fallback.id ?? `nats-seq-${fallback.seq}`,
+    type: fallback.type,
+    source: "nats",
+    time: new Date().toISOString(),
+    datacontenttype: "application/json",
+    dataversion: 1,
+    data: text,
+  };
+  const where = `the message on ${fallback.subject} (stream sequence ${fallback.seq})`;
+  const cause = new EventValidationError({
+    eventType: fallback.type,
+    reason: "invalid_envelope",
+    receivedType: value instanceof Error ? "invalid JSON" : describeType(value),
+    message:
+      `${where} is not a Switchyard envelope; its raw body is kept as \`data\` of this dead letter. ` +
+      `Publish envelopes (createEnvelope) to these subjects.`,
+    ...(value instanceof Error ? { cause: value } : {}),
+  });
+  return {
+    envelope,
+    error: new UnrecoverableError(`${where} is not an envelope`, { cause }),
+  };
+}

@@ -1,0 +1,192 @@
+import { SwitchyardError } from "@switchyard/event-schema";
+import { RouterClosedError } from "@switchyard/router";
+
+const list = (servers: readonly string[]) => servers.join(", ");
+const detailOf = (cause: unknown) =>
+  (cause as { message?: unknown } | null)?.message
+    ? String((cause as { message: unknown }).message)
+    : String(cause);
+
+/**
+ * No NATS server could be reached at the configured addresses (refused, timed out, DNS), or the
+ * connection was closed for good. Nothing was published or consumed.
+ */
+export class NatsConnectionError extends SwitchyardError {
+  /** The server addresses tried. */
+  readonly servers: readonly string[];
+
+  constructor(servers: readonly string[], options?: { cause?: unknown; closed?: boolean }) {
+    const detail = options?.cause === undefined ? "unknown error" : detailOf(options.cause);
+    super(
+      "NATS_UNREACHABLE",
+      options?.closed
+        ? `The connection to NATS at ${list(servers)} is closed (${detail}). Create a new transport; ` +
+            `if it closed on its own, check the server logs for why it dropped this client.`
+        : `Cannot connect to NATS at ${list(servers)} (${detail}). Start a server with JetStream ` +
+            `(\`nats-server -js\`), or pass { servers } naming a running one; behind TLS, use tls:// URLs.`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.servers = servers;
+  }
+}
+
+/**
+ * The server rejected this client's credentials (user/password, token, NKey or creds file), or
+ * the account lacks permission for a JetStream subject this transport needs.
+ */
+export class NatsAuthError extends SwitchyardError {
+  readonly servers: readonly string[];
+
+  constructor(
+    servers: readonly string[],
+    kind: "authentication" | "permission",
+    options?: { cause?: unknown },
+  ) {
+    const detail = options?.cause === undefined ? "no detail" : detailOf(options.cause);
+    super(
+      kind === "authentication" ? "NATS_AUTH_FAILED" : "NATS_PERMISSION_DENIED",
+      kind === "authentication"
+        ? `NATS at ${list(servers)} rejected this client's credentials (${detail}). Check { user, pass }, ` +
+            `{ token } or the { authenticator } (NKey seed or creds file) against the server's authorization config.`
+        : `NATS at ${list(servers)} denied a subject this transport needs (${detail}). Allow publish/subscribe ` +
+            `on the stream's subjects, "$JS.API.>", "$JS.ACK.>" and "_INBOX.>" for this user.`,
+      options,
+    );
+    this.servers = servers;
+  }
+}
+
+/** The server answered, but JetStream is not enabled for this account. */
+export class JetStreamUnavailableError extends SwitchyardError {
+  readonly servers: readonly string[];
+
+  constructor(servers: readonly string[], options?: { cause?: unknown }) {
+    super(
+      "NATS_JETSTREAM_DISABLED",
+      `NATS at ${list(servers)} has no JetStream for this account. Start the server with \`-js\` ` +
+        `(or \`jetstream {}\` in its config) and enable it for the account this client uses.`,
+      options,
+    );
+    this.servers = servers;
+  }
+}
+
+/**
+ * The stream exists with a configuration this transport cannot use or change (another retention
+ * or storage type), or its subjects overlap another stream's.
+ */
+export class NatsStreamConfigError extends SwitchyardError {
+  /** The stream name. */
+  readonly stream: string;
+
+  constructor(stream: string, problem: string, options?: { cause?: unknown }) {
+    super(
+      "NATS_STREAM_CONFLICT",
+      `Stream "${stream}" cannot be set up: ${problem}. Pass another { stream } (and { prefix }), or ` +
+        `change the existing stream with \`nats stream edit\` / remove it with \`nats stream rm ${stream}\` ` +
+        `after checking nothing else uses it.`,
+      options,
+    );
+    this.stream = stream;
+  }
+}
+
+/**
+ * Part of a batch could not be stored. NATS 2.9 has no multi-message transaction, so the
+ * envelopes before the failure may be stored; publishing the whole batch again is safe, because
+ * every envelope id is its `Nats-Msg-Id` and the stream drops repeats within its duplicate window.
+ */
+export class NatsPublishError extends SwitchyardError {
+  /** Envelopes acknowledged as stored (new or duplicate) before the failure. */
+  readonly stored: number;
+  /** Envelopes in the batch. */
+  readonly total: number;
+
+  constructor(stored: number, total: number, options?: { cause?: unknown }) {
+    const detail = options?.cause === undefined ? "unknown error" : detailOf(options.cause);
+    super(
+      "NATS_PUBLISH_FAILED",
+      `Publishing to JetStream failed after ${stored} of ${total} envelopes were stored (${detail}). ` +
+        `Publish the same batch again once the server is back: repeated ids are dropped as duplicates.`,
+      options,
+    );
+    this.stored = stored;
+    this.total = total;
+  }
+}
+
+/** An option of {@link natsTransport} or of a subscription has an unusable value. */
+export class NatsOptionsError extends SwitchyardError {
+  /** The option's name, e.g. `"prefix"`. */
+  readonly option: string;
+
+  constructor(option: string, value: unknown, expected: string) {
+    super(
+      "NATS_INVALID_OPTION",
+      `Option ${option} of the NATS transport is ${describe(value)}; expected ${expected}.`,
+    );
+    this.option = option;
+  }
+}
+
+/**
+ * The transport (or one of its subscriptions) was closed; it accepts no new work. A
+ * `RouterClosedError`, so code that handles a closed router handles this too (`code` `"CLOSED"`).
+ */
+export class TransportClosedError extends RouterClosedError {
+  constructor(stream: string) {
+    super(`NATS transport on stream ${stream}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean" || value == null)
+    return String(value);
+  return Array.isArray(value) ? "an array" : typeof value;
+}
+
+const nameOf = (error: unknown) => (error as { name?: unknown } | null)?.name;
+const messageOf = (error: unknown) => {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === "string" ? message : "";
+};
+
+/**
+ * Translate an error thrown by the nats.js client into this package's typed errors (by class
+ * name, so it works whichever copy of `@nats-io/*` threw it). Switchyard errors pass through;
+ * anything unrecognised is returned unchanged.
+ */
+export function toNatsError(
+  error: unknown,
+  context: { servers: readonly string[]; phase: "connect" | "request" },
+): unknown {
+  if (error instanceof SwitchyardError) return error;
+  const name = nameOf(error);
+  const message = messageOf(error).toLowerCase();
+  if (name === "AuthorizationError" || name === "UserAuthenticationExpiredError")
+    return new NatsAuthError(context.servers, "authentication", { cause: error });
+  if (
+    name === "PermissionViolationError" ||
+    (name === "ConnectionError" && message.includes("authorization violation"))
+  )
+    return new NatsAuthError(
+      context.servers,
+      message.includes("authorization violation") ? "authentication" : "permission",
+      { cause: error },
+    );
+  if (name === "JetStreamNotEnabled")
+    return new JetStreamUnavailableError(context.servers, { cause: error });
+  if (name === "ClosedConnectionError" || name === "DrainingConnectionError")
+    return new NatsConnectionError(context.servers, { cause: error, closed: true });
+  if (context.phase === "connect" && (name === "ConnectionError" || name === "TimeoutError"))
+    return new NatsConnectionError(context.servers, { cause: error });
+  if (
+    context.phase === "connect" &&
+    ["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ECONNRESET", "ETIMEDOUT"].includes(
+      String((error as { code?: unknown } | null)?.code),
+    )
+  )
+    return new NatsConnectionError(context.servers, { cause: error });
+  return error;
+}

@@ -1,0 +1,25 @@
+export { NatsTransport, natsTransport } from "./transport";
+export type { NatsSubscriberStats, NatsTransportStats } from "./transport";
+export { defaultNatsTransportOptions } from "./options";
+export type { NatsTransportOptions } from "./options";
+export {
+  JetStreamUnavailableError,
+  NatsAuthError,
+  NatsConnectionError,
+  NatsOptionsError,
+  NatsPublishError,
+  NatsStreamConfigError,
+  TransportClosedError,
+  toNatsError,
+} from "./errors";
+export {
+  describeConsumer,
+  durableName,
+  isStreamName,
+  isSubjectPrefix,
+  isSubjectToken,
+  parseConsumerTag,
+  replayDurableName,
+  subscriberToken,
+} from "./names";
+export type { ConsumerTag } from "./names";

@@ -1,0 +1,96 @@
+import { createHash } from "node:crypto";
+
+/** Longest readable part kept in a generated consumer name or subject token. */
+const READABLE_MAX = 40;
+/** Characters NATS allows in durable names and single subject tokens without surprises. */
+const SAFE = /[^A-Za-z0-9_-]/g;
+
+function hash(parts: readonly string[]): string {
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 10);
+}
+
+function readable(value: string): string {
+  const cleaned = value.replace(SAFE, "_").slice(0, READABLE_MAX);
+  return cleaned.length > 0 ? cleaned : "_";
+}
+
+/**
+ * The durable consumer name of one (subscriber, event type) pair: a readable, sanitised prefix
+ * plus a hash of the exact pair, so the name is deterministic (every process derives the same
+ * one), unique (`"a.b"` and `"a_b"` never collide; another subject prefix on the same stream
+ * gets other consumers) and valid for NATS (no `.`, `*`, `>` or whitespace, at most 62 characters).
+ *
+ * @example
+ * ```ts
+ * durableName("switchyard.events", "evaluator", "TRAINING_COMPLETED"); // "evaluator__TRAINING_COMPLETED__<hash>"
+ * ```
+ */
+export function durableName(prefix: string, subscriber: string, type: string): string {
+  return `${readable(subscriber).slice(0, 20)}__${readable(type).slice(0, 28)}__${hash([prefix, subscriber, type])}`;
+}
+
+/**
+ * The durable consumer name of a subscriber's replay consumer (dead-letter replays addressed to
+ * that subscriber only). Cannot collide with {@link durableName}: the hashed input differs.
+ */
+export function replayDurableName(prefix: string, subscriber: string): string {
+  return `${readable(subscriber)}__replay__${hash(["replay", prefix, subscriber])}`;
+}
+
+/**
+ * A subscriber name as one subject token (for the replay subject): sanitised and suffixed with a
+ * hash of the exact name, so distinct names never share a subject.
+ */
+export function subscriberToken(subscriber: string): string {
+  return `${readable(subscriber)}-${hash(["subject", subscriber])}`;
+}
+
+/** True when `value` can be used as one NATS subject token (an event type, a stream name). */
+export function isSubjectToken(value: string): boolean {
+  return value.length > 0 && !/[\s.*>]/.test(value);
+}
+
+/** True when `value` is a usable subject prefix: dot-separated tokens without wildcards. */
+export function isSubjectPrefix(value: string): boolean {
+  return value.length > 0 && value.split(".").every(isSubjectToken);
+}
+
+/** True when `value` is a valid stream name (no `.`, `*`, `>`, whitespace or path separators). */
+export function isStreamName(value: string): boolean {
+  return isSubjectToken(value) && !/[/\\]/.test(value) && value.length <= 255;
+}
+
+/** What this package writes into a consumer's `description`, to find its consumers again. */
+export interface ConsumerTag {
+  /** The subscriber the consumer belongs to. */
+  readonly subscriber: string;
+  /** The event type it filters on, or `null` for the replay consumer. */
+  readonly type: string | null;
+  readonly ephemeral: boolean;
+  /** The transport's subject prefix (several prefixes may share one stream). */
+  readonly prefix?: string;
+}
+
+const TAG = "switchyard-transport-nats";
+
+/** Serialise a {@link ConsumerTag} into a consumer description. */
+export function describeConsumer(tag: ConsumerTag): string {
+  return JSON.stringify({ [TAG]: 1, ...tag });
+}
+
+/** Read a {@link ConsumerTag} back from a consumer description; `undefined` for foreign consumers. */
+export function parseConsumerTag(description: string | undefined): ConsumerTag | undefined {
+  if (!description || !description.includes(TAG)) return undefined;
+  try {
+    const value = JSON.parse(description) as Record<string, unknown>;
+    if (value[TAG] !== 1 || typeof value.subscriber !== "string") return undefined;
+    return {
+      subscriber: value.subscriber,
+      type: typeof value.type === "string" ? value.type : null,
+      ephemeral: value.ephemeral === true,
+      ...(typeof value.prefix === "string" ? { prefix: value.prefix } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
