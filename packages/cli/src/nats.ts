@@ -1,7 +1,8 @@
 // Reading events back from a NATS JetStream stream, for the commands that make sense on NATS.
-import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type { Envelope } from "@switchyard/event-schema";
+import { parseConsumerTag } from "@switchyard/transport-nats";
 import { CliError, ExitCode } from "./output";
 
 /** Where the events are: the servers, the stream and its subject prefix. */
@@ -94,5 +95,86 @@ async function* readSubject(
       if (pending === 0) break;
     }
     if (got === 0) break;
+  }
+}
+
+/** One subscriber's backlog on NATS, summed over its consumers. */
+export interface NatsSubscriberBacklog {
+  readonly name: string;
+  readonly types: readonly string[];
+  readonly ephemeral: boolean;
+  /** Messages not yet delivered to it. */
+  readonly pending: number;
+  /** Delivered, not yet acked (in flight, or waiting for a nak delay). */
+  readonly inFlight: number;
+  readonly lag: number;
+  /** Messages delivered more than once. */
+  readonly redelivered: number;
+  readonly consumers: readonly string[];
+}
+
+/**
+ * Every Switchyard subscriber of a stream with its backlog, read from the consumers' info (the
+ * same numbers every process of the subscriber sees). Only reads: nothing is created.
+ */
+export async function natsSubscribers(source: NatsEventSource): Promise<NatsSubscriberBacklog[]> {
+  const nc = await open(source);
+  try {
+    const jsm = await jetstreamManager(nc);
+    const bySubscriber = new Map<
+      string,
+      {
+        types: Set<string>;
+        ephemeral: boolean;
+        pending: number;
+        inFlight: number;
+        redelivered: number;
+        consumers: string[];
+      }
+    >();
+    for await (const info of jsm.consumers.list(source.stream)) {
+      const tag = parseConsumerTag(info.config.description);
+      if (
+        !tag ||
+        (source.prefix !== undefined && tag.prefix !== undefined && tag.prefix !== source.prefix)
+      )
+        continue;
+      const entry = bySubscriber.get(tag.subscriber) ?? {
+        types: new Set<string>(),
+        ephemeral: tag.ephemeral,
+        pending: 0,
+        inFlight: 0,
+        redelivered: 0,
+        consumers: [],
+      };
+      if (tag.type) entry.types.add(tag.type);
+      entry.pending += info.num_pending;
+      entry.inFlight += info.num_ack_pending;
+      entry.redelivered += info.num_redelivered;
+      entry.consumers.push(info.name);
+      bySubscriber.set(tag.subscriber, entry);
+    }
+    return [...bySubscriber.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, e]) => ({
+        name,
+        types: [...e.types].sort(),
+        ephemeral: e.ephemeral,
+        pending: e.pending,
+        inFlight: e.inFlight,
+        lag: e.pending + e.inFlight,
+        redelivered: e.redelivered,
+        consumers: e.consumers,
+      }));
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(
+      "NATS_STREAM",
+      `Listing the consumers of stream ${source.stream} failed: ${(error as Error).message}. Check --stream.`,
+      ExitCode.usage,
+      { cause: error },
+    );
+  } finally {
+    await nc.close();
   }
 }

@@ -3,7 +3,8 @@ import { listSubscribers, subscriberStats } from "@switchyard/cross-process-queu
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
 import { withReadOnly } from "../database";
 import { checkEventType } from "../event-types";
-import { ExitCode, formatDuration, formatTime, plural } from "../output";
+import { natsSubscribers } from "../nats";
+import { CliError, ExitCode, type Output, formatDuration, formatTime, plural } from "../output";
 
 /** One subscriber as `switchyard subscribers --json` prints it. */
 export interface SubscriberReport {
@@ -25,6 +26,10 @@ export interface SubscriberReport {
 
 interface SubscribersOptions extends CommonOptions {
   readonly type?: string;
+  readonly transport: string;
+  readonly natsUrl: string;
+  readonly stream: string;
+  readonly prefix: string;
 }
 
 export function registerSubscribers(program: Command, runtime: Runtime): void {
@@ -34,15 +39,41 @@ export function registerSubscribers(program: Command, runtime: Runtime): void {
       .description(
         "Who receives what, and how far behind? Every subscriber with its types, lag, pending, in-flight, dead and oldest pending age.",
       )
-      .option("--type <event-type>", "only subscribers of this event type"),
+      .option("--type <event-type>", "only subscribers of this event type")
+      .option(
+        "--transport <kind>",
+        "where the subscribers are: sqlite (the --db file) or nats",
+        "sqlite",
+      )
+      .option(
+        "--nats-url <urls>",
+        "NATS servers, comma-separated (--transport nats)",
+        process.env.NATS_URL ?? "nats://127.0.0.1:4222",
+      )
+      .option("--stream <name>", "JetStream stream (--transport nats)", "SWITCHYARD")
+      .option(
+        "--prefix <subject>",
+        "subject prefix of the stream (--transport nats)",
+        "switchyard.events",
+      ),
   );
   examples(command, [
     ["switchyard subscribers", "every subscriber and its backlog"],
     ["switchyard subscribers --type TRAINING_COMPLETED", "does anything receive this type?"],
+    [
+      "switchyard subscribers --transport nats --nats-url nats://10.0.0.5:4222",
+      "consumers and lag on NATS JetStream",
+    ],
   ]);
   command.action(
-    action<SubscribersOptions>(runtime, ({ opts, out, dbPath }) =>
-      withReadOnly(dbPath, (db) => {
+    action<SubscribersOptions>(runtime, async ({ opts, out, dbPath }) => {
+      if (opts.transport === "nats") return natsSubscribersCommand(opts, out);
+      if (opts.transport !== "sqlite")
+        throw new CliError(
+          "USAGE",
+          `--transport: ${JSON.stringify(opts.transport)} is not sqlite or nats.`,
+        );
+      return withReadOnly(dbPath, (db) => {
         const infos = listSubscribers(db);
         const type =
           opts.type === undefined
@@ -100,7 +131,39 @@ export function registerSubscribers(program: Command, runtime: Runtime): void {
         out.line();
         out.line(`${plural(subscribers.length, "subscriber")}.`);
         return ExitCode.ok;
-      }),
-    ),
+      });
+    }),
   );
+}
+
+async function natsSubscribersCommand(opts: SubscribersOptions, out: Output): Promise<number> {
+  const all = await natsSubscribers({
+    servers: opts.natsUrl.split(","),
+    stream: opts.stream,
+    prefix: opts.prefix,
+  });
+  const subscribers =
+    opts.type === undefined ? all : all.filter((s) => s.types.includes(opts.type!));
+  out.data({ subscribers });
+  if (subscribers.length === 0) {
+    out.line(
+      `No Switchyard subscribers on stream ${opts.stream}${opts.type ? ` for ${opts.type}` : ""}.`,
+    );
+    return ExitCode.ok;
+  }
+  out.table(
+    ["subscriber", "lag", "pending", "in flight", "redelivered", "consumers", "types"],
+    subscribers.map((s) => [
+      s.name + (s.ephemeral ? " (ephemeral)" : ""),
+      s.lag,
+      s.pending,
+      s.inFlight,
+      s.redelivered,
+      s.consumers.length,
+      s.types.join(","),
+    ]),
+  );
+  out.line();
+  out.line(`${plural(subscribers.length, "subscriber")} on stream ${opts.stream}.`);
+  return ExitCode.ok;
 }
