@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createEnvelope, envelopeSchema, isEnvelope } from "./envelope";
+import { assertEnvelope, createEnvelope, envelopeSchema, isEnvelope } from "./envelope";
+import { EventValidationError } from "./errors";
 import { uuidv7, uuidv7Time } from "./uuid";
 
 describe("createEnvelope", () => {
@@ -100,6 +101,41 @@ describe("isEnvelope", () => {
       { ...createEnvelope({ type: "X", source: "s", data: {} }), time: "yesterday" },
     ],
   ])("rejects %s", (_name, value) => {
+    expect(isEnvelope(value)).toBe(false);
+  });
+});
+
+describe("assertEnvelope", () => {
+  const good = createEnvelope({ type: "X", source: "s", data: { a: 1 } });
+
+  it("accepts an envelope, with or without optional attributes", () => {
+    expect(() => assertEnvelope(good)).not.toThrow();
+    expect(() =>
+      assertEnvelope({ ...good, time: "2026-01-02T03:04:05+02:00", subject: "k" }),
+    ).not.toThrow();
+  });
+
+  it.each([
+    ["null", null, ""],
+    ["a string", "{}", ""],
+    ["a missing data field", (({ data: _d, ...rest }) => rest)(good), "data"],
+    ["specversion 0.3", { ...good, specversion: "0.3" }, "specversion"],
+    ["an empty id", { ...good, id: "" }, "id"],
+    ["a time of yesterday", { ...good, time: "yesterday" }, "time"],
+    ["dataversion 0", { ...good, dataversion: 0 }, "dataversion"],
+    ["a numeric traceparent", { ...good, traceparent: 5 }, "traceparent"],
+    ["an object correlationid", { ...good, correlationid: {} }, "correlationid"],
+    ["a missing datacontenttype", { ...good, datacontenttype: undefined }, "datacontenttype"],
+  ])("rejects %s with an EventValidationError naming the attribute", (_what, value, path) => {
+    let error: unknown;
+    try {
+      assertEnvelope(value);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(EventValidationError);
+    expect((error as EventValidationError).reason).toBe("invalid_envelope");
+    if (path) expect((error as EventValidationError).issues.map((i) => i.path)).toContain(path);
     expect(isEnvelope(value)).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EventValidationError, describeType } from "./errors";
 import { uuidv7 } from "./uuid";
 
 /**
@@ -127,7 +128,80 @@ function configKeyOf(data: unknown): string | undefined {
   return typeof key === "string" && key.length > 0 ? key : undefined;
 }
 
-/** True when `value` has the shape of an envelope (attributes only; `data` is not validated). */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
+const OPTIONAL_STRINGS = ["subject", "traceparent", "correlationid", "causationid"] as const;
+
+// Hand-written: transports call this for every published envelope, so it must cost next to nothing.
+function envelopeProblem(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "";
+  const e = value as Record<string, unknown>;
+  if (e.specversion !== "1.0") return "specversion";
+  for (const key of ["id", "type", "source"] as const) {
+    if (typeof e[key] !== "string" || e[key] === "") return key;
+  }
+  if (typeof e.time !== "string" || !RFC3339.test(e.time) || Number.isNaN(Date.parse(e.time)))
+    return "time";
+  if (e.datacontenttype !== "application/json") return "datacontenttype";
+  if (typeof e.dataversion !== "number" || !Number.isInteger(e.dataversion) || e.dataversion < 1)
+    return "dataversion";
+  if (!("data" in e) || e.data === undefined) return "data";
+  for (const key of OPTIONAL_STRINGS) {
+    if (e[key] !== undefined && typeof e[key] !== "string") return key;
+  }
+  return undefined;
+}
+
+/** True when `value` has the shape of an envelope (attributes and a `data` field; `data` itself is not validated). */
 export function isEnvelope(value: unknown): value is Envelope {
-  return envelopeSchema.safeParse(value).success;
+  return envelopeProblem(value) === undefined;
+}
+
+/**
+ * Throw an `EventValidationError` (reason `invalid_envelope`, naming the bad attribute) unless
+ * `value` is an envelope. Transports call it on publish so that nothing they store can fail to
+ * decode later.
+ */
+export function assertEnvelope(value: unknown): asserts value is Envelope {
+  const problem = envelopeProblem(value);
+  if (problem === undefined) return;
+  const attributes = envelopeSchema.safeParse(value);
+  const issues = attributes.success
+    ? [
+        {
+          path: problem,
+          message: "Required",
+          code: "invalid_type",
+          received: describeType((value as Record<string, unknown>)[problem]),
+        },
+      ]
+    : attributes.error.issues.map((issue) => ({
+        path: issue.path.map(String).join("."),
+        message: issue.message,
+        code: issue.code,
+        received: describeType(
+          issue.path.reduce<unknown>(
+            (v, k) =>
+              typeof v === "object" && v !== null
+                ? (v as Record<PropertyKey, unknown>)[k]
+                : undefined,
+            value,
+          ),
+        ),
+      }));
+  const type =
+    typeof (value as { type?: unknown } | null)?.type === "string"
+      ? (value as { type: string }).type
+      : "<unknown>";
+  throw new EventValidationError({
+    eventType: type,
+    reason: "invalid_envelope",
+    issues,
+    receivedType: describeType(value),
+    message:
+      `Not an event envelope (type ${type}): ` +
+      issues
+        .map((i) => `${i.path || "(value)"}: ${i.message} (received ${i.received})`)
+        .join("; ") +
+      `. Build envelopes with createEnvelope() or router.publish().`,
+  });
 }

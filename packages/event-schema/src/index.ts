@@ -1,7 +1,7 @@
 export { SwitchyardError, EventValidationError, describeType } from "./errors";
 export type { EventValidationIssue, EventValidationReason } from "./errors";
 export { uuidv7, uuidv7Time } from "./uuid";
-export { createEnvelope, envelopeSchema, isEnvelope } from "./envelope";
+export { assertEnvelope, createEnvelope, envelopeSchema, isEnvelope } from "./envelope";
 export type { Envelope, CreateEnvelopeOptions } from "./envelope";
 export { defineEvent, defineCatalog } from "./define";
 export type {

@@ -24,7 +24,21 @@ export function encodeEnvelope(envelope: Envelope): { data: Uint8Array; headers:
   h.set("content-type", "application/cloudevents+json");
   if (envelope.subject) h.set("ce-subject", envelope.subject);
   if (envelope.traceparent) h.set("traceparent", envelope.traceparent);
-  return { data: encoder.encode(JSON.stringify(envelope)), headers: h };
+  let json: string;
+  try {
+    json = JSON.stringify(envelope);
+  } catch (error) {
+    throw new EventValidationError({
+      eventType: envelope.type,
+      reason: "invalid_payload",
+      receivedType: describeType(envelope.data),
+      message:
+        `Event ${envelope.id} (${envelope.type}) cannot be published: its data is not JSON-serialisable ` +
+        `(${(error as Error).message}). Publish plain JSON values only (no cycles, no BigInt).`,
+      cause: error,
+    });
+  }
+  return { data: encoder.encode(json), headers: h };
 }
 
 /**

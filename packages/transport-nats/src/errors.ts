@@ -190,3 +190,19 @@ export function toNatsError(
     return new NatsConnectionError(context.servers, { cause: error });
   return error;
 }
+
+/** An envelope larger than the server's `max_payload`: it can never be published as it is. */
+export class NatsPayloadTooLargeError extends SwitchyardError {
+  readonly bytes: number;
+  readonly maxBytes: number;
+
+  constructor(id: string, type: string, bytes: number, maxBytes: number) {
+    super(
+      "NATS_PAYLOAD_TOO_LARGE",
+      `Event ${id} (${type}) is ${bytes} bytes as JSON, over the NATS server's max_payload of ` +
+        `${maxBytes} bytes. Store large artifacts elsewhere and publish a path to them, or raise max_payload.`,
+    );
+    this.bytes = bytes;
+    this.maxBytes = maxBytes;
+  }
+}

@@ -7,6 +7,7 @@ export {
   NatsAuthError,
   NatsConnectionError,
   NatsOptionsError,
+  NatsPayloadTooLargeError,
   NatsPublishError,
   NatsStreamConfigError,
   TransportClosedError,

@@ -13,7 +13,7 @@ import {
   jetstreamManager,
 } from "@nats-io/jetstream";
 import { type NatsConnection, connect, nanos } from "@nats-io/transport-node";
-import type { Envelope } from "@switchyard/event-schema";
+import { type Envelope, assertEnvelope } from "@switchyard/event-schema";
 import {
   type DeadLetterRecord,
   type DeadLetterSink,
@@ -32,6 +32,7 @@ import {
 import { encodeEnvelope } from "./codec";
 import {
   NatsOptionsError,
+  NatsPayloadTooLargeError,
   NatsPublishError,
   NatsStreamConfigError,
   TransportClosedError,
@@ -371,8 +372,25 @@ export class NatsTransport implements Transport, AsyncDisposable {
     this.#assertOpen();
     if (options.signal?.aborted) throw abortReason(options.signal);
     if (envelopes.length === 0) return { published: 0, duplicates: 0 };
-    for (const envelope of envelopes) this.#checkType(envelope.type);
-    const { js } = await this.#ready();
+    // Nothing that is not an envelope goes out: it could only fail later, at every consumer.
+    for (const envelope of envelopes) {
+      assertEnvelope(envelope);
+      this.#checkType(envelope.type);
+    }
+    const { js, nc } = await this.#ready();
+    const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+    const encoded = envelopes.map((envelope) => {
+      const message = encodeEnvelope(envelope);
+      if (message.data.length > maxPayload) {
+        throw new NatsPayloadTooLargeError(
+          envelope.id,
+          envelope.type,
+          message.data.length,
+          maxPayload,
+        );
+      }
+      return message;
+    });
     let published = 0;
     let duplicates = 0;
     let failure: unknown;
@@ -385,9 +403,10 @@ export class NatsTransport implements Transport, AsyncDisposable {
           failure = abortReason(options.signal);
           return;
         }
-        const envelope = envelopes[next++]!;
+        const index = next++;
+        const envelope = envelopes[index]!;
         try {
-          if ((await this.#publishOne(js, envelope)) === "duplicate") duplicates++;
+          if ((await this.#publishOne(js, envelope, encoded[index]!)) === "duplicate") duplicates++;
           else published++;
         } catch (error) {
           failure ??= error;
@@ -410,8 +429,11 @@ export class NatsTransport implements Transport, AsyncDisposable {
    * `Nats-Msg-Id` until `requestTimeoutMs` is spent: right after a server restart the first
    * request can vanish, and the stream's dedup makes a repeat harmless.
    */
-  async #publishOne(js: JetStreamClient, envelope: Envelope): Promise<"published" | "duplicate"> {
-    const { data, headers } = encodeEnvelope(envelope);
+  async #publishOne(
+    js: JetStreamClient,
+    envelope: Envelope,
+    { data, headers }: ReturnType<typeof encodeEnvelope>,
+  ): Promise<"published" | "duplicate"> {
     const budget = this.#options.requestTimeoutMs;
     const deadline = Date.now() + budget;
     const perAttempt = Math.max(1_000, Math.floor(budget / 4));
