@@ -4,11 +4,18 @@ import { Bench } from "tinybench";
 export interface Figure {
   readonly group: string;
   readonly name: string;
-  /** Operations (events, messages) per second. */
-  readonly opsPerSec: number;
-  /** Relative margin of error in %. */
-  readonly rme: number;
+  /** The median: operations (events, messages) per second unless `unit` says otherwise. */
+  readonly value: number;
+  /** `ops/s` (default), `ms` or `% CPU`. */
+  readonly unit?: "ops/s" | "ms" | "% CPU";
+  /** Relative margin of error in % (tinybench), when there is one. */
+  readonly rme?: number;
+  /** Lowest and highest of the repeated runs, when the figure is a median of runs. */
+  readonly range?: readonly [number, number];
+  /** tinybench samples (summed over rounds), or repeated runs. */
   readonly samples: number;
+  /** Rounds or runs the median is taken over. */
+  readonly runs?: number;
   readonly note?: string;
 }
 
@@ -16,8 +23,27 @@ export interface Figure {
 export interface Target {
   readonly group: string;
   readonly description: string;
-  readonly met: boolean;
+  /** `undefined`: not measured (see `detail`). */
+  readonly met: boolean | undefined;
   readonly detail: string;
+}
+
+/** A ratio between two figures of one run, printed with both sides named. */
+export interface Ratio {
+  readonly group: string;
+  readonly description: string;
+  readonly value: number;
+}
+
+/** What one benchmark group hands back to `run.ts`. */
+export interface GroupResult {
+  readonly figures: Figure[];
+  readonly targets: Target[];
+  readonly ratios?: Ratio[];
+  /** How the libraries were configured, for RESULTS.md. */
+  readonly settings?: string[];
+  /** Workloads not measured in this run, each with its reason. */
+  readonly notMeasured?: string[];
 }
 
 export interface RunOptions {
@@ -25,37 +51,57 @@ export interface RunOptions {
 }
 
 /**
- * Measure tasks that each process `batch` operations; reports operations per second. Warm-up is
- * included; quick mode only checks that every task still runs.
+ * Measure tasks that each process `batch` operations; reports operations per second from the
+ * median task time. Full mode runs the whole set `rounds` times, rotating the order of the tasks,
+ * and reports the median round (with the range of the rounds): on a shared machine the load
+ * changes from second to second, and tasks measured one after another would otherwise meet
+ * different loads. Warm-up is included; quick mode only checks that every task still runs.
  */
 export async function measure(
   group: string,
   tasks: Record<string, () => Promise<void>>,
   batch: number,
   { quick }: RunOptions,
+  timing: { readonly timeMs?: number; readonly warmupMs?: number; readonly rounds?: number } = {},
 ): Promise<Figure[]> {
-  const bench = new Bench({
-    time: quick ? 50 : 1500,
-    iterations: quick ? 2 : 10,
-    warmupTime: quick ? 10 : 300,
-    warmupIterations: quick ? 1 : 5,
-  });
-  for (const [name, fn] of Object.entries(tasks)) bench.add(name, fn);
-  await bench.run();
-  return bench.tasks.map((task) => {
-    const result = task.result;
-    if (!result || result.state !== "completed") {
-      throw new Error(
-        `benchmark ${group} / ${task.name} failed: ${String(result && "error" in result ? result.error : result?.state)}`,
-      );
+  const names = Object.keys(tasks);
+  const rounds = quick ? 1 : (timing.rounds ?? 3);
+  const perRound = new Map<string, { ops: number[]; rme: number; samples: number }>(
+    names.map((name) => [name, { ops: [], rme: 0, samples: 0 }]),
+  );
+  for (let round = 0; round < rounds; round++) {
+    const bench = new Bench({
+      time: quick ? 50 : (timing.timeMs ?? 500),
+      iterations: quick ? 2 : 10,
+      warmupTime: quick ? 10 : (timing.warmupMs ?? 100),
+      warmupIterations: quick ? 1 : 5,
+    });
+    const shift = round % names.length;
+    for (const name of [...names.slice(shift), ...names.slice(0, shift)])
+      bench.add(name, tasks[name]!);
+    await bench.run();
+    for (const task of bench.tasks) {
+      const result = task.result;
+      if (!result || result.state !== "completed") {
+        throw new Error(
+          `benchmark ${group} / ${task.name} failed: ${String(result && "error" in result ? result.error : result?.state)}`,
+        );
+      }
+      const entry = perRound.get(task.name)!;
+      entry.ops.push((batch / (result.latency.p50 ?? result.latency.mean)) * 1000);
+      entry.rme = result.latency.rme;
+      entry.samples += result.latency.samplesCount;
     }
-    const meanMs = result.latency.mean;
+  }
+  return names.map((name) => {
+    const { ops, rme, samples } = perRound.get(name)!;
     return {
       group,
-      name: task.name,
-      opsPerSec: (batch / meanMs) * 1000,
-      rme: result.latency.rme,
-      samples: result.latency.samplesCount,
+      name,
+      value: median(ops),
+      ...(ops.length > 1 ? { range: [Math.min(...ops), Math.max(...ops)] as const } : { rme }),
+      samples,
+      runs: ops.length,
     };
   });
 }
@@ -65,3 +111,37 @@ export const find = (figures: readonly Figure[], name: string): Figure => {
   if (!f) throw new Error(`no figure named ${name}`);
   return f;
 };
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Nearest-rank percentile (`p` in 0..1) of unsorted values. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
+
+/** A figure from repeated runs of one bounded measurement: the median and the range. */
+export function fromRuns(
+  group: string,
+  name: string,
+  runs: readonly number[],
+  extra: { unit?: Figure["unit"]; note?: string } = {},
+): Figure {
+  return {
+    group,
+    name,
+    value: median(runs),
+    range: [Math.min(...runs), Math.max(...runs)],
+    samples: runs.length,
+    runs: runs.length,
+    ...extra,
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -4,14 +4,12 @@ import { createEnvelope, pipelineCatalog, uuidv7 } from "@switchyard/event-schem
 import { createRouter } from "@switchyard/router";
 import Emittery from "emittery";
 import { EventEmitter } from "eventemitter3";
-import { type Figure, type RunOptions, type Target, find, measure } from "./harness";
+import { type GroupResult, type RunOptions, type Target, find, measure } from "./harness";
 
 const BATCH = 1000;
 const payload = { config_key: "hex8_2p", model_path: "models/hex8_2p/gen-3.pt", elo: 1612 };
 
-export async function benchRouter(
-  options: RunOptions,
-): Promise<{ figures: Figure[]; targets: Target[] }> {
+export async function benchRouter(options: RunOptions): Promise<GroupResult> {
   const sink = { count: 0 };
   const handler = async (_event?: unknown) => {
     sink.count++;
@@ -100,7 +98,7 @@ export async function benchRouter(
   );
 
   const memory = stalledSubscriberMemory(options.quick ? 50_000 : 1_000_000);
-  const f = (name: string) => find(figures, name).opsPerSec;
+  const f = (name: string) => find(figures, name).value;
   const ratio = (a: number, b: number) => a / b;
   const one = f("switchyard 1 sub (validation on, default middleware)");
   const ten = f("switchyard 10 subs (validation on)");

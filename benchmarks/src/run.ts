@@ -1,50 +1,107 @@
 // `pnpm bench` (full numbers, writes RESULTS.md) or `pnpm bench --quick` (CI: checks every
-// benchmark still runs, writes nothing).
+// benchmark still runs, writes nothing). `--only <group>` runs one group and writes nothing.
 import { writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
-import type { Figure, Target } from "./harness";
+import { cpus, loadavg, totalmem } from "node:os";
+import type { Figure, GroupResult, RunOptions } from "./harness";
+import { benchNats } from "./nats";
 import { benchRouter } from "./router";
+import { benchSqlite } from "./sqlite";
 
 const quick = process.argv.includes("--quick");
+const onlyAt = process.argv.indexOf("--only");
+const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
 const started = Date.now();
-const figures: Figure[] = [];
-const targets: Target[] = [];
+const load = (): string => loadavg()[0]!.toFixed(1);
+const loadAtStart = load();
+const loadPerGroup: string[] = [];
+const results: GroupResult[] = [];
 
-for (const [name, run] of [["router", benchRouter]] as const) {
+const groups: [string, (o: RunOptions) => Promise<GroupResult>][] = [
+  ["router", benchRouter],
+  ["sqlite", benchSqlite],
+  ["nats", benchNats],
+];
+for (const [name, run] of groups) {
+  if (only && name !== only) continue;
+  const t0 = Date.now();
   console.log(`▶ ${name}${quick ? " (quick)" : ""}`);
-  const result = await run({ quick });
-  figures.push(...result.figures);
-  targets.push(...result.targets);
+  results.push(await run({ quick }));
+  const seconds = ((Date.now() - t0) / 1000).toFixed(0);
+  loadPerGroup.push(`${name} ${seconds} s (load ${load()} after)`);
+  console.log(`  ${name}: ${seconds} s`);
 }
 
-const fmt = (n: number) =>
+const figures = results.flatMap((r) => r.figures);
+const fmtOps = (n: number) =>
   n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0);
+const fmt = (f: Figure, n: number) =>
+  f.unit === "ms" ? n.toFixed(3) : f.unit === "% CPU" ? n.toFixed(2) : fmtOps(n);
+const spread = (f: Figure) =>
+  f.range
+    ? `${fmt(f, f.range[0])} – ${fmt(f, f.range[1])}`
+    : f.rme !== undefined
+      ? `± ${f.rme.toFixed(1)} %`
+      : "";
+
+const runs = (f: Figure) =>
+  f.runs !== undefined && f.runs !== f.samples ? `${f.runs} (${f.samples})` : `${f.samples}`;
 const lines: string[] = [];
 lines.push("# Benchmark results", "");
 lines.push(
   `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB · Node ${process.version} · ` +
     `${new Date().toISOString().slice(0, 10)} · \`pnpm bench\` (${((Date.now() - started) / 1000).toFixed(0)} s)`,
   "",
+  `Load average (1 min): ${loadAtStart} at the start; ${loadPerGroup.join(", ")}. ` +
+    "A shared 2-core machine where other test suites run at the same time: numbers are noisy. " +
+    "Every figure is a median: tinybench figures are the median of 3 rounds (tasks in rotated order), each " +
+    "round's value from its median sample; the other figures are the median of repeated runs. Spread: " +
+    "lowest – highest round or run (± is tinybench's relative margin of error where there is one round).",
+  "",
 );
 for (const group of [...new Set(figures.map((f) => f.group))]) {
   lines.push(
     `## ${group}`,
     "",
-    "| workload | ops/s | ± | samples |",
-    "| --- | ---: | ---: | ---: |",
+    "| workload | median | unit | spread | runs (samples) | note |",
+    "| --- | ---: | --- | ---: | ---: | --- |",
   );
   for (const f of figures.filter((x) => x.group === group)) {
-    lines.push(`| ${f.name} | ${fmt(f.opsPerSec)} | ${f.rme.toFixed(1)} % | ${f.samples} |`);
+    lines.push(
+      `| ${f.name} | ${fmt(f, f.value)} | ${f.unit ?? "ops/s"} | ${spread(f)} | ${runs(f)} | ${f.note ?? ""} |`,
+    );
   }
   lines.push("");
 }
+const ratios = results.flatMap((r) => r.ratios ?? []);
+if (ratios.length > 0) {
+  lines.push("## Ratios", "", "| ratio | value |", "| --- | ---: |");
+  for (const r of ratios) lines.push(`| ${r.description} | ${r.value.toFixed(2)}× |`);
+  lines.push("");
+}
 lines.push("## Targets", "", "| target | result | |", "| --- | --- | --- |");
-for (const t of targets)
-  lines.push(`| ${t.description} | ${t.detail} | ${t.met ? "met" : "**not met**"} |`);
+for (const t of results.flatMap((r) => r.targets)) {
+  const verdict = t.met === undefined ? "not measured" : t.met ? "met" : "**not met**";
+  lines.push(`| ${t.description} | ${t.detail} | ${verdict} |`);
+}
 lines.push("");
+const notMeasured = results.flatMap((r) => r.notMeasured ?? []);
+if (notMeasured.length > 0) {
+  lines.push("## Not measured", "");
+  for (const n of notMeasured) lines.push(`- ${n}`);
+  lines.push("");
+}
+const settings = results.flatMap((r) => r.settings ?? []);
+if (settings.length > 0) {
+  lines.push("## Settings", "");
+  for (const s of settings) lines.push(`- ${s}`);
+  lines.push("");
+}
 const report = lines.join("\n");
 console.log(report);
-if (!quick) writeFileSync(new URL("../RESULTS.md", import.meta.url), report);
+const write = !quick && !only;
+if (write) writeFileSync(new URL("../RESULTS.md", import.meta.url), report);
 console.log(
-  quick ? "quick mode: every benchmark ran; RESULTS.md untouched" : "wrote benchmarks/RESULTS.md",
+  write
+    ? "wrote benchmarks/RESULTS.md"
+    : `${quick ? "quick mode: every benchmark ran" : `only ${only}`}; RESULTS.md untouched`,
 );

@@ -1,0 +1,257 @@
+// The SQLite queues under comparison behind one small interface, each configured for the same
+// durability: WAL, synchronous = NORMAL (a commit survives a process crash; a power loss may undo
+// the last few), busy timeout 5 s. Used by the benchmark process (publishing) and by worker
+// processes (consuming).
+import { register } from "node:module";
+import Database from "better-sqlite3";
+import { sqliteTransport } from "@switchyard/cross-process-queue";
+import { createEnvelope, uuidv7 } from "@switchyard/event-schema";
+import type * as Liteque from "liteque";
+import { type Logger as PlainjobLogger, better, defineQueue, defineWorker } from "plainjob";
+
+export type Lib = "switchyard" | "plainjob" | "liteque";
+export const LIBS: readonly Lib[] = ["switchyard", "plainjob", "liteque"];
+
+export const payload = {
+  config_key: "hex8_2p",
+  model_path: "models/hex8_2p/gen-3.pt",
+  elo: 1612,
+};
+
+const silent: PlainjobLogger = { error() {}, warn() {}, info() {}, debug() {} };
+
+/**
+ * liteque 0.8 runs drizzle's async transaction callbacks, which better-sqlite3 ≥ 11.10 refuses
+ * ("Transaction function cannot return a promise"). It gets its own better-sqlite3 11.9
+ * (`better-sqlite3-11`, an npm alias in devDependencies): a resolve hook answers liteque's
+ * `import "better-sqlite3"` with it. Everything else keeps better-sqlite3 12.
+ */
+let litequeHook = false;
+export async function loadLiteque(): Promise<typeof Liteque> {
+  if (!litequeHook) {
+    const hook = `export async function resolve(specifier, context, next) {
+      if (specifier === "better-sqlite3" && context.parentURL?.includes("/liteque@"))
+        return next("better-sqlite3-11", { ...context, parentURL: ${JSON.stringify(import.meta.url)} });
+      return next(specifier, context);
+    }`;
+    register(`data:text/javascript,${encodeURIComponent(hook)}`);
+    litequeHook = true;
+  }
+  return import("liteque");
+}
+
+/** drizzle 0.33 keeps the better-sqlite3 connection private: close it all the same. */
+function closeDrizzle(db: unknown): void {
+  (db as { session?: { client?: { close?: () => void } } }).session?.client?.close?.();
+}
+
+/** The publishing side of one library on one file. */
+export interface Producer {
+  publish(type: string, data: unknown): Promise<void>;
+  /** One transaction for the whole list (liteque has none: `undefined`). */
+  publishMany: ((type: string, data: readonly unknown[]) => Promise<void>) | undefined;
+  /** Make `subscriber` receive `type` from now on (only the switchyard queue needs it). */
+  register(subscriber: string, type: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function producer(lib: Lib, path: string): Promise<Producer> {
+  switch (lib) {
+    case "switchyard": {
+      const t = sqliteTransport({ path });
+      return {
+        publish: async (type, data) => {
+          await t.publish([createEnvelope({ type, source: "bench", data })]);
+        },
+        publishMany: async (type, list) => {
+          await t.publish(list.map((data) => createEnvelope({ type, source: "bench", data })));
+        },
+        register: async (subscriber, type) => {
+          const s = await t.subscribe({ subscriber, types: [type], handler: async () => {} });
+          await s.close();
+        },
+        close: () => t.close(),
+      };
+    }
+    case "plainjob": {
+      const queue = defineQueue({ connection: better(new Database(path)), logger: silent });
+      return {
+        publish: async (type, data) => void queue.add(type, data),
+        publishMany: async (type, list) => void queue.addMany(type, [...list]),
+        register: async () => {},
+        close: async () => queue.close(),
+      };
+    }
+    case "liteque": {
+      const { buildDBClient, SqliteQueue } = await loadLiteque();
+      const db = buildDBClient(path, { runMigrations: true });
+      const queues = new Map<string, InstanceType<typeof SqliteQueue<unknown>>>();
+      const queue = (type: string) => {
+        let q = queues.get(type);
+        if (!q) {
+          q = new SqliteQueue<unknown>(type, db, {
+            defaultJobArgs: { numRetries: 0 },
+            keepFailedJobs: false,
+          });
+          queues.set(type, q);
+        }
+        return q;
+      };
+      return {
+        publish: async (type, data) => void (await queue(type).enqueue(data)),
+        publishMany: undefined,
+        register: async () => {},
+        close: async () => closeDrizzle(db),
+      };
+    }
+  }
+}
+
+/** The consuming side: one worker of one library, started on demand. */
+export interface Consumer {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  readonly subscriber: string;
+  readonly type: string;
+  /** Handlers in flight at once (plainjob runs one at a time per worker). */
+  readonly concurrency: number;
+  /** Poll interval of plainjob and liteque; the switchyard queue wakes on file notifications. */
+  readonly pollMs: number;
+  readonly handler: (data: unknown) => void;
+}
+
+export async function consumer(lib: Lib, path: string, o: ConsumerOptions): Promise<Consumer> {
+  switch (lib) {
+    case "switchyard": {
+      const t = sqliteTransport({ path });
+      return {
+        start: async () => {
+          await t.subscribe({
+            subscriber: o.subscriber,
+            types: [o.type],
+            concurrency: o.concurrency,
+            handler: async (d) => o.handler(d.envelope.data),
+          });
+        },
+        stop: () => t.close(),
+      };
+    }
+    case "plainjob": {
+      const queue = defineQueue({ connection: better(new Database(path)), logger: silent });
+      const worker = defineWorker(o.type, async (job) => o.handler(JSON.parse(job.data)), {
+        queue,
+        pollIntervall: o.pollMs,
+        logger: silent,
+      });
+      let running: Promise<void> | undefined;
+      return {
+        start: async () => void (running = worker.start()),
+        stop: async () => {
+          await worker.stop();
+          await running;
+          queue.close();
+        },
+      };
+    }
+    case "liteque": {
+      const { buildDBClient, Runner, SqliteQueue } = await loadLiteque();
+      const db = buildDBClient(path, { runMigrations: true });
+      const queue = new SqliteQueue<unknown>(o.type, db, {
+        defaultJobArgs: { numRetries: 0 },
+        keepFailedJobs: false,
+      });
+      const runner = new Runner<unknown>(
+        queue,
+        { run: async (job) => o.handler(job.data) },
+        { concurrency: o.concurrency, pollIntervalMs: o.pollMs, timeoutSecs: 60 },
+      );
+      let running: Promise<void> | undefined;
+      return {
+        start: async () => void (running = runner.run()),
+        stop: async () => {
+          runner.stop();
+          await running;
+          closeDrizzle(db);
+        },
+      };
+    }
+  }
+}
+
+/**
+ * Work left for `subscriber` / `type` in a queue file, read over its own read-only connection:
+ * `left()` is cheap (an index probe), `count()` exact.
+ */
+export interface Backlog {
+  /** Whether anything is left (cheap). */
+  left(): boolean;
+  /** How much is left (exact). */
+  count(): number;
+  close(): void;
+}
+
+export function backlog(lib: Lib, path: string, subscriber: string, type: string): Backlog {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  db.pragma("busy_timeout = 5000");
+  const [left, count] =
+    lib === "switchyard"
+      ? [
+          `SELECT EXISTS (SELECT 1 FROM deliveries WHERE subscriber = @s)
+               OR (SELECT cursor_seq FROM subscribers WHERE name = @s) < (SELECT MAX(seq) FROM events)`,
+          `SELECT (SELECT COUNT(*) FROM deliveries WHERE subscriber = @s)
+                + (SELECT COUNT(*) FROM events WHERE seq > (SELECT cursor_seq FROM subscribers WHERE name = @s))`,
+        ]
+      : lib === "plainjob"
+        ? [
+            `SELECT EXISTS (SELECT 1 FROM plainjob_jobs WHERE status IN (0, 1) AND type = @t)`,
+            `SELECT COUNT(*) FROM plainjob_jobs WHERE status IN (0, 1) AND type = @t`,
+          ]
+        : [
+            `SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = @t)`,
+            `SELECT COUNT(*) FROM tasks WHERE queue = @t`,
+          ];
+  const leftStmt = db.prepare(left).pluck();
+  const countStmt = db.prepare(count).pluck();
+  return {
+    left: () => Boolean(leftStmt.get({ s: subscriber, t: type })),
+    count: () => countStmt.get({ s: subscriber, t: type }) as number,
+    close: () => void db.close(),
+  };
+}
+
+/** The ceiling: better-sqlite3 inserting into a table like `events`, the queue's pragmas. */
+export interface RawTable {
+  one(type: string, data: unknown): void;
+  many(type: string, list: readonly unknown[]): void;
+  close(): void;
+}
+
+export function rawTable(path: string): RawTable {
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("busy_timeout = 5000");
+  // The queue's own checkpoint cadence: a ceiling that checkpoints 4× as often is no ceiling.
+  db.pragma("wal_autocheckpoint = 4000");
+  db.exec(`CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+    payload TEXT NOT NULL, created_at INTEGER NOT NULL)`);
+  const insert = db.prepare(
+    `INSERT INTO events (id, type, payload, created_at) VALUES (?, ?, ?, ?)`,
+  );
+  const insertMany = db.transaction((type: string, list: readonly unknown[]) => {
+    const now = Date.now();
+    for (const data of list) insert.run(uuidv7(now), type, JSON.stringify(data), now);
+  });
+  return {
+    one: (type: string, data: unknown) => {
+      const now = Date.now();
+      insert.run(uuidv7(now), type, JSON.stringify(data), now);
+    },
+    many: (type: string, list: readonly unknown[]) => void insertMany.immediate(type, list),
+    close: () => void db.close(),
+  };
+}
