@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { AlertRule } from "./alerts";
 import { type Envelope, envelopeSchema } from "./envelope";
-import { EventValidationError, type EventValidationIssue, describeType } from "./errors";
+import { EventValidationError, describeType, formatIssues, toIssues } from "./errors";
 
 /** How much attention an event type deserves from operators. */
 export type Severity = "critical" | "informational";
@@ -263,30 +263,6 @@ function payloadError(type: string, data: unknown, error: z.ZodError): EventVali
     message: `Invalid ${type} payload: ${formatIssues(issues)}. Fix the publisher, or change the catalog definition if the contract moved.`,
     cause: error,
   });
-}
-
-function toIssues(root: unknown, error: z.ZodError): EventValidationIssue[] {
-  return error.issues.map((issue) => ({
-    path: issue.path.map(String).join("."),
-    message: issue.message,
-    code: issue.code,
-    received: describeType(valueAt(root, issue.path)),
-  }));
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let value = root;
-  for (const key of path) {
-    if (typeof value !== "object" || value === null) return undefined;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value;
-}
-
-function formatIssues(issues: readonly EventValidationIssue[]): string {
-  return issues
-    .map((i) => `${i.path || "(payload)"}: ${i.message} (received ${i.received})`)
-    .join("; ");
 }
 
 /** The closest known name within edit distance 3, to suggest a fix for a typo. */

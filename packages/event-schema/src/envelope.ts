@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { EventValidationError, describeType } from "./errors";
+import { EventValidationError, describeType, formatIssues, toIssues } from "./errors";
 import { uuidv7 } from "./uuid";
 
 /**
@@ -174,20 +174,7 @@ export function assertEnvelope(value: unknown): asserts value is Envelope {
           received: describeType((value as Record<string, unknown>)[problem]),
         },
       ]
-    : attributes.error.issues.map((issue) => ({
-        path: issue.path.map(String).join("."),
-        message: issue.message,
-        code: issue.code,
-        received: describeType(
-          issue.path.reduce<unknown>(
-            (v, k) =>
-              typeof v === "object" && v !== null
-                ? (v as Record<PropertyKey, unknown>)[k]
-                : undefined,
-            value,
-          ),
-        ),
-      }));
+    : toIssues(value, attributes.error);
   const type =
     typeof (value as { type?: unknown } | null)?.type === "string"
       ? (value as { type: string }).type
@@ -198,10 +185,7 @@ export function assertEnvelope(value: unknown): asserts value is Envelope {
     issues,
     receivedType: describeType(value),
     message:
-      `Not an event envelope (type ${type}): ` +
-      issues
-        .map((i) => `${i.path || "(value)"}: ${i.message} (received ${i.received})`)
-        .join("; ") +
-      `. Build envelopes with createEnvelope() or router.publish().`,
+      `Not an event envelope (type ${type}): ${formatIssues(issues)}. ` +
+      `Build envelopes with createEnvelope() or router.publish().`,
   });
 }

@@ -1,3 +1,5 @@
+import type { z } from "zod";
+
 /**
  * Base class of every error Switchyard throws on purpose. `code` is stable across releases:
  * match on it (or on the subclass), never on the message.
@@ -63,6 +65,32 @@ export class EventValidationError extends SwitchyardError {
     this.issues = init.issues ?? [];
     this.receivedType = init.receivedType;
   }
+}
+
+/** The issues of a failed zod parse, each with the type of the value found at its path. */
+export function toIssues(root: unknown, error: z.ZodError): EventValidationIssue[] {
+  return error.issues.map((issue) => ({
+    path: issue.path.map(String).join("."),
+    message: issue.message,
+    code: issue.code,
+    received: describeType(valueAt(root, issue.path)),
+  }));
+}
+
+/** Issues in one line: `path: message (received type); …`. */
+export function formatIssues(issues: readonly EventValidationIssue[]): string {
+  return issues
+    .map((i) => `${i.path || "(value)"}: ${i.message} (received ${i.received})`)
+    .join("; ");
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value = root;
+  for (const key of path) {
+    if (typeof value !== "object" || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
 }
 
 /** `typeof`, but telling `null` and arrays apart from objects. */

@@ -55,6 +55,20 @@ interface SubscriberState {
 
 let fence = 0;
 
+/** A delivery waiting to be claimed; the envelope is copied, as a store would. */
+function pendingDelivery(seq: number, envelope: Envelope, now: number): PendingDelivery {
+  return {
+    seq,
+    envelope: structuredClone(envelope),
+    attempts: 0,
+    availableAt: now,
+    token: 0,
+    leaseUntil: 0,
+    controller: undefined,
+    enqueuedAt: now,
+  };
+}
+
 /**
  * The state behind one or more {@link MemoryTransport} handles: the event log, subscribers and
  * their deliveries. Share one store between handles to model several processes on one database.
@@ -133,16 +147,7 @@ export class MemoryTransport implements Transport {
       const seq = ++store.seq;
       for (const state of store.subscribers.values()) {
         if (!state.types.has(envelope.type)) continue;
-        state.deliveries.push({
-          seq,
-          envelope: structuredClone(envelope),
-          attempts: 0,
-          availableAt: now,
-          token: 0,
-          leaseUntil: 0,
-          controller: undefined,
-          enqueuedAt: now,
-        });
+        state.deliveries.push(pendingDelivery(seq, envelope, now));
       }
     }
     for (const state of store.subscribers.values()) for (const w of state.workers) w.pump();
@@ -182,16 +187,7 @@ export class MemoryTransport implements Transport {
       ]);
     }
     const now = Date.now();
-    state.deliveries.push({
-      seq: ++this.store.seq,
-      envelope: structuredClone(envelope),
-      attempts: 0,
-      availableAt: now,
-      token: 0,
-      leaseUntil: 0,
-      controller: undefined,
-      enqueuedAt: now,
-    });
+    state.deliveries.push(pendingDelivery(++this.store.seq, envelope, now));
     for (const w of state.workers) w.pump();
   }
 
