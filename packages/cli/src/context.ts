@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { DB_ENV, resolveDbPath } from "./database";
-import { Output } from "./output";
+import { CliError, Output } from "./output";
 
 /** Options of {@link createProgram}: where output goes and what the commands read, for embedding and tests. */
 export interface ProgramOptions {
@@ -53,6 +53,40 @@ export function withCommonOptions(command: Command): Command {
       `coordination database (default: $${DB_ENV}, else data/coordination/coordination.db)`,
     )
     .option("--json", "machine-readable output (one JSON document)");
+}
+
+/** The options of commands that can read NATS JetStream instead of the SQLite file. */
+export interface TransportOptions {
+  readonly transport: string;
+  readonly natsUrl: string;
+  readonly stream: string;
+  readonly prefix: string;
+}
+
+/** Add `--transport sqlite|nats` and the NATS options; `what` names what lives there ("events"). */
+export function withTransportOptions(what: string, command: Command): Command {
+  return command
+    .option("--transport <kind>", `where the ${what} are: sqlite (the --db file) or nats`, "sqlite")
+    .option(
+      "--nats-url <urls>",
+      "NATS servers, comma-separated (--transport nats)",
+      process.env.NATS_URL ?? "nats://127.0.0.1:4222",
+    )
+    .option("--stream <name>", "JetStream stream (--transport nats)", "SWITCHYARD")
+    .option(
+      "--prefix <subject>",
+      "subject prefix of the stream (--transport nats)",
+      "switchyard.events",
+    );
+}
+
+/** Which transport a command was asked for; a usage error for anything but sqlite or nats. */
+export function transportOf(opts: TransportOptions): "sqlite" | "nats" {
+  if (opts.transport === "sqlite" || opts.transport === "nats") return opts.transport;
+  throw new CliError(
+    "USAGE",
+    `--transport: ${JSON.stringify(opts.transport)} is not sqlite or nats.`,
+  );
 }
 
 /** What a command body receives. */

@@ -1,7 +1,16 @@
 import type Database from "better-sqlite3";
 import type { Command } from "commander";
 import { pipelineStages } from "@switchyard/event-schema";
-import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
+import {
+  type CommonOptions,
+  type Runtime,
+  type TransportOptions,
+  action,
+  examples,
+  transportOf,
+  withCommonOptions,
+  withTransportOptions,
+} from "../context";
 import { openReadOnly, withReadOnly } from "../database";
 import { CliError, ExitCode, formatTime, positiveNumberOption } from "../output";
 import { type NatsEventSource, countStreamEvents } from "../nats";
@@ -135,42 +144,25 @@ function summarize(
   };
 }
 
-interface VerifyOptions extends CommonOptions {
+interface VerifyOptions extends CommonOptions, TransportOptions {
   readonly hours: number;
-  readonly transport: "sqlite" | "nats";
-  readonly natsUrl: string;
-  readonly stream: string;
-  readonly prefix: string;
 }
 
 export function registerPipeline(program: Command, runtime: Runtime): void {
   const pipeline = program
     .command("pipeline")
     .description("The training pipeline's flow, per config key.");
-  const verify = withCommonOptions(
-    pipeline
-      .command("verify")
-      .description(
-        "Did every pipeline stage fire for this config key? Each stage ✓/✗ with its event count; exits 1 unless every stage flowed.",
-      )
-      .argument("<config_key>", "the config key, e.g. hex8_2p")
-      .option("--hours <n>", "window length in hours", positiveNumberOption, 24)
-      .option(
-        "--transport <kind>",
-        "where the events are: sqlite (the --db file) or nats",
-        "sqlite",
-      )
-      .option(
-        "--nats-url <urls>",
-        "NATS servers, comma-separated (--transport nats)",
-        process.env.NATS_URL ?? "nats://127.0.0.1:4222",
-      )
-      .option("--stream <name>", "JetStream stream (--transport nats)", "SWITCHYARD")
-      .option(
-        "--prefix <subject>",
-        "subject prefix of the stream (--transport nats)",
-        "switchyard.events",
-      ),
+  const verify = withTransportOptions(
+    "events",
+    withCommonOptions(
+      pipeline
+        .command("verify")
+        .description(
+          "Did every pipeline stage fire for this config key? Each stage ✓/✗ with its event count; exits 1 unless every stage flowed.",
+        )
+        .argument("<config_key>", "the config key, e.g. hex8_2p")
+        .option("--hours <n>", "window length in hours", positiveNumberOption, 24),
+    ),
   );
   examples(verify, [
     ["switchyard pipeline verify hex8_2p", "last 24 hours"],
@@ -185,14 +177,8 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
     action<VerifyOptions>(runtime, async ({ args, opts, out, dbPath }) => {
       const configKey = String(args[0]);
       if (configKey.trim() === "") throw new CliError("USAGE", "The config key is empty.");
-      if (opts.transport !== "sqlite" && opts.transport !== "nats") {
-        throw new CliError(
-          "USAGE",
-          `--transport: ${JSON.stringify(opts.transport)} is not sqlite or nats.`,
-        );
-      }
       const result =
-        opts.transport === "nats"
+        transportOf(opts) === "nats"
           ? await verifyPipelineOnNats(
               { servers: opts.natsUrl.split(","), stream: opts.stream, prefix: opts.prefix },
               configKey,

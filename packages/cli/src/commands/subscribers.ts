@@ -1,10 +1,19 @@
 import type { Command } from "commander";
 import { listSubscribers, subscriberStats } from "@switchyard/cross-process-queue";
-import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
+import {
+  type CommonOptions,
+  type Runtime,
+  type TransportOptions,
+  action,
+  examples,
+  transportOf,
+  withCommonOptions,
+  withTransportOptions,
+} from "../context";
 import { withReadOnly } from "../database";
 import { checkEventType } from "../event-types";
 import { natsSubscribers } from "../nats";
-import { CliError, ExitCode, type Output, formatDuration, formatTime, plural } from "../output";
+import { ExitCode, type Output, formatDuration, formatTime, plural } from "../output";
 
 /** One subscriber as `switchyard subscribers --json` prints it. */
 export interface SubscriberReport {
@@ -24,38 +33,21 @@ export interface SubscriberReport {
   readonly oldestPendingMs?: number;
 }
 
-interface SubscribersOptions extends CommonOptions {
+interface SubscribersOptions extends CommonOptions, TransportOptions {
   readonly type?: string;
-  readonly transport: string;
-  readonly natsUrl: string;
-  readonly stream: string;
-  readonly prefix: string;
 }
 
 export function registerSubscribers(program: Command, runtime: Runtime): void {
-  const command = withCommonOptions(
-    program
-      .command("subscribers")
-      .description(
-        "Who receives what, and how far behind? Every subscriber with its types, lag, pending, in-flight, dead and oldest pending age.",
-      )
-      .option("--type <event-type>", "only subscribers of this event type")
-      .option(
-        "--transport <kind>",
-        "where the subscribers are: sqlite (the --db file) or nats",
-        "sqlite",
-      )
-      .option(
-        "--nats-url <urls>",
-        "NATS servers, comma-separated (--transport nats)",
-        process.env.NATS_URL ?? "nats://127.0.0.1:4222",
-      )
-      .option("--stream <name>", "JetStream stream (--transport nats)", "SWITCHYARD")
-      .option(
-        "--prefix <subject>",
-        "subject prefix of the stream (--transport nats)",
-        "switchyard.events",
-      ),
+  const command = withTransportOptions(
+    "subscribers",
+    withCommonOptions(
+      program
+        .command("subscribers")
+        .description(
+          "Who receives what, and how far behind? Every subscriber with its types, lag, pending, in-flight, dead and oldest pending age.",
+        )
+        .option("--type <event-type>", "only subscribers of this event type"),
+    ),
   );
   examples(command, [
     ["switchyard subscribers", "every subscriber and its backlog"],
@@ -67,12 +59,7 @@ export function registerSubscribers(program: Command, runtime: Runtime): void {
   ]);
   command.action(
     action<SubscribersOptions>(runtime, async ({ opts, out, dbPath }) => {
-      if (opts.transport === "nats") return natsSubscribersCommand(opts, out);
-      if (opts.transport !== "sqlite")
-        throw new CliError(
-          "USAGE",
-          `--transport: ${JSON.stringify(opts.transport)} is not sqlite or nats.`,
-        );
+      if (transportOf(opts) === "nats") return natsSubscribersCommand(opts, out);
       return withReadOnly(dbPath, (db) => {
         const infos = listSubscribers(db);
         const type =
