@@ -4,7 +4,14 @@ import { createEnvelope, pipelineCatalog, uuidv7 } from "@switchyard/event-schem
 import { createRouter } from "@switchyard/router";
 import Emittery from "emittery";
 import { EventEmitter } from "eventemitter3";
-import { type GroupResult, type RunOptions, type Target, find, measure } from "./harness";
+import {
+  type GroupResult,
+  type Ratio,
+  type RunOptions,
+  type Target,
+  find,
+  measure,
+} from "./harness";
 
 const BATCH = 1000;
 const payload = { config_key: "hex8_2p", model_path: "models/hex8_2p/gen-3.pt", elo: 1612 };
@@ -37,6 +44,21 @@ export async function benchRouter(options: RunOptions): Promise<GroupResult> {
       for (let i = 0; i < BATCH; i++) await emitter.emit("MODEL_PROMOTED", payload);
     };
   };
+  // Emittery asked to do the work every router publish does: validate the payload against the
+  // catalog and wrap it in an envelope (id, time, source). Shows how much of the gap is that work.
+  const emitterySameWork = (listeners: number) => {
+    const emitter = new Emittery();
+    for (let i = 0; i < listeners; i++) emitter.on("MODEL_PROMOTED", handler);
+    return async () => {
+      for (let i = 0; i < BATCH; i++) {
+        const data = pipelineCatalog.parse("MODEL_PROMOTED", payload);
+        await emitter.emit(
+          "MODEL_PROMOTED",
+          createEnvelope({ type: "MODEL_PROMOTED", source: "bench", data }),
+        );
+      }
+    };
+  };
   const ee3 = (listeners: number) => {
     const emitter = new EventEmitter();
     const pending: Promise<void>[] = [];
@@ -67,6 +89,8 @@ export async function benchRouter(options: RunOptions): Promise<GroupResult> {
       "switchyard 10 subs, wildcard": ours(10, { pattern: "wildcard" }),
       "emittery 1.x awaited emit, 1 listener": emittery(1),
       "emittery 1.x awaited emit, 10 listeners": emittery(10),
+      "emittery 1.x + validation + envelope per emit, 1 listener": emitterySameWork(1),
+      "emittery 1.x + validation + envelope per emit, 10 listeners": emitterySameWork(10),
       "eventemitter3 emit, 1 async listener": ee3(1),
       "eventemitter3 emit, 10 async listeners": ee3(10),
       "hand-written await Promise.all, 1 listener": handWritten(1),
@@ -134,7 +158,38 @@ export async function benchRouter(options: RunOptions): Promise<GroupResult> {
       detail: `queue ${memory.queueDepth}/1024, dropped ${memory.dropped}, heap growth ${memory.heapGrowthMb.toFixed(1)} MB`,
     },
   ];
-  return { figures: [...figures, ...envelope], targets };
+  const ratios: Ratio[] = [
+    [
+      "1 sub vs emittery",
+      "switchyard 1 sub (validation on, default middleware)",
+      "emittery 1.x awaited emit, 1 listener",
+    ],
+    [
+      "1 sub vs emittery doing the same work",
+      "switchyard 1 sub (validation on, default middleware)",
+      "emittery 1.x + validation + envelope per emit, 1 listener",
+    ],
+    [
+      "10 subs vs emittery",
+      "switchyard 10 subs (validation on)",
+      "emittery 1.x awaited emit, 10 listeners",
+    ],
+    [
+      "10 subs vs emittery doing the same work",
+      "switchyard 10 subs (validation on)",
+      "emittery 1.x + validation + envelope per emit, 10 listeners",
+    ],
+    [
+      "1 sub vs eventemitter3",
+      "switchyard 1 sub (validation on, default middleware)",
+      "eventemitter3 emit, 1 async listener",
+    ],
+  ].map(([description, a, b]) => ({
+    group: "router",
+    description: `${description}: ${a} / ${b}`,
+    value: f(a!) / f(b!),
+  }));
+  return { figures: [...figures, ...envelope], targets, ratios };
 }
 
 function stalledSubscriberMemory(count: number) {

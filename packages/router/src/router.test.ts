@@ -112,6 +112,29 @@ describe("subscribe", () => {
     expect(seen).toEqual([...Array(50).keys()]);
   });
 
+  it("keeps order and counts across handlers that return synchronously, throw, or re-publish", async () => {
+    const router = make({ logger: memoryLogger().logger });
+    const seen: number[] = [];
+    router.subscribe("JOB_STARTED", (e) => {
+      const n = e.data.n;
+      if (n % 5 === 1) throw new Error(`sync failure ${n}`); // thrown, not returned
+      if (n % 5 === 2) return delay(1).then(() => void seen.push(n)); // a promise now and then
+      seen.push(n);
+      // Re-entrant publish from inside a synchronous handler: queued behind what is already there.
+      if (n < 20 && n % 5 === 0) void router.publish("JOB_STARTED", { n: n + 100 });
+    });
+    for (let n = 0; n < 20; n++) void router.publish("JOB_STARTED", { n });
+    await eventually(() => seen.length === 20);
+    await router.drain();
+    const firsts = [...Array(20).keys()].filter((n) => n % 5 !== 1);
+    expect(seen.filter((n) => n < 100)).toEqual(firsts);
+    expect(seen.filter((n) => n >= 100)).toEqual([100, 105, 110, 115]);
+    // Each re-published event comes after the event that published it.
+    for (const n of [0, 5, 10, 15]) expect(seen.indexOf(n + 100)).toBeGreaterThan(seen.indexOf(n));
+    const stats = router.getStats().subscriptions[0]!;
+    expect(stats).toMatchObject({ delivered: 20, failed: 4, inFlight: 0, queueDepth: 0 });
+  });
+
   it("runs up to `concurrency` deliveries at once", async () => {
     const router = make();
     let running = 0;

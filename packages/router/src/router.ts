@@ -95,6 +95,8 @@ export interface RouterOptions<C extends AnyCatalog> {
   readonly subscriptionDefaults?: SubscriptionDefaults;
 }
 
+const NO_OPTIONS: PublishOptions = Object.freeze({});
+
 /** Options of {@link Router.publish}. */
 export interface PublishOptions {
   /** Envelope `source`. @defaultValue the router's `source` */
@@ -298,9 +300,9 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     const envelopes = items.map((item) => this.#envelope(item.type, item.data, item.options));
     const durable = envelopes.filter((e) => this.#isBridged(e.type));
     if (durable.length > 0) await this.transport!.publish(durable, options);
-    const waits: Promise<void>[] = [];
-    for (const e of envelopes) if (!this.#isBridged(e.type)) this.#dispatch(e, waits);
-    if (waits.length > 0) await Promise.all(waits);
+    let waits: Promise<void>[] | undefined;
+    for (const e of envelopes) if (!this.#isBridged(e.type)) waits = this.#dispatch(e, waits);
+    if (waits) await Promise.all(waits);
     this.#published += envelopes.length;
     this.#publishedDurable += durable.length;
     return envelopes;
@@ -689,7 +691,7 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     if (this.transport && this.#closeTransport) await this.transport.close();
   }
 
-  #publish(type: string, data: unknown, options: PublishOptions = {}): Promise<Envelope> {
+  #publish(type: string, data: unknown, options: PublishOptions = NO_OPTIONS): Promise<Envelope> {
     try {
       this.#assertOpen();
       const envelope = this.#envelope(type, data, options);
@@ -704,16 +706,15 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
         });
       }
       this.#published++;
-      const waits: Promise<void>[] = [];
-      this.#dispatch(envelope, waits);
-      if (waits.length === 0) return Promise.resolve(envelope);
+      const waits = this.#dispatch(envelope, undefined);
+      if (waits === undefined) return Promise.resolve(envelope);
       return Promise.all(waits).then(() => envelope);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  #envelope(type: string, data: unknown, options: PublishOptions = {}): Envelope {
+  #envelope(type: string, data: unknown, options: PublishOptions = NO_OPTIONS): Envelope {
     const payload = this.#validate
       ? this.catalog.parse(type, data)
       : (this.catalog.get(type), data);
@@ -738,13 +739,16 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     });
   }
 
-  #dispatch(envelope: Envelope, waits: Promise<void>[]): void {
+  /** Offer one event to its local subscriptions; returns `waits` plus any publish must await. */
+  #dispatch(envelope: Envelope, waits: Promise<void>[] | undefined): Promise<void>[] | undefined {
     const subs = this.#byType.get(envelope.type);
-    if (!subs) return;
+    if (!subs) return waits;
+    const now = performance.now(); // one clock read shared by every subscription's start
     for (const sub of subs) {
-      const wait = sub.offer(envelope);
-      if (wait) waits.push(wait);
+      const wait = sub.offer(envelope, now);
+      if (wait) (waits ??= []).push(wait);
     }
+    return waits;
   }
 
   #isBridged(type: string): boolean {
