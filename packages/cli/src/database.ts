@@ -86,6 +86,30 @@ export async function withReadOnly<T>(
 }
 
 /**
+ * The SQLite file that goes with a NATS stream: there the stream holds the events, while dead
+ * letters (`SqliteDeadLetterStore`) and daemon heartbeats (`SqliteHeartbeatSink`) stay in a file
+ * the daemons write. It is read only when named (`--db`, else `$SWITCHYARD_DB`) and must then
+ * exist; `undefined` when none is named. It need not hold the queue's tables.
+ */
+export function openCompanion(
+  option: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): { readonly path: string; readonly db: Database.Database } | undefined {
+  const named = option ?? (env[DB_ENV] || undefined);
+  if (named === undefined) return undefined;
+  const path = resolve(named);
+  if (!existsSync(path))
+    throw new CliError(
+      "DATABASE_NOT_FOUND",
+      `No file at ${path}. With --transport nats, --db (or ${DB_ENV}) names the SQLite file the ` +
+        `daemons keep dead letters and heartbeats in (SqliteDeadLetterStore, SqliteHeartbeatSink); ` +
+        `leave it out to check the stream only.`,
+    );
+  assertDatabaseExists(path);
+  return { path, db: openQueueReadOnly(path) };
+}
+
+/**
  * The dead-letter store over an open connection, or `undefined` when no dead letter was ever
  * written (the `dead_letters` table does not exist yet; it is not created by reading).
  */

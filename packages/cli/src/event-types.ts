@@ -16,6 +16,20 @@ export function checkEventType(type: string, isStored: (type: string) => boolean
   return type;
 }
 
+/**
+ * {@link checkEventType} for a store that answers asynchronously (a NATS stream); `isStored` is
+ * asked only for a type the catalog does not know.
+ */
+export async function checkEventTypeAsync(
+  type: string,
+  isStored: (type: string) => Promise<boolean>,
+): Promise<string> {
+  if (pipelineCatalog.has(type) || pipelineCatalog.has(type.toUpperCase()))
+    return checkEventType(type, () => false);
+  const stored = await isStored(type);
+  return checkEventType(type, () => stored);
+}
+
 /** Every event type of the catalog with an alert rule. */
 export function alertingTypes(): EventDefinition[] {
   return pipelineCatalog.types

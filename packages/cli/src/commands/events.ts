@@ -9,9 +9,30 @@ import {
   recentEvents,
   traceEvent,
 } from "@switchyard/cross-process-queue";
-import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
-import { openReadOnly, withReadOnly } from "../database";
-import { checkEventType } from "../event-types";
+import {
+  type CommonOptions,
+  type Runtime,
+  type TransportOptions,
+  action,
+  examples,
+  transportOf,
+  withCommonOptions,
+  withTransportOptions,
+} from "../context";
+import { openCompanion, openReadOnly, withReadOnly } from "../database";
+import { checkEventType, checkEventTypeAsync } from "../event-types";
+import {
+  type CausedStreamEvent,
+  type NatsDeliveryInfo,
+  type NatsEventSource,
+  causedStreamEvents,
+  deliveriesOf,
+  findStreamEvent,
+  hasStreamType,
+  recentStreamEvents,
+  taggedConsumers,
+  withStream,
+} from "../nats";
 import {
   CliError,
   ExitCode,
@@ -57,14 +78,37 @@ export interface TraceReport {
   readonly caused: readonly CausedEvent[];
 }
 
-interface ListOptions extends CommonOptions {
+/** An event caused by the traced one on NATS, with its own deliveries and effects. */
+export interface NatsCausedEvent {
+  readonly event: StoredEvent;
+  readonly deliveries: readonly NatsDeliveryInfo[];
+  readonly caused: readonly NatsCausedEvent[];
+}
+
+/** What `switchyard events trace --transport nats --json` prints: {@link TraceReport} on NATS. */
+export interface NatsTraceReport {
+  readonly transport: "nats";
+  readonly stream: string;
+  /** `seq` is the stream sequence, `createdAt` when the stream stored it. */
+  readonly event: StoredEvent;
+  /** Every subscriber's delivery of it, from its consumer's state. */
+  readonly deliveries: readonly NatsDeliveryInfo[];
+  /** Dead letters stored for it in the `--db` file (empty when no file is named). */
+  readonly deadLetters: TraceReport["deadLetters"];
+  /** Whether `deadLetters` was read (a `--db` file was named). */
+  readonly deadLettersChecked: boolean;
+  /** Events whose `causationid` is this event's id, recursively up to `--depth` levels. */
+  readonly caused: readonly NatsCausedEvent[];
+}
+
+interface ListOptions extends CommonOptions, TransportOptions {
   readonly type?: string;
   readonly subject?: string;
   readonly since?: Date;
   readonly limit: number;
 }
 
-interface TraceOptions extends CommonOptions {
+interface TraceOptions extends CommonOptions, TransportOptions {
   readonly depth: number;
 }
 
@@ -80,25 +124,35 @@ interface TailOptions extends CommonOptions {
 /** Most caused events followed in one trace, so a runaway chain cannot flood the terminal. */
 const MAX_CAUSED = 200;
 
+/** The stream the `--transport nats` options name. */
+const sourceOf = (opts: TransportOptions): NatsEventSource & { prefix: string } => ({
+  servers: opts.natsUrl.split(","),
+  stream: opts.stream,
+  prefix: opts.prefix,
+});
+
 export function registerEvents(program: Command, runtime: Runtime): void {
   const events = program
     .command("events")
     .description("Stored events: list them, trace one through every subscriber, follow new ones.");
 
-  const list = withCommonOptions(
-    events
-      .command("list")
-      .description(
-        "Was it published? The newest events first, optionally of one type, subject (config key) and since a time.",
-      )
-      .option("--type <event-type>", "only this event type")
-      .option("--subject <key>", "only this subject (the config key, e.g. hex8_2p)")
-      .option(
-        "--since <when>",
-        "only events stored since a duration ago (2h, 30m) or an ISO time",
-        sinceOption,
-      )
-      .option("--limit <n>", "at most this many", positiveIntOption, 20),
+  const list = withTransportOptions(
+    "events",
+    withCommonOptions(
+      events
+        .command("list")
+        .description(
+          "Was it published? The newest events first, optionally of one type, subject (config key) and since a time.",
+        )
+        .option("--type <event-type>", "only this event type")
+        .option("--subject <key>", "only this subject (the config key, e.g. hex8_2p)")
+        .option(
+          "--since <when>",
+          "only events stored since a duration ago (2h, 30m) or an ISO time",
+          sinceOption,
+        )
+        .option("--limit <n>", "at most this many", positiveIntOption, 20),
+    ),
   );
   examples(list, [
     ["switchyard events list", "the 20 newest events"],
@@ -110,42 +164,59 @@ export function registerEvents(program: Command, runtime: Runtime): void {
       "switchyard events list --subject hex8_2p --limit 50 --json",
       "one config's events, for a script",
     ],
+    [
+      "switchyard events list --transport nats --nats-url nats://10.0.0.5:4222 --since 1h",
+      "from the NATS JetStream stream (seq = stream sequence)",
+    ],
   ]);
   list.action(
-    action<ListOptions>(runtime, ({ opts, out, dbPath }) =>
-      withReadOnly(dbPath, (db) => {
-        const type =
-          opts.type === undefined
-            ? undefined
-            : checkEventType(opts.type, (t) => hasEventType(db, t));
-        const found = recentEvents(db, {
-          ...(type !== undefined ? { type } : {}),
-          ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
-          ...(opts.since !== undefined ? { since: opts.since } : {}),
-          limit: opts.limit,
-        });
-        out.data({ events: found });
-        if (found.length === 0) {
-          out.line("No events match.");
-          return ExitCode.ok;
-        }
-        out.table(
-          ["seq", "stored", "type", "subject", "source", "id"],
-          found.map((e) => [e.seq, formatTime(e.createdAt), e.type, e.subject, e.source, e.id]),
-        );
+    action<ListOptions>(runtime, async ({ opts, out, dbPath }) => {
+      const query = (type: string | undefined) => ({
+        ...(type !== undefined ? { type } : {}),
+        ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
+        ...(opts.since !== undefined ? { since: opts.since } : {}),
+        limit: opts.limit,
+      });
+      const found =
+        transportOf(opts) === "nats"
+          ? await withStream(sourceOf(opts), async (session) => {
+              const type =
+                opts.type === undefined
+                  ? undefined
+                  : await checkEventTypeAsync(opts.type, (t) => hasStreamType(session, t));
+              return recentStreamEvents(session, query(type));
+            })
+          : await withReadOnly(dbPath, (db) => {
+              const type =
+                opts.type === undefined
+                  ? undefined
+                  : checkEventType(opts.type, (t) => hasEventType(db, t));
+              return recentEvents(db, query(type));
+            });
+      out.data({ events: found });
+      if (found.length === 0) {
+        out.line("No events match.");
         return ExitCode.ok;
-      }),
-    ),
+      }
+      out.table(
+        ["seq", "stored", "type", "subject", "source", "id"],
+        found.map((e) => [e.seq, formatTime(e.createdAt), e.type, e.subject, e.source, e.id]),
+      );
+      return ExitCode.ok;
+    }),
   );
 
-  const trace = withCommonOptions(
-    events
-      .command("trace")
-      .description(
-        "Where did it go, where is it stuck? One event's delivery to every subscriber (attempts, status, last error), its dead letters, and the events it caused.",
-      )
-      .argument("<event-id>", "the envelope id")
-      .option("--depth <n>", "levels of caused events to follow", countOption, 3),
+  const trace = withTransportOptions(
+    "events",
+    withCommonOptions(
+      events
+        .command("trace")
+        .description(
+          "Where did it go, where is it stuck? One event's delivery to every subscriber (attempts, status, last error), its dead letters, and the events it caused.",
+        )
+        .argument("<event-id>", "the envelope id")
+        .option("--depth <n>", "levels of caused events to follow", countOption, 3),
+    ),
   );
   examples(trace, [
     [
@@ -153,11 +224,16 @@ export function registerEvents(program: Command, runtime: Runtime): void {
       "one event through the system",
     ],
     ["switchyard events trace <id> --depth 0 --json", "deliveries only, as JSON"],
+    [
+      "switchyard events trace <id> --transport nats --db coordination.db",
+      "on NATS JetStream; dead letters from the file",
+    ],
   ]);
   trace.action(
-    action<TraceOptions>(runtime, ({ args, opts, out, dbPath }) =>
-      withReadOnly(dbPath, (db) => {
-        const id = String(args[0]);
+    action<TraceOptions>(runtime, async ({ args, opts, out, dbPath }) => {
+      const id = String(args[0]);
+      if (transportOf(opts) === "nats") return traceOnNats(id, opts, out, runtime);
+      return withReadOnly(dbPath, (db) => {
         const traced = traceEvent(db, id);
         if (!traced) {
           throw new CliError(
@@ -174,11 +250,11 @@ export function registerEvents(program: Command, runtime: Runtime): void {
           caused: causedBy(db, traced.event, opts.depth, budget),
         };
         out.data(report);
-        printTrace(out, report);
+        printTrace(out, report, SQLITE_DELIVERIES);
         if (budget.left <= 0) out.line(`(stopped after ${MAX_CAUSED} caused events)`);
         return ExitCode.ok;
-      }),
-    ),
+      });
+    }),
   );
 
   const tail = withCommonOptions(
@@ -241,6 +317,23 @@ function causedBy(
   return caused;
 }
 
+/** An event with its deliveries and the events it caused, whatever the transport. */
+interface TraceTree<D> {
+  readonly event: StoredEvent;
+  readonly deliveries: readonly D[];
+  readonly caused: readonly TraceTree<D>[];
+}
+
+/** How one transport's deliveries are printed. */
+interface DeliveryView<D> {
+  /** The traced event's deliveries, as a table. */
+  table(out: Output, deliveries: readonly D[]): void;
+  /** A caused event's deliveries, in a few words. */
+  summary(deliveries: readonly D[]): string;
+  /** Printed when the dead letters could not be read, instead of their table. */
+  readonly deadLettersUnknown?: string;
+}
+
 function outcome(d: DeliveryInfo): string {
   if (d.fromCursor) return d.status === "acked" ? "acked" : "pending (not claimed yet)";
   if (d.status === "dead")
@@ -250,14 +343,64 @@ function outcome(d: DeliveryInfo): string {
   return d.status;
 }
 
-function summary(deliveries: readonly DeliveryInfo[]): string {
+function countStatuses(deliveries: readonly { readonly status: string }[]): string {
   if (deliveries.length === 0) return "no subscribers";
   const counts = new Map<string, number>();
   for (const d of deliveries) counts.set(d.status, (counts.get(d.status) ?? 0) + 1);
   return [...counts].map(([status, n]) => `${n} ${status}`).join(", ");
 }
 
-function printTrace(out: Output, report: TraceReport): void {
+const SQLITE_DELIVERIES: DeliveryView<DeliveryInfo> = {
+  table: (out, deliveries) =>
+    out.table(
+      ["subscriber", "status", "attempts", "updated", "last error"],
+      deliveries.map((d) => [
+        d.subscriber,
+        outcome(d),
+        d.attempts,
+        formatTime(d.updatedAt),
+        d.lastError ? `${d.lastError.name}: ${d.lastError.message}` : undefined,
+      ]),
+    ),
+  summary: countStatuses,
+};
+
+const NATS_OUTCOME: Record<NatsDeliveryInfo["status"], string> = {
+  pending: "pending (not delivered yet)",
+  delivered: "delivered, not acked yet (in flight or waiting for a retry)",
+  acked: "acked",
+  dead: "dead (terminated, in the DLQ)",
+};
+
+function natsDeliveryView(deadLettersChecked: boolean): DeliveryView<NatsDeliveryInfo> {
+  return {
+    table: (out, deliveries) =>
+      out.table(
+        ["subscriber", "status", "consumer unacked", "consumer retrying", "consumer"],
+        deliveries.map((d) => [
+          d.subscriber + (d.ephemeral ? " (ephemeral)" : ""),
+          NATS_OUTCOME[d.status],
+          d.consumerAckPending,
+          d.consumerRedelivered,
+          d.consumer,
+        ]),
+      ),
+    summary: countStatuses,
+    ...(deadLettersChecked
+      ? {}
+      : {
+          deadLettersUnknown:
+            "Dead letters not checked: the transport writes them to its dead-letter sink, not the " +
+            "stream; name the SqliteDeadLetterStore's file with --db to see them.",
+        }),
+  };
+}
+
+function printTrace<D>(
+  out: Output,
+  report: TraceTree<D> & { readonly deadLetters: TraceReport["deadLetters"] },
+  view: DeliveryView<D>,
+): void {
   const e = report.event;
   const env = e.envelope;
   out.line(
@@ -270,6 +413,7 @@ function printTrace(out: Output, report: TraceReport): void {
       ...(env.traceparent ? [["traceparent", env.traceparent] as const] : []),
       ...(env.correlationid ? [["correlationid", env.correlationid] as const] : []),
       ...(env.causationid ? [["causationid", env.causationid] as const] : []),
+      ...(e.payloadError ? [["problem", e.payloadError] as const] : []),
     ]),
   );
   out.line();
@@ -278,18 +422,12 @@ function printTrace(out: Output, report: TraceReport): void {
       "No subscriber was registered for this type when it was published: nobody received it.",
     );
   } else {
-    out.table(
-      ["subscriber", "status", "attempts", "updated", "last error"],
-      report.deliveries.map((d) => [
-        d.subscriber,
-        outcome(d),
-        d.attempts,
-        formatTime(d.updatedAt),
-        d.lastError ? `${d.lastError.name}: ${d.lastError.message}` : undefined,
-      ]),
-    );
+    view.table(out, report.deliveries);
   }
-  if (report.deadLetters.length > 0) {
+  if (view.deadLettersUnknown) {
+    out.line();
+    out.line(view.deadLettersUnknown);
+  } else if (report.deadLetters.length > 0) {
     out.line();
     out.table(
       ["dead letter", "subscriber", "status", "reason", "attempts"],
@@ -302,17 +440,75 @@ function printTrace(out: Output, report: TraceReport): void {
     return;
   }
   out.line("Caused:");
-  const walk = (items: readonly CausedEvent[], indent: string) => {
+  const walk = (items: readonly TraceTree<D>[], indent: string) => {
     items.forEach((c, i) => {
       const last = i === items.length - 1;
       out.line(
         `${indent}${last ? "└─" : "├─"} ${c.event.type} ${c.event.id} from ${c.event.source} ` +
-          `(${formatTime(c.event.createdAt)}; ${summary(c.deliveries)})`,
+          `(${formatTime(c.event.createdAt)}; ${view.summary(c.deliveries)})`,
       );
       walk(c.caused, `${indent}${last ? "   " : "│  "}`);
     });
   };
   walk(report.caused, "");
+}
+
+/**
+ * `events trace` on NATS: the event found in the stream by id, each subscriber's delivery from
+ * its consumer's state, dead letters from the `--db` file when one is named, and the caused
+ * events from one read of the stream after it.
+ */
+async function traceOnNats(
+  id: string,
+  opts: TraceOptions,
+  out: Output,
+  runtime: Runtime,
+): Promise<number> {
+  const companion = openCompanion(opts.db, runtime.env);
+  try {
+    const budget = { left: MAX_CAUSED };
+    const report = await withStream(sourceOf(opts), async (session): Promise<NatsTraceReport> => {
+      const event = await findStreamEvent(session, id);
+      if (!event) {
+        const retention = session.info.config.retention;
+        throw new CliError(
+          "EVENT_NOT_FOUND",
+          `No event with id ${id} in stream ${session.stream} (prefix ${session.prefix}). ` +
+            (retention === "limits"
+              ? "The stream removes events after its max age or size limits; "
+              : `With ${retention} retention the stream removes an event once every subscriber acked it; `) +
+            `find stored ids with \`switchyard events list --transport nats\`.`,
+        );
+      }
+      const caused = await causedStreamEvents(session, event, opts.depth, budget);
+      const consumers = await taggedConsumers(session);
+      const deadLettersOf = (eventId: string) =>
+        companion ? deadLettersOfEvent(companion.db, eventId) : [];
+      const deliveries = (e: StoredEvent, dead: TraceReport["deadLetters"]) =>
+        deliveriesOf(e, consumers, new Set(dead.map((d) => d.subscriber)));
+      const withDeliveries = (node: CausedStreamEvent): NatsCausedEvent => ({
+        event: node.event,
+        deliveries: deliveries(node.event, deadLettersOf(node.event.id)),
+        caused: node.caused.map(withDeliveries),
+      });
+      const deadLetters = deadLettersOf(id);
+      return {
+        transport: "nats",
+        stream: session.stream,
+        event,
+        deliveries: deliveries(event, deadLetters),
+        deadLetters,
+        deadLettersChecked: companion !== undefined,
+        caused: caused.map(withDeliveries),
+      };
+    });
+    out.data(report);
+    printTrace(out, report, natsDeliveryView(report.deadLettersChecked));
+    if (budget.left <= 0) out.line(`(stopped after ${MAX_CAUSED} caused events)`);
+    return ExitCode.ok;
+  } finally {
+    companion?.db.close();
+  }
 }
 
 async function follow(

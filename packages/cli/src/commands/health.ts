@@ -6,19 +6,52 @@ import {
   listSubscribers,
   type HeartbeatInfo,
 } from "@switchyard/cross-process-queue";
-import { describeAlertRule, evaluateAlertRule } from "@switchyard/event-schema";
-import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
-import { deadLetterReader, withReadOnly } from "../database";
+import {
+  type EventDefinition,
+  describeAlertRule,
+  evaluateAlertRule,
+} from "@switchyard/event-schema";
+import {
+  type CommonOptions,
+  type Runtime,
+  type TransportOptions,
+  action,
+  examples,
+  transportOf,
+  withCommonOptions,
+  withTransportOptions,
+} from "../context";
+import { deadLetterReader, openCompanion, withReadOnly } from "../database";
 import { alertingTypes } from "../event-types";
-import { ExitCode, countOption, durationOption, formatDuration, plural } from "../output";
-import { deadDeliveriesKept, eventTimesSince } from "../queries";
+import {
+  type NatsEventSource,
+  type NatsSession,
+  type NatsSubscriberBacklog,
+  storedTimesSince,
+  subscriberBacklogs,
+  taggedConsumers,
+  withStream,
+} from "../nats";
+import {
+  CliError,
+  ExitCode,
+  type Output,
+  countOption,
+  durationOption,
+  formatDuration,
+  plural,
+} from "../output";
+import { deadDeliveriesKept, eventTimesSince, hasTable } from "../queries";
 
 /** Outcome of one health check. */
 export type CheckStatus = "ok" | "warn" | "fail";
 
 /** One line of `switchyard health`. */
 export interface HealthCheck {
-  /** `daemon:<name>`, `daemons`, `subscribers`, `backlog`, `dead-letters` or `alert:<TYPE>`. */
+  /**
+   * `daemon:<name>`, `daemons`, `subscribers`, `backlog`, `dead-letters` or `alert:<TYPE>`; on
+   * NATS also `nats`, `stream` and `subscriber:<name>`.
+   */
   readonly check: string;
   readonly status: CheckStatus;
   readonly message: string;
@@ -58,28 +91,10 @@ export function checkHealth(
   path: string,
   options: HealthOptions,
 ): HealthReport {
-  const checks: HealthCheck[] = [];
-  const heartbeats = listHeartbeats(db, options.now);
-  if (heartbeats.length === 0) {
-    checks.push({
-      check: "daemons",
-      status: "warn",
-      message: "no daemon heartbeats (a DaemonManager with a SqliteHeartbeatSink writes them)",
-      value: 0,
-    });
-  }
-  for (const beat of heartbeats) checks.push(daemonCheck(beat, options.staleAfterMs));
+  const checks: HealthCheck[] = [...daemonChecks(listHeartbeats(db, options.now), options)];
 
   const subscribers = listSubscribers(db).length;
-  checks.push({
-    check: "subscribers",
-    status: subscribers === 0 ? "warn" : "ok",
-    message:
-      subscribers === 0
-        ? "no subscribers registered"
-        : `${plural(subscribers, "subscriber")} registered`,
-    value: subscribers,
-  });
+  checks.push(subscriberCountCheck(subscribers, "no subscribers registered"));
 
   const pending = countPending(db);
   checks.push({
@@ -91,10 +106,44 @@ export function checkHealth(
   });
 
   const store = deadLetterReader(db);
-  const stored = store?.stats().depth ?? 0;
-  const kept = deadDeliveriesKept(db);
+  checks.push(deadLetterCheck(store?.stats().depth ?? 0, deadDeliveriesKept(db), options));
+
+  for (const def of alertingTypes())
+    checks.push(alertCheck(def, options, (type, since) => eventTimesSince(db, type, since)));
+
+  return {
+    healthy: checks.every((c) => c.status !== "fail"),
+    db: path,
+    checkedAt: new Date(options.now).toISOString(),
+    checks,
+  };
+}
+
+function daemonChecks(heartbeats: readonly HeartbeatInfo[], options: HealthOptions): HealthCheck[] {
+  if (heartbeats.length === 0)
+    return [
+      {
+        check: "daemons",
+        status: "warn",
+        message: "no daemon heartbeats (a DaemonManager with a SqliteHeartbeatSink writes them)",
+        value: 0,
+      },
+    ];
+  return heartbeats.map((beat) => daemonCheck(beat, options.staleAfterMs));
+}
+
+function subscriberCountCheck(subscribers: number, none: string): HealthCheck {
+  return {
+    check: "subscribers",
+    status: subscribers === 0 ? "warn" : "ok",
+    message: subscribers === 0 ? none : `${plural(subscribers, "subscriber")} registered`,
+    value: subscribers,
+  };
+}
+
+function deadLetterCheck(stored: number, kept: number, options: HealthOptions): HealthCheck {
   const depth = stored + kept;
-  checks.push({
+  return {
     check: "dead-letters",
     status: depth > options.maxDeadLetters ? "fail" : "ok",
     message:
@@ -103,28 +152,252 @@ export function checkHealth(
       ` (limit ${options.maxDeadLetters})`,
     value: depth,
     threshold: options.maxDeadLetters,
-  });
+  };
+}
 
-  for (const def of alertingTypes()) {
-    const rule = def.alert!;
-    const windowMs = rule.kind === "rate" ? rule.withinMs : options.alertWindowMs;
-    const times = eventTimesSince(db, def.type, options.now - windowMs);
-    const evaluation = evaluateAlertRule(rule, times, options.now);
+function alertCheck(
+  def: EventDefinition,
+  options: HealthOptions,
+  timesSince: (type: string, since: number) => readonly number[],
+  note = "",
+): HealthCheck {
+  const rule = def.alert!;
+  const windowMs = rule.kind === "rate" ? rule.withinMs : options.alertWindowMs;
+  const evaluation = evaluateAlertRule(
+    rule,
+    [...timesSince(def.type, options.now - windowMs)],
+    options.now,
+  );
+  return {
+    check: `alert:${def.type}`,
+    status: evaluation.firing ? "fail" : "ok",
+    message: `${evaluation.count} in the last ${formatDuration(windowMs)} (alerts on ${describeAlertRule(rule)})${note}`,
+    value: evaluation.count,
+    ...(rule.kind === "rate" ? { threshold: rule.moreThan } : {}),
+  };
+}
+
+/** One JetStream consumer of the transport, as `switchyard health --transport nats --json` lists it. */
+export interface NatsConsumerState {
+  /** The durable name. */
+  readonly name: string;
+  readonly subscriber: string;
+  /** The event type it filters on; `null` for the subscriber's dead-letter replay consumer. */
+  readonly type: string | null;
+  readonly ephemeral: boolean;
+  /** Stored, not delivered yet (`num_pending`). */
+  readonly pending: number;
+  /** Delivered, not acknowledged yet: in flight or waiting for a retry (`num_ack_pending`). */
+  readonly ackPending: number;
+  /** Unacknowledged deliveries made more than once (`num_redelivered`). */
+  readonly redelivered: number;
+  /** Pull requests waiting on the server (`num_waiting`): above 0 while a process consumes. */
+  readonly waiting: number;
+}
+
+/** What `switchyard health --transport nats --json` prints. */
+export interface NatsHealthReport {
+  /** False when any check failed (warnings do not count). */
+  readonly healthy: boolean;
+  readonly transport: "nats";
+  readonly servers: readonly string[];
+  readonly stream: string;
+  readonly prefix: string;
+  /** The file daemon heartbeats and dead letters were read from, when `--db` named one. */
+  readonly db?: string;
+  readonly checkedAt: string;
+  readonly checks: readonly HealthCheck[];
+  /** Every consumer of the transport on the stream (empty when the stream was not reached). */
+  readonly consumers: readonly NatsConsumerState[];
+}
+
+/** The connection failures that make a NATS health report unhealthy rather than a usage error. */
+const UNREACHABLE: Record<string, string> = {
+  NATS_UNREACHABLE: "nats",
+  NATS_NO_JETSTREAM: "nats",
+  NATS_STREAM_NOT_FOUND: "stream",
+};
+
+/**
+ * The system check on NATS JetStream: the connection, the stream, every subscriber's consumers
+ * (pending, unacknowledged, being retried, anyone pulling), the total backlog and the catalog's
+ * alert rules over the stored events. Daemon heartbeats and dead letters are not on NATS: they
+ * are checked in the `companion` file when one is given, else reported as not checked (warn).
+ * An unreachable server or a missing stream is a failed check, not an error.
+ */
+export async function checkNatsHealth(
+  source: NatsEventSource & { readonly prefix: string },
+  companion: { readonly path: string; readonly db: Database.Database } | undefined,
+  options: HealthOptions,
+): Promise<NatsHealthReport> {
+  const connection: HealthCheck[] = [];
+  const onStream: HealthCheck[] = [];
+  const alerts: HealthCheck[] = [];
+  let consumers: NatsConsumerState[] = [];
+  try {
+    await withStream(source, async (session) => {
+      const server = session.nc.info;
+      connection.push({
+        check: "nats",
+        status: "ok",
+        message: `connected to ${session.nc.getServer()}${server ? ` (nats-server ${server.version})` : ""}`,
+      });
+      connection.push(streamCheck(session));
+      const tagged = await taggedConsumers(session);
+      consumers = tagged.map(({ tag, info }) => ({
+        name: info.name,
+        subscriber: tag.subscriber,
+        type: tag.type,
+        ephemeral: tag.ephemeral,
+        pending: info.num_pending,
+        ackPending: info.num_ack_pending,
+        redelivered: info.num_redelivered,
+        waiting: info.num_waiting,
+      }));
+      const subscribers = subscriberBacklogs(tagged);
+      onStream.push(
+        subscriberCountCheck(
+          subscribers.length,
+          `no subscribers: no consumer of prefix ${session.prefix} on stream ${session.stream} (daemons create theirs when they subscribe)`,
+        ),
+      );
+      for (const s of subscribers) onStream.push(natsSubscriberCheck(s));
+      const lag = subscribers.reduce((sum, s) => sum + s.lag, 0);
+      const inFlight = subscribers.reduce((sum, s) => sum + s.inFlight, 0);
+      onStream.push({
+        check: "backlog",
+        status: lag > options.maxPending ? "fail" : "ok",
+        message: `${lag} unacknowledged ${lag === 1 ? "delivery" : "deliveries"} (${lag - inFlight} pending, ${inFlight} in flight; limit ${options.maxPending})`,
+        value: lag,
+        threshold: options.maxPending,
+      });
+      const interest = session.info.config.retention !== "limits";
+      const note = interest
+        ? ` (${session.info.config.retention} retention: only events some subscriber has not acked yet)`
+        : "";
+      for (const def of alertingTypes()) {
+        const rule = def.alert!;
+        const windowMs = rule.kind === "rate" ? rule.withinMs : options.alertWindowMs;
+        const times = await storedTimesSince(session, def.type, options.now - windowMs);
+        alerts.push(alertCheck(def, options, () => times, note));
+      }
+    });
+  } catch (error) {
+    const check = error instanceof CliError ? UNREACHABLE[error.code] : undefined;
+    if (check === undefined) throw error;
+    if (check === "stream")
+      connection.push({
+        check: "nats",
+        status: "ok",
+        message: `connected to ${source.servers.join(", ")}`,
+      });
+    connection.push({ check, status: "fail", message: (error as CliError).message });
+  }
+
+  const checks: HealthCheck[] = [...connection];
+  if (companion) {
+    const { db, path } = companion;
+    checks.push(
+      ...(hasTable(db, "daemon_heartbeats")
+        ? daemonChecks(listHeartbeats(db, options.now), options)
+        : [
+            {
+              check: "daemons",
+              status: "warn" as const,
+              message: `no daemon heartbeats in ${path} (a DaemonManager with a SqliteHeartbeatSink on that file writes them)`,
+              value: 0,
+            },
+          ]),
+    );
+  } else {
     checks.push({
-      check: `alert:${def.type}`,
-      status: evaluation.firing ? "fail" : "ok",
-      message: `${evaluation.count} in the last ${formatDuration(windowMs)} (alerts on ${describeAlertRule(rule)})`,
-      value: evaluation.count,
-      ...(rule.kind === "rate" ? { threshold: rule.moreThan } : {}),
+      check: "daemons",
+      status: "warn",
+      message:
+        "not checked: daemon heartbeats are not stored on NATS; name the file a DaemonManager's " +
+        "SqliteHeartbeatSink writes them to with --db",
     });
   }
+  checks.push(...onStream);
+  if (companion) {
+    const store = deadLetterReader(companion.db);
+    checks.push(deadLetterCheck(store?.stats().depth ?? 0, 0, options));
+  } else {
+    checks.push({
+      check: "dead-letters",
+      status: "warn",
+      message:
+        "not checked: dead letters go to the transport's dead-letter sink, not the stream; name " +
+        "the SqliteDeadLetterStore's file with --db",
+    });
+  }
+  checks.push(...alerts);
 
   return {
     healthy: checks.every((c) => c.status !== "fail"),
-    db: path,
+    transport: "nats",
+    servers: source.servers,
+    stream: source.stream,
+    prefix: source.prefix,
+    ...(companion ? { db: companion.path } : {}),
     checkedAt: new Date(options.now).toISOString(),
     checks,
+    consumers,
   };
+}
+
+function streamCheck(session: NatsSession): HealthCheck {
+  const { config, state } = session.info;
+  const subjects = config.subjects ?? [];
+  if (!subjects.some((s) => subjectCovers(s, session.prefix)))
+    return {
+      check: "stream",
+      status: "warn",
+      message:
+        `stream ${session.stream} does not store ${session.prefix}.> (its subjects: ${subjects.join(", ") || "none"}); ` +
+        `check --prefix`,
+      value: state.messages,
+    };
+  return {
+    check: "stream",
+    status: "ok",
+    message:
+      `${session.stream}: ${plural(state.messages, "message")} stored, ${config.retention} retention` +
+      (config.retention === "limits"
+        ? ""
+        : " (an event is kept only until every subscriber acked it, and not at all when none subscribes to its type)"),
+    value: state.messages,
+  };
+}
+
+/** Whether the stream subject `pattern` stores every subject under `${prefix}.`. */
+function subjectCovers(pattern: string, prefix: string): boolean {
+  const p = pattern.split(".");
+  const want = [...prefix.split("."), ">"];
+  for (let i = 0; i < want.length; i++) {
+    const token = p[i];
+    if (token === undefined) return false;
+    if (token === ">") return true;
+    if (i === want.length - 1) return false;
+    if (token !== "*" && token !== want[i]) return false;
+  }
+  return false;
+}
+
+function natsSubscriberCheck(s: NatsSubscriberBacklog): HealthCheck {
+  const check = `subscriber:${s.name}`;
+  const numbers =
+    `lag ${s.lag}: ${s.pending} pending, ${s.inFlight} in flight, ${s.redelivered} being retried` +
+    ` (${plural(s.consumers.length, "consumer")}${s.ephemeral ? ", ephemeral" : ""})`;
+  // Pending events, none in flight and no pull request: no process of it is consuming.
+  if (s.pending > 0 && s.inFlight === 0 && s.waiting === 0)
+    return {
+      check,
+      status: "warn",
+      message: `${numbers}; nothing is pulling: is its daemon running?`,
+      value: s.lag,
+    };
+  return { check, status: "ok", message: numbers, value: s.lag };
 }
 
 function daemonCheck(beat: HeartbeatInfo, staleAfterMs: number): HealthCheck {
@@ -160,7 +433,7 @@ function daemonCheck(beat: HeartbeatInfo, staleAfterMs: number): HealthCheck {
   return { check, status: "ok", message: `${beat.status}, ${age}` };
 }
 
-interface HealthCliOptions extends CommonOptions {
+interface HealthCliOptions extends CommonOptions, TransportOptions {
   readonly maxPending: number;
   readonly maxDlq: number;
   readonly staleAfter: number;
@@ -170,57 +443,89 @@ interface HealthCliOptions extends CommonOptions {
 const MARK: Record<CheckStatus, string> = { ok: "ok", warn: "warn", fail: "FAIL" };
 
 export function registerHealth(program: Command, runtime: Runtime): void {
-  const command = withCommonOptions(
-    program
-      .command("health")
-      .description(
-        "Is the event system healthy? Daemon heartbeats, queue backlog, dead-letter depth and the catalog's alert rules; exits 1 when a check fails.",
-      )
-      .option("--max-pending <n>", "fail above this many pending deliveries", countOption, 1000)
-      .option("--max-dlq <n>", "fail above this many dead letters", countOption, 100)
-      .option(
-        "--stale-after <duration>",
-        "fail when a running daemon's heartbeat is older",
-        durationOption,
-        120_000,
-      )
-      .option(
-        "--alert-window <duration>",
-        "window of the any-occurrence alert rules",
-        durationOption,
-        3_600_000,
-      ),
+  const command = withTransportOptions(
+    "events and subscribers",
+    withCommonOptions(
+      program
+        .command("health")
+        .description(
+          "Is the event system healthy? Daemon heartbeats, queue backlog, dead-letter depth and the catalog's alert rules; exits 1 when a check fails.",
+        )
+        .option("--max-pending <n>", "fail above this many pending deliveries", countOption, 1000)
+        .option("--max-dlq <n>", "fail above this many dead letters", countOption, 100)
+        .option(
+          "--stale-after <duration>",
+          "fail when a running daemon's heartbeat is older",
+          durationOption,
+          120_000,
+        )
+        .option(
+          "--alert-window <duration>",
+          "window of the any-occurrence alert rules",
+          durationOption,
+          3_600_000,
+        ),
+    ),
+  );
+  command.addHelpText(
+    "after",
+    `
+With --transport nats: the connection, the stream, each subscriber's consumers (pending, in
+flight, being retried, anyone pulling), the backlog and the alert rules over the stream's events.
+Heartbeats and dead letters are not stored on NATS: they are checked in the --db file (or
+$SWITCHYARD_DB) when one is named, and reported as "not checked" otherwise. An unreachable
+server or a missing stream fails the check (exit 1).
+`,
   );
   examples(command, [
     ["switchyard health", "every check, exit 1 if any fails"],
     ["switchyard health --max-pending 500 --stale-after 90s", "stricter limits"],
     ["switchyard health --json | jq '.checks[] | select(.status == \"fail\")'", "failures only"],
+    [
+      "switchyard health --transport nats --nats-url nats://10.0.0.5:4222 --db coordination.db",
+      "on NATS JetStream, heartbeats and DLQ from the file",
+    ],
   ]);
   command.action(
-    action<HealthCliOptions>(runtime, ({ opts, out, dbPath }) =>
-      withReadOnly(dbPath, (db) => {
-        const report = checkHealth(db, dbPath, {
-          maxPending: opts.maxPending,
-          maxDeadLetters: opts.maxDlq,
-          staleAfterMs: opts.staleAfter,
-          alertWindowMs: opts.alertWindow,
-          now: Date.now(),
-        });
-        out.data(report);
-        out.table(
-          ["status", "check", "detail"],
-          report.checks.map((c) => [MARK[c.status], c.check, c.message]),
-        );
-        const failed = report.checks.filter((c) => c.status === "fail").length;
-        const warned = report.checks.filter((c) => c.status === "warn").length;
-        out.line();
-        out.line(
-          report.healthy
-            ? `Healthy${warned ? ` (${plural(warned, "warning")})` : ""}.`
-            : `Unhealthy: ${failed} of ${plural(report.checks.length, "check")} failed.`,
-        );
-        return report.healthy ? ExitCode.ok : ExitCode.failed;
-      }),
-    ),
+    action<HealthCliOptions>(runtime, async ({ opts, out, dbPath }) => {
+      const options: HealthOptions = {
+        maxPending: opts.maxPending,
+        maxDeadLetters: opts.maxDlq,
+        staleAfterMs: opts.staleAfter,
+        alertWindowMs: opts.alertWindow,
+        now: Date.now(),
+      };
+      if (transportOf(opts) === "nats") {
+        const companion = openCompanion(opts.db, runtime.env);
+        try {
+          const report = await checkNatsHealth(
+            { servers: opts.natsUrl.split(","), stream: opts.stream, prefix: opts.prefix },
+            companion,
+            options,
+          );
+          return printHealth(out, report);
+        } finally {
+          companion?.db.close();
+        }
+      }
+      return withReadOnly(dbPath, (db) => printHealth(out, checkHealth(db, dbPath, options)));
+    }),
   );
+}
+
+function printHealth(out: Output, report: HealthReport | NatsHealthReport): number {
+  out.data(report);
+  out.table(
+    ["status", "check", "detail"],
+    report.checks.map((c) => [MARK[c.status], c.check, c.message]),
+  );
+  const failed = report.checks.filter((c) => c.status === "fail").length;
+  const warned = report.checks.filter((c) => c.status === "warn").length;
+  out.line();
+  out.line(
+    report.healthy
+      ? `Healthy${warned ? ` (${plural(warned, "warning")})` : ""}.`
+      : `Unhealthy: ${failed} of ${plural(report.checks.length, "check")} failed.`,
+  );
+  return report.healthy ? ExitCode.ok : ExitCode.failed;
 }
