@@ -45,11 +45,11 @@ export function encodeEnvelope(envelope: Envelope): { data: Uint8Array; headers:
  * Read the envelope back from a message body. A body that is not an envelope (a foreign
  * publisher, corruption) yields a stand-in envelope and an `UnrecoverableError` wrapping an
  * `EventValidationError`, so the delivery is dead-lettered as `invalid_payload` instead of
- * looping or vanishing.
+ * looping or vanishing; only then is `describe` called, to name the message.
  */
 export function decodeEnvelope(
   data: Uint8Array,
-  fallback: { subject: string; type: string; id: string | undefined; seq: number },
+  describe: () => { subject: string; type: string; id: string | undefined; seq: number },
 ): { envelope: Envelope; error?: undefined } | { envelope: Envelope; error: Error } {
   const text = decoder.decode(data);
   let value: unknown;
@@ -59,6 +59,8 @@ export function decodeEnvelope(
     value = parseError;
   }
   if (isEnvelope(value)) return { envelope: value };
+  // Only a body that is not an envelope needs the message's headers and subject (parsing them costs).
+  const fallback = describe();
   const envelope: Envelope = {
     specversion: "1.0",
     id: fallback.id ?? `nats-seq-${fallback.seq}`,

@@ -9,7 +9,7 @@ import {
   replayDurableName,
   subscriberToken,
 } from "./names";
-import { leaseMargin } from "./subscription";
+import { leaseMargin, parseAckSubject } from "./subscription";
 import { subjectCovers } from "./transport";
 
 const P = "switchyard.events";
@@ -126,5 +126,23 @@ describe("lease margin", () => {
     expect(leaseMargin(300)).toBe(30);
     expect(leaseMargin(30_000)).toBe(1_000);
     expect(leaseMargin(50)).toBe(10);
+  });
+});
+
+describe("ack subjects", () => {
+  it("reads the delivery count and stream sequence in the old and the new format", () => {
+    expect(
+      parseAckSubject("$JS.ACK.SWITCHYARD.sy_evaluator_JOB.3.1042.977.1700000000000000000.5"),
+    ).toEqual({ deliveryCount: 3, streamSeq: 1042 });
+    expect(
+      parseAckSubject(
+        "$JS.ACK.hub.ACCHASH.SWITCHYARD.sy_evaluator_JOB.1.7.7.1700000000000000000.0.x9",
+      ),
+    ).toEqual({ deliveryCount: 1, streamSeq: 7 });
+    expect(
+      parseAckSubject(
+        "$JS.ACK._.ACCHASH.SWITCHYARD.sy_evaluator_JOB.12.99.98.1700000000000000000.0",
+      ),
+    ).toEqual({ deliveryCount: 12, streamSeq: 99 });
   });
 });

@@ -1,4 +1,10 @@
-import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import {
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+  createInbox,
+  nanos,
+} from "@nats-io/transport-node";
 import type { Envelope } from "@switchyard/event-schema";
 import {
   type DeadLetterRecord,
@@ -22,7 +28,6 @@ import { TransportClosedError } from "./errors";
 export interface ConsumerHandle {
   /** The durable name. */
   readonly name: string;
-  readonly consumer: Consumer;
   /** The consumer's AckWait, i.e. the lease length, in ms. */
   readonly ackWaitMs: number;
   /** `"type"` for an event type's consumer, `"replay"` for the subscriber's replay consumer. */
@@ -46,22 +51,53 @@ export interface SubscriptionHost {
   forget(subscription: NatsSubscription): void;
 }
 
-/** A received message: buffered for a free slot, then running. */
-interface Held {
-  handle: ConsumerHandle;
-  readonly msg: JsMsg;
-  /** Client-side lease end: past it, the server may have redelivered the message. */
-  deadline: number;
-  keepAlive: NodeJS.Timeout | undefined;
+/** The connection a subscription pulls on, and where JetStream's API listens on it. */
+export interface PullSession {
+  readonly nc: NatsConnection;
+  /** The JetStream API prefix, `$JS.API` unless the client was configured otherwise. */
+  readonly apiPrefix: string;
 }
 
-interface Running {
-  readonly held: Held;
-  readonly controller: AbortController;
-  readonly envelope: Envelope;
-  timer: NodeJS.Timeout | undefined;
-  /** The lease ran out (or close handed the delivery back): the outcome no longer counts. */
-  lost: boolean;
+// JetStream acknowledgement payloads (the protocol's, as nats.js sends them).
+const ACK = Uint8Array.of(43, 65, 67, 75); // +ACK
+const NAK = Uint8Array.of(45, 78, 65, 75); // -NAK
+const WORKING = Uint8Array.of(43, 87, 80, 73); // +WPI
+const TERM = Uint8Array.of(43, 84, 69, 82, 77); // +TERM
+const encoder = new TextEncoder();
+
+function nakPayload(delayMs: number): Uint8Array {
+  return delayMs > 0 ? encoder.encode(`-NAK {"delay":${nanos(Math.round(delayMs))}}`) : NAK;
+}
+
+/**
+ * The delivery count and stream sequence from a JetStream ack subject:
+ * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`, or with
+ * `<domain>.<account hash>` after `ACK` (and a trailing token) on newer servers. Stream and
+ * consumer names cannot contain dots, so counting tokens is enough.
+ */
+export function parseAckSubject(reply: string): { deliveryCount: number; streamSeq: number } {
+  return { deliveryCount: ackToken(reply, 0), streamSeq: ackToken(reply, 1) };
+}
+
+/** Token `offset` after the consumer name in an ack subject (0: delivery count, 1: stream sequence). */
+function ackToken(reply: string, offset: number): number {
+  // Read once per delivery: scanning beats split(), which allocates a dozen strings.
+  let dots = 0;
+  for (let i = reply.indexOf("."); i !== -1; i = reply.indexOf(".", i + 1)) dots++;
+  const index = (dots === 8 ? 4 : 6) + offset;
+  let start = 0;
+  for (let k = 0; k < index; k++) start = reply.indexOf(".", start) + 1;
+  const end = reply.indexOf(".", start);
+  return Number(end === -1 ? reply.slice(start) : reply.slice(start, end));
+}
+
+/** Send an ack, nak, term or working() for `msg`; false when the connection is closed (the server redelivers after AckWait). */
+function respond(msg: Msg, payload: Uint8Array): boolean {
+  try {
+    return msg.respond(payload);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -74,45 +110,169 @@ export function leaseMargin(ackWaitMs: number): number {
 }
 
 const LOOP_BACKOFF = { initialMs: 100, maxMs: 5_000, multiplier: 2, jitter: 0.2 };
+const ACK_SUBJECT = "$JS.ACK.";
+const PENDING_MESSAGES = "Nats-Pending-Messages";
+
+/** One consumer's pulls: an inbox of its own and the number of messages asked for on it. */
+interface Puller {
+  handle: ConsumerHandle;
+  /** `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`. */
+  readonly next: string;
+  readonly inbox: string;
+  sub: Subscription | undefined;
+  /** Messages requested and not yet received, nor given up by the server (as far as we know). */
+  outstanding: number;
+  lastPullAt: number;
+  /** When anything (a message or a status) last arrived on the inbox. */
+  lastHeardAt: number;
+  failures: number;
+  /** Backing off after a failed pull (checking or re-creating the consumer): no pulls meanwhile. */
+  failing: boolean;
+  /** The connection closed for good: no more pulls. */
+  dead: boolean;
+}
+
+/** A received message: buffered for a free slot, then running. */
+class Held {
+  readonly handle: ConsumerHandle;
+  readonly msg: Msg;
+  readonly attempt: number;
+  envelope!: Envelope;
+  /** Client-side lease end: past it, the server may have redelivered the message. */
+  deadline: number;
+  /** The lease ran out, an outcome was sent, or close handed it back: the outcome no longer counts. */
+  lost = false;
+  #controller: AbortController | undefined;
+  #abortReason: unknown;
+
+  constructor(handle: ConsumerHandle, msg: Msg, now: number) {
+    this.handle = handle;
+    this.msg = msg;
+    this.attempt = ackToken(msg.reply!, 0);
+    this.deadline = now + handle.ackWaitMs - leaseMargin(handle.ackWaitMs);
+  }
+
+  /** Created on first read: most handlers never look at it. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Abort the handler's signal (now, or when it is first read). */
+  abort(reason: unknown): void {
+    this.#abortReason ??= reason;
+    this.#controller?.abort(reason);
+  }
+
+  /** `working()`: the server restarts the full AckWait. */
+  renew(): void {
+    respond(this.msg, WORKING);
+    this.deadline = Date.now() + this.handle.ackWaitMs - leaseMargin(this.handle.ackWaitMs);
+  }
+}
+
+/** What a handler receives: the envelope and its lease, nothing of the NATS message (safe to log). */
+class NatsDelivery implements Delivery {
+  readonly envelope: Envelope;
+  readonly attempt: number;
+  readonly subscriber: string;
+  readonly #held: Held;
+  readonly #owner: NatsSubscription;
+
+  constructor(owner: NatsSubscription, held: Held) {
+    this.envelope = held.envelope;
+    this.attempt = held.attempt;
+    this.subscriber = owner.subscriber;
+    this.#held = held;
+    this.#owner = owner;
+  }
+
+  get signal(): AbortSignal {
+    return this.#held.signal;
+  }
+
+  extendLease(ms?: number): Promise<void> {
+    return this.#owner.extendLeaseOf(this.#held, ms);
+  }
+}
 
 /**
- * One `transport.subscribe()` call: a pull loop per consumer (one per event type, plus the
- * subscriber's replay consumer), a shared concurrency limit, client-side leases and the outcome
- * mapping (ack, nak with backoff, dead letter then term).
+ * One `transport.subscribe()` call: pulls per consumer (one per event type, plus the subscriber's
+ * replay consumer), a shared concurrency limit, client-side leases and the outcome mapping (ack,
+ * nak with backoff, dead letter then term).
+ *
+ * Each consumer is pulled on a core NATS subscription of its own, asking for as many messages as
+ * there are free slots and asking again as slots free up (so the next messages are on their way
+ * while handlers run). Messages are handed to handlers from the subscription callback, without a
+ * queue in between; one watchdog timer per subscription ends the leases of running handlers and
+ * keeps buffered messages' leases alive (`working()`). Closing drains the subscriptions
+ * (unsubscribe, then a round trip to the server), so every message the server sent before it saw
+ * the unsubscribe still arrives — and is handed back with `nak()` instead of waiting out AckWait.
  */
 export class NatsSubscription implements TransportSubscription {
   readonly subscriber: string;
   readonly #host: SubscriptionHost;
+  readonly #session: PullSession;
   readonly #options: TransportSubscribeOptions;
   readonly #logger: Logger;
   readonly #types: ReadonlySet<string>;
   readonly #concurrency: number;
   readonly #maxAttempts: number;
+  /** Ask again once this many slots are free beyond what is already asked for. */
+  readonly #refill: number;
+  readonly #pullRequest: string;
   readonly #stop = new AbortController();
   readonly #buffer: Held[] = [];
-  readonly #running = new Set<Running>();
-  readonly #iterators = new Set<ConsumerMessages>();
-  readonly #loops: Promise<void>[] = [];
-  #handles: ConsumerHandle[] = [];
-  #capacityWaiters: (() => void)[] = [];
+  readonly #running = new Set<Held>();
+  #pullers: Puller[] = [];
   #idleWaiters: (() => void)[] = [];
+  #watchdog: NodeJS.Timeout | undefined;
   #warnedExtend = false;
   #closing: Promise<void> | undefined;
 
-  constructor(host: SubscriptionHost, options: TransportSubscribeOptions, logger: Logger) {
+  constructor(
+    host: SubscriptionHost,
+    session: PullSession,
+    options: TransportSubscribeOptions,
+    logger: Logger,
+  ) {
     this.#host = host;
+    this.#session = session;
     this.#options = options;
     this.#logger = logger;
     this.subscriber = options.subscriber;
     this.#types = new Set(options.types);
     this.#concurrency = options.concurrency ?? 1;
     this.#maxAttempts = options.maxAttempts ?? 5;
+    this.#refill = Math.max(1, Math.ceil(this.#concurrency / 4));
+    this.#pullRequest = `,"expires":${nanos(host.pullExpiresMs)}}`;
   }
 
   /** @internal Start pulling from the consumers. */
   start(handles: readonly ConsumerHandle[]): void {
-    this.#handles = [...handles];
-    for (let i = 0; i < this.#handles.length; i++) this.#loops.push(this.#loop(i));
+    const prefix = inboxPrefixOf(this.#session.nc);
+    this.#pullers = handles.map((handle) => ({
+      handle,
+      next: `${this.#session.apiPrefix}.CONSUMER.MSG.NEXT.${this.#host.stream}.${handle.name}`,
+      inbox: createInbox(prefix),
+      sub: undefined,
+      outstanding: 0,
+      lastPullAt: 0,
+      lastHeardAt: 0,
+      failures: 0,
+      failing: false,
+      dead: false,
+    }));
+    for (const puller of this.#pullers) this.#subscribe(puller);
+    const shortest = Math.min(...handles.map((h) => h.ackWaitMs));
+    // Fine enough to end a lease within its safety margin, never busier than every 10 ms.
+    const tick = Math.max(10, Math.min(1_000, Math.floor(shortest / 10)));
+    this.#watchdog = setInterval(() => this.#watch(), tick);
+    this.#watchdog.unref();
+    for (const puller of this.#pullers) this.#pull(puller);
     const signal = this.#options.signal;
     if (signal) {
       if (signal.aborted) void this.close();
@@ -129,94 +289,182 @@ export class NatsSubscription implements TransportSubscription {
     return this.#concurrency - this.#running.size - this.#buffer.length;
   }
 
-  async #loop(index: number): Promise<void> {
-    let failures = 0;
-    while (!this.#stop.signal.aborted) {
-      if (this.#free <= 0) {
-        await new Promise<void>((resolve) => this.#capacityWaiters.push(resolve));
-        continue;
-      }
-      const handle = this.#handles[index]!;
-      let iterator: ConsumerMessages | undefined;
-      try {
-        iterator = await handle.consumer.fetch({
-          max_messages: this.#free,
-          expires: this.#host.pullExpiresMs,
-        });
-        this.#iterators.add(iterator);
-        if (this.#stop.signal.aborted) void iterator.close();
-        for await (const msg of iterator) this.#accept(handle, msg);
-        failures = 0;
-      } catch (error) {
-        if (this.#stop.signal.aborted) break;
-        if ((error as { name?: unknown } | null)?.name === "ClosedConnectionError") {
-          this.#logger.error(
-            { err: error, consumer: handle.name },
-            `the NATS connection closed for good; subscriber "${this.subscriber}" stops pulling from ${handle.name}`,
-          );
-          break;
-        }
-        failures++;
-        const context = { err: error, consumer: handle.name, failures };
-        const message = `pulling from consumer ${handle.name} failed; retrying with backoff`;
-        if (failures === 1) this.#logger.warn(context, message);
-        else this.#logger.debug(context, message);
-        // The consumer may be gone (deleted by an operator, a server that lost its state): a
-        // missing consumer answers pulls with "consumer deleted" or not at all.
-        try {
-          this.#handles[index] = await this.#host.recreate(handle);
-        } catch (recreateError) {
-          this.#logger.debug(
-            { err: recreateError, consumer: handle.name },
-            "checking or re-creating the consumer failed",
-          );
-        }
-        await sleep(backoffDelay(failures, LOOP_BACKOFF), { signal: this.#stop.signal }).catch(
-          () => {},
+  #subscribe(p: Puller): void {
+    p.sub = this.#session.nc.subscribe(p.inbox, {
+      callback: (error, msg) => this.#onMessage(p, error, msg),
+    });
+  }
+
+  /**
+   * Ask the server for as many messages as there are free slots (minus what this consumer was
+   * already asked for), once enough slots are free to be worth a request.
+   */
+  #pull(p: Puller): void {
+    if (p.failing || p.dead || this.#stop.signal.aborted) return;
+    const want = this.#free - p.outstanding;
+    if (want <= 0 || (p.outstanding > 0 && want < this.#refill)) return;
+    try {
+      this.#session.nc.publish(p.next, `{"batch":${want}${this.#pullRequest}`, {
+        reply: p.inbox,
+      });
+    } catch (error) {
+      if ((error as { name?: unknown } | null)?.name === "ClosedConnectionError") {
+        p.dead = true;
+        this.#logger.error(
+          { err: error, consumer: p.handle.name },
+          `the NATS connection closed for good; subscriber "${this.subscriber}" stops pulling from ${p.handle.name}`,
         );
-      } finally {
-        if (iterator) this.#iterators.delete(iterator);
+        return;
       }
+      this.#fail(p, error);
+      return;
+    }
+    p.outstanding += want;
+    p.lastPullAt = Date.now();
+  }
+
+  #onMessage(p: Puller, error: Error | null, msg: Msg): void {
+    try {
+      if (error) {
+        // The server refused the subscription (permissions): try again with backoff.
+        this.#fail(p, error);
+        return;
+      }
+      p.lastHeardAt = Date.now();
+      if (msg.reply?.startsWith(ACK_SUBJECT)) {
+        if (p.outstanding > 0) p.outstanding--;
+        p.failures = 0;
+        this.#accept(p.handle, msg);
+      } else this.#onStatus(p, msg);
+      this.#pull(p);
+    } catch (unexpected) {
+      this.#logger.error(
+        { err: unexpected, consumer: p.handle.name },
+        "handling a pulled message failed unexpectedly; the server redelivers it after AckWait",
+      );
     }
   }
 
-  #accept(handle: ConsumerHandle, msg: JsMsg): void {
-    if (this.#stop.signal.aborted) {
-      // Pulled while closing: hand it straight back instead of letting AckWait run out.
-      msg.nak();
+  /** A status from the server about our pull requests (headers only, no ack subject). */
+  #onStatus(p: Puller, msg: Msg): void {
+    if (this.#stop.signal.aborted) return;
+    const headers = msg.headers;
+    const code = headers?.code ?? 0;
+    if (code === 100) return; // an idle heartbeat (not asked for)
+    if (code === 408) {
+      // A request expired: what it did not deliver is no longer asked for.
+      const left = headers?.has(PENDING_MESSAGES) ? Number(headers.get(PENDING_MESSAGES)) : NaN;
+      p.outstanding = Number.isFinite(left) ? Math.max(0, p.outstanding - left) : 0;
+      p.failures = 0;
       return;
     }
-    const held: Held = {
-      handle,
-      msg,
-      deadline: Date.now() + handle.ackWaitMs - leaseMargin(handle.ackWaitMs),
-      keepAlive: undefined,
-    };
+    // 409 Consumer Deleted, 503 No Responders (no such consumer), 400 Bad Request, …
+    this.#fail(
+      p,
+      new Error(`the server answered a pull with ${code} ${headers?.description ?? ""}`.trim()),
+    );
+  }
+
+  /** A pull failed: check the consumer (re-create it if it vanished), back off, then pull again. */
+  #fail(p: Puller, error: unknown): void {
+    if (p.failing || p.dead || this.#stop.signal.aborted) return;
+    p.failing = true;
+    p.outstanding = 0;
+    p.failures++;
+    const context = { err: error, consumer: p.handle.name, failures: p.failures };
+    const message = `pulling from consumer ${p.handle.name} failed; retrying with backoff`;
+    if (p.failures === 1) this.#logger.warn(context, message);
+    else this.#logger.debug(context, message);
+    void this.#recover(p);
+  }
+
+  async #recover(p: Puller): Promise<void> {
+    try {
+      // The consumer may be gone (deleted by an operator, a server that lost its state).
+      p.handle = await this.#host.recreate(p.handle);
+    } catch (recreateError) {
+      this.#logger.debug(
+        { err: recreateError, consumer: p.handle.name },
+        "checking or re-creating the consumer failed",
+      );
+    }
+    await sleep(backoffDelay(p.failures, LOOP_BACKOFF), { signal: this.#stop.signal }).catch(
+      () => {},
+    );
+    p.failing = false;
+    if (this.#stop.signal.aborted) return;
+    try {
+      if (!p.sub || p.sub.isClosed()) this.#subscribe(p);
+    } catch (error) {
+      this.#fail(p, error);
+      return;
+    }
+    this.#pull(p);
+  }
+
+  /** @internal The connection is back: requests made before may be gone with the old one. */
+  reconnected(): void {
+    for (const p of this.#pullers) {
+      p.outstanding = 0;
+      this.#pull(p);
+    }
+  }
+
+  /**
+   * Runs every few ms (a tenth of the shortest AckWait, 10 ms–1 s): ends the leases of running
+   * deliveries that ran out (aborting their signal), keeps buffered deliveries' leases alive with
+   * `working()`, and re-pulls when a request went unanswered past its expiry.
+   */
+  #watch(): void {
+    const now = Date.now();
+    for (const run of this.#running) {
+      if (!run.lost && now >= run.deadline) this.#lose(run);
+    }
+    for (const held of this.#buffer) {
+      // More arrived than there are free slots (several consumers pulled at once): hold the
+      // lease until a slot frees, so it is not redelivered meanwhile.
+      if (held.deadline - now < held.handle.ackWaitMs / 2) held.renew();
+    }
+    if (this.#stop.signal.aborted) return;
+    const stale = this.#host.pullExpiresMs + Math.max(2_000, this.#host.pullExpiresMs / 2);
+    for (const p of this.#pullers) {
+      if (p.failing || p.dead) continue;
+      if (p.outstanding > 0 && now - p.lastPullAt > stale) {
+        // Every request has expired on the server by now: nothing more can arrive for them.
+        if (p.lastHeardAt < p.lastPullAt)
+          this.#fail(p, new Error(`no answer to a pull within ${stale} ms`));
+        else p.outstanding = 0;
+      }
+      this.#pull(p);
+    }
+  }
+
+  #lose(run: Held): void {
+    run.lost = true;
+    run.abort(new LeaseLostError(this.subscriber, run.envelope.id));
+  }
+
+  #accept(handle: ConsumerHandle, msg: Msg): void {
+    if (this.#stop.signal.aborted) {
+      // Pulled while closing: hand it straight back instead of letting AckWait run out.
+      respond(msg, NAK);
+      return;
+    }
+    const held = new Held(handle, msg, Date.now());
     if (this.#running.size < this.#concurrency && this.#buffer.length === 0) {
       this.#start(held, false);
       return;
     }
     this.#buffer.push(held);
-    if (this.#running.size < this.#concurrency) {
-      this.#startBuffered();
-      return;
-    }
-    // More arrived than there are free slots (several consumers pulled at once): hold the
-    // lease with working() until a slot frees, so it is not redelivered meanwhile.
-    const every = Math.max(50, Math.floor(handle.ackWaitMs / 3));
-    held.keepAlive = setInterval(() => {
-      held.msg.working();
-      held.deadline = Date.now() + handle.ackWaitMs - leaseMargin(handle.ackWaitMs);
-    }, every);
+    this.#startBuffered();
   }
 
   #startBuffered(): void {
     while (this.#buffer.length > 0 && this.#running.size < this.#concurrency) {
       const held = this.#buffer.shift()!;
-      clearInterval(held.keepAlive);
       if (Date.now() >= held.deadline) {
         this.#logger.warn(
-          { consumer: held.handle.name, seq: held.msg.seq },
+          { consumer: held.handle.name, seq: ackToken(held.msg.reply!, 1) },
           "a buffered delivery lost its lease before a slot freed; the server redelivers it",
         );
         continue;
@@ -227,71 +475,40 @@ export class NatsSubscription implements TransportSubscription {
 
   #start(held: Held, renew: boolean): void {
     const { msg, handle } = held;
-    if (renew) {
-      msg.working();
-      held.deadline = Date.now() + handle.ackWaitMs - leaseMargin(handle.ackWaitMs);
-    }
-    const type = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
-    const decoded = decodeEnvelope(msg.data, {
+    if (renew) held.renew();
+    const decoded = decodeEnvelope(msg.data, () => ({
       subject: msg.subject,
-      type,
+      type: msg.subject.slice(msg.subject.lastIndexOf(".") + 1),
       id: msg.headers?.get("Nats-Msg-Id") || undefined,
-      seq: msg.seq,
-    });
+      seq: ackToken(msg.reply!, 1),
+    }));
+    held.envelope = decoded.envelope;
     if (handle.kind === "replay" && !this.#types.has(decoded.envelope.type)) {
       // A replay for a type another process of this subscriber handles: let that one take it.
       this.#logger.debug(
         { eventId: decoded.envelope.id, type: decoded.envelope.type },
         "replayed delivery for a type this subscription does not handle; handing it back",
       );
-      msg.nak(1_000);
+      held.lost = true;
+      respond(msg, nakPayload(1_000));
       this.#afterSettle();
       return;
     }
-    const run: Running = {
-      held,
-      controller: new AbortController(),
-      envelope: decoded.envelope,
-      timer: undefined,
-      lost: false,
-    };
-    this.#running.add(run);
-    this.#armLease(run);
-    const delivery: Delivery = {
-      envelope: decoded.envelope,
-      attempt: msg.info.deliveryCount,
-      subscriber: this.subscriber,
-      signal: run.controller.signal,
-      extendLease: async (ms?: number) => this.#extend(run, ms),
-    };
-    void this.#handle(run, delivery, decoded.error);
+    this.#running.add(held);
+    void this.#handle(held, decoded.error);
   }
 
-  #armLease(run: Running): void {
-    clearTimeout(run.timer);
-    run.timer = setTimeout(
-      () => {
-        if (run.lost) return;
-        run.lost = true;
-        run.controller.abort(new LeaseLostError(this.subscriber, run.envelope.id));
-      },
-      Math.max(0, run.held.deadline - Date.now()),
-    );
+  #holds(run: Held): boolean {
+    return !run.lost && Date.now() < run.deadline;
   }
 
-  #holds(run: Running): boolean {
-    return !run.lost && Date.now() < run.held.deadline;
-  }
-
-  async #extend(run: Running, ms: number | undefined): Promise<void> {
+  /** @internal {@link Delivery.extendLease} of a running delivery. */
+  async extendLeaseOf(run: Held, ms: number | undefined): Promise<void> {
     if (!this.#holds(run)) {
-      if (!run.lost) {
-        run.lost = true;
-        run.controller.abort(new LeaseLostError(this.subscriber, run.envelope.id));
-      }
+      if (!run.lost) this.#lose(run);
       throw new LeaseLostError(this.subscriber, run.envelope.id);
     }
-    const ackWait = run.held.handle.ackWaitMs;
+    const ackWait = run.handle.ackWaitMs;
     if (ms !== undefined && ms > ackWait && !this.#warnedExtend) {
       this.#warnedExtend = true;
       this.#logger.warn(
@@ -300,14 +517,11 @@ export class NatsSubscription implements TransportSubscription {
           `restart the full AckWait, so call extendLease more often than every ${ackWait} ms, or raise leaseMs`,
       );
     }
-    run.held.msg.working();
-    run.held.deadline = Date.now() + ackWait - leaseMargin(ackWait);
-    this.#armLease(run);
+    run.renew();
   }
 
-  async #handle(run: Running, delivery: Delivery, decodeError: Error | undefined): Promise<void> {
-    const { msg } = run.held;
-    const attempt = delivery.attempt;
+  async #handle(run: Held, decodeError: Error | undefined): Promise<void> {
+    const { msg, attempt } = run;
     try {
       let failed = decodeError !== undefined;
       let failure: unknown = decodeError;
@@ -317,7 +531,7 @@ export class NatsSubscription implements TransportSubscription {
         failure = new DeliveryAbandonedError(this.subscriber, run.envelope.id, attempt - 1);
       } else if (!failed) {
         try {
-          await this.#options.handler(delivery);
+          await this.#options.handler(new NatsDelivery(this, run));
         } catch (error) {
           failed = true;
           failure = error;
@@ -327,7 +541,7 @@ export class NatsSubscription implements TransportSubscription {
         return this.#discard(run, "its lease expired (or close handed it back)");
       if (!failed) {
         run.lost = true;
-        msg.ack();
+        respond(msg, ACK);
         return;
       }
       if (isUnrecoverable(failure) || attempt >= this.#maxAttempts) {
@@ -347,11 +561,11 @@ export class NatsSubscription implements TransportSubscription {
         if (!this.#holds(run))
           return this.#discard(run, "its lease expired while the dead letter was written");
         run.lost = true;
-        msg.term();
+        respond(msg, TERM);
         return;
       }
       run.lost = true;
-      msg.nak(backoffDelay(attempt, this.#options.backoff));
+      respond(msg, nakPayload(backoffDelay(attempt, this.#options.backoff)));
     } catch (sinkError) {
       // The dead-letter sink failed: keep the delivery and try again later, never drop it.
       this.#logger.error(
@@ -360,36 +574,33 @@ export class NatsSubscription implements TransportSubscription {
       );
       if (this.#holds(run)) {
         run.lost = true;
-        msg.nak(backoffDelay(attempt, this.#options.backoff));
+        respond(msg, nakPayload(backoffDelay(attempt, this.#options.backoff)));
       }
     } finally {
-      clearTimeout(run.timer);
       this.#running.delete(run);
       this.#afterSettle();
     }
   }
 
-  #discard(run: Running, why: string): void {
+  #discard(run: Held, why: string): void {
     this.#logger.warn(
-      {
-        subscriber: this.subscriber,
-        eventId: run.envelope.id,
-        attempt: run.held.msg.info.deliveryCount,
-      },
+      { subscriber: this.subscriber, eventId: run.envelope.id, attempt: run.attempt },
       `discarding the outcome of ${run.envelope.id}: ${why} and it may have been redelivered`,
     );
   }
 
   #afterSettle(): void {
     this.#startBuffered();
-    for (const wake of this.#capacityWaiters.splice(0)) wake();
     if (this.#running.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+    for (const p of this.#pullers) this.#pull(p);
   }
 
   /**
-   * Stop pulling, hand buffered messages back, wait up to the drain timeout for running handlers,
-   * then abort the rest (their deliveries are handed back with `nak()` and their outcome is
-   * discarded). Ephemeral subscribers' consumers are removed. Idempotent.
+   * Stop pulling and hand back (`nak`, no delay) every message pulled but not started: the
+   * buffered ones and those still on their way, which the drained pull subscriptions receive up
+   * to the server's acknowledgement of the unsubscribe. Then wait up to the drain timeout for
+   * running handlers, and abort the rest (their deliveries are handed back with `nak()` and their
+   * outcome is discarded). Ephemeral subscribers' consumers are removed. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -398,11 +609,10 @@ export class NatsSubscription implements TransportSubscription {
 
   async #close(): Promise<void> {
     this.#stop.abort(new TransportClosedError(this.#host.stream));
-    for (const wake of this.#capacityWaiters.splice(0)) wake();
-    for (const iterator of this.#iterators) void iterator.close().catch(() => {});
+    const drained = Promise.all(this.#pullers.map((p) => this.#drain(p)));
     for (const held of this.#buffer.splice(0)) {
-      clearInterval(held.keepAlive);
-      held.msg.nak();
+      held.lost = true;
+      respond(held.msg, NAK);
     }
     if (this.#running.size > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -416,21 +626,14 @@ export class NatsSubscription implements TransportSubscription {
       for (const run of this.#running) {
         if (run.lost) continue;
         run.lost = true;
-        clearTimeout(run.timer);
-        run.controller.abort(new TransportClosedError(this.#host.stream));
-        run.held.msg.nak();
+        run.abort(new TransportClosedError(this.#host.stream));
+        respond(run.msg, NAK);
       }
     }
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled(this.#loops),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, 2_000);
-      }),
-    ]);
-    clearTimeout(timer);
+    await drained;
+    clearInterval(this.#watchdog);
     if (this.#options.ephemeral) {
-      await this.#host.remove(this.#handles).catch((error: unknown) => {
+      await this.#host.remove(this.#pullers.map((p) => p.handle)).catch((error: unknown) => {
         this.#logger.warn(
           { err: error, subscriber: this.subscriber },
           "removing an ephemeral subscriber's consumers failed; the server removes them once inactive",
@@ -440,7 +643,37 @@ export class NatsSubscription implements TransportSubscription {
     this.#host.forget(this);
   }
 
+  /**
+   * Unsubscribe and wait for the server to confirm it (a PING/PONG round trip): messages it sent
+   * before reach the callback, which hands them back. The server sends nothing more to a pull
+   * whose inbox lost its interest. Bounded, in case the connection is down.
+   */
+  async #drain(p: Puller): Promise<void> {
+    const sub = p.sub;
+    if (!sub || sub.isClosed()) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        sub.drain(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 2_000);
+        }),
+      ]);
+    } catch {
+      // the connection is closed or closing: nothing more arrives
+    } finally {
+      clearTimeout(timer);
+      if (!sub.isClosed()) sub.unsubscribe();
+    }
+  }
+
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** The connection's inbox prefix (`inboxPrefix` option), which permissions may require. */
+function inboxPrefixOf(nc: NatsConnection): string | undefined {
+  // Not on the NatsConnection interface, but set on every nats.js connection.
+  return (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
 }

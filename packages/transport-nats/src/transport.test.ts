@@ -350,6 +350,95 @@ describeIf(await natsAvailable(), "NatsTransport", {}, () => {
     expect(attempts).toEqual([2]);
   });
 
+  it(
+    "hands messages a pull already delivered back on close, so another process gets them before AckWait",
+    { timeout: 30_000 },
+    async () => {
+      const total = 300;
+      const leaseMs = 30_000;
+      // The durable consumer exists first, so the whole backlog waits for the next pull.
+      await (
+        await transport().subscribe({
+          subscriber: "handover",
+          types: ["JOB"],
+          handler: async () => {},
+        })
+      ).close();
+      await transport().publish(Array.from({ length: total }, (_, i) => job(i)));
+
+      const first = transport({ drainTimeoutMs: 5_000 });
+      const started = new Set<number>();
+      const finished = new Set<number>();
+      let closing: Promise<void> | undefined;
+      await first.subscribe({
+        subscriber: "handover",
+        types: ["JOB"],
+        concurrency: total,
+        leaseMs,
+        handler: async (d) => {
+          started.add(nOf(d));
+          // Close while the rest of the pull is still arriving: it was delivered but never started.
+          closing ??= first.close();
+          await new Promise((r) => setTimeout(r, 100));
+          finished.add(nOf(d));
+        },
+      });
+      await eventually(() => closing !== undefined, "the first delivery");
+      await closing;
+      // Handlers that had started were let finish (and acked), not cut short.
+      expect([...started].sort()).toEqual([...finished].sort());
+
+      const second = transport();
+      const redelivered = new Set<number>();
+      const handedOver = Date.now();
+      await second.subscribe({
+        subscriber: "handover",
+        types: ["JOB"],
+        concurrency: 16,
+        leaseMs,
+        handler: async (d) => void redelivered.add(nOf(d)),
+      });
+      // Everything the first process did not finish arrives at once, not after the 30 s AckWait.
+      await eventually(
+        () => finished.size + redelivered.size >= total,
+        `all ${total} events (finished ${finished.size}, handed over ${redelivered.size})`,
+        10_000,
+      );
+      expect(Date.now() - handedOver).toBeLessThan(leaseMs / 3);
+      for (const n of finished) expect(redelivered.has(n)).toBe(false);
+    },
+  );
+
+  it("keeps the lease of a delivery buffered for a slot, so it is not redelivered meanwhile", async () => {
+    const t = transport();
+    const seen: { type: string; attempt: number }[] = [];
+    await t.subscribe({
+      subscriber: "one-slot",
+      types: ["JOB", "OTHER"],
+      concurrency: 1,
+      leaseMs: 300,
+      handler: async (d) => {
+        seen.push({ type: d.envelope.type, attempt: d.attempt });
+        if (d.envelope.type !== "JOB") return;
+        // Holds the only slot for 3 leases, extending its own.
+        for (let i = 0; i < 6; i++) {
+          await new Promise((r) => setTimeout(r, 150));
+          await d.extendLease();
+        }
+      },
+    });
+    await t.publish([job(1)]);
+    await eventually(() => seen.length === 1, "the first delivery");
+    // Both consumers pull: OTHER arrives while JOB holds the slot, and waits in the buffer.
+    await t.publish([{ ...job(2), type: "OTHER" }]);
+    await eventually(() => seen.length === 2, "the buffered delivery", 5_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(seen).toEqual([
+      { type: "JOB", attempt: 1 },
+      { type: "OTHER", attempt: 1 },
+    ]);
+  });
+
   it("works with concurrency: runs up to that many handlers at once", async () => {
     const t = transport();
     let running = 0;

@@ -48,7 +48,12 @@ import {
   subscriberToken,
 } from "./names";
 import { type NatsTransportOptions, type ResolvedOptions, resolveOptions } from "./options";
-import { type ConsumerHandle, NatsSubscription, type SubscriptionHost } from "./subscription";
+import {
+  type ConsumerHandle,
+  NatsSubscription,
+  type PullSession,
+  type SubscriptionHost,
+} from "./subscription";
 
 /** One subscriber's backlog on NATS: the contract's numbers plus JetStream's own. */
 export interface NatsSubscriberStats extends SubscriberStats {
@@ -122,6 +127,9 @@ export function subjectCovers(pattern: string, prefix: string): boolean {
  *   publishing the whole batch again is safe (the stored ids are dropped as duplicates).
  * - **ordering**: per subscriber and event type, deliveries start in publish order at
  *   concurrency 1; across event types of one subscriber they are not ordered (separate consumers).
+ * - **close**: every message pulled but not started, including those still on their way from the
+ *   server, is handed back at once (`nak()`), so another process gets it without waiting for
+ *   AckWait; running handlers get `drainTimeoutMs` to finish, then are aborted and handed back.
  *
  * @example
  * ```ts
@@ -218,6 +226,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
             break;
           case "reconnect":
             this.#logger.info({ server: status.server }, "reconnected to NATS");
+            for (const subscription of this.#subscriptions) subscription.reconnected();
             break;
           case "error":
             this.#logger.warn({ err: status.error }, "NATS connection error");
@@ -490,7 +499,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
       throw new NatsOptionsError("leaseMs", leaseMs, "an integer ≥ 10");
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
       throw new NatsOptionsError("maxAttempts", maxAttempts, "an integer ≥ 1");
-    await this.#ready();
+    const { nc, js } = await this.#ready();
     const ephemeral = options.ephemeral ?? false;
     const specs: ConsumerSpec[] = [...new Set(types)].map((type) => ({
       name: durableName(this.prefix, subscriber, type),
@@ -509,8 +518,10 @@ export class NatsTransport implements Transport, AsyncDisposable {
       });
     const handles = await Promise.all(specs.map((spec) => this.#ensureConsumer(spec)));
     this.#assertOpen();
+    const session: PullSession = { nc, apiPrefix: js.apiPrefix };
     const subscription = new NatsSubscription(
       this.#host,
+      session,
       options,
       childLogger(this.#logger, { subscriber }),
     );
@@ -522,7 +533,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
   readonly #specs = new Map<string, ConsumerSpec>();
 
   async #ensureConsumer(spec: ConsumerSpec, existed = false): Promise<ConsumerHandle> {
-    const { js, jsm } = await this.#ready();
+    const { jsm } = await this.#ready();
     this.#specs.set(spec.name, spec);
     const ackWait = nanos(spec.leaseMs);
     let info;
@@ -567,10 +578,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
           max_ack_pending: this.#options.maxAckPending,
         });
       }
-      const consumer = await js.consumers.get(this.stream, spec.name);
       return {
         name: spec.name,
-        consumer,
         ackWaitMs: ms(info.config.ack_wait ?? ackWait),
         kind: spec.kind,
       };
