@@ -12,7 +12,7 @@ import {
 import { type MsgHdrs, type NatsConnection, connect } from "@nats-io/transport-node";
 import type { StoredEvent } from "@switchyard/cross-process-queue";
 import { type Envelope, SwitchyardError, isEnvelope, uuidv7Time } from "@switchyard/event-schema";
-import { type ConsumerTag, parseConsumerTag } from "@switchyard/transport-nats";
+import { type ConsumerTag, isInternalSubject, parseConsumerTag } from "@switchyard/transport-nats";
 import { CliError, ExitCode } from "./output";
 
 /** Where the events are: the servers, the stream and its subject prefix. */
@@ -216,7 +216,7 @@ const everyType = (session: NatsSession) => `${session.prefix}.>`;
  * an event addressed to one subscriber, not a publish. Event types never start with `__`.
  */
 const isReplay = (session: NatsSession, subject: string) =>
-  subject.startsWith(`${session.prefix}.__`);
+  isInternalSubject(session.prefix, subject);
 
 const decoder = new TextDecoder();
 

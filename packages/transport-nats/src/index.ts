@@ -16,11 +16,14 @@ export {
 export {
   describeConsumer,
   durableName,
+  isInternalSubject,
   isStreamName,
   isSubjectPrefix,
   isSubjectToken,
   parseConsumerTag,
   replayDurableName,
+  replaySubject,
+  subjectCovers,
   subscriberToken,
 } from "./names";
 export type { ConsumerTag } from "./names";

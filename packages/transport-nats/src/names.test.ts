@@ -2,15 +2,17 @@ import { describe, expect, it } from "vitest";
 import {
   describeConsumer,
   durableName,
+  isInternalSubject,
   isStreamName,
   isSubjectPrefix,
   isSubjectToken,
   parseConsumerTag,
   replayDurableName,
+  replaySubject,
+  subjectCovers,
   subscriberToken,
 } from "./names";
 import { leaseMargin, parseAckSubject } from "./subscription";
-import { subjectCovers } from "./transport";
 
 const P = "switchyard.events";
 const NATS_NAME = /^[A-Za-z0-9_-]{1,62}$/;
@@ -144,5 +146,15 @@ describe("ack subjects", () => {
         "$JS.ACK._.ACCHASH.SWITCHYARD.sy_evaluator_JOB.12.99.98.1700000000000000000.0",
       ),
     ).toEqual({ deliveryCount: 12, streamSeq: 99 });
+  });
+});
+
+describe("replay subjects", () => {
+  it("address one subscriber under the prefix, and are told apart from event subjects", () => {
+    const subject = replaySubject(P, "evaluator", "TRAINING_COMPLETED");
+    expect(subject).toBe(`${P}.__replay.${subscriberToken("evaluator")}.TRAINING_COMPLETED`);
+    expect(isInternalSubject(P, subject)).toBe(true);
+    expect(isInternalSubject(P, `${P}.TRAINING_COMPLETED`)).toBe(false);
+    expect(isInternalSubject("other", subject)).toBe(false);
   });
 });

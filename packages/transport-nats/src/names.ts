@@ -45,6 +45,39 @@ export function subscriberToken(subscriber: string): string {
   return `${readable(subscriber)}-${hash(["subject", subscriber])}`;
 }
 
+/**
+ * The subject a dead-letter replay addressed to one subscriber is stored on:
+ * `${prefix}.__replay.<subscriber token>.<type>` (`type` may be `"*"` for a filter).
+ */
+export function replaySubject(prefix: string, subscriber: string, type: string): string {
+  return `${prefix}.__replay.${subscriberToken(subscriber)}.${type}`;
+}
+
+/**
+ * True when `subject` is one of the transport's own subjects under `prefix` (dead-letter replays),
+ * not a published event: event types never start with `__`.
+ */
+export function isInternalSubject(prefix: string, subject: string): boolean {
+  return subject.startsWith(`${prefix}.__`);
+}
+
+/**
+ * True when a stream subject `pattern` already captures every subject under `${prefix}.`, e.g.
+ * `"switchyard.>"` covers the prefix `"switchyard.events"`.
+ */
+export function subjectCovers(pattern: string, prefix: string): boolean {
+  const p = pattern.split(".");
+  const want = [...prefix.split("."), ">"];
+  for (let i = 0; i < want.length; i++) {
+    const token = p[i];
+    if (token === undefined) return false;
+    if (token === ">") return true;
+    if (i === want.length - 1) return false;
+    if (token !== "*" && token !== want[i]) return false;
+  }
+  return false;
+}
+
 /** True when `value` can be used as one NATS subject token (an event type, a stream name). */
 export function isSubjectToken(value: string): boolean {
   return value.length > 0 && !/[\s.*>]/.test(value);

@@ -45,7 +45,8 @@ import {
   isSubjectToken,
   parseConsumerTag,
   replayDurableName,
-  subscriberToken,
+  replaySubject,
+  subjectCovers,
 } from "./names";
 import { type NatsTransportOptions, type ResolvedOptions, resolveOptions } from "./options";
 import {
@@ -83,23 +84,6 @@ const isConsumerNotFound = (error: unknown) =>
   (error as { name?: unknown } | null)?.name === "ConsumerNotFoundError" || hasCode(error, 10014);
 const isStreamNotFound = (error: unknown) =>
   (error as { name?: unknown } | null)?.name === "StreamNotFoundError" || hasCode(error, 10059);
-
-/**
- * True when a stream subject `pattern` already captures every subject under `${prefix}.`, e.g.
- * `"switchyard.>"` covers the prefix `"switchyard.events"`.
- */
-export function subjectCovers(pattern: string, prefix: string): boolean {
-  const p = pattern.split(".");
-  const want = [...prefix.split("."), ">"];
-  for (let i = 0; i < want.length; i++) {
-    const token = p[i];
-    if (token === undefined) return false;
-    if (token === ">") return true;
-    if (i === want.length - 1) return false;
-    if (token !== "*" && token !== want[i]) return false;
-  }
-  return false;
-}
 
 /**
  * The router's {@link Transport} on NATS JetStream, for processes on several machines.
@@ -365,7 +349,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   #replaySubject(subscriber: string, type: string): string {
-    return `${this.prefix}.__replay.${subscriberToken(subscriber)}.${type}`;
+    return replaySubject(this.prefix, subscriber, type);
   }
 
   /**
@@ -511,7 +495,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
     if (!ephemeral)
       specs.push({
         name: replayDurableName(this.prefix, subscriber),
-        filter: `${this.prefix}.__replay.${subscriberToken(subscriber)}.*`,
+        filter: replaySubject(this.prefix, subscriber, "*"),
         kind: "replay",
         tag: { subscriber, type: null, ephemeral, prefix: this.prefix },
         leaseMs,
@@ -656,7 +640,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
     }
     await this.#ensureConsumer({
       name: replayDurableName(this.prefix, subscriber),
-      filter: `${this.prefix}.__replay.${subscriberToken(subscriber)}.*`,
+      filter: replaySubject(this.prefix, subscriber, "*"),
       kind: "replay",
       tag: { subscriber, type: null, ephemeral: false, prefix: this.prefix },
       leaseMs: ms(info.config.ack_wait ?? nanos(30_000)),

@@ -21,6 +21,7 @@ import {
   withCommonOptions,
   withTransportOptions,
 } from "../context";
+import { subjectCovers } from "@switchyard/transport-nats";
 import { deadLetterReader, openCompanion, withReadOnly } from "../database";
 import { alertingTypes } from "../event-types";
 import {
@@ -368,20 +369,6 @@ function streamCheck(session: NatsSession): HealthCheck {
         : " (an event is kept only until every subscriber acked it, and not at all when none subscribes to its type)"),
     value: state.messages,
   };
-}
-
-/** Whether the stream subject `pattern` stores every subject under `${prefix}.`. */
-function subjectCovers(pattern: string, prefix: string): boolean {
-  const p = pattern.split(".");
-  const want = [...prefix.split("."), ">"];
-  for (let i = 0; i < want.length; i++) {
-    const token = p[i];
-    if (token === undefined) return false;
-    if (token === ">") return true;
-    if (i === want.length - 1) return false;
-    if (token !== "*" && token !== want[i]) return false;
-  }
-  return false;
 }
 
 function natsSubscriberCheck(s: NatsSubscriberBacklog): HealthCheck {
