@@ -6,7 +6,9 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { openQueueReadOnly } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
+import { heartbeatStreamName } from "@switchyard/transport-nats";
 import { describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
@@ -50,6 +52,8 @@ describe("the training-pipeline demo", { tags: ["slow"] }, () => {
         expect(stdout).not.toContain("✗");
         expect(stdout.match(/✓ MODEL_DISTRIBUTION_COMPLETE/g)).toHaveLength(2);
         expect(stdout).toContain("SIGKILL evaluation");
+        // Every daemon process's last heartbeat, in the database.
+        expect(stdout).toMatch(/Heartbeats \(.*coordination\.db\): 10 daemons, 10 stopped/);
         const store = new SqliteDeadLetterStore({ path: db });
         const poison = store.list({ type: "NEW_GAMES_AVAILABLE" });
         store.close();
@@ -123,11 +127,23 @@ describe("the training-pipeline demo on NATS JetStream", { tags: ["slow"] }, () 
         expect(stdout).toMatch(
           /#\d+ NEW_GAMES_AVAILABLE for data_sync:NEW_GAMES_AVAILABLE: unrecoverable, permanently_failed/,
         );
+        // The heartbeats went to the NATS heartbeat stream, not the SQLite file.
+        expect(stdout).toContain(`heartbeats   NATS stream ${stream}_HEARTBEATS`);
+        expect(stdout).toMatch(/Heartbeats \(NATS stream \w+_HEARTBEATS\): 10 daemons, 10 stopped/);
+        const db = openQueueReadOnly(join(dir, "coordination.db"));
+        try {
+          const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck();
+          expect(tables.all()).not.toContain("daemon_heartbeats");
+        } finally {
+          db.close();
+        }
       } finally {
         rmSync(dir, { recursive: true, force: true });
         if (stream) {
           const nc = await connect({ servers: NATS_URL });
-          await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+          const jsm = await jetstreamManager(nc);
+          for (const name of [stream, heartbeatStreamName(stream)])
+            await jsm.streams.delete(name).catch(() => false);
           await nc.close();
         }
       }

@@ -9,6 +9,7 @@ import { verifyPipeline, verifyPipelineOnNats } from "@switchyard/cli";
 import { type PipelineSettings, defaultSettings } from "./settings";
 import { generationOf } from "./simulation";
 import { startPipeline } from "./supervisor";
+import { heartbeatsWhere, pipelineHeartbeatList } from "./transport";
 
 const HELP = `Usage: pnpm demo [options]
 
@@ -113,8 +114,9 @@ console.log(
   `  transport    ${settings.transport === "nats" ? `NATS JetStream at ${settings.natsUrl}, stream ${settings.natsStream}` : "SQLite"}`,
 );
 console.log(
-  `  database     ${settings.db}${settings.transport === "nats" ? " (dead letters and heartbeats)" : ""}`,
+  `  database     ${settings.db}${settings.transport === "nats" ? " (dead letters)" : ""}`,
 );
+console.log(`  heartbeats   ${heartbeatsWhere(settings)}`);
 console.log(`  daemon logs  ${settings.dataDir}/daemons.log\n`);
 
 const ended = new Map(settings.configs.map((c) => [c, new Set<number>()]));
@@ -253,6 +255,14 @@ for (const d of dlq)
   console.log(
     `  #${d.id} ${d.eventType} for ${d.subscriber}: ${d.reason}, ${d.status} — ${d.error.message}`,
   );
+// Every daemon process wrote a last heartbeat when it stopped: read them back where the CLI would.
+const beats = await pipelineHeartbeatList(settings);
+const states = new Map<string, number>();
+for (const beat of beats) states.set(beat.status, (states.get(beat.status) ?? 0) + 1);
+console.log(
+  `\nHeartbeats (${heartbeatsWhere(settings)}): ${beats.length} daemons, ` +
+    ([...states].map(([status, n]) => `${n} ${status}`).join(", ") || "none"),
+);
 const restarts = [...pipeline.processes.values()].reduce((n, p) => n + p.starts - 1, 0);
 console.log(
   `\nSummary: ${allFlowed ? "every stage flowed" : "some stages did not flow"} for ${settings.configs.length} configs; ${restarts} daemon restarts; took ${elapsed().trim()}.`,
@@ -260,7 +270,10 @@ console.log(
 console.log(
   settings.transport === "nats"
     ? `Inspect: pnpm switchyard pipeline verify ${settings.configs[0]} --transport nats --nats-url ${settings.natsUrl} ` +
-        `--stream ${settings.natsStream} --prefix ${settings.natsPrefix}\n         pnpm switchyard dlq list --db ${settings.db}`
+        `--stream ${settings.natsStream} --prefix ${settings.natsPrefix}\n` +
+        `         pnpm switchyard daemons --transport nats --nats-url ${settings.natsUrl} ` +
+        `--stream ${settings.natsStream} --prefix ${settings.natsPrefix}\n` +
+        `         pnpm switchyard dlq list --db ${settings.db}`
     : `Inspect: pnpm switchyard health --db ${settings.db}   (or: events list, dlq list, pipeline verify ${settings.configs[0]})`,
 );
 process.exit(allFlowed && !timedOut ? 0 : 1);

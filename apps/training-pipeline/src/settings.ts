@@ -21,7 +21,8 @@ export interface PipelineSettings {
   readonly poison: boolean;
   /**
    * The durable path between the daemons: the SQLite file `db`, or NATS JetStream. On NATS the
-   * dead-letter store and the heartbeats stay in the SQLite file `db`.
+   * heartbeats go to the heartbeat stream beside the event stream (`<natsStream>_HEARTBEATS`) and
+   * the dead-letter store stays in the SQLite file `db`.
    */
   readonly transport: "sqlite" | "nats";
   /** NATS servers (comma-separated), for `transport: "nats"`. */

@@ -1,8 +1,30 @@
-// The durable transport the demo's processes share, chosen by settings: SQLite or NATS JetStream.
-import { sqliteTransport } from "@switchyard/cross-process-queue";
+// The durable transport the demo's processes share, and where their heartbeats go, chosen by
+// settings: SQLite (the `db` file) or NATS JetStream.
+import {
+  SqliteHeartbeatSink,
+  listHeartbeats,
+  openQueueReadOnly,
+  sqliteTransport,
+} from "@switchyard/cross-process-queue";
+import type { HeartbeatSink } from "@switchyard/handler-base";
 import type { DeadLetterSink, Logger, Transport } from "@switchyard/router";
-import { natsTransport } from "@switchyard/transport-nats";
+import {
+  heartbeatStreamName,
+  listNatsHeartbeats,
+  natsHeartbeatSink,
+  natsTransport,
+} from "@switchyard/transport-nats";
 import type { PipelineSettings } from "./settings";
+
+/** Keep a NATS run's events and heartbeats for an hour, so it can be verified and inspected. */
+const KEEP_MS = 3_600_000;
+
+/** The servers, stream and prefix of a NATS run. */
+const natsLocation = (settings: PipelineSettings) => ({
+  servers: settings.natsUrl.split(","),
+  stream: settings.natsStream,
+  prefix: settings.natsPrefix,
+});
 
 export function pipelineTransport(
   settings: PipelineSettings,
@@ -10,14 +32,48 @@ export function pipelineTransport(
 ): Transport {
   if (settings.transport === "nats") {
     return natsTransport({
-      servers: settings.natsUrl.split(","),
-      stream: settings.natsStream,
-      prefix: settings.natsPrefix,
-      // Keep the run's events for an hour (not only until acked) so it can be verified and inspected.
+      ...natsLocation(settings),
+      // Not only until acked: the run's events stay for the verification and for inspection.
       retention: "limits",
-      maxAgeMs: 3_600_000,
+      maxAgeMs: KEEP_MS,
       ...options,
     });
   }
   return sqliteTransport({ path: settings.db, ...options });
+}
+
+/** A heartbeat sink that is closed when its process ends. */
+export type PipelineHeartbeatSink = HeartbeatSink & { close(): void | Promise<void> };
+
+/**
+ * Where a daemon process writes its heartbeats: on NATS the heartbeat stream beside the run's
+ * event stream (read from any machine), else the SQLite file's `daemon_heartbeats` table.
+ */
+export function pipelineHeartbeats(
+  settings: PipelineSettings,
+  options: { logger?: Logger } = {},
+): PipelineHeartbeatSink {
+  if (settings.transport === "nats")
+    return natsHeartbeatSink({ ...natsLocation(settings), maxAgeMs: KEEP_MS, ...options });
+  return new SqliteHeartbeatSink({ path: settings.db });
+}
+
+/** Where {@link pipelineHeartbeats} writes, for people. */
+export function heartbeatsWhere(settings: PipelineSettings): string {
+  return settings.transport === "nats"
+    ? `NATS stream ${heartbeatStreamName(settings.natsStream)}`
+    : settings.db;
+}
+
+/** Every daemon's last heartbeat, read back from where {@link pipelineHeartbeats} wrote it. */
+export async function pipelineHeartbeatList(
+  settings: PipelineSettings,
+): Promise<{ readonly daemon: string; readonly status: string }[]> {
+  if (settings.transport === "nats") return listNatsHeartbeats(natsLocation(settings));
+  const db = openQueueReadOnly(settings.db);
+  try {
+    return listHeartbeats(db);
+  } finally {
+    db.close();
+  }
 }

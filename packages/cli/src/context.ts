@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { DB_ENV, resolveDbPath } from "./database";
+import type { NatsEventSource } from "./nats";
 import { CliError, Output } from "./output";
 
 /** Options of {@link createProgram}: where output goes and what the commands read, for embedding and tests. */
@@ -78,6 +79,13 @@ export function withTransportOptions(what: string, command: Command): Command {
       "subject prefix of the stream (--transport nats)",
       "switchyard.events",
     );
+}
+
+/** The stream (and servers) the `--transport nats` options name. */
+export function natsSourceOf(
+  opts: TransportOptions,
+): NatsEventSource & { readonly prefix: string } {
+  return { servers: opts.natsUrl.split(","), stream: opts.stream, prefix: opts.prefix };
 }
 
 /** Which transport a command was asked for; a usage error for anything but sqlite or nats. */

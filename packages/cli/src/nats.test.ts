@@ -5,7 +5,13 @@ import { SqliteHeartbeatSink } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { type Envelope, createEnvelope, pipelineStages } from "@switchyard/event-schema";
 import { UnrecoverableError } from "@switchyard/router";
-import { type NatsTransport, natsTransport } from "@switchyard/transport-nats";
+import {
+  type NatsHeartbeat,
+  type NatsTransport,
+  heartbeatStreamName,
+  natsHeartbeatSink,
+  natsTransport,
+} from "@switchyard/transport-nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The NATS suites' shared helpers: under CI=true an unreachable server fails instead of skipping.
 import {
@@ -41,20 +47,21 @@ const stage = (type: string, configKey: string, data: object, cause?: Envelope):
   });
 
 describe("commands against NATS JetStream", () => {
-  it("says clearly when NATS cannot be reached", async () => {
-    const run = await cli([
-      "pipeline",
-      "verify",
-      "hex8_2p",
-      "--transport",
-      "nats",
-      "--nats-url",
-      "nats://127.0.0.1:1",
-      "--json",
-    ]);
-    expect(run.code).toBe(2);
-    expect(run.json()).toMatchObject({ error: { code: "NATS_UNREACHABLE" } });
-  });
+  it.each([[["pipeline", "verify", "hex8_2p"]], [["daemons"]]])(
+    "says clearly when NATS cannot be reached (%j)",
+    async (command) => {
+      const run = await cli([
+        ...command,
+        "--transport",
+        "nats",
+        "--nats-url",
+        "nats://127.0.0.1:1",
+        "--json",
+      ]);
+      expect(run.code).toBe(2);
+      expect(run.json()).toMatchObject({ error: { code: "NATS_UNREACHABLE" } });
+    },
+  );
 
   it("refuses a transport it does not know", async () => {
     const run = await cli(["events", "list", "--transport", "kafka"]);
@@ -428,7 +435,9 @@ describeIf(available, "events and health on NATS", { tags: ["slow"] }, () => {
         /warn\s+subscriber:idle\s+lag 1: 1 pending, 0 in flight.*nothing is pulling/,
       );
       expect(run.stdout).toMatch(/FAIL\s+alert:TRAINING_FAILED\s+1 in the last 1h/);
-      expect(run.stdout).toMatch(/warn\s+daemons\s+not checked: daemon heartbeats are not stored/);
+      expect(run.stdout).toMatch(
+        /warn\s+daemons\s+not checked: no daemon heartbeats in stream \S+_HEARTBEATS and no --db file/,
+      );
       expect(run.stdout).toMatch(/warn\s+dead-letters\s+not checked/);
       expect(run.stdout).toContain("Unhealthy: 1 of");
     });
@@ -466,6 +475,8 @@ describeIf(available, "events and health on NATS", { tags: ["slow"] }, () => {
       const run = await cli(["health", ...nats, "--db", db, "--json"]);
       const report = run.json();
       expect(report.db).toBe(db);
+      // The stream has no heartbeat stream beside it: the file's heartbeats are checked.
+      expect(report.heartbeats).toEqual({ source: "db", path: db });
       const byName = Object.fromEntries(report.checks.map((c: { check: string }) => [c.check, c]));
       expect(byName["daemon:trainer"].status).toBe("ok");
       expect(byName["daemon:evaluator"]).toMatchObject({ status: "fail" });
@@ -543,5 +554,120 @@ describeIf(available, "health of a quiet system on NATS", { tags: ["slow"] }, ()
     );
     expect(run.stdout).toMatch(/ok\s+subscriber:trainer\s+lag 0/);
     expect(run.stdout).toContain("Healthy (2 warnings).");
+  });
+});
+
+/**
+ * Daemons on several machines report through a NatsHeartbeatSink: trainer is running, evaluator
+ * stopped writing 10 minutes ago, selfplay was given up by its manager. A SQLite file beside it
+ * has a heartbeat of its own, which the stream's heartbeats take precedence over.
+ */
+describeIf(available, "daemon heartbeats on NATS", { tags: ["slow"] }, () => {
+  const names = uniqueNames("cliheartbeats");
+  const nats = natsArgs(names);
+  const tmp = tempDir();
+  const db = join(tmp.dir, "coordination.db");
+  const now = Date.now();
+  const beat = (
+    daemon: string,
+    host: string,
+    ageMs: number,
+    status = "running",
+  ): NatsHeartbeat => ({
+    daemon,
+    pid: 4242,
+    host,
+    status,
+    health: {
+      healthy: status === "running",
+      status: status === "running" ? "healthy" : "unhealthy",
+      message: `${daemon} is ${status}`,
+      details: {},
+    },
+    stats: { eventsProcessed: 12, eventsDeduplicated: 3, errorsCount: 1 },
+    restarts: 0,
+    startedAt: new Date(now - 3_600_000).toISOString(),
+    at: new Date(now - ageMs).toISOString(),
+  });
+
+  beforeAll(async () => {
+    const transport = natsTransport({ servers: NATS_URL, ...names });
+    await transport.ready();
+    await transport.close();
+    const heartbeats = natsHeartbeatSink({ servers: NATS_URL, ...names });
+    try {
+      await heartbeats.write(beat("trainer", "gpu-1", 60_000)); // replaced by the next one
+      await heartbeats.write(beat("trainer", "gpu-1", 0));
+      await heartbeats.write(beat("evaluator", "gpu-2", 600_000));
+      await heartbeats.write(beat("selfplay", "cpu-1", 0, "failed"));
+    } finally {
+      await heartbeats.close();
+    }
+    const sqlite = new SqliteHeartbeatSink({ path: db });
+    sqlite.write(beat("sqlite_only", "local", 0));
+    sqlite.close();
+  }, 30_000);
+  afterAll(async () => {
+    await deleteStream(NATS_URL, heartbeatStreamName(names.stream));
+    await deleteStream(NATS_URL, names.stream);
+    tmp.cleanup();
+  });
+
+  it("health checks the heartbeat stream's daemons as it checks the SQLite table's", async () => {
+    const run = await cli(["health", ...nats, "--json"]);
+    expect(run.code).toBe(1);
+    const report = run.json();
+    expect(report.heartbeats).toEqual({
+      source: "nats",
+      stream: heartbeatStreamName(names.stream),
+    });
+    const byName = Object.fromEntries(report.checks.map((c: { check: string }) => [c.check, c]));
+    expect(byName["daemon:trainer"]).toMatchObject({ status: "ok" });
+    expect(byName["daemon:evaluator"]).toMatchObject({ status: "fail", threshold: 120_000 });
+    expect(byName["daemon:evaluator"].message).toContain("stale: last heartbeat 10m");
+    expect(byName["daemon:selfplay"]).toMatchObject({ status: "fail" });
+    expect(byName["daemon:selfplay"].message).toContain("failed: selfplay is failed");
+    expect(byName.daemons).toBeUndefined();
+  });
+
+  it("prefers the heartbeat stream to the --db file, which still gives the dead letters", async () => {
+    const run = await cli(["health", ...nats, "--db", db, "--json"]);
+    const report = run.json();
+    expect(report.heartbeats).toMatchObject({ source: "nats" });
+    const checks = report.checks.map((c: { check: string }) => c.check);
+    expect(checks).toContain("daemon:trainer");
+    expect(checks).not.toContain("daemon:sqlite_only");
+    expect(report.checks).toContainEqual(
+      expect.objectContaining({ check: "dead-letters", status: "ok", value: 0 }),
+    );
+  });
+
+  it("daemons lists the latest heartbeat of every daemon from the stream", async () => {
+    const json = await cli(["daemons", ...nats, "--json"]);
+    expect(json.code).toBe(0);
+    expect(json.json().daemons).toEqual([
+      expect.objectContaining({ daemon: "evaluator", host: "gpu-2", status: "running" }),
+      expect.objectContaining({ daemon: "selfplay", status: "failed" }),
+      expect.objectContaining({
+        daemon: "trainer",
+        host: "gpu-1",
+        status: "running",
+        stats: { eventsProcessed: 12, eventsDeduplicated: 3, errorsCount: 1 },
+      }),
+    ]);
+    const table = await cli(["daemons", ...nats]);
+    expect(table.stdout).toMatch(
+      /trainer\s+running\s+healthy\s+\S+ ago\s+4242\s+gpu-1\s+12\s+3\s+1/,
+    );
+    expect(table.stdout).toMatch(/selfplay\s+failed\s+unhealthy: selfplay is failed/);
+  });
+
+  it("daemons says which stream it read when no daemon wrote there", async () => {
+    const other = { stream: `${names.stream}_OTHER`, prefix: names.prefix };
+    const run = await cli(["daemons", ...natsArgs(other)]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(
+      `No daemon heartbeats in stream ${heartbeatStreamName(other.stream)} (prefix ${names.prefix})`,
+    );
   });
 });

@@ -12,7 +12,13 @@ import {
 import { type MsgHdrs, type NatsConnection, connect } from "@nats-io/transport-node";
 import type { StoredEvent } from "@switchyard/cross-process-queue";
 import { type Envelope, SwitchyardError, isEnvelope, uuidv7Time } from "@switchyard/event-schema";
-import { type ConsumerTag, isInternalSubject, parseConsumerTag } from "@switchyard/transport-nats";
+import {
+  type ConsumerTag,
+  type NatsHeartbeatInfo,
+  isInternalSubject,
+  listNatsHeartbeats,
+  parseConsumerTag,
+} from "@switchyard/transport-nats";
 import { CliError, ExitCode } from "./output";
 
 /** Where the events are: the servers, the stream and its subject prefix. */
@@ -53,11 +59,15 @@ async function open(source: NatsEventSource): Promise<NatsConnection> {
   }
 }
 
-/** One command's view of the stream: a connection, the JetStream APIs and the stream's info. */
-export interface NatsSession {
+/** A connection that reaches JetStream, for one command. */
+export interface NatsLink {
   readonly nc: NatsConnection;
-  readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
+}
+
+/** One command's view of the stream: a connection, the JetStream APIs and the stream's info. */
+export interface NatsSession extends NatsLink {
+  readonly js: JetStreamClient;
   readonly stream: string;
   readonly prefix: string;
   /** The stream's configuration and state when the session opened. */
@@ -65,16 +75,14 @@ export interface NatsSession {
 }
 
 /**
- * Connect, check that the stream exists, run `fn`, close. Failures become {@link CliError}s with
- * the codes `NATS_UNREACHABLE`, `NATS_NO_JETSTREAM`, `NATS_STREAM_NOT_FOUND` or `NATS_STREAM`
- * (exit code 2); errors `fn` throws on purpose (any `SwitchyardError`) pass through unchanged.
+ * Connect, check that JetStream answers, run `fn`, close. Failures to connect or reach JetStream
+ * become {@link CliError}s with the codes `NATS_UNREACHABLE` or `NATS_NO_JETSTREAM` (exit code 2).
  */
-export async function withStream<T>(
+export async function withJetStream<T>(
   source: NatsEventSource,
-  fn: (session: NatsSession) => Promise<T>,
+  fn: (link: NatsLink) => Promise<T>,
 ): Promise<T> {
   const nc = await open(source);
-  const where = source.servers.join(", ");
   try {
     let jsm: JetStreamManager;
     try {
@@ -82,29 +90,45 @@ export async function withStream<T>(
     } catch (error) {
       throw new CliError(
         "NATS_NO_JETSTREAM",
-        `NATS at ${where} does not answer JetStream requests: ${(error as Error).message}. ` +
+        `NATS at ${source.servers.join(", ")} does not answer JetStream requests: ${(error as Error).message}. ` +
           `Start nats-server with -js (JetStream), or check the account's permissions.`,
         ExitCode.usage,
         { cause: error },
       );
     }
+    return await fn({ nc, jsm });
+  } finally {
+    await nc.close().catch(() => {});
+  }
+}
+
+/**
+ * Check that the stream exists on an open link and run `fn` on it. Failures become
+ * {@link CliError}s with the codes `NATS_STREAM_NOT_FOUND` or `NATS_STREAM` (exit code 2); errors
+ * `fn` throws on purpose (any `SwitchyardError`) pass through unchanged.
+ */
+export async function onStream<T>(
+  link: NatsLink,
+  source: NatsEventSource,
+  fn: (session: NatsSession) => Promise<T>,
+): Promise<T> {
+  try {
     let info: StreamInfo;
     try {
-      info = await jsm.streams.info(source.stream);
+      info = await link.jsm.streams.info(source.stream);
     } catch (error) {
       if (!isStreamNotFound(error)) throw error;
       throw new CliError(
         "NATS_STREAM_NOT_FOUND",
-        `No stream ${source.stream} on NATS at ${where}. The transport creates it when a daemon first ` +
+        `No stream ${source.stream} on NATS at ${source.servers.join(", ")}. The transport creates it when a daemon first ` +
           `connects; check --stream (default SWITCHYARD).`,
         ExitCode.usage,
         { cause: error },
       );
     }
     return await fn({
-      nc,
-      js: jetstream(nc, { timeout: REQUEST_TIMEOUT_MS }),
-      jsm,
+      ...link,
+      js: jetstream(link.nc, { timeout: REQUEST_TIMEOUT_MS }),
       stream: source.stream,
       prefix: source.prefix ?? DEFAULT_PREFIX,
       info,
@@ -117,9 +141,37 @@ export async function withStream<T>(
       ExitCode.usage,
       { cause: error },
     );
-  } finally {
-    await nc.close().catch(() => {});
   }
+}
+
+/**
+ * Connect, check that the stream exists, run `fn`, close: {@link withJetStream} and
+ * {@link onStream} in one, with their error codes.
+ */
+export async function withStream<T>(
+  source: NatsEventSource,
+  fn: (session: NatsSession) => Promise<T>,
+): Promise<T> {
+  return withJetStream(source, (link) => onStream(link, source, fn));
+}
+
+/**
+ * Every daemon's latest heartbeat in the heartbeat stream beside `source.stream`
+ * (`<stream>_HEARTBEATS`, written by `NatsHeartbeatSink`), by daemon name; `[]` when there is
+ * no such stream. Only reads: no consumer is created.
+ */
+export async function readNatsHeartbeats(
+  link: NatsLink,
+  source: NatsEventSource,
+  now: number,
+): Promise<NatsHeartbeatInfo[]> {
+  return listNatsHeartbeats({
+    connection: link.nc,
+    stream: source.stream,
+    prefix: source.prefix ?? DEFAULT_PREFIX,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    now,
+  });
 }
 
 /** One stored message, as the commands need it. */

@@ -49,8 +49,8 @@ export function createProgram(options: ProgramOptions = {}): Command {
     "after",
     `
 Every command takes --db <path> (default: $SWITCHYARD_DB, else data/coordination/coordination.db)
-and --json. health, subscribers, events list, events trace and pipeline verify also read NATS
-JetStream: --transport nats [--nats-url <urls>] [--stream <name>] [--prefix <subject>].
+and --json. health, daemons, subscribers, events list, events trace and pipeline verify also read
+NATS JetStream: --transport nats [--nats-url <urls>] [--stream <name>] [--prefix <subject>].
 Exit codes: 0 ok, 1 check failed or unhealthy, 2 usage or input error.
 
 Examples:

@@ -130,12 +130,37 @@ export class NatsOptionsError extends SwitchyardError {
 }
 
 /**
- * The transport (or one of its subscriptions) was closed; it accepts no new work. A
- * `RouterClosedError`, so code that handles a closed router handles this too (`code` `"CLOSED"`).
+ * The transport (or one of its subscriptions, or a heartbeat sink) was closed; it accepts no new
+ * work. A `RouterClosedError`, so code that handles a closed router handles this too (`code` `"CLOSED"`).
  */
 export class TransportClosedError extends RouterClosedError {
-  constructor(stream: string) {
-    super(`NATS transport on stream ${stream}`);
+  /** @param what - what was closed. @defaultValue `"NATS transport"` */
+  constructor(stream: string, what = "NATS transport") {
+    super(`${what} on stream ${stream}`);
+  }
+}
+
+/**
+ * A daemon heartbeat could not be stored in the heartbeat stream (the server did not acknowledge
+ * it in time, or refused it). The sink stays usable: the next heartbeat tries again.
+ */
+export class NatsHeartbeatWriteError extends SwitchyardError {
+  /** The daemon whose heartbeat was lost. */
+  readonly daemon: string;
+  /** The heartbeat stream. */
+  readonly stream: string;
+
+  constructor(daemon: string, stream: string, options?: { cause?: unknown }) {
+    const detail = options?.cause === undefined ? "unknown error" : detailOf(options.cause);
+    super(
+      "NATS_HEARTBEAT_WRITE_FAILED",
+      `The heartbeat of daemon "${daemon}" was not stored in stream ${stream} (${detail}). The next ` +
+        `heartbeat tries again; if this repeats, check the server (\`nats stream info ${stream}\`) and ` +
+        `that this user may publish on the stream's subjects.`,
+      options,
+    );
+    this.daemon = daemon;
+    this.stream = stream;
   }
 }
 

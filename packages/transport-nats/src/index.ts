@@ -1,11 +1,25 @@
 export { NatsTransport, natsTransport } from "./transport";
 export type { NatsSubscriberStats, NatsTransportStats } from "./transport";
 export { defaultNatsTransportOptions } from "./options";
+export {
+  NatsHeartbeatSink,
+  defaultNatsHeartbeatMaxAgeMs,
+  listNatsHeartbeats,
+  natsHeartbeatSink,
+} from "./heartbeats";
+export type {
+  ListNatsHeartbeatsOptions,
+  NatsHeartbeat,
+  NatsHeartbeatInfo,
+  NatsHeartbeatLocation,
+  NatsHeartbeatSinkOptions,
+} from "./heartbeats";
 export type { NatsTransportOptions } from "./options";
 export {
   JetStreamUnavailableError,
   NatsAuthError,
   NatsConnectionError,
+  NatsHeartbeatWriteError,
   NatsOptionsError,
   NatsPayloadTooLargeError,
   NatsPublishError,
@@ -16,6 +30,9 @@ export {
 export {
   describeConsumer,
   durableName,
+  heartbeatPrefix,
+  heartbeatStreamName,
+  heartbeatSubject,
   isInternalSubject,
   isStreamName,
   isSubjectPrefix,

@@ -62,6 +62,38 @@ export function isInternalSubject(prefix: string, subject: string): boolean {
 }
 
 /**
+ * The stream holding the daemon heartbeats that go with the event stream `stream`:
+ * `${stream}_HEARTBEATS` (`SWITCHYARD_HEARTBEATS` by default). A stream of its own, beside the
+ * event stream, so that heartbeats never reach an event consumer and keep their own retention.
+ */
+export function heartbeatStreamName(stream: string): string {
+  return `${stream}_HEARTBEATS`;
+}
+
+/**
+ * The subject prefix of the heartbeats that go with the event prefix `prefix`:
+ * `${prefix}_heartbeats` (`switchyard.events_heartbeats` by default). It sits beside
+ * `${prefix}.>`, not under it, so the event stream and its consumers never match a heartbeat.
+ */
+export function heartbeatPrefix(prefix: string): string {
+  return `${prefix}_heartbeats`;
+}
+
+/**
+ * The subject one daemon's heartbeats are stored on: `${prefix}_heartbeats.<daemon token>`, the
+ * token being the sanitised name plus a hash of the exact name (distinct names never share a
+ * subject). With `max_msgs_per_subject: 1`, the stream keeps the latest heartbeat per daemon.
+ *
+ * @example
+ * ```ts
+ * heartbeatSubject("switchyard.events", "quality_monitor"); // "switchyard.events_heartbeats.quality_monitor-<hash>"
+ * ```
+ */
+export function heartbeatSubject(prefix: string, daemon: string): string {
+  return `${heartbeatPrefix(prefix)}.${readable(daemon)}-${hash(["heartbeat", daemon])}`;
+}
+
+/**
  * True when a stream subject `pattern` already captures every subject under `${prefix}.`, e.g.
  * `"switchyard.>"` covers the prefix `"switchyard.events"`.
  */

@@ -9,10 +9,8 @@ import {
   type StreamInfo,
   RetentionPolicy,
   StorageType,
-  jetstream,
-  jetstreamManager,
 } from "@nats-io/jetstream";
-import { type NatsConnection, connect, nanos } from "@nats-io/transport-node";
+import { type NatsConnection, nanos } from "@nats-io/transport-node";
 import { type Envelope, assertEnvelope } from "@switchyard/event-schema";
 import {
   type DeadLetterRecord,
@@ -30,6 +28,7 @@ import {
   silentLogger,
 } from "@switchyard/router";
 import { encodeEnvelope } from "./codec";
+import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
 import {
   NatsOptionsError,
   NatsPayloadTooLargeError,
@@ -71,19 +70,9 @@ export interface NatsTransportStats extends TransportStats {
   readonly stream: { readonly name: string; readonly messages: number };
 }
 
-interface Session {
-  readonly nc: NatsConnection;
-  readonly js: JetStreamClient;
-  readonly jsm: JetStreamManager;
-}
-
 const ms = (n: number) => Math.round(n / 1_000_000);
-const hasCode = (error: unknown, code: number) =>
-  (error as { code?: unknown } | null)?.code === code;
 const isConsumerNotFound = (error: unknown) =>
   (error as { name?: unknown } | null)?.name === "ConsumerNotFoundError" || hasCode(error, 10014);
-const isStreamNotFound = (error: unknown) =>
-  (error as { name?: unknown } | null)?.name === "StreamNotFoundError" || hasCode(error, 10059);
 
 /**
  * The router's {@link Transport} on NATS JetStream, for processes on several machines.
@@ -180,23 +169,9 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   async #open(): Promise<Session> {
-    const { servers, requestTimeoutMs } = this.#options;
-    let nc: NatsConnection;
-    try {
-      nc = this.#options.connection ?? (await connect(this.#options.connect));
-    } catch (error) {
-      throw toNatsError(error, { servers, phase: "connect" });
-    }
-    try {
-      const jsm = await jetstreamManager(nc, { timeout: requestTimeoutMs });
-      const js = jetstream(nc, { timeout: requestTimeoutMs });
-      await this.#ensureStream(jsm);
-      this.#watch(nc);
-      return { nc, js, jsm };
-    } catch (error) {
-      if (!this.#options.connection) await nc.close().catch(() => {});
-      throw toNatsError(error, { servers, phase: "connect" });
-    }
+    const session = await openSession(this.#options, ({ jsm }) => this.#ensureStream(jsm));
+    this.#watch(session.nc);
+    return session;
   }
 
   #watch(nc: NatsConnection): void {
@@ -752,17 +727,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
       await Promise.allSettled([...this.#subscriptions].map((s) => s.close()));
       const session = await this.#session?.catch(() => undefined);
       this.#stopWatching();
-      if (session && !this.#options.connection) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          session.nc.flush().catch(() => {}),
-          new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, 2_000);
-          }),
-        ]);
-        clearTimeout(timer);
-        await session.nc.close().catch(() => {});
-      }
+      if (session && !this.#options.connection) await closeConnection(session.nc);
     })();
     return this.#closing;
   }

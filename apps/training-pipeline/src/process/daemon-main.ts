@@ -1,14 +1,14 @@
-// One daemon process of the pipeline: its own router on the shared SQLite queue, the dead-letter
-// store as sink, heartbeats in the database, and a DaemonManager that restarts the daemon if it
-// crashes and stops it gracefully on SIGTERM.
+// One daemon process of the pipeline: its own router on the shared transport (the SQLite queue or
+// NATS JetStream), the dead-letter store as sink, heartbeats where the CLI reads them (the database,
+// or the NATS heartbeat stream), and a DaemonManager that restarts the daemon if it crashes and
+// stops it gracefully on SIGTERM.
 import { pipelineCatalog } from "@switchyard/event-schema";
-import { SqliteHeartbeatSink } from "@switchyard/cross-process-queue";
 import { DlqRetryDaemon, SqliteDeadLetterStore, replayTo } from "@switchyard/dlq";
 import { DaemonManager } from "@switchyard/handler-base";
 import { createRouter } from "@switchyard/router";
 import { type PipelineDaemonName, pipelineDaemons } from "../daemons";
 import { settingsFromEnv } from "../settings";
-import { pipelineTransport } from "../transport";
+import { pipelineHeartbeats, pipelineTransport } from "../transport";
 import { jsonLogger } from "./log";
 
 const name = process.argv[2] as PipelineDaemonName;
@@ -43,7 +43,7 @@ const daemon =
       })
     : pipelineDaemons[name].create(router, settings);
 
-const heartbeats = new SqliteHeartbeatSink({ path: settings.db });
+const heartbeats = pipelineHeartbeats(settings, { logger });
 const manager = new DaemonManager({
   daemons: [daemon],
   heartbeatSink: heartbeats,
@@ -57,6 +57,6 @@ await manager.startAll();
 process.send?.({ type: "ready", daemon: name });
 await running;
 await router.shutdown({ timeoutMs: 5000 });
-heartbeats.close();
+await heartbeats.close();
 store.close();
 process.disconnect?.();

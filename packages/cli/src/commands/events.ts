@@ -15,6 +15,7 @@ import {
   type TransportOptions,
   action,
   examples,
+  natsSourceOf,
   transportOf,
   withCommonOptions,
   withTransportOptions,
@@ -24,7 +25,6 @@ import { checkEventType, checkEventTypeAsync } from "../event-types";
 import {
   type CausedStreamEvent,
   type NatsDeliveryInfo,
-  type NatsEventSource,
   causedStreamEvents,
   deliveriesOf,
   findStreamEvent,
@@ -124,13 +124,6 @@ interface TailOptions extends CommonOptions {
 /** Most caused events followed in one trace, so a runaway chain cannot flood the terminal. */
 const MAX_CAUSED = 200;
 
-/** The stream the `--transport nats` options name. */
-const sourceOf = (opts: TransportOptions): NatsEventSource & { prefix: string } => ({
-  servers: opts.natsUrl.split(","),
-  stream: opts.stream,
-  prefix: opts.prefix,
-});
-
 export function registerEvents(program: Command, runtime: Runtime): void {
   const events = program
     .command("events")
@@ -179,7 +172,7 @@ export function registerEvents(program: Command, runtime: Runtime): void {
       });
       const found =
         transportOf(opts) === "nats"
-          ? await withStream(sourceOf(opts), async (session) => {
+          ? await withStream(natsSourceOf(opts), async (session) => {
               const type =
                 opts.type === undefined
                   ? undefined
@@ -467,41 +460,44 @@ async function traceOnNats(
   const companion = openCompanion(opts.db, runtime.env);
   try {
     const budget = { left: MAX_CAUSED };
-    const report = await withStream(sourceOf(opts), async (session): Promise<NatsTraceReport> => {
-      const event = await findStreamEvent(session, id);
-      if (!event) {
-        const retention = session.info.config.retention;
-        throw new CliError(
-          "EVENT_NOT_FOUND",
-          `No event with id ${id} in stream ${session.stream} (prefix ${session.prefix}). ` +
-            (retention === "limits"
-              ? "The stream removes events after its max age or size limits; "
-              : `With ${retention} retention the stream removes an event once every subscriber acked it; `) +
-            `find stored ids with \`switchyard events list --transport nats\`.`,
-        );
-      }
-      const caused = await causedStreamEvents(session, event, opts.depth, budget);
-      const consumers = await taggedConsumers(session);
-      const deadLettersOf = (eventId: string) =>
-        companion ? deadLettersOfEvent(companion.db, eventId) : [];
-      const deliveries = (e: StoredEvent, dead: TraceReport["deadLetters"]) =>
-        deliveriesOf(e, consumers, new Set(dead.map((d) => d.subscriber)));
-      const withDeliveries = (node: CausedStreamEvent): NatsCausedEvent => ({
-        event: node.event,
-        deliveries: deliveries(node.event, deadLettersOf(node.event.id)),
-        caused: node.caused.map(withDeliveries),
-      });
-      const deadLetters = deadLettersOf(id);
-      return {
-        transport: "nats",
-        stream: session.stream,
-        event,
-        deliveries: deliveries(event, deadLetters),
-        deadLetters,
-        deadLettersChecked: companion !== undefined,
-        caused: caused.map(withDeliveries),
-      };
-    });
+    const report = await withStream(
+      natsSourceOf(opts),
+      async (session): Promise<NatsTraceReport> => {
+        const event = await findStreamEvent(session, id);
+        if (!event) {
+          const retention = session.info.config.retention;
+          throw new CliError(
+            "EVENT_NOT_FOUND",
+            `No event with id ${id} in stream ${session.stream} (prefix ${session.prefix}). ` +
+              (retention === "limits"
+                ? "The stream removes events after its max age or size limits; "
+                : `With ${retention} retention the stream removes an event once every subscriber acked it; `) +
+              `find stored ids with \`switchyard events list --transport nats\`.`,
+          );
+        }
+        const caused = await causedStreamEvents(session, event, opts.depth, budget);
+        const consumers = await taggedConsumers(session);
+        const deadLettersOf = (eventId: string) =>
+          companion ? deadLettersOfEvent(companion.db, eventId) : [];
+        const deliveries = (e: StoredEvent, dead: TraceReport["deadLetters"]) =>
+          deliveriesOf(e, consumers, new Set(dead.map((d) => d.subscriber)));
+        const withDeliveries = (node: CausedStreamEvent): NatsCausedEvent => ({
+          event: node.event,
+          deliveries: deliveries(node.event, deadLettersOf(node.event.id)),
+          caused: node.caused.map(withDeliveries),
+        });
+        const deadLetters = deadLettersOf(id);
+        return {
+          transport: "nats",
+          stream: session.stream,
+          event,
+          deliveries: deliveries(event, deadLetters),
+          deadLetters,
+          deadLettersChecked: companion !== undefined,
+          caused: caused.map(withDeliveries),
+        };
+      },
+    );
     out.data(report);
     printTrace(out, report, natsDeliveryView(report.deadLettersChecked));
     if (budget.left <= 0) out.line(`(stopped after ${MAX_CAUSED} caused events)`);

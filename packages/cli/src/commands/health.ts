@@ -17,21 +17,24 @@ import {
   type TransportOptions,
   action,
   examples,
+  natsSourceOf,
   transportOf,
   withCommonOptions,
   withTransportOptions,
 } from "../context";
-import { subjectCovers } from "@switchyard/transport-nats";
+import { heartbeatStreamName, subjectCovers } from "@switchyard/transport-nats";
 import { deadLetterReader, openCompanion, withReadOnly } from "../database";
 import { alertingTypes } from "../event-types";
 import {
   type NatsEventSource,
   type NatsSession,
   type NatsSubscriberBacklog,
+  onStream,
+  readNatsHeartbeats,
   storedTimesSince,
   subscriberBacklogs,
   taggedConsumers,
-  withStream,
+  withJetStream,
 } from "../nats";
 import {
   CliError,
@@ -204,8 +207,18 @@ export interface NatsHealthReport {
   readonly servers: readonly string[];
   readonly stream: string;
   readonly prefix: string;
-  /** The file daemon heartbeats and dead letters were read from, when `--db` named one. */
+  /**
+   * The file dead letters (and daemon heartbeats, when the heartbeat stream has none) were read
+   * from, when `--db` named one.
+   */
   readonly db?: string;
+  /**
+   * Where the daemon heartbeats were read from: the heartbeat stream (`<stream>_HEARTBEATS`,
+   * written by `NatsHeartbeatSink`), else the `--db` file; absent when neither had any.
+   */
+  readonly heartbeats?:
+    | { readonly source: "nats"; readonly stream: string }
+    | { readonly source: "db"; readonly path: string };
   readonly checkedAt: string;
   readonly checks: readonly HealthCheck[];
   /** Every consumer of the transport on the stream (empty when the stream was not reached). */
@@ -216,15 +229,16 @@ export interface NatsHealthReport {
 const UNREACHABLE: Record<string, string> = {
   NATS_UNREACHABLE: "nats",
   NATS_NO_JETSTREAM: "nats",
-  NATS_STREAM_NOT_FOUND: "stream",
 };
 
 /**
  * The system check on NATS JetStream: the connection, the stream, every subscriber's consumers
  * (pending, unacknowledged, being retried, anyone pulling), the total backlog and the catalog's
- * alert rules over the stored events. Daemon heartbeats and dead letters are not on NATS: they
- * are checked in the `companion` file when one is given, else reported as not checked (warn).
- * An unreachable server or a missing stream is a failed check, not an error.
+ * alert rules over the stored events. Daemon heartbeats are read from the heartbeat stream beside
+ * the event stream (`NatsHeartbeatSink`), else from the `companion` file when one is given, and
+ * checked as on SQLite; dead letters only from the `companion` file. What neither holds is
+ * reported as not checked (warn). An unreachable server or a missing stream is a failed check,
+ * not an error.
  */
 export async function checkNatsHealth(
   source: NatsEventSource & { readonly prefix: string },
@@ -232,94 +246,102 @@ export async function checkNatsHealth(
   options: HealthOptions,
 ): Promise<NatsHealthReport> {
   const connection: HealthCheck[] = [];
-  const onStream: HealthCheck[] = [];
+  const streamChecks: HealthCheck[] = [];
   const alerts: HealthCheck[] = [];
   let consumers: NatsConsumerState[] = [];
+  let beats: HeartbeatInfo[] = [];
+  let beatsUnread: string | undefined = "NATS was not reached";
   try {
-    await withStream(source, async (session) => {
-      const server = session.nc.info;
+    await withJetStream(source, async (link) => {
+      const server = link.nc.info;
       connection.push({
         check: "nats",
         status: "ok",
-        message: `connected to ${session.nc.getServer()}${server ? ` (nats-server ${server.version})` : ""}`,
+        message: `connected to ${link.nc.getServer()}${server ? ` (nats-server ${server.version})` : ""}`,
       });
-      connection.push(streamCheck(session));
-      const tagged = await taggedConsumers(session);
-      consumers = tagged.map(({ tag, info }) => ({
-        name: info.name,
-        subscriber: tag.subscriber,
-        type: tag.type,
-        ephemeral: tag.ephemeral,
-        pending: info.num_pending,
-        ackPending: info.num_ack_pending,
-        redelivered: info.num_redelivered,
-        waiting: info.num_waiting,
-      }));
-      const subscribers = subscriberBacklogs(tagged);
-      onStream.push(
-        subscriberCountCheck(
-          subscribers.length,
-          `no subscribers: no consumer of prefix ${session.prefix} on stream ${session.stream} (daemons create theirs when they subscribe)`,
-        ),
-      );
-      for (const s of subscribers) onStream.push(natsSubscriberCheck(s));
-      const lag = subscribers.reduce((sum, s) => sum + s.lag, 0);
-      const inFlight = subscribers.reduce((sum, s) => sum + s.inFlight, 0);
-      onStream.push({
-        check: "backlog",
-        status: lag > options.maxPending ? "fail" : "ok",
-        message: `${lag} unacknowledged ${lag === 1 ? "delivery" : "deliveries"} (${lag - inFlight} pending, ${inFlight} in flight; limit ${options.maxPending})`,
-        value: lag,
-        threshold: options.maxPending,
-      });
-      const interest = session.info.config.retention !== "limits";
-      const note = interest
-        ? ` (${session.info.config.retention} retention: only events some subscriber has not acked yet)`
-        : "";
-      for (const def of alertingTypes()) {
-        const rule = def.alert!;
-        const windowMs = rule.kind === "rate" ? rule.withinMs : options.alertWindowMs;
-        const times = await storedTimesSince(session, def.type, options.now - windowMs);
-        alerts.push(alertCheck(def, options, () => times, note));
+      try {
+        beats = await readNatsHeartbeats(link, source, options.now);
+        beatsUnread = undefined;
+      } catch (error) {
+        beatsUnread = `reading the heartbeat stream failed (${(error as Error).message})`;
       }
+      await onStream(link, source, async (session) => {
+        connection.push(streamCheck(session));
+        const tagged = await taggedConsumers(session);
+        consumers = tagged.map(({ tag, info }) => ({
+          name: info.name,
+          subscriber: tag.subscriber,
+          type: tag.type,
+          ephemeral: tag.ephemeral,
+          pending: info.num_pending,
+          ackPending: info.num_ack_pending,
+          redelivered: info.num_redelivered,
+          waiting: info.num_waiting,
+        }));
+        const subscribers = subscriberBacklogs(tagged);
+        streamChecks.push(
+          subscriberCountCheck(
+            subscribers.length,
+            `no subscribers: no consumer of prefix ${session.prefix} on stream ${session.stream} (daemons create theirs when they subscribe)`,
+          ),
+        );
+        for (const s of subscribers) streamChecks.push(natsSubscriberCheck(s));
+        const lag = subscribers.reduce((sum, s) => sum + s.lag, 0);
+        const inFlight = subscribers.reduce((sum, s) => sum + s.inFlight, 0);
+        streamChecks.push({
+          check: "backlog",
+          status: lag > options.maxPending ? "fail" : "ok",
+          message: `${lag} unacknowledged ${lag === 1 ? "delivery" : "deliveries"} (${lag - inFlight} pending, ${inFlight} in flight; limit ${options.maxPending})`,
+          value: lag,
+          threshold: options.maxPending,
+        });
+        const interest = session.info.config.retention !== "limits";
+        const note = interest
+          ? ` (${session.info.config.retention} retention: only events some subscriber has not acked yet)`
+          : "";
+        for (const def of alertingTypes()) {
+          const rule = def.alert!;
+          const windowMs = rule.kind === "rate" ? rule.withinMs : options.alertWindowMs;
+          const times = await storedTimesSince(session, def.type, options.now - windowMs);
+          alerts.push(alertCheck(def, options, () => times, note));
+        }
+      }).catch((error: unknown) => {
+        // A missing stream is a failed check of its own; the heartbeats were still read.
+        if (!(error instanceof CliError && error.code === "NATS_STREAM_NOT_FOUND")) throw error;
+        connection.push({ check: "stream", status: "fail", message: error.message });
+      });
     });
   } catch (error) {
     const check = error instanceof CliError ? UNREACHABLE[error.code] : undefined;
     if (check === undefined) throw error;
-    if (check === "stream")
-      connection.push({
-        check: "nats",
-        status: "ok",
-        message: `connected to ${source.servers.join(", ")}`,
-      });
     connection.push({ check, status: "fail", message: (error as CliError).message });
   }
 
   const checks: HealthCheck[] = [...connection];
-  if (companion) {
-    const { db, path } = companion;
-    checks.push(
-      ...(hasTable(db, "daemon_heartbeats")
-        ? daemonChecks(listHeartbeats(db, options.now), options)
-        : [
-            {
-              check: "daemons",
-              status: "warn" as const,
-              message: `no daemon heartbeats in ${path} (a DaemonManager with a SqliteHeartbeatSink on that file writes them)`,
-              value: 0,
-            },
-          ]),
-    );
+  const heartbeatStream = heartbeatStreamName(source.stream);
+  let heartbeats: NatsHealthReport["heartbeats"];
+  const fromFile =
+    beats.length === 0 && companion && hasTable(companion.db, "daemon_heartbeats")
+      ? listHeartbeats(companion.db, options.now)
+      : [];
+  if (beats.length > 0) {
+    heartbeats = { source: "nats", stream: heartbeatStream };
+    checks.push(...daemonChecks(beats, options));
+  } else if (companion && fromFile.length > 0) {
+    heartbeats = { source: "db", path: companion.path };
+    checks.push(...daemonChecks(fromFile, options));
   } else {
     checks.push({
       check: "daemons",
       status: "warn",
       message:
-        "not checked: daemon heartbeats are not stored on NATS; name the file a DaemonManager's " +
-        "SqliteHeartbeatSink writes them to with --db",
+        `not checked: ${beatsUnread ?? `no daemon heartbeats in stream ${heartbeatStream}`} ` +
+        (companion
+          ? `nor in ${companion.path} (a DaemonManager with a NatsHeartbeatSink, or a SqliteHeartbeatSink on that file, writes them)`
+          : "and no --db file (a DaemonManager with a NatsHeartbeatSink writes them to the stream; name a SqliteHeartbeatSink's file with --db)"),
     });
   }
-  checks.push(...onStream);
+  checks.push(...streamChecks);
   if (companion) {
     const store = deadLetterReader(companion.db);
     checks.push(deadLetterCheck(store?.stats().depth ?? 0, 0, options));
@@ -341,6 +363,7 @@ export async function checkNatsHealth(
     stream: source.stream,
     prefix: source.prefix,
     ...(companion ? { db: companion.path } : {}),
+    ...(heartbeats ? { heartbeats } : {}),
     checkedAt: new Date(options.now).toISOString(),
     checks,
     consumers,
@@ -459,9 +482,10 @@ export function registerHealth(program: Command, runtime: Runtime): void {
     `
 With --transport nats: the connection, the stream, each subscriber's consumers (pending, in
 flight, being retried, anyone pulling), the backlog and the alert rules over the stream's events.
-Heartbeats and dead letters are not stored on NATS: they are checked in the --db file (or
-$SWITCHYARD_DB) when one is named, and reported as "not checked" otherwise. An unreachable
-server or a missing stream fails the check (exit 1).
+Daemon heartbeats are read from the heartbeat stream <stream>_HEARTBEATS (a DaemonManager with a
+NatsHeartbeatSink writes them), else from the --db file (or $SWITCHYARD_DB) when one is named.
+Dead letters are not on NATS: they are checked in the --db file. What neither holds is reported
+as "not checked". An unreachable server or a missing stream fails the check (exit 1).
 `,
   );
   examples(command, [
@@ -469,8 +493,12 @@ server or a missing stream fails the check (exit 1).
     ["switchyard health --max-pending 500 --stale-after 90s", "stricter limits"],
     ["switchyard health --json | jq '.checks[] | select(.status == \"fail\")'", "failures only"],
     [
+      "switchyard health --transport nats --nats-url nats://10.0.0.5:4222",
+      "on NATS JetStream, heartbeats from the heartbeat stream",
+    ],
+    [
       "switchyard health --transport nats --nats-url nats://10.0.0.5:4222 --db coordination.db",
-      "on NATS JetStream, heartbeats and DLQ from the file",
+      "… and dead letters from the file",
     ],
   ]);
   command.action(
@@ -485,11 +513,7 @@ server or a missing stream fails the check (exit 1).
       if (transportOf(opts) === "nats") {
         const companion = openCompanion(opts.db, runtime.env);
         try {
-          const report = await checkNatsHealth(
-            { servers: opts.natsUrl.split(","), stream: opts.stream, prefix: opts.prefix },
-            companion,
-            options,
-          );
+          const report = await checkNatsHealth(natsSourceOf(opts), companion, options);
           return printHealth(out, report);
         } finally {
           companion?.db.close();

@@ -7,6 +7,7 @@ import {
   type TransportOptions,
   action,
   examples,
+  natsSourceOf,
   transportOf,
   withCommonOptions,
   withTransportOptions,
@@ -179,11 +180,7 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
       if (configKey.trim() === "") throw new CliError("USAGE", "The config key is empty.");
       const result =
         transportOf(opts) === "nats"
-          ? await verifyPipelineOnNats(
-              { servers: opts.natsUrl.split(","), stream: opts.stream, prefix: opts.prefix },
-              configKey,
-              { hours: opts.hours },
-            )
+          ? await verifyPipelineOnNats(natsSourceOf(opts), configKey, { hours: opts.hours })
           : await withReadOnly(dbPath, (db) =>
               verifyPipeline(db, configKey, { hours: opts.hours }),
             );

@@ -6,6 +6,7 @@ import {
   type TransportOptions,
   action,
   examples,
+  natsSourceOf,
   transportOf,
   withCommonOptions,
   withTransportOptions,
@@ -124,11 +125,7 @@ export function registerSubscribers(program: Command, runtime: Runtime): void {
 }
 
 async function natsSubscribersCommand(opts: SubscribersOptions, out: Output): Promise<number> {
-  const all = await natsSubscribers({
-    servers: opts.natsUrl.split(","),
-    stream: opts.stream,
-    prefix: opts.prefix,
-  });
+  const all = await natsSubscribers(natsSourceOf(opts));
   const subscribers =
     opts.type === undefined ? all : all.filter((s) => s.types.includes(opts.type!));
   out.data({ subscribers });

@@ -1,0 +1,64 @@
+// Internal: how every part of this package opens, recognises errors of, and closes a JetStream session.
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import { type NatsConnection, connect } from "@nats-io/transport-node";
+import { toNatsError } from "./errors";
+import type { ResolvedOptions } from "./options";
+
+/** @internal A connection with its JetStream client and manager. */
+export interface Session {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+}
+
+/** @internal Whether a JetStream API error carries this `err_code`. */
+export const hasCode = (error: unknown, code: number): boolean =>
+  (error as { code?: unknown } | null)?.code === code;
+
+/** @internal The stream does not exist. */
+export const isStreamNotFound = (error: unknown): boolean =>
+  (error as { name?: unknown } | null)?.name === "StreamNotFoundError" || hasCode(error, 10059);
+
+/**
+ * @internal Connect (or take `connection`), reach JetStream, then run `setup` (e.g. create a
+ * stream). A connection opened here is closed again when any step fails; errors come out as this
+ * package's typed errors (`NatsConnectionError`, `NatsAuthError`, `JetStreamUnavailableError` …).
+ */
+export async function openSession(
+  o: Pick<ResolvedOptions, "servers" | "connect" | "connection" | "requestTimeoutMs">,
+  setup: (session: Session) => Promise<void> = async () => {},
+): Promise<Session> {
+  let nc: NatsConnection;
+  try {
+    nc = o.connection ?? (await connect(o.connect));
+  } catch (error) {
+    throw toNatsError(error, { servers: o.servers, phase: "connect" });
+  }
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: o.requestTimeoutMs });
+    const session = { nc, js: jetstream(nc, { timeout: o.requestTimeoutMs }), jsm };
+    await setup(session);
+    return session;
+  } catch (error) {
+    if (!o.connection) await nc.close().catch(() => {});
+    throw toNatsError(error, { servers: o.servers, phase: "connect" });
+  }
+}
+
+/** @internal Flush what is buffered (for at most 2 s), then close a connection this package opened. */
+export async function closeConnection(nc: NatsConnection): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    nc.flush().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 2_000);
+    }),
+  ]);
+  clearTimeout(timer);
+  await nc.close().catch(() => {});
+}
