@@ -133,10 +133,10 @@ export async function benchSqlite(options: RunOptions): Promise<GroupResult> {
     const settings = [
       `better-sqlite3 12 bundles SQLite ${sqliteVersion} (switchyard, plainjob, raw); liteque runs on better-sqlite3 11.9.1.`,
       "Durability, every SQLite library: WAL, `synchronous = NORMAL`, busy timeout 5 s, one file in the OS temp directory. " +
-        "switchyard: `sqliteTransport()` defaults (`wal_autocheckpoint = 4000`, `claimBatchSize` 64, `minPollMs` 25, `maxPollMs` 1000, `watch` on); " +
+        "switchyard: `sqliteTransport()` defaults (`claimBatchSize` 64, `minPollMs` 25, `maxPollMs` 1000, `watch` on; `wal_autocheckpoint = 0` on its connections, checkpoints in a worker thread per process: PASSIVE every 100 ms after commits, RESTART at 4000 WAL pages); " +
         "plainjob 0.0.14: its `defineQueue()` pragmas (`journal_mode = WAL`, `synchronous = 1`, `busy_timeout = 5000`), better-sqlite3 12; " +
         "liteque 0.8.0: `buildDBClient()` with `walEnabled` (WAL, `synchronous = NORMAL`, `cache_size = -65536`), on its own better-sqlite3 11.9.1 (≥ 11.10 rejects its async transactions); " +
-        "raw: better-sqlite3 12, WAL, `synchronous = NORMAL`, `wal_autocheckpoint = 4000` as the queue, a table like `events` (autoincrement key, unique text id, payload JSON). plainjob and liteque keep SQLite's default `wal_autocheckpoint` (1000 pages).",
+        "raw: better-sqlite3 12, WAL, `synchronous = NORMAL`, `wal_autocheckpoint = 4000` (inline, the queue's former cadence), a table like `events` (autoincrement key, unique text id, payload JSON). plainjob and liteque keep SQLite's default `wal_autocheckpoint` (1000 pages, inline).",
       `Publish: tinybench (3 rounds in rotated order, warm-up included), ops/s from the median task time; every call builds its event (switchyard: \`createEnvelope()\` with a UUIDv7 id; raw: UUIDv7 + \`JSON.stringify\`). switchyard has one registered subscriber.`,
       `Claim+ack: a backlog (switchyard ${PREFILL.switchyard.full}, plainjob ${PREFILL.plainjob.full}, liteque ${PREFILL.liteque.full} events; sized so that one run takes a few seconds) published before the workers start; ` +
         `timed from "go" until the backlog query shows nothing left (polled every 2 ms over a read-only connection), at most ${CAP_MS / 1000} s per run; ${RUNS_FULL} runs each, median (range in brackets). ` +

@@ -345,8 +345,11 @@ interface RawCase {
   readonly extensions?: string | null;
   readonly time?: string;
   readonly dataversion?: unknown;
-  /** Another id the event may surface under (extensions can override it). */
-  readonly alias?: readonly string[];
+  /**
+   * The transport cannot rebuild an envelope from it: its dead letter must carry the row's raw
+   * columns as `data` (BLOBs as base64) and an `UndecodableEventError` naming the column.
+   */
+  readonly undecodable?: "payload" | "extensions";
   /** What must become of it. */
   readonly expect:
     "handled" | "dead-letter store" | "dead delivery row" | "not delivered" | "insert refused";
@@ -360,7 +363,8 @@ const rawCases: RawCase[] = [
     name: "malformed JSON payload",
     type: "MODEL_PROMOTED",
     payload: '{"config_key": "hex8_2p", "model_path": ',
-    expect: "dead delivery row",
+    undecodable: "payload",
+    expect: "dead-letter store",
   },
   {
     name: "JSON null payload",
@@ -396,7 +400,8 @@ const rawCases: RawCase[] = [
     name: "non-UTF-8 bytes as a BLOB",
     type: "MODEL_PROMOTED",
     payload: Buffer.from([0xff, 0xfe, 0x00, 0xc3, 0x28, 0xa0, 0xa1]),
-    expect: "dead delivery row",
+    undecodable: "payload",
+    expect: "dead-letter store",
   },
   {
     name: "JSON BLOB with invalid UTF-8 inside a string",
@@ -413,16 +418,26 @@ const rawCases: RawCase[] = [
     type: "MODEL_PROMOTED",
     payload: promoted(),
     extensions: "{not json",
-    expect: "dead delivery row",
+    undecodable: "extensions",
+    expect: "dead-letter store",
+  },
+  {
+    name: "extensions that are JSON but not an object",
+    type: "MODEL_PROMOTED",
+    payload: promoted(),
+    extensions: '"traceparent"',
+    undecodable: "extensions",
+    expect: "dead-letter store",
   },
   {
     name: "extensions overriding id, type and data",
     type: "MODEL_PROMOTED",
     payload: promoted(),
     extensions: JSON.stringify({ id: 7, type: "NOT_IN_THE_CATALOG", data: null }),
-    // Extensions are applied over the row's columns when the envelope is rebuilt, so the dead
-    // letter carries id 7 (stored as "7.0" by the dead-letter table) and the foreign type.
-    alias: ["7", "7.0"],
+    // Regression (fixed): extensions were applied over the row's columns, so the dead letter
+    // carried id 7 and the foreign type. Attributes with a column of their own are refused now:
+    // the dead letter is filed under the row's id, with its raw columns.
+    undecodable: "extensions",
     expect: "dead-letter store",
   },
   {
@@ -511,15 +526,34 @@ describe(
           await publishValid(10);
 
           const db = openQueueReadOnly(path);
+          const letterOf = (c: RawCase) =>
+            store.list({ limit: 1_000 }).find((d) => d.eventId === ids.get(c));
+          /** What an undecodable row's dead letter lacks (raw columns, typed error), if anything. */
+          const undecodableProblems = (c: RawCase): string[] => {
+            const letter = letterOf(c);
+            if (!c.undecodable || !letter) return [];
+            const problems: string[] = [];
+            if (letter.reason !== "invalid_payload") problems.push(`reason ${letter.reason}`);
+            if (letter.error.name !== "UndecodableEventError")
+              problems.push(`error ${letter.error.name}`);
+            if (!letter.error.message.includes(c.undecodable))
+              problems.push(`message does not name ${c.undecodable}: ${letter.error.message}`);
+            const data = letter.envelope?.data as Record<string, unknown> | undefined;
+            const stored = (v: string | Buffer | null | undefined) =>
+              Buffer.isBuffer(v) ? { base64: v.toString("base64") } : (v ?? null);
+            if (JSON.stringify(data?.payload) !== JSON.stringify(stored(c.payload)))
+              problems.push("raw payload not kept");
+            if (JSON.stringify(data?.extensions) !== JSON.stringify(stored(c.extensions)))
+              problems.push("raw extensions not kept");
+            return problems;
+          };
           const outcome = (c: RawCase): string | undefined => {
             if (insertErrors.has(c)) return `insert refused (${insertErrors.get(c)})`;
-            const names = [ids.get(c)!, ...(c.alias ?? [])];
-            const event = getEvent(db, ids.get(c)!);
+            const id = ids.get(c)!;
+            const event = getEvent(db, id);
             if (!event) return "event row missing";
-            if (names.some((id) => handled.has(id))) return "handled";
-            const letter = store
-              .list({ limit: 1_000 })
-              .find((d) => names.includes(String(d.eventId)));
+            if (handled.has(id)) return "handled";
+            const letter = letterOf(c);
             if (letter)
               return `dead-letter store (${letter.reason}: ${letter.error.message.slice(0, 80)})`;
             const row = deadDeliveries(db, { subscriber: "raw-reader", limit: 1_000 }).find(
@@ -547,9 +581,16 @@ describe(
               `${valid.filter((id) => handled.has(id)).length} / ${valid.length}`,
             ]);
             rows.push(["consumer errors logged", String(log.errors.length)]);
+            // Reconciliation: no raw row is left only as a dead delivery row when a sink exists.
+            const orphans = deadDeliveries(db, { subscriber: "raw-reader", limit: 1_000 }).filter(
+              (d) => !d.handedOff,
+            );
+            rows.push(["dead delivery rows not in the dead-letter store", String(orphans.length)]);
             printTable("bad input · raw rows", rows);
             for (const c of rawCases)
               expect(outcome(c) ?? "not delivered", c.name).toMatch(new RegExp(`^${c.expect}`));
+            for (const c of rawCases) expect(undecodableProblems(c), c.name).toEqual([]);
+            expect(orphans).toEqual([]);
             // Undeliverable types are kept, visible to operators, not silently removed.
             for (const c of rawCases.filter((c) => c.expect === "not delivered"))
               expect(getEvent(db, ids.get(c)!), c.name).toBeDefined();

@@ -7,7 +7,7 @@ import {
 } from "@switchyard/event-schema";
 import type { DeadLetterReason } from "@switchyard/router";
 import type { Writer } from "./database";
-import { PayloadTooLargeError } from "./errors";
+import { PayloadTooLargeError, UndecodableEventError } from "./errors";
 
 /**
  * The write path of the queue: every statement prepared once per connection, every multi-row
@@ -22,6 +22,12 @@ export interface ClaimedDelivery {
   readonly attempt: number;
   readonly token: number;
   readonly leaseUntil: number;
+  /**
+   * Set when the stored row cannot be decoded (written by another program, or edited by hand):
+   * `envelope` is then a stand-in carrying the row's raw columns as `data`, and the delivery goes
+   * straight to the dead-letter path with this error, without reaching the handler.
+   */
+  readonly undecodable?: UndecodableEventError;
 }
 
 /** The decided outcome of a delivery, applied under its lease token. */
@@ -259,20 +265,7 @@ export class QueueStore {
 
     this.#publishTx = db.transaction((events: readonly PreparedEvent[], now: number) => {
       let published = 0;
-      for (const e of events) {
-        const info = this.#insertEvent.run(
-          e.id,
-          e.type,
-          e.source,
-          e.subject,
-          e.time,
-          e.dataversion,
-          e.payload,
-          e.extensions,
-          now,
-        );
-        published += info.changes;
-      }
+      for (const e of events) published += this.#insert(e, now);
       return published;
     });
 
@@ -330,9 +323,30 @@ export class QueueStore {
    * happens at claim time: every subscriber's cursor walks the same `events` rows.
    */
   publish(envelopes: readonly Envelope[], now = Date.now()): PublishCounts {
+    if (envelopes.length === 1) {
+      // One row: one statement is its own transaction, as atomic as BEGIN IMMEDIATE … COMMIT and
+      // two statements cheaper. (Taking the lock late cannot deadlock here: nothing was read
+      // before the write; a stale snapshot fails as SQLITE_BUSY_SNAPSHOT and is retried.)
+      const e = prepareEvent(envelopes[0]!, this.#maxPayloadBytes);
+      return this.#insert(e, now) > 0 ? ONE_PUBLISHED : ONE_DUPLICATE;
+    }
     const prepared = envelopes.map((e) => prepareEvent(e, this.#maxPayloadBytes));
     const published = this.#publishTx.immediate(prepared, now);
     return { published, duplicates: envelopes.length - published };
+  }
+
+  #insert(e: PreparedEvent, now: number): number {
+    return this.#insertEvent.run(
+      e.id,
+      e.type,
+      e.source,
+      e.subject,
+      e.time,
+      e.dataversion,
+      e.payload,
+      e.extensions,
+      now,
+    ).changes;
   }
 
   /**
@@ -500,16 +514,14 @@ export class QueueStore {
         this.#dead.run(MISSING_EVENT(seq), "unrecoverable", 0, now, subscriber, seq, token);
         return;
       }
-      let envelope: Envelope;
-      try {
-        envelope = toEnvelope(row, offset);
-      } catch (error) {
-        // A row edited into invalid JSON would fail every claim: set it aside as dead instead.
-        const why = JSON.stringify({ name: "InvalidStoredEvent", message: String(error) });
-        this.#dead.run(why, "invalid_payload", 0, now, subscriber, seq, token);
-        return;
-      }
-      claimed.push({ seq, envelope, attempt, token, leaseUntil: until });
+      // A row nobody can decode is claimed like any other and dead-lettered by the subscription,
+      // raw columns and decode error included: never a failed claim, never dropped.
+      const { envelope, error } = decodeRow(row, offset, seq);
+      claimed.push(
+        error
+          ? { seq, envelope, attempt, token, leaseUntil: until, undecodable: error }
+          : { seq, envelope, attempt, token, leaseUntil: until },
+      );
     };
     const first = rows[0]![0];
     const last = rows[rows.length - 1]![0];
@@ -567,6 +579,9 @@ export interface PublishCounts {
   readonly published: number;
   readonly duplicates: number;
 }
+
+const ONE_PUBLISHED: PublishCounts = Object.freeze({ published: 1, duplicates: 0 });
+const ONE_DUPLICATE: PublishCounts = Object.freeze({ published: 0, duplicates: 1 });
 
 /** One round trip of a worker: outcomes to save and how many deliveries it can take. */
 export interface ExchangeRequest {
@@ -634,26 +649,154 @@ function prepareEvent(e: Envelope, maxBytes: number): PreparedEvent {
   };
 }
 
-function toEnvelope(row: readonly unknown[], offset: number): Envelope {
-  const [id, type, source, subject, time, dataversion, payload, extensions] = (
-    offset === 0 ? row : row.slice(offset)
-  ) as EventRow;
-  const envelope: Record<string, unknown> = {
+/** Decodes BLOBs as UTF-8, invalid sequences becoming U+FFFD (as `JSON.parse` of a Buffer did). */
+const utf8 = new TextDecoder();
+
+/** A decoded row, or a stand-in envelope and why the row cannot be decoded. */
+type Decoded =
+  | { readonly envelope: Envelope; readonly error?: undefined }
+  | { readonly envelope: Envelope; readonly error: UndecodableEventError };
+
+/**
+ * Rebuild the envelope of an `events` row (`row` from `offset` on: id, type, source, subject,
+ * time, dataversion, payload, extensions). Never throws: a row that another program wrote or
+ * someone edited — `payload` or `extensions` not JSON, `extensions` not an object or naming an
+ * attribute that has its own column, an attribute column of the wrong type — comes back as a
+ * stand-in envelope whose `data` holds the raw columns (BLOBs as base64), with the error.
+ */
+export function decodeRow(row: readonly unknown[], offset: number, seq: number): Decoded {
+  const id = row[offset];
+  const type = row[offset + 1];
+  const source = row[offset + 2];
+  const subject = row[offset + 3];
+  const time = row[offset + 4];
+  const dataversion = row[offset + 5];
+  const payload = row[offset + 6];
+  const extensions = row[offset + 7];
+  let column = "payload";
+  let problem: string;
+  let cause: unknown;
+  try {
+    const wrong = wrongColumn(id, type, source, subject, time, dataversion);
+    if (wrong !== undefined) {
+      column = wrong;
+      throw new TypeError(`column ${wrong} holds ${describe(row[offset + COLUMN_INDEX[wrong]!])}`);
+    }
+    const data = JSON.parse(text(payload)) as unknown;
+    const envelope: Record<string, unknown> = {
+      specversion: "1.0",
+      id,
+      type,
+      source,
+      time,
+      datacontenttype: "application/json",
+      dataversion,
+      data,
+    };
+    if (subject !== null) envelope.subject = subject;
+    if (extensions !== null) {
+      column = "extensions";
+      const ext = JSON.parse(text(extensions)) as unknown;
+      if (typeof ext !== "object" || ext === null || Array.isArray(ext))
+        throw new TypeError(`extensions is ${describe(ext)} JSON, not an object`);
+      const clash = Object.keys(ext).filter((key) => COLUMNS.has(key));
+      if (clash.length > 0)
+        throw new TypeError(`extensions name ${clash.join(", ")}, stored in their own columns`);
+      Object.assign(envelope, ext);
+    }
+    return { envelope: envelope as unknown as Envelope };
+  } catch (error) {
+    cause = error;
+    problem =
+      error instanceof SyntaxError
+        ? `its ${column} is not JSON (${error.message})`
+        : (error as Error).message;
+  }
+  const eventId = typeof id === "string" && id !== "" ? id : `seq-${seq}`;
+  const eventType = typeof type === "string" && type !== "" ? type : "<unknown>";
+  const envelope: { -readonly [K in keyof Envelope]: Envelope[K] } = {
     specversion: "1.0",
-    id,
-    type,
-    source,
-    time,
+    id: eventId,
+    type: eventType,
+    source: typeof source === "string" && source !== "" ? source : "sqlite",
+    time: typeof time === "string" && time !== "" ? time : new Date().toISOString(),
     datacontenttype: "application/json",
-    dataversion,
-    data: JSON.parse(payload) as unknown,
+    dataversion:
+      typeof dataversion === "number" && Number.isInteger(dataversion) && dataversion >= 1
+        ? dataversion
+        : 1,
+    data: rawColumns(row, offset, column),
   };
-  if (subject !== null) envelope.subject = subject;
-  if (extensions !== null)
-    Object.assign(envelope, JSON.parse(extensions) as Record<string, unknown>);
-  return envelope as unknown as Envelope;
+  if (typeof subject === "string") envelope.subject = subject;
+  return {
+    envelope,
+    error: new UndecodableEventError({
+      seq,
+      eventId,
+      eventType,
+      column,
+      problem,
+      receivedType: describe(row[offset + COLUMN_INDEX[column]!]),
+      cause,
+    }),
+  };
 }
 
-/** Parse a stored row back into an envelope (used by introspection). */
-export { toEnvelope as rowToEnvelope };
+/** Position of each column in an {@link EventRow}. */
+const COLUMN_INDEX: Readonly<Record<string, number>> = {
+  id: 0,
+  type: 1,
+  source: 2,
+  subject: 3,
+  time: 4,
+  dataversion: 5,
+  payload: 6,
+  extensions: 7,
+};
+
+function wrongColumn(
+  id: unknown,
+  type: unknown,
+  source: unknown,
+  subject: unknown,
+  time: unknown,
+  dataversion: unknown,
+): string | undefined {
+  if (typeof id !== "string" || id === "") return "id";
+  if (typeof type !== "string" || type === "") return "type";
+  if (typeof source !== "string") return "source";
+  if (subject !== null && typeof subject !== "string") return "subject";
+  if (typeof time !== "string") return "time";
+  if (typeof dataversion !== "number") return "dataversion";
+  return undefined;
+}
+
+/** A TEXT column as is; a BLOB decoded as UTF-8. */
+function text(value: unknown): string {
+  return Buffer.isBuffer(value) ? utf8.decode(value) : String(value);
+}
+
+function describe(value: unknown): string {
+  if (Buffer.isBuffer(value)) return `a ${value.length}-byte BLOB`;
+  if (value === null) return "NULL";
+  if (typeof value === "string") return value === "" ? "an empty string" : "text";
+  if (Array.isArray(value)) return "an array";
+  return `a ${typeof value}`;
+}
+
+/**
+ * The row's columns as stored, for the dead letter: the two JSON columns always, plus the one
+ * that failed. Text as is, BLOBs as `{ base64 }` (exact bytes), numbers and NULL as they are.
+ */
+function rawColumns(row: readonly unknown[], offset: number, failed: string): unknown {
+  const raw = (value: unknown): unknown =>
+    Buffer.isBuffer(value) ? { base64: value.toString("base64") } : value;
+  const columns: Record<string, unknown> = {
+    payload: raw(row[offset + 6]),
+    extensions: raw(row[offset + 7]),
+  };
+  if (!(failed in columns)) columns[failed] = raw(row[offset + COLUMN_INDEX[failed]!]);
+  return columns;
+}
+
 export type { EventRow };

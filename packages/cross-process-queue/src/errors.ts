@@ -1,4 +1,4 @@
-import { SwitchyardError } from "@switchyard/event-schema";
+import { EventValidationError, SwitchyardError } from "@switchyard/event-schema";
 import { RouterClosedError } from "@switchyard/router";
 
 /**
@@ -67,6 +67,56 @@ export class PayloadTooLargeError extends SwitchyardError {
     this.eventType = eventType;
     this.bytes = bytes;
     this.limit = limit;
+  }
+}
+
+/**
+ * A row of `events` cannot be turned back into an envelope: its `payload` or `extensions` is not
+ * JSON, `extensions` is not an object or names an attribute stored in its own column, or an
+ * attribute column holds the wrong type (a BLOB id, …). Such rows are written by other programs or
+ * edited by hand, never by `publish()`, which validates first. The delivery is dead-lettered at
+ * once (reason `invalid_payload`, as an `EventValidationError` with reason `invalid_envelope`) with
+ * this error; the dead letter's stand-in envelope keeps the row's raw columns as its `data`.
+ */
+export class UndecodableEventError extends EventValidationError {
+  /** The row's `seq` in `events`. */
+  readonly seq: number;
+  /** The event id as stored (or `seq-<seq>` when the id itself is unusable). */
+  readonly eventId: string;
+  /** The column that could not be decoded: `payload`, `extensions`, `id`, `type`, … */
+  readonly column: string;
+
+  constructor(init: {
+    seq: number;
+    eventId: string;
+    eventType: string;
+    column: string;
+    problem: string;
+    receivedType: string;
+    cause?: unknown;
+  }) {
+    super({
+      eventType: init.eventType,
+      reason: "invalid_envelope",
+      issues: [
+        {
+          path: init.column,
+          message: init.problem,
+          code: "undecodable",
+          received: init.receivedType,
+        },
+      ],
+      receivedType: init.receivedType,
+      message:
+        `Stored event #${init.seq} (id ${init.eventId}, type ${init.eventType}) cannot be decoded: ` +
+        `${init.problem}. It was not written by publish(), which validates; its raw columns are kept ` +
+        `as the data of this dead letter. Find the program that wrote the row (its source column), ` +
+        `make it publish through the transport, and fix or delete the row before replaying.`,
+      cause: init.cause,
+    });
+    this.seq = init.seq;
+    this.eventId = init.eventId;
+    this.column = init.column;
   }
 }
 

@@ -1,5 +1,6 @@
 export { SqliteTransport, sqliteTransport, defaultSqliteTransportOptions } from "./queue";
 export type { SqliteTransportOptions, SqliteTransportStats } from "./queue";
+export type { CheckpointStats } from "./checkpoint";
 export {
   PayloadTooLargeError,
   QueueBusyError,
@@ -7,6 +8,7 @@ export {
   QueueOptionsError,
   SchemaVersionError,
   TransportClosedError,
+  UndecodableEventError,
 } from "./errors";
 export { SqliteHeartbeatSink } from "./heartbeats";
 export type { Heartbeat, SqliteHeartbeatSinkOptions } from "./heartbeats";

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { Envelope } from "@switchyard/event-schema";
 import type { DeadLetterReason, SerializedError } from "@switchyard/router";
-import { type EventRow, rowToEnvelope } from "./claim";
+import { type EventRow, decodeRow } from "./claim";
 import { DEFAULT_PATH, openDatabase } from "./database";
 
 /**
@@ -322,16 +322,11 @@ type StoredRow = [seq: number, createdAt: number, ...row: EventRow];
 
 function toStored(raw: StoredRow): StoredEvent {
   const [seq, createdAt] = raw;
-  let envelope: Envelope;
-  let payloadError: string | undefined;
-  try {
-    envelope = rowToEnvelope(raw, 2);
-  } catch (error) {
-    payloadError = String(error);
-    const [, , id, type, source, subject, time, dataversion, payload] = raw;
-    envelope = rowToEnvelope([id, type, source, subject, time, dataversion, "null", null], 0);
-    envelope = { ...envelope, data: payload };
-  }
+  const decoded = decodeRow(raw, 2, seq);
+  const payloadError = decoded.error?.message;
+  const envelope: Envelope = decoded.error
+    ? { ...decoded.envelope, data: raw[2 + 6] }
+    : decoded.envelope;
   return {
     ...(payloadError !== undefined ? { payloadError } : {}),
     seq,

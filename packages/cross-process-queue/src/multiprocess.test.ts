@@ -63,7 +63,7 @@ describe("several processes on one queue file", { tags: ["slow"] }, () => {
     }
     const reports = await Promise.all(
       workers.map((w) => {
-        const report = w.next<{ handled: number[] }>(
+        const report = w.next<{ handled: number[]; checkpoints: { mode: string } }>(
           (m) => typeof m === "object" && m !== null && "handled" in m,
         );
         w.process.send("stop");
@@ -76,6 +76,8 @@ describe("several processes on one queue file", { tags: ["slow"] }, () => {
     expect(all[0]).toBe(0);
     expect(all[total - 1]).toBe(total - 1);
     for (const r of reports) expect(r.handled.length).toBeGreaterThan(0);
+    // Each process checkpoints from its own worker thread (also from a bundle like this child).
+    for (const r of reports) expect(r.checkpoints.mode).toBe("background");
   }, 30_000);
 
   it("redelivers to another process the event a SIGKILLed process was handling", async () => {

@@ -1,6 +1,7 @@
 import { type FSWatcher, watch } from "node:fs";
 import type Database from "better-sqlite3";
 import type { Logger } from "@switchyard/router";
+import { isBusy } from "./errors";
 
 /** Options of {@link Poller}. */
 export interface PollerOptions {
@@ -72,7 +73,7 @@ export class Poller {
     this.#ownWrites = ownWrites;
     this.#logger = logger;
     this.#dataVersion = db.prepare("PRAGMA data_version").pluck();
-    this.#version = this.#dataVersion.get() as number;
+    this.#version = this.#read() ?? -1;
     this.#interval = options.minIntervalMs;
   }
 
@@ -111,10 +112,11 @@ export class Poller {
     this.#watcher = undefined;
   }
 
-  /** Tell every running poller of `file` in this process that events of `types` were published here. */
-  static wakeLocal(file: string, types: ReadonlySet<string>): void {
+  /** Tell every running poller of `file` in this process that these events were published here. */
+  static wakeLocal(file: string, events: readonly { readonly type: string }[]): void {
     const peers = local.get(file);
     if (!peers) return;
+    const types = new Set(events.map((e) => e.type));
     for (const p of peers) p.#onChange(types);
   }
 
@@ -185,17 +187,25 @@ export class Poller {
     }, RECHECK_DELAYS_MS[attempt]);
   }
 
+  /** `PRAGMA data_version`, or undefined when the read failed (busy: the next check sees it). */
+  #read(): number | undefined {
+    try {
+      return this.#dataVersion.get() as number;
+    } catch (error) {
+      if (!isBusy(error))
+        this.#logger.error(
+          { err: error, file: this.#file },
+          "checking the queue for changes failed",
+        );
+      return undefined;
+    }
+  }
+
   /** Returns whether another connection committed since the last check. */
   #check(): boolean {
     this.counters.checks++;
-    let version: number;
-    try {
-      version = this.#dataVersion.get() as number;
-    } catch (error) {
-      this.#logger.error({ err: error, file: this.#file }, "checking the queue for changes failed");
-      return false;
-    }
-    if (version === this.#version) return false;
+    const version = this.#read();
+    if (version === undefined || version === this.#version) return false;
     this.#version = version;
     this.#changed();
     return true;

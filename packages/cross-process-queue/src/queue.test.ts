@@ -307,6 +307,8 @@ describe("leases", () => {
       subscriber: "fenced",
       types: ["JOB"],
       leaseMs: 60_000,
+      // The default backoff (100 ms) let a loaded machine claim the retry before the assertion.
+      backoff: { initialMs: 60_000 },
       handler: async (d) => {
         attemptSeen = d.attempt;
         outcomes.push("fresh holder");

@@ -43,10 +43,13 @@ export async function prune(
   let deliveries = 0;
   let events = 0;
 
-  const abandoned = db
-    .prepare(`SELECT name FROM subscribers WHERE ephemeral = 1 AND last_seen < ?`)
-    .pluck()
-    .all(now - options.ephemeralTimeoutMs) as string[];
+  const abandoned = writer.read(
+    () =>
+      db
+        .prepare(`SELECT name FROM subscribers WHERE ephemeral = 1 AND last_seen < ?`)
+        .pluck()
+        .all(now - options.ephemeralTimeoutMs) as string[],
+  );
   const dropDeliveries = db.prepare(`DELETE FROM deliveries WHERE subscriber = ?`);
   const dropTypes = db.prepare(`DELETE FROM subscriber_types WHERE subscriber = ?`);
   const dropSubscriber = db.prepare(
@@ -67,14 +70,15 @@ export async function prune(
     );
   }
 
-  const { first, last } = db
-    .prepare(`SELECT MIN(seq) AS first, MAX(seq) AS last FROM events`)
-    .get() as {
-    first: number | null;
-    last: number | null;
-  };
+  const { first, last, before } = writer.read(() => ({
+    ...(db.prepare(`SELECT MIN(seq) AS first, MAX(seq) AS last FROM events`).get() as {
+      first: number | null;
+      last: number | null;
+    }),
+    before: lastSeqBefore(db, now - options.retentionMs),
+  }));
   // The newest event always stays: `seq` is MAX(seq) + 1, so it never goes back and cursors hold.
-  const cutoffSeq = Math.min(lastSeqBefore(db, now - options.retentionMs), (last ?? 0) - 1);
+  const cutoffSeq = Math.min(before, (last ?? 0) - 1);
   if (first === null || cutoffSeq < first) return { deliveries, events, subscribers };
 
   const names = db.prepare(`SELECT name FROM subscribers`).pluck();

@@ -282,7 +282,15 @@ export class SqliteSubscription implements TransportSubscription {
     const { claim } = active;
     let failed = false;
     let failure: unknown;
-    if (claim.attempt > this.#maxAttempts) {
+    if (claim.undecodable) {
+      // Nothing to hand to the handler: the dead-letter path, with the raw row and the reason.
+      failed = true;
+      failure = claim.undecodable;
+      this.#host.logger.warn(
+        { err: failure, subscriber: this.subscriber, eventId: claim.envelope.id, seq: claim.seq },
+        `stored event #${claim.seq} cannot be decoded; dead-lettering it`,
+      );
+    } else if (claim.attempt > this.#maxAttempts) {
       // Every earlier attempt lost its lease without an outcome (crash or hang): stop here.
       failed = true;
       failure = new DeliveryAbandonedError(this.subscriber, claim.envelope.id, claim.attempt - 1);

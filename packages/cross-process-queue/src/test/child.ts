@@ -34,8 +34,9 @@ switch (mode ?? "") {
       },
     });
     onMessage("stop", async () => {
+      const { checkpoints } = await transport.stats();
       await transport.close();
-      send({ handled });
+      send({ handled, checkpoints });
       process.exit(0);
     });
     send("ready");

@@ -1,0 +1,114 @@
+import { existsSync, statSync } from "node:fs";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { type SqliteTransport, type SqliteTransportOptions, sqliteTransport } from "./index";
+import { eventually, job, tempQueue } from "./test/fixtures";
+
+let queue: ReturnType<typeof tempQueue>;
+let open: SqliteTransport[] = [];
+
+function connect(options: SqliteTransportOptions = {}): SqliteTransport {
+  queue ??= tempQueue();
+  const transport = sqliteTransport({ path: queue.path, pruneIntervalMs: 0, ...options });
+  open.push(transport);
+  return transport;
+}
+afterEach(async () => {
+  await Promise.all(open.map((t) => t.close()));
+  open = [];
+  queue?.cleanup();
+  queue = undefined!;
+});
+
+const walBytes = () => (existsSync(`${queue.path}-wal`) ? statSync(`${queue.path}-wal`).size : 0);
+
+describe("WAL checkpoints", () => {
+  it("keeps the WAL bounded under sustained publishing and consuming, checkpointing in the background", async () => {
+    const maxWalPages = 200;
+    const t = connect({ maxWalPages, checkpointIntervalMs: 10 });
+    let handled = 0;
+    await t.subscribe({
+      subscriber: "steady",
+      types: ["JOB"],
+      concurrency: 64,
+      handler: async () => void handled++,
+    });
+    // Bounded in count (400 batches of 50) and in time (the test's own timeout).
+    let largest = 0;
+    const total = 20_000;
+    const pad = "x".repeat(300);
+    for (let n = 0; n < total; n += 50) {
+      await t.publish(Array.from({ length: 50 }, (_, i) => job(n + i, "JOB", { data: { pad } })));
+      largest = Math.max(largest, walBytes());
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await eventually(() => handled === total, "every event handled", 30_000);
+    const { checkpoints } = await t.stats();
+    expect(checkpoints).toMatchObject({ mode: "background", errors: 0 });
+    expect(checkpoints.passive).toBeGreaterThan(0);
+    expect(checkpoints.restarts).toBeGreaterThan(0);
+    // Unchecked, these events with their claims and acks write ~28 MB of WAL (~7 000 pages). The
+    // bound: twice the restart threshold, plus what arrives between two looks (generous: a loaded
+    // machine schedules the worker late).
+    const pageBytes = 4096 + 24;
+    expect(checkpoints.maxWalPagesSeen).toBeLessThan(maxWalPages * 6);
+    expect(largest).toBeLessThan(maxWalPages * 6 * pageBytes);
+  });
+
+  it("never checkpoints inside a commit, unlike checkpoint: inline", async () => {
+    // A worker that would not look for an hour: whatever reaches the database file got there
+    // through a commit's own checkpoint.
+    const grownBy = async (options: SqliteTransportOptions) => {
+      queue?.cleanup();
+      queue = tempQueue();
+      const t = connect({ checkpointIntervalMs: 3_600_000, ...options });
+      const before = statSync(queue.path).size;
+      const blob = "x".repeat(2_000);
+      // ~5 000 pages of WAL, over SQLite's 4 000-page auto-checkpoint used by `inline`.
+      for (let n = 0; n < 10_000; n += 100) {
+        await t.publish(
+          Array.from({ length: 100 }, (_, i) => job(n + i, "JOB", { data: { blob } })),
+        );
+      }
+      const grown = statSync(queue.path).size - before;
+      await t.close();
+      return grown;
+    };
+    expect(await grownBy({})).toBe(0);
+    expect(await grownBy({ checkpoint: "inline" })).toBeGreaterThan(1_000_000);
+  });
+
+  it("shares one checkpointer per file, stops it on close (idempotently) and leaves no WAL behind", async () => {
+    const a = connect({ checkpointIntervalMs: 5 });
+    const b = connect({ checkpointIntervalMs: 5 });
+    await a.publish([job(1)]);
+    await eventually(async () => (await b.stats()).checkpoints.passive > 0, "a checkpoint");
+    expect((await a.stats()).checkpoints).toEqual((await b.stats()).checkpoints);
+    const closing = a.close();
+    expect(a.close()).toBe(closing);
+    await closing;
+    // The other transport's hold keeps the worker running.
+    const before = (await b.stats()).checkpoints.passive;
+    await b.publish([job(2)]);
+    await eventually(
+      async () => (await b.stats()).checkpoints.passive > before,
+      "a checkpoint after the first transport closed",
+    );
+    await b.close();
+    // The worker closed its connection first, so the last close checkpointed and removed the WAL.
+    expect(existsSync(`${queue.path}-wal`)).toBe(false);
+    const db = new Database(queue.path, { readonly: true });
+    try {
+      expect(db.prepare("SELECT COUNT(*) FROM events").pluck().get()).toBe(2);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("rejects an unknown checkpoint mode", () => {
+    queue = tempQueue();
+    expect(() =>
+      sqliteTransport({ path: queue.path, checkpoint: "sometimes" as "inline" }),
+    ).toThrow(/Option checkpoint of the SQLite transport is "sometimes"/);
+  });
+});
