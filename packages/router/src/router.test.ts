@@ -113,7 +113,7 @@ describe("subscribe", () => {
   });
 
   it("keeps order and counts across handlers that return synchronously, throw, or re-publish", async () => {
-    const router = make({ logger: memoryLogger().logger });
+    const router = make({ logger: memoryLogger() });
     const seen: number[] = [];
     router.subscribe("JOB_STARTED", (e) => {
       const n = e.data.n;
