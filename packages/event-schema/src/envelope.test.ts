@@ -139,3 +139,43 @@ describe("assertEnvelope", () => {
     expect(isEnvelope(value)).toBe(false);
   });
 });
+
+describe("ids and names that cannot survive UTF-8", () => {
+  const valid = () => createEnvelope({ type: "X", source: "s", data: { a: 1 }, id: "evt-1" });
+
+  it.each(["\ud800", "evt-\udc00-1", "a\ud83d"])(
+    "rejects an id with an unpaired surrogate (%j) with an EventValidationError naming id",
+    (id) => {
+      const envelope = { ...valid(), id };
+      expect(isEnvelope(envelope)).toBe(false);
+      let caught: unknown;
+      try {
+        assertEnvelope(envelope);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(EventValidationError);
+      expect((caught as EventValidationError).reason).toBe("invalid_envelope");
+      expect((caught as EventValidationError).message).toMatch(/id.*unpaired UTF-16 surrogate/);
+    },
+  );
+
+  it("rejects ill-formed subject, source, causationid and correlationid too", () => {
+    for (const key of ["subject", "source", "causationid", "correlationid"]) {
+      expect(() => assertEnvelope({ ...valid(), [key]: "x\udfff" })).toThrow(EventValidationError);
+    }
+  });
+
+  it("refuses to create an envelope with an ill-formed explicit id", () => {
+    expect(() => createEnvelope({ type: "X", source: "s", data: {}, id: "a\ud800b" })).toThrow(
+      EventValidationError,
+    );
+  });
+
+  it("accepts ids with well-formed surrogate pairs (emoji) and keeps them intact", () => {
+    const e = createEnvelope({ type: "X", source: "s", data: {}, id: "evt-😀" });
+    expect(() => assertEnvelope(e)).not.toThrow();
+    expect(e.id).toBe("evt-😀");
+    expect(envelopeSchema.safeParse({ ...e, id: "\ud800" }).success).toBe(false);
+  });
+});

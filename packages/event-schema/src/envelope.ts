@@ -33,23 +33,40 @@ export interface Envelope<T extends string = string, D = unknown> {
   readonly causationid?: string;
 }
 
+// An id or name with an unpaired surrogate cannot survive UTF-8 (SQLite, NATS headers, JSON on the
+// wire replace it with U+FFFD): two distinct ids would arrive as one, and the second would be
+// dropped as a duplicate. Such strings are rejected, never stored.
+const LONE_SURROGATE = /\p{Cs}/u;
+const nativeIsWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean })
+  .isWellFormed;
+
+/** True when `text` is well-formed UTF-16 (no unpaired surrogate), so it round-trips through UTF-8. */
+export function isWellFormed(text: string): boolean {
+  return nativeIsWellFormed ? nativeIsWellFormed.call(text) : !LONE_SURROGATE.test(text);
+}
+
 /**
  * Zod schema of the envelope attributes. `data` is left `unknown` here: the catalog validates it
  * per event type. Unknown extension attributes pass through, as CloudEvents allows.
  */
+const identifier = () =>
+  z.string().refine(isWellFormed, {
+    message: "Must be well-formed Unicode (it has an unpaired UTF-16 surrogate)",
+  });
+
 export const envelopeSchema = z.looseObject({
   specversion: z.literal("1.0"),
-  id: z.string().min(1),
-  type: z.string().min(1),
-  source: z.string().min(1),
+  id: identifier().min(1),
+  type: identifier().min(1),
+  source: identifier().min(1),
   time: z.iso.datetime({ offset: true }),
-  subject: z.string().optional(),
+  subject: identifier().optional(),
   datacontenttype: z.literal("application/json"),
   dataversion: z.number().int().positive(),
   data: z.unknown(),
   traceparent: z.string().optional(),
-  correlationid: z.string().optional(),
-  causationid: z.string().optional(),
+  correlationid: identifier().optional(),
+  causationid: identifier().optional(),
 });
 
 /** Options of {@link createEnvelope}; everything but `type`, `source` and `data` is filled in. */
@@ -73,7 +90,10 @@ export interface CreateEnvelopeOptions<T extends string, D> {
 /**
  * Build an envelope around an (already validated) payload. Fills `specversion`, `id` (UUIDv7),
  * `time`, `datacontenttype` and `subject` (from `config_key` when present). Absent optional
- * attributes are left out rather than set to `undefined`, so the JSON stays minimal.
+ * attributes are left out rather than set to `undefined`, so the JSON stays minimal. Throws an
+ * `EventValidationError` (reason `invalid_envelope`) when an id or name (`id`, `type`, `source`,
+ * `subject`, `correlationid`, `causationid`) holds an unpaired UTF-16 surrogate: such a string
+ * does not survive UTF-8, so two distinct ids could arrive as one.
  *
  * @example
  * ```ts
@@ -108,6 +128,10 @@ export function createEnvelope<T extends string, D>(
   if (options.traceparent !== undefined) envelope.traceparent = options.traceparent;
   if (options.correlationid !== undefined) envelope.correlationid = options.correlationid;
   if (options.causationid !== undefined) envelope.causationid = options.causationid;
+  for (const key of IDENTIFIERS) {
+    const text = envelope[key];
+    if (text !== undefined && !isWellFormed(text)) assertEnvelope(envelope);
+  }
   return envelope;
 }
 
@@ -129,6 +153,7 @@ function configKeyOf(data: unknown): string | undefined {
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
+const IDENTIFIERS = ["id", "type", "source", "subject", "correlationid", "causationid"] as const;
 const OPTIONAL_STRINGS = ["subject", "traceparent", "correlationid", "causationid"] as const;
 
 // Hand-written: transports call this for every published envelope, so it must cost next to nothing.
@@ -137,7 +162,8 @@ function envelopeProblem(value: unknown): string | undefined {
   const e = value as Record<string, unknown>;
   if (e.specversion !== "1.0") return "specversion";
   for (const key of ["id", "type", "source"] as const) {
-    if (typeof e[key] !== "string" || e[key] === "") return key;
+    const text = e[key];
+    if (typeof text !== "string" || text === "" || !isWellFormed(text)) return key;
   }
   if (typeof e.time !== "string" || !RFC3339.test(e.time) || Number.isNaN(Date.parse(e.time)))
     return "time";
@@ -146,7 +172,8 @@ function envelopeProblem(value: unknown): string | undefined {
     return "dataversion";
   if (!("data" in e) || e.data === undefined) return "data";
   for (const key of OPTIONAL_STRINGS) {
-    if (e[key] !== undefined && typeof e[key] !== "string") return key;
+    const text = e[key];
+    if (text !== undefined && (typeof text !== "string" || !isWellFormed(text))) return key;
   }
   return undefined;
 }
