@@ -34,6 +34,7 @@ import {
   type SubscribeOptions,
   type SubscriptionHost,
   type SubscriptionStats,
+  TRANSPORT_SKIPPED_STAGES,
   emptyCounters,
 } from "./subscription";
 import { childTraceparent } from "./trace";
@@ -96,6 +97,7 @@ export interface RouterOptions<C extends AnyCatalog> {
 }
 
 const NO_OPTIONS: PublishOptions = Object.freeze({});
+const NOTHING_SKIPPED: ReadonlySet<string> = new Set();
 
 /** Options of {@link Router.publish}. */
 export interface PublishOptions {
@@ -131,11 +133,15 @@ export type EventFor<C extends AnyCatalog, P> = {
   [T in MatchedType<C, P>]: EventOf<T, C>;
 }[MatchedType<C, P>];
 
-/** A typed handler for the events a pattern matches. */
+/**
+ * A typed handler for the events a pattern matches. What it returns is ignored, on every path:
+ * a promise (or any thenable) is awaited and its value ignored; anything else (the count
+ * `(e) => seen.push(e)` returns, an object, `null`) counts as returning.
+ */
 export type Handler<C extends AnyCatalog, P> = (
   event: EventFor<C, P>,
   ctx: HandlerContext<C>,
-) => void | Promise<void>;
+) => unknown;
 
 /**
  * Returned by `subscribe`: call it (or let `using` dispose it) to unsubscribe. Unsubscribing stops
@@ -339,16 +345,18 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     }
     const d = this.#defaults;
     const timeoutMs = options.timeoutMs ?? d.timeoutMs;
-    // Under a retry middleware each attempt needs its own timeout: the timeout middleware sits
-    // inside retry. Otherwise the subscription runtime times deliveries out natively (no wrapper
-    // promise per event).
-    const retries = [...this.#middleware, ...(options.middleware ?? [])].some(
-      (m) => m.stage === "retry",
-    );
-    const own = [
-      ...(retries && timeoutMs > 0 ? [timeout({ ms: timeoutMs })] : []),
-      ...(options.middleware ?? []),
-    ];
+    const maxAttempts = options.maxAttempts ?? d.maxAttempts;
+    const middleware = [...this.#middleware, ...(options.middleware ?? [])];
+    // When middleware wraps the handler, a timeout must reach it as the attempt's failure: retry
+    // retries it, dead-letter hands it to the sink (reason `timeout`), audit records it. Then the
+    // `timeout` middleware sits in the chain, innermost. With nothing to see it, the subscription
+    // runtime times deliveries out natively (no wrapper promise per event). Decided per path: a
+    // transport delivery's chain skips retry and dead-letter.
+    const inChain = (skip: ReadonlySet<string>) =>
+      timeoutMs > 0 && middleware.some((m) => !skip.has(m.stage));
+    const localInChain = inChain(NOTHING_SKIPPED);
+    const transportInChain = inChain(TRANSPORT_SKIPPED_STAGES);
+    const timeoutStage = localInChain || transportInChain ? [timeout({ ms: timeoutMs })] : [];
     const sub = new LocalSubscription(
       {
         name,
@@ -357,13 +365,17 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
         concurrency: positiveInt("concurrency", options.concurrency ?? d.concurrency),
         queueSize: positiveInt("queueSize", options.queueSize ?? d.queueSize),
         overflow: options.overflow ?? d.overflow,
-        timeoutMs: retries ? 0 : timeoutMs,
+        timeoutMs: {
+          local: localInChain ? 0 : timeoutMs,
+          transport: transportInChain ? 0 : timeoutMs,
+        },
+        maxAttempts,
       },
       this.#host,
       handler as unknown as HandlerFn,
       {
-        local: [...this.#middleware, ...own],
-        transport: [validation(), ...this.#middleware, ...own],
+        local: [...middleware, ...(localInChain ? timeoutStage : [])],
+        transport: [validation(), ...middleware, ...(transportInChain ? timeoutStage : [])],
       },
       childLogger(this.#logger, { subscription: name }),
     );
@@ -379,7 +391,7 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
         handler: (delivery) => sub.deliver(delivery),
         concurrency: sub.concurrency,
         leaseMs: options.leaseMs ?? d.leaseMs,
-        maxAttempts: options.maxAttempts ?? d.maxAttempts,
+        maxAttempts,
         ...((options.backoff ?? d.backoff) ? { backoff: options.backoff ?? d.backoff } : {}),
         ...(this.#deadLetter ? { deadLetter: this.#deadLetter } : {}),
         ...(options.ephemeral ? { ephemeral: true } : {}),
@@ -595,8 +607,10 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
   }
 
   /**
-   * Healthy, degraded (a queue nearly full, many recent failures) or unhealthy (shut down, a
-   * transport subscription failed), with the numbers behind it.
+   * Healthy, degraded (a queue nearly full, more than half of a subscription's last deliveries
+   * failed, or one of them failed for good — dead-lettered or dropped — among its last 100) or
+   * unhealthy (shut down, a transport subscription failed), with the numbers behind it. Durable
+   * deliveries count like in-process ones: each transport attempt is one delivery here.
    */
   healthCheck(): HealthCheckResult {
     const stats = this.getStats();
@@ -615,11 +629,17 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
           message: `${sub.name} queue ${sub.queueDepth}/${sub.queueSize}`,
         });
       }
-      const { rate, samples } = sub.recentFailureRate();
+      // Transport attempts count here like in-process deliveries: the durable path is not blind.
+      const { rate, failedForGood, samples } = sub.recentFailureRate();
       if (samples >= 5 && rate > 0.5) {
         problems.push({
           severity: "degraded",
           message: `${sub.name} failed ${Math.round(rate * 100)}% of its last ${samples} deliveries`,
+        });
+      } else if (failedForGood > 0) {
+        problems.push({
+          severity: "degraded",
+          message: `${sub.name}: ${failedForGood} of its last ${samples} deliveries failed for good (dead-lettered or dropped)`,
         });
       }
     }

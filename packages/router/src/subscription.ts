@@ -3,11 +3,13 @@ import type { BackoffOptions } from "./backoff";
 import { type ContextHost, DeliveryContext } from "./context";
 import { HandlerTimeoutError, QueueFullError, RouterClosedError, serializeError } from "./errors";
 import { Fifo } from "./fifo";
+import { isUnrecoverable } from "./middleware/retry";
 import type { Logger } from "./logger";
 import {
   type HandlerFn,
   type Middleware,
   type MiddlewareScope,
+  type MiddlewareStage,
   composeMiddleware,
 } from "./middleware/types";
 import { DurationWindow, type DurationStats } from "./stats";
@@ -62,10 +64,16 @@ export interface SubscriptionStats {
   readonly inFlight: number;
   /** Deliveries whose handler succeeded. */
   readonly delivered: number;
-  /** Deliveries that failed for good (after retries), dead-lettered ones included. */
+  /**
+   * Deliveries that failed for good (after retries), dead-lettered ones included. For durable
+   * types: failures of the last attempt (`maxAttempts`) or unrecoverable ones, which the
+   * transport dead-letters.
+   */
   readonly failed: number;
+  /** Failed attempts followed by another: in-process retries, and transport redeliveries after a failure. */
   readonly retried: number;
   readonly deduplicated: number;
+  /** Deliveries handed to a dead-letter sink: by the `deadLetter` middleware, or by the transport. */
   readonly deadLettered: number;
   readonly timedOut: number;
   /** Events discarded by overflow or by unsubscribing with a backlog. */
@@ -112,9 +120,37 @@ interface Settings {
   readonly concurrency: number;
   readonly queueSize: number;
   readonly overflow: Overflow;
-  /** Runtime-native timeout per delivery (0 = none; the `timeout` middleware is used under retry). */
-  readonly timeoutMs: number;
+  /**
+   * Runtime-native timeout per delivery, by origin (0 = none: either no timeout, or the `timeout`
+   * middleware sits in that origin's chain because middleware there must see the timeout).
+   */
+  readonly timeoutMs: { readonly local: number; readonly transport: number };
+  /** Transport deliveries: attempts after which the transport dead-letters a failure. */
+  readonly maxAttempts: number;
 }
+
+/** Stages a transport delivery's chain skips: the transport owns retries and dead letters. */
+export const TRANSPORT_SKIPPED_STAGES: ReadonlySet<MiddlewareStage> = new Set([
+  "retry",
+  "dead-letter",
+]);
+
+/**
+ * Whether a handler's return value is a promise (or any thenable) to wait for. Anything else a
+ * handler returns (a number from `(e) => seen.push(e)`, an object, `null`) is ignored, on every path.
+ */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+/** Outcomes kept in the recent window (health): success, a failed attempt, a final failure. */
+const OK = 0;
+const FAILED_ATTEMPT = 1;
+const FAILED_FOR_GOOD = 2;
 
 const RECENT = 100;
 
@@ -145,12 +181,13 @@ export class LocalSubscription {
   #inFlight = 0;
   #active = true;
   #durations = new DurationWindow();
-  /** Last outcomes, true = failure: drives the health verdict. */
+  /** Last outcomes (OK, FAILED_ATTEMPT, FAILED_FOR_GOOD): drive the health verdict. */
   #recent = new Uint8Array(RECENT);
   #recentIndex = 0;
   #local: HandlerFn;
   #remote: HandlerFn;
-  readonly #timeoutMs: number;
+  readonly #timeoutMs: { readonly local: number; readonly transport: number };
+  readonly #maxAttempts: number;
   /** Idle worker slots, reused so a delivery allocates no closures. */
   #slots: WorkerSlot[] = [];
   #deadlines: DeliveryContext[] = [];
@@ -171,6 +208,7 @@ export class LocalSubscription {
     this.queueSize = settings.queueSize;
     this.overflow = settings.overflow;
     this.#timeoutMs = settings.timeoutMs;
+    this.#maxAttempts = settings.maxAttempts;
     const counters = {
       retried: () => void this.counters.retried++,
       deduplicated: () => void this.counters.deduplicated++,
@@ -189,7 +227,7 @@ export class LocalSubscription {
       handler,
       middleware.transport,
       scope("transport"),
-      new Set(["retry", "dead-letter"]),
+      TRANSPORT_SKIPPED_STAGES,
     );
   }
 
@@ -251,15 +289,18 @@ export class LocalSubscription {
     let failed = false;
     let failure: unknown;
     try {
-      const result = this.#remote(envelope, ctx);
-      if (result && this.#timeoutMs > 0) {
-        // Transport deliveries must settle on timeout so the transport can retry: race the handler.
-        await new Promise<void>((resolve, reject) => {
-          ctx.interrupt = reject;
-          result.then(resolve, reject);
-        });
-      } else {
-        await result;
+      const result: unknown = this.#remote(envelope, ctx);
+      // Whatever else the handler returned is ignored, as on the local path.
+      if (isThenable(result)) {
+        if (this.#timeoutMs.transport > 0) {
+          // Transport deliveries must settle on timeout so the transport can retry: race the handler.
+          await new Promise<void>((resolve, reject) => {
+            ctx.interrupt = reject;
+            result.then(() => resolve(), reject);
+          });
+        } else {
+          await result;
+        }
       }
     } catch (error) {
       failed = true;
@@ -303,7 +344,7 @@ export class LocalSubscription {
         undefined,
       );
       this.#begin(ctx, now);
-      let result: void | Promise<void>;
+      let result: unknown;
       try {
         result = this.#local(event, ctx);
       } catch (error) {
@@ -312,7 +353,7 @@ export class LocalSubscription {
         if (!this.#active && this.host.shutdownSignal.aborted) break;
         continue;
       }
-      if (result !== undefined && typeof result.then === "function") {
+      if (isThenable(result)) {
         slot.ctx = ctx;
         result.then(slot.ok, slot.fail);
         return;
@@ -347,8 +388,9 @@ export class LocalSubscription {
   #begin(ctx: DeliveryContext, now: number): void {
     this.#inFlight++;
     ctx.startedAt = now;
-    if (this.#timeoutMs > 0) {
-      ctx.deadline = now + this.#timeoutMs;
+    const timeoutMs = ctx.origin === "local" ? this.#timeoutMs.local : this.#timeoutMs.transport;
+    if (timeoutMs > 0) {
+      ctx.deadline = now + timeoutMs;
       this.#deadlines.push(ctx);
       this.#compactDeadlines();
       if (!this.#timer) this.#armTimeout();
@@ -379,29 +421,49 @@ export class LocalSubscription {
         `handler ${this.name} took ${Math.round(ms)} ms for ${event.type}`,
       );
     }
-    const deadLettered = ctx.outcome === "dead_lettered";
-    this.#recent[this.#recentIndex] = failed || deadLettered ? 1 : 0;
-    this.#recentIndex = (this.#recentIndex + 1) % RECENT;
     if (!failed) {
+      const deadLettered = ctx.outcome === "dead_lettered";
+      this.#record(deadLettered ? FAILED_FOR_GOOD : OK);
       if (deadLettered) this.counters.failed++;
       else if (ctx.outcome === "ok") this.counters.delivered++;
       return;
     }
     this.lastError = { message: serializeError(failure).message, at: new Date().toISOString() };
     if (ctx.origin === "transport") {
-      // The transport decides (retry or dead letter); count only what is final here.
-      this.logger.warn(
-        {
-          err: failure,
-          subscription: this.name,
-          eventType: event.type,
-          eventId: event.id,
-          attempt: ctx.attempt,
-        },
-        `handler ${this.name} failed on ${event.type} (attempt ${ctx.attempt}); the transport will retry or dead-letter it`,
-      );
+      // The transport owns the outcome, by the contract every transport states: a failure is
+      // retried after a backoff unless it is unrecoverable or the attempt was the last, and then
+      // it is dead-lettered. Counted here the same way, so stats and health see the durable path.
+      // A delivery whose lease was lost (or whose transport closed) has no outcome to count.
+      if (ctx.shutdownSignal.aborted) {
+        this.#record(FAILED_ATTEMPT);
+        return;
+      }
+      const final = isUnrecoverable(failure) || ctx.attempt >= this.#maxAttempts;
+      this.#record(final ? FAILED_FOR_GOOD : FAILED_ATTEMPT);
+      const fields = {
+        err: failure,
+        subscription: this.name,
+        eventType: event.type,
+        eventId: event.id,
+        attempt: ctx.attempt,
+      };
+      if (final) {
+        this.counters.failed++;
+        this.counters.deadLettered++;
+        this.logger.error(
+          fields,
+          `handler ${this.name} failed on ${event.type} (attempt ${ctx.attempt} of ${this.#maxAttempts}); the transport dead-letters it`,
+        );
+      } else {
+        this.counters.retried++;
+        this.logger.warn(
+          fields,
+          `handler ${this.name} failed on ${event.type} (attempt ${ctx.attempt} of ${this.#maxAttempts}); the transport will retry it`,
+        );
+      }
       return;
     }
+    this.#record(FAILED_FOR_GOOD);
     this.counters.failed++;
     this.logger.error(
       {
@@ -446,7 +508,10 @@ export class LocalSubscription {
       if (!ctx.settled && ctx.deadline > now) break;
       this.#deadlineHead++;
       if (ctx.settled) continue;
-      const error = new HandlerTimeoutError(this.name, this.#timeoutMs);
+      const error = new HandlerTimeoutError(
+        this.name,
+        ctx.origin === "local" ? this.#timeoutMs.local : this.#timeoutMs.transport,
+      );
       this.counters.timedOut++;
       ctx.abort(error);
       this.#complete(ctx, true, error, now);
@@ -462,14 +527,28 @@ export class LocalSubscription {
     this.#armTimeout();
   };
 
-  /** Share of failures among the last deliveries (0..1), and how many were looked at. */
-  recentFailureRate(): { rate: number; samples: number } {
+  #record(outcome: number): void {
+    this.#recent[this.#recentIndex] = outcome;
+    this.#recentIndex = (this.#recentIndex + 1) % RECENT;
+  }
+
+  /**
+   * Among the last deliveries (transport attempts count one each): the share that failed (0..1),
+   * how many failed for good (dead-lettered, or failed with no retry left), and how many were
+   * looked at.
+   */
+  recentFailureRate(): { rate: number; failedForGood: number; samples: number } {
     const total = this.#durations.summary().count;
     const samples = Math.min(total, RECENT);
-    if (samples === 0) return { rate: 0, samples: 0 };
+    if (samples === 0) return { rate: 0, failedForGood: 0, samples: 0 };
     let failures = 0;
-    for (let i = 0; i < samples; i++) failures += this.#recent[i]!;
-    return { rate: failures / samples, samples };
+    let failedForGood = 0;
+    for (let i = 0; i < samples; i++) {
+      const outcome = this.#recent[i]!;
+      if (outcome !== OK) failures++;
+      if (outcome === FAILED_FOR_GOOD) failedForGood++;
+    }
+    return { rate: failures / samples, failedForGood, samples };
   }
 
   /** Resolves when nothing is queued or running (local deliveries). */
