@@ -1,8 +1,16 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { sleep } from "@switchyard/router";
-import { QueueBusyError, QueueFileError, isBusy, isCorrupt } from "./errors";
+import {
+  QueueBusyError,
+  QueueFileError,
+  QueueFileMissingError,
+  QueueFileReplacedError,
+  isBusy,
+  isCorrupt,
+  isReadOnly,
+} from "./errors";
 import { assertSupportedVersion, migrate } from "./schema/migrations";
 
 /** Where the queue lives unless told otherwise (relative to the working directory), as in the runbook. */
@@ -39,6 +47,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
   } catch (error) {
     throw new QueueFileError(file, isCorrupt(error) ? "corrupt" : "unopenable", { cause: error });
   }
+  identities.set(db, identityOf(file));
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
     // Before anything writes (even switching to WAL): a file from a newer version stays untouched.
@@ -57,6 +66,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     db.close();
     if (isCorrupt(error)) throw new QueueFileError(file, "corrupt", { cause: error });
     if (isBusy(error)) throw new QueueBusyError(file, busyTimeoutMs, { cause: error });
+    if (isReadOnly(error)) throw new QueueFileError(file, "readonly", { cause: error });
     const code = (error as { code?: unknown } | null)?.code;
     if (typeof code === "string" && code.startsWith("SQLITE_CANTOPEN")) {
       throw new QueueFileError(file, "unopenable", { cause: error });
@@ -92,32 +102,94 @@ export function busyPause(attempt: number, signal?: AbortSignal): Promise<void> 
  * to `busyTimeoutMs` as a plain connection would; the poller's own reads simply try again later.
  */
 export class Writer {
+  readonly #db: Database.Database;
   readonly #file: string;
   readonly #busyTimeoutMs: number;
-  readonly #noWait: Database.Statement;
-  readonly #wait: Database.Statement;
+  readonly #identity: FileIdentity | undefined;
+  #checkedAt = 0;
+  #gone: Error | undefined;
 
   constructor(db: Database.Database, file: string, busyTimeoutMs: number) {
+    this.#db = db;
     this.#file = file;
     this.#busyTimeoutMs = busyTimeoutMs;
-    this.#noWait = db.prepare("PRAGMA busy_timeout = 0");
-    this.#wait = db.prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    this.#identity = identities.get(db) ?? identityOf(file);
   }
 
   /**
    * Switch the connection to `busy_timeout = 0` for good, once what reads at open time has run.
-   * Once, not around every write: switching cost two statements (~3–5 µs), a tenth of a publish.
+   * Not a statement prepared once: SQLite applies `PRAGMA busy_timeout = N` while it *compiles*
+   * the statement, so a prepared one re-run later changes nothing (issue 13, item 13).
    */
   stopWaiting(): void {
-    this.#noWait.get();
+    this.#db.pragma("busy_timeout = 0");
   }
 
   /** Writes committed through this writer (the poller tells notifications of its own commits apart). */
   writes = 0;
 
+  /**
+   * Throw {@link QueueFileMissingError} / {@link QueueFileReplacedError} once the path no longer
+   * names the file this connection has open (deleted, or replaced by another file): writes would
+   * go to a file nobody else can see. One `stat` at most every {@link FILE_CHECK_INTERVAL_MS}; once
+   * found gone, every call throws.
+   */
+  assertFile(now: number = Date.now()): void {
+    if (this.#gone) throw this.#gone;
+    if (now - this.#checkedAt < FILE_CHECK_INTERVAL_MS) return;
+    this.#checkedAt = now;
+    const problem = fileProblem(this.#file, this.#identity);
+    if (problem) {
+      this.#gone = problem;
+      throw problem;
+    }
+  }
+
+  /**
+   * Check the file every {@link FILE_CHECK_INTERVAL_MS} while the connection is open (an unref'd
+   * timer) and call `onGone` once when the path stops naming it, so that idle subscriptions notice too.
+   */
+  watchFile(onGone: (error: Error) => void): void {
+    const timer = setInterval(() => {
+      if (!this.#db.open) return clearInterval(timer);
+      const problem = this.fileProblem();
+      if (problem) {
+        clearInterval(timer);
+        onGone(problem);
+      }
+    }, FILE_CHECK_INTERVAL_MS);
+    timer.unref();
+  }
+
+  /** Why the path no longer names the open file (checked now), or `undefined` while it does. */
+  fileProblem(): Error | undefined {
+    try {
+      this.assertFile(Date.now() + FILE_CHECK_INTERVAL_MS);
+      return undefined;
+    } catch (error) {
+      return error as Error;
+    }
+  }
+
+  /**
+   * SQLite's low-level errors as the package's typed ones: corruption and read-only files become
+   * {@link QueueFileError} (`cause` kept); anything else is returned as it is.
+   */
+  translate(error: unknown): unknown {
+    if (isCorrupt(error)) return new QueueFileError(this.#file, "corrupt", { cause: error });
+    if (isReadOnly(error)) return new QueueFileError(this.#file, "readonly", { cause: error });
+    return error;
+  }
+
   /** Run `fn` (one statement, or its own immediate transaction) once; throws SQLite's busy error if the lock is taken. */
   attempt<T>(fn: () => T): T {
-    const result = fn();
+    this.assertFile();
+    let result: T;
+    try {
+      result = fn();
+    } catch (error) {
+      throw this.translate(error);
+    }
     this.writes++;
     return result;
   }
@@ -141,13 +213,54 @@ export class Writer {
 
   /** Run the reads in `fn` waiting up to `busyTimeoutMs` for a lock, like a connection with `busy_timeout`. */
   read<T>(fn: () => T): T {
-    this.#wait.get();
+    this.assertFile();
+    this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.#busyTimeoutMs))}`);
     try {
       return fn();
+    } catch (error) {
+      throw this.translate(error);
     } finally {
-      this.#noWait.get();
+      this.#db.pragma("busy_timeout = 0");
     }
   }
+}
+
+/** How often (at most) a {@link Writer} checks that its path still names the open file. */
+export const FILE_CHECK_INTERVAL_MS = 1_000;
+
+/** Device and inode of a file: what tells one file from another at the same path. */
+interface FileIdentity {
+  readonly dev: number;
+  readonly ino: number;
+}
+
+/** The identity of each connection's file as it was when {@link openDatabase} opened it. */
+const identities = new WeakMap<Database.Database, FileIdentity | undefined>();
+
+function identityOf(file: string): FileIdentity | undefined {
+  try {
+    const { dev, ino } = statSync(file);
+    return { dev, ino };
+  } catch {
+    return undefined;
+  }
+}
+
+function fileProblem(file: string, opened: FileIdentity | undefined): Error | undefined {
+  if (opened === undefined || file === ":memory:" || file === "") return undefined;
+  let now: FileIdentity;
+  try {
+    const { dev, ino } = statSync(file);
+    now = { dev, ino };
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    return code === "ENOENT" || code === "ENOTDIR"
+      ? new QueueFileMissingError(file, { cause: error })
+      : undefined;
+  }
+  return now.dev === opened.dev && now.ino === opened.ino
+    ? undefined
+    : new QueueFileReplacedError(file, opened.ino, now.ino);
 }
 
 const pause = new Int32Array(new SharedArrayBuffer(4));

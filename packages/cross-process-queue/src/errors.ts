@@ -2,25 +2,87 @@ import { EventValidationError, SwitchyardError } from "@switchyard/event-schema"
 import { RouterClosedError } from "@switchyard/router";
 
 /**
- * The queue file cannot be used: it is not a SQLite database, it is corrupt, or it cannot be
- * opened (a directory, no permission). Nothing was changed in it.
+ * The queue file cannot be used: it is not a SQLite database, it is corrupt (found at open or by
+ * any later read or write), it cannot be opened (a directory, no permission), or it cannot be
+ * written (a read-only file, directory or mount). `cause` holds SQLite's own error.
  */
 export class QueueFileError extends SwitchyardError {
   /** The file the queue tried to open. */
   readonly path: string;
+  /** What is wrong with it. */
+  readonly problem: "corrupt" | "unopenable" | "readonly";
 
-  constructor(path: string, problem: "corrupt" | "unopenable", options?: { cause?: unknown }) {
+  constructor(
+    path: string,
+    problem: "corrupt" | "unopenable" | "readonly",
+    options?: { cause?: unknown },
+  ) {
     const detail = (options?.cause as { message?: string } | undefined)?.message ?? "unknown error";
     super(
-      problem === "corrupt" ? "QUEUE_FILE_CORRUPT" : "QUEUE_FILE_UNOPENABLE",
+      problem === "corrupt"
+        ? "QUEUE_FILE_CORRUPT"
+        : problem === "readonly"
+          ? "QUEUE_FILE_READONLY"
+          : "QUEUE_FILE_UNOPENABLE",
       problem === "corrupt"
         ? `The queue file ${path} is not a SQLite database or is corrupt (${detail}). Restore it from a ` +
             `backup, or move it aside so a new, empty queue is created on the next start.`
-        : `The queue file ${path} cannot be opened (${detail}). Check that the path names a file (not a ` +
+        : problem === "readonly"
+          ? `The queue file ${path} cannot be written (${detail}). Make the file, its directory and ` +
+            `its -wal and -shm files writable by this process, or open it read-only for reading only.`
+          : `The queue file ${path} cannot be opened (${detail}). Check that the path names a file (not a ` +
             `directory) in a writable directory, or pass another { path }.`,
       options,
     );
     this.path = path;
+    this.problem = problem;
+  }
+}
+
+/**
+ * The queue file was deleted (or its directory moved) while this transport had it open. Writes
+ * would go to a file no other process can see any more, so the transport refuses them: publish
+ * rejects, subscriptions stop claiming (logged), `health()` reports unhealthy. Restore the file
+ * from a backup (or let a restart create a new one) and restart every process that had it open.
+ */
+export class QueueFileMissingError extends SwitchyardError {
+  readonly path: string;
+
+  constructor(path: string, options?: { cause?: unknown }) {
+    super(
+      "QUEUE_FILE_MISSING",
+      `The queue file ${path} was deleted while this process had it open; nothing more is written to ` +
+        `it. Restore it from a backup (or let a restart create an empty one), then restart every ` +
+        `process that uses it.`,
+      options,
+    );
+    this.path = path;
+  }
+}
+
+/**
+ * The path of the queue file now names another file (inode `found`, opened as `opened`): it was
+ * replaced (moved over, restored from a backup, recreated) while this transport had the old one
+ * open. The transport refuses further work on the old file, as for {@link QueueFileMissingError}.
+ */
+export class QueueFileReplacedError extends SwitchyardError {
+  readonly path: string;
+  /** Inode of the file this process opened. */
+  readonly opened: number;
+  /** Inode the path names now. */
+  readonly found: number;
+
+  constructor(path: string, opened: number, found: number, options?: { cause?: unknown }) {
+    super(
+      "QUEUE_FILE_REPLACED",
+      `The queue file ${path} was replaced by another file (inode ${found}, opened as ${opened}) while ` +
+        `this process had it open; nothing more is written to the old one. Restart every process ` +
+        `that uses the file so they all open the same one.`,
+      options,
+    );
+    this.path = path;
+    this.opened = opened;
+    this.found = found;
   }
 }
 
@@ -186,4 +248,10 @@ export function isCorrupt(error: unknown): boolean {
     typeof code === "string" &&
     (code.startsWith("SQLITE_NOTADB") || code.startsWith("SQLITE_CORRUPT"))
   );
+}
+
+/** True for "this file (or its directory, or its mount) cannot be written". */
+export function isReadOnly(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_READONLY");
 }

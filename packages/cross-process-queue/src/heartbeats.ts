@@ -1,5 +1,7 @@
 import type Database from "better-sqlite3";
-import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, openDatabase, retryBusySync } from "./database";
+import { type Logger, silentLogger } from "@switchyard/router";
+import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, busyPause, openDatabase } from "./database";
+import { QueueBusyError, isBusy } from "./errors";
 
 /** One daemon heartbeat, as `@switchyard/handler-base`'s `DaemonManager` writes it. */
 export interface Heartbeat {
@@ -23,8 +25,13 @@ export interface SqliteHeartbeatSinkOptions {
   readonly path?: string;
   /** Use this open connection instead of opening `path` (it is not closed by {@link SqliteHeartbeatSink.close}). */
   readonly database?: Database.Database;
-  /** @defaultValue 5_000 */
+  /**
+   * How long a heartbeat keeps being retried (asynchronously) while another process holds the
+   * write lock, before it is given up (counted and logged). @defaultValue 5_000
+   */
   readonly busyTimeoutMs?: number;
+  /** Told (`warn`) about heartbeats given up. @defaultValue silent */
+  readonly logger?: Logger;
 }
 
 /**
@@ -44,12 +51,22 @@ export class SqliteHeartbeatSink {
   readonly #path: string;
   readonly #busyTimeoutMs: number;
   readonly #upsert: Database.Statement;
+  readonly #logger: Logger;
+  /** Rows waiting for the lock, by daemon: a newer heartbeat replaces an older one still waiting. */
+  readonly #waiting = new Map<string, Record<string, unknown>>();
+  #retrying: Promise<void> | undefined;
+  #missed = 0;
 
   constructor(options: SqliteHeartbeatSinkOptions = {}) {
     this.#path = options.path ?? options.database?.name ?? DEFAULT_PATH;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     this.#owned = options.database === undefined;
+    this.#logger = options.logger ?? silentLogger;
     this.#db = options.database ?? openDatabase(this.#path, { busyTimeoutMs: this.#busyTimeoutMs });
+    // Our own connection never waits inside SQLite (that would block the event loop): a write that
+    // finds the lock taken fails at once and is retried after a yield. A shared one keeps its setting
+    // (the transport's runs with 0 already).
+    if (this.#owned) this.#db.pragma("busy_timeout = 0");
     this.#upsert = this.#db.prepare(
       `INSERT INTO daemon_heartbeats (daemon, pid, host, status, health, stats, started_at, updated_at)
        VALUES (@daemon, @pid, @host, @status, @health, @stats, @started_at, @updated_at)
@@ -59,7 +76,19 @@ export class SqliteHeartbeatSink {
     );
   }
 
-  /** Upsert the daemon's row. Synchronous and durable when it returns. */
+  /** Heartbeats given up because the file stayed locked for `busyTimeoutMs` (each one logged). */
+  get missed(): number {
+    return this.#missed;
+  }
+
+  /**
+   * Upsert the daemon's row. Never blocks the event loop on another process's lock: uncontended,
+   * the row is durable when this returns; while another process holds the write lock, the row is
+   * retried asynchronously (after yielding) and is durable once {@link SqliteHeartbeatSink.flush}
+   * resolves. A newer heartbeat of the same daemon replaces one still waiting. After
+   * `busyTimeoutMs` of trying, the waiting heartbeats are given up: counted in
+   * {@link SqliteHeartbeatSink.missed} and logged; the next heartbeat tries again.
+   */
   write(beat: Heartbeat): void {
     const at = Date.parse(beat.at);
     const startedAt = beat.startedAt === null ? Number.NaN : Date.parse(beat.startedAt);
@@ -73,7 +102,52 @@ export class SqliteHeartbeatSink {
       started_at: Number.isNaN(startedAt) ? null : startedAt,
       updated_at: Number.isNaN(at) ? Date.now() : at,
     };
-    retryBusySync(this.#path, this.#busyTimeoutMs, () => this.#upsert.run(row));
+    if (this.#retrying) {
+      this.#waiting.set(beat.daemon, row);
+      return;
+    }
+    try {
+      this.#upsert.run(row);
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+      this.#waiting.set(beat.daemon, row);
+      this.#retrying = this.#retry().finally(() => {
+        this.#retrying = undefined;
+      });
+    }
+  }
+
+  /** Resolves once every heartbeat written so far is durable or given up. */
+  async flush(): Promise<void> {
+    await this.#retrying;
+  }
+
+  async #retry(): Promise<void> {
+    const start = Date.now();
+    for (let attempt = 0; this.#waiting.size > 0 && this.#db.open; attempt++) {
+      await busyPause(attempt);
+      try {
+        for (const [daemon, row] of this.#waiting) {
+          this.#upsert.run(row);
+          this.#waiting.delete(daemon);
+        }
+      } catch (error) {
+        const waited = Date.now() - start;
+        if (!isBusy(error) || waited >= this.#busyTimeoutMs) {
+          const daemons = [...this.#waiting.keys()];
+          this.#missed += daemons.length;
+          this.#waiting.clear();
+          this.#logger.warn(
+            {
+              err: isBusy(error) ? new QueueBusyError(this.#path, waited, { cause: error }) : error,
+              daemons,
+            },
+            `heartbeats of ${daemons.join(", ")} not written: ${isBusy(error) ? `the file stayed locked for ${waited} ms` : "the write failed"}`,
+          );
+          return;
+        }
+      }
+    }
   }
 
   /** Close the connection if this sink opened it. Idempotent. */

@@ -5,6 +5,8 @@ export {
   PayloadTooLargeError,
   QueueBusyError,
   QueueFileError,
+  QueueFileMissingError,
+  QueueFileReplacedError,
   QueueOptionsError,
   SchemaVersionError,
   TransportClosedError,

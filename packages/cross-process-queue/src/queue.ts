@@ -218,6 +218,11 @@ export class SqliteTransport implements Transport, AsyncDisposable {
       this.#pruneTimer.unref();
     }
     this.#store.writer.stopWaiting();
+    this.#store.writer.watchFile((error) => {
+      this.#logger.error({ err: error }, "the queue file is gone; this transport stops working");
+      // Each subscription tries to claim, fails on the missing file and logs it.
+      for (const s of this.#subscriptions) s.wake();
+    });
     // Last: nothing after it can fail and leave the worker thread running.
     this.#checkpoints = background
       ? startCheckpointer(
@@ -246,12 +251,14 @@ export class SqliteTransport implements Transport, AsyncDisposable {
     if (envelopes.length === 0) return NOTHING_PUBLISHED;
     const store = this.#store;
     let result: PublishCounts;
+    // Refuses a file deleted or replaced since open (one stat a second at most).
+    store.writer.assertFile();
     try {
       // Once synchronously, without a closure: uncontended, a publish is this call and nothing else.
       result = store.publish(envelopes);
       store.writer.writes++;
     } catch (error) {
-      if (!isBusy(error)) throw error;
+      if (!isBusy(error)) throw store.writer.translate(error);
       result = await store.writer.run(() => store.publish(envelopes), signal);
     }
     if (result.published > 0) Poller.wakeLocal(this.path, envelopes);
@@ -314,6 +321,13 @@ export class SqliteTransport implements Transport, AsyncDisposable {
     if (this.#closing) {
       return healthFrom([{ severity: "unhealthy", message: "transport closed" }], "", {
         path: this.path,
+      });
+    }
+    const gone = this.#store.writer.fileProblem();
+    if (gone) {
+      return healthFrom([{ severity: "unhealthy", message: gone.message }], "", {
+        path: this.path,
+        code: (gone as { code?: string }).code,
       });
     }
     const stats = await this.stats();
