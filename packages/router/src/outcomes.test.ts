@@ -41,10 +41,10 @@ describe("what a handler returns", () => {
       let calls = 0;
       router.subscribe(
         "JOB_STARTED",
-        (() => {
+        () => {
           calls++;
           return value();
-        }) as () => void,
+        },
         { name: "returns-something" },
       );
       await router.publish("JOB_STARTED", { n: 1 });
@@ -65,10 +65,10 @@ describe("what a handler returns", () => {
       let calls = 0;
       await router.subscribe(
         "MODEL_SAVED",
-        (() => {
+        () => {
           calls++;
           return value();
-        }) as () => void,
+        },
         { name: "returns-something" },
       ).ready;
       await router.publish("MODEL_SAVED", { config_key: "k", n: 1 });
