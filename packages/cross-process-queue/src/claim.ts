@@ -119,6 +119,7 @@ export class QueueStore {
 
   readonly #insertEvent: Database.Statement;
   readonly #maxSeq: Database.Statement;
+  readonly #nextSeq: Database.Statement;
   readonly #subscriberCursor: Database.Statement;
   readonly #setCursor: Database.Statement;
   readonly #materialize: Database.Statement;
@@ -162,6 +163,7 @@ export class QueueStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
     );
     this.#maxSeq = db.prepare(`SELECT COALESCE(MAX(seq), 0) FROM events`).pluck();
+    this.#nextSeq = db.prepare(`SELECT MIN(seq) FROM events WHERE seq > ?`).pluck();
     this.#subscriberCursor = db
       .prepare(`SELECT cursor_seq, types, lease_token FROM subscribers WHERE name = ?`)
       .raw();
@@ -230,17 +232,29 @@ export class QueueStore {
       `UPDATE deliveries SET status = 'pending', available_at = ?, last_error = ?, lease_token = NULL,
               lease_until = NULL, updated_at = ? ${fenced}`,
     );
+    // `attempts = 0` on a leased row: requeued while this attempt ran (see `requeue`). Its failure
+    // then makes the delivery due again, with fresh attempts, instead of a dead one.
     this.#dead = db.prepare(
-      `UPDATE deliveries SET status = 'dead', last_error = ?, dead_reason = ?, handed_off = ?,
+      `UPDATE deliveries
+          SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'dead' END,
+              available_at = CASE WHEN attempts = 0 THEN @now ELSE available_at END,
+              last_error = @error,
+              dead_reason = CASE WHEN attempts = 0 THEN NULL ELSE @reason END,
+              handed_off = CASE WHEN attempts = 0 THEN 0 ELSE @handedOff END,
+              lease_token = NULL, lease_until = NULL, updated_at = @now ${ackFence}`,
+    );
+    // A hand-back (the subscription closed before the handler finished) is not an attempt: the
+    // claim counted one, the release takes it back. An expired lease (a crash) still counts.
+    this.#release = db.prepare(
+      `UPDATE deliveries SET status = 'pending', attempts = MAX(attempts - 1, 0), available_at = ?,
               lease_token = NULL, lease_until = NULL, updated_at = ? ${fenced}`,
     );
-    this.#release = db.prepare(
-      `UPDATE deliveries SET status = 'pending', available_at = ?, lease_token = NULL, lease_until = NULL,
-              updated_at = ? ${fenced}`,
-    );
-    this.#extend = db.prepare(
-      `UPDATE deliveries SET lease_until = ?, available_at = ?, updated_at = ? ${fenced}`,
-    );
+    this.#extend = db
+      .prepare(
+        `UPDATE deliveries SET lease_until = ?, available_at = ?, updated_at = ? ${fenced}
+         RETURNING attempts`,
+      )
+      .pluck();
     this.#nextDue = db
       .prepare(
         `SELECT MIN(available_at) FROM deliveries INDEXED BY deliveries_due
@@ -295,17 +309,32 @@ export class QueueStore {
           cursor = max;
         } else if (max > cursor) {
           const all = this.#coversAll(request.types, subscriberTypes);
-          const upto = Math.min(max, cursor + (all ? CURSOR_WINDOW : PARTIAL_CURSOR_WINDOW));
-          const window = { ...params, after: cursor, upto, limit: limit - rows.length };
-          if (all) {
-            const taken = this.#claimNew.all(window) as [number, number][];
-            // A full batch may stop inside the window: the cursor moves to the last event taken.
-            cursor = taken.length === window.limit ? Math.max(...taken.map((t) => t[0])) : upto;
-            for (const row of taken) rows.push(row);
-          } else {
-            this.#materialize.run(window);
-            cursor = upto;
+          const span = all ? CURSOR_WINDOW : PARTIAL_CURSOR_WINDOW;
+          /** Look at the window after `after`: returns the new cursor and how many events it took. */
+          const look = (after: number): [cursor: number, found: number] => {
+            const upto = Math.min(max, after + span);
+            const window = { ...params, after, upto, limit: limit - rows.length };
+            if (all) {
+              const taken = this.#claimNew.all(window) as [number, number][];
+              for (const row of taken) rows.push(row);
+              // A full batch may stop inside the window: the cursor moves to the last event taken.
+              return [
+                taken.length === window.limit ? Math.max(...taken.map((t) => t[0])) : upto,
+                taken.length,
+              ];
+            }
+            const found = this.#materialize.run(window).changes;
             for (const row of this.#claimDue.all(window) as [number, number][]) rows.push(row);
+            return [upto, found];
+          };
+          let found;
+          [cursor, found] = look(cursor);
+          if (found === 0 && cursor < max && rows.length < limit) {
+            // Nothing in a whole window and more after it: the next event may be far away (a gap
+            // in `seq`, e.g. a row another program wrote with seq 10^12). Jump to it — one index
+            // seek, only after an empty window — instead of walking the gap a window per claim.
+            const next = this.#nextSeq.get(cursor) as number | null;
+            if (next !== null && next - 1 > cursor) [cursor] = look(next - 1);
           }
           more = cursor < max;
         }
@@ -353,18 +382,25 @@ export class QueueStore {
    * Make `envelope` due again for `subscriber` only (dead-letter replay), keeping its id: the
    * delivery row is reset to pending with zero attempts. If retention already removed the event,
    * it is stored again at a negative `seq` — below every subscriber's cursor — so no other
-   * subscriber receives it a second time. Returns false when `subscriber` is not registered for
-   * the event's type.
+   * subscriber receives it a second time.
+   *
+   * A delivery leased right now (its lease not expired) is not disturbed — a requeue never takes
+   * over a live lease, whose holder's outcome would then be discarded and the event run twice.
+   * Its attempt count is set to 0 instead, which marks it: if the running attempt succeeds, that
+   * run is the requeued one (`"in-flight"`); if it fails, the delivery is retried with fresh
+   * attempts instead of being dead-lettered, so a replay that raced a failing attempt is not lost.
+   *
+   * @returns `"unregistered"` when `subscriber` is not registered for the event's type.
    */
-  requeue(subscriber: string, envelope: Envelope, now = Date.now()): boolean {
+  requeue(subscriber: string, envelope: Envelope, now = Date.now()): RequeueResult {
     const prepared = prepareEvent(envelope, this.#maxPayloadBytes);
     const db = this.db;
     return db
-      .transaction(() => {
+      .transaction((): RequeueResult => {
         const registered = db
           .prepare(`SELECT 1 FROM subscriber_types WHERE subscriber = ? AND type = ?`)
           .get(subscriber, prepared.type);
-        if (!registered) return false;
+        if (!registered) return "unregistered";
         let seq = db.prepare(`SELECT seq FROM events WHERE id = ?`).pluck().get(prepared.id) as
           number | undefined;
         if (seq === undefined) {
@@ -388,14 +424,23 @@ export class QueueStore {
             now,
           );
         }
-        db.prepare(
-          `INSERT INTO deliveries (subscriber, event_seq, type, status, attempts, available_at, updated_at)
-           VALUES (@subscriber, @seq, @type, 'pending', 0, @now, @now)
-           ON CONFLICT (subscriber, event_seq) DO UPDATE SET
-             status = 'pending', attempts = 0, available_at = @now, lease_token = NULL, lease_until = NULL,
-             last_error = NULL, dead_reason = NULL, handed_off = 0, updated_at = @now`,
-        ).run({ subscriber, seq, type: prepared.type, now });
-        return true;
+        const live = `status = 'leased' AND lease_until > @now`;
+        const status = db
+          .prepare(
+            `INSERT INTO deliveries (subscriber, event_seq, type, status, attempts, available_at, updated_at)
+             VALUES (@subscriber, @seq, @type, 'pending', 0, @now, @now)
+             ON CONFLICT (subscriber, event_seq) DO UPDATE SET
+               attempts = 0,
+               status = CASE WHEN ${live} THEN status ELSE 'pending' END,
+               available_at = CASE WHEN ${live} THEN available_at ELSE @now END,
+               lease_token = CASE WHEN ${live} THEN lease_token END,
+               lease_until = CASE WHEN ${live} THEN lease_until END,
+               last_error = NULL, dead_reason = NULL, handed_off = 0, updated_at = @now
+             RETURNING status`,
+          )
+          .pluck()
+          .get({ subscriber, seq, type: prepared.type, now }) as string;
+        return status === "leased" ? "in-flight" : "requeued";
       })
       .immediate();
   }
@@ -413,21 +458,27 @@ export class QueueStore {
     return this.#exchangeTx.immediate(request, now);
   }
 
-  /** Move the lease of a held delivery to `until`. False when the lease is no longer held. */
+  /**
+   * Move the lease of a held delivery to `until`: `"lost"` when the lease is no longer held,
+   * `"requeued"` when it is held and a {@link QueueStore.requeue} arrived during this attempt.
+   */
   extendLease(
     subscriber: string,
     seq: number,
     token: number,
     until: number,
     now = Date.now(),
-  ): boolean {
-    return this.#extend.run(until, until, now, subscriber, seq, token).changes > 0;
+  ): "held" | "requeued" | "lost" {
+    const attempts = this.#extend.get(until, until, now, subscriber, seq, token) as
+      number | undefined;
+    return attempts === undefined ? "lost" : attempts === 0 ? "requeued" : "held";
   }
 
   /** When the next open delivery of `subscriber` becomes claimable (retry due or lease expiry). */
   nextDue(subscriber: string, typesJson: string): number | undefined {
-    const at = this.#nextDue.get(subscriber, typesJson) as number | null;
-    return at ?? undefined;
+    const at = this.#nextDue.get(subscriber, typesJson);
+    // Not a number (text another program wrote): never due by `available_at <= now` either.
+    return typeof at === "number" ? at : undefined;
   }
 
   /**
@@ -511,7 +562,15 @@ export class QueueStore {
     ) => {
       if (row === undefined) {
         // The event row was deleted by hand: nothing left to deliver; keep a trace in the delivery.
-        this.#dead.run(MISSING_EVENT(seq), "unrecoverable", 0, now, subscriber, seq, token);
+        this.#dead.run({
+          error: MISSING_EVENT(seq),
+          reason: "unrecoverable",
+          handedOff: 0,
+          now,
+          subscriber,
+          seq,
+          token,
+        });
         return;
       }
       // A row nobody can decode is claimed like any other and dead-lettered by the subscription,
@@ -553,15 +612,15 @@ export class QueueStore {
       case "retry":
         return this.#retry.run(o.availableAt, o.error, now, subscriber, o.seq, o.token).changes;
       case "dead":
-        return this.#dead.run(
-          o.error,
-          o.reason,
-          o.handedOff ? 1 : 0,
+        return this.#dead.run({
+          error: o.error,
+          reason: o.reason,
+          handedOff: o.handedOff ? 1 : 0,
           now,
           subscriber,
-          o.seq,
-          o.token,
-        ).changes;
+          seq: o.seq,
+          token: o.token,
+        }).changes;
       case "release":
         return this.#release.run(now, now, subscriber, o.seq, o.token).changes;
     }
@@ -573,6 +632,12 @@ const MISSING_EVENT = (seq: number) =>
     name: "MissingEvent",
     message: `event row ${seq} was deleted before it was delivered`,
   });
+
+/**
+ * What {@link QueueStore.requeue} did: made the delivery due again, left a delivery leased right
+ * now to its running attempt (marked, see `requeue`), or found no such subscriber for the type.
+ */
+export type RequeueResult = "requeued" | "in-flight" | "unregistered";
 
 /** What {@link QueueStore.publish} stored. */
 export interface PublishCounts {

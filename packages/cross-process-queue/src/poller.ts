@@ -2,6 +2,7 @@ import { type FSWatcher, watch } from "node:fs";
 import type Database from "better-sqlite3";
 import type { Logger } from "@switchyard/router";
 import { isBusy } from "./errors";
+import { timerDelay } from "./timers";
 
 /** Options of {@link Poller}. */
 export interface PollerOptions {
@@ -231,6 +232,6 @@ export class Poller {
         ? this.#options.minIntervalMs
         : Math.min(this.#options.maxIntervalMs, this.#interval * 2);
       this.#schedule();
-    }, this.#interval);
+    }, timerDelay(this.#interval));
   }
 }

@@ -395,7 +395,78 @@ describe("leases", () => {
       handler: async (d) => void attempts.push(d.attempt),
     });
     await eventually(() => attempts.length === 1, "the handed-back delivery");
-    expect(attempts).toEqual([2]);
+    // A hand-back is not an attempt: the delivery comes back as the attempt it was.
+    expect(attempts).toEqual([1]);
+  });
+
+  it("regression: a delivery handed back by more graceful closes than maxAttempts is still handled, not dead-lettered", async () => {
+    const records: unknown[] = [];
+    const attempts: number[] = [];
+    // Rolling restarts: each subscription closes (drain 20 ms) while the slow handler runs.
+    for (let restart = 0; restart < 4; restart++) {
+      const t = connect({
+        drainTimeoutMs: 20,
+        deadLetter: { deadLetter: (r) => void records.push(r) },
+      });
+      let started = false;
+      const sub = await t.subscribe({
+        subscriber: "slow",
+        types: ["JOB"],
+        maxAttempts: 2,
+        handler: async (d) => {
+          attempts.push(d.attempt);
+          started = true;
+          await new Promise<void>((resolve) => d.signal.addEventListener("abort", () => resolve()));
+        },
+      });
+      if (restart === 0) await t.publish([job(1)]);
+      await eventually(() => started, `the delivery to start (restart ${restart})`);
+      await sub.close();
+      expect(inspect().prepare(`SELECT status FROM deliveries`).pluck().all()).toEqual(["pending"]);
+    }
+    const t = connect({ deadLetter: { deadLetter: (r) => void records.push(r) } });
+    const handled: number[] = [];
+    await t.subscribe({
+      subscriber: "slow",
+      types: ["JOB"],
+      maxAttempts: 2,
+      handler: async (d) => {
+        attempts.push(d.attempt);
+        handled.push(nOf(d));
+      },
+    });
+    await eventually(() => handled.length === 1, "the delivery to be handled at last");
+    await eventually(
+      () => inspect().prepare(`SELECT COUNT(*) FROM deliveries`).pluck().get() === 0,
+      "the ack",
+    );
+    expect(records).toEqual([]);
+    expect(attempts).toEqual([1, 1, 1, 1, 1]);
+  });
+
+  it("still counts an attempt whose lease expired (a crash), and dead-letters a delivery that keeps crashing", async () => {
+    const records: { reason: string; error: { name: string } }[] = [];
+    const t = connect({
+      drainTimeoutMs: 20,
+      deadLetter: { deadLetter: (r) => void records.push(r) },
+    });
+    const attempts: number[] = [];
+    await t.subscribe({
+      subscriber: "crashy",
+      types: ["JOB"],
+      concurrency: 4,
+      leaseMs: 30,
+      maxAttempts: 2,
+      // Like a handler that crashed its process: it never settles and ignores its signal.
+      handler: async (d) => {
+        attempts.push(d.attempt);
+        await new Promise(() => {});
+      },
+    });
+    await t.publish([job(1)]);
+    await eventually(() => records.length === 1, "the dead letter");
+    expect(attempts).toEqual([1, 2]);
+    expect(records[0]).toMatchObject({ error: { name: "DeliveryAbandonedError" } });
   });
 });
 

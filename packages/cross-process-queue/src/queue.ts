@@ -23,6 +23,7 @@ import { type SubscriberBacklog, subscriberStats } from "./introspect";
 import { Poller, type PollerCounters } from "./poller";
 import { type PruneResult, prune } from "./retention";
 import { SqliteSubscription, type SubscriptionHost } from "./subscription";
+import { timerDelay } from "./timers";
 
 /** Options of {@link sqliteTransport}. Every field is optional. */
 export interface SqliteTransportOptions {
@@ -214,7 +215,10 @@ export class SqliteTransport implements Transport, AsyncDisposable {
       forget: (s) => this.#forget(s),
     };
     if (resolved.pruneIntervalMs > 0) {
-      this.#pruneTimer = setInterval(() => void this.#scheduledPrune(), resolved.pruneIntervalMs);
+      this.#pruneTimer = setInterval(
+        () => void this.#scheduledPrune(),
+        timerDelay(resolved.pruneIntervalMs),
+      );
       this.#pruneTimer.unref();
     }
     this.#store.writer.stopWaiting();
@@ -288,11 +292,20 @@ export class SqliteTransport implements Transport, AsyncDisposable {
   /**
    * Deliver an envelope again to one registered subscriber only (dead-letter replay), keeping its
    * id. Rejects with `UnknownSubscriptionError` when `subscriber` is not registered for its type.
+   * A delivery of it leased right now is left to its running attempt: that run counts as the
+   * requeued one if it succeeds; if it fails, it is retried with fresh attempts, not dead-lettered.
    */
   async requeue(subscriber: string, envelope: Envelope): Promise<void> {
     this.#assertOpen();
-    const known = await this.#store.writer.run(() => this.#store.requeue(subscriber, envelope));
-    if (!known) {
+    const result = await this.#store.writer.run(() => this.#store.requeue(subscriber, envelope));
+    if (result === "in-flight") {
+      this.#logger.debug(
+        { subscriber, eventId: envelope.id },
+        `requeue of ${envelope.id}: a delivery of it is running; it is left to that attempt`,
+      );
+      return;
+    }
+    if (result === "unregistered") {
       const names = this.#store.writer.read(
         () =>
           this.#store.db

@@ -17,6 +17,7 @@ import {
 } from "@switchyard/router";
 import type { ClaimedDelivery, ExchangeRequest, Outcome, QueueStore } from "./claim";
 import { isBusy } from "./errors";
+import { timerDelay } from "./timers";
 
 /** What a subscription needs from its transport. */
 export interface SubscriptionHost {
@@ -224,7 +225,7 @@ export class SqliteSubscription implements TransportSubscription {
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;
           this.#schedule();
-        }, delay);
+        }, timerDelay(delay));
       }
       return;
     }
@@ -266,7 +267,8 @@ export class SqliteSubscription implements TransportSubscription {
         this.#dueTimer = undefined;
         this.wake();
       },
-      Math.max(0, due - Date.now()) + 1,
+      // Clamped: a far-future time (written by another program) would overflow and fire at once.
+      timerDelay(due - Date.now() + 1),
     );
     this.#dueTimer.unref();
   }
@@ -366,10 +368,10 @@ export class SqliteSubscription implements TransportSubscription {
     }
     const { store } = this.#host;
     const until = Date.now() + this.#leaseMs;
-    const held = await store.writer.run(() =>
+    const lease = await store.writer.run(() =>
       store.extendLease(this.subscriber, claim.seq, claim.token, until),
     );
-    if (!held) {
+    if (lease === "lost") {
       this.#discarded(
         claim.seq,
         claim.envelope,
@@ -378,6 +380,17 @@ export class SqliteSubscription implements TransportSubscription {
       return;
     }
     active.leaseUntil = until;
+    if (lease === "requeued") {
+      // Replayed while this attempt ran: run it again (with fresh attempts), not a dead letter.
+      this.#outcomes.push({
+        kind: "retry",
+        seq: claim.seq,
+        token: claim.token,
+        availableAt: Date.now(),
+        error,
+      });
+      return;
+    }
     const record: DeadLetterRecord = {
       envelope: claim.envelope,
       subscriber: this.subscriber,
@@ -424,10 +437,10 @@ export class SqliteSubscription implements TransportSubscription {
       throw new LeaseLostError(this.subscriber, claim.envelope.id);
     const { store } = this.#host;
     const until = Date.now() + ms;
-    const held = await store.writer.run(() =>
+    const lease = await store.writer.run(() =>
       store.extendLease(this.subscriber, claim.seq, claim.token, until),
     );
-    if (!held) {
+    if (lease === "lost") {
       const error = new LeaseLostError(this.subscriber, claim.envelope.id);
       this.#lose(active, error);
       throw error;
@@ -475,7 +488,7 @@ export class SqliteSubscription implements TransportSubscription {
       await Promise.race([
         new Promise<void>((resolve) => this.#idle.push(resolve)),
         new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, this.#host.drainTimeoutMs);
+          timer = setTimeout(resolve, timerDelay(this.#host.drainTimeoutMs));
         }),
       ]);
       clearTimeout(timer);
