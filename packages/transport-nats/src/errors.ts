@@ -101,6 +101,11 @@ export class NatsPublishError extends SwitchyardError {
   readonly stored: number;
   /** Envelopes in the batch. */
   readonly total: number;
+  /**
+   * Whether the failure is known to be temporary, so publishing the same batch again later is
+   * expected to succeed: `true` for {@link NatsPublishUnavailableError}, `false` otherwise.
+   */
+  readonly retryable: boolean = false;
 
   constructor(stored: number, total: number, options?: { cause?: unknown }) {
     const detail = options?.cause === undefined ? "unknown error" : detailOf(options.cause);
@@ -113,6 +118,72 @@ export class NatsPublishError extends SwitchyardError {
     this.stored = stored;
     this.total = total;
   }
+}
+
+/**
+ * JetStream could not store an envelope for as long as the transport kept retrying it
+ * (`publishDeadlineMs`): no stream leader answered (an election after a node loss, a cluster
+ * without quorum, every server unreachable), or the cluster reported itself unavailable (503).
+ * Nothing is wrong with the envelopes: `retryable` is `true`, and publishing the same batch again
+ * once the cluster has a leader is safe (repeated ids are dropped as duplicates). A
+ * {@link NatsPublishError}, so code that handles that handles this too.
+ */
+export class NatsPublishUnavailableError extends NatsPublishError {
+  override readonly code = "NATS_PUBLISH_UNAVAILABLE";
+  override readonly retryable = true;
+  /** The stream the envelopes were for. */
+  readonly stream: string;
+  /** How long the transport retried before giving up, in ms. */
+  readonly waitedMs: number;
+
+  constructor(
+    stream: string,
+    stored: number,
+    total: number,
+    waitedMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(stored, total, options);
+    const detail = options?.cause === undefined ? "unknown error" : detailOf(options.cause);
+    this.message =
+      `Publishing to stream ${stream} failed: ${stored} of ${total} envelopes were stored, and no ` +
+      `stream leader acknowledged the rest within ${waitedMs} ms of retrying (last error: ${detail}). ` +
+      `The stream has no leader: a cluster electing one after losing a node, without quorum (a ` +
+      `majority of its replicas down), unreachable, or deleted. Publish the same batch again later (repeated ` +
+      `ids are dropped as duplicates), raise publishDeadlineMs to ride out longer elections, and ` +
+      `check the cluster with \`nats stream info ${stream}\` (cluster.leader, replicas current).`;
+    this.stream = stream;
+    this.waitedMs = waitedMs;
+  }
+}
+
+/** Cluster-side JetStream API errors that clear once the stream or meta group has a leader again. */
+const unavailableApiCodes = new Set([
+  10008, // JetStream system temporarily unavailable (503)
+  10009, // JetStream cluster can not handle request (not the leader)
+  10118, // stream is offline
+]);
+
+/**
+ * @internal Whether a publish failed only because no stream leader could take it (yet): no answer
+ * in time, no responders on the subject (nats.js reports that as `JetStreamNotEnabled`, but on a
+ * publish it means no stream leader is subscribed), or an API error saying the cluster is
+ * temporarily unavailable, not the leader, or the stream offline. Other 503s (account without
+ * JetStream, store full, limits) do not clear by waiting.
+ * Such a publish is retried with the same `Nats-Msg-Id`; anything else is not.
+ */
+export function isPublishUnavailable(error: unknown): boolean {
+  for (let e = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const name = nameOf(e);
+    if (name === "TimeoutError" || name === "NoResponders" || name === "NoRespondersError")
+      return true;
+    if (name === "JetStreamApiError") {
+      const { code } = e as { code?: unknown };
+      return typeof code === "number" && unavailableApiCodes.has(code);
+    }
+    if (name !== "JetStreamNotEnabled" && name !== "RequestError") return false;
+  }
+  return false;
 }
 
 /** An option of {@link natsTransport} or of a subscription has an unusable value. */

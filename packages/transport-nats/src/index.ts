@@ -23,6 +23,7 @@ export {
   NatsOptionsError,
   NatsPayloadTooLargeError,
   NatsPublishError,
+  NatsPublishUnavailableError,
   NatsStreamConfigError,
   TransportClosedError,
   toNatsError,

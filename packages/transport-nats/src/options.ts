@@ -75,6 +75,17 @@ export interface NatsTransportOptions {
   /** Timeout of JetStream API requests and publish acks. @defaultValue 5_000 */
   readonly requestTimeoutMs?: number;
   /**
+   * How long publishing one envelope keeps retrying (same `Nats-Msg-Id`, so a repeat is never
+   * stored twice) while no stream leader takes it: no ack in time, no responders, or the cluster
+   * reporting itself unavailable — a leader election after a node loss, a reconnect, a cluster
+   * without quorum. Each attempt waits up to a quarter of `requestTimeoutMs` (at least 1 s).
+   * Past this, `publish` rejects with `NatsPublishUnavailableError` (`retryable: true`); its
+   * `{ signal }` ends the retrying early. 0 = one attempt of `requestTimeoutMs`, no retry. The
+   * default covers a JetStream election (nats-server 2.9: 4–9 s) plus a client reconnect.
+   * @defaultValue 30_000
+   */
+  readonly publishDeadlineMs?: number;
+  /**
    * Safety net for ephemeral subscribers: the server removes their consumers after this long
    * without a pull (a process that died without closing). Keep it above the longest handler run
    * of an ephemeral subscription (a busy subscription does not pull). At least 3 × `pullExpiresMs`.
@@ -103,6 +114,7 @@ type Defaults = Required<
     | "publishConcurrency"
     | "pullExpiresMs"
     | "requestTimeoutMs"
+    | "publishDeadlineMs"
     | "ephemeralInactiveMs"
     | "maxAckPending"
   >
@@ -121,6 +133,7 @@ export const defaultNatsTransportOptions: Readonly<Defaults> = Object.freeze({
   publishConcurrency: 64,
   pullExpiresMs: 10_000,
   requestTimeoutMs: 5_000,
+  publishDeadlineMs: 30_000,
   ephemeralInactiveMs: 300_000,
   maxAckPending: 10_000,
 });
@@ -169,6 +182,7 @@ export function resolveOptions(options: NatsTransportOptions): ResolvedOptions {
     publishConcurrency: merged.publishConcurrency,
     pullExpiresMs: merged.pullExpiresMs,
     requestTimeoutMs: merged.requestTimeoutMs,
+    publishDeadlineMs: merged.publishDeadlineMs,
     ephemeralInactiveMs: merged.ephemeralInactiveMs,
     maxAckPending: merged.maxAckPending,
     servers,
@@ -237,6 +251,12 @@ function validate(o: ResolvedOptions): void {
     );
   if (!isInt(o.requestTimeoutMs, 1))
     throw new NatsOptionsError("requestTimeoutMs", o.requestTimeoutMs, "an integer ≥ 1");
+  if (!isInt(o.publishDeadlineMs, 0))
+    throw new NatsOptionsError(
+      "publishDeadlineMs",
+      o.publishDeadlineMs,
+      "an integer ≥ 0 (0 = no retry)",
+    );
   if (!isInt(o.maxAckPending, 1))
     throw new NatsOptionsError("maxAckPending", o.maxAckPending, "an integer ≥ 1");
   if (!isInt(o.ephemeralInactiveMs, 3 * o.pullExpiresMs))

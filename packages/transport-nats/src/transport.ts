@@ -33,8 +33,10 @@ import {
   NatsOptionsError,
   NatsPayloadTooLargeError,
   NatsPublishError,
+  NatsPublishUnavailableError,
   NatsStreamConfigError,
   TransportClosedError,
+  isPublishUnavailable,
   toNatsError,
 } from "./errors";
 import {
@@ -127,6 +129,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
   #session: Promise<Session> | undefined;
   #closing: Promise<void> | undefined;
   #stopWatching: () => void = () => {};
+  #publishRetries = 0;
 
   constructor(options: NatsTransportOptions = {}) {
     this.#options = resolveOptions(options);
@@ -329,16 +332,20 @@ export class NatsTransport implements Transport, AsyncDisposable {
 
   /**
    * Store envelopes, idempotent by `id` (`Nats-Msg-Id`; a repeat within `duplicateWindowMs` is
-   * counted as a duplicate). Resolves once every envelope is acknowledged by the stream. A batch is
-   * not atomic on NATS 2.9: on failure it rejects with {@link NatsPublishError} and part of it may
-   * be stored; retrying the same batch is safe.
+   * counted as a duplicate). Resolves once every envelope is acknowledged by the stream. While no
+   * stream leader takes an envelope (an election, a reconnect, a cluster without quorum) it is
+   * retried with the same id for up to `publishDeadlineMs`; past that the call rejects with
+   * {@link NatsPublishUnavailableError} (`retryable: true`). A batch is not atomic on NATS 2.9:
+   * on failure it rejects with {@link NatsPublishError} and part of it may be stored; retrying the
+   * same batch is safe. `signal` aborts the waiting and retrying (what was stored stays stored).
    */
   async publish(
     envelopes: readonly Envelope[],
     options: { signal?: AbortSignal } = {},
   ): Promise<PublishResult> {
     this.#assertOpen();
-    if (options.signal?.aborted) throw abortReason(options.signal);
+    const { signal } = options;
+    if (signal?.aborted) throw abortReason(signal);
     if (envelopes.length === 0) return { published: 0, duplicates: 0 };
     // Nothing that is not an envelope goes out: it could only fail later, at every consumer.
     for (const envelope of envelopes) {
@@ -362,19 +369,18 @@ export class NatsTransport implements Transport, AsyncDisposable {
     let published = 0;
     let duplicates = 0;
     let failure: unknown;
-    let aborted = false;
     let next = 0;
     const worker = async () => {
       while (failure === undefined && next < envelopes.length) {
-        if (options.signal?.aborted) {
-          aborted = true;
-          failure = abortReason(options.signal);
+        if (signal?.aborted) {
+          failure = abortReason(signal);
           return;
         }
         const index = next++;
         const envelope = envelopes[index]!;
         try {
-          if ((await this.#publishOne(js, envelope, encoded[index]!)) === "duplicate") duplicates++;
+          if ((await this.#publishOne(js, envelope, encoded[index]!, signal)) === "duplicate")
+            duplicates++;
           else published++;
         } catch (error) {
           failure ??= error;
@@ -384,7 +390,15 @@ export class NatsTransport implements Transport, AsyncDisposable {
     const workers = Math.min(this.#options.publishConcurrency, envelopes.length);
     await Promise.all(Array.from({ length: workers }, worker));
     if (failure !== undefined) {
-      if (aborted) throw abortReason(options.signal!);
+      if (signal?.aborted) throw abortReason(signal);
+      if (failure instanceof Unavailable)
+        throw new NatsPublishUnavailableError(
+          this.stream,
+          published + duplicates,
+          envelopes.length,
+          failure.waitedMs,
+          { cause: failure.cause },
+        );
       throw new NatsPublishError(published + duplicates, envelopes.length, {
         cause: toNatsError(failure, { servers: this.#options.servers, phase: "request" }),
       });
@@ -393,38 +407,65 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   /**
-   * Publish one envelope, retrying a timed-out or unanswered request with the same
-   * `Nats-Msg-Id` until `requestTimeoutMs` is spent: right after a server restart the first
-   * request can vanish, and the stream's dedup makes a repeat harmless.
+   * Publish one envelope, retrying with the same `Nats-Msg-Id` while no stream leader takes it
+   * (`isPublishUnavailable`: no ack in time, no responders, cluster unavailable) until
+   * `publishDeadlineMs` is spent: during a leader election the subject has no responder for
+   * seconds, and right after a restart the first request can vanish; the stream's dedup makes a
+   * repeat harmless. Rejects with {@link Unavailable} once the deadline is spent.
    */
   async #publishOne(
     js: JetStreamClient,
     envelope: Envelope,
     { data, headers }: ReturnType<typeof encodeEnvelope>,
+    signal: AbortSignal | undefined,
   ): Promise<"published" | "duplicate"> {
-    const budget = this.#options.requestTimeoutMs;
-    const deadline = Date.now() + budget;
-    const perAttempt = Math.max(1_000, Math.floor(budget / 4));
-    let retried = false;
+    const { publishDeadlineMs, requestTimeoutMs } = this.#options;
+    const started = Date.now();
+    const deadline = started + publishDeadlineMs;
+    const perAttempt =
+      publishDeadlineMs === 0
+        ? requestTimeoutMs
+        : Math.max(1_000, Math.floor(requestTimeoutMs / 4));
+    // Only an attempt that may have been stored (no answer) makes a later "duplicate" ack ours.
+    let maybeStored = false;
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now();
       try {
-        const ack = await js.publish(this.subjectOf(envelope.type), data, {
-          msgID: envelope.id,
-          headers,
-          timeout: Math.max(1, Math.min(perAttempt, remaining)),
-        });
-        // A repeat of our own timed-out attempt reports a duplicate: it was still ours.
-        return ack.duplicate && !retried ? "duplicate" : "published";
+        const ack = await untilAborted(
+          js.publish(this.subjectOf(envelope.type), data, {
+            msgID: envelope.id,
+            headers,
+            timeout:
+              publishDeadlineMs === 0 ? perAttempt : Math.max(1, Math.min(perAttempt, remaining)),
+          }),
+          signal,
+        );
+        return ack.duplicate && !maybeStored ? "duplicate" : "published";
       } catch (error) {
-        const name = (error as { name?: unknown } | null)?.name;
-        const retryable =
-          name === "TimeoutError" || name === "NoResponders" || name === "NoRespondersError";
-        if (!retryable || this.#closing || deadline - Date.now() < 100) throw error;
-        retried = true;
-        await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, deadline - Date.now())));
+        if (signal?.aborted || !isPublishUnavailable(error)) throw error;
+        if ((error as { name?: unknown }).name === "TimeoutError") maybeStored = true;
+        const waitedMs = Date.now() - started;
+        if (this.#closing || deadline - Date.now() < 100) throw new Unavailable(waitedMs, error);
+        if (attempt === 1)
+          this.#logger.warn(
+            { id: envelope.id, err: error, publishDeadlineMs },
+            "no stream leader took an event (election, reconnect or no quorum); retrying it",
+          );
+        this.#publishRetries++;
+        await pauseUnlessAborted(
+          Math.min(50 * 2 ** Math.min(attempt - 1, 5), 1_000, deadline - Date.now()),
+          signal,
+        );
       }
     }
+  }
+
+  /**
+   * Publish attempts this transport repeated because no stream leader took them (elections,
+   * reconnects), over its lifetime. For tests and metrics.
+   */
+  get publishRetries(): number {
+    return this.#publishRetries;
   }
 
   #checkType(type: string): void {
@@ -735,6 +776,40 @@ export class NatsTransport implements Transport, AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** A publish that stayed unavailable until its deadline; `publish` turns it into the public error. */
+class Unavailable extends Error {
+  constructor(
+    readonly waitedMs: number,
+    cause: unknown,
+  ) {
+    super("no stream leader took the publish in time", { cause });
+  }
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** Wait `ms`, or less if the signal aborts (the caller then sees `signal.aborted`). */
+function pauseUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, Math.max(0, ms));
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 interface ConsumerSpec {
