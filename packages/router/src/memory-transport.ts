@@ -34,8 +34,10 @@ export interface MemoryTransportOptions {
 interface PendingDelivery {
   readonly seq: number;
   readonly envelope: Envelope;
-  /** Attempts started so far. */
+  /** Attempts started so far (a hand-back gives one back). */
   attempts: number;
+  /** Requeued while leased: if the running attempt fails, it is due again with fresh attempts. */
+  requeued: boolean;
   availableAt: number;
   /** Fencing token of the current lease; 0 when not leased. */
   token: number;
@@ -55,12 +57,22 @@ interface SubscriberState {
 
 let fence = 0;
 
+/** The longest delay Node's timers take; a longer one fires after 1 ms (`TimeoutOverflowWarning`). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** `ms` clamped to what `setTimeout` takes, so a far-away time never turns into a 1 ms loop. */
+function timerDelay(ms: number): number {
+  if (Number.isNaN(ms) || ms >= MAX_TIMER_MS) return MAX_TIMER_MS;
+  return ms > 0 ? Math.ceil(ms) : 0;
+}
+
 /** A delivery waiting to be claimed; the envelope is copied, as a store would. */
 function pendingDelivery(seq: number, envelope: Envelope, now: number): PendingDelivery {
   return {
     seq,
     envelope: structuredClone(envelope),
     attempts: 0,
+    requeued: false,
     availableAt: now,
     token: 0,
     leaseUntil: 0,
@@ -187,7 +199,24 @@ export class MemoryTransport implements Transport {
       ]);
     }
     const now = Date.now();
-    state.deliveries.push(pendingDelivery(++this.store.seq, envelope, now));
+    const open = state.deliveries.find((d) => d.envelope.id === envelope.id);
+    if (open && open.token !== 0 && open.leaseUntil > now) {
+      // Never take over a live lease: the running attempt's success stands for the requeue;
+      // if it fails, it is due again with fresh attempts instead of a retry count or a dead letter.
+      open.requeued = true;
+      return;
+    }
+    if (open) {
+      // Waiting for a retry, or held by an expired lease: due again now, with fresh attempts.
+      open.controller?.abort(new LeaseLostError(subscriber, open.envelope.id));
+      open.controller = undefined;
+      open.token = 0;
+      open.attempts = 0;
+      open.requeued = false;
+      open.availableAt = now;
+    } else {
+      state.deliveries.push(pendingDelivery(++this.store.seq, envelope, now));
+    }
     for (const w of state.workers) w.pump();
   }
 
@@ -243,6 +272,8 @@ export class MemoryTransport implements Transport {
 class Worker implements TransportSubscription {
   readonly subscriber: string;
   #running = 0;
+  /** Deliveries this worker holds the lease of, with the token it holds them under. */
+  readonly #held = new Map<PendingDelivery, number>();
   #closing: Promise<void> | undefined;
   #idle: (() => void)[] = [];
   #retryTimer: NodeJS.Timeout | undefined;
@@ -277,10 +308,13 @@ class Worker implements TransportSubscription {
       this.#claim(d, now);
     }
     if (nextRetry !== Infinity && !this.#retryTimer) {
-      this.#retryTimer = setTimeout(() => {
-        this.#retryTimer = undefined;
-        this.pump();
-      }, nextRetry - now);
+      this.#retryTimer = setTimeout(
+        () => {
+          this.#retryTimer = undefined;
+          this.pump();
+        },
+        timerDelay(nextRetry - now),
+      );
     }
   }
 
@@ -290,6 +324,8 @@ class Worker implements TransportSubscription {
     d.attempts++;
     d.leaseUntil = now + this.#leaseMs;
     const controller = (d.controller = new AbortController());
+    d.requeued = false;
+    this.#held.set(d, token);
     this.#running++;
     const delivery: Delivery = {
       envelope: d.envelope,
@@ -329,6 +365,14 @@ class Worker implements TransportSubscription {
       }
       d.controller = undefined;
       if (!failed) return this.#remove(d);
+      if (d.requeued) {
+        // Requeued while this attempt ran: run it again, with fresh attempts.
+        d.requeued = false;
+        d.token = 0;
+        d.attempts = 0;
+        d.availableAt = Date.now();
+        return;
+      }
       if (isUnrecoverable(failure) || d.attempts >= this.#maxAttempts) {
         await this.transport.deadLetter(
           this.state,
@@ -358,6 +402,7 @@ class Worker implements TransportSubscription {
         d.availableAt = Date.now() + backoffDelay(d.attempts, this.options.backoff);
       }
     } finally {
+      this.#held.delete(d);
       this.#running--;
       if (this.#running === 0) for (const wake of this.#idle.splice(0)) wake();
       for (const w of this.state.workers) w.pump();
@@ -377,17 +422,20 @@ class Worker implements TransportSubscription {
         await Promise.race([
           new Promise<void>((resolve) => this.#idle.push(resolve)),
           new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, this.transport.drainTimeoutMs);
+            timer = setTimeout(resolve, timerDelay(this.transport.drainTimeoutMs));
           }),
         ]);
         clearTimeout(timer);
-        // Whatever still runs loses its lease: abort it and hand the delivery back.
-        for (const d of this.state.deliveries) {
-          if (d.token !== 0 && d.controller) {
-            d.controller.abort(new RouterClosedError("memory transport subscription"));
-            d.token = 0;
-            d.availableAt = Date.now();
-          }
+        // Whatever of this worker's still runs loses its lease: abort it and hand the delivery
+        // back. A hand-back is not an attempt (the claim counted one: give it back); a lease
+        // that expired (a crash) still counts.
+        for (const [d, token] of this.#held) {
+          if (d.token !== token) continue;
+          d.controller?.abort(new RouterClosedError("memory transport subscription"));
+          d.controller = undefined;
+          d.token = 0;
+          d.attempts = Math.max(0, d.attempts - 1);
+          d.availableAt = Date.now();
         }
       }
       this.transport.forget(this.state, this);

@@ -1,0 +1,191 @@
+import { createEnvelope, type Envelope } from "@switchyard/event-schema";
+import { describe, expect, it } from "vitest";
+import { MemoryStore, memoryTransport } from "./memory-transport";
+
+const event = (n: number): Envelope =>
+  createEnvelope({ type: "JOB", source: "memory-transport-test", data: { n } });
+const nOf = (e: Envelope) => (e.data as { n: number }).n;
+
+async function eventually(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** A promise and the function that resolves it. */
+function gate(): { open: () => void; opened: Promise<void> } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}
+
+describe("memory transport: hand-backs", () => {
+  it("regression: a delivery handed back by more graceful closes than maxAttempts is still handled, not dead-lettered", async () => {
+    const store = new MemoryStore();
+    const attempts: number[] = [];
+    // Rolling restarts: each handle closes (drain 20 ms) while the slow handler runs.
+    for (let restart = 0; restart < 4; restart++) {
+      const transport = memoryTransport({ store, drainTimeoutMs: 20 });
+      let started = false;
+      await transport.subscribe({
+        subscriber: "slow",
+        types: ["JOB"],
+        maxAttempts: 2,
+        handler: async (d) => {
+          attempts.push(d.attempt);
+          started = true;
+          await new Promise<void>((resolve) => d.signal.addEventListener("abort", () => resolve()));
+        },
+      });
+      if (restart === 0) await transport.publish([event(1)]);
+      await eventually(() => started, `the delivery to start (restart ${restart})`);
+      await transport.close();
+    }
+    const transport = memoryTransport({ store });
+    const handled: number[] = [];
+    await transport.subscribe({
+      subscriber: "slow",
+      types: ["JOB"],
+      maxAttempts: 2,
+      handler: async (d) => {
+        attempts.push(d.attempt);
+        handled.push(nOf(d.envelope));
+      },
+    });
+    await eventually(() => handled.length === 1, "the delivery to be handled at last");
+    expect(store.deadLetters).toEqual([]);
+    expect(attempts).toEqual([1, 1, 1, 1, 1]);
+    await transport.close();
+  });
+
+  it("regression: closing one handle hands back only its own deliveries, never a sibling's", async () => {
+    const store = new MemoryStore();
+    const leaving = memoryTransport({ store, drainTimeoutMs: 20 });
+    const staying = memoryTransport({ store });
+    const finish = gate();
+    const runs: { handle: string; n: number; attempt: number }[] = [];
+    let siblingAborted = false;
+    await leaving.subscribe({
+      subscriber: "pair",
+      types: ["JOB"],
+      handler: async (d) => {
+        runs.push({ handle: "leaving", n: nOf(d.envelope), attempt: d.attempt });
+        await new Promise<void>((resolve) => d.signal.addEventListener("abort", () => resolve()));
+      },
+    });
+    await leaving.publish([event(1)]);
+    await eventually(() => runs.length === 1, "the leaving handle's delivery");
+    await staying.subscribe({
+      subscriber: "pair",
+      types: ["JOB"],
+      handler: async (d) => {
+        runs.push({ handle: "staying", n: nOf(d.envelope), attempt: d.attempt });
+        if (nOf(d.envelope) === 2) {
+          d.signal.addEventListener("abort", () => (siblingAborted = true));
+          await finish.opened;
+        }
+      },
+    });
+    await staying.publish([event(2)]);
+    await eventually(() => runs.length === 2, "the staying handle's delivery");
+    await leaving.close();
+    expect(siblingAborted).toBe(false);
+    finish.open();
+    // The handed-back event 1 goes to the staying handle as the same attempt; 2 runs once.
+    await eventually(() => runs.length === 3, "the handed-back delivery");
+    expect(runs).toEqual([
+      { handle: "leaving", n: 1, attempt: 1 },
+      { handle: "staying", n: 2, attempt: 1 },
+      { handle: "staying", n: 1, attempt: 1 },
+    ]);
+    expect((await staying.stats()).subscribers[0]).toMatchObject({ pending: 0, inFlight: 0 });
+    await staying.close();
+  });
+});
+
+describe("memory transport: requeue", () => {
+  it("regression: a requeue never takes over a live lease; the running handler's outcome stands and the event runs once", async () => {
+    const transport = memoryTransport();
+    const release = gate();
+    const runs: number[] = [];
+    await transport.subscribe({
+      subscriber: "trainer",
+      types: ["JOB"],
+      concurrency: 4,
+      handler: async (d) => {
+        runs.push(d.attempt);
+        if (runs.length === 1) await release.opened;
+      },
+    });
+    const e = event(1);
+    await transport.publish([e]);
+    await eventually(() => runs.length === 1, "the handler to start");
+    await Promise.all([transport.requeue("trainer", e), transport.requeue("trainer", e)]);
+    release.open();
+    await eventually(
+      () => transport.store.subscribers.get("trainer")!.deliveries.length === 0,
+      "the ack",
+    );
+    expect(runs).toEqual([1]);
+    await transport.close();
+  });
+
+  it("runs a delivery again when a requeue met its last attempt failing, instead of dead-lettering it", async () => {
+    const transport = memoryTransport();
+    const release = gate();
+    const runs: number[] = [];
+    await transport.subscribe({
+      subscriber: "trainer",
+      types: ["JOB"],
+      maxAttempts: 1,
+      handler: async (d) => {
+        runs.push(d.attempt);
+        if (runs.length === 1) {
+          await release.opened;
+          throw new Error("the last attempt fails");
+        }
+      },
+    });
+    const e = event(1);
+    await transport.publish([e]);
+    await eventually(() => runs.length === 1, "the handler to start");
+    await transport.requeue("trainer", e);
+    release.open();
+    await eventually(() => runs.length === 2, "the requeued run");
+    expect(runs).toEqual([1, 1]);
+    expect(transport.deadLetters).toEqual([]);
+    await transport.close();
+  });
+});
+
+describe("memory transport: timers", () => {
+  it("arms no overflowing timer for a retry scheduled beyond what setTimeout takes", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => void warnings.push(w);
+    process.on("warning", onWarning);
+    const transport = memoryTransport({ drainTimeoutMs: 20 });
+    try {
+      let failures = 0;
+      await transport.subscribe({
+        subscriber: "patient",
+        types: ["JOB"],
+        backoff: { initialMs: 1e15, maxMs: 1e15, jitter: 0 },
+        handler: async () => {
+          failures++;
+          throw new Error("try again in 30,000 years");
+        },
+      });
+      await transport.publish([event(1)]);
+      await eventually(() => failures === 1, "the first attempt");
+      // The retry timer was armed as the attempt failed; its warning comes on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(failures).toBe(1);
+      expect(warnings.map((w) => w.name)).not.toContain("TimeoutOverflowWarning");
+    } finally {
+      process.off("warning", onWarning);
+      await transport.close();
+    }
+  });
+});
