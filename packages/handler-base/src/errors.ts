@@ -81,6 +81,36 @@ export class DaemonManagerClosedError extends SwitchyardError {
   }
 }
 
+/**
+ * An `emit` made while a handler of the daemon was handling a delivery failed (an invalid or
+ * oversized payload, the transport refusing the publish, the router closed). The delivery fails
+ * with this error, so the router's retry and dead-letter policy or the transport's redelivery
+ * apply to it instead of the upstream event being acknowledged with its downstream event lost.
+ * The emit's own error is the `cause`.
+ */
+export class EmitFailedError extends SwitchyardError {
+  readonly daemon: string;
+  /** The type of the event the daemon tried to emit. */
+  readonly emittedType: string;
+
+  constructor(
+    daemon: string,
+    emittedType: string,
+    handled: { readonly type: string; readonly id: string },
+    cause: unknown,
+  ) {
+    super(
+      "EMIT_FAILED",
+      `Daemon "${daemon}" failed to emit ${emittedType} while handling ${handled.type} ${handled.id}: ` +
+        `${messageOf(cause)}. The delivery of ${handled.id} fails so it is retried, then dead-lettered; ` +
+        `fix the emitted payload (or the transport) and replay it.`,
+      { cause },
+    );
+    this.daemon = daemon;
+    this.emittedType = emittedType;
+  }
+}
+
 /** The message of anything thrown. */
 export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message;

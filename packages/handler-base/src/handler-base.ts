@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import type {
   AnyCatalog,
   Envelope,
@@ -20,7 +21,13 @@ import {
   serializeError,
 } from "@switchyard/router";
 import { DedupCache, type DedupCheckOptions } from "./dedup";
-import { DaemonCrashedError, DaemonOptionsError, DaemonStartError, messageOf } from "./errors";
+import {
+  DaemonCrashedError,
+  DaemonOptionsError,
+  DaemonStartError,
+  EmitFailedError,
+  messageOf,
+} from "./errors";
 import { LagMonitor } from "./lag";
 import { type DaemonErrorRecord, type DaemonStats, OutcomeWindow, StatsCounters } from "./stats";
 
@@ -30,11 +37,14 @@ import { type DaemonErrorRecord, type DaemonStats, OutcomeWindow, StatsCounters 
  */
 export type DaemonStatus = "stopped" | "starting" | "running" | "stopping" | "crashed";
 
-/** A handler of one event type: gets the typed envelope and the router's delivery context. */
+/**
+ * A handler of one event type: gets the typed envelope and the router's delivery context. Its
+ * return value is ignored (a promise is awaited).
+ */
 export type EventHandler<T extends EventType<C>, C extends AnyCatalog = PipelineCatalog> = (
   event: EventOf<T, C>,
   ctx: HandlerContext<C>,
-) => void | Promise<void>;
+) => unknown;
 
 /**
  * What `subscriptions()` returns: event type → handler, typed from the catalog. Annotate the
@@ -126,6 +136,20 @@ interface Run {
 }
 
 const instances = new WeakMap<object, unknown>();
+
+/** The delivery a handler is handling, as the emits it makes (awaited or not) see it. */
+interface DeliveryScope {
+  readonly daemon: object;
+  /** Still handling: an emit after the delivery settled no longer belongs to it. */
+  open: boolean;
+  /** Emits started during the delivery and not settled yet. */
+  readonly emits: Set<Promise<unknown>>;
+  /** The first emit of the delivery that failed. */
+  failure: { readonly type: string; readonly error: unknown } | undefined;
+}
+
+/** Which delivery (if any) the running code is handling, across awaits and timers. */
+const deliveryScope = new AsyncLocalStorage<DeliveryScope>();
 
 /**
  * The base class of a daemon: a named, long-running component that handles events from a
@@ -557,7 +581,8 @@ export abstract class HandlerBase<
     run.timer = setTimeout(() => {
       run.timer = undefined;
       const started = performance.now();
-      const cycle = this.#cycle(run);
+      // A daemon started from inside a handler must not run its cycles in that delivery's scope.
+      const cycle = deliveryScope.exit(() => this.#cycle(run));
       run.cycle = cycle.then(() => {});
       void cycle.then((crash) => {
         run.cycle = undefined;
@@ -626,8 +651,19 @@ export abstract class HandlerBase<
     const tracked = new Promise<void>((resolve) => (settle = resolve));
     run.deliveries.add(tracked);
     const c = this.#counters;
+    const scope: DeliveryScope = {
+      daemon: this,
+      open: true,
+      emits: new Set(),
+      failure: undefined,
+    };
     try {
-      await handler.call(this, event, ctx);
+      await deliveryScope.run(scope, () => handler.call(this, event, ctx));
+      // Emits the handler started without awaiting them still belong to this delivery.
+      while (scope.emits.size > 0 && scope.failure === undefined) await Promise.all(scope.emits);
+      if (scope.failure) {
+        throw new EmitFailedError(this.name, scope.failure.type, event, scope.failure.error);
+      }
       if (!this.#duplicates.has(event)) {
         c.eventsProcessed++;
         c.successCount++;
@@ -651,6 +687,7 @@ export abstract class HandlerBase<
       );
       throw error;
     } finally {
+      scope.open = false;
       c.lastActivity = this.#now();
       run.deliveries.delete(tracked);
       settle();
@@ -711,6 +748,12 @@ export abstract class HandlerBase<
    * router closed, transport down) is counted in `stats.emitFailures`, logged and kept in
    * `recentErrors()`, and the promise resolves to `undefined`. Resolves to the envelope on success.
    *
+   * Made while one of the daemon's handlers handles a delivery (awaited or not, until the
+   * delivery settles), a failed emit also fails that delivery, with an {@link EmitFailedError}
+   * whose `cause` is the emit's error: the upstream event is retried and then dead-lettered
+   * rather than acknowledged with its downstream event lost. In `runCycle`, `onStart` and
+   * elsewhere a failed emit only counts and logs: it never crashes the daemon.
+   *
    * @example
    * ```ts
    * const sent = await this.emit("QUALITY_ALERT", { config_key, quality_score: 0.3, timestamp: Date.now() / 1000 }, { causedBy: event });
@@ -721,6 +764,21 @@ export abstract class HandlerBase<
     type: T,
     data: EventInput<T, C>,
     options: EmitOptions = {},
+  ): Promise<EventOf<T, C> | undefined> {
+    const store = deliveryScope.getStore();
+    const scope = store?.daemon === this && store.open ? store : undefined;
+    if (!scope) return this.#emit(type, data, options, undefined);
+    const emitting = this.#emit(type, data, options, scope);
+    scope.emits.add(emitting);
+    void emitting.finally(() => scope.emits.delete(emitting));
+    return emitting;
+  }
+
+  async #emit<T extends EventType<C>>(
+    type: T,
+    data: EventInput<T, C>,
+    options: EmitOptions,
+    scope: DeliveryScope | undefined,
   ): Promise<EventOf<T, C> | undefined> {
     const c = this.#counters;
     try {
@@ -734,8 +792,10 @@ export abstract class HandlerBase<
       this.#recordError("emit", error, { type });
       this.logger.warn(
         { err: error, daemon: this.name, eventType: type },
-        `daemon ${this.name}: emitting ${type} failed`,
+        `daemon ${this.name}: emitting ${type} failed` +
+          (scope?.open ? "; the delivery being handled fails with it" : ""),
       );
+      if (scope?.open) scope.failure ??= { type, error };
       return undefined;
     } finally {
       c.lastActivity = this.#now();

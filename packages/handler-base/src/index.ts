@@ -31,4 +31,5 @@ export {
   DaemonOptionsError,
   DaemonStartError,
   DuplicateDaemonError,
+  EmitFailedError,
 } from "./errors";
