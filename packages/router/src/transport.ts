@@ -18,7 +18,8 @@ import type { SerializedError } from "./errors";
  *   dies stops renewing, the lease expires and the delivery is redelivered (attempt + 1). A worker
  *   whose lease expired cannot ack or fail it any more (fencing): its outcome is discarded.
  * - **close** stops claiming, waits for in-flight handlers (their signal is aborted after the
- *   drain timeout), and is idempotent.
+ *   drain timeout, and their deliveries are handed back — a hand-back is not an attempt and does
+ *   not count toward `maxAttempts`), and is idempotent.
  */
 export interface Transport {
   /** Short name for logs and stats, e.g. `"sqlite"`, `"nats"`, `"memory"`. */
@@ -37,6 +38,11 @@ export interface Transport {
    * replay; the publish-side idempotency does not apply). Rejects with `UnknownSubscriptionError`
    * when no such subscriber is registered for that event type. Optional: transports without it
    * cannot be replay targets.
+   *
+   * A requeue never takes over a live lease: a delivery of the envelope being handled right now
+   * keeps its lease and its outcome. If that attempt succeeds, it counts as the requeued run (the
+   * event runs once); if it fails, the delivery is due again with fresh attempts instead of being
+   * dead-lettered.
    */
   requeue?(subscriber: string, envelope: Envelope): Promise<void>;
   /** Stop all subscriptions (draining in-flight work) and release resources. Idempotent. */
