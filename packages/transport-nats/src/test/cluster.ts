@@ -47,6 +47,10 @@ export interface OwnCluster {
   streamLeader(stream: string): Promise<string | undefined>;
   /** The stream's info as its leader reports it (state, cluster, config). */
   streamInfo(stream: string): Promise<StreamInfo>;
+  /** Names of the stream's consumers. */
+  consumers(stream: string): Promise<string[]>;
+  /** Delete a stream (ignoring one that is already gone). */
+  deleteStream(stream: string): Promise<void>;
   /** The consumer's leader (`cluster.leader` of consumer info), or undefined if none. */
   consumerLeader(stream: string, consumer: string): Promise<string | undefined>;
   /**
@@ -329,6 +333,21 @@ export async function startOwnCluster(
       return (await jsm.streams.info(stream)).cluster?.leader;
     },
     streamInfo: async (stream) => (await manager()).jsm.streams.info(stream),
+    consumers: (stream) =>
+      // Right after a node loss the harness's own connection may be reconnecting: ask again.
+      pollFor(
+        async () => {
+          const names: string[] = [];
+          for await (const info of (await manager()).jsm.consumers.list(stream))
+            names.push(info.name);
+          return names;
+        },
+        `the consumers of stream ${stream}`,
+        15_000,
+      ),
+    deleteStream: async (stream) => {
+      await (await manager()).jsm.streams.delete(stream).catch(() => false);
+    },
     consumerLeader: async (stream, consumer) => {
       const { jsm } = await manager();
       return (await jsm.consumers.info(stream, consumer)).cluster?.leader;
