@@ -2,7 +2,7 @@ import type { EventOf } from "@switchyard/event-schema";
 import { type Router, sleep } from "@switchyard/router";
 import { afterEach, describe, expect, it } from "vitest";
 import { DaemonManager, type DaemonManagerOptions } from "./daemon-manager";
-import { DaemonManagerClosedError, DuplicateDaemonError } from "./errors";
+import { DaemonManagerClosedError, DuplicateDaemonError, UnknownDaemonError } from "./errors";
 import { HandlerBase, type HandlerBaseOptions, type Subscriptions } from "./handler-base";
 import { type DaemonHeartbeat, type HeartbeatSink, memoryHeartbeatSink } from "./heartbeat";
 import {
@@ -86,7 +86,6 @@ describe("DaemonManager", () => {
     expect(m.stopAll()).toBe(stopped);
     await stopped;
     expect([a.status, b.status]).toEqual(["stopped", "stopped"]);
-    await expect(m.startAll()).rejects.toBeInstanceOf(DaemonManagerClosedError);
   });
 
   it("refuses two daemons with the same name", () => {
@@ -364,5 +363,96 @@ describe("DaemonManager", () => {
     }
     expect(d.startAttempts).toHaveLength(1);
     expect(d.status).toBe("crashed");
+  });
+});
+
+describe("the runbook's recovery procedures (docs/operations.md)", () => {
+  /** A manager with a healthy daemon and one given up after failing to start. */
+  async function withFailedDaemon() {
+    const router = makeRouter();
+    const healthy = new Scripted("healthy", router, { cycleIntervalMs: 60_000 });
+    const doomed = new Scripted("doomed", router, { cycleIntervalMs: 60_000 });
+    doomed.failStarts = 2; // the first start and the one restart fail: given up
+    const m = manager({ daemons: [healthy, doomed], maxRestartAttempts: 1, ...fastRestarts });
+    await m.startAll();
+    await eventually(() => m.list()[1]!.status === "failed");
+    return { router, m, healthy, doomed };
+  }
+
+  it("restarts all daemons with `await manager.stopAll(); await manager.startAll();`, the failed one included", async () => {
+    const { router, m, healthy, doomed } = await withFailedDaemon();
+    expect(m.healthCheck().status).toBe("unhealthy");
+
+    await m.stopAll();
+    await m.startAll();
+
+    expect([healthy.status, doomed.status]).toEqual(["running", "running"]);
+    expect(m.list().map((d) => [d.name, d.status, d.failedRestarts])).toEqual([
+      ["healthy", "running", 0],
+      ["doomed", "running", 0],
+    ]);
+    expect(m.healthCheck()).toMatchObject({ healthy: true, status: "healthy" });
+    // Handlers are subscribed again.
+    await router.publish("TRAINING_COMPLETED", payloads.training("hex8_2p"));
+    await router.drain();
+    expect(healthy.handled).toEqual(["hex8_2p"]);
+    expect(doomed.handled).toEqual(["hex8_2p"]);
+  });
+
+  it("supervises again after the restart: a daemon that crashes is restarted", async () => {
+    const router = makeRouter();
+    const d = new Scripted("flaky", router, { maxConsecutiveCycleFailures: 1 });
+    const m = manager({ daemons: [d], ...fastRestarts });
+    await m.startAll();
+    await m.stopAll();
+    await m.startAll();
+    const attempts = d.startAttempts.length;
+    d.failCycles = 1;
+    await eventually(() => d.startAttempts.length === attempts + 1 && d.status === "running");
+    expect(m.list()[0]).toMatchObject({ status: "running", restarts: 1 });
+  });
+
+  it("restarts one daemon with `await manager.restart(name)`, even one that failed permanently", async () => {
+    const { router, m, healthy, doomed } = await withFailedDaemon();
+    const healthyStarts = healthy.startAttempts.length;
+
+    await m.restart("doomed");
+
+    expect(doomed.status).toBe("running");
+    expect(m.list()[1]).toMatchObject({ name: "doomed", status: "running", failedRestarts: 0 });
+    expect(m.healthCheck()).toMatchObject({ healthy: true, status: "healthy" });
+    expect(healthy.startAttempts).toHaveLength(healthyStarts); // the others are left alone
+    await router.publish("TRAINING_COMPLETED", payloads.training("sq8_2p"));
+    await router.drain();
+    expect(doomed.handled).toEqual(["sq8_2p"]);
+  });
+
+  it("restarts a running daemon with `restart(name)`: stopped, then started again", async () => {
+    const router = makeRouter();
+    const d = new Scripted("worker", router, { cycleIntervalMs: 60_000 });
+    const m = manager({ daemons: [d] });
+    await m.startAll();
+    await m.restart("worker");
+    expect(d.startAttempts).toHaveLength(2);
+    expect(d.status).toBe("running");
+  });
+
+  it("rejects restart(name) of an unknown daemon, and while the manager is stopped", async () => {
+    const router = makeRouter();
+    const m = manager({ daemons: [new Scripted("worker", router)] });
+    await expect(m.restart("worker")).rejects.toBeInstanceOf(DaemonManagerClosedError);
+    await m.startAll();
+    await expect(m.restart("wroker")).rejects.toBeInstanceOf(UnknownDaemonError);
+    await expect(m.restart("wroker")).rejects.toThrow(/registered: worker/);
+    await m.stopAll();
+    await expect(m.restart("worker")).rejects.toBeInstanceOf(DaemonManagerClosedError);
+  });
+
+  it("rejects restart(name) with the start error when the daemon still cannot start, and keeps trying", async () => {
+    const { m, doomed } = await withFailedDaemon();
+    doomed.failStarts = 1;
+    await expect(m.restart("doomed")).rejects.toThrow(/doomed cannot open its database/);
+    await eventually(() => doomed.status === "running");
+    expect(m.list()[1]).toMatchObject({ status: "running", restarts: 1 });
   });
 });

@@ -14,6 +14,7 @@ import {
   DaemonManagerClosedError,
   DaemonOptionsError,
   DuplicateDaemonError,
+  UnknownDaemonError,
   messageOf,
 } from "./errors";
 import type { DaemonStatus } from "./handler-base";
@@ -110,6 +111,8 @@ interface Entry {
   lastError: string | null;
   restartedAt: number | undefined;
   supervising: Promise<void> | undefined;
+  /** Ends this daemon's pending restart loop (a manual `restart(name)` replaces it). */
+  cancelRestarts: AbortController;
   removeCrashListener: (() => void) | undefined;
 }
 
@@ -141,7 +144,8 @@ export class DaemonManager implements AsyncDisposable {
   readonly #heartbeatIntervalMs: number;
   readonly #source: string;
   readonly #host: string;
-  readonly #closing = new AbortController();
+  /** Aborted by `stopAll()`; a new one for each run (`startAll()` after `stopAll()`). */
+  #closing = new AbortController();
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
@@ -188,12 +192,11 @@ export class DaemonManager implements AsyncDisposable {
   }
 
   /**
-   * Add a daemon. Once the manager has started, the daemon is started (and supervised) at once.
-   * Throws {@link DuplicateDaemonError} for a name already taken, {@link DaemonManagerClosedError}
-   * after `stopAll()`.
+   * Add a daemon. Once the manager has started, the daemon is started (and supervised) at once;
+   * while it is stopped, with the next `startAll()`. Throws {@link DuplicateDaemonError} for a
+   * name already taken.
    */
   register(daemon: Daemon): this {
-    if (this.#stopping) throw new DaemonManagerClosedError();
     if (this.#entries.has(daemon.name)) throw new DuplicateDaemonError(daemon.name);
     const entry: Entry = {
       daemon,
@@ -203,12 +206,19 @@ export class DaemonManager implements AsyncDisposable {
       lastError: null,
       restartedAt: undefined,
       supervising: undefined,
+      cancelRestarts: new AbortController(),
       removeCrashListener: undefined,
     };
-    entry.removeCrashListener = daemon.onCrash((error) => this.#onFailure(entry, error, "crash"));
+    this.#listen(entry);
     this.#entries.set(daemon.name, entry);
-    if (this.#starting) void this.#startEntry(entry);
+    if (this.#starting && !this.#stopping) void this.#startEntry(entry);
     return this;
+  }
+
+  #listen(entry: Entry): void {
+    entry.removeCrashListener ??= entry.daemon.onCrash((error) =>
+      this.#onFailure(entry, error, "crash"),
+    );
   }
 
   /** The registered daemons, in registration order. */
@@ -235,23 +245,71 @@ export class DaemonManager implements AsyncDisposable {
   /**
    * Start every daemon (in parallel) and the heartbeat timer. A daemon whose `start()` rejects is
    * handed to the restart policy; `startAll` itself resolves once every daemon was tried.
-   * Idempotent: every call returns the same promise. Rejects with {@link DaemonManagerClosedError}
-   * after `stopAll()`.
+   * Idempotent while running: every call returns the same promise.
+   *
+   * After `stopAll()` (once it finished, which `startAll` waits for) it starts everything again,
+   * daemons given up as `failed` included, with their failed-restart counts reset: the runbook's
+   * "restart all daemons" is `await manager.stopAll(); await manager.startAll();`.
    */
   startAll(): Promise<void> {
-    if (this.#stopping) return Promise.reject(new DaemonManagerClosedError());
-    this.#starting ??= this.#startAll();
+    this.#starting ??= this.#startAll(this.#stopping);
     return this.#starting;
   }
 
   /**
    * Stop restarting, stop every daemon (each finishes its cycle and in-flight handlers), write a
-   * last heartbeat of each and stop the heartbeat timer. Idempotent: every call returns the same
-   * promise; never rejects. The manager cannot be started again.
+   * last heartbeat of each and stop the heartbeat timer. Idempotent: every call until the next
+   * `startAll()` returns the same promise; never rejects. `startAll()` starts the manager again.
    */
   stopAll(): Promise<void> {
+    // startAll() called after stopAll() but not yet through: stop what it is about to start.
+    if (this.#stopping && this.#starting) {
+      return this.#starting.then(() => this.stopAll());
+    }
     this.#stopping ??= this.#stopAll();
     return this.#stopping;
+  }
+
+  /**
+   * Restart one daemon by name: end its pending restart loop, stop it (it finishes its cycle and
+   * in-flight handlers), forget its failed restarts — a daemon given up as `failed` is taken back
+   * — and start it again. Resolves once it runs. If its `start()` rejects, `restart` rejects with
+   * that error and the restart policy takes over, as for any failed start.
+   *
+   * Throws {@link UnknownDaemonError} for a name not registered, and
+   * {@link DaemonManagerClosedError} while the manager is not running (use `startAll()`).
+   *
+   * @example
+   * ```ts
+   * await manager.restart("quality_monitor"); // the runbook's "restart one daemon"
+   * ```
+   */
+  async restart(name: string): Promise<void> {
+    const entry = this.#entries.get(name);
+    if (!entry) throw new UnknownDaemonError(name, [...this.#entries.keys()]);
+    if (!this.#starting || this.#stopping) {
+      throw new DaemonManagerClosedError(`restart daemon ${JSON.stringify(name)}`);
+    }
+    await this.#starting;
+    entry.cancelRestarts.abort();
+    await entry.supervising;
+    entry.cancelRestarts = new AbortController();
+    entry.failed = false;
+    entry.failedRestarts = 0;
+    this.#logger.info({ daemon: name }, `restarting daemon ${name} on request`);
+    await entry.daemon.stop();
+    if (this.#closing.signal.aborted) return; // stopAll() came meanwhile: it wins
+    try {
+      await entry.daemon.start();
+    } catch (error) {
+      this.#logger.error({ err: error, daemon: name }, `daemon ${name} failed to restart`);
+      this.#onFailure(entry, error, "start");
+      await this.#writeBeat(entry);
+      throw error;
+    }
+    entry.restartedAt = Date.now();
+    this.#logger.info({ daemon: name }, `daemon ${name} restarted on request`);
+    await this.#writeBeat(entry);
   }
 
   /** `stopAll()`, for `await using`. */
@@ -351,7 +409,11 @@ export class DaemonManager implements AsyncDisposable {
     await Promise.all([...this.#entries.values()].map((entry) => this.#writeBeat(entry)));
   }
 
-  async #startAll(): Promise<void> {
+  async #startAll(previousStop: Promise<void> | undefined): Promise<void> {
+    if (previousStop) {
+      await previousStop;
+      this.#reopen();
+    }
     if (this.#sink) {
       this.#heartbeatTimer = setInterval(() => {
         // Skip a tick rather than pile writes up behind a slow sink.
@@ -360,6 +422,18 @@ export class DaemonManager implements AsyncDisposable {
       this.#heartbeatTimer.unref();
     }
     await Promise.all([...this.#entries.values()].map((entry) => this.#startEntry(entry)));
+  }
+
+  /** After `stopAll()`: a new run, every daemon supervised again and none given up. */
+  #reopen(): void {
+    this.#closing = new AbortController();
+    this.#stopping = undefined;
+    for (const entry of this.#entries.values()) {
+      entry.failed = false;
+      entry.failedRestarts = 0;
+      entry.cancelRestarts = new AbortController();
+      this.#listen(entry);
+    }
   }
 
   async #startEntry(entry: Entry): Promise<void> {
@@ -396,7 +470,8 @@ export class DaemonManager implements AsyncDisposable {
 
   async #restartLoop(entry: Entry): Promise<void> {
     const { daemon } = entry;
-    const closing = this.#closing.signal;
+    // Ended by stopAll() or by a manual restart(name), whichever comes first.
+    const closing = AbortSignal.any([this.#closing.signal, entry.cancelRestarts.signal]);
     for (;;) {
       if (closing.aborted) return;
       if (entry.failedRestarts >= this.#maxRestartAttempts) return this.#giveUp(entry);
@@ -471,17 +546,22 @@ export class DaemonManager implements AsyncDisposable {
 
   async #stopAll(): Promise<void> {
     this.#closing.abort();
+    const starting = this.#starting;
+    this.#starting = undefined;
     const entries = [...this.#entries.values()];
     // stop() also aborts a start still in progress (first start or restart), so nothing here
     // waits on a daemon that cannot start; restart loops end once their sleep is aborted.
     await Promise.all(entries.map((e) => e.daemon.stop()));
-    await this.#starting;
+    await starting;
     await Promise.all(entries.map((e) => e.supervising ?? Promise.resolve()));
     clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = undefined;
     await this.#beating;
     await this.heartbeat();
-    for (const entry of entries) entry.removeCrashListener?.();
+    for (const entry of entries) {
+      entry.removeCrashListener?.();
+      entry.removeCrashListener = undefined;
+    }
   }
 
   #healthOf(entry: Entry): HealthCheckResult {

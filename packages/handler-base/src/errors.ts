@@ -71,13 +71,32 @@ export class DuplicateDaemonError extends SwitchyardError {
   }
 }
 
-/** The `DaemonManager` was stopped; it does not start or register daemons any more. */
+/**
+ * The `DaemonManager` is not running (never started, or stopped), so it cannot restart one of
+ * its daemons. Start them all with `startAll()` (which also works after `stopAll()`).
+ */
 export class DaemonManagerClosedError extends SwitchyardError {
-  constructor() {
+  constructor(what = "do that") {
     super(
       "DAEMON_MANAGER_CLOSED",
-      "The daemon manager was stopped: create a new DaemonManager instead of reusing it.",
+      `The daemon manager is not running (startAll() was not called, or stopAll() was), so it cannot ${what}. ` +
+        `Call startAll() first: it also restarts a stopped manager.`,
     );
+  }
+}
+
+/** A `DaemonManager` was asked about a daemon name it does not know. */
+export class UnknownDaemonError extends SwitchyardError {
+  readonly daemon: string;
+
+  constructor(daemon: string, known: readonly string[]) {
+    super(
+      "UNKNOWN_DAEMON",
+      `No daemon named ${JSON.stringify(daemon)} is registered with this manager` +
+        (known.length > 0 ? ` (registered: ${known.join(", ")})` : " (none are registered)") +
+        `. Check the name (\`switchyard daemons\` lists them) or register the daemon first.`,
+    );
+    this.daemon = daemon;
   }
 }
 

@@ -32,4 +32,5 @@ export {
   DaemonStartError,
   DuplicateDaemonError,
   EmitFailedError,
+  UnknownDaemonError,
 } from "./errors";
