@@ -1,5 +1,6 @@
-import { existsSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join, resolve } from "node:path";
 import type Database from "better-sqlite3";
 import {
   DEFAULT_PATH,
@@ -10,7 +11,7 @@ import {
   schemaVersion,
 } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
-import { CliError } from "./output";
+import { CliError, ExitCode } from "./output";
 import { hasTable } from "./queries";
 
 /** The environment variable naming the coordination database. */
@@ -42,13 +43,86 @@ export function assertDatabaseExists(path: string): void {
   }
 }
 
+/** Where the read-only open says that it reads a snapshot (an {@link Output}). */
+export interface Notes {
+  note(text: string): void;
+}
+
+/** SQLite's own error code (`SQLITE_…`) of `error` or of any error in its `cause` chain. */
+function sqliteCode(error: unknown): string | undefined {
+  for (let e = error, n = 0; e && n < 8; e = (e as { cause?: unknown }).cause, n++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && code.startsWith("SQLITE_")) return code;
+  }
+  return undefined;
+}
+
+/**
+ * Open a file read-only without writing anything next to it. A reader of a WAL database maps the
+ * `-shm` file and must create it when no writer has; in a directory it cannot write (a read-only
+ * mount, another user's directory) that fails with `SQLITE_READONLY_*` or `SQLITE_CANTOPEN`.
+ * Then this reads a copy (the file and its `-wal`) in a temp directory instead, removed on
+ * close, and says so through `notes`: a snapshot, which sees nothing written after it. (SQLite's
+ * `immutable=1` would avoid the copy, but better-sqlite3 does not open URI file names.)
+ */
+function openFile(path: string, notes: Notes | undefined): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = openQueueReadOnly(path);
+    // The first read maps the -shm: fail here, not in the middle of a command.
+    db.prepare(`SELECT COUNT(*) FROM sqlite_master`).get();
+    return db;
+  } catch (error) {
+    db?.close();
+    const code = sqliteCode(error);
+    if (!code || !/^SQLITE_(READONLY|CANTOPEN)/.test(code)) throw error;
+    return openSnapshot(path, code, notes);
+  }
+}
+
+function openSnapshot(path: string, code: string, notes: Notes | undefined): Database.Database {
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-snapshot-"));
+  const copy = join(dir, basename(path));
+  let db: Database.Database;
+  try {
+    copyFileSync(path, copy);
+    if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${copy}-wal`);
+    db = openQueueReadOnly(copy);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new CliError(
+      "DATABASE_UNREADABLE",
+      `Cannot read ${path}: SQLite could not open it read-only (${code}) and copying it failed ` +
+        `(${(error as Error).message}). Check that this user may read the file.`,
+      ExitCode.usage,
+      { cause: error },
+    );
+  }
+  const close = db.close.bind(db);
+  // The copy lives as long as the connection: removed with it.
+  db.close = () => {
+    try {
+      return close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  notes?.note(
+    `note: reading a snapshot of ${path} taken at ${new Date().toISOString()}: SQLite cannot ` +
+      `open it in place (${code}; its directory is not writable, so the -shm file a reader of a ` +
+      `WAL database needs cannot be created). Changes made after the snapshot are not shown.`,
+  );
+  return db;
+}
+
 /**
  * Open the coordination database read-only, refusing a missing file (it is never created here),
  * a file from a newer version (`SchemaVersionError`) and a file no daemon has initialised yet.
+ * In a directory this process cannot write, reads a snapshot and says so through `notes`.
  */
-export function openReadOnly(path: string): Database.Database {
+export function openReadOnly(path: string, notes?: Notes): Database.Database {
   assertDatabaseExists(path);
-  const db = openQueueReadOnly(path);
+  const db = openFile(path, notes);
   try {
     const version = schemaVersion(db);
     if (version === 0 || !hasTable(db, "events")) {
@@ -72,12 +146,13 @@ export function openReadOnly(path: string): Database.Database {
   }
 }
 
-/** Run `fn` on a read-only connection, closed afterwards. */
+/** Run `fn` on a read-only connection ({@link openReadOnly}), closed afterwards. */
 export async function withReadOnly<T>(
   path: string,
   fn: (db: Database.Database) => T | Promise<T>,
+  notes?: Notes,
 ): Promise<T> {
-  const db = openReadOnly(path);
+  const db = openReadOnly(path, notes);
   try {
     return await fn(db);
   } finally {
@@ -94,6 +169,7 @@ export async function withReadOnly<T>(
 export function openCompanion(
   option: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
+  notes?: Notes,
 ): { readonly path: string; readonly db: Database.Database } | undefined {
   const named = option ?? (env[DB_ENV] || undefined);
   if (named === undefined) return undefined;
@@ -106,7 +182,7 @@ export function openCompanion(
         `leave it out to check the stream only.`,
     );
   assertDatabaseExists(path);
-  return { path, db: openQueueReadOnly(path) };
+  return { path, db: openFile(path, notes) };
 }
 
 /**

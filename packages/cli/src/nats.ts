@@ -577,11 +577,47 @@ export function deliveriesOf(
     .sort((a, b) => a.subscriber.localeCompare(b.subscriber));
 }
 
+/**
+ * Where a window reaches past what a store still holds: before `at` some events are gone (all
+ * through the window when `at` is absent), for the reason `note` gives.
+ */
+export interface StorageHorizon {
+  readonly at?: number;
+  readonly note: string;
+}
+
+/**
+ * What the stream no longer holds: with limits retention, the messages before its first one
+ * when any were removed (max age, size or count limits); with interest or work-queue retention,
+ * every acked event, anywhere in the window.
+ */
+export function streamHorizon(session: NatsSession): StorageHorizon | undefined {
+  const { config, state } = session.info;
+  if (config.retention !== "limits")
+    return {
+      note:
+        `stream ${session.stream} has ${config.retention} retention: it removes an event once ` +
+        "every subscriber acked it, so a stage with no event may still have fired",
+    };
+  const first = Date.parse(state.first_ts);
+  if (state.first_seq <= 1 || Number.isNaN(first)) return undefined;
+  const maxAge = config.max_age > 0 ? ` (max age ${Math.round(config.max_age / 1e9)} s)` : "";
+  return {
+    at: first,
+    note:
+      `stream ${session.stream} no longer holds its first ${state.first_seq - 1} messages: ` +
+      `its limits${maxAge} removed them`,
+  };
+}
+
 /** Each stage's event count and newest time for `configKey` (by subject or payload config_key). */
 export async function countStreamEvents(
   source: NatsEventSource,
   query: { configKey: string; types: readonly string[]; since: number; until: number },
-): Promise<{ type: string; count: number; lastAt: number }[]> {
+): Promise<{
+  counts: { type: string; count: number; lastAt: number }[];
+  horizon: StorageHorizon | undefined;
+}> {
   return withStream(source, async (session) => {
     const out: { type: string; count: number; lastAt: number }[] = [];
     for (const type of query.types) {
@@ -602,7 +638,7 @@ export async function countStreamEvents(
       }
       out.push({ type, count, lastAt });
     }
-    return out;
+    return { counts: out, horizon: streamHorizon(session) };
   });
 }
 

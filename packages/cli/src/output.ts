@@ -64,14 +64,14 @@ export class Output {
     if (!this.json) this.#stdout(formatTable(headers, rows));
   }
 
-  /** The machine-readable result (printed only in `--json` mode). */
+  /** The machine-readable result (printed only in `--json` mode), nested at most {@link MAX_JSON_DEPTH} deep. */
   data(value: unknown): void {
-    if (this.json) this.#stdout(`${JSON.stringify(value, null, 2)}\n`);
+    if (this.json) this.#stdout(`${JSON.stringify(limitDepth(value), null, 2)}\n`);
   }
 
-  /** One compact JSON line (for streams such as `events tail --json`). */
+  /** One compact JSON line (for streams such as `events tail --json`), nested at most {@link MAX_JSON_DEPTH} deep. */
   jsonLine(value: unknown): void {
-    this.#stdout(`${JSON.stringify(value)}\n`);
+    this.#stdout(`${jsonText(value)}\n`);
   }
 
   /** A message on stderr, in either mode: progress, warnings, backups written. */
@@ -120,6 +120,30 @@ export function describeError(error: unknown): { code: string; message: string; 
     message: `unexpected failure: ${message}`,
     exitCode: ExitCode.failed,
   };
+}
+
+/** How deep {@link limitDepth} (and so every JSON output) shows nested values. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * A copy of `value` for printing, nested at most `maxDepth` levels: deeper arrays and objects are
+ * replaced by a short note. Stored payloads are written by other programs and can nest 100,000
+ * deep; `JSON.stringify` would overflow the stack on them. Recurses `maxDepth` levels at most.
+ */
+export function limitDepth(value: unknown, maxDepth: number = MAX_JSON_DEPTH): unknown {
+  if (value === null || typeof value !== "object") return value;
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === "function") return limitDepth(toJSON.call(value), maxDepth);
+  if (maxDepth <= 0) return `…(nested deeper than ${MAX_JSON_DEPTH} levels, not shown)`;
+  if (Array.isArray(value)) return value.map((item) => limitDepth(item, maxDepth - 1));
+  const copy: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) copy[key] = limitDepth(item, maxDepth - 1);
+  return copy;
+}
+
+/** `value` as compact JSON, nested at most {@link MAX_JSON_DEPTH} deep (see {@link limitDepth}). */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(limitDepth(value)) ?? "undefined";
 }
 
 /** One table cell; `undefined` prints as `-`. */

@@ -45,7 +45,10 @@ export function eventIdsAfter(
   }[];
 }
 
-/** Ids of the events whose `causationid` is `id` (published after it), in publish order. */
+/**
+ * Ids of the events whose `causationid` is `id` (published after it), in publish order. A row
+ * whose `extensions` are not JSON (damaged, see `damaged.ts`) is skipped, not an error.
+ */
 export function causedEventIds(
   db: Database.Database,
   id: string,
@@ -55,7 +58,8 @@ export function causedEventIds(
   return db
     .prepare(
       `SELECT id FROM events
-        WHERE seq > ? AND extensions IS NOT NULL AND json_extract(extensions, '$.causationid') = ?
+        WHERE seq > ? AND extensions IS NOT NULL
+          AND CASE WHEN json_valid(extensions) THEN json_extract(extensions, '$.causationid') END = ?
         ORDER BY seq LIMIT ?`,
     )
     .pluck()
@@ -135,7 +139,10 @@ export function deadDeliveriesKept(db: Database.Database): number {
     .get() as number;
 }
 
-/** Stored events per pipeline stage for one config key (envelope `subject` or payload `config_key`). */
+/**
+ * Stored events per pipeline stage for one config key (envelope `subject` or payload `config_key`).
+ * A row whose `payload` is not JSON (damaged) counts by its `subject` only.
+ */
 export function stageCounts(
   db: Database.Database,
   options: {
@@ -151,7 +158,8 @@ export function stageCounts(
       `SELECT type, COUNT(*) AS count, MAX(created_at) AS lastAt FROM events
         WHERE seq > @after AND created_at >= @since AND created_at <= @until
           AND type IN (SELECT value FROM json_each(@types))
-          AND (subject = @key OR json_extract(payload, '$.config_key') = @key)
+          AND (subject = @key
+               OR CASE WHEN json_valid(payload) THEN json_extract(payload, '$.config_key') END = @key)
         GROUP BY type`,
     )
     .all({
@@ -161,6 +169,25 @@ export function stageCounts(
       types: JSON.stringify(options.types),
       key: options.configKey,
     }) as { type: string; count: number; lastAt: number }[];
+}
+
+/**
+ * Where the file's complete record of events begins: the first event after the last gap in
+ * `seq`, or `undefined` when no event was ever removed. `seq` is `MAX(seq) + 1` at every publish,
+ * so a gap means removed events: retention pruned them (the SQLite transport's `retentionMs`,
+ * 24 h by default, which the file does not record), keeping only those a subscriber still needs.
+ * Before this time some events are gone; from it on, every event is still stored.
+ */
+export function completeSince(db: Database.Database): { seq: number; at: number } | undefined {
+  // Walks back from the newest event and stops at the first whose predecessor is missing.
+  const row = db
+    .prepare(
+      `SELECT seq, created_at AS at FROM events e
+        WHERE NOT EXISTS (SELECT 1 FROM events p WHERE p.seq = e.seq - 1)
+        ORDER BY seq DESC LIMIT 1`,
+    )
+    .get() as { seq: number; at: number } | undefined;
+  return row === undefined || row.seq <= 1 ? undefined : row;
 }
 
 /** Dead letters recorded for one event id (one per subscriber that failed it). */

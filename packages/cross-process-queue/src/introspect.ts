@@ -55,6 +55,24 @@ const iso = (at: number | null): string | undefined =>
   at === null ? undefined : new Date(at).toISOString();
 
 /**
+ * A JSON column of a row another program wrote or someone edited: its value, or why it cannot be
+ * read (`damaged`, naming the table, column and row). Never throws, so one bad row does not hide
+ * the others: the readers below return it with a `damaged` reason and carry on.
+ */
+function jsonColumn(
+  text: string | null,
+  where: string,
+): { readonly value: unknown; readonly damaged?: undefined } | { readonly damaged: string } {
+  if (text === null) return { value: null };
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch (error) {
+    // SyntaxError for text that is not JSON; RangeError when V8 gives up on deep nesting.
+    return { damaged: `${where} is not JSON (${(error as Error).message})` };
+  }
+}
+
+/**
  * The largest event `seq` created before `at` (0 when none). Binary search over the primary key:
  * `created_at` grows with `seq`, so no index on `created_at` is needed.
  */
@@ -212,9 +230,14 @@ export interface SubscriberInfo {
   readonly createdAt: string;
   /** Last sign of life of a process subscribed under this name. */
   readonly lastSeen: string;
+  /** Why the row cannot be read as written (its `types` are not a JSON array of strings); `types` is then empty. */
+  readonly damaged?: string;
 }
 
-/** Every registered subscriber with its event types. */
+const isStringArray = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((item) => typeof item === "string");
+
+/** Every registered subscriber with its event types; a row whose types cannot be read comes back `damaged`. */
 export function listSubscribers(db: Database.Database): SubscriberInfo[] {
   const rows = statement(
     db,
@@ -226,13 +249,21 @@ export function listSubscribers(db: Database.Database): SubscriberInfo[] {
     created_at: number;
     last_seen: number;
   }[];
-  return rows.map((r) => ({
-    name: r.name,
-    types: JSON.parse(r.types) as string[],
-    ephemeral: r.ephemeral === 1,
-    createdAt: iso(r.created_at)!,
-    lastSeen: iso(r.last_seen)!,
-  }));
+  return rows.map((r) => {
+    const of = `subscribers.types of ${JSON.stringify(r.name)}`;
+    const parsed = jsonColumn(r.types, of);
+    const types = parsed.damaged === undefined ? parsed.value : undefined;
+    const damaged =
+      parsed.damaged ?? (isStringArray(types) ? undefined : `${of} is not a JSON array of strings`);
+    return {
+      name: r.name,
+      types: isStringArray(types) ? types : [],
+      ephemeral: r.ephemeral === 1,
+      createdAt: iso(r.created_at)!,
+      lastSeen: iso(r.last_seen)!,
+      ...(damaged !== undefined ? { damaged } : {}),
+    };
+  });
 }
 
 /** Options of the time-window queries. */
@@ -401,6 +432,8 @@ export interface DeliveryInfo {
    * the cursor passed it and its row was deleted on ack.
    */
   readonly fromCursor?: true;
+  /** Why the row cannot be read as written (its `last_error` is not JSON); `lastError` is then absent. */
+  readonly damaged?: string;
 }
 
 interface DeliveryRow {
@@ -419,6 +452,10 @@ interface DeliveryRow {
 }
 
 function toDeliveryInfo(r: DeliveryRow): DeliveryInfo {
+  const lastError = jsonColumn(
+    r.last_error,
+    `deliveries.last_error of ${JSON.stringify(r.subscriber)} for seq ${r.event_seq}`,
+  );
   return {
     subscriber: r.subscriber,
     eventSeq: r.event_seq,
@@ -428,7 +465,11 @@ function toDeliveryInfo(r: DeliveryRow): DeliveryInfo {
     availableAt: iso(r.available_at)!,
     ...(r.lease_token !== null ? { leaseToken: r.lease_token } : {}),
     ...(r.lease_until !== null ? { leaseUntil: iso(r.lease_until)! } : {}),
-    ...(r.last_error !== null ? { lastError: JSON.parse(r.last_error) as SerializedError } : {}),
+    ...(lastError.damaged !== undefined
+      ? { damaged: lastError.damaged }
+      : lastError.value !== null
+        ? { lastError: lastError.value as SerializedError }
+        : {}),
     ...(r.dead_reason !== null ? { deadReason: r.dead_reason } : {}),
     handedOff: r.handed_off === 1,
     updatedAt: iso(r.updated_at)!,
@@ -441,7 +482,10 @@ export interface EventTrace {
   readonly deliveries: readonly DeliveryInfo[];
 }
 
-/** Trace one event (by id) through every subscriber; `undefined` when no such event is stored. */
+/**
+ * Trace one event (by id) through every subscriber; `undefined` when no such event is stored. A
+ * delivery whose `last_error` cannot be read comes back `damaged`.
+ */
 export function traceEvent(db: Database.Database, id: string): EventTrace | undefined {
   const event = getEvent(db, id);
   if (!event) return undefined;
@@ -512,9 +556,11 @@ export interface HeartbeatInfo {
   readonly updatedAt: string;
   /** Milliseconds since the heartbeat was written. */
   readonly ageMs: number;
+  /** Why the row cannot be read as written (`health` or `stats` not JSON); that field is then `null`. */
+  readonly damaged?: string;
 }
 
-/** Every daemon's latest heartbeat. */
+/** Every daemon's latest heartbeat; a row whose `health` or `stats` cannot be read comes back `damaged`. */
 export function listHeartbeats(db: Database.Database, now: number = Date.now()): HeartbeatInfo[] {
   const rows = statement(
     db,
@@ -529,15 +575,22 @@ export function listHeartbeats(db: Database.Database, now: number = Date.now()):
     started_at: number | null;
     updated_at: number;
   }[];
-  return rows.map((r) => ({
-    daemon: r.daemon,
-    pid: r.pid,
-    host: r.host,
-    status: r.status,
-    health: r.health === null ? null : (JSON.parse(r.health) as unknown),
-    stats: r.stats === null ? null : (JSON.parse(r.stats) as unknown),
-    ...(r.started_at !== null ? { startedAt: iso(r.started_at)! } : {}),
-    updatedAt: iso(r.updated_at)!,
-    ageMs: Math.max(0, now - r.updated_at),
-  }));
+  return rows.map((r) => {
+    const of = `of ${JSON.stringify(r.daemon)}`;
+    const health = jsonColumn(r.health, `daemon_heartbeats.health ${of}`);
+    const stats = jsonColumn(r.stats, `daemon_heartbeats.stats ${of}`);
+    const damaged = [health.damaged, stats.damaged].filter((d) => d !== undefined).join("; ");
+    return {
+      daemon: r.daemon,
+      pid: r.pid,
+      host: r.host,
+      status: r.status,
+      health: health.damaged === undefined ? health.value : null,
+      stats: stats.damaged === undefined ? stats.value : null,
+      ...(r.started_at !== null ? { startedAt: iso(r.started_at)! } : {}),
+      updatedAt: iso(r.updated_at)!,
+      ageMs: Math.max(0, now - r.updated_at),
+      ...(damaged !== "" ? { damaged } : {}),
+    };
+  });
 }

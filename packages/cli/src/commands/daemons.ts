@@ -13,6 +13,7 @@ import {
   withTransportOptions,
 } from "../context";
 import { withReadOnly } from "../database";
+import { markDamaged, reportDamaged } from "../damaged";
 import { readNatsHeartbeats, withJetStream } from "../nats";
 import { ExitCode, type Output, formatDuration } from "../output";
 
@@ -51,7 +52,7 @@ function printDaemons(out: Output, daemons: readonly HeartbeatInfo[], none: stri
     daemons.map((d) => [
       d.daemon,
       d.status,
-      healthOf(d),
+      markDamaged(healthOf(d), d),
       `${formatDuration(d.ageMs)} ago`,
       d.pid,
       d.host,
@@ -60,6 +61,7 @@ function printDaemons(out: Output, daemons: readonly HeartbeatInfo[], none: stri
       numberAt(d.stats, "errorsCount"),
     ]),
   );
+  reportDamaged(out, daemons, (d) => `daemon ${d.daemon}`);
   return ExitCode.ok;
 }
 
@@ -105,12 +107,15 @@ With --transport nats: the heartbeats in the stream <stream>_HEARTBEATS beside t
             "no DaemonManager with a NatsHeartbeatSink writes there; check --stream and --prefix.",
         );
       }
-      return withReadOnly(dbPath, (db) =>
-        printDaemons(
-          out,
-          listHeartbeats(db),
-          "No daemon heartbeats: no DaemonManager with a SqliteHeartbeatSink writes to this database.",
-        ),
+      return withReadOnly(
+        dbPath,
+        (db) =>
+          printDaemons(
+            out,
+            listHeartbeats(db),
+            "No daemon heartbeats: no DaemonManager with a SqliteHeartbeatSink writes to this database.",
+          ),
+        out,
       );
     }),
   );

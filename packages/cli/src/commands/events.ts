@@ -42,10 +42,12 @@ import {
   formatDuration,
   formatPairs,
   formatTime,
+  jsonText,
   plural,
   positiveIntOption,
   sinceOption,
 } from "../output";
+import { type MaybeDamaged, markDamaged, reportDamaged } from "../damaged";
 import {
   causedEventIds,
   deadLettersOfEvent,
@@ -179,13 +181,17 @@ export function registerEvents(program: Command, runtime: Runtime): void {
                   : await checkEventTypeAsync(opts.type, (t) => hasStreamType(session, t));
               return recentStreamEvents(session, query(type));
             })
-          : await withReadOnly(dbPath, (db) => {
-              const type =
-                opts.type === undefined
-                  ? undefined
-                  : checkEventType(opts.type, (t) => hasEventType(db, t));
-              return recentEvents(db, query(type));
-            });
+          : await withReadOnly(
+              dbPath,
+              (db) => {
+                const type =
+                  opts.type === undefined
+                    ? undefined
+                    : checkEventType(opts.type, (t) => hasEventType(db, t));
+                return recentEvents(db, query(type));
+              },
+              out,
+            );
       out.data({ events: found });
       if (found.length === 0) {
         out.line("No events match.");
@@ -193,8 +199,16 @@ export function registerEvents(program: Command, runtime: Runtime): void {
       }
       out.table(
         ["seq", "stored", "type", "subject", "source", "id"],
-        found.map((e) => [e.seq, formatTime(e.createdAt), e.type, e.subject, e.source, e.id]),
+        found.map((e) => [
+          e.seq,
+          formatTime(e.createdAt),
+          markDamaged(e.type, e),
+          e.subject,
+          e.source,
+          e.id,
+        ]),
       );
+      reportDamaged(out, found, (e) => `event ${e.id} (seq ${e.seq})`);
       return ExitCode.ok;
     }),
   );
@@ -226,27 +240,31 @@ export function registerEvents(program: Command, runtime: Runtime): void {
     action<TraceOptions>(runtime, async ({ args, opts, out, dbPath }) => {
       const id = String(args[0]);
       if (transportOf(opts) === "nats") return traceOnNats(id, opts, out, runtime);
-      return withReadOnly(dbPath, (db) => {
-        const traced = traceEvent(db, id);
-        if (!traced) {
-          throw new CliError(
-            "EVENT_NOT_FOUND",
-            `No event with id ${id} in ${dbPath}. Events are pruned after the retention period ` +
-              `(24 h by default); find recent ids with \`switchyard events list\`.`,
-          );
-        }
-        const budget = { left: MAX_CAUSED };
-        const report: TraceReport = {
-          event: traced.event,
-          deliveries: traced.deliveries,
-          deadLetters: deadLettersOfEvent(db, id),
-          caused: causedBy(db, traced.event, opts.depth, budget),
-        };
-        out.data(report);
-        printTrace(out, report, SQLITE_DELIVERIES);
-        if (budget.left <= 0) out.line(`(stopped after ${MAX_CAUSED} caused events)`);
-        return ExitCode.ok;
-      });
+      return withReadOnly(
+        dbPath,
+        (db) => {
+          const traced = traceEvent(db, id);
+          if (!traced) {
+            throw new CliError(
+              "EVENT_NOT_FOUND",
+              `No event with id ${id} in ${dbPath}. Events are pruned after the retention period ` +
+                `(24 h by default); find recent ids with \`switchyard events list\`.`,
+            );
+          }
+          const budget = { left: MAX_CAUSED };
+          const report: TraceReport = {
+            event: traced.event,
+            deliveries: traced.deliveries,
+            deadLetters: deadLettersOfEvent(db, id),
+            caused: causedBy(db, traced.event, opts.depth, budget),
+          };
+          out.data(report);
+          printTrace(out, report, SQLITE_DELIVERIES);
+          if (budget.left <= 0) out.line(`(stopped after ${MAX_CAUSED} caused events)`);
+          return ExitCode.ok;
+        },
+        out,
+      );
     }),
   );
 
@@ -275,7 +293,7 @@ export function registerEvents(program: Command, runtime: Runtime): void {
   ]);
   tail.action(
     action<TailOptions>(runtime, async ({ opts, out, dbPath }) => {
-      const db = openReadOnly(dbPath);
+      const db = openReadOnly(dbPath, out);
       try {
         const type =
           opts.type === undefined
@@ -352,7 +370,7 @@ const SQLITE_DELIVERIES: DeliveryView<DeliveryInfo> = {
         outcome(d),
         d.attempts,
         formatTime(d.updatedAt),
-        d.lastError ? `${d.lastError.name}: ${d.lastError.message}` : undefined,
+        markDamaged(d.lastError ? `${d.lastError.name}: ${d.lastError.message}` : undefined, d),
       ]),
     ),
   summary: countStatuses,
@@ -389,7 +407,7 @@ function natsDeliveryView(deadLettersChecked: boolean): DeliveryView<NatsDeliver
   };
 }
 
-function printTrace<D>(
+function printTrace<D extends { readonly subscriber: string } & MaybeDamaged>(
   out: Output,
   report: TraceTree<D> & { readonly deadLetters: TraceReport["deadLetters"] },
   view: DeliveryView<D>,
@@ -402,7 +420,7 @@ function printTrace<D>(
       ["source", e.source],
       ["subject", e.subject],
       ["time", `${formatTime(e.time)} (stored ${formatTime(e.createdAt)}, seq ${e.seq})`],
-      ["data", JSON.stringify(env.data)],
+      ["data", jsonText(env.data)],
       ...(env.traceparent ? [["traceparent", env.traceparent] as const] : []),
       ...(env.correlationid ? [["correlationid", env.correlationid] as const] : []),
       ...(env.causationid ? [["causationid", env.causationid] as const] : []),
@@ -416,6 +434,7 @@ function printTrace<D>(
     );
   } else {
     view.table(out, report.deliveries);
+    reportDamaged(out, report.deliveries, (d) => `delivery to ${d.subscriber}`);
   }
   if (view.deadLettersUnknown) {
     out.line();
@@ -457,7 +476,7 @@ async function traceOnNats(
   out: Output,
   runtime: Runtime,
 ): Promise<number> {
-  const companion = openCompanion(opts.db, runtime.env);
+  const companion = openCompanion(opts.db, runtime.env, out);
   try {
     const budget = { left: MAX_CAUSED };
     const report = await withStream(
@@ -544,7 +563,7 @@ async function follow(
         else
           out.line(
             `${formatTime(event.createdAt)}  #${event.seq}  ${event.type}  ` +
-              `${event.subject ?? "-"}  ${event.source}  ${event.id}  ${JSON.stringify(event.envelope.data)}`,
+              `${event.subject ?? "-"}  ${event.source}  ${event.id}  ${jsonText(event.envelope.data)}`,
           );
         printed++;
         if (opts.count !== undefined && printed >= opts.count) return ExitCode.ok;

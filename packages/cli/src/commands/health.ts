@@ -45,6 +45,7 @@ import {
   formatDuration,
   plural,
 } from "../output";
+import { DAMAGED, damageOf } from "../damaged";
 import { deadDeliveriesKept, eventTimesSince, hasTable } from "../queries";
 
 /** Outcome of one health check. */
@@ -97,8 +98,17 @@ export function checkHealth(
 ): HealthReport {
   const checks: HealthCheck[] = [...daemonChecks(listHeartbeats(db, options.now), options)];
 
-  const subscribers = listSubscribers(db).length;
-  checks.push(subscriberCountCheck(subscribers, "no subscribers registered"));
+  const subscribers = listSubscribers(db);
+  checks.push(subscriberCountCheck(subscribers.length, "no subscribers registered"));
+  for (const s of subscribers) {
+    const damaged = damageOf(s);
+    if (damaged !== undefined)
+      checks.push({
+        check: `subscriber:${s.name}`,
+        status: "warn",
+        message: damagedMessage(damaged),
+      });
+  }
 
   const pending = countPending(db);
   checks.push({
@@ -410,7 +420,23 @@ function natsSubscriberCheck(s: NatsSubscriberBacklog): HealthCheck {
   return { check, status: "ok", message: numbers, value: s.lag };
 }
 
+function damagedMessage(reason: string): string {
+  return `${DAMAGED} row, read as far as it can be: ${reason}`;
+}
+
+/** A daemon's check; a damaged heartbeat row is at least a warning, and says why. */
 function daemonCheck(beat: HeartbeatInfo, staleAfterMs: number): HealthCheck {
+  const check = daemonCheckOf(beat, staleAfterMs);
+  const damaged = damageOf(beat);
+  if (damaged === undefined) return check;
+  return {
+    ...check,
+    status: check.status === "ok" ? "warn" : check.status,
+    message: `${check.message}; ${damagedMessage(damaged)}`,
+  };
+}
+
+function daemonCheckOf(beat: HeartbeatInfo, staleAfterMs: number): HealthCheck {
   const check = `daemon:${beat.daemon}`;
   const age = `heartbeat ${formatDuration(beat.ageMs)} ago`;
   const where = `pid ${beat.pid} on ${beat.host}`;
@@ -511,7 +537,7 @@ as "not checked". An unreachable server or a missing stream fails the check (exi
         now: Date.now(),
       };
       if (transportOf(opts) === "nats") {
-        const companion = openCompanion(opts.db, runtime.env);
+        const companion = openCompanion(opts.db, runtime.env, out);
         try {
           const report = await checkNatsHealth(natsSourceOf(opts), companion, options);
           return printHealth(out, report);
@@ -519,7 +545,7 @@ as "not checked". An unreachable server or a missing stream fails the check (exi
           companion?.db.close();
         }
       }
-      return withReadOnly(dbPath, (db) => printHealth(out, checkHealth(db, dbPath, options)));
+      return withReadOnly(dbPath, (db) => printHealth(out, checkHealth(db, dbPath, options)), out);
     }),
   );
 }

@@ -53,26 +53,30 @@ export function registerMonitor(program: Command, runtime: Runtime): void {
   ]);
   throughput.action(
     action<WindowOptions>(runtime, ({ opts, out, dbPath }) =>
-      withReadOnly(dbPath, (db) => {
-        const perMinute = eventsPerMinute(db, { windowMs: opts.window });
-        const total = perMinute.reduce((sum, m) => sum + m.count, 0);
-        out.data({ windowMs: opts.window, total, perMinute });
-        if (perMinute.length === 0) {
-          out.line(`No events in the last ${formatDuration(opts.window)}.`);
+      withReadOnly(
+        dbPath,
+        (db) => {
+          const perMinute = eventsPerMinute(db, { windowMs: opts.window });
+          const total = perMinute.reduce((sum, m) => sum + m.count, 0);
+          out.data({ windowMs: opts.window, total, perMinute });
+          if (perMinute.length === 0) {
+            out.line(`No events in the last ${formatDuration(opts.window)}.`);
+            return ExitCode.ok;
+          }
+          const max = Math.max(...perMinute.map((m) => m.count));
+          out.table(
+            ["minute (UTC)", "events", ""],
+            perMinute.map((m) => [m.minute, m.count, bar(m.count, max)]),
+          );
+          out.line();
+          out.line(
+            `${plural(total, "event")} in the last ${formatDuration(opts.window)} ` +
+              `(${(total / Math.max(1, opts.window / 60_000)).toFixed(1)} per minute on average).`,
+          );
           return ExitCode.ok;
-        }
-        const max = Math.max(...perMinute.map((m) => m.count));
-        out.table(
-          ["minute (UTC)", "events", ""],
-          perMinute.map((m) => [m.minute, m.count, bar(m.count, max)]),
-        );
-        out.line();
-        out.line(
-          `${plural(total, "event")} in the last ${formatDuration(opts.window)} ` +
-            `(${(total / Math.max(1, opts.window / 60_000)).toFixed(1)} per minute on average).`,
-        );
-        return ExitCode.ok;
-      }),
+        },
+        out,
+      ),
     ),
   );
 
@@ -89,43 +93,47 @@ export function registerMonitor(program: Command, runtime: Runtime): void {
   ]);
   failures.action(
     action<FailuresOptions>(runtime, ({ opts, out, dbPath }) =>
-      withReadOnly(dbPath, (db) => {
-        const rows = new Map<
-          string,
-          { deadLetters: number; deadDeliveries: number; retrying: number }
-        >();
-        const row = (type: string) => {
-          let r = rows.get(type);
-          if (!r) rows.set(type, (r = { deadLetters: 0, deadDeliveries: 0, retrying: 0 }));
-          return r;
-        };
-        for (const d of deadLettersByType(db, Date.now() - opts.window, opts.limit))
-          row(d.type).deadLetters = d.count;
-        for (const f of failuresByType(db, { windowMs: opts.window, limit: opts.limit })) {
-          row(f.type).deadDeliveries = f.dead;
-          row(f.type).retrying = f.retrying;
-        }
-        const types: FailureRow[] = [...rows]
-          .map(([type, r]) => ({ type, ...r }))
-          .sort(
-            (a, b) =>
-              Math.max(b.deadLetters, b.deadDeliveries) -
-                Math.max(a.deadLetters, a.deadDeliveries) ||
-              b.retrying - a.retrying ||
-              a.type.localeCompare(b.type),
-          )
-          .slice(0, opts.limit);
-        out.data({ windowMs: opts.window, types });
-        if (types.length === 0) {
-          out.line(`No failures in the last ${formatDuration(opts.window)}.`);
+      withReadOnly(
+        dbPath,
+        (db) => {
+          const rows = new Map<
+            string,
+            { deadLetters: number; deadDeliveries: number; retrying: number }
+          >();
+          const row = (type: string) => {
+            let r = rows.get(type);
+            if (!r) rows.set(type, (r = { deadLetters: 0, deadDeliveries: 0, retrying: 0 }));
+            return r;
+          };
+          for (const d of deadLettersByType(db, Date.now() - opts.window, opts.limit))
+            row(d.type).deadLetters = d.count;
+          for (const f of failuresByType(db, { windowMs: opts.window, limit: opts.limit })) {
+            row(f.type).deadDeliveries = f.dead;
+            row(f.type).retrying = f.retrying;
+          }
+          const types: FailureRow[] = [...rows]
+            .map(([type, r]) => ({ type, ...r }))
+            .sort(
+              (a, b) =>
+                Math.max(b.deadLetters, b.deadDeliveries) -
+                  Math.max(a.deadLetters, a.deadDeliveries) ||
+                b.retrying - a.retrying ||
+                a.type.localeCompare(b.type),
+            )
+            .slice(0, opts.limit);
+          out.data({ windowMs: opts.window, types });
+          if (types.length === 0) {
+            out.line(`No failures in the last ${formatDuration(opts.window)}.`);
+            return ExitCode.ok;
+          }
+          out.table(
+            ["event type", "dead letters", "dead deliveries", "retrying now"],
+            types.map((t) => [t.type, t.deadLetters, t.deadDeliveries, t.retrying]),
+          );
           return ExitCode.ok;
-        }
-        out.table(
-          ["event type", "dead letters", "dead deliveries", "retrying now"],
-          types.map((t) => [t.type, t.deadLetters, t.deadDeliveries, t.retrying]),
-        );
-        return ExitCode.ok;
-      }),
+        },
+        out,
+      ),
     ),
   );
 
@@ -144,32 +152,37 @@ export function registerMonitor(program: Command, runtime: Runtime): void {
   ]);
   depth.action(
     action<DepthOptions>(runtime, ({ opts, out, dbPath }) =>
-      withReadOnly(dbPath, (db) => {
-        const all = depthByHour(
-          db,
-          opts.subscriber === undefined ? {} : { subscriber: opts.subscriber },
-        );
-        // Hours are "YYYY-MM-DD HH:00" in UTC; keep those overlapping the window.
-        const since = Date.now() - opts.window;
-        const hourStart = (hour: string) => Date.parse(`${hour.replace(" ", "T")}:00Z`);
-        const perHour = all.filter((h) => hourStart(h.hour) + 3_600_000 > since);
-        const total = perHour.reduce((sum, h) => sum + h.pending, 0);
-        const older = all.reduce((sum, h) => sum + h.pending, 0) - total;
-        out.data({ windowMs: opts.window, total, olderThanWindow: older, perHour });
-        if (perHour.length === 0)
-          out.line(`Nothing pending from the last ${formatDuration(opts.window)}.`);
-        else {
-          const max = Math.max(...perHour.map((h) => h.pending));
-          out.table(
-            ["hour (UTC)", "pending", ""],
-            perHour.map((h) => [h.hour, h.pending, bar(h.pending, max)]),
+      withReadOnly(
+        dbPath,
+        (db) => {
+          const all = depthByHour(
+            db,
+            opts.subscriber === undefined ? {} : { subscriber: opts.subscriber },
           );
-          out.line();
-          out.line(`${total} pending from the last ${formatDuration(opts.window)}.`);
-        }
-        if (older > 0) out.line(`${older} more pending from earlier (widen --window to see them).`);
-        return ExitCode.ok;
-      }),
+          // Hours are "YYYY-MM-DD HH:00" in UTC; keep those overlapping the window.
+          const since = Date.now() - opts.window;
+          const hourStart = (hour: string) => Date.parse(`${hour.replace(" ", "T")}:00Z`);
+          const perHour = all.filter((h) => hourStart(h.hour) + 3_600_000 > since);
+          const total = perHour.reduce((sum, h) => sum + h.pending, 0);
+          const older = all.reduce((sum, h) => sum + h.pending, 0) - total;
+          out.data({ windowMs: opts.window, total, olderThanWindow: older, perHour });
+          if (perHour.length === 0)
+            out.line(`Nothing pending from the last ${formatDuration(opts.window)}.`);
+          else {
+            const max = Math.max(...perHour.map((h) => h.pending));
+            out.table(
+              ["hour (UTC)", "pending", ""],
+              perHour.map((h) => [h.hour, h.pending, bar(h.pending, max)]),
+            );
+            out.line();
+            out.line(`${total} pending from the last ${formatDuration(opts.window)}.`);
+          }
+          if (older > 0)
+            out.line(`${older} more pending from earlier (widen --window to see them).`);
+          return ExitCode.ok;
+        },
+        out,
+      ),
     ),
   );
 }

@@ -13,9 +13,9 @@ import {
   withTransportOptions,
 } from "../context";
 import { openReadOnly, withReadOnly } from "../database";
-import { CliError, ExitCode, formatTime, positiveNumberOption } from "../output";
-import { type NatsEventSource, countStreamEvents } from "../nats";
-import { stageCounts } from "../queries";
+import { CliError, ExitCode, formatDuration, formatTime, positiveNumberOption } from "../output";
+import { type NatsEventSource, type StorageHorizon, countStreamEvents } from "../nats";
+import { completeSince, stageCounts } from "../queries";
 
 /** Options of {@link verifyPipeline}. */
 export interface VerifyPipelineOptions {
@@ -37,6 +37,12 @@ export interface PipelineStageResult {
   readonly ok: boolean;
   /** When the newest of them was stored (RFC 3339). */
   readonly lastAt?: string;
+  /**
+   * Set on a stage with no event when the window reaches back past what is still stored
+   * (`coveredSince`): none since then, and whether one came earlier in the window cannot be
+   * known, its events being pruned. Shown as `?`, not `✗`.
+   */
+  readonly uncertain?: true;
 }
 
 /** The result of {@link verifyPipeline}. */
@@ -47,11 +53,18 @@ export interface PipelineVerification {
   readonly since: string;
   /** End of the window (RFC 3339). */
   readonly until: string;
+  /**
+   * From when on every event of the window is still stored (RFC 3339): `since`, unless retention
+   * pruned events of the window's start (then later; see `warnings`).
+   */
+  readonly coveredSince: string;
+  /** What makes the result less than it seems: the window reaches past retention. Empty when none. */
+  readonly warnings: readonly string[];
   /** True when every stage flowed. */
   readonly ok: boolean;
   /** Every stage, in pipeline order. */
   readonly stages: readonly PipelineStageResult[];
-  /** The stages with no event, in pipeline order. */
+  /** The stages with no event, in pipeline order (including the `uncertain` ones). */
   readonly missing: readonly string[];
 }
 
@@ -88,14 +101,24 @@ export function verifyPipeline(
   const until = options.now ?? Date.now();
   const since = until - hours * 3_600_000;
   const types = options.stages ?? pipelineStages;
-  return summarize(
-    configKey,
-    hours,
-    since,
-    until,
-    types,
-    stageCounts(db, { configKey, types, since, until }),
-  );
+  const counts = stageCounts(db, { configKey, types, since, until });
+  return summarize(configKey, hours, since, until, types, counts, sqliteHorizon(db));
+}
+
+/**
+ * What the file no longer holds. The retention period is an option of the transports that
+ * write the file, not recorded in it; the gap in `seq` before the oldest complete stretch of
+ * events is what shows that retention pruned.
+ */
+function sqliteHorizon(db: Database.Database): StorageHorizon | undefined {
+  const complete = completeSince(db);
+  if (complete === undefined) return undefined;
+  return {
+    at: complete.at,
+    note:
+      "older events are pruned (the SQLite transport keeps events for its retentionMs, 24 h by " +
+      "default, and only those some subscriber still needs after that)",
+  };
 }
 
 /**
@@ -114,8 +137,8 @@ export async function verifyPipelineOnNats(
   const until = options.now ?? Date.now();
   const since = until - hours * 3_600_000;
   const types = options.stages ?? pipelineStages;
-  const counts = await countStreamEvents(source, { configKey, types, since, until });
-  return summarize(configKey, hours, since, until, types, counts);
+  const { counts, horizon } = await countStreamEvents(source, { configKey, types, since, until });
+  return summarize(configKey, hours, since, until, types, counts, horizon);
 }
 
 function summarize(
@@ -125,20 +148,39 @@ function summarize(
   until: number,
   types: readonly string[],
   rows: readonly { type: string; count: number; lastAt: number }[],
+  horizon: StorageHorizon | undefined,
 ): PipelineVerification {
+  // The window is complete from `covered` on; before it, a missing stage proves nothing.
+  const covered = horizon ? Math.max(since, Math.min(horizon.at ?? until, until)) : since;
+  const truncated = covered > since;
   const counts = new Map(rows.map((r) => [r.type, r]));
   const stages = types.map((type): PipelineStageResult => {
     const row = counts.get(type);
-    return row && row.count > 0
-      ? { type, count: row.count, ok: true, lastAt: new Date(row.lastAt).toISOString() }
+    if (row && row.count > 0)
+      return { type, count: row.count, ok: true, lastAt: new Date(row.lastAt).toISOString() };
+    return truncated
+      ? { type, count: 0, ok: false, uncertain: true }
       : { type, count: 0, ok: false };
   });
   const missing = stages.filter((s) => !s.ok).map((s) => s.type);
+  const warnings: string[] = [];
+  if (truncated) {
+    const at = new Date(covered).toISOString();
+    warnings.push(
+      horizon!.at === undefined
+        ? `The window cannot be checked in full: ${horizon!.note}.`
+        : `The ${hours} h window starts before ${at} (${formatDuration(until - covered)} ago), where ` +
+            `the stored events begin: ${horizon!.note}. Only the last ${formatDuration(until - covered)} ` +
+            `are checked in full; a stage with no event since then (?) may have fired earlier.`,
+    );
+  }
   return {
     configKey,
     hours,
     since: new Date(since).toISOString(),
     until: new Date(until).toISOString(),
+    coveredSince: new Date(covered).toISOString(),
+    warnings,
     ok: missing.length === 0,
     stages,
     missing,
@@ -181,8 +223,10 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
       const result =
         transportOf(opts) === "nats"
           ? await verifyPipelineOnNats(natsSourceOf(opts), configKey, { hours: opts.hours })
-          : await withReadOnly(dbPath, (db) =>
-              verifyPipeline(db, configKey, { hours: opts.hours }),
+          : await withReadOnly(
+              dbPath,
+              (db) => verifyPipeline(db, configKey, { hours: opts.hours }),
+              out,
             );
       {
         out.data(result);
@@ -190,21 +234,31 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
         out.table(
           ["", "stage", "events", "last"],
           result.stages.map((s, i) => [
-            s.ok ? "✓" : "✗",
+            s.ok ? "✓" : s.uncertain ? "?" : "✗",
             `${i + 1}. ${s.type}`,
             s.count,
             formatTime(s.lastAt),
           ]),
         );
         out.line();
-        out.line(
-          result.ok
-            ? `Every stage flowed (${result.stages.length}/${result.stages.length}).`
-            : `${result.stages.length - result.missing.length}/${result.stages.length} stages flowed; ` +
-                `missing: ${result.missing.join(", ")}.`,
-        );
+        for (const warning of result.warnings) out.line(`Warning: ${warning}`);
+        out.line(summaryLine(result));
         return result.ok ? ExitCode.ok : ExitCode.failed;
       }
     }),
+  );
+}
+
+/** The last line of `pipeline verify`: what flowed, what is missing, what cannot be known. */
+function summaryLine(result: PipelineVerification): string {
+  const total = result.stages.length;
+  if (result.ok) return `Every stage flowed (${total}/${total}).`;
+  const flowed = total - result.missing.length;
+  const unknown = result.stages.filter((s) => s.uncertain).map((s) => s.type);
+  if (unknown.length === 0)
+    return `${flowed}/${total} stages flowed; missing: ${result.missing.join(", ")}.`;
+  return (
+    `${flowed}/${total} stages flowed; no event since ${formatTime(result.coveredSince)} ` +
+    `(older ones pruned, so not known for the whole window): ${unknown.join(", ")}.`
   );
 }

@@ -55,7 +55,7 @@ export function registerQueue(program: Command, runtime: Runtime): void {
             "BACKUP_EXISTS",
             `${destination} already exists; choose another --to file.`,
           );
-        const db = openReadOnly(dbPath);
+        const db = openReadOnly(dbPath, out);
         try {
           await backupQueue(db, destination);
         } finally {
@@ -90,20 +90,24 @@ export function registerQueue(program: Command, runtime: Runtime): void {
           "USAGE",
           "Say what to clear: --pending (pending and in-flight deliveries).",
         );
-      const pending = await withReadOnly(dbPath, (db) => {
-        if (
-          opts.subscriber !== undefined &&
-          !listSubscribers(db).some((s) => s.name === opts.subscriber)
-        )
-          throw new CliError(
-            "UNKNOWN_SUBSCRIBER",
-            `No subscriber named "${opts.subscriber}"; see \`switchyard subscribers\`.`,
+      const pending = await withReadOnly(
+        dbPath,
+        (db) => {
+          if (
+            opts.subscriber !== undefined &&
+            !listSubscribers(db).some((s) => s.name === opts.subscriber)
+          )
+            throw new CliError(
+              "UNKNOWN_SUBSCRIBER",
+              `No subscriber named "${opts.subscriber}"; see \`switchyard subscribers\`.`,
+            );
+          return countPending(
+            db,
+            opts.subscriber === undefined ? {} : { subscriber: opts.subscriber },
           );
-        return countPending(
-          db,
-          opts.subscriber === undefined ? {} : { subscriber: opts.subscriber },
-        );
-      });
+        },
+        out,
+      );
       const scope = opts.subscriber === undefined ? "" : ` of ${opts.subscriber}`;
       if (!opts.yes) {
         throw new CliError(

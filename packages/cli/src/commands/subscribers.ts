@@ -13,6 +13,7 @@ import {
 } from "../context";
 import { withReadOnly } from "../database";
 import { checkEventType } from "../event-types";
+import { markDamaged, reportDamaged } from "../damaged";
 import { natsSubscribers } from "../nats";
 import { ExitCode, type Output, formatDuration, formatTime, plural } from "../output";
 
@@ -32,6 +33,8 @@ export interface SubscriberReport {
   readonly dead: number;
   /** Age in ms of the oldest pending delivery's event. */
   readonly oldestPendingMs?: number;
+  /** Why its row cannot be read as written (see `damaged.ts`); `types` is then empty. */
+  readonly damaged?: string;
 }
 
 interface SubscribersOptions extends CommonOptions, TransportOptions {
@@ -61,65 +64,71 @@ export function registerSubscribers(program: Command, runtime: Runtime): void {
   command.action(
     action<SubscribersOptions>(runtime, async ({ opts, out, dbPath }) => {
       if (transportOf(opts) === "nats") return natsSubscribersCommand(opts, out);
-      return withReadOnly(dbPath, (db) => {
-        const infos = listSubscribers(db);
-        const type =
-          opts.type === undefined
-            ? undefined
-            : checkEventType(opts.type, (t) => infos.some((s) => s.types.includes(t)));
-        const stats = new Map(subscriberStats(db).map((s) => [s.subscriber, s]));
-        const subscribers: SubscriberReport[] = infos
-          .filter((s) => type === undefined || s.types.includes(type))
-          .map((s) => {
-            const b = stats.get(s.name);
-            return {
-              name: s.name,
-              types: s.types,
-              ephemeral: s.ephemeral,
-              createdAt: s.createdAt,
-              lastSeen: s.lastSeen,
-              pending: b?.pending ?? 0,
-              inFlight: b?.inFlight ?? 0,
-              lag: b?.lag ?? 0,
-              dead: b?.deadLettered ?? 0,
-              ...(b?.oldestPendingMs !== undefined ? { oldestPendingMs: b.oldestPendingMs } : {}),
-            };
-          });
-        out.data({ subscribers });
-        if (subscribers.length === 0) {
-          out.line(
-            type === undefined
-              ? "No subscribers registered: no daemon has subscribed through this database yet."
-              : `No subscriber receives ${type}. Start the daemon that handles it, and check that ${type} is durable in the catalog.`,
+      return withReadOnly(
+        dbPath,
+        (db) => {
+          const infos = listSubscribers(db);
+          const type =
+            opts.type === undefined
+              ? undefined
+              : checkEventType(opts.type, (t) => infos.some((s) => s.types.includes(t)));
+          const stats = new Map(subscriberStats(db).map((s) => [s.subscriber, s]));
+          const subscribers: SubscriberReport[] = infos
+            .filter((s) => type === undefined || s.types.includes(type))
+            .map((s) => {
+              const b = stats.get(s.name);
+              return {
+                name: s.name,
+                types: s.types,
+                ephemeral: s.ephemeral,
+                createdAt: s.createdAt,
+                lastSeen: s.lastSeen,
+                pending: b?.pending ?? 0,
+                inFlight: b?.inFlight ?? 0,
+                lag: b?.lag ?? 0,
+                dead: b?.deadLettered ?? 0,
+                ...(b?.oldestPendingMs !== undefined ? { oldestPendingMs: b.oldestPendingMs } : {}),
+                ...(s.damaged !== undefined ? { damaged: s.damaged } : {}),
+              };
+            });
+          out.data({ subscribers });
+          if (subscribers.length === 0) {
+            out.line(
+              type === undefined
+                ? "No subscribers registered: no daemon has subscribed through this database yet."
+                : `No subscriber receives ${type}. Start the daemon that handles it, and check that ${type} is durable in the catalog.`,
+            );
+            return ExitCode.ok;
+          }
+          out.table(
+            [
+              "subscriber",
+              "lag",
+              "pending",
+              "in flight",
+              "dead",
+              "oldest pending",
+              "last seen",
+              "types",
+            ],
+            subscribers.map((s) => [
+              s.name + (s.ephemeral ? " (ephemeral)" : ""),
+              s.lag,
+              s.pending,
+              s.inFlight,
+              s.dead,
+              s.oldestPendingMs === undefined ? undefined : formatDuration(s.oldestPendingMs),
+              formatTime(s.lastSeen),
+              markDamaged(s.types.join(","), s),
+            ]),
           );
+          reportDamaged(out, subscribers, (s) => `subscriber ${s.name}`);
+          out.line();
+          out.line(`${plural(subscribers.length, "subscriber")}.`);
           return ExitCode.ok;
-        }
-        out.table(
-          [
-            "subscriber",
-            "lag",
-            "pending",
-            "in flight",
-            "dead",
-            "oldest pending",
-            "last seen",
-            "types",
-          ],
-          subscribers.map((s) => [
-            s.name + (s.ephemeral ? " (ephemeral)" : ""),
-            s.lag,
-            s.pending,
-            s.inFlight,
-            s.dead,
-            s.oldestPendingMs === undefined ? undefined : formatDuration(s.oldestPendingMs),
-            formatTime(s.lastSeen),
-            s.types.join(","),
-          ]),
-        );
-        out.line();
-        out.line(`${plural(subscribers.length, "subscriber")}.`);
-        return ExitCode.ok;
-      });
+        },
+        out,
+      );
     }),
   );
 }
