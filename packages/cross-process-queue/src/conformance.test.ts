@@ -11,10 +11,10 @@ runTransportSuite({
     const path = join(dir, "coordination.db");
     return {
       // Every handle is its own connection to the same file, as another process would be.
-      connect: ({ deadLetter } = {}) =>
+      connect: ({ deadLetter, drainTimeoutMs = 2_000 } = {}) =>
         sqliteTransport({
           path,
-          drainTimeoutMs: 2_000,
+          drainTimeoutMs,
           pruneIntervalMs: 0,
           ...(deadLetter ? { deadLetter } : {}),
         }),
@@ -33,6 +33,7 @@ runTransportSuite({
     deadLetter: true,
     drainOnClose: true,
     ephemeral: true,
+    handBack: true,
     reconnect: { skip: "embedded: a local file has no connection to lose" },
   },
 });

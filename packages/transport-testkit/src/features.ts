@@ -11,7 +11,8 @@ export type TransportFeature =
   | "drainOnClose"
   | "persistent"
   | "ephemeral"
-  | "reconnect";
+  | "reconnect"
+  | "handBack";
 
 /** `true` to run a feature's tests, `{ skip: "why" }` to skip them with a stated reason. */
 export type FeatureSetting = true | { readonly skip: string };

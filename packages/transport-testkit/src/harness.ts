@@ -7,7 +7,14 @@ export interface TransportHarness {
    * A new handle on the same store — for durable transports, like another process. Handles made
    * here are closed by the suite; the harness's `cleanup` removes the store.
    */
-  connect(options?: { deadLetter?: DeadLetterSink }): Transport | Promise<Transport>;
+  connect(options?: {
+    deadLetter?: DeadLetterSink;
+    /**
+     * How long `close()` waits for in-flight handlers. The `handBack` test closes subscriptions
+     * while a handler runs: pass it on, or each of its closes waits the transport's default.
+     */
+    drainTimeoutMs?: number;
+  }): Transport | Promise<Transport>;
   /** Remove everything the harness created (temp files, streams, consumers). */
   cleanup(): Promise<void>;
   /**

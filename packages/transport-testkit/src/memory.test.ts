@@ -8,8 +8,8 @@ runTransportSuite({
   harness: async () => {
     const store = new MemoryStore();
     return {
-      connect: ({ deadLetter } = {}) =>
-        new MemoryTransport({ store, drainTimeoutMs: 2000, ...(deadLetter ? { deadLetter } : {}) }),
+      connect: ({ deadLetter, drainTimeoutMs = 2000 } = {}) =>
+        new MemoryTransport({ store, drainTimeoutMs, ...(deadLetter ? { deadLetter } : {}) }),
       cleanup: async () => {},
     };
   },

@@ -84,7 +84,7 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
     let open: Transport[] = [];
     let subs: TransportSubscription[] = [];
 
-    const connect = async (opts?: { deadLetter?: DeadLetterSink }) => {
+    const connect = async (opts?: { deadLetter?: DeadLetterSink; drainTimeoutMs?: number }) => {
       const transport = await harness.connect(opts);
       open.push(transport);
       return transport;
@@ -564,6 +564,54 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
       } while (Date.now() < deadline);
       expect(busy).toMatchObject({ inFlight: 1, pending: 2, lag: 3 });
       release();
+    });
+
+    describe("hand-backs", () => {
+      itFeature(
+        "handBack",
+        "does not count a graceful hand-back as an attempt: rolling restarts never dead-letter a slow event",
+        async () => {
+          const sink = collectingSink();
+          const attempts: number[] = [];
+          // Three restarts, each closing (short drain) while the handler still runs: more
+          // hand-backs than maxAttempts. The lease outlasts the drain: no lease expires here.
+          for (let restart = 0; restart < 3; restart++) {
+            const transport = await connect({ deadLetter: sink, drainTimeoutMs: t(50) });
+            let started = false;
+            const sub = await subscribe(
+              transport,
+              "rolling",
+              async (d) => {
+                attempts.push(d.attempt);
+                started = true;
+                await new Promise<void>((resolve) =>
+                  d.signal.addEventListener("abort", () => resolve()),
+                );
+              },
+              { maxAttempts: 2, leaseMs: t(10_000) },
+            );
+            if (restart === 0) await transport.publish([testEnvelope(1)]);
+            await until(() => started, wait, `the delivery to start (restart ${restart})`);
+            await sub.close();
+          }
+          const transport = await connect({ deadLetter: sink });
+          const handled: number[] = [];
+          await subscribe(
+            transport,
+            "rolling",
+            (d) => {
+              attempts.push(d.attempt);
+              handled.push(nOf(d.envelope));
+            },
+            { maxAttempts: 2, leaseMs: t(10_000) },
+          );
+          await until(() => handled.length === 1, wait, "the delivery to be handled at last");
+          expect(sink.records).toEqual([]);
+          expect(handled).toEqual([1]);
+          // Never beyond maxAttempts: the hand-backs were not counted.
+          expect(Math.max(...attempts)).toBeLessThanOrEqual(2);
+        },
+      );
     });
   });
 }
