@@ -6,16 +6,28 @@ import {
   isEnvelope,
 } from "@switchyard/event-schema";
 import { UnrecoverableError } from "@switchyard/router";
+import { NatsOptionsError } from "./errors";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * The message for one envelope: the whole envelope as JSON in the body (the wire contract), and
  * CloudEvents binary-mode style headers so consumers in other languages can route and trace
  * without parsing it. `Nats-Msg-Id` is set by the publish call (the envelope id).
+ *
+ * Headers travel as UTF-8, where an unpaired surrogate becomes U+FFFD: two ids differing only
+ * there would share one `Nats-Msg-Id`, and the second event would be dropped as a duplicate. Such
+ * an id is rejected here, before anything is sent.
  */
 export function encodeEnvelope(envelope: Envelope): { data: Uint8Array; headers: MsgHdrs } {
+  if (typeof envelope.id !== "string" || LONE_SURROGATE.test(envelope.id))
+    throw new NatsOptionsError(
+      "envelope.id",
+      envelope.id,
+      "a well-formed Unicode string without unpaired surrogates (NATS headers are UTF-8, so two such ids would collapse into one Nats-Msg-Id)",
+    );
   const h = headers();
   h.set("ce-specversion", envelope.specversion);
   h.set("ce-id", envelope.id);

@@ -52,12 +52,23 @@ export interface NatsTransportOptions {
   /** Stream storage. @defaultValue `"file"` */
   readonly storage?: "file" | "memory";
   /**
-   * Stream retention. `"interest"` keeps an event until every consumer (subscriber) matching it
-   * has acknowledged it, so nothing is removed before delivery and the stream stays small;
-   * `"limits"` keeps events until `maxAgeMs`/`maxBytes` remove them, also after delivery.
-   * Cannot be changed on an existing stream. @defaultValue `"interest"`
+   * Stream retention, used when the stream is created. `"limits"` keeps events until
+   * `maxAgeMs` removes them, delivered or not, so an event a crash orphaned is still in the stream
+   * for {@link NatsTransport.audit} to find and hand back. `"interest"` removes an event once
+   * every consumer's ack floor passed it: smaller, but nats-server 2.9 can move an ack floor past
+   * deliveries that were never acknowledged after a server crash, and the events are then gone
+   * for good (see the README's "Crash safety"). An existing stream keeps its retention (it cannot
+   * change); when this option is given and differs, the transport refuses to start.
+   * @defaultValue `"limits"`
    */
   readonly retention?: "interest" | "limits";
+  /**
+   * Write a receipt (the envelope id, on `${prefix}_receipts.<subscriber>`, into the stream
+   * `${stream}_RECEIPTS`) after every acknowledged delivery, so that {@link NatsTransport.audit}
+   * can name each event a subscriber's ack floor passed without it being handled. One small
+   * fire-and-forget publish per handled event. @defaultValue false
+   */
+  readonly receipts?: boolean;
   /** Remove events older than this, delivered or not (0 = never). @defaultValue 0 */
   readonly maxAgeMs?: number;
   /** Publish dedup window: a repeated envelope id within it is a duplicate. @defaultValue 120_000 */
@@ -117,6 +128,7 @@ type Defaults = Required<
     | "publishDeadlineMs"
     | "ephemeralInactiveMs"
     | "maxAckPending"
+    | "receipts"
   >
 >;
 
@@ -126,7 +138,7 @@ export const defaultNatsTransportOptions: Readonly<Defaults> = Object.freeze({
   prefix: "switchyard.events",
   replicas: 1,
   storage: "file",
-  retention: "interest",
+  retention: "limits",
   maxAgeMs: 0,
   duplicateWindowMs: 120_000,
   drainTimeoutMs: 10_000,
@@ -136,6 +148,7 @@ export const defaultNatsTransportOptions: Readonly<Defaults> = Object.freeze({
   publishDeadlineMs: 30_000,
   ephemeralInactiveMs: 300_000,
   maxAckPending: 10_000,
+  receipts: false,
 });
 
 /** @internal Options after defaults, as the transport uses them. */
@@ -146,7 +159,7 @@ export type ResolvedOptions = Defaults & {
   readonly deadLetter: DeadLetterSink | undefined;
   readonly logger: Logger | undefined;
   /** Stream settings the caller gave explicitly (only those are changed on an existing stream). */
-  readonly explicit: ReadonlySet<"replicas" | "maxAgeMs" | "duplicateWindowMs">;
+  readonly explicit: ReadonlySet<"replicas" | "maxAgeMs" | "duplicateWindowMs" | "retention">;
 };
 
 const definedOnly = <T extends object>(value: T): Partial<T> =>
@@ -185,13 +198,14 @@ export function resolveOptions(options: NatsTransportOptions): ResolvedOptions {
     publishDeadlineMs: merged.publishDeadlineMs,
     ephemeralInactiveMs: merged.ephemeralInactiveMs,
     maxAckPending: merged.maxAckPending,
+    receipts: merged.receipts,
     servers,
     connect,
     connection: options.connection,
     deadLetter: options.deadLetter,
     logger: options.logger,
     explicit: new Set(
-      (["replicas", "maxAgeMs", "duplicateWindowMs"] as const).filter(
+      (["replicas", "maxAgeMs", "duplicateWindowMs", "retention"] as const).filter(
         (k) => options[k] !== undefined,
       ),
     ),
@@ -257,6 +271,8 @@ function validate(o: ResolvedOptions): void {
       o.publishDeadlineMs,
       "an integer ≥ 0 (0 = no retry)",
     );
+  if (typeof o.receipts !== "boolean")
+    throw new NatsOptionsError("receipts", o.receipts, "true or false");
   if (!isInt(o.maxAckPending, 1))
     throw new NatsOptionsError("maxAckPending", o.maxAckPending, "an integer ≥ 1");
   if (!isInt(o.ephemeralInactiveMs, 3 * o.pullExpiresMs))

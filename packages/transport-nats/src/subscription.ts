@@ -3,6 +3,7 @@ import {
   type NatsConnection,
   type Subscription,
   createInbox,
+  headers as natsHeaders,
   nanos,
 } from "@nats-io/transport-node";
 import type { Envelope } from "@switchyard/event-schema";
@@ -23,6 +24,7 @@ import {
 } from "@switchyard/router";
 import { decodeEnvelope } from "./codec";
 import { TransportClosedError } from "./errors";
+import { replaySubject } from "./names";
 
 /** One JetStream consumer a subscription pulls from. */
 export interface ConsumerHandle {
@@ -42,6 +44,8 @@ export interface SubscriptionHost {
   readonly logger: Logger;
   readonly drainTimeoutMs: number;
   readonly pullExpiresMs: number;
+  /** The subject to write a receipt to after each outcome of `subscriber`, or `undefined` (receipts off). */
+  receiptSubject(subscriber: string): string | undefined;
   /** Write a dead letter to `sink` (or the transport's default) and count it. */
   deadLetter(record: DeadLetterRecord, sink: DeadLetterSink | undefined): Promise<void>;
   /** Check a consumer still exists and re-create it if it disappeared (a fresh handle either way). */
@@ -64,6 +68,13 @@ const NAK = Uint8Array.of(45, 78, 65, 75); // -NAK
 const WORKING = Uint8Array.of(43, 87, 80, 73); // +WPI
 const TERM = Uint8Array.of(43, 84, 69, 82, 77); // +TERM
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/**
+ * On a handed-back copy: the attempts made before it. JetStream counts deliveries, and a copy
+ * starts again at 1, so its attempt is this plus its delivery count.
+ */
+export const ATTEMPTS_HEADER = "switchyard-attempts";
+const HAND_BACK_TIMEOUT_MS = 2_000;
 
 function nakPayload(delayMs: number): Uint8Array {
   return delayMs > 0 ? encoder.encode(`-NAK {"delay":${nanos(Math.round(delayMs))}}`) : NAK;
@@ -148,7 +159,8 @@ class Held {
   constructor(handle: ConsumerHandle, msg: Msg, now: number) {
     this.handle = handle;
     this.msg = msg;
-    this.attempt = ackToken(msg.reply!, 0);
+    const before = handle.kind === "replay" ? Number(msg.headers?.get(ATTEMPTS_HEADER)) : 0;
+    this.attempt = ackToken(msg.reply!, 0) + (Number.isInteger(before) && before > 0 ? before : 0);
     this.deadline = now + handle.ackWaitMs - leaseMargin(handle.ackWaitMs);
   }
 
@@ -232,6 +244,9 @@ export class NatsSubscription implements TransportSubscription {
   #watchdog: NodeJS.Timeout | undefined;
   #warnedExtend = false;
   #closing: Promise<void> | undefined;
+  readonly #receipts: string | undefined;
+  /** Hand-backs under way while closing. */
+  readonly #handingBack: Promise<void>[] = [];
 
   constructor(
     host: SubscriptionHost,
@@ -249,6 +264,24 @@ export class NatsSubscription implements TransportSubscription {
     this.#maxAttempts = options.maxAttempts ?? 5;
     this.#refill = Math.max(1, Math.ceil(this.#concurrency / 4));
     this.#pullRequest = `,"expires":${nanos(host.pullExpiresMs)}}`;
+    this.#receipts = host.receiptSubject(options.subscriber);
+  }
+
+  /**
+   * Settle a delivery for good (ack, or term after its dead letter): first the receipt — the
+   * envelope id on the subscriber's receipt subject, for `audit()` — then the outcome. A receipt
+   * lost in a crash makes the audit report an event that was handled (a false alarm, a duplicate
+   * at most if repaired); an event never handled never has one.
+   */
+  #settle(run: Held, payload: Uint8Array): void {
+    if (this.#receipts !== undefined) {
+      try {
+        this.#session.nc.publish(this.#receipts, run.envelope.id);
+      } catch {
+        // closed connection: the outcome below fails too, and the server redelivers
+      }
+    }
+    respond(run.msg, payload);
   }
 
   /** @internal Start pulling from the consumers. */
@@ -445,12 +478,12 @@ export class NatsSubscription implements TransportSubscription {
   }
 
   #accept(handle: ConsumerHandle, msg: Msg): void {
+    const held = new Held(handle, msg, Date.now());
     if (this.#stop.signal.aborted) {
       // Pulled while closing: hand it straight back instead of letting AckWait run out.
-      respond(msg, NAK);
+      this.#handingBack.push(this.#handBack(held));
       return;
     }
-    const held = new Held(handle, msg, Date.now());
     if (this.#running.size < this.#concurrency && this.#buffer.length === 0) {
       this.#start(held, false);
       return;
@@ -541,7 +574,7 @@ export class NatsSubscription implements TransportSubscription {
         return this.#discard(run, "its lease expired (or close handed it back)");
       if (!failed) {
         run.lost = true;
-        respond(msg, ACK);
+        this.#settle(run, ACK);
         return;
       }
       if (isUnrecoverable(failure) || attempt >= this.#maxAttempts) {
@@ -561,7 +594,7 @@ export class NatsSubscription implements TransportSubscription {
         if (!this.#holds(run))
           return this.#discard(run, "its lease expired while the dead letter was written");
         run.lost = true;
-        respond(msg, TERM);
+        this.#settle(run, TERM);
         return;
       }
       run.lost = true;
@@ -596,11 +629,54 @@ export class NatsSubscription implements TransportSubscription {
   }
 
   /**
-   * Stop pulling and hand back (`nak`, no delay) every message pulled but not started: the
+   * Hand a delivery back on close without spending an attempt (a hand-back is not an attempt):
+   * JetStream counts every redelivery, so instead of `nak` a copy goes to the subscriber's replay
+   * subject — same body and id, `switchyard-attempts` = the attempts made before this one —
+   * and only once the stream stored it is the original acknowledged. Any process of the
+   * subscriber gets the copy at once. Where that cannot be done (an ephemeral subscriber has no
+   * replay consumer; the server does not store the copy within 2 s) it falls back to `nak`, and
+   * that hand-back counts as an attempt.
+   */
+  async #handBack(held: Held): Promise<void> {
+    held.lost = true;
+    const { msg } = held;
+    if (!this.#options.ephemeral) {
+      try {
+        const type = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
+        const h = natsHeaders();
+        for (const [key, values] of msg.headers ?? []) {
+          if (key === "Nats-Msg-Id" || key === ATTEMPTS_HEADER) continue;
+          for (const value of values) h.append(key, value);
+        }
+        h.set("switchyard-replay", this.subscriber);
+        h.set(ATTEMPTS_HEADER, String(held.attempt - 1));
+        const reply = await this.#session.nc.request(
+          replaySubject(this.#host.prefix, this.subscriber, type),
+          msg.data,
+          { headers: h, timeout: HAND_BACK_TIMEOUT_MS },
+        );
+        const ack = JSON.parse(decoder.decode(reply.data)) as { seq?: unknown; error?: unknown };
+        if (typeof ack.seq !== "number") throw new Error(JSON.stringify(ack.error ?? ack));
+        respond(msg, ACK);
+        return;
+      } catch (error) {
+        this.#logger.debug(
+          { err: error, consumer: held.handle.name },
+          "handing a delivery back as a copy failed; handing it back with nak (counts as an attempt)",
+        );
+      }
+    }
+    respond(msg, NAK);
+  }
+
+  /**
+   * Stop pulling and hand back every message pulled but not started: the
    * buffered ones and those still on their way, which the drained pull subscriptions receive up
    * to the server's acknowledgement of the unsubscribe. Then wait up to the drain timeout for
-   * running handlers, and abort the rest (their deliveries are handed back with `nak()` and their
-   * outcome is discarded). Ephemeral subscribers' consumers are removed. Idempotent.
+   * running handlers, and abort the rest (their deliveries are handed back and their outcome is
+   * discarded). A hand-back does not spend an attempt: it is a copy on the replay subject that
+   * carries the attempts made so far (or, where that fails, a `nak`). Ephemeral subscribers'
+   * consumers are removed. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -610,10 +686,7 @@ export class NatsSubscription implements TransportSubscription {
   async #close(): Promise<void> {
     this.#stop.abort(new TransportClosedError(this.#host.stream));
     const drained = Promise.all(this.#pullers.map((p) => this.#drain(p)));
-    for (const held of this.#buffer.splice(0)) {
-      held.lost = true;
-      respond(held.msg, NAK);
-    }
+    for (const held of this.#buffer.splice(0)) this.#handingBack.push(this.#handBack(held));
     if (this.#running.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -625,12 +698,12 @@ export class NatsSubscription implements TransportSubscription {
       clearTimeout(timer);
       for (const run of this.#running) {
         if (run.lost) continue;
-        run.lost = true;
         run.abort(new TransportClosedError(this.#host.stream));
-        respond(run.msg, NAK);
+        this.#handingBack.push(this.#handBack(run));
       }
     }
     await drained;
+    await Promise.all(this.#handingBack);
     clearInterval(this.#watchdog);
     if (this.#options.ephemeral) {
       await this.#host.remove(this.#pullers.map((p) => p.handle)).catch((error: unknown) => {

@@ -203,19 +203,19 @@ describeIf(await natsAvailable(), "NatsTransport", {}, () => {
     expect(got).toEqual([2, 3]);
   });
 
-  it("refuses a stream whose retention it cannot use, saying what to do", async () => {
+  it("refuses a stream whose retention differs from the one given explicitly, saying what to do", async () => {
     const jsm = await jetstreamManager(admin);
     await jsm.streams.add({
       name: names.stream,
       subjects: [`${names.prefix}.>`],
-      retention: RetentionPolicy.Limits,
+      retention: RetentionPolicy.Interest,
     });
-    const t = transport();
+    const t = transport({ retention: "limits" });
     const error = await t.ready().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NatsStreamConfigError);
-    expect((error as Error).message).toContain('retention: "limits"');
-    const ok = transport({ retention: "limits" });
-    await expect(ok.ready()).resolves.toBeUndefined();
+    expect((error as Error).message).toContain('retention: "interest"');
+    // Without the option, the stream is used as it is (with a warning about crash safety).
+    await expect(transport().ready()).resolves.toBeUndefined();
   });
 
   it("adds its subjects to an existing stream instead of failing", async () => {
@@ -338,7 +338,7 @@ describeIf(await natsAvailable(), "NatsTransport", {}, () => {
     await first.close();
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(signal?.aborted).toBe(true);
-    // Handed back at once (nak), not after the 20 s lease.
+    // Handed back at once, not after the 20 s lease; a hand-back is not an attempt.
     const second = transport();
     const attempts: number[] = [];
     await second.subscribe({
@@ -347,7 +347,42 @@ describeIf(await natsAvailable(), "NatsTransport", {}, () => {
       handler: async (d) => void attempts.push(d.attempt),
     });
     await eventually(() => attempts.length === 1, "the handed-back delivery", 5_000);
-    expect(attempts).toEqual([2]);
+    expect(attempts).toEqual([1]);
+  });
+
+  it("does not count hand-backs on close toward maxAttempts (issue 13 item 3)", async () => {
+    const dead: string[] = [];
+    const sink = { deadLetter: async (r: DeadLetterRecord) => void dead.push(r.reason) };
+    const seen: number[] = [];
+    for (let round = 1; round <= 3; round++) {
+      const t = transport({ drainTimeoutMs: 50, deadLetter: sink });
+      let started = false;
+      await t.subscribe({
+        subscriber: "rolling",
+        types: ["JOB"],
+        maxAttempts: 2,
+        leaseMs: 20_000,
+        handler: async (d) => {
+          seen.push(d.attempt);
+          started = true;
+          await new Promise((resolve) => d.signal.addEventListener("abort", resolve));
+          throw d.signal.reason;
+        },
+      });
+      if (round === 1) await t.publish([job(1)]);
+      await eventually(() => started, `the delivery in round ${round}`, 5_000);
+      await t.close();
+    }
+    const last = transport({ deadLetter: sink });
+    await last.subscribe({
+      subscriber: "rolling",
+      types: ["JOB"],
+      maxAttempts: 2,
+      handler: async (d) => void seen.push(d.attempt),
+    });
+    await eventually(() => seen.length === 4, "the fourth delivery", 5_000);
+    expect(seen).toEqual([1, 1, 1, 1]);
+    expect(dead).toEqual([]);
   });
 
   it(

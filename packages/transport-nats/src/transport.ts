@@ -27,6 +27,7 @@ import {
   childLogger,
   silentLogger,
 } from "@switchyard/router";
+import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./audit";
 import { encodeEnvelope } from "./codec";
 import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
 import {
@@ -95,16 +96,22 @@ const isConsumerNotFound = (error: unknown) =>
  *   letter is written to the sink first and only then is the message terminated (`term()`); if
  *   the sink fails, the message is nak'ed and kept. A delivery arriving for attempt
  *   `maxAttempts + 1` (every earlier lease ran out: the handler crashed its process or hung) is
- *   dead-lettered with `DeliveryAbandonedError` without running again. Hand-backs (close, a replay
- *   for a type this process does not handle) count as attempts, as NATS counts deliveries.
+ *   dead-lettered with `DeliveryAbandonedError` without running again. A hand-back on close is
+ *   not an attempt: it is a copy on the subscriber's replay subject carrying the attempts made
+ *   so far, stored before the original is acknowledged (a `nak`, which counts, only where the
+ *   copy cannot be stored, and for ephemeral subscribers). A replay handed on because this
+ *   process does not handle its type is a `nak` and counts, as NATS counts deliveries.
  * - **batches**: NATS 2.9 has no multi-message transaction. A batch is published with bounded
  *   in-flight acks; if it fails midway ({@link NatsPublishError}) part of it may be stored, and
  *   publishing the whole batch again is safe (the stored ids are dropped as duplicates).
  * - **ordering**: per subscriber and event type, deliveries start in publish order at
  *   concurrency 1; across event types of one subscriber they are not ordered (separate consumers).
  * - **close**: every message pulled but not started, including those still on their way from the
- *   server, is handed back at once (`nak()`), so another process gets it without waiting for
+ *   server, is handed back at once (see retries), so another process gets it without waiting for
  *   AckWait; running handlers get `drainTimeoutMs` to finish, then are aborted and handed back.
+ * - **crash safety**: the stream keeps events by `"limits"` retention (an ack never removes one),
+ *   and {@link NatsTransport.audit} names events a subscriber's ack floor passed unhandled (with
+ *   `receipts: true`) and hands them back; see the README's "Crash safety".
  *
  * @example
  * ```ts
@@ -146,6 +153,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
       logger: this.#logger,
       drainTimeoutMs: this.#options.drainTimeoutMs,
       pullExpiresMs: this.#options.pullExpiresMs,
+      receiptSubject: (subscriber) =>
+        this.#options.receipts ? receiptSubject(this.prefix, subscriber) : undefined,
       deadLetter: (record, sink) => this.#deadLetter(record, sink),
       recreate: async (handle) => this.#recreate(handle),
       remove: async (handles) => this.#remove(handles),
@@ -256,7 +265,14 @@ export class NatsTransport implements Transport, AsyncDisposable {
         }
       }
       const config = info.config;
-      if (config.retention !== retention)
+      if (config.retention !== retention && !o.explicit.has("retention"))
+        this.#logger.warn(
+          { retention: config.retention },
+          `stream ${o.stream} keeps its retention "${config.retention}" (it cannot change); with it, a ` +
+            `server crash can remove events a subscriber never handled: use a stream with retention ` +
+            `"limits" (see the README's "Crash safety")`,
+        );
+      else if (config.retention !== retention)
         throw new NatsStreamConfigError(
           o.stream,
           `it exists with retention "${config.retention}" but this transport is configured for ` +
@@ -516,6 +532,15 @@ export class NatsTransport implements Transport, AsyncDisposable {
         tag: { subscriber, type: null, ephemeral, prefix: this.prefix },
         leaseMs,
       });
+    if (this.#options.receipts && !ephemeral) {
+      this.#receiptStream ??= ensureReceiptStream(await this.#jsm(), this.#options).catch(
+        (error: unknown) => {
+          this.#receiptStream = undefined;
+          throw toNatsError(error, { servers: this.#options.servers, phase: "request" });
+        },
+      );
+      await this.#receiptStream;
+    }
     const handles = await Promise.all(specs.map((spec) => this.#ensureConsumer(spec)));
     this.#assertOpen();
     const session: PullSession = { nc, apiPrefix: js.apiPrefix };
@@ -528,6 +553,56 @@ export class NatsTransport implements Transport, AsyncDisposable {
     this.#subscriptions.add(subscription);
     subscription.start(handles);
     return subscription;
+  }
+
+  #receiptStream: Promise<void> | undefined;
+
+  async #jsm(): Promise<JetStreamManager> {
+    return (await this.#ready()).jsm;
+  }
+
+  /**
+   * Compare what the stream holds with what each durable subscriber acknowledged, and report
+   * events no subscriber will ever get. For every consumer of this transport's subscribers (one
+   * per subscriber and event type): its ack floor and pending counts, whether it lies past the
+   * stream's end (`aheadOfStream`: the stream lost its tail in a crash, and new events up to that
+   * sequence will be skipped), the range removed from the stream above its ack floor
+   * (`removedBeforeAck`, informational), and — when the transport writes receipts
+   * (`receipts: true`) — every event at or below the ack floor without a receipt (`unhandled`):
+   * the server considers it acknowledged, yet no process of the subscriber handled it. With
+   * `repair: true` those are handed back to their subscriber (`requeue`, same id).
+   *
+   * It needs the events still in the stream: use retention `"limits"` (under `"interest"` an event
+   * is removed once every ack floor passed it, and then nothing can name it). See the README's
+   * "Crash safety" for what it can and cannot detect.
+   *
+   * @example
+   * ```ts
+   * // not runnable
+   * const report = await transport.audit({ repair: true });
+   * if (report.gaps > 0) logger.error({ report }, "events were skipped; handed back");
+   * ```
+   */
+  async audit(
+    options: { readonly subscriber?: string; readonly repair?: boolean } = {},
+  ): Promise<NatsAudit> {
+    this.#assertOpen();
+    const { nc, js, jsm } = await this.#ready();
+    try {
+      return await audit(
+        {
+          nc,
+          js,
+          jsm,
+          stream: this.stream,
+          prefix: this.prefix,
+          requeue: (subscriber, envelope) => this.requeue(subscriber, envelope),
+        },
+        options,
+      );
+    } catch (error) {
+      throw toNatsError(error, { servers: this.#options.servers, phase: "request" });
+    }
   }
 
   readonly #specs = new Map<string, ConsumerSpec>();

@@ -1,0 +1,296 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import { type NatsConnection, nanos } from "@nats-io/transport-node";
+import type { Envelope } from "@switchyard/event-schema";
+import { decodeEnvelope } from "./codec";
+import { parseConsumerTag, subscriberToken } from "./names";
+
+/**
+ * The stream holding the receipts that go with the event stream `stream`: `${stream}_RECEIPTS`.
+ */
+export function receiptStreamName(stream: string): string {
+  return `${stream}_RECEIPTS`;
+}
+
+/**
+ * The subject one subscriber's receipts are stored on: `${prefix}_receipts.<subscriber token>`
+ * (beside `${prefix}.>`, never under it, so no event consumer matches a receipt).
+ */
+export function receiptSubject(prefix: string, subscriber: string): string {
+  return `${prefix}_receipts.${subscriberToken(subscriber)}`;
+}
+
+/** One event a subscriber's ack floor passed that has no receipt: it was never handled. */
+export interface UnhandledEvent {
+  /** Its stream sequence. */
+  readonly seq: number;
+  /** The envelope id (`Nats-Msg-Id`). */
+  readonly id: string;
+  readonly type: string;
+}
+
+/** What {@link NatsTransport.audit} found for one consumer (one subscriber and event type). */
+export interface ConsumerAudit {
+  readonly subscriber: string;
+  readonly type: string;
+  /** The durable name. */
+  readonly consumer: string;
+  /** Stream sequence of the ack floor: the server considers everything at or below it acknowledged. */
+  readonly ackFloor: number;
+  /** Stream sequence of the last delivery. */
+  readonly delivered: number;
+  /** Delivered, not yet acknowledged (they will be redelivered). */
+  readonly ackPending: number;
+  /** Matching events not delivered yet. */
+  readonly pending: number;
+  /**
+   * Stream sequences above the ack floor that the stream no longer holds (`from`–`to`, of every
+   * subject, so an upper bound for this consumer): events removed (age limit, purge, interest
+   * retention) before this consumer acknowledged them. `undefined` when there is no such range.
+   */
+  readonly removedBeforeAck: { readonly from: number; readonly to: number } | undefined;
+  /** The ack floor or last delivery lies past the stream's last sequence (the stream lost its tail). */
+  readonly aheadOfStream: boolean;
+  /**
+   * With receipts: events at or below the ack floor, published after the consumer was created,
+   * that have no receipt. `undefined` without receipts (nothing to compare with).
+   */
+  readonly unhandled: readonly UnhandledEvent[] | undefined;
+  /** Events compared with the receipts. */
+  readonly checked: number;
+}
+
+/** The result of {@link NatsTransport.audit}. */
+export interface NatsAudit {
+  readonly stream: string;
+  readonly retention: string;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** Whether receipts were found and compared (the transport option `receipts`). */
+  readonly receipts: boolean;
+  readonly consumers: readonly ConsumerAudit[];
+  /**
+   * Gaps found: unhandled events plus consumers ahead of the stream. A `removedBeforeAck` range is
+   * not counted: it may hold only other event types' events (removed after their own consumers acked).
+   */
+  readonly gaps: number;
+  /** Events handed back to their subscriber (`repair: true`). */
+  readonly requeued: number;
+}
+
+/** @internal What the audit needs from the transport. */
+export interface AuditHost {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly stream: string;
+  readonly prefix: string;
+  requeue(subscriber: string, envelope: Envelope): Promise<void>;
+}
+
+const ID_HEADER = "Nats-Msg-Id";
+
+/**
+ * Read the messages of `stream` on `filter` from `from` to `to` (stream sequences, inclusive)
+ * through a short-lived consumer of our own (AckNone, no durable), calling `each` per message.
+ */
+async function readRange(
+  host: AuditHost,
+  stream: string,
+  filter: string,
+  from: number,
+  to: number,
+  each: (seq: number, data: Uint8Array, id: string | undefined, time: number) => void,
+): Promise<void> {
+  if (to < from) return;
+  const info = await host.jsm.consumers.add(stream, {
+    ack_policy: AckPolicy.None,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: Math.max(1, from),
+    filter_subject: filter,
+    inactive_threshold: nanos(30_000),
+    mem_storage: true,
+  });
+  try {
+    const consumer = await host.js.consumers.get(stream, info.name);
+    for (;;) {
+      const batch = await consumer.fetch({ max_messages: 500, expires: 1_000 });
+      let received = 0;
+      let done = false;
+      for await (const m of batch) {
+        received++;
+        if (m.seq > to) {
+          done = true;
+          continue;
+        }
+        each(m.seq, m.data, m.headers?.get(ID_HEADER) || undefined, m.info.timestampNanos / 1e6);
+        if (m.seq >= to || m.info.pending === 0) done = true;
+      }
+      if (done || received === 0) return;
+    }
+  } finally {
+    await host.jsm.consumers.delete(stream, info.name).catch(() => {});
+  }
+}
+
+/**
+ * @internal Compare each durable consumer of the transport's subscribers with the stream (and,
+ * when present, with the receipts): see {@link NatsTransport.audit}.
+ */
+export async function audit(
+  host: AuditHost,
+  options: { readonly subscriber?: string; readonly repair?: boolean } = {},
+): Promise<NatsAudit> {
+  const { jsm, stream, prefix } = host;
+  const info = await jsm.streams.info(stream);
+  const firstSeq = info.state.first_seq;
+  const lastSeq = info.state.last_seq;
+  const receiptStream = receiptStreamName(stream);
+  const receiptsOn = await jsm.streams
+    .info(receiptStream)
+    .then(() => true)
+    .catch(() => false);
+  const consumers: ConsumerAudit[] = [];
+  let gaps = 0;
+  let requeued = 0;
+  for await (const c of jsm.consumers.list(stream)) {
+    const tag = parseConsumerTag(c.config.description);
+    if (!tag || tag.type === null || tag.ephemeral) continue;
+    if (tag.prefix !== undefined && tag.prefix !== prefix) continue;
+    if (options.subscriber !== undefined && tag.subscriber !== options.subscriber) continue;
+    const ackFloor = c.ack_floor.stream_seq;
+    const delivered = c.delivered.stream_seq;
+    const removedBeforeAck =
+      firstSeq - 1 > ackFloor && lastSeq > ackFloor
+        ? { from: ackFloor + 1, to: Math.min(firstSeq - 1, lastSeq) }
+        : undefined;
+    const aheadOfStream = ackFloor > lastSeq || delivered > lastSeq;
+    let unhandled: UnhandledEvent[] | undefined;
+    let checked = 0;
+    if (receiptsOn) {
+      const handled = new Set<string>();
+      const rinfo = await jsm.streams.info(receiptStream);
+      await readRange(
+        host,
+        receiptStream,
+        receiptSubject(prefix, tag.subscriber),
+        rinfo.state.first_seq,
+        rinfo.state.last_seq,
+        (_seq, data) => handled.add(new TextDecoder().decode(data)),
+      );
+      const created = Date.parse(c.created);
+      const found: { seq: number; id: string; data: Uint8Array }[] = [];
+      await readRange(
+        host,
+        stream,
+        c.config.filter_subject ?? `${prefix}.${tag.type}`,
+        firstSeq,
+        Math.min(ackFloor, lastSeq),
+        (seq, data, id, time) => {
+          // Events stored before the consumer existed were never meant for it.
+          if (time < created || id === undefined) return;
+          checked++;
+          if (!handled.has(id)) found.push({ seq, id, data });
+        },
+      );
+      unhandled = found.map((f) => ({ seq: f.seq, id: f.id, type: tag.type! }));
+      if (options.repair) {
+        for (const f of found) {
+          const { envelope, error } = decodeEnvelope(f.data, () => ({
+            subject: `${prefix}.${tag.type}`,
+            type: tag.type!,
+            id: f.id,
+            seq: f.seq,
+          }));
+          if (error) continue;
+          await host.requeue(tag.subscriber, envelope);
+          requeued++;
+        }
+      }
+    }
+    gaps += (unhandled?.length ?? 0) + (aheadOfStream ? 1 : 0);
+    consumers.push({
+      subscriber: tag.subscriber,
+      type: tag.type,
+      consumer: c.name,
+      ackFloor,
+      delivered,
+      ackPending: c.num_ack_pending,
+      pending: c.num_pending,
+      removedBeforeAck,
+      aheadOfStream,
+      unhandled,
+      checked,
+    });
+  }
+  consumers.sort(
+    (a, b) => a.subscriber.localeCompare(b.subscriber) || a.type.localeCompare(b.type),
+  );
+  return {
+    stream,
+    retention: info.config.retention,
+    firstSeq,
+    lastSeq,
+    receipts: receiptsOn,
+    consumers,
+    gaps,
+    requeued,
+  };
+}
+
+/** @internal Create (or keep) the receipt stream that goes with `stream`. */
+export async function ensureReceiptStream(
+  jsm: JetStreamManager,
+  o: {
+    stream: string;
+    prefix: string;
+    replicas: number;
+    maxAgeMs: number;
+    storage: "file" | "memory";
+  },
+): Promise<void> {
+  const name = receiptStreamName(o.stream);
+  try {
+    await jsm.streams.info(name);
+    return;
+  } catch {
+    // not there yet
+  }
+  await jsm.streams
+    .add({
+      name,
+      subjects: [`${o.prefix}_receipts.>`],
+      retention: RetentionPolicy.Limits,
+      storage: o.storage === "file" ? StorageType.File : StorageType.Memory,
+      num_replicas: o.replicas,
+      max_age: nanos(o.maxAgeMs),
+      description: "Switchyard delivery receipts (@switchyard/transport-nats audit)",
+    })
+    .catch((error: unknown) => {
+      // created concurrently by another process
+      if ((error as { code?: unknown } | null)?.code !== 10058) throw error;
+    });
+}
+
+/**
+ * {@link NatsTransport.audit} as a function: compare what the stream holds with what each
+ * durable subscriber acknowledged (see there for what it reports).
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * const report = await auditConsumers(transport, { subscriber: "evaluator" });
+ * ```
+ */
+export function auditConsumers(
+  transport: { audit(options?: { subscriber?: string; repair?: boolean }): Promise<NatsAudit> },
+  options: { readonly subscriber?: string; readonly repair?: boolean } = {},
+): Promise<NatsAudit> {
+  return transport.audit(options);
+}
