@@ -110,6 +110,41 @@ describe("several processes on one queue file", { tags: ["slow"] }, () => {
     }, "the redelivery to be acked");
   }, 30_000);
 
+  it("regression: two processes replaying the event a third is handling do not run it again", async () => {
+    const replayers = [spawn("requeue"), spawn("requeue")];
+    await Promise.all(replayers.map(ready));
+    const worker = open();
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const runs: number[] = [];
+    await worker.subscribe({
+      subscriber: "trainer",
+      types: ["JOB"],
+      handler: async (d) => {
+        runs.push(d.attempt);
+        if (runs.length === 1) await released;
+      },
+    });
+    const e = job(7);
+    await worker.publish([e]);
+    await eventually(() => runs.length === 1, "the handler to start");
+    // Both replayers requeue the event at the same instant while the handler runs.
+    const replies = replayers.map((r) =>
+      r.next<{ requeued?: string; failed?: string }>(
+        (m) => typeof m === "object" && m !== null && ("requeued" in m || "failed" in m),
+      ),
+    );
+    for (const r of replayers) r.process.send({ requeue: e, subscriber: "trainer" });
+    expect(await Promise.all(replies)).toEqual([{ requeued: e.id }, { requeued: e.id }]);
+    release();
+    await eventually(async () => {
+      const stats = await worker.stats();
+      const trainer = stats.subscribers.find((s) => s.subscriber === "trainer");
+      return trainer?.pending === 0 && trainer.inFlight === 0 && runs.length >= 1;
+    }, "the outcome to be saved");
+    expect(runs).toEqual([1]);
+  }, 30_000);
+
   it("lets 4 processes publish at full speed without SQLITE_BUSY reaching them", async () => {
     const reader = open();
     const seen = new Set<number>();

@@ -1,6 +1,7 @@
 // A child process for the multi-process tests, bundled with esbuild (see bundle.ts) because Node
 // cannot run TypeScript. It drives the package's real code; it never reimplements its SQL.
 // Usage: node child.mjs <mode> <queue path> [options as JSON]; talks to the parent over IPC.
+import type { Envelope } from "@switchyard/event-schema";
 import { createRouter } from "@switchyard/router";
 import { sqliteTransport } from "../index";
 import { job, testCatalog } from "./fixtures";
@@ -99,6 +100,25 @@ switch (mode ?? "") {
     ).ready;
     onMessage("stop", async () => {
       await router.shutdown();
+      send("stopped");
+      process.exit(0);
+    });
+    send("ready");
+    break;
+  }
+  case "requeue": {
+    // A dead-letter replayer in another process: requeue what the parent sends, say what it did.
+    const transport = sqliteTransport({ path, pruneIntervalMs: 0 });
+    process.on("message", (m) => {
+      const { requeue, subscriber } = (m ?? {}) as { requeue?: Envelope; subscriber?: string };
+      if (!requeue || !subscriber) return;
+      transport.requeue(subscriber, requeue).then(
+        () => send({ requeued: requeue.id }),
+        (error: unknown) => send({ failed: String(error) }),
+      );
+    });
+    onMessage("stop", async () => {
+      await transport.close();
       send("stopped");
       process.exit(0);
     });
