@@ -43,8 +43,11 @@ describe("the router over SQLite", () => {
     const seen: unknown[] = [];
     await router.subscribe("MODEL_PROMOTED", (e) => seen.push(e), { name: "collector" }).ready;
     await router.publish("MODEL_PROMOTED", promoted);
-    await eventually(() => router.getStats().delivered === 1);
-    await eventually(async () => (await router.transport!.stats()).subscribers[0]!.pending === 0);
+    await eventually(() => router.getStats().delivered === 1, "the delivery");
+    await eventually(
+      async () => (await router.transport!.stats()).subscribers[0]!.pending === 0,
+      "the ack",
+    );
     expect(seen).toHaveLength(1);
     expect(deadLetters).toEqual([]);
     expect(router.getStats()).toMatchObject({ failed: 0, retried: 0 });
@@ -59,7 +62,7 @@ describe("the router over SQLite", () => {
       { name: "overruns", timeoutMs: 30, maxAttempts: 1 },
     ).ready;
     await router.publish("MODEL_PROMOTED", promoted);
-    await eventually(() => deadLetters.length === 1);
+    await eventually(() => deadLetters.length === 1, "the dead letter");
     expect(deadLetters[0]).toMatchObject({ reason: "timeout", subscriber: "overruns" });
     for (const finish of finishers) finish(); // long after the deadline
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -78,8 +81,8 @@ describe("the router over SQLite", () => {
       { name: "always-fails" },
     ).ready;
     await router.publish("MODEL_PROMOTED", promoted);
-    await eventually(() => deadLetters.length === 1);
-    await eventually(() => router.getStats().deadLettered === 1);
+    await eventually(() => deadLetters.length === 1, "the dead letter");
+    await eventually(() => router.getStats().deadLettered === 1, "the dead letter counted");
     expect(router.getStats()).toMatchObject({ failed: 1, retried: 1, deadLettered: 1 });
     expect(router.healthCheck().status).toBe("degraded");
   });
