@@ -9,7 +9,7 @@ import { verifyPipeline, verifyPipelineOnNats } from "@switchyard/cli";
 import { type PipelineSettings, defaultSettings } from "./settings";
 import { generationOf } from "./simulation";
 import { startPipeline } from "./supervisor";
-import { heartbeatsWhere, pipelineHeartbeatList } from "./transport";
+import { heartbeatsWhere, natsReplicas, natsServers, pipelineHeartbeatList } from "./transport";
 
 const HELP = `Usage: pnpm demo [options]
 
@@ -21,7 +21,9 @@ const HELP = `Usage: pnpm demo [options]
   --no-poison            do not inject the poison event
   --kill <daemon>        SIGKILL that daemon's process once, mid-run (its restart and redelivery show)
   --transport <kind>     sqlite (default) or nats: the durable path between the daemons
-  --nats-url <urls>      NATS servers for --transport nats     (default $NATS_URL or nats://127.0.0.1:4222)
+  --nats-url <urls>      NATS servers for --transport nats, comma-separated for a cluster
+                         (default $NATS_URL or nats://127.0.0.1:4222)
+  --nats-replicas <n>    stream replicas on a cluster: 1, 3 or 5 (default 3 with ≥ 3 URLs, else 1)
   --timeout <seconds>    give up after this long              (default 180)
   -h, --help`;
 
@@ -37,6 +39,7 @@ function parse(): { settings: PipelineSettings; timeoutMs: number; kill: string 
       kill: { type: "string" },
       transport: { type: "string" },
       "nats-url": { type: "string" },
+      "nats-replicas": { type: "string" },
       timeout: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -83,7 +86,14 @@ function parse(): { settings: PipelineSettings; timeoutMs: number; kill: string 
     seed: number("seed", values.seed, base.seed, Number.isInteger),
     ...(values.db ? { db: values.db } : {}),
     poison: !values["no-poison"],
-    ...(values["nats-url"] ? { natsUrl: values["nats-url"] } : {}),
+    ...(values["nats-url"] !== undefined ? { natsUrl: natsUrlOption(values["nats-url"]) } : {}),
+    ...(values["nats-replicas"] !== undefined
+      ? {
+          natsReplicas: number("nats-replicas", values["nats-replicas"], 1, (n) =>
+            [1, 3, 5].includes(n),
+          ),
+        }
+      : {}),
   };
   if (values.transport !== undefined) {
     if (values.transport !== "sqlite" && values.transport !== "nats") {
@@ -101,6 +111,21 @@ function parse(): { settings: PipelineSettings; timeoutMs: number; kill: string 
   };
 }
 
+/** `--nats-url a,b,c`: every entry a server URL (`nats://host:port`, `tls://…`) or `host:port`. */
+function natsUrlOption(raw: string): string {
+  const servers = natsServers(raw);
+  const bad = servers.filter((url) => !/^((nats|tls|ws|wss):\/\/)?[^\s/,]+(:\d+)?$/.test(url));
+  if (servers.length === 0 || bad.length > 0) {
+    console.error(
+      `--nats-url: ${JSON.stringify(raw)} is not a comma-separated list of NATS servers` +
+        `${bad.length > 0 ? ` (not a server URL: ${bad.map((b) => JSON.stringify(b)).join(", ")})` : ""}; ` +
+        `e.g. nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224.\n\n${HELP}`,
+    );
+    process.exit(2);
+  }
+  return servers.join(",");
+}
+
 const { settings, timeoutMs, kill } = parse();
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
@@ -111,7 +136,7 @@ console.log(
   `  failures     ${Math.round(settings.failureRate * 100)}% transient${settings.poison ? ", plus one poison event" : ""}`,
 );
 console.log(
-  `  transport    ${settings.transport === "nats" ? `NATS JetStream at ${settings.natsUrl}, stream ${settings.natsStream}` : "SQLite"}`,
+  `  transport    ${settings.transport === "nats" ? `NATS JetStream at ${settings.natsUrl}, stream ${settings.natsStream} (R${natsReplicas(settings)})` : "SQLite"}`,
 );
 console.log(
   `  database     ${settings.db}${settings.transport === "nats" ? " (dead letters)" : ""}`,
@@ -233,7 +258,7 @@ for (const configKey of settings.configs) {
     ? verifyPipeline(db, configKey, { hours: 1 })
     : await verifyPipelineOnNats(
         {
-          servers: settings.natsUrl.split(","),
+          servers: natsServers(settings.natsUrl),
           stream: settings.natsStream,
           prefix: settings.natsPrefix,
         },

@@ -27,6 +27,11 @@ export interface PipelineSettings {
   readonly transport: "sqlite" | "nats";
   /** NATS servers (comma-separated), for `transport: "nats"`. */
   readonly natsUrl: string;
+  /**
+   * Replicas of the run's streams on a NATS cluster. Without it: 3 when `natsUrl` names three or
+   * more servers (a cluster), else 1.
+   */
+  readonly natsReplicas?: number;
   /** JetStream stream and subject prefix of this run (unique per run, so runs never mix). */
   readonly natsStream: string;
   readonly natsPrefix: string;

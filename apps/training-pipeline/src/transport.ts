@@ -19,11 +19,28 @@ import type { PipelineSettings } from "./settings";
 /** Keep a NATS run's events and heartbeats for an hour, so it can be verified and inspected. */
 const KEEP_MS = 3_600_000;
 
-/** The servers, stream and prefix of a NATS run. */
+/** The NATS servers of a run: `natsUrl` split on commas, blanks dropped. */
+export function natsServers(natsUrl: string): string[] {
+  return natsUrl
+    .split(",")
+    .map((url) => url.trim())
+    .filter(Boolean);
+}
+
+/**
+ * Stream replicas of a NATS run: `natsReplicas` if given, else 3 when three or more servers are
+ * named (a cluster), else 1.
+ */
+export function natsReplicas(settings: Pick<PipelineSettings, "natsUrl" | "natsReplicas">): number {
+  return settings.natsReplicas ?? (natsServers(settings.natsUrl).length >= 3 ? 3 : 1);
+}
+
+/** The servers, stream, prefix and replicas of a NATS run. */
 const natsLocation = (settings: PipelineSettings) => ({
-  servers: settings.natsUrl.split(","),
+  servers: natsServers(settings.natsUrl),
   stream: settings.natsStream,
   prefix: settings.natsPrefix,
+  replicas: natsReplicas(settings),
 });
 
 export function pipelineTransport(
