@@ -5,7 +5,7 @@ import Database from "better-sqlite3";
 import { sqliteTransport } from "@switchyard/cross-process-queue";
 import { createEnvelope, pipelineStages } from "@switchyard/event-schema";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { limitDepth } from "./output";
+import { describeError, limitDepth } from "./output";
 import { type CliRun, type FilledDatabase, cli, fillDatabase, root, tempDir } from "./test/fixture";
 
 /**
@@ -360,6 +360,19 @@ describe("exit codes", () => {
   const tmp = tempDir();
   afterAll(() => tmp.cleanup());
   const missing = () => join(tmp.dir, "nowhere", "coordination.db");
+
+  it("exits 3 on an unexpected failure, so it is not read as an unhealthy system (1)", async () => {
+    const path = join(tmp.dir, "broken.db");
+    const transport = sqliteTransport({ path, pruneIntervalMs: 0 });
+    await transport.close();
+    const raw = new Database(path);
+    raw.exec(`DROP TABLE daemon_heartbeats`);
+    raw.close();
+    const run = await cli(["daemons", "--db", path]);
+    expect(run.stderr).toMatch(/^error: unexpected failure: no such table: daemon_heartbeats/);
+    expect(run.code).toBe(3);
+    expect(describeError(new Error("boom")).exitCode).toBe(3);
+  });
 
   it.each([
     [["health"]],

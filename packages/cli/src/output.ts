@@ -14,14 +14,25 @@ import {
 import { EventValidationError, SwitchyardError } from "@switchyard/event-schema";
 import { UnknownSubscriptionError } from "@switchyard/router";
 
-/** Exit codes of every command. */
+/**
+ * Exit codes of every command (documented in the package README): a script can tell "the
+ * system is unhealthy" (1) from "the command was wrong" (2) from "the CLI broke" (3).
+ */
 export const ExitCode = {
-  /** Done; every check passed. */
+  /** Done; every check passed. Damaged rows shown as such do not change it. */
   ok: 0,
-  /** A check failed (unhealthy, a pipeline stage missing) or an operation did not complete. */
+  /**
+   * A check failed or could not be verified (unhealthy, a pipeline stage missing or unknown), or
+   * an operation did not complete (a replay conflict, a database locked too long).
+   */
   failed: 1,
-  /** Bad usage or input: unknown option, missing database, unknown id or event type, no `--yes`. */
+  /**
+   * Bad usage or input: unknown option, a database that is missing, unreadable or not a
+   * coordination database, unknown id or event type, NATS not reachable at `--nats-url`, no `--yes`.
+   */
   usage: 2,
+  /** An unexpected failure inside the CLI (a bug): not a verdict on the system. */
+  internal: 3,
 } as const;
 
 /**
@@ -118,7 +129,7 @@ export function describeError(error: unknown): { code: string; message: string; 
   return {
     code: "UNEXPECTED",
     message: `unexpected failure: ${message}`,
-    exitCode: ExitCode.failed,
+    exitCode: ExitCode.internal,
   };
 }
 

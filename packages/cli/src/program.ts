@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
+import { registerAudit } from "./commands/audit";
 import { registerCatalog } from "./commands/catalog";
 import { registerDaemons } from "./commands/daemons";
 import { registerDlq } from "./commands/dlq";
@@ -51,7 +52,7 @@ export function createProgram(options: ProgramOptions = {}): Command {
 Every command takes --db <path> (default: $SWITCHYARD_DB, else data/coordination/coordination.db)
 and --json. health, daemons, subscribers, events list, events trace and pipeline verify also read
 NATS JetStream: --transport nats [--nats-url <urls>] [--stream <name>] [--prefix <subject>].
-Exit codes: 0 ok, 1 check failed or unhealthy, 2 usage or input error.
+Exit codes: 0 ok, 1 check failed or unhealthy, 2 usage or input error, 3 unexpected failure.
 
 Examples:
   $ switchyard health                          # is everything healthy? (exit 1 if not)
@@ -72,6 +73,7 @@ Examples:
   registerPipeline(program, runtime);
   registerQueue(program, runtime);
   registerCatalog(program, runtime);
+  registerAudit(program, runtime);
   return program;
 }
 
