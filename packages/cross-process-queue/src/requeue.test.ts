@@ -152,33 +152,39 @@ describe("requeue", () => {
     expect(runs).toEqual([1]);
   });
 
-  it("runs a delivery again when a requeue met its last attempt failing, instead of dead-lettering it", async () => {
-    const runs: number[] = [];
-    const release = gate();
-    const sink: unknown[] = [];
-    await transport.subscribe({
-      subscriber: "trainer",
-      types: ["MODEL_PROMOTED"],
-      maxAttempts: 1,
-      deadLetter: { deadLetter: (record) => void sink.push(record) },
-      handler: async (d) => {
-        runs.push(d.attempt);
-        if (runs.length === 1) {
-          await release.opened;
-          throw new Error("the last attempt fails");
-        }
-      },
-    });
-    const e = event();
-    await transport.publish([e]);
-    await eventually(() => runs.length === 1, "the handler to start");
-    await otherProcess().requeue("trainer", e);
-    release.open();
-    await eventually(() => runs.length === 2, "the requeued run");
-    await eventually(() => deliveryRows("trainer").length === 0, "the second run's ack");
-    expect(runs).toEqual([1, 1]);
-    expect(sink).toEqual([]);
-  });
+  it.each([
+    ["a dead-letter sink", true],
+    ["no sink (the row is marked dead)", false],
+  ])(
+    "runs a delivery again when a requeue met its last attempt failing, instead of dead-lettering it (%s)",
+    async (_, withSink) => {
+      const runs: number[] = [];
+      const release = gate();
+      const sink: unknown[] = [];
+      await transport.subscribe({
+        subscriber: "trainer",
+        types: ["MODEL_PROMOTED"],
+        maxAttempts: 1,
+        ...(withSink ? { deadLetter: { deadLetter: (record) => void sink.push(record) } } : {}),
+        handler: async (d) => {
+          runs.push(d.attempt);
+          if (runs.length === 1) {
+            await release.opened;
+            throw new Error("the last attempt fails");
+          }
+        },
+      });
+      const e = event();
+      await transport.publish([e]);
+      await eventually(() => runs.length === 1, "the handler to start");
+      await otherProcess().requeue("trainer", e);
+      release.open();
+      await eventually(() => runs.length === 2, "the requeued run");
+      await eventually(() => deliveryRows("trainer").length === 0, "the second run's ack");
+      expect(runs).toEqual([1, 1]);
+      expect(sink).toEqual([]);
+    },
+  );
 
   it("takes back a delivery whose lease expired (its holder is gone) and makes it due at once", async () => {
     const e = event();
