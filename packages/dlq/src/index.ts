@@ -17,6 +17,8 @@ export { DLQ_SCHEMA_VERSION } from "./schema";
 export {
   DeadLetterNotFoundError,
   DeadLetterSchemaError,
+  DeadLetterStoreBusyError,
+  DeadLetterStoreFileError,
   ReplayConflictError,
   ReplayTargetMissingError,
   UnboundedPurgeError,

@@ -17,7 +17,7 @@ describe("replaying from two processes", { tags: ["slow"] }, () => {
       const path = join(dir, "coordination.db");
       const store = new SqliteDeadLetterStore({ path, retryBackoff: { initialMs: 0 } });
       for (let n = 0; n < 300; n++) {
-        store.deadLetter({
+        await store.deadLetter({
           envelope: createEnvelope({ type: "TRAINING_COMPLETED", source: "t", data: { n } }),
           subscriber: "evaluator",
           reason: "max_attempts",

@@ -94,11 +94,11 @@ export class DlqRetryDaemon extends HandlerBase<PipelineCatalog> {
   }
 
   protected override async runCycle(signal: AbortSignal): Promise<void> {
-    const claimed = this.#store.claimDue({ limit: this.#batchSize, leaseMs: this.#leaseMs });
+    const claimed = await this.#store.claim({ limit: this.#batchSize, leaseMs: this.#leaseMs });
     for (const record of claimed) {
       if (signal.aborted) {
         // Stopping: hand the rest back untouched.
-        this.#store.settle(record, { status: "pending_retry", nextRetryAt: Date.now() });
+        await this.#store.release(record, { status: "pending_retry", nextRetryAt: Date.now() });
         continue;
       }
       await this.#retry(record);
@@ -109,7 +109,7 @@ export class DlqRetryDaemon extends HandlerBase<PipelineCatalog> {
   async #retry(record: ClaimedDeadLetter): Promise<void> {
     const poison = !this.#retryReasons.has(record.reason);
     if (poison || record.replays >= this.#maxReplays) {
-      this.#store.settle(record, { status: "permanently_failed" });
+      await this.#store.release(record, { status: "permanently_failed" });
       this.#givenUp++;
       this.logger.warn(
         {
@@ -135,12 +135,15 @@ export class DlqRetryDaemon extends HandlerBase<PipelineCatalog> {
       await this.#target.replay(
         record as ClaimedDeadLetter & { envelope: NonNullable<ClaimedDeadLetter["envelope"]> },
       );
-      this.#store.settle(record, { status: "replayed" });
+      await this.#store.release(record, { status: "replayed" });
       this.#replayed++;
     } catch (error) {
       this.#replayErrors++;
       const delay = backoffDelay(record.replays + 1, this.#replayErrorBackoff);
-      this.#store.settle(record, { status: "pending_retry", nextRetryAt: Date.now() + delay });
+      await this.#store.release(record, {
+        status: "pending_retry",
+        nextRetryAt: Date.now() + delay,
+      });
       this.logger.warn(
         { err: error, deadLetter: record.id },
         `replaying dead letter ${record.id} failed; next try in ${delay} ms`,

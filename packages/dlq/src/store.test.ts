@@ -53,10 +53,10 @@ const record = (e: Envelope, overrides: Partial<DeadLetterRecord> = {}): DeadLet
 });
 
 describe("SqliteDeadLetterStore", () => {
-  it("keeps the whole envelope, the subscriber, the error and the attempts", () => {
+  it("keeps the whole envelope, the subscriber, the error and the attempts", async () => {
     const store = open();
     const e = envelope(1);
-    store.deadLetter(record(e));
+    await store.deadLetter(record(e));
     const [listed] = store.list();
     expect(listed).toMatchObject({
       eventId: e.id,
@@ -73,14 +73,14 @@ describe("SqliteDeadLetterStore", () => {
     expect(store.inspect(listed!.id).error.stack).toContain("at train");
   });
 
-  it("adds up attempts when the same event fails again for the same subscriber", () => {
+  it("adds up attempts when the same event fails again for the same subscriber", async () => {
     const store = open();
     const e = envelope(1);
-    store.deadLetter(record(e, { attempts: 3 }));
-    store.deadLetter(
+    await store.deadLetter(record(e, { attempts: 3 }));
+    await store.deadLetter(
       record(e, { attempts: 2, error: { name: "Error", message: "second failure" } }),
     );
-    store.deadLetter(record(e, { subscriber: "promoter" }));
+    await store.deadLetter(record(e, { subscriber: "promoter" }));
     const rows = store.list();
     expect(rows).toHaveLength(2);
     expect(rows.find((r) => r.subscriber === "evaluator")).toMatchObject({
@@ -89,25 +89,25 @@ describe("SqliteDeadLetterStore", () => {
     });
   });
 
-  it("waits exponentially longer before retrying a record that keeps failing after replays", () => {
+  it("waits exponentially longer before retrying a record that keeps failing after replays", async () => {
     let now = 1_000_000;
     const store = open({ now: () => now, retryBackoff: { initialMs: 100, maxMs: 1000 } });
     const e = envelope(1);
-    store.deadLetter(record(e));
+    await store.deadLetter(record(e));
     const due = () => store.list()[0]!.nextRetryAt! - now;
     expect(due()).toBe(100);
     for (const expected of [200, 400, 800, 1000]) {
       now += 10_000;
       const [claimed] = store.claimDue();
       store.settle(claimed!, { status: "replayed" });
-      store.deadLetter(record(e)); // the replayed delivery failed again
+      await store.deadLetter(record(e)); // the replayed delivery failed again
       expect(due()).toBe(expected);
     }
   });
 
-  it("caps stored error messages and stacks", () => {
+  it("caps stored error messages and stacks", async () => {
     const store = open({ maxErrorChars: 20, maxStackChars: 30 });
-    store.deadLetter(
+    await store.deadLetter(
       record(envelope(1), {
         error: { name: "Error", message: "x".repeat(100), stack: "y".repeat(100) },
       }),
@@ -117,11 +117,11 @@ describe("SqliteDeadLetterStore", () => {
     expect(error.stack).toBe(`${"y".repeat(30)}…[truncated 70 chars]`);
   });
 
-  it("filters the list by type, subscriber, status, since and limit", () => {
+  it("filters the list by type, subscriber, status, since and limit", async () => {
     const store = open();
-    store.deadLetter(record(envelope(1), { failedAt: "2026-01-01T00:00:00.000Z" }));
-    store.deadLetter(record(envelope(2, "MODEL_PROMOTED"), { subscriber: "distributor" }));
-    store.deadLetter(record(envelope(3)));
+    await store.deadLetter(record(envelope(1), { failedAt: "2026-01-01T00:00:00.000Z" }));
+    await store.deadLetter(record(envelope(2, "MODEL_PROMOTED"), { subscriber: "distributor" }));
+    await store.deadLetter(record(envelope(3)));
     expect(store.list({ type: "MODEL_PROMOTED" }).map((r) => r.subscriber)).toEqual([
       "distributor",
     ]);
@@ -131,13 +131,13 @@ describe("SqliteDeadLetterStore", () => {
     expect(store.list({ limit: 1 })).toHaveLength(1);
   });
 
-  it("reports depth by type and subscriber and the oldest age", () => {
+  it("reports depth by type and subscriber and the oldest age", async () => {
     let now = 1_000_000;
     const store = open({ now: () => now });
-    store.deadLetter(record(envelope(1)));
+    await store.deadLetter(record(envelope(1)));
     now += 5000;
-    store.deadLetter(record(envelope(2, "MODEL_PROMOTED"), { subscriber: "distributor" }));
-    store.deadLetter(record(envelope(3)));
+    await store.deadLetter(record(envelope(2, "MODEL_PROMOTED"), { subscriber: "distributor" }));
+    await store.deadLetter(record(envelope(3)));
     expect(store.stats()).toMatchObject({
       depth: 3,
       byStatus: { pending_retry: 3, replayed: 0 },
@@ -147,11 +147,11 @@ describe("SqliteDeadLetterStore", () => {
     });
   });
 
-  it("purges by age, type and status, returning counts, and refuses an unbounded purge", () => {
+  it("purges by age, type and status, returning counts, and refuses an unbounded purge", async () => {
     const store = open();
-    store.deadLetter(record(envelope(1), { failedAt: "2026-01-01T00:00:00.000Z" }));
-    store.deadLetter(record(envelope(2), { failedAt: "2026-01-02T00:00:00.000Z" }));
-    store.deadLetter(record(envelope(3, "MODEL_PROMOTED")));
+    await store.deadLetter(record(envelope(1), { failedAt: "2026-01-01T00:00:00.000Z" }));
+    await store.deadLetter(record(envelope(2), { failedAt: "2026-01-02T00:00:00.000Z" }));
+    await store.deadLetter(record(envelope(3, "MODEL_PROMOTED")));
     expect(() => store.purge({})).toThrow(UnboundedPurgeError);
     expect(store.purge({ olderThan: new Date("2026-06-01") })).toEqual({
       purged: 2,
@@ -166,10 +166,10 @@ describe("SqliteDeadLetterStore", () => {
     expect(store.list({ status: "purged" })).toHaveLength(2);
   });
 
-  it("claims due records atomically, so two stores on one file never claim the same one", () => {
+  it("claims due records atomically, so two stores on one file never claim the same one", async () => {
     const a = open();
     const b = open();
-    for (let n = 0; n < 20; n++) a.deadLetter(record(envelope(n)));
+    for (let n = 0; n < 20; n++) await a.deadLetter(record(envelope(n)));
     const first = a.claimDue({ limit: 15 });
     const second = b.claimDue({ limit: 15 });
     expect(first).toHaveLength(15);
@@ -178,10 +178,10 @@ describe("SqliteDeadLetterStore", () => {
     expect(new Set(ids).size).toBe(20);
   });
 
-  it("re-claims a record whose replayer's lease expired, and fences the stale replayer", () => {
+  it("re-claims a record whose replayer's lease expired, and fences the stale replayer", async () => {
     let now = 1_000_000;
     const store = open({ now: () => now });
-    store.deadLetter(record(envelope(1)));
+    await store.deadLetter(record(envelope(1)));
     const [stale] = store.claimDue({ leaseMs: 1000 });
     expect(store.claimDue()).toHaveLength(0);
     now += 1001;
@@ -192,11 +192,11 @@ describe("SqliteDeadLetterStore", () => {
     expect(store.inspect(fresh!.id)).toMatchObject({ status: "replayed", replays: 1 });
   });
 
-  it("throws a clear error for an unknown id", () => {
+  it("throws a clear error for an unknown id", async () => {
     expect(() => open().inspect(42)).toThrow(DeadLetterNotFoundError);
   });
 
-  it("refuses a dead-letter schema newer than it understands", () => {
+  it("refuses a dead-letter schema newer than it understands", async () => {
     open().close();
     const db = new Database(path);
     db.prepare("UPDATE switchyard_schema SET version = 99 WHERE component = 'dlq'").run();
@@ -218,7 +218,7 @@ describe("replay", () => {
       });
     }
     const e = envelope(1);
-    store.deadLetter(record(e, { origin: "memory" }));
+    await store.deadLetter(record(e, { origin: "memory" }));
     const id = store.list()[0]!.id;
     const report = await store.replay(id, { to: replayTo({ transport }) });
     expect(report).toMatchObject({ matched: 1, replayed: [id], failed: [], skipped: [] });
@@ -230,8 +230,8 @@ describe("replay", () => {
 
   it("lists what it would replay on a dry run and changes nothing", async () => {
     const store = open();
-    store.deadLetter(record(envelope(1)));
-    store.deadLetter(record(envelope(2)));
+    await store.deadLetter(record(envelope(1)));
+    await store.deadLetter(record(envelope(2)));
     const report = await store.replay(
       { subscriber: "evaluator" },
       { to: { replay: async () => {} }, dryRun: true },
@@ -243,7 +243,7 @@ describe("replay", () => {
   it("is a clear error when the subscriber no longer exists, and leaves the record as it was", async () => {
     const store = open();
     const transport = new MemoryTransport();
-    store.deadLetter(record(envelope(1), { origin: "memory", subscriber: "retired_daemon" }));
+    await store.deadLetter(record(envelope(1), { origin: "memory", subscriber: "retired_daemon" }));
     const id = store.list()[0]!.id;
     await expect(store.replay(id, { to: replayTo({ transport }) })).rejects.toThrow(
       UnknownSubscriptionError,
@@ -254,7 +254,7 @@ describe("replay", () => {
 
   it("says which target is missing for a record from another origin", async () => {
     const store = open();
-    store.deadLetter(record(envelope(1), { origin: "nats" }));
+    await store.deadLetter(record(envelope(1), { origin: "nats" }));
     await expect(store.replay(store.list()[0]!.id, { to: replayTo({}) })).rejects.toThrow(
       /came from the "nats" transport/,
     );

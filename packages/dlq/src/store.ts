@@ -12,7 +12,13 @@ import {
   serializeError,
   silentLogger,
 } from "@switchyard/router";
-import { DeadLetterNotFoundError, ReplayConflictError, UnboundedPurgeError } from "./errors";
+import {
+  DeadLetterNotFoundError,
+  DeadLetterStoreBusyError,
+  DeadLetterStoreFileError,
+  ReplayConflictError,
+  UnboundedPurgeError,
+} from "./errors";
 import type { ReplayTarget } from "./replay";
 import { migrateDeadLetters } from "./schema";
 
@@ -47,6 +53,11 @@ export interface DeadLetter {
   /** When the retry daemon may replay it next (Unix ms). */
   readonly nextRetryAt: number | undefined;
   readonly replayedAt: string | undefined;
+  /**
+   * Why the stored row cannot be read as written (its `envelope` column is not JSON: written by
+   * another program or edited by hand); `envelope` is then `undefined` and it cannot be replayed.
+   */
+  readonly damaged?: string;
 }
 
 /** Filter of {@link SqliteDeadLetterStore.list}. */
@@ -57,12 +68,19 @@ export interface DeadLetterQuery {
   readonly reason?: DeadLetterReason;
   /** Only records that last failed at or after this time. */
   readonly since?: Date | number;
+  /** Only records from this origin (`"router"`, or a transport name such as `"sqlite"`). */
+  readonly origin?: string;
   /** @defaultValue 100 */
   readonly limit?: number;
 }
 
 /** Criteria of {@link SqliteDeadLetterStore.purge}; at least one, or `all: true`. */
 export interface PurgeOptions {
+  /**
+   * Only this one record (the runbook's "delete a specific poison event"); an unknown id throws
+   * `DeadLetterNotFoundError`. Like every purge, it leaves a record being replayed right now alone.
+   */
+  readonly id?: number;
   /** Records that last failed before this (a Date, or an age in ms). */
   readonly olderThan?: Date | number;
   readonly type?: string;
@@ -106,7 +124,13 @@ export interface DeadLetterStoreOptions {
    * @defaultValue { initialMs: 1000, maxMs: 3_600_000 }
    */
   readonly retryBackoff?: { readonly initialMs?: number; readonly maxMs?: number };
-  /** @defaultValue 5000 */
+  /**
+   * How long the operator methods (`list`, `purge`, `claimDue`, `settle`, …, all synchronous) wait
+   * for another process's write lock. The transports' dead-letter path ({@link
+   * SqliteDeadLetterStore.deadLetter}) and {@link SqliteDeadLetterStore.replay} never wait inside
+   * SQLite: they retry asynchronously, yielding to the event loop, for this long plus 30 s.
+   * @defaultValue 5000
+   */
   readonly busyTimeoutMs?: number;
   /**
    * Opt-in scheduled purge: every `intervalMs`, purge records older than `olderThanMs` with the
@@ -196,6 +220,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   readonly #options: DeadLetterStoreOptions;
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #busyTimeoutMs: number;
   #retentionTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #upsert: Database.Statement;
@@ -204,21 +229,17 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
+    this.#busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
     if (options.database) {
       this.#db = options.database;
       this.#ownsDb = false;
       this.path = options.database.name;
+      migrateDeadLetters(this.#db, this.path);
     } else {
       this.path = resolve(options.path ?? "data/coordination/coordination.db");
-      mkdirSync(dirname(this.path), { recursive: true });
-      this.#db = new Database(this.path);
       this.#ownsDb = true;
-      this.#db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-      if (this.#db.pragma("journal_mode", { simple: true }) !== "wal")
-        this.#db.pragma("journal_mode = WAL");
-      this.#db.pragma("synchronous = NORMAL");
+      this.#db = openStoreDatabase(this.path, this.#busyTimeoutMs);
     }
-    migrateDeadLetters(this.#db, this.path);
     this.#upsert = this.#db.prepare(`
       INSERT INTO dead_letters (event_id, event_type, subscriber, origin, reason, envelope, error_name, error_message,
         error_code, error_stack, attempts, replays, first_failed_at, last_failed_at, status, next_retry_at,
@@ -237,11 +258,17 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     if (options.retention) {
       const { olderThanMs, intervalMs = 3_600_000, statuses, hard } = options.retention;
       this.#retentionTimer = setInterval(() => {
-        const { purged } = this.purge({
-          olderThan: olderThanMs,
-          ...(statuses ? { status: statuses } : { all: true }),
-          ...(hard ? { hard } : {}),
-        });
+        let purged: number;
+        try {
+          purged = this.purge({
+            olderThan: olderThanMs,
+            ...(statuses ? { status: statuses } : { all: true }),
+            ...(hard ? { hard } : {}),
+          }).purged;
+        } catch (error) {
+          this.#logger.warn({ err: error }, "dead-letter retention failed; trying again next time");
+          return;
+        }
         if (purged > 0)
           this.#logger.info(
             { purged, olderThanMs },
@@ -255,11 +282,14 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   /**
    * Store a failed delivery (the `DeadLetterSink` contract). The same event failing again for the
    * same subscriber updates its record (attempts add up) and makes it due for retry again.
+   * Uncontended, the record is stored before this returns. It never blocks the event loop on
+   * another process's lock: it yields and retries, and after `busyTimeoutMs` + 30 s rejects with
+   * `DeadLetterStoreBusyError` (the transport keeps the delivery then).
    */
-  deadLetter(record: DeadLetterRecord): void {
+  async deadLetter(record: DeadLetterRecord): Promise<void> {
     const now = this.#now();
     const error = record.error ?? serializeError(undefined);
-    this.#upsert.run({
+    const row = {
       event_id: record.envelope.id,
       event_type: record.envelope.type,
       subscriber: record.subscriber,
@@ -277,30 +307,39 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       initial_ms: this.#options.retryBackoff?.initialMs ?? 1000,
       max_ms: this.#options.retryBackoff?.maxMs ?? 3_600_000,
       now,
-    });
+    };
+    await this.#write(() => this.#upsert.run(row));
   }
 
-  /** Records matching a filter, newest failure first. */
+  /** Records matching a filter, newest failure first. A row that cannot be read comes back `damaged`. */
   list(query: DeadLetterQuery = {}): DeadLetter[] {
     const { where, params } = this.#where(query);
-    const rows = this.#db
-      .prepare(
-        `SELECT * FROM dead_letters ${where} ORDER BY last_failed_at DESC, id DESC LIMIT @limit`,
-      )
-      .all({ ...params, limit: query.limit ?? 100 }) as Row[];
+    const rows = this.#sync(
+      () =>
+        this.#db
+          .prepare(
+            `SELECT * FROM dead_letters ${where} ORDER BY last_failed_at DESC, id DESC LIMIT @limit`,
+          )
+          .all({ ...params, limit: query.limit ?? 100 }) as Row[],
+    );
     return rows.map(toDeadLetter);
   }
 
   /** One record with its full envelope and stack; throws `DeadLetterNotFoundError` for an unknown id. */
   inspect(id: number): DeadLetter {
-    const row = this.#db.prepare("SELECT * FROM dead_letters WHERE id = ?").get(id) as
-      Row | undefined;
+    const row = this.#sync(
+      () => this.#db.prepare("SELECT * FROM dead_letters WHERE id = ?").get(id) as Row | undefined,
+    );
     if (!row) throw new DeadLetterNotFoundError(id);
     return toDeadLetter(row);
   }
 
   /** Depth by status, type and subscriber, and the oldest record's age. */
   stats(): DeadLetterStats {
+    return this.#sync(() => this.#stats());
+  }
+
+  #stats(): DeadLetterStats {
     const byStatus = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<
       DeadLetterStatus,
       number
@@ -343,18 +382,21 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
 
   /**
    * Purge records matching the criteria: by default they become `purged` tombstones (envelope and
-   * stack dropped); with `hard`, rows are deleted. Returns how many, by former status.
+   * stack dropped); with `hard`, rows are deleted. Returns how many, by former status. A record
+   * being replayed right now (`retrying` under a live lease) is never purged.
    */
   purge(options: PurgeOptions): {
     purged: number;
     byStatus: Partial<Record<DeadLetterStatus, number>>;
   } {
     const hasCriterion =
+      options.id !== undefined ||
       options.olderThan !== undefined ||
       options.type !== undefined ||
       options.subscriber !== undefined ||
       options.status !== undefined;
     if (!hasCriterion && !options.all) throw new UnboundedPurgeError();
+    if (options.id !== undefined) this.inspect(options.id);
     const before =
       options.olderThan === undefined
         ? undefined
@@ -367,8 +409,11 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       ...(options.status !== undefined ? { status: options.status } : {}),
     };
     const { where, params } = this.#where(query, before);
+    if (options.id !== undefined) params.id = options.id;
     // A soft purge never touches what is already purged, nor what is being replayed right now.
-    const guard = `${where ? `${where} AND` : "WHERE"} status NOT IN ('purged', 'retrying')`;
+    const guard =
+      `${where ? `${where} AND` : "WHERE"} status NOT IN ('purged', 'retrying')` +
+      (options.id !== undefined ? " AND id = @id" : "");
     const run = this.#db.transaction(() => {
       const counts = this.#db
         .prepare(`SELECT status, COUNT(*) AS n FROM dead_letters ${guard} GROUP BY status`)
@@ -386,7 +431,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       }
       return counts;
     });
-    const counts = run.immediate();
+    const counts = this.#sync(() => run.immediate());
     return {
       purged: counts.reduce((sum, c) => sum + c.n, 0),
       byStatus: Object.fromEntries(counts.map((c) => [c.status, c.n])),
@@ -396,41 +441,75 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   /**
    * Claim due records for replay with a lease: `pending_retry` ones whose retry time has come, and
    * `retrying` ones whose lease expired (a replayer died). One atomic statement: two replayers in
-   * two processes never claim the same record.
+   * two processes never claim the same record. With `ids`, those records if they are replayable
+   * now: not purged, not damaged, not under someone's live lease, and not already replayed.
    */
   claimDue(
     options: { limit?: number; leaseMs?: number; ids?: readonly number[] } = {},
   ): ClaimedDeadLetter[] {
+    return this.#sync(() => this.#claimDue(options));
+  }
+
+  /**
+   * {@link SqliteDeadLetterStore.claimDue} for daemons: never blocks the event loop on another
+   * process's lock (yields and retries instead). The retry daemon uses it.
+   */
+  claim(
+    options: { limit?: number; leaseMs?: number; ids?: readonly number[] } = {},
+  ): Promise<ClaimedDeadLetter[]> {
+    return this.#write(() => this.#claimDue(options));
+  }
+
+  /**
+   * {@link SqliteDeadLetterStore.settle} for daemons: never blocks the event loop on another
+   * process's lock. Rejects with `LeaseLostError` as `settle` throws it.
+   */
+  async release(
+    claimed: ClaimedDeadLetter,
+    outcome:
+      | { status: "replayed" }
+      | { status: "permanently_failed"; error?: string }
+      | { status: "pending_retry"; nextRetryAt: number; error?: string },
+  ): Promise<void> {
+    const result = await this.#write(() => this.#settle(claimed, outcome));
+    if (result.changes === 0)
+      throw new LeaseLostError(`dlq:${claimed.subscriber}`, claimed.eventId);
+  }
+
+  #claimDue(options: {
+    limit?: number;
+    leaseMs?: number;
+    ids?: readonly number[];
+  }): ClaimedDeadLetter[] {
     const now = this.#now();
     const token = randomUUID();
     const leaseUntil = now + (options.leaseMs ?? 60_000);
-    const claim = this.#db.transaction(() => {
-      const byId = options.ids !== undefined;
-      const rows = (
-        byId
-          ? this.#db
-              .prepare(
-                `UPDATE dead_letters SET status = 'retrying', lease_token = @token, lease_until = @leaseUntil, updated_at = @now
-                 WHERE id IN (SELECT value FROM json_each(@ids))
-                   AND envelope IS NOT NULL
-                   AND (status != 'retrying' OR lease_until < @now)
-                 RETURNING *`,
-              )
-              .all({ token, leaseUntil, now, ids: JSON.stringify(options.ids) })
-          : this.#db
-              .prepare(
-                `UPDATE dead_letters SET status = 'retrying', lease_token = @token, lease_until = @leaseUntil, updated_at = @now
-                 WHERE id IN (
-                   SELECT id FROM dead_letters
-                   WHERE (status = 'pending_retry' AND next_retry_at <= @now) OR (status = 'retrying' AND lease_until < @now)
-                   ORDER BY next_retry_at, id LIMIT @limit)
-                 RETURNING *`,
-              )
-              .all({ token, leaseUntil, now, limit: options.limit ?? 50 })
-      ) as Row[];
-      return rows;
-    });
-    return claim.immediate().map((row) => ({ ...toDeadLetter(row), leaseToken: token }));
+    const claim = this.#db.transaction(() =>
+      options.ids !== undefined
+        ? (this.#db
+            .prepare(
+              `UPDATE dead_letters SET status = 'retrying', lease_token = @token, lease_until = @leaseUntil, updated_at = @now
+               WHERE id IN (SELECT value FROM json_each(@ids)) AND ${REPLAYABLE}
+                 AND status IN ('pending_retry', 'permanently_failed', 'retrying')
+               RETURNING *`,
+            )
+            .all({ token, leaseUntil, now, ids: JSON.stringify(options.ids) }) as Row[])
+        : (this.#db
+            .prepare(
+              `UPDATE dead_letters SET status = 'retrying', lease_token = @token, lease_until = @leaseUntil, updated_at = @now
+               WHERE id IN (
+                 SELECT id FROM dead_letters
+                 WHERE ((status = 'pending_retry' AND next_retry_at <= @now) OR (status = 'retrying' AND lease_until < @now))
+                   AND ${REPLAYABLE}
+                 ORDER BY next_retry_at, id LIMIT @limit)
+               RETURNING *`,
+            )
+            .all({ token, leaseUntil, now, limit: options.limit ?? 50 }) as Row[]),
+    );
+    return claim.immediate().map((row) => ({
+      ...toDeadLetter(row),
+      leaseToken: token,
+    }));
   }
 
   /**
@@ -445,8 +524,20 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       | { status: "permanently_failed"; error?: string }
       | { status: "pending_retry"; nextRetryAt: number; error?: string },
   ): void {
+    const result = this.#sync(() => this.#settle(claimed, outcome));
+    if (result.changes === 0)
+      throw new LeaseLostError(`dlq:${claimed.subscriber}`, claimed.eventId);
+  }
+
+  #settle(
+    claimed: { id: number; leaseToken: string },
+    outcome:
+      | { status: "replayed" }
+      | { status: "permanently_failed"; error?: string }
+      | { status: "pending_retry"; nextRetryAt: number; error?: string },
+  ): Database.RunResult {
     const now = this.#now();
-    const result = this.#db
+    return this.#db
       .prepare(
         `UPDATE dead_letters SET
            status = @status,
@@ -470,26 +561,34 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
             : null,
         now,
       });
-    if (result.changes === 0)
-      throw new LeaseLostError(`dlq:${claimed.subscriber}`, claimed.eventId);
   }
 
   /**
-   * Deliver dead letters again to the subscriber that failed them. `selection` is one record id
-   * (a missing id, or a subscriber that no longer exists, throws) or a filter (default statuses:
-   * `pending_retry` and `permanently_failed`; per-record problems are reported, not thrown). Each
-   * record is claimed first, so a record is never replayed twice at once — also not against the
-   * retry daemon. With `dryRun`, nothing changes and the report lists what would be replayed.
+   * Deliver dead letters again to the subscriber that failed them. `selection` is one record id,
+   * or one record as `list`/`inspect` returned it (a missing id, a record replayed by someone else
+   * since it was read, or a subscriber that no longer exists, throws), or a filter (default
+   * statuses: `pending_retry` and `permanently_failed`; per-record problems are reported, not thrown).
+   *
+   * Exclusive per record, whoever calls it (another process, the CLI, the retry daemon): the
+   * records are selected and claimed in one `BEGIN IMMEDIATE` (status `retrying`, a lease token
+   * of this call), so of two replays at the same instant each record goes to exactly one; a
+   * record replayed meanwhile no longer matches (`replayed`), one under another's lease is
+   * reported skipped. A single id is claimed only if it was not replayed since this call looked
+   * at it. A replayer that dies leaves its claim to expire after `leaseMs`; then the record can
+   * be claimed again. With `dryRun`, nothing changes and the report lists what would be replayed.
    */
   async replay(
-    selection: number | DeadLetterQuery,
-    options: { to: ReplayTarget; dryRun?: boolean },
+    selection: number | DeadLetter | DeadLetterQuery,
+    options: { to: ReplayTarget; dryRun?: boolean; leaseMs?: number },
   ): Promise<ReplayReport> {
-    const single = typeof selection === "number";
-    const matched = single
-      ? [this.inspect(selection)]
-      : this.list({ status: ["pending_retry", "permanently_failed"], ...selection });
-    if (options.dryRun)
+    const record = typeof selection === "object" && isDeadLetter(selection) ? selection : undefined;
+    const id = typeof selection === "number" ? selection : record?.id;
+    const single = id !== undefined;
+    if (options.dryRun) {
+      const matched =
+        id !== undefined
+          ? [this.inspect(id)]
+          : this.list(this.#replayQuery(selection as DeadLetterQuery));
       return {
         dryRun: true,
         matched: matched.length,
@@ -498,45 +597,121 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
         failed: [],
         wouldReplay: matched.map((r) => r.id),
       };
-    const claimed = this.claimDue({ ids: matched.map((r) => r.id) });
-    const claimedIds = new Set(claimed.map((c) => c.id));
+    }
+    const leaseMs = options.leaseMs ?? 60_000;
+    const token = randomUUID();
+    // The record as the caller saw it (or as it is now): claimed only if nobody replayed it since.
+    const seen = record ?? (id !== undefined ? this.inspect(id) : undefined);
+    const { claimed, skipped } = await this.#write(() =>
+      this.#claimForReplay(id ?? (selection as DeadLetterQuery), seen, token, leaseMs),
+    );
     const report: ReplayReport = {
       dryRun: false,
-      matched: matched.length,
+      matched: claimed.length + skipped.length,
       replayed: [],
-      skipped: matched
-        .filter((r) => !claimedIds.has(r.id))
-        .map((r) => ({
-          id: r.id,
-          reason:
-            r.envelope === undefined
-              ? "purged: the envelope is gone"
-              : "being replayed by someone else",
-        })),
+      skipped,
       failed: [],
       wouldReplay: [],
     };
-    if (single && report.skipped.length > 0)
-      throw new ReplayConflictError(selection, report.skipped[0]!.reason);
-    for (const record of claimed) {
-      const previous = matched.find((r) => r.id === record.id)!;
+    if (id !== undefined && skipped.length > 0)
+      throw new ReplayConflictError(id, skipped[0]!.reason);
+    let renewedAt = this.#now();
+    for (const { record, previous } of claimed) {
+      // A long replay keeps its claims: renew them once half the lease has passed.
+      if (this.#now() - renewedAt > leaseMs / 2) {
+        renewedAt = this.#now();
+        await this.#write(() =>
+          this.#db
+            .prepare(
+              `UPDATE dead_letters SET lease_until = @until WHERE lease_token = @token AND status = 'retrying'`,
+            )
+            .run({ until: renewedAt + leaseMs, token }),
+        );
+      }
+      let outcome: Parameters<SqliteDeadLetterStore["settle"]>[1];
+      let failure: unknown;
       try {
         await options.to.replay(record as ClaimedDeadLetter & { envelope: Envelope });
-        this.settle(record, { status: "replayed" });
-        report.replayed.push(record.id);
+        outcome = { status: "replayed" };
       } catch (error) {
+        failure = error;
         // Put it back as it was: the replay did not happen.
-        this.settle(
-          record,
-          previous.status === "permanently_failed"
+        outcome =
+          previous === "permanently_failed"
             ? { status: "permanently_failed" }
-            : { status: "pending_retry", nextRetryAt: previous.nextRetryAt ?? this.#now() },
-        );
-        if (single) throw error;
-        report.failed.push({ id: record.id, error: serializeError(error).message });
+            : { status: "pending_retry", nextRetryAt: record.nextRetryAt ?? this.#now() };
+      }
+      const settled = await this.#write(() => this.#settle(record, outcome));
+      if (settled.changes === 0 && failure === undefined)
+        failure = new LeaseLostError(`dlq:${record.subscriber}`, record.eventId);
+      if (failure === undefined) report.replayed.push(record.id);
+      else {
+        if (single) throw failure as Error;
+        report.failed.push({ id: record.id, error: serializeError(failure).message });
       }
     }
     return report;
+  }
+
+  #replayQuery(query: DeadLetterQuery): DeadLetterQuery {
+    return { status: ["pending_retry", "permanently_failed"], ...query };
+  }
+
+  /** Select and claim in one immediate transaction (see {@link SqliteDeadLetterStore.replay}). */
+  #claimForReplay(
+    selection: number | DeadLetterQuery,
+    seen: DeadLetter | undefined,
+    token: string,
+    leaseMs: number,
+  ): {
+    claimed: { record: ClaimedDeadLetter; previous: DeadLetterStatus }[];
+    skipped: { id: number; reason: string }[];
+  } {
+    const now = this.#now();
+    const run = this.#db.transaction(() => {
+      let rows: Row[];
+      if (typeof selection === "number") {
+        rows = this.#db
+          .prepare("SELECT * FROM dead_letters WHERE id = @id")
+          .all({ id: selection }) as Row[];
+      } else {
+        const query = this.#replayQuery(selection);
+        const { where, params } = this.#where(query);
+        // Records being replayed match too: under a live lease they are reported skipped; once
+        // their replayer died (lease expired) they count as what they were before.
+        const expired = `(status = 'retrying' ${
+          query.type !== undefined ? "AND event_type = @type " : ""
+        }${query.subscriber !== undefined ? "AND subscriber = @subscriber " : ""}${
+          query.origin !== undefined ? "AND origin = @origin " : ""
+        })`;
+        rows = this.#db
+          .prepare(
+            `SELECT * FROM dead_letters WHERE (${where ? where.slice("WHERE ".length) : "1"}) OR ${expired}
+             ORDER BY id LIMIT @limit`,
+          )
+          .all({ ...params, now, limit: query.limit ?? 100 }) as Row[];
+      }
+      const claimed: { record: ClaimedDeadLetter; previous: DeadLetterStatus }[] = [];
+      const skipped: { id: number; reason: string }[] = [];
+      const take = this.#db.prepare(
+        `UPDATE dead_letters SET status = 'retrying', lease_token = @token, lease_until = @until, updated_at = @now
+         WHERE id = @id RETURNING *`,
+      );
+      for (const row of rows) {
+        const why = unreplayable(row, now, seen);
+        if (why !== undefined) {
+          skipped.push({ id: row.id, reason: why });
+          continue;
+        }
+        const taken = take.get({ id: row.id, token, until: now + leaseMs, now }) as Row;
+        claimed.push({
+          record: { ...toDeadLetter(taken), leaseToken: token },
+          previous: row.status === "retrying" ? "pending_retry" : row.status,
+        });
+      }
+      return { claimed, skipped };
+    });
+    return run.immediate();
   }
 
   /** Close the connection (if the store opened it) and stop retention. Idempotent. */
@@ -549,6 +724,61 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /**
+   * Run `fn` (reads, or one immediate transaction) for the synchronous operator methods: waits up
+   * to `busyTimeoutMs` for another process's lock, as a plain connection would.
+   */
+  #sync<T>(fn: () => T): T {
+    if (!this.#ownsDb) return this.#translate(fn);
+    this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
+    try {
+      return this.#translate(fn);
+    } finally {
+      this.#db.pragma("busy_timeout = 0");
+    }
+  }
+
+  /**
+   * Run `fn` (one write, or one immediate transaction) without ever blocking the event loop on a
+   * lock: with `busy_timeout = 0` it fails at once when the lock is taken, and is tried again after
+   * yielding (`setImmediate`, then short growing sleeps), up to `busyTimeoutMs` + 30 s.
+   */
+  async #write<T>(fn: () => T): Promise<T> {
+    const start = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return this.#noWait(fn);
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+        const waited = Date.now() - start;
+        if (waited >= this.#busyTimeoutMs + RETRY_FOR_MS)
+          throw new DeadLetterStoreBusyError(this.path, waited, { cause: error });
+        await pause(attempt);
+      }
+    }
+  }
+
+  #noWait<T>(fn: () => T): T {
+    // Our own connection runs with busy_timeout 0 already; a shared one is switched around the call.
+    if (this.#ownsDb) return this.#translate(fn);
+    const previous = this.#db.pragma("busy_timeout", { simple: true }) as number;
+    if (previous === 0) return this.#translate(fn);
+    this.#db.pragma("busy_timeout = 0");
+    try {
+      return this.#translate(fn);
+    } finally {
+      this.#db.pragma(`busy_timeout = ${previous}`);
+    }
+  }
+
+  #translate<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      throw fileError(this.path, error) ?? error;
+    }
   }
 
   #cap(text: string, max: number): string {
@@ -570,6 +800,10 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     if (query.subscriber !== undefined) {
       clauses.push("subscriber = @subscriber");
       params.subscriber = query.subscriber;
+    }
+    if (query.origin !== undefined) {
+      clauses.push("origin = @origin");
+      params.origin = query.origin;
     }
     if (query.reason !== undefined) {
       clauses.push("reason = @reason");
@@ -593,7 +827,100 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   }
 }
 
+function isDeadLetter(value: DeadLetter | DeadLetterQuery): value is DeadLetter {
+  return typeof (value as DeadLetter).id === "number" && "eventId" in value;
+}
+
+/** A record that can be handed back: its envelope is there and readable, nobody else holds it. */
+const REPLAYABLE = `envelope IS NOT NULL AND json_valid(envelope) AND (status != 'retrying' OR lease_until < @now)`;
+
+/** Why `row` cannot be claimed for replay now, or `undefined` when it can. */
+function unreplayable(row: Row, now: number, seen: DeadLetter | undefined): string | undefined {
+  if (row.envelope === null) return "purged: the envelope is gone";
+  if (row.status === "retrying" && (row.lease_until ?? 0) >= now)
+    return "being replayed by someone else";
+  if (row.status === "purged") return "purged: the envelope is gone";
+  if (seen !== undefined && (row.replays !== seen.replays || row.status !== seen.status))
+    return `replayed by someone else meanwhile (now ${row.status}, ${row.replays} replays)`;
+  const damaged = toDeadLetter(row).damaged;
+  if (damaged !== undefined) return `damaged: ${damaged}`;
+  return undefined;
+}
+
+const RETRY_FOR_MS = 30_000;
+
+/** `setImmediate` for the first attempts, then short growing sleeps (up to ~75 ms). */
+function pause(attempt: number): Promise<void> {
+  if (attempt < 16) return new Promise((resolve) => setImmediate(resolve));
+  const ms = Math.min(50, 2 ** (attempt - 16)) * (0.5 + Math.random());
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "";
+}
+
+function isBusy(error: unknown): boolean {
+  const code = codeOf(error);
+  return code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED");
+}
+
+/** SQLite's file-level failures as a {@link DeadLetterStoreFileError}; `undefined` for anything else. */
+function fileError(path: string, error: unknown): DeadLetterStoreFileError | undefined {
+  const code = codeOf(error);
+  if (code.startsWith("SQLITE_CORRUPT") || code.startsWith("SQLITE_NOTADB"))
+    return new DeadLetterStoreFileError(path, "corrupt", { cause: error });
+  if (code.startsWith("SQLITE_READONLY"))
+    return new DeadLetterStoreFileError(path, "readonly", { cause: error });
+  if (code.startsWith("SQLITE_CANTOPEN") || code.startsWith("SQLITE_PERM"))
+    return new DeadLetterStoreFileError(path, "unopenable", { cause: error });
+  return undefined;
+}
+
+/**
+ * Open the store's own connection: WAL, `synchronous = NORMAL`, the dead-letter table migrated
+ * (waiting up to `busyTimeoutMs` for the lock, once at open), then `busy_timeout = 0` for good.
+ */
+function openStoreDatabase(path: string, busyTimeoutMs: number): Database.Database {
+  let db: Database.Database;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path);
+  } catch (error) {
+    throw (
+      fileError(path, error) ?? new DeadLetterStoreFileError(path, "unopenable", { cause: error })
+    );
+  }
+  try {
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    if (db.pragma("journal_mode", { simple: true }) !== "wal") db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+    migrateDeadLetters(db, path);
+    db.pragma("busy_timeout = 0");
+    return db;
+  } catch (error) {
+    db.close();
+    if (isBusy(error)) throw new DeadLetterStoreBusyError(path, busyTimeoutMs, { cause: error });
+    throw fileError(path, error) ?? error;
+  }
+}
+
 function toDeadLetter(row: Row): DeadLetter {
+  let envelope: Envelope | undefined;
+  let damaged: string | undefined;
+  if (row.envelope !== null) {
+    try {
+      envelope = JSON.parse(row.envelope) as Envelope;
+      if (typeof envelope !== "object" || envelope === null || Array.isArray(envelope)) {
+        damaged = "dead_letters.envelope is not a JSON object";
+        envelope = undefined;
+      }
+    } catch (error) {
+      // SyntaxError for text that is not JSON; RangeError when V8 gives up on deep nesting.
+      damaged = `dead_letters.envelope is not JSON (${(error as Error).message})`;
+    }
+  }
   return {
     id: row.id,
     eventId: row.event_id,
@@ -601,7 +928,7 @@ function toDeadLetter(row: Row): DeadLetter {
     subscriber: row.subscriber,
     origin: row.origin,
     reason: row.reason,
-    envelope: row.envelope === null ? undefined : (JSON.parse(row.envelope) as Envelope),
+    envelope,
     error: {
       name: row.error_name,
       message: row.error_message,
@@ -615,5 +942,6 @@ function toDeadLetter(row: Row): DeadLetter {
     status: row.status,
     nextRetryAt: row.next_retry_at ?? undefined,
     replayedAt: row.replayed_at ?? undefined,
+    ...(damaged !== undefined ? { damaged } : {}),
   };
 }

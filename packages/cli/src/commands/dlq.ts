@@ -10,6 +10,7 @@ import {
   replayTo,
 } from "@switchyard/dlq";
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
+import { DAMAGED, markDamaged, reportDamaged } from "../damaged";
 import { backupDatabase, deadLetterReader, deadLetterWriter, withReadOnly } from "../database";
 import { checkEventType } from "../event-types";
 import {
@@ -67,6 +68,7 @@ interface ListOptions extends CommonOptions {
 }
 
 interface ReplayOptions extends CommonOptions {
+  readonly id?: number;
   readonly type?: string;
   readonly subscriber?: string;
   readonly status?: DeadLetterStatus[];
@@ -76,6 +78,7 @@ interface ReplayOptions extends CommonOptions {
 }
 
 interface PurgeCliOptions extends CommonOptions {
+  readonly id?: number;
   readonly olderThan?: number;
   readonly type?: string;
   readonly subscriber?: string;
@@ -205,13 +208,14 @@ export function registerDlq(program: Command, runtime: Runtime): void {
               formatTime(d.lastFailedAt),
               d.eventType,
               d.subscriber,
-              d.status,
+              markDamaged(d.status, d),
               d.reason,
               d.attempts,
               d.replays,
               `${d.error.name}: ${d.error.message}`,
             ]),
           );
+        reportDamaged(out, deadLetters, (d) => `dead letter ${d.id}`);
         if (kept > 0) {
           out.line();
           out.line(
@@ -254,6 +258,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         "Deliver dead letters again to the subscriber that failed them (after fixing the cause): one by id, or all matching --type/--subscriber.",
       )
       .argument("[id]", "dead letter id (from dlq list)", idArgument)
+      .option("--id <id>", "only this dead letter (same as the argument)", idArgument)
       .option("--type <event-type>", "every dead letter of this event type")
       .option("--subscriber <name>", "every dead letter of this subscriber")
       .option(
@@ -271,12 +276,19 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   );
   examples(replay, [
     ["switchyard dlq replay 42", "one record"],
+    ["switchyard dlq replay --id 42", "the same"],
     ["switchyard dlq replay --subscriber evaluator --dry-run", "what would be replayed"],
     ["switchyard dlq replay --type TRAINING_COMPLETED", "every record of one type"],
   ]);
   replay.action(
     action<ReplayOptions>(runtime, async ({ args, opts, out, dbPath }) => {
-      const id = args[0] as number | undefined;
+      const positional = args[0] as number | undefined;
+      if (positional !== undefined && opts.id !== undefined && positional !== opts.id)
+        throw new CliError(
+          "USAGE",
+          `Two different ids (${positional} and --id ${opts.id}); give one dead letter id.`,
+        );
+      const id = positional ?? opts.id;
       const filtered =
         opts.type !== undefined || opts.subscriber !== undefined || opts.status !== undefined;
       if (id !== undefined && filtered)
@@ -289,23 +301,23 @@ export function registerDlq(program: Command, runtime: Runtime): void {
           "USAGE",
           "Say what to replay: a dead letter id, or --type and/or --subscriber (add --dry-run to preview).",
         );
-      const candidates = await withReadOnly(dbPath, (db) => {
+      const { candidates, query } = await withReadOnly(dbPath, (db) => {
         const reader = deadLetterReader(db);
-        if (id !== undefined) return [inspectRecord(reader, id, dbPath)];
+        if (id !== undefined)
+          return { candidates: [inspectRecord(reader, id, dbPath)], query: undefined };
         const type =
           opts.type === undefined
             ? undefined
             : checkEventType(opts.type, (t) => hasDeadLetterType(db, t));
-        return (
-          reader?.list({
-            ...(type !== undefined ? { type } : {}),
-            ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
-            status: opts.status ?? ["pending_retry", "permanently_failed"],
-            limit: opts.limit,
-          }) ?? []
-        );
+        const query: DeadLetterQuery = {
+          ...(type !== undefined ? { type } : {}),
+          ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
+          status: opts.status ?? ["pending_retry", "permanently_failed"],
+          limit: opts.limit,
+        };
+        return { candidates: reader?.list(query) ?? [], query };
       });
-      const report = await replayRecords(candidates, { ...opts, single: id !== undefined }, dbPath);
+      const report = await replayRecords(candidates, query, opts, dbPath);
       out.data(report);
       printReplay(out, report);
       return report.failed.length > 0 ||
@@ -321,6 +333,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
       .description(
         "Remove dead letters you are done with (destructive: needs --yes, backs the database up first). Records become tombstones without envelope; --hard deletes them.",
       )
+      .option("--id <id>", "only this dead letter (e.g. one poison event)", idArgument)
       .option(
         "--older-than <duration>",
         "last failed longer ago than this (e.g. 7d)",
@@ -339,6 +352,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   );
   examples(purge, [
     ["switchyard dlq purge --older-than 7d --yes", "the runbook's weekly clean-up"],
+    ["switchyard dlq purge --id 42 --yes", "delete one poison event"],
     ["switchyard dlq purge --status replayed --yes", "records already replayed"],
     [
       "switchyard dlq purge --type QUALITY_ALERT --older-than 1d",
@@ -347,6 +361,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   ]);
   purge.action(
     action<PurgeCliOptions>(runtime, async ({ opts, out, dbPath }) => {
+      if (opts.id !== undefined) return purgeOne(opts, out, dbPath, opts.id);
       const hasCriterion =
         opts.olderThan !== undefined ||
         opts.type !== undefined ||
@@ -355,7 +370,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
       if (!hasCriterion && !opts.all)
         throw new CliError(
           "USAGE",
-          "Say what to purge: --older-than, --type, --subscriber or --status (or --all for every dead letter).",
+          "Say what to purge: --id, --older-than, --type, --subscriber or --status (or --all for every dead letter).",
         );
       const before =
         opts.olderThan === undefined ? undefined : new Date(Date.now() - opts.olderThan);
@@ -438,25 +453,35 @@ const IN_PROCESS =
   'origin "router": it failed in an in-process handler, so only the daemon\'s own process can replay ' +
   "it (its DlqRetryDaemon does, or store.replay() with replayTo({ router }) there)";
 
+/** Why `record` cannot be replayed by this command, or `undefined` when it can. */
+function notReplayable(record: DeadLetter, transport: TransportKind): string | undefined {
+  if (record.origin === "router") return IN_PROCESS;
+  if (record.damaged !== undefined) return `damaged: ${record.damaged}`;
+  if (record.envelope === undefined) return "purged: the envelope is gone";
+  if (record.origin !== transport)
+    return `it came from the ${record.origin} transport; replay it with --transport ${record.origin}`;
+  return undefined;
+}
+
+/**
+ * Replay one record, or every record matching `query`. The store selects and claims the records
+ * in one transaction, so two replays at the same instant (two operators, this and a retry
+ * daemon) hand each record back once: `candidates` (read before) only explain what is skipped.
+ */
 async function replayRecords(
   candidates: readonly DeadLetter[],
-  opts: ReplayOptions & { single: boolean },
+  query: DeadLetterQuery | undefined,
+  opts: ReplayOptions,
   dbPath: string,
 ): Promise<ReplayReport> {
   const skipped: { id: number; reason: string }[] = [];
   const replayable: DeadLetter[] = [];
   for (const record of candidates) {
-    if (record.origin === "router") skipped.push({ id: record.id, reason: IN_PROCESS });
-    else if (record.envelope === undefined)
-      skipped.push({ id: record.id, reason: "purged: the envelope is gone" });
-    else if (record.origin !== opts.transport)
-      skipped.push({
-        id: record.id,
-        reason: `it came from the ${record.origin} transport; replay it with --transport ${record.origin}`,
-      });
-    else replayable.push(record);
+    const why = notReplayable(record, opts.transport);
+    if (why === undefined) replayable.push(record);
+    else skipped.push({ id: record.id, reason: why });
   }
-  if (opts.single && skipped.length > 0) {
+  if (query === undefined && skipped.length > 0) {
     throw new CliError(
       "NOT_REPLAYABLE",
       `Dead letter ${skipped[0]!.id} cannot be replayed from here: ${skipped[0]!.reason}.`,
@@ -479,21 +504,95 @@ async function replayRecords(
   const transport = openTransport(opts.transport, { path: dbPath });
   try {
     const to = replayTo({ transport });
-    for (const record of replayable) {
+    if (query === undefined) {
+      const record = replayable[0]!;
       try {
-        await store.replay(record.id, { to });
+        // The record as read above: refused if someone replayed it since.
+        await store.replay(record, { to });
         report.replayed.push(record.id);
       } catch (error) {
         if (error instanceof ReplayConflictError)
-          report.skipped.push({ id: record.id, reason: "being replayed by someone else" });
+          report.skipped.push({ id: record.id, reason: error.message });
         else report.failed.push({ id: record.id, error: describeError(error).message });
       }
+      return report;
     }
+    const done = await store.replay({ ...query, origin: opts.transport }, { to });
+    const explained = new Set(skipped.map((s) => s.id));
+    report.replayed.push(...done.replayed);
+    report.skipped.push(...done.skipped.filter((s) => !explained.has(s.id)));
+    report.failed.push(...done.failed);
+    // Read above but gone from the selection by now: replayed or claimed by someone else.
+    const handled = new Set([
+      ...done.replayed,
+      ...done.skipped.map((s) => s.id),
+      ...done.failed.map((f) => f.id),
+    ]);
+    for (const record of replayable)
+      if (!handled.has(record.id))
+        report.skipped.push({
+          id: record.id,
+          reason: "replayed or being replayed by someone else",
+        });
   } finally {
     await transport.close();
     store.close();
   }
   return report;
+}
+
+/** `dlq purge --id N`: one record, after a backup. */
+async function purgeOne(
+  opts: PurgeCliOptions,
+  out: Output,
+  dbPath: string,
+  id: number,
+): Promise<number> {
+  if (
+    opts.olderThan !== undefined ||
+    opts.type !== undefined ||
+    opts.subscriber !== undefined ||
+    opts.status !== undefined ||
+    opts.all
+  )
+    throw new CliError(
+      "USAGE",
+      "Give either --id or --older-than/--type/--subscriber/--status/--all, not both.",
+    );
+  const record = await withReadOnly(dbPath, (db) =>
+    inspectRecord(deadLetterReader(db), id, dbPath),
+  );
+  if (!opts.yes)
+    throw new CliError(
+      "CONFIRMATION_REQUIRED",
+      `Refusing to purge dead letter ${id} (${record.eventType} for ${record.subscriber}, ${record.status}) ` +
+        "without --yes. Purging is destructive; re-run with --yes (the database is backed up first).",
+    );
+  if (record.status === "purged" && !opts.hard) {
+    const report: PurgeReport = { purged: 0, byStatus: {}, hard: false };
+    out.data(report);
+    out.line(`Dead letter ${id} is purged already (add --hard to delete its tombstone).`);
+    return ExitCode.ok;
+  }
+  const backup = await backupDatabase(dbPath);
+  out.note(`Backed up ${dbPath} to ${backup}`);
+  const store = deadLetterWriter(dbPath);
+  try {
+    const result = store.purge({ id, ...(opts.hard ? { hard: true } : {}) });
+    const report: PurgeReport = { ...result, backup, hard: opts.hard === true };
+    out.data(report);
+    if (result.purged === 0) {
+      out.line(
+        `Dead letter ${id} was not purged: it is being replayed right now. Try again once the replay is done.`,
+      );
+      return ExitCode.failed;
+    }
+    out.line(`Purged dead letter ${id}${opts.hard ? ", row deleted." : ", kept as a tombstone."}`);
+    out.line(`Backup: ${backup}`);
+    return ExitCode.ok;
+  } finally {
+    store.close();
+  }
 }
 
 function printReplay(out: Output, report: ReplayReport): void {
@@ -521,7 +620,7 @@ function printRecord(out: Output, d: DeadLetter): void {
       ["event", `${d.eventType} ${d.eventId}`],
       ["subscriber", d.subscriber],
       ["origin", d.origin],
-      ["status", d.status],
+      ["status", markDamaged(d.status, d)],
       ["reason", d.reason],
       ["attempts", d.attempts],
       ["replays", d.replays],
@@ -537,5 +636,11 @@ function printRecord(out: Output, d: DeadLetter): void {
     out.line(d.error.stack);
   }
   out.line();
-  out.line(d.envelope ? JSON.stringify(d.envelope, null, 2) : "(envelope purged)");
+  out.line(
+    d.damaged !== undefined
+      ? `(${DAMAGED}: ${d.damaged})`
+      : d.envelope
+        ? JSON.stringify(d.envelope, null, 2)
+        : "(envelope purged)",
+  );
 }

@@ -216,7 +216,7 @@ export async function fillDatabase(dir: string): Promise<FilledDatabase> {
   await Promise.all([evaluator.close(), flaky.close(), promoter.close()]);
 
   const [sqliteRecord] = store.list({ subscriber: "promoter", limit: 1 });
-  store.deadLetter({
+  await store.deadLetter({
     envelope: createEnvelope({
       type: "MODEL_PROMOTED",
       source: "promoter",
@@ -229,7 +229,7 @@ export async function fillDatabase(dir: string): Promise<FilledDatabase> {
     failedAt: new Date().toISOString(),
     origin: "router",
   });
-  store.deadLetter({
+  await store.deadLetter({
     envelope: createEnvelope({
       type: "QUALITY_ALERT",
       source: "monitor",

@@ -1,0 +1,147 @@
+import { join } from "node:path";
+import { sqliteTransport } from "@switchyard/cross-process-queue";
+import { SqliteDeadLetterStore } from "@switchyard/dlq";
+import { createEnvelope } from "@switchyard/event-schema";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { cli, spawnCli, tempDir } from "./test/fixture";
+
+let tmp: ReturnType<typeof tempDir>;
+let db: string;
+beforeEach(() => {
+  tmp = tempDir();
+  db = join(tmp.dir, "coordination.db");
+});
+afterEach(() => tmp.cleanup());
+
+/** A queue file with subscriber `evaluator` registered and `count` of its dead letters (origin sqlite). */
+async function deadLetters(count: number): Promise<number[]> {
+  const transport = sqliteTransport({ path: db, pruneIntervalMs: 0 });
+  const subscription = await transport.subscribe({
+    subscriber: "evaluator",
+    types: ["TRAINING_COMPLETED"],
+    handler: async () => {},
+  });
+  await subscription.close();
+  await transport.close();
+  const store = new SqliteDeadLetterStore({ path: db });
+  try {
+    for (let n = 0; n < count; n++) {
+      await store.deadLetter({
+        envelope: createEnvelope({ type: "TRAINING_COMPLETED", source: "trainer", data: { n } }),
+        subscriber: "evaluator",
+        reason: "max_attempts",
+        attempts: 5,
+        error: { name: "Error", message: "GPU out of memory" },
+        failedAt: new Date().toISOString(),
+        origin: "sqlite",
+      });
+    }
+    return store.list({ limit: count }).map((d) => d.id);
+  } finally {
+    store.close();
+  }
+}
+
+function rows<T>(sql: string): T[] {
+  const conn = new Database(db, { readonly: true });
+  try {
+    return conn.prepare(sql).all() as T[];
+  } finally {
+    conn.close();
+  }
+}
+
+describe("switchyard dlq replay twice at once", { tags: ["slow"] }, () => {
+  it("replays each of 300 dead letters exactly once between the two processes", async () => {
+    const ids = await deadLetters(300);
+    const args = ["dlq", "replay", "--subscriber", "evaluator", "--db", db, "--json"];
+    const [a, b] = await Promise.all([spawnCli(args).done, spawnCli(args).done]);
+    expect([a.code, b.code], `${a.stderr}\n${b.stderr}`).toEqual([0, 0]);
+    const replayed = [...a.json().replayed, ...b.json().replayed] as number[];
+    // Before the fix each process listed the records, then replayed them one by one by id: a
+    // record the other had replayed meanwhile was claimed and requeued again (293 of 300 seen).
+    expect(new Set(replayed).size).toBe(replayed.length);
+    expect(replayed.sort((x, y) => x - y)).toEqual([...ids].sort((x, y) => x - y));
+    expect(
+      rows<{ replays: number; n: number }>(
+        "SELECT replays, COUNT(*) AS n FROM dead_letters GROUP BY replays",
+      ),
+    ).toEqual([{ replays: 1, n: 300 }]);
+  });
+});
+
+describe("switchyard dlq, one record by id", () => {
+  it("replays one dead letter with --id and leaves the others", async () => {
+    const [first, second] = await deadLetters(2);
+    const run = await cli(["dlq", "replay", "--id", String(first), "--db", db, "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json()).toMatchObject({ replayed: [first], failed: [] });
+    expect(
+      rows<{ id: number; status: string }>("SELECT id, status FROM dead_letters ORDER BY id"),
+    ).toEqual(
+      [
+        { id: first, status: "replayed" },
+        { id: second, status: "pending_retry" },
+      ].sort((x, y) => x.id - y.id),
+    );
+  });
+
+  it("purges one dead letter with --id --yes after a backup, and refuses without --yes", async () => {
+    const [first, second] = await deadLetters(2);
+    const refused = await cli(["dlq", "purge", "--id", String(first), "--db", db]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/without --yes/);
+    const run = await cli(["dlq", "purge", "--id", String(first), "--yes", "--db", db, "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json()).toMatchObject({ purged: 1, byStatus: { pending_retry: 1 }, hard: false });
+    expect(run.json().backup).toMatch(/\.bak$/);
+    expect(
+      rows<{ id: number; status: string }>("SELECT id, status FROM dead_letters ORDER BY id"),
+    ).toEqual(
+      [
+        { id: first, status: "purged" },
+        { id: second, status: "pending_retry" },
+      ].sort((x, y) => x.id - y.id),
+    );
+    const missing = await cli(["dlq", "purge", "--id", "999", "--yes", "--db", db]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/No dead letter with id 999/);
+  });
+});
+
+describe("switchyard dlq with a damaged row", () => {
+  it("lists and inspects a dead letter whose envelope is not JSON as damaged, and carries on", async () => {
+    const [first, second] = await deadLetters(2);
+    const conn = new Database(db);
+    conn.prepare("UPDATE dead_letters SET envelope = '{not json' WHERE id = ?").run(first);
+    conn.close();
+    const list = await cli(["dlq", "list", "--db", db]);
+    // Before the fix: "unexpected failure", exit 1, nothing listed.
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/DAMAGED/);
+    expect(list.stdout).toMatch(
+      new RegExp(`dead letter ${first}: dead_letters.envelope is not JSON`),
+    );
+    const json = (await cli(["dlq", "list", "--db", db, "--json"])).json();
+    expect(
+      json.deadLetters.map((d: { id: number; damaged?: string }) => [
+        d.id,
+        d.damaged !== undefined,
+      ]),
+    ).toEqual(
+      expect.arrayContaining([
+        [first, true],
+        [second, false],
+      ]),
+    );
+    const inspect = await cli(["dlq", "inspect", String(first), "--db", db]);
+    expect(inspect.code, inspect.stderr).toBe(0);
+    expect(inspect.stdout).toMatch(/DAMAGED: dead_letters.envelope is not JSON/);
+    const replay = await cli(["dlq", "replay", "--subscriber", "evaluator", "--db", db, "--json"]);
+    expect(replay.json()).toMatchObject({
+      replayed: [second],
+      skipped: [{ id: first, reason: expect.stringMatching(/^damaged/) }],
+    });
+  });
+});
