@@ -73,7 +73,7 @@ describe("switchyard dlq replay twice at once", { tags: ["slow"] }, () => {
 
 describe("switchyard dlq, one record by id", () => {
   it("replays one dead letter with --id and leaves the others", async () => {
-    const [first, second] = await deadLetters(2);
+    const [first, second] = (await deadLetters(2)) as [number, number];
     const run = await cli(["dlq", "replay", "--id", String(first), "--db", db, "--json"]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.json()).toMatchObject({ replayed: [first], failed: [] });
@@ -88,7 +88,7 @@ describe("switchyard dlq, one record by id", () => {
   });
 
   it("purges one dead letter with --id --yes after a backup, and refuses without --yes", async () => {
-    const [first, second] = await deadLetters(2);
+    const [first, second] = (await deadLetters(2)) as [number, number];
     const refused = await cli(["dlq", "purge", "--id", String(first), "--db", db]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/without --yes/);
@@ -112,7 +112,7 @@ describe("switchyard dlq, one record by id", () => {
 
 describe("switchyard dlq with a damaged row", () => {
   it("lists and inspects a dead letter whose envelope is not JSON as damaged, and carries on", async () => {
-    const [first, second] = await deadLetters(2);
+    const [first, second] = (await deadLetters(2)) as [number, number];
     const conn = new Database(db);
     conn.prepare("UPDATE dead_letters SET envelope = '{not json' WHERE id = ?").run(first);
     conn.close();
