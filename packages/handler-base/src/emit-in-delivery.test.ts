@@ -58,7 +58,7 @@ function refusing(type: string): Transport {
   });
 }
 
-const stages: Stage[] = [];
+const stages: HandlerBase[] = [];
 afterEach(async () => {
   await Promise.all(stages.splice(0).map((s) => s.stop()));
   await closeRouters();
@@ -158,6 +158,30 @@ describe("an emit that fails inside a delivery", () => {
 });
 
 describe("an emit that fails outside a delivery", () => {
+  it("stays safe in a handler when it does not name the event it was caused by", async () => {
+    const deadLetters: DeadLetterRecord[] = [];
+    const router = makeRouter({ deadLetter: { deadLetter: (r) => void deadLetters.push(r) } });
+    class Unlinked extends HandlerBase {
+      constructor() {
+        super({ name: "unlinked", router, cycleIntervalMs: 60_000 });
+      }
+      protected override subscriptions(): Subscriptions {
+        return {
+          TRAINING_COMPLETED: async () => {
+            await this.emit("EVALUATION_COMPLETED", { config_key: "x", elo: "high" } as never);
+          },
+        };
+      }
+    }
+    const unlinked = new Unlinked();
+    stages.push(unlinked);
+    await unlinked.start();
+    await router.publish("TRAINING_COMPLETED", payloads.training());
+    await router.drain();
+    expect(deadLetters).toEqual([]);
+    expect(unlinked.stats).toMatchObject({ emitFailures: 1, errorsCount: 0, eventsProcessed: 1 });
+  });
+
   it("stays safe in runCycle: counted and logged, the cycle succeeds, the daemon keeps running", async () => {
     const router = makeRouter();
     const stage = new Stage(router, { await: true, payload: "valid", cycleEmitsInvalid: true });

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import type {
   AnyCatalog,
   Envelope,
@@ -115,7 +114,8 @@ export interface HandlerBaseOptions<C extends AnyCatalog = PipelineCatalog, Conf
 export interface EmitOptions {
   /**
    * The event being handled when this one is emitted: carries `causationid`, `correlationid` and
-   * a child `traceparent` over.
+   * a child `traceparent` over. While its delivery is being handled, a failure of this emit
+   * fails that delivery (see {@link HandlerBase.emit}).
    */
   readonly causedBy?: Envelope;
   /** Envelope id, the idempotency key on durable paths. @defaultValue a new UUIDv7 */
@@ -137,9 +137,8 @@ interface Run {
 
 const instances = new WeakMap<object, unknown>();
 
-/** The delivery a handler is handling, as the emits it makes (awaited or not) see it. */
+/** A delivery in flight, as the emits caused by its event (awaited or not) see it. */
 interface DeliveryScope {
-  readonly daemon: object;
   /** Still handling: an emit after the delivery settled no longer belongs to it. */
   open: boolean;
   /** Emits started during the delivery and not settled yet. */
@@ -147,9 +146,6 @@ interface DeliveryScope {
   /** The first emit of the delivery that failed. */
   failure: { readonly type: string; readonly error: unknown } | undefined;
 }
-
-/** Which delivery (if any) the running code is handling, across awaits and timers. */
-const deliveryScope = new AsyncLocalStorage<DeliveryScope>();
 
 /**
  * The base class of a daemon: a named, long-running component that handles events from a
@@ -224,6 +220,11 @@ export abstract class HandlerBase<
   /** Dedup checks recorded per envelope, forgotten again when its delivery fails. */
   readonly #recorded = new WeakMap<object, DedupCheckOptions[]>();
   readonly #crashListeners = new Set<(error: Error) => void>();
+  /**
+   * Deliveries in flight by the envelope their handler got, so an emit `causedBy` one of them
+   * belongs to it. (Not AsyncLocalStorage: on Node 20 it slows every promise in the process.)
+   */
+  readonly #handling = new WeakMap<object, DeliveryScope>();
 
   #status: DaemonStatus = "stopped";
   #startedAt: number | null = null;
@@ -581,8 +582,7 @@ export abstract class HandlerBase<
     run.timer = setTimeout(() => {
       run.timer = undefined;
       const started = performance.now();
-      // A daemon started from inside a handler must not run its cycles in that delivery's scope.
-      const cycle = deliveryScope.exit(() => this.#cycle(run));
+      const cycle = this.#cycle(run);
       run.cycle = cycle.then(() => {});
       void cycle.then((crash) => {
         run.cycle = undefined;
@@ -651,14 +651,10 @@ export abstract class HandlerBase<
     const tracked = new Promise<void>((resolve) => (settle = resolve));
     run.deliveries.add(tracked);
     const c = this.#counters;
-    const scope: DeliveryScope = {
-      daemon: this,
-      open: true,
-      emits: new Set(),
-      failure: undefined,
-    };
+    const scope: DeliveryScope = { open: true, emits: new Set(), failure: undefined };
+    this.#handling.set(event, scope);
     try {
-      await deliveryScope.run(scope, () => handler.call(this, event, ctx));
+      await handler.call(this, event, ctx);
       // Emits the handler started without awaiting them still belong to this delivery.
       while (scope.emits.size > 0 && scope.failure === undefined) await Promise.all(scope.emits);
       if (scope.failure) {
@@ -688,6 +684,7 @@ export abstract class HandlerBase<
       throw error;
     } finally {
       scope.open = false;
+      if (this.#handling.get(event) === scope) this.#handling.delete(event);
       c.lastActivity = this.#now();
       run.deliveries.delete(tracked);
       settle();
@@ -748,11 +745,13 @@ export abstract class HandlerBase<
    * router closed, transport down) is counted in `stats.emitFailures`, logged and kept in
    * `recentErrors()`, and the promise resolves to `undefined`. Resolves to the envelope on success.
    *
-   * Made while one of the daemon's handlers handles a delivery (awaited or not, until the
-   * delivery settles), a failed emit also fails that delivery, with an {@link EmitFailedError}
-   * whose `cause` is the emit's error: the upstream event is retried and then dead-lettered
-   * rather than acknowledged with its downstream event lost. In `runCycle`, `onStart` and
-   * elsewhere a failed emit only counts and logs: it never crashes the daemon.
+   * Emitted `causedBy` an event one of the daemon's handlers is handling (awaited or not, until
+   * that delivery settles), a failed emit also fails that delivery, with an
+   * {@link EmitFailedError} whose `cause` is the emit's error: the upstream event is retried and
+   * then dead-lettered rather than acknowledged with its downstream event lost. Pass
+   * `{ causedBy: event }` from handlers (it also carries causation and the trace). In
+   * `runCycle`, `onStart` and elsewhere a failed emit only counts and logs: it never crashes the
+   * daemon.
    *
    * @example
    * ```ts
@@ -765,8 +764,8 @@ export abstract class HandlerBase<
     data: EventInput<T, C>,
     options: EmitOptions = {},
   ): Promise<EventOf<T, C> | undefined> {
-    const store = deliveryScope.getStore();
-    const scope = store?.daemon === this && store.open ? store : undefined;
+    const handling = options.causedBy ? this.#handling.get(options.causedBy) : undefined;
+    const scope = handling?.open ? handling : undefined;
     if (!scope) return this.#emit(type, data, options, undefined);
     const emitting = this.#emit(type, data, options, scope);
     scope.emits.add(emitting);
