@@ -9,6 +9,10 @@ export type TransportSpec =
       readonly url: string;
       readonly stream: string;
       readonly prefix: string;
+      /** Write delivery receipts (for the transport's audit). */
+      readonly receipts?: boolean;
+      /** Stream retention when the stream is created (the transport's default otherwise). */
+      readonly retention?: "limits" | "interest";
     };
 
 /** What every torture process may tune on its transport. */
@@ -28,6 +32,8 @@ interface NatsModule {
     logger?: Logger;
     drainTimeoutMs?: number;
     pullExpiresMs?: number;
+    receipts?: boolean;
+    retention?: "limits" | "interest";
   }): Transport;
 }
 
@@ -72,6 +78,8 @@ export async function openTransport(
     prefix: spec.prefix,
     // Short pulls: a restarted consumer picks up redeliveries without waiting 10 s on an old pull.
     pullExpiresMs: 2_000,
+    ...(spec.receipts ? { receipts: true } : {}),
+    ...(spec.retention ? { retention: spec.retention } : {}),
     ...common,
   });
 }
