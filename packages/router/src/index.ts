@@ -1,6 +1,7 @@
 export { Router, createRouter, getRouter, resetRouter } from "./router";
 export type {
   EventFor,
+  EventStream,
   Handler,
   PublishItem,
   PublishOptions,
@@ -9,6 +10,7 @@ export type {
   SubscriptionDefaults,
   Subscription,
   SubscriptionInfo,
+  WaitForPromise,
 } from "./router";
 export type { Overflow, SubscribeOptions, SubscriptionStats } from "./subscription";
 export type { ContextPublishOptions, HandlerContext } from "./context";

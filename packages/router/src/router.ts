@@ -164,6 +164,32 @@ export interface Subscription extends Disposable {
   readonly ready: Promise<void>;
 }
 
+/**
+ * What {@link Router.events} returns: the events as an async iterator, and when it starts seeing
+ * them. For durable types on a transport, the subscription becomes active asynchronously (NATS
+ * creates a consumer): an event published before `ready` resolved may be missed.
+ */
+export interface EventStream<E> extends AsyncIterableIterator<E> {
+  /**
+   * Resolves once every event published from now on is seen (the transport subscription is
+   * active; at once for in-process types). Rejects, and the iteration ends with the same error,
+   * if the transport subscription failed to start.
+   */
+  readonly ready: Promise<void>;
+}
+
+/**
+ * What {@link Router.waitFor} returns: the event, and when waiting took effect. Await `ready`
+ * before publishing what you wait for — on a transport, the subscription starts asynchronously.
+ */
+export interface WaitForPromise<E> extends Promise<E> {
+  /**
+   * Resolves once an event published from now on is seen (the transport subscription is active;
+   * at once for in-process types). Rejects, and so does the wait, if it failed to start.
+   */
+  readonly ready: Promise<void>;
+}
+
 /** Router-wide numbers: totals plus one entry per live subscription. */
 export interface RouterStats {
   readonly subscriptionCount: number;
@@ -445,25 +471,30 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
 
   /**
    * The matching events as an async iterator, buffered by a subscription queue (backpressure).
-   * Aborting `signal` or leaving the loop unsubscribes and ends the iteration.
+   * Aborting `signal` or leaving the loop unsubscribes and ends the iteration. Await its `ready`
+   * before publishing events it must see: for durable types the transport subscription starts
+   * asynchronously.
    *
    * @example
    * ```ts
-   * for await (const event of router.events("MODEL_PROMOTED", { signal })) console.log(event.data.elo);
+   * const stream = router.events("MODEL_PROMOTED", { signal });
+   * await stream.ready;
+   * for await (const event of stream) console.log(event.data.elo);
    * ```
    */
   events<const P extends Pattern<C>>(
     pattern: P | readonly P[],
     options: { signal?: AbortSignal; name?: string; queueSize?: number } = {},
-  ): AsyncIterableIterator<EventFor<C, P>> {
+  ): EventStream<EventFor<C, P>> {
     type E = EventFor<C, P>;
-    const ready: { event: E; taken: () => void }[] = [];
+    const buffered: { event: E; taken: () => void }[] = [];
     let wake: (() => void) | undefined;
     let ended = false;
+    let failure: { error: unknown } | undefined;
     const end = () => {
       ended = true;
       unsubscribe();
-      for (const item of ready.splice(0)) item.taken();
+      for (const item of buffered.splice(0)) item.taken();
       wake?.();
     };
     const unsubscribe = this.subscribe(
@@ -471,7 +502,7 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
       (event: E) =>
         new Promise<void>((taken) => {
           if (ended) return taken();
-          ready.push({ event, taken });
+          buffered.push({ event, taken });
           wake?.();
         }),
       {
@@ -481,17 +512,30 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
         ...(options.queueSize ? { queueSize: options.queueSize } : {}),
       },
     );
+    unsubscribe.ready.catch((error: unknown) => {
+      failure = { error };
+      end();
+    });
     options.signal?.addEventListener("abort", end, { once: true });
     if (options.signal?.aborted) end();
-    const iterator: AsyncIterableIterator<E> = {
+    const iterator: EventStream<E> = {
+      ready: unsubscribe.ready,
       next: async () => {
         for (;;) {
-          const item = ready.shift();
+          const item = buffered.shift();
           if (item) {
             item.taken();
             return { value: item.event, done: false };
           }
-          if (ended) return { value: undefined, done: true };
+          if (ended) {
+            // The subscription never started: say why, once, instead of ending silently.
+            if (failure) {
+              const { error } = failure;
+              failure = undefined;
+              throw error;
+            }
+            return { value: undefined, done: true };
+          }
           await new Promise<void>((resolve) => (wake = resolve));
           wake = undefined;
         }
@@ -508,11 +552,16 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
 
   /**
    * The next event matching a pattern (and `predicate`). Rejects with the signal's reason on abort,
-   * or with a `TimeoutError` after `timeoutMs`.
+   * with a `TimeoutError` after `timeoutMs`, or with the transport's error if the subscription
+   * failed to start. The returned promise has a `ready` promise: await it before publishing what
+   * you wait for, since for durable types the transport subscription starts asynchronously.
    *
    * @example
    * ```ts
-   * const promoted = await router.waitFor("MODEL_PROMOTED", { predicate: (e) => e.subject === "hex8_2p", timeoutMs: 60_000 });
+   * const promoted = router.waitFor("MODEL_PROMOTED", { predicate: (e) => e.subject === "hex8_2p", timeoutMs: 60_000 });
+   * await promoted.ready;
+   * await router.publish("MODEL_PROMOTED", { config_key: "hex8_2p", model_path: "m.pt", elo: 1612 });
+   * console.log((await promoted).data.elo);
    * ```
    */
   waitFor<const P extends Pattern<C>>(
@@ -522,13 +571,14 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
       signal?: AbortSignal;
       timeoutMs?: number;
     } = {},
-  ): Promise<EventFor<C, P>> {
+  ): WaitForPromise<EventFor<C, P>> {
     const signals = [
       options.signal,
       options.timeoutMs !== undefined ? AbortSignal.timeout(options.timeoutMs) : undefined,
     ];
     const signal = AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
-    return new Promise((resolve, reject) => {
+    let ready: Promise<void> = Promise.resolve();
+    const waiting = new Promise<EventFor<C, P>>((resolve, reject) => {
       if (signal.aborted) return reject(abortReason(signal));
       const stop = () => {
         unsubscribe();
@@ -545,7 +595,14 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
         { name: `waitFor-${uuidv7().slice(-12)}`, ephemeral: true, timeoutMs: 0 },
       );
       signal.addEventListener("abort", stop, { once: true });
+      ready = unsubscribe.ready;
+      ready.catch((error: unknown) => {
+        signal.removeEventListener("abort", stop);
+        unsubscribe();
+        reject(error);
+      });
     });
+    return Object.assign(waiting, { ready });
   }
 
   /**
