@@ -80,6 +80,13 @@ function openFile(path: string, notes: Notes | undefined): Database.Database {
   }
 }
 
+const snapshots = new WeakSet<Database.Database>();
+
+/** Whether {@link openReadOnly} gave a snapshot copy rather than the file itself: it never changes. */
+export function isSnapshot(db: Database.Database): boolean {
+  return snapshots.has(db);
+}
+
 function openSnapshot(path: string, code: string, notes: Notes | undefined): Database.Database {
   const dir = mkdtempSync(join(tmpdir(), "switchyard-snapshot-"));
   const copy = join(dir, basename(path));
@@ -98,6 +105,7 @@ function openSnapshot(path: string, code: string, notes: Notes | undefined): Dat
       { cause: error },
     );
   }
+  snapshots.add(db);
   const close = db.close.bind(db);
   // The copy lives as long as the connection: removed with it.
   db.close = () => {

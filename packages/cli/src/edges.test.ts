@@ -354,6 +354,14 @@ describe("read commands on a file in a directory they cannot write", { tags: ["s
     // Nothing was written next to the file.
     expect(existsSync(`${path}-shm`)).toBe(false);
   });
+
+  it("events tail refuses to follow a snapshot, which never changes", async () => {
+    const tail = await run(["events", "tail", "--for", "2s", "--db", path]);
+    expect(tail.code).toBe(2);
+    expect(tail.stderr).toMatch(
+      /error: events tail follows new events, and a snapshot .* never has any/,
+    );
+  });
 });
 
 describe("exit codes", () => {

@@ -20,7 +20,7 @@ import {
   withCommonOptions,
   withTransportOptions,
 } from "../context";
-import { openCompanion, openReadOnly, withReadOnly } from "../database";
+import { isSnapshot, openCompanion, openReadOnly, withReadOnly } from "../database";
 import { checkEventType, checkEventTypeAsync } from "../event-types";
 import {
   type CausedStreamEvent,
@@ -295,6 +295,12 @@ export function registerEvents(program: Command, runtime: Runtime): void {
     action<TailOptions>(runtime, async ({ opts, out, dbPath }) => {
       const db = openReadOnly(dbPath, out);
       try {
+        if (isSnapshot(db))
+          throw new CliError(
+            "CANNOT_FOLLOW_SNAPSHOT",
+            `events tail follows new events, and a snapshot of ${dbPath} never has any. Run it as ` +
+              `a user who may write the file's directory, or use \`switchyard events list\`.`,
+          );
         const type =
           opts.type === undefined
             ? undefined
