@@ -46,14 +46,27 @@ describe("WAL checkpoints", () => {
     const { checkpoints } = await t.stats();
     expect(checkpoints).toMatchObject({ mode: "background", errors: 0 });
     expect(checkpoints.passive).toBeGreaterThan(0);
+    // The WAL reached maxWalPages under this load and was restarted instead of growing on.
     expect(checkpoints.restarts).toBeGreaterThan(0);
-    // Unchecked, these events with their claims and acks write ~28 MB of WAL (~7 000 pages). The
-    // bound: twice the restart threshold, plus what arrives between two looks (generous: a loaded
-    // machine schedules the worker late).
+    // What is guaranteed, whenever the worker thread gets to run: a look that finds maxWalPages
+    // or more restarts the WAL if the lock is free at that instant, one that finds twice as many
+    // waits for the lock (a FULL checkpoint). How much arrives between two looks depends on the
+    // OS's scheduling of the worker, so the size reached is not asserted against a tight bound
+    // (it flaked at 1 578 pages against 1 200): only against what the same load writes with no
+    // checkpoint at all (~28 MB, ~7 000 pages), which a working checkpointer stays far below.
     const pageBytes = 4096 + 24;
-    expect(checkpoints.maxWalPagesSeen).toBeLessThan(maxWalPages * 6);
-    expect(largest).toBeLessThan(maxWalPages * 6 * pageBytes);
-  });
+    expect(largest).toBeLessThan(3_500 * pageBytes);
+    // And deterministically: once the load stops, the next commit starts the WAL over (everything
+    // in it was copied), so the worker's next look finds it small again.
+    await eventually(
+      async () => {
+        await t.publish([job(total + 1)]);
+        return (await t.stats()).checkpoints.walPages < maxWalPages;
+      },
+      "the WAL to start over after the load",
+      10_000,
+    );
+  }, 30_000);
 
   it("never checkpoints inside a commit, unlike checkpoint: inline", async () => {
     // A worker that would not look for an hour: whatever reaches the database file got there

@@ -92,8 +92,6 @@ const dataVersion = db.prepare("PRAGMA data_version").pluck();
 const passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)").raw();
 const restart = db.prepare("PRAGMA wal_checkpoint(RESTART)").raw();
 const full = db.prepare("PRAGMA wal_checkpoint(FULL)").raw();
-const wait = db.prepare("PRAGMA busy_timeout = " + ESCALATED_WAIT_MS);
-const noWait = db.prepare("PRAGMA busy_timeout = 0");
 let version = -1;
 let behind = true;
 let reported = 0;
@@ -112,8 +110,10 @@ function tick() {
     pages(log);
     if (log >= 2 * maxWalPages) {
       // The lock was never free at the instant we looked: wait for it a little (in this thread).
-      wait.get();
-      try { [busy, log, done] = full.get(); } finally { noWait.get(); }
+      // Not prepared statements: SQLite applies PRAGMA busy_timeout when it compiles one, so
+      // re-running a prepared one would leave the timeout as the last prepare set it (0).
+      db.pragma("busy_timeout = " + ESCALATED_WAIT_MS);
+      try { [busy, log, done] = full.get(); } finally { db.pragma("busy_timeout = 0"); }
       if (busy === 0) Atomics.add(c, RESTARTS, 1);
     } else if (log >= maxWalPages) {
       [busy, log, done] = restart.get();
