@@ -19,7 +19,7 @@ import {
   reconcile,
 } from "./harness/ledger";
 import { describeNats, natsAvailability, uniqueStream } from "./harness/nats";
-import { type OwnNatsServer, natsServerBinary, startNatsServer } from "./harness/nats-server";
+import { natsServerBinary, startNatsServer } from "./harness/nats-server";
 import { type TransportSpec, loadNats, openTransport } from "./harness/transports";
 import { between, delay, eventually } from "./harness/wait";
 import { size, testTimeoutMs } from "./size";
@@ -212,7 +212,7 @@ async function serverCrashRun(run: number) {
       const per = Math.ceil(envelopes.length / batches);
       const t0 = Date.now();
       for (let b = 0; b * per < envelopes.length; b++) {
-        await publishUntilStored(publisher!, envelopes.slice(b * per, (b + 1) * per));
+        await publishUntilStored(publisher, envelopes.slice(b * per, (b + 1) * per));
         publishedCount = Math.min(envelopes.length, (b + 1) * per);
         const due = t0 + (b + 1) * tick;
         if (due > Date.now()) await delay(due - Date.now());
