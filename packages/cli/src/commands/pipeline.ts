@@ -164,13 +164,13 @@ function summarize(
   });
   const missing = stages.filter((s) => !s.ok).map((s) => s.type);
   const warnings: string[] = [];
-  if (truncated) {
+  if (truncated && horizon) {
     const at = new Date(covered).toISOString();
     warnings.push(
-      horizon!.at === undefined
-        ? `The window cannot be checked in full: ${horizon!.note}.`
+      horizon.at === undefined
+        ? `The window cannot be checked in full: ${horizon.note}.`
         : `The ${hours} h window starts before ${at} (${formatDuration(until - covered)} ago), where ` +
-            `the stored events begin: ${horizon!.note}. Only the last ${formatDuration(until - covered)} ` +
+            `the stored events begin: ${horizon.note}. Only the last ${formatDuration(until - covered)} ` +
             `are checked in full; a stage with no event since then (?) may have fired earlier.`,
     );
   }
@@ -257,6 +257,8 @@ function summaryLine(result: PipelineVerification): string {
   const unknown = result.stages.filter((s) => s.uncertain).map((s) => s.type);
   if (unknown.length === 0)
     return `${flowed}/${total} stages flowed; missing: ${result.missing.join(", ")}.`;
+  if (result.coveredSince === result.until)
+    return `${flowed}/${total} stages flowed; not known (removed events cannot be counted): ${unknown.join(", ")}.`;
   return (
     `${flowed}/${total} stages flowed; no event since ${formatTime(result.coveredSince)} ` +
     `(older ones pruned, so not known for the whole window): ${unknown.join(", ")}.`
