@@ -269,7 +269,9 @@ export async function startOwnCluster(
         timeout: 2_000,
         name: "cluster-harness",
       });
-      return { nc, jsm: await jetstreamManager(nc, { timeout: 2_000 }) };
+      // A short request timeout: info about a stream without a leader goes unanswered, and the
+      // election times the tests report are only as fine as this.
+      return { nc, jsm: await jetstreamManager(nc, { timeout: 1_000 }) };
     })().catch((error: unknown) => {
       admin = undefined;
       throw error;
