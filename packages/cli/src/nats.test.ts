@@ -526,9 +526,11 @@ describeIf(available, "health of a quiet system on NATS", { tags: ["slow"] }, ()
   let transport: NatsTransport;
 
   beforeAll(async () => {
+    // Interest retention on purpose (no longer the default): health explains what it keeps.
     transport = natsTransport({
       servers: NATS_URL,
       ...names,
+      retention: "interest",
       drainTimeoutMs: 500,
       pullExpiresMs: 1_000,
     });
