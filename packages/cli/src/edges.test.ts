@@ -392,6 +392,11 @@ describe("exit codes", () => {
     [["events", "tail", "--count", "1"]],
     [["dlq", "list"]],
     [["dlq", "stats"]],
+    [["dlq", "inspect", "1"]],
+    [["dlq", "replay", "1"]],
+    [["dlq", "purge", "--older-than", "7d", "--yes"]],
+    [["health", "--transport", "nats", "--nats-url", "nats://127.0.0.1:1"]],
+    [["events", "trace", "x", "--transport", "nats", "--nats-url", "nats://127.0.0.1:1"]],
     [["monitor", "throughput"]],
     [["monitor", "failures"]],
     [["monitor", "depth"]],
@@ -401,7 +406,7 @@ describe("exit codes", () => {
   ])("%j names a database that does not exist, without a stack, and exits 2", async (args) => {
     const run = await cli([...args, "--db", missing()]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/^error: No coordination database at .*nowhere/);
+    expect(run.stderr).toMatch(/^error: No (coordination database|file) at .*nowhere/);
     expect(run.stderr).not.toMatch(/\n\s+at /);
     const json = await cli([...args, "--db", missing(), "--json"]);
     expect(json.code).toBe(2);
