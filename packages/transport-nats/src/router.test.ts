@@ -66,4 +66,28 @@ describeIf(await natsAvailable(), "routers on NATS", {}, () => {
     const stats = await trainer.transport!.stats();
     expect(stats.subscribers.map((s) => s.subscriber).sort()).toEqual(["evaluator", "promoter"]);
   });
+
+  it("acks a durable handler that returns a non-promise value once, without a retry (issue 13 item 2)", async () => {
+    const r = router();
+    const seen: string[] = [];
+    // push() returns a number: TypeScript accepts it where void is expected.
+    await r.subscribe("TRAINING_COMPLETED", (event) => seen.push(event.id), { name: "pusher" })
+      .ready;
+    const sent = await r.publish("TRAINING_COMPLETED", {
+      config_key: "hex8_2p",
+      model_path: "models/hex8_2p/v8.pt",
+      loss: 0.4,
+    });
+    await eventually(() => seen.length === 1, "the event handled");
+    await eventually(
+      async () => (await r.transport!.stats()).subscribers.every((s) => s.lag === 0),
+      "the delivery acknowledged",
+    );
+    const stats = await r.transport!.stats();
+    expect(seen).toEqual([sent.id]);
+    expect(stats.subscribers.find((s) => s.subscriber === "pusher")).toMatchObject({
+      redelivered: 0,
+      deadLettered: 0,
+    });
+  });
 });
