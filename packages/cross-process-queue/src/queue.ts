@@ -290,6 +290,26 @@ export class SqliteTransport implements Transport, AsyncDisposable {
   }
 
   /**
+   * Register `subscriber` for `types` without consuming (persisted, as `subscribe` does): every
+   * matching event published from now on waits for it, across restarts, until a subscription of
+   * that name starts. Idempotent. The router's `declareSubscriber` calls it.
+   */
+  async register(subscriber: string, types: readonly string[]): Promise<void> {
+    this.#assertOpen();
+    await this.#store.writer.run(() => this.#store.register(subscriber, types, false));
+  }
+
+  /** Whether any subscriber is registered for `type` (an event of it published now is kept). */
+  async hasSubscribers(type: string): Promise<boolean> {
+    this.#assertOpen();
+    return this.#store.writer.read(
+      () =>
+        this.#db.prepare(`SELECT 1 FROM subscriber_types WHERE type = ? LIMIT 1`).get(type) !==
+        undefined,
+    );
+  }
+
+  /**
    * Deliver an envelope again to one registered subscriber only (dead-letter replay), keeping its
    * id. Rejects with `UnknownSubscriptionError` when `subscriber` is not registered for its type.
    * A delivery of it leased right now is left to its running attempt: that run counts as the

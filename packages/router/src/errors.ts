@@ -92,6 +92,20 @@ export class DeliveryAbandonedError extends SwitchyardError {
   }
 }
 
+/** A transport lacks an optional capability the call needs (e.g. registering subscribers ahead). */
+export class UnsupportedOperationError extends SwitchyardError {
+  readonly transport: string;
+
+  constructor(transport: string, operation: string) {
+    super(
+      "UNSUPPORTED_OPERATION",
+      `The ${transport} transport cannot ${operation}. Use a transport that implements it ` +
+        `(memory, SQLite), or start the subscriber before anything publishes.`,
+    );
+    this.transport = transport;
+  }
+}
+
 /** An `overflow: "error"` subscription's queue is full. */
 export class QueueFullError extends SwitchyardError {
   constructor(subscription: string, size: number) {

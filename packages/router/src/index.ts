@@ -24,6 +24,7 @@ export {
   RouterClosedError,
   UnknownSubscriptionError,
   UnrecoverableError,
+  UnsupportedOperationError,
   serializeError,
 } from "./errors";
 export type { SerializedError } from "./errors";

@@ -220,6 +220,29 @@ export class MemoryTransport implements Transport {
     for (const w of state.workers) w.pump();
   }
 
+  async register(subscriber: string, types: readonly string[]): Promise<void> {
+    if (this.#closing) throw new RouterClosedError("memory transport");
+    const state = this.store.subscribers.get(subscriber);
+    if (state) {
+      for (const type of types) state.types.add(type);
+      state.ephemeral = false;
+      return;
+    }
+    this.store.subscribers.set(subscriber, {
+      name: subscriber,
+      types: new Set(types),
+      deliveries: [],
+      workers: new Set(),
+      deadLettered: 0,
+      ephemeral: false,
+    });
+  }
+
+  async hasSubscribers(type: string): Promise<boolean> {
+    for (const state of this.store.subscribers.values()) if (state.types.has(type)) return true;
+    return false;
+  }
+
   async stats(): Promise<TransportStats> {
     const now = Date.now();
     const subscribers: SubscriberStats[] = [...this.store.subscribers.values()].map((s) => {

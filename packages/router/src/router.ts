@@ -11,7 +11,7 @@ import {
 } from "@switchyard/event-schema";
 import { type BackoffOptions, abortReason } from "./backoff";
 import type { HandlerContext } from "./context";
-import { RouterClosedError, UnknownSubscriptionError } from "./errors";
+import { RouterClosedError, UnknownSubscriptionError, UnsupportedOperationError } from "./errors";
 import { type HealthCheckResult, healthFrom } from "./health";
 import { type Logger, childLogger, silentLogger } from "./logger";
 import { AuditLog, audit } from "./middleware/audit";
@@ -260,6 +260,8 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
   #publishedDurable = 0;
   #closing: Promise<void> | undefined;
   #transportClosers = new Set<Promise<unknown>>();
+  /** Durable types checked for a registered subscriber: once found, or once warned, never again. */
+  #subscriberChecked = new Set<string>();
 
   constructor(options: RouterOptions<C>) {
     this.catalog = options.catalog;
@@ -331,7 +333,10 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     this.#assertOpen();
     const envelopes = items.map((item) => this.#envelope(item.type, item.data, item.options));
     const durable = envelopes.filter((e) => this.#isBridged(e.type));
-    if (durable.length > 0) await this.transport!.publish(durable, options);
+    if (durable.length > 0) {
+      await this.transport!.publish(durable, options);
+      for (const e of durable) this.#checkSubscribed(e.type);
+    }
     let waits: Promise<void>[] | undefined;
     for (const e of envelopes) if (!this.#isBridged(e.type)) waits = this.#dispatch(e, waits);
     if (waits) await Promise.all(waits);
@@ -467,6 +472,44 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
     });
     // A function's own `name` is read-only but configurable: make it the subscription's name.
     return Object.defineProperty(handle, "name", { value: name, enumerable: true });
+  }
+
+  /**
+   * Register a durable subscriber with the transport ahead of time, without handling anything
+   * here: every event of the durable types `pattern` matches, published from now on, is kept for
+   * the subscriber `name` until a subscription with that name starts (in this process or
+   * another). A durable subscriber otherwise only receives events published after it first
+   * subscribed. Call it at bootstrap, before anything publishes. Idempotent.
+   *
+   * Resolves at once when the router has no transport (in process nothing is kept for later).
+   * Rejects with `TypeError` when the pattern matches no durable type, and with
+   * `UnsupportedOperationError` when the transport cannot register subscribers.
+   *
+   * @example
+   * ```ts
+   * await router.declareSubscriber("evaluator", "TRAINING_COMPLETED"); // before the trainer starts
+   * ```
+   */
+  async declareSubscriber<const P extends Pattern<C>>(
+    name: string,
+    pattern: P | readonly P[],
+  ): Promise<void> {
+    this.#assertOpen();
+    const patterns: readonly string[] = typeof pattern === "string" ? [pattern] : pattern;
+    const types = resolvePatterns(this.catalog, patterns);
+    const transport = this.transport;
+    if (!transport) return;
+    const durableTypes = types.filter((t) => this.catalog.isDurable(t));
+    if (durableTypes.length === 0) {
+      throw new TypeError(
+        `declareSubscriber(${JSON.stringify(name)}, ${patterns.join(", ")}): the pattern matches no ` +
+          `durable type (${types.join(", ")}); only durable types are kept for later subscribers.`,
+      );
+    }
+    if (!transport.register) {
+      throw new UnsupportedOperationError(transport.name, "register subscribers ahead of time");
+    }
+    await transport.register(name, durableTypes);
   }
 
   /**
@@ -779,6 +822,7 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
         ).then(() => {
           this.#published++;
           this.#publishedDurable++;
+          this.#checkSubscribed(type);
           return envelope;
         });
       }
@@ -826,6 +870,31 @@ export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisp
       if (wait) (waits ??= []).push(wait);
     }
     return waits;
+  }
+
+  /**
+   * Warn, once per type, when a durable type was published while no subscriber was registered for
+   * it anywhere: the transport kept that event for nobody, and a subscriber registering later
+   * will not receive it. Asks the transport (if it can tell) until a subscriber is found.
+   */
+  #checkSubscribed(type: string): void {
+    if (this.#subscriberChecked.has(type)) return;
+    const transport = this.transport;
+    if (!transport?.hasSubscribers) return;
+    this.#subscriberChecked.add(type); // one question in flight per type
+    transport.hasSubscribers(type).then(
+      (has) => {
+        if (has) return;
+        this.#logger.warn(
+          { eventType: type, transport: transport.name },
+          `${type} was published but no subscriber is registered for it on the ${transport.name} ` +
+            `transport: the event is kept for nobody, and a subscriber registering later will not ` +
+            `receive it. Declare subscribers before publishing (router.declareSubscriber) or start ` +
+            `them first. (Logged once per type.)`,
+        );
+      },
+      () => this.#subscriberChecked.delete(type), // could not tell: ask again next time
+    );
   }
 
   #isBridged(type: string): boolean {

@@ -45,6 +45,19 @@ export interface Transport {
    * dead-lettered.
    */
   requeue?(subscriber: string, envelope: Envelope): Promise<void>;
+  /**
+   * Register `subscriber` for `types` without consuming, as `subscribe` registers it: every
+   * matching event published from now on is kept for it (across restarts) until a subscription
+   * with that name takes it. Idempotent; extends the types of a subscriber already registered.
+   * Optional: the router's `declareSubscriber` needs it.
+   */
+  register?(subscriber: string, types: readonly string[]): Promise<void>;
+  /**
+   * Whether any (non-ephemeral or live ephemeral) subscriber is registered for `type`: false means
+   * an event of that type published now is stored for nobody. Optional: the router uses it to
+   * warn once per type about events published before any subscriber registered.
+   */
+  hasSubscribers?(type: string): Promise<boolean>;
   /** Stop all subscriptions (draining in-flight work) and release resources. Idempotent. */
   close(): Promise<void>;
 }
