@@ -223,8 +223,14 @@ async function serverCrashRun(run: number) {
     // SIGKILL a random process of the killed subscriber every 200–400 ms; restart one at once
     // (not while the server is down: a process must be able to connect to start).
     const killing = (async () => {
-      const stopBy = Date.now() + serverCrash.publishMs + 20_000;
-      while (!published && consumerKills < serverCrash.maxKills && Date.now() < stopBy) {
+      // A restarted process needs a second or two before it consumes (and is worth killing), so
+      // kills go on after publishing until `minKills`, bounded in time.
+      const stopBy = Date.now() + serverCrash.publishMs + 30_000;
+      while (
+        !(published && consumerKills >= serverCrash.minKills) &&
+        consumerKills < serverCrash.maxKills &&
+        Date.now() < stopBy
+      ) {
         await delay(between(200, 400));
         if (serverDown) continue;
         const candidates = [...killed.live.entries()].filter(([, r]) => r.end === "running");
@@ -349,7 +355,7 @@ async function serverCrashRun(run: number) {
         {
           "server kills (SIGKILL, same store)": serverKills,
           "consumer processes": group.processes.length,
-          "duplicates: a later attempt (lease lost to a kill)": why.laterAttempt,
+          "duplicates: a later attempt (a lease ended: a kill)": why.laterAttempt,
           "duplicates: same attempt again after a server kill": why.afterServerCrash,
           "duplicates: unexplained": why.unexplained.length,
           "skipped by the server, found by the audit":

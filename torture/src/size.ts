@@ -14,7 +14,7 @@ export const size = FULL
       badInput: { fuzzRuns: 2_000, transportFuzzRuns: 1_000 },
       contention: { durationMs: 20_000, maxPerPublisher: 60_000 },
       shutdown: { events: 4_000, consumers: 3, publishMs: 20_000, maxTerms: 20 },
-      serverCrash: { events: 10_000, publishMs: 40_000, maxKills: 150, runs: 3 },
+      serverCrash: { events: 10_000, publishMs: 40_000, minKills: 100, maxKills: 150, runs: 3 },
       /** Time allowed after the load for the backlog to drain. */
       drainMs: 120_000,
     }
@@ -24,7 +24,7 @@ export const size = FULL
       badInput: { fuzzRuns: 200, transportFuzzRuns: 150 },
       contention: { durationMs: 5_000, maxPerPublisher: 10_000 },
       shutdown: { events: 800, consumers: 2, publishMs: 4_000, maxTerms: 4 },
-      serverCrash: { events: 2_000, publishMs: 10_000, maxKills: 40, runs: 1 },
+      serverCrash: { events: 2_000, publishMs: 10_000, minKills: 15, maxKills: 40, runs: 1 },
       drainMs: 45_000,
     };
 
