@@ -95,6 +95,7 @@ export interface AuditHost {
 }
 
 const ID_HEADER = "Nats-Msg-Id";
+const decoder = new TextDecoder();
 
 /**
  * Read the messages of `stream` on `filter` from `from` to `to` (stream sequences, inclusive)
@@ -157,6 +158,8 @@ export async function audit(
     .then(() => true)
     .catch(() => false);
   const consumers: ConsumerAudit[] = [];
+  /** Each subscriber's receipts (envelope ids), read once per audit. */
+  const receipts = new Map<string, Set<string>>();
   let gaps = 0;
   let requeued = 0;
   for await (const c of jsm.consumers.list(stream)) {
@@ -174,16 +177,21 @@ export async function audit(
     let unhandled: UnhandledEvent[] | undefined;
     let checked = 0;
     if (receiptsOn) {
-      const handled = new Set<string>();
-      const rinfo = await jsm.streams.info(receiptStream);
-      await readRange(
-        host,
-        receiptStream,
-        receiptSubject(prefix, tag.subscriber),
-        rinfo.state.first_seq,
-        rinfo.state.last_seq,
-        (_seq, data) => handled.add(new TextDecoder().decode(data)),
-      );
+      let handled = receipts.get(tag.subscriber);
+      if (!handled) {
+        const ids = new Set<string>();
+        const rinfo = await jsm.streams.info(receiptStream);
+        await readRange(
+          host,
+          receiptStream,
+          receiptSubject(prefix, tag.subscriber),
+          rinfo.state.first_seq,
+          rinfo.state.last_seq,
+          (_seq, data) => ids.add(decoder.decode(data)),
+        );
+        receipts.set(tag.subscriber, ids);
+        handled = ids;
+      }
       const created = Date.parse(c.created);
       const found: { seq: number; id: string; data: Uint8Array }[] = [];
       await readRange(
