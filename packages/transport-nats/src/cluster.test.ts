@@ -282,6 +282,30 @@ describeIf(natsServerBinary(), "a 3-node JetStream cluster (R3)", { tags: ["slow
     for (const row of table) expect(row.duplicates).toBeLessThan(total / 10);
   }, 150_000);
 
+  it("subscribes and connects while the meta leader is being re-elected, instead of failing", async () => {
+    const names = uniqueNames("meta");
+    const t = transport(names);
+    await t.ready();
+    const metaLeader = await cluster.waitForMetaLeader();
+    await cluster.kill(metaLeader);
+    // Creating consumers (and a stream) needs the meta leader, which is being elected now.
+    const got: number[] = [];
+    const started = Date.now();
+    await t.subscribe({
+      subscriber: "latecomer",
+      types: [TYPE],
+      handler: async (d) => void got.push((d.envelope.data as { n: number }).n),
+    });
+    const second = transport(uniqueNames("meta2"));
+    await second.ready();
+    const waited = Date.now() - started;
+    await t.publish([envelopeOf(1)]);
+    await eventually(() => got.length === 1, "the delivery to the new subscriber", 30_000);
+    console.log(
+      `meta leader ${metaLeader} killed: subscribe and a new stream waited ${waited} ms for its successor`,
+    );
+  }, 60_000);
+
   it("rejects a publish with the retryable NatsPublishUnavailableError once two of three nodes are down past the deadline", async () => {
     const names = uniqueNames("quorum");
     const deadlineMs = 3_000;

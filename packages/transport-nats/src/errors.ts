@@ -173,10 +173,24 @@ const unavailableApiCodes = new Set([
  * Such a publish is retried with the same `Nats-Msg-Id`; anything else is not.
  */
 export function isPublishUnavailable(error: unknown): boolean {
+  return isUnavailable(error, true);
+}
+
+/**
+ * @internal Whether a JetStream API request (stream or consumer info, create, update) failed only
+ * because the cluster could not answer it yet: no answer in time (the meta or stream leader is
+ * being elected), or "temporarily unavailable" / "not the leader" / "stream offline". Unlike a
+ * publish, no responders here means no JetStream at all, which waiting does not fix.
+ */
+export function isApiUnavailable(error: unknown): boolean {
+  return isUnavailable(error, false);
+}
+
+function isUnavailable(error: unknown, noRespondersToo: boolean): boolean {
   for (let e = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const name = nameOf(e);
-    if (name === "TimeoutError" || name === "NoResponders" || name === "NoRespondersError")
-      return true;
+    if (name === "TimeoutError") return true;
+    if (name === "NoResponders" || name === "NoRespondersError") return noRespondersToo;
     if (name === "JetStreamApiError") {
       const { code } = e as { code?: unknown };
       return typeof code === "number" && unavailableApiCodes.has(code);
@@ -184,6 +198,41 @@ export function isPublishUnavailable(error: unknown): boolean {
     if (name !== "JetStreamNotEnabled" && name !== "RequestError") return false;
   }
   return false;
+}
+
+/**
+ * A JetStream API request the transport needs (creating or checking the stream or a subscriber's
+ * consumers) went unanswered for as long as it kept asking (`publishDeadlineMs`): the cluster had
+ * no meta or stream leader to answer — an election after a node loss that did not end, or no
+ * quorum. `retryable` is `true`: calling again once the cluster has its leaders is safe.
+ */
+export class NatsClusterUnavailableError extends SwitchyardError {
+  /** Always `true`: nothing is wrong with the request itself. */
+  readonly retryable = true;
+  /** What the transport was doing, e.g. `create consumer evaluator__TRAINING_COMPLETED__…`. */
+  readonly operation: string;
+  /** How long it kept asking, in ms. */
+  readonly waitedMs: number;
+
+  constructor(
+    servers: readonly string[],
+    operation: string,
+    waitedMs: number,
+    options?: { cause?: unknown },
+  ) {
+    const detail = options?.cause === undefined ? "unknown error" : detailOf(options.cause);
+    super(
+      "NATS_CLUSTER_UNAVAILABLE",
+      `JetStream at ${list(servers)} did not answer "${operation}" within ${waitedMs} ms of asking ` +
+        `again (last error: ${detail}). The cluster has no leader for it: an election after a node ` +
+        `loss, or a majority of the nodes down (no quorum). Try again once the cluster is healthy ` +
+        `(\`curl http://<node>:8222/healthz\`, \`nats server report jetstream\`); raise ` +
+        `publishDeadlineMs to wait longer.`,
+      options,
+    );
+    this.operation = operation;
+    this.waitedMs = waitedMs;
+  }
 }
 
 /** An option of {@link natsTransport} or of a subscription has an unusable value. */

@@ -20,6 +20,7 @@ export type { NatsTransportOptions } from "./options";
 export {
   JetStreamUnavailableError,
   NatsAuthError,
+  NatsClusterUnavailableError,
   NatsConnectionError,
   NatsHeartbeatWriteError,
   NatsOptionsError,

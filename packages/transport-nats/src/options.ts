@@ -93,6 +93,8 @@ export interface NatsTransportOptions {
    * Past this, `publish` rejects with `NatsPublishUnavailableError` (`retryable: true`); its
    * `{ signal }` ends the retrying early. 0 = one attempt of `requestTimeoutMs`, no retry. The
    * default covers a JetStream election (nats-server 2.9: 4–9 s) plus a client reconnect.
+   * `ready()` and `subscribe()` wait as long for a cluster to answer the requests that create the
+   * stream and consumers, then reject with `NatsClusterUnavailableError`.
    * @defaultValue 30_000
    */
   readonly publishDeadlineMs?: number;

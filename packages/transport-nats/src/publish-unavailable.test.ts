@@ -3,13 +3,14 @@ import { errors } from "@nats-io/transport-node";
 import { SwitchyardError, createEnvelope } from "@switchyard/event-schema";
 import { describe, expect, it } from "vitest";
 import {
+  NatsClusterUnavailableError,
   NatsOptionsError,
   NatsPublishError,
   NatsPublishUnavailableError,
   defaultNatsTransportOptions,
   natsTransport,
 } from "./index";
-import { isPublishUnavailable } from "./errors";
+import { isApiUnavailable, isPublishUnavailable } from "./errors";
 import { NATS_URL, deleteStream, describeIf, natsAvailable, uniqueNames } from "./test/nats";
 
 /** nats.js's JetStreamNotEnabled (not exported by @nats-io/jetstream; errors are told apart by name). */
@@ -76,6 +77,32 @@ describe("publishing while no stream leader answers", () => {
     expect(error.message).toContain("publishDeadlineMs");
     expect(error.message).toContain("nats stream info EVENTS");
     expect(new NatsPublishError(1, 2).retryable).toBe(false);
+  });
+
+  it("asks a JetStream API request again on a timeout or an election, but not on no responders (no JetStream)", () => {
+    expect(isApiUnavailable(new errors.TimeoutError())).toBe(true);
+    expect(isApiUnavailable(apiError(503, 10008, "JetStream system temporarily unavailable"))).toBe(
+      true,
+    );
+    expect(isApiUnavailable(noResponders())).toBe(false);
+    expect(isApiUnavailable(apiError(404, 10014, "consumer not found"))).toBe(false);
+  });
+
+  it("reports a cluster that stays without a leader for an API request as NatsClusterUnavailableError", () => {
+    const cause = new errors.TimeoutError();
+    const error = new NatsClusterUnavailableError(["nats://a:4222"], "create consumer c1", 30_000, {
+      cause,
+    });
+    expect(error).toBeInstanceOf(SwitchyardError);
+    expect(error).toMatchObject({
+      code: "NATS_CLUSTER_UNAVAILABLE",
+      retryable: true,
+      operation: "create consumer c1",
+      waitedMs: 30_000,
+      cause,
+    });
+    expect(error.message).toContain('"create consumer c1"');
+    expect(error.message).toContain("healthz");
   });
 
   it("documents a 30 s publish deadline and rejects a negative one by name", () => {

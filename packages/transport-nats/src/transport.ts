@@ -31,12 +31,14 @@ import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./au
 import { encodeEnvelope } from "./codec";
 import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
 import {
+  NatsClusterUnavailableError,
   NatsOptionsError,
   NatsPayloadTooLargeError,
   NatsPublishError,
   NatsPublishUnavailableError,
   NatsStreamConfigError,
   TransportClosedError,
+  isApiUnavailable,
   isPublishUnavailable,
   toNatsError,
 } from "./errors";
@@ -237,20 +239,22 @@ export class NatsTransport implements Transport, AsyncDisposable {
     for (let round = 0; round < 3; round++) {
       let info: StreamInfo | undefined;
       try {
-        info = await jsm.streams.info(o.stream);
+        info = await this.#api(`check stream ${o.stream}`, () => jsm.streams.info(o.stream));
       } catch (error) {
         if (!isStreamNotFound(error)) throw error;
       }
       if (!info) {
         try {
-          await jsm.streams.add({
-            name: o.stream,
-            subjects: [subject],
-            retention,
-            storage,
-            ...wanted,
-            description: "Switchyard events (@switchyard/transport-nats)",
-          } as Partial<StreamConfig> as StreamConfig);
+          await this.#api(`create stream ${o.stream}`, () =>
+            jsm.streams.add({
+              name: o.stream,
+              subjects: [subject],
+              retention,
+              storage,
+              ...wanted,
+              description: "Switchyard events (@switchyard/transport-nats)",
+            } as Partial<StreamConfig> as StreamConfig),
+          );
           this.#logger.info({ subjects: [subject] }, `created stream ${o.stream}`);
           return;
         } catch (error) {
@@ -316,13 +320,14 @@ export class NatsTransport implements Transport, AsyncDisposable {
         ...changes,
       };
       try {
-        await jsm.streams.update(o.stream, update);
+        await this.#api(`update stream ${o.stream}`, () => jsm.streams.update(o.stream, update));
         this.#logger.warn(
           { subjects: update.subjects, ...changes },
           `updated stream ${o.stream} to this transport's configuration`,
         );
         return;
       } catch (error) {
+        if (error instanceof NatsClusterUnavailableError) throw error;
         throw new NatsStreamConfigError(
           o.stream,
           `updating it failed (${(error as Error).message})`,
@@ -331,6 +336,37 @@ export class NatsTransport implements Transport, AsyncDisposable {
       }
     }
     throw new NatsStreamConfigError(o.stream, "it kept changing while being set up");
+  }
+
+  /**
+   * A JetStream API request, asked again while the cluster cannot answer it yet (no answer in
+   * time, temporarily unavailable, not the leader: a meta or stream leader election after a node
+   * loss) for up to `publishDeadlineMs`; then {@link NatsClusterUnavailableError}. Creating a
+   * stream or consumer that already exists with the same settings succeeds, so asking again is
+   * safe even when a timed-out request was carried out.
+   */
+  async #api<T>(operation: string, request: () => Promise<T>): Promise<T> {
+    const { publishDeadlineMs, servers } = this.#options;
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await request();
+      } catch (error) {
+        if (!isApiUnavailable(error)) throw error;
+        const waitedMs = Date.now() - started;
+        if (this.#closing || waitedMs + 100 > publishDeadlineMs)
+          throw new NatsClusterUnavailableError(servers, operation, waitedMs, { cause: error });
+        if (attempt === 1)
+          this.#logger.warn(
+            { operation, err: error, publishDeadlineMs },
+            "JetStream could not answer (leader election or no quorum); asking again",
+          );
+        await pauseUnlessAborted(
+          Math.min(100 * 2 ** Math.min(attempt - 1, 4), 1_000, publishDeadlineMs - waitedMs),
+          undefined,
+        );
+      }
+    }
   }
 
   #assertOpen(): void {
@@ -613,7 +649,9 @@ export class NatsTransport implements Transport, AsyncDisposable {
     const ackWait = nanos(spec.leaseMs);
     let info;
     try {
-      info = await jsm.consumers.info(this.stream, spec.name);
+      info = await this.#api(`check consumer ${spec.name}`, () =>
+        jsm.consumers.info(this.stream, spec.name),
+      );
     } catch (error) {
       if (!isConsumerNotFound(error))
         throw toNatsError(error, { servers: this.#options.servers, phase: "request" });
@@ -625,19 +663,21 @@ export class NatsTransport implements Transport, AsyncDisposable {
             { consumer: spec.name },
             `consumer ${spec.name} vanished; re-created it (events published meanwhile are not in it)`,
           );
-        info = await jsm.consumers.add(this.stream, {
-          durable_name: spec.name,
-          description: describeConsumer(spec.tag),
-          ack_policy: AckPolicy.Explicit,
-          ack_wait: ackWait,
-          deliver_policy: DeliverPolicy.New,
-          filter_subject: spec.filter,
-          max_deliver: -1,
-          max_ack_pending: this.#options.maxAckPending,
-          ...(spec.tag.ephemeral
-            ? { inactive_threshold: nanos(this.#options.ephemeralInactiveMs) }
-            : {}),
-        });
+        info = await this.#api(`create consumer ${spec.name}`, () =>
+          jsm.consumers.add(this.stream, {
+            durable_name: spec.name,
+            description: describeConsumer(spec.tag),
+            ack_policy: AckPolicy.Explicit,
+            ack_wait: ackWait,
+            deliver_policy: DeliverPolicy.New,
+            filter_subject: spec.filter,
+            max_deliver: -1,
+            max_ack_pending: this.#options.maxAckPending,
+            ...(spec.tag.ephemeral
+              ? { inactive_threshold: nanos(this.#options.ephemeralInactiveMs) }
+              : {}),
+          }),
+        );
       } else if (
         (info.config.ack_wait ?? 0) !== ackWait ||
         info.config.max_ack_pending !== this.#options.maxAckPending
@@ -648,10 +688,12 @@ export class NatsTransport implements Transport, AsyncDisposable {
             `changing the lease (AckWait) of consumer ${spec.name}; give every process of subscriber ` +
               `"${spec.tag.subscriber}" the same leaseMs`,
           );
-        info = await jsm.consumers.update(this.stream, spec.name, {
-          ack_wait: ackWait,
-          max_ack_pending: this.#options.maxAckPending,
-        });
+        info = await this.#api(`update consumer ${spec.name}`, () =>
+          jsm.consumers.update(this.stream, spec.name, {
+            ack_wait: ackWait,
+            max_ack_pending: this.#options.maxAckPending,
+          }),
+        );
       }
       return {
         name: spec.name,
