@@ -95,6 +95,31 @@ describe("the dead-letter path never blocks the event loop", () => {
   });
 });
 
+describe("the retry daemon's claims never block the event loop", () => {
+  it("claims and releases while another connection holds the write lock, yielding meanwhile", async () => {
+    const store = open();
+    await store.deadLetter(record(1));
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE");
+    const released = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        other.exec("COMMIT");
+        other.close();
+        resolve();
+      }, 300),
+    );
+    let claimed: Awaited<ReturnType<SqliteDeadLetterStore["claim"]>> = [];
+    const stall = await longestStall(async () => {
+      claimed = await store.claim({ limit: 10 });
+    });
+    await released;
+    expect(stall).toBeLessThan(100);
+    expect(claimed).toHaveLength(1);
+    await store.release(claimed[0]!, { status: "replayed" });
+    expect(store.inspect(claimed[0]!.id)).toMatchObject({ status: "replayed", replays: 1 });
+  });
+});
+
 describe("typed errors for unusable files", () => {
   it("throws DeadLetterStoreFileError (corrupt) for a file that is not a database", () => {
     const fd = openSync(path, "w");
