@@ -1,6 +1,6 @@
 import type { EventOf } from "@switchyard/event-schema";
 import { type Router, sleep } from "@switchyard/router";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { DaemonManager, type DaemonManagerOptions } from "./daemon-manager";
 import { DaemonManagerClosedError, DuplicateDaemonError, UnknownDaemonError } from "./errors";
 import { HandlerBase, type HandlerBaseOptions, type Subscriptions } from "./handler-base";
@@ -61,6 +61,7 @@ function manager(options: DaemonManagerOptions) {
 }
 
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.all(managers.splice(0).map((m) => m.stopAll()));
   await closeRouters();
 });
@@ -223,6 +224,10 @@ describe("DaemonManager", () => {
   });
 
   it("writes heartbeats periodically, with status, health and stats, and a last one on stop", async () => {
+    // A fake clock: the count of beats follows the interval, not the machine's load.
+    vi.useFakeTimers({
+      toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "performance", "Date"],
+    });
     const router = makeRouter();
     const sink = memoryHeartbeatSink();
     const d = new Scripted("beating", router, { cycleIntervalMs: 60_000 });
@@ -232,11 +237,12 @@ describe("DaemonManager", () => {
       heartbeatIntervalMs: 20,
       host: "node-1",
     });
-    await m.startAll();
+    await m.startAll(); // one beat as the daemon starts
     await router.publish("TRAINING_COMPLETED", payloads.training());
-    await delay(110);
+    await router.drain();
+    await vi.advanceTimersByTimeAsync(110); // one beat at 20, 40, 60, 80 and 100 ms
     const beats = sink.beats.filter((b) => b.daemon === "beating");
-    expect(beats.length).toBeGreaterThanOrEqual(4);
+    expect(beats).toHaveLength(6);
     const last = sink.latest("beating")!;
     expect(last).toMatchObject({
       daemon: "beating",
@@ -252,7 +258,7 @@ describe("DaemonManager", () => {
     await m.stopAll();
     expect(sink.latest("beating")).toMatchObject({ status: "stopped", startedAt: null });
     const count = sink.beats.length;
-    await delay(60);
+    await vi.advanceTimersByTimeAsync(1000);
     expect(sink.beats.length).toBe(count); // the timer is gone
   });
 
@@ -306,7 +312,7 @@ describe("DaemonManager", () => {
     await eventually(() => d.status === "running");
     expect(process.listenerCount("SIGTERM")).toBe(listenersBefore + 1);
     await router.publish("TRAINING_COMPLETED", payloads.training("hex8_2p"));
-    await delay(10); // the handler is now in flight
+    await eventually(() => router.getStats().inFlight === 1); // the handler is now in flight
     process.emit("SIGTERM", "SIGTERM");
     process.emit("SIGTERM", "SIGTERM"); // a second signal while stopping is only logged
     await running;

@@ -88,8 +88,15 @@ afterEach(async () => {
   await closeRouters();
 });
 
+/** Fake clock for cycle timing: counts then follow the schedule, not the machine's load. */
+const fakeClock = () =>
+  vi.useFakeTimers({
+    toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "performance", "Date"],
+  });
+
 describe("cycles", () => {
-  it("runs runCycle at the interval, never two at once", async () => {
+  it("runs runCycle at the interval, start to start, never two at once", async () => {
+    fakeClock();
     const d = daemon({ cycleIntervalMs: 30 });
     const starts: number[] = [];
     let running = 0;
@@ -101,14 +108,12 @@ describe("cycles", () => {
       running--;
     };
     await d.start();
-    await delay(200);
+    const t0 = performance.now();
+    await vi.advanceTimersByTimeAsync(200); // cycles at 0, 30, … 180, each done 10 ms later
     await d.stop();
     expect(maxRunning).toBe(1);
-    expect(starts.length).toBeGreaterThanOrEqual(4);
-    expect(starts.length).toBeLessThanOrEqual(8);
-    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
-    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(25);
-    expect(d.stats.cyclesRun).toBe(starts.length);
+    expect(starts.map((t) => t - t0)).toEqual([0, 30, 60, 90, 120, 150, 180]);
+    expect(d.stats.cyclesRun).toBe(7);
   });
 
   it("starts the next cycle as soon as an overrunning one ends, still one at a time", async () => {
@@ -201,6 +206,7 @@ describe("cycles", () => {
   });
 
   it("runs no cycle timer when the subclass does not override runCycle", async () => {
+    fakeClock();
     class Quiet extends HandlerBase {
       constructor(router: Router) {
         super({ name: "quiet", router, cycleIntervalMs: 5 });
@@ -209,18 +215,20 @@ describe("cycles", () => {
     const d = new Quiet(makeRouter());
     daemons.push(d);
     await d.start();
-    await delay(40);
+    await vi.advanceTimersByTimeAsync(1000); // two hundred intervals
     expect(d.stats.cyclesRun).toBe(0);
   });
 
   it("waits one interval before the first cycle with runCycleOnStart: false", async () => {
+    fakeClock();
     const d = daemon({ cycleIntervalMs: 80, runCycleOnStart: false });
     const cycle = vi.fn();
     d.cycle = cycle;
     await d.start();
-    await delay(30);
+    await vi.advanceTimersByTimeAsync(79);
     expect(cycle).not.toHaveBeenCalled();
-    await eventually(() => cycle.mock.calls.length === 1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(cycle).toHaveBeenCalledTimes(1);
   });
 
   it("crashes after maxConsecutiveCycleFailures failing cycles in a row, unsubscribes and tells its crash listeners", async () => {
@@ -721,11 +729,14 @@ describe("stats and health", () => {
     const d = daemon({ router, lagThresholdMs: 100 });
     d.handlers = { TRAINING_COMPLETED: () => busyWait(300) };
     await d.start();
+    // The delay monitor (a native 10 ms timer, which fake timers cannot drive) measures from its
+    // second tick on; a 30 ms timer runs only after the ticks due at 10 and 20 ms, whatever the load.
     await delay(30);
     expect(d.healthCheck().healthy).toBe(true);
     await router.publish("TRAINING_COMPLETED", payloads.training());
     await router.drain();
-    await delay(30); // let the lag monitor's timer fire late and record the delay
+    // The lag monitor's timer fires late after the block and records the delay.
+    await eventually(() => d.healthCheck().status === "degraded");
     const health = d.healthCheck();
     expect(health).toMatchObject({ healthy: false, status: "degraded" });
     expect(health.message).toMatch(/event loop blocked for up to \d+ ms \(threshold 100 ms\)/);
@@ -843,9 +854,13 @@ describe("lifecycle", () => {
 
   it("makes a start still in onStart reject when stop() is called, leaving the daemon stopped", async () => {
     const d = daemon();
-    d.startHook = (signal) => sleep(10_000, { signal });
+    let inOnStart = false;
+    d.startHook = (signal) => {
+      inOnStart = true;
+      return sleep(10_000, { signal });
+    };
     const starting = d.start();
-    await delay(10);
+    await eventually(() => inOnStart);
     await d.stop();
     await expect(starting).rejects.toBeInstanceOf(DaemonStartError);
     expect(d.status).toBe("stopped");

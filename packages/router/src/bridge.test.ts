@@ -4,7 +4,7 @@ import { UnrecoverableError } from "./errors";
 import { MemoryTransport } from "./memory-transport";
 import { createRouter, type Router } from "./router";
 import type { DeadLetterRecord } from "./transport";
-import { delay, eventually, testCatalog, type TestCatalog } from "./test/fixtures";
+import { eventually, testCatalog, type TestCatalog } from "./test/fixtures";
 
 const open: Router<TestCatalog>[] = [];
 function pair(transport = new MemoryTransport()) {
@@ -32,12 +32,13 @@ describe("bridging durable event types through a transport", () => {
     await b.subscribe(["MODEL_SAVED", "JOB_STARTED"], (e) => void gotOnB.push(e.type), {
       name: "b-listener",
     }).ready;
-    await a.publish("MODEL_SAVED", { config_key: "hex8_2p", n: 1 });
+    // JOB_STARTED first: had it crossed to b, it would arrive there before MODEL_SAVED.
     await a.publish("JOB_STARTED", { n: 1 });
-    await eventually(() => gotOnB.length === 1);
-    await delay(10);
+    await a.publish("MODEL_SAVED", { config_key: "hex8_2p", n: 1 });
+    await eventually(() => gotOnB.includes("MODEL_SAVED"));
     expect(gotOnB).toEqual(["MODEL_SAVED"]); // JOB_STARTED stayed in router a
     expect(publish).toHaveBeenCalledTimes(1);
+    expect(publish.mock.calls[0]![0].map((e) => e.type)).toEqual(["MODEL_SAVED"]);
     expect(a.getStats()).toMatchObject({ published: 2, publishedDurable: 1 });
   });
 
@@ -160,18 +161,20 @@ describe("bridging durable event types through a transport", () => {
     await a.subscribe("MODEL_SAVED", (e) => void seen.push(e.id), { name: "once" }).ready;
     await a.publish("MODEL_SAVED", { config_key: "k", n: 1 }, { id: "evt-1" });
     await a.publish("MODEL_SAVED", { config_key: "k", n: 1 }, { id: "evt-1" });
-    await delay(20);
-    expect(seen).toEqual(["evt-1"]);
+    // A later event: deliveries start in publish order, so a second evt-1 would come before it.
+    await a.publish("MODEL_SAVED", { config_key: "k", n: 2 }, { id: "evt-2" });
+    await eventually(() => seen.includes("evt-2"));
+    expect(seen).toEqual(["evt-1", "evt-2"]);
   });
 
   it("waits for durable events through an ephemeral subscriber that leaves no state behind", async () => {
     const { transport, a, b } = pair();
     const waiting = b.waitFor("MODEL_LOADED", { timeoutMs: 2000 });
-    await delay(5);
+    await waiting.ready;
     await a.publish("MODEL_LOADED", { config_key: "hex8_2p" });
     expect((await waiting).data.config_key).toBe("hex8_2p");
-    await delay(5);
-    expect((await transport.stats()).subscribers).toEqual([]);
+    // Unsubscribing closes the transport subscription asynchronously; then nothing is left.
+    await eventually(async () => (await transport.stats()).subscribers.length === 0);
   });
 
   it("reports transport subscriptions in listSubscriptions", async () => {
