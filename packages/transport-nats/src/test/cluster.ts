@@ -219,8 +219,10 @@ export async function startOwnCluster(
     return (await response.json()) as Jsz;
   };
 
+  let disposed: Promise<void> | undefined;
   const startNode = async (node: NodeState, timeoutMs = 15_000) => {
     if (node.running) return;
+    if (disposed) throw new Error(`cluster ${name} is disposed: node ${node.name} cannot start`);
     // nats-server appends to its log file, so one file holds every run of the node.
     const fd = openSync(node.log, "a");
     let proc: ChildProcess;
@@ -307,7 +309,6 @@ export async function startOwnCluster(
       options.timeoutMs ?? 30_000,
     );
 
-  let disposed: Promise<void> | undefined;
   const cluster: OwnCluster = {
     name,
     nodes,
