@@ -95,6 +95,13 @@ export interface AuditHost {
 }
 
 const ID_HEADER = "Nats-Msg-Id";
+/** How long reading one range may take before the audit fails (it never reports on a partial read). */
+const READ_TIMEOUT_MS = 60_000;
+/**
+ * Receipts are written without waiting for the stream, so one may be stored a moment after the
+ * ack it goes with: candidates are checked again against receipts stored this long later.
+ */
+const RECEIPT_SETTLE_MS = 1_000;
 const decoder = new TextDecoder();
 
 /**
@@ -120,24 +127,42 @@ async function readRange(
   });
   try {
     const consumer = await host.js.consumers.get(stream, info.name);
+    // A partial read would report handled events as unhandled: read to `to` (or to the end of
+    // the filter's messages), or fail.
+    const deadline = Date.now() + READ_TIMEOUT_MS;
     for (;;) {
-      const batch = await consumer.fetch({ max_messages: 500, expires: 1_000 });
+      const batch = await consumer.fetch({ max_messages: 500, expires: 2_000 });
       let received = 0;
-      let done = false;
       for await (const m of batch) {
         received++;
-        if (m.seq > to) {
-          done = true;
-          continue;
-        }
+        if (m.seq > to) return;
         each(m.seq, m.data, m.headers?.get(ID_HEADER) || undefined, m.info.timestampNanos / 1e6);
-        if (m.seq >= to || m.info.pending === 0) done = true;
+        if (m.seq >= to || m.info.pending === 0) return;
       }
-      if (done || received === 0) return;
+      if (received === 0 && (await consumer.info()).num_pending === 0) return;
+      if (Date.now() > deadline)
+        throw new Error(
+          `reading ${stream} on ${filter} up to sequence ${to} did not finish within ${READ_TIMEOUT_MS} ms`,
+        );
     }
   } finally {
     await host.jsm.consumers.delete(stream, info.name).catch(() => {});
   }
+}
+
+/** Add the receipts on `subject` stored after `known.upTo` to `known.ids`. */
+async function readReceipts(
+  host: AuditHost,
+  stream: string,
+  subject: string,
+  known: { ids: Set<string>; upTo: number },
+): Promise<void> {
+  const info = await host.jsm.streams.info(stream);
+  const from = Math.max(known.upTo + 1, info.state.first_seq);
+  await readRange(host, stream, subject, from, info.state.last_seq, (_seq, data) =>
+    known.ids.add(decoder.decode(data)),
+  );
+  known.upTo = Math.max(known.upTo, info.state.last_seq);
 }
 
 /**
@@ -158,8 +183,8 @@ export async function audit(
     .then(() => true)
     .catch(() => false);
   const consumers: ConsumerAudit[] = [];
-  /** Each subscriber's receipts (envelope ids), read once per audit. */
-  const receipts = new Map<string, Set<string>>();
+  /** Each subscriber's receipts (envelope ids) and the receipt stream sequence read up to. */
+  const receipts = new Map<string, { ids: Set<string>; upTo: number }>();
   let gaps = 0;
   let requeued = 0;
   for await (const c of jsm.consumers.list(stream)) {
@@ -177,21 +202,14 @@ export async function audit(
     let unhandled: UnhandledEvent[] | undefined;
     let checked = 0;
     if (receiptsOn) {
-      let handled = receipts.get(tag.subscriber);
-      if (!handled) {
-        const ids = new Set<string>();
-        const rinfo = await jsm.streams.info(receiptStream);
-        await readRange(
-          host,
-          receiptStream,
-          receiptSubject(prefix, tag.subscriber),
-          rinfo.state.first_seq,
-          rinfo.state.last_seq,
-          (_seq, data) => ids.add(decoder.decode(data)),
-        );
-        receipts.set(tag.subscriber, ids);
-        handled = ids;
+      const subject = receiptSubject(prefix, tag.subscriber);
+      let known = receipts.get(tag.subscriber);
+      if (!known) {
+        known = { ids: new Set<string>(), upTo: 0 };
+        receipts.set(tag.subscriber, known);
+        await readReceipts(host, receiptStream, subject, known);
       }
+      const handled = known.ids;
       const created = Date.parse(c.created);
       const found: { seq: number; id: string; data: Uint8Array }[] = [];
       await readRange(
@@ -207,9 +225,14 @@ export async function audit(
           if (!handled.has(id)) found.push({ seq, id, data });
         },
       );
-      unhandled = found.map((f) => ({ seq: f.seq, id: f.id, type: tag.type! }));
+      if (found.length > 0) {
+        await new Promise((resolve) => setTimeout(resolve, RECEIPT_SETTLE_MS));
+        await readReceipts(host, receiptStream, subject, known);
+      }
+      const missing = found.filter((f) => !handled.has(f.id));
+      unhandled = missing.map((f) => ({ seq: f.seq, id: f.id, type: tag.type! }));
       if (options.repair) {
-        for (const f of found) {
+        for (const f of missing) {
           const { envelope, error } = decodeEnvelope(f.data, () => ({
             subject: `${prefix}.${tag.type}`,
             type: tag.type!,
