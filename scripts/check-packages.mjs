@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Packaging checks for every published package: publint (strict) on the packed files and
-// are-the-types-wrong on the tarball pnpm would publish (workspace: ranges rewritten), ESM-only profile.
+// are-the-types-wrong on the tarball pnpm would publish (workspace: ranges rewritten), default (strict) profile: ESM and CommonJS.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, rmSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -32,11 +32,7 @@ for (const dir of packages) {
     run("pnpm", ["exec", "publint", "--strict", "--pack", "pnpm"], dir);
     const out = run("pnpm", ["pack", "--pack-destination", packDir, "--json"], dir);
     const tarball = JSON.parse(out).filename;
-    run(
-      "pnpm",
-      ["exec", "attw", resolve(packDir, tarball), "--profile", "esm-only", "--format", "ascii"],
-      dir,
-    );
+    run("pnpm", ["exec", "attw", resolve(packDir, tarball), "--format", "ascii"], dir);
     console.log(`✓ ${name}`);
   } catch (error) {
     failed++;
@@ -45,6 +41,6 @@ for (const dir of packages) {
 }
 rmSync(packDir, { recursive: true, force: true });
 console.log(
-  `${packages.length - failed}/${packages.length} packages pass publint --strict and attw (esm-only)`,
+  `${packages.length - failed}/${packages.length} packages pass publint --strict and attw (strict profile)`,
 );
 process.exit(failed ? 1 : 0);
