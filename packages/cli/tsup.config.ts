@@ -1,4 +1,7 @@
 import { packageConfig } from "../../tsup.shared";
 
-// Two entries: the programmatic API and the `switchyard` executable.
-export default packageConfig({ entry: ["src/index.ts", "src/bin.ts"] });
+// The programmatic API in both formats; the `switchyard` executable (top-level await) as ESM only.
+export default [
+  packageConfig(),
+  packageConfig({ entry: ["src/bin.ts"], format: ["esm"], dts: false, clean: false }),
+];

@@ -1,3 +1,4 @@
 import { packageConfig } from "../../tsup.shared";
 
-export default packageConfig();
+// ESM only: vitest, which the suite runs on, cannot be require()d.
+export default packageConfig({ format: ["esm"] });

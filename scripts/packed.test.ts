@@ -1,0 +1,162 @@
+// Packages an outside project installs cleanly: every package is packed as it would be published,
+// installed with npm into a temporary project outside the workspace, a two-daemon app with its own
+// catalog is type-checked (moduleResolution nodenext and bundler, lib checks on) and run as two
+// processes, and every package is require()d from CommonJS.
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = join(import.meta.dirname, "..");
+const packagesDir = join(root, "packages");
+const published = readdirSync(packagesDir)
+  .map((name) => join(packagesDir, name))
+  .filter((dir) => existsSync(join(dir, "package.json")))
+  .map((dir) => ({ dir, manifest: JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) }))
+  .filter(({ manifest }) => !manifest.private);
+
+const run = (cmd: string, args: string[], cwd: string, timeout = 300_000) =>
+  execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout });
+
+/** The version of a dependency as the workspace resolved it (what our own tests ran against). */
+const workspaceVersion = (name: string, from: string) =>
+  JSON.parse(readFileSync(join(from, "node_modules", name, "package.json"), "utf8"))
+    .version as string;
+
+let project: string;
+let installLog = "";
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  // dist/ must exist: CI builds before testing; locally turbo's cache makes this quick.
+  run(
+    "pnpm",
+    ["turbo", "run", "build", "--filter=./packages/*", "--output-logs=errors-only"],
+    root,
+    600_000,
+  );
+  project = mkdtempSync(join(tmpdir(), "switchyard-outside-"));
+  const tarballs = join(project, "tarballs");
+  const dependencies: Record<string, string> = {};
+  for (const { dir, manifest } of published) {
+    const out = run("pnpm", ["pack", "--pack-destination", tarballs, "--json"], dir);
+    dependencies[manifest.name] = `file:${JSON.parse(out).filename}`;
+  }
+  const queueDir = join(packagesDir, "cross-process-queue");
+  const natsDir = join(packagesDir, "transport-nats");
+  // better-sqlite3 compiles from source here (~80 s); the copy the workspace already built is the
+  // same registry package, so the app links to it instead of compiling it again.
+  dependencies["better-sqlite3"] =
+    `file:${realpathSync(join(queueDir, "node_modules", "better-sqlite3"))}`;
+  for (const name of ["@nats-io/jetstream", "@nats-io/transport-node"])
+    dependencies[name] = workspaceVersion(name, natsDir);
+  dependencies.zod = workspaceVersion("zod", join(packagesDir, "event-schema"));
+  dependencies.typescript = workspaceVersion("typescript", root);
+  dependencies["@types/node"] = workspaceVersion("@types/node", root);
+  writeFileSync(
+    join(project, "package.json"),
+    JSON.stringify({ name: "outside-app", private: true, type: "module", dependencies }, null, 2),
+  );
+  cpSync(join(import.meta.dirname, "packed-app"), join(project, "src"), { recursive: true });
+  const strict = {
+    strict: true,
+    noUncheckedIndexedAccess: true,
+    skipLibCheck: false,
+    target: "ES2022",
+    lib: ["ES2023", "ESNext.Disposable"],
+    types: ["node"],
+  };
+  writeFileSync(
+    join(project, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: {
+        ...strict,
+        module: "nodenext",
+        moduleResolution: "nodenext",
+        outDir: "dist",
+      },
+      include: ["src/*.ts"],
+    }),
+  );
+  writeFileSync(
+    join(project, "tsconfig.bundler.json"),
+    JSON.stringify({
+      compilerOptions: { ...strict, module: "esnext", moduleResolution: "bundler", noEmit: true },
+      include: ["src/*.ts"],
+    }),
+  );
+  // The testkit's vitest peer is left out (`--legacy-peer-deps`): the app does not run the suite,
+  // and the packages the app uses have every peer listed above.
+  const install = spawnSync(
+    "npm",
+    ["install", "--no-audit", "--no-fund", "--prefer-offline", "--legacy-peer-deps"],
+    { cwd: project, encoding: "utf8", timeout: 600_000 },
+  );
+  if (install.status !== 0)
+    throw new Error(`npm install failed:\n${install.stdout}${install.stderr}`);
+  installLog = `${install.stdout}${install.stderr}`;
+}, 900_000);
+
+afterAll(() => {
+  for (const child of children) child.kill("SIGKILL");
+  if (project) rmSync(project, { recursive: true, force: true });
+});
+
+describe("the packed packages in a project outside the workspace", { tags: ["slow"] }, () => {
+  it("install with npm without an engine warning from any @switchyard package", () => {
+    const warnings = installLog.split("\n").filter((line) => line.includes("EBADENGINE"));
+    // Third-party warnings are printed, not hidden: @nats-io/nuid 3 (pulled by @nats-io/nats-core
+    // 3.4) declares Node >= 22 although it runs on 20 (docs/releasing.md, "Node versions").
+    if (warnings.length > 0) console.warn(warnings.join("\n"));
+    expect(installLog).not.toMatch(/EBADENGINE[^\n]*@switchyard\//);
+  });
+
+  it("type-check a two-daemon app with its own catalog under nodenext", () => {
+    expect(() => run("npx", ["tsc", "-p", "tsconfig.json"], project)).not.toThrow();
+  });
+
+  it("type-check the same app under moduleResolution bundler", () => {
+    expect(() => run("npx", ["tsc", "-p", "tsconfig.bundler.json"], project)).not.toThrow();
+  });
+
+  it("run the two daemons as two processes through one SQLite file", async () => {
+    const db = join(project, "shop.db");
+    const shipper = spawn(process.execPath, ["dist/shipper.js", db], {
+      cwd: project,
+      stdio: "pipe",
+    });
+    children.push(shipper);
+    let shipperOut = "";
+    await new Promise<void>((resolve, reject) => {
+      shipper.stdout.on("data", (chunk: Buffer) => {
+        shipperOut += chunk.toString();
+        if (shipperOut.includes("ready")) resolve();
+      });
+      shipper.stderr.on("data", (chunk: Buffer) => (shipperOut += chunk.toString()));
+      shipper.once("exit", (code) => reject(new Error(`shipper exited ${code}: ${shipperOut}`)));
+    });
+    const out = run(process.execPath, ["dist/shop.js", db, "20"], project, 60_000);
+    expect(JSON.parse(out.trim().split("\n").pop()!)).toEqual({ shipped: 20, courier: 10 });
+    shipper.kill("SIGTERM");
+  });
+
+  it("load every package with require() from CommonJS", () => {
+    const names = published
+      .filter(({ manifest }) => JSON.stringify(manifest.exports).includes('"require"'))
+      .map(({ manifest }) => manifest.name as string);
+    expect(names.length).toBeGreaterThan(0);
+    const out = run(process.execPath, ["src/require.cjs", ...names], project);
+    const exportsPerPackage = JSON.parse(out) as Record<string, number>;
+    for (const name of names) expect(exportsPerPackage[name], name).toBeGreaterThan(0);
+  });
+});
