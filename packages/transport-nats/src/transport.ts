@@ -481,6 +481,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
     // Only an attempt that may have been stored (no answer) makes a later "duplicate" ack ours.
     let maybeStored = false;
     for (let attempt = 1; ; attempt++) {
+      // Aborted while pausing between attempts: send nothing more.
+      if (signal?.aborted) throw abortReason(signal);
       const remaining = deadline - Date.now();
       try {
         const ack = await untilAborted(
