@@ -70,9 +70,9 @@ function expectClean(result: ConsumerTortureResult, kind: "sqlite" | "nats"): vo
   expect(result.handBacks.neverRetried).toBe(0);
   expect(result.handBacks.maxGapMs).toBeLessThan(LEASE_MS / 2);
   // Nothing a draining process took was left to wait out its lease. SQLite dispatches what it
-  // claims at once, so nothing is ever taken and not started. On NATS, close() naks what a pull
-  // delivered but no handler started; the nak counts as a delivery, so such attempts exist, but
-  // each must come back long before the lease would have returned it.
+  // claims at once, so nothing is ever taken and not started. On NATS, close() hands back what a
+  // pull delivered but no handler started (a copy with the same attempt, or a nak that counts as
+  // a delivery where the copy cannot be stored); each must come back long before the lease.
   if (kind === "sqlite") expect(result.handBacks.unstarted).toBe(0);
   else expect(result.handBacks.unstartedMaxWaitMs).toBeLessThan(LEASE_MS / 2);
 }

@@ -82,8 +82,15 @@ function handedBack(ledger: Ledger, processes: readonly ProcessRecord[]) {
   for (const abort of entries) {
     if (abort.kind !== "abort" || processes[abort.proc]?.end !== "sigterm") continue;
     count++;
+    // A hand-back is not an attempt: the next run may carry the same attempt number.
     const next = entries
-      .filter((e) => e.kind === "start" && e.key === abort.key && e.attempt > abort.attempt)
+      .filter(
+        (e) =>
+          e.kind === "start" &&
+          e.key === abort.key &&
+          e.at >= abort.at &&
+          (e.attempt > abort.attempt || (e.attempt === abort.attempt && e.proc !== abort.proc)),
+      )
       .sort((a, b) => a.at - b.at)[0];
     if (next) maxGapMs = Math.max(maxGapMs, next.at - abort.at);
     else neverRetried++;
