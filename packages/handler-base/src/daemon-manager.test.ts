@@ -141,6 +141,8 @@ describe("DaemonManager", () => {
   });
 
   it("gives up after maxRestartAttempts failed restarts and publishes DAEMON_PERMANENTLY_FAILED", async () => {
+    // A fake clock: "no more restarts" is then a fact about the schedule, not a sleep.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance", "Date"] });
     const router = makeRouter();
     const events: EventOf<"DAEMON_PERMANENTLY_FAILED">[] = [];
     router.subscribe("DAEMON_PERMANENTLY_FAILED", (e) => void events.push(e), { name: "alerts" });
@@ -148,7 +150,9 @@ describe("DaemonManager", () => {
     d.failStarts = Infinity;
     const m = manager({ daemons: [d], maxRestartAttempts: 3, host: "node-7", ...fastRestarts });
     await m.startAll();
-    await eventually(() => events.length === 1);
+    await vi.advanceTimersByTimeAsync(20 + 40 + 80); // the three restarts' backoff
+    await router.drain();
+    expect(events).toHaveLength(1);
     expect(d.startAttempts).toHaveLength(4); // the first start and three restarts
     expect(events[0]).toMatchObject({
       type: "DAEMON_PERMANENTLY_FAILED",
@@ -165,7 +169,7 @@ describe("DaemonManager", () => {
     const health = m.healthCheck();
     expect(health).toMatchObject({ healthy: false, status: "unhealthy" });
     expect(health.message).toMatch(/doomed failed permanently after 3 restart attempts/);
-    await delay(100);
+    await vi.advanceTimersByTimeAsync(3_600_000);
     expect(d.startAttempts).toHaveLength(4); // no more restarts
   });
 
