@@ -29,7 +29,12 @@ export function logger(file: string): { line: (text: string) => void; logger: Lo
       debug: () => {},
       info: () => {},
       warn: (obj, msg) => line(`warn ${text(obj, msg)}`),
-      error: (obj, msg) => line(`error ${text(obj, msg)}`),
+      // The router logs a handler's failure at error level; the poison events fail by design
+      // (UnrecoverableError), so those lines are not errors of the run.
+      error: (obj, msg) => {
+        const t = text(obj, msg);
+        line(`${t.includes("rejected by design") ? "warn" : "error"} ${t}`);
+      },
     },
   };
 }
