@@ -132,7 +132,10 @@ describeIf(await natsAvailable(), "crash safety on NATS JetStream", { tags: ["sl
     await eventually(async () => (await t.audit()).gaps === 0, "no gap left after the repair");
   });
 
-  it("on nats-server 2.9 an ack of an undelivered message moves the ack floor past a pending delivery, and interest retention then deletes it", async () => {
+  it("on nats-server 2.9 an ack of an undelivered message moves the ack floor past a pending delivery, and interest retention then deletes it", async (context) => {
+    const version = admin.info?.version ?? "";
+    if (!version.startsWith("2.9."))
+      context.skip(`documents a nats-server 2.9 defect; this is ${version}`);
     // The server defect behind issue 14, on the raw API: consumer.go processAckMsg (2.9.10) moves
     // the ack floor to an acknowledged message's stream sequence whenever its delivery sequence is
     // the floor + 1, even when that message is not pending; a pending delivery below loses its
