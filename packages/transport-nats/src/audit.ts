@@ -9,7 +9,7 @@ import {
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { Envelope } from "@switchyard/event-schema";
 import { decodeEnvelope } from "./codec";
-import { parseConsumerTag, subscriberToken } from "./names";
+import { parseConsumerTag, replayDurableName, replaySubject, subscriberToken } from "./names";
 
 /**
  * The stream holding the receipts that go with the event stream `stream`: `${stream}_RECEIPTS`.
@@ -136,7 +136,9 @@ async function readRange(
       for await (const m of batch) {
         received++;
         if (m.seq > to) return;
-        each(m.seq, m.data, m.headers?.get(ID_HEADER) || undefined, m.info.timestampNanos / 1e6);
+        // Replayed and handed-back copies carry the id in ce-id only (no Nats-Msg-Id).
+        const id = m.headers?.get(ID_HEADER) || m.headers?.get("ce-id") || undefined;
+        each(m.seq, m.data, id, m.info.timestampNanos / 1e6);
         if (m.seq >= to || m.info.pending === 0) return;
       }
       if (received === 0 && (await consumer.info()).num_pending === 0) return;
@@ -148,6 +150,33 @@ async function readRange(
   } finally {
     await host.jsm.consumers.delete(stream, info.name).catch(() => {});
   }
+}
+
+/** Ids of the copies on `subscriber`'s replay subject above its replay consumer's ack floor. */
+async function pendingCopies(host: AuditHost, subscriber: string): Promise<Set<string>> {
+  const ids = new Set<string>();
+  let floor: number;
+  try {
+    const info = await host.jsm.consumers.info(
+      host.stream,
+      replayDurableName(host.prefix, subscriber),
+    );
+    floor = info.ack_floor.stream_seq;
+  } catch {
+    return ids; // no replay consumer: no copies
+  }
+  const last = (await host.jsm.streams.info(host.stream)).state.last_seq;
+  await readRange(
+    host,
+    host.stream,
+    replaySubject(host.prefix, subscriber, "*"),
+    floor + 1,
+    last,
+    (_seq, _data, id) => {
+      if (id !== undefined) ids.add(id);
+    },
+  );
+  return ids;
 }
 
 /** Add the receipts on `subject` stored after `known.upTo` to `known.ids`. */
@@ -229,7 +258,10 @@ export async function audit(
         await new Promise((resolve) => setTimeout(resolve, RECEIPT_SETTLE_MS));
         await readReceipts(host, receiptStream, subject, known);
       }
-      const missing = found.filter((f) => !handled.has(f.id));
+      // A copy on the subscriber's replay subject not yet acknowledged (a hand-back on close, a
+      // replay) is on its way to a handler: not a gap.
+      const onTheirWay = found.length > 0 ? await pendingCopies(host, tag.subscriber) : new Set();
+      const missing = found.filter((f) => !handled.has(f.id) && !onTheirWay.has(f.id));
       unhandled = missing.map((f) => ({ seq: f.seq, id: f.id, type: tag.type! }));
       if (options.repair) {
         for (const f of missing) {

@@ -132,6 +132,35 @@ describeIf(await natsAvailable(), "crash safety on NATS JetStream", { tags: ["sl
     await eventually(async () => (await t.audit()).gaps === 0, "no gap left after the repair");
   });
 
+  it("audit does not report an event handed back on close whose copy is still on its way", async () => {
+    const t = transport({ receipts: true, drainTimeoutMs: 50 });
+    let started = false;
+    await t.subscribe({
+      subscriber: "rolling",
+      types: ["JOB"],
+      handler: async (d) => {
+        started = true;
+        await new Promise((resolve) => d.signal.addEventListener("abort", resolve));
+        throw d.signal.reason;
+      },
+    });
+    await t.publish([job(1)]);
+    await eventually(() => started, "the delivery started");
+    await t.close(); // hands the delivery back as a copy and acks the original (no receipt yet)
+    const auditor = transport({ receipts: true });
+    const report = await auditor.audit();
+    expect(report.consumers.find((c) => c.subscriber === "rolling")?.unhandled).toEqual([]);
+    expect(report.gaps).toBe(0);
+    const handled: number[] = [];
+    await auditor.subscribe({
+      subscriber: "rolling",
+      types: ["JOB"],
+      handler: async (d) => void handled.push(d.attempt),
+    });
+    await eventually(() => handled.length === 1, "the copy handled");
+    expect(handled).toEqual([1]);
+  });
+
   it("on nats-server 2.9 an ack of an undelivered message moves the ack floor past a pending delivery, and interest retention then deletes it", async (context) => {
     const version = admin.info?.version ?? "";
     if (!version.startsWith("2.9."))
