@@ -593,6 +593,60 @@ export class NatsTransport implements Transport, AsyncDisposable {
     return subscription;
   }
 
+  /**
+   * Register `subscriber` for `types` without consuming: its durable consumers (one per type, and
+   * its replay consumer) are created now, so every matching event published from now on is kept
+   * for it until a subscription with that name takes it. Idempotent: existing consumers are left
+   * as they are. The lease (AckWait) starts at 30 s; the first `subscribe` with another `leaseMs`
+   * changes it.
+   */
+  async register(subscriber: string, eventTypes: readonly string[]): Promise<void> {
+    this.#assertOpen();
+    const types: readonly string[] = eventTypes;
+    if (typeof subscriber !== "string" || subscriber.length === 0)
+      throw new NatsOptionsError("subscriber", subscriber, "a non-empty name");
+    if (!Array.isArray(eventTypes) || types.length === 0)
+      throw new NatsOptionsError("types", types, "one or more event types");
+    for (const type of types) this.#checkType(type);
+    const leaseMs = 30_000;
+    const tag = (type: string | null) => ({
+      subscriber,
+      type,
+      ephemeral: false,
+      prefix: this.prefix,
+    });
+    await Promise.all([
+      ...[...new Set(types)].map((type) =>
+        this.#ensureConsumer({
+          name: durableName(this.prefix, subscriber, type),
+          filter: this.subjectOf(type),
+          kind: "type",
+          tag: tag(type),
+          leaseMs,
+          keepExisting: true,
+        }),
+      ),
+      this.#ensureConsumer({
+        name: replayDurableName(this.prefix, subscriber),
+        filter: replaySubject(this.prefix, subscriber, "*"),
+        kind: "replay",
+        tag: tag(null),
+        leaseMs,
+        keepExisting: true,
+      }),
+    ]);
+  }
+
+  /**
+   * Whether any subscriber (durable, or a live ephemeral one) has a consumer for `type` on this
+   * transport's stream and prefix: false means an event of that type published now is kept for
+   * nobody. Lists the stream's consumers (one request per 256).
+   */
+  async hasSubscribers(type: string): Promise<boolean> {
+    this.#assertOpen();
+    return (await this.#consumers()).some((c) => c.tag.type === type);
+  }
+
   #receiptStream: Promise<void> | undefined;
 
   async #jsm(): Promise<JetStreamManager> {
@@ -680,6 +734,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
               : {}),
           }),
         );
+      } else if (spec.keepExisting) {
+        // register(): the consumer is there; whoever subscribes sets its lease.
       } else if (
         (info.config.ack_wait ?? 0) !== ackWait ||
         info.config.max_ack_pending !== this.#options.maxAckPending
@@ -937,6 +993,8 @@ interface ConsumerSpec {
   readonly kind: "type" | "replay";
   readonly tag: ConsumerTag;
   readonly leaseMs: number;
+  /** `register()`: leave an existing consumer's settings to whoever subscribes. */
+  readonly keepExisting?: boolean;
 }
 
 /**
