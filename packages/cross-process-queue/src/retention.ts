@@ -14,7 +14,7 @@ export interface PruneOptions {
   readonly signal?: AbortSignal;
 }
 
-/** What {@link prune} removed. */
+/** What {@link SqliteTransport.prune} removed. */
 export interface PruneResult {
   /** Acked deliveries, and dead ones the dead-letter sink already holds. */
   readonly deliveries: number;
