@@ -11,11 +11,11 @@ import { eventually } from "./test/fixtures";
 // what stats see, are the same here as in process and on the memory transport (issue 13).
 
 let dir: string;
-let router: Router;
+let router: Router<typeof pipelineCatalog>;
 let deadLetters: DeadLetterRecord[];
 
 /** The router under test, over a SQLite file in a temp dir; `audit` adds the audit log. */
-function make(options: { audit: boolean }): Router {
+function make(options: { audit: boolean }): Router<typeof pipelineCatalog> {
   router = createRouter({
     catalog: pipelineCatalog,
     transport: sqliteTransport({ path: join(dir, "coordination.db"), pruneIntervalMs: 0 }),

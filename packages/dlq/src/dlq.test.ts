@@ -1,7 +1,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEnvelope, pipelineCatalog, type PipelineCatalog } from "@switchyard/event-schema";
+import {
+  createEnvelope,
+  defineCatalog,
+  defineEvent,
+  pipelineCatalog,
+  type PipelineCatalog,
+} from "@switchyard/event-schema";
 import {
   MemoryTransport,
   UnrecoverableError,
@@ -10,8 +16,10 @@ import {
   type Router,
 } from "@switchyard/router";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import type { Daemon } from "@switchyard/handler-base";
 import { replayTo } from "./replay";
-import { DlqRetryDaemon } from "./retry-daemon";
+import { DlqRetryDaemon, type DlqRetryDaemonOptions } from "./retry-daemon";
 import { SqliteDeadLetterStore } from "./store";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -27,7 +35,7 @@ let dir: string;
 let store: SqliteDeadLetterStore;
 let transport: MemoryTransport;
 let router: Router<PipelineCatalog>;
-const daemons: DlqRetryDaemon[] = [];
+const daemons: Daemon[] = [];
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "dlq-flow-"));
@@ -52,7 +60,7 @@ afterEach(async () => {
 
 const training = { config_key: "hex8_2p", model_path: "models/hex8_2p/gen-1.pt", loss: 0.25 };
 
-function daemon(options: Partial<ConstructorParameters<typeof DlqRetryDaemon>[0]> = {}) {
+function daemon(options: Partial<DlqRetryDaemonOptions<PipelineCatalog>> = {}) {
   const d = new DlqRetryDaemon({
     store,
     target: replayTo({ router, transport }),
@@ -225,6 +233,46 @@ describe("DlqRetryDaemon", () => {
     await daemon().start();
     expect((await gaveUp).data.error).toMatch(/^unrecoverable: poison/);
     expect(calls).toBe(1);
+  });
+
+  it("works over a catalog without the DLQ alert types: gives up without emitting them", async () => {
+    const jobs = defineCatalog([
+      defineEvent({
+        type: "JOB_DONE",
+        description: "A job finished",
+        durable: true,
+        data: z.looseObject({ job_id: z.string() }),
+      }),
+    ]);
+    const jobTransport = new MemoryTransport();
+    await using jobRouter = createRouter({
+      catalog: jobs,
+      transport: jobTransport,
+      deadLetter: store,
+    });
+    await jobRouter.subscribe(
+      "JOB_DONE",
+      () => {
+        throw new UnrecoverableError("poison");
+      },
+      { name: "archiver" },
+    ).ready;
+    await jobRouter.publish("JOB_DONE", { job_id: "j-1" });
+    await until(() => store.stats().depth === 1);
+    // No type argument: the daemon's catalog is its router's.
+    const d = new DlqRetryDaemon({
+      store,
+      target: replayTo({ router: jobRouter, transport: jobTransport }),
+      router: jobRouter,
+      cycleIntervalMs: 15,
+      depthAlertThreshold: 0,
+    });
+    daemons.push(d);
+    await d.start();
+    await until(() => d.retryStats.givenUp === 1);
+    expect(store.list()[0]).toMatchObject({ status: "permanently_failed" });
+    expect(d.stats).toMatchObject({ emitFailures: 0, eventsEmitted: 0 });
+    expect(d.recentErrors()).toEqual([]);
   });
 
   it("raises DLQ_DEPTH_EXCEEDED once when the depth crosses the threshold, and reports it in health", async () => {

@@ -1,4 +1,4 @@
-import type { Envelope } from "@switchyard/event-schema";
+import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
 import type { Router, Transport } from "@switchyard/router";
 import { ReplayTargetMissingError } from "./errors";
 import type { DeadLetter } from "./store";
@@ -24,7 +24,7 @@ export interface ReplayTarget {
  */
 export function replayTo(targets: {
   /** Any router (only `redeliver` is used). */
-  router?: Pick<Router, "redeliver">;
+  router?: Pick<Router<AnyCatalog>, "redeliver">;
   transport?: Transport;
 }): ReplayTarget {
   return {

@@ -1,4 +1,4 @@
-import type { PipelineCatalog } from "@switchyard/event-schema";
+import type { AnyCatalog } from "@switchyard/event-schema";
 import { HandlerBase } from "@switchyard/handler-base";
 import {
   type BackoffOptions,
@@ -11,13 +11,17 @@ import {
 import type { ReplayTarget } from "./replay";
 import type { ClaimedDeadLetter, SqliteDeadLetterStore } from "./store";
 
-/** Options of {@link DlqRetryDaemon}. */
-export interface DlqRetryDaemonOptions {
+/** Options of {@link DlqRetryDaemon}. `C` is the catalog of its router. */
+export interface DlqRetryDaemonOptions<C extends AnyCatalog = AnyCatalog> {
   readonly store: SqliteDeadLetterStore;
   /** Where replays go, usually `replayTo({ router, transport })`. */
   readonly target: ReplayTarget;
-  /** Emits DLQ_PERMANENTLY_FAILED and DLQ_DEPTH_EXCEEDED through it. @defaultValue the process-wide router */
-  readonly router?: Router<PipelineCatalog>;
+  /**
+   * Emits DLQ_PERMANENTLY_FAILED and DLQ_DEPTH_EXCEEDED through it, each only if its catalog has
+   * that type (add `DlqPermanentlyFailed` and `DlqDepthExceeded` of `@switchyard/event-schema`
+   * to your catalog to get them; the pipeline catalog has both). @defaultValue the process-wide router
+   */
+  readonly router?: Router<C>;
   /** @defaultValue "dlq_retry" */
   readonly name?: string;
   /** Time between passes over due records, in ms. @defaultValue 5000 */
@@ -45,7 +49,9 @@ export interface DlqRetryDaemonOptions {
  * The dead-letter retry daemon: each cycle it claims due records (with a lease, so two daemons in
  * two processes never replay the same record), hands each back to the subscriber that failed it,
  * and gives up after `maxReplays` as `permanently_failed`, emitting DLQ_PERMANENTLY_FAILED. It also
- * raises DLQ_DEPTH_EXCEEDED when the queue grows past its threshold.
+ * raises DLQ_DEPTH_EXCEEDED when the queue grows past its threshold. It works over a router of any
+ * catalog (its type comes from the `router` option); the two alerts are emitted only when that
+ * catalog has their types.
  *
  * @example
  * ```ts
@@ -54,7 +60,7 @@ export interface DlqRetryDaemonOptions {
  * await daemon.start();
  * ```
  */
-export class DlqRetryDaemon extends HandlerBase<PipelineCatalog> {
+export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBase<C> {
   readonly #store: SqliteDeadLetterStore;
   readonly #target: ReplayTarget;
   readonly #maxReplays: number;
@@ -68,7 +74,7 @@ export class DlqRetryDaemon extends HandlerBase<PipelineCatalog> {
   #givenUp = 0;
   #replayErrors = 0;
 
-  constructor(options: DlqRetryDaemonOptions) {
+  constructor(options: DlqRetryDaemonOptions<C>) {
     super({
       name: options.name ?? "dlq_retry",
       ...(options.router ? { router: options.router } : {}),
@@ -121,7 +127,7 @@ export class DlqRetryDaemon extends HandlerBase<PipelineCatalog> {
         },
         `dead letter ${record.id} (${record.eventType} for ${record.subscriber}) given up: ${poison ? `reason ${record.reason} is not retried` : `${record.replays} replays failed`}`,
       );
-      await this.emit("DLQ_PERMANENTLY_FAILED", {
+      await this.#alert("DLQ_PERMANENTLY_FAILED", {
         dead_letter_id: record.id,
         event_id: record.eventId,
         event_type: record.eventType,
@@ -155,13 +161,27 @@ export class DlqRetryDaemon extends HandlerBase<PipelineCatalog> {
     const stats = this.#store.stats();
     const above = stats.depth > this.#depthThreshold;
     if (above && !this.#aboveThreshold) {
-      await this.emit("DLQ_DEPTH_EXCEEDED", {
+      await this.#alert("DLQ_DEPTH_EXCEEDED", {
         depth: stats.depth,
         threshold: this.#depthThreshold,
         by_type: stats.byType,
       });
     }
     this.#aboveThreshold = above;
+  }
+
+  /** Emit one of the daemon's alerts, if the router's catalog declares its type. */
+  async #alert(alert: string, data: Record<string, unknown>): Promise<void> {
+    const type: unknown = alert;
+    if (this.router.catalog.has(type)) {
+      // The catalog declares the type; its schema validates the payload on publish.
+      await this.emit(type, data as never);
+      return;
+    }
+    this.logger.debug(
+      { eventType: alert },
+      `${alert} not emitted: the router's catalog does not declare it`,
+    );
   }
 
   override healthCheck(): HealthCheckResult {

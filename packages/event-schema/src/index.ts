@@ -24,6 +24,7 @@ export type {
   EventData,
   EventInput,
   EventOf,
+  EventsOf,
   EventType,
 } from "./types";
 export {

@@ -1,4 +1,4 @@
-import type { EventOf } from "@switchyard/event-schema";
+import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
 import { type Router, sleep } from "@switchyard/router";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DaemonManager, type DaemonManagerOptions } from "./daemon-manager";
@@ -15,7 +15,7 @@ import {
 } from "./test/fixtures";
 
 /** A daemon whose start and cycle behaviour each test scripts. */
-class Scripted extends HandlerBase {
+class Scripted extends HandlerBase<PipelineCatalog> {
   startAttempts: number[] = [];
   failStarts = 0;
   failCycles = 0;
@@ -23,7 +23,11 @@ class Scripted extends HandlerBase {
   handled: string[] = [];
   handlerMs = 0;
 
-  constructor(name: string, router: Router, options: Partial<HandlerBaseOptions> = {}) {
+  constructor(
+    name: string,
+    router: Router<PipelineCatalog>,
+    options: Partial<HandlerBaseOptions<PipelineCatalog>> = {},
+  ) {
     super({ name, router, cycleIntervalMs: 5, ...options });
   }
 
@@ -43,7 +47,7 @@ class Scripted extends HandlerBase {
     }
   }
 
-  protected override subscriptions(): Subscriptions {
+  protected override subscriptions(): Subscriptions<PipelineCatalog> {
     return {
       TRAINING_COMPLETED: async (event) => {
         if (this.handlerMs > 0) await delay(this.handlerMs);
@@ -144,7 +148,7 @@ describe("DaemonManager", () => {
     // A fake clock: "no more restarts" is then a fact about the schedule, not a sleep.
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance", "Date"] });
     const router = makeRouter();
-    const events: EventOf<"DAEMON_PERMANENTLY_FAILED">[] = [];
+    const events: EventOf<"DAEMON_PERMANENTLY_FAILED", PipelineCatalog>[] = [];
     router.subscribe("DAEMON_PERMANENTLY_FAILED", (e) => void events.push(e), { name: "alerts" });
     const d = new Scripted("doomed", router);
     d.failStarts = Infinity;
@@ -175,7 +179,7 @@ describe("DaemonManager", () => {
 
   it("counts a crash soon after a restart as a failed restart, and gives up on a crash loop", async () => {
     const router = makeRouter();
-    const events: EventOf<"DAEMON_PERMANENTLY_FAILED">[] = [];
+    const events: EventOf<"DAEMON_PERMANENTLY_FAILED", PipelineCatalog>[] = [];
     router.subscribe("DAEMON_PERMANENTLY_FAILED", (e) => void events.push(e), { name: "alerts" });
     const d = new Scripted("crash_loop", router, { maxConsecutiveCycleFailures: 1 });
     d.failCycles = Infinity;
@@ -346,7 +350,7 @@ describe("DaemonManager", () => {
 
   it("stopAll() does not wait for a daemon stuck in start(): the start is aborted", async () => {
     const router = makeRouter();
-    class Stuck extends HandlerBase {
+    class Stuck extends HandlerBase<PipelineCatalog> {
       constructor() {
         super({ name: "stuck", router });
       }

@@ -1,4 +1,8 @@
-import { EventValidationError, type Envelope } from "@switchyard/event-schema";
+import {
+  EventValidationError,
+  type Envelope,
+  type PipelineCatalog,
+} from "@switchyard/event-schema";
 import {
   type DeadLetterRecord,
   type Router,
@@ -12,9 +16,9 @@ import { HandlerBase, type Subscriptions } from "./handler-base";
 import { closeRouters, eventually, makeRouter, payloads } from "./test/fixtures";
 
 /** A pipeline stage: on TRAINING_COMPLETED it emits EVALUATION_COMPLETED (awaited or not). */
-class Stage extends HandlerBase {
+class Stage extends HandlerBase<PipelineCatalog> {
   constructor(
-    router: Router,
+    router: Router<PipelineCatalog>,
     private readonly how: {
       await: boolean;
       payload: "valid" | "invalid";
@@ -25,7 +29,7 @@ class Stage extends HandlerBase {
     super({ name: "evaluator", router, cycleIntervalMs: 60_000 });
   }
 
-  protected override subscriptions(): Subscriptions {
+  protected override subscriptions(): Subscriptions<PipelineCatalog> {
     return { TRAINING_COMPLETED: this.onTraining };
   }
 
@@ -58,7 +62,7 @@ function refusing(type: string): Transport {
   });
 }
 
-const stages: HandlerBase[] = [];
+const stages: HandlerBase<PipelineCatalog>[] = [];
 afterEach(async () => {
   await Promise.all(stages.splice(0).map((s) => s.stop()));
   await closeRouters();
@@ -161,11 +165,11 @@ describe("an emit that fails outside a delivery", () => {
   it("stays safe in a handler when it does not name the event it was caused by", async () => {
     const deadLetters: DeadLetterRecord[] = [];
     const router = makeRouter({ deadLetter: { deadLetter: (r) => void deadLetters.push(r) } });
-    class Unlinked extends HandlerBase {
+    class Unlinked extends HandlerBase<PipelineCatalog> {
       constructor() {
         super({ name: "unlinked", router, cycleIntervalMs: 60_000 });
       }
-      protected override subscriptions(): Subscriptions {
+      protected override subscriptions(): Subscriptions<PipelineCatalog> {
         return {
           TRAINING_COMPLETED: async () => {
             await this.emit("EVALUATION_COMPLETED", { config_key: "x", elo: "high" } as never);

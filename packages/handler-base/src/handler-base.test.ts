@@ -1,19 +1,26 @@
 import {
   EventValidationError,
+  defineCatalog,
+  defineEvent,
+  pipelineCatalog,
   type Envelope,
   type EventInput,
   type EventType,
+  type PipelineCatalog,
 } from "@switchyard/event-schema";
 import {
   type HandlerContext,
   type Router,
+  NoRouterError,
   RouterClosedError,
   getRouter,
+  hasRouter,
   memoryTransport,
   resetRouter,
   sleep,
 } from "@switchyard/router";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { z } from "zod";
 import type { DedupCheckOptions } from "./dedup";
 import { DaemonCrashedError, DaemonOptionsError, DaemonStartError } from "./errors";
 import {
@@ -33,12 +40,12 @@ import {
   payloads,
 } from "./test/fixtures";
 
-type Options = Partial<HandlerBaseOptions> & { router: Router };
+type Options = Partial<HandlerBaseOptions<PipelineCatalog>> & { router: Router<PipelineCatalog> };
 
 /** A daemon whose cycle and handlers each test sets, with the protected tools made callable. */
-class TestDaemon extends HandlerBase {
+class TestDaemon extends HandlerBase<PipelineCatalog> {
   cycle: (signal: AbortSignal) => void | Promise<void> = () => {};
-  handlers: Subscriptions = {};
+  handlers: Subscriptions<PipelineCatalog> = {};
   startHook: (signal: AbortSignal) => void | Promise<void> = () => {};
   stopped = 0;
 
@@ -50,7 +57,7 @@ class TestDaemon extends HandlerBase {
     return this.cycle(signal);
   }
 
-  protected override subscriptions(): Subscriptions {
+  protected override subscriptions(): Subscriptions<PipelineCatalog> {
     return this.handlers;
   }
 
@@ -62,7 +69,11 @@ class TestDaemon extends HandlerBase {
     this.stopped++;
   }
 
-  send<T extends EventType>(type: T, data: EventInput<T>, options?: EmitOptions) {
+  send<T extends EventType<PipelineCatalog>>(
+    type: T,
+    data: EventInput<T, PipelineCatalog>,
+    options?: EmitOptions,
+  ) {
     return this.emit(type, data, options);
   }
 
@@ -71,7 +82,7 @@ class TestDaemon extends HandlerBase {
   }
 }
 
-const daemons: HandlerBase[] = [];
+const daemons: HandlerBase<PipelineCatalog>[] = [];
 function daemon(options: Partial<Options> = {}) {
   const d = new TestDaemon({
     router: options.router ?? makeRouter(),
@@ -207,8 +218,8 @@ describe("cycles", () => {
 
   it("runs no cycle timer when the subclass does not override runCycle", async () => {
     fakeClock();
-    class Quiet extends HandlerBase {
-      constructor(router: Router) {
+    class Quiet extends HandlerBase<PipelineCatalog> {
+      constructor(router: Router<PipelineCatalog>) {
         super({ name: "quiet", router, cycleIntervalMs: 5 });
       }
     }
@@ -744,9 +755,9 @@ describe("stats and health", () => {
   });
 
   it("lets a subclass override healthCheck, building on the default", async () => {
-    class Backlogged extends HandlerBase {
+    class Backlogged extends HandlerBase<PipelineCatalog> {
       backlog = 0;
-      constructor(router: Router) {
+      constructor(router: Router<PipelineCatalog>) {
         super({ name: "backlogged", router });
       }
       override healthCheck() {
@@ -839,12 +850,12 @@ describe("lifecycle", () => {
   });
 
   it("rejects start() for an event type the router's catalog lacks, naming it", async () => {
-    class Misspelt extends HandlerBase {
-      constructor(router: Router) {
+    class Misspelt extends HandlerBase<PipelineCatalog> {
+      constructor(router: Router<PipelineCatalog>) {
         super({ name: "misspelt", router });
       }
       protected override subscriptions() {
-        return { TRAINING_COMPLETE: () => {} } as Subscriptions;
+        return { TRAINING_COMPLETE: () => {} } as Subscriptions<PipelineCatalog>;
       }
     }
     const d = new Misspelt(makeRouter());
@@ -880,12 +891,12 @@ describe("lifecycle", () => {
 });
 
 describe("singletons", () => {
-  class Alpha extends HandlerBase {
+  class Alpha extends HandlerBase.for(pipelineCatalog) {
     constructor() {
       super({ name: "alpha" });
     }
   }
-  class Beta extends HandlerBase {
+  class Beta extends HandlerBase.for(pipelineCatalog) {
     constructor() {
       super({ name: "beta" });
     }
@@ -923,5 +934,72 @@ describe("singletons", () => {
     const d = new TestDaemon({ router });
     expect(d.router).toBe(router);
     expect(TestDaemon.hasInstance()).toBe(false);
+  });
+});
+
+describe("HandlerBase.for", () => {
+  const jobs = defineCatalog([
+    defineEvent({ type: "JOB_DONE", description: "t", data: z.looseObject({ id: z.string() }) }),
+  ]);
+
+  afterEach(() => resetRouter());
+
+  it("binds a router: daemons default to it and handle its events", async () => {
+    const router = makeRouter();
+    class Watcher extends HandlerBase.for(router) {
+      readonly seen: number[] = [];
+      constructor() {
+        super({ name: "watcher" });
+      }
+      protected override subscriptions() {
+        return this.on({ TRAINING_COMPLETED: (event) => void this.seen.push(event.data.loss) });
+      }
+    }
+    const watcher = new Watcher();
+    daemons.push(watcher);
+    expect(watcher.router).toBe(router);
+    expect(watcher).toBeInstanceOf(HandlerBase);
+    await watcher.start();
+    await router.publish("TRAINING_COMPLETED", payloads.training("hex8_2p", 0.25));
+    await router.drain();
+    expect(watcher.seen).toEqual([0.25]);
+  });
+
+  it("returns one class per catalog or router", () => {
+    const router = makeRouter();
+    expect(HandlerBase.for(pipelineCatalog)).toBe(HandlerBase.for(pipelineCatalog));
+    expect(HandlerBase.for(router)).toBe(HandlerBase.for(router));
+    expect(HandlerBase.for(router)).not.toBe(HandlerBase.for(pipelineCatalog));
+  });
+
+  it("prefers the router option over the bound router", () => {
+    const bound = makeRouter();
+    const injected = makeRouter();
+    class Daemon extends HandlerBase.for(bound) {}
+    expect(new Daemon({ name: "d", router: injected }).router).toBe(injected);
+  });
+
+  it("creates the process-wide router over the bound catalog when none exists", () => {
+    class Jobs extends HandlerBase.for(jobs) {}
+    expect(hasRouter()).toBe(false);
+    const d = new Jobs({ name: "jobs" });
+    expect(d.router).toBe(getRouter());
+    expect(d.router.catalog).toBe(jobs);
+  });
+
+  it("refuses a process-wide router whose catalog lacks the bound catalog's types, naming them", () => {
+    getRouter({ catalog: pipelineCatalog });
+    class Jobs extends HandlerBase.for(jobs) {}
+    expect(() => new Jobs({ name: "jobs" })).toThrow(DaemonOptionsError);
+    expect(() => new Jobs({ name: "jobs" })).toThrow(/HandlerBase\(jobs\).*router.*lacks JOB_DONE/);
+  });
+
+  it("rejects what is neither a catalog nor a router", () => {
+    expect(() => HandlerBase.for({} as typeof jobs)).toThrow(DaemonOptionsError);
+  });
+
+  it("leaves a subclass of HandlerBase itself without a router to getRouter(), which has no default", () => {
+    class Unbound extends HandlerBase<PipelineCatalog> {}
+    expect(() => new Unbound({ name: "unbound" })).toThrow(NoRouterError);
   });
 });

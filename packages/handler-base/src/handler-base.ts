@@ -4,7 +4,6 @@ import type {
   EventInput,
   EventOf,
   EventType,
-  PipelineCatalog,
 } from "@switchyard/event-schema";
 import {
   type HandlerContext,
@@ -16,6 +15,7 @@ import {
   abortReason,
   childLogger,
   getRouter,
+  hasRouter,
   healthFrom,
   serializeError,
 } from "@switchyard/router";
@@ -37,26 +37,27 @@ import { type DaemonErrorRecord, type DaemonStats, OutcomeWindow, StatsCounters 
 export type DaemonStatus = "stopped" | "starting" | "running" | "stopping" | "crashed";
 
 /**
- * A handler of one event type: gets the typed envelope and the router's delivery context. Its
- * return value is ignored (a promise is awaited).
+ * A handler of one event type of the catalog `C`: gets the typed envelope and the router's
+ * delivery context. Its return value is ignored (a promise is awaited).
  */
-export type EventHandler<T extends EventType<C>, C extends AnyCatalog = PipelineCatalog> = (
+export type EventHandler<T extends EventType<C>, C extends AnyCatalog> = (
   event: EventOf<T, C>,
   ctx: HandlerContext<C>,
 ) => unknown;
 
 /**
- * What `subscriptions()` returns: event type → handler, typed from the catalog. Annotate the
- * override's return type with it, so a misspelt event type is a compile error.
+ * What `subscriptions()` returns: event type → handler, typed from the catalog `C`. Inside a
+ * daemon, build it with `this.on({ … })`, which types each handler's parameters from its key and
+ * makes a misspelt event type a compile error, with no type to write.
  *
  * @example
  * ```ts
- * protected override subscriptions(): Subscriptions {
- *   return { TRAINING_COMPLETED: this.onTrainingCompleted };
+ * protected override subscriptions() {
+ *   return this.on({ ORDER_PLACED: (event) => this.ship(event.data.order_id) });
  * }
  * ```
  */
-export type Subscriptions<C extends AnyCatalog = PipelineCatalog> = {
+export type Subscriptions<C extends AnyCatalog> = {
   readonly [T in EventType<C>]?: EventHandler<T, C>;
 };
 
@@ -64,13 +65,18 @@ export type Subscriptions<C extends AnyCatalog = PipelineCatalog> = {
 export type ListenerRegistration = (() => void) & Disposable;
 
 /** Options of {@link HandlerBase}. Every field but `name` has a default. */
-export interface HandlerBaseOptions<C extends AnyCatalog = PipelineCatalog, Config = undefined> {
+export interface HandlerBaseOptions<C extends AnyCatalog, Config = undefined> {
   /**
    * Unique daemon name, `snake_case` by convention (`"quality_monitor"`). Names the subscriptions
    * (`${name}:${type}`), the log bindings, the heartbeats and the default `source`.
    */
   readonly name: string;
-  /** The router to subscribe and emit through. @defaultValue the process-wide `getRouter()` */
+  /**
+   * The router to subscribe and emit through; its catalog is the daemon's.
+   * @defaultValue the router given to `HandlerBase.for(router)`; else the process-wide
+   * `getRouter()` (under `HandlerBase.for(catalog)`, created over that catalog if it does not
+   * exist yet)
+   */
   readonly router?: Router<C>;
   /** Time between the starts of two cycles, in ms. @defaultValue 60_000 */
   readonly cycleIntervalMs?: number;
@@ -110,6 +116,16 @@ export interface HandlerBaseOptions<C extends AnyCatalog = PipelineCatalog, Conf
   readonly now?: () => number;
 }
 
+/**
+ * The base class {@link HandlerBase.for} returns: a `HandlerBase` whose catalog is fixed, so a
+ * subclass extends it with no type arguments. Its optional type argument is the daemon's `Config`
+ * (`extends HandlerBase.for(catalog)<MyConfig>`).
+ */
+export type HandlerBaseFor<C extends AnyCatalog> = (abstract new <Config = undefined>(
+  options: HandlerBaseOptions<C, Config>,
+) => HandlerBase<C, Config>) &
+  Pick<typeof HandlerBase, "getInstance" | "resetInstance" | "hasInstance">;
+
 /** Options of {@link HandlerBase.emit}. */
 export interface EmitOptions {
   /**
@@ -136,6 +152,8 @@ interface Run {
 }
 
 const instances = new WeakMap<object, unknown>();
+/** The classes {@link HandlerBase.for} made, by catalog or router: one class per binding. */
+const boundClasses = new WeakMap<object, unknown>();
 
 /** A delivery in flight, as the emits caused by its event (awaited or not) see it. */
 interface DeliveryScope {
@@ -165,26 +183,32 @@ interface DeliveryScope {
  *   `await using daemon = …` stops it at scope end. `stop()` aborts the cycle's signal, removes the
  *   subscriptions and waits (up to `stopTimeoutMs`) for the running cycle and in-flight handlers.
  *
+ * - **Typing**: the catalog `C` types every handler and emit. Extend `HandlerBase.for(router)` (or
+ *   `HandlerBase.for(catalog)`) rather than `HandlerBase` itself: the catalog is then taken from
+ *   the value, and a subclass needs no type arguments.
+ *
  * @example
  * ```ts
- * class Promoter extends HandlerBase {
- *   constructor(router?: Router) {
- *     super({ name: "promoter", router, cycleIntervalMs: 60_000 });
+ * const router = createRouter({ catalog: pipelineCatalog });
+ * class Promoter extends HandlerBase.for(router) {
+ *   constructor() {
+ *     super({ name: "promoter", cycleIntervalMs: 60_000 });
  *   }
- *   protected override subscriptions(): Subscriptions {
- *     return { EVALUATION_COMPLETED: this.onEvaluated };
+ *   protected override subscriptions() {
+ *     return this.on({
+ *       EVALUATION_COMPLETED: async (event) => {
+ *         if (this.isDuplicateEvent(event, { keyFields: ["config_key", "model_path"] })) return;
+ *         if (event.data.elo > 1600) await this.emit("MODEL_PROMOTED", { ...event.data }, { causedBy: event });
+ *       },
+ *     });
  *   }
- *   private onEvaluated = async (event: EventOf<"EVALUATION_COMPLETED">) => {
- *     if (this.isDuplicateEvent(event, { keyFields: ["config_key", "model_path"] })) return;
- *     if (event.data.elo > 1600) await this.emit("MODEL_PROMOTED", { ...event.data }, { causedBy: event });
- *   };
  * }
  * await using promoter = Promoter.getInstance();
  * await promoter.start();
  * ```
  */
 export abstract class HandlerBase<
-  C extends AnyCatalog = PipelineCatalog,
+  C extends AnyCatalog,
   Config = undefined,
 > implements AsyncDisposable {
   /** The daemon's unique name. */
@@ -290,6 +314,7 @@ export abstract class HandlerBase<
       o.maxErrorRate,
     );
 
+    // A subclass of HandlerBase<C> itself (not of HandlerBase.for) vouches for C with its type argument.
     this.router = options.router ?? (getRouter() as unknown as Router<C>);
     this.config = options.config as Config;
     this.cycleIntervalMs = o.cycleIntervalMs;
@@ -311,6 +336,62 @@ export abstract class HandlerBase<
       lagThresholdMs: o.lagThresholdMs,
       maxErrorRate: o.maxErrorRate,
     };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Binding a catalog
+
+  /**
+   * The base class for daemons of one catalog, taken from a value: a subclass extends it with no
+   * type arguments, and its handlers and emits are typed from that catalog.
+   *
+   * - `HandlerBase.for(router)`: the catalog is the router's, and that router is the daemon's
+   *   default `router` option.
+   * - `HandlerBase.for(catalog)`: daemons get their router from the `router` option; without one
+   *   they use the process-wide `getRouter()`, created over `catalog` if it does not exist yet.
+   *   A process-wide router whose catalog lacks one of the catalog's types is refused
+   *   ({@link DaemonOptionsError}, option `router`).
+   *
+   * The same argument returns the same class. `instanceof HandlerBase` holds for every daemon.
+   *
+   * @example
+   * ```ts
+   * const router = createRouter({ catalog: shopCatalog });
+   * class Shipper extends HandlerBase.for(router) {
+   *   constructor() {
+   *     super({ name: "shipper" });
+   *   }
+   *   protected override subscriptions() {
+   *     return this.on({
+   *       ORDER_PLACED: (event) => this.emit("ORDER_SHIPPED", { order_id: event.data.order_id }, { causedBy: event }),
+   *     });
+   *   }
+   * }
+   * ```
+   */
+  static for<C extends AnyCatalog>(catalogOrRouter: C | Router<C>): HandlerBaseFor<C> {
+    const known = boundClasses.get(catalogOrRouter);
+    if (known) return known as HandlerBaseFor<C>;
+    const boundRouter = isRouter(catalogOrRouter) ? catalogOrRouter : undefined;
+    const catalog = boundRouter ? boundRouter.catalog : (catalogOrRouter as C);
+    if (!isCatalog(catalog)) {
+      throw new DaemonOptionsError(
+        "HandlerBase.for",
+        "catalogOrRouter",
+        "a catalog (defineCatalog) or a router (createRouter)",
+        catalogOrRouter,
+      );
+    }
+    abstract class HandlerBaseForCatalog extends HandlerBase<C, unknown> {
+      constructor(options: HandlerBaseOptions<C, unknown>) {
+        super({
+          ...options,
+          router: options?.router ?? boundRouter ?? processRouterFor(catalog, options?.name),
+        });
+      }
+    }
+    boundClasses.set(catalogOrRouter, HandlerBaseForCatalog);
+    return HandlerBaseForCatalog as unknown as HandlerBaseFor<C>;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -359,11 +440,31 @@ export abstract class HandlerBase<
 
   /**
    * The events this daemon handles: event type → handler. Handlers are called with `this` bound to
-   * the daemon, the typed envelope and the delivery context. Annotate the return type with
-   * {@link Subscriptions} so a wrong event type is a compile error.
+   * the daemon, the typed envelope and the delivery context. Return `this.on({ … })`: the
+   * handlers' parameters are then typed from their keys, and a wrong event type does not compile.
    */
   protected subscriptions(): Subscriptions<C> {
     return {};
+  }
+
+  /**
+   * Type a subscriptions map against the daemon's catalog and return it unchanged: each handler's
+   * `event` and `ctx` are inferred from its key, an event type not in the catalog is a compile
+   * error. Meant as the return value of `subscriptions()`.
+   *
+   * @example
+   * ```ts
+   * protected override subscriptions() {
+   *   return this.on({
+   *     ORDER_PLACED: async (event, ctx) => {
+   *       ctx.logger.info({ amount: event.data.amount }, "order placed");
+   *     },
+   *   });
+   * }
+   * ```
+   */
+  protected on(subscriptions: Subscriptions<C>): Subscriptions<C> {
+    return subscriptions;
   }
 
   /** Called by `start()` before subscribing; throwing makes `start()` reject. `signal` aborts on stop. */
@@ -899,6 +1000,36 @@ export abstract class HandlerBase<
     });
     if (this.#errors.length > this.#options.maxRecentErrors) this.#errors.shift();
   }
+}
+
+function isRouter<C extends AnyCatalog>(value: C | Router<C>): value is Router<C> {
+  const candidate = value as { catalog?: unknown; subscribe?: unknown } | null;
+  return typeof candidate?.subscribe === "function" && isCatalog(candidate.catalog);
+}
+
+function isCatalog(value: unknown): value is AnyCatalog {
+  const candidate = value as { has?: unknown; types?: unknown } | null;
+  return typeof candidate?.has === "function" && Array.isArray(candidate.types);
+}
+
+/**
+ * The process-wide router for a daemon of `catalog`: created over it if none exists yet, else the
+ * existing one, provided its catalog has every event type of `catalog`.
+ */
+function processRouterFor<C extends AnyCatalog>(catalog: C, daemon: unknown): Router<C> {
+  if (!hasRouter()) return getRouter({ catalog });
+  const router = getRouter();
+  const missing = catalog.types.filter((type) => !router.catalog.has(type));
+  if (missing.length > 0) {
+    throw new DaemonOptionsError(
+      `HandlerBase(${String(daemon)})`,
+      "router",
+      `a router whose catalog has the daemon's event types (the process-wide router's lacks ${missing.join(", ")}); ` +
+        "pass the router explicitly, or create the process-wide router over this catalog",
+      "the process-wide router",
+    );
+  }
+  return router as unknown as Router<C>;
 }
 
 /** The fields of `options` whose value is not `undefined`, so they do not override defaults. */

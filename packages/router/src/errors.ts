@@ -43,6 +43,21 @@ export class RouterClosedError extends SwitchyardError {
 }
 
 /**
+ * `getRouter()` was called without options before the process-wide router was created. There is
+ * no default catalog: create it once at startup with `getRouter({ catalog })`, or pass a router.
+ */
+export class NoRouterError extends SwitchyardError {
+  constructor() {
+    super(
+      "NO_ROUTER",
+      "getRouter() was called before the process-wide router exists, and there is no default catalog. " +
+        "Create it once at startup with getRouter({ catalog, transport }), or pass a router explicitly " +
+        "(a daemon's `router` option, or HandlerBase.for(router)).",
+    );
+  }
+}
+
+/**
  * A worker tried to ack, fail or extend a delivery whose lease it no longer holds (the lease
  * expired and the delivery was claimed again). The outcome was discarded; the current holder decides.
  */

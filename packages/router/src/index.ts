@@ -1,4 +1,4 @@
-export { Router, createRouter, getRouter, resetRouter } from "./router";
+export { Router, createRouter, getRouter, hasRouter, resetRouter } from "./router";
 export type {
   EventFor,
   EventStream,
@@ -20,6 +20,7 @@ export {
   DeliveryAbandonedError,
   HandlerTimeoutError,
   LeaseLostError,
+  NoRouterError,
   QueueFullError,
   RouterClosedError,
   UnknownSubscriptionError,

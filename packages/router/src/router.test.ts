@@ -2,12 +2,13 @@ import { EventValidationError, pipelineCatalog, type Envelope } from "@switchyar
 import { afterEach, describe, expect, expectTypeOf, it, vi } from "vitest";
 import {
   HandlerTimeoutError,
+  NoRouterError,
   QueueFullError,
   RouterClosedError,
   UnrecoverableError,
 } from "./errors";
 import { retry } from "./middleware/retry";
-import { createRouter, getRouter, resetRouter, type Router } from "./router";
+import { createRouter, getRouter, hasRouter, resetRouter, type Router } from "./router";
 import { delay, eventually, memoryLogger, testCatalog, type TestCatalog } from "./test/fixtures";
 
 const routers: Router<never>[] = [];
@@ -630,17 +631,31 @@ describe("process-wide router", () => {
   afterEach(() => resetRouter());
 
   it("returns the same router until reset", async () => {
-    const a = getRouter();
+    const a = getRouter({ catalog: testCatalog });
     expect(getRouter()).toBe(a);
-    expect(a.catalog).toBe(pipelineCatalog);
+    expect(a.catalog).toBe(testCatalog);
     await resetRouter();
     expect(a.closed).toBe(true);
-    expect(getRouter()).not.toBe(a);
+    expect(hasRouter()).toBe(false);
+    expect(getRouter({ catalog: testCatalog })).not.toBe(a);
   });
 
   it("refuses options once the router exists", () => {
-    getRouter();
-    expect(() => getRouter({ catalog: testCatalog })).toThrow(/already exists/);
+    getRouter({ catalog: testCatalog });
+    expect(() => getRouter({ catalog: pipelineCatalog })).toThrow(/already exists/);
+  });
+
+  it("has no default catalog: getRouter() before the router exists throws NoRouterError", () => {
+    expect(hasRouter()).toBe(false);
+    expect(() => getRouter()).toThrow(NoRouterError);
+    expect(() => getRouter()).toThrow(/getRouter\(\{ catalog/);
+    expect(hasRouter()).toBe(false);
+  });
+
+  it("types the process-wide router from the options that create it", () => {
+    expectTypeOf(getRouter({ catalog: testCatalog })).toEqualTypeOf<Router<TestCatalog>>();
+    // @ts-expect-error -- there is no default catalog: Router needs its catalog type
+    type _Bare = Router;
   });
 });
 

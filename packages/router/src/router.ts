@@ -4,14 +4,17 @@ import {
   type EventInput,
   type EventOf,
   type EventType,
-  type PipelineCatalog,
   createEnvelope,
-  pipelineCatalog,
   uuidv7,
 } from "@switchyard/event-schema";
 import { type BackoffOptions, abortReason } from "./backoff";
 import type { HandlerContext } from "./context";
-import { RouterClosedError, UnknownSubscriptionError, UnsupportedOperationError } from "./errors";
+import {
+  NoRouterError,
+  RouterClosedError,
+  UnknownSubscriptionError,
+  UnsupportedOperationError,
+} from "./errors";
 import { type HealthCheckResult, healthFrom } from "./health";
 import { type Logger, childLogger, silentLogger } from "./logger";
 import { AuditLog, audit } from "./middleware/audit";
@@ -230,10 +233,11 @@ const DEFAULTS = {
 };
 
 /**
- * The in-process event bus. Create one with {@link createRouter}; see the package README for the
- * delivery contract. `await using router = createRouter(…)` shuts it down at scope end.
+ * The in-process event bus over the catalog `C`. Create one with {@link createRouter}, which
+ * infers `C` from its `catalog`; see the package README for the delivery contract.
+ * `await using router = createRouter(…)` shuts it down at scope end.
  */
-export class Router<C extends AnyCatalog = PipelineCatalog> implements AsyncDisposable {
+export class Router<C extends AnyCatalog> implements AsyncDisposable {
   readonly catalog: C;
   /** The audit log, when the router was created with `audit`. */
   readonly auditLog: AuditLog | undefined;
@@ -978,19 +982,34 @@ export function createRouter<C extends AnyCatalog>(options: RouterOptions<C>): R
 let defaultRouter: Router<AnyCatalog> | undefined;
 
 /**
- * The process-wide router, created on first use (with `options`, or over the pipeline catalog).
- * Passing options once it exists is an error: configure it before anything else uses it.
+ * The process-wide router. The first call creates it from `options`; later calls, without
+ * options, return it. Calling it without options before it exists throws {@link NoRouterError}
+ * (there is no default catalog), and passing options once it exists is an error: configure it
+ * before anything else uses it.
+ *
+ * @example
+ * ```ts
+ * getRouter({ catalog: shopCatalog, transport: sqliteTransport({ path }) }); // at startup
+ * const router = getRouter(); // anywhere later: the same router
+ * ```
  */
-export function getRouter<C extends AnyCatalog = PipelineCatalog>(
-  options?: RouterOptions<C>,
-): Router<C> {
+export function getRouter<C extends AnyCatalog>(options: RouterOptions<C>): Router<C>;
+/** The process-wide router, once created; its catalog is not known here, so its types are loose. */
+export function getRouter(): Router<AnyCatalog>;
+export function getRouter(options?: RouterOptions<AnyCatalog>): Router<AnyCatalog> {
   if (defaultRouter && options) {
     throw new Error(
       "getRouter: the process-wide router already exists; pass options only on the first call, or resetRouter() first.",
     );
   }
-  defaultRouter ??= new Router<AnyCatalog>(options ?? { catalog: pipelineCatalog });
-  return defaultRouter as unknown as Router<C>;
+  if (!defaultRouter && !options) throw new NoRouterError();
+  defaultRouter ??= new Router<AnyCatalog>(options!);
+  return defaultRouter;
+}
+
+/** Whether the process-wide router of {@link getRouter} exists (created and not reset). */
+export function hasRouter(): boolean {
+  return defaultRouter !== undefined;
 }
 
 /** Shut the process-wide router down and forget it (tests, recovery). The next `getRouter()` makes a fresh one. */

@@ -1,11 +1,10 @@
 import { copyFileSync, mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
-import type { Subscriptions } from "@switchyard/handler-base";
+import type { PipelineCatalog } from "@switchyard/event-schema";
 import { type HandlerContext, type Router, UnrecoverableError } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
 import { TransientFailure, generationOf, maybeFail, work } from "../simulation";
-import { StageDaemon } from "./stage";
+import { type PipelineEvent, StageDaemon } from "./stage";
 
 /** Data sync: copies new games to the training store (DATA_SYNC_COMPLETED, or DATA_SYNC_FAILED and a retry). */
 export class DataSyncDaemon extends StageDaemon {
@@ -13,12 +12,12 @@ export class DataSyncDaemon extends StageDaemon {
     super("data_sync", router, settings);
   }
 
-  protected override subscriptions(): Subscriptions {
-    return { NEW_GAMES_AVAILABLE: this.onNewGames };
+  protected override subscriptions() {
+    return this.on({ NEW_GAMES_AVAILABLE: this.onNewGames });
   }
 
   private onNewGames = async (
-    event: EventOf<"NEW_GAMES_AVAILABLE">,
+    event: PipelineEvent["NEW_GAMES_AVAILABLE"],
     ctx: HandlerContext<PipelineCatalog>,
   ): Promise<void> => {
     const { config_key, db_path } = event.data;

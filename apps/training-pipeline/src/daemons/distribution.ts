@@ -1,9 +1,8 @@
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
-import type { Subscriptions } from "@switchyard/handler-base";
+import type { PipelineCatalog } from "@switchyard/event-schema";
 import type { HandlerContext, Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
 import { generationOf, maybeFail, work } from "../simulation";
-import { StageDaemon } from "./stage";
+import { type PipelineEvent, StageDaemon } from "./stage";
 
 const HOSTS = ["gpu-node-1", "gpu-node-2", "edge-1"];
 
@@ -13,12 +12,12 @@ export class DistributionDaemon extends StageDaemon {
     super("distribution", router, settings);
   }
 
-  protected override subscriptions(): Subscriptions {
-    return { MODEL_PROMOTED: this.onPromoted };
+  protected override subscriptions() {
+    return this.on({ MODEL_PROMOTED: this.onPromoted });
   }
 
   private onPromoted = async (
-    event: EventOf<"MODEL_PROMOTED">,
+    event: PipelineEvent["MODEL_PROMOTED"],
     ctx: HandlerContext<PipelineCatalog>,
   ): Promise<void> => {
     if (this.isDuplicateEvent(event)) return;

@@ -1,10 +1,9 @@
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
+import type { PipelineCatalog } from "@switchyard/event-schema";
 import { extractTrainingData } from "@switchyard/event-utils";
-import type { Subscriptions } from "@switchyard/handler-base";
 import type { HandlerContext, Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
 import { generationOf, maybeFail, work } from "../simulation";
-import { StageDaemon } from "./stage";
+import { type PipelineEvent, StageDaemon } from "./stage";
 
 /** Evaluation: plays the new model against the baseline; the Elo drifts up with noise. */
 export class EvaluationDaemon extends StageDaemon {
@@ -12,12 +11,12 @@ export class EvaluationDaemon extends StageDaemon {
     super("evaluation", router, settings);
   }
 
-  protected override subscriptions(): Subscriptions {
-    return { TRAINING_COMPLETED: this.onTrained };
+  protected override subscriptions() {
+    return this.on({ TRAINING_COMPLETED: this.onTrained });
   }
 
   private onTrained = async (
-    event: EventOf<"TRAINING_COMPLETED">,
+    event: PipelineEvent["TRAINING_COMPLETED"],
     ctx: HandlerContext<PipelineCatalog>,
   ): Promise<void> => {
     if (this.isDuplicateEvent(event)) return;

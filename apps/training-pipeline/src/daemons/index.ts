@@ -19,7 +19,7 @@ export interface DaemonSpec {
     router: Router<PipelineCatalog>,
     settings: PipelineSettings,
   ) => HandlerBase<PipelineCatalog>;
-  readonly consumes: readonly EventType[];
+  readonly consumes: readonly EventType<PipelineCatalog>[];
 }
 
 export const pipelineDaemons = {

@@ -1,10 +1,9 @@
 import { join } from "node:path";
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
-import type { Subscriptions } from "@switchyard/handler-base";
+import type { PipelineCatalog } from "@switchyard/event-schema";
 import type { HandlerContext, Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
 import { generationOf, maybeFail, work, writeArtifact } from "../simulation";
-import { StageDaemon } from "./stage";
+import { type PipelineEvent, StageDaemon } from "./stage";
 
 /** NPZ export: turns synced games into training samples (NPZ_EXPORT_COMPLETE). */
 export class NpzExportDaemon extends StageDaemon {
@@ -12,12 +11,12 @@ export class NpzExportDaemon extends StageDaemon {
     super("npz_export", router, settings);
   }
 
-  protected override subscriptions(): Subscriptions {
-    return { DATA_SYNC_COMPLETED: this.onSynced };
+  protected override subscriptions() {
+    return this.on({ DATA_SYNC_COMPLETED: this.onSynced });
   }
 
   private onSynced = async (
-    event: EventOf<"DATA_SYNC_COMPLETED">,
+    event: PipelineEvent["DATA_SYNC_COMPLETED"],
     ctx: HandlerContext<PipelineCatalog>,
   ): Promise<void> => {
     if (this.isDuplicateEvent(event)) return;

@@ -1,8 +1,7 @@
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
-import type { Subscriptions } from "@switchyard/handler-base";
+import type { PipelineCatalog } from "@switchyard/event-schema";
 import type { Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
-import { StageDaemon } from "./stage";
+import { type PipelineEvent, StageDaemon } from "./stage";
 
 /** Generations in a row without a promotion that count as a stall. */
 const STALL_AFTER = 2;
@@ -17,8 +16,8 @@ export class ProgressWatcherDaemon extends StageDaemon {
     super("progress_watcher", router, settings, 250);
   }
 
-  protected override subscriptions(): Subscriptions {
-    return { MODEL_PROMOTED: this.onPromoted, REGRESSION_DETECTED: this.onRegression };
+  protected override subscriptions() {
+    return this.on({ MODEL_PROMOTED: this.onPromoted, REGRESSION_DETECTED: this.onRegression });
   }
 
   protected override async runCycle(): Promise<void> {
@@ -34,14 +33,14 @@ export class ProgressWatcherDaemon extends StageDaemon {
     }
   }
 
-  private onPromoted = (event: EventOf<"MODEL_PROMOTED">): void => {
+  private onPromoted = (event: PipelineEvent["MODEL_PROMOTED"]): void => {
     if (this.isDuplicateEvent(event)) return;
     this.#withoutImprovement.set(event.data.config_key, 0);
     this.#bestElo.set(event.data.config_key, event.data.elo);
     this.#reported.delete(event.data.config_key);
   };
 
-  private onRegression = (event: EventOf<"REGRESSION_DETECTED">): void => {
+  private onRegression = (event: PipelineEvent["REGRESSION_DETECTED"]): void => {
     if (this.isDuplicateEvent(event)) return;
     const key = event.data.config_key;
     this.#withoutImprovement.set(key, (this.#withoutImprovement.get(key) ?? 0) + 1);

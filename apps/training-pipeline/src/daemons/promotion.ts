@@ -1,10 +1,9 @@
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
+import type { PipelineCatalog } from "@switchyard/event-schema";
 import { extractEvaluationData } from "@switchyard/event-utils";
-import type { Subscriptions } from "@switchyard/handler-base";
 import type { HandlerContext, Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
 import { generationOf } from "../simulation";
-import { StageDaemon } from "./stage";
+import { type PipelineEvent, StageDaemon } from "./stage";
 
 /** Elo drop beyond which a regression is critical. */
 const CRITICAL_DROP = 50;
@@ -17,12 +16,12 @@ export class PromotionDaemon extends StageDaemon {
     super("promotion", router, settings);
   }
 
-  protected override subscriptions(): Subscriptions {
-    return { EVALUATION_COMPLETED: this.onEvaluated };
+  protected override subscriptions() {
+    return this.on({ EVALUATION_COMPLETED: this.onEvaluated });
   }
 
   private onEvaluated = async (
-    event: EventOf<"EVALUATION_COMPLETED">,
+    event: PipelineEvent["EVALUATION_COMPLETED"],
     _ctx: HandlerContext<PipelineCatalog>,
   ): Promise<void> => {
     if (this.isDuplicateEvent(event)) return;

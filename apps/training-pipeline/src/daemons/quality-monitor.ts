@@ -1,9 +1,8 @@
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
+import type { PipelineCatalog } from "@switchyard/event-schema";
 import { extractConfigKey, normalizeEventPayload } from "@switchyard/event-utils";
-import type { Subscriptions } from "@switchyard/handler-base";
 import type { HealthCheckResult, Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
-import { StageDaemon } from "./stage";
+import { type PipelineEvent, StageDaemon } from "./stage";
 
 const THRESHOLD = 0.5;
 
@@ -16,8 +15,8 @@ export class QualityMonitorDaemon extends StageDaemon {
     super("quality_monitor", router, settings, 250);
   }
 
-  protected override subscriptions(): Subscriptions {
-    return { SELFPLAY_COMPLETE: this.onSelfplayComplete };
+  protected override subscriptions() {
+    return this.on({ SELFPLAY_COMPLETE: this.onSelfplayComplete });
   }
 
   protected override async runCycle(): Promise<void> {
@@ -37,7 +36,7 @@ export class QualityMonitorDaemon extends StageDaemon {
     }
   }
 
-  private onSelfplayComplete = (event: EventOf<"SELFPLAY_COMPLETE">): void => {
+  private onSelfplayComplete = (event: PipelineEvent["SELFPLAY_COMPLETE"]): void => {
     if (this.isDuplicateEvent(event)) return;
     const configKey = extractConfigKey(normalizeEventPayload(event));
     if (!configKey) return;

@@ -1,10 +1,9 @@
 import { join } from "node:path";
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
-import type { Subscriptions } from "@switchyard/handler-base";
+import type { PipelineCatalog } from "@switchyard/event-schema";
 import type { Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
 import { generationOf, work, writeArtifact } from "../simulation";
-import { StageDaemon } from "./stage";
+import { type PipelineEvent, StageDaemon } from "./stage";
 
 /**
  * Self-play: starts one generation per config at a time (SELFPLAY_COMPLETE, NEW_GAMES_AVAILABLE)
@@ -20,11 +19,11 @@ export class SelfplayDaemon extends StageDaemon {
     super("selfplay", router, settings, 100);
   }
 
-  protected override subscriptions(): Subscriptions {
-    return {
+  protected override subscriptions() {
+    return this.on({
       MODEL_DISTRIBUTION_COMPLETE: this.onGenerationEnded,
       REGRESSION_DETECTED: this.onGenerationEnded,
-    };
+    });
   }
 
   protected override async runCycle(signal: AbortSignal): Promise<void> {
@@ -62,7 +61,7 @@ export class SelfplayDaemon extends StageDaemon {
   }
 
   private onGenerationEnded = (
-    event: EventOf<"MODEL_DISTRIBUTION_COMPLETE" | "REGRESSION_DETECTED">,
+    event: PipelineEvent["MODEL_DISTRIBUTION_COMPLETE" | "REGRESSION_DETECTED"],
   ): void => {
     if (this.isDuplicateEvent(event, { keyFields: ["config_key", "generation"] })) return;
     const { config_key } = event.data;

@@ -1,12 +1,15 @@
 // What every stage daemon of the demo shares: its settings, a seeded RNG per process, and the
 // subscribe options that make transient failures visible as transport retries.
-import type { PipelineCatalog } from "@switchyard/event-schema";
+import { type EventsOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
 import { HandlerBase } from "@switchyard/handler-base";
 import type { Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
 import { random } from "../simulation";
 
-export abstract class StageDaemon extends HandlerBase<PipelineCatalog> {
+/** Every envelope of the pipeline catalog, by event type: `PipelineEvent["MODEL_PROMOTED"]`. */
+export type PipelineEvent = EventsOf<PipelineCatalog>;
+
+export abstract class StageDaemon extends HandlerBase.for(pipelineCatalog) {
   protected readonly settings: PipelineSettings;
   protected readonly rng: () => number;
 

@@ -1,10 +1,9 @@
 import { join } from "node:path";
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
-import type { Subscriptions } from "@switchyard/handler-base";
+import type { PipelineCatalog } from "@switchyard/event-schema";
 import type { HandlerContext, Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
 import { generationOf, maybeFail, work, writeArtifact } from "../simulation";
-import { StageDaemon } from "./stage";
+import { type PipelineEvent, StageDaemon } from "./stage";
 
 /** Training: trains on the exported samples (TRAINING_COMPLETED, or TRAINING_FAILED and a retry). */
 export class TrainingDaemon extends StageDaemon {
@@ -12,12 +11,12 @@ export class TrainingDaemon extends StageDaemon {
     super("training", router, settings);
   }
 
-  protected override subscriptions(): Subscriptions {
-    return { NPZ_EXPORT_COMPLETE: this.onExported };
+  protected override subscriptions() {
+    return this.on({ NPZ_EXPORT_COMPLETE: this.onExported });
   }
 
   private onExported = async (
-    event: EventOf<"NPZ_EXPORT_COMPLETE">,
+    event: PipelineEvent["NPZ_EXPORT_COMPLETE"],
     ctx: HandlerContext<PipelineCatalog>,
   ): Promise<void> => {
     if (this.isDuplicateEvent(event)) return;

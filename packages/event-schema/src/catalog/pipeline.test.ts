@@ -1,6 +1,8 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
-import type { EventData, EventOf, EventType } from "../types";
-import { pipelineCatalog, pipelineStages } from "./pipeline";
+import type { EventData, EventOf, EventsOf, EventType } from "../types";
+import { type PipelineCatalog, pipelineCatalog, pipelineStages } from "./pipeline";
+
+type P = PipelineCatalog;
 
 // The required payload fields of the original system's event reference, verbatim.
 const required: Record<string, string[]> = {
@@ -51,10 +53,10 @@ describe("pipelineCatalog", () => {
     "%s accepts its required fields and rejects each one missing",
     (type, fields) => {
       const payload = valid[type]!;
-      expect(pipelineCatalog.safeParse(type as EventType, payload).success).toBe(true);
+      expect(pipelineCatalog.safeParse(type as EventType<P>, payload).success).toBe(true);
       for (const field of fields) {
         const { [field]: _dropped, ...rest } = payload;
-        const result = pipelineCatalog.safeParse(type as EventType, rest);
+        const result = pipelineCatalog.safeParse(type as EventType<P>, rest);
         expect(result.success, `${type} without ${field}`).toBe(false);
         expect(result.error?.issues.map((i) => i.path)).toEqual([field]);
       }
@@ -95,24 +97,52 @@ describe("pipelineCatalog", () => {
 
 describe("catalog types", () => {
   it("types payloads from the catalog", () => {
-    expectTypeOf<EventData<"TRAINING_COMPLETED">>().toHaveProperty("loss").toEqualTypeOf<number>();
-    expectTypeOf<EventData<"EVALUATION_COMPLETED">["win_rate"]>().toEqualTypeOf<
+    expectTypeOf<EventData<"TRAINING_COMPLETED", P>>()
+      .toHaveProperty("loss")
+      .toEqualTypeOf<number>();
+    expectTypeOf<EventData<"EVALUATION_COMPLETED", P>["win_rate"]>().toEqualTypeOf<
       number | undefined
     >();
-    expectTypeOf<EventOf<"MODEL_PROMOTED">["type"]>().toEqualTypeOf<"MODEL_PROMOTED">();
+    expectTypeOf<EventOf<"MODEL_PROMOTED", P>["type"]>().toEqualTypeOf<"MODEL_PROMOTED">();
     const parsePromoted = () => pipelineCatalog.parse("MODEL_PROMOTED", {});
     expectTypeOf(parsePromoted).returns.toHaveProperty("elo").toEqualTypeOf<number>();
-    expectTypeOf<"TRAINING_COMPLETED">().toExtend<EventType>();
-    expectTypeOf<"TRAINNG_COMPLETED">().not.toExtend<EventType>();
+    expectTypeOf<"TRAINING_COMPLETED">().toExtend<EventType<P>>();
+    expectTypeOf<"TRAINNG_COMPLETED">().not.toExtend<EventType<P>>();
   });
 
   it("does not compile with a wrong event name or a missing field", () => {
     // These lines are checked by `pnpm typecheck`: each must be a compile error.
     // @ts-expect-error — not an event type of the catalog
-    const _wrongName: EventData<"TRAINNG_COMPLETED"> = {};
+    const _wrongName: EventData<"TRAINNG_COMPLETED", P> = {};
     // @ts-expect-error — loss is required
-    const _missing: EventData<"TRAINING_COMPLETED"> = { config_key: "hex8_2p", model_path: "m.pt" };
+    const _missing: EventData<"TRAINING_COMPLETED", P> = {
+      config_key: "hex8_2p",
+      model_path: "m.pt",
+    };
+    type Pipeline = EventsOf<P>;
+    // @ts-expect-error — loss is required
+    const _missingInEnvelope: Pipeline["TRAINING_COMPLETED"]["data"] = {
+      config_key: "k",
+      model_path: "m",
+    };
+    // @ts-expect-error — not an event type of the catalog
+    type _WrongEnvelope = Pipeline["TRAINNG_COMPLETED"];
     // @ts-expect-error — unknown type in parse()
     expect(() => pipelineCatalog.parse("TRAINNG_COMPLETED", {})).toThrow();
+  });
+
+  it("indexes a catalog's envelopes by event type", () => {
+    type Pipeline = EventsOf<P>;
+    expectTypeOf<Pipeline["MODEL_PROMOTED"]>().toEqualTypeOf<EventOf<"MODEL_PROMOTED", P>>();
+    expectTypeOf<Pipeline["MODEL_PROMOTED"]["data"]["elo"]>().toEqualTypeOf<number>();
+  });
+
+  it("names no catalog by default: the catalog argument is required", () => {
+    // @ts-expect-error — EventOf needs its catalog (it no longer means the pipeline's)
+    type _NoCatalog = EventOf<"MODEL_PROMOTED">;
+    // @ts-expect-error — EventData needs its catalog
+    type _NoCatalogData = EventData<"MODEL_PROMOTED">;
+    // @ts-expect-error — EventType needs its catalog
+    type _NoCatalogType = EventType;
   });
 });

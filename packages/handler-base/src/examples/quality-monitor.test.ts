@@ -1,4 +1,4 @@
-import type { EventOf } from "@switchyard/event-schema";
+import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
 import { getRouter, resetRouter } from "@switchyard/router";
 import { afterEach, describe, expect, it } from "vitest";
 import { closeRouters, eventually, makeRouter, memoryLogger, payloads } from "../test/fixtures";
@@ -33,7 +33,7 @@ describe("the quality monitor example", () => {
 
   it("emits QUALITY_ALERT once when a config drops below the threshold", async () => {
     const router = makeRouter();
-    const alerts: EventOf<"QUALITY_ALERT">[] = [];
+    const alerts: EventOf<"QUALITY_ALERT", PipelineCatalog>[] = [];
     router.subscribe("QUALITY_ALERT", (e) => void alerts.push(e), { name: "alerts" });
     const m = monitor({ router });
     await m.start();

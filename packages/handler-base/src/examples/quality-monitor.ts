@@ -1,10 +1,13 @@
 // The seed's QualityMonitorDaemon, written against this package: watches self-play data quality
 // per config and raises QUALITY_ALERT when it drops below a threshold. Not exported; the tests use
 // it as a realistic daemon.
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
+import { type EventsOf, pipelineCatalog } from "@switchyard/event-schema";
 import { extractConfigKey, normalizeEventPayload, parseConfigKey } from "@switchyard/event-utils";
 import type { HandlerContext, HealthCheckResult, Logger, Router } from "@switchyard/router";
-import { HandlerBase, type Subscriptions } from "../handler-base";
+import { HandlerBase } from "../handler-base";
+
+type Pipeline = typeof pipelineCatalog;
+type PipelineEvent = EventsOf<Pipeline>;
 
 /** What the quality monitor can be tuned with. */
 export interface QualityMonitorConfig {
@@ -16,7 +19,7 @@ export interface QualityMonitorConfig {
 
 /** Constructor options; all optional so that `QualityMonitorDaemon.getInstance()` works. */
 export interface QualityMonitorOptions {
-  readonly router?: Router;
+  readonly router?: Router<Pipeline>;
   readonly logger?: Logger;
   /** @defaultValue 300_000 (5 minutes) */
   readonly cycleIntervalMs?: number;
@@ -24,7 +27,7 @@ export interface QualityMonitorOptions {
 }
 
 /** Monitors self-play data quality and emits QUALITY_ALERT for configs below the threshold. */
-export class QualityMonitorDaemon extends HandlerBase<PipelineCatalog, QualityMonitorConfig> {
+export class QualityMonitorDaemon extends HandlerBase.for(pipelineCatalog)<QualityMonitorConfig> {
   readonly #qualityScores = new Map<string, number>();
   readonly #lowQualityConfigs = new Set<string>();
 
@@ -43,11 +46,11 @@ export class QualityMonitorDaemon extends HandlerBase<PipelineCatalog, QualityMo
     return this.#qualityScores;
   }
 
-  protected override subscriptions(): Subscriptions {
-    return {
+  protected override subscriptions() {
+    return this.on({
       SELFPLAY_COMPLETE: this.onSelfplayComplete,
       NEW_GAMES_AVAILABLE: this.onNewGames,
-    };
+    });
   }
 
   protected override async runCycle(signal: AbortSignal): Promise<void> {
@@ -70,7 +73,7 @@ export class QualityMonitorDaemon extends HandlerBase<PipelineCatalog, QualityMo
     }
   }
 
-  private onSelfplayComplete = (event: EventOf<"SELFPLAY_COMPLETE">): void => {
+  private onSelfplayComplete = (event: PipelineEvent["SELFPLAY_COMPLETE"]): void => {
     if (this.isDuplicateEvent(event)) return;
     const payload = normalizeEventPayload(event);
     const configKey = extractConfigKey(payload);
@@ -79,8 +82,8 @@ export class QualityMonitorDaemon extends HandlerBase<PipelineCatalog, QualityMo
   };
 
   private onNewGames = (
-    event: EventOf<"NEW_GAMES_AVAILABLE">,
-    ctx: HandlerContext<PipelineCatalog>,
+    event: PipelineEvent["NEW_GAMES_AVAILABLE"],
+    ctx: HandlerContext<Pipeline>,
   ): void => {
     if (this.isDuplicateEvent(event)) return;
     const parsed = parseConfigKey(extractConfigKey(event));
@@ -119,7 +122,10 @@ export class QualityMonitorDaemon extends HandlerBase<PipelineCatalog, QualityMo
   }
 }
 
-/** The shared QualityMonitorDaemon (over the process-wide router). */
+/**
+ * The shared QualityMonitorDaemon, over the process-wide router (created over the pipeline
+ * catalog if it does not exist yet).
+ */
 export function getQualityMonitor(): QualityMonitorDaemon {
   return QualityMonitorDaemon.getInstance();
 }

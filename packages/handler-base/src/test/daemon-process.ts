@@ -1,7 +1,7 @@
 // A daemon process for process.test.ts, run by Node with the TypeScript loader in ./fixtures:
 // one daemon under a DaemonManager, a slow handler in flight, until SIGTERM or SIGINT.
 // It reports what happens as JSON lines on stdout.
-import { pipelineCatalog } from "@switchyard/event-schema";
+import { pipelineCatalog, type PipelineCatalog } from "@switchyard/event-schema";
 import { type Router, createRouter, sleep } from "@switchyard/router";
 import { DaemonManager } from "../daemon-manager";
 import { HandlerBase, type Subscriptions } from "../handler-base";
@@ -9,8 +9,8 @@ import { HandlerBase, type Subscriptions } from "../handler-base";
 const say = (line: Record<string, unknown>) =>
   void process.stdout.write(`${JSON.stringify(line)}\n`);
 
-class Worker extends HandlerBase {
-  constructor(router: Router) {
+class Worker extends HandlerBase<PipelineCatalog> {
+  constructor(router: Router<PipelineCatalog>) {
     super({ name: "worker", router, cycleIntervalMs: 50 });
   }
 
@@ -18,7 +18,7 @@ class Worker extends HandlerBase {
     say({ event: "cycle" });
   }
 
-  protected override subscriptions(): Subscriptions {
+  protected override subscriptions(): Subscriptions<PipelineCatalog> {
     return {
       TRAINING_COMPLETED: async (event) => {
         say({ event: "handler-start", config_key: event.data.config_key });
