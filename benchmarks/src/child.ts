@@ -49,6 +49,17 @@ export class Worker {
 
   /** The next message of `type` (earlier messages of other types are dropped). */
   async next<T extends Message = Message>(type: string, timeoutMs: number): Promise<T> {
+    const m = await this.tryNext<T>(type, timeoutMs);
+    if (m) return m;
+    this.kill();
+    throw new Error(`worker did not send "${type}" within ${timeoutMs} ms`);
+  }
+
+  /** Like {@link next}, but `undefined` after `timeoutMs` instead of killing the worker. */
+  async tryNext<T extends Message = Message>(
+    type: string,
+    timeoutMs: number,
+  ): Promise<T | undefined> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.#inbox.findIndex((m) => m.type === type || m.type === "error");
@@ -59,10 +70,7 @@ export class Worker {
       }
       if (this.#exit) throw new Error(`${this.#exit} while waiting for "${type}"`);
       const left = deadline - Date.now();
-      if (left <= 0) {
-        this.kill();
-        throw new Error(`worker did not send "${type}" within ${timeoutMs} ms`);
-      }
+      if (left <= 0) return undefined;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiting = () => {

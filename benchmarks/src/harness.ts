@@ -1,4 +1,5 @@
 import { Bench } from "tinybench";
+import type { Chart } from "./svg";
 
 /** One measured workload. */
 export interface Figure {
@@ -17,6 +18,23 @@ export interface Figure {
   /** Rounds or runs the median is taken over. */
   readonly runs?: number;
   readonly note?: string;
+  /**
+   * Every setting the row ran with (concurrency or outstanding, batch, poll, durability, message
+   * size, processes): a ratio is only taken between rows whose settings match, or says why not.
+   */
+  readonly settings?: string;
+}
+
+/** A scaling run: one table (and one chart panel) of a figure against a size. */
+export interface Scaling {
+  readonly title: string;
+  /** The settings every point of the run shares. */
+  readonly settings: string;
+  readonly columns: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+  readonly chart?: Chart;
+  /** Where the curve bends, why (or that it is flat). */
+  readonly reading?: string;
 }
 
 /** A target checked against the figures of one run. */
@@ -44,6 +62,7 @@ export interface GroupResult {
   readonly settings?: string[];
   /** Workloads not measured in this run, each with its reason. */
   readonly notMeasured?: string[];
+  readonly scaling?: Scaling[];
 }
 
 export interface RunOptions {
@@ -131,7 +150,7 @@ export function fromRuns(
   group: string,
   name: string,
   runs: readonly number[],
-  extra: { unit?: Figure["unit"]; note?: string } = {},
+  extra: { unit?: Figure["unit"]; note?: string; settings?: string } = {},
 ): Figure {
   return {
     group,
@@ -145,3 +164,19 @@ export function fromRuns(
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Attach the settings string to each figure (by name; a figure not named keeps none). */
+export const withSettings = (
+  figures: readonly Figure[],
+  settings: Readonly<Record<string, string>>,
+): Figure[] => figures.map((f) => (settings[f.name] ? { ...f, settings: settings[f.name] } : f));
+
+/** Events per second, rounded for tables: `12.3 k`. */
+export const fmtRate = (n: number): string =>
+  !Number.isFinite(n)
+    ? "—"
+    : n >= 1e6
+      ? `${(n / 1e6).toFixed(2)} M`
+      : n >= 1e3
+        ? `${(n / 1e3).toFixed(1)} k`
+        : n.toFixed(0);

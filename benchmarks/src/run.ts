@@ -1,11 +1,14 @@
-// `pnpm bench` (full numbers, writes RESULTS.md) or `pnpm bench --quick` (CI: checks every
-// benchmark still runs, writes nothing). `--only <group>` runs one group and writes nothing.
+// `pnpm bench` (full numbers, writes RESULTS.md and scaling.svg) or `pnpm bench --quick` (CI:
+// checks every benchmark still runs, writes nothing). `--only <group>` runs one group and writes
+// nothing. `--write` writes RESULTS.md and scaling.svg even then, under a banner saying the figures
+// are not for comparison (quick mode, or a loaded machine).
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import type { Figure, GroupResult, RunOptions } from "./harness";
 import { benchNats } from "./nats";
 import { benchRouter } from "./router";
 import { benchSqlite } from "./sqlite";
+import { lineCharts } from "./svg";
 
 const quick = process.argv.includes("--quick");
 const onlyAt = process.argv.indexOf("--only");
@@ -13,6 +16,8 @@ const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
 const started = Date.now();
 const load = (): string => loadavg()[0]!.toFixed(1);
 const loadAtStart = load();
+/** Above this 1-minute load average the machine is too busy for figures worth comparing. */
+const QUIET_LOAD = 3;
 const loadPerGroup: string[] = [];
 const results: GroupResult[] = [];
 
@@ -47,9 +52,24 @@ const runs = (f: Figure) =>
   f.runs !== undefined && f.runs !== f.samples ? `${f.runs} (${f.samples})` : `${f.samples}`;
 const lines: string[] = [];
 lines.push("# Benchmark results", "");
+const loaded = Math.max(
+  Number(loadAtStart),
+  ...loadPerGroup.map((g) => Number(/load ([\d.]+)/.exec(g)?.[1] ?? 0)),
+);
+if (quick || loaded > QUIET_LOAD) {
+  const why = [
+    ...(loaded > QUIET_LOAD ? [`figures from a loaded machine (load ${loaded.toFixed(1)})`] : []),
+    ...(quick ? ["quick mode (`pnpm bench:quick`: short runs, small backlogs, one run each)"] : []),
+  ];
+  lines.push(
+    `> **${why.join("; ")}, not for comparison.** The layout, the settings and the goals are what ` +
+      "this file shows; rerun `pnpm bench` on a quiet machine (load < 3) for figures.",
+    "",
+  );
+}
 lines.push(
   `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB · Node ${process.version} · ` +
-    `${new Date().toISOString().slice(0, 10)} · \`pnpm bench\` (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+    `${new Date().toISOString().slice(0, 10)} · \`pnpm bench${quick ? " --quick" : ""}\` (${((Date.now() - started) / 1000).toFixed(0)} s)`,
   "",
   `Load average (1 min): ${loadAtStart} at the start; ${loadPerGroup.join(", ")}. ` +
     "A shared 2-core machine where other test suites run at the same time: numbers are noisy. " +
@@ -62,12 +82,12 @@ for (const group of [...new Set(figures.map((f) => f.group))]) {
   lines.push(
     `## ${group}`,
     "",
-    "| workload | median | unit | spread | runs (samples) | note |",
-    "| --- | ---: | --- | ---: | ---: | --- |",
+    "| workload | median | unit | spread | runs (samples) | settings | note |",
+    "| --- | ---: | --- | ---: | ---: | --- | --- |",
   );
   for (const f of figures.filter((x) => x.group === group)) {
     lines.push(
-      `| ${f.name} | ${fmt(f, f.value)} | ${f.unit ?? "ops/s"} | ${spread(f)} | ${runs(f)} | ${f.note ?? ""} |`,
+      `| ${f.name} | ${fmt(f, f.value)} | ${f.unit ?? "ops/s"} | ${spread(f)} | ${runs(f)} | ${f.settings ?? ""} | ${f.note ?? ""} |`,
     );
   }
   lines.push("");
@@ -78,7 +98,18 @@ if (ratios.length > 0) {
   for (const r of ratios) lines.push(`| ${r.description} | ${r.value.toFixed(2)}× |`);
   lines.push("");
 }
-lines.push("## Targets", "", "| target | result | |", "| --- | --- | --- |");
+const scaling = results.flatMap((r) => r.scaling ?? []);
+if (scaling.length > 0) {
+  lines.push("## Scaling: how cost grows with the work", "", "![scaling curves](scaling.svg)", "");
+  for (const s of scaling) {
+    lines.push(`### ${s.title}`, "", `Settings: ${s.settings}`, "");
+    lines.push(`| ${s.columns.join(" | ")} |`, `| ${s.columns.map(() => "---").join(" | ")} |`);
+    for (const row of s.rows) lines.push(`| ${row.join(" | ")} |`);
+    lines.push("");
+    if (s.reading) lines.push(s.reading, "");
+  }
+}
+lines.push("## Goals", "", "| goal | result | |", "| --- | --- | --- |");
 for (const t of results.flatMap((r) => r.targets)) {
   const verdict = t.met === undefined ? "not measured" : t.met ? "met" : "**not met**";
   lines.push(`| ${t.description} | ${t.detail} | ${verdict} |`);
@@ -98,10 +129,18 @@ if (settings.length > 0) {
 }
 const report = lines.join("\n");
 console.log(report);
-const write = !quick && !only;
-if (write) writeFileSync(new URL("../RESULTS.md", import.meta.url), report);
+const write = process.argv.includes("--write") || (!quick && !only);
+if (write) {
+  writeFileSync(new URL("../RESULTS.md", import.meta.url), report);
+  const charts = scaling.flatMap((s) => (s.chart ? [s.chart] : []));
+  const caption =
+    `pnpm bench${quick ? " --quick" : ""}, ${new Date().toISOString().slice(0, 10)}, load ${loaded.toFixed(1)}` +
+    (quick || loaded > QUIET_LOAD ? " (not for comparison)" : "");
+  if (charts.length > 0)
+    writeFileSync(new URL("../scaling.svg", import.meta.url), lineCharts(charts, caption));
+}
 console.log(
   write
-    ? "wrote benchmarks/RESULTS.md"
+    ? "wrote benchmarks/RESULTS.md and benchmarks/scaling.svg"
     : `${quick ? "quick mode: every benchmark ran" : `only ${only}`}; RESULTS.md untouched`,
 );

@@ -9,8 +9,8 @@ import { createEnvelope, uuidv7 } from "@switchyard/event-schema";
 import type * as Liteque from "liteque";
 import { type Logger as PlainjobLogger, better, defineQueue, defineWorker } from "plainjob";
 
-export type Lib = "switchyard" | "plainjob" | "liteque";
-export const LIBS: readonly Lib[] = ["switchyard", "plainjob", "liteque"];
+/** `raw`: the claim+ack ceiling, better-sqlite3 by hand (see {@link rawQueue}). */
+export type Lib = "switchyard" | "plainjob" | "liteque" | "raw";
 
 export const payload = {
   config_key: "hex8_2p",
@@ -82,6 +82,15 @@ export async function producer(lib: Lib, path: string): Promise<Producer> {
         close: async () => queue.close(),
       };
     }
+    case "raw": {
+      const q = rawQueue(path);
+      return {
+        publish: async (type, data) => q.add(type, [data]),
+        publishMany: async (type, list) => q.add(type, list),
+        register: async () => {},
+        close: async () => q.close(),
+      };
+    }
     case "liteque": {
       const { buildDBClient, SqliteQueue } = await loadLiteque();
       const db = buildDBClient(path, { runMigrations: true });
@@ -121,22 +130,53 @@ export interface ConsumerOptions {
   /** Poll interval of plainjob and liteque; the switchyard queue wakes on file notifications. */
   readonly pollMs: number;
   readonly handler: (data: unknown) => void;
+  /** switchyard only: subscriptions in this process, each its own subscriber (fan-out). @defaultValue 1 */
+  readonly subscribers?: number;
 }
 
 export async function consumer(lib: Lib, path: string, o: ConsumerOptions): Promise<Consumer> {
   switch (lib) {
     case "switchyard": {
       const t = sqliteTransport({ path });
+      const count = o.subscribers ?? 1;
       return {
         start: async () => {
-          await t.subscribe({
-            subscriber: o.subscriber,
-            types: [o.type],
-            concurrency: o.concurrency,
-            handler: async (d) => o.handler(d.envelope.data),
-          });
+          for (let i = 0; i < count; i++) {
+            await t.subscribe({
+              subscriber: count === 1 ? o.subscriber : `${o.subscriber}-${i}`,
+              types: [o.type],
+              concurrency: o.concurrency,
+              handler: async (d) => o.handler(d.envelope.data),
+            });
+          }
         },
         stop: () => t.close(),
+      };
+    }
+    case "raw": {
+      const q = rawQueue(path);
+      let stopped = false;
+      let running: Promise<void> | undefined;
+      // An async handler like the other libraries' (they await theirs).
+      const handle = async (data: unknown) => o.handler(data);
+      const loop = async () => {
+        while (!stopped) {
+          const job = q.claim(o.type);
+          if (!job) {
+            await new Promise((resolve) => setTimeout(resolve, o.pollMs));
+            continue;
+          }
+          await handle(JSON.parse(job.payload));
+          q.ack(job.id);
+        }
+      };
+      return {
+        start: async () => void (running = loop()),
+        stop: async () => {
+          stopped = true;
+          await running;
+          q.close();
+        },
       };
     }
     case "plainjob": {
@@ -209,10 +249,15 @@ export function backlog(lib: Lib, path: string, subscriber: string, type: string
             `SELECT EXISTS (SELECT 1 FROM plainjob_jobs WHERE status IN (0, 1) AND type = @t)`,
             `SELECT COUNT(*) FROM plainjob_jobs WHERE status IN (0, 1) AND type = @t`,
           ]
-        : [
-            `SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = @t)`,
-            `SELECT COUNT(*) FROM tasks WHERE queue = @t`,
-          ];
+        : lib === "raw"
+          ? [
+              `SELECT EXISTS (SELECT 1 FROM jobs WHERE type = @t)`,
+              `SELECT COUNT(*) FROM jobs WHERE type = @t`,
+            ]
+          : [
+              `SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = @t)`,
+              `SELECT COUNT(*) FROM tasks WHERE queue = @t`,
+            ];
   const leftStmt = db.prepare(left).pluck();
   const countStmt = db.prepare(count).pluck();
   return {
@@ -252,6 +297,53 @@ export function rawTable(path: string): RawTable {
       insert.run(uuidv7(now), type, JSON.stringify(data), now);
     },
     many: (type: string, list: readonly unknown[]) => void insertMany.immediate(type, list),
+    close: () => void db.close(),
+  };
+}
+
+/**
+ * The claim+ack ceiling: better-sqlite3 by hand, the queue's durability (WAL, `synchronous =
+ * NORMAL`), one event per claim transaction and one per ack transaction — what any queue that
+ * claims one row, runs the handler, then acks has to pay at least. Claim: `BEGIN IMMEDIATE`, the
+ * oldest pending row of the type, mark it taken, commit. Ack: `BEGIN IMMEDIATE`, delete it, commit.
+ */
+export interface RawQueue {
+  add(type: string, list: readonly unknown[]): void;
+  claim(type: string): { id: number; payload: string } | undefined;
+  ack(id: number): void;
+  close(): void;
+}
+
+export function rawQueue(path: string): RawQueue {
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("busy_timeout = 5000");
+  db.pragma("wal_autocheckpoint = 4000");
+  db.exec(`CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, payload TEXT NOT NULL,
+    taken INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+  CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (type, id) WHERE taken = 0;`);
+  const insert = db.prepare(`INSERT INTO jobs (type, payload, created_at) VALUES (?, ?, ?)`);
+  const next = db.prepare(
+    `SELECT id, payload FROM jobs WHERE type = ? AND taken = 0 ORDER BY id LIMIT 1`,
+  );
+  const take = db.prepare(`UPDATE jobs SET taken = 1 WHERE id = ?`);
+  const done = db.prepare(`DELETE FROM jobs WHERE id = ?`);
+  const add = db.transaction((type: string, list: readonly unknown[]) => {
+    const now = Date.now();
+    for (const data of list) insert.run(type, JSON.stringify(data), now);
+  });
+  const claim = db.transaction((type: string) => {
+    const row = next.get(type) as { id: number; payload: string } | undefined;
+    if (row) take.run(row.id);
+    return row;
+  });
+  const ack = db.transaction((id: number) => void done.run(id));
+  return {
+    add: (type, list) => void add.immediate(type, list),
+    claim: (type) => claim.immediate(type),
+    ack: (id) => void ack.immediate(id),
     close: () => void db.close(),
   };
 }

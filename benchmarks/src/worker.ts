@@ -2,7 +2,10 @@
 //   consume: counts deliveries; the benchmark process times the backlog running empty.
 //   latency: records publish → handler latency (CLOCK_MONOTONIC, shared by all processes), and
 //            measures its own CPU use while idle on request.
-// Messages in: go, idle { ms }, stop. Out: ready, cpu { percent }, done { handled, latencies }.
+//            With `window` set, sends `window { ms }` once that many deliveries were handled after
+//            `go` (the scaling runs time a fixed window out of a large backlog).
+// Messages in: go, idle { ms }, stop. Out: ready, window { ms }, cpu { percent },
+// done { handled, ms, latencies }.
 import type { Message } from "./child";
 import { type Lib, consumer } from "./sqlite-libs";
 
@@ -14,6 +17,8 @@ const args = JSON.parse(json) as {
   type: string;
   concurrency: number;
   pollMs: number;
+  subscribers?: number;
+  window?: number;
 };
 
 const send = (m: Message) =>
@@ -34,15 +39,19 @@ setTimeout(() => process.exit(3), 300_000).unref();
 process.on("disconnect", () => process.exit(4));
 
 let handled = 0;
+let goAt = Number.NaN;
 const latencies: number[] = [];
+const counted = () => {
+  if (++handled === args.window) void send({ type: "window", ms: performance.now() - goAt });
+};
 const handler =
   role === "latency"
     ? (data: unknown) => {
         const sent = (data as { t: number }).t;
         latencies.push((Number(process.hrtime.bigint()) - sent) / 1e6);
-        handled++;
+        counted();
       }
-    : () => void handled++;
+    : counted;
 
 try {
   const c = await consumer(args.lib, args.path, { ...args, handler });
@@ -50,8 +59,10 @@ try {
   await send({ type: "ready" });
   for (;;) {
     const m = await next();
-    if (m.type === "go") await c.start();
-    else if (m.type === "idle") {
+    if (m.type === "go") {
+      goAt = performance.now();
+      await c.start();
+    } else if (m.type === "idle") {
       const cpu = process.cpuUsage();
       const start = performance.now();
       await new Promise((resolve) => setTimeout(resolve, m.ms as number));
@@ -59,8 +70,9 @@ try {
       const wall = performance.now() - start;
       await send({ type: "cpu", percent: ((used.user + used.system) / 1000 / wall) * 100 });
     } else if (m.type === "stop") {
+      const ms = performance.now() - goAt;
       await c.stop();
-      await send({ type: "done", handled, latencies });
+      await send({ type: "done", handled, ms, latencies });
       break;
     }
   }
