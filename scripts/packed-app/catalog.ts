@@ -16,4 +16,3 @@ export const shopCatalog = defineCatalog([
     data: z.object({ order_id: z.string(), carrier: z.enum(["post", "courier"]) }),
   }),
 ]);
-export type ShopCatalog = typeof shopCatalog;

@@ -1,33 +1,34 @@
-// The shipper daemon, its own process: ORDER_PLACED in, ORDER_SHIPPED out.
-import { type EventOf } from "@switchyard/event-schema";
-import { HandlerBase, type Subscriptions } from "@switchyard/handler-base";
-import { type Router, createRouter } from "@switchyard/router";
+// The shipper daemon, its own process: ORDER_PLACED in, ORDER_SHIPPED out. No type argument: the
+// daemon's catalog is its router's.
+import { HandlerBase } from "@switchyard/handler-base";
+import { createRouter } from "@switchyard/router";
 import { sqliteTransport } from "@switchyard/cross-process-queue";
-import { type ShopCatalog, shopCatalog } from "./catalog.js";
-
-class Shipper extends HandlerBase<ShopCatalog> {
-  constructor(router: Router<ShopCatalog>) {
-    super({ name: "shipper", router, cycleIntervalMs: 60_000 });
-  }
-
-  protected override subscriptions(): Subscriptions<ShopCatalog> {
-    return { ORDER_PLACED: this.onOrderPlaced };
-  }
-
-  private onOrderPlaced = async (event: EventOf<"ORDER_PLACED", ShopCatalog>) => {
-    await this.emit(
-      "ORDER_SHIPPED",
-      { order_id: event.data.order_id, carrier: event.data.amount > 100 ? "courier" : "post" },
-      { causedBy: event },
-    );
-  };
-}
+import { shopCatalog } from "./catalog.js";
 
 const router = createRouter({
   catalog: shopCatalog,
   transport: sqliteTransport({ path: process.argv[2]! }),
 });
-const shipper = new Shipper(router);
+
+class Shipper extends HandlerBase.for(router) {
+  constructor() {
+    super({ name: "shipper", cycleIntervalMs: 60_000 });
+  }
+
+  protected override subscriptions() {
+    return this.on({
+      ORDER_PLACED: async (event) => {
+        await this.emit(
+          "ORDER_SHIPPED",
+          { order_id: event.data.order_id, carrier: event.data.amount > 100 ? "courier" : "post" },
+          { causedBy: event },
+        );
+      },
+    });
+  }
+}
+
+const shipper = new Shipper();
 await shipper.start();
 console.log("ready");
 process.once("SIGTERM", () => {

@@ -1,47 +1,43 @@
-// The order desk daemon, its own process: publishes orders, exits once every one has shipped.
-import { type EventOf } from "@switchyard/event-schema";
-import { HandlerBase, type Subscriptions } from "@switchyard/handler-base";
-import { type Router, createRouter } from "@switchyard/router";
+// The order desk daemon, its own process: publishes orders, exits once every one has shipped. No
+// type argument: the daemon is bound to the catalog, and gets its router when constructed.
+import { HandlerBase } from "@switchyard/handler-base";
+import { createRouter } from "@switchyard/router";
 import { sqliteTransport } from "@switchyard/cross-process-queue";
-import { type ShopCatalog, shopCatalog } from "./catalog.js";
+import { shopCatalog } from "./catalog.js";
 
 const orders = Number(process.argv[3] ?? 20);
 
-class OrderDesk extends HandlerBase<ShopCatalog> {
-  readonly shipped = new Map<string, string>();
-  #done!: () => void;
-  readonly done = new Promise<void>((resolve) => (this.#done = resolve));
+class OrderDesk extends HandlerBase.for(shopCatalog) {
+  readonly shipped: { [orderId: string]: string } = {};
+  #done: (() => void) | undefined;
+  readonly done = new Promise((resolve) => (this.#done = () => resolve(undefined)));
 
-  constructor(router: Router<ShopCatalog>) {
-    super({ name: "order_desk", router, cycleIntervalMs: 60_000 });
-  }
-
-  protected override subscriptions(): Subscriptions<ShopCatalog> {
-    return { ORDER_SHIPPED: this.onShipped };
+  protected override subscriptions() {
+    return this.on({
+      ORDER_SHIPPED: (event) => {
+        this.shipped[event.data.order_id] = event.data.carrier;
+        if (Object.keys(this.shipped).length === orders) this.#done?.();
+      },
+    });
   }
 
   protected override async runCycle() {
     for (let n = 1; n <= orders; n++)
       await this.emit("ORDER_PLACED", { order_id: `order-${n}`, amount: n * 10 });
   }
-
-  private onShipped = (event: EventOf<"ORDER_SHIPPED", ShopCatalog>) => {
-    this.shipped.set(event.data.order_id, event.data.carrier);
-    if (this.shipped.size === orders) this.#done();
-  };
 }
 
 const router = createRouter({
   catalog: shopCatalog,
   transport: sqliteTransport({ path: process.argv[2]! }),
 });
-const desk = new OrderDesk(router);
+const desk = new OrderDesk({ name: "order_desk", router, cycleIntervalMs: 60_000 });
 await desk.start();
 await desk.done;
 console.log(
   JSON.stringify({
-    shipped: desk.shipped.size,
-    courier: [...desk.shipped.values()].filter((c) => c === "courier").length,
+    shipped: Object.keys(desk.shipped).length,
+    courier: Object.values(desk.shipped).filter((c) => c === "courier").length,
   }),
 );
 await desk.stop();

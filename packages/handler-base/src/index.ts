@@ -3,6 +3,7 @@ export type {
   DaemonStatus,
   EmitOptions,
   EventHandler,
+  HandlerBaseFor,
   HandlerBaseOptions,
   ListenerRegistration,
   Subscriptions,
