@@ -232,12 +232,22 @@ export async function benchNats(options: RunOptions): Promise<GroupResult> {
       );
       worst.push({ name: what(OURS), value: Math.min(vsRaw, vsWire) });
     }
-    const targets: Target[] = worst.map(({ name, value }) => ({
-      group: "nats",
-      description: `${name} ≥ 90 % of raw @nats-io/jetstream at the same settings (the lower of JSON-body raw and wire-format raw)`,
-      met: value >= 0.9,
-      detail: `${(value * 100).toFixed(0)} %`,
-    }));
+    const targets: Target[] = [
+      ...worst.map(({ name, value }) => ({
+        group: "nats",
+        description: `${name} ≥ 90 % of raw @nats-io/jetstream at the same settings (the lower of JSON-body raw and wire-format raw)`,
+        met: value >= 0.9,
+        detail: `${(value * 100).toFixed(0)} %`,
+      })),
+      {
+        group: "nats",
+        description:
+          "NATS scale-out: publish and consume on a 3-node JetStream cluster (R3), next to raw",
+        met: undefined,
+        detail:
+          "not measured: this harness uses the one shared nats-server at NATS_URL; no cluster is started",
+      },
+    ];
     const settings = [
       `NATS: nats-server ${nc.info?.version ?? "?"} at ${url} (loopback), JetStream file storage, interest retention, 1 replica, duplicate window ${DUPLICATE_WINDOW_MS / 1000} s; ` +
         `one stream each for ours, raw (JSON body) and raw (wire format), with unique names deleted afterwards; one durable pull consumer each (explicit ack, AckWait ${LEASE_MS / 1000} s, max_ack_pending ${MAX_ACK_PENDING}). ` +

@@ -73,11 +73,26 @@ lines.push(
   "",
   `Load average (1 min): ${loadAtStart} at the start; ${loadPerGroup.join(", ")}. ` +
     "A shared 2-core machine where other test suites run at the same time: numbers are noisy. " +
-    "Every figure is a median: tinybench figures are the median of 3 rounds (tasks in rotated order), each " +
-    "round's value from its median sample; the other figures are the median of repeated runs. Spread: " +
-    "lowest – highest round or run (± is tinybench's relative margin of error where there is one round).",
+    (quick
+      ? "Quick mode: one tinybench round and one run per figure (its median sample), small backlogs and counts; " +
+        "± is tinybench's relative margin of error."
+      : "Every figure is a median: tinybench figures are the median of 3 rounds (tasks in rotated order), each " +
+        "round's value from its median sample; the other figures are the median of repeated runs. Spread: " +
+        "lowest – highest round or run (± is tinybench's relative margin of error where there is one round)."),
   "",
 );
+lines.push(
+  "Like for like: each row's *settings* column states what it ran with (concurrency or outstanding, batch, poll, " +
+    "durability, message size, processes); a ratio is taken between rows at the same settings, and a ratio across " +
+    "different settings says so in its description. The goals are issue 19's.",
+  "",
+);
+lines.push("## Goals", "", "| goal | result | |", "| --- | --- | --- |");
+for (const t of results.flatMap((r) => r.targets)) {
+  const verdict = t.met === undefined ? "not measured" : t.met ? "met" : "**not met**";
+  lines.push(`| ${t.description} | ${t.detail} | ${verdict} |`);
+}
+lines.push("");
 for (const group of [...new Set(figures.map((f) => f.group))]) {
   lines.push(
     `## ${group}`,
@@ -109,12 +124,6 @@ if (scaling.length > 0) {
     if (s.reading) lines.push(s.reading, "");
   }
 }
-lines.push("## Goals", "", "| goal | result | |", "| --- | --- | --- |");
-for (const t of results.flatMap((r) => r.targets)) {
-  const verdict = t.met === undefined ? "not measured" : t.met ? "met" : "**not met**";
-  lines.push(`| ${t.description} | ${t.detail} | ${verdict} |`);
-}
-lines.push("");
 const notMeasured = results.flatMap((r) => r.notMeasured ?? []);
 if (notMeasured.length > 0) {
   lines.push("## Not measured", "");

@@ -552,7 +552,14 @@ async function subscriberScaling(dir: string, quick: boolean) {
     const subscribers =
       n === 1 ? [SUBSCRIBER] : Array.from({ length: n }, (_, i) => `${SUBSCRIBER}-${i}`);
     const path = join(dir, `fanout-${n}.db`);
-    const { publishRate } = await prefill("switchyard", path, events, subscribers);
+    // Publish cost on a file of its own, a fixed count, so every point times the same work.
+    const { publishRate } = await prefill(
+      "switchyard",
+      join(dir, `fanout-publish-${n}.db`),
+      deliveries,
+      subscribers,
+    );
+    await prefill("switchyard", path, events, subscribers);
     const rate = await windowRate(path, {
       concurrency: 1,
       subscribers: n,
@@ -573,7 +580,8 @@ async function subscriberScaling(dir: string, quick: boolean) {
     title: "SQLite: fan-out against subscriber count (one file)",
     settings:
       `switchyard \`sqliteTransport()\` defaults, N subscribers each with one subscription at concurrency 1 (default), all in 1 worker process, ${DURABILITY}, ${MESSAGE}, no-op handler; ` +
-      `events published (500 per call) with the N subscribers registered, before the worker starts; timed in the worker from "go" until every subscriber handled every event (at most ${capMs / 1000} s); 1 run per point.`,
+      `events published (500 per call) with the N subscribers registered, before the worker starts; timed in the worker from "go" until every subscriber handled every event (at most ${capMs / 1000} s); ` +
+      `publish timed separately: ${deliveries.toLocaleString("en")} events, 500 per call, on a file with the same N subscribers registered; 1 run per point.`,
     columns: [
       "subscribers",
       "events",
