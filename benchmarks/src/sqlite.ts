@@ -355,13 +355,16 @@ async function consuming(dir: string, quick: boolean) {
   const target = await rate(ours64);
   let workers: number | undefined = best.rate >= target ? 1 : undefined;
   const tried = [1, ...PLAINJOB_WORKERS[quick ? "quick" : "full"]];
-  for (const n of tried.slice(1)) {
+  for (const n of workers === undefined ? tried.slice(1) : []) {
     const r = await rate(plainjob(n));
     if (r > best.rate) best = { workers: n, rate: r };
-    if (workers === undefined && r >= target) workers = n;
+    if (r >= target) {
+      workers = n;
+      break; // as many as it takes, no more
+    }
   }
   // The 2-process concurrency-1 row needs plainjob's 2-worker row even if the search stopped.
-  if (!tried.includes(2)) await rate(plainjob(2));
+  if (!figures.some((f) => f.name === consumeName(plainjob(2)))) await rate(plainjob(2));
   await rate(liteque64);
   return {
     figures,
