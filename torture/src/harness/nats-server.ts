@@ -1,49 +1,16 @@
 // A nats-server of the test's own (free loopback port, temp store dir) that a scenario SIGKILLs
 // and restarts on the same store. The shared server at NATS_URL is never killed.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, openSync, closeSync, writeFileSync } from "node:fs";
-import { type AddressInfo, Socket, createServer } from "node:net";
 import { join } from "node:path";
+import {
+  canConnect,
+  freePort,
+  natsServerBinary,
+} from "../../../packages/transport-nats/src/test/process";
 import { delay } from "./wait";
 
-/** Where the nats-server binary is, or why it cannot be used. */
-export function natsServerBinary(): { ok: true; path: string } | { ok: false; reason: string } {
-  const path = process.env.NATS_SERVER_BIN ?? "nats-server";
-  try {
-    execFileSync(path, ["--version"], { stdio: "ignore", timeout: 5_000 });
-    return { ok: true, path };
-  } catch (error) {
-    return {
-      ok: false,
-      reason: `no usable nats-server binary (${path}): ${(error as Error).message}`,
-    };
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once("error", () => done(false));
-    socket.connect(port, "127.0.0.1", () => done(true));
-  });
-}
+export { natsServerBinary };
 
 /** A nats-server this scenario owns. */
 export interface OwnNatsServer {

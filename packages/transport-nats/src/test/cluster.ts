@@ -3,12 +3,11 @@
 // restart on the same store, and which can say who leads the meta group, a stream and a consumer.
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
-import { type AddressInfo, Socket, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type JetStreamManager, type StreamInfo, jetstreamManager } from "@nats-io/jetstream";
 import { type NatsConnection, connect } from "@nats-io/transport-node";
-import { natsServerBinary } from "./nats";
+import { canConnect, freePort, natsServerBinary } from "./process";
 
 /** One node of an {@link OwnCluster}. */
 export interface ClusterNode {
@@ -73,31 +72,6 @@ export interface OwnCluster {
   logTail(name: string, lines?: number): string;
   /** Kill every node and remove every file. Idempotent. */
   dispose(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once("error", () => done(false));
-    socket.connect(port, "127.0.0.1", () => done(true));
-  });
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,14 +1,16 @@
 // Test helpers: is a NATS server reachable, and a throwaway nats-server of our own (free port,
 // temp store dir) that a test may kill and restart.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { type AddressInfo, Socket, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { describe, it } from "vitest";
+import { canConnect, freePort, natsServerBinary } from "./process";
+
+export { natsServerBinary };
 
 /** The shared server the NATS suites use. */
 export const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
@@ -38,20 +40,6 @@ export async function natsAvailable(
   }
 }
 
-/** Where the nats-server binary is, or the reason it cannot be used. */
-export function natsServerBinary(): { ok: true; path: string } | { ok: false; reason: string } {
-  const path = process.env.NATS_SERVER_BIN ?? "nats-server";
-  try {
-    execFileSync(path, ["--version"], { stdio: "ignore", timeout: 5_000 });
-    return { ok: true, path };
-  } catch (error) {
-    return {
-      ok: false,
-      reason: `no usable nats-server binary (${path}): ${(error as Error).message}`,
-    };
-  }
-}
-
 /**
  * `describe`, or — when the requirement is not met — `describe.skip` with a printed reason.
  * Under `CI=true` an unmet requirement fails instead: CI must not pass by skipping.
@@ -76,31 +64,6 @@ export function describeIf(
   }
   console.warn(`skipping "${name}": ${availability.reason}`);
   describe.skip(`${name} — skipped: ${availability.reason}`, body);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once("error", () => done(false));
-    socket.connect(port, "127.0.0.1", () => done(true));
-  });
 }
 
 /** A nats-server this test owns. */
