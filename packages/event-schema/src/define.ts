@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { AlertRule } from "./alerts";
+import { type PipelineDefinition, checkPipelines } from "./pipelines";
 import { type Envelope, envelopeSchema } from "./envelope";
 import { EventValidationError, describeType, formatIssues, toIssues } from "./errors";
 
@@ -132,8 +133,40 @@ export interface Catalog<M extends DefinitionMap = DefinitionMap> {
   parseEnvelope(value: unknown): EnvelopeUnion<M>;
   /** One JSON Schema per event type, for consumers written in other languages. */
   toJSONSchema(): Record<keyof M & string, JsonSchema>;
+  /**
+   * The pipelines this catalog declares, in declaration order: each an ordered list of stages
+   * (event types) linked by one payload key. Empty when none is declared.
+   */
+  readonly pipelines: readonly PipelineDefinition<keyof M & string>[];
+  /**
+   * The pipeline named `name`, or the first declared when `name` is omitted; `undefined` when
+   * there is no such pipeline.
+   */
+  pipeline(name?: string): PipelineDefinition<keyof M & string> | undefined;
+  /**
+   * A new catalog with these pipelines added. A stage that is not an event type of the catalog is
+   * a compile error and, at run time, a `TypeError` naming the stage.
+   *
+   * @example
+   * ```ts
+   * const shop = defineCatalog([OrderPlaced, OrderShipped]).withPipelines([
+   *   { name: "fulfilment", key: "order_id", stages: ["ORDER_PLACED", "ORDER_SHIPPED"] },
+   * ]);
+   * ```
+   */
+  withPipelines(pipelines: readonly PipelineDefinition<keyof M & string>[]): Catalog<M>;
   /** A new catalog with these definitions added (a type already present is an error). */
   extend<const D extends readonly EventDefinition[]>(definitions: D): Catalog<M & MapOf<D>>;
+}
+
+/** Options of {@link defineCatalog}. */
+export interface DefineCatalogOptions<T extends string = string> {
+  /**
+   * The pipelines of this catalog: ordered stages (event types of the catalog) and the payload
+   * key that links one run through them. `switchyard pipeline verify` checks them.
+   * @defaultValue [] (no pipeline)
+   */
+  readonly pipelines?: readonly PipelineDefinition<NoInfer<T>>[];
 }
 
 /** The union of every envelope a catalog admits, discriminated by `type`. */
@@ -146,17 +179,25 @@ export type EnvelopeUnion<M extends DefinitionMap> = {
  *
  * @example
  * ```ts
- * const catalog = defineCatalog([TrainingCompleted, ModelPromoted]);
+ * const catalog = defineCatalog([TrainingCompleted, ModelPromoted], {
+ *   pipelines: [
+ *     { name: "training", key: "config_key", stages: ["TRAINING_COMPLETED", "MODEL_PROMOTED"] },
+ *   ],
+ * });
  * catalog.parse("TRAINING_COMPLETED", payload); // typed, or EventValidationError
  * ```
  */
 export function defineCatalog<const D extends readonly EventDefinition[]>(
   definitions: D,
+  options: DefineCatalogOptions<D[number]["type"]> = {},
 ): Catalog<MapOf<D>> {
-  return createCatalog(definitions) as unknown as Catalog<MapOf<D>>;
+  return createCatalog(definitions, options.pipelines ?? []) as unknown as Catalog<MapOf<D>>;
 }
 
-function createCatalog(list: readonly EventDefinition[]): Catalog {
+function createCatalog(
+  list: readonly EventDefinition[],
+  declaredPipelines: readonly PipelineDefinition[],
+): Catalog {
   const definitions: Record<string, EventDefinition> = Object.create(null) as Record<
     string,
     EventDefinition
@@ -169,6 +210,7 @@ function createCatalog(list: readonly EventDefinition[]): Catalog {
   }
   const types = list.map((d) => d.type);
   const durableTypes = new Set(list.filter((d) => d.durable).map((d) => d.type));
+  const pipelines = checkPipelines(declaredPipelines, types, (stage) => closest(stage, types));
 
   const unknownType = (type: unknown, data?: unknown) => {
     const name = typeof type === "string" ? type : describeType(type);
@@ -246,8 +288,14 @@ function createCatalog(list: readonly EventDefinition[]): Catalog {
       }
       return out;
     },
+    pipelines,
+    pipeline: (name) =>
+      name === undefined ? pipelines[0] : pipelines.find((p) => p.name === name),
+    withPipelines(more) {
+      return createCatalog(list, [...pipelines, ...more]);
+    },
     extend(more) {
-      return createCatalog([...list, ...more]) as never;
+      return createCatalog([...list, ...more], pipelines) as never;
     },
   };
   return Object.freeze(catalog);

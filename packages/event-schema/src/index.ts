@@ -6,6 +6,7 @@ export type { Envelope, CreateEnvelopeOptions } from "./envelope";
 export { defineEvent, defineCatalog } from "./define";
 export type {
   Catalog,
+  DefineCatalogOptions,
   DefineEventOptions,
   DefinitionMap,
   EnvelopeUnion,
@@ -15,6 +16,8 @@ export type {
   SafeParseResult,
   Severity,
 } from "./define";
+export { isCatalog } from "./pipelines";
+export type { PipelineDefinition } from "./pipelines";
 export { evaluateAlertRule, describeAlertRule } from "./alerts";
 export type { AlertRule, AlertEvaluation } from "./alerts";
 export type {

@@ -288,43 +288,57 @@ export const DlqDepthExceeded = defineEvent({
 
 /**
  * The training pipeline's event catalog: every event of the self-play → sync → export → train →
- * evaluate → promote → distribute pipeline, with its payload contract, severity and alert rule.
+ * evaluate → promote → distribute pipeline, with its payload contract, severity and alert rule,
+ * and the `training` pipeline: the stages every generation flows through for one `config_key`.
  * All of them are durable (they cross daemon processes).
  */
-export const pipelineCatalog = defineCatalog([
-  NewGamesAvailable,
-  SelfplayComplete,
-  DataSyncCompleted,
-  DataSyncFailed,
-  NpzExportComplete,
-  TrainingCompleted,
-  TrainingFailed,
-  EvaluationCompleted,
-  ModelPromoted,
-  RegressionDetected,
-  RegressionCritical,
-  ModelDistributionComplete,
-  ProgressStallDetected,
-  QualityAlert,
-  DaemonPermanentlyFailed,
-  SplitBrainDetected,
-  DlqPermanentlyFailed,
-  DlqDepthExceeded,
-]);
+export const pipelineCatalog = defineCatalog(
+  [
+    NewGamesAvailable,
+    SelfplayComplete,
+    DataSyncCompleted,
+    DataSyncFailed,
+    NpzExportComplete,
+    TrainingCompleted,
+    TrainingFailed,
+    EvaluationCompleted,
+    ModelPromoted,
+    RegressionDetected,
+    RegressionCritical,
+    ModelDistributionComplete,
+    ProgressStallDetected,
+    QualityAlert,
+    DaemonPermanentlyFailed,
+    SplitBrainDetected,
+    DlqPermanentlyFailed,
+    DlqDepthExceeded,
+  ],
+  {
+    pipelines: [
+      {
+        name: "training",
+        key: "config_key",
+        description:
+          "One generation of a config: new games are synced, exported, trained on, evaluated, promoted and distributed",
+        stages: [
+          "NEW_GAMES_AVAILABLE",
+          "DATA_SYNC_COMPLETED",
+          "NPZ_EXPORT_COMPLETE",
+          "TRAINING_COMPLETED",
+          "EVALUATION_COMPLETED",
+          "MODEL_PROMOTED",
+          "MODEL_DISTRIBUTION_COMPLETE",
+        ],
+      },
+    ],
+  },
+);
 
 /** The type of {@link pipelineCatalog}. */
 export type PipelineCatalog = typeof pipelineCatalog;
 
 /**
- * The stages every generation must flow through, in order, for one config key: what
- * `switchyard pipeline verify` checks.
+ * The stages of the catalog's `training` pipeline, in order (`pipelineCatalog.pipeline("training")`):
+ * what `switchyard pipeline verify` checks by default.
  */
-export const pipelineStages = [
-  "NEW_GAMES_AVAILABLE",
-  "DATA_SYNC_COMPLETED",
-  "NPZ_EXPORT_COMPLETE",
-  "TRAINING_COMPLETED",
-  "EVALUATION_COMPLETED",
-  "MODEL_PROMOTED",
-  "MODEL_DISTRIBUTION_COMPLETE",
-] as const satisfies readonly (keyof PipelineCatalog["definitions"])[];
+export const pipelineStages = pipelineCatalog.pipeline("training")!.stages;
