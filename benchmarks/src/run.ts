@@ -18,7 +18,13 @@ const load = (): string => loadavg()[0]!.toFixed(1);
 const loadAtStart = load();
 /** Above this 1-minute load average the machine is too busy for figures worth comparing. */
 const QUIET_LOAD = 3;
+/**
+ * Runnable processes a group itself adds to the load average at most (the benchmark process, its
+ * worker processes, the NATS server): the load of everyone else is the load minus these.
+ */
+const OWN_PROCESSES: Record<string, number> = { router: 1, sqlite: 5, nats: 2 };
 const loadPerGroup: string[] = [];
+const othersLoad: number[] = [];
 const results: GroupResult[] = [];
 
 const groups: [string, (o: RunOptions) => Promise<GroupResult>][] = [
@@ -33,6 +39,7 @@ for (const [name, run] of groups) {
   results.push(await run({ quick }));
   const seconds = ((Date.now() - t0) / 1000).toFixed(0);
   loadPerGroup.push(`${name} ${seconds} s (load ${load()} after)`);
+  othersLoad.push(Number(load()) - (OWN_PROCESSES[name] ?? 1));
   console.log(`  ${name}: ${seconds} s`);
 }
 
@@ -52,10 +59,9 @@ const runs = (f: Figure) =>
   f.runs !== undefined && f.runs !== f.samples ? `${f.runs} (${f.samples})` : `${f.samples}`;
 const lines: string[] = [];
 lines.push("# Benchmark results", "");
-const loaded = Math.max(
-  Number(loadAtStart),
-  ...loadPerGroup.map((g) => Number(/load ([\d.]+)/.exec(g)?.[1] ?? 0)),
-);
+// The machine's load without this run's own processes: at the start, and after each group less
+// what the group itself runs.
+const loaded = Math.max(Number(loadAtStart), ...othersLoad);
 if (quick || loaded > QUIET_LOAD) {
   const why = [
     ...(loaded > QUIET_LOAD ? [`figures from a loaded machine (load ${loaded.toFixed(1)})`] : []),
