@@ -6,6 +6,7 @@ import type {
   EventType,
 } from "@switchyard/event-schema";
 import { type Logger, childLogger } from "./logger";
+import { traceIdOf } from "./trace";
 
 /** Options of a publish made from inside a handler (causation is filled in for you). */
 export interface ContextPublishOptions {
@@ -27,8 +28,13 @@ export interface HandlerContext<C extends AnyCatalog = AnyCatalog> {
   readonly subscription: string;
   /** `"local"` for in-process publishes, `"transport"` for deliveries from another process. */
   readonly origin: "local" | "transport";
-  /** A logger bound to this delivery (subscription, event id and type). */
+  /**
+   * A logger bound to this delivery: subscription, event id and type, attempt, and the trace id,
+   * so every line a handler logs can be found from its trace.
+   */
   readonly logger: Logger;
+  /** The W3C trace id of the event being handled (32 hex digits), if it carries a valid `traceparent`. */
+  readonly traceId: string | undefined;
   /**
    * Extend the delivery's lease (transport deliveries); a no-op for local ones. Call it from long
    * handlers before the lease runs out.
@@ -113,7 +119,12 @@ export class DeliveryContext implements HandlerContext {
       eventId: this.event.id,
       eventType: this.event.type,
       attempt: this.attempt,
+      traceId: this.traceId,
     }));
+  }
+
+  get traceId(): string | undefined {
+    return traceIdOf(this.event.traceparent);
   }
 
   /** Whether this attempt was aborted (timeout) or its parent was (shutdown, lease loss). */

@@ -35,7 +35,7 @@ export { silentLogger, childLogger } from "./logger";
 export type { Logger } from "./logger";
 export { healthFrom } from "./health";
 export type { HealthCheckResult, HealthStatus } from "./health";
-export { newTraceparent, childTraceparent } from "./trace";
+export { newTraceparent, childTraceparent, traceIdOf } from "./trace";
 export type { DurationStats } from "./stats";
 export type {
   DeadLetterReason,

@@ -125,7 +125,10 @@ describe("OpenTelemetry", () => {
     expect((await published).traceparent).toBe(
       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     );
-    expect((await router.publish("JOB_STARTED", { n: 2 })).traceparent).toBeUndefined();
+    // No active span: a new trace, not the last one.
+    const outside = (await router.publish("JOB_STARTED", { n: 2 })).traceparent;
+    expect(outside).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(outside).not.toContain("4bf92f3577b34da6a3ce929d0e0e4736");
     await router.shutdown();
   });
 });

@@ -40,7 +40,7 @@ import {
   TRANSPORT_SKIPPED_STAGES,
   emptyCounters,
 } from "./subscription";
-import { childTraceparent } from "./trace";
+import { childTraceparent, newTraceparent } from "./trace";
 import type { DeadLetterSink, Transport, TransportSubscription } from "./transport";
 
 /** Defaults applied to every subscription unless it sets its own. */
@@ -851,13 +851,16 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       id: options.id,
       subject: options.subject,
       dataversion: this.catalog.get(type).version,
+      // Every envelope carries trace context, OpenTelemetry or not: the caller's, the causing
+      // event's trace (a child span), the active span's, or a new trace.
       traceparent:
         options.traceparent ??
         (cause
           ? childTraceparent(cause.traceparent)
           : this.#otel
             ? activeTraceparent(this.#otel)
-            : undefined),
+            : undefined) ??
+        newTraceparent(),
       correlationid:
         options.correlationid ?? (cause ? (cause.correlationid ?? cause.id) : undefined),
       causationid: options.causationid ?? cause?.id,
