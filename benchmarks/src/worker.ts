@@ -2,9 +2,9 @@
 //   consume: counts deliveries; the benchmark process times the backlog running empty.
 //   latency: records publish → handler latency (CLOCK_MONOTONIC, shared by all processes), and
 //            measures its own CPU use while idle on request.
-//            With `window` set, sends `window { ms }` once that many deliveries were handled after
-//            `go` (the scaling runs time a fixed window out of a large backlog).
-// Messages in: go, idle { ms }, stop. Out: ready, window { ms }, cpu { percent },
+//            With `window` set, sends `window { ms, steadyMs }` once that many deliveries were
+//            handled after `go` (the scaling runs time a fixed window out of a large backlog).
+// Messages in: go, idle { ms }, stop. Out: ready, window { ms, steadyMs }, cpu { percent },
 // done { handled, ms, latencies }.
 import type { Message } from "./child";
 import { type Lib, consumer } from "./sqlite-libs";
@@ -41,8 +41,15 @@ process.on("disconnect", () => process.exit(4));
 let handled = 0;
 let goAt = Number.NaN;
 const latencies: number[] = [];
+let firstAt = Number.NaN;
 const counted = () => {
-  if (++handled === args.window) void send({ type: "window", ms: performance.now() - goAt });
+  if (++handled === 1) firstAt = performance.now();
+  // steadyMs leaves out the start (subscribing, the first claim): the scaling runs want the
+  // steady claim cost, not the start-up.
+  if (handled === args.window) {
+    const now = performance.now();
+    void send({ type: "window", ms: now - goAt, steadyMs: now - firstAt });
+  }
 };
 const handler =
   role === "latency"
