@@ -57,7 +57,8 @@ export function parseChangeset(text) {
  *
  * - the manifest has no `workspace:` range left (any dependency field) and each sibling range
  *   (`siblings`) names the sibling's version being released, and its own version is `version`;
- * - the files are `package.json`, `README.md`, `CHANGELOG.md`, `LICENSE` and `dist/**` only: no
+ * - the files are `package.json`, `README.md`, `CHANGELOG.md`, `LICENSE`, `dist/**` and the
+ *   manifest's `bin` targets only: no
  *   test file, no `src/`, and a source map only if it embeds its sources (`sourcesContent`), so it
  *   never points at files the tarball does not have; every `sourceMappingURL` resolves;
  * - every `exports` / `main` / `module` / `types` / `bin` target is in the tarball;
@@ -73,12 +74,23 @@ export function parseChangeset(text) {
 export function checkPackedPackage({ entries, read, expected = {} }) {
   const problems = [];
   const has = new Set(entries);
+  // An executable may live outside dist/ (the CLI's bin/ launcher, linkable before a build).
+  const binTargets = new Set();
+  if (has.has("package.json")) {
+    try {
+      const { bin } = JSON.parse(read("package.json"));
+      for (const target of Object.values(typeof bin === "string" ? { bin } : (bin ?? {})))
+        binTargets.add(String(target).replace(/^\.\//, ""));
+    } catch {
+      // reported below, where the manifest is read for its fields
+    }
+  }
   for (const file of TOP_LEVEL_FILES)
     if (!has.has(file)) problems.push(`${file} is not in the tarball: add it to "files"`);
   for (const path of entries) {
     if (TEST_FILE.test(path)) problems.push(`test file ${path} is in the tarball`);
     else if (/(^|\/)src\//.test(path)) problems.push(`source file ${path} is in the tarball`);
-    else if (!TOP_LEVEL_FILES.includes(path) && !path.startsWith("dist/"))
+    else if (!TOP_LEVEL_FILES.includes(path) && !path.startsWith("dist/") && !binTargets.has(path))
       problems.push(`${path} is in the tarball: only dist/, ${TOP_LEVEL_FILES.join(", ")} ship`);
     else if (path.endsWith(".map")) problems.push(...checkSourceMap(path, read));
     else if (/\.[cm]?js$/.test(path)) {
