@@ -1,4 +1,6 @@
 import type { Command } from "commander";
+import type { AnyCatalog } from "@switchyard/event-schema";
+import { catalogOf } from "./catalog-option";
 import { DB_ENV, resolveDbPath } from "./database";
 import type { NatsEventSource } from "./nats";
 import { CliError, Output } from "./output";
@@ -44,6 +46,8 @@ export function runtimeOf(options: ProgramOptions): Runtime {
 export interface CommonOptions {
   readonly db?: string;
   readonly json?: boolean;
+  /** `--catalog <module>`, on the commands that read a catalog (see `withCatalogOption`). */
+  readonly catalog?: string;
 }
 
 /** Add `--db` and `--json` to a command. */
@@ -106,6 +110,8 @@ export interface ActionContext<O> {
   /** Absolute path of the database this command works on. */
   readonly dbPath: string;
   readonly runtime: Runtime;
+  /** The catalog in use: `--catalog`'s module on commands that take it, else the pipeline catalog. */
+  readonly catalog: AnyCatalog;
 }
 
 /**
@@ -129,6 +135,7 @@ export function action<O extends CommonOptions>(
         out,
         dbPath: resolveDbPath(opts.db, runtime.env),
         runtime,
+        catalog: await catalogOf(command, opts.catalog, runtime.env),
       });
     } catch (error) {
       code = out.error(error);

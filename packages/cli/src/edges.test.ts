@@ -281,7 +281,7 @@ describe("pipeline verify over a window longer than retention", () => {
     const fresh = join(tmp.dir, "fresh.db");
     const transport = sqliteTransport({ path: fresh, pruneIntervalMs: 0 });
     await transport.publish([
-      createEnvelope({ type: pipelineStages[0], source: "p", subject: "k", data: {} }),
+      createEnvelope({ type: pipelineStages[0]!, source: "p", subject: "k", data: {} }),
     ]);
     await transport.close();
     const run = await cli(["pipeline", "verify", "k", "--hours", "48", "--db", fresh, "--json"]);

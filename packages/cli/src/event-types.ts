@@ -1,18 +1,24 @@
-import { type EventDefinition, pipelineCatalog } from "@switchyard/event-schema";
+import type { AnyCatalog, EventDefinition } from "@switchyard/event-schema";
 
 /**
- * The event type a user named, checked against the pipeline catalog: the runbook's lower-case
+ * The event type a user named, checked against the catalog in use: the runbook's lower-case
  * names (`training_completed`) are accepted, a type the database holds passes even when the
  * catalog does not define it, and anything else is refused with the catalog's
  * `EventValidationError`, which suggests the closest known name.
  */
-export function checkEventType(type: string, isStored: (type: string) => boolean): string {
-  if (pipelineCatalog.has(type)) return type;
+export function checkEventType(
+  catalog: AnyCatalog,
+  type: string,
+  isStored: (type: string) => boolean,
+): string {
+  // `has` is a type guard, which would narrow a plain string to never.
+  const known = (name: string): boolean => catalog.has(name);
+  if (known(type)) return type;
   const upper = type.toUpperCase();
-  if (pipelineCatalog.has(upper)) return upper;
+  if (known(upper)) return upper;
   if (isStored(type)) return type;
   // Throws EventValidationError ("Did you mean …?").
-  pipelineCatalog.get(type as never);
+  catalog.get(type);
   return type;
 }
 
@@ -21,18 +27,19 @@ export function checkEventType(type: string, isStored: (type: string) => boolean
  * asked only for a type the catalog does not know.
  */
 export async function checkEventTypeAsync(
+  catalog: AnyCatalog,
   type: string,
   isStored: (type: string) => Promise<boolean>,
 ): Promise<string> {
-  if (pipelineCatalog.has(type) || pipelineCatalog.has(type.toUpperCase()))
-    return checkEventType(type, () => false);
+  const known = (name: string): boolean => catalog.has(name);
+  if (known(type) || known(type.toUpperCase())) return checkEventType(catalog, type, () => false);
   const stored = await isStored(type);
-  return checkEventType(type, () => stored);
+  return checkEventType(catalog, type, () => stored);
 }
 
 /** Every event type of the catalog with an alert rule. */
-export function alertingTypes(): EventDefinition[] {
-  return pipelineCatalog.types
-    .map((type) => pipelineCatalog.definitions[type] as EventDefinition)
+export function alertingTypes(catalog: AnyCatalog): EventDefinition[] {
+  return catalog.types
+    .map((type) => catalog.definitions[type] as EventDefinition)
     .filter((def) => def.alert !== undefined);
 }

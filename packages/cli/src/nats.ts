@@ -610,10 +610,19 @@ export function streamHorizon(session: NatsSession): StorageHorizon | undefined 
   };
 }
 
-/** Each stage's event count and newest time for `configKey` (by subject or payload config_key). */
+/**
+ * Each stage's event count and newest time for `configKey` (by subject, or the payload field
+ * `field`, `config_key` unless given).
+ */
 export async function countStreamEvents(
   source: NatsEventSource,
-  query: { configKey: string; types: readonly string[]; since: number; until: number },
+  query: {
+    configKey: string;
+    field?: string;
+    types: readonly string[];
+    since: number;
+    until: number;
+  },
 ): Promise<{
   counts: { type: string; count: number; lastAt: number }[];
   horizon: StorageHorizon | undefined;
@@ -631,8 +640,9 @@ export async function countStreamEvents(
         const event = toStoredEvent(message, session.prefix);
         const at = Date.parse(event.time);
         if (at > query.until) break;
-        const data = event.envelope.data as { config_key?: unknown } | null;
-        if (event.subject !== query.configKey && data?.config_key !== query.configKey) continue;
+        const data = event.envelope.data as Record<string, unknown> | null;
+        const field = query.field ?? "config_key";
+        if (event.subject !== query.configKey && data?.[field] !== query.configKey) continue;
         count++;
         lastAt = Math.max(lastAt, at);
       }

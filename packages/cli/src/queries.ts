@@ -140,13 +140,16 @@ export function deadDeliveriesKept(db: Database.Database): number {
 }
 
 /**
- * Stored events per pipeline stage for one config key (envelope `subject` or payload `config_key`).
- * A row whose `payload` is not JSON (damaged) counts by its `subject` only.
+ * Stored events per pipeline stage for one key value (envelope `subject`, or the payload field
+ * `field`, `config_key` unless given). A row whose `payload` is not JSON (damaged) counts by its
+ * `subject` only.
  */
 export function stageCounts(
   db: Database.Database,
   options: {
     readonly configKey: string;
+    /** The payload field holding the key (a plain field name). @defaultValue "config_key" */
+    readonly field?: string;
     readonly types: readonly string[];
     readonly since: number;
     readonly until: number;
@@ -159,7 +162,7 @@ export function stageCounts(
         WHERE seq > @after AND created_at >= @since AND created_at <= @until
           AND type IN (SELECT value FROM json_each(@types))
           AND (subject = @key
-               OR CASE WHEN json_valid(payload) THEN json_extract(payload, '$.config_key') END = @key)
+               OR CASE WHEN json_valid(payload) THEN json_extract(payload, '$.' || @field) END = @key)
         GROUP BY type`,
     )
     .all({
@@ -168,6 +171,7 @@ export function stageCounts(
       until: options.until,
       types: JSON.stringify(options.types),
       key: options.configKey,
+      field: options.field ?? "config_key",
     }) as { type: string; count: number; lastAt: number }[];
 }
 

@@ -1,10 +1,6 @@
 import type { Command } from "commander";
-import {
-  type EventDefinition,
-  describeAlertRule,
-  pipelineCatalog,
-  pipelineStages,
-} from "@switchyard/event-schema";
+import { type EventDefinition, describeAlertRule } from "@switchyard/event-schema";
+import { withCatalogOption } from "../catalog-option";
 import { type CommonOptions, type Runtime, action, examples } from "../context";
 import { ExitCode } from "../output";
 
@@ -18,7 +14,7 @@ export interface CatalogEntry {
   readonly severity: string;
   /** The alert rule in words, when the type has one. */
   readonly alert?: string;
-  /** Position in the pipeline (1-based), for pipeline stages. */
+  /** Position in the catalog's first pipeline (1-based), for its stages. */
   readonly stage?: number;
 }
 
@@ -36,11 +32,12 @@ export function registerCatalog(program: Command, runtime: Runtime): void {
       "types that stay in-process",
     ],
   ]);
+  withCatalogOption(command);
   command.action(
-    action<CommonOptions>(runtime, ({ out }) => {
-      const stages: readonly string[] = pipelineStages;
-      const types: CatalogEntry[] = pipelineCatalog.types.map((type) => {
-        const def = pipelineCatalog.definitions[type] as EventDefinition;
+    action<CommonOptions>(runtime, ({ out, catalog }) => {
+      const stages: readonly string[] = catalog.pipelines[0]?.stages ?? [];
+      const types: CatalogEntry[] = catalog.types.map((type) => {
+        const def = catalog.definitions[type] as EventDefinition;
         const stage = stages.indexOf(type);
         return {
           type,
@@ -52,7 +49,7 @@ export function registerCatalog(program: Command, runtime: Runtime): void {
           ...(stage >= 0 ? { stage: stage + 1 } : {}),
         };
       });
-      out.data({ types });
+      out.data({ types, pipelines: catalog.pipelines });
       out.table(
         ["type", "durable", "severity", "alert", "stage", "description"],
         types.map((t) => [
@@ -64,6 +61,10 @@ export function registerCatalog(program: Command, runtime: Runtime): void {
           t.description,
         ]),
       );
+      for (const p of catalog.pipelines) {
+        out.line();
+        out.line(`Pipeline ${p.name} (linked by ${p.key}): ${p.stages.join(" → ")}`);
+      }
       return ExitCode.ok;
     }),
   );

@@ -12,6 +12,7 @@ import {
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
 import { DAMAGED, markDamaged, reportDamaged } from "../damaged";
 import { backupDatabase, deadLetterReader, deadLetterWriter, withReadOnly } from "../database";
+import { withCatalogOption } from "../catalog-option";
 import { checkEventType } from "../event-types";
 import {
   CliError,
@@ -172,13 +173,14 @@ export function registerDlq(program: Command, runtime: Runtime): void {
     ["switchyard dlq list --type TRAINING_COMPLETED --since 24h", "recent failures of one type"],
     ["switchyard dlq list --status replayed,purged --json", "history, as JSON"],
   ]);
+  withCatalogOption(list);
   list.action(
-    action<ListOptions>(runtime, ({ opts, out, dbPath }) =>
+    action<ListOptions>(runtime, ({ opts, out, dbPath, catalog }) =>
       withReadOnly(dbPath, (db) => {
         const type =
           opts.type === undefined
             ? undefined
-            : checkEventType(opts.type, (t) => hasDeadLetterType(db, t));
+            : checkEventType(catalog, opts.type, (t) => hasDeadLetterType(db, t));
         const query: DeadLetterQuery = {
           ...(type !== undefined ? { type } : {}),
           ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
@@ -280,8 +282,9 @@ export function registerDlq(program: Command, runtime: Runtime): void {
     ["switchyard dlq replay --subscriber evaluator --dry-run", "what would be replayed"],
     ["switchyard dlq replay --type TRAINING_COMPLETED", "every record of one type"],
   ]);
+  withCatalogOption(replay);
   replay.action(
-    action<ReplayOptions>(runtime, async ({ args, opts, out, dbPath }) => {
+    action<ReplayOptions>(runtime, async ({ args, opts, out, dbPath, catalog }) => {
       const positional = args[0] as number | undefined;
       if (positional !== undefined && opts.id !== undefined && positional !== opts.id)
         throw new CliError(
@@ -308,7 +311,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         const type =
           opts.type === undefined
             ? undefined
-            : checkEventType(opts.type, (t) => hasDeadLetterType(db, t));
+            : checkEventType(catalog, opts.type, (t) => hasDeadLetterType(db, t));
         const query: DeadLetterQuery = {
           ...(type !== undefined ? { type } : {}),
           ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
@@ -359,8 +362,9 @@ export function registerDlq(program: Command, runtime: Runtime): void {
       "preview: refuses, says how many",
     ],
   ]);
+  withCatalogOption(purge);
   purge.action(
-    action<PurgeCliOptions>(runtime, async ({ opts, out, dbPath }) => {
+    action<PurgeCliOptions>(runtime, async ({ opts, out, dbPath, catalog }) => {
       if (opts.id !== undefined) return purgeOne(opts, out, dbPath, opts.id);
       const hasCriterion =
         opts.olderThan !== undefined ||
@@ -378,7 +382,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         const type =
           opts.type === undefined
             ? undefined
-            : checkEventType(opts.type, (t) => hasDeadLetterType(db, t));
+            : checkEventType(catalog, opts.type, (t) => hasDeadLetterType(db, t));
         const matching = countPurgeable(db, {
           ...(before ? { before } : {}),
           ...(type !== undefined ? { type } : {}),

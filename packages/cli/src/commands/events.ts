@@ -21,6 +21,7 @@ import {
   withTransportOptions,
 } from "../context";
 import { isSnapshot, openCompanion, openReadOnly, withReadOnly } from "../database";
+import { withCatalogOption } from "../catalog-option";
 import { checkEventType, checkEventTypeAsync } from "../event-types";
 import {
   type CausedStreamEvent,
@@ -164,8 +165,9 @@ export function registerEvents(program: Command, runtime: Runtime): void {
       "from the NATS JetStream stream (seq = stream sequence)",
     ],
   ]);
+  withCatalogOption(list);
   list.action(
-    action<ListOptions>(runtime, async ({ opts, out, dbPath }) => {
+    action<ListOptions>(runtime, async ({ opts, out, dbPath, catalog }) => {
       const query = (type: string | undefined) => ({
         ...(type !== undefined ? { type } : {}),
         ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
@@ -178,7 +180,7 @@ export function registerEvents(program: Command, runtime: Runtime): void {
               const type =
                 opts.type === undefined
                   ? undefined
-                  : await checkEventTypeAsync(opts.type, (t) => hasStreamType(session, t));
+                  : await checkEventTypeAsync(catalog, opts.type, (t) => hasStreamType(session, t));
               return recentStreamEvents(session, query(type));
             })
           : await withReadOnly(
@@ -187,7 +189,7 @@ export function registerEvents(program: Command, runtime: Runtime): void {
                 const type =
                   opts.type === undefined
                     ? undefined
-                    : checkEventType(opts.type, (t) => hasEventType(db, t));
+                    : checkEventType(catalog, opts.type, (t) => hasEventType(db, t));
                 return recentEvents(db, query(type));
               },
               out,
@@ -291,8 +293,9 @@ export function registerEvents(program: Command, runtime: Runtime): void {
       "last 10 minutes, then one more, as JSON lines",
     ],
   ]);
+  withCatalogOption(tail);
   tail.action(
-    action<TailOptions>(runtime, async ({ opts, out, dbPath }) => {
+    action<TailOptions>(runtime, async ({ opts, out, dbPath, catalog }) => {
       const db = openReadOnly(dbPath, out);
       try {
         if (isSnapshot(db))
@@ -304,7 +307,7 @@ export function registerEvents(program: Command, runtime: Runtime): void {
         const type =
           opts.type === undefined
             ? undefined
-            : checkEventType(opts.type, (t) => hasEventType(db, t));
+            : checkEventType(catalog, opts.type, (t) => hasEventType(db, t));
         return await follow(db, out, runtime, { ...opts, type }, dbPath);
       } finally {
         db.close();

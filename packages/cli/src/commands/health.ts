@@ -7,9 +7,11 @@ import {
   type HeartbeatInfo,
 } from "@switchyard/cross-process-queue";
 import {
+  type AnyCatalog,
   type EventDefinition,
   describeAlertRule,
   evaluateAlertRule,
+  pipelineCatalog,
 } from "@switchyard/event-schema";
 import {
   type CommonOptions,
@@ -24,6 +26,7 @@ import {
 } from "../context";
 import { heartbeatStreamName, subjectCovers } from "@switchyard/transport-nats";
 import { deadLetterReader, openCompanion, withReadOnly } from "../database";
+import { withCatalogOption } from "../catalog-option";
 import { alertingTypes } from "../event-types";
 import {
   type NatsEventSource,
@@ -86,6 +89,8 @@ export interface HealthOptions {
   /** Window of the "any occurrence" alert rules. @defaultValue 1 hour */
   readonly alertWindowMs: number;
   readonly now: number;
+  /** The catalog whose alert rules are checked. @defaultValue the pipeline catalog */
+  readonly catalog?: AnyCatalog;
 }
 
 const FAILED_STATES = new Set(["crashed", "failed"]);
@@ -122,7 +127,7 @@ export function checkHealth(
   const store = deadLetterReader(db);
   checks.push(deadLetterCheck(store?.stats().depth ?? 0, deadDeliveriesKept(db), options));
 
-  for (const def of alertingTypes())
+  for (const def of alertingTypes(options.catalog ?? pipelineCatalog))
     checks.push(alertCheck(def, options, (type, since) => eventTimesSince(db, type, since)));
 
   return {
@@ -309,7 +314,7 @@ export async function checkNatsHealth(
         const note = interest
           ? ` (${session.info.config.retention} retention: only events some subscriber has not acked yet)`
           : "";
-        for (const def of alertingTypes()) {
+        for (const def of alertingTypes(options.catalog ?? pipelineCatalog)) {
           const rule = def.alert!;
           const windowMs = rule.kind === "rate" ? rule.withinMs : options.alertWindowMs;
           const times = await storedTimesSince(session, def.type, options.now - windowMs);
@@ -527,14 +532,16 @@ as "not checked". An unreachable server or a missing stream fails the check (exi
       "… and dead letters from the file",
     ],
   ]);
+  withCatalogOption(command);
   command.action(
-    action<HealthCliOptions>(runtime, async ({ opts, out, dbPath }) => {
+    action<HealthCliOptions>(runtime, async ({ opts, out, dbPath, catalog }) => {
       const options: HealthOptions = {
         maxPending: opts.maxPending,
         maxDeadLetters: opts.maxDlq,
         staleAfterMs: opts.staleAfter,
         alertWindowMs: opts.alertWindow,
         now: Date.now(),
+        catalog,
       };
       if (transportOf(opts) === "nats") {
         const companion = openCompanion(opts.db, runtime.env, out);

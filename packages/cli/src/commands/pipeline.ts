@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { Command } from "commander";
-import { pipelineStages } from "@switchyard/event-schema";
+import { type AnyCatalog, type PipelineDefinition, pipelineStages } from "@switchyard/event-schema";
+import { withCatalogOption } from "../catalog-option";
 import {
   type CommonOptions,
   type Runtime,
@@ -23,8 +24,16 @@ export interface VerifyPipelineOptions {
   readonly hours?: number;
   /** End of the window (Unix ms). @defaultValue `Date.now()` */
   readonly now?: number;
-  /** The stages to check, in order. @defaultValue `pipelineStages` of `@switchyard/event-schema` */
+  /**
+   * The stages to check, in order: a catalog's pipeline (`catalog.pipeline("name").stages`).
+   * @defaultValue the stages of the pipeline catalog's `training` pipeline
+   */
   readonly stages?: readonly string[];
+  /**
+   * The payload field linking the stages (a catalog pipeline's `key`); the envelope `subject`
+   * matches too. @defaultValue "config_key"
+   */
+  readonly key?: string;
 }
 
 /** One stage of a {@link PipelineVerification}. */
@@ -101,7 +110,8 @@ export function verifyPipeline(
   const until = options.now ?? Date.now();
   const since = until - hours * 3_600_000;
   const types = options.stages ?? pipelineStages;
-  const counts = stageCounts(db, { configKey, types, since, until });
+  const field = options.key ?? "config_key";
+  const counts = stageCounts(db, { configKey, field, types, since, until });
   return summarize(configKey, hours, since, until, types, counts, sqliteHorizon(db));
 }
 
@@ -137,7 +147,14 @@ export async function verifyPipelineOnNats(
   const until = options.now ?? Date.now();
   const since = until - hours * 3_600_000;
   const types = options.stages ?? pipelineStages;
-  const { counts, horizon } = await countStreamEvents(source, { configKey, types, since, until });
+  const field = options.key ?? "config_key";
+  const { counts, horizon } = await countStreamEvents(source, {
+    configKey,
+    field,
+    types,
+    since,
+    until,
+  });
   return summarize(configKey, hours, since, until, types, counts, horizon);
 }
 
@@ -189,6 +206,20 @@ function summarize(
 
 interface VerifyOptions extends CommonOptions, TransportOptions {
   readonly hours: number;
+  readonly pipeline?: string;
+}
+
+/** The pipeline `pipeline verify` checks: the one `--pipeline` names, else the catalog's first. */
+export function pipelineOf(catalog: AnyCatalog, name: string | undefined): PipelineDefinition {
+  const pipeline = catalog.pipeline(name);
+  if (pipeline) return pipeline;
+  const declared = catalog.pipelines.map((p) => p.name);
+  throw new CliError(
+    "PIPELINE_NOT_FOUND",
+    declared.length === 0
+      ? `The catalog (${catalog.types.slice(0, 3).join(", ")}${catalog.types.length > 3 ? ", …" : ""}) declares no pipeline. Declare one with defineCatalog(events, { pipelines: [{ name, key, stages }] }), or pass the catalog that has it with --catalog.`
+      : `--pipeline ${JSON.stringify(name)}: the catalog declares no such pipeline; it declares ${declared.join(", ")}.`,
+  );
 }
 
 export function registerPipeline(program: Command, runtime: Runtime): void {
@@ -203,8 +234,12 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
         .description(
           "Did every pipeline stage fire for this config key? Each stage ✓/✗ with its event count; exits 1 unless every stage flowed.",
         )
-        .argument("<config_key>", "the config key, e.g. hex8_2p")
-        .option("--hours <n>", "window length in hours", positiveNumberOption, 24),
+        .argument(
+          "<key>",
+          "the value of the pipeline's key (its config_key for training), e.g. hex8_2p",
+        )
+        .option("--hours <n>", "window length in hours", positiveNumberOption, 24)
+        .option("--pipeline <name>", "which of the catalog's pipelines (default: its first)"),
     ),
   );
   examples(verify, [
@@ -216,21 +251,22 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
       "events on NATS JetStream",
     ],
   ]);
+  withCatalogOption(verify);
   verify.action(
-    action<VerifyOptions>(runtime, async ({ args, opts, out, dbPath }) => {
+    action<VerifyOptions>(runtime, async ({ args, opts, out, dbPath, catalog }) => {
       const configKey = String(args[0]);
       if (configKey.trim() === "") throw new CliError("USAGE", "The config key is empty.");
+      const pipeline = pipelineOf(catalog, opts.pipeline);
+      const options = { hours: opts.hours, stages: pipeline.stages, key: pipeline.key };
       const result =
         transportOf(opts) === "nats"
-          ? await verifyPipelineOnNats(natsSourceOf(opts), configKey, { hours: opts.hours })
-          : await withReadOnly(
-              dbPath,
-              (db) => verifyPipeline(db, configKey, { hours: opts.hours }),
-              out,
-            );
+          ? await verifyPipelineOnNats(natsSourceOf(opts), configKey, options)
+          : await withReadOnly(dbPath, (db) => verifyPipeline(db, configKey, options), out);
       {
         out.data(result);
-        out.line(`Pipeline of ${configKey}, last ${opts.hours} h:`);
+        out.line(
+          `Pipeline ${pipeline.name} of ${pipeline.key} ${configKey}, last ${opts.hours} h:`,
+        );
         out.table(
           ["", "stage", "events", "last"],
           result.stages.map((s, i) => [

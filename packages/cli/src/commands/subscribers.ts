@@ -12,6 +12,7 @@ import {
   withTransportOptions,
 } from "../context";
 import { withReadOnly } from "../database";
+import { withCatalogOption } from "../catalog-option";
 import { checkEventType } from "../event-types";
 import { markDamaged, reportDamaged } from "../damaged";
 import { natsSubscribers } from "../nats";
@@ -61,8 +62,9 @@ export function registerSubscribers(program: Command, runtime: Runtime): void {
       "consumers and lag on NATS JetStream",
     ],
   ]);
+  withCatalogOption(command);
   command.action(
-    action<SubscribersOptions>(runtime, async ({ opts, out, dbPath }) => {
+    action<SubscribersOptions>(runtime, async ({ opts, out, dbPath, catalog }) => {
       if (transportOf(opts) === "nats") return natsSubscribersCommand(opts, out);
       return withReadOnly(
         dbPath,
@@ -71,7 +73,7 @@ export function registerSubscribers(program: Command, runtime: Runtime): void {
           const type =
             opts.type === undefined
               ? undefined
-              : checkEventType(opts.type, (t) => infos.some((s) => s.types.includes(t)));
+              : checkEventType(catalog, opts.type, (t) => infos.some((s) => s.types.includes(t)));
           const stats = new Map(subscriberStats(db).map((s) => [s.subscriber, s]));
           const subscribers: SubscriberReport[] = infos
             .filter((s) => type === undefined || s.types.includes(type))
