@@ -179,3 +179,11 @@ describe("ids and names that cannot survive UTF-8", () => {
     expect(envelopeSchema.safeParse({ ...e, id: "\ud800" }).success).toBe(false);
   });
 });
+
+describe("tracestate", () => {
+  it("is kept by createEnvelope and must be a string", () => {
+    const e = createEnvelope({ type: "X", source: "s", data: {}, tracestate: "vendor=abc" });
+    expect(e.tracestate).toBe("vendor=abc");
+    expect(() => assertEnvelope({ ...e, tracestate: 7 })).toThrow(EventValidationError);
+  });
+});

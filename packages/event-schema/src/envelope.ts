@@ -27,6 +27,8 @@ export interface Envelope<T extends string = string, D = unknown> {
   readonly data: D;
   /** W3C trace context of the trace this event belongs to. */
   readonly traceparent?: string;
+  /** W3C `tracestate`: vendor trace data carried with `traceparent` (extension). */
+  readonly tracestate?: string;
   /** Groups every event of one logical operation (e.g. one pipeline generation). */
   readonly correlationid?: string;
   /** The id of the event whose handling caused this one. */
@@ -65,6 +67,7 @@ export const envelopeSchema = z.looseObject({
   dataversion: z.number().int().positive(),
   data: z.unknown(),
   traceparent: z.string().optional(),
+  tracestate: z.string().optional(),
   correlationid: identifier().optional(),
   causationid: identifier().optional(),
 });
@@ -83,6 +86,7 @@ export interface CreateEnvelopeOptions<T extends string, D> {
   /** @defaultValue 1 */
   readonly dataversion?: number | undefined;
   readonly traceparent?: string | undefined;
+  readonly tracestate?: string | undefined;
   readonly correlationid?: string | undefined;
   readonly causationid?: string | undefined;
 }
@@ -126,6 +130,7 @@ export function createEnvelope<T extends string, D>(
   const subject = options.subject ?? configKeyOf(options.data);
   if (subject !== undefined) envelope.subject = subject;
   if (options.traceparent !== undefined) envelope.traceparent = options.traceparent;
+  if (options.tracestate !== undefined) envelope.tracestate = options.tracestate;
   if (options.correlationid !== undefined) envelope.correlationid = options.correlationid;
   if (options.causationid !== undefined) envelope.causationid = options.causationid;
   for (const key of IDENTIFIERS) {
@@ -154,7 +159,13 @@ function configKeyOf(data: unknown): string | undefined {
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
 const IDENTIFIERS = ["id", "type", "source", "subject", "correlationid", "causationid"] as const;
-const OPTIONAL_STRINGS = ["subject", "traceparent", "correlationid", "causationid"] as const;
+const OPTIONAL_STRINGS = [
+  "subject",
+  "traceparent",
+  "tracestate",
+  "correlationid",
+  "causationid",
+] as const;
 
 // Hand-written: transports call this for every published envelope, so it must cost next to nothing.
 function envelopeProblem(value: unknown): string | undefined {

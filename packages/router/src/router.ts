@@ -111,6 +111,8 @@ export interface PublishOptions {
   /** @defaultValue the payload's `config_key` */
   readonly subject?: string;
   readonly traceparent?: string;
+  /** W3C `tracestate`. @defaultValue the causing event's, with its trace */
+  readonly tracestate?: string;
   readonly correlationid?: string;
   readonly causationid?: string;
   /**
@@ -861,6 +863,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
             ? activeTraceparent(this.#otel)
             : undefined) ??
         newTraceparent(),
+      tracestate: options.tracestate ?? (options.traceparent ? undefined : cause?.tracestate),
       correlationid:
         options.correlationid ?? (cause ? (cause.correlationid ?? cause.id) : undefined),
       causationid: options.causationid ?? cause?.id,

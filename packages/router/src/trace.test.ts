@@ -51,4 +51,16 @@ describe("trace context without OpenTelemetry", () => {
     );
     await router.shutdown();
   });
+
+  it("carries the causing event's tracestate with its trace", async () => {
+    const router = createRouter({ catalog: testCatalog });
+    const parent = await router.publish("JOB_STARTED", { n: 1 }, { tracestate: "vendor=abc" });
+    expect(parent.tracestate).toBe("vendor=abc");
+    const child = await router.publish("JOB_FINISHED", { n: 1 }, { causedBy: parent });
+    expect(child.tracestate).toBe("vendor=abc");
+    expect(traceIdOf(child.traceparent)).toBe(traceIdOf(parent.traceparent));
+    const fresh = await router.publish("JOB_STARTED", { n: 2 });
+    expect(fresh.tracestate).toBeUndefined();
+    await router.shutdown();
+  });
 });
