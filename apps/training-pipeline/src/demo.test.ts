@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -54,6 +54,12 @@ describe("the training-pipeline demo", { tags: ["slow"] }, () => {
         expect(stdout).toContain("SIGKILL evaluation");
         // Every daemon process's last heartbeat, in the database.
         expect(stdout).toMatch(/Heartbeats \(.*coordination\.db\): 10 daemons, 10 stopped/);
+        // The generated pipeline picture, at an anchor docs/events.md has.
+        const picture = /Pipeline picture: docs\/events\.md#([\w-]+)/.exec(stdout)?.[1];
+        expect(picture).toBe("pipeline-training");
+        expect(readFileSync(join(root, "docs/events.md"), "utf8")).toContain(
+          "### Pipeline training",
+        );
         const store = new SqliteDeadLetterStore({ path: db });
         const poison = store.list({ type: "NEW_GAMES_AVAILABLE" });
         store.close();

@@ -4,7 +4,7 @@
 import { parseArgs } from "node:util";
 import { openQueueReadOnly } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
-import type { AnyEventOf, PipelineCatalog } from "@switchyard/event-schema";
+import { type AnyEventOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
 import { verifyPipeline, verifyPipelineOnNats } from "@switchyard/cli";
 import { type PipelineSettings, defaultSettings } from "./settings";
 import { generationOf } from "./simulation";
@@ -300,5 +300,9 @@ console.log(
         `--stream ${settings.natsStream} --prefix ${settings.natsPrefix}\n` +
         `         pnpm switchyard dlq list --db ${settings.db}`
     : `Inspect: pnpm switchyard health --db ${settings.db}   (or: events list, dlq list, pipeline verify ${settings.configs[0]})`,
+);
+// The picture `pnpm docs:catalog` generates from the catalog's declared pipeline.
+console.log(
+  `Pipeline picture: docs/events.md#pipeline-${pipelineCatalog.pipeline()!.name} (regenerate: pnpm docs:catalog)`,
 );
 process.exit(allFlowed && !timedOut ? 0 : 1);
