@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { sqliteTransport } from "@switchyard/cross-process-queue";
@@ -203,6 +203,43 @@ describe("--catalog: the CLI over a second team's catalog", () => {
     const run = await cli(["catalog", "--catalog", join(tmp.dir, "no-catalog.mjs")]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("the module exports no catalog (exports: answer)");
+  });
+
+  it("loads a catalog from a package installed where the CLI runs, or the export named after #", async () => {
+    const pkg = join(tmp.dir, "node_modules", "shop-events");
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(
+      join(pkg, "package.json"),
+      JSON.stringify({ name: "shop-events", type: "module", exports: "./index.mjs" }),
+    );
+    writeFileSync(
+      join(pkg, "index.mjs"),
+      // Plain JS, as a published package is (node_modules is not transformed): a catalog is
+      // recognised by its shape, whichever copy of event-schema built it.
+      [
+        "const types = ['ORDER_PLACED', 'ORDER_SHIPPED'];",
+        "export const shopCatalog = {",
+        "  types, definitions: {},",
+        "  pipelines: [{ name: 'fulfilment', key: 'order_id', stages: types }],",
+        "  pipeline: () => shopCatalog.pipelines[0],",
+        "  has: (t) => types.includes(t), get: () => undefined, parse: (t, d) => d,",
+        "};",
+        "export const version = 1;",
+      ].join("\n"),
+    );
+    const shop = await loadCatalog("shop-events", { cwd: tmp.dir });
+    expect(shop.types).toEqual(["ORDER_PLACED", "ORDER_SHIPPED"]);
+    const named = await loadCatalog("shop-events#shopCatalog", { cwd: tmp.dir });
+    expect(named.pipeline()?.name).toBe("fulfilment");
+    await expect(loadCatalog("shop-events#version", { cwd: tmp.dir })).rejects.toThrow(
+      'export "version" is not a catalog made by defineCatalog()',
+    );
+  });
+
+  it("refuses a package that is not installed", async () => {
+    const run = await cli(["catalog", "--catalog", "@acme/no-such-catalog"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("--catalog @acme/no-such-catalog: no such file or package here");
   });
 
   it("refuses a catalog file that does not exist, naming the path", async () => {

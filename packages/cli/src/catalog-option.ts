@@ -10,7 +10,7 @@ import { CliError } from "./output";
 export const CATALOG_ENV = "SWITCHYARD_CATALOG";
 
 const TYPESCRIPT = /\.[cm]?tsx?$/;
-const PATH_LIKE = /^(?:\.{1,2}[\\/]|[\\/]|file:|[A-Za-z]:[\\/])|\.[cm]?[jt]sx?$/;
+const PATH_LIKE = /^(?:\.{1,2}[\\/]|[\\/]|[A-Za-z]:[\\/])/;
 
 /** Add `--catalog <module>` to a command that reads event types, alert rules or pipelines. */
 export function withCatalogOption(command: Command): Command {
@@ -64,7 +64,7 @@ export async function loadCatalog(
   try {
     namespace = (await importModule(url)) as Record<string, unknown>;
   } catch (error) {
-    throw importError(name, url, error);
+    throw importError(name, url, error, cwd);
   }
   const where = `--catalog ${name}`;
   if (exportName !== undefined) {
@@ -88,7 +88,8 @@ export async function loadCatalog(
 
 function moduleUrl(name: string, cwd: string): string {
   if (name.startsWith("file:")) return name;
-  if (PATH_LIKE.test(name)) {
+  // A bare name is a file when one exists there (`catalog.mjs`), else a package.
+  if (PATH_LIKE.test(name) || existsSync(resolve(cwd, name))) {
     const path = isAbsolute(name) ? name : resolve(cwd, name);
     if (!existsSync(path))
       throw new CliError(
@@ -106,10 +107,13 @@ function moduleUrl(name: string, cwd: string): string {
   }
 }
 
-function importError(name: string, url: string, error: unknown): CliError {
+function importError(name: string, url: string, error: unknown, cwd: string): CliError {
   const code = (error as { code?: unknown } | null)?.code;
+  // The module, or one it imports, is TypeScript the runtime cannot load.
+  const typescript =
+    TYPESCRIPT.test(url) || /\.[cm]?tsx?\b/.test(error instanceof Error ? error.message : "");
   if (
-    TYPESCRIPT.test(url) &&
+    typescript &&
     (code === "ERR_UNKNOWN_FILE_EXTENSION" || code === "ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX")
   )
     return new CliError(
@@ -121,7 +125,7 @@ function importError(name: string, url: string, error: unknown): CliError {
   if (code === "ERR_MODULE_NOT_FOUND" && url === name)
     return new CliError(
       "CATALOG_NOT_FOUND",
-      `--catalog ${name}: no such package here. Install it, or give a path starting with ./`,
+      `--catalog ${name}: no such file or package here (${cwd}). Install the package, or give the module's path starting with ./`,
       undefined,
       { cause: error },
     );
