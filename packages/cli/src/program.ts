@@ -52,6 +52,8 @@ export function createProgram(options: ProgramOptions = {}): Command {
 Every command takes --db <path> (default: $SWITCHYARD_DB, else data/coordination/coordination.db)
 and --json. health, daemons, subscribers, events list, events trace and pipeline verify also read
 NATS JetStream: --transport nats [--nats-url <urls>] [--stream <name>] [--prefix <subject>].
+Commands that read the catalog (event types, alert rules, pipelines) take --catalog <module>
+(default: $SWITCHYARD_CATALOG, else the built-in pipeline catalog).
 Exit codes: 0 ok, 1 check failed or unhealthy, 2 usage or input error, 3 unexpected failure.
 
 Examples:
