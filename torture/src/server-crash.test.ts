@@ -9,8 +9,8 @@ import type { NatsTransport } from "@switchyard/transport-nats";
 import { expect, it } from "vitest";
 import { tortureCatalog } from "./harness/catalog";
 import { type Child, isReady, reapAll, startChild } from "./harness/children";
+import { explainDuplicates } from "./harness/duplicates";
 import {
-  type Entry,
   type ProcessRecord,
   type Reconciliation,
   printReconciliation,
@@ -79,37 +79,6 @@ async function publishUntilStored(transport: Transport, envelopes: readonly Enve
       await delay(Math.min(1_000, 50 * attempt));
     }
   }
-}
-
-/**
- * Why each duplicate completion happened: a later attempt (the earlier holder lost its lease —
- * killed — or the server redelivered it), or the same attempt again after a server kill (the
- * server had not yet stored that delivery or its ack when it died, so after the restart it
- * delivered the event as new). Anything else is unexplained.
- */
-export function explainDuplicates(entries: readonly Entry[], serverKilledAt: readonly number[]) {
-  const byKey = new Map<string, Entry[]>();
-  for (const e of entries)
-    if (e.kind === "done") byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
-  let laterAttempt = 0;
-  let afterServerCrash = 0;
-  const unexplained: string[] = [];
-  for (const [key, dones] of byKey) {
-    dones.sort((a, b) => a.at - b.at);
-    for (let i = 1; i < dones.length; i++) {
-      const prev = dones[i - 1]!;
-      const cur = dones[i]!;
-      if (cur.attempt > prev.attempt) laterAttempt++;
-      // The earlier delivery started at most one lease before the kill, the later one after it.
-      else if (serverKilledAt.some((t) => prev.at - LEASE_MS <= t && t <= cur.at))
-        afterServerCrash++;
-      else
-        unexplained.push(
-          `${key}: completed twice at attempt ${cur.attempt} (processes ${prev.proc} and ${cur.proc}) with no server kill between`,
-        );
-    }
-  }
-  return { laterAttempt, afterServerCrash, unexplained };
 }
 
 const LEASE_MS = 3_000;
@@ -237,6 +206,7 @@ async function serverCrashRun(run: number) {
         const picked = candidates[Math.floor(Math.random() * candidates.length)];
         if (!picked || !picked[0].messages.some(isReady)) continue;
         picked[1].end = "sigkill";
+        picked[1].killedAt = Date.now();
         picked[0].kill("SIGKILL");
         consumerKills++;
         start(killed);
@@ -314,11 +284,19 @@ async function serverCrashRun(run: number) {
       return keys.filter((k) => !done.has(k));
     };
     const lostKeysBeforeAudit = [...notDone(killed), ...notDone(steady)];
+    const repairAt = Date.now();
     const report = await (publisher as NatsTransport).audit({ repair: true });
     const keyOf = new Map(envelopes.map((e) => [e.id, (e.data as { key: string }).key]));
     const named = new Set(
       report.consumers.flatMap((c) => (c.unhandled ?? []).map((u) => keyOf.get(u.id))),
     );
+    // What the repair handed back, per subscriber: a later run of it may have the same attempt.
+    const repairedBy = (subscriber: string) =>
+      new Set(
+        report.consumers
+          .filter((c) => c.subscriber === subscriber)
+          .flatMap((c) => (c.unhandled ?? []).map((u) => keyOf.get(u.id) ?? u.id)),
+      );
     // Sound: every event the server skipped is named by the audit.
     const missedByAudit = lostKeysBeforeAudit.filter((k) => !named.has(k));
     if (missedByAudit.length > 0)
@@ -348,7 +326,15 @@ async function serverCrashRun(run: number) {
       const ledger = readLedger(group.processes);
       const r = reconcileGroup(group);
       const errors = [...ledger.errors];
-      const why = explainDuplicates(ledger.entries, serverKilledAt);
+      const why = explainDuplicates(ledger.entries, {
+        serverKilledAt,
+        leaseMs: LEASE_MS,
+        processes: group.processes,
+        order: (key) => Number(key.slice(1)),
+        ...(report.requeued > 0
+          ? { repaired: { keys: repairedBy(group.subscriber), at: repairAt } }
+          : {}),
+      });
       printReconciliation(
         `server crash · nats · ${size.mode} · run ${run} · ${group.subscriber} (${Math.round((Date.now() - began) / 100) / 10} s)`,
         { ...r, errors: errors.length },
@@ -357,6 +343,9 @@ async function serverCrashRun(run: number) {
           "consumer processes": group.processes.length,
           "duplicates: a later attempt (a lease ended: a kill)": why.laterAttempt,
           "duplicates: same attempt again after a server kill": why.afterServerCrash,
+          "duplicates: same attempt again after a hand-back on close": why.afterHandBack,
+          "duplicates: same attempt again after the audit's repair": why.afterRepair,
+          "duplicates: same attempt again, the server stepped back (#5305)": why.serverRewound,
           "duplicates: unexplained": why.unexplained.length,
           "skipped by the server, found by the audit":
             group === killed ? lostBeforeAudit.killed : lostBeforeAudit.steady,
@@ -364,6 +353,7 @@ async function serverCrashRun(run: number) {
         },
         errors,
       );
+      for (const u of why.explained.slice(0, 10)) console.log(`  explained duplicate: ${u}`);
       for (const u of why.unexplained.slice(0, 10)) console.log(`  unexplained duplicate: ${u}`);
       return { group: group.subscriber, r, errors, why };
     });

@@ -3,7 +3,12 @@
 // its ledger (see harness/ledger.ts) with appendFileSync, so a SIGKILL loses at most one line.
 // With `drainOnSigterm`, SIGTERM closes the router (draining in-flight work) and exits 0.
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
-import { UnrecoverableError, createRouter } from "@switchyard/router";
+import {
+  LeaseLostError,
+  RouterClosedError,
+  UnrecoverableError,
+  createRouter,
+} from "@switchyard/router";
 import { tortureCatalog } from "../harness/catalog";
 import { type TransportSpec, openTransport } from "../harness/transports";
 import { config, guard, logger, send, sleep } from "./common";
@@ -48,7 +53,16 @@ const subscription = router.subscribe(
     try {
       if (work > 0) await sleep(work, ctx.signal);
     } catch (error) {
-      line(`abort ${key} ${attempt} ${Date.now()}`);
+      // Why: `closed` = the subscription closed with this handler still running, so the
+      // delivery is handed back (not an attempt); `lease` = its lease ran out.
+      const reason: unknown = ctx.signal.reason;
+      const why =
+        reason instanceof RouterClosedError
+          ? "closed"
+          : reason instanceof LeaseLostError
+            ? "lease"
+            : "other";
+      line(`abort ${key} ${attempt} ${Date.now()} ${why}`);
       throw error;
     }
     line(`done ${key} ${attempt} ${Date.now()}`);

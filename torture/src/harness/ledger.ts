@@ -7,7 +7,10 @@ import { existsSync, readFileSync } from "node:fs";
  *     start <key> <attempt> <ms>    the handler began (attempt 1, 2, … as the transport counts)
  *     done <key> <attempt> <ms>     the handler finished: the transport will ack it
  *     reject <key> <attempt> <ms>   the handler threw UnrecoverableError (poison, by design)
- *     abort <key> <attempt> <ms>    the handler gave up because its signal was aborted
+ *     abort <key> <attempt> <ms> [closed|lease|other]
+ *                                   the handler gave up because its signal was aborted: `closed`
+ *                                   = its subscription closed (the delivery is handed back on
+ *                                   close, not an attempt), `lease` = its lease ran out
  *     error <text>                  the transport or the process logged an error
  */
 export interface Entry {
@@ -17,6 +20,8 @@ export interface Entry {
   readonly at: number;
   /** Index of the process (log file) that wrote it. */
   readonly proc: number;
+  /** For `abort`: why the signal was aborted (older logs have none). */
+  readonly reason?: "closed" | "lease" | "other";
 }
 
 /** One consumer process of a run: its log, and how it ended. */
@@ -27,6 +32,8 @@ export interface ProcessRecord {
   end: "sigkill" | "sigterm" | "stopped" | "running" | "crashed";
   exitCode?: number | null;
   exitSignal?: string | null;
+  /** When the test sent it SIGKILL (ms), where the test records it. */
+  killedAt?: number;
 }
 
 /** All processes' entries of one run, with the errors they reported. */
@@ -49,7 +56,7 @@ export function readLedger(processes: readonly ProcessRecord[]): Ledger {
     const text = existsSync(p.log) ? readFileSync(p.log, "utf8") : "";
     for (const line of text.split("\n")) {
       if (line === "") continue;
-      const [kind, key, attempt, at] = line.split(" ");
+      const [kind, key, attempt, at, why] = line.split(" ");
       if (kind === "sigterm" && Number.isFinite(Number(key))) sigterms.set(proc, Number(key));
       if (kind === "error") {
         errors.push(`${p.log}: ${line.slice(6)}`);
@@ -59,7 +66,16 @@ export function readLedger(processes: readonly ProcessRecord[]): Ledger {
         Number.isInteger(Number(attempt)) &&
         Number.isFinite(Number(at))
       ) {
-        entries.push({ kind, key, attempt: Number(attempt), at: Number(at), proc });
+        entries.push({
+          kind,
+          key,
+          attempt: Number(attempt),
+          at: Number(at),
+          proc,
+          ...(kind === "abort" && (why === "closed" || why === "lease" || why === "other")
+            ? { reason: why }
+            : {}),
+        });
       } else if (!["ready", "sigterm", "closed", "warn"].includes(kind ?? "")) {
         torn++;
       }

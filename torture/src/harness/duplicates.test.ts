@@ -1,0 +1,127 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { type DuplicateEvidence, explainDuplicates } from "./duplicates";
+import { type ProcessRecord, readLedger } from "./ledger";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** Write one ledger per process (its lines as a consumer child writes them) and read them back. */
+function ledgerOf(logs: readonly string[][], ends: Partial<ProcessRecord>[] = []) {
+  const dir = mkdtempSync(join(tmpdir(), "torture-duplicates-"));
+  dirs.push(dir);
+  const processes: ProcessRecord[] = logs.map((lines, n) => {
+    const log = join(dir, `p${n}.log`);
+    writeFileSync(log, lines.map((l) => `${l}\n`).join(""));
+    return { log, stderr: join(dir, `p${n}.stderr`), end: "stopped", ...ends[n] };
+  });
+  return { entries: readLedger(processes).entries, processes };
+}
+
+const evidence = (
+  processes: ProcessRecord[],
+  more: Partial<DuplicateEvidence> = {},
+): DuplicateEvidence => ({
+  serverKilledAt: [],
+  leaseMs: 3_000,
+  processes,
+  order: (key) => Number(key.slice(1)),
+  ...more,
+});
+
+describe("explaining a duplicate completion", () => {
+  it("explains the newest event sent again at attempt 1 with a redelivery after a consumer kill", () => {
+    // The flake of issue 14, as the ledgers showed it: process 0 completed k1999 (the last
+    // event) and acked it; a process was SIGKILLed; the next pull (process 1, just started)
+    // received a redelivery of k1805 first and then k1999 again at delivery count 1.
+    const { entries, processes } = ledgerOf(
+      [
+        ["start k1999 1 1000", "done k1999 1 1150"],
+        ["start k1805 2 2590", "start k1999 1 2600", "done k1805 2 2610", "done k1999 1 2750"],
+      ],
+      [{ end: "sigkill", killedAt: 1400 }],
+    );
+    const why = explainDuplicates(entries, evidence(processes));
+    expect(why.unexplained).toEqual([]);
+    expect(why.serverRewound).toBe(1);
+    expect(why.explained[0]).toContain("the redelivery of k1805 (attempt 2)");
+  });
+
+  it("leaves it unexplained when no consumer was killed between the two runs", () => {
+    const { entries, processes } = ledgerOf(
+      [
+        ["start k1999 1 1000", "done k1999 1 1150"],
+        ["start k1805 2 2590", "start k1999 1 2600", "done k1805 2 2610", "done k1999 1 2750"],
+      ],
+      [{ end: "sigkill", killedAt: 3000 }],
+    );
+    expect(explainDuplicates(entries, evidence(processes)).unexplained).toHaveLength(1);
+  });
+
+  it("leaves it unexplained when a newer event had already started", () => {
+    // The server steps back one sequence: only the newest event it delivered can come again.
+    const { entries, processes } = ledgerOf(
+      [
+        ["start k1 1 1000", "done k1 1 1150", "start k2 1 1200", "done k2 1 1250"],
+        ["start k0 2 2590", "start k1 1 2600", "done k0 2 2610", "done k1 1 2750"],
+      ],
+      [{ end: "sigkill", killedAt: 1400 }],
+    );
+    expect(explainDuplicates(entries, evidence(processes)).unexplained).toEqual([
+      "k1: completed twice at attempt 1 (processes 0 and 1) with no server kill, hand-back, repair or server rewind between",
+    ]);
+  });
+
+  it("leaves it unexplained without a redelivery in the same pull", () => {
+    const { entries, processes } = ledgerOf(
+      [
+        ["start k1999 1 1000", "done k1999 1 1150"],
+        ["start k1999 1 2600", "done k1999 1 2750"],
+      ],
+      [{ end: "sigkill", killedAt: 1400 }],
+    );
+    expect(explainDuplicates(entries, evidence(processes)).unexplained).toHaveLength(1);
+  });
+
+  it("explains the same attempt again after a hand-back on close, not after an expired lease", () => {
+    const lines = (why: string) => [
+      ["start k1 1 1000", "done k1 1 1100"],
+      ["start k1 1 1200", `abort k1 1 1300 ${why}`],
+      ["start k1 1 1400", "done k1 1 1500"],
+    ];
+    const closed = ledgerOf(lines("closed"));
+    const handedBack = explainDuplicates(closed.entries, evidence(closed.processes));
+    expect(handedBack.afterHandBack).toBe(1);
+    expect(handedBack.unexplained).toEqual([]);
+    const lease = ledgerOf(lines("lease"));
+    expect(explainDuplicates(lease.entries, evidence(lease.processes)).unexplained).toHaveLength(1);
+  });
+
+  it("explains the same attempt again after the audit's repair, only for a key it handed back", () => {
+    const { entries, processes } = ledgerOf([
+      ["start k1 1 1000", "done k1 1 1100", "start k2 1 1000", "done k2 1 1100"],
+      ["start k1 1 5000", "done k1 1 5100", "start k2 1 5000", "done k2 1 5100"],
+    ]);
+    const why = explainDuplicates(
+      entries,
+      evidence(processes, { repaired: { keys: new Set(["k1"]), at: 4_000 } }),
+    );
+    expect(why.afterRepair).toBe(1);
+    expect(why.unexplained).toEqual([
+      "k2: completed twice at attempt 1 (processes 0 and 1) with no server kill, hand-back, repair or server rewind between",
+    ]);
+  });
+
+  it("counts a later attempt and a run after a server kill as before", () => {
+    const { entries, processes } = ledgerOf([
+      ["start k1 1 1000", "done k1 1 1100", "start k2 1 1000", "done k2 1 1100"],
+      ["start k1 2 5000", "done k1 2 5100", "start k2 1 5000", "done k2 1 5100"],
+    ]);
+    const why = explainDuplicates(entries, evidence(processes, { serverKilledAt: [2_000] }));
+    expect([why.laterAttempt, why.afterServerCrash, why.unexplained.length]).toEqual([1, 1, 0]);
+  });
+});

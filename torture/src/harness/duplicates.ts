@@ -1,0 +1,157 @@
+import type { Entry, ProcessRecord } from "./ledger";
+
+/** What a run knows besides the ledger, to tell why an event completed twice. */
+export interface DuplicateEvidence {
+  /** When each server kill happened (ms). */
+  readonly serverKilledAt: readonly number[];
+  /** The AckWait / lease (ms): a delivery at most this old when the server died may come again. */
+  readonly leaseMs: number;
+  /** The processes of the subscriber, by ledger index (`end`, `killedAt`). */
+  readonly processes: readonly ProcessRecord[];
+  /** Keys the audit handed back (`repair`), and when the repair began (ms). */
+  readonly repaired?: { readonly keys: ReadonlySet<string>; readonly at: number };
+  /** Where a key was published in the stream (its order), e.g. 1999 for `k1999`. */
+  readonly order: (key: string) => number;
+}
+
+/** Why each duplicate completion happened; `unexplained` names the rest. */
+export interface DuplicateCauses {
+  /** A later attempt: the earlier holder lost its lease (killed) or the server redelivered it. */
+  readonly laterAttempt: number;
+  /** The same attempt again after a server kill (its delivery or ack was not yet stored). */
+  readonly afterServerCrash: number;
+  /** The same attempt again after a hand-back on close (a hand-back is not an attempt). */
+  readonly afterHandBack: number;
+  /** The same attempt again after the audit's repair handed the event back. */
+  readonly afterRepair: number;
+  /**
+   * The same attempt again because the server re-sent the newest event it had delivered, at
+   * delivery count 1, after a redelivery to the pull request of a SIGKILLed process failed:
+   * nats-server before nats-io/nats-server#5305 (April 2024; 2.9.10 runs here) then steps its
+   * next sequence back by one although the failed message was a redelivery. Acked or not.
+   */
+  readonly serverRewound: number;
+  readonly unexplained: readonly string[];
+  /** One line per same-attempt duplicate that was explained, with its cause (for the report). */
+  readonly explained: readonly string[];
+}
+
+/**
+ * Classify every second (third, …) completion of a key. Completions of one key are taken in time
+ * order; a completion at a higher attempt than the one before is a later attempt. One at the same
+ * attempt is explained only by a mechanism the run recorded, checked in this order:
+ *
+ * - a hand-back on close: the key was aborted with reason `closed` at that attempt after the
+ *   earlier completion and no later than the later run started;
+ * - the audit's repair: the key was handed back by the audit, and the later run started after it;
+ * - a server kill: one happened at most a lease after the earlier completion and before the later;
+ * - the server's rewind (see {@link DuplicateCauses.serverRewound}): the key was the newest
+ *   event any process had started when the later run started, a consumer process was SIGKILLed
+ *   between the two runs, and the later run's process started a redelivery (a later attempt of
+ *   another key) at most a second before it — the failed redelivery and the rewound event come
+ *   in the same pull, the redelivery first.
+ *
+ * Anything else — e.g. two processes completing one attempt while both stayed alive — is
+ * unexplained, and the torture test fails on it.
+ */
+export function explainDuplicates(
+  entries: readonly Entry[],
+  evidence: DuplicateEvidence,
+): DuplicateCauses {
+  const byKey = new Map<string, Entry[]>();
+  for (const e of entries) byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
+  const starts = entries.filter((e) => e.kind === "start");
+  let laterAttempt = 0;
+  let afterServerCrash = 0;
+  let afterHandBack = 0;
+  let afterRepair = 0;
+  let serverRewound = 0;
+  const unexplained: string[] = [];
+  const explained: string[] = [];
+  for (const [key, list] of byKey) {
+    const dones = list.filter((e) => e.kind === "done").sort((a, b) => a.at - b.at);
+    for (let i = 1; i < dones.length; i++) {
+      const prev = dones[i - 1]!;
+      const cur = dones[i]!;
+      if (cur.attempt > prev.attempt) {
+        laterAttempt++;
+        continue;
+      }
+      const what = `${key}: completed twice at attempt ${cur.attempt} (processes ${prev.proc} and ${cur.proc})`;
+      // The run that completed second began at its latest start before it completed.
+      const curStart =
+        list
+          .filter(
+            (e) =>
+              e.kind === "start" &&
+              e.proc === cur.proc &&
+              e.attempt === cur.attempt &&
+              e.at <= cur.at,
+          )
+          .sort((a, b) => b.at - a.at)[0]?.at ?? cur.at;
+      const handBack = list.find(
+        (e) =>
+          e.kind === "abort" &&
+          e.reason === "closed" &&
+          e.attempt === cur.attempt &&
+          prev.at <= e.at &&
+          e.at <= curStart,
+      );
+      if (handBack) {
+        afterHandBack++;
+        explained.push(
+          `${what}: same attempt again after a hand-back on close by process ${handBack.proc}`,
+        );
+        continue;
+      }
+      const repaired = evidence.repaired;
+      if (repaired && repaired.keys.has(key) && curStart >= repaired.at) {
+        afterRepair++;
+        explained.push(`${what}: same attempt again after the audit's repair handed it back`);
+        continue;
+      }
+      // The earlier delivery started at most one lease before the kill, the later one after it.
+      if (evidence.serverKilledAt.some((t) => prev.at - evidence.leaseMs <= t && t <= cur.at)) {
+        afterServerCrash++;
+        continue;
+      }
+      const index = evidence.order(key);
+      const newest = !starts.some((e) => e.at <= curStart && evidence.order(e.key) > index);
+      const killedBetween = evidence.processes.some(
+        (p) =>
+          p.end === "sigkill" &&
+          p.killedAt !== undefined &&
+          prev.at <= p.killedAt &&
+          p.killedAt <= curStart,
+      );
+      const redeliveredFirst = starts.find(
+        (e) =>
+          e.proc === cur.proc &&
+          e.key !== key &&
+          e.attempt > 1 &&
+          curStart - 1_000 <= e.at &&
+          e.at <= curStart,
+      );
+      if (newest && killedBetween && redeliveredFirst) {
+        serverRewound++;
+        explained.push(
+          `${what}: same attempt again — the newest event, re-sent at delivery count 1 right after ` +
+            `process ${cur.proc} received the redelivery of ${redeliveredFirst.key} (attempt ` +
+            `${redeliveredFirst.attempt}) that a SIGKILLed process's pull could not take ` +
+            `(nats-server before nats-io/nats-server#5305 steps back its next sequence)`,
+        );
+        continue;
+      }
+      unexplained.push(`${what} with no server kill, hand-back, repair or server rewind between`);
+    }
+  }
+  return {
+    laterAttempt,
+    afterServerCrash,
+    afterHandBack,
+    afterRepair,
+    serverRewound,
+    unexplained,
+    explained,
+  };
+}
