@@ -3,11 +3,22 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { sqliteTransport } from "@switchyard/cross-process-queue";
-import type { AnyCatalog } from "@switchyard/event-schema";
+import { type AnyCatalog, createEnvelope } from "@switchyard/event-schema";
 import { createRouter } from "@switchyard/router";
+import { natsTransport } from "@switchyard/transport-nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// The NATS suites' shared helpers: under CI=true an unreachable server fails instead of skipping.
+import {
+  NATS_URL,
+  deleteStream,
+  describeIf,
+  natsAvailable,
+  uniqueNames,
+} from "../../transport-nats/src/test/nats";
 import { loadCatalog } from "./catalog-option";
 import { cli, eventually, root, runBinary, tempDir } from "./test/fixture";
+
+const available = await natsAvailable();
 
 // A second team's catalog, nothing to do with the training pipeline: two event types, one alert
 // rule and a pipeline of two stages linked by `order_id`. Written as the module a user passes to
@@ -325,5 +336,55 @@ describe("--catalog in the real binary", { tags: ["slow"] }, () => {
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("Every stage flowed (2/2).");
+  });
+});
+
+describeIf(available, "--catalog with pipeline verify on NATS", { tags: ["slow"] }, () => {
+  const tmp = tempDir();
+  const names = uniqueNames("clicatalog");
+  const catalogFile = join(tmp.dir, "shop-catalog.ts");
+
+  beforeAll(async () => {
+    writeFileSync(
+      catalogFile,
+      shopCatalogSource(
+        pathToFileURL(join(root, "packages/event-schema/src/index.ts")).href,
+        pathToFileURL(join(root, "packages/cli/node_modules/zod/index.js")).href,
+      ),
+    );
+    const transport = natsTransport({ servers: NATS_URL, ...names, retention: "limits" });
+    await transport.publish([
+      createEnvelope({
+        type: "ORDER_PLACED",
+        source: "shop",
+        data: { order_id: "ord-7", amount: 1 },
+      }),
+      createEnvelope({
+        type: "ORDER_SHIPPED",
+        source: "warehouse",
+        data: { order_id: "ord-7", carrier: "post" },
+      }),
+      createEnvelope({
+        type: "ORDER_PLACED",
+        source: "shop",
+        data: { order_id: "ord-8", amount: 2 },
+      }),
+    ]);
+    await transport.close();
+  }, 30_000);
+  afterAll(async () => {
+    tmp.cleanup();
+    await deleteStream(NATS_URL, names.stream);
+  });
+
+  it("counts each stage by the pipeline's key in the stream", async () => {
+    const nats = ["--transport", "nats", "--nats-url", NATS_URL, "--stream", names.stream];
+    const args = [...nats, "--prefix", names.prefix, "--catalog", catalogFile, "--json"];
+    const shipped = await cli(["pipeline", "verify", "ord-7", ...args]);
+    expect(shipped.code).toBe(0);
+    expect(shipped.json()).toMatchObject({ ok: true, stages: [{ count: 1 }, { count: 1 }] });
+    const unshipped = await cli(["pipeline", "verify", "ord-8", ...args]);
+    expect(unshipped.code).toBe(1);
+    expect(unshipped.json()).toMatchObject({ ok: false, missing: ["ORDER_SHIPPED"] });
   });
 });
