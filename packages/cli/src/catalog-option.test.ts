@@ -275,9 +275,12 @@ describe("--catalog: the CLI over a second team's catalog", () => {
 
   it("explains how to load a .ts catalog when the runtime cannot import TypeScript", async () => {
     // The error plain Node gives for a .ts module, taken from a real plain-Node child process.
+    // Node 22.18+ and 24 strip types by default; plain Node here means with that turned off.
+    const strips = (process.features as { typescript?: unknown }).typescript !== undefined;
     const probe = spawnSync(
       process.execPath,
       [
+        ...(strips ? ["--no-experimental-strip-types"] : []),
         "--input-type=module",
         "-e",
         `import(${JSON.stringify(pathToFileURL(catalogFile).href)}).catch((e) => console.log(JSON.stringify({ code: e.code, message: e.message })))`,

@@ -188,7 +188,7 @@ describeIf(available, "events and health on NATS", { tags: ["slow"] }, () => {
       });
     beat("trainer", 0);
     beat("evaluator", 600_000);
-    sink.close();
+    await sink.close();
     store = new SqliteDeadLetterStore({ path: db });
     transport = natsTransport({
       servers: NATS_URL,
@@ -607,7 +607,7 @@ describeIf(available, "daemon heartbeats on NATS", { tags: ["slow"] }, () => {
     }
     const sqlite = new SqliteHeartbeatSink({ path: db });
     sqlite.write(beat("sqlite_only", "local", 0));
-    sqlite.close();
+    await sqlite.close();
   }, 30_000);
   afterAll(async () => {
     await deleteStream(NATS_URL, heartbeatStreamName(names.stream));

@@ -130,6 +130,23 @@ describe("nothing blocks the event loop on another connection's lock", () => {
     at: new Date().toISOString(),
   };
 
+  it("regression: close() waits for a heartbeat still being retried, so a daemon's last beat is not lost at exit", async () => {
+    queue = tempQueue();
+    const sink = new SqliteHeartbeatSink({ path: queue.path });
+    const lock = holdWriteLock(queue.path, 200);
+    sink.write({ ...beat, status: "stopped" });
+    await sink.close();
+    await lock.released;
+    const db = new Database(queue.path, { readonly: true });
+    try {
+      expect(db.prepare("SELECT daemon, status FROM daemon_heartbeats").all()).toEqual([
+        { daemon: "trainer", status: "stopped" },
+      ]);
+    } finally {
+      db.close();
+    }
+  });
+
   it("writes a heartbeat without blocking while another connection holds the write lock", async () => {
     queue = tempQueue();
     const sink = new SqliteHeartbeatSink({ path: queue.path });
@@ -154,7 +171,7 @@ describe("nothing blocks the event loop on another connection's lock", () => {
         db.close();
       }
     } finally {
-      sink.close();
+      await sink.close();
     }
   });
 
@@ -181,7 +198,7 @@ describe("nothing blocks the event loop on another connection's lock", () => {
       await sink.flush();
       expect(sink.missed).toBe(1);
     } finally {
-      sink.close();
+      await sink.close();
     }
   });
 });

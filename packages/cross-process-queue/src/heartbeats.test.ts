@@ -6,7 +6,7 @@ let queue: ReturnType<typeof tempQueue>;
 afterEach(() => queue.cleanup());
 
 describe("SqliteHeartbeatSink", () => {
-  it("upserts one row per daemon that other processes can read", () => {
+  it("upserts one row per daemon that other processes can read", async () => {
     queue = tempQueue();
     const sink = new SqliteHeartbeatSink({ path: queue.path });
     const beat = {
@@ -27,8 +27,9 @@ describe("SqliteHeartbeatSink", () => {
       at: "2025-01-15T10:00:10.000Z",
     });
     sink.write({ ...beat, daemon: "training_daemon", pid: 101 });
-    sink.close();
-    sink.close();
+    const closing = sink.close();
+    expect(sink.close()).toBe(closing);
+    await closing;
     const db = openQueueReadOnly(queue.path);
     try {
       const rows = listHeartbeats(db, Date.parse("2025-01-15T10:01:00.000Z"));

@@ -150,8 +150,16 @@ export class SqliteHeartbeatSink {
     }
   }
 
-  /** Close the connection if this sink opened it. Idempotent. */
-  close(): void {
-    if (this.#owned && this.#db.open) this.#db.close();
+  #closed: Promise<void> | undefined;
+
+  /**
+   * Wait for heartbeats still being retried ({@link SqliteHeartbeatSink.flush}: a daemon's last
+   * "stopped" beat must not be lost at exit), then close the connection if this sink opened it.
+   * Idempotent: a second call returns the same promise.
+   */
+  close(): Promise<void> {
+    return (this.#closed ??= this.flush().then(() => {
+      if (this.#owned && this.#db.open) this.#db.close();
+    }));
   }
 }

@@ -92,7 +92,7 @@ describe("introspection of a filled queue", () => {
       startedAt: new Date(T0).toISOString(),
       at: new Date(T0 + HOUR).toISOString(),
     });
-    sink.close();
+    await sink.close();
     db = openQueueReadOnly(queue.path);
   });
   afterAll(() => {

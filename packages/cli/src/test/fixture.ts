@@ -264,7 +264,7 @@ export async function fillDatabase(dir: string): Promise<FilledDatabase> {
   beat("trainer", 0, { healthy: true, status: "healthy", message: "trainer is running" });
   beat("evaluator", 600_000, { healthy: true, status: "healthy", message: "evaluator is running" });
   beat("promoter", 0, { healthy: false, status: "degraded", message: "event loop lag 250 ms" });
-  sink.close();
+  await sink.close();
 
   return {
     path,
