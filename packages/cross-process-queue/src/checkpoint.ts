@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
-import type { Logger } from "@switchyard/router";
+import type { Logger } from "@switchyard/transport";
 
 /**
  * WAL checkpoints off the hot path. SQLite's own auto-checkpoint runs inside the commit that

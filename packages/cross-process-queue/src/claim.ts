@@ -5,7 +5,7 @@ import {
   describeType,
   type Envelope,
 } from "@switchyard/event-schema";
-import type { DeadLetterReason } from "@switchyard/router";
+import type { DeadLetterReason } from "@switchyard/transport";
 import type { Writer } from "./database";
 import { PayloadTooLargeError, UndecodableEventError } from "./errors";
 

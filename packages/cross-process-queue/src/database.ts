@@ -1,7 +1,7 @@
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { sleep } from "@switchyard/router";
+import { sleep } from "@switchyard/transport";
 import {
   QueueBusyError,
   QueueFileError,

@@ -1,5 +1,4 @@
 import { EventValidationError, SwitchyardError } from "@switchyard/event-schema";
-import { RouterClosedError } from "@switchyard/router";
 
 /**
  * The queue file cannot be used: it is not a SQLite database, it is corrupt (found at open or by
@@ -216,16 +215,6 @@ export class QueueOptionsError extends SwitchyardError {
   }
 }
 
-/**
- * The transport (or one of its subscriptions) was closed; it accepts no new work. A
- * `RouterClosedError`, so code that handles a closed router handles this too (`code` `"CLOSED"`).
- */
-export class TransportClosedError extends RouterClosedError {
-  constructor(path: string) {
-    super(`SQLite transport on ${path}`);
-  }
-}
-
 function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "number" || typeof value === "boolean" || value == null)
@@ -255,3 +244,6 @@ export function isReadOnly(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && code.startsWith("SQLITE_READONLY");
 }
+
+// The one closed-error class of every transport lives in the contract.
+export { TransportClosedError } from "@switchyard/transport";

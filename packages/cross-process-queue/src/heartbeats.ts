@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { type Logger, silentLogger } from "@switchyard/router";
+import { type Logger, silentLogger } from "@switchyard/transport";
 import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, busyPause, openDatabase } from "./database";
 import { QueueBusyError, isBusy } from "./errors";
 

@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import type { Envelope } from "@switchyard/event-schema";
-import type { DeadLetterReason, SerializedError } from "@switchyard/router";
+import type { DeadLetterReason, SerializedError } from "@switchyard/transport";
 import { type EventRow, decodeRow } from "./claim";
 import { DEFAULT_PATH, openDatabase } from "./database";
 

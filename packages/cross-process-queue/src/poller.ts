@@ -1,6 +1,6 @@
 import { type FSWatcher, watch } from "node:fs";
 import type Database from "better-sqlite3";
-import type { Logger } from "@switchyard/router";
+import type { Logger } from "@switchyard/transport";
 import { isBusy } from "./errors";
 import { timerDelay } from "./timers";
 

@@ -14,7 +14,7 @@ import {
   childLogger,
   healthFrom,
   silentLogger,
-} from "@switchyard/router";
+} from "@switchyard/transport";
 import { type CheckpointHandle, type CheckpointStats, startCheckpointer } from "./checkpoint";
 import { type PublishCounts, QueueStore } from "./claim";
 import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, Writer, openDatabase } from "./database";
@@ -422,7 +422,8 @@ export class SqliteTransport implements Transport, AsyncDisposable {
   }
 
   #assertOpen(): void {
-    if (this.#closing || !this.#db.open) throw new TransportClosedError(this.path);
+    if (this.#closing || !this.#db.open)
+      throw new TransportClosedError(`SQLite transport on ${this.path}`);
   }
 
   async #forget(subscription: SqliteSubscription): Promise<void> {

@@ -1,20 +1,20 @@
 import type { Envelope } from "@switchyard/event-schema";
 import {
   type BackoffOptions,
-  type DeadLetterRecord,
+  type DeadLetterReason,
   type DeadLetterSink,
   type Delivery,
   type Logger,
-  DeliveryAbandonedError,
   LeaseLostError,
-  RouterClosedError,
+  TransportClosedError,
   type TransportSubscribeOptions,
   type TransportSubscription,
-  backoffDelay,
-  deadLetterReason,
-  isUnrecoverable,
+  deadLetterRecord,
+  decideOutcome,
+  retryDelay,
+  runAttempt,
   serializeError,
-} from "@switchyard/router";
+} from "@switchyard/transport";
 import type { ClaimedDelivery, ExchangeRequest, Outcome, QueueStore } from "./claim";
 import { isBusy } from "./errors";
 import { timerDelay } from "./timers";
@@ -282,28 +282,28 @@ export class SqliteSubscription implements TransportSubscription {
 
   async #run(active: ActiveDelivery): Promise<void> {
     const { claim } = active;
-    let failed = false;
-    let failure: unknown;
     if (claim.undecodable) {
       // Nothing to hand to the handler: the dead-letter path, with the raw row and the reason.
-      failed = true;
-      failure = claim.undecodable;
       this.#host.logger.warn(
-        { err: failure, subscriber: this.subscriber, eventId: claim.envelope.id, seq: claim.seq },
+        {
+          err: claim.undecodable,
+          subscriber: this.subscriber,
+          eventId: claim.envelope.id,
+          seq: claim.seq,
+        },
         `stored event #${claim.seq} cannot be decoded; dead-lettering it`,
       );
-    } else if (claim.attempt > this.#maxAttempts) {
-      // Every earlier attempt lost its lease without an outcome (crash or hang): stop here.
-      failed = true;
-      failure = new DeliveryAbandonedError(this.subscriber, claim.envelope.id, claim.attempt - 1);
-    } else {
-      try {
-        await this.#handler(active);
-      } catch (error) {
-        failed = true;
-        failure = error;
-      }
     }
+    const result = await runAttempt(
+      {
+        subscriber: this.subscriber,
+        envelope: claim.envelope,
+        attempt: claim.attempt,
+        maxAttempts: this.#maxAttempts,
+        undecodable: claim.undecodable,
+      },
+      () => this.#handler(active),
+    );
     try {
       if (active.lost) {
         this.#discarded(
@@ -313,21 +313,27 @@ export class SqliteSubscription implements TransportSubscription {
         );
         return;
       }
-      if (!failed) {
-        this.#outcomes.push({ kind: "ack", seq: claim.seq, token: claim.token });
-        return;
-      }
-      if (isUnrecoverable(failure) || claim.attempt >= this.#maxAttempts) {
-        await this.#deadLetter(active, failure);
-        return;
-      }
-      this.#outcomes.push({
-        kind: "retry",
-        seq: claim.seq,
-        token: claim.token,
-        availableAt: Date.now() + backoffDelay(claim.attempt, this.#backoff),
-        error: errorJson(failure),
+      const outcome = decideOutcome(result, claim.attempt, {
+        maxAttempts: this.#maxAttempts,
+        backoff: this.#backoff,
       });
+      switch (outcome.kind) {
+        case "ack":
+          this.#outcomes.push({ kind: "ack", seq: claim.seq, token: claim.token });
+          return;
+        case "dead_letter":
+          await this.#deadLetter(active, outcome.error, outcome.reason);
+          return;
+        case "retry":
+          this.#outcomes.push({
+            kind: "retry",
+            seq: claim.seq,
+            token: claim.token,
+            availableAt: Date.now() + outcome.delayMs,
+            error: errorJson(outcome.error),
+          });
+          return;
+      }
     } catch (error) {
       this.#host.logger.error(
         { err: error, subscriber: this.subscriber, eventId: claim.envelope.id },
@@ -350,10 +356,13 @@ export class SqliteSubscription implements TransportSubscription {
    * it; if the sink fails the delivery is kept and retried. Without a sink the row itself is
    * marked `dead` and kept: nothing is dropped.
    */
-  async #deadLetter(active: ActiveDelivery, failure: unknown): Promise<void> {
+  async #deadLetter(
+    active: ActiveDelivery,
+    failure: unknown,
+    reason: DeadLetterReason,
+  ): Promise<void> {
     const { claim } = active;
     const sink = this.#sink ?? this.#host.deadLetter;
-    const reason = deadLetterReason(failure);
     const error = errorJson(failure);
     if (!sink) {
       this.#outcomes.push({
@@ -391,15 +400,14 @@ export class SqliteSubscription implements TransportSubscription {
       });
       return;
     }
-    const record: DeadLetterRecord = {
+    const record = deadLetterRecord({
       envelope: claim.envelope,
       subscriber: this.subscriber,
       reason,
       attempts: claim.attempt,
-      error: serializeError(failure),
-      failedAt: new Date().toISOString(),
+      error: failure,
       origin: this.#host.name,
-    };
+    });
     try {
       await sink.deadLetter(record);
     } catch (sinkError) {
@@ -411,7 +419,7 @@ export class SqliteSubscription implements TransportSubscription {
         kind: "retry",
         seq: claim.seq,
         token: claim.token,
-        availableAt: Date.now() + backoffDelay(claim.attempt, this.#backoff),
+        availableAt: Date.now() + retryDelay(claim.attempt, { backoff: this.#backoff }),
         error,
       });
       return;
@@ -495,7 +503,7 @@ export class SqliteSubscription implements TransportSubscription {
       // Whatever still runs loses its lease: abort it and hand the delivery back at once.
       for (const a of this.#active) {
         if (a.lost) continue;
-        a.lose(new RouterClosedError("SQLite transport subscription"));
+        a.lose(new TransportClosedError("SQLite transport subscription"));
         this.#outcomes.push({ kind: "release", seq: a.claim.seq, token: a.claim.token });
       }
     }

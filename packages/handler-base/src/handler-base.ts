@@ -27,14 +27,11 @@ import {
   EmitFailedError,
   messageOf,
 } from "./errors";
+import type { DaemonStatus } from "@switchyard/transport";
 import { LagMonitor } from "./lag";
 import { type DaemonErrorRecord, type DaemonStats, OutcomeWindow, StatsCounters } from "./stats";
 
-/**
- * Where a daemon is in its life. `crashed`: `start()` rejected, or the daemon gave up after
- * `maxConsecutiveCycleFailures` failing cycles; it can be started again.
- */
-export type DaemonStatus = "stopped" | "starting" | "running" | "stopping" | "crashed";
+export type { DaemonStatus };
 
 /**
  * A handler of one event type of the catalog `C`: gets the typed envelope and the router's

@@ -1,41 +1,6 @@
-import type { HealthCheckResult } from "@switchyard/router";
-import type { DaemonStatus } from "./handler-base";
-import type { DaemonStats } from "./stats";
+import type { DaemonHeartbeat, DaemonRunState, HeartbeatSink } from "@switchyard/transport";
 
-/**
- * A daemon's state as its manager sees it: the daemon's own {@link DaemonStatus}, or `"failed"`
- * once the manager gave up restarting it.
- */
-export type DaemonRunState = DaemonStatus | "failed";
-
-/**
- * One periodic snapshot of a daemon, written by a `DaemonManager` to its {@link HeartbeatSink}
- * so that another process (the CLI) can tell what runs and how it is doing. JSON-safe.
- */
-export interface DaemonHeartbeat {
-  /** The daemon's name. */
-  readonly daemon: string;
-  readonly pid: number;
-  readonly host: string;
-  readonly status: DaemonRunState;
-  readonly health: HealthCheckResult;
-  readonly stats: DaemonStats;
-  /** Successful restarts after crashes, since the manager started. */
-  readonly restarts: number;
-  /** When the daemon's current run started (ISO); `null` when it is not running. */
-  readonly startedAt: string | null;
-  /** When this heartbeat was taken (ISO). */
-  readonly at: string;
-}
-
-/**
- * Where heartbeats go. `write` may be sync or async; a throw or rejection is logged by the
- * manager and never stops it. Implementations: {@link memoryHeartbeatSink} here; a SQLite table
- * the CLI reads lives with the cross-process queue.
- */
-export interface HeartbeatSink {
-  write(beat: DaemonHeartbeat): void | Promise<void>;
-}
+export type { DaemonHeartbeat, DaemonRunState, HeartbeatSink };
 
 /** A {@link HeartbeatSink} that keeps heartbeats in memory: for tests and single-process tools. */
 export interface MemoryHeartbeatSink extends HeartbeatSink {

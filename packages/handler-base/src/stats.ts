@@ -1,36 +1,6 @@
-/**
- * A daemon's counters, as returned by `daemon.stats`: a JSON-safe snapshot.
- *
- * A *unit of work* is one handler delivery or one cycle; `successCount`, `errorsCount` and
- * `successRate` count units of work. Deliveries the handler recognised as duplicates
- * (`isDuplicateEvent` returned true) count in `eventsDeduplicated` only.
- */
-export interface DaemonStats {
-  /** Handler deliveries that ran to the end, successfully or not (duplicates excluded). */
-  readonly eventsProcessed: number;
-  /** Deliveries skipped because `isDuplicateEvent` recognised them. */
-  readonly eventsDeduplicated: number;
-  /** Handler deliveries and cycles that succeeded. */
-  readonly successCount: number;
-  /** Handler deliveries and cycles that threw. */
-  readonly errorsCount: number;
-  /** `successCount / (successCount + errorsCount)`; 1 before any work. */
-  readonly successRate: number;
-  /** Last time a delivery, cycle or emit finished, in ms since the epoch; `null` before any. */
-  readonly lastActivity: number | null;
-  /** Cycles run, failed ones included. */
-  readonly cyclesRun: number;
-  /** Cycles that threw. */
-  readonly cycleFailures: number;
-  /** Cycles that threw since the last one that succeeded. */
-  readonly consecutiveCycleFailures: number;
-  /** Events published by `emit`. */
-  readonly eventsEmitted: number;
-  /** `emit` calls that failed (invalid payload, router closed, transport down). */
-  readonly emitFailures: number;
-  /** `emit` calls that failed since the last one that succeeded. */
-  readonly consecutiveEmitFailures: number;
-}
+import type { DaemonStats } from "@switchyard/transport";
+
+export type { DaemonStats };
 
 /** One entry of `daemon.recentErrors()`: JSON-safe. */
 export interface DaemonErrorRecord {

@@ -1,9 +1,9 @@
 import { createEnvelope } from "@switchyard/event-schema";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { UnrecoverableError } from "./errors";
-import { MemoryTransport } from "./memory-transport";
+import { UnrecoverableError } from "@switchyard/transport";
+import { MemoryTransport } from "@switchyard/transport";
 import { createRouter, type Router } from "./router";
-import type { DeadLetterRecord } from "./transport";
+import type { DeadLetterRecord } from "@switchyard/transport";
 import { eventually, testCatalog, type TestCatalog } from "./test/fixtures";
 
 const open: Router<TestCatalog>[] = [];

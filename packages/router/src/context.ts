@@ -5,7 +5,7 @@ import type {
   EventOf,
   EventType,
 } from "@switchyard/event-schema";
-import { type Logger, childLogger } from "./logger";
+import { type Logger, childLogger } from "@switchyard/transport";
 import { traceIdOf } from "./trace";
 
 /** Options of a publish made from inside a handler (causation is filled in for you). */

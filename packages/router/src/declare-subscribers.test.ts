@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { UnsupportedOperationError } from "./errors";
-import { MemoryTransport } from "./memory-transport";
+import { UnsupportedOperationError } from "@switchyard/transport";
+import { MemoryTransport } from "@switchyard/transport";
 import { type RouterOptions, createRouter, type Router } from "./router";
-import type { Transport } from "./transport";
+import type { Transport } from "@switchyard/transport";
 import { eventually, memoryLogger, testCatalog, type TestCatalog } from "./test/fixtures";
 
 const open: Router<TestCatalog>[] = [];

@@ -1,37 +1,6 @@
 import { SwitchyardError } from "@switchyard/event-schema";
 
-/**
- * Throw from a handler when retrying cannot help (a poison event, a permanent precondition).
- * The delivery skips every remaining retry and goes to the dead-letter sink at once.
- *
- * @example
- * ```ts
- * if (!existsSync(event.data.model_path)) throw new UnrecoverableError(`model ${event.data.model_path} is gone`);
- * ```
- */
-export class UnrecoverableError extends SwitchyardError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super("UNRECOVERABLE", message, options);
-  }
-}
-
-/** A handler attempt ran past its timeout. Its `ctx.signal` was aborted with this error. */
-export class HandlerTimeoutError extends SwitchyardError {
-  readonly timeoutMs: number;
-  readonly subscription: string;
-
-  constructor(subscription: string, timeoutMs: number) {
-    super(
-      "HANDLER_TIMEOUT",
-      `Handler "${subscription}" did not finish within ${timeoutMs} ms; its signal was aborted. ` +
-        `Raise timeoutMs for this subscription, or make the handler honour ctx.signal.`,
-    );
-    this.timeoutMs = timeoutMs;
-    this.subscription = subscription;
-  }
-}
-
-/** The router (or a transport) was shut down; it accepts no new work. */
+/** The router was shut down; it accepts no new work. (A closed transport throws `TransportClosedError`, same `code`.) */
 export class RouterClosedError extends SwitchyardError {
   constructor(what = "router", options?: { cause?: unknown }) {
     super(
@@ -57,70 +26,6 @@ export class NoRouterError extends SwitchyardError {
   }
 }
 
-/**
- * A worker tried to ack, fail or extend a delivery whose lease it no longer holds (the lease
- * expired and the delivery was claimed again). The outcome was discarded; the current holder decides.
- */
-export class LeaseLostError extends SwitchyardError {
-  readonly eventId: string;
-  readonly subscriber: string;
-
-  constructor(subscriber: string, eventId: string, options?: { cause?: unknown }) {
-    super(
-      "LEASE_LOST",
-      `Lease lost for event ${eventId} of subscriber "${subscriber}": it expired and the delivery was ` +
-        `claimed again. Extend the lease from long handlers (ctx.extendLease) or raise leaseMs.`,
-      options,
-    );
-    this.eventId = eventId;
-    this.subscriber = subscriber;
-  }
-}
-
-/** A replay named a subscription (or subscriber) that does not exist, or that does not take that event type. */
-export class UnknownSubscriptionError extends SwitchyardError {
-  readonly subscription: string;
-
-  constructor(subscription: string, eventType: string, known: readonly string[]) {
-    super(
-      "UNKNOWN_SUBSCRIPTION",
-      `No subscription "${subscription}" receives ${eventType} here` +
-        (known.length ? ` (known: ${known.join(", ")})` : " (none are running)") +
-        `. Start the daemon that owns it before replaying, or replay to another subscriber explicitly.`,
-    );
-    this.subscription = subscription;
-  }
-}
-
-/**
- * A delivery whose earlier attempts all ended without an outcome — the lease expired each time,
- * because the handler crashed its process or hung. Transports dead-letter it (reason
- * `max_attempts`) instead of running it again, so a crash loop cannot go on forever.
- */
-export class DeliveryAbandonedError extends SwitchyardError {
-  constructor(subscriber: string, eventId: string, attempts: number) {
-    super(
-      "DELIVERY_ABANDONED",
-      `Event ${eventId} for "${subscriber}" lost its lease ${attempts} times without the handler ` +
-        `finishing: it crashes its process or hangs. Inspect the dead letter before replaying it.`,
-    );
-  }
-}
-
-/** A transport lacks an optional capability the call needs (e.g. registering subscribers ahead). */
-export class UnsupportedOperationError extends SwitchyardError {
-  readonly transport: string;
-
-  constructor(transport: string, operation: string) {
-    super(
-      "UNSUPPORTED_OPERATION",
-      `The ${transport} transport cannot ${operation}. Use a transport that implements it ` +
-        `(memory, SQLite), or start the subscriber before anything publishes.`,
-    );
-    this.transport = transport;
-  }
-}
-
 /** An `overflow: "error"` subscription's queue is full. */
 export class QueueFullError extends SwitchyardError {
   constructor(subscription: string, size: number) {
@@ -129,35 +34,5 @@ export class QueueFullError extends SwitchyardError {
       `The queue of subscription "${subscription}" is full (${size} events). The handler is slower ` +
         `than the publishers: raise concurrency or queueSize, or use overflow "wait" for backpressure.`,
     );
-  }
-}
-
-/** A plain, JSON-safe description of an error, as stored in dead letters and audit entries. */
-export interface SerializedError {
-  readonly name: string;
-  readonly message: string;
-  readonly code?: string;
-  readonly stack?: string;
-}
-
-/** Turn anything thrown into a {@link SerializedError}. */
-export function serializeError(error: unknown): SerializedError {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return {
-      name: error.name,
-      message: error.message,
-      ...(typeof code === "string" ? { code } : {}),
-      ...(error.stack ? { stack: error.stack } : {}),
-    };
-  }
-  return { name: "NonError", message: typeof error === "string" ? error : safeStringify(error) };
-}
-
-function safeStringify(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
   }
 }

@@ -16,25 +16,25 @@ export type { Overflow, SubscribeOptions, SubscriptionStats } from "./subscripti
 export type { ContextPublishOptions, HandlerContext } from "./context";
 export type { MatchedType, Pattern } from "./pattern";
 export { resolvePatterns } from "./pattern";
+export { NoRouterError, QueueFullError, RouterClosedError } from "./errors";
+// The transport contract, re-exported so that code written against the router keeps working.
 export {
   DeliveryAbandonedError,
   HandlerTimeoutError,
   LeaseLostError,
-  NoRouterError,
-  QueueFullError,
-  RouterClosedError,
+  TransportClosedError,
   UnknownSubscriptionError,
   UnrecoverableError,
   UnsupportedOperationError,
   serializeError,
-} from "./errors";
-export type { SerializedError } from "./errors";
-export { backoffDelay, defaultBackoff, sleep, abortReason } from "./backoff";
-export type { BackoffOptions } from "./backoff";
-export { silentLogger, childLogger } from "./logger";
-export type { Logger } from "./logger";
-export { healthFrom } from "./health";
-export type { HealthCheckResult, HealthStatus } from "./health";
+} from "@switchyard/transport";
+export type { SerializedError } from "@switchyard/transport";
+export { backoffDelay, defaultBackoff, sleep, abortReason } from "@switchyard/transport";
+export type { BackoffOptions } from "@switchyard/transport";
+export { silentLogger, childLogger } from "@switchyard/transport";
+export type { Logger } from "@switchyard/transport";
+export { healthFrom } from "@switchyard/transport";
+export type { HealthCheckResult, HealthStatus } from "@switchyard/transport";
 export { newTraceparent, childTraceparent, traceIdOf } from "./trace";
 export type { DurationStats } from "./stats";
 export type {
@@ -48,9 +48,9 @@ export type {
   TransportStats,
   TransportSubscribeOptions,
   TransportSubscription,
-} from "./transport";
-export { MemoryStore, MemoryTransport, memoryTransport } from "./memory-transport";
-export type { MemoryTransportOptions } from "./memory-transport";
+} from "@switchyard/transport";
+export { MemoryStore, MemoryTransport, memoryTransport } from "@switchyard/transport";
+export type { MemoryTransportOptions } from "@switchyard/transport";
 export { defineMiddleware, middlewareStages } from "./middleware/types";
 export type {
   HandlerFn,
@@ -61,7 +61,8 @@ export type {
 } from "./middleware/types";
 export { timeout } from "./middleware/timeout";
 export type { TimeoutOptions } from "./middleware/timeout";
-export { retry, isUnrecoverable } from "./middleware/retry";
+export { retry } from "./middleware/retry";
+export { isUnrecoverable, deadLetterReason } from "@switchyard/transport";
 export type { RetryOptions } from "./middleware/retry";
 export { dedup } from "./middleware/dedup";
 export type { DedupOptions } from "./middleware/dedup";
@@ -69,7 +70,7 @@ export { concurrencyLimit, rateLimit } from "./middleware/limit";
 export type { ConcurrencyLimitOptions, RateLimitOptions } from "./middleware/limit";
 export { AuditLog, audit } from "./middleware/audit";
 export type { AuditEntry, AuditQuery, AuditResult } from "./middleware/audit";
-export { deadLetter, deadLetterReason } from "./middleware/dead-letter";
+export { deadLetter } from "./middleware/dead-letter";
 export type { DeadLetterOptions } from "./middleware/dead-letter";
 export { validation } from "./middleware/validation";
 export { openTelemetry } from "./middleware/open-telemetry";

@@ -1,6 +1,6 @@
 import * as api from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UnrecoverableError } from "./errors";
+import { UnrecoverableError } from "@switchyard/transport";
 import type { OtelSpan, OtelTracer } from "./middleware/open-telemetry";
 import { createRouter } from "./router";
 import { testCatalog } from "./test/fixtures";

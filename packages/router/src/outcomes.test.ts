@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { UnrecoverableError } from "./errors";
-import { MemoryTransport } from "./memory-transport";
+import { UnrecoverableError } from "@switchyard/transport";
+import { MemoryTransport } from "@switchyard/transport";
 import { type RouterOptions, createRouter, type Router } from "./router";
-import type { DeadLetterRecord } from "./transport";
+import type { DeadLetterRecord } from "@switchyard/transport";
 import { eventually, testCatalog, type TestCatalog } from "./test/fixtures";
 
 const open: Router<TestCatalog>[] = [];

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { MemoryTransport } from "./memory-transport";
+import { MemoryTransport } from "@switchyard/transport";
 import { createRouter, type Router } from "./router";
-import type { Transport, TransportSubscribeOptions } from "./transport";
+import type { Transport, TransportSubscribeOptions } from "@switchyard/transport";
 import { delay, testCatalog, type TestCatalog } from "./test/fixtures";
 
 const open: Router<TestCatalog>[] = [];

@@ -1,12 +1,7 @@
 import { EventValidationError, pipelineCatalog, type Envelope } from "@switchyard/event-schema";
 import { afterEach, describe, expect, expectTypeOf, it, vi } from "vitest";
-import {
-  HandlerTimeoutError,
-  NoRouterError,
-  QueueFullError,
-  RouterClosedError,
-  UnrecoverableError,
-} from "./errors";
+import { NoRouterError, QueueFullError, RouterClosedError } from "./errors";
+import { HandlerTimeoutError, UnrecoverableError } from "@switchyard/transport";
 import { retry } from "./middleware/retry";
 import { createRouter, getRouter, hasRouter, resetRouter, type Router } from "./router";
 import { traceIdOf } from "./trace";

@@ -7,16 +7,12 @@ import {
   createEnvelope,
   uuidv7,
 } from "@switchyard/event-schema";
-import { type BackoffOptions, abortReason } from "./backoff";
+import { type BackoffOptions, abortReason } from "@switchyard/transport";
 import type { HandlerContext } from "./context";
-import {
-  NoRouterError,
-  RouterClosedError,
-  UnknownSubscriptionError,
-  UnsupportedOperationError,
-} from "./errors";
-import { type HealthCheckResult, healthFrom } from "./health";
-import { type Logger, childLogger, silentLogger } from "./logger";
+import { NoRouterError, RouterClosedError } from "./errors";
+import { UnknownSubscriptionError, UnsupportedOperationError } from "@switchyard/transport";
+import { type HealthCheckResult, healthFrom } from "@switchyard/transport";
+import { type Logger, childLogger, silentLogger } from "@switchyard/transport";
 import { AuditLog, audit } from "./middleware/audit";
 import { deadLetter } from "./middleware/dead-letter";
 import { type RetryOptions, retry } from "./middleware/retry";
@@ -41,7 +37,7 @@ import {
   emptyCounters,
 } from "./subscription";
 import { childTraceparent, newTraceparent } from "./trace";
-import type { DeadLetterSink, Transport, TransportSubscription } from "./transport";
+import type { DeadLetterSink, Transport, TransportSubscription } from "@switchyard/transport";
 
 /** Defaults applied to every subscription unless it sets its own. */
 export interface SubscriptionDefaults {

@@ -1,10 +1,10 @@
 import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
-import type { BackoffOptions } from "./backoff";
+import type { BackoffOptions } from "@switchyard/transport";
 import { type ContextHost, DeliveryContext } from "./context";
-import { HandlerTimeoutError, QueueFullError, RouterClosedError, serializeError } from "./errors";
+import { QueueFullError, RouterClosedError } from "./errors";
+import { HandlerTimeoutError, isUnrecoverable, serializeError } from "@switchyard/transport";
 import { Fifo } from "./fifo";
-import { isUnrecoverable } from "./middleware/retry";
-import type { Logger } from "./logger";
+import type { Logger } from "@switchyard/transport";
 import {
   type HandlerFn,
   type Middleware,
@@ -13,7 +13,7 @@ import {
   composeMiddleware,
 } from "./middleware/types";
 import { DurationWindow, type DurationStats } from "./stats";
-import type { Delivery, TransportSubscription } from "./transport";
+import type { Delivery, TransportSubscription } from "@switchyard/transport";
 
 /** What a full subscription queue does with the next event. */
 export type Overflow = "wait" | "drop-newest" | "drop-oldest" | "error";

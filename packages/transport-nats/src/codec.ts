@@ -5,7 +5,7 @@ import {
   describeType,
   isEnvelope,
 } from "@switchyard/event-schema";
-import { UnrecoverableError } from "@switchyard/router";
+import { UnrecoverableError } from "@switchyard/transport";
 import { NatsOptionsError } from "./errors";
 
 const encoder = new TextEncoder();

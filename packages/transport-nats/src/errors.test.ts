@@ -1,7 +1,7 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
 import { SwitchyardError } from "@switchyard/event-schema";
-import { RouterClosedError } from "@switchyard/router";
+import { TransportClosedError as ContractClosedError } from "@switchyard/transport";
 import { describe, expect, it } from "vitest";
 import {
   JetStreamUnavailableError,
@@ -84,8 +84,9 @@ describe("error mapping", () => {
   it("makes every error a SwitchyardError with a stable code", () => {
     expect(new NatsPublishError(3, 10)).toMatchObject({ code: "NATS_PUBLISH_FAILED", stored: 3 });
     expect(new NatsPublishError(3, 10).message).toContain("again");
-    const closed = new TransportClosedError("S");
-    expect(closed).toBeInstanceOf(RouterClosedError);
+    const closed = new TransportClosedError("NATS transport on stream S");
+    expect(TransportClosedError).toBe(ContractClosedError);
+    expect(closed.code).toBe("CLOSED");
     expect(closed).toBeInstanceOf(SwitchyardError);
     expect(closed.code).toBe("CLOSED");
   });

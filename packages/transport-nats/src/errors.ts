@@ -1,5 +1,4 @@
 import { SwitchyardError } from "@switchyard/event-schema";
-import { RouterClosedError } from "@switchyard/router";
 
 const list = (servers: readonly string[]) => servers.join(", ");
 const detailOf = (cause: unknown) =>
@@ -250,17 +249,6 @@ export class NatsOptionsError extends SwitchyardError {
 }
 
 /**
- * The transport (or one of its subscriptions, or a heartbeat sink) was closed; it accepts no new
- * work. A `RouterClosedError`, so code that handles a closed router handles this too (`code` `"CLOSED"`).
- */
-export class TransportClosedError extends RouterClosedError {
-  /** @param what - what was closed. @defaultValue `"NATS transport"` */
-  constructor(stream: string, what = "NATS transport") {
-    super(`${what} on stream ${stream}`);
-  }
-}
-
-/**
  * A daemon heartbeat could not be stored in the heartbeat stream (the server did not acknowledge
  * it in time, or refused it). The sink stays usable: the next heartbeat tries again.
  */
@@ -351,3 +339,6 @@ export class NatsPayloadTooLargeError extends SwitchyardError {
     this.maxBytes = maxBytes;
   }
 }
+
+// The one closed-error class of every transport lives in the contract.
+export { TransportClosedError } from "@switchyard/transport";

@@ -9,7 +9,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { SwitchyardError } from "@switchyard/event-schema";
-import { type Logger, childLogger, silentLogger } from "@switchyard/router";
+import { type Logger, childLogger, silentLogger } from "@switchyard/transport";
 import {
   NatsHeartbeatWriteError,
   NatsOptionsError,
@@ -280,7 +280,7 @@ export class NatsHeartbeatSink implements AsyncDisposable {
   }
 
   #closed(): TransportClosedError {
-    return new TransportClosedError(this.stream, "NATS heartbeat sink");
+    return new TransportClosedError(`NATS heartbeat sink on stream ${this.stream}`);
   }
 
   /** The subject a daemon's heartbeats are stored on. */

@@ -1,5 +1,5 @@
 import type { Authenticator, NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
-import type { DeadLetterSink, Logger } from "@switchyard/router";
+import type { DeadLetterSink, Logger } from "@switchyard/transport";
 import { NatsOptionsError } from "./errors";
 import { isStreamName, isSubjectPrefix } from "./names";
 

@@ -11,17 +11,17 @@ import {
   type DeadLetterRecord,
   type DeadLetterSink,
   type Delivery,
-  DeliveryAbandonedError,
   LeaseLostError,
   type Logger,
   type TransportSubscribeOptions,
   type TransportSubscription,
   backoffDelay,
-  deadLetterReason,
-  isUnrecoverable,
-  serializeError,
+  deadLetterRecord,
+  decideOutcome,
+  retryDelay,
+  runAttempt,
   sleep,
-} from "@switchyard/router";
+} from "@switchyard/transport";
 import { decodeEnvelope } from "./codec";
 import { TransportClosedError } from "./errors";
 import { replaySubject } from "./names";
@@ -555,50 +555,49 @@ export class NatsSubscription implements TransportSubscription {
 
   async #handle(run: Held, decodeError: Error | undefined): Promise<void> {
     const { msg, attempt } = run;
+    const policy = { maxAttempts: this.#maxAttempts, backoff: this.#options.backoff };
     try {
-      let failed = decodeError !== undefined;
-      let failure: unknown = decodeError;
-      if (!failed && attempt > this.#maxAttempts) {
-        // Every earlier attempt lost its lease without an outcome (crash or hang): stop here.
-        failed = true;
-        failure = new DeliveryAbandonedError(this.subscriber, run.envelope.id, attempt - 1);
-      } else if (!failed) {
-        try {
-          await this.#options.handler(new NatsDelivery(this, run));
-        } catch (error) {
-          failed = true;
-          failure = error;
-        }
-      }
+      const result = await runAttempt(
+        {
+          subscriber: this.subscriber,
+          envelope: run.envelope,
+          attempt,
+          maxAttempts: this.#maxAttempts,
+          undecodable: decodeError,
+        },
+        () => this.#options.handler(new NatsDelivery(this, run)),
+      );
       if (!this.#holds(run))
         return this.#discard(run, "its lease expired (or close handed it back)");
-      if (!failed) {
-        run.lost = true;
-        this.#settle(run, ACK);
-        return;
+      const outcome = decideOutcome(result, attempt, policy);
+      switch (outcome.kind) {
+        case "ack":
+          run.lost = true;
+          this.#settle(run, ACK);
+          return;
+        case "dead_letter":
+          // The dead letter is written first; only then is the message removed (term).
+          await this.#host.deadLetter(
+            deadLetterRecord({
+              envelope: run.envelope,
+              subscriber: this.subscriber,
+              reason: outcome.reason,
+              attempts: attempt,
+              error: outcome.error,
+              origin: this.#host.name,
+            }),
+            this.#options.deadLetter,
+          );
+          if (!this.#holds(run))
+            return this.#discard(run, "its lease expired while the dead letter was written");
+          run.lost = true;
+          this.#settle(run, TERM);
+          return;
+        case "retry":
+          run.lost = true;
+          respond(msg, nakPayload(outcome.delayMs));
+          return;
       }
-      if (isUnrecoverable(failure) || attempt >= this.#maxAttempts) {
-        // The dead letter is written first; only then is the message removed (term).
-        await this.#host.deadLetter(
-          {
-            envelope: run.envelope,
-            subscriber: this.subscriber,
-            reason: deadLetterReason(failure),
-            attempts: attempt,
-            error: serializeError(failure),
-            failedAt: new Date().toISOString(),
-            origin: this.#host.name,
-          },
-          this.#options.deadLetter,
-        );
-        if (!this.#holds(run))
-          return this.#discard(run, "its lease expired while the dead letter was written");
-        run.lost = true;
-        this.#settle(run, TERM);
-        return;
-      }
-      run.lost = true;
-      respond(msg, nakPayload(backoffDelay(attempt, this.#options.backoff)));
     } catch (sinkError) {
       // The dead-letter sink failed: keep the delivery and try again later, never drop it.
       this.#logger.error(
@@ -607,7 +606,7 @@ export class NatsSubscription implements TransportSubscription {
       );
       if (this.#holds(run)) {
         run.lost = true;
-        respond(msg, nakPayload(backoffDelay(attempt, this.#options.backoff)));
+        respond(msg, nakPayload(retryDelay(attempt, policy)));
       }
     } finally {
       this.#running.delete(run);
@@ -684,7 +683,7 @@ export class NatsSubscription implements TransportSubscription {
   }
 
   async #close(): Promise<void> {
-    this.#stop.abort(new TransportClosedError(this.#host.stream));
+    this.#stop.abort(new TransportClosedError(`NATS transport on stream ${this.#host.stream}`));
     const drained = Promise.all(this.#pullers.map((p) => this.#drain(p)));
     for (const held of this.#buffer.splice(0)) this.#handingBack.push(this.#handBack(held));
     if (this.#running.size > 0) {
@@ -698,7 +697,7 @@ export class NatsSubscription implements TransportSubscription {
       clearTimeout(timer);
       for (const run of this.#running) {
         if (run.lost) continue;
-        run.abort(new TransportClosedError(this.#host.stream));
+        run.abort(new TransportClosedError(`NATS transport on stream ${this.#host.stream}`));
         this.#handingBack.push(this.#handBack(run));
       }
     }

@@ -26,7 +26,7 @@ import {
   abortReason,
   childLogger,
   silentLogger,
-} from "@switchyard/router";
+} from "@switchyard/transport";
 import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./audit";
 import { encodeEnvelope } from "./codec";
 import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
@@ -174,7 +174,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   #ready(): Promise<Session> {
-    if (this.#closing) return Promise.reject(new TransportClosedError(this.stream));
+    if (this.#closing)
+      return Promise.reject(new TransportClosedError(`NATS transport on stream ${this.stream}`));
     this.#session ??= this.#open().catch((error: unknown) => {
       this.#session = undefined;
       throw error;
@@ -370,7 +371,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   #assertOpen(): void {
-    if (this.#closing) throw new TransportClosedError(this.stream);
+    if (this.#closing) throw new TransportClosedError(`NATS transport on stream ${this.stream}`);
   }
 
   /** The subject an event type is stored on. */

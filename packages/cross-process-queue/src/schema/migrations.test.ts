@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import Database from "better-sqlite3";
-import { RouterClosedError } from "@switchyard/router";
+import { TransportClosedError as ContractClosedError } from "@switchyard/transport";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   QueueFileError,
@@ -112,7 +112,9 @@ describe("a closed transport", () => {
     await closing;
     const error = await transport.publish([]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TransportClosedError);
-    expect(error).toBeInstanceOf(RouterClosedError);
+    // One closed-error class for every transport: the contract's, code "CLOSED".
+    expect(TransportClosedError).toBe(ContractClosedError);
+    expect((error as ContractClosedError).code).toBe("CLOSED");
     expect(error).toMatchObject({ code: "CLOSED" });
     expect((error as Error).message).toContain(queue.path);
     await expect(

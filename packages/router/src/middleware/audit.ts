@@ -1,5 +1,5 @@
 import type { DeliveryContext } from "../context";
-import { serializeError, type SerializedError } from "../errors";
+import { serializeError, type SerializedError } from "@switchyard/transport";
 import { type Middleware, defineMiddleware } from "./types";
 
 /** The final outcome of one delivery, as the audit log records it. */

@@ -1,25 +1,11 @@
-import { EventValidationError } from "@switchyard/event-schema";
+import { type DeadLetterSink, deadLetterRecord } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
-import { HandlerTimeoutError, UnrecoverableError, serializeError } from "../errors";
-import type { DeadLetterReason, DeadLetterSink } from "../transport";
 import { type Middleware, defineMiddleware } from "./types";
 
 /** Options of {@link deadLetter}. */
 export interface DeadLetterOptions {
   /** Where failed deliveries go (e.g. `@switchyard/dlq`'s store). */
   readonly sink: DeadLetterSink;
-}
-
-/** Classify why a delivery failed for good. */
-export function deadLetterReason(error: unknown): DeadLetterReason {
-  const root =
-    error instanceof UnrecoverableError && error.cause instanceof EventValidationError
-      ? error.cause
-      : error;
-  if (root instanceof EventValidationError) return "invalid_payload";
-  if (error instanceof UnrecoverableError) return "unrecoverable";
-  if (error instanceof HandlerTimeoutError) return "timeout";
-  return "max_attempts";
 }
 
 /**
@@ -37,15 +23,15 @@ export function deadLetter(options: DeadLetterOptions): Middleware {
         await next(event, ctx);
       } catch (error) {
         try {
-          await sink.deadLetter({
-            envelope: event,
-            subscriber: scope.subscription,
-            reason: deadLetterReason(error),
-            attempts: ctx.attempt,
-            error: serializeError(error),
-            failedAt: new Date().toISOString(),
-            origin: "router",
-          });
+          await sink.deadLetter(
+            deadLetterRecord({
+              envelope: event,
+              subscriber: scope.subscription,
+              attempts: ctx.attempt,
+              error,
+              origin: "router",
+            }),
+          );
         } catch (sinkError) {
           scope.logger.error(
             { err: sinkError, eventId: event.id, subscription: scope.subscription },

@@ -1,4 +1,4 @@
-import { sleep } from "../backoff";
+import { sleep } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
 import { type Middleware, defineMiddleware } from "./types";
 

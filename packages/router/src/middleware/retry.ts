@@ -1,7 +1,5 @@
-import { EventValidationError } from "@switchyard/event-schema";
-import { type BackoffOptions, backoffDelay, sleep } from "../backoff";
+import { type BackoffOptions, backoffDelay, isUnrecoverable, sleep } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
-import { UnrecoverableError } from "../errors";
 import { type Middleware, defineMiddleware } from "./types";
 
 /** Options of {@link retry}. */
@@ -15,11 +13,6 @@ export interface RetryOptions {
    * `EventValidationError` are never retried, whatever this returns. @defaultValue always true
    */
   readonly shouldRetry?: (error: unknown, attempt: number) => boolean;
-}
-
-/** Whether an error rules out any retry. */
-export function isUnrecoverable(error: unknown): boolean {
-  return error instanceof UnrecoverableError || error instanceof EventValidationError;
 }
 
 /**

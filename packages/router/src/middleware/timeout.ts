@@ -1,5 +1,5 @@
 import type { DeliveryContext } from "../context";
-import { HandlerTimeoutError } from "../errors";
+import { HandlerTimeoutError } from "@switchyard/transport";
 import { type HandlerFn, type Middleware, defineMiddleware } from "./types";
 
 /** Options of {@link timeout}. */

@@ -1,6 +1,6 @@
 import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
 import type { HandlerContext } from "../context";
-import type { Logger } from "../logger";
+import type { Logger } from "@switchyard/transport";
 
 /** A handler as middleware see it: any envelope, a context, maybe a promise. */
 export type HandlerFn = (event: Envelope, ctx: HandlerContext) => void | Promise<void>;

@@ -1,4 +1,4 @@
-import { UnrecoverableError } from "../errors";
+import { UnrecoverableError } from "@switchyard/transport";
 import { type Middleware, defineMiddleware } from "./types";
 
 /**

@@ -1,15 +1,7 @@
 import type { Envelope } from "@switchyard/event-schema";
-import { backoffDelay } from "./backoff";
-import {
-  DeliveryAbandonedError,
-  LeaseLostError,
-  RouterClosedError,
-  UnknownSubscriptionError,
-  serializeError,
-} from "./errors";
+import { LeaseLostError, TransportClosedError, UnknownSubscriptionError } from "./errors";
 import { type Logger, silentLogger } from "./logger";
-import { deadLetterReason } from "./middleware/dead-letter";
-import { isUnrecoverable } from "./middleware/retry";
+import { deadLetterRecord, decideOutcome, retryDelay, runAttempt } from "./outcome";
 import type {
   DeadLetterRecord,
   DeadLetterSink,
@@ -144,7 +136,7 @@ export class MemoryTransport implements Transport {
   }
 
   async publish(envelopes: readonly Envelope[]): Promise<PublishResult> {
-    if (this.#closing) throw new RouterClosedError("memory transport");
+    if (this.#closing) throw new TransportClosedError("memory transport");
     const store = this.store;
     let published = 0;
     let duplicates = 0;
@@ -167,7 +159,7 @@ export class MemoryTransport implements Transport {
   }
 
   async subscribe(options: TransportSubscribeOptions): Promise<TransportSubscription> {
-    if (this.#closing) throw new RouterClosedError("memory transport");
+    if (this.#closing) throw new TransportClosedError("memory transport");
     let state = this.store.subscribers.get(options.subscriber);
     if (!state) {
       state = {
@@ -191,7 +183,7 @@ export class MemoryTransport implements Transport {
   }
 
   async requeue(subscriber: string, envelope: Envelope): Promise<void> {
-    if (this.#closing) throw new RouterClosedError("memory transport");
+    if (this.#closing) throw new TransportClosedError("memory transport");
     const state = this.store.subscribers.get(subscriber);
     if (!state || !state.types.has(envelope.type)) {
       throw new UnknownSubscriptionError(subscriber, envelope.type, [
@@ -221,7 +213,7 @@ export class MemoryTransport implements Transport {
   }
 
   async register(subscriber: string, types: readonly string[]): Promise<void> {
-    if (this.#closing) throw new RouterClosedError("memory transport");
+    if (this.#closing) throw new TransportClosedError("memory transport");
     const state = this.store.subscribers.get(subscriber);
     if (state) {
       for (const type of types) state.types.add(type);
@@ -365,20 +357,15 @@ class Worker implements TransportSubscription {
 
   async #handle(d: PendingDelivery, token: number, delivery: Delivery): Promise<void> {
     try {
-      let failure: unknown;
-      let failed = false;
-      if (d.attempts > this.#maxAttempts) {
-        // Every earlier attempt lost its lease without an outcome (crash or hang): stop here.
-        failed = true;
-        failure = new DeliveryAbandonedError(this.subscriber, d.envelope.id, d.attempts - 1);
-      } else {
-        try {
-          await this.options.handler(delivery);
-        } catch (error) {
-          failed = true;
-          failure = error;
-        }
-      }
+      const result = await runAttempt(
+        {
+          subscriber: this.subscriber,
+          envelope: d.envelope,
+          attempt: d.attempts,
+          maxAttempts: this.#maxAttempts,
+        },
+        () => this.options.handler(delivery),
+      );
       if (d.token !== token) {
         this.logger.warn(
           { subscriber: this.subscriber, eventId: d.envelope.id },
@@ -387,8 +374,7 @@ class Worker implements TransportSubscription {
         return;
       }
       d.controller = undefined;
-      if (!failed) return this.#remove(d);
-      if (d.requeued) {
+      if (result.failed && d.requeued) {
         // Requeued while this attempt ran: run it again, with fresh attempts.
         d.requeued = false;
         d.token = 0;
@@ -396,24 +382,32 @@ class Worker implements TransportSubscription {
         d.availableAt = Date.now();
         return;
       }
-      if (isUnrecoverable(failure) || d.attempts >= this.#maxAttempts) {
-        await this.transport.deadLetter(
-          this.state,
-          {
-            envelope: d.envelope,
-            subscriber: this.subscriber,
-            reason: deadLetterReason(failure),
-            attempts: d.attempts,
-            error: serializeError(failure),
-            failedAt: new Date().toISOString(),
-            origin: this.transport.name,
-          },
-          this.options.deadLetter,
-        );
-        return this.#remove(d);
+      const outcome = decideOutcome(result, d.attempts, {
+        maxAttempts: this.#maxAttempts,
+        backoff: this.options.backoff,
+      });
+      switch (outcome.kind) {
+        case "ack":
+          return this.#remove(d);
+        case "dead_letter":
+          await this.transport.deadLetter(
+            this.state,
+            deadLetterRecord({
+              envelope: d.envelope,
+              subscriber: this.subscriber,
+              attempts: d.attempts,
+              error: outcome.error,
+              reason: outcome.reason,
+              origin: this.transport.name,
+            }),
+            this.options.deadLetter,
+          );
+          return this.#remove(d);
+        case "retry":
+          d.token = 0;
+          d.availableAt = Date.now() + outcome.delayMs;
+          return;
       }
-      d.token = 0;
-      d.availableAt = Date.now() + backoffDelay(d.attempts, this.options.backoff);
     } catch (error) {
       // The dead-letter sink failed: keep the delivery and try again later, never drop it.
       this.logger.error(
@@ -422,7 +416,7 @@ class Worker implements TransportSubscription {
       );
       if (d.token === token) {
         d.token = 0;
-        d.availableAt = Date.now() + backoffDelay(d.attempts, this.options.backoff);
+        d.availableAt = Date.now() + retryDelay(d.attempts, this.options);
       }
     } finally {
       this.#held.delete(d);
@@ -454,7 +448,7 @@ class Worker implements TransportSubscription {
         // that expired (a crash) still counts.
         for (const [d, token] of this.#held) {
           if (d.token !== token) continue;
-          d.controller?.abort(new RouterClosedError("memory transport subscription"));
+          d.controller?.abort(new TransportClosedError("memory transport subscription"));
           d.controller = undefined;
           d.token = 0;
           d.attempts = Math.max(0, d.attempts - 1);

@@ -1,0 +1,76 @@
+import type { HealthCheckResult } from "./health";
+
+/**
+ * Where a daemon is in its life. `crashed`: `start()` rejected, or the daemon gave up after
+ * `maxConsecutiveCycleFailures` failing cycles; it can be started again.
+ */
+export type DaemonStatus = "stopped" | "starting" | "running" | "stopping" | "crashed";
+
+/**
+ * A daemon's counters, as returned by `daemon.stats`: a JSON-safe snapshot.
+ *
+ * A *unit of work* is one handler delivery or one cycle; `successCount`, `errorsCount` and
+ * `successRate` count units of work. Deliveries the handler recognised as duplicates
+ * (`isDuplicateEvent` returned true) count in `eventsDeduplicated` only.
+ */
+export interface DaemonStats {
+  /** Handler deliveries that ran to the end, successfully or not (duplicates excluded). */
+  readonly eventsProcessed: number;
+  /** Deliveries skipped because `isDuplicateEvent` recognised them. */
+  readonly eventsDeduplicated: number;
+  /** Handler deliveries and cycles that succeeded. */
+  readonly successCount: number;
+  /** Handler deliveries and cycles that threw. */
+  readonly errorsCount: number;
+  /** `successCount / (successCount + errorsCount)`; 1 before any work. */
+  readonly successRate: number;
+  /** Last time a delivery, cycle or emit finished, in ms since the epoch; `null` before any. */
+  readonly lastActivity: number | null;
+  /** Cycles run, failed ones included. */
+  readonly cyclesRun: number;
+  /** Cycles that threw. */
+  readonly cycleFailures: number;
+  /** Cycles that threw since the last one that succeeded. */
+  readonly consecutiveCycleFailures: number;
+  /** Events published by `emit`. */
+  readonly eventsEmitted: number;
+  /** `emit` calls that failed (invalid payload, router closed, transport down). */
+  readonly emitFailures: number;
+  /** `emit` calls that failed since the last one that succeeded. */
+  readonly consecutiveEmitFailures: number;
+}
+
+/**
+ * A daemon's state as its manager sees it: the daemon's own {@link DaemonStatus}, or `"failed"`
+ * once the manager gave up restarting it.
+ */
+export type DaemonRunState = DaemonStatus | "failed";
+
+/**
+ * One periodic snapshot of a daemon, written by a `DaemonManager` to its {@link HeartbeatSink}
+ * so that another process (the CLI) can tell what runs and how it is doing. JSON-safe.
+ */
+export interface DaemonHeartbeat {
+  /** The daemon's name. */
+  readonly daemon: string;
+  readonly pid: number;
+  readonly host: string;
+  readonly status: DaemonRunState;
+  readonly health: HealthCheckResult;
+  readonly stats: DaemonStats;
+  /** Successful restarts after crashes, since the manager started. */
+  readonly restarts: number;
+  /** When the daemon's current run started (ISO); `null` when it is not running. */
+  readonly startedAt: string | null;
+  /** When this heartbeat was taken (ISO). */
+  readonly at: string;
+}
+
+/**
+ * Where heartbeats go. `write` may be sync or async; a throw or rejection is logged by the
+ * manager and never stops it. Implementations: `memoryHeartbeatSink` (handler-base) and each
+ * transport driver's sink, which its inspector reads back (`inspector.heartbeats()`).
+ */
+export interface HeartbeatSink {
+  write(beat: DaemonHeartbeat): void | Promise<void>;
+}

@@ -1,0 +1,83 @@
+export type {
+  DeadLetterReason,
+  DeadLetterRecord,
+  DeadLetterSink,
+  Delivery,
+  PublishResult,
+  SubscriberStats,
+  Transport,
+  TransportStats,
+  TransportSubscribeOptions,
+  TransportSubscription,
+} from "./transport";
+export {
+  DeliveryAbandonedError,
+  HandlerTimeoutError,
+  LeaseLostError,
+  TransportClosedError,
+  UnknownSubscriptionError,
+  UnrecoverableError,
+  UnsupportedOperationError,
+  serializeError,
+} from "./errors";
+export type { SerializedError } from "./errors";
+export {
+  deadLetterReason,
+  deadLetterRecord,
+  decideOutcome,
+  isUnrecoverable,
+  retryDelay,
+  runAttempt,
+} from "./outcome";
+export type {
+  AttemptInput,
+  AttemptResult,
+  DeadLetterInput,
+  Outcome,
+  OutcomePolicy,
+} from "./outcome";
+export { abortReason, backoffDelay, defaultBackoff, sleep } from "./backoff";
+export type { BackoffOptions } from "./backoff";
+export { childLogger, silentLogger } from "./logger";
+export type { Logger } from "./logger";
+export { healthFrom } from "./health";
+export type { HealthCheckResult, HealthStatus } from "./health";
+export type {
+  DaemonHeartbeat,
+  DaemonRunState,
+  DaemonStats,
+  DaemonStatus,
+  HeartbeatSink,
+} from "./heartbeat";
+export type {
+  ActionResult,
+  Admin,
+  BackupOptions,
+  Capabilities,
+  CausationNode,
+  CausationTree,
+  CountQuery,
+  DeadLetterCounts,
+  DeadLetterFilter,
+  DeadLetterInfo,
+  DeadLetterListQuery,
+  DeadLetterPage,
+  DeadLetterStatus,
+  DeliveryInfo,
+  DeliveryState,
+  EventCounts,
+  EventPage,
+  EventQuery,
+  HeartbeatInfo,
+  Inspector,
+  PurgeOptions,
+  ReplayOptions,
+  ReplayResult,
+  StoredEvent,
+  SubscriberBacklog,
+  TimeInput,
+} from "./inspector";
+export { UnknownTargetError, openDriver, parseTarget } from "./driver";
+export type { Driver, DriverFactory, DriverOpenOptions, Target } from "./driver";
+export { MemoryStore, MemoryTransport, memoryTransport } from "./memory-transport";
+export type { MemoryTransportOptions } from "./memory-transport";

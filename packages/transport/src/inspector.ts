@@ -1,0 +1,364 @@
+import type { Envelope } from "@switchyard/event-schema";
+import type { SerializedError } from "./errors";
+import type { DaemonHeartbeat } from "./heartbeat";
+import type { DeadLetterReason } from "./transport";
+
+/**
+ * One subscriber's backlog: the one definition every inspector reports, so `switchyard
+ * subscribers`, the dashboard, the metrics and the raw SQL of docs/operations.md agree.
+ *
+ * Every matching event a subscriber has not settled is in exactly one of three states:
+ * - **pending**: never attempted (including events published but not yet taken by the
+ *   subscriber's cursor);
+ * - **in flight**: an attempt is running now under a live lease;
+ * - **retrying**: attempted at least once and waiting to run again — after a failure's backoff,
+ *   or because its lease expired (the worker died or hung). An expired lease is retrying, never
+ *   in flight.
+ *
+ * `lag = pending + inFlight + retrying`. `dead` counts deliveries dead-lettered and not settled
+ * since (replay makes them pending again). `oldestPendingMs` is the age, from publish, of the
+ * oldest event that is pending or retrying.
+ */
+export interface SubscriberBacklog {
+  readonly subscriber: string;
+  /** Event types it is registered for. */
+  readonly types: readonly string[];
+  /** A throwaway subscriber (`router.waitFor`, `router.events`). */
+  readonly ephemeral: boolean;
+  readonly pending: number;
+  readonly inFlight: number;
+  readonly retrying: number;
+  readonly dead: number;
+  /** `pending + inFlight + retrying`. */
+  readonly lag: number;
+  /** Age in ms of the oldest pending or retrying event; absent when there is none. */
+  readonly oldestPendingMs?: number;
+  /** When a worker of this subscriber last claimed or settled (RFC 3339), where the transport knows. */
+  readonly lastSeen?: string;
+  /** Why this subscriber's stored state cannot be read in full, if it cannot. */
+  readonly damaged?: string;
+}
+
+/** An event as stored, with its envelope rebuilt. */
+export interface StoredEvent {
+  /** Position in the transport's log (SQLite `seq`, JetStream stream sequence). */
+  readonly seq: number;
+  readonly id: string;
+  readonly type: string;
+  readonly source: string;
+  readonly subject?: string;
+  /** The envelope's `time` (RFC 3339). */
+  readonly time: string;
+  /** When the transport stored it (RFC 3339). */
+  readonly storedAt: string;
+  /** The envelope; absent when the stored bytes cannot be decoded (see `damaged`). */
+  readonly envelope?: Envelope;
+  /** The id of the event that caused it (`causedBy`), if any. */
+  readonly causedBy?: string;
+  /** Why the stored event cannot be read as an envelope, if it cannot. */
+  readonly damaged?: string;
+}
+
+/** A time: a `Date`, ms since the epoch, or an RFC 3339 string. */
+export type TimeInput = Date | number | string;
+
+/** Filter and page of {@link Inspector.events}. */
+export interface EventQuery {
+  /** Only these event types. */
+  readonly types?: readonly string[];
+  /** Only events with this envelope `subject`. */
+  readonly subject?: string;
+  /** Stored at or after. */
+  readonly since?: TimeInput;
+  /** Stored before. */
+  readonly until?: TimeInput;
+  /** Page size. @defaultValue 100 */
+  readonly limit?: number;
+  /** `next` of the previous page. */
+  readonly cursor?: string;
+  /** @defaultValue "newest" (newest first) */
+  readonly order?: "newest" | "oldest";
+}
+
+/** One page of events. */
+export interface EventPage {
+  readonly events: readonly StoredEvent[];
+  /** Pass as `cursor` for the next page; absent on the last page. */
+  readonly next?: string;
+}
+
+/** Where one event is for one subscriber. */
+export type DeliveryState = "pending" | "in_flight" | "retrying" | "acked" | "dead" | "unknown";
+
+/** One event's delivery to one subscriber. */
+export interface DeliveryInfo {
+  readonly subscriber: string;
+  readonly state: DeliveryState;
+  /** Attempts started so far. */
+  readonly attempts: number;
+  readonly lastError?: SerializedError;
+  /** Why it was dead-lettered (state `dead`). */
+  readonly deadReason?: DeadLetterReason;
+  /** When the current lease ends (state `in_flight`, RFC 3339). */
+  readonly leaseUntil?: string;
+  /** When it may run next (state `retrying`, RFC 3339). */
+  readonly availableAt?: string;
+  /** Last change (RFC 3339), where the transport knows. */
+  readonly updatedAt?: string;
+  /** Why this delivery's stored state cannot be read in full, if it cannot. */
+  readonly damaged?: string;
+}
+
+/** An event with what it caused, recursively. */
+export interface CausationNode {
+  readonly event: StoredEvent;
+  readonly caused: readonly CausationNode[];
+}
+
+/** Answer of {@link Inspector.causation}. */
+export interface CausationTree {
+  /** The chain of causes, oldest first, ending with the event's direct cause (empty for a root). */
+  readonly causes: readonly StoredEvent[];
+  /** The event itself and everything it caused, to `depth`. */
+  readonly root: CausationNode;
+  /** True when the tree was cut at `depth` or `limit`. */
+  readonly truncated: boolean;
+}
+
+/** Options of {@link Inspector.counts}. */
+export interface CountQuery {
+  readonly since: TimeInput;
+  /** @defaultValue now */
+  readonly until?: TimeInput;
+  /** Bucket width in ms. @defaultValue 60_000 */
+  readonly bucketMs?: number;
+  /** Only these types. */
+  readonly types?: readonly string[];
+}
+
+/** Events stored per type per time bucket. */
+export interface EventCounts {
+  readonly bucketMs: number;
+  /** Buckets in time order, including empty ones; `start` is RFC 3339. */
+  readonly buckets: readonly {
+    readonly start: string;
+    readonly counts: Readonly<Record<string, number>>;
+  }[];
+  /** Sum over the buckets, per type. */
+  readonly totals: Readonly<Record<string, number>>;
+}
+
+/** A daemon's latest heartbeat as stored, with its age. */
+export interface HeartbeatInfo extends Omit<DaemonHeartbeat, "health" | "stats" | "status"> {
+  readonly status: string;
+  /** JSON-safe health report (a `HealthCheckResult` when written by a `DaemonManager`). */
+  readonly health: unknown;
+  /** JSON-safe counters (`DaemonStats`). */
+  readonly stats: unknown;
+  /** ms since `at`. */
+  readonly ageMs: number;
+  /** Why the stored heartbeat cannot be read in full, if it cannot. */
+  readonly damaged?: string;
+}
+
+/** Where a dead letter is in its life. */
+export type DeadLetterStatus =
+  "pending_retry" | "retrying" | "replayed" | "permanently_failed" | "purged";
+
+/** A stored dead letter. */
+export interface DeadLetterInfo {
+  /** The store's id of the record (a string on every transport). */
+  readonly id: string;
+  readonly eventId: string;
+  readonly eventType: string;
+  readonly subscriber: string;
+  /** `"router"` for in-process handlers, else the transport name. */
+  readonly origin: string;
+  readonly reason: DeadLetterReason;
+  readonly status: DeadLetterStatus;
+  readonly error: SerializedError;
+  readonly attempts: number;
+  readonly replays: number;
+  readonly firstFailedAt: string;
+  readonly lastFailedAt: string;
+  readonly replayedAt?: string;
+  /** When a retry daemon may replay it next (RFC 3339): only meaningful while one runs. */
+  readonly nextRetryAt?: string;
+  /** The original envelope; absent once purged or when damaged. */
+  readonly envelope?: Envelope;
+  readonly damaged?: string;
+}
+
+/** Filter of the dead-letter reads and actions. */
+export interface DeadLetterFilter {
+  /** One record. */
+  readonly id?: string;
+  readonly type?: string;
+  readonly subscriber?: string;
+  readonly reason?: DeadLetterReason;
+  readonly status?: DeadLetterStatus | readonly DeadLetterStatus[];
+  /** Last failed at or after. */
+  readonly since?: TimeInput;
+  /** Last failed before. */
+  readonly before?: TimeInput;
+}
+
+/** Options of {@link Inspector.deadLetters}. */
+export interface DeadLetterListQuery extends DeadLetterFilter {
+  /** @defaultValue 100 */
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+/** One page of dead letters, newest first. */
+export interface DeadLetterPage {
+  readonly deadLetters: readonly DeadLetterInfo[];
+  readonly next?: string;
+}
+
+/** Dead-letter depth, by reason, type and subscriber. */
+export interface DeadLetterCounts {
+  /** Records that still need attention (not replayed, not purged). */
+  readonly depth: number;
+  readonly byStatus: Readonly<Partial<Record<DeadLetterStatus, number>>>;
+  readonly byReason: Readonly<Partial<Record<DeadLetterReason, number>>>;
+  readonly byType: Readonly<Record<string, number>>;
+  readonly bySubscriber: Readonly<Record<string, number>>;
+  /** Age of the oldest record in the depth, in ms. */
+  readonly oldestAgeMs?: number;
+}
+
+/** What a driver's inspector and admin can do: tools ask instead of failing oddly. */
+export interface Capabilities {
+  /** Per-subscriber delivery detail of one event (attempts, last error). */
+  readonly deliveries: boolean;
+  /** Heartbeats are stored where the inspector can read them. */
+  readonly heartbeats: boolean;
+  /** Dead letters are stored where the inspector can read them. */
+  readonly deadLetters: boolean;
+  /** `admin().replay`. */
+  readonly replay: boolean;
+  /** `admin().purge`. */
+  readonly purge: boolean;
+  /** `admin().clearPending`. */
+  readonly clearPending: boolean;
+  /** `admin().backup` (and a backup before every destructive action). */
+  readonly backup: boolean;
+}
+
+/**
+ * The read side of a transport, the same on every transport: what the CLI, the dashboard and the
+ * metrics endpoint ask. Read-only and async; it never changes what it reads.
+ */
+export interface Inspector extends AsyncDisposable {
+  /** The transport's name (`"sqlite"`, `"nats"`, `"memory"`). */
+  readonly transport: string;
+  readonly capabilities: Capabilities;
+  /** Every registered subscriber with its backlog (see {@link SubscriberBacklog}). */
+  subscribers(options?: { readonly signal?: AbortSignal }): Promise<SubscriberBacklog[]>;
+  /** Events, filtered and paged. */
+  events(query?: EventQuery & { readonly signal?: AbortSignal }): Promise<EventPage>;
+  /** One event by id. */
+  event(id: string, options?: { readonly signal?: AbortSignal }): Promise<StoredEvent | undefined>;
+  /** One event's delivery to every subscriber registered for its type. */
+  deliveries(id: string, options?: { readonly signal?: AbortSignal }): Promise<DeliveryInfo[]>;
+  /** What caused an event and what it caused; `undefined` for an unknown id. */
+  causation(
+    id: string,
+    options?: {
+      /** Levels of effects. @defaultValue 10 */
+      readonly depth?: number;
+      /** Events in the tree at most. @defaultValue 1000 */
+      readonly limit?: number;
+      readonly signal?: AbortSignal;
+    },
+  ): Promise<CausationTree | undefined>;
+  /** Events stored per type per time bucket. */
+  counts(query: CountQuery & { readonly signal?: AbortSignal }): Promise<EventCounts>;
+  /** Every daemon's latest heartbeat. Empty when `capabilities.heartbeats` is false. */
+  heartbeats(options?: { readonly signal?: AbortSignal }): Promise<HeartbeatInfo[]>;
+  /** Dead letters, newest first. Empty when `capabilities.deadLetters` is false. */
+  deadLetters(
+    query?: DeadLetterListQuery & { readonly signal?: AbortSignal },
+  ): Promise<DeadLetterPage>;
+  /** One dead letter by id. */
+  deadLetter(
+    id: string,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<DeadLetterInfo | undefined>;
+  /** Dead-letter depth and its breakdowns. */
+  deadLetterCounts(options?: { readonly signal?: AbortSignal }): Promise<DeadLetterCounts>;
+  /** Release connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link Admin.replay}. */
+export interface ReplayOptions {
+  /** Count what would be replayed; change nothing. @defaultValue false */
+  readonly dryRun?: boolean;
+  /** Also replay records replayed before (status `replayed`). @defaultValue false */
+  readonly again?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link Admin.replay} did. */
+export interface ReplayResult {
+  readonly dryRun: boolean;
+  readonly matched: number;
+  readonly replayed: readonly string[];
+  /** Not replayed, with why (replayed before without `again`, claimed by another replayer, purged). */
+  readonly skipped: readonly { readonly id: string; readonly reason: string }[];
+  readonly failed: readonly { readonly id: string; readonly error: string }[];
+  /** With `dryRun`: the ids that would be replayed. */
+  readonly wouldReplay: readonly string[];
+}
+
+/** Options of {@link Admin.purge}. */
+export interface PurgeOptions {
+  readonly dryRun?: boolean;
+  /** Purge everything (no filter). @defaultValue false */
+  readonly all?: boolean;
+  /** Delete outright instead of keeping tombstones, where the transport distinguishes. @defaultValue false */
+  readonly hard?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** What a destructive action did. */
+export interface ActionResult {
+  readonly dryRun: boolean;
+  /** Records (or deliveries) matched / changed. */
+  readonly count: number;
+  /** The backup taken first, where the transport supports backups. */
+  readonly backup?: string;
+}
+
+/** Options of {@link Admin.backup}. */
+export interface BackupOptions {
+  /** Directory for the backup. @defaultValue the transport's (next to the database for SQLite) */
+  readonly dir?: string;
+  /** Backups kept in `dir`; older ones are removed after a new one is written. @defaultValue 10 */
+  readonly keep?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Operator actions on a transport. Which are supported is in the driver's
+ * {@link Capabilities}; an unsupported one rejects with `UnsupportedOperationError`.
+ */
+export interface Admin {
+  /** Hand dead letters back to the subscriber that failed them (exclusive per record). */
+  replay(filter: DeadLetterFilter, options?: ReplayOptions): Promise<ReplayResult>;
+  /** Remove dead letters (backing up first where supported). At least one filter or `all`. */
+  purge(filter: DeadLetterFilter, options?: PurgeOptions): Promise<ActionResult>;
+  /** Drop the backlog of pending deliveries (backing up first). */
+  clearPending(
+    filter: { readonly subscriber?: string; readonly type?: string },
+    options?: {
+      readonly dryRun?: boolean;
+      readonly backup?: BackupOptions;
+      readonly signal?: AbortSignal;
+    },
+  ): Promise<ActionResult>;
+  /** Take a consistent backup; resolves to its path. */
+  backup(options?: BackupOptions): Promise<string>;
+}

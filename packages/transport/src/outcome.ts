@@ -1,0 +1,143 @@
+import { EventValidationError, type Envelope } from "@switchyard/event-schema";
+import { type BackoffOptions, backoffDelay } from "./backoff";
+import {
+  DeliveryAbandonedError,
+  HandlerTimeoutError,
+  UnrecoverableError,
+  serializeError,
+} from "./errors";
+import type { DeadLetterReason, DeadLetterRecord } from "./transport";
+
+/** Whether retrying cannot help: `UnrecoverableError`, or a payload that fails its schema. */
+export function isUnrecoverable(error: unknown): boolean {
+  return error instanceof UnrecoverableError || error instanceof EventValidationError;
+}
+
+/** Classify why a delivery failed for good. */
+export function deadLetterReason(error: unknown): DeadLetterReason {
+  const root =
+    error instanceof UnrecoverableError && error.cause instanceof EventValidationError
+      ? error.cause
+      : error;
+  if (root instanceof EventValidationError) return "invalid_payload";
+  if (error instanceof UnrecoverableError) return "unrecoverable";
+  if (error instanceof HandlerTimeoutError) return "timeout";
+  return "max_attempts";
+}
+
+/** The end of one attempt: the handler returned, or it threw (or could not be run). */
+export type AttemptResult =
+  { readonly failed: false } | { readonly failed: true; readonly error: unknown };
+
+/** What {@link runAttempt} needs to know about the delivery. */
+export interface AttemptInput {
+  readonly subscriber: string;
+  readonly envelope: Envelope;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** Why the stored event could not be decoded, if it could not: the attempt fails with it, unrun. */
+  readonly undecodable?: Error | undefined;
+}
+
+/**
+ * Run one attempt of a delivery. The handler is not run when the stored event cannot be decoded,
+ * or when `attempt > maxAttempts` — every earlier attempt lost its lease without an outcome (the
+ * handler crashed its process or hung) — which fails with {@link DeliveryAbandonedError}. The
+ * handler's return value is ignored (only a thenable is awaited, by the caller's `handler`).
+ */
+export async function runAttempt(
+  input: AttemptInput,
+  handler: () => unknown,
+): Promise<AttemptResult> {
+  if (input.undecodable) return { failed: true, error: input.undecodable };
+  if (input.attempt > input.maxAttempts) {
+    return {
+      failed: true,
+      error: new DeliveryAbandonedError(input.subscriber, input.envelope.id, input.attempt - 1),
+    };
+  }
+  try {
+    await handler();
+    return { failed: false };
+  } catch (error) {
+    return { failed: true, error };
+  }
+}
+
+/** What a transport does with a delivery whose lease it still holds. */
+export type Outcome =
+  | { readonly kind: "ack" }
+  | {
+      readonly kind: "retry";
+      /** Delay before the next attempt, from {@link backoffDelay}. */
+      readonly delayMs: number;
+      readonly error: unknown;
+    }
+  | {
+      readonly kind: "dead_letter";
+      readonly reason: DeadLetterReason;
+      readonly error: unknown;
+    };
+
+/** The settings {@link decideOutcome} applies. */
+export interface OutcomePolicy {
+  readonly maxAttempts: number;
+  readonly backoff?: BackoffOptions | undefined;
+}
+
+/**
+ * The one outcome rule of every transport, for an attempt whose lease is still held: success →
+ * ack; an unrecoverable error (see {@link isUnrecoverable}) or the last allowed attempt → dead
+ * letter; anything else → retry after `backoffDelay(attempt)`.
+ *
+ * Two cases stay with the transport, which alone knows them: an attempt that lost its lease
+ * meanwhile has no outcome (it is discarded), and a delivery requeued while the attempt ran is run
+ * again with fresh attempts instead of being dead-lettered. When the dead-letter sink fails, the
+ * transport keeps the delivery and retries it after {@link retryDelay}.
+ */
+export function decideOutcome(
+  result: AttemptResult,
+  attempt: number,
+  policy: OutcomePolicy,
+): Outcome {
+  if (!result.failed) return { kind: "ack" };
+  const { error } = result;
+  if (isUnrecoverable(error) || attempt >= policy.maxAttempts)
+    return { kind: "dead_letter", reason: deadLetterReason(error), error };
+  return { kind: "retry", delayMs: backoffDelay(attempt, policy.backoff), error };
+}
+
+/** The delay before attempt `attempt + 1`, when a delivery is kept (e.g. the dead-letter sink failed). */
+export function retryDelay(attempt: number, policy: Pick<OutcomePolicy, "backoff">): number {
+  return backoffDelay(attempt, policy.backoff);
+}
+
+/** What {@link deadLetterRecord} builds a record from. */
+export interface DeadLetterInput {
+  readonly envelope: Envelope;
+  readonly subscriber: string;
+  /** The attempts made, the last one included. */
+  readonly attempts: number;
+  /** The last error. */
+  readonly error: unknown;
+  /** Where it failed: `"router"` or the transport name. */
+  readonly origin: string;
+  /** @defaultValue classified from `error` by {@link deadLetterReason} */
+  readonly reason?: DeadLetterReason;
+  /** @defaultValue now */
+  readonly failedAt?: Date;
+}
+
+/** Build the {@link DeadLetterRecord} of a delivery that failed for good: the one place it is built. */
+export function deadLetterRecord(input: DeadLetterInput): DeadLetterRecord {
+  return {
+    envelope: input.envelope,
+    subscriber: input.subscriber,
+    reason: input.reason ?? deadLetterReason(input.error),
+    attempts: input.attempts,
+    error: serializeError(input.error),
+    failedAt: (input.failedAt ?? new Date()).toISOString(),
+    origin: input.origin,
+  };
+}
