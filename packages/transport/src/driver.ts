@@ -83,8 +83,11 @@ export interface Driver extends AsyncDisposable {
   /** The target, for messages (credentials removed). */
   readonly target: string;
   readonly capabilities: Capabilities;
-  /** The transport (throws `UnsupportedOperationError` when opened `readOnly`). */
-  transport(): Transport;
+  /**
+   * The transport, created on the first call with these options (later calls return the same
+   * one). Throws `UnsupportedOperationError` when the driver was opened `readOnly`.
+   */
+  transport(options?: DriverTransportOptions): Transport;
   /** Where a `DaemonManager` writes heartbeats that {@link Inspector.heartbeats} reads. */
   heartbeatSink(): HeartbeatSink;
   /** The durable dead-letter sink, where the transport has one. */
@@ -95,6 +98,17 @@ export interface Driver extends AsyncDisposable {
   admin(): Admin;
   /** Close every part opened. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Options of {@link Driver.transport}; drivers accept their transport's own options too. */
+export interface DriverTransportOptions {
+  /** Where exhausted deliveries go. @defaultValue the driver's own durable sink, where it has one */
+  readonly deadLetter?: DeadLetterSink;
+  readonly logger?: Logger;
+  /** How long `close()` waits for in-flight handlers. @defaultValue the transport's */
+  readonly drainTimeoutMs?: number;
+  /** Transport-specific options (e.g. NATS `replicas`, `retention`), passed through. */
+  readonly [option: string]: unknown;
 }
 
 /** A driver implementation, registered by scheme. */

@@ -78,6 +78,12 @@ export type {
   TimeInput,
 } from "./inspector";
 export { UnknownTargetError, openDriver, parseTarget } from "./driver";
-export type { Driver, DriverFactory, DriverOpenOptions, Target } from "./driver";
+export type {
+  Driver,
+  DriverFactory,
+  DriverOpenOptions,
+  DriverTransportOptions,
+  Target,
+} from "./driver";
 export { MemoryStore, MemoryTransport, memoryTransport } from "./memory-transport";
 export type { MemoryTransportOptions } from "./memory-transport";
