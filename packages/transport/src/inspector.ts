@@ -320,6 +320,8 @@ export interface PurgeOptions {
   readonly all?: boolean;
   /** Delete outright instead of keeping tombstones, where the transport distinguishes. @defaultValue false */
   readonly hard?: boolean;
+  /** Where and how many backups are kept (the backup taken before purging). @defaultValue the transport's */
+  readonly backup?: BackupOptions;
   readonly signal?: AbortSignal;
 }
 
