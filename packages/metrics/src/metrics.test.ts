@@ -1,0 +1,297 @@
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import type {
+  DeadLetterCounts,
+  EventCounts,
+  HeartbeatInfo,
+  Inspector,
+  SubscriberBacklog,
+} from "@switchyard/transport";
+import { afterEach, describe, expect, it } from "vitest";
+import { createMetrics } from "./metrics";
+
+/** What the scripted inspector answers; change it between scrapes. */
+interface State {
+  subscribers: SubscriberBacklog[];
+  totals: Record<string, number>;
+  letters: DeadLetterCounts;
+  beats: HeartbeatInfo[];
+  fail?: Error;
+  hang?: boolean;
+}
+
+/**
+ * An inspector answering from `state`: the metrics module is a pure function of what an inspector
+ * reports, so this isolates its naming, labels and failure handling. (The drivers' own inspectors
+ * are checked against real stores by the testkit's inspector suite.)
+ */
+function scripted(state: State): Inspector & { reads: number } {
+  const answer = async <T>(value: () => T, signal?: AbortSignal): Promise<T> => {
+    if (state.fail) throw state.fail;
+    if (state.hang)
+      await new Promise((_, reject) =>
+        signal?.addEventListener("abort", () => reject(signal.reason), { once: true }),
+      );
+    return value();
+  };
+  const inspector = {
+    transport: "scripted",
+    reads: 0,
+    capabilities: {
+      deliveries: true,
+      heartbeats: true,
+      deadLetters: true,
+      replay: false,
+      purge: false,
+      clearPending: false,
+      backup: false,
+    },
+    subscribers: (o?: { signal?: AbortSignal }) => {
+      inspector.reads++;
+      return answer(() => state.subscribers, o?.signal);
+    },
+    counts: (q: { bucketMs?: number; signal?: AbortSignal }) =>
+      answer(
+        (): EventCounts => ({ bucketMs: q.bucketMs ?? 60_000, buckets: [], totals: state.totals }),
+        q.signal,
+      ),
+    deadLetterCounts: (o?: { signal?: AbortSignal }) => answer(() => state.letters, o?.signal),
+    heartbeats: (o?: { signal?: AbortSignal }) => answer(() => state.beats, o?.signal),
+    events: async () => ({ events: [] }),
+    event: async () => undefined,
+    deliveries: async () => [],
+    causation: async () => undefined,
+    deadLetters: async () => ({ deadLetters: [] }),
+    deadLetter: async () => undefined,
+    close: async () => {},
+    [Symbol.asyncDispose]: async () => {},
+  };
+  return inspector;
+}
+
+const backlog = (subscriber: string, n: Partial<SubscriberBacklog> = {}): SubscriberBacklog => ({
+  subscriber,
+  types: ["T"],
+  ephemeral: false,
+  pending: 0,
+  inFlight: 0,
+  retrying: 0,
+  dead: 0,
+  lag: 0,
+  ...n,
+});
+
+const beat = (daemon: string, status: string, ageMs: number, restarts = 0): HeartbeatInfo => ({
+  daemon,
+  pid: 1,
+  host: "h",
+  status,
+  health: {},
+  stats: {},
+  restarts,
+  startedAt: null,
+  at: new Date().toISOString(),
+  ageMs,
+});
+
+function state(): State {
+  return {
+    subscribers: [
+      backlog("trainer", {
+        pending: 3,
+        inFlight: 1,
+        retrying: 2,
+        dead: 1,
+        lag: 6,
+        oldestPendingMs: 4500,
+      }),
+      backlog("waitFor-1", { ephemeral: true, pending: 9, lag: 9 }),
+    ],
+    totals: { TRAINING_COMPLETED: 12, MODEL_PROMOTED: 2 },
+    letters: {
+      depth: 4,
+      byStatus: { pending_retry: 4 },
+      byReason: { max_attempts: 3, invalid_payload: 1 },
+      byType: { TRAINING_COMPLETED: 4 },
+      bySubscriber: { trainer: 4 },
+      oldestAgeMs: 60_000,
+    },
+    beats: [beat("trainer", "running", 2_000, 1), beat("exporter", "crashed", 90_000)],
+  };
+}
+
+/** The value of one series in an exposition text, or undefined. */
+function value(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe("Prometheus metrics from an inspector", () => {
+  it("names the backlog, events, dead letters and daemon gauges with Prometheus conventions", async () => {
+    const text = await createMetrics(scripted(state())).metrics();
+    expect(value(text, "switchyard_up")).toBe(1);
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="trainer"}')).toBe(3);
+    expect(value(text, 'switchyard_subscriber_in_flight{subscriber="trainer"}')).toBe(1);
+    expect(value(text, 'switchyard_subscriber_retrying{subscriber="trainer"}')).toBe(2);
+    expect(value(text, 'switchyard_subscriber_dead{subscriber="trainer"}')).toBe(1);
+    expect(value(text, 'switchyard_subscriber_backlog{subscriber="trainer"}')).toBe(6);
+    expect(
+      value(text, 'switchyard_subscriber_oldest_pending_age_seconds{subscriber="trainer"}'),
+    ).toBe(4.5);
+    expect(text).not.toContain("waitFor-1"); // ephemeral subscribers add no series
+    expect(value(text, 'switchyard_events_window{type="TRAINING_COMPLETED"}')).toBe(12);
+    expect(value(text, "switchyard_events_window_seconds")).toBe(300);
+    expect(value(text, "switchyard_dead_letters")).toBe(4);
+    expect(value(text, 'switchyard_dead_letters_by_reason{reason="invalid_payload"}')).toBe(1);
+    expect(value(text, 'switchyard_dead_letters_by_type{type="TRAINING_COMPLETED"}')).toBe(4);
+    expect(value(text, 'switchyard_dead_letters_by_subscriber{subscriber="trainer"}')).toBe(4);
+    expect(value(text, "switchyard_dead_letters_oldest_age_seconds")).toBe(60);
+    expect(value(text, 'switchyard_daemon_heartbeat_age_seconds{daemon="exporter"}')).toBe(90);
+    expect(value(text, 'switchyard_daemon_state{daemon="exporter",state="crashed"}')).toBe(1);
+    expect(value(text, 'switchyard_daemon_state{daemon="exporter",state="running"}')).toBe(0);
+    expect(value(text, 'switchyard_daemon_restarts{daemon="trainer"}')).toBe(1);
+    expect(text).toContain("# TYPE switchyard_subscriber_backlog gauge");
+  });
+
+  it("drops the series of a subscriber that is gone, and reports up 0 without stale values when the inspector fails", async () => {
+    const s = state();
+    const metrics = createMetrics(scripted(s));
+    await metrics.metrics();
+    s.subscribers = [backlog("evaluator", { pending: 1, lag: 1 })];
+    let text = await metrics.metrics();
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="trainer"}')).toBeUndefined();
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="evaluator"}')).toBe(1);
+    s.fail = new Error("database is locked");
+    text = await metrics.metrics();
+    expect(value(text, "switchyard_up")).toBe(0);
+    expect(text).not.toContain('subscriber="evaluator"');
+  });
+
+  it("gives up on an inspector that hangs after timeoutMs, and shares one read between concurrent scrapes", async () => {
+    const s = state();
+    const inspector = scripted(s);
+    const metrics = createMetrics(inspector, { timeoutMs: 50 });
+    await Promise.all([metrics.metrics(), metrics.metrics(), metrics.metrics()]);
+    expect(inspector.reads).toBe(1);
+    s.hang = true;
+    expect(value(await metrics.metrics(), "switchyard_up")).toBe(0);
+  });
+
+  it("escapes hostile label values (a subscriber named with quotes, backslashes and newlines)", async () => {
+    const s = state();
+    s.subscribers = [backlog('evil"\\\nname', { pending: 2, lag: 2 })];
+    const text = await createMetrics(scripted(s)).metrics();
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="evil\\"\\\\\\nname"}')).toBe(2);
+  });
+
+  it("serves GET and HEAD at its path through a Fetch handler, 404 elsewhere and 405 for writes", async () => {
+    const handler = createMetrics(scripted(state()), { labels: { env: "test" } }).handler();
+    const ok = await handler(new Request("http://localhost/metrics"));
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("content-type")).toContain("text/plain");
+    expect(await ok.text()).toContain('switchyard_up{env="test"} 1');
+    expect(
+      (await handler(new Request("http://localhost/metrics", { method: "HEAD" }))).status,
+    ).toBe(200);
+    expect((await handler(new Request("http://localhost/other"))).status).toBe(404);
+    const post = await handler(new Request("http://localhost/metrics", { method: "POST" }));
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("GET, HEAD");
+  });
+
+  const promtool = spawnSync("promtool", ["--version"]).status === 0;
+  it.skipIf(!promtool && process.env.CI !== "true")("passes promtool check metrics", async () => {
+    const text = await createMetrics(scripted(state())).metrics();
+    const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+    expect(check.stderr + check.stdout).toBe("");
+    expect(check.status).toBe(0);
+  });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const prometheus = spawnSync("prometheus", ["--version"]).status === 0;
+if (!prometheus)
+  console.log(
+    "skipping the Prometheus scrape test: no prometheus binary (apt-get install prometheus)",
+  );
+
+describe.skipIf(!prometheus && process.env.CI !== "true")(
+  "scraped by a real Prometheus",
+  { tags: ["slow"] },
+  () => {
+    const cleanups: (() => unknown)[] = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    });
+
+    it("Prometheus scrapes the endpoint and answers the backlog through its HTTP API", async () => {
+      const s = state();
+      const metrics = createMetrics(scripted(s));
+      const appPort = await freePort();
+      const server = serve({ fetch: metrics.handler(), port: appPort, hostname: "127.0.0.1" });
+      cleanups.push(() => new Promise((r) => server.close(r)));
+      const dir = mkdtempSync(join(tmpdir(), "prom-"));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      writeFileSync(
+        join(dir, "prometheus.yml"),
+        `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: switchyard\n    static_configs:\n      - targets: ["127.0.0.1:${appPort}"]\n`,
+      );
+      const promPort = await freePort();
+      const child = spawn(
+        "prometheus",
+        [
+          `--config.file=${join(dir, "prometheus.yml")}`,
+          `--storage.tsdb.path=${join(dir, "data")}`,
+          `--web.listen-address=127.0.0.1:${promPort}`,
+        ],
+        { stdio: "ignore" },
+      );
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            child.once("exit", () => resolve());
+            child.kill("SIGTERM");
+          }),
+      );
+      const query = async (q: string): Promise<number | undefined> => {
+        try {
+          const response = await fetch(
+            `http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`,
+          );
+          const body = (await response.json()) as {
+            data?: { result?: { value: [number, string] }[] };
+          };
+          const first = body.data?.result?.[0];
+          return first ? Number(first.value[1]) : undefined;
+        } catch {
+          return undefined; // not up yet
+        }
+      };
+      const deadline = Date.now() + 60_000;
+      let seen: number | undefined;
+      while (Date.now() < deadline) {
+        seen = await query('switchyard_subscriber_backlog{subscriber="trainer"}');
+        if (seen !== undefined) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(seen).toBe(6);
+      expect(await query('switchyard_dead_letters_by_reason{reason="max_attempts"}')).toBe(3);
+      expect(await query('up{job="switchyard"}')).toBe(1);
+    }, 90_000);
+  },
+);

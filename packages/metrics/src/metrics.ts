@@ -1,0 +1,278 @@
+import type { DaemonRunState, Inspector } from "@switchyard/transport";
+import { Gauge, Registry } from "prom-client";
+
+/** Options of {@link createMetrics}. */
+export interface MetricsOptions {
+  /** Prefix of every metric name. @defaultValue `"switchyard_"` */
+  readonly prefix?: string;
+  /**
+   * The window `switchyard_events_window` counts events over, in ms. Events stored per type are a
+   * gauge over this window (a transport keeps events for its retention only, so an all-time counter
+   * could go down after pruning). @defaultValue 300_000 (5 minutes)
+   */
+  readonly eventsWindowMs?: number;
+  /** Longest a scrape waits for the inspector before it reports `switchyard_up 0`. @defaultValue 10_000 */
+  readonly timeoutMs?: number;
+  /** Labels added to every metric (e.g. `{ env: "prod" }`). @defaultValue none */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Clock, for tests. @defaultValue Date.now */
+  readonly now?: () => number;
+}
+
+/** The defaults of {@link MetricsOptions}. */
+export const defaultMetricsOptions = Object.freeze({
+  prefix: "switchyard_",
+  eventsWindowMs: 300_000,
+  timeoutMs: 10_000,
+});
+
+/** Daemon states reported by `switchyard_daemon_state`, one series each (the Prometheus enum pattern). */
+export const DAEMON_STATES: readonly DaemonRunState[] = Object.freeze([
+  "starting",
+  "running",
+  "stopping",
+  "stopped",
+  "crashed",
+  "failed",
+]);
+
+/** Prometheus metrics of one transport, read from its inspector at each scrape. */
+export interface SwitchyardMetrics {
+  /** The prom-client registry holding the metrics (register more of your own if you like). */
+  readonly registry: Registry;
+  /** The `Content-Type` of {@link SwitchyardMetrics.metrics}'s text. */
+  readonly contentType: string;
+  /**
+   * Read the inspector once and return the exposition text. Concurrent calls share one read. When
+   * the inspector fails or times out, `switchyard_up` is 0 and the other series are left out
+   * rather than reported stale.
+   */
+  metrics(options?: { readonly signal?: AbortSignal }): Promise<string>;
+  /**
+   * A Fetch API handler serving the metrics at `path` (GET and HEAD; 405 for other methods,
+   * 404 for other paths): mount it in Hono, Node's http server (via `@hono/node-server`), Bun or Deno.
+   */
+  handler(options?: { readonly path?: string }): (request: Request) => Promise<Response>;
+}
+
+/**
+ * Prometheus metrics of a Switchyard event system, from any transport's {@link Inspector}: no
+ * change to any daemon. Names, labels and cardinality are listed in docs/observability.md.
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * const driver = await openDriver("data/coordination/coordination.db", { drivers: [sqliteDriver], readOnly: true });
+ * const metrics = createMetrics(driver.inspector());
+ * console.log(await metrics.metrics()); // switchyard_subscriber_lag{subscriber="trainer"} 3 …
+ * ```
+ */
+export function createMetrics(
+  inspector: Inspector,
+  options: MetricsOptions = {},
+): SwitchyardMetrics {
+  const prefix = options.prefix ?? defaultMetricsOptions.prefix;
+  const windowMs = options.eventsWindowMs ?? defaultMetricsOptions.eventsWindowMs;
+  const timeoutMs = options.timeoutMs ?? defaultMetricsOptions.timeoutMs;
+  const now = options.now ?? Date.now;
+  const registry = new Registry();
+  if (options.labels) registry.setDefaultLabels({ ...options.labels });
+
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Gauge<L>({ name: `${prefix}${name}`, help, labelNames, registers: [registry] });
+
+  const up = gauge("up", "1 when the last scrape read the transport's inspector, else 0.");
+  const scrapeSeconds = gauge(
+    "scrape_duration_seconds",
+    "How long reading the inspector took during the last scrape.",
+  );
+  const sub = ["subscriber"] as const;
+  const pending = gauge(
+    "subscriber_pending",
+    "Deliveries never attempted yet (including events behind the subscriber's cursor).",
+    sub,
+  );
+  const inFlight = gauge(
+    "subscriber_in_flight",
+    "Deliveries whose attempt runs now under a live lease.",
+    sub,
+  );
+  const retrying = gauge(
+    "subscriber_retrying",
+    "Deliveries attempted at least once and waiting to run again (backoff or expired lease).",
+    sub,
+  );
+  const dead = gauge("subscriber_dead", "Deliveries dead-lettered and not replayed since.", sub);
+  const lag = gauge(
+    "subscriber_backlog",
+    "Deliveries not settled: pending + in flight + retrying.",
+    sub,
+  );
+  const oldest = gauge(
+    "subscriber_oldest_pending_age_seconds",
+    "Age, from publish, of the oldest pending or retrying event (0 when none).",
+    sub,
+  );
+  const events = gauge(
+    "events_window",
+    "Events stored per type during the last window (see switchyard_events_window_seconds).",
+    ["type"],
+  );
+  const windowSeconds = gauge(
+    "events_window_seconds",
+    "The window switchyard_events_window counts over.",
+  );
+  const dlDepth = gauge(
+    "dead_letters",
+    "Dead letters that still need attention (not replayed, not purged).",
+  );
+  const dlByType = gauge(
+    "dead_letters_by_type",
+    "Dead letters needing attention, per event type.",
+    ["type"],
+  );
+  const dlByReason = gauge(
+    "dead_letters_by_reason",
+    "Dead letters needing attention, per reason.",
+    ["reason"],
+  );
+  const dlBySubscriber = gauge(
+    "dead_letters_by_subscriber",
+    "Dead letters needing attention, per subscriber.",
+    sub,
+  );
+  const dlOldest = gauge(
+    "dead_letters_oldest_age_seconds",
+    "Age of the oldest dead letter needing attention (0 when none).",
+  );
+  const hbAge = gauge(
+    "daemon_heartbeat_age_seconds",
+    "Seconds since the daemon's last heartbeat.",
+    ["daemon"],
+  );
+  const hbState = gauge(
+    "daemon_state",
+    "1 for the daemon's state in its last heartbeat, 0 for the others.",
+    ["daemon", "state"],
+  );
+  const hbRestarts = gauge(
+    "daemon_restarts",
+    "Restarts after crashes since the daemon's manager started.",
+    ["daemon"],
+  );
+
+  const all = [
+    pending,
+    inFlight,
+    retrying,
+    dead,
+    lag,
+    oldest,
+    events,
+    windowSeconds,
+    dlDepth,
+    dlByType,
+    dlByReason,
+    dlBySubscriber,
+    dlOldest,
+    hbAge,
+    hbState,
+    hbRestarts,
+  ];
+
+  async function collect(signal: AbortSignal): Promise<void> {
+    const started = now();
+    const caps = inspector.capabilities;
+    const [subscribers, counts, letters, beats] = await Promise.all([
+      inspector.subscribers({ signal }),
+      inspector.counts({ since: started - windowMs, until: started, bucketMs: windowMs, signal }),
+      caps.deadLetters ? inspector.deadLetterCounts({ signal }) : undefined,
+      caps.heartbeats ? inspector.heartbeats({ signal }) : [],
+    ]);
+    for (const g of all) g.reset();
+    for (const s of subscribers) {
+      if (s.ephemeral) continue; // throwaway subscribers would only add churning series
+      const labels = { subscriber: s.subscriber };
+      pending.set(labels, s.pending);
+      inFlight.set(labels, s.inFlight);
+      retrying.set(labels, s.retrying);
+      dead.set(labels, s.dead);
+      lag.set(labels, s.lag);
+      oldest.set(labels, (s.oldestPendingMs ?? 0) / 1000);
+    }
+    windowSeconds.set(windowMs / 1000);
+    for (const [type, n] of Object.entries(counts.totals)) events.set({ type }, n);
+    if (letters) {
+      dlDepth.set(letters.depth);
+      for (const [type, n] of Object.entries(letters.byType)) dlByType.set({ type }, n);
+      for (const [reason, n] of Object.entries(letters.byReason))
+        dlByReason.set({ reason }, n ?? 0);
+      for (const [subscriber, n] of Object.entries(letters.bySubscriber))
+        dlBySubscriber.set({ subscriber }, n);
+      dlOldest.set((letters.oldestAgeMs ?? 0) / 1000);
+    }
+    for (const beat of beats) {
+      hbAge.set({ daemon: beat.daemon }, Math.max(0, beat.ageMs) / 1000);
+      for (const state of DAEMON_STATES)
+        hbState.set({ daemon: beat.daemon, state }, beat.status === state ? 1 : 0);
+      if (typeof beat.restarts === "number") hbRestarts.set({ daemon: beat.daemon }, beat.restarts);
+    }
+    scrapeSeconds.set((now() - started) / 1000);
+  }
+
+  let running: Promise<void> | undefined;
+  async function scrape(signal?: AbortSignal): Promise<void> {
+    running ??= (async () => {
+      const controller = new AbortController();
+      const timer = setTimeout(
+        () => controller.abort(new Error(`the inspector did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      try {
+        await collect(controller.signal);
+        up.set(1);
+      } catch {
+        for (const g of all) g.reset();
+        up.set(0);
+      } finally {
+        clearTimeout(timer);
+        running = undefined;
+      }
+    })();
+    const shared = running;
+    if (!signal) return shared;
+    signal.throwIfAborted();
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      shared.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    async metrics(opts = {}) {
+      await scrape(opts.signal);
+      return registry.metrics();
+    },
+    handler(opts = {}) {
+      const path = opts.path ?? "/metrics";
+      return async (request) => {
+        const url = new URL(request.url);
+        if (url.pathname !== path) return new Response("Not Found\n", { status: 404 });
+        if (request.method !== "GET" && request.method !== "HEAD")
+          return new Response("Method Not Allowed\n", {
+            status: 405,
+            headers: { allow: "GET, HEAD" },
+          });
+        await scrape(request.signal);
+        const body = await registry.metrics();
+        return new Response(request.method === "HEAD" ? null : body, {
+          status: 200,
+          headers: { "content-type": registry.contentType, "cache-control": "no-store" },
+        });
+      };
+    },
+  };
+}
