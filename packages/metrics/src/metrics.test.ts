@@ -11,6 +11,7 @@ import type {
   Inspector,
   SubscriberBacklog,
 } from "@switchyard/transport";
+import { abortReason } from "@switchyard/transport";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMetrics } from "./metrics";
 
@@ -34,7 +35,7 @@ function scripted(state: State): Inspector & { reads: number } {
     if (state.fail) throw state.fail;
     if (state.hang)
       await new Promise((_, reject) =>
-        signal?.addEventListener("abort", () => reject(signal.reason), { once: true }),
+        signal?.addEventListener("abort", () => reject(abortReason(signal)), { once: true }),
       );
     return value();
   };

@@ -1,4 +1,4 @@
-import type { DaemonRunState, Inspector } from "@switchyard/transport";
+import { type DaemonRunState, type Inspector, abortReason } from "@switchyard/transport";
 import { Gauge, Registry } from "prom-client";
 
 /** Options of {@link createMetrics}. */
@@ -243,7 +243,7 @@ export function createMetrics(
     if (!signal) return shared;
     signal.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
+      const onAbort = () => reject(abortReason(signal));
       signal.addEventListener("abort", onAbort, { once: true });
       shared.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
     });
