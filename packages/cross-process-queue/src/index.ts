@@ -49,3 +49,24 @@ export type { PruneResult } from "./retention";
 export type { PollerCounters } from "./poller";
 export { backupQueue, clearPending } from "./recovery";
 export type { ClearResult } from "./recovery";
+export { SqliteDeadLetterStore } from "./dead-letters";
+export type {
+  ClaimedDeadLetter,
+  DeadLetter,
+  DeadLetterQuery,
+  DeadLetterStats,
+  DeadLetterStatus,
+  DeadLetterStoreOptions,
+  PurgeOptions as DeadLetterPurgeOptions,
+  ReplayReport,
+  ReplayTarget,
+} from "./dead-letters";
+export { DLQ_SCHEMA_VERSION } from "./schema/dead-letters";
+export {
+  DeadLetterNotFoundError,
+  DeadLetterSchemaError,
+  DeadLetterStoreBusyError,
+  DeadLetterStoreFileError,
+  ReplayConflictError,
+  UnboundedPurgeError,
+} from "./dead-letter-errors";

@@ -20,7 +20,7 @@ import { z } from "zod";
 import type { Daemon } from "@switchyard/handler-base";
 import { replayTo } from "./replay";
 import { DlqRetryDaemon, type DlqRetryDaemonOptions } from "./retry-daemon";
-import { SqliteDeadLetterStore } from "./store";
+import { SqliteDeadLetterStore } from "@switchyard/cross-process-queue";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function until(check: () => boolean, timeoutMs = 5000) {

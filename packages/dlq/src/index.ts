@@ -1,4 +1,6 @@
-export { SqliteDeadLetterStore } from "./store";
+// The SQLite dead-letter store lives with the rest of the SQLite storage in
+// @switchyard/cross-process-queue; re-exported here so existing imports keep working.
+export { DLQ_SCHEMA_VERSION, SqliteDeadLetterStore } from "@switchyard/cross-process-queue";
 export type {
   ClaimedDeadLetter,
   DeadLetter,
@@ -6,20 +8,19 @@ export type {
   DeadLetterStats,
   DeadLetterStatus,
   DeadLetterStoreOptions,
-  PurgeOptions,
+  DeadLetterPurgeOptions as PurgeOptions,
   ReplayReport,
-} from "./store";
-export { replayTo } from "./replay";
-export type { ReplayTarget } from "./replay";
-export { DlqRetryDaemon } from "./retry-daemon";
-export type { DlqRetryDaemonOptions } from "./retry-daemon";
-export { DLQ_SCHEMA_VERSION } from "./schema";
+  ReplayTarget,
+} from "@switchyard/cross-process-queue";
 export {
   DeadLetterNotFoundError,
   DeadLetterSchemaError,
   DeadLetterStoreBusyError,
   DeadLetterStoreFileError,
   ReplayConflictError,
-  ReplayTargetMissingError,
   UnboundedPurgeError,
-} from "./errors";
+} from "@switchyard/cross-process-queue";
+export { replayTo } from "./replay";
+export { ReplayTargetMissingError } from "./errors";
+export { DlqRetryDaemon } from "./retry-daemon";
+export type { DlqRetryDaemonOptions } from "./retry-daemon";

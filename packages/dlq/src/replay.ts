@@ -1,15 +1,9 @@
-import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
+import type { AnyCatalog } from "@switchyard/event-schema";
 import type { Router, Transport } from "@switchyard/router";
 import { ReplayTargetMissingError } from "./errors";
-import type { DeadLetter } from "./store";
+import type { ReplayTarget } from "@switchyard/cross-process-queue";
 
-/**
- * Where a dead letter is delivered again: to the subscriber that failed it, only. Must reject with
- * `UnknownSubscriptionError` when that subscriber does not exist (any more).
- */
-export interface ReplayTarget {
-  replay(record: DeadLetter & { readonly envelope: Envelope }): Promise<void>;
-}
+export type { ReplayTarget };
 
 /**
  * Replay to where each dead letter came from: records from in-process handlers (`origin: "router"`)

@@ -8,8 +8,11 @@ import {
   type Router,
   backoffDelay,
 } from "@switchyard/router";
-import type { ReplayTarget } from "./replay";
-import type { ClaimedDeadLetter, SqliteDeadLetterStore } from "./store";
+import type {
+  ClaimedDeadLetter,
+  ReplayTarget,
+  SqliteDeadLetterStore,
+} from "@switchyard/cross-process-queue";
 
 /** Options of {@link DlqRetryDaemon}. `C` is the catalog of its router. */
 export interface DlqRetryDaemonOptions<C extends AnyCatalog = AnyCatalog> {

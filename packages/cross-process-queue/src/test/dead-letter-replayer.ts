@@ -1,7 +1,7 @@
 // Child process: claims due dead letters from a shared file and records which ids it replayed.
 // Starts only once every sibling is ready (a file barrier), so the processes really contend.
 import { appendFileSync, existsSync, writeFileSync } from "node:fs";
-import { SqliteDeadLetterStore } from "@switchyard/dlq";
+import { SqliteDeadLetterStore } from "../dead-letters";
 
 const [path, out, me, siblings] = process.argv.slice(2) as [string, string, string, string];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -3,11 +3,15 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEnvelope } from "@switchyard/event-schema";
-import type { DeadLetterRecord } from "@switchyard/router";
+import type { DeadLetterRecord } from "@switchyard/transport";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DeadLetterNotFoundError, DeadLetterStoreFileError, ReplayConflictError } from "./errors";
-import { SqliteDeadLetterStore } from "./store";
+import {
+  DeadLetterNotFoundError,
+  DeadLetterStoreFileError,
+  ReplayConflictError,
+} from "./dead-letter-errors";
+import { SqliteDeadLetterStore } from "./dead-letters";
 
 let dir: string;
 let path: string;

@@ -2,7 +2,7 @@
 // script would) and records which ids its target received. Starts only once every sibling is
 // ready (a file barrier), so the replays really run at the same instant.
 import { appendFileSync, existsSync, writeFileSync } from "node:fs";
-import { SqliteDeadLetterStore } from "@switchyard/dlq";
+import { SqliteDeadLetterStore } from "../dead-letters";
 
 const [path, out, me, siblings] = process.argv.slice(2) as [string, string, string, string];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createEnvelope } from "@switchyard/event-schema";
 import { describe, expect, it } from "vitest";
-import { SqliteDeadLetterStore } from "./store";
+import { SqliteDeadLetterStore } from "./dead-letters";
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, "../../..");
@@ -34,7 +34,7 @@ describe("replaying from two processes", { tags: ["slow"] }, () => {
           [
             "--import",
             "tsx",
-            "packages/dlq/src/test/replayer.ts",
+            "packages/cross-process-queue/src/test/dead-letter-replayer.ts",
             path,
             join(dir, `out-${i}.txt`),
             String(i),

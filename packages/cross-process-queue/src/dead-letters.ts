@@ -11,16 +11,24 @@ import {
   type Logger,
   serializeError,
   silentLogger,
-} from "@switchyard/router";
+} from "@switchyard/transport";
 import {
   DeadLetterNotFoundError,
   DeadLetterStoreBusyError,
   DeadLetterStoreFileError,
   ReplayConflictError,
   UnboundedPurgeError,
-} from "./errors";
-import type { ReplayTarget } from "./replay";
-import { migrateDeadLetters } from "./schema";
+} from "./dead-letter-errors";
+import { migrateDeadLetters } from "./schema/dead-letters";
+
+/**
+ * Where a dead letter is delivered again: to the subscriber that failed it, only. Must reject with
+ * `UnknownSubscriptionError` when that subscriber does not exist (any more). `@switchyard/dlq`'s
+ * `replayTo({ router, transport })` builds one.
+ */
+export interface ReplayTarget {
+  replay(record: DeadLetter & { readonly envelope: Envelope }): Promise<void>;
+}
 
 /** Where a dead letter is in its life. */
 export type DeadLetterStatus =

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { DeadLetterSchemaError } from "./errors";
+import { DeadLetterSchemaError } from "../dead-letter-errors";
 
 /** Forward-only migrations of the `dead_letters` table, versioned in `switchyard_schema`. */
 const migrations: readonly { version: number; sql: string }[] = [
