@@ -84,3 +84,23 @@ describe("the outcome policy", () => {
     });
   });
 });
+
+describe("keyed jitter", () => {
+  it("gives one delivery the same retry delay wherever the policy is applied, and spreads different events", () => {
+    const jittery = { maxAttempts: 5, backoff: { initialMs: 1000, jitter: 0.5 } };
+    const failed = { failed: true as const, error: new Error("x") };
+    const a = decideOutcome(failed, 2, jittery, "event-a");
+    expect(decideOutcome(failed, 2, jittery, "event-a")).toEqual(a);
+    const delays = new Set(
+      Array.from({ length: 50 }, (_, i) => {
+        const o = decideOutcome(failed, 2, jittery, `event-${i}`);
+        return o.kind === "retry" ? o.delayMs : -1;
+      }),
+    );
+    expect(delays.size).toBeGreaterThan(40);
+    for (const d of delays) {
+      expect(d).toBeGreaterThanOrEqual(1000); // attempt 2: 2000 ms ± 50 %
+      expect(d).toBeLessThanOrEqual(3000);
+    }
+  });
+});

@@ -87,9 +87,27 @@ export interface OutcomePolicy {
 }
 
 /**
+ * A number in [0, 1) fixed by `key` and `attempt` (FNV-1a): the jitter of a delivery's backoff, so
+ * that everyone applying the policy to the same delivery — the transport that retries it, the
+ * router's trace of it — computes the same delay, while different events still spread out.
+ */
+export function keyedRandom(key: string, attempt: number): number {
+  let h = 0x811c9dc5 ^ attempt;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  return (h >>> 0) / 0x1_0000_0000;
+}
+
+/**
  * The one outcome rule of every transport, for an attempt whose lease is still held: success →
  * ack; an unrecoverable error (see {@link isUnrecoverable}) or the last allowed attempt → dead
- * letter; anything else → retry after `backoffDelay(attempt)`.
+ * letter; anything else → retry after `backoffDelay(attempt)`. With `key` (the envelope id), the
+ * jitter is {@link keyedRandom}`(key, attempt)`: the same delivery always gets the same delay.
  *
  * Two cases stay with the transport, which alone knows them: an attempt that lost its lease
  * meanwhile has no outcome (it is discarded), and a delivery requeued while the attempt ran is run
@@ -100,12 +118,14 @@ export function decideOutcome(
   result: AttemptResult,
   attempt: number,
   policy: OutcomePolicy,
+  key?: string,
 ): Outcome {
   if (!result.failed) return { kind: "ack" };
   const { error } = result;
   if (isUnrecoverable(error) || attempt >= policy.maxAttempts)
     return { kind: "dead_letter", reason: deadLetterReason(error), error };
-  return { kind: "retry", delayMs: backoffDelay(attempt, policy.backoff), error };
+  const random = key === undefined ? Math.random : () => keyedRandom(key, attempt);
+  return { kind: "retry", delayMs: backoffDelay(attempt, policy.backoff, random), error };
 }
 
 /** The delay before attempt `attempt + 1`, when a delivery is kept (e.g. the dead-letter sink failed). */
