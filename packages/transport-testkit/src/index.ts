@@ -1,3 +1,17 @@
 export { runTransportSuite, testEnvelope, collectingSink } from "./suite";
-export type { TransportHarness, TransportSuiteOptions } from "./harness";
-export type { FeatureSetting, TransportFeature, TransportFeatures } from "./features";
+export { runInspectorSuite } from "./inspector-suite";
+export type {
+  InspectorHarness,
+  InspectorSuiteOptions,
+  TransportHarness,
+  TransportSuiteOptions,
+} from "./harness";
+export type {
+  FeatureSetting,
+  InspectorFeature,
+  InspectorFeatures,
+  OrderingGuarantee,
+  PublishAtomicity,
+  TransportFeature,
+  TransportFeatures,
+} from "./features";

@@ -1,4 +1,4 @@
-import { MemoryStore, MemoryTransport } from "@switchyard/router";
+import { MemoryStore, MemoryTransport } from "@switchyard/transport";
 import { runTransportSuite } from "./suite";
 
 // The reference implementation must pass its own contract. Handles share one store per test,

@@ -8,7 +8,7 @@ import {
   type Transport,
   type TransportSubscribeOptions,
   type TransportSubscription,
-} from "@switchyard/router";
+} from "@switchyard/transport";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type TransportFeature, optInFeatures } from "./features";
 import type { TransportHarness, TransportSuiteOptions } from "./harness";
@@ -68,9 +68,11 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
   const features = options.features ?? {};
 
   const skipReason = (feature: TransportFeature): string | undefined => {
-    const setting = features[feature];
+    const setting: unknown = features[feature];
     if (setting === undefined) return optInFeatures[feature];
-    return setting === true ? undefined : setting.skip;
+    return typeof setting === "object" && setting !== null && "skip" in setting
+      ? String(setting.skip)
+      : undefined;
   };
   /** `it` for a feature: skipped with its reason (in the test name) when the transport lacks it. */
   const itFeature = (feature: TransportFeature, name: string, fn: () => Promise<void>) => {

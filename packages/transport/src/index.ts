@@ -26,6 +26,7 @@ export {
   deadLetterRecord,
   decideOutcome,
   isUnrecoverable,
+  keyedRandom,
   retryDelay,
   runAttempt,
 } from "./outcome";
@@ -87,3 +88,11 @@ export type {
 } from "./driver";
 export { MemoryStore, MemoryTransport, memoryTransport } from "./memory-transport";
 export type { MemoryTransportOptions } from "./memory-transport";
+export {
+  InspectorQueryError,
+  MemoryAdmin,
+  MemoryInspector,
+  UnboundedPurgeError,
+  memoryCapabilities,
+} from "./memory-inspector";
+export { memoryDriver, memoryStore } from "./memory-driver";

@@ -1,8 +1,16 @@
-import type { Envelope } from "@switchyard/event-schema";
-import { LeaseLostError, TransportClosedError, UnknownSubscriptionError } from "./errors";
+import { assertEnvelope, type Envelope } from "@switchyard/event-schema";
+import {
+  LeaseLostError,
+  type SerializedError,
+  TransportClosedError,
+  UnknownSubscriptionError,
+  serializeError,
+} from "./errors";
+import type { DaemonHeartbeat } from "./heartbeat";
 import { type Logger, silentLogger } from "./logger";
 import { deadLetterRecord, decideOutcome, retryDelay, runAttempt } from "./outcome";
 import type {
+  DeadLetterReason,
   DeadLetterRecord,
   DeadLetterSink,
   Delivery,
@@ -36,15 +44,55 @@ interface PendingDelivery {
   leaseUntil: number;
   controller: AbortController | undefined;
   enqueuedAt: number;
+  /** The error of the last failed attempt. */
+  lastError: SerializedError | undefined;
+  /** Last change (claim, failure, hand-back), ms since the epoch. */
+  updatedAt: number;
 }
 
-interface SubscriberState {
+/** @internal How a delivery that left the queue ended, kept for the inspector. */
+export interface SettledDelivery {
+  readonly state: "acked" | "dead";
+  readonly attempts: number;
+  readonly lastError?: SerializedError;
+  readonly deadReason?: DeadLetterReason;
+  readonly at: number;
+}
+
+/** @internal */
+export interface SubscriberState {
   readonly name: string;
   types: Set<string>;
   readonly deliveries: PendingDelivery[];
   readonly workers: Set<Worker>;
   deadLettered: number;
   ephemeral: boolean;
+  /** When it was first registered (ms since the epoch). */
+  readonly createdAt: number;
+  /** When a worker last claimed or settled one of its deliveries. */
+  lastSeen: number | undefined;
+  /** Deliveries that were acked or dead-lettered, by event id (the latest outcome). */
+  readonly settled: Map<string, SettledDelivery>;
+}
+
+/** @internal An event as the store keeps it. */
+export interface StoredMemoryEvent {
+  readonly seq: number;
+  readonly envelope: Envelope;
+  /** When it was published (ms since the epoch). */
+  readonly storedAt: number;
+}
+
+/** @internal A dead letter in the store, with its life as the inspector reports it. */
+export interface MemoryDeadLetter {
+  readonly id: string;
+  record: DeadLetterRecord;
+  status: "pending_retry" | "replayed" | "purged";
+  /** Attempts across every failure of this event for this subscriber. */
+  attempts: number;
+  replays: number;
+  readonly firstFailedAt: string;
+  replayedAt: string | undefined;
 }
 
 let fence = 0;
@@ -70,6 +118,26 @@ function pendingDelivery(seq: number, envelope: Envelope, now: number): PendingD
     leaseUntil: 0,
     controller: undefined,
     enqueuedAt: now,
+    lastError: undefined,
+    updatedAt: now,
+  };
+}
+
+function subscriberState(
+  name: string,
+  types: Iterable<string>,
+  ephemeral: boolean,
+): SubscriberState {
+  return {
+    name,
+    types: new Set(types),
+    deliveries: [],
+    workers: new Set(),
+    deadLettered: 0,
+    ephemeral,
+    createdAt: Date.now(),
+    lastSeen: undefined,
+    settled: new Map(),
   };
 }
 
@@ -80,10 +148,80 @@ function pendingDelivery(seq: number, envelope: Envelope, now: number): PendingD
 export class MemoryStore {
   /** Dead letters written when no sink was given. */
   readonly deadLetters: DeadLetterRecord[] = [];
-  /** @internal */ readonly ids = new Set<string>();
+  /** @internal Every event published, in publish order. */ readonly events: StoredMemoryEvent[] =
+    [];
+  /** @internal */ readonly eventsById = new Map<string, StoredMemoryEvent>();
   /** @internal */ readonly subscribers = new Map<string, SubscriberState>();
+  /** @internal Dead letters with their status, by id. */
+  readonly deadLetterEntries = new Map<string, MemoryDeadLetter>();
+  /** @internal The latest heartbeat of every daemon, by name. */
+  readonly heartbeats = new Map<string, DaemonHeartbeat>();
   /** @internal */ seq = 0;
+  #deadLetterIds = 0;
   #leaseTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * @internal Keep a dead letter: one record per event and subscriber, as a durable store keeps
+   * it (a later failure of the same event for the same subscriber updates it).
+   */
+  addDeadLetter(record: DeadLetterRecord): void {
+    this.deadLetters.push(record);
+    for (const entry of this.deadLetterEntries.values()) {
+      if (
+        entry.status !== "purged" &&
+        entry.record.envelope.id === record.envelope.id &&
+        entry.record.subscriber === record.subscriber
+      ) {
+        entry.record = record;
+        entry.status = "pending_retry";
+        entry.attempts += record.attempts;
+        return;
+      }
+    }
+    const id = String(++this.#deadLetterIds);
+    this.deadLetterEntries.set(id, {
+      id,
+      record,
+      status: "pending_retry",
+      attempts: record.attempts,
+      replays: 0,
+      firstFailedAt: record.failedAt,
+      replayedAt: undefined,
+    });
+  }
+
+  /**
+   * @internal Deliver `envelope` again to `subscriber` only, keeping its id (see
+   * {@link Transport.requeue}).
+   */
+  requeue(subscriber: string, envelope: Envelope): void {
+    const state = this.subscribers.get(subscriber);
+    if (!state || !state.types.has(envelope.type)) {
+      throw new UnknownSubscriptionError(subscriber, envelope.type, [...this.subscribers.keys()]);
+    }
+    const now = Date.now();
+    state.settled.delete(envelope.id);
+    const open = state.deliveries.find((d) => d.envelope.id === envelope.id);
+    if (open && open.token !== 0 && open.leaseUntil > now) {
+      // Never take over a live lease: the running attempt's success stands for the requeue;
+      // if it fails, it is due again with fresh attempts instead of a retry count or a dead letter.
+      open.requeued = true;
+      return;
+    }
+    if (open) {
+      // Waiting for a retry, or held by an expired lease: due again now, with fresh attempts.
+      open.controller?.abort(new LeaseLostError(subscriber, open.envelope.id));
+      open.controller = undefined;
+      open.token = 0;
+      open.attempts = 0;
+      open.requeued = false;
+      open.availableAt = now;
+      open.updatedAt = now;
+    } else {
+      state.deliveries.push(pendingDelivery(++this.seq, envelope, now));
+    }
+    for (const w of state.workers) w.pump();
+  }
 
   /** @internal */
   armLeaseTimer(): void {
@@ -102,6 +240,7 @@ export class MemoryStore {
           d.controller?.abort(new LeaseLostError(state.name, d.envelope.id));
           d.controller = undefined;
           d.availableAt = now;
+          d.updatedAt = now;
           expired = true;
         }
       }
@@ -137,18 +276,22 @@ export class MemoryTransport implements Transport {
 
   async publish(envelopes: readonly Envelope[]): Promise<PublishResult> {
     if (this.#closing) throw new TransportClosedError("memory transport");
+    // One call is one atomic batch: check every envelope before storing any.
+    for (const envelope of envelopes) assertEnvelope(envelope);
     const store = this.store;
     let published = 0;
     let duplicates = 0;
     const now = Date.now();
     for (const envelope of envelopes) {
-      if (store.ids.has(envelope.id)) {
+      if (store.eventsById.has(envelope.id)) {
         duplicates++;
         continue;
       }
-      store.ids.add(envelope.id);
       published++;
       const seq = ++store.seq;
+      const stored: StoredMemoryEvent = { seq, envelope: structuredClone(envelope), storedAt: now };
+      store.events.push(stored);
+      store.eventsById.set(envelope.id, stored);
       for (const state of store.subscribers.values()) {
         if (!state.types.has(envelope.type)) continue;
         state.deliveries.push(pendingDelivery(seq, envelope, now));
@@ -162,14 +305,7 @@ export class MemoryTransport implements Transport {
     if (this.#closing) throw new TransportClosedError("memory transport");
     let state = this.store.subscribers.get(options.subscriber);
     if (!state) {
-      state = {
-        name: options.subscriber,
-        types: new Set(options.types),
-        deliveries: [],
-        workers: new Set(),
-        deadLettered: 0,
-        ephemeral: options.ephemeral ?? false,
-      };
+      state = subscriberState(options.subscriber, options.types, options.ephemeral ?? false);
       this.store.subscribers.set(options.subscriber, state);
     } else {
       for (const type of options.types) state.types.add(type);
@@ -184,32 +320,7 @@ export class MemoryTransport implements Transport {
 
   async requeue(subscriber: string, envelope: Envelope): Promise<void> {
     if (this.#closing) throw new TransportClosedError("memory transport");
-    const state = this.store.subscribers.get(subscriber);
-    if (!state || !state.types.has(envelope.type)) {
-      throw new UnknownSubscriptionError(subscriber, envelope.type, [
-        ...this.store.subscribers.keys(),
-      ]);
-    }
-    const now = Date.now();
-    const open = state.deliveries.find((d) => d.envelope.id === envelope.id);
-    if (open && open.token !== 0 && open.leaseUntil > now) {
-      // Never take over a live lease: the running attempt's success stands for the requeue;
-      // if it fails, it is due again with fresh attempts instead of a retry count or a dead letter.
-      open.requeued = true;
-      return;
-    }
-    if (open) {
-      // Waiting for a retry, or held by an expired lease: due again now, with fresh attempts.
-      open.controller?.abort(new LeaseLostError(subscriber, open.envelope.id));
-      open.controller = undefined;
-      open.token = 0;
-      open.attempts = 0;
-      open.requeued = false;
-      open.availableAt = now;
-    } else {
-      state.deliveries.push(pendingDelivery(++this.store.seq, envelope, now));
-    }
-    for (const w of state.workers) w.pump();
+    this.store.requeue(subscriber, envelope);
   }
 
   async register(subscriber: string, types: readonly string[]): Promise<void> {
@@ -220,14 +331,7 @@ export class MemoryTransport implements Transport {
       state.ephemeral = false;
       return;
     }
-    this.store.subscribers.set(subscriber, {
-      name: subscriber,
-      types: new Set(types),
-      deliveries: [],
-      workers: new Set(),
-      deadLettered: 0,
-      ephemeral: false,
-    });
+    this.store.subscribers.set(subscriber, subscriberState(subscriber, types, false));
   }
 
   async hasSubscribers(type: string): Promise<boolean> {
@@ -279,7 +383,7 @@ export class MemoryTransport implements Transport {
   ): Promise<void> {
     const target = sink ?? this.#options.deadLetter;
     if (target) await target.deadLetter(record);
-    else this.store.deadLetters.push(record);
+    else this.store.addDeadLetter(record);
     state.deadLettered++;
   }
 }
@@ -340,6 +444,8 @@ class Worker implements TransportSubscription {
     d.leaseUntil = now + this.#leaseMs;
     const controller = (d.controller = new AbortController());
     d.requeued = false;
+    d.updatedAt = now;
+    this.state.lastSeen = now;
     this.#held.set(d, token);
     this.#running++;
     const delivery: Delivery = {
@@ -374,12 +480,14 @@ class Worker implements TransportSubscription {
         return;
       }
       d.controller = undefined;
+      if (result.failed) d.lastError = serializeError(result.error);
       if (result.failed && d.requeued) {
         // Requeued while this attempt ran: run it again, with fresh attempts.
         d.requeued = false;
         d.token = 0;
         d.attempts = 0;
         d.availableAt = Date.now();
+        d.updatedAt = d.availableAt;
         return;
       }
       const outcome = decideOutcome(result, d.attempts, {
@@ -388,7 +496,7 @@ class Worker implements TransportSubscription {
       });
       switch (outcome.kind) {
         case "ack":
-          return this.#remove(d);
+          return this.#settle(d, { state: "acked" });
         case "dead_letter":
           await this.transport.deadLetter(
             this.state,
@@ -402,10 +510,11 @@ class Worker implements TransportSubscription {
             }),
             this.options.deadLetter,
           );
-          return this.#remove(d);
+          return this.#settle(d, { state: "dead", deadReason: outcome.reason });
         case "retry":
           d.token = 0;
-          d.availableAt = Date.now() + outcome.delayMs;
+          d.updatedAt = Date.now();
+          d.availableAt = d.updatedAt + outcome.delayMs;
           return;
       }
     } catch (error) {
@@ -416,9 +525,11 @@ class Worker implements TransportSubscription {
       );
       if (d.token === token) {
         d.token = 0;
-        d.availableAt = Date.now() + retryDelay(d.attempts, this.options);
+        d.updatedAt = Date.now();
+        d.availableAt = d.updatedAt + retryDelay(d.attempts, this.options);
       }
     } finally {
+      this.state.lastSeen = Date.now();
       this.#held.delete(d);
       this.#running--;
       if (this.#running === 0) for (const wake of this.#idle.splice(0)) wake();
@@ -426,9 +537,19 @@ class Worker implements TransportSubscription {
     }
   }
 
-  #remove(d: PendingDelivery): void {
+  /** Take a delivery out of the queue, keeping how it ended for the inspector. */
+  #settle(
+    d: PendingDelivery,
+    end: { state: "acked" | "dead"; deadReason?: DeadLetterReason },
+  ): void {
     const i = this.state.deliveries.indexOf(d);
     if (i >= 0) this.state.deliveries.splice(i, 1);
+    this.state.settled.set(d.envelope.id, {
+      ...end,
+      attempts: d.attempts,
+      ...(d.lastError ? { lastError: d.lastError } : {}),
+      at: Date.now(),
+    });
   }
 
   close(): Promise<void> {
@@ -453,6 +574,7 @@ class Worker implements TransportSubscription {
           d.token = 0;
           d.attempts = Math.max(0, d.attempts - 1);
           d.availableAt = Date.now();
+          d.updatedAt = d.availableAt;
         }
       }
       this.transport.forget(this.state, this);

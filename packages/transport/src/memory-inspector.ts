@@ -1,0 +1,556 @@
+import { SwitchyardError } from "@switchyard/event-schema";
+import { TransportClosedError, UnsupportedOperationError } from "./errors";
+import type {
+  ActionResult,
+  Admin,
+  Capabilities,
+  CausationNode,
+  CausationTree,
+  CountQuery,
+  DeadLetterCounts,
+  DeadLetterFilter,
+  DeadLetterInfo,
+  DeadLetterListQuery,
+  DeadLetterPage,
+  DeadLetterStatus,
+  DeliveryInfo,
+  DeliveryState,
+  EventCounts,
+  EventPage,
+  EventQuery,
+  HeartbeatInfo,
+  Inspector,
+  PurgeOptions,
+  ReplayOptions,
+  ReplayResult,
+  StoredEvent,
+  SubscriberBacklog,
+  TimeInput,
+} from "./inspector";
+import type {
+  MemoryDeadLetter,
+  MemoryStore,
+  StoredMemoryEvent,
+  SubscriberState,
+} from "./memory-transport";
+
+/**
+ * What the memory transport supports: every read, replay and purge; no `clearPending` and no
+ * `backup` (there is no file to copy).
+ */
+export const memoryCapabilities: Capabilities = Object.freeze({
+  deliveries: true,
+  heartbeats: true,
+  deadLetters: true,
+  replay: true,
+  purge: true,
+  clearPending: false,
+  backup: false,
+});
+
+/** A query argument was not usable: says which and what was expected. */
+export class InspectorQueryError extends SwitchyardError {
+  constructor(message: string) {
+    super("INVALID_QUERY", message);
+  }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A {@link TimeInput} as ms since the epoch. */
+function toMs(input: TimeInput, what: string): number {
+  const ms =
+    input instanceof Date ? input.getTime() : typeof input === "number" ? input : Date.parse(input);
+  if (!Number.isFinite(ms))
+    throw new InspectorQueryError(
+      `${what} must be a Date, ms since the epoch or an RFC 3339 time; got ${JSON.stringify(String(input))}.`,
+    );
+  return ms;
+}
+
+function pageSize(limit: number | undefined): number {
+  const size = limit ?? 100;
+  if (!Number.isInteger(size) || size < 1)
+    throw new InspectorQueryError(`limit must be a positive integer; got ${String(limit)}.`);
+  return size;
+}
+
+function cursorValue(cursor: string | undefined): number | undefined {
+  if (cursor === undefined) return undefined;
+  const n = /^\d+$/.test(cursor) ? Number(cursor) : NaN;
+  if (!Number.isSafeInteger(n))
+    throw new InspectorQueryError(
+      `cursor ${JSON.stringify(cursor)} is not one this inspector gave: pass the \`next\` of the previous page.`,
+    );
+  return n;
+}
+
+function storedEvent(e: StoredMemoryEvent): StoredEvent {
+  const { envelope } = e;
+  return {
+    seq: e.seq,
+    id: envelope.id,
+    type: envelope.type,
+    source: envelope.source,
+    ...(envelope.subject !== undefined ? { subject: envelope.subject } : {}),
+    time: envelope.time,
+    storedAt: iso(e.storedAt),
+    envelope: structuredClone(envelope),
+    ...(envelope.causationid !== undefined ? { causedBy: envelope.causationid } : {}),
+  };
+}
+
+function deadLetterInfo(entry: MemoryDeadLetter): DeadLetterInfo {
+  const { record } = entry;
+  return {
+    id: entry.id,
+    eventId: record.envelope.id,
+    eventType: record.envelope.type,
+    subscriber: record.subscriber,
+    origin: record.origin,
+    reason: record.reason,
+    status: entry.status,
+    error: record.error,
+    attempts: entry.attempts,
+    replays: entry.replays,
+    firstFailedAt: entry.firstFailedAt,
+    lastFailedAt: record.failedAt,
+    ...(entry.replayedAt !== undefined ? { replayedAt: entry.replayedAt } : {}),
+    ...(entry.status !== "purged" ? { envelope: structuredClone(record.envelope) } : {}),
+  };
+}
+
+function matches(entry: MemoryDeadLetter, filter: DeadLetterFilter): boolean {
+  const { record } = entry;
+  if (filter.id !== undefined && entry.id !== filter.id) return false;
+  if (filter.type !== undefined && record.envelope.type !== filter.type) return false;
+  if (filter.subscriber !== undefined && record.subscriber !== filter.subscriber) return false;
+  if (filter.reason !== undefined && record.reason !== filter.reason) return false;
+  if (filter.status !== undefined) {
+    const statuses: readonly DeadLetterStatus[] =
+      typeof filter.status === "string" ? [filter.status] : filter.status;
+    if (!statuses.includes(entry.status)) return false;
+  }
+  const failedAt = Date.parse(record.failedAt);
+  if (filter.since !== undefined && failedAt < toMs(filter.since, "since")) return false;
+  if (filter.before !== undefined && failedAt >= toMs(filter.before, "before")) return false;
+  return true;
+}
+
+/** Dead letters newest first (last failure, then id). */
+function newestFirst(a: MemoryDeadLetter, b: MemoryDeadLetter): number {
+  return (
+    Date.parse(b.record.failedAt) - Date.parse(a.record.failedAt) || Number(b.id) - Number(a.id)
+  );
+}
+
+/**
+ * The {@link Inspector} of a {@link MemoryStore}: the read side of the memory transport, with the
+ * same numbers as the durable transports' inspectors (see `SubscriberBacklog`). Create it with
+ * `memoryDriver` or `new MemoryInspector(store)`.
+ */
+export class MemoryInspector implements Inspector {
+  readonly transport = "memory";
+  readonly capabilities = memoryCapabilities;
+  readonly #store: MemoryStore;
+  #closed = false;
+
+  constructor(store: MemoryStore) {
+    this.#store = store;
+  }
+
+  #open(signal: AbortSignal | undefined): void {
+    if (this.#closed) throw new TransportClosedError("memory inspector");
+    signal?.throwIfAborted();
+  }
+
+  async subscribers(options: { readonly signal?: AbortSignal } = {}): Promise<SubscriberBacklog[]> {
+    this.#open(options.signal);
+    const now = Date.now();
+    return [...this.#store.subscribers.values()].map((state) => {
+      let pending = 0;
+      let inFlight = 0;
+      let retrying = 0;
+      let oldest = Infinity;
+      for (const d of state.deliveries) {
+        const s = this.#state(d, now);
+        if (s === "in_flight") inFlight++;
+        else {
+          if (s === "pending") pending++;
+          else retrying++;
+          oldest = Math.min(
+            oldest,
+            this.#store.eventsById.get(d.envelope.id)?.storedAt ?? d.enqueuedAt,
+          );
+        }
+      }
+      let dead = 0;
+      for (const s of state.settled.values()) if (s.state === "dead") dead++;
+      return {
+        subscriber: state.name,
+        types: [...state.types].sort(),
+        ephemeral: state.ephemeral,
+        pending,
+        inFlight,
+        retrying,
+        dead,
+        lag: pending + inFlight + retrying,
+        ...(oldest !== Infinity ? { oldestPendingMs: Math.max(0, now - oldest) } : {}),
+        ...(state.lastSeen !== undefined ? { lastSeen: iso(state.lastSeen) } : {}),
+      };
+    });
+  }
+
+  /** The one backlog rule, for an open delivery (see `SubscriberBacklog`). */
+  #state(
+    d: SubscriberState["deliveries"][number],
+    now: number,
+  ): "pending" | "in_flight" | "retrying" {
+    if (d.token !== 0) return d.leaseUntil > now ? "in_flight" : "retrying";
+    return d.attempts > 0 ? "retrying" : "pending";
+  }
+
+  async events(query: EventQuery & { readonly signal?: AbortSignal } = {}): Promise<EventPage> {
+    this.#open(query.signal);
+    const limit = pageSize(query.limit);
+    const after = cursorValue(query.cursor);
+    const since = query.since !== undefined ? toMs(query.since, "since") : -Infinity;
+    const until = query.until !== undefined ? toMs(query.until, "until") : Infinity;
+    const newest = (query.order ?? "newest") === "newest";
+    if (query.order !== undefined && query.order !== "newest" && query.order !== "oldest")
+      throw new InspectorQueryError(
+        `order must be "newest" or "oldest"; got ${String(query.order)}.`,
+      );
+    const types = query.types ? new Set(query.types) : undefined;
+    const all = this.#store.events;
+    const found: StoredMemoryEvent[] = [];
+    let more = false;
+    for (let i = 0; i < all.length; i++) {
+      const e = all[newest ? all.length - 1 - i : i]!;
+      if (after !== undefined && (newest ? e.seq >= after : e.seq <= after)) continue;
+      if (types && !types.has(e.envelope.type)) continue;
+      if (query.subject !== undefined && e.envelope.subject !== query.subject) continue;
+      if (e.storedAt < since || e.storedAt >= until) continue;
+      if (found.length === limit) {
+        more = true;
+        break;
+      }
+      found.push(e);
+    }
+    return {
+      events: found.map(storedEvent),
+      ...(more ? { next: String(found[found.length - 1]!.seq) } : {}),
+    };
+  }
+
+  async event(
+    id: string,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<StoredEvent | undefined> {
+    this.#open(options.signal);
+    const e = this.#store.eventsById.get(id);
+    return e && storedEvent(e);
+  }
+
+  async deliveries(
+    id: string,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<DeliveryInfo[]> {
+    this.#open(options.signal);
+    const event = this.#store.eventsById.get(id);
+    const now = Date.now();
+    const out: DeliveryInfo[] = [];
+    for (const state of this.#store.subscribers.values()) {
+      const open = state.deliveries.find((d) => d.envelope.id === id);
+      if (open) {
+        const s: DeliveryState = this.#state(open, now);
+        out.push({
+          subscriber: state.name,
+          state: s,
+          attempts: open.attempts,
+          ...(open.lastError ? { lastError: open.lastError } : {}),
+          ...(s === "in_flight" ? { leaseUntil: iso(open.leaseUntil) } : {}),
+          ...(s === "retrying" ? { availableAt: iso(Math.max(open.availableAt, now)) } : {}),
+          updatedAt: iso(open.updatedAt),
+        });
+        continue;
+      }
+      const settled = state.settled.get(id);
+      if (settled) {
+        out.push({
+          subscriber: state.name,
+          state: settled.state,
+          attempts: settled.attempts,
+          ...(settled.lastError ? { lastError: settled.lastError } : {}),
+          ...(settled.deadReason ? { deadReason: settled.deadReason } : {}),
+          updatedAt: iso(settled.at),
+        });
+        continue;
+      }
+      // Registered for the type when the event was stored, yet no trace of it: say so.
+      if (event && state.types.has(event.envelope.type) && state.createdAt <= event.storedAt)
+        out.push({ subscriber: state.name, state: "unknown", attempts: 0 });
+    }
+    return out.sort((a, b) => a.subscriber.localeCompare(b.subscriber));
+  }
+
+  async causation(
+    id: string,
+    options: {
+      readonly depth?: number;
+      readonly limit?: number;
+      readonly signal?: AbortSignal;
+    } = {},
+  ): Promise<CausationTree | undefined> {
+    this.#open(options.signal);
+    const depth = options.depth ?? 10;
+    const limit = options.limit ?? 1000;
+    if (!Number.isInteger(depth) || depth < 0)
+      throw new InspectorQueryError(`depth must be a non-negative integer; got ${String(depth)}.`);
+    pageSize(limit);
+    const byId = this.#store.eventsById;
+    const start = byId.get(id);
+    if (!start) return undefined;
+    const causes: StoredEvent[] = [];
+    const seen = new Set([id]);
+    for (
+      let cause = start.envelope.causationid;
+      cause !== undefined && !seen.has(cause);
+      cause = byId.get(cause)?.envelope.causationid
+    ) {
+      const e = byId.get(cause);
+      if (!e) break;
+      seen.add(cause);
+      causes.unshift(storedEvent(e));
+    }
+    const children = new Map<string, StoredMemoryEvent[]>();
+    for (const e of this.#store.events) {
+      const parent = e.envelope.causationid;
+      if (parent === undefined) continue;
+      const list = children.get(parent);
+      if (list) list.push(e);
+      else children.set(parent, [e]);
+    }
+    let count = 1;
+    let truncated = false;
+    const inTree = new Set([id]);
+    const grow = (e: StoredMemoryEvent, level: number): CausationNode => {
+      const caused: CausationNode[] = [];
+      for (const child of children.get(e.envelope.id) ?? []) {
+        if (inTree.has(child.envelope.id)) continue;
+        if (level >= depth || count >= limit) {
+          truncated = true;
+          break;
+        }
+        inTree.add(child.envelope.id);
+        count++;
+        caused.push(grow(child, level + 1));
+      }
+      return { event: storedEvent(e), caused };
+    };
+    const root = grow(start, 0);
+    return { causes, root, truncated };
+  }
+
+  async counts(query: CountQuery & { readonly signal?: AbortSignal }): Promise<EventCounts> {
+    this.#open(query.signal);
+    const since = toMs(query.since, "since");
+    const until = query.until !== undefined ? toMs(query.until, "until") : Date.now();
+    const bucketMs = query.bucketMs ?? 60_000;
+    if (!Number.isInteger(bucketMs) || bucketMs < 1)
+      throw new InspectorQueryError(
+        `bucketMs must be a positive integer; got ${String(bucketMs)}.`,
+      );
+    const n = Math.max(0, Math.ceil((until - since) / bucketMs));
+    if (n > 100_000)
+      throw new InspectorQueryError(
+        `${n} buckets of ${bucketMs} ms is too many: choose a larger bucketMs or a shorter window.`,
+      );
+    const types = query.types ? new Set(query.types) : undefined;
+    const buckets = Array.from({ length: n }, (_, i) => {
+      const counts: Record<string, number> = {};
+      return { start: iso(since + i * bucketMs), counts };
+    });
+    const totals: Record<string, number> = {};
+    for (const e of this.#store.events) {
+      if (e.storedAt < since || e.storedAt >= until) continue;
+      const type = e.envelope.type;
+      if (types && !types.has(type)) continue;
+      const bucket = buckets[Math.floor((e.storedAt - since) / bucketMs)]!;
+      bucket.counts[type] = (bucket.counts[type] ?? 0) + 1;
+      totals[type] = (totals[type] ?? 0) + 1;
+    }
+    return { bucketMs, buckets, totals };
+  }
+
+  async heartbeats(options: { readonly signal?: AbortSignal } = {}): Promise<HeartbeatInfo[]> {
+    this.#open(options.signal);
+    const now = Date.now();
+    return [...this.#store.heartbeats.values()]
+      .map((beat) => ({
+        ...structuredClone(beat),
+        ageMs: Math.max(0, now - Date.parse(beat.at)),
+      }))
+      .sort((a, b) => a.daemon.localeCompare(b.daemon));
+  }
+
+  async deadLetters(
+    query: DeadLetterListQuery & { readonly signal?: AbortSignal } = {},
+  ): Promise<DeadLetterPage> {
+    this.#open(query.signal);
+    const limit = pageSize(query.limit);
+    const skip = cursorValue(query.cursor) ?? 0;
+    const all = [...this.#store.deadLetterEntries.values()]
+      .filter((e) => matches(e, query))
+      .sort(newestFirst);
+    const page = all.slice(skip, skip + limit);
+    return {
+      deadLetters: page.map(deadLetterInfo),
+      ...(skip + limit < all.length ? { next: String(skip + limit) } : {}),
+    };
+  }
+
+  async deadLetter(
+    id: string,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<DeadLetterInfo | undefined> {
+    this.#open(options.signal);
+    const entry = this.#store.deadLetterEntries.get(id);
+    return entry && deadLetterInfo(entry);
+  }
+
+  async deadLetterCounts(
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<DeadLetterCounts> {
+    this.#open(options.signal);
+    const now = Date.now();
+    const byStatus: Partial<Record<DeadLetterStatus, number>> = {};
+    const byReason: Record<string, number> = {};
+    const byType: Record<string, number> = {};
+    const bySubscriber: Record<string, number> = {};
+    let depth = 0;
+    let oldest = Infinity;
+    for (const entry of this.#store.deadLetterEntries.values()) {
+      byStatus[entry.status] = (byStatus[entry.status] ?? 0) + 1;
+      if (entry.status === "replayed" || entry.status === "purged") continue;
+      const { record } = entry;
+      depth++;
+      byReason[record.reason] = (byReason[record.reason] ?? 0) + 1;
+      byType[record.envelope.type] = (byType[record.envelope.type] ?? 0) + 1;
+      bySubscriber[record.subscriber] = (bySubscriber[record.subscriber] ?? 0) + 1;
+      oldest = Math.min(oldest, Date.parse(entry.firstFailedAt));
+    }
+    return {
+      depth,
+      byStatus,
+      byReason,
+      byType,
+      bySubscriber,
+      ...(oldest !== Infinity ? { oldestAgeMs: Math.max(0, now - oldest) } : {}),
+    };
+  }
+
+  /** Idempotent; later reads reject with `TransportClosedError`. */
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** `purge` was given no filter and not `all`: it would remove every dead letter. */
+export class UnboundedPurgeError extends SwitchyardError {
+  constructor() {
+    super(
+      "UNBOUNDED_PURGE",
+      "purge needs a filter (id, type, subscriber, reason, status, since, before) or all: true; " +
+        "it would otherwise remove every dead letter.",
+    );
+  }
+}
+
+/**
+ * The {@link Admin} of a {@link MemoryStore}: replay and purge of dead letters. `clearPending` and
+ * `backup` reject with `UnsupportedOperationError` (see {@link memoryCapabilities}).
+ */
+export class MemoryAdmin implements Admin {
+  readonly #store: MemoryStore;
+  readonly #readOnly: boolean;
+
+  constructor(store: MemoryStore, options: { readonly readOnly?: boolean } = {}) {
+    this.#store = store;
+    this.#readOnly = options.readOnly ?? false;
+  }
+
+  #writable(operation: string, signal: AbortSignal | undefined): void {
+    signal?.throwIfAborted();
+    if (this.#readOnly) throw new UnsupportedOperationError("memory (opened read-only)", operation);
+  }
+
+  async replay(filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<ReplayResult> {
+    const dryRun = options.dryRun ?? false;
+    if (!dryRun) this.#writable("replay dead letters", options.signal);
+    const entries = [...this.#store.deadLetterEntries.values()]
+      .filter((e) => matches(e, filter))
+      .sort((a, b) => Number(a.id) - Number(b.id));
+    const replayed: string[] = [];
+    const wouldReplay: string[] = [];
+    const skipped: { id: string; reason: string }[] = [];
+    const failed: { id: string; error: string }[] = [];
+    for (const entry of entries) {
+      if (entry.status === "purged") {
+        skipped.push({ id: entry.id, reason: "purged" });
+        continue;
+      }
+      if (entry.status === "replayed" && !options.again) {
+        skipped.push({ id: entry.id, reason: "replayed before (pass again to replay it again)" });
+        continue;
+      }
+      if (dryRun) {
+        wouldReplay.push(entry.id);
+        continue;
+      }
+      try {
+        this.#store.requeue(entry.record.subscriber, entry.record.envelope);
+      } catch (error) {
+        failed.push({
+          id: entry.id,
+          error: error instanceof Error ? error.message : String(error),
+        });
+        continue;
+      }
+      entry.status = "replayed";
+      entry.replays++;
+      entry.replayedAt = new Date().toISOString();
+      replayed.push(entry.id);
+    }
+    return { dryRun, matched: entries.length, replayed, skipped, failed, wouldReplay };
+  }
+
+  async purge(filter: DeadLetterFilter, options: PurgeOptions = {}): Promise<ActionResult> {
+    const dryRun = options.dryRun ?? false;
+    if (!dryRun) this.#writable("purge dead letters", options.signal);
+    const bounded = Object.values(filter).some((v) => v !== undefined);
+    if (!bounded && !options.all) throw new UnboundedPurgeError();
+    const hit = [...this.#store.deadLetterEntries.values()].filter(
+      (e) => (options.hard || e.status !== "purged") && matches(e, filter),
+    );
+    if (!dryRun) {
+      for (const entry of hit) {
+        if (options.hard) this.#store.deadLetterEntries.delete(entry.id);
+        else entry.status = "purged";
+      }
+    }
+    return { dryRun, count: hit.length };
+  }
+
+  async clearPending(): Promise<ActionResult> {
+    throw new UnsupportedOperationError("memory", "clear pending deliveries");
+  }
+
+  async backup(): Promise<string> {
+    throw new UnsupportedOperationError("memory", "take a backup (nothing is stored on disk)");
+  }
+}
