@@ -48,3 +48,12 @@ export {
   subscriberToken,
 } from "./names";
 export type { ConsumerTag } from "./names";
+export { natsDriver } from "./driver";
+export type { NatsDriverOptions } from "./driver";
+export { NatsInspector, natsCapabilities } from "./inspector";
+export {
+  NatsDeadLetterStore,
+  defaultNatsDeadLetterClaimMs,
+  natsDeadLetterStore,
+} from "./dead-letters";
+export type { NatsDeadLetterStoreOptions, NatsReplayOptions } from "./dead-letters";

@@ -159,3 +159,37 @@ export function parseConsumerTag(description: string | undefined): ConsumerTag |
     return undefined;
   }
 }
+
+/**
+ * The stream holding the dead letters that go with the event stream `stream`: `${stream}_DLQ`
+ * (`SWITCHYARD_DLQ` by default), beside the event stream, written by `NatsDeadLetterStore`.
+ */
+export function deadLetterStreamName(stream: string): string {
+  return `${stream}_DLQ`;
+}
+
+/**
+ * The subject prefix of the dead letters that go with the event prefix `prefix`:
+ * `${prefix}_dlq` (`switchyard.events_dlq` by default). Beside `${prefix}.>`, not under it, so the
+ * event stream never captures a dead letter (and its subjects do not overlap the DLQ stream's).
+ */
+export function deadLetterPrefix(prefix: string): string {
+  return `${prefix}_dlq`;
+}
+
+/**
+ * The id of the dead letter of one event for one subscriber: 20 hex characters of a hash of the
+ * pair, so every process derives the same id (a second failure of the same event by the same
+ * subscriber updates the record) and it is one safe subject token.
+ */
+export function deadLetterId(subscriber: string, eventId: string): string {
+  return createHash("sha256")
+    .update(JSON.stringify(["dlq", subscriber, eventId]))
+    .digest("hex")
+    .slice(0, 20);
+}
+
+/** The subject one dead-letter record is stored on: `${prefix}_dlq.<id>` (the latest version only). */
+export function deadLetterSubject(prefix: string, id: string): string {
+  return `${deadLetterPrefix(prefix)}.${id}`;
+}

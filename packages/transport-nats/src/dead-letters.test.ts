@@ -1,0 +1,271 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { type Envelope, createEnvelope } from "@switchyard/event-schema";
+import {
+  type DeadLetterInfo,
+  type DeadLetterRecord,
+  UnrecoverableError,
+  UnsupportedOperationError,
+} from "@switchyard/transport";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import {
+  type NatsDeadLetterStore,
+  type NatsDeadLetterStoreOptions,
+  NatsOptionsError,
+  natsDeadLetterStore,
+  natsTransport,
+} from "./index";
+import { deadLetterId, deadLetterStreamName, deadLetterSubject } from "./names";
+import {
+  NATS_URL,
+  deleteStream,
+  describeIf,
+  eventually,
+  natsAvailable,
+  uniqueNames,
+} from "./test/nats";
+
+const job = (n: number, type = "JOB"): Envelope =>
+  createEnvelope({ type, source: "dead-letters-test", data: { n } });
+
+const record = (
+  envelope: Envelope,
+  subscriber = "worker",
+  extra: Partial<DeadLetterRecord> = {},
+): DeadLetterRecord => ({
+  envelope,
+  subscriber,
+  reason: "max_attempts",
+  attempts: 3,
+  error: { name: "Error", message: `failed ${(envelope.data as { n: number }).n}` },
+  failedAt: new Date().toISOString(),
+  origin: "nats",
+  ...extra,
+});
+
+describeIf(await natsAvailable(), "NatsDeadLetterStore", {}, () => {
+  let names: { stream: string; prefix: string };
+  let open: { close(): Promise<void> }[] = [];
+
+  const store = (options: NatsDeadLetterStoreOptions = {}): NatsDeadLetterStore => {
+    const s = natsDeadLetterStore({ servers: NATS_URL, ...names, ...options });
+    open.push(s);
+    return s;
+  };
+
+  beforeEach(() => {
+    names = uniqueNames("dlq");
+  });
+  afterEach(async () => {
+    await Promise.allSettled(open.map((s) => s.close()));
+    open = [];
+    await deleteStream(NATS_URL, names.stream);
+    await deleteStream(NATS_URL, deadLetterStreamName(names.stream));
+  });
+
+  it("keeps a record durably once deadLetter() resolves, one message per record on its own subject", async () => {
+    const s = store();
+    const envelope = job(1);
+    await s.deadLetter(record(envelope));
+    // Another connection reads it straight from the stream: it is stored, not buffered.
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const id = deadLetterId("worker", envelope.id);
+      const message = await jsm.streams.getMessage(deadLetterStreamName(names.stream), {
+        last_by_subj: deadLetterSubject(names.prefix, id),
+      });
+      expect(message).not.toBeNull();
+      const stored = message!.json<{ envelope: Envelope; status: string }>();
+      expect(stored.envelope).toEqual(envelope);
+      expect(stored.status).toBe("pending_retry");
+      const info = await jsm.streams.info(deadLetterStreamName(names.stream));
+      expect(info.config.max_msgs_per_subject).toBe(1);
+      expect(info.config.subjects).toEqual([`${names.prefix}_dlq.>`]);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("keeps the records of a transport across a restart of the transport and the store", async () => {
+    const first = store();
+    const transport = natsTransport({
+      servers: NATS_URL,
+      ...names,
+      deadLetter: first,
+      drainTimeoutMs: 1_000,
+      pullExpiresMs: 2_000,
+    });
+    open.push(transport);
+    await transport.subscribe({
+      subscriber: "worker",
+      types: ["JOB"],
+      handler: async (d) => {
+        throw new UnrecoverableError(`no ${(d.envelope.data as { n: number }).n}`);
+      },
+    });
+    const envelopes = [job(1), job(2), job(3)];
+    await transport.publish(envelopes);
+    await eventually(async () => (await first.counts()).depth === 3, "3 dead letters");
+    await transport.close();
+    await first.close();
+
+    const again = store();
+    const page = await again.list();
+    expect(page.deadLetters.map((d) => d.eventId).sort()).toEqual(
+      envelopes.map((e) => e.id).sort(),
+    );
+    for (const d of page.deadLetters) {
+      expect(d).toMatchObject({
+        subscriber: "worker",
+        eventType: "JOB",
+        origin: "nats",
+        reason: "unrecoverable",
+        status: "pending_retry",
+        attempts: 1,
+        replays: 0,
+      });
+      expect(d.error.message).toMatch(/^no [123]$/);
+      expect(d.envelope).toEqual(envelopes.find((e) => e.id === d.eventId));
+    }
+    expect(await again.counts()).toMatchObject({
+      depth: 3,
+      byStatus: { pending_retry: 3 },
+      byReason: { unrecoverable: 3 },
+      byType: { JOB: 3 },
+      bySubscriber: { worker: 3 },
+    });
+  });
+
+  it("updates the record of an event failed again by the same subscriber: attempts add up", async () => {
+    const s = store();
+    const envelope = job(1);
+    await s.deadLetter(record(envelope, "worker", { attempts: 2 }));
+    await s.deadLetter(record(envelope, "worker", { attempts: 3, reason: "unrecoverable" }));
+    await s.deadLetter(record(envelope, "other", { attempts: 1 }));
+    const { deadLetters } = await s.list({ subscriber: "worker" });
+    expect(deadLetters).toHaveLength(1);
+    expect(deadLetters[0]).toMatchObject({ attempts: 5, reason: "unrecoverable" });
+    expect((await s.counts()).depth).toBe(2);
+  });
+
+  it("lets two concurrent deadLetter() calls for one record both count (compare-and-set)", async () => {
+    const [a, b] = [store(), store()];
+    const envelope = job(1);
+    await a.ready();
+    await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        (i % 2 ? a : b).deadLetter(record(envelope, "worker", { attempts: 1 })),
+      ),
+    );
+    const [only] = (await a.list()).deadLetters;
+    expect(only?.attempts).toBe(6);
+  });
+
+  it("replays each record exactly once when two replayers run at once", async () => {
+    const seed = store();
+    const envelopes = Array.from({ length: 12 }, (_, i) => job(i));
+    for (const e of envelopes) await seed.deadLetter(record(e));
+    const calls: string[] = [];
+    const to = async (d: DeadLetterInfo) => {
+      calls.push(d.id);
+      await new Promise((r) => setTimeout(r, 5));
+    };
+    const [one, two] = await Promise.all([store().replay({}, { to }), store().replay({}, { to })]);
+    expect(calls).toHaveLength(12);
+    expect(new Set(calls).size).toBe(12);
+    expect([...one.replayed, ...two.replayed].sort()).toEqual([...calls].sort());
+    // Whatever one replayer did not replay, it skipped because the other had it.
+    expect(one.replayed.length + one.skipped.length).toBe(12);
+    expect(two.replayed.length + two.skipped.length).toBe(12);
+    for (const s of [...one.skipped, ...two.skipped]) expect(s.reason).toMatch(/another replayer/);
+    const counts = await seed.counts();
+    expect(counts).toMatchObject({ depth: 0, byStatus: { replayed: 12 } });
+    const { deadLetters } = await seed.list();
+    expect(deadLetters.every((d) => d.replays === 1 && d.replayedAt !== undefined)).toBe(true);
+  });
+
+  it("asks for again before replaying a record replayed before", async () => {
+    const s = store();
+    const e = job(1);
+    await s.deadLetter(record(e));
+    const calls: string[] = [];
+    const to = async (d: DeadLetterInfo) => void calls.push(d.id);
+    expect((await s.replay({}, { to })).replayed).toHaveLength(1);
+    const second = await s.replay({}, { to });
+    expect(second.replayed).toEqual([]);
+    expect(second.skipped[0]?.reason).toMatch(/again/);
+    const dry = await s.replay({}, { to, again: true, dryRun: true });
+    expect(dry).toMatchObject({ dryRun: true, matched: 1, replayed: [] });
+    expect(dry.wouldReplay).toHaveLength(1);
+    expect((await s.replay({}, { to, again: true })).replayed).toHaveLength(1);
+    expect(calls).toHaveLength(2);
+    expect((await s.list()).deadLetters[0]?.replays).toBe(2);
+  });
+
+  it("puts a record back as it was when handing it back fails", async () => {
+    const s = store();
+    await s.deadLetter(record(job(1)));
+    const result = await s.replay(
+      {},
+      {
+        to: async () => {
+          throw new Error("no such subscriber");
+        },
+      },
+    );
+    expect(result.failed).toEqual([{ id: expect.any(String), error: "no such subscriber" }]);
+    expect((await s.list()).deadLetters[0]).toMatchObject({ status: "pending_retry", replays: 0 });
+  });
+
+  it("filters, pages newest first and purges with tombstones or for good", async () => {
+    const s = store();
+    const t0 = Date.parse("2026-01-01T00:00:00.000Z");
+    for (let i = 0; i < 5; i++)
+      await s.deadLetter(
+        record(job(i, i < 3 ? "A" : "B"), i % 2 ? "odd" : "even", {
+          failedAt: new Date(t0 + i * 1_000).toISOString(),
+        }),
+      );
+    const first = await s.list({ limit: 2 });
+    expect(first.deadLetters.map((d) => d.lastFailedAt)).toEqual([
+      new Date(t0 + 4_000).toISOString(),
+      new Date(t0 + 3_000).toISOString(),
+    ]);
+    const rest = await s.list({ limit: 2, cursor: first.next! });
+    const last = await s.list({ limit: 2, cursor: rest.next! });
+    expect(last.next).toBeUndefined();
+    expect([...first.deadLetters, ...rest.deadLetters, ...last.deadLetters]).toHaveLength(5);
+    expect((await s.list({ type: "A", subscriber: "even" })).deadLetters).toHaveLength(2);
+    expect((await s.list({ since: t0 + 2_000, before: t0 + 4_000 })).deadLetters).toHaveLength(2);
+
+    await expect(s.purge({})).rejects.toBeInstanceOf(NatsOptionsError);
+    expect(await s.purge({ type: "A" }, { dryRun: true })).toEqual({ dryRun: true, count: 3 });
+    expect(await s.purge({ type: "A" })).toEqual({ dryRun: false, count: 3 });
+    const purged = (await s.list({ status: "purged" })).deadLetters;
+    expect(purged).toHaveLength(3);
+    expect(purged.every((d) => d.envelope === undefined)).toBe(true);
+    expect(await s.counts()).toMatchObject({ depth: 2, byStatus: { purged: 3, pending_retry: 2 } });
+    const replayed = await s.replay({ type: "A" }, { to: async () => {} });
+    expect(replayed.skipped.map((x) => x.reason)).toEqual(["purged", "purged", "purged"]);
+    expect(await s.purge({}, { all: true, hard: true })).toEqual({ dryRun: false, count: 5 });
+    expect((await s.list()).deadLetters).toEqual([]);
+  });
+
+  it("opened read-only, reads without creating its stream and refuses writes", async () => {
+    const s = store({ readOnly: true });
+    expect(await s.list()).toEqual({ deadLetters: [] });
+    expect((await s.counts()).depth).toBe(0);
+    expect(await s.get(deadLetterId("worker", "x"))).toBeUndefined();
+    await expect(s.deadLetter(record(job(1)))).rejects.toBeInstanceOf(UnsupportedOperationError);
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const streams: string[] = [];
+      for await (const name of jsm.streams.names()) streams.push(name);
+      expect(streams).not.toContain(deadLetterStreamName(names.stream));
+    } finally {
+      await nc.close();
+    }
+  });
+});

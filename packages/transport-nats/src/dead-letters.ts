@@ -1,0 +1,732 @@
+import {
+  DiscardPolicy,
+  type JetStreamManager,
+  RetentionPolicy,
+  type StreamConfig,
+  type StreamInfo,
+  StorageType,
+} from "@nats-io/jetstream";
+import { randomUUID } from "node:crypto";
+import type { Envelope } from "@switchyard/event-schema";
+import {
+  type ActionResult,
+  type DeadLetterCounts,
+  type DeadLetterFilter,
+  type DeadLetterInfo,
+  type DeadLetterListQuery,
+  type DeadLetterPage,
+  type DeadLetterReason,
+  type DeadLetterRecord,
+  type DeadLetterSink,
+  type DeadLetterStatus,
+  type Logger,
+  type ReplayResult,
+  type SerializedError,
+  type TimeInput,
+  UnsupportedOperationError,
+  childLogger,
+  silentLogger,
+} from "@switchyard/transport";
+import {
+  NatsOptionsError,
+  NatsStreamConfigError,
+  TransportClosedError,
+  toNatsError,
+} from "./errors";
+import type { NatsHeartbeatLocation } from "./heartbeats";
+import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
+import {
+  deadLetterId,
+  deadLetterPrefix,
+  deadLetterStreamName,
+  deadLetterSubject,
+  isStreamName,
+  subjectCovers,
+} from "./names";
+import type { NatsTransportOptions, ResolvedOptions } from "./options";
+import { resolveOptions } from "./options";
+import { readStream } from "./reader";
+
+/** Options of {@link natsDeadLetterStore}. */
+export interface NatsDeadLetterStoreOptions
+  extends NatsHeartbeatLocation, Pick<NatsTransportOptions, "replicas" | "storage" | "logger"> {
+  /**
+   * The stream holding the records. @defaultValue `${stream}_DLQ` (`SWITCHYARD_DLQ`)
+   */
+  readonly deadLetterStream?: string;
+  /**
+   * How long a replayer's claim on a record lasts: a replayer that died mid-replay leaves the
+   * record `retrying`, and another may take it over after this. @defaultValue 60_000
+   */
+  readonly claimMs?: number;
+  /** Only read: writes (`deadLetter`, `replay`, `purge`) reject, nothing is created. @defaultValue false */
+  readonly readOnly?: boolean;
+}
+
+/** The defaults of {@link NatsDeadLetterStoreOptions} that are not the transport's. */
+export const defaultNatsDeadLetterClaimMs = 60_000;
+
+/** Options of {@link NatsDeadLetterStore.replay}. */
+export interface NatsReplayOptions {
+  /** Hands one record's envelope back (usually `transport.requeue(subscriber, envelope)`). */
+  readonly to: (record: DeadLetterInfo & { readonly envelope: Envelope }) => Promise<void>;
+  /** Count what would be replayed; change nothing. @defaultValue false */
+  readonly dryRun?: boolean;
+  /** Also replay records replayed before. @defaultValue false */
+  readonly again?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** The record as stored: one message per record, on its own subject. */
+interface StoredRecord {
+  readonly v: 1;
+  readonly id: string;
+  readonly subscriber: string;
+  readonly eventId: string;
+  readonly eventType: string;
+  readonly origin: string;
+  readonly reason: DeadLetterReason;
+  readonly status: DeadLetterStatus;
+  readonly error: SerializedError;
+  readonly attempts: number;
+  readonly replays: number;
+  readonly firstFailedAt: string;
+  readonly lastFailedAt: string;
+  readonly replayedAt?: string;
+  readonly envelope?: Envelope;
+  /** A replayer's exclusive claim (status `retrying`). */
+  readonly claim?: { readonly token: string; readonly until: string };
+  readonly updatedAt: string;
+}
+
+/** A record with its revision: the stream sequence of the message holding this version. */
+interface Versioned {
+  readonly record: StoredRecord;
+  readonly revision: number;
+}
+
+/** Records that still need attention: the depth. */
+const DEPTH: readonly DeadLetterStatus[] = ["pending_retry", "retrying", "permanently_failed"];
+const STATUSES: readonly DeadLetterStatus[] = [...DEPTH, "replayed", "purged"];
+/** Publishing a version whose expected last subject sequence is not the current one. */
+const WRONG_LAST_SEQUENCE = 10071;
+/** Compare-and-set rounds of one `deadLetter()` before giving up (every round means another writer won). */
+const UPSERT_ROUNDS = 20;
+const ID = /^[0-9a-f]{20}$/;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const isWrongLastSequence = (error: unknown) =>
+  hasCode(error, WRONG_LAST_SEQUENCE) ||
+  /wrong last sequence/i.test((error as Error | null)?.message ?? "");
+
+/** @internal A time input as Unix ms; a bad one is a typed error naming the field. */
+export function toMs(value: TimeInput, field: string): number {
+  const ms =
+    value instanceof Date ? value.getTime() : typeof value === "number" ? value : Date.parse(value);
+  if (!Number.isFinite(ms))
+    throw new NatsOptionsError(field, value, "a Date, ms since the epoch or an RFC 3339 string");
+  return ms;
+}
+
+/** @internal Whether a record matches a dead-letter filter. */
+export function matchesFilter(record: DeadLetterInfo, filter: DeadLetterFilter): boolean {
+  if (filter.id !== undefined && record.id !== filter.id) return false;
+  if (filter.type !== undefined && record.eventType !== filter.type) return false;
+  if (filter.subscriber !== undefined && record.subscriber !== filter.subscriber) return false;
+  if (filter.reason !== undefined && record.reason !== filter.reason) return false;
+  if (filter.status !== undefined) {
+    const statuses: readonly DeadLetterStatus[] =
+      typeof filter.status === "string" ? [filter.status] : filter.status;
+    if (!statuses.includes(record.status)) return false;
+  }
+  const failed = Date.parse(record.lastFailedAt);
+  if (filter.since !== undefined && failed < toMs(filter.since, "since")) return false;
+  if (filter.before !== undefined && failed >= toMs(filter.before, "before")) return false;
+  return true;
+}
+
+const hasFilter = (filter: DeadLetterFilter) =>
+  Object.values(filter).some((value) => value !== undefined);
+
+/**
+ * A durable dead-letter store on NATS JetStream: the {@link DeadLetterSink} a NATS transport
+ * writes to by default under `natsDriver`, and what `switchyard dlq` lists, replays and purges on
+ * NATS.
+ *
+ * - **stream**: `${stream}_DLQ` (or `deadLetterStream`) on `${prefix}_dlq.>`, beside the event
+ *   stream and never under `${prefix}.>`; limits retention, file storage, `max_msgs_per_subject: 1`.
+ * - **one message per record**: the record of event `e` for subscriber `s` has the id
+ *   `deadLetterId(s, e)` (20 hex characters) and lives on `${prefix}_dlq.<id>`; the stream keeps
+ *   the latest version only. The message holds the whole record: the envelope, the last error,
+ *   attempts, replays, status and timestamps. The same event failed again by the same subscriber
+ *   updates its record (attempts add up, status back to `pending_retry`), as in the SQLite store.
+ * - **every change is a compare-and-set**: a new version is published with
+ *   `Nats-Expected-Last-Subject-Sequence` = the revision it was computed from (the sequence of
+ *   the version read; 0 for a new record), so two writers never overwrite each other: the loser
+ *   gets "wrong last sequence" and reads again (`deadLetter`) or gives the record up (`replay`).
+ * - **durable**: `deadLetter()` resolves once the stream acknowledged the version (stored).
+ * - **exclusive replay**: a replayer first claims a record (a version with status `retrying` and
+ *   a claim until `claimMs` from now, published against the revision it listed), then hands the
+ *   envelope back, then settles it (`replayed`, `replays + 1`) against the claim's revision. Two
+ *   replayers listing the same version cannot both claim it, so a record is replayed once per
+ *   listed version; a claim older than `claimMs` (its replayer died) can be taken over.
+ * - **purge** marks records `purged` and drops their envelope (a tombstone); `hard` removes
+ *   their messages.
+ * - **reads** create nothing: a missing stream reads as empty. Listing reads the stream once
+ *   through an ordered consumer that is deleted afterwards.
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * await using store = natsDeadLetterStore({ servers: "nats://nats:4222" });
+ * const transport = natsTransport({ servers: "nats://nats:4222", deadLetter: store });
+ * console.log(await store.counts());
+ * ```
+ */
+export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
+  /** The stream holding the records. */
+  readonly stream: string;
+  /** The event transport's subject prefix the records are stored beside. */
+  readonly prefix: string;
+  readonly #options: ResolvedOptions;
+  readonly #logger: Logger;
+  readonly #claimMs: number;
+  readonly #readOnly: boolean;
+  readonly #shared: (() => Promise<Session>) | undefined;
+  #session: Promise<Session> | undefined;
+  #ensured: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param options - where the records are (see {@link NatsDeadLetterStoreOptions}).
+   * @param internal - a session owned by someone else (the driver's), opened on first use.
+   */
+  constructor(
+    options: NatsDeadLetterStoreOptions = {},
+    internal?: { readonly session: () => Promise<Session> },
+  ) {
+    const { deadLetterStream, claimMs = defaultNatsDeadLetterClaimMs, readOnly, ...rest } = options;
+    this.#options = resolveOptions(rest);
+    this.prefix = this.#options.prefix;
+    this.stream = deadLetterStream ?? deadLetterStreamName(this.#options.stream);
+    if (!isStreamName(this.stream))
+      throw new NatsOptionsError(
+        "deadLetterStream",
+        this.stream,
+        "a stream name without '.', '*', '>', '/', '\\' or whitespace, at most 255 characters",
+      );
+    if (!Number.isInteger(claimMs) || claimMs < 1_000)
+      throw new NatsOptionsError("claimMs", claimMs, "an integer ≥ 1000");
+    this.#claimMs = claimMs;
+    this.#readOnly = readOnly ?? false;
+    this.#shared = internal?.session;
+    this.#logger = childLogger(this.#options.logger ?? silentLogger, {
+      component: "dead-letters",
+      stream: this.stream,
+    });
+  }
+
+  #open(): Promise<Session> {
+    if (this.#closing)
+      return Promise.reject(new TransportClosedError(`NATS dead-letter store ${this.stream}`));
+    this.#session ??= (this.#shared ? this.#shared() : openSession(this.#options)).catch(
+      (error: unknown) => {
+        this.#session = undefined;
+        throw error;
+      },
+    );
+    return this.#session;
+  }
+
+  /** Connect and create (or fit) the stream. Writes call it; call it to fail fast at startup. */
+  async ready(): Promise<void> {
+    await this.#writable("create its stream");
+  }
+
+  async #writable(operation: string): Promise<Session> {
+    if (this.#readOnly)
+      throw new UnsupportedOperationError("nats", `${operation} (opened read-only)`);
+    const session = await this.#open();
+    this.#ensured ??= this.#ensureStream(session.jsm).catch((error: unknown) => {
+      this.#ensured = undefined;
+      throw error instanceof NatsStreamConfigError
+        ? error
+        : toNatsError(error, { servers: this.#options.servers, phase: "request" });
+    });
+    await this.#ensured;
+    return session;
+  }
+
+  async #ensureStream(jsm: JetStreamManager): Promise<void> {
+    const name = this.stream;
+    const subject = `${deadLetterPrefix(this.prefix)}.>`;
+    for (let round = 0; round < 3; round++) {
+      let info: StreamInfo | undefined;
+      try {
+        info = await jsm.streams.info(name);
+      } catch (error) {
+        if (!isStreamNotFound(error)) throw error;
+      }
+      if (!info) {
+        try {
+          await jsm.streams.add({
+            name,
+            subjects: [subject],
+            retention: RetentionPolicy.Limits,
+            storage: this.#options.storage === "file" ? StorageType.File : StorageType.Memory,
+            num_replicas: this.#options.replicas,
+            max_msgs_per_subject: 1,
+            discard: DiscardPolicy.Old,
+            description:
+              "Switchyard dead letters, one message per record (@switchyard/transport-nats)",
+          } as Partial<StreamConfig> as StreamConfig);
+          this.#logger.info({ subjects: [subject] }, `created dead-letter stream ${name}`);
+          return;
+        } catch (error) {
+          if (hasCode(error, 10058)) continue; // created concurrently by another process
+          if (hasCode(error, 10065))
+            throw new NatsStreamConfigError(
+              name,
+              `its subjects "${subject}" overlap the subjects of another stream`,
+              { cause: error },
+            );
+          throw error;
+        }
+      }
+      const config = info.config;
+      if (config.retention !== RetentionPolicy.Limits || config.max_msgs_per_subject !== 1)
+        throw new NatsStreamConfigError(
+          name,
+          `it exists with retention "${config.retention}" and max_msgs_per_subject ` +
+            `${config.max_msgs_per_subject}; dead letters need "limits" and 1 (one message per record)`,
+        );
+      const subjects = config.subjects ?? [];
+      if (subjects.some((s) => subjectCovers(s, deadLetterPrefix(this.prefix)))) return;
+      try {
+        await jsm.streams.update(name, { ...config, subjects: [...subjects, subject] });
+        this.#logger.info(
+          { subject },
+          `added this prefix's subjects to dead-letter stream ${name}`,
+        );
+        return;
+      } catch (error) {
+        throw new NatsStreamConfigError(name, `updating it failed (${(error as Error).message})`, {
+          cause: error,
+        });
+      }
+    }
+    throw new NatsStreamConfigError(name, "it kept changing while being set up");
+  }
+
+  /**
+   * Store a failed delivery (the {@link DeadLetterSink} method). Resolves once the record's new
+   * version is stored in the stream. A record of the same event and subscriber is updated:
+   * attempts add up, the last error and failure time are replaced, status returns to
+   * `pending_retry`, replays are kept.
+   */
+  async deadLetter(record: DeadLetterRecord): Promise<void> {
+    const session = await this.#writable("store dead letters");
+    const id = deadLetterId(record.subscriber, record.envelope.id);
+    for (let round = 0; round < UPSERT_ROUNDS; round++) {
+      const current = await this.#read(session, id);
+      const now = new Date().toISOString();
+      const previous = current?.record;
+      const next: StoredRecord = {
+        v: 1,
+        id,
+        subscriber: record.subscriber,
+        eventId: record.envelope.id,
+        eventType: record.envelope.type,
+        origin: record.origin,
+        reason: record.reason,
+        status: "pending_retry",
+        error: record.error,
+        attempts: (previous?.attempts ?? 0) + record.attempts,
+        replays: previous?.replays ?? 0,
+        firstFailedAt: previous?.firstFailedAt ?? record.failedAt,
+        lastFailedAt: record.failedAt,
+        ...(previous?.replayedAt !== undefined ? { replayedAt: previous.replayedAt } : {}),
+        envelope: record.envelope,
+        updatedAt: now,
+      };
+      if ((await this.#put(session, next, current?.revision ?? 0)) !== undefined) return;
+    }
+    throw new NatsStreamConfigError(
+      this.stream,
+      `dead letter ${id} kept changing under ${UPSERT_ROUNDS} writes in a row; try again`,
+    );
+  }
+
+  /** Publish a version against `revision`; its new revision, or `undefined` when another writer won. */
+  async #put(
+    session: Session,
+    record: StoredRecord,
+    revision: number,
+  ): Promise<number | undefined> {
+    try {
+      const ack = await session.js.publish(
+        deadLetterSubject(this.prefix, record.id),
+        encoder.encode(JSON.stringify(record)),
+        {
+          expect: { lastSubjectSequence: revision },
+          timeout: this.#options.requestTimeoutMs,
+        },
+      );
+      return ack.seq;
+    } catch (error) {
+      if (isWrongLastSequence(error)) return undefined;
+      throw toNatsError(error, { servers: this.#options.servers, phase: "request" });
+    }
+  }
+
+  async #read(session: Session, id: string): Promise<Versioned | undefined> {
+    let message;
+    try {
+      message = await session.jsm.streams.getMessage(this.stream, {
+        last_by_subj: deadLetterSubject(this.prefix, id),
+      });
+    } catch (error) {
+      if (isStreamNotFound(error)) return undefined;
+      throw error;
+    }
+    if (!message) return undefined;
+    return { record: decodeRecord(id, message.data), revision: message.seq };
+  }
+
+  /** Every record, latest version each, with its revision. Reads nothing into being. */
+  async #all(signal?: AbortSignal): Promise<Versioned[]> {
+    const session = await this.#open();
+    let info: StreamInfo;
+    try {
+      info = await session.jsm.streams.info(this.stream);
+    } catch (error) {
+      if (isStreamNotFound(error)) return [];
+      throw toNatsError(error, { servers: this.#options.servers, phase: "request" });
+    }
+    if (info.state.messages === 0) return [];
+    const byId = new Map<string, Versioned>();
+    const prefix = `${deadLetterPrefix(this.prefix)}.`;
+    for await (const message of readStream(
+      { js: session.js, jsm: session.jsm, stream: this.stream },
+      { filter: `${prefix}>`, until: info.state.last_seq, ...(signal ? { signal } : {}) },
+    )) {
+      const id = message.subject.slice(prefix.length);
+      // A record updated while it was being read appears twice: the later version wins.
+      byId.set(id, { record: decodeRecord(id, message.data), revision: message.seq });
+    }
+    return [...byId.values()];
+  }
+
+  /** One record by id; `undefined` when there is none. */
+  async get(
+    id: string,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<DeadLetterInfo | undefined> {
+    if (!ID.test(id)) return undefined;
+    void options;
+    const session = await this.#open();
+    try {
+      const found = await this.#read(session, id);
+      return found ? toInfo(found.record) : undefined;
+    } catch (error) {
+      throw toNatsError(error, { servers: this.#options.servers, phase: "request" });
+    }
+  }
+
+  /** Records matching the filter, newest failure first, paged (`cursor` = `next` of the previous page). */
+  async list(
+    query: DeadLetterListQuery & { readonly signal?: AbortSignal } = {},
+  ): Promise<DeadLetterPage> {
+    const limit = query.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new NatsOptionsError("limit", limit, "an integer ≥ 1");
+    const after = query.cursor === undefined ? undefined : parseCursor(query.cursor);
+    const records = (await this.#all(query.signal))
+      .map((v) => toInfo(v.record))
+      .filter((r) => matchesFilter(r, query))
+      .sort(newestFirst)
+      .filter((r) => after === undefined || newestFirst(r, after) > 0);
+    const page = records.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      deadLetters: page,
+      ...(records.length > limit && last ? { next: `${last.lastFailedAt}|${last.id}` } : {}),
+    };
+  }
+
+  /** Depth (records not replayed, not purged) and its breakdowns by status, reason, type and subscriber. */
+  async counts(options: { readonly signal?: AbortSignal } = {}): Promise<DeadLetterCounts> {
+    const records = (await this.#all(options.signal)).map((v) => toInfo(v.record));
+    return countsOf(records, Date.now());
+  }
+
+  /** @internal Every record as `DeadLetterInfo` (the inspector's backlog and deliveries). */
+  async records(signal?: AbortSignal): Promise<DeadLetterInfo[]> {
+    return (await this.#all(signal)).map((v) => toInfo(v.record));
+  }
+
+  /**
+   * Hand matching records back, each at most once even with several replayers at once (see the
+   * class comment): claim, `to(record)`, settle as `replayed`. Records replayed before are
+   * skipped unless `again`; purged ones and those claimed by another replayer are skipped; a
+   * record whose `to` throws goes back to its previous status and is reported in `failed`.
+   */
+  async replay(filter: DeadLetterFilter, options: NatsReplayOptions): Promise<ReplayResult> {
+    const { dryRun = false, again = false, signal } = options;
+    const session = dryRun ? await this.#open() : await this.#writable("replay dead letters");
+    const matched = (await this.#all(signal))
+      .filter((v) => matchesFilter(toInfo(v.record), filter))
+      .sort((a, b) => newestFirst(toInfo(b.record), toInfo(a.record)));
+    const replayed: string[] = [];
+    const wouldReplay: string[] = [];
+    const skipped: { id: string; reason: string }[] = [];
+    const failed: { id: string; error: string }[] = [];
+    for (const { record, revision } of matched) {
+      if (signal?.aborted) break;
+      const now = Date.now();
+      const why = notReplayable(record, again, now);
+      if (why) {
+        skipped.push({ id: record.id, reason: why });
+        continue;
+      }
+      if (dryRun) {
+        wouldReplay.push(record.id);
+        continue;
+      }
+      const claim = { token: randomUUID(), until: new Date(now + this.#claimMs).toISOString() };
+      const claimed: StoredRecord = {
+        ...record,
+        status: "retrying",
+        claim,
+        updatedAt: new Date(now).toISOString(),
+      };
+      const claimRevision = await this.#put(session, claimed, revision);
+      if (claimRevision === undefined) {
+        skipped.push({ id: record.id, reason: "claimed or changed by another replayer meanwhile" });
+        continue;
+      }
+      try {
+        await options.to(toInfo(record) as DeadLetterInfo & { envelope: Envelope });
+      } catch (error) {
+        failed.push({ id: record.id, error: (error as Error).message ?? String(error) });
+        // Back to what it was, unless someone took the expired claim over meanwhile.
+        await this.#put(
+          session,
+          { ...record, updatedAt: new Date().toISOString() },
+          claimRevision,
+        ).catch(() => undefined);
+        continue;
+      }
+      replayed.push(record.id);
+      const { claim: _claim, ...rest } = claimed;
+      const settled = await this.#put(
+        session,
+        {
+          ...rest,
+          status: "replayed",
+          replays: record.replays + 1,
+          replayedAt: new Date().toISOString(),
+          updatedAt: new Date().toISOString(),
+        },
+        claimRevision,
+      );
+      if (settled === undefined)
+        this.#logger.warn(
+          { id: record.id },
+          `dead letter ${record.id} was replayed, but changed meanwhile (its claim ran out after ` +
+            `${this.#claimMs} ms, or it failed again); it keeps the newer version`,
+        );
+    }
+    return { dryRun, matched: matched.length, replayed, skipped, failed, wouldReplay };
+  }
+
+  /**
+   * Purge matching records: mark them `purged` and drop their envelope, or with `hard` remove
+   * them. Needs a filter or `all`. Records being replayed (`retrying` with a live claim) are left.
+   */
+  async purge(
+    filter: DeadLetterFilter,
+    options: {
+      readonly dryRun?: boolean;
+      readonly all?: boolean;
+      readonly hard?: boolean;
+      readonly signal?: AbortSignal;
+    } = {},
+  ): Promise<ActionResult> {
+    const { dryRun = false, all = false, hard = false, signal } = options;
+    if (!all && !hasFilter(filter))
+      throw new NatsOptionsError(
+        "filter",
+        filter,
+        "at least one of id, type, subscriber, reason, status, since, before — or { all: true } to purge every dead letter",
+      );
+    const session = dryRun ? await this.#open() : await this.#writable("purge dead letters");
+    const now = Date.now();
+    const targets = (await this.#all(signal)).filter(
+      ({ record }) =>
+        matchesFilter(toInfo(record), filter) &&
+        (hard || record.status !== "purged") &&
+        !(record.status === "retrying" && claimLive(record, now)),
+    );
+    if (dryRun) return { dryRun, count: targets.length };
+    let count = 0;
+    for (const { record, revision } of targets) {
+      if (signal?.aborted) break;
+      if (hard) {
+        await session.jsm.streams.purge(this.stream, {
+          filter: deadLetterSubject(this.prefix, record.id),
+        });
+        count++;
+        continue;
+      }
+      const { envelope: _envelope, claim: _claim, ...rest } = record;
+      const tombstone: StoredRecord = {
+        ...rest,
+        status: "purged",
+        error: { ...record.error, stack: undefined },
+        updatedAt: new Date().toISOString(),
+      };
+      if ((await this.#put(session, tombstone, revision)) !== undefined) count++;
+    }
+    return { dryRun, count };
+  }
+
+  /** Release the connection (if the store opened it). Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const session = await this.#session?.catch(() => undefined);
+      if (session && !this.#shared && !this.#options.connection) await closeConnection(session.nc);
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+const claimLive = (record: StoredRecord, now: number) =>
+  record.claim !== undefined && Date.parse(record.claim.until) > now;
+
+function notReplayable(record: StoredRecord, again: boolean, now: number): string | undefined {
+  if (record.status === "purged") return "purged";
+  if (record.status === "replayed" && !again)
+    return "replayed before; pass { again: true } to replay it again";
+  if (record.status === "retrying" && claimLive(record, now)) return "claimed by another replayer";
+  if (!record.envelope) return "no envelope stored (damaged)";
+  return undefined;
+}
+
+const newestFirst = (a: DeadLetterInfo, b: Pick<DeadLetterInfo, "lastFailedAt" | "id">) =>
+  a.lastFailedAt < b.lastFailedAt
+    ? 1
+    : a.lastFailedAt > b.lastFailedAt
+      ? -1
+      : a.id < b.id
+        ? -1
+        : a.id > b.id
+          ? 1
+          : 0;
+
+function parseCursor(cursor: string): Pick<DeadLetterInfo, "lastFailedAt" | "id"> {
+  const bar = cursor.lastIndexOf("|");
+  if (bar < 0) throw new NatsOptionsError("cursor", cursor, "the `next` of a previous page");
+  return { lastFailedAt: cursor.slice(0, bar), id: cursor.slice(bar + 1) };
+}
+
+/** @internal Depth and breakdowns of a set of records. */
+export function countsOf(records: readonly DeadLetterInfo[], now: number): DeadLetterCounts {
+  const byStatus: Partial<Record<DeadLetterStatus, number>> = {};
+  const byReason: Partial<Record<DeadLetterReason, number>> = {};
+  const byType: Record<string, number> = {};
+  const bySubscriber: Record<string, number> = {};
+  let depth = 0;
+  let oldest: number | undefined;
+  for (const r of records) {
+    byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+    if (!DEPTH.includes(r.status)) continue;
+    depth++;
+    byReason[r.reason] = (byReason[r.reason] ?? 0) + 1;
+    byType[r.eventType] = (byType[r.eventType] ?? 0) + 1;
+    bySubscriber[r.subscriber] = (bySubscriber[r.subscriber] ?? 0) + 1;
+    const at = Date.parse(r.firstFailedAt);
+    if (Number.isFinite(at)) oldest = Math.min(oldest ?? at, at);
+  }
+  return {
+    depth,
+    byStatus,
+    byReason,
+    byType,
+    bySubscriber,
+    ...(oldest !== undefined ? { oldestAgeMs: Math.max(0, now - oldest) } : {}),
+  };
+}
+
+/** @internal Whether a status counts in the depth (not replayed, not purged). */
+export const inDepth = (status: DeadLetterStatus) => DEPTH.includes(status);
+
+function decodeRecord(id: string, data: Uint8Array): StoredRecord {
+  try {
+    const value = JSON.parse(decoder.decode(data)) as Partial<StoredRecord>;
+    if (value?.v === 1 && typeof value.subscriber === "string" && STATUSES.includes(value.status!))
+      return value as StoredRecord;
+  } catch {
+    // reported as damaged below
+  }
+  const now = new Date(0).toISOString();
+  return {
+    v: 1,
+    id,
+    subscriber: "",
+    eventId: "",
+    eventType: "",
+    origin: "",
+    reason: "max_attempts",
+    status: "permanently_failed",
+    error: { name: "Error", message: "damaged record" },
+    attempts: 0,
+    replays: 0,
+    firstFailedAt: now,
+    lastFailedAt: now,
+    updatedAt: now,
+    damaged: true,
+  } as StoredRecord;
+}
+
+function toInfo(record: StoredRecord): DeadLetterInfo {
+  return {
+    id: record.id,
+    eventId: record.eventId,
+    eventType: record.eventType,
+    subscriber: record.subscriber,
+    origin: record.origin,
+    reason: record.reason,
+    status: record.status,
+    error: record.error,
+    attempts: record.attempts,
+    replays: record.replays,
+    firstFailedAt: record.firstFailedAt,
+    lastFailedAt: record.lastFailedAt,
+    ...(record.replayedAt !== undefined ? { replayedAt: record.replayedAt } : {}),
+    ...(record.envelope !== undefined ? { envelope: record.envelope } : {}),
+    ...((record as { damaged?: boolean }).damaged
+      ? { damaged: `the message of dead letter ${record.id} is not a dead-letter record` }
+      : {}),
+  };
+}
+
+/**
+ * Create a {@link NatsDeadLetterStore}. Nothing connects until the first call.
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * const store = natsDeadLetterStore({ servers: "nats://nats:4222", stream: "SWITCHYARD" });
+ * const page = await store.list({ subscriber: "evaluator" });
+ * ```
+ */
+export function natsDeadLetterStore(options: NatsDeadLetterStoreOptions = {}): NatsDeadLetterStore {
+  return new NatsDeadLetterStore(options);
+}
