@@ -1,134 +1,255 @@
+// Spans and metrics recorded by the real OpenTelemetry SDK (in-memory exporter and reader),
+// checked against the messaging semantic conventions the router states it follows.
 import * as api from "@opentelemetry/api";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UnrecoverableError } from "@switchyard/transport";
-import type { OtelSpan, OtelTracer } from "./middleware/open-telemetry";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
+import { MemoryTransport, UnrecoverableError, decideOutcome } from "@switchyard/transport";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createRouter } from "./router";
-import { testCatalog } from "./test/fixtures";
+import { eventually, testCatalog } from "./test/fixtures";
 
-// What an SDK would record: enough to check names, parents, attributes, status and ending.
-interface Recorded {
-  name: string;
-  kind: number | undefined;
-  attributes: Record<string, unknown>;
-  parent: api.SpanContext | undefined;
-  context: api.SpanContext;
-  status?: { code: number; message?: string };
-  exceptions: unknown[];
-  ended: boolean;
+class TestReader extends MetricReader {
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
 }
-const spans: Recorded[] = [];
-let nextSpan = 1;
-const tracer: OtelTracer = {
-  startActiveSpan(name, options, context, fn) {
-    const parent = api.trace.getSpanContext(context as api.Context);
-    const own: api.SpanContext = {
-      traceId: parent?.traceId ?? "1".repeat(32),
-      spanId: (nextSpan++).toString(16).padStart(16, "0"),
-      traceFlags: 1,
-    };
-    const record: Recorded = {
-      name,
-      kind: options.kind,
-      attributes: { ...options.attributes },
-      parent,
-      context: own,
-      exceptions: [],
-      ended: false,
-    };
-    spans.push(record);
-    const span: OtelSpan = {
-      setAttribute: (k, v) => void (record.attributes[k] = v),
-      recordException: (e) => void record.exceptions.push(e),
-      setStatus: (s) => void (record.status = s),
-      end: () => void (record.ended = true),
-    };
-    return fn(span) as never;
-  },
-};
 
-// A synchronous context manager: enough for `context.with(...)` around a publish call.
-const stack: api.Context[] = [];
-const manager: api.ContextManager = {
-  active: () => stack.at(-1) ?? api.ROOT_CONTEXT,
-  with: (ctx, fn, thisArg, ...args) => {
-    stack.push(ctx);
-    try {
-      return fn.call(thisArg, ...args);
-    } finally {
-      stack.pop();
-    }
-  },
-  bind: (_ctx, target) => target,
-  enable: () => manager,
-  disable: () => manager,
-};
-beforeAll(() => void api.context.setGlobalContextManager(manager));
+const exporter = new InMemorySpanExporter();
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const tracer = provider.getTracer("test");
+let reader: TestReader;
+let meter: api.Meter;
+
+beforeAll(() => {
+  api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+});
 afterAll(() => api.context.disable());
+beforeEach(() => {
+  exporter.reset();
+  reader = new TestReader();
+  meter = new MeterProvider({ readers: [reader] }).getMeter("test");
+});
 
-describe("OpenTelemetry", () => {
-  it("opens a consumer span per delivery, a child of the event's traceparent", async () => {
-    spans.length = 0;
-    const router = createRouter({ catalog: testCatalog, openTelemetry: { api, tracer } });
+const spansNamed = (prefix: string): ReadableSpan[] =>
+  exporter.getFinishedSpans().filter((s) => s.name.startsWith(prefix));
+
+async function metric(name: string): Promise<{ value: unknown; attributes: api.Attributes }[]> {
+  const { resourceMetrics } = await reader.collect();
+  const found = resourceMetrics.scopeMetrics
+    .flatMap((s) => s.metrics)
+    .find((m) => m.descriptor.name === name);
+  return (found?.dataPoints ?? []).map((p) => ({ value: p.value, attributes: p.attributes }));
+}
+
+const otel = () => ({ api, tracer, meter });
+
+describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
+  it("opens a send producer span per publish, and a process consumer span as its child", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
     router.subscribe("JOB_STARTED", () => {}, { name: "worker" });
-    const sent = await router.publish(
-      "JOB_STARTED",
-      { n: 1 },
-      { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
-    );
+    const sent = await router.publish("JOB_STARTED", { n: 1 });
     await router.drain();
-    expect(spans).toHaveLength(1);
-    expect(spans[0]).toMatchObject({
-      name: "process JOB_STARTED",
-      kind: api.SpanKind.CONSUMER,
-      ended: true,
-      parent: {
-        traceId: "0af7651916cd43dd8448eb211c80319c",
-        spanId: "b7ad6b7169203331",
-        isRemote: true,
-      },
-      attributes: {
-        "messaging.system": "switchyard",
-        "messaging.destination.name": "JOB_STARTED",
-        "messaging.message.id": sent.id,
-        "messaging.consumer.group.name": "worker",
-        "switchyard.outcome": "ok",
-        "switchyard.attempt": 1,
-      },
+    const [send] = spansNamed("send JOB_STARTED");
+    const [process] = spansNamed("process JOB_STARTED");
+    expect(send).toBeDefined();
+    expect(process).toBeDefined();
+    expect(send!.kind).toBe(api.SpanKind.PRODUCER);
+    expect(send!.attributes).toMatchObject({
+      "messaging.system": "switchyard",
+      "messaging.operation.name": "send",
+      "messaging.operation.type": "send",
+      "messaging.destination.name": "JOB_STARTED",
+      "messaging.message.id": sent.id,
+      "messaging.message.body.size": Buffer.byteLength(JSON.stringify({ n: 1 })),
     });
+    // The envelope carries the send span's context: consumers continue the trace.
+    expect(sent.traceparent).toBe(
+      `00-${send!.spanContext().traceId}-${send!.spanContext().spanId}-01`,
+    );
+    expect(process!.kind).toBe(api.SpanKind.CONSUMER);
+    expect(process!.spanContext().traceId).toBe(send!.spanContext().traceId);
+    expect(process!.parentSpanContext?.spanId).toBe(send!.spanContext().spanId);
+    expect(process!.attributes).toMatchObject({
+      "messaging.operation.name": "process",
+      "messaging.operation.type": "process",
+      "messaging.consumer.group.name": "worker",
+      "messaging.message.id": sent.id,
+      "switchyard.delivery.attempt": 1,
+    });
+    expect(process!.events.map((e) => [e.name, e.attributes])).toEqual([
+      ["settle", { "messaging.operation.type": "settle", "switchyard.settle.outcome": "ack" }],
+    ]);
+    expect(await metric("messaging.client.sent.messages")).toEqual([
+      {
+        value: 1,
+        attributes: {
+          "messaging.system": "switchyard",
+          "messaging.destination.name": "JOB_STARTED",
+        },
+      },
+    ]);
+    expect((await metric("messaging.client.consumed.messages"))[0]?.value).toBe(1);
+    expect(await metric("messaging.process.duration")).toHaveLength(1);
+    expect(await metric("messaging.client.operation.duration")).toHaveLength(1);
     await router.shutdown();
   });
 
-  it("records a failing handler's exception and error status", async () => {
-    spans.length = 0;
-    const router = createRouter({ catalog: testCatalog, openTelemetry: { api, tracer } });
+  it("links instead of parenting with spanRelationship: link", async () => {
+    const router = createRouter({
+      catalog: testCatalog,
+      openTelemetry: { ...otel(), spanRelationship: "link" },
+    });
+    router.subscribe("JOB_STARTED", () => {}, { name: "worker" });
+    await router.publish("JOB_STARTED", { n: 1 });
+    await router.drain();
+    const [send] = spansNamed("send");
+    const [process] = spansNamed("process");
+    expect(process!.spanContext().traceId).not.toBe(send!.spanContext().traceId);
+    expect(process!.links.map((l) => l.context.spanId)).toEqual([send!.spanContext().spanId]);
+    await router.shutdown();
+  });
+
+  it("follows a transport delivery through a retry to the dead letter: one trace, settle per attempt with the transport's delay", async () => {
+    const transport = new MemoryTransport();
+    const router = createRouter({
+      catalog: testCatalog,
+      transport,
+      openTelemetry: otel(),
+      subscriptionDefaults: { maxAttempts: 2, backoff: { initialMs: 5, maxMs: 5 } },
+    });
+    let runs = 0;
+    router.subscribe(
+      "MODEL_SAVED",
+      () => {
+        runs++;
+        throw new Error("disk full");
+      },
+      { name: "saver" },
+    );
+    const sent = await router.publish("MODEL_SAVED", { config_key: "k", n: 1 });
+    await eventually(() => transport.deadLetters.length === 1, 5_000);
+    const processes = spansNamed("process MODEL_SAVED").sort(
+      (a, b) =>
+        (a.attributes["switchyard.delivery.attempt"] as number) -
+        (b.attributes["switchyard.delivery.attempt"] as number),
+    );
+    expect(runs).toBe(2);
+    expect(processes).toHaveLength(2);
+    const send = spansNamed("send MODEL_SAVED")[0]!;
+    for (const p of processes) {
+      expect(p.spanContext().traceId).toBe(send.spanContext().traceId);
+      expect(p.attributes["error.type"]).toBe("Error");
+      expect(p.status.code).toBe(api.SpanStatusCode.ERROR);
+    }
+    const expectedDelay = decideOutcome(
+      { failed: true, error: new Error("x") },
+      1,
+      { maxAttempts: 2, backoff: { initialMs: 5, maxMs: 5 } },
+      sent.id,
+    );
+    expect(processes[0]!.events.find((e) => e.name === "settle")?.attributes).toEqual({
+      "messaging.operation.type": "settle",
+      "switchyard.settle.outcome": "retry",
+      "switchyard.retry.delay_ms": expectedDelay.kind === "retry" ? expectedDelay.delayMs : -1,
+    });
+    expect(processes[1]!.events.find((e) => e.name === "settle")?.attributes).toEqual({
+      "messaging.operation.type": "settle",
+      "switchyard.settle.outcome": "dead_letter",
+      "switchyard.dead_letter.reason": "max_attempts",
+    });
+    expect((await metric("switchyard.deliveries.retried"))[0]?.value).toBe(1);
+    expect((await metric("switchyard.deliveries.dead_lettered"))[0]?.value).toBe(1);
+    await router.shutdown();
+  });
+
+  it("gives each message of a batch a create span, linked from one send span", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
+    const sent = await router.publishBatch([
+      { type: "JOB_STARTED", data: { n: 1 } },
+      { type: "JOB_STARTED", data: { n: 2 } },
+    ]);
+    const creates = spansNamed("create JOB_STARTED");
+    const [send] = spansNamed("send JOB_STARTED");
+    expect(creates).toHaveLength(2);
+    expect(send!.attributes["messaging.batch.message_count"]).toBe(2);
+    expect(send!.links.map((l) => l.context.spanId).sort()).toEqual(
+      creates.map((c) => c.spanContext().spanId).sort(),
+    );
+    expect(sent.map((e) => e.traceparent?.split("-")[2]).sort()).toEqual(
+      creates.map((c) => c.spanContext().spanId).sort(),
+    );
+    await router.shutdown();
+  });
+
+  it("records a failing in-process handler's exception, error.type and error status", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
     router.subscribe("JOB_STARTED", () => {
       throw new UnrecoverableError("bad job");
     });
     await router.publish("JOB_STARTED", { n: 1 });
     await router.drain();
-    expect(spans[0]).toMatchObject({
-      status: { code: api.SpanStatusCode.ERROR, message: "bad job" },
-      ended: true,
-    });
-    expect(spans[0]!.exceptions).toEqual([expect.any(UnrecoverableError)]);
+    const [process] = spansNamed("process");
+    expect(process!.status).toMatchObject({ code: api.SpanStatusCode.ERROR, message: "bad job" });
+    expect(process!.attributes["error.type"]).toBe("UnrecoverableError");
+    expect(process!.events.map((e) => e.name)).toContain("exception");
     await router.shutdown();
   });
 
-  it("stamps the active span's traceparent on events published without one", async () => {
-    const router = createRouter({ catalog: testCatalog, openTelemetry: { api, tracer } });
+  it("parents the send span on the active span, and starts a new trace outside any", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
     const active = api.trace.setSpanContext(api.ROOT_CONTEXT, {
       traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
       spanId: "00f067aa0ba902b7",
       traceFlags: 1,
     });
-    const published = api.context.with(active, () => router.publish("JOB_STARTED", { n: 1 }));
-    expect((await published).traceparent).toBe(
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-    );
-    // No active span: a new trace, not the last one.
+    const inside = await api.context.with(active, () => router.publish("JOB_STARTED", { n: 1 }));
+    expect(inside.traceparent).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+    expect(spansNamed("send")[0]!.parentSpanContext?.spanId).toBe("00f067aa0ba902b7");
     const outside = (await router.publish("JOB_STARTED", { n: 2 })).traceparent;
     expect(outside).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     expect(outside).not.toContain("4bf92f3577b34da6a3ce929d0e0e4736");
+    await router.shutdown();
+  });
+
+  it("continues the causing event's trace for ctx.publish", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
+    router.subscribe(
+      "JOB_STARTED",
+      async (event, ctx) => {
+        await ctx.publish("JOB_FINISHED", { n: event.data.n });
+      },
+      { name: "worker" },
+    );
+    router.subscribe("JOB_FINISHED", () => {}, { name: "reporter" });
+    const first = await router.publish("JOB_STARTED", { n: 1 });
+    await router.drain();
+    const trace = first.traceparent!.split("-")[1];
+    expect(
+      exporter
+        .getFinishedSpans()
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual([
+      "process JOB_FINISHED",
+      "process JOB_STARTED",
+      "send JOB_FINISHED",
+      "send JOB_STARTED",
+    ]);
+    for (const span of exporter.getFinishedSpans()) expect(span.spanContext().traceId).toBe(trace);
+    // The caused event's send span is a child of the process span that published it.
+    const processStarted = spansNamed("process JOB_STARTED")[0]!;
+    expect(spansNamed("send JOB_FINISHED")[0]!.parentSpanContext?.spanId).toBe(
+      processStarted.spanContext().spanId,
+    );
     await router.shutdown();
   });
 });

@@ -19,8 +19,13 @@ import { type RetryOptions, retry } from "./middleware/retry";
 import {
   type OpenTelemetryApi,
   type OpenTelemetryOptions,
+  type Telemetry,
   activeTraceparent,
+  bodySize,
   openTelemetry,
+  spanContextOf,
+  telemetryOf,
+  traceparentOf,
 } from "./middleware/open-telemetry";
 import { timeout } from "./middleware/timeout";
 import type { HandlerFn, Middleware } from "./middleware/types";
@@ -253,6 +258,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   readonly #shutdownController = new AbortController();
   readonly #host: SubscriptionHost;
   readonly #otel: OpenTelemetryApi | undefined;
+  readonly #telemetry: Telemetry | undefined;
 
   #subscriptions = new Set<LocalSubscription>();
   /** Local dispatch index: event type → subscriptions receiving it in process. Copy-on-write. */
@@ -278,8 +284,9 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       ? new AuditLog(typeof options.audit === "object" ? options.audit : {})
       : undefined;
     this.#otel = options.openTelemetry?.api;
+    this.#telemetry = options.openTelemetry ? telemetryOf(options.openTelemetry) : undefined;
     this.#middleware = [
-      ...(options.openTelemetry ? [openTelemetry(options.openTelemetry)] : []),
+      ...(this.#telemetry ? [openTelemetry(this.#telemetry)] : []),
       ...(this.auditLog ? [audit({ log: this.auditLog })] : []),
       ...(options.deadLetter ? [deadLetter({ sink: options.deadLetter })] : []),
       ...(options.retry ? [retry(options.retry)] : []),
@@ -333,7 +340,84 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     options: { signal?: AbortSignal } = {},
   ): Promise<Envelope[]> {
     this.#assertOpen();
-    const envelopes = items.map((item) => this.#envelope(item.type, item.data, item.options));
+    const t = this.#telemetry;
+    if (!t)
+      return this.#sendBatch(
+        items.map((i) => this.#envelope(i.type, i.data, i.options)),
+        options,
+      );
+    // Semantic conventions for a batch: a `create` span per message gives each its own creation
+    // context (carried in its traceparent); one `send` span links them all.
+    const { api } = t;
+    const envelopes = items.map((item) => {
+      const o = item.options ?? NO_OPTIONS;
+      const create = t.tracer.startSpan(
+        `create ${item.type}`,
+        {
+          kind: api.SpanKind.PRODUCER,
+          attributes: {
+            "messaging.system": t.system,
+            "messaging.destination.name": item.type,
+            "messaging.operation.name": "create",
+            "messaging.operation.type": "create",
+          },
+        },
+        parentContext(api, o),
+      );
+      try {
+        const envelope = this.#envelope(item.type, item.data, {
+          ...o,
+          traceparent: traceparentOf(create.spanContext()),
+          tracestate: o.tracestate ?? (o.traceparent ? undefined : o.causedBy?.tracestate),
+        });
+        create.setAttribute("messaging.message.id", envelope.id);
+        return { envelope, context: create.spanContext() };
+      } catch (error) {
+        create.recordException(error);
+        create.setStatus({ code: api.SpanStatusCode.ERROR });
+        throw error;
+      } finally {
+        create.end();
+      }
+    });
+    const types = [...new Set(items.map((i) => i.type))];
+    const attributes = {
+      "messaging.system": t.system,
+      ...(types.length === 1 ? { "messaging.destination.name": types[0]! } : {}),
+    };
+    const span = t.tracer.startSpan(`send ${types.length === 1 ? types[0] : "batch"}`, {
+      kind: api.SpanKind.PRODUCER,
+      attributes: {
+        ...attributes,
+        "messaging.operation.name": "send",
+        "messaging.operation.type": "send",
+        "messaging.batch.message_count": envelopes.length,
+      },
+      links: envelopes.map((e) => ({ context: e.context })),
+    });
+    const started = performance.now();
+    let failure: unknown;
+    try {
+      return await this.#sendBatch(
+        envelopes.map((e) => e.envelope),
+        options,
+      );
+    } catch (error) {
+      failure = error;
+      span.recordException(error);
+      span.setAttribute("error.type", errorName(error));
+      span.setStatus({ code: api.SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      const attrs =
+        failure === undefined ? attributes : { ...attributes, "error.type": errorName(failure) };
+      t.instruments?.sent.add(envelopes.length, attrs);
+      t.instruments?.operationDuration.record((performance.now() - started) / 1000, attrs);
+      span.end();
+    }
+  }
+
+  async #sendBatch(envelopes: Envelope[], options: { signal?: AbortSignal }): Promise<Envelope[]> {
     const durable = envelopes.filter((e) => this.#isBridged(e.type));
     if (durable.length > 0) {
       await this.transport!.publish(durable, options);
@@ -403,6 +487,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
           transport: transportInChain ? 0 : timeoutMs,
         },
         maxAttempts,
+        backoff: options.backoff ?? d.backoff,
       },
       this.#host,
       handler as unknown as HandlerFn,
@@ -816,25 +901,105 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   #publish(type: string, data: unknown, options: PublishOptions = NO_OPTIONS): Promise<Envelope> {
     try {
       this.#assertOpen();
-      const envelope = this.#envelope(type, data, options);
-      if (this.#isBridged(type)) {
-        return this.transport!.publish(
-          [envelope],
-          options.signal ? { signal: options.signal } : {},
-        ).then(() => {
-          this.#published++;
-          this.#publishedDurable++;
-          this.#checkSubscribed(type);
-          return envelope;
-        });
-      }
-      this.#published++;
-      const waits = this.#dispatch(envelope, undefined);
-      if (waits === undefined) return Promise.resolve(envelope);
-      return Promise.all(waits).then(() => envelope);
+      if (this.#telemetry) return this.#publishTraced(this.#telemetry, type, data, options);
+      return this.#send(this.#envelope(type, data, options), options);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Hand one envelope to the transport (durable types) or the local subscriptions. */
+  #send(envelope: Envelope, options: PublishOptions): Promise<Envelope> {
+    const type = envelope.type;
+    if (this.#isBridged(type)) {
+      return this.transport!.publish(
+        [envelope],
+        options.signal ? { signal: options.signal } : {},
+      ).then(() => {
+        this.#published++;
+        this.#publishedDurable++;
+        this.#checkSubscribed(type);
+        return envelope;
+      });
+    }
+    this.#published++;
+    const waits = this.#dispatch(envelope, undefined);
+    if (waits === undefined) return Promise.resolve(envelope);
+    return Promise.all(waits).then(() => envelope);
+  }
+
+  /**
+   * Publish inside a `send <TYPE>` producer span (messaging semantic conventions): a child of the
+   * explicit `traceparent`, else of the causing event's, else of the active span; the envelope
+   * carries the span's context, so consumers continue this trace.
+   */
+  #publishTraced(
+    t: Telemetry,
+    type: string,
+    data: unknown,
+    options: PublishOptions,
+  ): Promise<Envelope> {
+    const { api } = t;
+    const parent = parentContext(api, options);
+    const attributes = {
+      "messaging.system": t.system,
+      "messaging.destination.name": type,
+    };
+    const span = t.tracer.startSpan(
+      `send ${type}`,
+      {
+        kind: api.SpanKind.PRODUCER,
+        attributes: {
+          ...attributes,
+          "messaging.operation.name": "send",
+          "messaging.operation.type": "send",
+          ...(this.transport && this.#isBridged(type)
+            ? { "switchyard.transport": this.transport.name }
+            : {}),
+        },
+      },
+      parent,
+    );
+    const started = performance.now();
+    const finish = (error?: unknown) => {
+      const attrs =
+        error === undefined ? attributes : { ...attributes, "error.type": errorName(error) };
+      t.instruments?.sent.add(1, attrs);
+      t.instruments?.operationDuration.record((performance.now() - started) / 1000, attrs);
+      if (error !== undefined) {
+        span.recordException(error);
+        span.setAttribute("error.type", errorName(error));
+        span.setStatus({
+          code: api.SpanStatusCode.ERROR,
+          message: error instanceof Error ? error.message : errorName(error),
+        });
+      }
+      span.end();
+    };
+    let envelope: Envelope;
+    try {
+      envelope = this.#envelope(type, data, {
+        ...options,
+        traceparent: traceparentOf(span.spanContext()),
+        tracestate:
+          options.tracestate ?? (options.traceparent ? undefined : options.causedBy?.tracestate),
+      });
+    } catch (error) {
+      finish(error);
+      throw error;
+    }
+    span.setAttribute("messaging.message.id", envelope.id);
+    span.setAttribute("messaging.message.body.size", bodySize(envelope));
+    return this.#send(envelope, options).then(
+      (sent) => {
+        finish();
+        return sent;
+      },
+      (error: unknown) => {
+        finish(error);
+        throw error;
+      },
+    );
   }
 
   #envelope(type: string, data: unknown, options: PublishOptions = NO_OPTIONS): Envelope {
@@ -1019,4 +1184,26 @@ export async function resetRouter(options?: { timeoutMs?: number }): Promise<voi
   const router = defaultRouter;
   defaultRouter = undefined;
   await router?.shutdown(options);
+}
+
+/** An error's class name, for `error.type`. */
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/**
+ * The context a producer span starts in: an explicit `traceparent`; else, for a caused event, the
+ * active span when it belongs to the cause's trace (a publish from inside the handler: the
+ * `process` span), otherwise the cause's context; else the active context (a new trace if none).
+ */
+function parentContext(api: OpenTelemetryApi, options: PublishOptions): unknown {
+  const active = api.context.active();
+  const explicit = spanContextOf(options.traceparent);
+  if (explicit) return api.trace.setSpanContext(active as never, explicit);
+  const cause = spanContextOf(options.causedBy?.traceparent);
+  if (!cause) return active;
+  const current = api.trace.getSpanContext(active as never);
+  if (current && api.trace.isSpanContextValid(current) && current.traceId === cause.traceId)
+    return active;
+  return api.trace.setSpanContext(active as never, cause);
 }

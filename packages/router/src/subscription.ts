@@ -127,6 +127,8 @@ interface Settings {
   readonly timeoutMs: { readonly local: number; readonly transport: number };
   /** Transport deliveries: attempts after which the transport dead-letters a failure. */
   readonly maxAttempts: number;
+  /** Transport deliveries: the backoff passed to the transport. */
+  readonly backoff?: BackoffOptions | undefined;
 }
 
 /** Stages a transport delivery's chain skips: the transport owns retries and dead letters. */
@@ -220,6 +222,8 @@ export class LocalSubscription {
       origin,
       catalog: host.catalog,
       logger: host.logger,
+      maxAttempts: settings.maxAttempts,
+      backoff: settings.backoff,
       counters,
     });
     this.#local = composeMiddleware(handler, middleware.local, scope("local"));

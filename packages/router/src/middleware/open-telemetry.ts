@@ -1,23 +1,40 @@
 import type { Envelope } from "@switchyard/event-schema";
+import { HandlerTimeoutError, decideOutcome } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
-import { type Middleware, defineMiddleware } from "./types";
+import { type Middleware, type MiddlewareScope, defineMiddleware } from "./types";
 
 // The parts of `@opentelemetry/api` Switchyard uses, typed structurally so the package does not
 // depend on it: pass `import * as api from "@opentelemetry/api"` (an optional peer dependency).
+// Spans and metrics follow the OpenTelemetry semantic conventions for messaging, v1.30.0
+// (https://opentelemetry.io/docs/specs/semconv/messaging/): operation names `send`, `create`,
+// `process`; a settle recorded as a span event.
+
+/** Span attributes. */
+export type OtelAttributes = Record<string, string | number | boolean>;
 
 /** A span, as far as Switchyard uses it. */
 export interface OtelSpan {
   setAttribute(key: string, value: string | number | boolean): unknown;
+  addEvent(name: string, attributes?: OtelAttributes): unknown;
   recordException(exception: unknown): void;
   setStatus(status: { code: number; message?: string }): unknown;
+  spanContext(): OtelSpanContext;
   end(): void;
+}
+
+/** Options of a new span. */
+export interface OtelSpanOptions {
+  kind?: number;
+  attributes?: OtelAttributes;
+  links?: { context: OtelSpanContext; attributes?: OtelAttributes }[];
 }
 
 /** A tracer, as far as Switchyard uses it. */
 export interface OtelTracer {
+  startSpan(name: string, options: OtelSpanOptions, context?: unknown): OtelSpan;
   startActiveSpan<F extends (span: OtelSpan) => unknown>(
     name: string,
-    options: { kind?: number; attributes?: Record<string, string | number | boolean> },
+    options: OtelSpanOptions,
     context: unknown,
     fn: F,
   ): ReturnType<F>;
@@ -31,25 +48,55 @@ export interface OtelSpanContext {
   isRemote?: boolean;
 }
 
+/** A counter or histogram, as far as Switchyard uses them. */
+export interface OtelCounter {
+  add(value: number, attributes?: OtelAttributes): void;
+}
+/** A histogram, as far as Switchyard uses it. */
+export interface OtelHistogram {
+  record(value: number, attributes?: OtelAttributes): void;
+}
+/** A meter, as far as Switchyard uses it. */
+export interface OtelMeter {
+  createCounter(name: string, options?: { description?: string; unit?: string }): OtelCounter;
+  createHistogram(name: string, options?: { description?: string; unit?: string }): OtelHistogram;
+}
+
 /** The subset of `@opentelemetry/api` Switchyard needs. */
 export interface OpenTelemetryApi {
   readonly trace: {
     getTracer(name: string, version?: string): OtelTracer;
+    setSpan(context: never, span: OtelSpan): unknown;
     setSpanContext(context: never, spanContext: OtelSpanContext): unknown;
     getSpanContext(context: never): OtelSpanContext | undefined;
     isSpanContextValid(spanContext: OtelSpanContext): boolean;
   };
   readonly context: { active(): unknown };
-  readonly SpanKind: { readonly CONSUMER: number };
+  readonly metrics?: { getMeter(name: string, version?: string): OtelMeter };
+  readonly SpanKind: { readonly CONSUMER: number; readonly PRODUCER: number };
   readonly SpanStatusCode: { readonly ERROR: number };
 }
 
-/** Options of {@link openTelemetry}. */
+/** Options of {@link openTelemetry} and the router's `openTelemetry` option. */
 export interface OpenTelemetryOptions {
   /** `import * as api from "@opentelemetry/api"`. */
   readonly api: OpenTelemetryApi;
   /** @defaultValue `api.trace.getTracer("@switchyard/router")` */
   readonly tracer?: OtelTracer;
+  /**
+   * Where metrics go; `false` for none. @defaultValue `api.metrics.getMeter("@switchyard/router")`
+   * (a no-op until an SDK `MeterProvider` is registered)
+   */
+  readonly meter?: OtelMeter | false;
+  /**
+   * How a `process` span relates to the context the message was sent in: `"parent"` (one trace
+   * from producer to every consumer) or `"link"` (a new trace per delivery, linked to the
+   * producer's — the semantic conventions' default for batch receivers; Oban's `span_relationship`).
+   * @defaultValue "parent"
+   */
+  readonly spanRelationship?: "parent" | "link";
+  /** `messaging.system`. @defaultValue "switchyard" */
+  readonly system?: string;
 }
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -66,62 +113,220 @@ export function spanContextOf(traceparent: string | undefined): OtelSpanContext 
   };
 }
 
+/** A span context as a W3C `traceparent`. */
+export function traceparentOf(sc: OtelSpanContext): string {
+  return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, "0")}`;
+}
+
 /** The W3C `traceparent` of the active span, if there is a valid one. */
 export function activeTraceparent(api: OpenTelemetryApi): string | undefined {
   const sc = api.trace.getSpanContext(api.context.active() as never);
   if (!sc || !api.trace.isSpanContextValid(sc)) return undefined;
-  return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, "0")}`;
+  return traceparentOf(sc);
+}
+
+/** The instruments the router records, per the messaging conventions plus Switchyard's own. */
+export interface Instruments {
+  readonly sent: OtelCounter;
+  readonly operationDuration: OtelHistogram;
+  readonly consumed: OtelCounter;
+  readonly processDuration: OtelHistogram;
+  readonly retried: OtelCounter;
+  readonly deadLettered: OtelCounter;
+  readonly timeouts: OtelCounter;
+}
+
+/** Create the instruments on a meter. */
+export function instrumentsOf(meter: OtelMeter): Instruments {
+  return {
+    sent: meter.createCounter("messaging.client.sent.messages", {
+      description: "Messages a producer attempted to send.",
+      unit: "{message}",
+    }),
+    operationDuration: meter.createHistogram("messaging.client.operation.duration", {
+      description: "Duration of a send operation.",
+      unit: "s",
+    }),
+    consumed: meter.createCounter("messaging.client.consumed.messages", {
+      description: "Messages delivered to a consumer.",
+      unit: "{message}",
+    }),
+    processDuration: meter.createHistogram("messaging.process.duration", {
+      description: "Duration of processing one delivery.",
+      unit: "s",
+    }),
+    retried: meter.createCounter("switchyard.deliveries.retried", {
+      description: "Failed attempts that will run again after a backoff.",
+      unit: "{delivery}",
+    }),
+    deadLettered: meter.createCounter("switchyard.deliveries.dead_lettered", {
+      description: "Deliveries that failed for good and went to the dead-letter sink.",
+      unit: "{delivery}",
+    }),
+    timeouts: meter.createCounter("switchyard.handler.timeouts", {
+      description: "Attempts that ran past their timeout.",
+      unit: "{attempt}",
+    }),
+  };
+}
+
+/** The OpenTelemetry wiring of one router: its tracer, meter instruments and settings. */
+export interface Telemetry {
+  readonly api: OpenTelemetryApi;
+  readonly tracer: OtelTracer;
+  readonly instruments: Instruments | undefined;
+  readonly relationship: "parent" | "link";
+  readonly system: string;
+}
+
+/** Resolve {@link OpenTelemetryOptions} once. */
+export function telemetryOf(options: OpenTelemetryOptions): Telemetry {
+  const { api } = options;
+  const meter =
+    options.meter === false
+      ? undefined
+      : (options.meter ?? api.metrics?.getMeter("@switchyard/router"));
+  return {
+    api,
+    tracer: options.tracer ?? api.trace.getTracer("@switchyard/router"),
+    instruments: meter ? instrumentsOf(meter) : undefined,
+    relationship: options.spanRelationship ?? "parent",
+    system: options.system ?? "switchyard",
+  };
+}
+
+/** Bytes of an event's payload as JSON (`messaging.message.body.size`). */
+export function bodySize(event: Envelope): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(event.data) ?? "");
+  } catch {
+    return 0;
+  }
+}
+
+function errorType(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
 }
 
 /**
- * One consumer span per delivery (`process <TYPE>`), a child of the event's `traceparent`, with
- * the messaging attributes (system, destination, message id, consumer group = subscription) and the
- * attempt; a failure records the exception and sets the error status. Sits outermost (audit stage)
- * so the span covers retries. `createRouter({ openTelemetry: { api } })` installs it and also stamps
- * the active span's `traceparent` on events published without one.
+ * One consumer span per delivery attempt (`process <TYPE>`, kind CONSUMER), a child of (or linked
+ * to) the context the event was sent in, with the messaging attributes — system, operation,
+ * destination (the event type), message id, consumer group (the subscription), body size — and
+ * `switchyard.delivery.attempt`. The settle is recorded as a `settle` span event: `ack`, `retry`
+ * (with `switchyard.retry.delay_ms`, the delay the transport applies: the one outcome policy with
+ * the delivery's keyed jitter) or `dead_letter` (with the reason); a failure records the exception,
+ * `error.type` and the error status. Sits outermost (audit stage) so an in-process span covers its
+ * retries. `createRouter({ openTelemetry: { api } })` installs it, opens `send` producer spans and
+ * records the metrics.
  */
-export function openTelemetry(options: OpenTelemetryOptions): Middleware {
-  const { api } = options;
-  const tracer = options.tracer ?? api.trace.getTracer("@switchyard/router");
+export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middleware {
+  const t = "relationship" in options ? options : telemetryOf(options);
+  const { api, tracer, instruments } = t;
   return defineMiddleware("audit", function openTelemetry(next, scope) {
     return (event: Envelope, context) => {
       const ctx = context as DeliveryContext;
       const remote = spanContextOf(event.traceparent);
-      const parent = remote
-        ? api.trace.setSpanContext(api.context.active() as never, remote)
-        : api.context.active();
+      const parent =
+        remote && t.relationship === "parent"
+          ? api.trace.setSpanContext(api.context.active() as never, remote)
+          : api.context.active();
+      const base: OtelAttributes = {
+        "messaging.system": t.system,
+        "messaging.destination.name": event.type,
+        "messaging.consumer.group.name": scope.subscription,
+      };
+      const started = performance.now();
       return tracer.startActiveSpan(
         `process ${event.type}`,
         {
           kind: api.SpanKind.CONSUMER,
           attributes: {
-            "messaging.system": "switchyard",
+            ...base,
+            "messaging.operation.name": "process",
             "messaging.operation.type": "process",
-            "messaging.destination.name": event.type,
             "messaging.message.id": event.id,
-            "messaging.consumer.group.name": scope.subscription,
+            "messaging.message.body.size": bodySize(event),
             "switchyard.origin": scope.origin,
             ...(event.subject !== undefined ? { "switchyard.subject": event.subject } : {}),
           },
+          ...(remote && t.relationship === "link" ? { links: [{ context: remote }] } : {}),
         },
         parent,
         async (span) => {
+          instruments?.consumed.add(1, base);
+          let failure: { error: unknown } | undefined;
           try {
             await next(event, ctx);
-            span.setAttribute("switchyard.outcome", ctx.outcome);
           } catch (error) {
+            failure = { error };
             span.recordException(error);
+            span.setAttribute("error.type", errorType(error));
             span.setStatus({
               code: api.SpanStatusCode.ERROR,
               message: error instanceof Error ? error.message : String(error),
             });
             throw error;
           } finally {
-            span.setAttribute("switchyard.attempt", ctx.attempt);
+            const settle = settleOf(scope, ctx, event, failure);
+            span.addEvent("settle", settle);
+            span.setAttribute("switchyard.outcome", ctx.outcome);
+            span.setAttribute("switchyard.delivery.attempt", ctx.attempt);
+            if (instruments) {
+              const attrs = failure ? { ...base, "error.type": errorType(failure.error) } : base;
+              instruments.processDuration.record((performance.now() - started) / 1000, attrs);
+              if (settle["switchyard.settle.outcome"] === "retry") instruments.retried.add(1, base);
+              if (settle["switchyard.settle.outcome"] === "dead_letter")
+                instruments.deadLettered.add(1, base);
+              if (failure?.error instanceof HandlerTimeoutError) instruments.timeouts.add(1, base);
+            }
             span.end();
           }
         },
       );
     };
   });
+}
+
+/**
+ * What happens to the delivery after this attempt. In process, the chain below already decided
+ * (retried inside, dead-lettered or failed). From a transport, the transport settles it by the one
+ * outcome policy, which this applies with the same inputs (attempt, maxAttempts, backoff, the
+ * envelope id as jitter key) — so the delay stated is the transport's.
+ */
+function settleOf(
+  scope: MiddlewareScope,
+  ctx: DeliveryContext,
+  event: Envelope,
+  failure: { error: unknown } | undefined,
+): OtelAttributes {
+  if (scope.origin === "local") {
+    if (!failure)
+      return {
+        "messaging.operation.type": "settle",
+        "switchyard.settle.outcome": ctx.outcome === "dead_lettered" ? "dead_letter" : "ack",
+      };
+    return { "messaging.operation.type": "settle", "switchyard.settle.outcome": "failed" };
+  }
+  const outcome = decideOutcome(
+    failure ? { failed: true, error: failure.error } : { failed: false },
+    ctx.attempt,
+    { maxAttempts: scope.maxAttempts, backoff: scope.backoff },
+    event.id,
+  );
+  switch (outcome.kind) {
+    case "ack":
+      return { "messaging.operation.type": "settle", "switchyard.settle.outcome": "ack" };
+    case "retry":
+      return {
+        "messaging.operation.type": "settle",
+        "switchyard.settle.outcome": "retry",
+        "switchyard.retry.delay_ms": outcome.delayMs,
+      };
+    case "dead_letter":
+      return {
+        "messaging.operation.type": "settle",
+        "switchyard.settle.outcome": "dead_letter",
+        "switchyard.dead_letter.reason": outcome.reason,
+      };
+  }
 }

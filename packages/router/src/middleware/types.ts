@@ -1,6 +1,6 @@
 import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
 import type { HandlerContext } from "../context";
-import type { Logger } from "@switchyard/transport";
+import type { BackoffOptions, Logger } from "@switchyard/transport";
 
 /** A handler as middleware see it: any envelope, a context, maybe a promise. */
 export type HandlerFn = (event: Envelope, ctx: HandlerContext) => void | Promise<void>;
@@ -44,6 +44,10 @@ export interface MiddlewareScope {
   readonly origin: "local" | "transport";
   readonly catalog: AnyCatalog;
   readonly logger: Logger;
+  /** Transport deliveries: attempts before the transport dead-letters. */
+  readonly maxAttempts: number;
+  /** Transport deliveries: the backoff the transport applies (`undefined`: the contract's default). */
+  readonly backoff: BackoffOptions | undefined;
   /** Counters the router reports in `getStats()`. */
   readonly counters: MiddlewareCounters;
 }
