@@ -1,4 +1,7 @@
+import Table from "cli-table3";
 import { InvalidArgumentError } from "commander";
+import picocolors from "picocolors";
+import stringWidth from "string-width";
 import {
   QueueBusyError,
   QueueFileError,
@@ -13,6 +16,9 @@ import {
 } from "@switchyard/dlq";
 import { EventValidationError, SwitchyardError } from "@switchyard/event-schema";
 import { UnknownSubscriptionError } from "@switchyard/router";
+
+/** Colour functions (picocolors'): each returns its input unchanged when colour is off. */
+export type Colors = Omit<ReturnType<typeof picocolors.createColors>, "isColorSupported">;
 
 /**
  * Exit codes of every command (documented in the package README): a script can tell "the
@@ -53,16 +59,46 @@ export class CliError extends SwitchyardError {
   }
 }
 
+/**
+ * How text output looks on the stream it goes to: see {@link terminalOf}, which works it out for
+ * the process's stdout. Every field is off by default, so output captured by a test or an
+ * embedding program is plain and whole.
+ */
+export interface OutputStyle {
+  /** Colour (ANSI escapes) in tables and lines. @defaultValue false */
+  readonly color?: boolean;
+  /**
+   * The width tables fit: long cells are cut with `…`, the last column wraps instead.
+   * `undefined` fits nothing (a pipe gets whole rows; cells but the last still stop at 72).
+   * @defaultValue undefined
+   */
+  readonly columns?: number;
+}
+
 /** Where a command writes: text for people, or one JSON document for machines. */
 export class Output {
   readonly json: boolean;
+  /**
+   * Colour functions for commands to mark cells and lines (`out.colors.red("FAIL")`); they return
+   * their input unchanged when colour is off, so output stays plain for pipes and `NO_COLOR`.
+   */
+  readonly colors: Colors;
+  /** The style this output was created with. */
+  readonly style: OutputStyle;
   readonly #stdout: (text: string) => void;
   readonly #stderr: (text: string) => void;
 
-  constructor(json: boolean, stdout: (text: string) => void, stderr: (text: string) => void) {
+  constructor(
+    json: boolean,
+    stdout: (text: string) => void,
+    stderr: (text: string) => void,
+    style: OutputStyle = {},
+  ) {
     this.json = json;
     this.#stdout = stdout;
     this.#stderr = stderr;
+    this.style = style;
+    this.colors = picocolors.createColors(style.color === true);
   }
 
   /** One line for people (ignored in `--json` mode). */
@@ -70,9 +106,18 @@ export class Output {
     if (!this.json) this.#stdout(`${text}\n`);
   }
 
-  /** A table for people (ignored in `--json` mode). */
+  /**
+   * A table for people (ignored in `--json` mode), fitted to {@link OutputStyle.columns}: see
+   * {@link formatTable}.
+   */
   table(headers: readonly string[], rows: readonly (readonly Cell[])[]): void {
-    if (!this.json) this.#stdout(formatTable(headers, rows));
+    if (!this.json)
+      this.#stdout(
+        formatTable(headers, rows, {
+          ...(this.style.columns !== undefined ? { columns: this.style.columns } : {}),
+          colors: this.colors,
+        }),
+      );
   }
 
   /** The machine-readable result (printed only in `--json` mode), nested at most {@link MAX_JSON_DEPTH} deep. */
@@ -102,6 +147,92 @@ export class Output {
   }
 }
 
+/** Where {@link terminalOf} looks. Each field defaults to the running process's. */
+export interface TerminalOptions {
+  /** The stream output goes to. @defaultValue `process.stdout` */
+  readonly stream?: { readonly isTTY?: boolean; readonly columns?: number };
+  /** `NO_COLOR`, `FORCE_COLOR`, `TERM`, `COLUMNS`. @defaultValue `process.env` */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Command-line arguments, searched for `--no-color` and `--color`. @defaultValue `process.argv` */
+  readonly argv?: readonly string[];
+  /** The program's own `--no-color` flag, when it parsed one (`false` from commander's `color`). */
+  readonly color?: boolean;
+}
+
+/**
+ * The {@link OutputStyle} for a stream. Colour, first rule that applies: `--no-color` (or
+ * `color: false`) → off; `--color` (or `color: true`) → on; `NO_COLOR` set and not empty → off
+ * (no-color.org); `FORCE_COLOR` → on, but `0` or `false` → off; `TERM=dumb` → off; else on
+ * exactly when the stream is a terminal. Width: `COLUMNS` when it is a positive number, else the
+ * terminal's width, else none: piped output is not cut to fit anything, so `grep` and `awk` see
+ * whole rows.
+ *
+ * @example
+ * ```ts
+ * import { Output, terminalOf } from "./output";
+ * const out = new Output(false, (t) => void process.stdout.write(t), (t) => void process.stderr.write(t), terminalOf());
+ * out.table(["status", "check"], [[out.colors.green("ok"), "database"]]);
+ * ```
+ */
+export function terminalOf(options: TerminalOptions = {}): OutputStyle {
+  const stream = options.stream ?? process.stdout;
+  const env = options.env ?? process.env;
+  const argv = options.argv ?? process.argv;
+  const tty = stream.isTTY === true;
+  let color: boolean;
+  if (options.color === false || argv.includes("--no-color")) color = false;
+  else if (options.color === true || argv.includes("--color")) color = true;
+  else if (env.NO_COLOR) color = false;
+  else if (env.FORCE_COLOR !== undefined)
+    color = !["0", "false"].includes(env.FORCE_COLOR.toLowerCase());
+  else color = tty && env.TERM !== "dumb";
+  const fromEnv = Number(env.COLUMNS);
+  const columns =
+    Number.isInteger(fromEnv) && fromEnv > 0
+      ? fromEnv
+      : tty && stream.columns !== undefined && stream.columns > 0
+        ? stream.columns
+        : undefined;
+  return columns === undefined ? { color } : { color, columns };
+}
+
+/** A stream {@link exitQuietlyOnBrokenPipe} watches: `process.stdout` or `process.stderr`. */
+export interface WatchedStream {
+  on(event: "error", listener: (error: NodeJS.ErrnoException) => void): unknown;
+}
+
+/**
+ * Make a closed reader end the process quietly: `switchyard events list | head -1` closes the
+ * pipe after one line, and the next write fails with `EPIPE`, which Node reports as an unhandled
+ * `'error'` event (a stack trace, exit 1). That is the reader's choice, not a failure: exit with
+ * the exit code already set, else 0, and print nothing. Other stream errors are rethrown.
+ *
+ * @param exit How to leave. @defaultValue `process.exit`
+ */
+export function exitQuietlyOnBrokenPipe(
+  streams: readonly WatchedStream[] = [process.stdout, process.stderr],
+  exit: (code: number) => void = (code) => process.exit(code),
+): void {
+  for (const stream of streams)
+    stream.on("error", function exitOnBrokenPipe(error) {
+      if (error.code !== "EPIPE") throw error;
+      const code = Number(process.exitCode ?? ExitCode.ok);
+      exit(Number.isInteger(code) ? code : ExitCode.ok);
+    });
+}
+
+/**
+ * Error codes of the transport contract that mean "the command was wrong" (exit 2): a target
+ * with no driver, a query the inspector refuses, a purge with no filter, an operation the
+ * transport does not support ("not supported on nats").
+ */
+const USAGE_CODES: ReadonlySet<string> = new Set([
+  "UNKNOWN_TARGET",
+  "INVALID_QUERY",
+  "UNBOUNDED_PURGE",
+  "UNSUPPORTED_OPERATION",
+]);
+
 /** The code, message and exit code a failure is reported with. */
 export function describeError(error: unknown): { code: string; message: string; exitCode: number } {
   if (error instanceof CliError)
@@ -116,6 +247,8 @@ export function describeError(error: unknown): { code: string; message: string; 
   ) {
     return { code: error.code, message: error.message, exitCode: ExitCode.usage };
   }
+  if (error instanceof SwitchyardError && USAGE_CODES.has(error.code))
+    return { code: error.code, message: error.message, exitCode: ExitCode.usage };
   if (
     error instanceof QueueBusyError ||
     error instanceof ReplayConflictError ||
@@ -160,51 +293,121 @@ export function jsonText(value: unknown): string {
 /** One table cell; `undefined` prints as `-`. */
 export type Cell = string | number | boolean | undefined | null;
 
+/** The widest a cell but the last may be, fitted or not. */
 const MAX_CELL = 72;
+/** The narrowest the last column is squeezed to before the others give way (it wraps, others cut). */
+const MIN_LAST = 24;
+/** The narrowest any cut column gets, unless its header is wider. */
+const MIN_CELL = 6;
+const GAP = 2;
+
+/** Options of {@link formatTable}. */
+export interface TableOptions {
+  /** The width to fit, in terminal columns. @defaultValue undefined: no fitting */
+  readonly columns?: number;
+  /** Colours for the headers (bold). @defaultValue none */
+  readonly colors?: Colors;
+}
+
+const BLANK_CHARS = {
+  top: "",
+  "top-mid": "",
+  "top-left": "",
+  "top-right": "",
+  bottom: "",
+  "bottom-mid": "",
+  "bottom-left": "",
+  "bottom-right": "",
+  left: "",
+  "left-mid": "",
+  mid: "",
+  "mid-mid": "",
+  right: "",
+  "right-mid": "",
+  middle: " ".repeat(GAP),
+} as const;
 
 /**
- * Aligned columns under upper-case headers, two spaces apart; numeric columns are right-aligned,
- * long cells (but in the last column) are cut with `…`. Returns the text with a trailing newline.
+ * Aligned columns under upper-case headers, two spaces apart, no borders (drawn by cli-table3);
+ * numeric columns are right-aligned. Cells but the last are cut with `…` at 72 columns. With
+ * `columns`, the table fits that width: the last column (details, errors) first narrows to 24
+ * and wraps, then the widest other columns are cut, down to 6 (or their header); a table that
+ * cannot fit even so runs wider. Returns the text with a trailing newline, no trailing spaces.
  */
 export function formatTable(
   headers: readonly string[],
   rows: readonly (readonly Cell[])[],
+  options: TableOptions = {},
 ): string {
-  // The last column is free to run long (details, errors); the others are cut to keep alignment.
   const last = headers.length - 1;
-  const text = rows.map((row) =>
-    headers.map((_, i) => cellText(row[i], i === last ? Infinity : MAX_CELL)),
-  );
+  const text = rows.map((row) => headers.map((_, i) => cellText(row[i])));
   const numeric = headers.map(
     (_, i) =>
       rows.some((row) => typeof row[i] === "number") &&
       rows.every((row) => typeof row[i] === "number" || row[i] == null),
   );
-  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => r[i]!.length)));
-  const render = (cells: readonly string[]) =>
-    cells
-      .map((cell, i) => {
-        const last = i === cells.length - 1;
-        if (numeric[i]) return cell.padStart(widths[i]!);
-        return last ? cell : cell.padEnd(widths[i]!);
-      })
-      .join("  ")
-      .trimEnd();
-  return [render(headers.map((h) => h.toUpperCase())), ...text.map(render)].join("\n") + "\n";
+  const head = headers.map((h) => h.toUpperCase());
+  const natural = head.map((h, i) =>
+    Math.max(stringWidth(h), ...text.map((r) => stringWidth(r[i]!))),
+  );
+  const widths = natural.map((w, i) => (i === last ? w : Math.min(w, MAX_CELL)));
+  if (options.columns !== undefined) fit(widths, head, numeric, options.columns);
+  const table = new Table({
+    head: options.colors ? head.map((h) => options.colors!.bold(h)) : head,
+    chars: BLANK_CHARS,
+    style: { head: [], border: [], "padding-left": 0, "padding-right": 0 },
+    colWidths: widths,
+    colAligns: numeric.map((n) => (n ? "right" : "left")),
+  });
+  for (const row of text)
+    table.push(row.map((cell, i) => (i === last ? { content: cell, wordWrap: true } : cell)));
+  return (
+    table
+      .toString()
+      .split("\n")
+      .map((line) => line.trimEnd())
+      .join("\n") + "\n"
+  );
 }
 
-function cellText(cell: Cell, max = MAX_CELL): string {
+/** Narrow `widths` (in place) until they and the gaps fit `columns`, as {@link formatTable} says. */
+function fit(
+  widths: number[],
+  head: readonly string[],
+  numeric: readonly boolean[],
+  columns: number,
+): void {
+  const last = widths.length - 1;
+  let over = widths.reduce((a, b) => a + b, 0) + GAP * last - columns;
+  if (over <= 0) return;
+  const lastFloor = Math.min(widths[last]!, Math.max(MIN_LAST, stringWidth(head[last]!)));
+  const give = Math.min(over, widths[last]! - lastFloor);
+  widths[last]! -= give;
+  over -= give;
+  const floor = widths.map((w, i) =>
+    numeric[i] || i === last ? w : Math.min(w, Math.max(MIN_CELL, stringWidth(head[i]!))),
+  );
+  while (over > 0) {
+    let widest = -1;
+    for (let i = 0; i < last; i++)
+      if (widths[i]! > floor[i]! && (widest < 0 || widths[i]! > widths[widest]!)) widest = i;
+    if (widest < 0) break;
+    widths[widest]!--;
+    over--;
+  }
+  // Still too wide: the last column gives what it has left, down to its header.
+  if (over > 0) widths[last] = Math.max(stringWidth(head[last]!), widths[last]! - over);
+}
+
+function cellText(cell: Cell): string {
   if (cell === undefined || cell === null) return "-";
-  const text = String(cell).replace(/\s+/g, " ");
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  return String(cell).replace(/\s+/g, " ");
 }
 
 /** Label/value lines, labels aligned. */
 export function formatPairs(pairs: readonly (readonly [string, Cell])[]): string {
   const width = Math.max(0, ...pairs.map(([label]) => label.length));
-  return pairs
-    .map(([label, value]) => `${label.padEnd(width)}  ${cellText(value, Infinity)}`)
-    .join("\n");
+  return pairs.map(([label, value]) => `${label.padEnd(width)}  ${cellText(value)}`).join("\n");
 }
 
 const UNITS: readonly (readonly [string, number])[] = [

@@ -1,0 +1,151 @@
+import { stripVTControlCharacters } from "node:util";
+import { describe, expect, it } from "vitest";
+import { SwitchyardError } from "@switchyard/event-schema";
+import { ExitCode, Output, describeError, formatTable, terminalOf } from "./output";
+
+const ESC = "\u001b[";
+
+function capture(style?: ConstructorParameters<typeof Output>[3]) {
+  let stdout = "";
+  const out = new Output(
+    false,
+    (t) => void (stdout += t),
+    () => {},
+    style,
+  );
+  return { out, text: () => stdout };
+}
+
+describe("formatTable", () => {
+  it("aligns columns under upper-case headers and right-aligns numbers", () => {
+    expect(
+      formatTable(
+        ["name", "n"],
+        [
+          ["a", 1],
+          ["long name", 100],
+        ],
+      ),
+    ).toBe("NAME         N\na            1\nlong name  100\n");
+  });
+
+  it("prints missing cells as a dash and cuts long ones at 72, but in the last column", () => {
+    const text = formatTable(
+      ["a", "b"],
+      [
+        ["y".repeat(100), "x".repeat(100)],
+        [undefined, "x"],
+      ],
+    );
+    expect(text.split("\n")[1]).toBe(`${"y".repeat(71)}…  ${"x".repeat(100)}`);
+    expect(text.split("\n")[2]).toMatch(/^- +x$/);
+  });
+
+  it("fits the width given: the last column wraps, the widest other columns are cut", () => {
+    const detail = "the daemon has not sent a heartbeat for eleven minutes, limit five minutes";
+    const text = formatTable(
+      ["status", "check", "count", "detail"],
+      [
+        ["FAIL", "daemon:evaluator-with-a-long-name-indeed", 12345, detail],
+        ["ok", "database", 1, "reachable"],
+      ],
+      { columns: 60 },
+    );
+    const lines = text.trimEnd().split("\n");
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(60);
+    expect(lines[0]).toMatch(/^STATUS {2}CHECK +COUNT {2}DETAIL$/);
+    // The check is cut with an ellipsis; the number is whole; the detail wraps onto more lines.
+    expect(lines[1]).toMatch(/^FAIL {4}daemon:\S*… {2}12345 {2}the daemon/);
+    expect(lines.length).toBeGreaterThan(3);
+    const wrapped = lines
+      .slice(1, -1)
+      .map((line) => line.slice(lines[0]!.indexOf("DETAIL")).trim())
+      .join(" ");
+    expect(wrapped).toBe(detail);
+  });
+
+  it("leaves a table that fits alone", () => {
+    const rows = [["a", "b"]];
+    expect(formatTable(["x", "y"], rows, { columns: 80 })).toBe(formatTable(["x", "y"], rows));
+  });
+
+  it("measures coloured cells by what shows, not their escape codes", () => {
+    const { out, text } = capture({ color: true });
+    out.table(
+      ["status", "check"],
+      [
+        [out.colors.red("FAIL"), "a"],
+        ["ok", "b"],
+      ],
+    );
+    const plain = stripVTControlCharacters(text());
+    expect(plain).toBe("STATUS  CHECK\nFAIL    a\nok      b\n");
+    expect(text()).toContain(`${ESC}1mSTATUS`);
+    expect(text()).toContain(`${ESC}31mFAIL`);
+  });
+});
+
+describe("Output colour and width", () => {
+  it("is plain and unfitted unless a style says otherwise", () => {
+    const { out, text } = capture();
+    out.table(["detail"], [["x".repeat(300)]]);
+    out.line(out.colors.red("plain"));
+    expect(text()).not.toContain(ESC);
+    expect(text()).toContain("x".repeat(300));
+  });
+
+  it("fits tables to the style's columns", () => {
+    const { out, text } = capture({ columns: 40 });
+    out.table(["name", "detail"], [["n", "word ".repeat(30).trim()]]);
+    for (const line of text().trimEnd().split("\n")) expect(line.length).toBeLessThanOrEqual(40);
+  });
+});
+
+describe("terminalOf", () => {
+  const tty = { isTTY: true, columns: 132 };
+  const pipe = { isTTY: false };
+
+  it("colours a terminal and fits its width; leaves a pipe plain and whole", () => {
+    expect(terminalOf({ stream: tty, env: {}, argv: [] })).toEqual({ color: true, columns: 132 });
+    expect(terminalOf({ stream: pipe, env: {}, argv: [] })).toEqual({ color: false });
+  });
+
+  it("respects NO_COLOR, FORCE_COLOR, TERM=dumb, --no-color and --color, in that order", () => {
+    const of = (
+      env: Record<string, string>,
+      argv: string[] = [],
+      stream: { isTTY: boolean; columns?: number } = tty,
+    ) => terminalOf({ stream, env, argv }).color;
+    expect(of({ NO_COLOR: "1" })).toBe(false);
+    expect(of({ NO_COLOR: "" })).toBe(true);
+    expect(of({ FORCE_COLOR: "1" }, [], pipe)).toBe(true);
+    expect(of({ FORCE_COLOR: "0" })).toBe(false);
+    expect(of({ FORCE_COLOR: "false" })).toBe(false);
+    expect(of({ TERM: "dumb" })).toBe(false);
+    expect(of({}, ["node", "switchyard", "health", "--no-color"])).toBe(false);
+    expect(of({ FORCE_COLOR: "1" }, ["--no-color"], pipe)).toBe(false);
+    expect(of({ NO_COLOR: "1" }, ["--color"])).toBe(true);
+    expect(terminalOf({ stream: tty, env: {}, argv: [], color: false }).color).toBe(false);
+  });
+
+  it("takes COLUMNS over the terminal's width, and ignores nonsense", () => {
+    expect(terminalOf({ stream: pipe, env: { COLUMNS: "90" }, argv: [] }).columns).toBe(90);
+    expect(terminalOf({ stream: tty, env: { COLUMNS: "wide" }, argv: [] }).columns).toBe(132);
+    expect(terminalOf({ stream: tty, env: { COLUMNS: "0" }, argv: [] }).columns).toBe(132);
+  });
+});
+
+describe("describeError", () => {
+  it("answers the transport contract's usage errors with exit code 2", async () => {
+    const { UnknownTargetError, UnsupportedOperationError } = await import("@switchyard/transport");
+    expect(describeError(new UnknownTargetError("ftp://x", ["sqlite", "nats"]))).toMatchObject({
+      code: "UNKNOWN_TARGET",
+      exitCode: ExitCode.usage,
+    });
+    expect(describeError(new UnsupportedOperationError("nats", "back up"))).toMatchObject({
+      code: "UNSUPPORTED_OPERATION",
+      exitCode: ExitCode.usage,
+    });
+    expect(describeError(new SwitchyardError("SOMETHING", "x")).exitCode).toBe(ExitCode.failed);
+  });
+});
