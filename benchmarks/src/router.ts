@@ -1,6 +1,9 @@
 // In-process: our router's publish → deliver next to emittery and eventemitter3 doing the same
 // delivery in the same process, and a hand-written Promise.all dispatch as the ceiling.
 import { createEnvelope, pipelineCatalog, uuidv7 } from "@switchyard/event-schema";
+import * as otelApi from "@opentelemetry/api";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { createRouter } from "@switchyard/router";
 import Emittery from "emittery";
 import { EventEmitter } from "eventemitter3";
@@ -24,6 +27,8 @@ const names = {
   ours1: "switchyard 1 sub, defaults (validation on)",
   ours1Off: "switchyard 1 sub (validation off)",
   ours1Wild: "switchyard 1 sub, wildcard MODEL_*",
+  ours1OtelApi: "switchyard 1 sub, OpenTelemetry API without an SDK (no-op)",
+  ours1OtelSdk: "switchyard 1 sub, OpenTelemetry SDK tracing + metrics on",
   ours10: "switchyard 10 subs, defaults (validation on)",
   ours10Wild: "switchyard 10 subs, wildcard",
   emittery1: "emittery 1.x await emit, 1 async listener",
@@ -42,11 +47,27 @@ export async function benchRouter(options: RunOptions): Promise<GroupResult> {
     sink.count++;
   };
 
+  // Tracing and metrics on: the real SDK recording every span and instrument (spans are sampled
+  // and ended, then dropped: no processor, so no export cost is measured), against the API alone.
+  const sdkTelemetry = {
+    api: otelApi,
+    tracer: new BasicTracerProvider().getTracer("bench"),
+    meter: new MeterProvider().getMeter("bench"),
+  };
   const ours = (
     subscribers: number,
-    opts: { validate?: boolean; pattern?: "exact" | "wildcard" } = {},
+    opts: {
+      validate?: boolean;
+      pattern?: "exact" | "wildcard";
+      otel?: "api" | "sdk";
+    } = {},
   ) => {
-    const router = createRouter({ catalog: pipelineCatalog, validate: opts.validate ?? true });
+    const router = createRouter({
+      catalog: pipelineCatalog,
+      validate: opts.validate ?? true,
+      ...(opts.otel === "api" ? { openTelemetry: { api: otelApi } } : {}),
+      ...(opts.otel === "sdk" ? { openTelemetry: sdkTelemetry } : {}),
+    });
     for (let i = 0; i < subscribers; i++) {
       router.subscribe(opts.pattern === "wildcard" ? "MODEL_*" : "MODEL_PROMOTED", handler, {
         name: `s${i}`,
@@ -105,6 +126,8 @@ export async function benchRouter(options: RunOptions): Promise<GroupResult> {
       [names.ours1]: ours(1),
       [names.ours1Off]: ours(1, { validate: false }),
       [names.ours1Wild]: ours(1, { pattern: "wildcard" }),
+      [names.ours1OtelApi]: ours(1, { otel: "api" }),
+      [names.ours1OtelSdk]: ours(1, { otel: "sdk" }),
       [names.ours10]: ours(10),
       [names.ours10Wild]: ours(10, { pattern: "wildcard" }),
       [names.emittery1]: emittery(1),
@@ -128,6 +151,14 @@ export async function benchRouter(options: RunOptions): Promise<GroupResult> {
     ),
     [names.ours1Off]: settingsOf(1, "`validate: false`, default middleware, envelope per publish"),
     [names.ours1Wild]: settingsOf(1, "pattern `MODEL_*`, validation on"),
+    [names.ours1OtelApi]: settingsOf(
+      1,
+      "defaults + `openTelemetry: { api }` with no SDK registered (no-op tracer and meter)",
+    ),
+    [names.ours1OtelSdk]: settingsOf(
+      1,
+      "defaults + `openTelemetry` with the SDK's BasicTracerProvider (always-on sampler, no span processor) and MeterProvider (no reader)",
+    ),
     [names.ours10]: settingsOf(
       10,
       "`createRouter()` defaults: validation on, default middleware, envelope per publish",
@@ -239,6 +270,12 @@ export async function benchRouter(options: RunOptions): Promise<GroupResult> {
         names.emittery1,
       ],
       [`1 sub vs emittery doing the same work (${same})`, names.ours1, names.emitterySame1],
+      [`1 sub, OpenTelemetry API without SDK vs off (${same})`, names.ours1OtelApi, names.ours1],
+      [
+        `1 sub, OpenTelemetry SDK tracing + metrics vs off (${same})`,
+        names.ours1OtelSdk,
+        names.ours1,
+      ],
       [
         `1 sub vs the floor (${same}; the floor does no validation, no envelope)`,
         names.ours1,
