@@ -29,6 +29,16 @@ describe("the switchyard executable a package manager links", () => {
     expect(manifest.files).toContain("bin");
   });
 
+  it("is a dependency of the workspace root, so `pnpm exec switchyard` finds it there", () => {
+    const root = join(pkg, "..", "..");
+    const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+      devDependencies?: Record<string, string>;
+    };
+    expect(rootManifest.devDependencies?.["@switchyard/cli"]).toMatch(/^workspace:/);
+    // pnpm install linked it (tests run after an install).
+    expect(existsSync(join(root, "node_modules", ".bin", "switchyard"))).toBe(true);
+  });
+
   it("says to build first, and exits 2, when the CLI is not built", () => {
     cpSync(launcher, join(scratch, "bin", "switchyard.js"));
     const run = spawnSync(process.execPath, [join(scratch, "bin", "switchyard.js"), "--help"], {
