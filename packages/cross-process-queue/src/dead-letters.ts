@@ -155,7 +155,8 @@ export interface DeadLetterStoreOptions {
   readonly now?: () => number;
 }
 
-interface Row {
+/** A `dead_letters` row as SQLite returns it. */
+export interface DeadLetterRow {
   id: number;
   event_id: string;
   event_type: string;
@@ -328,7 +329,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
           .prepare(
             `SELECT * FROM dead_letters ${where} ORDER BY last_failed_at DESC, id DESC LIMIT @limit`,
           )
-          .all({ ...params, limit: query.limit ?? 100 }) as Row[],
+          .all({ ...params, limit: query.limit ?? 100 }) as DeadLetterRow[],
     );
     return rows.map(toDeadLetter);
   }
@@ -336,7 +337,9 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   /** One record with its full envelope and stack; throws `DeadLetterNotFoundError` for an unknown id. */
   inspect(id: number): DeadLetter {
     const row = this.#sync(
-      () => this.#db.prepare("SELECT * FROM dead_letters WHERE id = ?").get(id) as Row | undefined,
+      () =>
+        this.#db.prepare("SELECT * FROM dead_letters WHERE id = ?").get(id) as
+          DeadLetterRow | undefined,
     );
     if (!row) throw new DeadLetterNotFoundError(id);
     return toDeadLetter(row);
@@ -501,7 +504,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
                  AND status IN ('pending_retry', 'permanently_failed', 'retrying')
                RETURNING *`,
             )
-            .all({ token, leaseUntil, now, ids: JSON.stringify(options.ids) }) as Row[])
+            .all({ token, leaseUntil, now, ids: JSON.stringify(options.ids) }) as DeadLetterRow[])
         : (this.#db
             .prepare(
               `UPDATE dead_letters SET status = 'retrying', lease_token = @token, lease_until = @leaseUntil, updated_at = @now
@@ -512,7 +515,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
                  ORDER BY next_retry_at, id LIMIT @limit)
                RETURNING *`,
             )
-            .all({ token, leaseUntil, now, limit: options.limit ?? 50 }) as Row[]),
+            .all({ token, leaseUntil, now, limit: options.limit ?? 50 }) as DeadLetterRow[]),
     );
     return claim.immediate().map((row) => ({
       ...toDeadLetter(row),
@@ -677,11 +680,11 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   } {
     const now = this.#now();
     const run = this.#db.transaction(() => {
-      let rows: Row[];
+      let rows: DeadLetterRow[];
       if (typeof selection === "number") {
         rows = this.#db
           .prepare("SELECT * FROM dead_letters WHERE id = @id")
-          .all({ id: selection }) as Row[];
+          .all({ id: selection }) as DeadLetterRow[];
       } else {
         const query = this.#replayQuery(selection);
         const { where, params } = this.#where(query);
@@ -697,7 +700,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
             `SELECT * FROM dead_letters WHERE (${where ? where.slice("WHERE ".length) : "1"}) OR ${expired}
              ORDER BY id LIMIT @limit`,
           )
-          .all({ ...params, now, limit: query.limit ?? 100 }) as Row[];
+          .all({ ...params, now, limit: query.limit ?? 100 }) as DeadLetterRow[];
       }
       const claimed: { record: ClaimedDeadLetter; previous: DeadLetterStatus }[] = [];
       const skipped: { id: number; reason: string }[] = [];
@@ -711,7 +714,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
           skipped.push({ id: row.id, reason: why });
           continue;
         }
-        const taken = take.get({ id: row.id, token, until: now + leaseMs, now }) as Row;
+        const taken = take.get({ id: row.id, token, until: now + leaseMs, now }) as DeadLetterRow;
         claimed.push({
           record: { ...toDeadLetter(taken), leaseToken: token },
           previous: row.status === "retrying" ? "pending_retry" : row.status,
@@ -843,7 +846,11 @@ function isDeadLetter(value: DeadLetter | DeadLetterQuery): value is DeadLetter 
 const REPLAYABLE = `envelope IS NOT NULL AND json_valid(envelope) AND (status != 'retrying' OR lease_until < @now)`;
 
 /** Why `row` cannot be claimed for replay now, or `undefined` when it can. */
-function unreplayable(row: Row, now: number, seen: DeadLetter | undefined): string | undefined {
+function unreplayable(
+  row: DeadLetterRow,
+  now: number,
+  seen: DeadLetter | undefined,
+): string | undefined {
   if (row.envelope === null) return "purged: the envelope is gone";
   if (row.status === "retrying" && (row.lease_until ?? 0) >= now)
     return "being replayed by someone else";
@@ -914,7 +921,8 @@ function openStoreDatabase(path: string, busyTimeoutMs: number): Database.Databa
   }
 }
 
-function toDeadLetter(row: Row): DeadLetter {
+/** A `dead_letters` row as a {@link DeadLetter}; a damaged envelope is reported, never thrown. */
+export function toDeadLetter(row: DeadLetterRow): DeadLetter {
   let envelope: Envelope | undefined;
   let damaged: string | undefined;
   if (row.envelope !== null) {

@@ -247,3 +247,49 @@ export function isReadOnly(error: unknown): boolean {
 
 // The one closed-error class of every transport lives in the contract.
 export { TransportClosedError } from "@switchyard/transport";
+
+/**
+ * Reading a queue file that is not there: a read-only open never creates one. Start a daemon (the
+ * SQLite transport creates the file on first start), or name the right file.
+ */
+export class QueueFileNotFoundError extends SwitchyardError {
+  readonly path: string;
+
+  constructor(path: string, options?: { cause?: unknown }) {
+    super(
+      "QUEUE_FILE_NOT_FOUND",
+      `No queue file at ${path}. Daemons create it on first start (the SQLite transport opens it); ` +
+        `start them, or name the file (e.g. sqlite:data/coordination/coordination.db).`,
+      options,
+    );
+    this.path = path;
+  }
+}
+
+/**
+ * The file is a SQLite database but not a queue yet (schema version 0, no `events` table): no
+ * transport has opened it. A read-only open refuses it rather than creating the tables.
+ */
+export class QueueNotInitialisedError extends SwitchyardError {
+  readonly path: string;
+
+  constructor(path: string) {
+    super(
+      "QUEUE_NOT_INITIALISED",
+      `${path} is not a Switchyard queue yet (schema version 0, no events table). Daemons create the ` +
+        `tables on first start; check that the path names the right file.`,
+    );
+    this.path = path;
+  }
+}
+
+/** An inspector or admin query with a value it cannot use (a bad time, a bucket count too large). */
+export class InspectorQueryError extends SwitchyardError {
+  /** The option at fault. */
+  readonly option: string;
+
+  constructor(option: string, message: string) {
+    super("INVALID_QUERY", `${option}: ${message}`);
+    this.option = option;
+  }
+}

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { type Logger, silentLogger } from "@switchyard/transport";
+import { type HeartbeatSink, type Logger, silentLogger } from "@switchyard/transport";
 import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, busyPause, openDatabase } from "./database";
 import { QueueBusyError, isBusy } from "./errors";
 
@@ -13,6 +13,8 @@ export interface Heartbeat {
   readonly health: unknown;
   /** JSON-safe counters. */
   readonly stats: unknown;
+  /** Successful restarts after crashes, since the manager started. @defaultValue 0 */
+  readonly restarts?: number;
   /** When the daemon's current run started (RFC 3339); `null` when it is not running. */
   readonly startedAt: string | null;
   /** RFC 3339: when this heartbeat was taken. */
@@ -45,7 +47,7 @@ export interface SqliteHeartbeatSinkOptions {
  * new DaemonManager({ router, daemons, heartbeats: sink });
  * ```
  */
-export class SqliteHeartbeatSink {
+export class SqliteHeartbeatSink implements HeartbeatSink {
   readonly #db: Database.Database;
   readonly #owned: boolean;
   readonly #path: string;
@@ -68,11 +70,12 @@ export class SqliteHeartbeatSink {
     // (the transport's runs with 0 already).
     if (this.#owned) this.#db.pragma("busy_timeout = 0");
     this.#upsert = this.#db.prepare(
-      `INSERT INTO daemon_heartbeats (daemon, pid, host, status, health, stats, started_at, updated_at)
-       VALUES (@daemon, @pid, @host, @status, @health, @stats, @started_at, @updated_at)
+      `INSERT INTO daemon_heartbeats (daemon, pid, host, status, health, stats, restarts, started_at, updated_at)
+       VALUES (@daemon, @pid, @host, @status, @health, @stats, @restarts, @started_at, @updated_at)
        ON CONFLICT (daemon) DO UPDATE SET
          pid = excluded.pid, host = excluded.host, status = excluded.status, health = excluded.health,
-         stats = excluded.stats, started_at = excluded.started_at, updated_at = excluded.updated_at`,
+         stats = excluded.stats, restarts = excluded.restarts, started_at = excluded.started_at,
+         updated_at = excluded.updated_at`,
     );
   }
 
@@ -99,6 +102,7 @@ export class SqliteHeartbeatSink {
       status: beat.status,
       health: JSON.stringify(beat.health ?? null),
       stats: JSON.stringify(beat.stats ?? null),
+      restarts: Number.isSafeInteger(beat.restarts) ? beat.restarts! : 0,
       started_at: Number.isNaN(startedAt) ? null : startedAt,
       updated_at: Number.isNaN(at) ? Date.now() : at,
     };

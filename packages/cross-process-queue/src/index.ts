@@ -3,9 +3,12 @@ export type { SqliteTransportOptions, SqliteTransportStats } from "./queue";
 export type { CheckpointStats } from "./checkpoint";
 export {
   PayloadTooLargeError,
+  InspectorQueryError,
   QueueBusyError,
   QueueFileError,
   QueueFileMissingError,
+  QueueFileNotFoundError,
+  QueueNotInitialisedError,
   QueueFileReplacedError,
   QueueOptionsError,
   SchemaVersionError,
@@ -70,3 +73,10 @@ export {
   ReplayConflictError,
   UnboundedPurgeError,
 } from "./dead-letter-errors";
+export { SqliteDriver, sqliteDriver, sqlitePath } from "./driver";
+export { SQLITE_CAPABILITIES, SqliteInspector, deadLetterInfo } from "./inspector";
+export type { QueueTotals, SqliteInspectorOptions } from "./inspector";
+export { DEFAULT_BACKUPS_KEPT, REPLAYED_BEFORE, SqliteAdmin } from "./admin";
+export type { SqliteAdminParts } from "./admin";
+export { openQueueFileReadOnly } from "./read-only";
+export type { ReadOnlyFile, Snapshot } from "./read-only";

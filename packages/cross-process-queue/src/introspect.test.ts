@@ -210,11 +210,15 @@ describe("introspection of a filled queue", () => {
 
   it("answers the backlog view the runbook's one-liners use", () => {
     expect(
-      db.prepare("SELECT subscriber, pending, leased, dead FROM backlog ORDER BY subscriber").all(),
+      db
+        .prepare(
+          "SELECT subscriber, pending, in_flight, retrying, dead, lag FROM backlog ORDER BY subscriber",
+        )
+        .all(),
     ).toEqual([
-      { subscriber: "flaky", pending: 0, leased: 0, dead: 2 },
-      { subscriber: "monitor", pending: 8, leased: 0, dead: 0 },
-      { subscriber: "trainer", pending: 0, leased: 0, dead: 0 },
+      { subscriber: "flaky", pending: 0, in_flight: 0, retrying: 0, dead: 2, lag: 0 },
+      { subscriber: "monitor", pending: 8, in_flight: 0, retrying: 0, dead: 0, lag: 8 },
+      { subscriber: "trainer", pending: 0, in_flight: 0, retrying: 0, dead: 0, lag: 0 },
     ]);
   });
 

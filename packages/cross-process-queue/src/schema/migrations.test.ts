@@ -8,7 +8,9 @@ import {
   SchemaVersionError,
   TransportClosedError,
   migrate,
+  migrations,
   openDatabase,
+  sqliteDriver,
   schemaVersion,
   sqliteTransport,
 } from "../index";
@@ -75,6 +77,54 @@ describe("schema migrations", () => {
     });
     expect((error as Error).message).toMatch(/Upgrade the package/);
     expect(readFileSync(queue.path)).toEqual(before);
+  });
+});
+
+describe("version 2", () => {
+  /** A file as version 1 left it, with one heartbeat. */
+  function versionOne(path: string): void {
+    const db = new Database(path);
+    db.pragma("journal_mode = WAL");
+    migrations[0]!.up(db);
+    db.pragma("user_version = 1");
+    db.prepare(
+      `INSERT INTO daemon_heartbeats (daemon, pid, host, status, updated_at) VALUES ('d', 1, 'h', 'running', ?)`,
+    ).run(Date.now());
+    db.close();
+  }
+
+  it("is read as it is, read-only: heartbeats of version 1 have 0 restarts", async () => {
+    queue = tempQueue();
+    versionOne(queue.path);
+    await using driver = await sqliteDriver.open(
+      { scheme: "sqlite", text: queue.path, rest: queue.path, params: {} },
+      { readOnly: true },
+    );
+    expect(await driver.inspector().heartbeats()).toMatchObject([{ daemon: "d", restarts: 0 }]);
+    const raw = new Database(queue.path, { readonly: true });
+    expect(schemaVersion(raw)).toBe(1);
+    raw.close();
+  });
+
+  it("adds daemon_heartbeats.restarts and the backlog view with retrying and lag", () => {
+    queue = tempQueue();
+    versionOne(queue.path);
+    const db = openDatabase(queue.path);
+    try {
+      expect(schemaVersion(db)).toBe(SCHEMA_VERSION);
+      expect(db.prepare("SELECT restarts FROM daemon_heartbeats").pluck().all()).toEqual([0]);
+      expect(db.prepare(`SELECT name FROM pragma_table_info('backlog')`).pluck().all()).toEqual([
+        "subscriber",
+        "pending",
+        "in_flight",
+        "retrying",
+        "dead",
+        "lag",
+        "oldest_pending_at",
+      ]);
+    } finally {
+      db.close();
+    }
   });
 });
 

@@ -10,10 +10,52 @@ export interface Migration {
 }
 
 /**
+ * The `backlog` view from version 2 on: the one definition of a subscriber's backlog
+ * (`SubscriberBacklog` in `@switchyard/transport`). Every matching event not settled is in exactly
+ * one state: `pending` (never attempted, including events after the subscriber's cursor),
+ * `in_flight` (leased, lease not expired), `retrying` (attempted and waiting: a failure's backoff,
+ * or an expired lease). `lag` is their sum; `oldest_pending_at` (ms since the epoch) is the
+ * publish time of the oldest pending or retrying event. "Now" is the clock of the reader, in ms.
+ * `SqliteInspector.subscribers()` runs the same counts.
+ */
+const BACKLOG_VIEW_V2 = `
+        CREATE VIEW backlog AS
+        SELECT subscriber, pending, in_flight, retrying, dead,
+               pending + in_flight + retrying AS lag,
+               MIN(COALESCE(oldest_open_at, oldest_queued_at), COALESCE(oldest_queued_at, oldest_open_at)) AS oldest_pending_at
+          FROM (
+            SELECT s.name AS subscriber,
+                   (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
+                     WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
+                       AND d.status = 'pending' AND d.attempts = 0)
+                 + (SELECT COUNT(*) FROM subscriber_types st
+                      JOIN events e ON e.type = st.type AND e.seq > s.cursor_seq AND e.seq > st.since_seq
+                     WHERE st.subscriber = s.name) AS pending,
+                   (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
+                     WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
+                       AND d.status = 'leased' AND d.lease_until > n.now) AS in_flight,
+                   (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
+                     WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
+                       AND ((d.status = 'pending' AND d.attempts > 0)
+                         OR (d.status = 'leased' AND d.lease_until <= n.now))) AS retrying,
+                   (SELECT COUNT(*) FROM deliveries d
+                     WHERE d.subscriber = s.name AND d.status = 'dead') AS dead,
+                   (SELECT MIN(e.created_at) FROM deliveries d INDEXED BY deliveries_due
+                      JOIN events e ON e.seq = d.event_seq
+                     WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
+                       AND (d.status = 'pending' OR d.lease_until <= n.now)) AS oldest_open_at,
+                   (SELECT MIN(e.created_at) FROM subscriber_types st
+                      JOIN events e ON e.type = st.type AND e.seq > s.cursor_seq AND e.seq > st.since_seq
+                     WHERE st.subscriber = s.name) AS oldest_queued_at
+              FROM subscribers s,
+                   (SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS now) n
+          );`;
+
+/**
  * Every schema step, oldest first. Never edit a released step: add a new one. Timestamps are
  * milliseconds since the Unix epoch (`datetime(created_at / 1000, 'unixepoch')` in the sqlite3
- * shell); JSON columns hold text. The `dead_letters` table belongs to `@switchyard/dlq` and is
- * not created here.
+ * shell); JSON columns hold text. The `dead_letters` table is the `SqliteDeadLetterStore`'s, with
+ * its own version (`switchyard_schema`), created on the store's first use, not here.
  *
  * Fan-out uses per-subscriber cursors: publishing appends to `events` only; a claim first takes
  * the subscriber's matching events after `subscribers.cursor_seq` into `deliveries` (as
@@ -102,6 +144,18 @@ export const migrations: readonly Migration[] = [
                  WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased') AND d.status = 'leased') AS leased,
                (SELECT COUNT(*) FROM deliveries d WHERE d.subscriber = s.name AND d.status = 'dead') AS dead
           FROM subscribers s;
+      `),
+  },
+  {
+    version: 2,
+    description:
+      "daemon_heartbeats.restarts; the backlog view counts expired leases as retrying (one definition of backlog)",
+    up: (db) =>
+      db.exec(`
+        ALTER TABLE daemon_heartbeats ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;
+
+        DROP VIEW IF EXISTS backlog;
+        ${BACKLOG_VIEW_V2}
       `),
   },
 ];

@@ -1,0 +1,178 @@
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DeadLetterRecord, Driver } from "@switchyard/transport";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { REPLAYED_BEFORE, UnboundedPurgeError, sqliteDriver } from "./index";
+import { eventually, job, tempQueue } from "./test/fixtures";
+
+const queues: ReturnType<typeof tempQueue>[] = [];
+const drivers: Driver[] = [];
+afterEach(async () => {
+  for (const d of drivers.splice(0)) await d.close();
+  for (const q of queues.splice(0)) q.cleanup();
+});
+
+async function setup(): Promise<{ q: ReturnType<typeof tempQueue>; driver: Driver }> {
+  const q = tempQueue();
+  queues.push(q);
+  const driver = await sqliteDriver.open(
+    { scheme: "sqlite", text: q.path, rest: q.path, params: {} },
+    {},
+  );
+  drivers.push(driver);
+  return { q, driver };
+}
+
+const record = (n: number, overrides: Partial<DeadLetterRecord> = {}): DeadLetterRecord => ({
+  envelope: job(n),
+  subscriber: "worker",
+  reason: "max_attempts",
+  attempts: 3,
+  error: { name: "Error", message: `failed ${n}` },
+  failedAt: new Date(Date.now() - n * 1_000).toISOString(),
+  origin: "sqlite",
+  ...overrides,
+});
+
+describe("SqliteAdmin", () => {
+  it("replays dead letters to their subscriber through a transport, and skips replayed ones unless again", async () => {
+    const { driver } = await setup();
+    await driver.transport().register!("worker", ["JOB"]);
+    const sink = driver.deadLetterSink()!;
+    for (const n of [1, 2, 3]) await sink.deadLetter(record(n));
+    await sink.deadLetter(record(4, { origin: "router" }));
+    const admin = driver.admin();
+    const inspector = driver.inspector();
+
+    const dry = await admin.replay({ subscriber: "worker" }, { dryRun: true });
+    expect(dry).toMatchObject({ dryRun: true, matched: 4, replayed: [] });
+    expect(dry.wouldReplay).toHaveLength(4);
+    expect((await inspector.subscribers())[0]).toMatchObject({ pending: 0 });
+
+    const first = await admin.replay({ subscriber: "worker" });
+    expect(first.replayed).toHaveLength(3);
+    expect(first.failed).toHaveLength(1);
+    expect(first.failed[0]!.error).toMatch(/in-process handler.*DlqRetryDaemon/);
+    expect((await inspector.subscribers())[0]).toMatchObject({
+      subscriber: "worker",
+      pending: 3,
+      lag: 3,
+    });
+    expect((await inspector.deadLetterCounts()).byStatus).toMatchObject({
+      replayed: 3,
+      pending_retry: 1,
+    });
+
+    const second = await admin.replay({ subscriber: "worker", type: "JOB" });
+    expect(second.replayed).toEqual([]);
+    expect(second.skipped).toHaveLength(3);
+    expect(second.skipped.every((s) => s.reason === REPLAYED_BEFORE)).toBe(true);
+
+    const one = first.replayed[0]!;
+    const again = await admin.replay({ id: one }, { again: true });
+    expect(again.replayed).toEqual([one]);
+    expect((await inspector.deadLetter(one))!.replays).toBe(2);
+    // The requeued delivery is handled like any other.
+    const got: number[] = [];
+    const sub = await driver.transport().subscribe({
+      subscriber: "worker",
+      types: ["JOB"],
+      handler: async ({ envelope }) => void got.push((envelope.data as { n: number }).n),
+    });
+    await eventually(() => got.length === 3, "the replayed events to be handled");
+    await sub.close();
+    expect(got.sort()).toEqual([1, 2, 3]);
+  });
+
+  it("purges after a backup, with a filter or all, and counts on a dry run", async () => {
+    const { q, driver } = await setup();
+    const sink = driver.deadLetterSink()!;
+    for (const n of [1, 2, 3]) await sink.deadLetter(record(n));
+    await sink.deadLetter(record(4, { subscriber: "other" }));
+    const admin = driver.admin();
+    await expect(admin.purge({})).rejects.toBeInstanceOf(UnboundedPurgeError);
+    expect(await admin.purge({ subscriber: "worker" }, { dryRun: true })).toEqual({
+      dryRun: true,
+      count: 3,
+    });
+    const purged = await admin.purge({ subscriber: "worker" });
+    expect(purged.count).toBe(3);
+    expect(purged.backup).toBeDefined();
+    expect(existsSync(purged.backup!)).toBe(true);
+    // The backup holds the records as they were before.
+    const copy = new Database(purged.backup, { readonly: true });
+    expect(
+      copy
+        .prepare("SELECT COUNT(*) FROM dead_letters WHERE status = 'pending_retry'")
+        .pluck()
+        .get(),
+    ).toBe(4);
+    copy.close();
+    expect((await driver.inspector().deadLetterCounts()).byStatus).toMatchObject({
+      purged: 3,
+      pending_retry: 1,
+    });
+    const hard = await admin.purge({}, { all: true, hard: true });
+    expect(hard.count).toBe(1);
+    expect((await driver.inspector().deadLetters()).deadLetters.map((d) => d.status)).toEqual([
+      "purged",
+      "purged",
+      "purged",
+    ]);
+    expect(q.dir).toBeTruthy();
+  });
+
+  it("clears the pending backlog of one type, one subscriber or all, after a backup", async () => {
+    const { driver } = await setup();
+    const transport = driver.transport();
+    await transport.register!("a", ["JOB", "OTHER"]);
+    await transport.register!("b", ["JOB"]);
+    await transport.publish([job(1), job(2), job(3, "OTHER")]);
+    const admin = driver.admin();
+    const inspector = driver.inspector();
+    expect(await admin.clearPending({ type: "JOB" }, { dryRun: true })).toEqual({
+      dryRun: true,
+      count: 4,
+    });
+    const byType = await admin.clearPending({ subscriber: "a", type: "JOB" });
+    expect(byType.count).toBe(2);
+    expect(existsSync(byType.backup!)).toBe(true);
+    const lags = async () =>
+      Object.fromEntries((await inspector.subscribers()).map((s) => [s.subscriber, s.lag]));
+    expect(await lags()).toEqual({ a: 1, b: 2 });
+    // Events published after a clear are delivered as usual.
+    await transport.publish([job(4)]);
+    expect(await lags()).toEqual({ a: 2, b: 3 });
+    const all = await admin.clearPending({});
+    expect(all.count).toBe(5);
+    expect(await lags()).toEqual({ a: 0, b: 0 });
+  });
+
+  it("rotates backups: keeps the last N of this database, and nothing else in the directory", async () => {
+    const { q, driver } = await setup();
+    const dir = join(q.dir, "backups");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "other.db.20200101T000000000Z.bak"), "another database's backup");
+    writeFileSync(join(dir, "notes.txt"), "keep me");
+    const admin = driver.admin();
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      made.push(await admin.backup({ dir, keep: 3 }));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(new Set(made).size).toBe(5);
+    const left = readdirSync(dir).sort();
+    expect(left).toEqual(
+      [
+        "notes.txt",
+        "other.db.20200101T000000000Z.bak",
+        ...made.slice(2).map((p) => p.slice(dir.length + 1)),
+      ].sort(),
+    );
+    // The default keeps 10, next to the database.
+    for (let i = 0; i < 12; i++) await admin.backup();
+    expect(readdirSync(q.dir).filter((f) => f.endsWith(".bak"))).toHaveLength(10);
+    await expect(admin.backup({ keep: 0 })).rejects.toMatchObject({ code: "INVALID_QUERY" });
+  });
+});

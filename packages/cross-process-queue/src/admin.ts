@@ -1,0 +1,237 @@
+import { readdirSync, rmSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import type Database from "better-sqlite3";
+import {
+  type ActionResult,
+  type Admin,
+  type BackupOptions,
+  type DeadLetterFilter,
+  type PurgeOptions,
+  type ReplayOptions,
+  type ReplayResult,
+  type Transport,
+  abortReason,
+  serializeError,
+} from "@switchyard/transport";
+import { ReplayConflictError, UnboundedPurgeError } from "./dead-letter-errors";
+import type { ReplayTarget, SqliteDeadLetterStore } from "./dead-letters";
+import { InspectorQueryError } from "./errors";
+import { deadLetterWhere } from "./inspector";
+import { backupQueue, clearPending } from "./recovery";
+
+/** Backups kept per database unless told otherwise. */
+export const DEFAULT_BACKUPS_KEPT = 10;
+
+/** Why a dead letter is not replayed without `again`. */
+export const REPLAYED_BEFORE = "replayed before; pass again";
+
+/** What {@link SqliteAdmin} works with; the driver opens each part on first use. */
+export interface SqliteAdminParts {
+  /** The queue file. */
+  readonly path: string;
+  /** A read-write connection to it. */
+  readonly database: () => Database.Database;
+  /** The dead-letter store on it. */
+  readonly deadLetters: () => SqliteDeadLetterStore;
+  /**
+   * A transport to requeue through, and how to let go of it afterwards (a transport opened for
+   * the action is closed; the driver's own is kept).
+   */
+  readonly requeueTransport: () => { transport: Transport; release: () => Promise<void> };
+  /** Clock, for tests. @defaultValue Date.now */
+  readonly now?: () => number;
+}
+
+/** The time stamp in a backup's name: `20261206T091500Z`, sorting in time order. */
+function stamp(at: number): string {
+  return new Date(at)
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.(\d{3})Z$/, "$1Z");
+}
+
+const BACKUP_NAME = /^\d{8}T\d{9}Z(?:-\d+)?\.bak$/;
+
+function checkSignal(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal);
+}
+
+/**
+ * Operator actions on a SQLite queue file (the `Admin` of `@switchyard/transport`): replay and
+ * purge dead letters, clear the pending backlog, back up with rotation. Every destructive action
+ * takes a backup first and returns its path.
+ */
+export class SqliteAdmin implements Admin {
+  readonly #parts: SqliteAdminParts;
+  readonly #now: () => number;
+
+  constructor(parts: SqliteAdminParts) {
+    this.#parts = parts;
+    this.#now = parts.now ?? Date.now;
+  }
+
+  /**
+   * Hand dead letters back to the subscriber that failed them, through a SQLite transport's
+   * `requeue` (same event id). Exclusive per record (the store's claim): of two replays at the same
+   * instant each record goes to one. Without a `status` filter, records waiting for a retry or
+   * given up are replayed; a record already `replayed` is skipped ("replayed before; pass again")
+   * unless `again`. A record from another origin (an in-process handler, another transport) fails
+   * with why: it is replayed where it came from (`DlqRetryDaemon`).
+   */
+  async replay(filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<ReplayResult> {
+    checkSignal(options.signal);
+    const store = this.#parts.deadLetters();
+    const statuses = filter.status ?? [
+      "pending_retry",
+      "permanently_failed",
+      "retrying",
+      "replayed",
+    ];
+    const { where, params } = deadLetterWhere({ ...filter, status: statuses });
+    const rows = this.#parts
+      .database()
+      .prepare(
+        `SELECT id, status, envelope IS NULL AS gone FROM dead_letters WHERE ${where} ORDER BY id`,
+      )
+      .all(params) as { id: number; status: string; gone: number }[];
+    const skipped: { id: string; reason: string }[] = [];
+    const candidates: number[] = [];
+    for (const row of rows) {
+      if (row.status === "replayed" && !options.again)
+        skipped.push({ id: String(row.id), reason: REPLAYED_BEFORE });
+      else if (row.status === "purged" || row.gone)
+        skipped.push({ id: String(row.id), reason: "purged: the envelope is gone" });
+      else candidates.push(row.id);
+    }
+    const result = {
+      dryRun: options.dryRun === true,
+      matched: rows.length,
+      replayed: [] as string[],
+      skipped,
+      failed: [] as { id: string; error: string }[],
+      wouldReplay: [] as string[],
+    };
+    if (options.dryRun) {
+      result.wouldReplay.push(...candidates.map(String));
+      return result;
+    }
+    if (candidates.length === 0) return result;
+    const { transport, release } = this.#parts.requeueTransport();
+    const target: ReplayTarget = {
+      async replay(record) {
+        if (record.origin !== transport.name)
+          throw new Error(
+            record.origin === "router"
+              ? `it came from an in-process handler of ${record.subscriber}; the DlqRetryDaemon in that daemon's process replays it`
+              : `it came from the ${record.origin} transport; replay it there`,
+          );
+        await transport.requeue!(record.subscriber, record.envelope);
+      },
+    };
+    try {
+      for (const id of candidates) {
+        if (options.signal?.aborted) break;
+        try {
+          await store.replay(id, { to: target });
+          result.replayed.push(String(id));
+        } catch (error) {
+          if (error instanceof ReplayConflictError)
+            skipped.push({ id: String(id), reason: error.message });
+          else result.failed.push({ id: String(id), error: serializeError(error).message });
+        }
+      }
+    } finally {
+      await release();
+    }
+    return result;
+  }
+
+  /**
+   * Purge dead letters: `purged` tombstones (envelope and stack dropped) or, with `hard`, rows
+   * deleted. Never touches records already purged or being replayed. Needs a filter or `all`
+   * (else `UnboundedPurgeError`); backs the file up first (not on a dry run).
+   */
+  async purge(filter: DeadLetterFilter, options: PurgeOptions = {}): Promise<ActionResult> {
+    checkSignal(options.signal);
+    const bounded = Object.values(filter).some((v) => v !== undefined);
+    if (!bounded && !options.all) throw new UnboundedPurgeError();
+    const db = this.#parts.database();
+    this.#parts.deadLetters(); // the table exists from here on
+    const { where, params } = deadLetterWhere(filter);
+    const guard = `${where} AND status NOT IN ('purged', 'retrying')`;
+    const count = db
+      .prepare(`SELECT COUNT(*) FROM dead_letters WHERE ${guard}`)
+      .pluck()
+      .get(params) as number;
+    if (options.dryRun || count === 0) return { dryRun: options.dryRun === true, count };
+    const backup = await this.backup();
+    checkSignal(options.signal);
+    const changed = db
+      .transaction(() =>
+        options.hard
+          ? db.prepare(`DELETE FROM dead_letters WHERE ${guard}`).run(params).changes
+          : db
+              .prepare(
+                `UPDATE dead_letters SET status = 'purged', envelope = NULL, error_stack = NULL,
+                        next_retry_at = NULL, updated_at = @now WHERE ${guard}`,
+              )
+              .run({ ...params, now: this.#now() }).changes,
+      )
+      .immediate();
+    return { dryRun: false, count: changed, backup };
+  }
+
+  /**
+   * Drop the pending backlog (of one subscriber and/or one type, or all) with `clearPending`,
+   * after a backup. `count` is open deliveries deleted plus published events skipped.
+   */
+  async clearPending(
+    filter: { readonly subscriber?: string; readonly type?: string },
+    options: {
+      readonly dryRun?: boolean;
+      readonly backup?: BackupOptions;
+      readonly signal?: AbortSignal;
+    } = {},
+  ): Promise<ActionResult> {
+    checkSignal(options.signal);
+    const db = this.#parts.database();
+    const scope = {
+      ...(filter.subscriber !== undefined ? { subscriber: filter.subscriber } : {}),
+      ...(filter.type !== undefined ? { type: filter.type } : {}),
+    };
+    if (options.dryRun) {
+      const r = clearPending(db, { ...scope, dryRun: true });
+      return { dryRun: true, count: r.deliveries + r.skipped };
+    }
+    const backup = await this.backup(options.backup);
+    checkSignal(options.signal);
+    const r = clearPending(db, scope);
+    return { dryRun: false, count: r.deliveries + r.skipped, backup };
+  }
+
+  /**
+   * Copy the file with SQLite's online backup (consistent while other processes write) to
+   * `<dir>/<file name>.<UTC time>.bak`, then remove the oldest backups of this file in `dir`
+   * beyond `keep`. Resolves to the new backup's path.
+   */
+  async backup(options: BackupOptions = {}): Promise<string> {
+    checkSignal(options.signal);
+    const keep = options.keep ?? DEFAULT_BACKUPS_KEPT;
+    if (!Number.isSafeInteger(keep) || keep < 1)
+      throw new InspectorQueryError("keep", `expected a whole number ≥ 1, got ${keep}.`);
+    const file = resolve(this.#parts.path);
+    const dir = resolve(options.dir ?? dirname(file));
+    const prefix = `${basename(file)}.`;
+    const taken = new Set(readdirSync(dir));
+    let name = `${prefix}${stamp(this.#now())}`;
+    for (let n = 1; taken.has(`${name}.bak`); n++) name = `${prefix}${stamp(this.#now())}-${n}`;
+    const destination = join(dir, `${name}.bak`);
+    await backupQueue(this.#parts.database(), destination);
+    const backups = readdirSync(dir)
+      .filter((f) => f.startsWith(prefix) && BACKUP_NAME.test(f.slice(prefix.length)))
+      .sort();
+    for (const old of backups.slice(0, Math.max(0, backups.length - keep)))
+      rmSync(join(dir, old), { force: true });
+    return destination;
+  }
+}
