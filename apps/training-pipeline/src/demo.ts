@@ -1,129 +1,30 @@
 // `pnpm demo`: the training pipeline for a few configs, each daemon its own process, until every
 // config has run its generations; then the pipeline-flow verification, per stage. Exit 0 only if
 // every stage flowed for every config.
-import { parseArgs } from "node:util";
 import { openQueueReadOnly } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { type AnyEventOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
 import { verifyPipeline, verifyPipelineOnNats } from "@switchyard/cli";
-import { type PipelineSettings, defaultSettings } from "./settings";
+import { type DemoArgs, DemoUsageError, USAGE, parseDemoArgs } from "./args";
 import { generationOf } from "./simulation";
 import { startPipeline } from "./supervisor";
 import { heartbeatsWhere, natsReplicas, natsServers, pipelineHeartbeatList } from "./transport";
 
-const HELP = `Usage: pnpm demo [options]
-
-  --configs <list>       config keys, comma-separated        (default hex8_2p,square8_4p)
-  --generations <n>      generations per config               (default 3)
-  --failure-rate <0..1>  share of transient handler failures  (default 0.15)
-  --db <path>            coordination database                (default: a new temp directory)
-  --seed <n>             seed of the simulation               (default 7)
-  --no-poison            do not inject the poison event
-  --kill <daemon>        SIGKILL that daemon's process once, mid-run (its restart and redelivery show)
-  --transport <kind>     sqlite (default) or nats: the durable path between the daemons
-  --nats-url <urls>      NATS servers for --transport nats, comma-separated for a cluster
-                         (default $NATS_URL or nats://127.0.0.1:4222)
-  --nats-replicas <n>    stream replicas on a cluster: 1, 3 or 5 (default 3 with ≥ 3 URLs, else 1)
-  --timeout <seconds>    give up after this long              (default 180)
-  -h, --help`;
-
-function parse(): { settings: PipelineSettings; timeoutMs: number; kill: string | undefined } {
-  const { values } = parseArgs({
-    options: {
-      configs: { type: "string" },
-      generations: { type: "string" },
-      "failure-rate": { type: "string" },
-      db: { type: "string" },
-      seed: { type: "string" },
-      "no-poison": { type: "boolean" },
-      kill: { type: "string" },
-      transport: { type: "string" },
-      "nats-url": { type: "string" },
-      "nats-replicas": { type: "string" },
-      timeout: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const base = defaultSettings();
-  const number = (
-    name: string,
-    raw: string | undefined,
-    fallback: number,
-    ok: (n: number) => boolean,
-  ) => {
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!ok(n)) {
-      console.error(`--${name}: ${JSON.stringify(raw)} is not valid.\n\n${HELP}`);
-      process.exit(2);
-    }
-    return n;
-  };
-  let settings: PipelineSettings = {
-    ...base,
-    configs: values.configs
-      ? values.configs
-          .split(",")
-          .map((c) => c.trim())
-          .filter(Boolean)
-      : base.configs,
-    generations: number(
-      "generations",
-      values.generations,
-      base.generations,
-      (n) => Number.isInteger(n) && n >= 1 && n <= 50,
-    ),
-    failureRate: number(
-      "failure-rate",
-      values["failure-rate"],
-      base.failureRate,
-      (n) => n >= 0 && n < 0.9,
-    ),
-    seed: number("seed", values.seed, base.seed, Number.isInteger),
-    ...(values.db ? { db: values.db } : {}),
-    poison: !values["no-poison"],
-    ...(values["nats-url"] !== undefined ? { natsUrl: natsUrlOption(values["nats-url"]) } : {}),
-    ...(values["nats-replicas"] !== undefined
-      ? {
-          natsReplicas: number("nats-replicas", values["nats-replicas"], 1, (n) =>
-            [1, 3, 5].includes(n),
-          ),
-        }
-      : {}),
-  };
-  if (values.transport !== undefined) {
-    if (values.transport !== "sqlite" && values.transport !== "nats") {
-      console.error(
-        `--transport: ${JSON.stringify(values.transport)} is not sqlite or nats.\n\n${HELP}`,
-      );
-      process.exit(2);
-    }
-    settings = { ...settings, transport: values.transport };
-  }
-  return {
-    settings,
-    timeoutMs: number("timeout", values.timeout, 180, (n) => n > 0) * 1000,
-    kill: values.kill,
-  };
-}
-
-/** `--nats-url a,b,c`: every entry a server URL (`nats://host:port`, `tls://…`) or `host:port`. */
-function natsUrlOption(raw: string): string {
-  const servers = natsServers(raw);
-  const bad = servers.filter((url) => !/^((nats|tls|ws|wss):\/\/)?[^\s/,]+(:\d+)?$/.test(url));
-  if (servers.length === 0 || bad.length > 0) {
-    console.error(
-      `--nats-url: ${JSON.stringify(raw)} is not a comma-separated list of NATS servers` +
-        `${bad.length > 0 ? ` (not a server URL: ${bad.map((b) => JSON.stringify(b)).join(", ")})` : ""}; ` +
-        `e.g. nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224.\n\n${HELP}`,
-    );
+/** The parsed command line; a usage error prints the usage and exits 2, never a stack trace. */
+function parse(): Extract<DemoArgs, { help: false }> {
+  let parsed: DemoArgs;
+  try {
+    parsed = parseDemoArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof DemoUsageError)) throw error;
+    console.error(`${error.message}\n\n${USAGE}`);
     process.exit(2);
   }
-  return servers.join(",");
+  if (parsed.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  return parsed;
 }
 
 const { settings, timeoutMs, kill } = parse();
