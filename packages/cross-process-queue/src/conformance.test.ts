@@ -25,7 +25,9 @@ runTransportSuite({
     persistent: true,
     fanOut: true,
     competingConsumers: true,
-    ordering: true,
+    // One delivery queue per subscriber, a batch in one transaction.
+    ordering: "perSubscriber",
+    publishBatch: "atomic",
     retry: true,
     leaseExpiry: true,
     fencing: true,
@@ -34,6 +36,8 @@ runTransportSuite({
     drainOnClose: true,
     ephemeral: true,
     handBack: true,
+    requeue: true,
+    signal: true,
     reconnect: { skip: "embedded: a local file has no connection to lose" },
   },
 });

@@ -56,7 +56,10 @@ describeIf(
         persistent: true,
         fanOut: true,
         competingConsumers: true,
-        ordering: true,
+        // One consumer per subscriber and type: ordered within a type only.
+        ordering: "perSubscriberAndType",
+        // No multi-message transaction: each envelope of a batch is stored on its own.
+        publishBatch: "perMessage",
         retry: true,
         leaseExpiry: true,
         fencing: true,
@@ -64,6 +67,9 @@ describeIf(
         deadLetter: true,
         drainOnClose: true,
         ephemeral: true,
+        handBack: true,
+        requeue: true,
+        signal: true,
         reconnect: true,
       },
     });

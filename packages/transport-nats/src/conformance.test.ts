@@ -16,7 +16,10 @@ const features = {
   persistent: true,
   fanOut: true,
   competingConsumers: true,
-  ordering: true,
+  // One consumer per subscriber and type: ordered within a type only.
+  ordering: "perSubscriberAndType",
+  // No multi-message transaction: each envelope of a batch is stored on its own.
+  publishBatch: "perMessage",
   retry: true,
   leaseExpiry: true,
   fencing: true,
@@ -24,6 +27,9 @@ const features = {
   deadLetter: true,
   drainOnClose: true,
   ephemeral: true,
+  handBack: true,
+  requeue: true,
+  signal: true,
 } as const;
 
 // The shared server (NATS_URL): every test gets its own stream and subject prefix.

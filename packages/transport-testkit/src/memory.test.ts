@@ -14,6 +14,12 @@ runTransportSuite({
     };
   },
   features: {
+    // One queue per subscriber, and a batch is stored in one step.
+    ordering: "perSubscriber",
+    publishBatch: "atomic",
+    requeue: true,
+    signal: true,
+    handBack: true,
     reconnect: { skip: "in process: there is no connection to lose" },
   },
 });

@@ -1,6 +1,7 @@
 import { createEnvelope, type Envelope } from "@switchyard/event-schema";
 import {
   LeaseLostError,
+  UnknownSubscriptionError,
   UnrecoverableError,
   type DeadLetterRecord,
   type DeadLetterSink,
@@ -10,7 +11,12 @@ import {
   type TransportSubscription,
 } from "@switchyard/transport";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type TransportFeature, optInFeatures } from "./features";
+import {
+  type OrderingGuarantee,
+  type PublishAtomicity,
+  type TransportFeature,
+  optInFeatures,
+} from "./features";
 import type { TransportHarness, TransportSuiteOptions } from "./harness";
 
 const PING = "TK_PING";
@@ -74,6 +80,9 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
       ? String(setting.skip)
       : undefined;
   };
+  const ordering: OrderingGuarantee =
+    features.ordering === "perSubscriberAndType" ? "perSubscriberAndType" : "perSubscriber";
+  const publishBatch: PublishAtomicity = features.publishBatch ?? "atomic";
   /** `it` for a feature: skipped with its reason (in the test name) when the transport lacks it. */
   const itFeature = (feature: TransportFeature, name: string, fn: () => Promise<void>) => {
     const reason = skipReason(feature);
@@ -201,6 +210,113 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
       await until(() => got.length === 30, wait, "30 deliveries");
       expect(got).toEqual([...Array(30).keys()]);
     });
+
+    /** PING and PONG interleaved over three batches, as [type, n] in publish order. */
+    const publishInterleaved = async (transport: Transport) => {
+      const sent: Envelope[] = [];
+      for (let batch = 0; batch < 3; batch++) {
+        const envelopes = Array.from({ length: 10 }, (_, j) => {
+          const n = batch * 10 + j;
+          return testEnvelope(n, (n * 7) % 3 === 0 ? PONG : PING);
+        });
+        await transport.publish(envelopes);
+        sent.push(...envelopes);
+      }
+      return sent;
+    };
+
+    if (ordering === "perSubscriber") {
+      itFeature(
+        "ordering",
+        "starts deliveries in publish order across every type of a subscriber (ordering: perSubscriber)",
+        async () => {
+          const transport = await connect();
+          const got: number[] = [];
+          await subscribe(transport, "ordered-types", (d) => void got.push(nOf(d.envelope)), {
+            types: [PING, PONG],
+          });
+          const sent = await publishInterleaved(transport);
+          await until(() => got.length === sent.length, wait, `${sent.length} deliveries`);
+          expect(got).toEqual(sent.map(nOf));
+        },
+      );
+    } else {
+      itFeature(
+        "ordering",
+        "starts deliveries in publish order within each type of a subscriber (ordering: perSubscriberAndType)",
+        async () => {
+          const transport = await connect();
+          const got: Envelope[] = [];
+          await subscribe(transport, "ordered-per-type", (d) => void got.push(d.envelope), {
+            types: [PING, PONG],
+          });
+          const sent = await publishInterleaved(transport);
+          await until(() => got.length === sent.length, wait, `${sent.length} deliveries`);
+          // Within a type, publish order; across types, no order is promised, so none is checked.
+          for (const type of [PING, PONG]) {
+            expect(got.filter((e) => e.type === type).map(nOf)).toEqual(
+              sent.filter((e) => e.type === type).map(nOf),
+            );
+          }
+        },
+      );
+    }
+
+    if (publishBatch === "atomic") {
+      it(
+        "stores a batch all or nothing: one invalid envelope rejects the call and stores none of it (publishBatch: atomic)",
+        { timeout: options.testTimeoutMs ?? 20_000 },
+        async () => {
+          const transport = await connect();
+          const got: number[] = [];
+          await subscribe(transport, "atomic-reader", (d) => void got.push(nOf(d.envelope)));
+          const first = testEnvelope(1);
+          const last = testEnvelope(3);
+          const invalid = { ...testEnvelope(2), specversion: "0.3" } as unknown as Envelope;
+          await expect(transport.publish([first, invalid, last])).rejects.toThrow();
+          await sleep(t(200));
+          expect(got).toEqual([]);
+          // Nothing of the batch was stored: its valid envelopes are new, not duplicates.
+          expect(await transport.publish([first, last])).toEqual({
+            published: 2,
+            duplicates: 0,
+          });
+          await until(() => got.length === 2, wait, "the two deliveries");
+          expect(got).toEqual([1, 3]);
+        },
+      );
+
+      it(
+        "stores a batch at once: when its first event is delivered, every event of it is stored (publishBatch: atomic)",
+        { timeout: options.testTimeoutMs ?? 20_000 },
+        async () => {
+          const transport = await connect();
+          let release!: () => void;
+          const gate = new Promise<void>((r) => (release = r));
+          let lagAtFirst: number | undefined;
+          const got: number[] = [];
+          await subscribe(transport, "batch-watcher", async (d) => {
+            if (got.length === 0) {
+              const stats = await transport.stats();
+              lagAtFirst = stats.subscribers.find((s) => s.subscriber === "batch-watcher")?.lag;
+              await gate;
+            }
+            got.push(nOf(d.envelope));
+          });
+          const publishing = transport.publish(
+            Array.from({ length: 50 }, (_, i) => testEnvelope(i)),
+          );
+          try {
+            await until(() => lagAtFirst !== undefined, wait, "the first delivery");
+            expect(lagAtFirst).toBe(50);
+          } finally {
+            release();
+          }
+          await publishing;
+          await until(() => got.length === 50, wait, "the whole batch");
+        },
+      );
+    }
 
     itFeature(
       "retry",
@@ -380,13 +496,13 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
       async () => {
         const sink = collectingSink();
         const transport = await connect({ deadLetter: sink });
-        let calls = 0;
+        const attempts: number[] = [];
         await subscribe(
           transport,
           "crash-loop",
           // Like a handler that crashes its process: it never settles and ignores its signal.
-          () => {
-            calls++;
+          (d) => {
+            attempts.push(d.attempt);
             return new Promise<void>(() => {});
           },
           { leaseMs: t(200), maxAttempts: 2, concurrency: 4, deadLetter: sink },
@@ -397,7 +513,8 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
           wait * 2,
           "the abandoned delivery's dead letter",
         );
-        expect(calls).toBe(2);
+        // A lease that expired (a crash) counts as an attempt, unlike a graceful hand-back.
+        expect(attempts).toEqual([1, 2]);
         expect(sink.records[0]).toMatchObject({
           subscriber: "crash-loop",
           reason: "max_attempts",
@@ -457,6 +574,26 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
       await sleep(t(100));
       expect(got.filter((id) => id === e.id)).toHaveLength(1);
     });
+
+    itFeature(
+      "idempotentPublish",
+      `stores each event once when a batch is published again after a partial publish (publishBatch: ${publishBatch})`,
+      async () => {
+        const transport = await connect();
+        const got: number[] = [];
+        await subscribe(transport, "republished", (d) => void got.push(nOf(d.envelope)));
+        const batch = Array.from({ length: 6 }, (_, i) => testEnvelope(i));
+        // What a failed per-message publish may leave behind: the first part stored.
+        expect(await transport.publish(batch.slice(0, 2))).toEqual({
+          published: 2,
+          duplicates: 0,
+        });
+        expect(await transport.publish(batch)).toEqual({ published: 4, duplicates: 2 });
+        await until(() => got.length >= 6, wait, "six deliveries");
+        await sleep(t(100));
+        expect([...got].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5]);
+      },
+    );
 
     itFeature(
       "drainOnClose",
@@ -551,6 +688,108 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
       },
     );
 
+    /** Wait until `subscriber`'s stats show `expected` (fails with the last row seen). */
+    const backlogOf = async (
+      transport: Transport,
+      subscriber: string,
+      expected: { pending?: number; inFlight?: number; lag?: number },
+    ) => {
+      const deadline = Date.now() + wait;
+      for (;;) {
+        const row = (await transport.stats()).subscribers.find((s) => s.subscriber === subscriber);
+        const matches =
+          row !== undefined &&
+          Object.entries(expected).every(
+            ([key, value]) => row[key as keyof typeof expected] === value,
+          );
+        if (matches) return;
+        if (Date.now() > deadline) {
+          expect(row, `${subscriber}'s stats after ${wait} ms`).toMatchObject(expected);
+          throw new Error(`${subscriber}'s stats never matched ${JSON.stringify(expected)}`);
+        }
+        await sleep(10);
+      }
+    };
+    /** Wait until `subscriber` has nothing pending or in flight (its acks are recorded). */
+    const settled = (transport: Transport, subscriber: string) =>
+      backlogOf(transport, subscriber, { pending: 0, inFlight: 0, lag: 0 });
+
+    /** The transport's `requeue`, or a failure saying how to skip the feature. */
+    const requeueOf = (transport: Transport) => {
+      if (!transport.requeue)
+        throw new Error(
+          `the ${transport.name} transport has no requeue(): skip the "requeue" feature with a reason`,
+        );
+      return transport.requeue.bind(transport);
+    };
+
+    itFeature(
+      "requeue",
+      "requeues an envelope to one subscriber only, keeping its id",
+      async () => {
+        const transport = await connect();
+        const a: Envelope[] = [];
+        const b: Envelope[] = [];
+        await subscribe(transport, "requeue-a", (d) => void a.push(d.envelope));
+        await subscribe(transport, "requeue-b", (d) => void b.push(d.envelope));
+        const sent = testEnvelope(1, PING, { correlationid: "c-requeue" });
+        await transport.publish([sent]);
+        await until(() => a.length === 1 && b.length === 1, wait, "both first deliveries");
+        // Handled is not yet acked: a requeue while the lease is live merges into that attempt.
+        await settled(transport, "requeue-a");
+        await requeueOf(transport)("requeue-a", sent);
+        await until(() => a.length === 2, wait, "the requeued delivery");
+        await sleep(t(200));
+        expect(a).toEqual([sent, sent]);
+        expect(b).toEqual([sent]);
+      },
+    );
+
+    itFeature(
+      "requeue",
+      "rejects a requeue to a subscriber not registered for the type with UnknownSubscriptionError",
+      async () => {
+        const transport = await connect();
+        const got: Envelope[] = [];
+        await subscribe(transport, "requeue-known", (d) => void got.push(d.envelope));
+        const sent = testEnvelope(1);
+        await transport.publish([sent]);
+        await until(() => got.length === 1, wait, "the delivery");
+        const requeue = requeueOf(transport);
+        await expect(requeue("requeue-nobody", sent)).rejects.toBeInstanceOf(
+          UnknownSubscriptionError,
+        );
+        await expect(requeue("requeue-known", testEnvelope(2, PONG))).rejects.toBeInstanceOf(
+          UnknownSubscriptionError,
+        );
+        await sleep(t(100));
+        expect(got).toEqual([sent]);
+      },
+    );
+
+    itFeature("signal", "closes a subscription when its signal is aborted", async () => {
+      const transport = await connect();
+      const controller = new AbortController();
+      const got: number[] = [];
+      const sub = await subscribe(transport, "aborted", (d) => void got.push(nOf(d.envelope)), {
+        signal: controller.signal,
+      });
+      await transport.publish([testEnvelope(1)]);
+      await until(() => got.length === 1, wait, "the first delivery");
+      controller.abort();
+      // Closing is asynchronous: give it a moment, without calling close() ourselves.
+      await sleep(t(200));
+      await transport.publish([testEnvelope(2)]);
+      await sleep(t(300));
+      expect(got).toEqual([1]);
+      // The subscriber is not gone, only that subscription: a new one takes the event.
+      const later: number[] = [];
+      await subscribe(transport, "aborted", (d) => void later.push(nOf(d.envelope)));
+      await until(() => later.length === 1, wait, "the event to the next subscription");
+      expect(later).toEqual([2]);
+      await sub.close(); // idempotent after the abort
+    });
+
     it("reports backlog per subscriber in stats", async () => {
       const transport = await connect();
       let release!: () => void;
@@ -575,9 +814,9 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
         async () => {
           const sink = collectingSink();
           const attempts: number[] = [];
-          // Three restarts, each closing (short drain) while the handler still runs: more
+          // Four restarts, each closing (short drain) while the handler still runs: more
           // hand-backs than maxAttempts. The lease outlasts the drain: no lease expires here.
-          for (let restart = 0; restart < 3; restart++) {
+          for (let restart = 0; restart < 4; restart++) {
             const transport = await connect({ deadLetter: sink, drainTimeoutMs: t(50) });
             let started = false;
             const sub = await subscribe(
@@ -595,6 +834,8 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
             if (restart === 0) await transport.publish([testEnvelope(1)]);
             await until(() => started, wait, `the delivery to start (restart ${restart})`);
             await sub.close();
+            // Handed back: waiting again, not held by anyone.
+            await backlogOf(transport, "rolling", { pending: 1, inFlight: 0 });
           }
           const transport = await connect({ deadLetter: sink });
           const handled: number[] = [];
@@ -608,10 +849,95 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
             { maxAttempts: 2, leaseMs: t(10_000) },
           );
           await until(() => handled.length === 1, wait, "the delivery to be handled at last");
+          await settled(transport, "rolling");
           expect(sink.records).toEqual([]);
           expect(handled).toEqual([1]);
-          // Never beyond maxAttempts: the hand-backs were not counted.
-          expect(Math.max(...attempts)).toBeLessThanOrEqual(2);
+          // Every run was the first attempt: none of the hand-backs counted.
+          expect(attempts).toEqual([1, 1, 1, 1, 1]);
+        },
+      );
+
+      itFeature(
+        "handBack",
+        "aborts a handler still running after the drain timeout and hands its delivery back as the same attempt",
+        async () => {
+          const transport = await connect({ drainTimeoutMs: t(100) });
+          let signal: AbortSignal | undefined;
+          await subscribe(
+            transport,
+            "slowpoke",
+            async (d) => {
+              signal = d.signal;
+              // Ignores its signal for longer than the drain timeout.
+              await sleep(t(3_000));
+            },
+            { leaseMs: t(10_000) },
+          );
+          await transport.publish([testEnvelope(1)]);
+          await until(() => signal !== undefined, wait, "the delivery");
+          const started = Date.now();
+          await transport.close();
+          expect(Date.now() - started).toBeLessThan(t(2_500));
+          expect(signal!.aborted).toBe(true);
+          const again = await connect();
+          const attempts: number[] = [];
+          await subscribe(again, "slowpoke", (d) => void attempts.push(d.attempt), {
+            leaseMs: t(10_000),
+          });
+          await until(() => attempts.length === 1, wait, "the handed-back delivery");
+          await sleep(t(100));
+          expect(attempts).toEqual([1]);
+        },
+      );
+
+      itFeature(
+        "handBack",
+        "hands back only the closing handle's deliveries, never a sibling's",
+        async () => {
+          const leaving = await connect({ drainTimeoutMs: t(50) });
+          const staying = await connect();
+          let finish!: () => void;
+          const finished = new Promise<void>((r) => (finish = r));
+          const runs: { handle: string; n: number; attempt: number }[] = [];
+          let siblingAborted = false;
+          await subscribe(
+            leaving,
+            "pair",
+            async (d) => {
+              runs.push({ handle: "leaving", n: nOf(d.envelope), attempt: d.attempt });
+              await new Promise<void>((resolve) =>
+                d.signal.addEventListener("abort", () => resolve()),
+              );
+            },
+            { leaseMs: t(10_000) },
+          );
+          await leaving.publish([testEnvelope(1)]);
+          await until(() => runs.length === 1, wait, "the leaving handle's delivery");
+          await subscribe(
+            staying,
+            "pair",
+            async (d) => {
+              runs.push({ handle: "staying", n: nOf(d.envelope), attempt: d.attempt });
+              if (nOf(d.envelope) === 2) {
+                d.signal.addEventListener("abort", () => (siblingAborted = true));
+                await finished;
+              }
+            },
+            { leaseMs: t(10_000) },
+          );
+          await staying.publish([testEnvelope(2)]);
+          await until(() => runs.length === 2, wait, "the staying handle's delivery");
+          await leaving.close();
+          expect(siblingAborted).toBe(false);
+          finish();
+          // The handed-back event 1 goes to the staying handle as the same attempt; 2 runs once.
+          await until(() => runs.length === 3, wait, "the handed-back delivery");
+          await settled(staying, "pair");
+          expect(runs).toEqual([
+            { handle: "leaving", n: 1, attempt: 1 },
+            { handle: "staying", n: 2, attempt: 1 },
+            { handle: "staying", n: 1, attempt: 1 },
+          ]);
         },
       );
     });

@@ -1,10 +1,9 @@
 import { createEnvelope, type Envelope } from "@switchyard/event-schema";
 import { describe, expect, it } from "vitest";
-import { MemoryStore, memoryTransport } from "./memory-transport";
+import { memoryTransport } from "./memory-transport";
 
 const event = (n: number): Envelope =>
   createEnvelope({ type: "JOB", source: "memory-transport-test", data: { n } });
-const nOf = (e: Envelope) => (e.data as { n: number }).n;
 
 async function eventually(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -21,89 +20,8 @@ function gate(): { open: () => void; opened: Promise<void> } {
   return { open, opened };
 }
 
-describe("memory transport: hand-backs", () => {
-  it("regression: a delivery handed back by more graceful closes than maxAttempts is still handled, not dead-lettered", async () => {
-    const store = new MemoryStore();
-    const attempts: number[] = [];
-    // Rolling restarts: each handle closes (drain 20 ms) while the slow handler runs.
-    for (let restart = 0; restart < 4; restart++) {
-      const transport = memoryTransport({ store, drainTimeoutMs: 20 });
-      let started = false;
-      await transport.subscribe({
-        subscriber: "slow",
-        types: ["JOB"],
-        maxAttempts: 2,
-        handler: async (d) => {
-          attempts.push(d.attempt);
-          started = true;
-          await new Promise<void>((resolve) => d.signal.addEventListener("abort", () => resolve()));
-        },
-      });
-      if (restart === 0) await transport.publish([event(1)]);
-      await eventually(() => started, `the delivery to start (restart ${restart})`);
-      await transport.close();
-    }
-    const transport = memoryTransport({ store });
-    const handled: number[] = [];
-    await transport.subscribe({
-      subscriber: "slow",
-      types: ["JOB"],
-      maxAttempts: 2,
-      handler: async (d) => {
-        attempts.push(d.attempt);
-        handled.push(nOf(d.envelope));
-      },
-    });
-    await eventually(() => handled.length === 1, "the delivery to be handled at last");
-    expect(store.deadLetters).toEqual([]);
-    expect(attempts).toEqual([1, 1, 1, 1, 1]);
-    await transport.close();
-  });
-
-  it("regression: closing one handle hands back only its own deliveries, never a sibling's", async () => {
-    const store = new MemoryStore();
-    const leaving = memoryTransport({ store, drainTimeoutMs: 20 });
-    const staying = memoryTransport({ store });
-    const finish = gate();
-    const runs: { handle: string; n: number; attempt: number }[] = [];
-    let siblingAborted = false;
-    await leaving.subscribe({
-      subscriber: "pair",
-      types: ["JOB"],
-      handler: async (d) => {
-        runs.push({ handle: "leaving", n: nOf(d.envelope), attempt: d.attempt });
-        await new Promise<void>((resolve) => d.signal.addEventListener("abort", () => resolve()));
-      },
-    });
-    await leaving.publish([event(1)]);
-    await eventually(() => runs.length === 1, "the leaving handle's delivery");
-    await staying.subscribe({
-      subscriber: "pair",
-      types: ["JOB"],
-      handler: async (d) => {
-        runs.push({ handle: "staying", n: nOf(d.envelope), attempt: d.attempt });
-        if (nOf(d.envelope) === 2) {
-          d.signal.addEventListener("abort", () => (siblingAborted = true));
-          await finish.opened;
-        }
-      },
-    });
-    await staying.publish([event(2)]);
-    await eventually(() => runs.length === 2, "the staying handle's delivery");
-    await leaving.close();
-    expect(siblingAborted).toBe(false);
-    finish.open();
-    // The handed-back event 1 goes to the staying handle as the same attempt; 2 runs once.
-    await eventually(() => runs.length === 3, "the handed-back delivery");
-    expect(runs).toEqual([
-      { handle: "leaving", n: 1, attempt: 1 },
-      { handle: "staying", n: 2, attempt: 1 },
-      { handle: "staying", n: 1, attempt: 1 },
-    ]);
-    expect((await staying.stats()).subscribers[0]).toMatchObject({ pending: 0, inFlight: 0 });
-    await staying.close();
-  });
-});
+// Hand-backs (rolling restarts, closing one handle of several) are in the conformance suite
+// (@switchyard/transport-testkit, "hand-backs"), which this transport runs.
 
 describe("memory transport: requeue", () => {
   it("regression: a requeue never takes over a live lease; the running handler's outcome stands and the event runs once", async () => {
