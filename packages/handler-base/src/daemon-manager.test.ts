@@ -1,5 +1,6 @@
 import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
 import { type Router, sleep } from "@switchyard/router";
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DaemonManager, type DaemonManagerOptions } from "./daemon-manager";
 import { DaemonManagerClosedError, DuplicateDaemonError, UnknownDaemonError } from "./errors";
@@ -13,6 +14,16 @@ import {
   memoryLogger,
   payloads,
 } from "./test/fixtures";
+
+/** Reads the metrics of a MeterProvider on demand. */
+class TestReader extends MetricReader {
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
 
 /** A daemon whose start and cycle behaviour each test scripts. */
 class Scripted extends HandlerBase<PipelineCatalog> {
@@ -115,10 +126,19 @@ describe("DaemonManager", () => {
     d.failCycles = 2;
     const crashedAt: number[] = [];
     d.onCrash(() => crashedAt.push(performance.now()));
-    const m = manager({ daemons: [d], ...fastRestarts });
+    const reader = new TestReader();
+    const meter = new MeterProvider({ readers: [reader] }).getMeter("test");
+    const m = manager({ daemons: [d], ...fastRestarts, meter });
     await m.startAll();
     await eventually(() => d.startAttempts.length === 2 && d.status === "running");
     expect(d.startAttempts[1]! - crashedAt[0]!).toBeGreaterThanOrEqual(18);
+    const { resourceMetrics } = await reader.collect();
+    const restarts = resourceMetrics.scopeMetrics
+      .flatMap((sm) => sm.metrics)
+      .find((x) => x.descriptor.name === "switchyard.daemon.restarts");
+    expect(restarts?.dataPoints.map((p) => [p.attributes, p.value])).toEqual([
+      [{ "switchyard.daemon": "flaky" }, 1],
+    ]);
     expect(m.list()[0]).toMatchObject({
       status: "running",
       restarts: 1,

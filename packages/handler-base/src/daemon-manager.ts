@@ -3,6 +3,8 @@ import {
   type BackoffOptions,
   type HealthCheckResult,
   type Logger,
+  type OtelCounter,
+  type OtelMeter,
   type PublishOptions,
   backoffDelay,
   childLogger,
@@ -81,6 +83,11 @@ export interface DaemonManagerOptions {
   readonly source?: string;
   /** Host name written to heartbeats and failure events. @defaultValue `os.hostname()` */
   readonly host?: string;
+  /**
+   * An OpenTelemetry meter (`api.metrics.getMeter(…)`): the manager counts
+   * `switchyard.daemon.restarts` (attribute `switchyard.daemon`). @defaultValue none
+   */
+  readonly meter?: OtelMeter;
 }
 
 /** Options of {@link DaemonManager.run}. */
@@ -143,6 +150,7 @@ export class DaemonManager implements AsyncDisposable {
   readonly #sink: HeartbeatSink | undefined;
   readonly #heartbeatIntervalMs: number;
   readonly #source: string;
+  readonly #restartCounter: OtelCounter | undefined;
   readonly #host: string;
   /** Aborted by `stopAll()`; a new one for each run (`startAll()` after `stopAll()`). */
   #closing = new AbortController();
@@ -188,6 +196,10 @@ export class DaemonManager implements AsyncDisposable {
     this.#heartbeatIntervalMs = heartbeatIntervalMs;
     this.#source = options.source ?? "daemon_manager";
     this.#host = options.host ?? hostname();
+    this.#restartCounter = options.meter?.createCounter("switchyard.daemon.restarts", {
+      description: "Daemons restarted after a crash.",
+      unit: "{restart}",
+    });
     for (const daemon of options.daemons ?? []) this.register(daemon);
   }
 
@@ -498,6 +510,7 @@ export class DaemonManager implements AsyncDisposable {
       }
       entry.restarts++;
       entry.restartedAt = Date.now();
+      this.#restartCounter?.add(1, { "switchyard.daemon": daemon.name });
       this.#logger.info(
         { daemon: daemon.name, restarts: entry.restarts },
         `daemon ${daemon.name} restarted`,

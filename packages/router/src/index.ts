@@ -77,7 +77,12 @@ export { openTelemetry } from "./middleware/open-telemetry";
 export type {
   OpenTelemetryApi,
   OpenTelemetryOptions,
+  OtelAttributes,
+  OtelCounter,
+  OtelHistogram,
+  OtelMeter,
   OtelSpan,
   OtelSpanContext,
+  OtelSpanOptions,
   OtelTracer,
 } from "./middleware/open-telemetry";

@@ -11,6 +11,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { MemoryTransport, UnrecoverableError, decideOutcome } from "@switchyard/transport";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { dedup } from "./middleware/dedup";
 import { createRouter } from "./router";
 import { eventually, testCatalog } from "./test/fixtures";
 
@@ -100,6 +101,30 @@ describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
     expect((await metric("messaging.client.consumed.messages"))[0]?.value).toBe(1);
     expect(await metric("messaging.process.duration")).toHaveLength(1);
     expect(await metric("messaging.client.operation.duration")).toHaveLength(1);
+    await router.shutdown();
+  });
+
+  it("counts deduplicated deliveries and handler timeouts", async () => {
+    const router = createRouter({
+      catalog: testCatalog,
+      openTelemetry: otel(),
+      middleware: [dedup({ key: (e) => String((e.data as { n: number }).n) })],
+    });
+    router.subscribe("JOB_STARTED", () => {}, { name: "worker" });
+    router.subscribe(
+      "JOB_FINISHED",
+      (_e, ctx) => new Promise((r) => ctx.signal.addEventListener("abort", r)),
+      {
+        name: "slow",
+        timeoutMs: 20,
+      },
+    );
+    await router.publish("JOB_STARTED", { n: 1 });
+    await router.publish("JOB_STARTED", { n: 1 });
+    await router.publish("JOB_FINISHED", { n: 9 });
+    await router.drain();
+    expect((await metric("switchyard.deliveries.deduplicated"))[0]?.value).toBe(1);
+    expect((await metric("switchyard.handler.timeouts"))[0]?.value).toBe(1);
     await router.shutdown();
   });
 

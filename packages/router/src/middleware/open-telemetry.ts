@@ -134,6 +134,7 @@ export interface Instruments {
   readonly retried: OtelCounter;
   readonly deadLettered: OtelCounter;
   readonly timeouts: OtelCounter;
+  readonly deduplicated: OtelCounter;
 }
 
 /** Create the instruments on a meter. */
@@ -166,6 +167,10 @@ export function instrumentsOf(meter: OtelMeter): Instruments {
     timeouts: meter.createCounter("switchyard.handler.timeouts", {
       description: "Attempts that ran past their timeout.",
       unit: "{attempt}",
+    }),
+    deduplicated: meter.createCounter("switchyard.deliveries.deduplicated", {
+      description: "Deliveries skipped as duplicates (the dedup middleware).",
+      unit: "{delivery}",
     }),
   };
 }
@@ -278,6 +283,7 @@ export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middle
               if (settle["switchyard.settle.outcome"] === "dead_letter")
                 instruments.deadLettered.add(1, base);
               if (failure?.error instanceof HandlerTimeoutError) instruments.timeouts.add(1, base);
+              if (ctx.outcome === "deduplicated") instruments.deduplicated.add(1, base);
             }
             span.end();
           }
