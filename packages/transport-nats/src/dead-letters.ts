@@ -7,6 +7,7 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { randomUUID } from "node:crypto";
+import { nanos } from "@nats-io/transport-node";
 import type { Envelope } from "@switchyard/event-schema";
 import {
   type ActionResult,
@@ -36,6 +37,9 @@ import {
 import type { NatsHeartbeatLocation } from "./heartbeats";
 import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
 import {
+  attemptPrefix,
+  attemptStreamName,
+  attemptSubject,
   deadLetterId,
   deadLetterPrefix,
   deadLetterStreamName,
@@ -61,6 +65,26 @@ export interface NatsDeadLetterStoreOptions
   readonly claimMs?: number;
   /** Only read: writes (`deadLetter`, `replay`, `purge`) reject, nothing is created. @defaultValue false */
   readonly readOnly?: boolean;
+  /**
+   * How long the attempt journal (`${stream}_ATTEMPTS`) keeps an entry. A transport writing its
+   * dead letters here notes each delivery that failed and waits for a retry, and each acked after
+   * several attempts, so the inspector can tell retrying from in flight and count attempts.
+   * @defaultValue 604_800_000 (7 days)
+   */
+  readonly attemptsMaxAgeMs?: number;
+}
+
+/** One delivery's latest entry in the attempt journal. */
+export interface AttemptInfo {
+  readonly subscriber: string;
+  readonly eventId: string;
+  readonly state: "retrying" | "acked";
+  readonly attempts: number;
+  readonly error?: SerializedError;
+  /** RFC 3339. */
+  readonly availableAt?: string;
+  /** RFC 3339: when the entry was written. */
+  readonly at: string;
 }
 
 /** The defaults of {@link NatsDeadLetterStoreOptions} that are not the transport's. */
@@ -193,6 +217,9 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
   readonly #options: ResolvedOptions;
   readonly #logger: Logger;
   readonly #claimMs: number;
+  readonly #attemptsMaxAgeMs: number;
+  /** The stream of the attempt journal. */
+  readonly attemptStream: string;
   readonly #readOnly: boolean;
   readonly #shared: (() => Promise<Session>) | undefined;
   #session: Promise<Session> | undefined;
@@ -207,7 +234,13 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     options: NatsDeadLetterStoreOptions = {},
     internal?: { readonly session: () => Promise<Session> },
   ) {
-    const { deadLetterStream, claimMs = defaultNatsDeadLetterClaimMs, readOnly, ...rest } = options;
+    const {
+      deadLetterStream,
+      claimMs = defaultNatsDeadLetterClaimMs,
+      readOnly,
+      attemptsMaxAgeMs = 604_800_000,
+      ...rest
+    } = options;
     this.#options = resolveOptions(rest);
     this.prefix = this.#options.prefix;
     this.stream = deadLetterStream ?? deadLetterStreamName(this.#options.stream);
@@ -220,6 +253,10 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     if (!Number.isInteger(claimMs) || claimMs < 1_000)
       throw new NatsOptionsError("claimMs", claimMs, "an integer ≥ 1000");
     this.#claimMs = claimMs;
+    if (!Number.isInteger(attemptsMaxAgeMs) || attemptsMaxAgeMs < 1_000)
+      throw new NatsOptionsError("attemptsMaxAgeMs", attemptsMaxAgeMs, "an integer ≥ 1000");
+    this.#attemptsMaxAgeMs = attemptsMaxAgeMs;
+    this.attemptStream = attemptStreamName(this.#options.stream);
     this.#readOnly = readOnly ?? false;
     this.#shared = internal?.session;
     this.#logger = childLogger(this.#options.logger ?? silentLogger, {
@@ -249,12 +286,17 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     if (this.#readOnly)
       throw new UnsupportedOperationError("nats", `${operation} (opened read-only)`);
     const session = await this.#open();
-    this.#ensured ??= this.#ensureStream(session.jsm).catch((error: unknown) => {
-      this.#ensured = undefined;
-      throw error instanceof NatsStreamConfigError
-        ? error
-        : toNatsError(error, { servers: this.#options.servers, phase: "request" });
-    });
+    this.#ensured ??= Promise.all([
+      this.#ensureStream(session.jsm),
+      this.#ensureAttemptStream(session.jsm),
+    ])
+      .then(() => {})
+      .catch((error: unknown) => {
+        this.#ensured = undefined;
+        throw error instanceof NatsStreamConfigError
+          ? error
+          : toNatsError(error, { servers: this.#options.servers, phase: "request" });
+      });
     await this.#ensured;
     return session;
   }
@@ -318,6 +360,94 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
       }
     }
     throw new NatsStreamConfigError(name, "it kept changing while being set up");
+  }
+
+  async #ensureAttemptStream(jsm: JetStreamManager): Promise<void> {
+    const name = this.attemptStream;
+    const subject = `${attemptPrefix(this.prefix)}.>`;
+    let info: StreamInfo | undefined;
+    try {
+      info = await jsm.streams.info(name);
+    } catch (error) {
+      if (!isStreamNotFound(error)) throw error;
+    }
+    if (!info) {
+      try {
+        await jsm.streams.add({
+          name,
+          subjects: [subject],
+          retention: RetentionPolicy.Limits,
+          storage: this.#options.storage === "file" ? StorageType.File : StorageType.Memory,
+          num_replicas: this.#options.replicas,
+          max_msgs_per_subject: 1,
+          max_age: nanos(this.#attemptsMaxAgeMs),
+          duplicate_window: nanos(Math.min(this.#attemptsMaxAgeMs, 60_000)),
+          discard: DiscardPolicy.Old,
+          description:
+            "Switchyard attempt journal: deliveries retried or acked after retries (@switchyard/transport-nats)",
+        } as Partial<StreamConfig> as StreamConfig);
+        return;
+      } catch (error) {
+        if (hasCode(error, 10058)) return; // created concurrently by another process
+        throw error;
+      }
+    }
+    const subjects = info.config.subjects ?? [];
+    if (subjects.some((s) => subjectCovers(s, attemptPrefix(this.prefix)))) return;
+    await jsm.streams.update(name, { ...info.config, subjects: [...subjects, subject] });
+  }
+
+  /** @internal The subject of a delivery's journal entry. */
+  attemptSubject(consumer: string, seq: number): string {
+    return attemptSubject(this.prefix, consumer, seq);
+  }
+
+  /** @internal One delivery's journal entry, if any. */
+  async attempt(consumer: string, seq: number): Promise<AttemptInfo | undefined> {
+    const session = await this.#open();
+    try {
+      const message = await session.jsm.streams.getMessage(this.attemptStream, {
+        last_by_subj: attemptSubject(this.prefix, consumer, seq),
+      });
+      return message ? decodeAttempt(message.data) : undefined;
+    } catch (error) {
+      if (isStreamNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * @internal The journal entries of a consumer's deliveries after stream sequence `after`;
+   * `undefined` when there is no journal (no transport wrote its dead letters here).
+   */
+  async attemptsAfter(consumer: string, after: number): Promise<AttemptInfo[] | undefined> {
+    const session = await this.#open();
+    const filter = `${attemptPrefix(this.prefix)}.${consumer}.>`;
+    let info: StreamInfo;
+    try {
+      info = await session.jsm.streams.info(this.attemptStream, { subjects_filter: filter });
+    } catch (error) {
+      if (isStreamNotFound(error)) return undefined;
+      throw error;
+    }
+    const subjects = Object.keys(info.state.subjects ?? {}).filter(
+      (subject) => Number(subject.slice(subject.lastIndexOf(".") + 1)) > after,
+    );
+    const found: AttemptInfo[] = [];
+    for (let i = 0; i < subjects.length; i += 16) {
+      const messages = await Promise.all(
+        subjects
+          .slice(i, i + 16)
+          .map((subject) =>
+            session.jsm.streams.getMessage(this.attemptStream, { last_by_subj: subject }),
+          ),
+      );
+      for (const m of messages) {
+        const entry = m ? decodeAttempt(m.data) : undefined;
+        if (entry) found.push(entry);
+      }
+    }
+    return found;
   }
 
   /**
@@ -666,6 +796,20 @@ export function countsOf(records: readonly DeadLetterInfo[], now: number): DeadL
 
 /** @internal Whether a status counts in the depth (not replayed, not purged). */
 export const inDepth = (status: DeadLetterStatus) => DEPTH.includes(status);
+
+function decodeAttempt(data: Uint8Array): AttemptInfo | undefined {
+  try {
+    const value = JSON.parse(decoder.decode(data)) as Partial<AttemptInfo>;
+    if (
+      (value.state === "retrying" || value.state === "acked") &&
+      typeof value.attempts === "number"
+    )
+      return value as AttemptInfo;
+  } catch {
+    // not an entry: left out
+  }
+  return undefined;
+}
 
 function decodeRecord(id: string, data: Uint8Array): StoredRecord {
   try {

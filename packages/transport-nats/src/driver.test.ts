@@ -277,43 +277,65 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
     expect(left).toHaveLength(3); // A, B and the replay consumer of "worker"
   });
 
-  it("splits the unacknowledged into in flight (first attempt) and retrying (redelivered)", async () => {
+  it("splits the unacknowledged into in flight (running) and retrying (waiting for its backoff)", async () => {
     const driver = await open();
     const transport = driver.transport({ drainTimeoutMs: 200, pullExpiresMs: 2_000 });
     const inspector = driver.inspector();
     let release!: () => void;
     const blocked = new Promise<void>((r) => (release = r));
-    const attempts = new Map<string, number>();
-    // "slow" holds its one delivery; "flaky" fails every attempt with a short backoff.
-    await transport.subscribe({
-      subscriber: "slow",
-      types: ["A"],
-      handler: () => blocked,
-    });
+    let failures = 0;
+    // "slow" holds its first delivery; "flaky" fails, then waits a minute for its retry.
+    await transport.subscribe({ subscriber: "slow", types: ["A"], handler: () => blocked });
     await transport.subscribe({
       subscriber: "flaky",
       types: ["B"],
-      maxAttempts: 1_000,
-      backoff: { initialMs: 20, maxMs: 50 },
-      handler: async (d) => {
-        attempts.set(d.envelope.id, d.attempt);
+      backoff: { initialMs: 60_000, maxMs: 60_000, jitter: 0 },
+      handler: async () => {
+        failures++;
         throw new Error("again");
       },
     });
-    await transport.publish([event("A", 1), event("A", 2), event("A", 3)]);
-    await transport.publish([event("B", 1)]);
-    await eventually(async () => {
-      const s = await inspector.subscribers();
-      const slow = s.find((x) => x.subscriber === "slow");
-      return slow?.inFlight === 1 && slow.pending === 2;
-    }, "slow: 1 in flight, 2 pending");
-    await eventually(() => [...attempts.values()].some((n) => n >= 3), "flaky redelivered");
-    const flaky = (await inspector.subscribers()).find((x) => x.subscriber === "flaky");
-    expect(flaky).toMatchObject({ pending: 0, inFlight: 0, retrying: 1, lag: 1, dead: 0 });
-    const slow = (await inspector.subscribers()).find((x) => x.subscriber === "slow");
-    expect(slow).toMatchObject({ pending: 2, inFlight: 1, retrying: 0, lag: 3 });
-    expect(slow?.lastSeen).toEqual(expect.any(String));
-    release();
+    const a = [event("A", 1), event("A", 2), event("A", 3)];
+    const b = event("B", 1);
+    await transport.publish(a);
+    await transport.publish([b]);
+    try {
+      await eventually(() => failures === 1, "flaky failed once");
+      await eventually(async () => {
+        const s = await inspector.subscribers();
+        return (
+          s.find((x) => x.subscriber === "slow")?.inFlight === 1 &&
+          s.find((x) => x.subscriber === "flaky")?.retrying === 1
+        );
+      }, "slow: 1 in flight; flaky: 1 retrying");
+      const all = await inspector.subscribers();
+      expect(all.find((x) => x.subscriber === "flaky")).toMatchObject({
+        pending: 0,
+        inFlight: 0,
+        retrying: 1,
+        lag: 1,
+        dead: 0,
+      });
+      const slow = all.find((x) => x.subscriber === "slow");
+      expect(slow).toMatchObject({ pending: 2, inFlight: 1, retrying: 0, lag: 3 });
+      expect(slow?.lastSeen).toEqual(expect.any(String));
+      const [retry] = await inspector.deliveries(b.id);
+      expect(retry).toMatchObject({ subscriber: "flaky", state: "retrying", attempts: 1 });
+      expect(retry?.lastError?.message).toBe("again");
+      expect(Date.parse(retry!.availableAt!)).toBeGreaterThan(Date.now() + 50_000);
+      expect(await inspector.deliveries(a[0]!.id)).toEqual([
+        expect.objectContaining({
+          state: "in_flight",
+          attempts: 1,
+          leaseUntil: expect.any(String),
+        }),
+      ]);
+      expect(await inspector.deliveries(a[1]!.id)).toEqual([
+        expect.objectContaining({ state: "pending", attempts: 0 }),
+      ]);
+    } finally {
+      release();
+    }
   });
 
   it("replays dead letters through the transport, each once even with two drivers at once", async () => {

@@ -78,28 +78,34 @@ const CLOCK_SKEW_MS = 10 * 60_000;
  *
  * **Backlog on NATS** ({@link SubscriberBacklog}), summed over a subscriber's consumers (one per
  * event type, plus its replay consumer), from the consumers' info — the same numbers in every
- * process:
+ * process — and the attempt journal:
  * - `pending` = `num_pending`: matching messages not yet delivered to it.
- * - `retrying` = `num_redelivered` (at most `num_ack_pending`): unacknowledged messages the server
- *   delivered more than once — their lease expired or their handler threw, and they wait for (or
- *   run) another attempt.
- * - `inFlight` = `num_ack_pending − retrying`: unacknowledged messages delivered once.
- * JetStream keeps no per-message state an outsider can read, so the split is approximated: a first
- * attempt that failed and waits for its backoff (`nak(delay)`), or whose lease expired and was not
- * redelivered yet, counts as in flight until the server redelivers it; a redelivered attempt that
- * is running counts as retrying. `lag` (their sum) is exact.
+ * - `retrying`: unacknowledged messages that failed and wait for their backoff — the attempt
+ *   journal's `retrying` entries after the ack floor whose retry is not due yet. The journal
+ *   (`${stream}_ATTEMPTS`) is written by a transport whose dead-letter sink is the
+ *   {@link NatsDeadLetterStore} (as `natsDriver` sets it up), only off the happy path. Without it,
+ *   `num_redelivered` is the guess.
+ * - `inFlight` = `num_ack_pending − retrying`: delivered and unacknowledged otherwise.
+ * JetStream keeps no per-message state an outsider can read, so the rest is approximated: a
+ * lease that expired (its worker died or hung) counts as in flight until the server redelivers
+ * the message (it does so at once while another worker pulls), and a retry that is due but not
+ * pulled yet counts as in flight. `lag` (the sum) is exact.
  * - `dead`: the subscriber's records in the dead-letter store that are not replayed or purged.
  * - `oldestPendingMs`: the age of the first unacknowledged message when some are retrying,
  *   else of the next undelivered one.
  * - `lastSeen`: the latest `last_active` of its consumers' delivered and ack-floor positions.
  *
- * **Deliveries** of one event: one per consumer of its type that existed when it was stored, from
- * its ack floor and delivered sequence — `acked` at or below the ack floor (or when nothing is
- * unacknowledged), `pending` after the delivered sequence, otherwise `in_flight` for the first
- * unacknowledged message after the floor when the consumer has no redeliveries, `retrying` when it
- * has, and `unknown` for messages between (acked out of order or not: the server does not say);
- * `dead` (with attempts and the last error) when the dead-letter store holds an unreplayed record
- * of it. Attempts are exact only for dead letters (otherwise 0 when pending, else 1 — a lower bound).
+ * **Deliveries** of one event: one per consumer of its type that existed when it was stored.
+ * `dead` (attempts, reason, last error) when the dead-letter store holds an unreplayed record of
+ * it; else from the consumer's ack floor and delivered sequence plus the journal: `acked` at or
+ * below the ack floor, when nothing is unacknowledged, or when the journal noted the ack (with
+ * its attempts); `pending` after the delivered sequence (attempts 0); `retrying` while a noted
+ * failure waits for its backoff (attempts, last error, `availableAt`); `in_flight` for the first
+ * unacknowledged message after the ack floor (its `leaseUntil` from the delivery time and
+ * AckWait: a lower bound, since `extendLease()` restarts AckWait unseen) or a due retry; `unknown`
+ * for other unacknowledged-looking messages (acked out of order or not: the server does not say).
+ * Attempts of an acked delivery are exact when it took more than one (the journal notes it),
+ * else 1.
  *
  * @example
  * ```ts
@@ -181,7 +187,23 @@ export class NatsInspector implements Inspector {
         let oldest: number | undefined;
         let lastSeen: number | undefined;
         for (const { info } of group) {
-          const redelivered = Math.min(info.num_redelivered, info.num_ack_pending);
+          let waiting = 0;
+          if (info.num_ack_pending > 0) {
+            const entries = await this.#source.deadLetters.attemptsAfter(
+              info.name,
+              info.ack_floor.stream_seq,
+            );
+            waiting =
+              entries === undefined
+                ? info.num_redelivered // no journal: redelivered ones are the best guess
+                : entries.filter(
+                    (e) =>
+                      e.state === "retrying" &&
+                      e.availableAt !== undefined &&
+                      Date.parse(e.availableAt) > now,
+                  ).length;
+          }
+          const redelivered = Math.min(waiting, info.num_ack_pending);
           pending += info.num_pending;
           retrying += redelivered;
           inFlight += info.num_ack_pending - redelivered;
@@ -377,12 +399,40 @@ export class NatsInspector implements Inspector {
           });
           continue;
         }
-        const state = await deliveryState(view, info, event.seq);
+        const computed = await deliveryState(view, info, event.seq);
+        const entry =
+          computed === "pending"
+            ? undefined
+            : await this.#source.deadLetters.attempt(info.name, event.seq);
+        const now = Date.now();
+        let state = computed;
+        let attempts = computed === "pending" ? 0 : 1;
+        if (entry?.state === "acked") {
+          state = "acked";
+          attempts = entry.attempts;
+        } else if (entry?.state === "retrying" && computed !== "acked") {
+          const due = entry.availableAt === undefined ? now : Date.parse(entry.availableAt);
+          // Waiting for its backoff; once due, it runs again (or waits to be pulled).
+          state = due > now ? "retrying" : "in_flight";
+          attempts = due > now ? entry.attempts : entry.attempts + 1;
+        } else if (entry?.state === "retrying") attempts = entry.attempts + 1;
+        const leaseUntil = state === "in_flight" ? leaseEnd(info) : undefined;
         out.push({
           subscriber: tag.subscriber,
           state,
-          attempts: record ? record.attempts : state === "pending" ? 0 : 1,
-          ...(record ? { lastError: record.error, updatedAt: record.replayedAt } : {}),
+          attempts,
+          ...(entry?.error
+            ? { lastError: entry.error }
+            : record
+              ? { lastError: record.error }
+              : {}),
+          ...(state === "retrying" && entry?.availableAt ? { availableAt: entry.availableAt } : {}),
+          ...(leaseUntil ? { leaseUntil } : {}),
+          ...(entry
+            ? { updatedAt: entry.at }
+            : record?.replayedAt
+              ? { updatedAt: record.replayedAt }
+              : {}),
         });
       }
       return out.sort((a, b) => a.subscriber.localeCompare(b.subscriber));
@@ -562,6 +612,18 @@ async function nextBySubject(session: Session, stream: string, filter: string, s
   }
 }
 
+/**
+ * When the lease of the consumer's latest delivery ends, from its delivery time and AckWait (a
+ * lower bound: `extendLease()` restarts AckWait without the server saying so).
+ */
+function leaseEnd(info: ConsumerInfo): string | undefined {
+  const at: unknown = info.delivered.last_active;
+  const from = typeof at === "string" ? Date.parse(at) : Number.NaN;
+  const ackWaitMs = (info.config.ack_wait ?? 0) / 1_000_000;
+  if (!Number.isFinite(from) || ackWaitMs <= 0) return undefined;
+  return new Date(from + ackWaitMs).toISOString();
+}
+
 /** Where an event at `seq` is for one consumer, from its ack floor and delivered sequence. */
 async function deliveryState(
   view: StreamView,
@@ -578,7 +640,7 @@ async function deliveryState(
     ? await nextBySubject(view.session, view.stream, filter, info.ack_floor.stream_seq + 1)
     : null;
   if (first?.seq !== seq) return "unknown";
-  return info.num_redelivered > 0 ? "retrying" : "in_flight";
+  return "in_flight";
 }
 
 /** The sequence of the first event message stored at or after `time`, if any up to `until`. */

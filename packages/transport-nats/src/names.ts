@@ -193,3 +193,22 @@ export function deadLetterId(subscriber: string, eventId: string): string {
 export function deadLetterSubject(prefix: string, id: string): string {
   return `${deadLetterPrefix(prefix)}.${id}`;
 }
+
+/**
+ * The stream of the attempt journal that goes with the event stream `stream`: `${stream}_ATTEMPTS`.
+ * It notes deliveries off the happy path (failed and waiting for a retry, acked after several
+ * attempts), which JetStream's consumer state does not tell apart, for the inspector.
+ */
+export function attemptStreamName(stream: string): string {
+  return `${stream}_ATTEMPTS`;
+}
+
+/** The subject prefix of the attempt journal of the event prefix `prefix`: `${prefix}_attempts`. */
+export function attemptPrefix(prefix: string): string {
+  return `${prefix}_attempts`;
+}
+
+/** The subject of one delivery's journal entry: `${prefix}_attempts.<consumer>.<stream sequence>`. */
+export function attemptSubject(prefix: string, consumer: string, seq: number): string {
+  return `${attemptPrefix(prefix)}.${consumer}.${seq}`;
+}

@@ -48,11 +48,33 @@ export interface SubscriptionHost {
   receiptSubject(subscriber: string): string | undefined;
   /** Write a dead letter to `sink` (or the transport's default) and count it. */
   deadLetter(record: DeadLetterRecord, sink: DeadLetterSink | undefined): Promise<void>;
+  /**
+   * Note a delivery off the happy path (failed and waiting for a retry, or acked after earlier
+   * attempts) where the inspector reads it; `undefined` when the transport keeps no journal.
+   * Fire-and-forget: never delays or fails the outcome.
+   */
+  readonly journal: ((entry: AttemptEntry) => void) | undefined;
   /** Check a consumer still exists and re-create it if it disappeared (a fresh handle either way). */
   recreate(handle: ConsumerHandle): Promise<ConsumerHandle>;
   /** Remove consumers (ephemeral subscribers on close). */
   remove(handles: readonly ConsumerHandle[]): Promise<void>;
   forget(subscription: NatsSubscription): void;
+}
+
+/** One line of the attempt journal (see {@link SubscriptionHost.journal}). */
+export interface AttemptEntry {
+  /** The consumer (durable name) and the message's stream sequence in it. */
+  readonly consumer: string;
+  readonly seq: number;
+  readonly subscriber: string;
+  readonly eventId: string;
+  readonly state: "retrying" | "acked";
+  /** Attempts made so far, the one just finished included. */
+  readonly attempts: number;
+  /** The failure (state `retrying`). */
+  readonly error?: unknown;
+  /** When the retry is due (state `retrying`, Unix ms). */
+  readonly availableAt?: number;
 }
 
 /** The connection a subscription pulls on, and where JetStream's API listens on it. */
@@ -574,6 +596,8 @@ export class NatsSubscription implements TransportSubscription {
         case "ack":
           run.lost = true;
           this.#settle(run, ACK);
+          // Only a delivery that took more than one attempt is noted (none on the happy path).
+          if (attempt > 1) this.#note(run, { state: "acked", attempts: attempt });
           return;
         case "dead_letter":
           // The dead letter is written first; only then is the message removed (term).
@@ -596,6 +620,12 @@ export class NatsSubscription implements TransportSubscription {
         case "retry":
           run.lost = true;
           respond(msg, nakPayload(outcome.delayMs));
+          this.#note(run, {
+            state: "retrying",
+            attempts: attempt,
+            error: outcome.error,
+            availableAt: Date.now() + outcome.delayMs,
+          });
           return;
       }
     } catch (sinkError) {
@@ -612,6 +642,21 @@ export class NatsSubscription implements TransportSubscription {
       this.#running.delete(run);
       this.#afterSettle();
     }
+  }
+
+  #note(
+    run: Held,
+    entry: Pick<AttemptEntry, "state" | "attempts" | "error" | "availableAt">,
+  ): void {
+    const journal = this.#host.journal;
+    if (!journal || !run.msg.reply) return;
+    journal({
+      consumer: run.handle.name,
+      seq: ackToken(run.msg.reply, 1),
+      subscriber: this.subscriber,
+      eventId: run.envelope.id,
+      ...entry,
+    });
   }
 
   #discard(run: Held, why: string): void {

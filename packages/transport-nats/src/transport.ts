@@ -25,6 +25,7 @@ import {
   UnknownSubscriptionError,
   abortReason,
   childLogger,
+  serializeError,
   silentLogger,
 } from "@switchyard/transport";
 import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./audit";
@@ -53,7 +54,9 @@ import {
   subjectCovers,
 } from "./names";
 import { type NatsTransportOptions, type ResolvedOptions, resolveOptions } from "./options";
+import { NatsDeadLetterStore } from "./dead-letters";
 import {
+  type AttemptEntry,
   type ConsumerHandle,
   NatsSubscription,
   type PullSession,
@@ -158,6 +161,10 @@ export class NatsTransport implements Transport, AsyncDisposable {
       receiptSubject: (subscriber) =>
         this.#options.receipts ? receiptSubject(this.prefix, subscriber) : undefined,
       deadLetter: (record, sink) => this.#deadLetter(record, sink),
+      journal:
+        this.#options.deadLetter instanceof NatsDeadLetterStore
+          ? (entry) => this.#journal(this.#options.deadLetter as NatsDeadLetterStore, entry)
+          : undefined,
       recreate: async (handle) => this.#recreate(handle),
       remove: async (handles) => this.#remove(handles),
       forget: (subscription) => void this.#subscriptions.delete(subscription),
@@ -580,6 +587,18 @@ export class NatsTransport implements Transport, AsyncDisposable {
       );
       await this.#receiptStream;
     }
+    const store = this.#options.deadLetter;
+    if (store instanceof NatsDeadLetterStore) {
+      // Its streams (dead letters, attempt journal) exist before the first delivery is noted.
+      this.#storeReady ??= store.ready().catch((error: unknown) => {
+        this.#storeReady = undefined;
+        this.#logger.warn(
+          { err: error },
+          "the dead-letter store could not set up its streams; the next dead letter tries again",
+        );
+      });
+      await this.#storeReady;
+    }
     const handles = await Promise.all(specs.map((spec) => this.#ensureConsumer(spec)));
     this.#assertOpen();
     const session: PullSession = { nc, apiPrefix: js.apiPrefix };
@@ -649,6 +668,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   #receiptStream: Promise<void> | undefined;
+  #storeReady: Promise<void> | undefined;
 
   async #jsm(): Promise<JetStreamManager> {
     return (await this.#ready()).jsm;
@@ -787,6 +807,27 @@ export class NatsTransport implements Transport, AsyncDisposable {
         }
       }),
     );
+  }
+
+  /**
+   * Note a delivery off the happy path in the dead-letter store's attempt journal (core publish,
+   * fire-and-forget: the journal informs the inspector and never holds up an outcome).
+   */
+  #journal(store: NatsDeadLetterStore, entry: AttemptEntry): void {
+    const json = JSON.stringify({
+      subscriber: entry.subscriber,
+      eventId: entry.eventId,
+      state: entry.state,
+      attempts: entry.attempts,
+      ...(entry.error !== undefined ? { error: serializeError(entry.error) } : {}),
+      ...(entry.availableAt !== undefined
+        ? { availableAt: new Date(entry.availableAt).toISOString() }
+        : {}),
+      at: new Date().toISOString(),
+    });
+    void this.#session
+      ?.then((s) => s.nc.publish(store.attemptSubject(entry.consumer, entry.seq), json))
+      .catch(() => {});
   }
 
   async #deadLetter(record: DeadLetterRecord, sink: DeadLetterSink | undefined): Promise<void> {
