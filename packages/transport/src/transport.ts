@@ -6,11 +6,15 @@ import type { SerializedError } from "./errors";
  * A durable path between processes (SQLite, NATS JetStream, or in memory for tests).
  *
  * The contract every implementation states and `@switchyard/transport-testkit` checks:
- * - **publish** is atomic per call and idempotent by envelope `id`: re-publishing an id that was
- *   already accepted is a no-op, counted as a duplicate.
+ * - **publish** is idempotent by envelope `id`: re-publishing an id that was already accepted is a
+ *   no-op, counted as a duplicate. One call is one atomic batch where the store has transactions
+ *   (memory, SQLite); NATS stores each envelope on its own, so a failed call may have stored part
+ *   of the batch, and publishing it again is safe (the testkit's `publishBatch` feature).
  * - **fan-out**: every distinct `subscriber` name gets every matching event once (at least once);
  *   subscriptions sharing a name share the work (competing consumers).
- * - **ordering**: per subscriber, deliveries start in publish order; a retry may overtake.
+ * - **ordering**: per subscriber, deliveries start in publish order (memory, SQLite: across its
+ *   event types; NATS: within each event type only, one consumer per type); a retry may overtake
+ *   (the testkit's `ordering` feature).
  * - **outcome**: the handler returning acks the delivery; throwing schedules a retry after a
  *   backoff; throwing `UnrecoverableError`, or failing `maxAttempts` times, hands the delivery to
  *   the dead-letter sink (before it is removed) — nothing is dropped silently.
@@ -24,7 +28,10 @@ import type { SerializedError } from "./errors";
 export interface Transport {
   /** Short name for logs and stats, e.g. `"sqlite"`, `"nats"`, `"memory"`. */
   readonly name: string;
-  /** Append envelopes durably; one call is one atomic batch. Resolves once they are durable. */
+  /**
+   * Append envelopes durably. Resolves once they are durable. One call is one atomic batch on
+   * transports with transactions (memory, SQLite), per envelope on NATS (see above).
+   */
   publish(
     envelopes: readonly Envelope[],
     options?: { signal?: AbortSignal },
