@@ -15,7 +15,7 @@ import {
   natsDeadLetterStore,
   natsTransport,
 } from "./index";
-import { deadLetterId, deadLetterStreamName, deadLetterSubject } from "./names";
+import { attemptStreamName, deadLetterId, deadLetterStreamName, deadLetterSubject } from "./names";
 import {
   NATS_URL,
   deleteStream,
@@ -61,6 +61,7 @@ describeIf(await natsAvailable(), "NatsDeadLetterStore", {}, () => {
     open = [];
     await deleteStream(NATS_URL, names.stream);
     await deleteStream(NATS_URL, deadLetterStreamName(names.stream));
+    await deleteStream(NATS_URL, attemptStreamName(names.stream));
   });
 
   it("keeps a record durably once deadLetter() resolves, one message per record on its own subject", async () => {

@@ -13,7 +13,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type NatsTransport, NatsConnectionError, NatsOptionsError, natsDriver } from "./index";
 import { parseNatsTarget } from "./driver";
-import { deadLetterStreamName, heartbeatStreamName } from "./names";
+import { attemptStreamName, deadLetterStreamName, heartbeatStreamName } from "./names";
 import {
   NATS_URL,
   deleteStream,
@@ -99,6 +99,7 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
       names.stream,
       deadLetterStreamName(names.stream),
       heartbeatStreamName(names.stream),
+      attemptStreamName(names.stream),
     ])
       await deleteStream(NATS_URL, stream);
   });
@@ -150,6 +151,7 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
       names.stream,
       deadLetterStreamName(names.stream),
       heartbeatStreamName(names.stream),
+      attemptStreamName(names.stream),
     ])
       expect(all).not.toContain(stream);
     expect(driver.capabilities).toMatchObject({

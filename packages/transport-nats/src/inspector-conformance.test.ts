@@ -1,7 +1,7 @@
 import { runInspectorSuite } from "@switchyard/transport-testkit";
 import { openDriver } from "@switchyard/transport";
 import { natsDriver } from "./index";
-import { deadLetterStreamName, heartbeatStreamName } from "./names";
+import { attemptStreamName, deadLetterStreamName, heartbeatStreamName } from "./names";
 import { NATS_URL, deleteStream, describeIf, natsAvailable, uniqueNames } from "./test/nats";
 
 // The shared inspector suite against a real nats-server: every test gets its own streams and
@@ -16,7 +16,12 @@ describeIf(await natsAvailable(), `NATS inspector at ${NATS_URL}`, {}, () => {
         driver: () => openDriver(target, { drivers: [natsDriver] }),
         transportOptions: { pullExpiresMs: 2_000, ephemeralInactiveMs: 10_000 },
         cleanup: async () => {
-          for (const name of [stream, deadLetterStreamName(stream), heartbeatStreamName(stream)])
+          for (const name of [
+            stream,
+            deadLetterStreamName(stream),
+            heartbeatStreamName(stream),
+            attemptStreamName(stream),
+          ])
             await deleteStream(NATS_URL, name);
         },
       };
