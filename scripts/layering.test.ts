@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const root = join(import.meta.dirname, "..");
-const TRANSPORTS = ["transport", "cross-process-queue", "transport-nats"];
+// The conformance suite too: it checks the contract, so it depends on the contract only.
+const TRANSPORTS = ["transport", "cross-process-queue", "transport-nats", "transport-testkit"];
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
