@@ -499,6 +499,10 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     );
     this.#subscriptions.add(sub);
     this.#index();
+    this.#logger.debug(
+      { subscription: name, types, durableTypes, transport: this.transport?.name },
+      `subscribed ${name} to ${types.join(", ")}`,
+    );
 
     let ready: Promise<void> = Promise.resolve();
     if (durableTypes.length > 0) {
@@ -911,6 +915,11 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   /** Hand one envelope to the transport (durable types) or the local subscriptions. */
   #send(envelope: Envelope, options: PublishOptions): Promise<Envelope> {
     const type = envelope.type;
+    if (this.#logger !== silentLogger)
+      this.#logger.debug(
+        { eventType: type, eventId: envelope.id, durable: this.#isBridged(type) },
+        `publishing ${type} ${envelope.id}`,
+      );
     if (this.#isBridged(type)) {
       return this.transport!.publish(
         [envelope],

@@ -4,7 +4,8 @@ import { type ContextHost, DeliveryContext } from "./context";
 import { QueueFullError, RouterClosedError } from "./errors";
 import { HandlerTimeoutError, isUnrecoverable, serializeError } from "@switchyard/transport";
 import { Fifo } from "./fifo";
-import type { Logger } from "@switchyard/transport";
+import { type Logger, silentLogger } from "@switchyard/transport";
+import { traceIdOf } from "./trace";
 import {
   type HandlerFn,
   type Middleware,
@@ -189,6 +190,8 @@ export class LocalSubscription {
   #local: HandlerFn;
   #remote: HandlerFn;
   readonly #timeoutMs: { readonly local: number; readonly transport: number };
+  /** Whether lifecycle debug lines are wanted (any logger but the silent default). */
+  readonly #debug: boolean;
   readonly #maxAttempts: number;
   /** Idle worker slots, reused so a delivery allocates no closures. */
   #slots: WorkerSlot[] = [];
@@ -211,6 +214,7 @@ export class LocalSubscription {
     this.overflow = settings.overflow;
     this.#timeoutMs = settings.timeoutMs;
     this.#maxAttempts = settings.maxAttempts;
+    this.#debug = host.logger !== silentLogger;
     const counters = {
       retried: () => void this.counters.retried++,
       deduplicated: () => void this.counters.deduplicated++,
@@ -425,6 +429,20 @@ export class LocalSubscription {
         `handler ${this.name} took ${Math.round(ms)} ms for ${event.type}`,
       );
     }
+    if (this.#debug)
+      this.logger.debug(
+        {
+          subscription: this.name,
+          eventType: event.type,
+          eventId: event.id,
+          attempt: ctx.attempt,
+          origin: ctx.origin,
+          outcome: failed ? "failed" : ctx.outcome,
+          durationMs: Math.round(ms * 1000) / 1000,
+          traceId: traceIdOf(event.traceparent),
+        },
+        `handled ${event.type} ${event.id}: ${failed ? "failed" : ctx.outcome}`,
+      );
     if (!failed) {
       const deadLettered = ctx.outcome === "dead_lettered";
       this.#record(deadLettered ? FAILED_FOR_GOOD : OK);
