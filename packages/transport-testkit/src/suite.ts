@@ -84,10 +84,16 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
     features.ordering === "perSubscriberAndType" ? "perSubscriberAndType" : "perSubscriber";
   const publishBatch: PublishAtomicity = features.publishBatch ?? "atomic";
   /** `it` for a feature: skipped with its reason (in the test name) when the transport lacks it. */
-  const itFeature = (feature: TransportFeature, name: string, fn: () => Promise<void>) => {
+  const itFeature = (
+    feature: TransportFeature,
+    name: string,
+    fn: () => Promise<void>,
+    /** For tests that restart subscriptions several times: a multiple of the test timeout. */
+    slow = 1,
+  ) => {
     const reason = skipReason(feature);
     if (reason) it.skip(`${name} — skipped: ${reason}`, fn);
-    else it(name, { timeout: options.testTimeoutMs ?? 20_000 }, fn);
+    else it(name, { timeout: (options.testTimeoutMs ?? 20_000) * slow }, fn);
   };
 
   describe(`transport contract: ${options.name}`, () => {
@@ -855,6 +861,7 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
           // Every run was the first attempt: none of the hand-backs counted.
           expect(attempts).toEqual([1, 1, 1, 1, 1]);
         },
+        2,
       );
 
       itFeature(
