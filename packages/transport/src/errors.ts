@@ -85,11 +85,21 @@ export class DeliveryAbandonedError extends SwitchyardError {
 export class UnsupportedOperationError extends SwitchyardError {
   readonly transport: string;
 
-  constructor(transport: string, operation: string) {
+  /**
+   * @param options.hint - What to do instead, appended to the message. @defaultValue the advice
+   * for registering subscribers ahead (use memory or SQLite, or start the subscriber first)
+   */
+  constructor(
+    transport: string,
+    operation: string,
+    options: { readonly hint?: string; readonly cause?: unknown } = {},
+  ) {
     super(
       "UNSUPPORTED_OPERATION",
-      `The ${transport} transport cannot ${operation}. Use a transport that implements it ` +
-        `(memory, SQLite), or start the subscriber before anything publishes.`,
+      `The ${transport} transport cannot ${operation}. ` +
+        (options.hint ??
+          `Use a transport that implements it (memory, SQLite), or start the subscriber before anything publishes.`),
+      options.cause !== undefined ? { cause: options.cause } : undefined,
     );
     this.transport = transport;
   }

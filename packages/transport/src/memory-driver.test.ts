@@ -60,6 +60,9 @@ describe("memory driver", () => {
     expect(driver.capabilities).toMatchObject({ clearPending: false, backup: false, replay: true });
     await expect(driver.admin().clearPending({})).rejects.toBeInstanceOf(UnsupportedOperationError);
     await expect(driver.admin().backup()).rejects.toBeInstanceOf(UnsupportedOperationError);
+    await expect(driver.admin().backup()).rejects.toThrow(
+      "The memory transport cannot take a backup. It keeps nothing on disk",
+    );
   });
 
   it("closes idempotently, and its parts refuse work afterwards", async () => {

@@ -51,7 +51,13 @@ class MemoryDriver implements Driver {
 
   #assertWritable(operation: string): void {
     if (this.#options.readOnly)
-      throw new UnsupportedOperationError(`memory (${this.target}, opened read-only)`, operation);
+      throw new UnsupportedOperationError(
+        "memory",
+        `${operation} (${this.target} was opened read-only)`,
+        {
+          hint: "Open the driver without readOnly to write.",
+        },
+      );
   }
 
   transport(options: DriverTransportOptions = {}): MemoryTransport {

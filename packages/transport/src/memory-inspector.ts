@@ -486,7 +486,10 @@ export class MemoryAdmin implements Admin {
 
   #writable(operation: string, signal: AbortSignal | undefined): void {
     signal?.throwIfAborted();
-    if (this.#readOnly) throw new UnsupportedOperationError("memory (opened read-only)", operation);
+    if (this.#readOnly)
+      throw new UnsupportedOperationError("memory", `${operation} (opened read-only)`, {
+        hint: "Open the driver without readOnly to change anything.",
+      });
   }
 
   async replay(filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<ReplayResult> {
@@ -547,10 +550,14 @@ export class MemoryAdmin implements Admin {
   }
 
   async clearPending(): Promise<ActionResult> {
-    throw new UnsupportedOperationError("memory", "clear pending deliveries");
+    throw new UnsupportedOperationError("memory", "clear pending deliveries", {
+      hint: "Close the subscriptions, or open a new store (another memory:<name>), instead.",
+    });
   }
 
   async backup(): Promise<string> {
-    throw new UnsupportedOperationError("memory", "take a backup (nothing is stored on disk)");
+    throw new UnsupportedOperationError("memory", "take a backup", {
+      hint: "It keeps nothing on disk: nothing survives the process to back up.",
+    });
   }
 }
