@@ -141,6 +141,10 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
     expect(await inspector.heartbeats()).toEqual([]);
     expect(await inspector.deadLetters()).toEqual({ deadLetters: [] });
     expect((await inspector.deadLetterCounts()).depth).toBe(0);
+    const aborted = AbortSignal.abort(new Error("stop"));
+    await expect(inspector.subscribers({ signal: aborted })).rejects.toThrow("stop");
+    await expect(inspector.events({ signal: aborted })).rejects.toThrow("stop");
+    await expect(inspector.deadLetters({ signal: aborted })).rejects.toThrow("stop");
     expect(() => driver.transport()).toThrow(UnsupportedOperationError);
     expect(() => driver.heartbeatSink()).toThrow(UnsupportedOperationError);
     await expect(driver.admin().replay({})).rejects.toBeInstanceOf(UnsupportedOperationError);

@@ -1,22 +1,23 @@
 import type { ConsumerInfo, NextMsgRequest, StreamInfo } from "@nats-io/jetstream";
 import { uuidv7Time } from "@switchyard/event-schema";
-import type {
-  Capabilities,
-  CausationNode,
-  CausationTree,
-  CountQuery,
-  DeadLetterCounts,
-  DeadLetterInfo,
-  DeadLetterListQuery,
-  DeadLetterPage,
-  DeliveryInfo,
-  EventCounts,
-  EventPage,
-  EventQuery,
-  HeartbeatInfo,
-  Inspector,
-  StoredEvent,
-  SubscriberBacklog,
+import {
+  abortReason,
+  type Capabilities,
+  type CausationNode,
+  type CausationTree,
+  type CountQuery,
+  type DeadLetterCounts,
+  type DeadLetterInfo,
+  type DeadLetterListQuery,
+  type DeadLetterPage,
+  type DeliveryInfo,
+  type EventCounts,
+  type EventPage,
+  type EventQuery,
+  type HeartbeatInfo,
+  type Inspector,
+  type StoredEvent,
+  type SubscriberBacklog,
 } from "@switchyard/transport";
 import { type NatsDeadLetterStore, inDepth, toMs } from "./dead-letters";
 import { NatsOptionsError, TransportClosedError, toNatsError } from "./errors";
@@ -131,8 +132,12 @@ export class NatsInspector implements Inspector {
     this.prefix = source.prefix;
   }
 
-  async #call<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+  async #call<T>(
+    fn: (session: Session) => Promise<T>,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
     if (this.#closing) throw new TransportClosedError(`NATS inspector of stream ${this.stream}`);
+    if (signal?.aborted) throw abortReason(signal);
     const session = await this.#source.session();
     try {
       return await fn(session);
@@ -237,7 +242,7 @@ export class NatsInspector implements Inspector {
         });
       }
       return out;
-    });
+    }, options.signal);
   }
 
   /**
@@ -321,7 +326,7 @@ export class NatsInspector implements Inspector {
         events: page,
         ...(found.length > limit && last ? { next: String(last.seq) } : {}),
       };
-    });
+    }, query.signal);
   }
 
   /**
@@ -337,7 +342,7 @@ export class NatsInspector implements Inspector {
       const view = await this.#view(session);
       if (!view) return undefined;
       return this.#find(view, id, options.signal);
-    });
+    }, options.signal);
   }
 
   async #find(
@@ -436,7 +441,7 @@ export class NatsInspector implements Inspector {
         });
       }
       return out.sort((a, b) => a.subscriber.localeCompare(b.subscriber));
-    });
+    }, options.signal);
   }
 
   /**
@@ -500,7 +505,7 @@ export class NatsInspector implements Inspector {
         }
       }
       return { causes, root, truncated };
-    });
+    }, options.signal);
   }
 
   /**
@@ -542,7 +547,7 @@ export class NatsInspector implements Inspector {
         totals[type] = (totals[type] ?? 0) + 1;
       }
       return { bucketMs, buckets, totals };
-    });
+    }, query.signal);
   }
 
   /** Every daemon's latest heartbeat in `${stream}_HEARTBEATS` (written by `natsHeartbeatSink`). */
@@ -563,14 +568,14 @@ export class NatsInspector implements Inspector {
         startedAt: startedAt ?? null,
         at: updatedAt,
       }));
-    });
+    }, options.signal);
   }
 
   /** Dead letters from the dead-letter store, newest failure first. */
   async deadLetters(
     query: DeadLetterListQuery & { readonly signal?: AbortSignal } = {},
   ): Promise<DeadLetterPage> {
-    return this.#call(() => this.#source.deadLetters.list(query));
+    return this.#call(() => this.#source.deadLetters.list(query), query.signal);
   }
 
   /** One dead letter by id. */
@@ -578,14 +583,14 @@ export class NatsInspector implements Inspector {
     id: string,
     options: { readonly signal?: AbortSignal } = {},
   ): Promise<DeadLetterInfo | undefined> {
-    return this.#call(() => this.#source.deadLetters.get(id, options));
+    return this.#call(() => this.#source.deadLetters.get(id, options), options.signal);
   }
 
   /** Dead-letter depth and its breakdowns. */
   async deadLetterCounts(
     options: { readonly signal?: AbortSignal } = {},
   ): Promise<DeadLetterCounts> {
-    return this.#call(() => this.#source.deadLetters.counts(options));
+    return this.#call(() => this.#source.deadLetters.counts(options), options.signal);
   }
 
   /** Release what the inspector holds. Idempotent. */
