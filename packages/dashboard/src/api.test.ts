@@ -1,0 +1,4 @@
+import { apiSuite } from "./test/api-suite";
+import { memory } from "./test/fixture";
+
+apiSuite("the memory driver", memory);

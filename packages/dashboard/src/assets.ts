@@ -1,0 +1,33 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+/** One static file the pages load. */
+export interface Asset {
+  readonly body: string;
+  readonly type: string;
+}
+
+let cached: ReadonlyMap<string, Asset> | undefined;
+
+/**
+ * The client files, read once from the package (`client/` beside `src/` and `dist/`) and from
+ * uPlot's own distribution: no external asset, so the dashboard works offline.
+ */
+export function assets(): ReadonlyMap<string, Asset> {
+  if (cached) return cached;
+  const client = (name: string) =>
+    readFileSync(fileURLToPath(new URL(`../client/${name}`, import.meta.url)), "utf8");
+  const require = createRequire(import.meta.url);
+  const uplot = (name: string) => readFileSync(require.resolve(`uplot/dist/${name}`), "utf8");
+  const js = "text/javascript; charset=utf-8";
+  const css = "text/css; charset=utf-8";
+  cached = new Map([
+    ["dashboard.js", { body: client("dashboard.js"), type: js }],
+    ["dashboard.css", { body: client("dashboard.css"), type: css }],
+    ["uplot.js", { body: uplot("uPlot.esm.js"), type: js }],
+    ["uplot.css", { body: uplot("uPlot.min.css"), type: css }],
+    ["favicon.svg", { body: client("favicon.svg"), type: "image/svg+xml" }],
+  ]);
+  return cached;
+}

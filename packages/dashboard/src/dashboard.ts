@@ -1,0 +1,509 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createMetrics } from "@switchyard/metrics";
+import type { Admin, Driver, Inspector, StoredEvent } from "@switchyard/transport";
+import { type Context, Hono } from "hono";
+import { compress } from "hono/compress";
+import { secureHeaders } from "hono/secure-headers";
+import { streamSSE } from "hono/streaming";
+import { assets } from "./assets";
+import {
+  DashboardRequestError,
+  actionBody,
+  daemons,
+  deadLetterAction,
+  deadLetterFilter,
+  deadLetterGroups,
+  eventDetail,
+  eventQuery,
+  overview,
+  subscribers,
+  windowOf,
+} from "./data";
+import { DashboardOptionsError, type DashboardOptions, resolveOptions } from "./options";
+import {
+  type PageContext,
+  daemonsPage,
+  deadLetterPage,
+  deadLettersPage,
+  errorBody,
+  eventPage,
+  eventsPage,
+  layout,
+  overviewPage,
+  pipelinePage,
+  subscribersPage,
+} from "./pages";
+import { pipelineGraph } from "./pipeline";
+
+/** The header a write must carry the action token in. */
+export const TOKEN_HEADER = "x-switchyard-token";
+
+/**
+ * The dashboard: a standard Fetch handler (mount it in Hono, Node's http server through
+ * `@hono/node-server`, Express/Fastify through their Fetch adapters, Bun or Deno), with
+ * `close()` to end the live tails it is serving.
+ */
+export interface DashboardHandler {
+  (request: Request): Promise<Response>;
+  /** End every live tail and refuse new ones. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The Content-Security-Policy every response carries: nothing but the dashboard's own files. */
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+  "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " +
+  "frame-ancestors 'none'";
+
+const isDriver = (source: unknown): source is Driver =>
+  typeof source === "object" &&
+  source !== null &&
+  typeof (source as Driver).inspector === "function" &&
+  typeof (source as Driver).admin === "function";
+
+const isInspector = (source: unknown): source is Inspector =>
+  typeof source === "object" &&
+  source !== null &&
+  typeof (source as Inspector).subscribers === "function" &&
+  typeof (source as Inspector).events === "function";
+
+const digest = (text: string) => createHash("sha256").update(text).digest();
+
+const STATUS_OF: Readonly<Record<string, 400 | 403 | 404 | 501>> = {
+  INVALID_REQUEST: 400,
+  INVALID_QUERY: 400,
+  UNBOUNDED_PURGE: 400,
+  UNSUPPORTED_OPERATION: 501,
+};
+
+const errorCode = (error: unknown) =>
+  typeof (error as { code?: unknown })?.code === "string"
+    ? (error as { code: string }).code
+    : "INTERNAL";
+
+/**
+ * Create the dashboard over a driver (reads through its inspector, acts through its admin) or
+ * an inspector alone (read-only). Read-only unless `actions: { token }` is given; every write
+ * is a POST carrying the token in the `x-switchyard-token` header, and anything else is 403.
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * const driver = await openDriver("data/coordination/coordination.db", { drivers: [sqliteDriver] });
+ * const dashboard = createDashboard(driver, { basePath: "/ops", actions: { token: process.env.TOKEN! } });
+ * serve({ fetch: dashboard, port: 4000, hostname: "127.0.0.1" });
+ * ```
+ */
+export function createDashboard(
+  source: Driver | Inspector,
+  options: DashboardOptions = {},
+): DashboardHandler {
+  const resolved = resolveOptions(options);
+  let inspector: Inspector;
+  let admin: (() => Admin) | undefined;
+  if (isDriver(source)) {
+    inspector = source.inspector();
+    admin = () => source.admin();
+  } else if (isInspector(source)) inspector = source;
+  else
+    throw new DashboardOptionsError(
+      "source",
+      "expected a driver (from openDriver) or an inspector (driver.inspector()).",
+    );
+  const { base, token } = resolved;
+  const expected = token !== undefined ? digest(token) : undefined;
+  const closed = new AbortController();
+  const ctx: PageContext = {
+    base,
+    title: resolved.title,
+    transport: inspector.transport,
+    actions: token !== undefined && admin !== undefined,
+  };
+  const metrics = createMetrics(inspector).handler({ path: `${base}/metrics` });
+
+  const app = new Hono({ strict: false }).basePath(base || "/");
+  app.use(
+    "*",
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", "data:"],
+        connectSrc: ["'self'"],
+        fontSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+      referrerPolicy: "no-referrer",
+      xFrameOptions: "DENY",
+    }),
+  );
+
+  // Safe by default: any method but GET/HEAD is a write. Refused unless actions are enabled and
+  // the request carries the token in a custom header (a cross-site form or image cannot send
+  // one, and no CORS preflight is ever answered), from this origin when the browser says one.
+  app.use("*", async (c, next) => {
+    const method = c.req.method;
+    if (method === "GET" || method === "HEAD") return next();
+    if (expected === undefined || admin === undefined)
+      return c.json(
+        {
+          error: {
+            code: "READ_ONLY",
+            message:
+              admin === undefined
+                ? "This dashboard reads an inspector only: give createDashboard a driver and actions: { token } to act."
+                : "This dashboard is read-only: start it with actions: { token } to replay or purge.",
+          },
+        },
+        403,
+      );
+    const given = c.req.header(TOKEN_HEADER);
+    if (given === undefined || !timingSafeEqual(digest(given), expected))
+      return c.json(
+        {
+          error: {
+            code: "FORBIDDEN",
+            message: `A write needs the action token in the ${TOKEN_HEADER} header.`,
+          },
+        },
+        403,
+      );
+    const origin = c.req.header("origin");
+    if (origin !== undefined && origin !== new URL(c.req.url).origin)
+      return c.json(
+        { error: { code: "FORBIDDEN", message: `Cross-origin write from ${origin} refused.` } },
+        403,
+      );
+    if (!(c.req.header("content-type") ?? "").startsWith("application/json"))
+      return c.json(
+        {
+          error: {
+            code: "UNSUPPORTED_MEDIA_TYPE",
+            message: "A write's body must be application/json.",
+          },
+        },
+        415,
+      );
+    return next();
+  });
+
+  app.onError((error, c) => {
+    const code = errorCode(error);
+    const status = STATUS_OF[code] ?? 500;
+    const message = error instanceof Error ? error.message : String(error);
+    if (c.req.path.startsWith(`${base}/api/`) || c.req.method !== "GET")
+      return c.json({ error: { code, message } }, status);
+    return c.html(
+      layout(ctx, "overview", status === 500 ? "Error" : "Bad request", errorBody(message)),
+      status,
+    );
+  });
+
+  const page = (c: Context, heading: string, message: string, status: 404 | 400) =>
+    c.html(layout(ctx, "overview", heading, errorBody(message)), status);
+  const signal = (c: Context) => c.req.raw.signal;
+  const params = (c: Context) => new URL(c.req.url).searchParams;
+
+  // Static files of the package.
+  app.use("/assets/*", compress());
+  app.get("/assets/:name", (c) => {
+    const asset = assets().get(c.req.param("name"));
+    if (!asset) return c.text("Not Found\n", 404);
+    return c.body(asset.body, 200, { "content-type": asset.type, "cache-control": "no-cache" });
+  });
+  app.get("/metrics", (c) => metrics(c.req.raw));
+
+  // JSON API.
+  app.get("/api", (c) =>
+    c.json({
+      transport: inspector.transport,
+      capabilities: inspector.capabilities,
+      actions: ctx.actions,
+      endpoints: [
+        "GET api/overview?window=1h",
+        "GET api/health",
+        "GET api/counts?window=1h",
+        "GET api/subscribers?sort=lag&dir=desc",
+        "GET api/events?type=&subject=&since=&until=&limit=&cursor=&order=",
+        "GET api/events/stream?type=&subject= (server-sent events)",
+        "GET api/events/:id",
+        "GET api/dead-letters?type=&subscriber=&reason=&status=",
+        "GET api/dead-letters/records?type=&subscriber=&reason=&status=&limit=&cursor=",
+        "GET api/dead-letters/:id",
+        "POST api/dead-letters/replay",
+        "POST api/dead-letters/purge",
+        "GET api/daemons",
+        "GET api/pipeline?window=1h",
+        "GET metrics",
+      ],
+    }),
+  );
+  app.get("/api/overview", async (c) =>
+    c.json(await overview(inspector, resolved, c.req.query("window"), signal(c))),
+  );
+  app.get("/api/health", async (c) => {
+    const o = await overview(inspector, resolved, undefined, signal(c));
+    return c.json(o.health, o.health.status === "unhealthy" ? 503 : 200);
+  });
+  app.get("/api/counts", async (c) => {
+    const window = windowOf(c.req.query("window"));
+    const now = resolved.now();
+    const types = params(c)
+      .getAll("type")
+      .flatMap((t) => t.split(","))
+      .filter(Boolean);
+    const counts = await inspector.counts({
+      since: now - window.ms,
+      until: now,
+      bucketMs: window.bucketMs,
+      ...(types.length > 0 ? { types } : {}),
+      signal: signal(c),
+    });
+    return c.json({ window: window.name, ...counts });
+  });
+  app.get("/api/subscribers", async (c) =>
+    c.json(await subscribers(inspector, c.req.query("sort"), c.req.query("dir"), signal(c))),
+  );
+  app.get("/api/events", async (c) =>
+    c.json(await inspector.events({ ...eventQuery(params(c)), signal: signal(c) })),
+  );
+  app.get("/api/events/stream", (c) => {
+    const query = eventQuery(params(c));
+    return streamSSE(c, async (stream) => {
+      const stop = () => stream.abort();
+      closed.signal.addEventListener("abort", stop, { once: true });
+      try {
+        await tail(stream, query);
+      } finally {
+        closed.signal.removeEventListener("abort", stop);
+      }
+    });
+  });
+  app.get("/api/events/:id", async (c) => {
+    const detail = await eventDetail(inspector, c.req.param("id"), signal(c));
+    if (!detail)
+      return c.json(
+        { error: { code: "NOT_FOUND", message: `No event ${JSON.stringify(c.req.param("id"))}.` } },
+        404,
+      );
+    return c.json(detail);
+  });
+  app.get("/api/dead-letters", async (c) => {
+    const { members: _members, ...groups } = await deadLetterGroups(
+      inspector,
+      deadLetterFilter(params(c)),
+      resolved.maxGroupScan,
+      signal(c),
+    );
+    return c.json(groups);
+  });
+  app.get("/api/dead-letters/records", async (c) => {
+    const p = params(c);
+    const limit = Number(p.get("limit") ?? 100);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+      throw new DashboardRequestError(
+        `limit must be an integer from 1 to 500; got ${JSON.stringify(p.get("limit"))}.`,
+      );
+    const cursor = p.get("cursor") || undefined;
+    return c.json(
+      await inspector.deadLetters({
+        ...deadLetterFilter(p),
+        limit,
+        ...(cursor ? { cursor } : {}),
+        signal: signal(c),
+      }),
+    );
+  });
+  app.get("/api/dead-letters/:id", async (c) => {
+    const record = await inspector.deadLetter(c.req.param("id"), { signal: signal(c) });
+    if (!record)
+      return c.json(
+        {
+          error: {
+            code: "NOT_FOUND",
+            message: `No dead letter ${JSON.stringify(c.req.param("id"))}.`,
+          },
+        },
+        404,
+      );
+    return c.json(record);
+  });
+  for (const action of ["replay", "purge"] as const)
+    app.post(`/api/dead-letters/${action}`, async (c) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        throw new DashboardRequestError("the body is not JSON.");
+      }
+      return c.json(
+        await deadLetterAction(
+          action,
+          inspector,
+          admin!(),
+          actionBody(body),
+          resolved.maxGroupScan,
+          signal(c),
+        ),
+      );
+    });
+  app.get("/api/daemons", async (c) =>
+    c.json(await daemons(inspector, resolved.staleAfterMs, signal(c))),
+  );
+  app.get("/api/pipeline", async (c) =>
+    c.json(
+      await pipelineGraph(
+        inspector,
+        resolved.pipelines,
+        c.req.query("window"),
+        resolved.now(),
+        signal(c),
+      ),
+    ),
+  );
+  app.all("/api/*", (c) =>
+    c.json({ error: { code: "NOT_FOUND", message: `No API route ${c.req.path}.` } }, 404),
+  );
+
+  // Pages.
+  app.get("/", async (c) =>
+    c.html(
+      overviewPage(ctx, await overview(inspector, resolved, c.req.query("window"), signal(c))),
+    ),
+  );
+  app.get("/subscribers", async (c) =>
+    c.html(
+      subscribersPage(
+        ctx,
+        await subscribers(inspector, c.req.query("sort"), c.req.query("dir"), signal(c)),
+      ),
+    ),
+  );
+  app.get("/events", async (c) => {
+    const p = params(c);
+    return c.html(
+      eventsPage(ctx, p, await inspector.events({ ...eventQuery(p), signal: signal(c) })),
+    );
+  });
+  app.get("/events/:id", async (c) => {
+    const detail = await eventDetail(inspector, c.req.param("id"), signal(c));
+    if (!detail) return page(c, "Not found", `No event ${c.req.param("id")}.`, 404);
+    return c.html(eventPage(ctx, detail));
+  });
+  app.get("/dead-letters", async (c) => {
+    const p = params(c);
+    const groups = await deadLetterGroups(
+      inspector,
+      deadLetterFilter(p),
+      resolved.maxGroupScan,
+      signal(c),
+    );
+    return c.html(deadLettersPage(ctx, p, groups, inspector.capabilities.deadLetters));
+  });
+  app.get("/dead-letters/:id", async (c) => {
+    const record = await inspector.deadLetter(c.req.param("id"), { signal: signal(c) });
+    if (!record) return page(c, "Not found", `No dead letter ${c.req.param("id")}.`, 404);
+    return c.html(deadLetterPage(ctx, record));
+  });
+  app.get("/daemons", async (c) =>
+    c.html(
+      daemonsPage(
+        ctx,
+        await daemons(inspector, resolved.staleAfterMs, signal(c)),
+        inspector.capabilities.heartbeats,
+      ),
+    ),
+  );
+  app.get("/pipeline", async (c) =>
+    c.html(
+      pipelinePage(
+        ctx,
+        await pipelineGraph(
+          inspector,
+          resolved.pipelines,
+          c.req.query("window"),
+          resolved.now(),
+          signal(c),
+        ),
+      ),
+    ),
+  );
+  app.notFound((c) =>
+    c.req.path.startsWith(`${base}/api/`)
+      ? c.json({ error: { code: "NOT_FOUND", message: `No route ${c.req.path}.` } }, 404)
+      : page(c, "Not found", `No page ${c.req.path}.`, 404),
+  );
+
+  /**
+   * The live tail: poll the inspector for events stored since the last one sent (oldest first,
+   * paged), send each once by `seq`, until the client goes or the dashboard closes.
+   */
+  async function tail(
+    stream: Parameters<Parameters<typeof streamSSE>[1]>[0],
+    query: ReturnType<typeof eventQuery>,
+  ): Promise<void> {
+    const { types, subject } = query;
+    const filter = { ...(types ? { types } : {}), ...(subject ? { subject } : {}) };
+    const newest = (await inspector.events({ ...filter, limit: 1, order: "newest" })).events[0];
+    let lastSeq = newest?.seq ?? -1;
+    let since: string | number = newest?.storedAt ?? resolved.now();
+    await stream.writeSSE({ event: "ready", data: JSON.stringify({ after: lastSeq }) });
+    let idle = 0;
+    while (!stream.aborted && !closed.signal.aborted) {
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await inspector.events({
+          ...filter,
+          since,
+          order: "oldest",
+          limit: 200,
+          ...(cursor ? { cursor } : {}),
+        });
+        for (const e of page.events) {
+          if (e.seq <= lastSeq) continue;
+          lastSeq = e.seq;
+          since = e.storedAt;
+          await stream.writeSSE({
+            event: "event",
+            id: String(e.seq),
+            data: JSON.stringify(summary(e)),
+          });
+          idle = 0;
+        }
+        cursor = page.next;
+      } while (cursor && ++pages < 10 && !stream.aborted);
+      // A comment line now and then keeps proxies from closing an idle stream.
+      if (++idle * resolved.tailIntervalMs >= 15_000) {
+        await stream.write(": keep-alive\n\n");
+        idle = 0;
+      }
+      await stream.sleep(resolved.tailIntervalMs);
+    }
+  }
+
+  const handler = (request: Request): Promise<Response> => Promise.resolve(app.fetch(request));
+  let closing: Promise<void> | undefined;
+  return Object.assign(handler, {
+    close(): Promise<void> {
+      closing ??= Promise.resolve().then(() => closed.abort());
+      return closing;
+    },
+  });
+}
+
+/** What the live tail sends per event (the envelope is fetched from the event's page). */
+function summary(e: StoredEvent) {
+  return {
+    seq: e.seq,
+    id: e.id,
+    type: e.type,
+    subject: e.subject ?? null,
+    source: e.source,
+    storedAt: e.storedAt,
+  };
+}

@@ -1,0 +1,117 @@
+import { SwitchyardError } from "@switchyard/event-schema";
+
+/**
+ * A pipeline to draw on the Pipeline page: the shape of a catalog's declared pipelines
+ * (`catalog.pipelines` of `@switchyard/event-schema`), so a catalog can be passed as it is.
+ */
+export interface DashboardPipeline {
+  readonly name: string;
+  /** The payload field linking the events of one run (e.g. `config_key`). */
+  readonly key: string;
+  /** Event types, in flow order. */
+  readonly stages: readonly string[];
+  readonly description?: string;
+}
+
+/** Options of {@link createDashboard}. */
+export interface DashboardOptions {
+  /**
+   * The path the dashboard is mounted at: every page, API route and asset is under it (e.g.
+   * `"/ops/switchyard"`). @defaultValue `"/"`
+   */
+  readonly basePath?: string;
+  /**
+   * Operator actions (dead-letter replay and purge). Absent, the dashboard is read-only and the
+   * server answers every write with 403. Present, a write must carry the token in the
+   * `x-switchyard-token` header (a header a cross-site form cannot send, so writes are CSRF-safe).
+   * @defaultValue undefined (read-only)
+   */
+  readonly actions?: { readonly token: string };
+  /** Shown in the page titles and header. @defaultValue `"Switchyard"` */
+  readonly title?: string;
+  /** Declared pipelines (e.g. `catalog.pipelines`) for the Pipeline page. @defaultValue none */
+  readonly catalog?: { readonly pipelines: readonly DashboardPipeline[] };
+  /** A running daemon whose last heartbeat is older than this is stale. @defaultValue 120_000 */
+  readonly staleAfterMs?: number;
+  /** More unsettled deliveries than this makes the backlog check unhealthy. @defaultValue 1000 */
+  readonly maxPending?: number;
+  /** More dead letters than this makes the dead-letter check unhealthy. @defaultValue 100 */
+  readonly maxDeadLetters?: number;
+  /** How often the live tail asks the inspector for new events, in ms. @defaultValue 1000 */
+  readonly tailIntervalMs?: number;
+  /** Dead letters read at most to build the groups. @defaultValue 10_000 */
+  readonly maxGroupScan?: number;
+  /** Clock, for tests. @defaultValue Date.now */
+  readonly now?: () => number;
+}
+
+/** The defaults of {@link DashboardOptions}. */
+export const defaultDashboardOptions = Object.freeze({
+  basePath: "/",
+  title: "Switchyard",
+  staleAfterMs: 120_000,
+  maxPending: 1000,
+  maxDeadLetters: 100,
+  tailIntervalMs: 1000,
+  maxGroupScan: 10_000,
+});
+
+/** An option of {@link createDashboard} or {@link serveDashboard} is not usable. */
+export class DashboardOptionsError extends SwitchyardError {
+  readonly option: string;
+
+  constructor(option: string, message: string) {
+    super("INVALID_DASHBOARD_OPTION", `${option}: ${message}`);
+    this.option = option;
+  }
+}
+
+/** The options with defaults applied, validated. */
+export interface ResolvedOptions {
+  /** `""` for the root, else `/path` without a trailing slash. */
+  readonly base: string;
+  readonly token: string | undefined;
+  readonly title: string;
+  readonly pipelines: readonly DashboardPipeline[];
+  readonly staleAfterMs: number;
+  readonly maxPending: number;
+  readonly maxDeadLetters: number;
+  readonly tailIntervalMs: number;
+  readonly maxGroupScan: number;
+  readonly now: () => number;
+}
+
+const positive = (option: string, value: number): number => {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new DashboardOptionsError(option, `expected a positive number; got ${String(value)}.`);
+  return value;
+};
+
+/** Apply the defaults and validate, naming the option and what was expected. */
+export function resolveOptions(options: DashboardOptions): ResolvedOptions {
+  const merged = { ...defaultDashboardOptions, ...options };
+  const basePath = merged.basePath;
+  if (typeof basePath !== "string" || !basePath.startsWith("/") || /[?#\s]/.test(basePath))
+    throw new DashboardOptionsError(
+      "basePath",
+      `expected a path starting with "/" (e.g. "/ops/switchyard"); got ${JSON.stringify(basePath)}.`,
+    );
+  const token = options.actions?.token;
+  if (options.actions !== undefined && (typeof token !== "string" || token.length < 8))
+    throw new DashboardOptionsError(
+      "actions.token",
+      "expected a secret of at least 8 characters (e.g. from `openssl rand -hex 16`).",
+    );
+  return {
+    base: basePath.replace(/\/+$/, ""),
+    token,
+    title: String(merged.title),
+    pipelines: options.catalog?.pipelines ?? [],
+    staleAfterMs: positive("staleAfterMs", merged.staleAfterMs),
+    maxPending: positive("maxPending", merged.maxPending),
+    maxDeadLetters: positive("maxDeadLetters", merged.maxDeadLetters),
+    tailIntervalMs: positive("tailIntervalMs", merged.tailIntervalMs),
+    maxGroupScan: positive("maxGroupScan", merged.maxGroupScan),
+    now: options.now ?? Date.now,
+  };
+}
