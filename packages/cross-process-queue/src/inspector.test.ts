@@ -272,6 +272,29 @@ describe("SqliteInspector: time windows, causation, damaged rows", () => {
     expect(await inspector.causation("nope")).toBeUndefined();
   });
 
+  it("finds rare events and effects thousands of events away, window by window", async () => {
+    const transport = driver.transport();
+    const cause = job(1, "RARE");
+    await transport.publish([cause]);
+    for (let n = 0; n < 12_000; n += 2_000)
+      await transport.publish(Array.from({ length: 2_000 }, (_, i) => job(n + i, "FILLER")));
+    const effect = job(2, "RARE_EFFECT", { causationid: cause.id });
+    await transport.publish([effect]);
+    const newest = await inspector.events({ types: ["RARE", "RARE_EFFECT"], limit: 1 });
+    expect(newest.events.map((e) => e.id)).toEqual([effect.id]);
+    const older = await inspector.events({
+      types: ["RARE", "RARE_EFFECT"],
+      limit: 1,
+      cursor: newest.next!,
+    });
+    expect(older.events.map((e) => e.id)).toEqual([cause.id]);
+    expect(older.next).toBeUndefined();
+    const oldest = await inspector.events({ types: ["RARE_EFFECT"], order: "oldest" });
+    expect(oldest.events.map((e) => e.id)).toEqual([effect.id]);
+    const tree = await inspector.causation(cause.id);
+    expect(tree!.root.caused.map((n) => n.event.id)).toEqual([effect.id]);
+  });
+
   it("returns damaged rows with why, never throws", async () => {
     const transport = driver.transport();
     const e = job(99, "BROKEN");

@@ -1,7 +1,6 @@
 import type Database from "better-sqlite3";
 import type {
   Capabilities,
-  CausationNode,
   CausationTree,
   CountQuery,
   DeadLetterCounts,
@@ -104,7 +103,11 @@ const BACKLOG_SQL = `
            WHERE st.subscriber = s.name) AS oldest_queued_at
     FROM subscribers s ORDER BY s.name`;
 
+/** Seqs one statement of a filtered scan covers (see `SqliteInspector.#scan`). */
+const SCAN_WINDOW = 5_000;
+
 const EVENT_COLUMNS = `seq, created_at, id, type, source, subject, time, dataversion, payload, extensions`;
+const EVENT_COLUMN_COUNT = 10;
 type Raw = [seq: number, createdAt: number, ...row: EventRow];
 
 const iso = (at: number): string => new Date(at).toISOString();
@@ -345,45 +348,81 @@ export class SqliteInspector implements Inspector {
     });
   }
 
-  events(query: EventQuery & { readonly signal?: AbortSignal } = {}): Promise<EventPage> {
-    return this.#read(query.signal, () => {
-      const limit = positive("limit", query.limit, 100, 10_000);
-      const newest = (query.order ?? "newest") === "newest";
-      let cursor: number | null = null;
-      if (query.cursor !== undefined) {
-        if (!/^\d+$/.test(query.cursor))
-          throw new InspectorQueryError(
-            "cursor",
-            `${JSON.stringify(query.cursor)} is not a cursor of this inspector; pass the \`next\` of the previous page.`,
-          );
-        cursor = Number(query.cursor);
-      }
-      const since = query.since === undefined ? undefined : timeOf("since", query.since);
-      const until = query.until === undefined ? undefined : timeOf("until", query.until);
-      // created_at grows with seq: the time window becomes a seq range (binary search on the key).
-      const after = since === undefined ? 0 : lastSeqBefore(this.#db, since);
-      const upto = until === undefined ? null : lastSeqBefore(this.#db, until);
-      const rows = this.#statement(
-        `SELECT ${EVENT_COLUMNS} FROM events
-          WHERE seq > @after AND (@upto IS NULL OR seq <= @upto)
-            AND (@cursor IS NULL OR ${newest ? "seq < @cursor" : "seq > @cursor"})
-            AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
-            AND (@subject IS NULL OR subject = @subject)
-          ORDER BY seq ${newest ? "DESC" : "ASC"} LIMIT @limit`,
-      )
-        .raw()
-        .all({
-          after,
-          upto,
-          cursor,
-          types: query.types === undefined ? null : JSON.stringify(query.types),
-          subject: query.subject ?? null,
-          limit: limit + 1,
-        }) as Raw[];
-      const more = rows.length > limit;
-      const events = rows.slice(0, limit).map(toStored);
-      return { events, ...(more ? { next: String(events.at(-1)!.seq) } : {}) };
-    });
+  async events(query: EventQuery & { readonly signal?: AbortSignal } = {}): Promise<EventPage> {
+    const limit = positive("limit", query.limit, 100, 10_000);
+    const newest = (query.order ?? "newest") === "newest";
+    let cursor: number | undefined;
+    if (query.cursor !== undefined) {
+      if (!/^\d+$/.test(query.cursor))
+        throw new InspectorQueryError(
+          "cursor",
+          `${JSON.stringify(query.cursor)} is not a cursor of this inspector; pass the \`next\` of the previous page.`,
+        );
+      cursor = Number(query.cursor);
+    }
+    const since = query.since === undefined ? undefined : timeOf("since", query.since);
+    const until = query.until === undefined ? undefined : timeOf("until", query.until);
+    // created_at grows with seq: the time window becomes a seq range (binary search on the key).
+    const [low, high] = await this.#read(query.signal, () => [
+      (since === undefined ? 0 : lastSeqBefore(this.#db, since)) + 1,
+      until === undefined ? this.#maxSeq() : lastSeqBefore(this.#db, until),
+    ]);
+    const from = newest
+      ? Math.min(high, (cursor ?? Infinity) - 1)
+      : Math.max(low, (cursor ?? 0) + 1);
+    const rows = await this.#scan(
+      query.signal,
+      `SELECT ${EVENT_COLUMNS} FROM events
+        WHERE seq BETWEEN @lo AND @hi
+          AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+          AND (@subject IS NULL OR subject = @subject)
+        ORDER BY seq ${newest ? "DESC" : "ASC"} LIMIT @limit`,
+      {
+        types: query.types === undefined ? null : JSON.stringify(query.types),
+        subject: query.subject ?? null,
+      },
+      newest ? { lo: low, hi: from, descending: true } : { lo: from, hi: high, descending: false },
+      limit + 1,
+    );
+    const more = rows.length > limit;
+    const events = rows.slice(0, limit).map(toStored);
+    return { events, ...(more ? { next: String(events.at(-1)!.seq) } : {}) };
+  }
+
+  #maxSeq(): number {
+    return this.#statement(`SELECT COALESCE(MAX(seq), 0) FROM events`).pluck().get() as number;
+  }
+
+  /**
+   * Run a filtered read over `events` window by window of {@link SCAN_WINDOW} seqs (a filter on a
+   * column without an index would otherwise read the whole table in one statement), yielding to
+   * the event loop between windows, until `want` rows are found or the range ends.
+   */
+  async #scan(
+    signal: AbortSignal | undefined,
+    sql: string,
+    params: Record<string, unknown>,
+    range: { readonly lo: number; readonly hi: number; readonly descending: boolean },
+    want: number,
+  ): Promise<Raw[]> {
+    const statement = this.#statement(sql).raw();
+    const found: Raw[] = [];
+    for (
+      let edge = range.descending ? range.hi : range.lo;
+      found.length < want && (range.descending ? edge >= range.lo : edge <= range.hi);
+      edge += range.descending ? -SCAN_WINDOW : SCAN_WINDOW
+    ) {
+      const lo = range.descending ? Math.max(range.lo, edge - SCAN_WINDOW + 1) : edge;
+      const hi = range.descending ? edge : Math.min(range.hi, edge + SCAN_WINDOW - 1);
+      if (found.length > 0 || edge !== (range.descending ? range.hi : range.lo))
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      const rows = await this.#read(
+        signal,
+        () => statement.all({ ...params, lo, hi, limit: want - found.length }) as Raw[],
+      );
+      found.push(...rows);
+    }
+    return found;
   }
 
   #event(id: string): StoredEvent | undefined {
@@ -431,36 +470,51 @@ export class SqliteInspector implements Inspector {
       causes.unshift(cause);
       at = cause.causedBy;
     }
+    // Effects level by level: one windowed scan per level finds the children of all its events.
+    type Node = { event: StoredEvent; caused: Node[] };
+    const root: Node = { event, caused: [] };
+    const sql = `SELECT ${EVENT_COLUMNS}, json_extract(extensions, '$.causationid') FROM events
+        WHERE seq BETWEEN @lo AND @hi AND extensions IS NOT NULL
+          AND CASE WHEN json_valid(extensions) THEN json_extract(extensions, '$.causationid') END
+              IN (SELECT value FROM json_each(@ids))
+        ORDER BY seq LIMIT @limit`;
+    const high = await this.#read(options.signal, () => this.#maxSeq());
+    const childrenOf = (level: Node[], want: number) =>
+      this.#scan(
+        options.signal,
+        sql,
+        { ids: JSON.stringify(level.map((n) => n.event.id)) },
+        { lo: Math.min(...level.map((n) => n.event.seq)) + 1, hi: high, descending: false },
+        want,
+      );
     let count = 1;
     let truncated = false;
-    const caused = this.#statement(
-      `SELECT ${EVENT_COLUMNS} FROM events
-        WHERE seq > @after AND extensions IS NOT NULL
-          AND CASE WHEN json_valid(extensions) THEN json_extract(extensions, '$.causationid') END = @id
-        ORDER BY seq LIMIT @limit`,
-    ).raw();
-    const grow = async (node: StoredEvent, level: number): Promise<CausationNode> => {
-      if (level >= depth) {
+    let level = [root];
+    for (let at = 0; level.length > 0; at++) {
+      if (at >= depth) {
         // One probe tells whether the cut hid anything.
-        if (caused.all({ after: node.seq, id: node.id, limit: 1 }).length > 0) truncated = true;
-        return { event: node, caused: [] };
+        truncated = (await childrenOf(level, 1)).length > 0;
+        break;
       }
-      const rows = await this.#read(
-        options.signal,
-        () => caused.all({ after: node.seq, id: node.id, limit: limit - count + 1 }) as Raw[],
-      );
-      const children: CausationNode[] = [];
+      const rows = await childrenOf(level, limit - count + 1);
+      const byId = new Map(level.map((n) => [n.event.id, n]));
+      const next: Node[] = [];
       for (const row of rows) {
         if (count >= limit) {
           truncated = true;
           break;
         }
+        const child: Node = { event: toStored(row), caused: [] };
+        // The cause as the query matched it: a damaged row (no envelope, no causedBy) keeps its place.
+        const parent = byId.get((row as unknown[])[EVENT_COLUMN_COUNT] as string);
+        if (!parent) continue;
+        parent.caused.push(child);
+        next.push(child);
         count++;
-        children.push(await grow(toStored(row), level + 1));
       }
-      return { event: node, caused: children };
-    };
-    const root = await grow(event, 0);
+      if (truncated) break;
+      level = next;
+    }
     return { causes, root, truncated };
   }
 
