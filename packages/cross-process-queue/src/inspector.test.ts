@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Driver, Inspector, StoredEvent } from "@switchyard/transport";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InspectorQueryError, sqliteDriver } from "./index";
+import { InspectorQueryError, sqliteDriver, subscriberStats } from "./index";
 import { delay, job, tempQueue } from "./test/fixtures";
 
 const docs = join(import.meta.dirname, "../../../docs/operations.md");
@@ -121,6 +121,17 @@ describe("SqliteInspector over a file with every delivery state", () => {
     const fromView = raw.prepare(`SELECT ${columns} FROM backlog ORDER BY subscriber`).all();
     const documented = raw.prepare(documentedBacklogSql()).all() as Record<string, unknown>[];
     expect(fromView).toEqual(fromInspector);
+    // The old typed function says the same (until the CLI stops using it).
+    expect(
+      subscriberStats(raw).map((s) => ({
+        subscriber: s.subscriber,
+        pending: s.pending,
+        in_flight: s.inFlight,
+        retrying: s.retrying,
+        dead: s.deadLettered,
+        lag: s.lag,
+      })),
+    ).toEqual(fromInspector);
     expect(documented.map(({ oldest_pending_ms: _, ...rest }) => rest)).toEqual(fromInspector);
     const ages = (await inspector.subscribers()).map((s) => s.oldestPendingMs);
     documented.forEach((row, i) => {

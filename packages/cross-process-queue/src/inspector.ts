@@ -22,6 +22,7 @@ import type {
 import { TransportClosedError, abortReason } from "@switchyard/transport";
 import { type EventRow, decodeRow } from "./claim";
 import { type DeadLetter, type DeadLetterRow, toDeadLetter } from "./dead-letters";
+import { BACKLOG_SQL, type BacklogRow } from "./backlog";
 import { InspectorQueryError } from "./errors";
 import {
   type DeliveryInfo as RowDelivery,
@@ -75,33 +76,6 @@ const DEPTH_STATUSES: readonly DeadLetterStatus[] = [
   "retrying",
   "permanently_failed",
 ];
-
-/** Counts per subscriber: the one definition of backlog (see `SubscriberBacklog`), at `@now`. */
-const BACKLOG_SQL = `
-  SELECT s.name AS subscriber,
-         (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
-           WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
-             AND d.status = 'pending' AND d.attempts = 0)
-       + (SELECT COUNT(*) FROM subscriber_types st
-            JOIN events e ON e.type = st.type AND e.seq > s.cursor_seq AND e.seq > st.since_seq
-           WHERE st.subscriber = s.name) AS pending,
-         (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
-           WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
-             AND d.status = 'leased' AND d.lease_until > @now) AS in_flight,
-         (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
-           WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
-             AND ((d.status = 'pending' AND d.attempts > 0)
-               OR (d.status = 'leased' AND d.lease_until <= @now))) AS retrying,
-         (SELECT COUNT(*) FROM deliveries d
-           WHERE d.subscriber = s.name AND d.status = 'dead') AS dead,
-         (SELECT MIN(e.created_at) FROM deliveries d INDEXED BY deliveries_due
-            JOIN events e ON e.seq = d.event_seq
-           WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
-             AND (d.status = 'pending' OR d.lease_until <= @now)) AS oldest_open_at,
-         (SELECT MIN(e.created_at) FROM subscriber_types st
-            JOIN events e ON e.type = st.type AND e.seq > s.cursor_seq AND e.seq > st.since_seq
-           WHERE st.subscriber = s.name) AS oldest_queued_at
-    FROM subscribers s ORDER BY s.name`;
 
 /** Seqs one statement of a filtered scan covers (see `SqliteInspector.#scan`). */
 const SCAN_WINDOW = 5_000;
@@ -319,15 +293,7 @@ export class SqliteInspector implements Inspector {
     return this.#read(options.signal, () => {
       const now = this.#now();
       const registered = new Map(listSubscribers(this.#db).map((s) => [s.name, s]));
-      const rows = this.#statement(BACKLOG_SQL).all({ now }) as {
-        subscriber: string;
-        pending: number;
-        in_flight: number;
-        retrying: number;
-        dead: number;
-        oldest_open_at: number | null;
-        oldest_queued_at: number | null;
-      }[];
+      const rows = this.#statement(BACKLOG_SQL).all({ now }) as BacklogRow[];
       return rows.map((r) => {
         const info = registered.get(r.subscriber);
         const oldest = [r.oldest_open_at, r.oldest_queued_at].filter((t) => t !== null);

@@ -111,16 +111,17 @@ describe("introspection of a filled queue", () => {
   it("reports pending, in flight, lag, dead and the oldest pending age per subscriber", () => {
     const stats = subscriberStats(db, T0 + 4 * HOUR);
     expect(stats).toEqual([
-      { subscriber: "flaky", pending: 0, inFlight: 0, lag: 0, deadLettered: 2 },
+      { subscriber: "flaky", pending: 0, inFlight: 0, retrying: 0, lag: 0, deadLettered: 2 },
       {
         subscriber: "monitor",
         pending: 8,
         inFlight: 0,
+        retrying: 0,
         lag: 8,
         deadLettered: 0,
         oldestPendingMs: 4 * HOUR,
       },
-      { subscriber: "trainer", pending: 0, inFlight: 0, lag: 0, deadLettered: 0 },
+      { subscriber: "trainer", pending: 0, inFlight: 0, retrying: 0, lag: 0, deadLettered: 0 },
     ]);
     expect(oldestPendingAge(db, T0 + 4 * HOUR)).toBe(4 * HOUR);
   });

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { Envelope } from "@switchyard/event-schema";
 import type { DeadLetterReason, SerializedError } from "@switchyard/transport";
+import { BACKLOG_SQL, type BacklogRow } from "./backlog";
 import { type EventRow, decodeRow } from "./claim";
 import { DEFAULT_PATH, openDatabase } from "./database";
 
@@ -140,60 +141,42 @@ export function countPending(db: Database.Database, filter: SubscriberFilter = {
     .get({ s: filter.subscriber }) as number;
 }
 
-/** Backlog of one subscriber, as {@link subscriberStats} reports it. */
+/** Backlog of one subscriber, as {@link subscriberStats} reports it (the one definition: see `SubscriberBacklog` of `@switchyard/transport`). */
 export interface SubscriberBacklog {
   readonly subscriber: string;
-  /** Waiting to be claimed: new events, retries and expired leases. */
+  /** Never attempted, including events after the subscriber's cursor. */
   readonly pending: number;
-  /** Leased to a live worker. */
+  /** Leased to a live worker (lease not expired). */
   readonly inFlight: number;
-  /** pending + inFlight: events behind the newest. */
+  /** Attempted and waiting: a failure's backoff, or an expired lease. */
+  readonly retrying: number;
+  /** pending + inFlight + retrying. */
   readonly lag: number;
   /** Deliveries marked dead (kept in the table, or handed to the dead-letter sink and not pruned yet). */
   readonly deadLettered: number;
-  /** Age in ms of the oldest pending delivery's event. */
+  /** Age in ms of the oldest pending or retrying delivery's event. */
   readonly oldestPendingMs?: number;
 }
 
-/** Pending, in-flight, dead and lag per registered subscriber, plus the age of the oldest pending. */
+/**
+ * Pending, in-flight, retrying, dead and lag per registered subscriber, plus the age of the oldest
+ * pending or retrying event: the same numbers as `SqliteInspector.subscribers()` and the `backlog` view.
+ *
+ * @deprecated Use `sqliteDriver` and `driver.inspector().subscribers()`, the same on every transport.
+ */
 export function subscriberStats(
   db: Database.Database,
   now: number = Date.now(),
 ): SubscriberBacklog[] {
-  const waiting = `d.subscriber = s.name AND d.status IN ('pending', 'leased')
-                AND (d.status = 'pending' OR d.lease_until <= @now)`;
-  const queued = `FROM subscriber_types st
-           JOIN events e ON e.type = st.type AND e.seq > s.cursor_seq AND e.seq > st.since_seq
-          WHERE st.subscriber = s.name`;
-  const rows = statement(
-    db,
-    `SELECT s.name AS subscriber,
-            (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due WHERE ${waiting})
-          + (SELECT COUNT(*) ${queued}) AS pending,
-            (SELECT COUNT(*) FROM deliveries d INDEXED BY deliveries_due
-              WHERE d.subscriber = s.name AND d.status IN ('pending', 'leased')
-                AND d.status = 'leased' AND d.lease_until > @now) AS in_flight,
-            (SELECT COUNT(*) FROM deliveries d
-              WHERE d.subscriber = s.name AND d.status = 'dead') AS dead,
-            (SELECT e.created_at FROM deliveries d INDEXED BY deliveries_due JOIN events e ON e.seq = d.event_seq
-              WHERE ${waiting} ORDER BY d.event_seq LIMIT 1) AS oldest_open_at,
-            (SELECT MIN(e.created_at) ${queued}) AS oldest_queued_at
-       FROM subscribers s ORDER BY s.name`,
-  ).all({ now }) as {
-    subscriber: string;
-    pending: number;
-    in_flight: number;
-    dead: number;
-    oldest_open_at: number | null;
-    oldest_queued_at: number | null;
-  }[];
+  const rows = statement(db, BACKLOG_SQL).all({ now }) as BacklogRow[];
   return rows.map((r) => {
     const oldest = minOf(r.oldest_open_at, r.oldest_queued_at);
     return {
       subscriber: r.subscriber,
       pending: r.pending,
       inFlight: r.in_flight,
-      lag: r.pending + r.in_flight,
+      retrying: r.retrying,
+      lag: r.pending + r.in_flight + r.retrying,
       deadLettered: r.dead,
       ...(oldest !== null ? { oldestPendingMs: Math.max(0, now - oldest) } : {}),
     };
