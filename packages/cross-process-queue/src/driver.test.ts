@@ -224,6 +224,12 @@ describe("opening read-only", () => {
   it("says what is wrong with a missing file, a foreign file, an empty database and a newer schema", async () => {
     const q = queue();
     await expect(open(join(q.dir, "nope.db"), true)).rejects.toBeInstanceOf(QueueFileNotFoundError);
+    const missing = join(q.dir, "missing", "nope.db");
+    await expect(
+      sqliteDriver.open(parseTarget(missing), { options: { sqlite: { create: false } } }),
+    ).rejects.toBeInstanceOf(QueueFileNotFoundError);
+    expect(readdirSync(q.dir)).toEqual([]);
+    await expect(open("sqlite:", true)).rejects.toMatchObject({ code: "UNKNOWN_TARGET" });
     await expect(open(q.dir, true)).rejects.toMatchObject({ code: "QUEUE_FILE_UNOPENABLE" });
     writeFileSync(q.path, "not a database ".repeat(300));
     const foreign = await open(q.path, true).catch((e: unknown) => e);

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type Database from "better-sqlite3";
 import {
@@ -14,6 +15,7 @@ import {
   type Target,
   type Transport,
   TransportClosedError,
+  UnknownTargetError,
   UnsupportedOperationError,
   abortReason,
   silentLogger,
@@ -21,6 +23,7 @@ import {
 import { SqliteAdmin } from "./admin";
 import { openDatabase } from "./database";
 import { SqliteDeadLetterStore } from "./dead-letters";
+import { QueueFileNotFoundError } from "./errors";
 import { SqliteHeartbeatSink } from "./heartbeats";
 import { SQLITE_CAPABILITIES, SqliteInspector } from "./inspector";
 import { type SqliteTransport, type SqliteTransportOptions, sqliteTransport } from "./queue";
@@ -29,11 +32,7 @@ import { type ReadOnlyFile, openQueueFileReadOnly } from "./read-only";
 /** The queue file a `sqlite:` target names (`sqlite:path`, `sqlite://path`, `sqlite:///abs/path`, or a bare path). */
 export function sqlitePath(target: Target): string {
   const rest = target.rest.startsWith("//") ? target.rest.slice(2) : target.rest;
-  if (rest.trim() === "")
-    throw new UnsupportedOperationError(
-      "sqlite",
-      `open ${JSON.stringify(target.text)}: name a file, e.g. sqlite:data/coordination/coordination.db`,
-    );
+  if (rest.trim() === "") throw new UnknownTargetError(target.text, ["sqlite"], "no file named");
   return resolve(rest);
 }
 
@@ -42,7 +41,9 @@ export function sqlitePath(target: Target): string {
  * letters. Opened `readOnly`, it reads the file without writing anything (a copy when it must, see
  * `openQueueFileReadOnly`) and refuses `transport()`, `heartbeatSink()`, `deadLetterSink()` and the
  * admin's actions with `UnsupportedOperationError`. Opened for writing, the file (and its
- * directories) is created and migrated at open.
+ * directories) is created and migrated at open — unless `options.sqlite.create` is `false`, for
+ * tools that act on an existing file: then a missing file is a `QueueFileNotFoundError`. Other
+ * `options.sqlite` entries are `SqliteTransportOptions` for `transport()` (e.g. `busyTimeoutMs`).
  *
  * @example
  * ```ts
@@ -70,7 +71,7 @@ export class SqliteDriver implements Driver {
   readonly path: string;
   readonly readOnly: boolean;
   readonly #logger: Logger;
-  readonly #extra: Readonly<Record<string, unknown>>;
+  #extra: Readonly<Record<string, unknown>>;
   readonly #readFile: ReadOnlyFile | undefined;
   #db: Database.Database | undefined;
   #transport: SqliteTransport | undefined;
@@ -87,7 +88,11 @@ export class SqliteDriver implements Driver {
     this.#logger = options.logger ?? silentLogger;
     this.#extra = (options.options?.sqlite as Record<string, unknown> | undefined) ?? {};
     // Open now, so a missing, foreign or newer file is a typed error from open(), not later.
+    const { create, ...extra } = this.#extra;
+    this.#extra = extra;
     if (this.readOnly) this.#readFile = openQueueFileReadOnly(this.path);
+    else if (create === false && !existsSync(this.path))
+      throw new QueueFileNotFoundError(this.path);
     else this.#db = openDatabase(this.path);
   }
 
