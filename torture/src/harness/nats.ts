@@ -8,7 +8,7 @@ import { loadNats } from "./transports";
 export const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const CI = process.env.CI === "true";
 
-/** Whether the NATS variants can run: the package exports `natsTransport` and JetStream answers. */
+/** Whether the NATS variants can run: the package exports `natsDriver` and JetStream answers. */
 export type NatsAvailability =
   | { readonly ok: true }
   | { readonly ok: false; readonly reason: string; readonly missingPackage: boolean };
