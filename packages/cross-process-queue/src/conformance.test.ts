@@ -37,6 +37,7 @@ runTransportSuite({
     ephemeral: true,
     handBack: true,
     requeue: true,
+    requeueDuringLease: true,
     signal: true,
     reconnect: { skip: "embedded: a local file has no connection to lose" },
   },

@@ -29,6 +29,9 @@ const features = {
   ephemeral: true,
   handBack: true,
   requeue: true,
+  requeueDuringLease: {
+    skip: "requeue() publishes a copy on the replay subject without looking at a live delivery: a requeue during a running attempt runs the event again (and a failing last attempt is still dead-lettered)",
+  },
   signal: true,
 } as const;
 

@@ -14,6 +14,7 @@ export type TransportFeature =
   | "reconnect"
   | "handBack"
   | "requeue"
+  | "requeueDuringLease"
   | "signal";
 
 /** `true` to run a feature's tests, `{ skip: "why" }` to skip them with a stated reason. */

@@ -18,6 +18,7 @@ runTransportSuite({
     ordering: "perSubscriber",
     publishBatch: "atomic",
     requeue: true,
+    requeueDuringLease: true,
     signal: true,
     handBack: true,
     reconnect: { skip: "in process: there is no connection to lose" },

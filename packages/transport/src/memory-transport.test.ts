@@ -13,70 +13,9 @@ async function eventually(check: () => boolean, what: string, timeoutMs = 5_000)
   }
 }
 
-/** A promise and the function that resolves it. */
-function gate(): { open: () => void; opened: Promise<void> } {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
-}
-
-// Hand-backs (rolling restarts, closing one handle of several) are in the conformance suite
-// (@switchyard/transport-testkit, "hand-backs"), which this transport runs.
-
-describe("memory transport: requeue", () => {
-  it("regression: a requeue never takes over a live lease; the running handler's outcome stands and the event runs once", async () => {
-    const transport = memoryTransport();
-    const release = gate();
-    const runs: number[] = [];
-    await transport.subscribe({
-      subscriber: "trainer",
-      types: ["JOB"],
-      concurrency: 4,
-      handler: async (d) => {
-        runs.push(d.attempt);
-        if (runs.length === 1) await release.opened;
-      },
-    });
-    const e = event(1);
-    await transport.publish([e]);
-    await eventually(() => runs.length === 1, "the handler to start");
-    await Promise.all([transport.requeue("trainer", e), transport.requeue("trainer", e)]);
-    release.open();
-    await eventually(
-      () => transport.store.subscribers.get("trainer")!.deliveries.length === 0,
-      "the ack",
-    );
-    expect(runs).toEqual([1]);
-    await transport.close();
-  });
-
-  it("runs a delivery again when a requeue met its last attempt failing, instead of dead-lettering it", async () => {
-    const transport = memoryTransport();
-    const release = gate();
-    const runs: number[] = [];
-    await transport.subscribe({
-      subscriber: "trainer",
-      types: ["JOB"],
-      maxAttempts: 1,
-      handler: async (d) => {
-        runs.push(d.attempt);
-        if (runs.length === 1) {
-          await release.opened;
-          throw new Error("the last attempt fails");
-        }
-      },
-    });
-    const e = event(1);
-    await transport.publish([e]);
-    await eventually(() => runs.length === 1, "the handler to start");
-    await transport.requeue("trainer", e);
-    release.open();
-    await eventually(() => runs.length === 2, "the requeued run");
-    expect(runs).toEqual([1, 1]);
-    expect(transport.deadLetters).toEqual([]);
-    await transport.close();
-  });
-});
+// Hand-backs (rolling restarts, closing one handle of several) and requeues (one subscriber only,
+// never over a live lease, a failing last attempt run again) are in the conformance suite
+// (@switchyard/transport-testkit), which this transport runs in transport-testkit/src/memory.test.ts.
 
 describe("memory transport: timers", () => {
   it("arms no overflowing timer for a retry scheduled beyond what setTimeout takes", async () => {
