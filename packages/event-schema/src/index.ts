@@ -53,3 +53,5 @@ export {
   TrainingFailed,
 } from "./catalog/pipeline";
 export type { PipelineCatalog } from "./catalog/pipeline";
+export { catalogContracts, typeContract } from "./contracts";
+export type { TypeContract } from "./contracts";

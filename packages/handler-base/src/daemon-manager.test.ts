@@ -1,4 +1,9 @@
-import type { EventOf, PipelineCatalog } from "@switchyard/event-schema";
+import {
+  type EventOf,
+  type PipelineCatalog,
+  pipelineCatalog,
+  typeContract,
+} from "@switchyard/event-schema";
 import { type Router, sleep } from "@switchyard/router";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -288,6 +293,33 @@ describe("DaemonManager", () => {
     const count = sink.beats.length;
     await vi.advanceTimersByTimeAsync(1000);
     expect(sink.beats.length).toBe(count); // the timer is gone
+  });
+
+  it("announces what each daemon publishes and consumes in its heartbeats, with schema version and hash", async () => {
+    const router = makeRouter();
+    const sink = memoryHeartbeatSink();
+    class Announcer extends Scripted {
+      async emitOne() {
+        await this.emit("SELFPLAY_COMPLETE", payloads.selfplay());
+      }
+    }
+    const d = new Announcer("announcer", router, {
+      cycleIntervalMs: 60_000,
+      publishes: ["EVALUATION_COMPLETED"],
+      package: "@acme/announcer@1.2.3",
+    });
+    const m = manager({ daemons: [d], heartbeatSink: sink, heartbeatIntervalMs: 60_000 });
+    await m.startAll();
+    const first = sink.latest("announcer")!.contracts!;
+    expect(first.package).toBe("@acme/announcer@1.2.3");
+    expect(first.subscribes).toEqual([typeContract(pipelineCatalog, "TRAINING_COMPLETED")]);
+    expect(first.publishes).toEqual([typeContract(pipelineCatalog, "EVALUATION_COMPLETED")]);
+    await d.emitOne(); // not declared: announced once emitted
+    await m.stopAll();
+    expect(sink.latest("announcer")!.contracts!.publishes.map((c) => c.type)).toEqual([
+      "EVALUATION_COMPLETED",
+      "SELFPLAY_COMPLETE",
+    ]);
   });
 
   it("writes a heartbeat when a daemon crashes and when it is given up", async () => {

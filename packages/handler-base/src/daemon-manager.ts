@@ -20,7 +20,7 @@ import {
   messageOf,
 } from "./errors";
 import type { DaemonStatus } from "./handler-base";
-import type { DaemonHeartbeat, DaemonRunState, HeartbeatSink } from "./heartbeat";
+import type { DaemonContracts, DaemonHeartbeat, DaemonRunState, HeartbeatSink } from "./heartbeat";
 import type { DaemonStats } from "./stats";
 
 /**
@@ -52,6 +52,8 @@ export interface Daemon {
   stop(): Promise<void>;
   healthCheck(): HealthCheckResult;
   onCrash(listener: (error: Error) => void): () => void;
+  /** What it publishes and consumes, announced in its heartbeats (optional). */
+  contracts?(): DaemonContracts;
 }
 
 /** Options of {@link DaemonManager}. */
@@ -604,6 +606,7 @@ export class DaemonManager implements AsyncDisposable {
       restarts: entry.restarts,
       startedAt: startedAt === null ? null : new Date(startedAt).toISOString(),
       at: new Date().toISOString(),
+      ...(daemon.contracts ? { contracts: daemon.contracts() } : {}),
     };
     try {
       await this.#sink.write(beat);

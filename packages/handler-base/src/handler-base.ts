@@ -5,6 +5,7 @@ import type {
   EventOf,
   EventType,
 } from "@switchyard/event-schema";
+import { typeContract } from "@switchyard/event-schema";
 import {
   type HandlerContext,
   type HealthCheckResult,
@@ -27,7 +28,7 @@ import {
   EmitFailedError,
   messageOf,
 } from "./errors";
-import type { DaemonStatus } from "@switchyard/transport";
+import type { DaemonContracts, DaemonStatus } from "@switchyard/transport";
 import { LagMonitor } from "./lag";
 import { type DaemonErrorRecord, type DaemonStats, OutcomeWindow, StatsCounters } from "./stats";
 
@@ -85,6 +86,14 @@ export interface HandlerBaseOptions<C extends AnyCatalog, Config = undefined> {
   readonly logger?: Logger;
   /** Envelope `source` of emitted events. @defaultValue the daemon's name */
   readonly source?: string;
+  /**
+   * Event types this daemon emits, announced (with its subscriptions) in its heartbeats before it
+   * first emits them. Types it emits that are not listed are announced once emitted.
+   * @defaultValue none declared
+   */
+  readonly publishes?: readonly EventType<C>[];
+  /** The daemon's package, announced with its contracts, e.g. `"@acme/trainer@1.4.0"`. @defaultValue none */
+  readonly package?: string;
   /** Options applied to every subscription (concurrency, timeoutMs, queueSize …). @defaultValue the router's */
   readonly subscribeOptions?: Omit<SubscribeOptions, "name" | "signal">;
   /** How long `isDuplicateEvent` remembers an event's content, in ms. @defaultValue 300_000 (5 minutes) */
@@ -229,11 +238,15 @@ export abstract class HandlerBase<
     readonly maxConsecutiveCycleFailures: number;
     readonly lagThresholdMs: number;
     readonly maxErrorRate: number;
+    readonly publishes: readonly string[];
+    readonly package: string | undefined;
   };
   readonly #now: () => number;
   readonly #dedup: DedupCache;
   readonly #lag: LagMonitor;
   readonly #counters = new StatsCounters();
+  /** Types emitted so far: announced as published even when not declared in `publishes`. */
+  readonly #emittedTypes = new Set<string>();
   readonly #outcomes = new OutcomeWindow();
   readonly #errors: DaemonErrorRecord[] = [];
   /** Envelopes `isDuplicateEvent` recognised during their delivery (not counted as processed). */
@@ -332,6 +345,8 @@ export abstract class HandlerBase<
       maxConsecutiveCycleFailures: o.maxConsecutiveCycleFailures,
       lagThresholdMs: o.lagThresholdMs,
       maxErrorRate: o.maxErrorRate,
+      publishes: options.publishes ?? [],
+      package: options.package,
     };
   }
 
@@ -880,6 +895,7 @@ export abstract class HandlerBase<
     const c = this.#counters;
     try {
       const envelope = await this.router.publish(type, data, { ...options, source: this.source });
+      this.#emittedTypes.add(type);
       c.eventsEmitted++;
       c.consecutiveEmitFailures = 0;
       return envelope;
@@ -901,6 +917,28 @@ export abstract class HandlerBase<
 
   // ---------------------------------------------------------------------------------------------
   // Observability
+
+  /**
+   * What this daemon publishes (its declared `publishes` and every type it emitted) and consumes
+   * (the keys of `subscriptions()`), each with its schema version and hash: the contracts a
+   * `DaemonManager` announces in the daemon's heartbeats.
+   */
+  contracts(): DaemonContracts {
+    const catalog = this.router.catalog;
+    const known = (type: string) => catalog.types.includes(type);
+    const subscribed = Object.entries(this.subscriptions() as Record<string, unknown>)
+      .filter(([type, handler]) => handler !== undefined && known(type))
+      .map(([type]) => typeContract(catalog, type));
+    const published = [...new Set([...this.#options.publishes, ...this.#emittedTypes])]
+      .filter(known)
+      .sort()
+      .map((type) => typeContract(catalog, type));
+    return {
+      publishes: published,
+      subscribes: subscribed,
+      ...(this.#options.package ? { package: this.#options.package } : {}),
+    };
+  }
 
   /** A JSON-safe snapshot of the daemon's counters. */
   get stats(): DaemonStats {

@@ -1,6 +1,11 @@
-import type { DaemonHeartbeat, DaemonRunState, HeartbeatSink } from "@switchyard/transport";
+import type {
+  DaemonContracts,
+  DaemonHeartbeat,
+  DaemonRunState,
+  HeartbeatSink,
+} from "@switchyard/transport";
 
-export type { DaemonHeartbeat, DaemonRunState, HeartbeatSink };
+export type { DaemonContracts, DaemonHeartbeat, DaemonRunState, HeartbeatSink };
 
 /** A {@link HeartbeatSink} that keeps heartbeats in memory: for tests and single-process tools. */
 export interface MemoryHeartbeatSink extends HeartbeatSink {

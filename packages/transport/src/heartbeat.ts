@@ -64,6 +64,28 @@ export interface DaemonHeartbeat {
   readonly startedAt: string | null;
   /** When this heartbeat was taken (ISO). */
   readonly at: string;
+  /**
+   * What the daemon publishes and consumes, announced with every heartbeat (so the inspector
+   * knows the live topology without being given the catalog). Absent from daemons that do not say.
+   */
+  readonly contracts?: DaemonContracts;
+}
+
+/** One event type as a daemon announces it: `TypeContract` of `@switchyard/event-schema`. */
+export interface AnnouncedType {
+  readonly type: string;
+  /** The catalog's schema version of the type. */
+  readonly version: number;
+  /** Hash of the payload's JSON Schema (see `typeContract`). */
+  readonly schemaHash: string;
+}
+
+/** What one daemon announces about the event types it publishes and consumes. */
+export interface DaemonContracts {
+  readonly publishes: readonly AnnouncedType[];
+  readonly subscribes: readonly AnnouncedType[];
+  /** The daemon's package, `name@version`, when it says. */
+  readonly package?: string;
 }
 
 /**

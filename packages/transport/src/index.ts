@@ -44,6 +44,8 @@ export type { Logger } from "./logger";
 export { healthFrom } from "./health";
 export type { HealthCheckResult, HealthStatus } from "./health";
 export type {
+  AnnouncedType,
+  DaemonContracts,
   DaemonHeartbeat,
   DaemonRunState,
   DaemonStats,
@@ -78,6 +80,14 @@ export type {
   SubscriberBacklog,
   TimeInput,
 } from "./inspector";
+export { contractTopology } from "./topology";
+export type {
+  ContractTopology,
+  TopologyIssue,
+  TopologyOptions,
+  TypeEndpoint,
+  TypeTopology,
+} from "./topology";
 export { UnknownTargetError, openDriver, parseTarget } from "./driver";
 export type {
   Driver,

@@ -1,0 +1,113 @@
+import type { AnnouncedType } from "./heartbeat";
+import type { HeartbeatInfo } from "./inspector";
+
+/** One daemon's side of a type in the topology. */
+export interface TypeEndpoint {
+  readonly daemon: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly version: number;
+  readonly schemaHash: string;
+  /** Its heartbeat is older than `staleAfterMs`: it may be gone. */
+  readonly stale: boolean;
+}
+
+/** Something wrong with one type, as the announcements show it. */
+export type TopologyIssue =
+  | "published_not_consumed"
+  | "consumed_not_published"
+  | "schema_mismatch"
+  | "differs_from_catalog"
+  | "not_in_catalog";
+
+/** One event type in the live topology. */
+export interface TypeTopology {
+  readonly type: string;
+  readonly publishers: readonly TypeEndpoint[];
+  readonly consumers: readonly TypeEndpoint[];
+  /** What is wrong, if anything (empty when publishers and consumers agree, and agree with the catalog). */
+  readonly issues: readonly TopologyIssue[];
+  /** The catalog's contract of the type, when a catalog was given and has it. */
+  readonly catalog?: AnnouncedType;
+}
+
+/** Options of {@link contractTopology}. */
+export interface TopologyOptions {
+  /**
+   * The catalog's contracts (e.g. `catalogContracts(catalog)`), to flag announcements that differ
+   * from it and types it lacks. @defaultValue none: announcements are only compared to each other
+   */
+  readonly catalog?: readonly AnnouncedType[];
+  /** A heartbeat older than this marks its daemon stale (still listed). @defaultValue 120_000 */
+  readonly staleAfterMs?: number;
+  /** Leave stale daemons out. @defaultValue false */
+  readonly skipStale?: boolean;
+}
+
+/** The announcements of every daemon, folded per type: the answer of `switchyard contracts`. */
+export interface ContractTopology {
+  readonly types: readonly TypeTopology[];
+  /** Daemons whose heartbeats announce nothing (written by a manager that does not announce). */
+  readonly silent: readonly string[];
+  /** True when no type has an issue. */
+  readonly consistent: boolean;
+}
+
+/**
+ * Who publishes and who consumes each event type, from the contracts daemons announce in their
+ * heartbeats — the one rule the CLI (`switchyard contracts`), the dashboard and checks share.
+ * Issues: a type published that no live daemon consumes (or consumed that none publishes), two
+ * daemons announcing different schemas for one type (`schema_mismatch`: a different version or
+ * schema hash), and, given a catalog, announcements that differ from it or types it lacks.
+ */
+export function contractTopology(
+  heartbeats: readonly HeartbeatInfo[],
+  options: TopologyOptions = {},
+): ContractTopology {
+  const staleAfterMs = options.staleAfterMs ?? 120_000;
+  const byType = new Map<string, { publishers: TypeEndpoint[]; consumers: TypeEndpoint[] }>();
+  const silent: string[] = [];
+  const slot = (type: string) => {
+    let s = byType.get(type);
+    if (!s) byType.set(type, (s = { publishers: [], consumers: [] }));
+    return s;
+  };
+  for (const beat of heartbeats) {
+    const stale = beat.ageMs > staleAfterMs;
+    if (stale && options.skipStale) continue;
+    if (!beat.contracts) {
+      silent.push(beat.daemon);
+      continue;
+    }
+    const endpoint = (t: AnnouncedType): TypeEndpoint => ({
+      daemon: beat.daemon,
+      host: beat.host,
+      pid: beat.pid,
+      version: t.version,
+      schemaHash: t.schemaHash,
+      stale,
+    });
+    for (const t of beat.contracts.publishes) slot(t.type).publishers.push(endpoint(t));
+    for (const t of beat.contracts.subscribes) slot(t.type).consumers.push(endpoint(t));
+  }
+  const catalog = new Map((options.catalog ?? []).map((c) => [c.type, c]));
+  const types = [...byType.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([type, { publishers, consumers }]): TypeTopology => {
+      const issues: TopologyIssue[] = [];
+      if (publishers.length > 0 && consumers.length === 0) issues.push("published_not_consumed");
+      if (consumers.length > 0 && publishers.length === 0) issues.push("consumed_not_published");
+      const all = [...publishers, ...consumers];
+      const shapes = new Set(all.map((e) => `${e.version}:${e.schemaHash}`));
+      if (shapes.size > 1) issues.push("schema_mismatch");
+      const expected = catalog.get(type);
+      if (options.catalog && !expected) issues.push("not_in_catalog");
+      if (
+        expected &&
+        all.some((e) => e.version !== expected.version || e.schemaHash !== expected.schemaHash)
+      )
+        issues.push("differs_from_catalog");
+      return { type, publishers, consumers, issues, ...(expected ? { catalog: expected } : {}) };
+    });
+  return { types, silent, consistent: types.every((t) => t.issues.length === 0) };
+}
