@@ -284,7 +284,9 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
 
   async #writable(operation: string): Promise<Session> {
     if (this.#readOnly)
-      throw new UnsupportedOperationError("nats", `${operation} (opened read-only)`);
+      throw new UnsupportedOperationError("nats", `${operation} when opened read-only`, {
+        hint: "Open the store (or driver) without readOnly to write.",
+      });
     const session = await this.#open();
     this.#ensured ??= Promise.all([
       this.#ensureStream(session.jsm),

@@ -160,13 +160,18 @@ class NatsDriver implements Driver {
   }
 
   #assertOpen(): void {
-    if (this.#closing) throw new UnsupportedOperationError("nats", "open parts of a closed driver");
+    if (this.#closing)
+      throw new UnsupportedOperationError("nats", "open parts of a closed driver", {
+        hint: "Open a new driver.",
+      });
   }
 
   #assertWritable(part: string): void {
     this.#assertOpen();
     if (this.#open.readOnly)
-      throw new UnsupportedOperationError("nats", `${part} (opened read-only)`);
+      throw new UnsupportedOperationError("nats", `${part} when opened read-only`, {
+        hint: "Open the driver without readOnly to write.",
+      });
   }
 
   transport(options: DriverTransportOptions = {}): Transport {
@@ -215,10 +220,16 @@ class NatsDriver implements Driver {
       replay: (filter, options) => this.#replay(filter, options),
       purge: (filter, options) => this.#purge(filter, options),
       clearPending: async () => {
-        throw new UnsupportedOperationError("nats", "clear pending deliveries");
+        throw new UnsupportedOperationError("nats", "clear pending deliveries", {
+          hint:
+            "JetStream keeps one stream for every subscriber: drop a subscriber's backlog by " +
+            "deleting its consumers (nats consumer rm), or let maxAgeMs remove old events.",
+        });
       },
       backup: async () => {
-        throw new UnsupportedOperationError("nats", "take a backup");
+        throw new UnsupportedOperationError("nats", "take a backup", {
+          hint: "Back the streams up with the nats CLI (nats stream backup) or server snapshots.",
+        });
       },
     };
     return this.#admin;

@@ -31,6 +31,8 @@ export {
   TransportClosedError,
   toNatsError,
 } from "./errors";
+// Naming helpers, public while tools still read the stream themselves; a tool asks
+// `natsDriver`'s inspector instead (the CLI no longer needs them), and they become internal.
 export {
   describeConsumer,
   durableName,
