@@ -3,7 +3,8 @@
 // The dashboard in a real browser: Debian's Chromium driven by playwright-core. Tagged slow.
 // Without /usr/bin/chromium the suite is skipped with the reason printed, except under CI=true,
 // where a missing browser fails (.ci/run installs it).
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { createEnvelope } from "@switchyard/event-schema";
 import type { Driver } from "@switchyard/transport";
@@ -183,6 +184,46 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
     await page.click("nav a:text('Daemons')");
     await page.waitForURL(/daemons$/);
     await page.close();
+  });
+
+  it("has no serious or critical accessibility violation on any page (axe-core)", async () => {
+    const axe = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+    const found: string[] = [];
+    for (const path of [
+      "",
+      "pipeline",
+      "subscribers",
+      "events",
+      `events/${seeded.rootId}`,
+      "dead-letters",
+      "daemons",
+    ]) {
+      const page = await open(`${served.url}${path}`);
+      // Through the DevTools protocol: the page's CSP (no inline script) does not apply.
+      await page.evaluate(axe);
+      const violations = await page.evaluate(async () => {
+        const result = await (
+          window as unknown as {
+            axe: {
+              run: (
+                c: Document,
+                o: object,
+              ) => Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }>;
+            };
+          }
+        ).axe.run(document, { resultTypes: ["violations"] });
+        return result.violations.map((v) => ({
+          id: v.id,
+          impact: v.impact,
+          nodes: v.nodes.length,
+        }));
+      });
+      for (const v of violations)
+        if (v.impact === "serious" || v.impact === "critical")
+          found.push(`/${path}: ${v.id} (${v.impact}, ${v.nodes} nodes)`);
+      await page.close();
+    }
+    expect(found).toEqual([]);
   });
 
   it("reaches every control of a page with the keyboard", async () => {
