@@ -87,7 +87,7 @@ export interface AttemptInfo {
   readonly at: string;
 }
 
-/** The defaults of {@link NatsDeadLetterStoreOptions} that are not the transport's. */
+/** The default `claimMs` of {@link NatsDeadLetterStoreOptions}: a minute. */
 export const defaultNatsDeadLetterClaimMs = 60_000;
 
 /** Options of {@link NatsDeadLetterStore.replay}. */

@@ -125,7 +125,7 @@ export class NatsInspector implements Inspector {
   readonly #source: InspectorSource;
   #closing: Promise<void> | undefined;
 
-  /** @internal Use `natsDriver` (or {@link natsInspector}). */
+  /** @internal Open it with `natsDriver` (`driver.inspector()`). */
   constructor(source: InspectorSource) {
     this.#source = source;
     this.stream = source.stream;
