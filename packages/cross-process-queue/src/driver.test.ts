@@ -1,5 +1,7 @@
-import { chmodSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import {
   type DaemonHeartbeat,
   type Driver,
@@ -23,6 +25,7 @@ import {
 } from "./index";
 import { eventually, job, tempQueue } from "./test/fixtures";
 
+const run = promisify(execFile);
 const queues: ReturnType<typeof tempQueue>[] = [];
 const drivers: Driver[] = [];
 afterEach(async () => {
@@ -207,6 +210,37 @@ describe("opening read-only", () => {
     // As root, chmod does not stop writes: what proves "nothing written" is the listing itself.
     expect(listing(q.dir)).toEqual(before);
     expect(readFileSync(q.path).equals(bytes)).toBe(true);
+  });
+
+  // As root, chmod stops nothing: a child process of an unprivileged user meets the real refusal.
+  const asNobody = process.getuid?.() === 0 && existsSync("/usr/bin/setpriv") ? it : it.skip;
+  asNobody("reads it as an unprivileged user for whom the directory is read-only", async () => {
+    const q = await filled();
+    chmodSync(q.path, 0o644);
+    chmodSync(q.dir, 0o555);
+    const before = listing(q.dir);
+    const root = join(import.meta.dirname, "../../..");
+    const { stdout } = await run(
+      "/usr/bin/setpriv",
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        process.execPath,
+        "--import",
+        "tsx",
+        "packages/cross-process-queue/src/test/read-only-reader.ts",
+        q.path,
+      ],
+      { cwd: root, env: { ...process.env, TSX_TSCONFIG_PATH: join(root, "tsconfig.base.json") } },
+    );
+    const report = JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<string, unknown>;
+    expect(report).toMatchObject({
+      subscribers: [{ subscriber: "worker", pending: 3, lag: 3 }],
+      events: 3,
+      snapshot: true,
+    });
+    expect(listing(q.dir)).toEqual(before);
   });
 
   it("refuses the transport, the sinks and the admin's actions", async () => {
