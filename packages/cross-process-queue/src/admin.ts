@@ -14,7 +14,7 @@ import {
   serializeError,
 } from "@switchyard/transport";
 import { ReplayConflictError, UnboundedPurgeError } from "./dead-letter-errors";
-import type { ReplayTarget, SqliteDeadLetterStore } from "./dead-letters";
+import type { DeadLetter, ReplayTarget, SqliteDeadLetterStore } from "./dead-letters";
 import { InspectorQueryError } from "./errors";
 import { deadLetterWhere } from "./inspector";
 import { backupQueue, clearPending } from "./recovery";
@@ -91,17 +91,19 @@ export class SqliteAdmin implements Admin {
     const rows = this.#parts
       .database()
       .prepare(
-        `SELECT id, status, envelope IS NULL AS gone FROM dead_letters WHERE ${where} ORDER BY id`,
+        `SELECT id, status, replays, envelope IS NULL AS gone FROM dead_letters WHERE ${where} ORDER BY id`,
       )
-      .all(params) as { id: number; status: string; gone: number }[];
+      .all(params) as { id: number; status: string; replays: number; gone: number }[];
     const skipped: { id: string; reason: string }[] = [];
-    const candidates: number[] = [];
+    // The records as selected (status, replays): one another replayer replays meanwhile is then
+    // refused by the store (ReplayConflictError → skipped) instead of being replayed again.
+    const candidates: { id: number; status: string; replays: number }[] = [];
     for (const row of rows) {
       if (row.status === "replayed" && !options.again)
         skipped.push({ id: String(row.id), reason: REPLAYED_BEFORE });
       else if (row.status === "purged" || row.gone)
         skipped.push({ id: String(row.id), reason: "purged: the envelope is gone" });
-      else candidates.push(row.id);
+      else candidates.push(row);
     }
     const result = {
       dryRun: options.dryRun === true,
@@ -112,7 +114,7 @@ export class SqliteAdmin implements Admin {
       wouldReplay: [] as string[],
     };
     if (options.dryRun) {
-      result.wouldReplay.push(...candidates.map(String));
+      result.wouldReplay.push(...candidates.map((c) => String(c.id)));
       return result;
     }
     if (candidates.length === 0) return result;
@@ -129,10 +131,16 @@ export class SqliteAdmin implements Admin {
       },
     };
     try {
-      for (const id of candidates) {
+      for (const selected of candidates) {
+        const id = selected.id;
         if (options.signal?.aborted) break;
         try {
-          await store.replay(id, { to: target });
+          const record: DeadLetter = {
+            ...store.inspect(id),
+            status: selected.status as DeadLetter["status"],
+            replays: selected.replays,
+          };
+          await store.replay(record, { to: target });
           result.replayed.push(String(id));
         } catch (error) {
           if (error instanceof ReplayConflictError)
