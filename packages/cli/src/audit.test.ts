@@ -1,5 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import { type NatsConnection, connect } from "@nats-io/transport-node";
+import { join } from "node:path";
+import { sqliteTransport } from "@switchyard/cross-process-queue";
 import { createEnvelope } from "@switchyard/event-schema";
 import {
   type NatsTransport,
@@ -16,23 +18,13 @@ import {
   natsAvailable,
   uniqueNames,
 } from "../../transport-nats/src/test/nats";
-import { cli } from "./test/fixture";
+import { cli, tempDir } from "./test/fixture";
 
 describeIf(await natsAvailable(), "switchyard audit on NATS", { tags: ["slow"] }, () => {
   let names: { stream: string; prefix: string };
   let transport: NatsTransport;
   let admin: NatsConnection;
-  const args = () => [
-    "audit",
-    "--transport",
-    "nats",
-    "--nats-url",
-    NATS_URL,
-    "--stream",
-    names.stream,
-    "--prefix",
-    names.prefix,
-  ];
+  const args = () => ["audit", "--transport", `${NATS_URL}/${names.stream}?prefix=${names.prefix}`];
 
   beforeEach(async () => {
     names = uniqueNames("audit");
@@ -75,7 +67,7 @@ describeIf(await natsAvailable(), "switchyard audit on NATS", { tags: ["slow"] }
     await (await consumer.next({ expires: 2_000 }))!.ackAck();
 
     const found = await cli([...args(), "--json"]);
-    expect(found.code).toBe(1);
+    expect(found.code, found.stderr).toBe(1);
     const report = found.json();
     expect(report.gaps).toBe(1);
     expect(report.consumers[0].unhandled.map((u: { id: string }) => u.id)).toEqual([skipped.id]);
@@ -91,9 +83,16 @@ describeIf(await natsAvailable(), "switchyard audit on NATS", { tags: ["slow"] }
     await eventually(async () => (await cli(args())).code === 0, "a clean audit");
   });
 
-  it("refuses --transport sqlite with a usage error naming what to pass", async () => {
-    const run = await cli(["audit"]);
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain("--transport nats");
+  it("says audit is not supported on a transport without an ack floor (SQLite)", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const db = join(dir, "coordination.db");
+      await sqliteTransport({ path: db, pruneIntervalMs: 0 }).close();
+      const run = await cli(["audit", "--db", db]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain("audit is not supported on sqlite");
+    } finally {
+      cleanup();
+    }
   });
 });

@@ -1,9 +1,22 @@
+import { resolve } from "node:path";
 import type { Command } from "commander";
-import type { AnyCatalog } from "@switchyard/event-schema";
+import { DEFAULT_PATH } from "@switchyard/cross-process-queue";
+import { type AnyCatalog, SwitchyardError } from "@switchyard/event-schema";
+import {
+  type Capabilities,
+  type Driver,
+  UnsupportedOperationError,
+  parseTarget,
+} from "@switchyard/transport";
 import { catalogOf } from "./catalog-option";
-import { DB_ENV, resolveDbPath } from "./database";
-import type { NatsEventSource } from "./nats";
-import { CliError, Output } from "./output";
+import { type OpenTargetOptions, describeTargets, openCliTarget } from "./drivers";
+import { CliError, ExitCode, Output } from "./output";
+import { WATCH_OPTION_HELP, watch, watchIntervalOf } from "./watch";
+
+/** The environment variable naming the coordination database (a SQLite path). */
+export const DB_ENV = "SWITCHYARD_DB";
+/** The environment variable naming the transport target (`sqlite:…`, a path, `nats://…`). */
+export const TRANSPORT_ENV = "SWITCHYARD_TRANSPORT";
 
 /** Options of {@link createProgram}: where output goes and what the commands read, for embedding and tests. */
 export interface ProgramOptions {
@@ -11,7 +24,7 @@ export interface ProgramOptions {
   readonly stdout?: (text: string) => void;
   /** Errors, progress and notes. @defaultValue `process.stderr.write` */
   readonly stderr?: (text: string) => void;
-  /** Environment variables (`SWITCHYARD_DB`). @defaultValue `process.env` */
+  /** Environment variables (`SWITCHYARD_TRANSPORT`, `SWITCHYARD_DB`). @defaultValue `process.env` */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Stops long-running commands (`events tail`), in addition to SIGINT. */
   readonly signal?: AbortSignal;
@@ -28,9 +41,11 @@ export interface Runtime {
   readonly exit: (code: number) => void;
 }
 
+const defaultStdout = (text: string): void => void process.stdout.write(text);
+
 export function runtimeOf(options: ProgramOptions): Runtime {
   return {
-    stdout: options.stdout ?? ((text) => void process.stdout.write(text)),
+    stdout: options.stdout ?? defaultStdout,
     stderr: options.stderr ?? ((text) => void process.stderr.write(text)),
     env: options.env ?? process.env,
     signal: options.signal,
@@ -44,60 +59,100 @@ export function runtimeOf(options: ProgramOptions): Runtime {
 
 /** Options every command accepts. */
 export interface CommonOptions {
+  readonly transport?: string;
   readonly db?: string;
+  /** `--nats-creds <file>`: a `.creds` file for a `nats://` target. */
+  readonly natsCreds?: string;
   readonly json?: boolean;
   /** `--catalog <module>`, on the commands that read a catalog (see `withCatalogOption`). */
   readonly catalog?: string;
 }
 
-/** Add `--db` and `--json` to a command. */
+/** Add `--transport <target>`, `--db <path>` and `--json` to a command. */
 export function withCommonOptions(command: Command): Command {
   return command
     .option(
+      "--transport <target>",
+      `where the events are: sqlite:<path> (or a bare path), nats://host:4222/STREAM?prefix=<subject> ` +
+        `(default: $${TRANSPORT_ENV}, else --db)`,
+    )
+    .option(
       "--db <path>",
-      `coordination database (default: $${DB_ENV}, else data/coordination/coordination.db)`,
+      `a SQLite coordination database, same as --transport sqlite:<path> (default: $${DB_ENV}, else ${DEFAULT_PATH})`,
+    )
+    .option(
+      "--nats-creds <file>",
+      "NATS credentials file (.creds) for a nats:// target (user:pass@host in the URL works too)",
     )
     .option("--json", "machine-readable output (one JSON document)");
 }
 
-/** The options of commands that can read NATS JetStream instead of the SQLite file. */
-export interface TransportOptions {
-  readonly transport: string;
-  readonly natsUrl: string;
-  readonly stream: string;
-  readonly prefix: string;
+/** Help text listing the transport targets, for the program's help. */
+export function targetsHelp(): string {
+  return describeTargets();
 }
 
-/** Add `--transport sqlite|nats` and the NATS options; `what` names what lives there ("events"). */
-export function withTransportOptions(what: string, command: Command): Command {
-  return command
-    .option("--transport <kind>", `where the ${what} are: sqlite (the --db file) or nats`, "sqlite")
-    .option(
-      "--nats-url <urls>",
-      "NATS servers, comma-separated (--transport nats)",
-      process.env.NATS_URL ?? "nats://127.0.0.1:4222",
-    )
-    .option("--stream <name>", "JetStream stream (--transport nats)", "SWITCHYARD")
-    .option(
-      "--prefix <subject>",
-      "subject prefix of the stream (--transport nats)",
-      "switchyard.events",
+/**
+ * The target a command works on: `--transport`, else `--db` (a SQLite path), else
+ * `$SWITCHYARD_TRANSPORT`, else `$SWITCHYARD_DB`, else the default database path. A SQLite path
+ * is made absolute (messages name the file). Both `--transport` and `--db` is a usage error.
+ */
+export function resolveTarget(
+  opts: { readonly transport?: string; readonly db?: string },
+  env: Readonly<Record<string, string | undefined>>,
+): string {
+  if (opts.transport !== undefined && opts.db !== undefined)
+    throw new CliError(
+      "USAGE",
+      `Give either --transport ${opts.transport} or --db ${opts.db}, not both (--db <path> is --transport sqlite:<path>).`,
     );
+  const chosen =
+    opts.transport ??
+    (opts.db !== undefined ? `sqlite:${opts.db}` : undefined) ??
+    (env[TRANSPORT_ENV] || undefined) ??
+    (env[DB_ENV] ? `sqlite:${env[DB_ENV]}` : undefined) ??
+    `sqlite:${DEFAULT_PATH}`;
+  if (chosen.trim() === "") throw new CliError("USAGE", "--transport: the target is empty.");
+  const target = parseTarget(chosen);
+  if (target.scheme !== "sqlite") return chosen;
+  if (target.rest.trim() === "")
+    throw new CliError("USAGE", `--transport ${chosen}: no SQLite file after "sqlite:".`);
+  return `sqlite:${resolve(target.rest)}`;
 }
 
-/** The stream (and servers) the `--transport nats` options name. */
-export function natsSourceOf(
-  opts: TransportOptions,
-): NatsEventSource & { readonly prefix: string } {
-  return { servers: opts.natsUrl.split(","), stream: opts.stream, prefix: opts.prefix };
+/** The name of a capability, for messages. */
+const CAPABILITY: Record<keyof Capabilities, string> = {
+  deliveries: "per-subscriber delivery detail",
+  heartbeats: "stored daemon heartbeats",
+  deadLetters: "stored dead letters",
+  replay: "dead-letter replay",
+  purge: "dead-letter purge",
+  clearPending: "clearing the backlog",
+  backup: "backups",
+};
+
+/**
+ * Refuse `what` (a command, "dlq replay") when the driver lacks `capability`: a usage error
+ * (exit 2) saying it is not supported on this transport, never an odd failure later.
+ */
+export function requireCapability(
+  driver: Driver,
+  capability: keyof Capabilities,
+  what: string,
+): void {
+  if (!driver.capabilities[capability]) throw unsupported(driver, what, capability);
 }
 
-/** Which transport a command was asked for; a usage error for anything but sqlite or nats. */
-export function transportOf(opts: TransportOptions): "sqlite" | "nats" {
-  if (opts.transport === "sqlite" || opts.transport === "nats") return opts.transport;
-  throw new CliError(
-    "USAGE",
-    `--transport: ${JSON.stringify(opts.transport)} is not sqlite or nats.`,
+/** The error {@link requireCapability} throws. */
+export function unsupported(
+  driver: Driver,
+  what: string,
+  capability?: keyof Capabilities,
+): CliError {
+  return new CliError(
+    "UNSUPPORTED",
+    `${what} is not supported on ${driver.scheme}` +
+      (capability ? ` (the ${driver.scheme} driver has no ${CAPABILITY[capability]}).` : "."),
   );
 }
 
@@ -107,16 +162,21 @@ export interface ActionContext<O> {
   readonly args: readonly unknown[];
   readonly opts: O;
   readonly out: Output;
-  /** Absolute path of the database this command works on. */
-  readonly dbPath: string;
+  /** The transport target this command works on (see {@link resolveTarget}). */
+  readonly target: string;
   readonly runtime: Runtime;
   /** The catalog in use: `--catalog`'s module on commands that take it, else the pipeline catalog. */
   readonly catalog: AnyCatalog;
+  /**
+   * Open the target's driver (once; closed when the command ends). Read commands pass
+   * `readOnly: true`. A target that cannot be opened is an input error (exit 2).
+   */
+  readonly driver: (options: { readonly readOnly: boolean }) => Promise<Driver>;
 }
 
 /**
- * Wrap a command body: parse its options, give it an {@link Output}, turn any error into a
- * message without a stack trace, and report the exit code it returns.
+ * Wrap a command body: parse its options, give it an {@link Output} and the target's driver,
+ * turn any error into a message without a stack trace, and report the exit code it returns.
  */
 export function action<O extends CommonOptions>(
   runtime: Runtime,
@@ -127,21 +187,109 @@ export function action<O extends CommonOptions>(
     const opts = command.opts<O>();
     const out = new Output(opts.json === true, runtime.stdout, runtime.stderr);
     const args = params.slice(0, -2);
+    let opened: Promise<Driver> | undefined;
     let code: number;
     try {
+      const target = resolveTarget(opts, runtime.env);
       code = await body({
         args,
         opts,
         out,
-        dbPath: resolveDbPath(opts.db, runtime.env),
+        target,
         runtime,
         catalog: await catalogOf(command, opts.catalog, runtime.env),
+        driver: (options) =>
+          (opened ??= openForCommand(target, {
+            readOnly: options.readOnly,
+            ...(opts.natsCreds !== undefined
+              ? { nats: { credsFile: resolve(opts.natsCreds) } }
+              : {}),
+            ...(runtime.signal ? { signal: runtime.signal } : {}),
+          }).then((opened) => {
+            if (options.readOnly) noteSnapshot(opened, out);
+            return opened;
+          })),
       });
     } catch (error) {
-      code = out.error(error);
+      code = out.error(await unsupportedOf(error, opened));
+    } finally {
+      if (opened) await opened.then((d) => d.close()).catch(() => undefined);
     }
     runtime.exit(code);
   };
+}
+
+/** What a read-only inspector reading a copy says about it (the SQLite inspector's `snapshot`). */
+export interface SnapshotInfo {
+  /** When the copy was taken (RFC 3339). */
+  readonly takenAt: string;
+  readonly reason: string;
+}
+
+/** The snapshot a read-only inspector reads instead of the live target, if it does. */
+export function snapshotOf(driver: Driver): SnapshotInfo | undefined {
+  return (driver.inspector() as { readonly snapshot?: SnapshotInfo }).snapshot;
+}
+
+function noteSnapshot(driver: Driver, out: Output): void {
+  const snapshot = snapshotOf(driver);
+  if (snapshot)
+    out.note(
+      `note: ${snapshot.reason} (snapshot of ${driver.target} taken at ${snapshot.takenAt}).`,
+    );
+}
+
+async function openForCommand(target: string, options: OpenTargetOptions): Promise<Driver> {
+  try {
+    // A command never creates what is not there: a SQLite file opened for writing would be.
+    return await openCliTarget(target, { ...options, sqlite: { create: false } });
+  } catch (error) {
+    if (error instanceof CliError || !(error instanceof SwitchyardError)) throw error;
+    // The target named something that is not there or not reachable: the input is wrong.
+    throw new CliError(error.code, error.message, ExitCode.usage, { cause: error });
+  }
+}
+
+/** An `UnsupportedOperationError` from the admin, said as "… is not supported on <scheme>". */
+async function unsupportedOf(
+  error: unknown,
+  opened: Promise<Driver> | undefined,
+): Promise<unknown> {
+  if (!(error instanceof UnsupportedOperationError)) return error;
+  const driver = await opened?.catch(() => undefined);
+  return new CliError(
+    "UNSUPPORTED",
+    `Not supported on ${driver?.scheme ?? error.transport}: ${error.message}`,
+    ExitCode.usage,
+    { cause: error },
+  );
+}
+
+/** Add `--watch [interval]` (see {@link watching}). */
+export function withWatchOption(command: Command): Command {
+  return command.option("--watch [interval]", WATCH_OPTION_HELP);
+}
+
+/**
+ * Run `render` once, or with `--watch [interval]` again every interval until Ctrl-C (or the
+ * runtime's signal), each run into a fresh {@link Output}; resolves to the last run's exit code.
+ */
+export async function watching(
+  context: Pick<ActionContext<{ readonly watch?: string | boolean }>, "opts" | "out" | "runtime">,
+  title: string,
+  render: (out: Output) => Promise<number>,
+): Promise<number> {
+  const intervalMs = watchIntervalOf(context.opts.watch);
+  if (intervalMs === undefined) return render(context.out);
+  const { runtime, out } = context;
+  return watch((frame) => render(new Output(out.json, frame.write, runtime.stderr)), {
+    write: runtime.stdout,
+    intervalMs,
+    title,
+    framed: !out.json,
+    ...(runtime.signal ? { signal: runtime.signal } : {}),
+    ...(runtime.stdout === defaultStdout ? {} : { tty: false }),
+  });
 }
 
 /** Append an "Examples:" section to a command's `--help`. */

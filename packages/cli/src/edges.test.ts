@@ -47,15 +47,15 @@ describe("switchyard on damaged rows", () => {
   it("subscribers shows a subscriber whose types are not JSON as damaged, and the others", async () => {
     const run = await cli(["subscribers", "--db", db, "--json"]);
     expect(run.code).toBe(0);
-    const subscribers = run.json().subscribers as { name: string; damaged?: string }[];
-    expect(subscribers.map((s) => s.name)).toEqual([
+    const subscribers = run.json().subscribers as { subscriber: string; damaged?: string }[];
+    expect(subscribers.map((s) => s.subscriber)).toEqual([
       "evaluator",
       "flaky",
       "idle",
       "promoter",
       "slow",
     ]);
-    expect(subscribers.find((s) => s.name === "idle")).toMatchObject({
+    expect(subscribers.find((s) => s.subscriber === "idle")).toMatchObject({
       types: [],
       damaged: expect.stringMatching(/subscribers\.types of "idle" is not JSON/),
     });
@@ -87,11 +87,13 @@ describe("switchyard on damaged rows", () => {
     expect(run.code).toBe(1);
     const checks = run.json().checks as { check: string; status: string; message: string }[];
     expect(checks.find((c) => c.check === "daemon:trainer")).toMatchObject({
-      status: "warn",
-      message: expect.stringMatching(/DAMAGED row.*health of "trainer" is not JSON/),
+      status: "degraded",
+      message: expect.stringMatching(/DAMAGED.*health of "trainer" is not JSON/),
     });
-    expect(checks.find((c) => c.check === "subscriber:idle")).toMatchObject({ status: "warn" });
-    expect(checks.find((c) => c.check === "daemon:evaluator")?.status).toBe("fail");
+    expect(checks.find((c) => c.check === "subscriber:idle")).toMatchObject({
+      status: "degraded",
+    });
+    expect(checks.find((c) => c.check === "daemon:evaluator")?.status).toBe("unhealthy");
     expect(checks.map((c) => c.check)).toEqual(
       expect.arrayContaining(["backlog", "dead-letters", "alert:TRAINING_FAILED"]),
     );
@@ -112,7 +114,7 @@ describe("switchyard on damaged rows", () => {
     ).toMatchObject({ damaged: expect.stringMatching(/deliveries\.last_error .* is not JSON/) });
     const text = await cli(["events", "trace", filled.ids.training, "--db", db]);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^flaky +pending +1 .*DAMAGED$/m);
+    expect(text.stdout).toMatch(/^flaky +retrying at \S+ +1 .*DAMAGED$/m);
     expect(text.stdout).toMatch(/delivery to flaky: deliveries\.last_error/);
   });
 
@@ -125,7 +127,7 @@ describe("switchyard on damaged rows", () => {
 
     const promotion = await cli(["events", "trace", filled.ids.promotion, "--db", db, "--json"]);
     expect(promotion.code).toBe(0);
-    expect(promotion.json().event.payloadError).toMatch(/extensions is not JSON/);
+    expect(promotion.json().event.damaged).toMatch(/extensions is not JSON/);
   });
 
   it("events list marks an event whose payload is not JSON and lists the rest", async () => {
@@ -148,7 +150,7 @@ describe("switchyard on damaged rows", () => {
     expect(hex.json().missing).toEqual([]);
     // Its config key is in the payload it cannot read: the stage shows as missing, no failure.
     const sq = await cli(["pipeline", "verify", "sq8_4p", "--db", db, "--json"]);
-    expect(sq.stderr).toBe("");
+    expect(sq.stderr).not.toMatch(/error/);
     expect(sq.code).toBe(1);
     expect(sq.json().missing).toEqual(["NPZ_EXPORT_COMPLETE", "MODEL_DISTRIBUTION_COMPLETE"]);
   });
@@ -182,7 +184,7 @@ describe("switchyard on a payload nested 100,000 deep", () => {
 
   it("events trace prints it cut at the depth limit instead of overflowing the stack", async () => {
     const text = await cli(["events", "trace", id, "--db", path]);
-    expect(text.stderr).toBe("");
+    expect(text.stderr).not.toMatch(/error/);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^data +\[\[\[\[.*nested deeper than 64 levels, not shown/m);
 
@@ -215,6 +217,30 @@ describe("switchyard on a payload nested 100,000 deep", () => {
       a: { b: "…(nested deeper than 64 levels, not shown)" },
     });
   });
+});
+
+describe("events tail on a database no process has open", () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  it("sees an event published after it started, though it reads snapshots", async () => {
+    const path = join(tmp.dir, "quiet.db");
+    const publish = async (type: string) => {
+      const transport = sqliteTransport({ path, pruneIntervalMs: 0 });
+      await transport.publish([createEnvelope({ type, source: "t", subject: "k", data: {} })]);
+      // Closed cleanly: no -wal left, so the next read is a snapshot again.
+      await transport.close();
+    };
+    await publish("TRAINING_COMPLETED");
+    const tail = cli(["events", "tail", "--count", "1", "--for", "20s", "--db", path]);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await publish("MODEL_PROMOTED");
+    const run = await tail;
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/following a snapshot/);
+    expect(run.stdout).toMatch(/MODEL_PROMOTED/);
+    expect(run.stdout).not.toMatch(/TRAINING_COMPLETED/);
+  }, 30_000);
 });
 
 describe("pipeline verify over a window longer than retention", () => {
@@ -254,7 +280,7 @@ describe("pipeline verify over a window longer than retention", () => {
       "--json",
     ]);
     const result = run.json();
-    expect(result.warnings).toEqual([expect.stringMatching(/older events are pruned/)]);
+    expect(result.warnings).toEqual([expect.stringMatching(/older events were removed/)]);
     expect(Date.parse(result.coveredSince)).toBeGreaterThan(Date.parse(result.since));
     const last = pipelineStages[pipelineStages.length - 1]!;
     expect(
@@ -270,7 +296,7 @@ describe("pipeline verify over a window longer than retention", () => {
     expect(text.stdout).not.toMatch(/✗/);
     expect(text.stdout).toMatch(/^\?\s+1\. /m);
     expect(text.stdout).toMatch(
-      /Warning: The 48 h window starts before .* older events are pruned/,
+      /Warning: The 48 h window starts before .* older events were removed by the sqlite transport's retention/,
     );
     expect(text.stdout).toMatch(
       /no event since .* \(older ones pruned, so not known for the whole window\)/,
@@ -348,19 +374,21 @@ describe("read commands on a file in a directory they cannot write", { tags: ["s
 
   it("reads a snapshot and says so", async () => {
     const list = await run(["events", "list", "--db", path, "--json"]);
-    expect(list.stderr).toMatch(/note: reading a snapshot of .*coordination\.db/);
+    expect(list.stderr).toMatch(
+      /note: reading a copy of .*coordination\.db.*\(snapshot of sqlite:/,
+    );
     expect(list.code).toBe(0);
     expect((list.json() as { events: unknown[] }).events).toHaveLength(1);
     // Nothing was written next to the file.
     expect(existsSync(`${path}-shm`)).toBe(false);
   });
 
-  it("events tail refuses to follow a snapshot, which never changes", async () => {
-    const tail = await run(["events", "tail", "--for", "2s", "--db", path]);
-    expect(tail.code).toBe(2);
-    expect(tail.stderr).toMatch(
-      /error: events tail follows new events, and a snapshot .* never has any/,
-    );
+  it("events tail follows a snapshot by reading a fresh copy at each poll, and says so", async () => {
+    const tail = await run(["events", "tail", "--since", "1h", "--count", "1", "--db", path]);
+    expect(tail.code).toBe(0);
+    expect(tail.stderr).toMatch(/note: following a snapshot: a fresh copy is read every 1s/);
+    expect(tail.stdout).toMatch(/TRAINING_COMPLETED/);
+    expect(existsSync(`${path}-shm`)).toBe(false);
   });
 });
 
@@ -377,13 +405,14 @@ describe("exit codes", () => {
     raw.exec(`DROP TABLE daemon_heartbeats`);
     raw.close();
     const run = await cli(["daemons", "--db", path]);
-    expect(run.stderr).toMatch(/^error: unexpected failure: no such table: daemon_heartbeats/);
+    expect(run.stderr).toMatch(/^error: unexpected failure: no such table: daemon_heartbeats/m);
     expect(run.code).toBe(3);
     expect(describeError(new Error("boom")).exitCode).toBe(3);
   });
 
+  // A target that is not there is an input error (2) for every command but health, which reports
+  // it as an unhealthy check (1), the same verdict as an unreachable NATS server.
   it.each([
-    [["health"]],
     [["stats"]],
     [["subscribers"]],
     [["daemons"]],
@@ -395,21 +424,61 @@ describe("exit codes", () => {
     [["dlq", "inspect", "1"]],
     [["dlq", "replay", "1"]],
     [["dlq", "purge", "--older-than", "7d", "--yes"]],
-    [["health", "--transport", "nats", "--nats-url", "nats://127.0.0.1:1"]],
-    [["events", "trace", "x", "--transport", "nats", "--nats-url", "nats://127.0.0.1:1"]],
     [["monitor", "throughput"]],
     [["monitor", "failures"]],
     [["monitor", "depth"]],
     [["pipeline", "verify", "k"]],
     [["queue", "backup"]],
     [["queue", "clear", "--pending", "--yes"]],
-  ])("%j names a database that does not exist, without a stack, and exits 2", async (args) => {
-    const run = await cli([...args, "--db", missing()]);
+  ])(
+    "%j names a database that does not exist, without a stack, exits 2 and creates nothing",
+    async (args) => {
+      const run = await cli([...args, "--db", missing()]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^error: No queue file at .*nowhere/);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+      const json = await cli([...args, "--db", missing(), "--json"]);
+      expect(json.code).toBe(2);
+      expect(json.json().error.code).toBe("QUEUE_FILE_NOT_FOUND");
+      expect(existsSync(missing())).toBe(false);
+    },
+  );
+
+  it("health reports a database that does not exist as unhealthy (exit 1), with a report", async () => {
+    const run = await cli(["health", "--db", missing(), "--json"]);
+    expect(run.code).toBe(1);
+    expect(run.json()).toMatchObject({
+      status: "unhealthy",
+      checks: [{ check: "transport", status: "unhealthy" }],
+    });
+    expect(run.json().checks[0].message).toMatch(/No queue file at .*nowhere/);
+  });
+
+  it("health reports an unreachable NATS server as unhealthy; other commands exit 2 naming it", async () => {
+    const health = await cli(["health", "--transport", "nats://127.0.0.1:1/S", "--json"]);
+    expect(health.code).toBe(1);
+    expect(health.json().checks[0]).toMatchObject({ check: "transport", status: "unhealthy" });
+    const trace = await cli([
+      "events",
+      "trace",
+      "x",
+      "--transport",
+      "nats://127.0.0.1:1/S",
+      "--json",
+    ]);
+    expect(trace.code).toBe(2);
+    expect(trace.json().error.code).toBe("NATS_UNREACHABLE");
+  });
+
+  it("an unknown scheme is a usage error listing the known ones", async () => {
+    const run = await cli(["events", "list", "--transport", "kafka://broker:9092"]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/^error: No (coordination database|file) at .*nowhere/);
-    expect(run.stderr).not.toMatch(/\n\s+at /);
-    const json = await cli([...args, "--db", missing(), "--json"]);
-    expect(json.code).toBe(2);
-    expect(json.json().error.code).toBe("DATABASE_NOT_FOUND");
+    expect(run.stderr).toContain("Known: sqlite:…, nats:…");
+  });
+
+  it("--transport and --db together is a usage error", async () => {
+    const run = await cli(["stats", "--transport", "nats://127.0.0.1:4222/S", "--db", missing()]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("not both");
   });
 });

@@ -17,16 +17,7 @@ const available = await natsAvailable();
 
 describeIf(available, "pipeline verify on a stream that removed events", { tags: ["slow"] }, () => {
   const names = uniqueNames("clihorizon");
-  const args = [
-    "--transport",
-    "nats",
-    "--nats-url",
-    NATS_URL,
-    "--stream",
-    names.stream,
-    "--prefix",
-    names.prefix,
-  ];
+  const args = ["--transport", `${NATS_URL}/${names.stream}?prefix=${names.prefix}`];
 
   beforeAll(async () => {
     const transport = natsTransport({ servers: NATS_URL, ...names, retention: "limits" });
@@ -57,11 +48,7 @@ describeIf(available, "pipeline verify on a stream that removed events", { tags:
     expect(run.code).toBe(1);
     const result = run.json();
     expect(result.warnings).toEqual([
-      expect.stringMatching(
-        new RegExp(
-          `stream ${names.stream} no longer holds its first ${pipelineStages.length - 1} messages`,
-        ),
-      ),
+      expect.stringMatching(/older events were removed by the nats transport's retention/),
     ]);
     expect(result.stages.filter((s: { uncertain?: true }) => s.uncertain)).toHaveLength(
       pipelineStages.length - 1,

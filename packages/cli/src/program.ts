@@ -40,7 +40,7 @@ export function createProgram(options: ProgramOptions = {}): Command {
   const runtime = runtimeOf(options);
   const program = new Command("switchyard")
     .description(
-      "The Switchyard operations runbook as commands: health, stats, subscribers, events, DLQ, monitoring, pipeline verification and guarded recovery, against the coordination database.",
+      "The Switchyard operations runbook as commands: health, stats, subscribers, events, DLQ, monitoring, pipeline verification and guarded recovery, on any transport (SQLite, NATS JetStream).",
     )
     .version(version())
     .exitOverride()
@@ -49,9 +49,11 @@ export function createProgram(options: ProgramOptions = {}): Command {
   program.addHelpText(
     "after",
     `
-Every command takes --db <path> (default: $SWITCHYARD_DB, else data/coordination/coordination.db)
-and --json. health, daemons, subscribers, events list, events trace and pipeline verify also read
-NATS JetStream: --transport nats [--nats-url <urls>] [--stream <name>] [--prefix <subject>].
+Every command takes --transport <target> and --json. A target is one of:
+  sqlite:<path>, or a bare path          a SQLite coordination database (--db <path> too)
+  nats://host:4222[,host2:4222]/STREAM?prefix=<subject>
+                                         a NATS JetStream stream (default STREAM SWITCHYARD)
+Default: $SWITCHYARD_TRANSPORT, else $SWITCHYARD_DB, else data/coordination/coordination.db.
 Commands that read the catalog (event types, alert rules, pipelines) take --catalog <module>
 (default: $SWITCHYARD_CATALOG, else the built-in pipeline catalog).
 Exit codes: 0 ok, 1 check failed or unhealthy, 2 usage or input error, 3 unexpected failure.

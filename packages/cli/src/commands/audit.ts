@@ -1,82 +1,96 @@
 import type { Command } from "commander";
-import { type NatsAudit, natsTransport } from "@switchyard/transport-nats";
+import type { Transport } from "@switchyard/transport";
 import {
   type CommonOptions,
   type Runtime,
-  type TransportOptions,
   action,
   examples,
-  natsSourceOf,
-  transportOf,
+  unsupported,
   withCommonOptions,
-  withTransportOptions,
 } from "../context";
-import { onStream, withJetStream } from "../nats";
-import { CliError, ExitCode, type Output, plural } from "../output";
+import { ExitCode, type Output, plural } from "../output";
 
-interface AuditOptions extends CommonOptions, TransportOptions {
+interface AuditOptions extends CommonOptions {
   readonly subscriber?: string;
   readonly repair?: boolean;
 }
 
 /**
- * `switchyard audit --transport nats`: compare what the stream holds with what each durable
- * subscriber acknowledged (`NatsTransport.audit`), list events a subscriber's ack floor passed
- * without handling them, and with `--repair` hand them back. Exit code 1 when a gap is found.
+ * What `switchyard audit --json` prints: the report of the transport's own `audit()` (a log
+ * whose consumers keep an ack floor can pass events no subscriber handled).
+ */
+export interface AuditReport {
+  readonly stream: string;
+  readonly retention: string;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly receipts: boolean;
+  readonly consumers: readonly {
+    readonly subscriber: string;
+    readonly type: string;
+    readonly ackFloor: number;
+    readonly delivered: number;
+    readonly ackPending: number;
+    readonly pending: number;
+    readonly aheadOfStream: boolean;
+    readonly unhandled:
+      readonly { readonly seq: number; readonly id: string; readonly type: string }[] | undefined;
+  }[];
+  readonly gaps: number;
+  readonly requeued: number;
+}
+
+/** A transport that can audit its consumers' ack floors against what was handled. */
+interface Auditable extends Transport {
+  audit(options: { readonly subscriber?: string; readonly repair?: boolean }): Promise<AuditReport>;
+}
+
+function isAuditable(transport: Transport): transport is Auditable {
+  return typeof (transport as Partial<Auditable>).audit === "function";
+}
+
+/**
+ * `switchyard audit`: compare what the log holds with what each durable subscriber acknowledged
+ * (the transport's `audit()`), list events a subscriber's ack floor passed without handling them,
+ * and with `--repair` hand them back. Exit 1 when a gap is found. Transports whose deliveries
+ * are one row each (SQLite) have no ack floor to audit: "not supported".
  */
 export function registerAudit(program: Command, runtime: Runtime): void {
-  const command = withTransportOptions(
-    "events",
-    withCommonOptions(
-      program
-        .command("audit")
-        .description(
-          "NATS JetStream: find events no subscriber will ever get — an ack floor past events that were never handled (needs receipts: true), or a consumer ahead of the stream after a crash. Exit 1 on a gap.",
-        )
-        .option("--subscriber <name>", "only this subscriber")
-        .option("--repair", "hand every unhandled event back to its subscriber (same id)"),
-    ),
+  const command = withCommonOptions(
+    program
+      .command("audit")
+      .description(
+        "Find events no subscriber will ever get — an ack floor past events that were never handled (needs receipts: true), or a consumer ahead of the log after a crash. Transports with an ack floor only (NATS JetStream). Exit 1 on a gap.",
+      )
+      .option("--subscriber <name>", "only this subscriber")
+      .option("--repair", "hand every unhandled event back to its subscriber (same id)"),
   );
   examples(command, [
-    ["switchyard audit --transport nats", "did a crash make any subscriber skip events?"],
     [
-      "switchyard audit --transport nats --subscriber evaluator --repair",
+      "switchyard audit --transport nats://127.0.0.1:4222/SWITCHYARD",
+      "did a crash make any subscriber skip events?",
+    ],
+    [
+      "switchyard audit --transport nats://127.0.0.1:4222/SWITCHYARD --subscriber evaluator --repair",
       "hand the skipped events back to evaluator",
     ],
   ]);
   command.action(
-    action<AuditOptions>(runtime, async ({ opts, out }) => {
-      if (transportOf(opts) !== "nats")
-        throw new CliError(
-          "USAGE",
-          "audit checks NATS JetStream consumers; pass --transport nats (the SQLite queue keeps a row per delivery, see `switchyard subscribers`).",
-        );
-      const source = natsSourceOf(opts);
-      const report = await withJetStream(source, (link) =>
-        onStream(link, source, async () => {
-          // The transport on this connection: the stream exists (checked above), nothing is created.
-          const transport = natsTransport({
-            connection: link.nc,
-            stream: source.stream,
-            prefix: source.prefix,
-          });
-          try {
-            return await transport.audit({
-              ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
-              repair: opts.repair === true,
-            });
-          } finally {
-            await transport.close();
-          }
-        }),
-      );
+    action<AuditOptions>(runtime, async ({ opts, out, driver }) => {
+      const opened = await driver({ readOnly: false });
+      const transport = opened.transport();
+      if (!isAuditable(transport)) throw unsupported(opened, "audit");
+      const report = await transport.audit({
+        ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
+        repair: opts.repair === true,
+      });
       print(report, out, opts);
       return report.gaps > 0 && opts.repair !== true ? ExitCode.failed : ExitCode.ok;
     }),
   );
 }
 
-function print(report: NatsAudit, out: Output, opts: AuditOptions): void {
+function print(report: AuditReport, out: Output, opts: AuditOptions): void {
   out.data(report);
   if (report.consumers.length === 0) {
     out.line(

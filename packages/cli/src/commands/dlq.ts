@@ -1,25 +1,29 @@
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
+import { durationParser } from "../duration";
+import type { AnyCatalog } from "@switchyard/event-schema";
+import type {
+  ActionResult,
+  DeadLetterFilter,
+  DeadLetterInfo,
+  DeadLetterStatus,
+  Inspector,
+  ReplayResult,
+} from "@switchyard/transport";
 import {
-  type DeadLetter,
-  type DeadLetterQuery,
-  type DeadLetterStatus,
-  DeadLetterNotFoundError,
-  ReplayConflictError,
-  type ReplayReport,
-  type SqliteDeadLetterStore,
-  replayTo,
-} from "@switchyard/dlq";
-import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
+  type CommonOptions,
+  type Runtime,
+  action,
+  examples,
+  requireCapability,
+  withCommonOptions,
+} from "../context";
 import { DAMAGED, markDamaged, reportDamaged } from "../damaged";
-import { backupDatabase, deadLetterReader, deadLetterWriter, withReadOnly } from "../database";
 import { withCatalogOption } from "../catalog-option";
-import { checkEventType } from "../event-types";
+import { checkEventTypeAsync } from "../event-types";
 import {
   CliError,
   ExitCode,
   type Output,
-  describeError,
-  durationOption,
   formatDuration,
   formatPairs,
   formatTime,
@@ -27,8 +31,7 @@ import {
   positiveIntOption,
   sinceOption,
 } from "../output";
-import { countPurgeable, deadDeliveriesKept, hasDeadLetterType } from "../queries";
-import { TRANSPORTS, type TransportKind, openTransport } from "../transport";
+import { type RetryDaemonState, retryDaemonState, retryNote } from "./shared";
 
 const STATUSES: readonly DeadLetterStatus[] = [
   "pending_retry",
@@ -39,6 +42,8 @@ const STATUSES: readonly DeadLetterStatus[] = [
 ];
 /** What still needs attention (the depth). */
 const OPEN: readonly DeadLetterStatus[] = ["pending_retry", "retrying", "permanently_failed"];
+/** What `dlq replay` hands back by default; `--again` adds `replayed`. */
+const REPLAYABLE: readonly DeadLetterStatus[] = ["pending_retry", "permanently_failed"];
 
 function statusesOption(text: string): DeadLetterStatus[] {
   const list = text.split(",").map((s) => s.trim());
@@ -50,13 +55,18 @@ function statusesOption(text: string): DeadLetterStatus[] {
   return list as DeadLetterStatus[];
 }
 
-function idArgument(text: string): number {
-  const id = Number(text);
-  if (!Number.isInteger(id) || id < 1)
-    throw new InvalidArgumentError(
-      "A dead letter id is a positive integer (see `switchyard dlq list`).",
-    );
-  return id;
+function idArgument(text: string): string {
+  if (text.trim() === "")
+    throw new InvalidArgumentError("A dead letter id is not empty (see `switchyard dlq list`).");
+  return text.trim();
+}
+
+/** Commander option parser for `--keep <n>`: backups kept, at least 1. */
+export function keepOption(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError("Expected the number of backups to keep (1 or more).");
+  return n;
 }
 
 interface ListOptions extends CommonOptions {
@@ -68,18 +78,17 @@ interface ListOptions extends CommonOptions {
   readonly limit: number;
 }
 
-interface ReplayOptions extends CommonOptions {
-  readonly id?: number;
+interface ReplayCliOptions extends CommonOptions {
+  readonly id?: string;
   readonly type?: string;
   readonly subscriber?: string;
   readonly status?: DeadLetterStatus[];
   readonly dryRun?: boolean;
-  readonly transport: TransportKind;
-  readonly limit: number;
+  readonly again?: boolean;
 }
 
 interface PurgeCliOptions extends CommonOptions {
-  readonly id?: number;
+  readonly id?: string;
   readonly olderThan?: number;
   readonly type?: string;
   readonly subscriber?: string;
@@ -87,15 +96,33 @@ interface PurgeCliOptions extends CommonOptions {
   readonly all?: boolean;
   readonly hard?: boolean;
   readonly yes?: boolean;
+  readonly keep?: number;
 }
 
-/** What `switchyard dlq purge --json` prints. */
-export interface PurgeReport {
-  readonly purged: number;
-  readonly byStatus: Partial<Record<DeadLetterStatus, number>>;
-  /** The backup written before purging; absent when nothing matched. */
-  readonly backup?: string;
+/** What `switchyard dlq purge --json` prints: the admin's `ActionResult` and whether rows were deleted. */
+export interface PurgeReport extends ActionResult {
   readonly hard: boolean;
+}
+
+/** What `switchyard dlq list --json` prints. */
+export interface DeadLetterListReport {
+  readonly deadLetters: readonly DeadLetterInfo[];
+  /** Whether a retry daemon runs: without one, `nextRetryAt` is when it would, not when it will. */
+  readonly retryDaemon: RetryDaemonState;
+}
+
+/** The type a user named, checked against the catalog; a type only the dead letters hold passes. */
+function deadLetterTypeOf(
+  catalog: AnyCatalog,
+  type: string | undefined,
+  inspector: Inspector,
+): Promise<string | undefined> {
+  if (type === undefined) return Promise.resolve(undefined);
+  return checkEventTypeAsync(
+    catalog,
+    type,
+    async (t) => (await inspector.deadLetters({ type: t, limit: 1 })).deadLetters.length > 0,
+  );
 }
 
 export function registerDlq(program: Command, runtime: Runtime): void {
@@ -106,52 +133,48 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   const stats = withCommonOptions(
     dlq
       .command("stats")
-      .description("How deep is the DLQ? Depth by status, event type and subscriber, oldest age."),
+      .description(
+        "How deep is the DLQ? Depth by status, reason, event type and subscriber, oldest age.",
+      ),
   );
   examples(stats, [["switchyard dlq stats", "DLQ size and where it comes from"]]);
   stats.action(
-    action<CommonOptions>(runtime, ({ out, dbPath }) =>
-      withReadOnly(dbPath, (db) => {
-        const report = deadLetterReader(db)?.stats() ?? {
-          depth: 0,
-          byStatus: Object.fromEntries(STATUSES.map((s) => [s, 0])),
-          byType: {},
-          bySubscriber: {},
-          oldestAgeMs: undefined,
-        };
-        out.data(report);
-        out.line(
-          formatPairs([
-            ["depth", report.depth],
-            ...STATUSES.map((s) => [s, report.byStatus[s] ?? 0] as const),
-            [
-              "oldest",
-              report.oldestAgeMs === undefined
-                ? undefined
-                : `${formatDuration(report.oldestAgeMs)} old`,
-            ],
-          ]),
-        );
-        const byType = Object.entries(report.byType);
-        if (byType.length > 0) {
-          out.line();
-          out.table(["event type", "depth"], byType);
-        }
-        const bySubscriber = Object.entries(report.bySubscriber);
-        if (bySubscriber.length > 0) {
-          out.line();
-          out.table(["subscriber", "depth"], bySubscriber);
-        }
-        return ExitCode.ok;
-      }),
-    ),
+    action<CommonOptions>(runtime, async ({ out, driver }) => {
+      const opened = await driver({ readOnly: true });
+      requireCapability(opened, "deadLetters", "dlq stats");
+      const report = await opened.inspector().deadLetterCounts();
+      out.data(report);
+      out.line(
+        formatPairs([
+          ["depth", report.depth],
+          ...STATUSES.map((s) => [s, report.byStatus[s] ?? 0] as const),
+          [
+            "oldest",
+            report.oldestAgeMs === undefined
+              ? undefined
+              : `${formatDuration(report.oldestAgeMs)} old`,
+          ],
+        ]),
+      );
+      for (const [title, counts] of [
+        ["reason", report.byReason],
+        ["event type", report.byType],
+        ["subscriber", report.bySubscriber],
+      ] as const) {
+        const rows = Object.entries(counts);
+        if (rows.length === 0) continue;
+        out.line();
+        out.table([title, "depth"], rows);
+      }
+      return ExitCode.ok;
+    }),
   );
 
   const list = withCommonOptions(
     dlq
       .command("list")
       .description(
-        "What failed for good, and why? Dead letters newest first (by default those still to handle: pending_retry, retrying, permanently_failed).",
+        "What failed for good, and why? Dead letters newest first (by default those still to handle: pending_retry, retrying, permanently_failed), and whether a retry daemon runs.",
       )
       .option("--type <event-type>", "only this event type")
       .option("--subscriber <name>", "only this subscriber")
@@ -175,66 +198,65 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   ]);
   withCatalogOption(list);
   list.action(
-    action<ListOptions>(runtime, ({ opts, out, dbPath, catalog }) =>
-      withReadOnly(dbPath, (db) => {
-        const type =
-          opts.type === undefined
-            ? undefined
-            : checkEventType(catalog, opts.type, (t) => hasDeadLetterType(db, t));
-        const query: DeadLetterQuery = {
-          ...(type !== undefined ? { type } : {}),
-          ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
-          ...(opts.all ? {} : { status: opts.status ?? OPEN }),
-          ...(opts.since !== undefined ? { since: opts.since } : {}),
-          limit: opts.limit,
-        };
-        const deadLetters = deadLetterReader(db)?.list(query) ?? [];
-        const kept = deadDeliveriesKept(db);
-        out.data({ deadLetters, keptInQueue: kept });
-        if (deadLetters.length === 0) out.line("No dead letters match.");
-        else
-          out.table(
-            [
-              "id",
-              "last failed",
-              "type",
-              "subscriber",
-              "status",
-              "reason",
-              "attempts",
-              "replays",
-              "error",
-            ],
-            deadLetters.map((d) => [
-              d.id,
-              formatTime(d.lastFailedAt),
-              d.eventType,
-              d.subscriber,
-              markDamaged(d.status, d),
-              d.reason,
-              d.attempts,
-              d.replays,
-              `${d.error.name}: ${d.error.message}`,
-            ]),
-          );
-        reportDamaged(out, deadLetters, (d) => `dead letter ${d.id}`);
-        if (kept > 0) {
-          out.line();
-          out.line(
-            `${plural(kept, "dead delivery", "dead deliveries")} stay in the queue without a dead-letter sink ` +
-              "(see `switchyard subscribers`); give the transport a SqliteDeadLetterStore to keep them here.",
-          );
-        }
+    action<ListOptions>(runtime, async ({ opts, out, catalog, driver }) => {
+      const opened = await driver({ readOnly: true });
+      requireCapability(opened, "deadLetters", "dlq list");
+      const inspector = opened.inspector();
+      const type = await deadLetterTypeOf(catalog, opts.type, inspector);
+      const { deadLetters } = await inspector.deadLetters({
+        ...(type !== undefined ? { type } : {}),
+        ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
+        ...(opts.all ? {} : { status: opts.status ?? OPEN }),
+        ...(opts.since !== undefined ? { since: opts.since } : {}),
+        limit: opts.limit,
+      });
+      const retryDaemon = await retryDaemonState(inspector);
+      const report: DeadLetterListReport = { deadLetters, retryDaemon };
+      out.data(report);
+      if (deadLetters.length === 0) {
+        out.line("No dead letters match.");
         return ExitCode.ok;
-      }),
-    ),
+      }
+      out.table(
+        [
+          "id",
+          "last failed",
+          "type",
+          "subscriber",
+          "status",
+          "reason",
+          "attempts",
+          "replays",
+          "next retry",
+          "error",
+        ],
+        deadLetters.map((d) => [
+          d.id,
+          formatTime(d.lastFailedAt),
+          d.eventType,
+          d.subscriber,
+          markDamaged(d.status, d),
+          d.reason,
+          d.attempts,
+          d.replays,
+          nextRetry(d, retryDaemon),
+          `${d.error.name}: ${d.error.message}`,
+        ]),
+      );
+      reportDamaged(out, deadLetters, (d) => `dead letter ${d.id}`);
+      if (deadLetters.some((d) => d.nextRetryAt !== undefined)) {
+        out.line();
+        out.line(retryNote(retryDaemon));
+      }
+      return ExitCode.ok;
+    }),
   );
 
   const inspect = withCommonOptions(
     dlq
       .command("inspect")
       .description(
-        "Everything about one dead letter: envelope, error with stack, attempts, replays.",
+        "Everything about one dead letter: envelope, error with stack, attempts, replays, next retry.",
       )
       .argument("<id>", "dead letter id (from dlq list)", idArgument),
   );
@@ -243,21 +265,23 @@ export function registerDlq(program: Command, runtime: Runtime): void {
     ["switchyard dlq inspect 42 --json | jq .deadLetter.envelope", "the original envelope"],
   ]);
   inspect.action(
-    action<CommonOptions>(runtime, ({ out, dbPath, args }) =>
-      withReadOnly(dbPath, (db) => {
-        const record = inspectRecord(deadLetterReader(db), args[0] as number, dbPath);
-        out.data({ deadLetter: record });
-        printRecord(out, record);
-        return ExitCode.ok;
-      }),
-    ),
+    action<CommonOptions>(runtime, async ({ out, args, driver }) => {
+      const opened = await driver({ readOnly: true });
+      requireCapability(opened, "deadLetters", "dlq inspect");
+      const inspector = opened.inspector();
+      const record = await recordOf(inspector, String(args[0]), opened.target);
+      const retryDaemon = await retryDaemonState(inspector);
+      out.data({ deadLetter: record, retryDaemon });
+      printRecord(out, record, retryDaemon);
+      return ExitCode.ok;
+    }),
   );
 
   const replay = withCommonOptions(
     dlq
       .command("replay")
       .description(
-        "Deliver dead letters again to the subscriber that failed them (after fixing the cause): one by id, or all matching --type/--subscriber.",
+        "Deliver dead letters again to the subscriber that failed them (after fixing the cause): one by id, or all matching --type/--subscriber/--status. One already replayed needs --again.",
       )
       .argument("[id]", "dead letter id (from dlq list)", idArgument)
       .option("--id <id>", "only this dead letter (same as the argument)", idArgument)
@@ -265,27 +289,22 @@ export function registerDlq(program: Command, runtime: Runtime): void {
       .option("--subscriber <name>", "every dead letter of this subscriber")
       .option(
         "--status <list>",
-        "statuses to replay (default: pending_retry,permanently_failed)",
+        "statuses to replay (default: pending_retry,permanently_failed; with --again also replayed)",
         statusesOption,
       )
-      .option("--limit <n>", "at most this many records", positiveIntOption, 1000)
-      .option("--dry-run", "only list what would be replayed")
-      .addOption(
-        new Option("--transport <name>", "transport that requeues them")
-          .choices(TRANSPORTS)
-          .default("sqlite"),
-      ),
+      .option("--again", "also replay dead letters replayed before")
+      .option("--dry-run", "only list what would be replayed"),
   );
   examples(replay, [
     ["switchyard dlq replay 42", "one record"],
-    ["switchyard dlq replay --id 42", "the same"],
+    ["switchyard dlq replay 42 --again", "one record replayed before, once more"],
     ["switchyard dlq replay --subscriber evaluator --dry-run", "what would be replayed"],
     ["switchyard dlq replay --type TRAINING_COMPLETED", "every record of one type"],
   ]);
   withCatalogOption(replay);
   replay.action(
-    action<ReplayOptions>(runtime, async ({ args, opts, out, dbPath, catalog }) => {
-      const positional = args[0] as number | undefined;
+    action<ReplayCliOptions>(runtime, async ({ args, opts, out, catalog, driver }) => {
+      const positional = args[0] as string | undefined;
       if (positional !== undefined && opts.id !== undefined && positional !== opts.id)
         throw new CliError(
           "USAGE",
@@ -304,27 +323,53 @@ export function registerDlq(program: Command, runtime: Runtime): void {
           "USAGE",
           "Say what to replay: a dead letter id, or --type and/or --subscriber (add --dry-run to preview).",
         );
-      const { candidates, query } = await withReadOnly(dbPath, (db) => {
-        const reader = deadLetterReader(db);
-        if (id !== undefined)
-          return { candidates: [inspectRecord(reader, id, dbPath)], query: undefined };
-        const type =
-          opts.type === undefined
-            ? undefined
-            : checkEventType(catalog, opts.type, (t) => hasDeadLetterType(db, t));
-        const query: DeadLetterQuery = {
+      // Writable even for --dry-run: the admin decides what would be replayed, and the SQLite
+      // admin refuses to run on a read-only driver.
+      const opened = await driver({ readOnly: false });
+      requireCapability(opened, "deadLetters", "dlq replay");
+      if (!opts.dryRun) requireCapability(opened, "replay", "dlq replay");
+      const inspector = opened.inspector();
+      let filter: DeadLetterFilter;
+      if (id !== undefined) {
+        const record = await recordOf(inspector, id, opened.target);
+        if (record.status === "replayed" && !opts.again) {
+          const report: ReplayResult = {
+            dryRun: opts.dryRun === true,
+            matched: 1,
+            replayed: [],
+            skipped: [
+              {
+                id,
+                reason: `replayed before (${formatTime(record.replayedAt) ?? "time unknown"})`,
+              },
+            ],
+            failed: [],
+            wouldReplay: [],
+          };
+          out.data(report);
+          out.line(
+            `Dead letter ${id} was replayed before (${plural(record.replays, "replay")}, last at ` +
+              `${formatTime(record.replayedAt) ?? "an unknown time"}): add --again to replay it once more.`,
+          );
+          return ExitCode.failed;
+        }
+        filter = { id };
+      } else {
+        const type = await deadLetterTypeOf(catalog, opts.type, inspector);
+        filter = {
           ...(type !== undefined ? { type } : {}),
           ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
-          status: opts.status ?? ["pending_retry", "permanently_failed"],
-          limit: opts.limit,
+          status: opts.status ?? (opts.again ? [...REPLAYABLE, "replayed"] : REPLAYABLE),
         };
-        return { candidates: reader?.list(query) ?? [], query };
-      });
-      const report = await replayRecords(candidates, query, opts, dbPath);
+      }
+      const report = await opened
+        .admin()
+        .replay(filter, { dryRun: opts.dryRun === true, again: opts.again === true });
       out.data(report);
-      printReplay(out, report);
+      printReplay(out, report, opts.again === true);
       return report.failed.length > 0 ||
-        (id !== undefined && report.replayed.length === 0 && !report.dryRun)
+        (id !== undefined && !report.dryRun && report.replayed.length === 0) ||
+        (id !== undefined && report.dryRun && report.wouldReplay.length === 0)
         ? ExitCode.failed
         : ExitCode.ok;
     }),
@@ -334,13 +379,13 @@ export function registerDlq(program: Command, runtime: Runtime): void {
     dlq
       .command("purge")
       .description(
-        "Remove dead letters you are done with (destructive: needs --yes, backs the database up first). Records become tombstones without envelope; --hard deletes them.",
+        "Remove dead letters you are done with (destructive: needs --yes, backs up first where the transport can). Records become tombstones without envelope; --hard deletes them.",
       )
       .option("--id <id>", "only this dead letter (e.g. one poison event)", idArgument)
       .option(
         "--older-than <duration>",
         "last failed longer ago than this (e.g. 7d)",
-        durationOption,
+        durationParser("--older-than"),
       )
       .option("--type <event-type>", "only this event type")
       .option("--subscriber <name>", "only this subscriber")
@@ -351,12 +396,13 @@ export function registerDlq(program: Command, runtime: Runtime): void {
       )
       .option("--all", "every dead letter, when no other criterion is given")
       .option("--hard", "delete rows instead of keeping tombstones")
+      .option("--keep <n>", "backups kept; older ones are removed (default: 10)", keepOption)
       .option("--yes", "really purge (after a backup)"),
   );
   examples(purge, [
     ["switchyard dlq purge --older-than 7d --yes", "the runbook's weekly clean-up"],
     ["switchyard dlq purge --id 42 --yes", "delete one poison event"],
-    ["switchyard dlq purge --status replayed --yes", "records already replayed"],
+    ["switchyard dlq purge --status replayed --yes --keep 3", "records already replayed"],
     [
       "switchyard dlq purge --type QUALITY_ALERT --older-than 1d",
       "preview: refuses, says how many",
@@ -364,242 +410,119 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   ]);
   withCatalogOption(purge);
   purge.action(
-    action<PurgeCliOptions>(runtime, async ({ opts, out, dbPath, catalog }) => {
-      if (opts.id !== undefined) return purgeOne(opts, out, dbPath, opts.id);
-      const hasCriterion =
+    action<PurgeCliOptions>(runtime, async ({ opts, out, catalog, driver }) => {
+      const criteria =
         opts.olderThan !== undefined ||
         opts.type !== undefined ||
         opts.subscriber !== undefined ||
         opts.status !== undefined;
-      if (!hasCriterion && !opts.all)
+      if (opts.id !== undefined && (criteria || opts.all))
+        throw new CliError(
+          "USAGE",
+          "Give either --id or --older-than/--type/--subscriber/--status/--all, not both.",
+        );
+      if (opts.id === undefined && !criteria && !opts.all)
         throw new CliError(
           "USAGE",
           "Say what to purge: --id, --older-than, --type, --subscriber or --status (or --all for every dead letter).",
         );
-      const before =
-        opts.olderThan === undefined ? undefined : new Date(Date.now() - opts.olderThan);
-      const { matching, type } = await withReadOnly(dbPath, (db) => {
-        const type =
-          opts.type === undefined
-            ? undefined
-            : checkEventType(catalog, opts.type, (t) => hasDeadLetterType(db, t));
-        const matching = countPurgeable(db, {
-          ...(before ? { before } : {}),
-          ...(type !== undefined ? { type } : {}),
-          ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
-          ...(opts.status ? { statuses: opts.status } : {}),
-        });
-        return { matching, type };
-      });
-      if (!opts.yes) {
-        throw new CliError(
-          "CONFIRMATION_REQUIRED",
-          `Refusing to purge without --yes: ${plural(matching, "dead letter")} match. Purging is ` +
-            `destructive; re-run with --yes (the database is backed up first).`,
-        );
-      }
-      if (matching === 0) {
-        const report: PurgeReport = { purged: 0, byStatus: {}, hard: opts.hard === true };
-        out.data(report);
-        out.line("Nothing to purge: no dead letter matches.");
-        return ExitCode.ok;
-      }
-      const backup = await backupDatabase(dbPath);
-      out.note(`Backed up ${dbPath} to ${backup}`);
-      const store = deadLetterWriter(dbPath);
-      try {
-        const result = store.purge({
-          ...(before ? { olderThan: before } : {}),
+      const opened = await driver({ readOnly: opts.yes !== true });
+      requireCapability(opened, "deadLetters", "dlq purge");
+      if (opts.yes) requireCapability(opened, "purge", "dlq purge");
+      const inspector = opened.inspector();
+      let filter: DeadLetterFilter;
+      let what: string;
+      if (opts.id !== undefined) {
+        const record = await recordOf(inspector, opts.id, opened.target);
+        if (record.status === "purged" && !opts.hard) {
+          const report: PurgeReport = { dryRun: false, count: 0, hard: false };
+          out.data(report);
+          out.line(
+            `Dead letter ${opts.id} is purged already (add --hard to delete its tombstone).`,
+          );
+          return ExitCode.ok;
+        }
+        filter = { id: opts.id };
+        what = `dead letter ${opts.id} (${record.eventType} for ${record.subscriber}, ${record.status})`;
+      } else {
+        const type = await deadLetterTypeOf(catalog, opts.type, inspector);
+        filter = {
+          ...(opts.olderThan !== undefined
+            ? { before: new Date(Date.now() - opts.olderThan) }
+            : {}),
           ...(type !== undefined ? { type } : {}),
           ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
           ...(opts.status ? { status: opts.status } : {}),
-          ...(opts.all ? { all: true } : {}),
-          ...(opts.hard ? { hard: true } : {}),
-        });
-        const report: PurgeReport = { ...result, backup, hard: opts.hard === true };
-        out.data(report);
-        out.line(
-          `Purged ${plural(result.purged, "dead letter")}` +
-            (result.purged
-              ? ` (${Object.entries(result.byStatus)
-                  .map(([s, n]) => `${s} ${n}`)
-                  .join(", ")})`
-              : "") +
-            (opts.hard ? ", rows deleted." : ", kept as tombstones."),
-        );
-        out.line(`Backup: ${backup}`);
-        return ExitCode.ok;
-      } finally {
-        store.close();
+        };
+        what = "";
       }
+      if (!opts.yes) {
+        const matching = await countMatching(inspector, filter);
+        throw new CliError(
+          "CONFIRMATION_REQUIRED",
+          `Refusing to purge ${what || plural(matching, "matching dead letter")} without --yes. ` +
+            `Purging is destructive; re-run with --yes${opened.capabilities.backup ? " (a backup is taken first)" : ""}.`,
+        );
+      }
+      const result = await opened.admin().purge(filter, {
+        all: opts.all === true && !criteria,
+        hard: opts.hard === true,
+        ...(opts.keep !== undefined ? { backup: { keep: opts.keep } } : {}),
+      });
+      const report: PurgeReport = { ...result, hard: opts.hard === true };
+      out.data(report);
+      if (result.backup) out.note(`Backed up to ${result.backup}`);
+      if (opts.id !== undefined && result.count === 0) {
+        out.line(
+          `Dead letter ${opts.id} was not purged: it is being replayed right now. Try again once the replay is done.`,
+        );
+        return ExitCode.failed;
+      }
+      out.line(
+        result.count === 0
+          ? "Nothing to purge: no dead letter matches."
+          : `Purged ${plural(result.count, "dead letter")}${opts.hard ? ", rows deleted." : ", kept as tombstones."}`,
+      );
+      if (result.backup) out.line(`Backup: ${result.backup}`);
+      return ExitCode.ok;
     }),
   );
 }
 
-/** One record, or an error naming the id and the database. */
-function inspectRecord(
-  reader: SqliteDeadLetterStore | undefined,
-  id: number,
-  dbPath: string,
-): DeadLetter {
-  try {
-    if (reader) return reader.inspect(id);
-  } catch (error) {
-    if (!(error instanceof DeadLetterNotFoundError)) throw error;
-  }
+/** How many dead letters a filter matches (the pages followed). */
+async function countMatching(inspector: Inspector, filter: DeadLetterFilter): Promise<number> {
+  let count = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await inspector.deadLetters({
+      ...filter,
+      limit: 1000,
+      ...(cursor ? { cursor } : {}),
+    });
+    count += page.deadLetters.length;
+    cursor = page.next;
+  } while (cursor);
+  return count;
+}
+
+/** One record, or an error naming the id and the target. */
+async function recordOf(inspector: Inspector, id: string, target: string): Promise<DeadLetterInfo> {
+  const record = await inspector.deadLetter(id);
+  if (record) return record;
   throw new CliError(
     "DEAD_LETTER_NOT_FOUND",
-    `No dead letter with id ${id} in ${dbPath}. See the ids with \`switchyard dlq list --all\`.`,
+    `No dead letter with id ${id} on ${target}. See the ids with \`switchyard dlq list --all\`.`,
   );
 }
 
-const IN_PROCESS =
-  'origin "router": it failed in an in-process handler, so only the daemon\'s own process can replay ' +
-  "it (its DlqRetryDaemon does, or store.replay() with replayTo({ router }) there)";
-
-/** Why `record` cannot be replayed by this command, or `undefined` when it can. */
-function notReplayable(record: DeadLetter, transport: TransportKind): string | undefined {
-  if (record.origin === "router") return IN_PROCESS;
-  if (record.damaged !== undefined) return `damaged: ${record.damaged}`;
-  if (record.envelope === undefined) return "purged: the envelope is gone";
-  if (record.origin !== transport)
-    return `it came from the ${record.origin} transport; replay it with --transport ${record.origin}`;
-  return undefined;
+/** The "next retry" cell: the time, marked when nothing will retry it then. */
+function nextRetry(d: DeadLetterInfo, daemon: RetryDaemonState): string | undefined {
+  if (d.nextRetryAt === undefined) return undefined;
+  const at = formatTime(d.nextRetryAt);
+  return daemon.running ? at : `${at} (no retry daemon)`;
 }
 
-/**
- * Replay one record, or every record matching `query`. The store selects and claims the records
- * in one transaction, so two replays at the same instant (two operators, this and a retry
- * daemon) hand each record back once: `candidates` (read before) only explain what is skipped.
- */
-async function replayRecords(
-  candidates: readonly DeadLetter[],
-  query: DeadLetterQuery | undefined,
-  opts: ReplayOptions,
-  dbPath: string,
-): Promise<ReplayReport> {
-  const skipped: { id: number; reason: string }[] = [];
-  const replayable: DeadLetter[] = [];
-  for (const record of candidates) {
-    const why = notReplayable(record, opts.transport);
-    if (why === undefined) replayable.push(record);
-    else skipped.push({ id: record.id, reason: why });
-  }
-  if (query === undefined && skipped.length > 0) {
-    throw new CliError(
-      "NOT_REPLAYABLE",
-      `Dead letter ${skipped[0]!.id} cannot be replayed from here: ${skipped[0]!.reason}.`,
-    );
-  }
-  const report = {
-    dryRun: opts.dryRun === true,
-    matched: candidates.length,
-    replayed: [] as number[],
-    skipped,
-    failed: [] as { id: number; error: string }[],
-    wouldReplay: [] as number[],
-  };
-  if (opts.dryRun) {
-    report.wouldReplay = replayable.map((r) => r.id);
-    return report;
-  }
-  if (replayable.length === 0) return report;
-  const store = deadLetterWriter(dbPath);
-  const transport = openTransport(opts.transport, { path: dbPath });
-  try {
-    const to = replayTo({ transport });
-    if (query === undefined) {
-      const record = replayable[0]!;
-      try {
-        // The record as read above: refused if someone replayed it since.
-        await store.replay(record, { to });
-        report.replayed.push(record.id);
-      } catch (error) {
-        if (error instanceof ReplayConflictError)
-          report.skipped.push({ id: record.id, reason: error.message });
-        else report.failed.push({ id: record.id, error: describeError(error).message });
-      }
-      return report;
-    }
-    const done = await store.replay({ ...query, origin: opts.transport }, { to });
-    const explained = new Set(skipped.map((s) => s.id));
-    report.replayed.push(...done.replayed);
-    report.skipped.push(...done.skipped.filter((s) => !explained.has(s.id)));
-    report.failed.push(...done.failed);
-    // Read above but gone from the selection by now: replayed or claimed by someone else.
-    const handled = new Set([
-      ...done.replayed,
-      ...done.skipped.map((s) => s.id),
-      ...done.failed.map((f) => f.id),
-    ]);
-    for (const record of replayable)
-      if (!handled.has(record.id))
-        report.skipped.push({
-          id: record.id,
-          reason: "replayed or being replayed by someone else",
-        });
-  } finally {
-    await transport.close();
-    store.close();
-  }
-  return report;
-}
-
-/** `dlq purge --id N`: one record, after a backup. */
-async function purgeOne(
-  opts: PurgeCliOptions,
-  out: Output,
-  dbPath: string,
-  id: number,
-): Promise<number> {
-  if (
-    opts.olderThan !== undefined ||
-    opts.type !== undefined ||
-    opts.subscriber !== undefined ||
-    opts.status !== undefined ||
-    opts.all
-  )
-    throw new CliError(
-      "USAGE",
-      "Give either --id or --older-than/--type/--subscriber/--status/--all, not both.",
-    );
-  const record = await withReadOnly(dbPath, (db) =>
-    inspectRecord(deadLetterReader(db), id, dbPath),
-  );
-  if (!opts.yes)
-    throw new CliError(
-      "CONFIRMATION_REQUIRED",
-      `Refusing to purge dead letter ${id} (${record.eventType} for ${record.subscriber}, ${record.status}) ` +
-        "without --yes. Purging is destructive; re-run with --yes (the database is backed up first).",
-    );
-  if (record.status === "purged" && !opts.hard) {
-    const report: PurgeReport = { purged: 0, byStatus: {}, hard: false };
-    out.data(report);
-    out.line(`Dead letter ${id} is purged already (add --hard to delete its tombstone).`);
-    return ExitCode.ok;
-  }
-  const backup = await backupDatabase(dbPath);
-  out.note(`Backed up ${dbPath} to ${backup}`);
-  const store = deadLetterWriter(dbPath);
-  try {
-    const result = store.purge({ id, ...(opts.hard ? { hard: true } : {}) });
-    const report: PurgeReport = { ...result, backup, hard: opts.hard === true };
-    out.data(report);
-    if (result.purged === 0) {
-      out.line(
-        `Dead letter ${id} was not purged: it is being replayed right now. Try again once the replay is done.`,
-      );
-      return ExitCode.failed;
-    }
-    out.line(`Purged dead letter ${id}${opts.hard ? ", row deleted." : ", kept as a tombstone."}`);
-    out.line(`Backup: ${backup}`);
-    return ExitCode.ok;
-  } finally {
-    store.close();
-  }
-}
-
-function printReplay(out: Output, report: ReplayReport): void {
+function printReplay(out: Output, report: ReplayResult, again: boolean): void {
   if (report.dryRun) {
     out.line(
       report.wouldReplay.length
@@ -613,11 +536,17 @@ function printReplay(out: Output, report: ReplayReport): void {
   } else if (report.matched === 0) {
     out.line("No dead letters match.");
   }
-  for (const s of report.skipped) out.line(`skipped ${s.id}: ${s.reason}`);
+  for (const s of report.skipped)
+    out.line(
+      `skipped ${s.id}: ${s.reason}` +
+        (!again && /replayed/i.test(s.reason) && !/being replayed|another/i.test(s.reason)
+          ? " (add --again to replay it once more)"
+          : ""),
+    );
   for (const f of report.failed) out.line(`failed ${f.id}: ${f.error}`);
 }
 
-function printRecord(out: Output, d: DeadLetter): void {
+function printRecord(out: Output, d: DeadLetterInfo, daemon: RetryDaemonState): void {
   out.line(
     formatPairs([
       ["id", d.id],
@@ -630,11 +559,15 @@ function printRecord(out: Output, d: DeadLetter): void {
       ["replays", d.replays],
       ["first failed", formatTime(d.firstFailedAt)],
       ["last failed", formatTime(d.lastFailedAt)],
-      ["next retry", d.nextRetryAt === undefined ? undefined : formatTime(d.nextRetryAt)],
+      ["next retry", nextRetry(d, daemon)],
       ["replayed at", formatTime(d.replayedAt)],
       ["error", `${d.error.name}${d.error.code ? ` [${d.error.code}]` : ""}: ${d.error.message}`],
     ]),
   );
+  if (d.nextRetryAt !== undefined) {
+    out.line();
+    out.line(retryNote(daemon));
+  }
   if (d.error.stack) {
     out.line();
     out.line(d.error.stack);

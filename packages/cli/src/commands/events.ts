@@ -1,45 +1,30 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type Database from "better-sqlite3";
 import type { Command } from "commander";
-import {
-  type DeliveryInfo,
-  type StoredEvent,
-  getEvent,
-  lastSeqBefore,
-  recentEvents,
-  traceEvent,
-} from "@switchyard/cross-process-queue";
+import { durationParser, formatDuration as durationText } from "../duration";
+import type {
+  CausationNode,
+  DeadLetterInfo,
+  DeliveryInfo,
+  Driver,
+  Inspector,
+  StoredEvent,
+} from "@switchyard/transport";
 import {
   type CommonOptions,
   type Runtime,
-  type TransportOptions,
   action,
   examples,
-  natsSourceOf,
-  transportOf,
+  snapshotOf,
   withCommonOptions,
-  withTransportOptions,
 } from "../context";
-import { isSnapshot, openCompanion, openReadOnly, withReadOnly } from "../database";
 import { withCatalogOption } from "../catalog-option";
-import { checkEventType, checkEventTypeAsync } from "../event-types";
-import {
-  type CausedStreamEvent,
-  type NatsDeliveryInfo,
-  causedStreamEvents,
-  deliveriesOf,
-  findStreamEvent,
-  hasStreamType,
-  recentStreamEvents,
-  taggedConsumers,
-  withStream,
-} from "../nats";
+import { openCliTarget } from "../drivers";
+import { markDamaged, reportDamaged } from "../damaged";
 import {
   CliError,
   ExitCode,
   type Output,
   countOption,
-  durationOption,
   formatDuration,
   formatPairs,
   formatTime,
@@ -48,14 +33,7 @@ import {
   positiveIntOption,
   sinceOption,
 } from "../output";
-import { type MaybeDamaged, markDamaged, reportDamaged } from "../damaged";
-import {
-  causedEventIds,
-  deadLettersOfEvent,
-  eventIdsAfter,
-  hasEventType,
-  maxSeq,
-} from "../queries";
+import { eventTypeOf } from "./shared";
 
 /** An event caused by the traced one (its `causationid`), with its own deliveries and effects. */
 export interface CausedEvent {
@@ -64,54 +42,33 @@ export interface CausedEvent {
   readonly caused: readonly CausedEvent[];
 }
 
-/** What `switchyard events trace --json` prints. */
+/** What `switchyard events trace --json` prints, the same on every transport. */
 export interface TraceReport {
+  readonly transport: string;
   readonly event: StoredEvent;
-  /** Every subscriber's delivery of it. */
+  /** The chain of causes, oldest first, ending with its direct cause. */
+  readonly causes: readonly StoredEvent[];
+  /** Every subscriber's delivery of it (empty when the transport has no delivery detail). */
   readonly deliveries: readonly DeliveryInfo[];
   /** Dead letters stored for it (one per subscriber that failed it). */
-  readonly deadLetters: readonly {
-    id: number;
-    subscriber: string;
-    status: string;
-    reason: string;
-    attempts: number;
-  }[];
-  /** Events whose `causationid` is this event's id, recursively up to `--depth` levels. */
+  readonly deadLetters: readonly Pick<
+    DeadLetterInfo,
+    "id" | "subscriber" | "status" | "reason" | "attempts"
+  >[];
+  /** Events it caused, recursively up to `--depth` levels. */
   readonly caused: readonly CausedEvent[];
+  /** True when the tree was cut at `--depth` or at {@link MAX_CAUSED} events. */
+  readonly truncated: boolean;
 }
 
-/** An event caused by the traced one on NATS, with its own deliveries and effects. */
-export interface NatsCausedEvent {
-  readonly event: StoredEvent;
-  readonly deliveries: readonly NatsDeliveryInfo[];
-  readonly caused: readonly NatsCausedEvent[];
-}
-
-/** What `switchyard events trace --transport nats --json` prints: {@link TraceReport} on NATS. */
-export interface NatsTraceReport {
-  readonly transport: "nats";
-  readonly stream: string;
-  /** `seq` is the stream sequence, `createdAt` when the stream stored it. */
-  readonly event: StoredEvent;
-  /** Every subscriber's delivery of it, from its consumer's state. */
-  readonly deliveries: readonly NatsDeliveryInfo[];
-  /** Dead letters stored for it in the `--db` file (empty when no file is named). */
-  readonly deadLetters: TraceReport["deadLetters"];
-  /** Whether `deadLetters` was read (a `--db` file was named). */
-  readonly deadLettersChecked: boolean;
-  /** Events whose `causationid` is this event's id, recursively up to `--depth` levels. */
-  readonly caused: readonly NatsCausedEvent[];
-}
-
-interface ListOptions extends CommonOptions, TransportOptions {
+interface ListOptions extends CommonOptions {
   readonly type?: string;
   readonly subject?: string;
   readonly since?: Date;
   readonly limit: number;
 }
 
-interface TraceOptions extends CommonOptions, TransportOptions {
+interface TraceOptions extends CommonOptions {
   readonly depth: number;
 }
 
@@ -121,34 +78,37 @@ interface TailOptions extends CommonOptions {
   readonly since?: Date;
   readonly for?: number;
   readonly count?: number;
-  readonly interval: number;
+  readonly interval?: number;
 }
 
-/** Most caused events followed in one trace, so a runaway chain cannot flood the terminal. */
+/** Most events in one trace's tree, so a runaway chain cannot flood the terminal. */
 const MAX_CAUSED = 200;
+
+/** How often `events tail` asks for new events. */
+const TAIL_INTERVAL_MS = 250;
+
+/** How often `events tail` reads a fresh snapshot, at most. */
+const SNAPSHOT_POLL_MS = 1000;
 
 export function registerEvents(program: Command, runtime: Runtime): void {
   const events = program
     .command("events")
     .description("Stored events: list them, trace one through every subscriber, follow new ones.");
 
-  const list = withTransportOptions(
-    "events",
-    withCommonOptions(
-      events
-        .command("list")
-        .description(
-          "Was it published? The newest events first, optionally of one type, subject (config key) and since a time.",
-        )
-        .option("--type <event-type>", "only this event type")
-        .option("--subject <key>", "only this subject (the config key, e.g. hex8_2p)")
-        .option(
-          "--since <when>",
-          "only events stored since a duration ago (2h, 30m) or an ISO time",
-          sinceOption,
-        )
-        .option("--limit <n>", "at most this many", positiveIntOption, 20),
-    ),
+  const list = withCommonOptions(
+    events
+      .command("list")
+      .description(
+        "Was it published? The newest events first, optionally of one type, subject (config key) and since a time.",
+      )
+      .option("--type <event-type>", "only this event type")
+      .option("--subject <key>", "only this subject (the config key, e.g. hex8_2p)")
+      .option(
+        "--since <when>",
+        "only events stored since a duration ago (2h, 30m) or an ISO time",
+        sinceOption,
+      )
+      .option("--limit <n>", "at most this many", positiveIntOption, 20),
   );
   examples(list, [
     ["switchyard events list", "the 20 newest events"],
@@ -161,39 +121,23 @@ export function registerEvents(program: Command, runtime: Runtime): void {
       "one config's events, for a script",
     ],
     [
-      "switchyard events list --transport nats --nats-url nats://10.0.0.5:4222 --since 1h",
-      "from the NATS JetStream stream (seq = stream sequence)",
+      "switchyard events list --transport nats://10.0.0.5:4222/SWITCHYARD --since 1h",
+      "from a NATS JetStream stream (seq = stream sequence)",
     ],
   ]);
   withCatalogOption(list);
   list.action(
-    action<ListOptions>(runtime, async ({ opts, out, dbPath, catalog }) => {
-      const query = (type: string | undefined) => ({
-        ...(type !== undefined ? { type } : {}),
+    action<ListOptions>(runtime, async ({ opts, out, catalog, driver }) => {
+      const inspector = (await driver({ readOnly: true })).inspector();
+      const type = await eventTypeOf(catalog, opts.type, inspector);
+      const page = await inspector.events({
+        ...(type !== undefined ? { types: [type] } : {}),
         ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
         ...(opts.since !== undefined ? { since: opts.since } : {}),
         limit: opts.limit,
+        order: "newest",
       });
-      const found =
-        transportOf(opts) === "nats"
-          ? await withStream(natsSourceOf(opts), async (session) => {
-              const type =
-                opts.type === undefined
-                  ? undefined
-                  : await checkEventTypeAsync(catalog, opts.type, (t) => hasStreamType(session, t));
-              return recentStreamEvents(session, query(type));
-            })
-          : await withReadOnly(
-              dbPath,
-              (db) => {
-                const type =
-                  opts.type === undefined
-                    ? undefined
-                    : checkEventType(catalog, opts.type, (t) => hasEventType(db, t));
-                return recentEvents(db, query(type));
-              },
-              out,
-            );
+      const found = page.events;
       out.data({ events: found });
       if (found.length === 0) {
         out.line("No events match.");
@@ -203,7 +147,7 @@ export function registerEvents(program: Command, runtime: Runtime): void {
         ["seq", "stored", "type", "subject", "source", "id"],
         found.map((e) => [
           e.seq,
-          formatTime(e.createdAt),
+          formatTime(e.storedAt),
           markDamaged(e.type, e),
           e.subject,
           e.source,
@@ -215,17 +159,14 @@ export function registerEvents(program: Command, runtime: Runtime): void {
     }),
   );
 
-  const trace = withTransportOptions(
-    "events",
-    withCommonOptions(
-      events
-        .command("trace")
-        .description(
-          "Where did it go, where is it stuck? One event's delivery to every subscriber (attempts, status, last error), its dead letters, and the events it caused.",
-        )
-        .argument("<event-id>", "the envelope id")
-        .option("--depth <n>", "levels of caused events to follow", countOption, 3),
-    ),
+  const trace = withCommonOptions(
+    events
+      .command("trace")
+      .description(
+        "Where did it go, where is it stuck? One event's delivery to every subscriber (attempts, state, last error), its dead letters, what caused it and the events it caused.",
+      )
+      .argument("<event-id>", "the envelope id")
+      .option("--depth <n>", "levels of caused events to follow", countOption, 3),
   );
   examples(trace, [
     [
@@ -234,39 +175,41 @@ export function registerEvents(program: Command, runtime: Runtime): void {
     ],
     ["switchyard events trace <id> --depth 0 --json", "deliveries only, as JSON"],
     [
-      "switchyard events trace <id> --transport nats --db coordination.db",
-      "on NATS JetStream; dead letters from the file",
+      "switchyard events trace <id> --transport nats://10.0.0.5:4222/SWITCHYARD",
+      "the same on NATS JetStream",
     ],
   ]);
   trace.action(
-    action<TraceOptions>(runtime, async ({ args, opts, out, dbPath }) => {
+    action<TraceOptions>(runtime, async ({ args, opts, out, driver }) => {
       const id = String(args[0]);
-      if (transportOf(opts) === "nats") return traceOnNats(id, opts, out, runtime);
-      return withReadOnly(
-        dbPath,
-        (db) => {
-          const traced = traceEvent(db, id);
-          if (!traced) {
-            throw new CliError(
-              "EVENT_NOT_FOUND",
-              `No event with id ${id} in ${dbPath}. Events are pruned after the retention period ` +
-                `(24 h by default); find recent ids with \`switchyard events list\`.`,
-            );
-          }
-          const budget = { left: MAX_CAUSED };
-          const report: TraceReport = {
-            event: traced.event,
-            deliveries: traced.deliveries,
-            deadLetters: deadLettersOfEvent(db, id),
-            caused: causedBy(db, traced.event, opts.depth, budget),
-          };
-          out.data(report);
-          printTrace(out, report, SQLITE_DELIVERIES);
-          if (budget.left <= 0) out.line(`(stopped after ${MAX_CAUSED} caused events)`);
-          return ExitCode.ok;
-        },
-        out,
-      );
+      const opened = await driver({ readOnly: true });
+      const inspector = opened.inspector();
+      const tree = await inspector.causation(id, { depth: opts.depth, limit: MAX_CAUSED });
+      if (!tree)
+        throw new CliError(
+          "EVENT_NOT_FOUND",
+          `No event with id ${id} on ${opened.target}. Transports remove events after their ` +
+            `retention; find stored ids with \`switchyard events list\`.`,
+        );
+      const deliveriesOf = (eventId: string) =>
+        inspector.capabilities.deliveries ? inspector.deliveries(eventId) : Promise.resolve([]);
+      const withDeliveries = async (node: CausationNode): Promise<CausedEvent> => ({
+        event: node.event,
+        deliveries: await deliveriesOf(node.event.id),
+        caused: await Promise.all(node.caused.map(withDeliveries)),
+      });
+      const report: TraceReport = {
+        transport: inspector.transport,
+        event: tree.root.event,
+        causes: tree.causes,
+        deliveries: await deliveriesOf(id),
+        deadLetters: await deadLettersOf(inspector, tree.root.event),
+        caused: await Promise.all(tree.root.caused.map(withDeliveries)),
+        truncated: tree.truncated,
+      };
+      out.data(report);
+      printTrace(out, report, inspector.capabilities.deliveries);
+      return ExitCode.ok;
     }),
   );
 
@@ -281,9 +224,13 @@ export function registerEvents(program: Command, runtime: Runtime): void {
         "start with the events stored since a duration ago or an ISO time",
         sinceOption,
       )
-      .option("--for <duration>", "stop after this long (e.g. 30s, 5m)", durationOption)
+      .option("--for <duration>", "stop after this long (e.g. 30s, 5m)", durationParser("--for"))
       .option("--count <n>", "stop after this many events", positiveIntOption)
-      .option("--interval <duration>", "poll interval", durationOption, 250),
+      .option(
+        "--interval <duration>",
+        `poll interval (default: ${durationText(TAIL_INTERVAL_MS)})`,
+        durationParser("--interval"),
+      ),
   );
   examples(tail, [
     ["switchyard events tail", "follow every new event"],
@@ -295,132 +242,69 @@ export function registerEvents(program: Command, runtime: Runtime): void {
   ]);
   withCatalogOption(tail);
   tail.action(
-    action<TailOptions>(runtime, async ({ opts, out, dbPath, catalog }) => {
-      const db = openReadOnly(dbPath, out);
-      try {
-        if (isSnapshot(db))
-          throw new CliError(
-            "CANNOT_FOLLOW_SNAPSHOT",
-            `events tail follows new events, and a snapshot of ${dbPath} never has any. Run it as ` +
-              `a user who may write the file's directory, or use \`switchyard events list\`.`,
-          );
-        const type =
-          opts.type === undefined
-            ? undefined
-            : checkEventType(catalog, opts.type, (t) => hasEventType(db, t));
-        return await follow(db, out, runtime, { ...opts, type }, dbPath);
-      } finally {
-        db.close();
-      }
+    action<TailOptions>(runtime, async ({ opts, out, catalog, driver, target }) => {
+      const opened = await driver({ readOnly: true });
+      const inspector = opened.inspector();
+      const type = await eventTypeOf(catalog, opts.type, inspector);
+      // A snapshot never changes: read a fresh one at each poll, until the target is read in place.
+      const fresh =
+        snapshotOf(opened) === undefined
+          ? undefined
+          : () => openCliTarget(target, { readOnly: true });
+      if (fresh)
+        out.note(
+          `note: following a snapshot: a fresh copy is read every ${durationText(SNAPSHOT_POLL_MS)} ` +
+            "or more, until a process has the file open.",
+        );
+      return follow(inspector, out, runtime, { ...opts, type }, opened.target, fresh);
     }),
   );
 }
 
-function causedBy(
-  db: Database.Database,
+/**
+ * The dead letters of one event. The filter has no event id: they are read by the event's type
+ * and picked by id (at most 1000 of that type are looked at).
+ */
+async function deadLettersOf(
+  inspector: Inspector,
   event: StoredEvent,
-  depth: number,
-  budget: { left: number },
-): CausedEvent[] {
-  if (depth <= 0 || budget.left <= 0) return [];
-  const caused: CausedEvent[] = [];
-  for (const id of causedEventIds(db, event.id, event.seq, budget.left)) {
-    const child = traceEvent(db, id);
-    if (!child || budget.left <= 0) continue;
-    budget.left--;
-    caused.push({
-      event: child.event,
-      deliveries: child.deliveries,
-      caused: causedBy(db, child.event, depth - 1, budget),
-    });
-  }
-  return caused;
-}
-
-/** An event with its deliveries and the events it caused, whatever the transport. */
-interface TraceTree<D> {
-  readonly event: StoredEvent;
-  readonly deliveries: readonly D[];
-  readonly caused: readonly TraceTree<D>[];
-}
-
-/** How one transport's deliveries are printed. */
-interface DeliveryView<D> {
-  /** The traced event's deliveries, as a table. */
-  table(out: Output, deliveries: readonly D[]): void;
-  /** A caused event's deliveries, in a few words. */
-  summary(deliveries: readonly D[]): string;
-  /** Printed when the dead letters could not be read, instead of their table. */
-  readonly deadLettersUnknown?: string;
+): Promise<TraceReport["deadLetters"]> {
+  if (!inspector.capabilities.deadLetters) return [];
+  const page = await inspector.deadLetters({ type: event.type, limit: 1000 });
+  return page.deadLetters
+    .filter((d) => d.eventId === event.id)
+    .map((d) => ({
+      id: d.id,
+      subscriber: d.subscriber,
+      status: d.status,
+      reason: d.reason,
+      attempts: d.attempts,
+    }));
 }
 
 function outcome(d: DeliveryInfo): string {
-  if (d.fromCursor) return d.status === "acked" ? "acked" : "pending (not claimed yet)";
-  if (d.status === "dead")
-    return `dead (${d.deadReason ?? "unknown"}${d.handedOff ? ", in the DLQ" : ", kept in the queue"})`;
-  if (d.status === "pending" && d.lastError) return `retrying at ${formatTime(d.availableAt)}`;
-  if (d.status === "leased") return `in flight until ${formatTime(d.leaseUntil)}`;
-  return d.status;
+  switch (d.state) {
+    case "dead":
+      return `dead (${d.deadReason ?? "unknown"})`;
+    case "retrying":
+      return d.availableAt ? `retrying at ${formatTime(d.availableAt)}` : "retrying";
+    case "in_flight":
+      return d.leaseUntil ? `in flight until ${formatTime(d.leaseUntil)}` : "in flight";
+    case "acked":
+    case "pending":
+    case "unknown":
+      return d.state;
+  }
 }
 
-function countStatuses(deliveries: readonly { readonly status: string }[]): string {
-  if (deliveries.length === 0) return "no subscribers";
+function countStates(deliveries: readonly DeliveryInfo[]): string {
+  if (deliveries.length === 0) return "no deliveries";
   const counts = new Map<string, number>();
-  for (const d of deliveries) counts.set(d.status, (counts.get(d.status) ?? 0) + 1);
-  return [...counts].map(([status, n]) => `${n} ${status}`).join(", ");
+  for (const d of deliveries) counts.set(d.state, (counts.get(d.state) ?? 0) + 1);
+  return [...counts].map(([state, n]) => `${n} ${state}`).join(", ");
 }
 
-const SQLITE_DELIVERIES: DeliveryView<DeliveryInfo> = {
-  table: (out, deliveries) =>
-    out.table(
-      ["subscriber", "status", "attempts", "updated", "last error"],
-      deliveries.map((d) => [
-        d.subscriber,
-        outcome(d),
-        d.attempts,
-        formatTime(d.updatedAt),
-        markDamaged(d.lastError ? `${d.lastError.name}: ${d.lastError.message}` : undefined, d),
-      ]),
-    ),
-  summary: countStatuses,
-};
-
-const NATS_OUTCOME: Record<NatsDeliveryInfo["status"], string> = {
-  pending: "pending (not delivered yet)",
-  delivered: "delivered, not acked yet (in flight or waiting for a retry)",
-  acked: "acked",
-  dead: "dead (terminated, in the DLQ)",
-};
-
-function natsDeliveryView(deadLettersChecked: boolean): DeliveryView<NatsDeliveryInfo> {
-  return {
-    table: (out, deliveries) =>
-      out.table(
-        ["subscriber", "status", "consumer unacked", "consumer retrying", "consumer"],
-        deliveries.map((d) => [
-          d.subscriber + (d.ephemeral ? " (ephemeral)" : ""),
-          NATS_OUTCOME[d.status],
-          d.consumerAckPending,
-          d.consumerRedelivered,
-          d.consumer,
-        ]),
-      ),
-    summary: countStatuses,
-    ...(deadLettersChecked
-      ? {}
-      : {
-          deadLettersUnknown:
-            "Dead letters not checked: the transport writes them to its dead-letter sink, not the " +
-            "stream; name the SqliteDeadLetterStore's file with --db to see them.",
-        }),
-  };
-}
-
-function printTrace<D extends { readonly subscriber: string } & MaybeDamaged>(
-  out: Output,
-  report: TraceTree<D> & { readonly deadLetters: TraceReport["deadLetters"] },
-  view: DeliveryView<D>,
-): void {
+function printTrace(out: Output, report: TraceReport, hasDeliveries: boolean): void {
   const e = report.event;
   const env = e.envelope;
   out.line(
@@ -428,27 +312,41 @@ function printTrace<D extends { readonly subscriber: string } & MaybeDamaged>(
       ["event", `${e.type} ${e.id}`],
       ["source", e.source],
       ["subject", e.subject],
-      ["time", `${formatTime(e.time)} (stored ${formatTime(e.createdAt)}, seq ${e.seq})`],
-      ["data", jsonText(env.data)],
-      ...(env.traceparent ? [["traceparent", env.traceparent] as const] : []),
-      ...(env.correlationid ? [["correlationid", env.correlationid] as const] : []),
-      ...(env.causationid ? [["causationid", env.causationid] as const] : []),
-      ...(e.payloadError ? [["problem", e.payloadError] as const] : []),
+      ["time", `${formatTime(e.time)} (stored ${formatTime(e.storedAt)}, seq ${e.seq})`],
+      ["data", env ? jsonText(env.data) : undefined],
+      ...(env?.traceparent ? [["traceparent", env.traceparent] as const] : []),
+      ...(env?.correlationid ? [["correlationid", env.correlationid] as const] : []),
+      ...(e.causedBy ? [["caused by", e.causedBy] as const] : []),
+      ...(e.damaged ? [["problem", e.damaged] as const] : []),
     ]),
   );
+  if (report.causes.length > 0) {
+    out.line();
+    out.line(
+      `Caused by: ${report.causes.map((c) => `${c.type} ${c.id}`).join(" → ")} → this event`,
+    );
+  }
   out.line();
-  if (report.deliveries.length === 0) {
+  if (!hasDeliveries) {
+    out.line(`The ${report.transport} transport keeps no per-subscriber delivery detail.`);
+  } else if (report.deliveries.length === 0) {
     out.line(
       "No subscriber was registered for this type when it was published: nobody received it.",
     );
   } else {
-    view.table(out, report.deliveries);
+    out.table(
+      ["subscriber", "state", "attempts", "updated", "last error"],
+      report.deliveries.map((d) => [
+        d.subscriber,
+        outcome(d),
+        d.attempts,
+        formatTime(d.updatedAt),
+        markDamaged(d.lastError ? `${d.lastError.name}: ${d.lastError.message}` : undefined, d),
+      ]),
+    );
     reportDamaged(out, report.deliveries, (d) => `delivery to ${d.subscriber}`);
   }
-  if (view.deadLettersUnknown) {
-    out.line();
-    out.line(view.deadLettersUnknown);
-  } else if (report.deadLetters.length > 0) {
+  if (report.deadLetters.length > 0) {
     out.line();
     out.table(
       ["dead letter", "subscriber", "status", "reason", "attempts"],
@@ -458,90 +356,39 @@ function printTrace<D extends { readonly subscriber: string } & MaybeDamaged>(
   out.line();
   if (report.caused.length === 0) {
     out.line("Caused no stored events (none has this id as causationid).");
-    return;
+  } else {
+    out.line("Caused:");
+    const walk = (items: readonly CausedEvent[], indent: string) => {
+      items.forEach((c, i) => {
+        const last = i === items.length - 1;
+        out.line(
+          `${indent}${last ? "└─" : "├─"} ${c.event.type} ${c.event.id} from ${c.event.source} ` +
+            `(${formatTime(c.event.storedAt)}; ${countStates(c.deliveries)})`,
+        );
+        walk(c.caused, `${indent}${last ? "   " : "│  "}`);
+      });
+    };
+    walk(report.caused, "");
   }
-  out.line("Caused:");
-  const walk = (items: readonly TraceTree<D>[], indent: string) => {
-    items.forEach((c, i) => {
-      const last = i === items.length - 1;
-      out.line(
-        `${indent}${last ? "└─" : "├─"} ${c.event.type} ${c.event.id} from ${c.event.source} ` +
-          `(${formatTime(c.event.createdAt)}; ${view.summary(c.deliveries)})`,
-      );
-      walk(c.caused, `${indent}${last ? "   " : "│  "}`);
-    });
-  };
-  walk(report.caused, "");
+  if (report.truncated) out.line(`(cut at --depth or after ${MAX_CAUSED} events)`);
 }
 
 /**
- * `events trace` on NATS: the event found in the stream by id, each subscriber's delivery from
- * its consumer's state, dead letters from the `--db` file when one is named, and the caused
- * events from one read of the stream after it.
+ * Poll the inspector for events stored after the last one printed. Pages are read oldest first
+ * from a little before the last storage time (clocks of writers differ by a few ms) and events
+ * already printed are skipped by their log position.
  */
-async function traceOnNats(
-  id: string,
-  opts: TraceOptions,
-  out: Output,
-  runtime: Runtime,
-): Promise<number> {
-  const companion = openCompanion(opts.db, runtime.env, out);
-  try {
-    const budget = { left: MAX_CAUSED };
-    const report = await withStream(
-      natsSourceOf(opts),
-      async (session): Promise<NatsTraceReport> => {
-        const event = await findStreamEvent(session, id);
-        if (!event) {
-          const retention = session.info.config.retention;
-          throw new CliError(
-            "EVENT_NOT_FOUND",
-            `No event with id ${id} in stream ${session.stream} (prefix ${session.prefix}). ` +
-              (retention === "limits"
-                ? "The stream removes events after its max age or size limits; "
-                : `With ${retention} retention the stream removes an event once every subscriber acked it; `) +
-              `find stored ids with \`switchyard events list --transport nats\`.`,
-          );
-        }
-        const caused = await causedStreamEvents(session, event, opts.depth, budget);
-        const consumers = await taggedConsumers(session);
-        const deadLettersOf = (eventId: string) =>
-          companion ? deadLettersOfEvent(companion.db, eventId) : [];
-        const deliveries = (e: StoredEvent, dead: TraceReport["deadLetters"]) =>
-          deliveriesOf(e, consumers, new Set(dead.map((d) => d.subscriber)));
-        const withDeliveries = (node: CausedStreamEvent): NatsCausedEvent => ({
-          event: node.event,
-          deliveries: deliveries(node.event, deadLettersOf(node.event.id)),
-          caused: node.caused.map(withDeliveries),
-        });
-        const deadLetters = deadLettersOf(id);
-        return {
-          transport: "nats",
-          stream: session.stream,
-          event,
-          deliveries: deliveries(event, deadLetters),
-          deadLetters,
-          deadLettersChecked: companion !== undefined,
-          caused: caused.map(withDeliveries),
-        };
-      },
-    );
-    out.data(report);
-    printTrace(out, report, natsDeliveryView(report.deadLettersChecked));
-    if (budget.left <= 0) out.line(`(stopped after ${MAX_CAUSED} caused events)`);
-    return ExitCode.ok;
-  } finally {
-    companion?.db.close();
-  }
-}
-
 async function follow(
-  db: Database.Database,
+  initial: Inspector,
   out: Output,
   runtime: Runtime,
-  opts: TailOptions,
-  dbPath: string,
+  opts: Omit<TailOptions, "type"> & { readonly type: string | undefined },
+  target: string,
+  reopen: (() => Promise<Driver>) | undefined,
 ): Promise<number> {
+  let fresh = reopen;
+  let reopened: Driver | undefined;
+  let inspector = initial;
   const stop = new AbortController();
   const onSigint = () => stop.abort();
   process.once("SIGINT", onSigint);
@@ -549,40 +396,69 @@ async function follow(
   runtime.signal?.addEventListener("abort", onOuterAbort, { once: true });
   if (runtime.signal?.aborted) stop.abort();
   const timer = opts.for === undefined ? undefined : setTimeout(() => stop.abort(), opts.for);
+  const filter = {
+    ...(opts.type !== undefined ? { types: [opts.type] } : {}),
+    ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
+  };
   try {
-    let after = opts.since === undefined ? maxSeq(db) : lastSeqBefore(db, opts.since);
+    let lastSeq = -1;
+    let from: number;
+    if (opts.since !== undefined) from = opts.since.getTime();
+    else {
+      // Start after the newest event stored now.
+      const newest = (await inspector.events({ limit: 1, order: "newest" })).events[0];
+      lastSeq = newest?.seq ?? -1;
+      from = newest ? Date.parse(newest.storedAt) : Date.now();
+    }
     let printed = 0;
     out.note(
-      `Following ${opts.type ?? "all"} events in ${dbPath}` +
+      `Following ${opts.type ?? "all"} events on ${target}` +
         (opts.count !== undefined ? ` until ${plural(opts.count, "event")}` : "") +
         (opts.for !== undefined ? ` for at most ${formatDuration(opts.for)}` : "") +
         " (Ctrl-C to stop)…",
     );
+    let first = true;
     while (!stop.signal.aborted) {
-      const batch = eventIdsAfter(db, after, {
-        ...(opts.type !== undefined ? { type: opts.type } : {}),
-        ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
-        limit: 200,
-      });
-      for (const { seq, id } of batch) {
-        after = seq;
-        const event = getEvent(db, id);
-        if (!event) continue; // pruned between the two reads
-        if (out.json) out.jsonLine(event);
-        else
-          out.line(
-            `${formatTime(event.createdAt)}  #${event.seq}  ${event.type}  ` +
-              `${event.subject ?? "-"}  ${event.source}  ${event.id}  ${jsonText(event.envelope.data)}`,
-          );
-        printed++;
-        if (opts.count !== undefined && printed >= opts.count) return ExitCode.ok;
+      if (fresh && !first) {
+        const next = await fresh();
+        await reopened?.close();
+        reopened = next;
+        inspector = next.inspector();
+        if (snapshotOf(next) === undefined) fresh = undefined;
       }
-      if (batch.length < 200) {
-        await sleep(opts.interval, undefined, { signal: stop.signal }).catch(() => undefined);
-      }
+      first = false;
+      let cursor: string | undefined;
+      do {
+        const page = await inspector.events({
+          ...filter,
+          since: from - 1000,
+          order: "oldest",
+          limit: 200,
+          ...(cursor ? { cursor } : {}),
+        });
+        for (const event of page.events) {
+          if (event.seq <= lastSeq) continue;
+          lastSeq = event.seq;
+          from = Math.max(from, Date.parse(event.storedAt));
+          if (out.json) out.jsonLine(event);
+          else
+            out.line(
+              `${formatTime(event.storedAt)}  #${event.seq}  ${event.type}  ` +
+                `${event.subject ?? "-"}  ${event.source}  ${event.id}  ${jsonText(event.envelope?.data)}`,
+            );
+          printed++;
+          if (opts.count !== undefined && printed >= opts.count) return ExitCode.ok;
+        }
+        cursor = page.next;
+      } while (cursor && !stop.signal.aborted);
+      const interval = opts.interval ?? TAIL_INTERVAL_MS;
+      await sleep(fresh ? Math.max(interval, SNAPSHOT_POLL_MS) : interval, undefined, {
+        signal: stop.signal,
+      }).catch(() => undefined);
     }
     return ExitCode.ok;
   } finally {
+    await reopened?.close();
     clearTimeout(timer);
     process.removeListener("SIGINT", onSigint);
     runtime.signal?.removeEventListener("abort", onOuterAbort);

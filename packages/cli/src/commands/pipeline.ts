@@ -1,22 +1,11 @@
-import type Database from "better-sqlite3";
 import type { Command } from "commander";
 import { type AnyCatalog, type PipelineDefinition, pipelineStages } from "@switchyard/event-schema";
 import { withCatalogOption } from "../catalog-option";
-import {
-  type CommonOptions,
-  type Runtime,
-  type TransportOptions,
-  action,
-  examples,
-  natsSourceOf,
-  transportOf,
-  withCommonOptions,
-  withTransportOptions,
-} from "../context";
-import { openReadOnly, withReadOnly } from "../database";
+import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
+import type { Inspector } from "@switchyard/transport";
+import { openTarget } from "../drivers";
 import { CliError, ExitCode, formatDuration, formatTime, positiveNumberOption } from "../output";
-import { type NatsEventSource, type StorageHorizon, countStreamEvents } from "../nats";
-import { completeSince, stageCounts } from "../queries";
+import { eventsSince } from "./shared";
 
 /** Options of {@link verifyPipeline}. */
 export interface VerifyPipelineOptions {
@@ -77,85 +66,79 @@ export interface PipelineVerification {
   readonly missing: readonly string[];
 }
 
+/** From when on the transport still holds every event, and why older ones are gone. */
+interface StorageHorizon {
+  /** Unix ms from which every stored event is complete; `undefined` when nothing is stored. */
+  readonly at: number | undefined;
+  readonly note: string;
+}
+
 /**
  * Did every pipeline stage fire for one config key within the last `hours`? Counts the stored
- * events of each stage whose envelope `subject` or payload `config_key` is `configKey`.
- *
- * `db` is an open connection (read-only is enough) or the path of the coordination database,
- * opened read-only and closed again; a missing file throws (it is never created here).
+ * events of each stage whose envelope `subject` or payload key field is `configKey`, on any
+ * transport: `source` is an open inspector, or a target (`sqlite:path`, a bare path,
+ * `nats://…`) opened read-only and closed again.
  *
  * @example
  * ```ts
  * // not runnable
- * const result = verifyPipeline("data/coordination/coordination.db", "hex8_2p", { hours: 6 });
+ * const result = await verifyPipeline("data/coordination/coordination.db", "hex8_2p", { hours: 6 });
  * if (!result.ok) console.log("stuck before", result.missing[0]);
  * ```
  */
-export function verifyPipeline(
-  db: Database.Database | string,
-  configKey: string,
-  options: VerifyPipelineOptions = {},
-): PipelineVerification {
-  const hours = options.hours ?? 24;
-  if (!(hours > 0) || !Number.isFinite(hours))
-    throw new RangeError(`verifyPipeline: hours must be a positive number, got ${String(hours)}.`);
-  if (typeof db === "string") {
-    const connection = openReadOnly(db);
-    try {
-      return verifyPipeline(connection, configKey, options);
-    } finally {
-      connection.close();
-    }
-  }
-  const until = options.now ?? Date.now();
-  const since = until - hours * 3_600_000;
-  const types = options.stages ?? pipelineStages;
-  const field = options.key ?? "config_key";
-  const counts = stageCounts(db, { configKey, field, types, since, until });
-  return summarize(configKey, hours, since, until, types, counts, sqliteHorizon(db));
-}
-
-/**
- * What the file no longer holds. The retention period is an option of the transports that
- * write the file, not recorded in it; the gap in `seq` before the oldest complete stretch of
- * events is what shows that retention pruned.
- */
-function sqliteHorizon(db: Database.Database): StorageHorizon | undefined {
-  const complete = completeSince(db);
-  if (complete === undefined) return undefined;
-  return {
-    at: complete.at,
-    note:
-      "older events are pruned (the SQLite transport keeps events for its retentionMs, 24 h by " +
-      "default, and only those some subscriber still needs after that)",
-  };
-}
-
-/**
- * {@link verifyPipeline} over a NATS JetStream stream instead of the SQLite database: reads each
- * stage's subject from the window's start and counts the events for `configKey`. Needs a stream
- * that keeps messages (limits retention); with interest retention, acked events are gone.
- */
-export async function verifyPipelineOnNats(
-  source: NatsEventSource,
+export async function verifyPipeline(
+  source: Inspector | string,
   configKey: string,
   options: VerifyPipelineOptions = {},
 ): Promise<PipelineVerification> {
   const hours = options.hours ?? 24;
   if (!(hours > 0) || !Number.isFinite(hours))
     throw new RangeError(`verifyPipeline: hours must be a positive number, got ${String(hours)}.`);
+  if (typeof source === "string") {
+    const driver = await openTarget(source, { readOnly: true });
+    try {
+      return await verifyPipeline(driver.inspector(), configKey, options);
+    } finally {
+      await driver.close();
+    }
+  }
   const until = options.now ?? Date.now();
   const since = until - hours * 3_600_000;
   const types = options.stages ?? pipelineStages;
   const field = options.key ?? "config_key";
-  const { counts, horizon } = await countStreamEvents(source, {
+  const counts = new Map<string, { type: string; count: number; lastAt: number }>();
+  for (const event of await eventsSince(source, { types, since, until })) {
+    const data = event.envelope?.data as Record<string, unknown> | undefined;
+    if (event.subject !== configKey && data?.[field] !== configKey) continue;
+    const at = Date.parse(event.storedAt);
+    const row = counts.get(event.type);
+    if (row) {
+      row.count++;
+      row.lastAt = Math.max(row.lastAt, at);
+    } else counts.set(event.type, { type: event.type, count: 1, lastAt: at });
+  }
+  return summarize(
     configKey,
-    field,
-    types,
+    hours,
     since,
     until,
-  });
-  return summarize(configKey, hours, since, until, types, counts, horizon);
+    types,
+    [...counts.values()],
+    await horizonOf(source),
+  );
+}
+
+/**
+ * What the transport no longer holds: logs number events from 1 (SQLite `seq`, the JetStream
+ * stream sequence), so an oldest stored event past 1 means older ones were removed.
+ */
+async function horizonOf(inspector: Inspector): Promise<StorageHorizon | undefined> {
+  const oldest = (await inspector.events({ limit: 1, order: "oldest" })).events[0];
+  if (!oldest || oldest.seq <= 1) return undefined;
+  return {
+    at: Date.parse(oldest.storedAt),
+    note: `older events were removed by the ${inspector.transport} transport's retention`,
+  };
 }
 
 function summarize(
@@ -204,7 +187,7 @@ function summarize(
   };
 }
 
-interface VerifyOptions extends CommonOptions, TransportOptions {
+interface VerifyOptions extends CommonOptions {
   readonly hours: number;
   readonly pipeline?: string;
 }
@@ -226,42 +209,37 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
   const pipeline = program
     .command("pipeline")
     .description("The training pipeline's flow, per config key.");
-  const verify = withTransportOptions(
-    "events",
-    withCommonOptions(
-      pipeline
-        .command("verify")
-        .description(
-          "Did every pipeline stage fire for this config key? Each stage ✓/✗ with its event count; exits 1 unless every stage flowed.",
-        )
-        .argument(
-          "<key>",
-          "the value of the pipeline's key (its config_key for training), e.g. hex8_2p",
-        )
-        .option("--hours <n>", "window length in hours", positiveNumberOption, 24)
-        .option("--pipeline <name>", "which of the catalog's pipelines (default: its first)"),
-    ),
+  const verify = withCommonOptions(
+    pipeline
+      .command("verify")
+      .description(
+        "Did every pipeline stage fire for this config key? Each stage ✓/✗ with its event count; exits 1 unless every stage flowed.",
+      )
+      .argument(
+        "<key>",
+        "the value of the pipeline's key (its config_key for training), e.g. hex8_2p",
+      )
+      .option("--hours <n>", "window length in hours", positiveNumberOption, 24)
+      .option("--pipeline <name>", "which of the catalog's pipelines (default: its first)"),
   );
   examples(verify, [
     ["switchyard pipeline verify hex8_2p", "last 24 hours"],
     ["switchyard pipeline verify sq8_4p --hours 6", "last 6 hours"],
     ["switchyard pipeline verify hex8_2p --json | jq .missing", "the stages that did not fire"],
     [
-      "switchyard pipeline verify hex8_2p --transport nats --nats-url nats://10.0.0.5:4222",
+      "switchyard pipeline verify hex8_2p --transport nats://10.0.0.5:4222/SWITCHYARD",
       "events on NATS JetStream",
     ],
   ]);
   withCatalogOption(verify);
   verify.action(
-    action<VerifyOptions>(runtime, async ({ args, opts, out, dbPath, catalog }) => {
+    action<VerifyOptions>(runtime, async ({ args, opts, out, catalog, driver }) => {
       const configKey = String(args[0]);
       if (configKey.trim() === "") throw new CliError("USAGE", "The config key is empty.");
       const pipeline = pipelineOf(catalog, opts.pipeline);
       const options = { hours: opts.hours, stages: pipeline.stages, key: pipeline.key };
-      const result =
-        transportOf(opts) === "nats"
-          ? await verifyPipelineOnNats(natsSourceOf(opts), configKey, options)
-          : await withReadOnly(dbPath, (db) => verifyPipeline(db, configKey, options), out);
+      const inspector = (await driver({ readOnly: true })).inspector();
+      const result = await verifyPipeline(inspector, configKey, options);
       {
         out.data(result);
         out.line(

@@ -1,69 +1,74 @@
-import { existsSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import type { ActionResult } from "@switchyard/transport";
 import {
-  type ClearResult,
-  backupQueue,
-  clearPending,
-  countPending,
-  listSubscribers,
-} from "@switchyard/cross-process-queue";
-import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
-import { backupDatabase, openReadOnly, openWritable, withReadOnly } from "../database";
+  type CommonOptions,
+  type Runtime,
+  action,
+  examples,
+  requireCapability,
+  withCommonOptions,
+} from "../context";
 import { CliError, ExitCode, plural } from "../output";
+import { keepOption } from "./dlq";
 
 interface ClearOptions extends CommonOptions {
   readonly pending?: boolean;
   readonly subscriber?: string;
+  readonly type?: string;
   readonly yes?: boolean;
+  readonly keep?: number;
 }
 
-interface BackupOptions extends CommonOptions {
-  readonly to?: string;
+interface BackupCliOptions extends CommonOptions {
+  readonly dir?: string;
+  readonly keep?: number;
 }
 
-/** What `switchyard queue clear --json` prints. */
-export interface ClearReport extends ClearResult {
-  /** The backup written before clearing. */
-  readonly backup: string;
+/** What `switchyard queue clear --json` prints: the admin's `ActionResult` and the scope. */
+export interface ClearReport extends ActionResult {
   readonly subscriber?: string;
+  readonly type?: string;
 }
 
 export function registerQueue(program: Command, runtime: Runtime): void {
   const queue = program
     .command("queue")
-    .description("Recovery of the cross-process queue: back it up, clear what is pending.");
+    .description("Recovery of the transport's backlog: back it up, clear what is pending.");
 
   const backup = withCommonOptions(
     queue
       .command("backup")
-      .description("Copy the database safely while daemons keep writing (SQLite online backup).")
-      .option("--to <file>", "where to write it (default: <db>.<UTC time>.bak next to it)"),
+      .description(
+        "Take a consistent backup while daemons keep writing (SQLite online backup), keeping the newest --keep.",
+      )
+      .option(
+        "--dir <dir>",
+        "directory for the backup (default: the transport's, next to the database for SQLite)",
+      )
+      .option(
+        "--keep <n>",
+        "backups kept in that directory; older ones are removed (default: 10)",
+        keepOption,
+      ),
   );
   examples(backup, [
     ["switchyard queue backup", "backup next to the database"],
-    ["switchyard queue backup --to /backups/coordination.db", "backup to a chosen file"],
+    ["switchyard queue backup --dir /backups --keep 7", "into /backups, the last 7 kept"],
   ]);
   backup.action(
-    action<BackupOptions>(runtime, async ({ opts, out, dbPath }) => {
-      let destination: string;
-      if (opts.to === undefined) destination = await backupDatabase(dbPath);
-      else {
-        destination = resolve(opts.to);
-        if (existsSync(destination))
-          throw new CliError(
-            "BACKUP_EXISTS",
-            `${destination} already exists; choose another --to file.`,
-          );
-        const db = openReadOnly(dbPath, out);
-        try {
-          await backupQueue(db, destination);
-        } finally {
-          db.close();
-        }
-      }
-      out.data({ backup: destination });
-      out.line(`Backed up ${dbPath} to ${destination}`);
+    action<BackupCliOptions>(runtime, async ({ opts, out, driver }) => {
+      const opened = await driver({ readOnly: false });
+      requireCapability(opened, "backup", "queue backup");
+      // The directory is created when missing, as `cp -r` would not: a backup is never lost to it.
+      if (opts.dir !== undefined) mkdirSync(resolve(opts.dir), { recursive: true });
+      const path = await opened.admin().backup({
+        ...(opts.dir !== undefined ? { dir: resolve(opts.dir) } : {}),
+        ...(opts.keep !== undefined ? { keep: opts.keep } : {}),
+      });
+      out.data({ backup: path });
+      out.line(`Backed up ${opened.target} to ${path}`);
       return ExitCode.ok;
     }),
   );
@@ -72,10 +77,15 @@ export function registerQueue(program: Command, runtime: Runtime): void {
     queue
       .command("clear")
       .description(
-        "Drop every delivery not acked yet, so nothing published so far is delivered (destructive: needs --yes, backs the database up first). Events and dead deliveries stay.",
+        "Drop every delivery not settled yet, so nothing published so far is delivered (destructive: needs --yes, backs up first). Events and dead letters stay.",
       )
-      .option("--pending", "clear pending and in-flight deliveries (the only thing clear does)")
+      .option(
+        "--pending",
+        "clear pending, in-flight and retrying deliveries (the only thing clear does)",
+      )
       .option("--subscriber <name>", "only this subscriber's")
+      .option("--type <event-type>", "only deliveries of this event type")
+      .option("--keep <n>", "backups kept; older ones are removed (default: 10)", keepOption)
       .option("--yes", "really clear (after a backup)"),
   );
   examples(clear, [
@@ -84,61 +94,46 @@ export function registerQueue(program: Command, runtime: Runtime): void {
     ["switchyard queue clear --pending --subscriber trainer --yes", "one subscriber's backlog"],
   ]);
   clear.action(
-    action<ClearOptions>(runtime, async ({ opts, out, dbPath }) => {
+    action<ClearOptions>(runtime, async ({ opts, out, driver }) => {
       if (!opts.pending)
+        throw new CliError("USAGE", "Say what to clear: --pending (the backlog not settled yet).");
+      const opened = await driver({ readOnly: opts.yes !== true });
+      requireCapability(opened, "clearPending", "queue clear");
+      const subscribers = await opened.inspector().subscribers();
+      if (
+        opts.subscriber !== undefined &&
+        !subscribers.some((s) => s.subscriber === opts.subscriber)
+      )
         throw new CliError(
-          "USAGE",
-          "Say what to clear: --pending (pending and in-flight deliveries).",
+          "UNKNOWN_SUBSCRIBER",
+          `No subscriber named "${opts.subscriber}"; see \`switchyard subscribers\`.`,
         );
-      const pending = await withReadOnly(
-        dbPath,
-        (db) => {
-          if (
-            opts.subscriber !== undefined &&
-            !listSubscribers(db).some((s) => s.name === opts.subscriber)
-          )
-            throw new CliError(
-              "UNKNOWN_SUBSCRIBER",
-              `No subscriber named "${opts.subscriber}"; see \`switchyard subscribers\`.`,
-            );
-          return countPending(
-            db,
-            opts.subscriber === undefined ? {} : { subscriber: opts.subscriber },
-          );
-        },
-        out,
-      );
-      const scope = opts.subscriber === undefined ? "" : ` of ${opts.subscriber}`;
+      const filter = {
+        ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
+        ...(opts.type !== undefined ? { type: opts.type } : {}),
+      };
+      const scope =
+        (opts.subscriber === undefined ? "" : ` of ${opts.subscriber}`) +
+        (opts.type === undefined ? "" : ` for ${opts.type}`);
       if (!opts.yes) {
+        const lag = subscribers
+          .filter((s) => opts.subscriber === undefined || s.subscriber === opts.subscriber)
+          .reduce((sum, s) => sum + s.lag, 0);
         throw new CliError(
           "CONFIRMATION_REQUIRED",
-          `Refusing to clear without --yes: ${plural(pending, "pending delivery", "pending deliveries")}${scope} ` +
-            `would be dropped. Clearing is destructive; re-run with --yes (the database is backed up first).`,
+          `Refusing to clear without --yes: the backlog${scope} (${plural(lag, "unsettled delivery", "unsettled deliveries")}` +
+            `${opts.type === undefined ? "" : " of every type"}) would be dropped. Clearing is destructive; re-run with --yes` +
+            `${opened.capabilities.backup ? " (a backup is taken first)" : ""}.`,
         );
       }
-      const backup = await backupDatabase(dbPath);
-      out.note(`Backed up ${dbPath} to ${backup}`);
-      const db = openWritable(dbPath);
-      let result: ClearResult;
-      try {
-        result = clearPending(
-          db,
-          opts.subscriber === undefined ? {} : { subscriber: opts.subscriber },
-        );
-      } finally {
-        db.close();
-      }
-      const report: ClearReport = {
-        ...result,
-        backup,
-        ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
-      };
+      const result = await opened.admin().clearPending(filter, {
+        ...(opts.keep !== undefined ? { backup: { keep: opts.keep } } : {}),
+      });
+      const report: ClearReport = { ...result, ...filter };
       out.data(report);
-      out.line(
-        `Cleared${scope}: ${plural(result.deliveries, "open delivery", "open deliveries")} deleted, ` +
-          `${plural(result.skipped, "queued event")} skipped.`,
-      );
-      out.line(`Backup: ${backup}`);
+      if (result.backup) out.note(`Backed up to ${result.backup}`);
+      out.line(`Cleared${scope}: ${plural(result.count, "delivery", "deliveries")} dropped.`);
+      if (result.backup) out.line(`Backup: ${result.backup}`);
       return ExitCode.ok;
     }),
   );

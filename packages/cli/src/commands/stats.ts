@@ -1,39 +1,35 @@
 import type { Command } from "commander";
-import { countPending, listHeartbeats, listSubscribers } from "@switchyard/cross-process-queue";
-import type { DeadLetterStats } from "@switchyard/dlq";
+import type { DeadLetterCounts } from "@switchyard/transport";
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
-import { deadLetterReader, withReadOnly } from "../database";
 import { ExitCode, formatDuration, formatPairs, formatTime } from "../output";
-import { deadDeliveriesKept, deliveriesByStatus, eventTotals } from "../queries";
 
-/** What `switchyard stats --json` prints. */
+/** What `switchyard stats --json` prints, the same on every transport. */
 export interface StatsReport {
-  readonly db: string;
+  readonly transport: string;
+  readonly target: string;
   readonly events: {
+    /** Events stored now. */
     readonly total: number;
-    readonly lastSeq: number;
+    /** Log position of the newest event (SQLite `seq`, JetStream stream sequence). */
+    readonly lastSeq?: number;
     readonly oldest?: string;
     readonly newest?: string;
     readonly byType: Readonly<Record<string, number>>;
   };
+  /** The subscribers' backlogs summed (see `SubscriberBacklog`). */
   readonly deliveries: {
-    /** Not acked yet: queued + pending + leased (the runbook's `count_pending()`). */
-    readonly open: number;
-    /** Published, ahead of the subscriber's cursor: no delivery row yet. */
-    readonly queued: number;
+    /** pending + inFlight + retrying. */
+    readonly lag: number;
     readonly pending: number;
-    /** In flight (leased to a worker). */
-    readonly leased: number;
-    /** Acked rows still stored (only with `keepAcked`; acks normally delete the row). */
-    readonly acked: number;
+    readonly inFlight: number;
+    readonly retrying: number;
     readonly dead: number;
-    /** Dead deliveries no dead-letter sink holds. */
-    readonly deadKeptInQueue: number;
   };
   readonly subscribers: number;
-  readonly daemons: number;
-  /** `null` when no dead letter was ever stored. */
-  readonly deadLetters: DeadLetterStats | null;
+  /** Daemons with a heartbeat; `null` when the transport stores none. */
+  readonly daemons: number | null;
+  /** `null` when the transport stores no dead letters. */
+  readonly deadLetters: DeadLetterCounts | null;
 }
 
 export function registerStats(program: Command, runtime: Runtime): void {
@@ -41,7 +37,7 @@ export function registerStats(program: Command, runtime: Runtime): void {
     program
       .command("stats")
       .description(
-        "How much is going through? Events stored, deliveries by status, subscribers, daemons and the dead-letter queue.",
+        "How much is going through? Events stored, the subscribers' backlog, daemons and the dead-letter queue.",
       ),
   );
   examples(command, [
@@ -49,86 +45,91 @@ export function registerStats(program: Command, runtime: Runtime): void {
     ["switchyard stats --json | jq .deliveries", "delivery counts for a script"],
   ]);
   command.action(
-    action<CommonOptions>(runtime, ({ out, dbPath }) =>
-      withReadOnly(
-        dbPath,
-        (db) => {
-          const events = eventTotals(db);
-          const rows = deliveriesByStatus(db);
-          const open = countPending(db);
-          const pending = rows.pending ?? 0;
-          const leased = rows.leased ?? 0;
-          const store = deadLetterReader(db);
-          const report: StatsReport = {
-            db: dbPath,
-            events: {
-              total: events.total,
-              lastSeq: events.lastSeq,
-              ...(events.oldestAt !== null
-                ? { oldest: new Date(events.oldestAt).toISOString() }
-                : {}),
-              ...(events.newestAt !== null
-                ? { newest: new Date(events.newestAt).toISOString() }
-                : {}),
-              byType: events.byType,
-            },
-            deliveries: {
-              open,
-              queued: Math.max(0, open - pending - leased),
-              pending,
-              leased,
-              acked: rows.acked ?? 0,
-              dead: rows.dead ?? 0,
-              deadKeptInQueue: deadDeliveriesKept(db),
-            },
-            subscribers: listSubscribers(db).length,
-            daemons: listHeartbeats(db).length,
-            deadLetters: store?.stats() ?? null,
-          };
-          out.data(report);
-          if (out.json) return ExitCode.ok;
-
-          const d = report.deliveries;
-          const dlq = report.deadLetters;
-          out.line(
-            formatPairs([
-              ["database", dbPath],
-              [
-                "events",
-                `${events.total} stored, last seq ${events.lastSeq}` +
-                  (report.events.oldest
-                    ? `, ${formatTime(report.events.oldest)} … ${formatTime(report.events.newest)}`
-                    : ""),
-              ],
-              [
-                "deliveries",
-                `${d.open} open (${d.queued} queued, ${d.pending} pending, ${d.leased} in flight), ` +
-                  `${d.dead} dead${d.deadKeptInQueue ? ` (${d.deadKeptInQueue} only in the queue)` : ""}, ${d.acked} acked rows kept`,
-              ],
-              ["subscribers", report.subscribers],
-              ["daemons", `${report.daemons} with heartbeats`],
-              [
-                "dead letters",
-                dlq
-                  ? `${dlq.depth} to handle (${Object.entries(dlq.byStatus)
-                      .map(([status, n]) => `${status} ${n}`)
-                      .join(", ")})` +
-                    (dlq.oldestAgeMs !== undefined
-                      ? `, oldest ${formatDuration(dlq.oldestAgeMs)} old`
-                      : "")
-                  : "none stored",
-              ],
-            ]),
-          );
-          const byType = Object.entries(events.byType);
-          if (byType.length > 0) {
-            out.line();
-            out.table(["event type", "events"], byType);
-          }
-          return ExitCode.ok;
+    action<CommonOptions>(runtime, async ({ out, driver }) => {
+      const opened = await driver({ readOnly: true });
+      const inspector = opened.inspector();
+      const now = Date.now();
+      const [oldest] = (await inspector.events({ limit: 1, order: "oldest" })).events;
+      const [newest] = (await inspector.events({ limit: 1, order: "newest" })).events;
+      const byType: Record<string, number> = {};
+      if (oldest) {
+        const since = Date.parse(oldest.storedAt);
+        const counts = await inspector.counts({
+          since,
+          until: now + 1,
+          bucketMs: Math.max(60_000, now + 1 - since),
+        });
+        Object.assign(byType, counts.totals);
+      }
+      const subscribers = await inspector.subscribers();
+      const sum = (key: "lag" | "pending" | "inFlight" | "retrying" | "dead") =>
+        subscribers.reduce((total, s) => total + s[key], 0);
+      const report: StatsReport = {
+        transport: inspector.transport,
+        target: opened.target,
+        events: {
+          total: Object.values(byType).reduce((a, b) => a + b, 0),
+          ...(newest ? { lastSeq: newest.seq } : {}),
+          ...(oldest ? { oldest: oldest.storedAt } : {}),
+          ...(newest ? { newest: newest.storedAt } : {}),
+          byType,
         },
-        out,
-      ),
-    ),
+        deliveries: {
+          lag: sum("lag"),
+          pending: sum("pending"),
+          inFlight: sum("inFlight"),
+          retrying: sum("retrying"),
+          dead: sum("dead"),
+        },
+        subscribers: subscribers.length,
+        daemons: inspector.capabilities.heartbeats ? (await inspector.heartbeats()).length : null,
+        deadLetters: inspector.capabilities.deadLetters ? await inspector.deadLetterCounts() : null,
+      };
+      out.data(report);
+      if (out.json) return ExitCode.ok;
+
+      const d = report.deliveries;
+      const dlq = report.deadLetters;
+      const e = report.events;
+      out.line(
+        formatPairs([
+          ["transport", report.target],
+          [
+            "events",
+            `${e.total} stored` +
+              (e.lastSeq !== undefined ? `, last seq ${e.lastSeq}` : "") +
+              (e.oldest ? `, ${formatTime(e.oldest)} … ${formatTime(e.newest)}` : ""),
+          ],
+          [
+            "deliveries",
+            `${d.lag} unsettled (${d.pending} pending, ${d.inFlight} in flight, ${d.retrying} retrying), ${d.dead} dead`,
+          ],
+          ["subscribers", report.subscribers],
+          [
+            "daemons",
+            report.daemons === null
+              ? "not stored by this transport"
+              : `${report.daemons} with heartbeats`,
+          ],
+          [
+            "dead letters",
+            dlq
+              ? `${dlq.depth} to handle (${Object.entries(dlq.byStatus)
+                  .map(([status, n]) => `${status} ${n}`)
+                  .join(", ")})` +
+                (dlq.oldestAgeMs !== undefined
+                  ? `, oldest ${formatDuration(dlq.oldestAgeMs)} old`
+                  : "")
+              : "not stored by this transport",
+          ],
+        ]),
+      );
+      const types = Object.entries(byType);
+      if (types.length > 0) {
+        out.line();
+        out.table(["event type", "events"], types);
+      }
+      return ExitCode.ok;
+    }),
   );
 }

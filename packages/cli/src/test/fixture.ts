@@ -24,16 +24,19 @@ export function tempDir(): { dir: string; cleanup: () => void } {
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Poll `check` until it is true; throws after `timeoutMs` naming `what`. */
+/** Poll `check` (after `refresh`, when given) until it is true; throws after `timeoutMs` naming `what`. */
 export async function eventually(
   check: () => boolean,
   what: string,
   timeoutMs = 10_000,
+  refresh?: () => Promise<void>,
 ): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (!check()) {
+  for (;;) {
+    if (refresh) await refresh();
+    if (check()) return;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await delay(10);
+    await delay(refresh ? 50 : 10);
   }
 }
 

@@ -1,0 +1,114 @@
+import type { AnyCatalog } from "@switchyard/event-schema";
+import type { HeartbeatInfo, Inspector, StoredEvent } from "@switchyard/transport";
+import { checkEventTypeAsync } from "../event-types";
+import { formatDuration } from "../output";
+
+/** The `DlqRetryDaemon`'s default name: its heartbeat tells whether anything retries dead letters. */
+export const RETRY_DAEMON = "dlq_retry";
+
+/** A heartbeat older than this does not count as a running daemon. @defaultValue 2 minutes */
+export const FRESH_MS = 120_000;
+
+/** Whether a retry daemon runs: a daemon named like the DlqRetryDaemon's default with a fresh heartbeat. */
+export interface RetryDaemonState {
+  readonly running: boolean;
+  /** The daemons named like it, whatever their state. */
+  readonly daemons: readonly {
+    readonly daemon: string;
+    readonly status: string;
+    readonly ageMs: number;
+  }[];
+  /** Whether heartbeats could be read at all on this transport. */
+  readonly known: boolean;
+}
+
+/** Find the retry daemon in the heartbeats ({@link RETRY_DAEMON}, or a name starting with it). */
+export async function retryDaemonState(
+  inspector: Inspector,
+  freshMs: number = FRESH_MS,
+): Promise<RetryDaemonState> {
+  if (!inspector.capabilities.heartbeats) return { running: false, daemons: [], known: false };
+  const beats = (await inspector.heartbeats()).filter((b) => b.daemon.startsWith(RETRY_DAEMON));
+  return {
+    running: beats.some((b) => isRunning(b, freshMs)),
+    daemons: beats.map((b) => ({ daemon: b.daemon, status: b.status, ageMs: b.ageMs })),
+    known: true,
+  };
+}
+
+/** A heartbeat of a daemon that runs now: not stopped, crashed or failed, and fresh. */
+export function isRunning(beat: HeartbeatInfo, freshMs: number = FRESH_MS): boolean {
+  return !["stopped", "crashed", "failed"].includes(beat.status) && beat.ageMs <= freshMs;
+}
+
+/** The line printed under a dead-letter listing that shows next retries. */
+export function retryNote(state: RetryDaemonState): string {
+  if (state.running) {
+    const names = state.daemons.map((d) => d.daemon).join(", ");
+    return `A retry daemon is running (${names}): it replays them at "next retry".`;
+  }
+  const seen = state.daemons[0];
+  return (
+    `No retry daemon is running` +
+    (!state.known
+      ? " as far as can be told (this transport stores no heartbeats)"
+      : seen
+        ? ` (${seen.daemon}: ${seen.status}, last heartbeat ${formatDuration(seen.ageMs)} ago)`
+        : ` (no heartbeat of a daemon named ${RETRY_DAEMON})`) +
+    `: nothing retries them at "next retry" until one runs; replay them with \`switchyard dlq replay\`.`
+  );
+}
+
+/** The storage times (ms) of the events of `type` stored since `since`, oldest first. */
+export async function eventTimes(
+  inspector: Inspector,
+  type: string,
+  since: number,
+  max = 100_000,
+): Promise<number[]> {
+  const times: number[] = [];
+  for (const event of await eventsSince(inspector, { types: [type], since }, max))
+    times.push(Date.parse(event.storedAt));
+  return times;
+}
+
+/** Every event matching the query, oldest first, following the pages (at most `max`). */
+export async function eventsSince(
+  inspector: Inspector,
+  query: { readonly types?: readonly string[]; readonly since?: number; readonly until?: number },
+  max = 100_000,
+): Promise<StoredEvent[]> {
+  const found: StoredEvent[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await inspector.events({
+      ...(query.types ? { types: query.types } : {}),
+      ...(query.since !== undefined ? { since: query.since } : {}),
+      ...(query.until !== undefined ? { until: query.until } : {}),
+      order: "oldest",
+      limit: 1000,
+      ...(cursor ? { cursor } : {}),
+    });
+    found.push(...page.events);
+    cursor = page.next;
+  } while (cursor && found.length < max);
+  return found;
+}
+
+/**
+ * The event type a user named, checked against the catalog; a type only the transport holds
+ * passes too (see `checkEventType`).
+ */
+export function eventTypeOf(
+  catalog: AnyCatalog,
+  type: string | undefined,
+  inspector: Inspector,
+): Promise<string | undefined> {
+  if (type === undefined) return Promise.resolve(undefined);
+  return checkEventTypeAsync(catalog, type, async (t) => {
+    const page = await inspector.events({ types: [t], limit: 1 });
+    if (page.events.length > 0) return true;
+    const subscribers = await inspector.subscribers();
+    return subscribers.some((s) => s.types.includes(t));
+  });
+}
