@@ -148,7 +148,7 @@ describe("the training-pipeline demo on NATS JetStream", { tags: ["slow"] }, () 
         if (stream) {
           const nc = await connect({ servers: NATS_URL });
           const jsm = await jetstreamManager(nc);
-          for (const name of [stream, heartbeatStreamName(stream)])
+          for (const name of [stream, heartbeatStreamName(stream), `${stream}_DLQ`])
             await jsm.streams.delete(name).catch(() => false);
           await nc.close();
         }

@@ -1,14 +1,20 @@
 // `pnpm demo`: the training pipeline for a few configs, each daemon its own process, until every
 // config has run its generations; then the pipeline-flow verification, per stage. Exit 0 only if
 // every stage flowed for every config.
-import { openQueueReadOnly } from "@switchyard/cross-process-queue";
-import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { type AnyEventOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
 import { verifyPipeline, verifyPipelineOnNats } from "@switchyard/cli";
+import { openQueueReadOnly } from "@switchyard/cross-process-queue";
+import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { type DemoArgs, DemoUsageError, USAGE, parseDemoArgs } from "./args";
 import { generationOf } from "./simulation";
 import { startPipeline } from "./supervisor";
-import { heartbeatsWhere, natsReplicas, natsServers, pipelineHeartbeatList } from "./transport";
+import {
+  heartbeatsWhere,
+  natsReplicas,
+  natsServers,
+  openPipelineDriver,
+  pipelineTarget,
+} from "./transport";
 
 /** The parsed command line; a usage error prints the usage and exits 2, never a stack trace. */
 function parse(): Extract<DemoArgs, { help: false }> {
@@ -150,7 +156,9 @@ console.log(
 );
 await pipeline.stop();
 
-// The runbook's pipeline-flow verification, per config, read back from where the events went.
+// The runbook's pipeline-flow verification, per config, and the heartbeats: read back through
+// the run's driver, read-only, the way the CLI reads them.
+const reader = await openPipelineDriver(settings, { readOnly: true });
 const db = settings.transport === "sqlite" ? openQueueReadOnly(settings.db) : undefined;
 let allFlowed = true;
 console.log(`\nPipeline flow (last hour):`);
@@ -172,17 +180,20 @@ for (const configKey of settings.configs) {
     console.log(`    ${stage.ok ? "✓" : "✗"} ${stage.type.padEnd(28)} ${stage.count}`);
 }
 db?.close();
+// Every daemon process wrote a last heartbeat when it stopped.
+const beats = await reader.inspector().heartbeats();
+await reader.close();
 
+// The dead letters are in the SQLite dead-letter store on either transport (the retry daemon
+// works on it): on NATS the file holds nothing else, so it is read as a store, not as a queue.
 const store = new SqliteDeadLetterStore({ path: settings.db });
-const dlq = store.list({ limit: 10 });
+const deadLetters = store.list({ limit: 10 });
 store.close();
-console.log(`\nDead letters: ${dlq.length}`);
-for (const d of dlq)
+console.log(`\nDead letters: ${deadLetters.length}`);
+for (const d of deadLetters)
   console.log(
     `  #${d.id} ${d.eventType} for ${d.subscriber}: ${d.reason}, ${d.status} — ${d.error.message}`,
   );
-// Every daemon process wrote a last heartbeat when it stopped: read them back where the CLI would.
-const beats = await pipelineHeartbeatList(settings);
 const states = new Map<string, number>();
 for (const beat of beats) states.set(beat.status, (states.get(beat.status) ?? 0) + 1);
 console.log(
@@ -193,14 +204,14 @@ const restarts = [...pipeline.processes.values()].reduce((n, p) => n + p.starts 
 console.log(
   `\nSummary: ${allFlowed ? "every stage flowed" : "some stages did not flow"} for ${settings.configs.length} configs; ${restarts} daemon restarts; took ${elapsed().trim()}.`,
 );
+// The same target the CLI takes: the one place a user says which transport.
+const target = pipelineTarget(settings);
 console.log(
-  settings.transport === "nats"
-    ? `Inspect: pnpm switchyard pipeline verify ${settings.configs[0]} --transport nats --nats-url ${settings.natsUrl} ` +
-        `--stream ${settings.natsStream} --prefix ${settings.natsPrefix}\n` +
-        `         pnpm switchyard daemons --transport nats --nats-url ${settings.natsUrl} ` +
-        `--stream ${settings.natsStream} --prefix ${settings.natsPrefix}\n` +
-        `         pnpm switchyard dlq list --db ${settings.db}`
-    : `Inspect: pnpm switchyard health --db ${settings.db}   (or: events list, dlq list, pipeline verify ${settings.configs[0]})`,
+  `Inspect: pnpm switchyard health --transport '${target}'   ` +
+    `(or: events list, daemons, pipeline verify ${settings.configs[0]})` +
+    (settings.transport === "nats"
+      ? `\n         pnpm switchyard dlq list --db ${settings.db}`
+      : ""),
 );
 // The picture `pnpm docs:catalog` generates from the catalog's declared pipeline.
 console.log(

@@ -1,5 +1,5 @@
 // The supervisor: one OS process per daemon, managed by a DaemonManager (restart with backoff,
-// DAEMON_PERMANENTLY_FAILED when it gives up), all coordinating through one SQLite file.
+// DAEMON_PERMANENTLY_FAILED when it gives up), all coordinating through the run's transport.
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { type AnyEventOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
@@ -8,7 +8,7 @@ import { type Router, type Transport, createRouter } from "@switchyard/router";
 import { pipelineDaemons, type PipelineDaemonName } from "./daemons";
 import { ProcessDaemon } from "./process/process-daemon";
 import type { PipelineSettings } from "./settings";
-import { pipelineTransport } from "./transport";
+import { openPipelineDriver, transportOptions } from "./transport";
 
 export interface Pipeline extends AsyncDisposable {
   readonly router: Router<PipelineCatalog>;
@@ -51,7 +51,8 @@ export async function startPipeline(
   mkdirSync(settings.dataDir, { recursive: true });
   const logFile = join(settings.dataDir, "daemons.log");
   const log: WriteStream = createWriteStream(logFile, { flags: "a" });
-  const transport = pipelineTransport(settings, { drainTimeoutMs: 1000 });
+  const driver = await openPipelineDriver(settings);
+  const transport = driver.transport({ drainTimeoutMs: 1000, ...transportOptions(settings) });
   await registerSubscribers(transport);
   const router = createRouter({ catalog: pipelineCatalog, transport, source: "supervisor" });
   if (onEvent)
@@ -81,6 +82,7 @@ export async function startPipeline(
     (stopped ??= (async () => {
       await manager.stopAll();
       await router.shutdown({ timeoutMs: 2000 });
+      await driver.close();
       await new Promise<void>((resolve) => log.end(resolve));
     })());
   return { router, manager, processes, logFile, stop, [Symbol.asyncDispose]: stop };

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { natsReplicas, natsServers } from "./transport";
+import { sqlitePath } from "@switchyard/cross-process-queue";
+import { parseTarget } from "@switchyard/transport";
+import { natsReplicas, natsServers, pipelineTarget } from "./transport";
 
 describe("the demo's NATS location", () => {
   it("splits --nats-url on commas into trimmed server URLs, dropping blanks", () => {
@@ -18,5 +20,34 @@ describe("the demo's NATS location", () => {
     expect(
       natsReplicas({ natsUrl: "nats://a:4222,nats://b:4222,nats://c:4222", natsReplicas: 1 }),
     ).toBe(1);
+  });
+});
+
+describe("the run's target", () => {
+  const base = {
+    db: "/tmp/run/coordination.db",
+    natsUrl: "nats://127.0.0.1:4222",
+    natsStream: "SWITCHYARD_DEMO_1",
+    natsPrefix: "switchyard.demo1",
+  };
+
+  it("is sqlite:<db> for SQLite, which the SQLite driver opens as that file", () => {
+    const target = pipelineTarget({ ...base, transport: "sqlite" });
+    expect(target).toBe("sqlite:/tmp/run/coordination.db");
+    expect(sqlitePath(parseTarget(target))).toBe("/tmp/run/coordination.db");
+  });
+
+  it("names every NATS server, the stream and the prefix, as the NATS driver reads them", () => {
+    const target = pipelineTarget({
+      ...base,
+      transport: "nats",
+      natsUrl: "nats://a:4222, b:4223,tls://c:4224",
+    });
+    expect(target).toBe("nats://a:4222,b:4223,c:4224/SWITCHYARD_DEMO_1?prefix=switchyard.demo1");
+    expect(parseTarget(target)).toMatchObject({
+      scheme: "nats",
+      rest: "//a:4222,b:4223,c:4224/SWITCHYARD_DEMO_1",
+      params: { prefix: "switchyard.demo1" },
+    });
   });
 });

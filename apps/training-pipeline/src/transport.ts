@@ -1,22 +1,15 @@
-// The durable transport the demo's processes share, and where their heartbeats go, chosen by
-// settings: SQLite (the `db` file) or NATS JetStream.
-import {
-  SqliteHeartbeatSink,
-  listHeartbeats,
-  openQueueReadOnly,
-  sqliteTransport,
-} from "@switchyard/cross-process-queue";
-import type { HeartbeatSink } from "@switchyard/handler-base";
-import type { DeadLetterSink, Logger, Transport } from "@switchyard/router";
-import {
-  heartbeatStreamName,
-  listNatsHeartbeats,
-  natsHeartbeatSink,
-  natsTransport,
-} from "@switchyard/transport-nats";
+// Where the demo's processes meet: the driver for the run's target, chosen once from settings —
+// `sqlite:<db>` or `nats://host:4222,…/STREAM?prefix=…`. Everything else (the transport, the
+// heartbeat sink, the reads of the verification) comes from that driver.
+import { sqliteDriver } from "@switchyard/cross-process-queue";
+import { type Driver, type DriverFactory, type Logger, openDriver } from "@switchyard/transport";
+import { heartbeatStreamName, natsDriver } from "@switchyard/transport-nats";
 import type { PipelineSettings } from "./settings";
 
-/** Keep a NATS run's events and heartbeats for an hour, so it can be verified and inspected. */
+/** The transports a run can use: SQLite and NATS JetStream. */
+const drivers: readonly DriverFactory[] = [sqliteDriver, natsDriver];
+
+/** Keep a NATS run's events for an hour, so it can be verified and inspected. */
 const KEEP_MS = 3_600_000;
 
 /** The NATS servers of a run: `natsUrl` split on commas, blanks dropped. */
@@ -35,62 +28,53 @@ export function natsReplicas(settings: Pick<PipelineSettings, "natsUrl" | "natsR
   return settings.natsReplicas ?? (natsServers(settings.natsUrl).length >= 3 ? 3 : 1);
 }
 
-/** The servers, stream, prefix and replicas of a NATS run. */
-const natsLocation = (settings: PipelineSettings) => ({
-  servers: natsServers(settings.natsUrl),
-  stream: settings.natsStream,
-  prefix: settings.natsPrefix,
-  replicas: natsReplicas(settings),
-});
-
-export function pipelineTransport(
-  settings: PipelineSettings,
-  options: { deadLetter?: DeadLetterSink; logger?: Logger; drainTimeoutMs?: number } = {},
-): Transport {
-  if (settings.transport === "nats") {
-    return natsTransport({
-      ...natsLocation(settings),
-      // Not only until acked: the run's events stay for the verification and for inspection.
-      retention: "limits",
-      maxAgeMs: KEEP_MS,
-      ...options,
-    });
-  }
-  return sqliteTransport({ path: settings.db, ...options });
+/** The SQLite target of a file: `sqlite:<path>`. */
+export function sqliteTarget(path: string): string {
+  return `sqlite:${path}`;
 }
-
-/** A heartbeat sink that is closed when its process ends. */
-export type PipelineHeartbeatSink = HeartbeatSink & { close(): void | Promise<void> };
 
 /**
- * Where a daemon process writes its heartbeats: on NATS the heartbeat stream beside the run's
- * event stream (read from any machine), else the SQLite file's `daemon_heartbeats` table.
+ * The transport target of a run, as a user would type it to the CLI: `sqlite:<db>`, or
+ * `nats://host:4222,host2:4222/<natsStream>?prefix=<natsPrefix>` (server URLs lose their
+ * `nats://` scheme: the target names hosts).
  */
-export function pipelineHeartbeats(
-  settings: PipelineSettings,
-  options: { logger?: Logger } = {},
-): PipelineHeartbeatSink {
-  if (settings.transport === "nats")
-    return natsHeartbeatSink({ ...natsLocation(settings), maxAgeMs: KEEP_MS, ...options });
-  return new SqliteHeartbeatSink({ path: settings.db });
+export function pipelineTarget(
+  settings: Pick<PipelineSettings, "transport" | "db" | "natsUrl" | "natsStream" | "natsPrefix">,
+): string {
+  if (settings.transport === "sqlite") return sqliteTarget(settings.db);
+  const hosts = natsServers(settings.natsUrl).map((url) => url.replace(/^[a-z]+:\/\//i, ""));
+  return (
+    `nats://${hosts.join(",")}/${encodeURIComponent(settings.natsStream)}` +
+    `?prefix=${encodeURIComponent(settings.natsPrefix)}`
+  );
 }
 
-/** Where {@link pipelineHeartbeats} writes, for people. */
+/** Open the run's driver (SQLite or NATS, by its target). Close it when done. */
+export function openPipelineDriver(
+  settings: PipelineSettings,
+  options: { readOnly?: boolean; logger?: Logger } = {},
+): Promise<Driver> {
+  return openDriver(pipelineTarget(settings), {
+    drivers,
+    readOnly: options.readOnly ?? false,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+}
+
+/**
+ * What the run's transport is opened with beyond the driver's defaults: on NATS the stream keeps
+ * every event for an hour (not only until acked), for the verification and for inspection, with
+ * `natsReplicas` replicas; SQLite needs nothing more.
+ */
+export function transportOptions(settings: PipelineSettings): Record<string, unknown> {
+  return settings.transport === "nats"
+    ? { retention: "limits", maxAgeMs: KEEP_MS, replicas: natsReplicas(settings) }
+    : {};
+}
+
+/** Where the run's heartbeats go (the driver's heartbeat sink), for people. */
 export function heartbeatsWhere(settings: PipelineSettings): string {
   return settings.transport === "nats"
     ? `NATS stream ${heartbeatStreamName(settings.natsStream)}`
     : settings.db;
-}
-
-/** Every daemon's last heartbeat, read back from where {@link pipelineHeartbeats} wrote it. */
-export async function pipelineHeartbeatList(
-  settings: PipelineSettings,
-): Promise<{ readonly daemon: string; readonly status: string }[]> {
-  if (settings.transport === "nats") return listNatsHeartbeats(natsLocation(settings));
-  const db = openQueueReadOnly(settings.db);
-  try {
-    return listHeartbeats(db);
-  } finally {
-    db.close();
-  }
 }

@@ -1,14 +1,14 @@
-// One daemon process of the pipeline: its own router on the shared transport (the SQLite queue or
-// NATS JetStream), the dead-letter store as sink, heartbeats where the CLI reads them (the database,
-// or the NATS heartbeat stream), and a DaemonManager that restarts the daemon if it crashes and
-// stops it gracefully on SIGTERM.
+// One daemon process of the pipeline: its own router on the run's driver (the SQLite queue or NATS
+// JetStream), the SQLite dead-letter store as sink (the retry daemon works on it, on either
+// transport), the driver's heartbeat sink (where the CLI reads heartbeats), and a DaemonManager
+// that restarts the daemon if it crashes and stops it gracefully on SIGTERM.
 import { pipelineCatalog } from "@switchyard/event-schema";
 import { DlqRetryDaemon, SqliteDeadLetterStore, replayTo } from "@switchyard/dlq";
 import { DaemonManager } from "@switchyard/handler-base";
 import { createRouter } from "@switchyard/router";
 import { type PipelineDaemonName, pipelineDaemons } from "../daemons";
 import { settingsFromEnv } from "../settings";
-import { pipelineHeartbeats, pipelineTransport } from "../transport";
+import { openPipelineDriver, transportOptions } from "../transport";
 import { jsonLogger } from "./log";
 
 const name = process.argv[2] as PipelineDaemonName;
@@ -20,7 +20,8 @@ const store = new SqliteDeadLetterStore({
   retryBackoff: { initialMs: 300, maxMs: 3000 },
   logger,
 });
-const transport = pipelineTransport(settings, { deadLetter: store, logger });
+const driver = await openPipelineDriver(settings, { logger });
+const transport = driver.transport({ deadLetter: store, logger, ...transportOptions(settings) });
 const router = createRouter({
   catalog: pipelineCatalog,
   transport,
@@ -43,7 +44,7 @@ const daemon =
       })
     : pipelineDaemons[name].create(router, settings);
 
-const heartbeats = pipelineHeartbeats(settings, { logger });
+const heartbeats = driver.heartbeatSink();
 const manager = new DaemonManager({
   daemons: [daemon],
   heartbeatSink: heartbeats,
@@ -57,6 +58,7 @@ await manager.startAll();
 process.send?.({ type: "ready", daemon: name });
 await running;
 await router.shutdown({ timeoutMs: 5000 });
-await heartbeats.close();
+// Closes the transport and the heartbeat sink (flushing the last "stopped" beat).
+await driver.close();
 store.close();
 process.disconnect?.();
