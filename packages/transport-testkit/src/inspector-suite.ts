@@ -552,6 +552,31 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
             .map((e) => e.id)
             .reverse(),
         );
+
+        // Events published while someone pages (a live listing): a cursor neither repeats nor
+        // skips what it already passed; newest-first never reaches the newcomers, oldest-first
+        // ends with them.
+        const firstNewest = await inspector.events({ limit: 4 });
+        const firstOldest = await inspector.events({ limit: 4, order: "oldest" });
+        const newcomers = [event(100, A), event(101, B)];
+        for (const e of newcomers) await transport.publish([e]);
+        await expect
+          .poll(async () => (await inspector.events({ limit: 1 })).events[0]?.id, poll)
+          .toBe(newcomers[1]!.id);
+        for (const [order, first, expected] of [
+          ["newest", firstNewest, all.map((e) => e.id).reverse()],
+          ["oldest", firstOldest, [...all, ...newcomers].map((e) => e.id)],
+        ] as const) {
+          const rest = await allPages(async (cursor) => {
+            const page = await inspector.events({
+              order,
+              limit: 4,
+              cursor: cursor ?? first.next!,
+            });
+            return { items: page.events, ...(page.next ? { next: page.next } : {}) };
+          });
+          expect([...ids(first.events), ...ids(rest.items)], `${order} first`).toEqual(expected);
+        }
       },
     );
 

@@ -67,6 +67,35 @@ describe("memory inspector", () => {
     expect(tree!.root.caused[0]!.caused).toEqual([]);
   });
 
+  it("pages dead letters by key: records written between pages are neither repeated nor skipped", async () => {
+    const store = new MemoryStore();
+    const transport = memoryTransport({ store });
+    await transport.subscribe({
+      subscriber: "poisoned",
+      types: ["JOB"],
+      maxAttempts: 1,
+      handler: async () => {
+        throw new Error("no");
+      },
+    });
+    const inspector = new MemoryInspector(store);
+    const depth = async () => (await inspector.deadLetterCounts()).depth;
+    await transport.publish([job(1), job(2), job(3)]);
+    await expect.poll(depth).toBe(3);
+    const first = await inspector.deadLetters({ limit: 2 });
+    await transport.publish([job(4), job(5)]);
+    await expect.poll(depth).toBe(5);
+    const second = await inspector.deadLetters({ limit: 2, cursor: first.next! });
+    const n = (page: typeof first) =>
+      page.deadLetters.map((d) => (d.envelope!.data as { n: number }).n);
+    expect([...n(first), ...n(second)]).toEqual([3, 2, 1]);
+    expect(second.next).toBeUndefined();
+    await expect(inspector.deadLetters({ cursor: "2" })).rejects.toBeInstanceOf(
+      InspectorQueryError,
+    );
+    await transport.close();
+  });
+
   it("refuses a purge without a filter, and hard-purges only when asked", async () => {
     const store = new MemoryStore();
     const transport = memoryTransport({ store });

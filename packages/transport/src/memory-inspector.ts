@@ -85,6 +85,17 @@ function cursorValue(cursor: string | undefined): number | undefined {
   return n;
 }
 
+/** A dead-letter cursor (`<lastFailedAt ms>.<id>` of the last record of the previous page). */
+function deadLetterCursor(cursor: string | undefined): { at: number; id: number } | undefined {
+  if (cursor === undefined) return undefined;
+  const match = /^(\d+)\.(\d+)$/.exec(cursor);
+  if (!match)
+    throw new InspectorQueryError(
+      `cursor ${JSON.stringify(cursor)} is not one this inspector gave: pass the \`next\` of the previous page.`,
+    );
+  return { at: Number(match[1]), id: Number(match[2]) };
+}
+
 function storedEvent(e: StoredMemoryEvent): StoredEvent {
   const { envelope } = e;
   return {
@@ -399,14 +410,26 @@ export class MemoryInspector implements Inspector {
   ): Promise<DeadLetterPage> {
     this.#open(query.signal);
     const limit = pageSize(query.limit);
-    const skip = cursorValue(query.cursor) ?? 0;
+    const after = deadLetterCursor(query.cursor);
     const all = [...this.#store.deadLetterEntries.values()]
       .filter((e) => matches(e, query))
       .sort(newestFirst);
-    const page = all.slice(skip, skip + limit);
+    // Keyset paging (last failure, id) rather than an offset: records written while someone
+    // pages are neither repeated nor skipped.
+    const start = after
+      ? all.findIndex(
+          (e) =>
+            Date.parse(e.record.failedAt) < after.at ||
+            (Date.parse(e.record.failedAt) === after.at && Number(e.id) < after.id),
+        )
+      : 0;
+    const page = start < 0 ? [] : all.slice(start, start + limit);
+    const last = page[page.length - 1];
     return {
       deadLetters: page.map(deadLetterInfo),
-      ...(skip + limit < all.length ? { next: String(skip + limit) } : {}),
+      ...(last && start + limit < all.length
+        ? { next: `${Date.parse(last.record.failedAt)}.${last.id}` }
+        : {}),
     };
   }
 
