@@ -284,7 +284,12 @@ export function createDashboard(
     });
   });
   app.get("/api/events/:id", async (c) => {
-    const detail = await eventDetail(inspector, c.req.param("id"), signal(c));
+    const detail = await eventDetail(
+      inspector,
+      c.req.param("id"),
+      signal(c),
+      resolved.maxGroupScan,
+    );
     if (!detail)
       return c.json(
         { error: { code: "NOT_FOUND", message: `No event ${JSON.stringify(c.req.param("id"))}.` } },
@@ -390,7 +395,12 @@ export function createDashboard(
     );
   });
   app.get("/events/:id", async (c) => {
-    const detail = await eventDetail(inspector, c.req.param("id"), signal(c));
+    const detail = await eventDetail(
+      inspector,
+      c.req.param("id"),
+      signal(c),
+      resolved.maxGroupScan,
+    );
     if (!detail) return page(c, "Not found", `No event ${c.req.param("id")}.`, 404);
     return c.html(eventPage(ctx, detail));
   });

@@ -255,21 +255,31 @@ export interface EventDetail {
   readonly event: StoredEvent;
   readonly deliveries: readonly DeliveryInfo[];
   readonly causation?: CausationTree;
+  /**
+   * Its dead letters, every status (the inspector has no event-id filter: found among the newest
+   * dead letters of its type, up to the group scan limit).
+   */
+  readonly deadLetters: readonly DeadLetterInfo[];
 }
 
-/** One event with its deliveries and causation; `undefined` when unknown. */
+/** One event with its deliveries, causation and dead letters; `undefined` when unknown. */
 export async function eventDetail(
   inspector: Inspector,
   id: string,
   signal?: AbortSignal,
+  maxScan = 2000,
 ): Promise<EventDetail | undefined> {
   const event = await inspector.event(id, { signal });
   if (!event) return undefined;
-  const [deliveries, causation] = await Promise.all([
+  const [deliveries, causation, dead] = await Promise.all([
     inspector.capabilities.deliveries ? inspector.deliveries(id, { signal }) : [],
     inspector.causation(id, { depth: 5, limit: 200, signal }),
+    inspector.capabilities.deadLetters
+      ? scanDeadLetters(inspector, { type: event.type }, maxScan, signal)
+      : { records: [] },
   ]);
-  return { event, deliveries, ...(causation ? { causation } : {}) };
+  const deadLetters = dead.records.filter((d) => d.eventId === id);
+  return { event, deliveries, ...(causation ? { causation } : {}), deadLetters };
 }
 
 /** An events page. */

@@ -419,7 +419,7 @@ function causeChain(ctx: PageContext, causes: readonly StoredEvent[], inner: Htm
   );
 }
 
-function deliveryItem(d: DeliveryInfo): Html {
+function deliveryItem(ctx: PageContext, d: DeliveryInfo, dead: readonly DeadLetterInfo[]): Html {
   const steps: Html[] = [];
   if (d.attempts > 0)
     steps.push(html`<li>${d.attempts} attempt${d.attempts === 1 ? "" : "s"} started</li>`);
@@ -432,6 +432,18 @@ function deliveryItem(d: DeliveryInfo): Html {
       </li>`,
     );
   if (d.deadReason) steps.push(html`<li>dead-lettered: ${d.deadReason}</li>`);
+  for (const x of dead.filter((r) => r.subscriber === d.subscriber))
+    steps.push(
+      html`<li>
+        dead-lettered (${x.reason}, ${x.attempts} attempt${x.attempts === 1 ? "" : "s"}) first
+        ${time(x.firstFailedAt)}, last
+        ${time(x.lastFailedAt)}${x.replays > 0 ? html`; replayed ${x.replays} time${x.replays === 1 ? "" : "s"}, last ${time(x.replayedAt)}` : ""};
+        now ${badge(x.status)}
+        <a href="${link(ctx, `/dead-letters/${encodeURIComponent(x.id)}`)}"
+          >dead letter ${short(x.id, 40)}</a
+        >
+      </li>`,
+    );
   if (d.damaged)
     steps.push(html`<li class="error">stored state damaged: ${short(d.damaged, 300)}</li>`);
   return html`<li class="delivery">
@@ -495,7 +507,7 @@ export function eventPage(ctx: PageContext, d: EventDetail): Html {
                 No subscriber is registered for this type (or the transport cannot tell).
               </p>`
             : html`<ul class="deliveries" id="deliveries">
-                ${d.deliveries.map(deliveryItem)}
+                ${d.deliveries.map((x) => deliveryItem(ctx, x, d.deadLetters))}
               </ul>`
         }
       </section>

@@ -142,6 +142,27 @@ export function apiSuite(name: string, open: () => Promise<Driver>) {
       expect((await get("/api/events/no-such-event")).status).toBe(404);
     });
 
+    it("shows an event's dead letters on its delivery timeline", async () => {
+      const failing = (await get("/api/events?type=SELFPLAY_FAILED&limit=1")).body.events[0];
+      const { body } = await get(`/api/events/${failing.id}`);
+      expect(body.deliveries).toEqual([
+        expect.objectContaining({ subscriber: "selfplay_watch", state: "dead" }),
+      ]);
+      expect(body.deadLetters).toEqual([
+        expect.objectContaining({
+          eventId: failing.id,
+          subscriber: "selfplay_watch",
+          reason: "max_attempts",
+        }),
+      ]);
+      const page = await (
+        await dash(new Request(`http://dash.test/ops/events/${failing.id}`))
+      ).text();
+      expect(page).toContain("dead-lettered (max_attempts, 2 attempts)");
+      expect(page).toContain(`/ops/dead-letters/${encodeURIComponent(body.deadLetters[0].id)}`);
+      expect((await get(`/api/events/${seeded.rootId}`)).body.deadLetters).toEqual([]);
+    });
+
     it("groups dead letters by signature with counts and first/last seen", async () => {
       const { body } = await get("/api/dead-letters");
       expect(body.scanned).toBe(4);
