@@ -9,6 +9,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { SwitchyardError } from "@switchyard/event-schema";
+import { type DaemonContracts, isDaemonContracts } from "@switchyard/transport";
 import { type Logger, childLogger, silentLogger } from "@switchyard/transport";
 import {
   NatsHeartbeatWriteError,
@@ -48,6 +49,8 @@ export interface NatsHeartbeat {
   readonly startedAt: string | null;
   /** RFC 3339: when this heartbeat was taken. */
   readonly at: string;
+  /** What the daemon publishes and consumes (see `DaemonContracts`), when it announces it. */
+  readonly contracts?: DaemonContracts;
 }
 
 type ConnectionOption =
@@ -473,6 +476,7 @@ function toHeartbeatInfo(message: StoredMsg, now: number): NatsHeartbeatInfo | u
     health: value.health ?? null,
     stats: value.stats ?? null,
     ...(typeof value.restarts === "number" ? { restarts: value.restarts } : {}),
+    ...(isDaemonContracts(value.contracts) ? { contracts: value.contracts } : {}),
     ...(startedAt !== undefined ? { startedAt } : {}),
     updatedAt: new Date(updated).toISOString(),
     ageMs: Math.max(0, now - updated),

@@ -591,7 +591,7 @@ export class NatsSubscription implements TransportSubscription {
       );
       if (!this.#holds(run))
         return this.#discard(run, "its lease expired (or close handed it back)");
-      const outcome = decideOutcome(result, attempt, policy);
+      const outcome = decideOutcome(result, attempt, policy, run.envelope.id);
       switch (outcome.kind) {
         case "ack":
           run.lost = true;

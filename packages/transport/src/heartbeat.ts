@@ -96,3 +96,28 @@ export interface DaemonContracts {
 export interface HeartbeatSink {
   write(beat: DaemonHeartbeat): void | Promise<void>;
 }
+
+/**
+ * Whether a stored value has the {@link DaemonContracts} shape: what heartbeat readers use to keep
+ * an announcement read back from storage, or leave out one that was written by something else.
+ */
+export function isDaemonContracts(value: unknown): value is DaemonContracts {
+  const types = (list: unknown) =>
+    Array.isArray(list) &&
+    list.every(
+      (t: unknown) =>
+        typeof t === "object" &&
+        t !== null &&
+        typeof (t as { type?: unknown }).type === "string" &&
+        typeof (t as { version?: unknown }).version === "number" &&
+        typeof (t as { schemaHash?: unknown }).schemaHash === "string",
+    );
+  const v = value as { publishes?: unknown; subscribes?: unknown; package?: unknown } | null;
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    types(v.publishes) &&
+    types(v.subscribes) &&
+    (v.package === undefined || typeof v.package === "string")
+  );
+}

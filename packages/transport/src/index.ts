@@ -43,6 +43,7 @@ export { childLogger, silentLogger } from "./logger";
 export type { Logger } from "./logger";
 export { healthFrom } from "./health";
 export type { HealthCheckResult, HealthStatus } from "./health";
+export { isDaemonContracts } from "./heartbeat";
 export type {
   AnnouncedType,
   DaemonContracts,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { DaemonContracts } from "./heartbeat";
+import { type DaemonContracts, isDaemonContracts } from "./heartbeat";
 import type { HeartbeatInfo } from "./inspector";
 import { contractTopology } from "./topology";
 
@@ -68,5 +68,16 @@ describe("contract topology", () => {
     expect(contractTopology(beats).types[0]!.publishers[0]!.stale).toBe(true);
     const live = contractTopology(beats, { skipStale: true });
     expect(live.types[0]!.issues).toEqual(["consumed_not_published"]);
+  });
+});
+
+describe("isDaemonContracts", () => {
+  it("keeps the announced shape and rejects anything else read back from storage", () => {
+    expect(isDaemonContracts({ publishes: [t("X")], subscribes: [] })).toBe(true);
+    expect(isDaemonContracts({ publishes: [t("X")], subscribes: [], package: "a@1" })).toBe(true);
+    expect(isDaemonContracts({ publishes: [{ type: "X" }], subscribes: [] })).toBe(false);
+    expect(isDaemonContracts({ publishes: "X", subscribes: [] })).toBe(false);
+    expect(isDaemonContracts(null)).toBe(false);
+    expect(isDaemonContracts({ publishes: [], subscribes: [], package: 3 })).toBe(false);
   });
 });
