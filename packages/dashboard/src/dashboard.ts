@@ -138,6 +138,9 @@ export function createDashboard(
         frameAncestors: ["'none'"],
       },
       referrerPolicy: "no-referrer",
+      // HSTS is the host application's call (it would bind every subdomain of the host), not a
+      // mounted dashboard's.
+      strictTransportSecurity: false,
       xFrameOptions: "DENY",
     }),
   );

@@ -117,6 +117,7 @@ describe("every response", () => {
       expect(csp, path).toContain("frame-ancestors 'none'");
       expect(response.headers.get("x-content-type-options"), path).toBe("nosniff");
       expect(response.headers.get("x-frame-options"), path).toBe("DENY");
+      expect(response.headers.get("strict-transport-security"), path).toBeNull();
     }
     expect(CONTENT_SECURITY_POLICY).toContain("default-src 'self'");
   });
