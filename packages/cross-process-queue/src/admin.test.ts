@@ -85,6 +85,34 @@ describe("SqliteAdmin", () => {
     expect(got.sort()).toEqual([1, 2, 3]);
   });
 
+  it("skips a selected record that another admin replayed meanwhile, instead of replaying it twice", async () => {
+    const { q, driver } = await setup();
+    await driver.transport().register!("worker", ["JOB"]);
+    const sink = driver.deadLetterSink()!;
+    for (let n = 1; n <= 10; n++) await sink.deadLetter(record(n));
+    const ids = (await driver.inspector().deadLetters({ limit: 100 })).deadLetters
+      .map((d) => Number(d.id))
+      .sort((x, y) => x - y);
+    const other = await sqliteDriver.open(
+      { scheme: "sqlite", text: q.path, rest: q.path, params: {} },
+      {},
+    );
+    drivers.push(other);
+    // The first admin selects all ten and works through them in id order; the second replays the
+    // fifth alone and is done long before the first gets to it.
+    const [all, one] = await Promise.all([
+      driver.admin().replay({ subscriber: "worker" }),
+      other.admin().replay({ id: String(ids[4]) }),
+    ]);
+    expect(one.replayed).toEqual([String(ids[4])]);
+    expect(all.failed).toEqual([]);
+    expect(all.replayed).toHaveLength(9);
+    expect(all.skipped.map((s) => s.id)).toEqual([String(ids[4])]);
+    const { deadLetters } = await driver.inspector().deadLetters({ limit: 100 });
+    expect(deadLetters.map((d) => d.replays)).toEqual(Array(10).fill(1));
+    expect((await driver.inspector().subscribers())[0]).toMatchObject({ pending: 10 });
+  });
+
   it("purges after a backup, with a filter or all, and counts on a dry run", async () => {
     const { q, driver } = await setup();
     const sink = driver.deadLetterSink()!;
