@@ -146,6 +146,14 @@ for (const kind of TARGETS) {
         });
       });
 
+      it.each([["subscribers"], ["daemons"]])("%s redraws with --watch", async (command) => {
+        const stop = new AbortController();
+        setTimeout(() => stop.abort(), 2_500);
+        const result = await cli([command, "--watch", "250ms", ...args], { signal: stop.signal });
+        expect(result.code).toBe(0);
+        expect(result.stdout.match(/^--- /gm)?.length ?? 0).toBeGreaterThanOrEqual(2);
+      });
+
       it("daemons lists every heartbeat with its restarts", async () => {
         const result = await run(["daemons", "--json"]);
         expect(result.code).toBe(0);
@@ -293,8 +301,11 @@ for (const kind of TARGETS) {
           expect(report.retryDaemon.running).toBe(false);
           const bySubscriber = await run(["dlq", "list", "--subscriber", "notifier", "--json"]);
           expect(bySubscriber.json().deadLetters).toHaveLength(2);
-          const text = await run(["dlq", "list"]);
+          const text = await run(["dlq", "list", "--subscriber", "notifier"]);
           expect(text.stdout).toMatch(/ID\s+LAST FAILED\s+TYPE/);
+          expect(text.stdout).toContain(
+            "No retry daemon is running (no heartbeat of a daemon named dlq_retry): nothing retries them",
+          );
         });
 
         it("says a retry daemon runs once one writes fresh heartbeats", async () => {
@@ -308,6 +319,8 @@ for (const kind of TARGETS) {
             if (!report?.retryDaemon.running) await new Promise((r) => setTimeout(r, 100));
           }
           expect(report?.retryDaemon.running).toBe(true);
+          const text = await run(["dlq", "list", "--subscriber", "notifier"]);
+          expect(text.stdout).toContain("A retry daemon is running (dlq_retry)");
           await sink.write(
             heartbeat(
               "dlq_retry",

@@ -244,7 +244,8 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         ]),
       );
       reportDamaged(out, deadLetters, (d) => `dead letter ${d.id}`);
-      if (deadLetters.some((d) => d.nextRetryAt !== undefined)) {
+      // pending_retry is what a retry daemon retries: say whether one runs.
+      if (deadLetters.some((d) => d.nextRetryAt !== undefined || d.status === "pending_retry")) {
         out.line();
         out.line(retryNote(retryDaemon));
       }
