@@ -11,7 +11,7 @@ import { registerPipeline } from "./commands/pipeline";
 import { registerQueue } from "./commands/queue";
 import { registerStats } from "./commands/stats";
 import { registerSubscribers } from "./commands/subscribers";
-import { type ProgramOptions, runtimeOf } from "./context";
+import { type ProgramOptions, runtimeOf, targetsHelp } from "./context";
 import { ExitCode, Output } from "./output";
 
 function version(): string {
@@ -49,10 +49,9 @@ export function createProgram(options: ProgramOptions = {}): Command {
   program.addHelpText(
     "after",
     `
-Every command takes --transport <target> and --json. A target is one of:
-  sqlite:<path>, or a bare path          a SQLite coordination database (--db <path> too)
-  nats://host:4222[,host2:4222]/STREAM?prefix=<subject>
-                                         a NATS JetStream stream (default STREAM SWITCHYARD)
+Every command takes --transport <target> and --json. A target is one of (a bare path is
+SQLite; --db <path> is --transport sqlite:<path>):
+${targetsHelp()}
 Default: $SWITCHYARD_TRANSPORT, else $SWITCHYARD_DB, else data/coordination/coordination.db.
 Commands that read the catalog (event types, alert rules, pipelines) take --catalog <module>
 (default: $SWITCHYARD_CATALOG, else the built-in pipeline catalog).
