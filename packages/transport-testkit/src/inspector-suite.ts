@@ -311,6 +311,18 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
         });
         expect(counts.byReason.timeout ?? 0).toBe(0);
         expect(counts.oldestAgeMs).toBeGreaterThanOrEqual(0);
+
+        // A dead letter written while someone pages is neither repeated nor makes one skipped.
+        const firstPage = await inspector.deadLetters({ limit: 2 });
+        await transport.publish([event(9, B, { fate: "unrecoverable" })]);
+        await expect.poll(async () => (await inspector.deadLetterCounts()).depth, poll).toBe(4);
+        const rest = await allPages(async (cursor) => {
+          const page = await inspector.deadLetters({ limit: 2, cursor: cursor ?? firstPage.next! });
+          return { items: page.deadLetters, ...(page.next ? { next: page.next } : {}) };
+        });
+        expect([...firstPage.deadLetters, ...rest.items].map((d) => d.id)).toEqual(
+          deadLetters.map((d) => d.id),
+        );
       },
     );
 
