@@ -2,19 +2,12 @@
 // config has run its generations; then the pipeline-flow verification, per stage. Exit 0 only if
 // every stage flowed for every config.
 import { type AnyEventOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
-import { verifyPipeline, verifyPipelineOnNats } from "@switchyard/cli";
-import { openQueueReadOnly } from "@switchyard/cross-process-queue";
+import { verifyPipeline } from "@switchyard/cli";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { type DemoArgs, DemoUsageError, USAGE, parseDemoArgs } from "./args";
 import { generationOf } from "./simulation";
 import { startPipeline } from "./supervisor";
-import {
-  heartbeatsWhere,
-  natsReplicas,
-  natsServers,
-  openPipelineDriver,
-  pipelineTarget,
-} from "./transport";
+import { heartbeatsWhere, natsReplicas, openPipelineDriver, pipelineTarget } from "./transport";
 
 /** The parsed command line; a usage error prints the usage and exits 2, never a stack trace. */
 function parse(): Extract<DemoArgs, { help: false }> {
@@ -159,27 +152,15 @@ await pipeline.stop();
 // The runbook's pipeline-flow verification, per config, and the heartbeats: read back through
 // the run's driver, read-only, the way the CLI reads them.
 const reader = await openPipelineDriver(settings, { readOnly: true });
-const db = settings.transport === "sqlite" ? openQueueReadOnly(settings.db) : undefined;
 let allFlowed = true;
 console.log(`\nPipeline flow (last hour):`);
 for (const configKey of settings.configs) {
-  const result = db
-    ? verifyPipeline(db, configKey, { hours: 1 })
-    : await verifyPipelineOnNats(
-        {
-          servers: natsServers(settings.natsUrl),
-          stream: settings.natsStream,
-          prefix: settings.natsPrefix,
-        },
-        configKey,
-        { hours: 1 },
-      );
+  const result = await verifyPipeline(reader.inspector(), configKey, { hours: 1 });
   allFlowed &&= result.ok;
   console.log(`\n  ${configKey}`);
   for (const stage of result.stages)
     console.log(`    ${stage.ok ? "✓" : "✗"} ${stage.type.padEnd(28)} ${stage.count}`);
 }
-db?.close();
 // Every daemon process wrote a last heartbeat when it stopped.
 const beats = await reader.inspector().heartbeats();
 await reader.close();

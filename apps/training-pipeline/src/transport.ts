@@ -1,13 +1,10 @@
 // Where the demo's processes meet: the driver for the run's target, chosen once from settings —
 // `sqlite:<db>` or `nats://host:4222,…/STREAM?prefix=…`. Everything else (the transport, the
 // heartbeat sink, the reads of the verification) comes from that driver.
-import { sqliteDriver } from "@switchyard/cross-process-queue";
-import { type Driver, type DriverFactory, type Logger, openDriver } from "@switchyard/transport";
-import { heartbeatStreamName, natsDriver } from "@switchyard/transport-nats";
+import { drivers } from "@switchyard/cli";
+import { type Driver, type Logger, openDriver } from "@switchyard/transport";
+import { heartbeatStreamName } from "@switchyard/transport-nats";
 import type { PipelineSettings } from "./settings";
-
-/** The transports a run can use: SQLite and NATS JetStream. */
-const drivers: readonly DriverFactory[] = [sqliteDriver, natsDriver];
 
 /** Keep a NATS run's events for an hour, so it can be verified and inspected. */
 const KEEP_MS = 3_600_000;
@@ -49,7 +46,7 @@ export function pipelineTarget(
   );
 }
 
-/** Open the run's driver (SQLite or NATS, by its target). Close it when done. */
+/** Open the run's driver (the CLI's drivers: SQLite and NATS). Close it when done. */
 export function openPipelineDriver(
   settings: PipelineSettings,
   options: { readOnly?: boolean; logger?: Logger } = {},
