@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import { SqliteTransport } from "@switchyard/cross-process-queue";
 import { createEnvelope } from "@switchyard/event-schema";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resolveTarget } from "./context";
 import { createProgram, openTarget, runCli, verifyPipeline } from "./index";
 import { formatDuration, formatTable, parseDuration } from "./output";
 import { type FilledDatabase, cli, eventually, fillDatabase, tempDir } from "./test/fixture";
@@ -409,6 +410,22 @@ describe("errors and usage", () => {
     const run = await cli(["stats", "--db", text]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("not a SQLite database or is corrupt");
+  });
+
+  it("chooses the target from --transport, else --db, else $SWITCHYARD_TRANSPORT, else $SWITCHYARD_DB", () => {
+    const env = { SWITCHYARD_TRANSPORT: "nats://n:4222/S", SWITCHYARD_DB: "/env.db" };
+    expect(resolveTarget({ transport: "nats://x:4222/T" }, env)).toBe("nats://x:4222/T");
+    expect(resolveTarget({ db: "/a.db" }, env)).toBe("sqlite:/a.db");
+    expect(resolveTarget({}, env)).toBe("nats://n:4222/S");
+    expect(resolveTarget({}, { SWITCHYARD_DB: "/env.db" })).toBe("sqlite:/env.db");
+    expect(resolveTarget({ transport: "rel/q.db" }, {})).toBe(
+      `sqlite:${join(process.cwd(), "rel/q.db")}`,
+    );
+    expect(resolveTarget({}, {})).toBe(
+      `sqlite:${join(process.cwd(), "data/coordination/coordination.db")}`,
+    );
+    expect(() => resolveTarget({ transport: "sqlite:" }, {})).toThrow(/no SQLite file/);
+    expect(() => resolveTarget({ transport: "x.db", db: "y.db" }, {})).toThrow(/not both/);
   });
 
   it("treats unknown commands and options as usage errors", async () => {
