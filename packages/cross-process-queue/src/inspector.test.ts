@@ -106,6 +106,11 @@ describe("SqliteInspector over a file with every delivery state", () => {
     });
     expect(c).toMatchObject({ subscriber: "c", pending: 0, lag: 0 });
     expect(c!.oldestPendingMs).toBeUndefined();
+    // The transport's stats() words it as the Transport contract does: pending = waiting to be
+    // claimed (retries and expired leases included), lag = pending + inFlight — the same total.
+    const stats = (await driver.transport().stats()).subscribers.find((s) => s.subscriber === "a");
+    expect(stats).toMatchObject({ pending: 6, inFlight: 1, lag: 7, deadLettered: 1 });
+    expect(stats).not.toHaveProperty("retrying");
   });
 
   it("gives the same backlog as the backlog view and the SQL of docs/operations.md", async () => {

@@ -5,6 +5,7 @@ import {
   type HealthCheckResult,
   type Logger,
   type PublishResult,
+  type SubscriberStats,
   type Transport,
   type TransportStats,
   type TransportSubscribeOptions,
@@ -19,7 +20,7 @@ import { type CheckpointHandle, type CheckpointStats, startCheckpointer } from "
 import { type PublishCounts, QueueStore } from "./claim";
 import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, Writer, openDatabase } from "./database";
 import { QueueOptionsError, TransportClosedError, isBusy } from "./errors";
-import { type SubscriberBacklog, subscriberStats } from "./introspect";
+import { subscriberStats } from "./introspect";
 import { Poller, type PollerCounters } from "./poller";
 import { type PruneResult, prune } from "./retention";
 import { SqliteSubscription, type SubscriptionHost } from "./subscription";
@@ -109,7 +110,12 @@ type Resolved = Defaults & {
 
 /** {@link SqliteTransport.stats}: the router's backlog numbers plus what the poller did. */
 export interface SqliteTransportStats extends TransportStats {
-  readonly subscribers: readonly SubscriberBacklog[];
+  /**
+   * Per subscriber, as the `Transport` contract's `SubscriberStats` words it: `pending` is every
+   * delivery waiting to be claimed, retries and expired leases included (the inspector splits
+   * those out as `retrying`), `lag = pending + inFlight`.
+   */
+  readonly subscribers: readonly SubscriberStats[];
   /** Statements run to find work; with nothing to do they stay near one per `maxPollMs`. */
   readonly poller: Readonly<PollerCounters> & {
     readonly claims: number;
@@ -343,7 +349,12 @@ export class SqliteTransport implements Transport, AsyncDisposable {
     this.#assertOpen();
     return {
       transport: this.name,
-      subscribers: this.#store.writer.read(() => subscriberStats(this.#db)),
+      subscribers: this.#store.writer.read(() =>
+        subscriberStats(this.#db).map(({ retrying, ...s }) => ({
+          ...s,
+          pending: s.pending + retrying,
+        })),
+      ),
       poller: { ...this.#poller.counters, ...this.#counters, watching: this.#poller.watching },
       checkpoints: this.#checkpoints?.stats() ?? INLINE_CHECKPOINTS,
     };
