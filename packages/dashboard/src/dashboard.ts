@@ -276,11 +276,13 @@ export function createDashboard(
   );
   app.get("/api/events/stream", (c) => {
     const query = eventQuery(params(c));
+    const lastId = c.req.header("last-event-id")?.trim();
+    const resume = lastId && /^\d+$/.test(lastId) ? Number(lastId) : undefined;
     return streamSSE(c, async (stream) => {
       const stop = () => stream.abort();
       closed.signal.addEventListener("abort", stop, { once: true });
       try {
-        await tail(stream, query);
+        await tail(stream, query, resume);
       } finally {
         closed.signal.removeEventListener("abort", stop);
       }
@@ -458,12 +460,38 @@ export function createDashboard(
   async function tail(
     stream: Parameters<Parameters<typeof streamSSE>[1]>[0],
     query: ReturnType<typeof eventQuery>,
+    resume: number | undefined,
   ): Promise<void> {
     const { types, subject } = query;
     const filter = { ...(types ? { types } : {}), ...(subject ? { subject } : {}) };
     const newest = (await inspector.events({ ...filter, limit: 1, order: "newest" })).events[0];
     let lastSeq = newest?.seq ?? -1;
     let since: string | number = newest?.storedAt ?? resolved.now();
+    // A reconnecting EventSource names the last event it got: resume after it. The inspector
+    // finds events by time, not by seq, so walk back from the newest (a bounded walk) to where it
+    // stood; what arrived since is sent by the loop below.
+    if (resume !== undefined && newest !== undefined && resume < newest.seq) {
+      let cursor: string | undefined;
+      let pages = 0;
+      let oldest: StoredEvent | undefined;
+      walk: do {
+        const page = await inspector.events({
+          ...filter,
+          limit: 200,
+          order: "newest",
+          ...(cursor ? { cursor } : {}),
+        });
+        for (const e of page.events) {
+          oldest = e;
+          if (e.seq <= resume) break walk;
+        }
+        cursor = page.next;
+      } while (cursor && ++pages < 10);
+      if (oldest) {
+        lastSeq = resume;
+        since = oldest.storedAt;
+      }
+    }
     await stream.writeSSE({ event: "ready", data: JSON.stringify({ after: lastSeq }) });
     let idle = 0;
     while (!stream.aborted && !closed.signal.aborted) {

@@ -347,7 +347,7 @@ export function eventsPage(ctx: PageContext, params: URLSearchParams, page: Even
           <input name="type" value="${v("type")}" placeholder="MODEL_PROMOTED,TRAINING_COMPLETED"
         /></label>
         <label
-          >Subject <input name="subject" value="${v("subject")}" placeholder="hex8_2p"
+          >Subject (key) <input name="subject" value="${v("subject")}" placeholder="hex8_2p"
         /></label>
         <label
           >Since <input name="since" value="${v("since")}" placeholder="2026-01-31T12:00:00Z"

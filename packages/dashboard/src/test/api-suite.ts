@@ -276,6 +276,37 @@ export function apiSuite(name: string, open: () => Promise<Driver>) {
       }
     });
 
+    it("resumes a reconnecting live tail after the Last-Event-ID it names", async () => {
+      const fast = createDashboard(driver, { tailIntervalMs: 50 });
+      const [a, b, c] = ["one", "two", "three"].map((n) =>
+        createEnvelope({ type: "RESUME_TEST", source: "t", data: { n } }),
+      );
+      await driver.transport().publish([a!]);
+      await driver.transport().publish([b!]);
+      await driver.transport().publish([c!]);
+      const seqOf = async (id: string) => (await get(`/api/events/${id}`)).body.event.seq as number;
+      const abort = new AbortController();
+      const response = await fast(
+        new Request("http://dash.test/api/events/stream?type=RESUME_TEST", {
+          signal: abort.signal,
+          headers: { "last-event-id": String(await seqOf(a!.id)) },
+        }),
+      );
+      const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while (!text.includes(c!.id)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      expect(text).not.toContain(a!.id);
+      expect(text.indexOf(b!.id)).toBeGreaterThan(0);
+      expect(text.indexOf(c!.id)).toBeGreaterThan(text.indexOf(b!.id));
+      abort.abort();
+      await fast.close();
+      await reader.cancel().catch(() => {});
+    });
+
     it("streams events published after the tail starts (server-sent events)", async () => {
       const fast = createDashboard(driver, { tailIntervalMs: 50 });
       const abort = new AbortController();
