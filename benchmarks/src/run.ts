@@ -4,6 +4,7 @@
 // are not for comparison (quick mode, or a loaded machine).
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
+import { benchDashboard } from "./dashboard";
 import type { Figure, GroupResult, RunOptions } from "./harness";
 import { benchNats } from "./nats";
 import { benchRouter } from "./router";
@@ -22,7 +23,7 @@ const QUIET_LOAD = 3;
  * Runnable processes a group itself adds to the load average at most (the benchmark process, its
  * worker processes, the NATS server): the load of everyone else is the load minus these.
  */
-const OWN_PROCESSES: Record<string, number> = { router: 1, sqlite: 5, nats: 2 };
+const OWN_PROCESSES: Record<string, number> = { router: 1, sqlite: 5, nats: 2, dashboard: 2 };
 const loadPerGroup: string[] = [];
 const othersLoad: number[] = [];
 const results: GroupResult[] = [];
@@ -31,6 +32,7 @@ const groups: [string, (o: RunOptions) => Promise<GroupResult>][] = [
   ["router", benchRouter],
   ["sqlite", benchSqlite],
   ["nats", benchNats],
+  ["dashboard", benchDashboard],
 ];
 for (const [name, run] of groups) {
   if (only && name !== only) continue;
