@@ -1,5 +1,11 @@
 import type Database from "better-sqlite3";
-import { type HeartbeatSink, type Logger, silentLogger } from "@switchyard/transport";
+import {
+  type DaemonContracts,
+  type HeartbeatSink,
+  type Logger,
+  isDaemonContracts,
+  silentLogger,
+} from "@switchyard/transport";
 import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, busyPause, openDatabase } from "./database";
 import { QueueBusyError, isBusy } from "./errors";
 
@@ -19,6 +25,8 @@ export interface Heartbeat {
   readonly startedAt: string | null;
   /** RFC 3339: when this heartbeat was taken. */
   readonly at: string;
+  /** What the daemon publishes and consumes, when it announces it (kept as JSON). */
+  readonly contracts?: DaemonContracts;
 }
 
 /** Options of {@link SqliteHeartbeatSink}. */
@@ -70,12 +78,12 @@ export class SqliteHeartbeatSink implements HeartbeatSink {
     // (the transport's runs with 0 already).
     if (this.#owned) this.#db.pragma("busy_timeout = 0");
     this.#upsert = this.#db.prepare(
-      `INSERT INTO daemon_heartbeats (daemon, pid, host, status, health, stats, restarts, started_at, updated_at)
-       VALUES (@daemon, @pid, @host, @status, @health, @stats, @restarts, @started_at, @updated_at)
+      `INSERT INTO daemon_heartbeats (daemon, pid, host, status, health, stats, restarts, contracts, started_at, updated_at)
+       VALUES (@daemon, @pid, @host, @status, @health, @stats, @restarts, @contracts, @started_at, @updated_at)
        ON CONFLICT (daemon) DO UPDATE SET
          pid = excluded.pid, host = excluded.host, status = excluded.status, health = excluded.health,
-         stats = excluded.stats, restarts = excluded.restarts, started_at = excluded.started_at,
-         updated_at = excluded.updated_at`,
+         stats = excluded.stats, restarts = excluded.restarts, contracts = excluded.contracts,
+         started_at = excluded.started_at, updated_at = excluded.updated_at`,
     );
   }
 
@@ -103,6 +111,7 @@ export class SqliteHeartbeatSink implements HeartbeatSink {
       health: JSON.stringify(beat.health ?? null),
       stats: JSON.stringify(beat.stats ?? null),
       restarts: Number.isSafeInteger(beat.restarts) ? beat.restarts! : 0,
+      contracts: isDaemonContracts(beat.contracts) ? JSON.stringify(beat.contracts) : null,
       started_at: Number.isNaN(startedAt) ? null : startedAt,
       updated_at: Number.isNaN(at) ? Date.now() : at,
     };

@@ -19,7 +19,7 @@ import type {
   SubscriberBacklog,
   TimeInput,
 } from "@switchyard/transport";
-import { TransportClosedError, abortReason } from "@switchyard/transport";
+import { TransportClosedError, abortReason, isDaemonContracts } from "@switchyard/transport";
 import { type EventRow, decodeRow } from "./claim";
 import { type DeadLetter, type DeadLetterRow, toDeadLetter } from "./dead-letters";
 import { BACKLOG_SQL, type BacklogRow } from "./backlog";
@@ -247,7 +247,8 @@ export class SqliteInspector implements Inspector {
   readonly #onClose: (() => void) | undefined;
   readonly #statements = new Map<string, Database.Statement>();
   #closed: Promise<void> | undefined;
-  #columns: { heartbeatRestarts: boolean; deadLetters: boolean } | undefined;
+  #columns:
+    { heartbeatRestarts: boolean; heartbeatContracts: boolean; deadLetters: boolean } | undefined;
 
   constructor(db: Database.Database, options: SqliteInspectorOptions = {}) {
     this.#db = db;
@@ -271,7 +272,7 @@ export class SqliteInspector implements Inspector {
   }
 
   /** Which optional parts the file has (an older schema is read as it is; the dead-letter table appears on first use). */
-  #shape(): { heartbeatRestarts: boolean; deadLetters: boolean } {
+  #shape(): { heartbeatRestarts: boolean; heartbeatContracts: boolean; deadLetters: boolean } {
     const columns = this.#statement(`SELECT name FROM pragma_table_info('daemon_heartbeats')`)
       .pluck()
       .all() as string[];
@@ -280,12 +281,16 @@ export class SqliteInspector implements Inspector {
         .pluck()
         .get() === 1;
     // Once the dead-letter table exists it stays; until then, look again next time.
-    const shape = { heartbeatRestarts: columns.includes("restarts"), deadLetters };
+    const shape = {
+      heartbeatRestarts: columns.includes("restarts"),
+      heartbeatContracts: columns.includes("contracts"),
+      deadLetters,
+    };
     if (deadLetters) this.#columns = shape;
     return shape;
   }
 
-  #has(): { heartbeatRestarts: boolean; deadLetters: boolean } {
+  #has(): { heartbeatRestarts: boolean; heartbeatContracts: boolean; deadLetters: boolean } {
     return this.#columns ?? this.#shape();
   }
 
@@ -531,8 +536,9 @@ export class SqliteInspector implements Inspector {
     return this.#read(options.signal, () => {
       const now = this.#now();
       const restarts = this.#has().heartbeatRestarts ? "restarts" : "0 AS restarts";
+      const contracts = this.#has().heartbeatContracts ? "contracts" : "NULL AS contracts";
       const rows = this.#statement(
-        `SELECT daemon, pid, host, status, health, stats, ${restarts}, started_at, updated_at
+        `SELECT daemon, pid, host, status, health, stats, ${restarts}, ${contracts}, started_at, updated_at
            FROM daemon_heartbeats ORDER BY daemon`,
       ).all() as {
         daemon: string;
@@ -542,6 +548,7 @@ export class SqliteInspector implements Inspector {
         health: string | null;
         stats: string | null;
         restarts: number;
+        contracts: string | null;
         started_at: number | null;
         updated_at: number;
       }[];
@@ -560,6 +567,11 @@ export class SqliteInspector implements Inspector {
         };
         const health = json(r.health, "health");
         const stats = json(r.stats, "stats");
+        const announced = json(r.contracts, "contracts");
+        if (announced !== null && !isDaemonContracts(announced))
+          problems.push(
+            `daemon_heartbeats.contracts of ${JSON.stringify(r.daemon)} is not an announcement of contracts`,
+          );
         return {
           daemon: r.daemon,
           pid: r.pid,
@@ -568,6 +580,7 @@ export class SqliteInspector implements Inspector {
           health,
           stats,
           restarts: r.restarts,
+          ...(isDaemonContracts(announced) ? { contracts: announced } : {}),
           startedAt: r.started_at === null ? null : iso(r.started_at),
           at: iso(r.updated_at),
           ageMs: Math.max(0, now - r.updated_at),

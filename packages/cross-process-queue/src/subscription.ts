@@ -313,10 +313,12 @@ export class SqliteSubscription implements TransportSubscription {
         );
         return;
       }
-      const outcome = decideOutcome(result, claim.attempt, {
-        maxAttempts: this.#maxAttempts,
-        backoff: this.#backoff,
-      });
+      const outcome = decideOutcome(
+        result,
+        claim.attempt,
+        { maxAttempts: this.#maxAttempts, backoff: this.#backoff },
+        claim.envelope.id,
+      );
       switch (outcome.kind) {
         case "ack":
           this.#outcomes.push({ kind: "ack", seq: claim.seq, token: claim.token });

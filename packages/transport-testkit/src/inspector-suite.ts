@@ -719,6 +719,30 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
       },
     );
 
+    itPart(
+      "heartbeats",
+      "reads back the contracts a daemon announces with its heartbeat, and none for one that does not",
+      async () => {
+        const driver = await open();
+        if (!driver.capabilities.heartbeats) return;
+        const sink = driver.heartbeatSink();
+        const contracts = {
+          publishes: [{ type: "TK_PONG", version: 2, schemaHash: "0123456789abcdef" }],
+          subscribes: [{ type: "TK_PING", version: 1, schemaHash: "fedcba9876543210" }],
+          package: "@acme/worker@1.0.0",
+        };
+        await sink.write({ ...beat("announcer", "running", 0), contracts });
+        await sink.write(beat("quiet", "running", 0));
+        const other = (await open()).inspector();
+        await expect
+          .poll(async () => (await other.heartbeats()).map((h) => h.daemon).sort(), poll)
+          .toEqual(["announcer", "quiet"]);
+        const beats = await other.heartbeats();
+        expect(beats.find((h) => h.daemon === "announcer")?.contracts).toEqual(contracts);
+        expect(beats.find((h) => h.daemon === "quiet")?.contracts).toBeUndefined();
+      },
+    );
+
     describe("admin", () => {
       /** A subscriber that dead-letters its event while `broken`, and the dead letter's id. */
       const deadLettered = async (driver: Driver) => {

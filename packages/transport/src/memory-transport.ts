@@ -490,10 +490,12 @@ class Worker implements TransportSubscription {
         d.updatedAt = d.availableAt;
         return;
       }
-      const outcome = decideOutcome(result, d.attempts, {
-        maxAttempts: this.#maxAttempts,
-        backoff: this.options.backoff,
-      });
+      const outcome = decideOutcome(
+        result,
+        d.attempts,
+        { maxAttempts: this.#maxAttempts, backoff: this.options.backoff },
+        d.envelope.id,
+      );
       switch (outcome.kind) {
         case "ack":
           return this.#settle(d, { state: "acked" });

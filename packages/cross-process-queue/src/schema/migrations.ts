@@ -158,6 +158,12 @@ export const migrations: readonly Migration[] = [
         ${BACKLOG_VIEW_V2}
       `),
   },
+  {
+    version: 3,
+    description:
+      "daemon_heartbeats.contracts: what each daemon publishes and consumes, announced with its heartbeats",
+    up: (db) => db.exec(`ALTER TABLE daemon_heartbeats ADD COLUMN contracts TEXT;`),
+  },
 ];
 
 /** The schema version this package writes. */
