@@ -10,7 +10,7 @@ import {
 } from "@switchyard/transport";
 import { catalogOf } from "./catalog-option";
 import { type OpenTargetOptions, describeTargets, openCliTarget } from "./drivers";
-import { CliError, ExitCode, Output } from "./output";
+import { CliError, ExitCode, Output, terminalOf } from "./output";
 import { WATCH_OPTION_HELP, watch, watchIntervalOf } from "./watch";
 
 /** The environment variable naming the coordination database (a SQLite path). */
@@ -185,7 +185,13 @@ export function action<O extends CommonOptions>(
   return async (...params) => {
     const command = params[params.length - 1] as Command;
     const opts = command.opts<O>();
-    const out = new Output(opts.json === true, runtime.stdout, runtime.stderr);
+    // Colour and width for a terminal only: an embedding program or a test gets plain, uncut text.
+    const noColor = command.optsWithGlobals<{ color?: boolean }>().color === false;
+    const style =
+      runtime.stdout === defaultStdout
+        ? terminalOf({ env: runtime.env, ...(noColor ? { color: false } : {}) })
+        : {};
+    const out = new Output(opts.json === true, runtime.stdout, runtime.stderr, style);
     const args = params.slice(0, -2);
     let opened: Promise<Driver> | undefined;
     let code: number;
@@ -282,7 +288,7 @@ export async function watching(
   const intervalMs = watchIntervalOf(context.opts.watch);
   if (intervalMs === undefined) return render(context.out);
   const { runtime, out } = context;
-  return watch((frame) => render(new Output(out.json, frame.write, runtime.stderr)), {
+  return watch((frame) => render(new Output(out.json, frame.write, runtime.stderr, out.style)), {
     write: runtime.stdout,
     intervalMs,
     title,

@@ -2,10 +2,13 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerAudit } from "./commands/audit";
 import { registerCatalog } from "./commands/catalog";
+import { registerContracts } from "./commands/contracts";
+import { registerDashboard } from "./commands/dashboard";
 import { registerDaemons } from "./commands/daemons";
 import { registerDlq } from "./commands/dlq";
 import { registerEvents } from "./commands/events";
 import { registerHealth } from "./commands/health";
+import { registerMetrics } from "./commands/metrics";
 import { registerMonitor } from "./commands/monitor";
 import { registerPipeline } from "./commands/pipeline";
 import { registerQueue } from "./commands/queue";
@@ -45,6 +48,7 @@ export function createProgram(options: ProgramOptions = {}): Command {
     .version(version())
     .exitOverride()
     .configureOutput({ writeOut: runtime.stdout, writeErr: runtime.stderr })
+    .option("--no-color", "no colour (also NO_COLOR=1; colour is only ever used on a terminal)")
     .showHelpAfterError("(add --help for usage and examples)");
   program.addHelpText(
     "after",
@@ -77,6 +81,9 @@ Examples:
   registerQueue(program, runtime);
   registerCatalog(program, runtime);
   registerAudit(program, runtime);
+  registerContracts(program, runtime);
+  registerMetrics(program, runtime);
+  registerDashboard(program, runtime);
   return program;
 }
 

@@ -1,0 +1,136 @@
+import type { Command } from "commander";
+import { catalogContracts } from "@switchyard/event-schema";
+import { type ContractTopology, type TypeEndpoint, contractTopology } from "@switchyard/transport";
+import { CATALOG_ENV, withCatalogOption } from "../catalog-option";
+import {
+  type CommonOptions,
+  type Runtime,
+  action,
+  examples,
+  requireCapability,
+  withCommonOptions,
+} from "../context";
+import { parseDuration } from "../duration";
+import { ExitCode } from "../output";
+
+interface ContractsOptions extends CommonOptions {
+  readonly staleAfter?: string;
+  readonly skipStale?: boolean;
+}
+
+const ISSUE_TEXT: Record<string, string> = {
+  published_not_consumed: "published, no consumer",
+  consumed_not_published: "consumed, no publisher",
+  schema_mismatch: "daemons disagree on the schema",
+  differs_from_catalog: "differs from the catalog",
+  not_in_catalog: "not in the catalog",
+};
+
+const who = (endpoints: readonly TypeEndpoint[]) =>
+  endpoints
+    .map((e) => `${e.daemon}${e.stale ? " (stale)" : ""} v${e.version}#${e.schemaHash.slice(0, 6)}`)
+    .join(", ");
+
+/**
+ * `switchyard contracts`: the live topology from the contracts daemons announce in their
+ * heartbeats; `contracts check` exits 1 when announcements disagree (with each other, or with
+ * `--catalog`'s module when one is given).
+ */
+export function registerContracts(program: Command, runtime: Runtime): void {
+  const contracts = program
+    .command("contracts")
+    .description(
+      "Who publishes and who consumes each event type, from what running daemons announce (schema version and hash), and the drift: published but not consumed, consumed but not published, daemons disagreeing on a schema.",
+    );
+  const show = withCommonOptions(
+    contracts
+      .command("show", { isDefault: true })
+      .description("The live topology (the default).")
+      .option(
+        "--stale-after <duration>",
+        "a heartbeat older than this marks its daemon stale",
+        "2m",
+      )
+      .option("--skip-stale", "leave stale daemons out"),
+  );
+  examples(show, [
+    ["switchyard contracts", "who publishes and consumes what"],
+    ["switchyard contracts --json | jq '.types[] | select(.issues | length > 0)'", "only drift"],
+  ]);
+  show.action(
+    action<ContractsOptions>(runtime, async (ctx) => {
+      const topology = await topologyOf(ctx, false);
+      render(ctx.out, topology);
+      return ExitCode.ok;
+    }),
+  );
+  const check = withCatalogOption(
+    withCommonOptions(
+      contracts
+        .command("check")
+        .description(
+          "Exit 1 when announced contracts disagree: between daemons, or with --catalog's module (when given).",
+        )
+        .option(
+          "--stale-after <duration>",
+          "a heartbeat older than this marks its daemon stale",
+          "2m",
+        )
+        .option("--skip-stale", "leave stale daemons out", true),
+    ),
+  );
+  examples(check, [
+    ["switchyard contracts check", "do the running daemons agree?"],
+    ["switchyard contracts check --catalog ./dist/catalog.js", "…and agree with this catalog?"],
+  ]);
+  check.action(
+    action<ContractsOptions>(runtime, async (ctx) => {
+      const topology = await topologyOf(ctx, true);
+      render(ctx.out, topology);
+      if (topology.types.length === 0) {
+        ctx.out.note("No daemon announces contracts: nothing to check.");
+        return ExitCode.ok;
+      }
+      if (!topology.consistent) {
+        ctx.out.note("Contracts disagree (see issues above).");
+        return ExitCode.failed;
+      }
+      ctx.out.note("Every announced contract agrees.");
+      return ExitCode.ok;
+    }),
+  );
+}
+
+async function topologyOf(
+  ctx: Parameters<Parameters<typeof action<ContractsOptions>>[1]>[0],
+  useCatalog: boolean,
+): Promise<ContractTopology> {
+  const driver = await ctx.driver({ readOnly: true });
+  requireCapability(driver, "heartbeats", "switchyard contracts");
+  const beats = await driver.inspector().heartbeats();
+  const catalogGiven =
+    useCatalog && (ctx.opts.catalog !== undefined || Boolean(ctx.runtime.env[CATALOG_ENV]));
+  return contractTopology(beats, {
+    staleAfterMs: parseDuration(ctx.opts.staleAfter ?? "2m", "--stale-after"),
+    skipStale: ctx.opts.skipStale === true,
+    ...(catalogGiven ? { catalog: catalogContracts(ctx.catalog) } : {}),
+  });
+}
+
+function render(
+  out: Parameters<Parameters<typeof action>[1]>[0]["out"],
+  topology: ContractTopology,
+): void {
+  out.data(topology);
+  out.table(
+    ["type", "publishers", "consumers", "issues"],
+    topology.types.map((t) => [
+      t.type,
+      who(t.publishers) || "—",
+      who(t.consumers) || "—",
+      t.issues.map((i) => ISSUE_TEXT[i] ?? i).join("; ") || "ok",
+    ]),
+  );
+  if (topology.silent.length > 0)
+    out.note(`Daemons announcing no contracts: ${topology.silent.join(", ")}.`);
+}
