@@ -58,8 +58,16 @@ export async function benchDashboard(options: RunOptions): Promise<GroupResult> 
     const built = await build(path, sizes);
     const reader = await openDriver(`sqlite:${path}`, { drivers: [sqliteDriver], readOnly: true });
     try {
-      const database = `SQLite file (WAL) with ${sizes.events.toLocaleString("en")} events (${TYPES.length + 1} types, ${BATCH}-event publish batches), ${sizes.deadLetters.toLocaleString("en")} dead letters (one signature), ${built.subscribers} subscribers (${built.backlog.toLocaleString("en")} deliveries pending), 2 daemons`;
+      const database = `SQLite file (WAL) with ${sizes.events.toLocaleString("en")} events (${TYPES.length + 1} types, ${BATCH}-event publish batches), ${sizes.deadLetters.toLocaleString("en")} dead letters (one signature), ${built.subscribers} subscribers (${built.backlog.toLocaleString("en")} deliveries pending), 2 daemons; every event inside the 1 h window (published just before)`;
       const settings = `${database}; read-only driver; handler called in process with \`new Request\`, body read in full; ${sizes.requests} sequential requests per route, routes interleaved, after 2 warm-up requests each`;
+      // The database is what the settings say: the backlog and the dead letters as read back.
+      const inspector = reader.inspector();
+      const pending = (await inspector.subscribers()).reduce((n, s) => n + s.lag, 0);
+      const dead = (await inspector.deadLetterCounts()).depth;
+      if (pending !== built.backlog || dead !== sizes.deadLetters)
+        throw new Error(
+          `the database holds ${pending} pending deliveries and ${dead} dead letters; expected ${built.backlog} and ${sizes.deadLetters}`,
+        );
       const dashboard = createDashboard(reader);
       const figures: Figure[] = [];
       const times = new Map<string, number[]>(ROUTES.map(([name]) => [name, []]));
