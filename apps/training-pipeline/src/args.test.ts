@@ -26,6 +26,13 @@ describe("the demo's command line", () => {
     expect(parseDemoArgs(["--", "--help"])).toEqual({ help: true });
   });
 
+  it("--otel writes the traces next to the database", () => {
+    const parsed = parseDemoArgs(["--otel", "--db", "/tmp/run/coordination.db"]);
+    expect(!parsed.help && parsed.settings.otel).toBe(join("/tmp/run", "traces.otlp.jsonl"));
+    const without = parseDemoArgs([]);
+    expect(!without.help && without.settings.otel).toBeUndefined();
+  });
+
   it("reads every option, with the defaults for those not given", () => {
     const parsed = parseDemoArgs([
       "--configs",

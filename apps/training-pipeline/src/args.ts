@@ -1,4 +1,5 @@
 // The demo's command line: `pnpm demo [options]`, also as `pnpm demo -- [options]` (the npm habit).
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { type PipelineSettings, defaultSettings } from "./settings";
 import { natsServers } from "./transport";
@@ -17,6 +18,7 @@ export const USAGE = `Usage: pnpm demo [options]
                          (default $NATS_URL or nats://127.0.0.1:4222)
   --nats-replicas <n>    stream replicas on a cluster: 1, 3 or 5 (default 3 with ≥ 3 URLs, else 1)
   --timeout <seconds>    give up after this long              (default 180)
+  --otel                 record OpenTelemetry traces of every process (OTLP JSON lines in the run's directory)
   -h, --help`;
 
 /** The command line was wrong: the demo prints the message and {@link USAGE}, and exits 2. */
@@ -59,6 +61,7 @@ export function parseDemoArgs(args: readonly string[]): DemoArgs {
         "nats-url": { type: "string" },
         "nats-replicas": { type: "string" },
         timeout: { type: "string" },
+        otel: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -104,6 +107,9 @@ export function parseDemoArgs(args: readonly string[]): DemoArgs {
     seed: number("seed", values.seed, base.seed, Number.isInteger),
     ...(values.db ? { db: values.db } : {}),
     poison: !values["no-poison"],
+    ...(values.otel
+      ? { otel: join(values.db ? dirname(values.db) : base.dataDir, "traces.otlp.jsonl") }
+      : {}),
     ...(values["nats-url"] !== undefined ? { natsUrl: natsUrlOption(values["nats-url"]) } : {}),
     ...(values["nats-replicas"] !== undefined
       ? {

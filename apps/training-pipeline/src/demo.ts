@@ -2,7 +2,9 @@
 // config has run its generations; then the pipeline-flow verification, per stage. Exit 0 only if
 // every stage flowed for every config.
 import { type AnyEventOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
+import { existsSync } from "node:fs";
 import { verifyPipeline } from "@switchyard/cli";
+import { summarizeTraces } from "./process/otel";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { type DemoArgs, DemoUsageError, USAGE, parseDemoArgs } from "./args";
 import { generationOf } from "./simulation";
@@ -185,6 +187,16 @@ const restarts = [...pipeline.processes.values()].reduce((n, p) => n + p.starts 
 console.log(
   `\nSummary: ${allFlowed ? "every stage flowed" : "some stages did not flow"} for ${settings.configs.length} configs; ${restarts} daemon restarts; took ${elapsed().trim()}.`,
 );
+if (settings.otel && existsSync(settings.otel)) {
+  // One trace per event chain, across the daemon processes (the router's send/process spans).
+  const traces = summarizeTraces(settings.otel);
+  console.log(
+    `\nTraces (OpenTelemetry, OTLP JSON lines): ${settings.otel}\n  ${traces.spans} spans in ${traces.traces} traces from ${traces.services.length} processes; the longest:`,
+  );
+  for (const span of traces.longest.slice(0, 12))
+    console.log(`    ${span.service.padEnd(22)} ${span.name}`);
+  if (traces.longest.length > 12) console.log(`    … ${traces.longest.length - 12} more`);
+}
 // The same target the CLI takes: the one place a user says which transport.
 const target = pipelineTarget(settings);
 console.log(

@@ -35,6 +35,11 @@ export interface PipelineSettings {
   /** JetStream stream and subject prefix of this run (unique per run, so runs never mix). */
   readonly natsStream: string;
   readonly natsPrefix: string;
+  /**
+   * Where every process appends its OpenTelemetry spans (OTLP JSON lines), for `--otel`.
+   * @defaultValue none: no tracing
+   */
+  readonly otel?: string;
 }
 
 export const defaultSettings = (): PipelineSettings => {

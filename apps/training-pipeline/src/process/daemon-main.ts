@@ -10,6 +10,7 @@ import { type PipelineDaemonName, pipelineDaemons } from "../daemons";
 import { settingsFromEnv } from "../settings";
 import { openPipelineDriver, transportOptions } from "../transport";
 import { jsonLogger } from "./log";
+import { startTracing } from "./otel";
 
 const name = process.argv[2] as PipelineDaemonName;
 const settings = settingsFromEnv();
@@ -28,6 +29,9 @@ const router = createRouter({
   deadLetter: store,
   source: name,
   logger,
+  ...(settings.otel
+    ? { openTelemetry: { api: startTracing(settings.otel, name), meter: false } }
+    : {}),
   subscriptionDefaults: { maxAttempts: 4, backoff: { initialMs: 50, maxMs: 1000 }, leaseMs: 3_000 },
 });
 
