@@ -52,11 +52,15 @@ describeIf(await natsAvailable(), "NATS retry delay", {}, () => {
     await transport.publish([envelope]);
     const inspector = driver.inspector();
     let availableAt: string | undefined;
-    await eventually(async () => {
-      const [delivery] = await inspector.deliveries(envelope.id);
-      availableAt = delivery?.state === "retrying" ? delivery.availableAt : undefined;
-      return availableAt !== undefined;
-    }, "the delivery retrying", 15_000);
+    await eventually(
+      async () => {
+        const [delivery] = await inspector.deliveries(envelope.id);
+        availableAt = delivery?.state === "retrying" ? delivery.availableAt : undefined;
+        return availableAt !== undefined;
+      },
+      "the delivery retrying",
+      15_000,
+    );
     const predicted = decideOutcome(
       { failed: true, error: new Error("once") },
       1,
