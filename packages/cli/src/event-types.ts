@@ -1,4 +1,4 @@
-import type { AnyCatalog, EventDefinition } from "@switchyard/event-schema";
+import type { AnyCatalog } from "@switchyard/event-schema";
 
 /**
  * The event type a user named, checked against the catalog in use: the runbook's lower-case
@@ -35,11 +35,4 @@ export async function checkEventTypeAsync(
   if (known(type) || known(type.toUpperCase())) return checkEventType(catalog, type, () => false);
   const stored = await isStored(type);
   return checkEventType(catalog, type, () => stored);
-}
-
-/** Every event type of the catalog with an alert rule. */
-export function alertingTypes(catalog: AnyCatalog): EventDefinition[] {
-  return catalog.types
-    .map((type) => catalog.definitions[type] as EventDefinition)
-    .filter((def) => def.alert !== undefined);
 }

@@ -8,6 +8,8 @@ export type {
   PipelineVerification,
   VerifyPipelineOptions,
 } from "./commands/pipeline";
-export { checkHealth } from "./commands/health";
-export type { HealthCheck, HealthOptions, HealthReport } from "./commands/health";
+// The one health rule lives in the contract; the CLI prints it (with the target checked).
+export { checkHealth } from "@switchyard/transport";
+export type { HealthCheck, HealthOptions, HealthReport } from "@switchyard/transport";
+export type { CliHealthReport } from "./commands/health";
 export { ExitCode } from "./output";

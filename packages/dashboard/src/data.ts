@@ -17,7 +17,13 @@ import type {
   StoredEvent,
   SubscriberBacklog,
 } from "@switchyard/transport";
-import { type DaemonState, type HealthSummary, daemonState, healthChecks } from "./health";
+import {
+  type DaemonState,
+  type HealthReport,
+  daemonState,
+  healthChecks,
+} from "@switchyard/transport";
+
 import type { ResolvedOptions } from "./options";
 
 /** A request's query or body was not usable: a 400 naming the parameter. */
@@ -71,7 +77,7 @@ export interface DaemonView extends HeartbeatInfo {
 export interface Overview {
   readonly transport: string;
   readonly generatedAt: string;
-  readonly health: HealthSummary;
+  readonly health: HealthReport;
   readonly backlog: {
     readonly subscribers: number;
     readonly lag: number;
@@ -132,15 +138,15 @@ export async function overview(
   return {
     transport: inspector.transport,
     generatedAt: new Date(now).toISOString(),
-    health: healthChecks({
-      transport: inspector.transport,
-      heartbeats,
-      subscribers,
-      deadLetters,
-      staleAfterMs: options.staleAfterMs,
-      maxPending: options.maxPending,
-      maxDeadLetters: options.maxDeadLetters,
-    }),
+    health: healthChecks(
+      { transport: inspector.transport, heartbeats, subscribers, deadLetters },
+      {
+        staleAfterMs: options.staleAfterMs,
+        maxPending: options.maxPending,
+        maxDeadLetters: options.maxDeadLetters,
+        now,
+      },
+    ),
     backlog: {
       subscribers: subs.length,
       lag: sum("lag"),

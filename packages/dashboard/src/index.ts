@@ -14,6 +14,4 @@ export type {
   EventDetail,
   Overview,
 } from "./data";
-export { daemonState, healthChecks } from "./health";
-export type { DaemonState, DashboardCheck, HealthInput, HealthSummary } from "./health";
 export type { PipelineEdge, PipelineGraph, PipelineNode } from "./pipeline";

@@ -43,6 +43,22 @@ export { childLogger, silentLogger } from "./logger";
 export type { Logger } from "./logger";
 export { healthFrom } from "./health";
 export type { HealthCheckResult, HealthStatus } from "./health";
+export {
+  alertingTypes,
+  checkHealth,
+  daemonState,
+  defaultHealthOptions,
+  formatDuration,
+  healthChecks,
+} from "./health-checks";
+export type {
+  AlertInput,
+  DaemonState,
+  HealthCheck,
+  HealthInput,
+  HealthOptions,
+  HealthReport,
+} from "./health-checks";
 export { isDaemonContracts } from "./heartbeat";
 export type {
   AnnouncedType,

@@ -59,19 +59,6 @@ export function retryNote(state: RetryDaemonState): string {
   );
 }
 
-/** The storage times (ms) of the events of `type` stored since `since`, oldest first. */
-export async function eventTimes(
-  inspector: Inspector,
-  type: string,
-  since: number,
-  max = 100_000,
-): Promise<number[]> {
-  const times: number[] = [];
-  for (const event of await eventsSince(inspector, { types: [type], since }, max))
-    times.push(Date.parse(event.storedAt));
-  return times;
-}
-
 /** Every event matching the query, oldest first, following the pages (at most `max`). */
 export async function eventsSince(
   inspector: Inspector,
