@@ -1,8 +1,14 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, statSync, unlinkSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { type SqliteTransport, type SqliteTransportOptions, sqliteTransport } from "./index";
-import { eventually, job, tempQueue } from "./test/fixtures";
+import { startCheckpointer } from "./checkpoint";
+import {
+  type SqliteTransport,
+  type SqliteTransportOptions,
+  openDatabase,
+  sqliteTransport,
+} from "./index";
+import { eventually, job, memoryLogger, tempQueue } from "./test/fixtures";
 
 let queue: ReturnType<typeof tempQueue>;
 let open: SqliteTransport[] = [];
@@ -123,5 +129,76 @@ describe("WAL checkpoints", () => {
     expect(() =>
       sqliteTransport({ path: queue.path, checkpoint: "sometimes" as "inline" }),
     ).toThrow(/Option checkpoint of the SQLite transport is "sometimes"/);
+  });
+});
+
+describe("a checkpointer whose path names another file by now", () => {
+  const options = { intervalMs: 5, maxWalPages: 1_000 };
+
+  it("regression: a worker that starts after the file was replaced does not open the other file with this one's WAL", async () => {
+    queue = tempQueue();
+    // Commits in the WAL of the file, as when the transport's worker thread is slow to start.
+    const writer = connect({ checkpoint: "inline" });
+    await writer.publish(Array.from({ length: 200 }, (_, i) => job(i)));
+    const db = openDatabase(queue.path, { walAutocheckpoint: 0 });
+    const other = tempQueue();
+    try {
+      openDatabase(other.path).close();
+      const replacement = readFileSync(other.path);
+      renameSync(other.path, queue.path);
+      const logger = memoryLogger();
+      const handle = startCheckpointer(db, queue.path, options, logger);
+      try {
+        await eventually(
+          () => handle.stats().mode === "inline" || handle.stats().passive > 0,
+          "the worker to checkpoint or give up",
+        );
+        // Before the fix the worker opened the file now at the path, paired it with the -wal and
+        // -shm of the transport's file (truncating the -shm the transport's connection has
+        // mapped) and checkpointed that WAL into it.
+        expect(handle.stats()).toMatchObject({ mode: "inline", passive: 0 });
+        expect(logger.lines).toContainEqual(
+          expect.objectContaining({
+            level: "warn",
+            msg: expect.stringMatching(/no longer names the file the transport opened/),
+          }),
+        );
+      } finally {
+        await handle.release();
+      }
+      expect(readFileSync(queue.path).equals(replacement)).toBe(true);
+      expect(db.prepare("SELECT COUNT(*) FROM events").pluck().get()).toBe(200);
+    } finally {
+      db.close();
+      other.cleanup();
+    }
+  });
+
+  it("gives a connection to a file created anew at the path its own checkpointer", async () => {
+    queue = tempQueue();
+    const first = openDatabase(queue.path, { walAutocheckpoint: 0 });
+    const a = startCheckpointer(first, queue.path, options, memoryLogger());
+    try {
+      await eventually(() => a.stats().passive > 0, "a checkpoint of the first file");
+      // Deleted with its -wal and -shm (so that no connection of this process pairs a file with
+      // the -shm of another), then created anew while the first connection still has it open.
+      for (const suffix of ["", "-wal", "-shm"]) unlinkSync(`${queue.path}${suffix}`);
+      const second = openDatabase(queue.path, { walAutocheckpoint: 0 });
+      const b = startCheckpointer(second, queue.path, options, memoryLogger());
+      try {
+        // Before the fix it shared the first file's worker: nothing checkpointed the new file.
+        expect(b.stats().passive).toBe(0);
+        await eventually(() => b.stats().passive > 0, "a checkpoint of the new file");
+        expect(b.stats().mode).toBe("background");
+      } finally {
+        await b.release();
+        // Before the first connection: the last connection to a file deletes the -wal and -shm
+        // at its path, which are the new file's by now.
+        second.close();
+      }
+    } finally {
+      await a.release();
+      first.close();
+    }
   });
 });

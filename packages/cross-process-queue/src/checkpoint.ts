@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import type { Logger } from "@switchyard/transport";
+import { type FileIdentity, fileIdentity } from "./database";
 
 /**
  * WAL checkpoints off the hot path. SQLite's own auto-checkpoint runs inside the commit that
@@ -74,14 +75,37 @@ const SLOTS = 6;
 // file and works from `src/`, `dist/` and bundles alike. It only ever runs checkpoints.
 const WORKER_SOURCE = `"use strict";
 const { parentPort, workerData } = require("node:worker_threads");
-const { driver, file, intervalMs, maxWalPages, counters } = workerData;
+const { statSync } = require("node:fs");
+const { driver, file, identity, intervalMs, maxWalPages, counters } = workerData;
 const ESCALATED_WAIT_MS = ${ESCALATED_WAIT_MS};
 const c = new Int32Array(counters);
 const [PASSIVE, RESTARTS, BUSY, ERRORS, WAL_PAGES, MAX_WAL_PAGES] = [0, 1, 2, 3, 4, 5];
+// Whether the path still names the file the transport opened. A connection of this process to
+// another file at that path (the queue file replaced by a rename, or deleted and created anew)
+// would use the -wal and -shm that belong to the transport's file: it would truncate the -shm the
+// transport's connection has mapped, copy that WAL's pages into the other file and delete both
+// when it closes.
+function sameFile() {
+  if (!identity) return true;
+  try {
+    const { dev, ino } = statSync(file);
+    return dev === identity.dev && ino === identity.ino;
+  } catch {
+    return false;
+  }
+}
+const REPLACED = file + " no longer names the file the transport opened (deleted or replaced)";
 let db;
 try {
+  if (!sameFile()) throw new Error(REPLACED);
   const Database = require(driver);
   db = new Database(file, { fileMustExist: true });
+  // Opening reads nothing (the -wal and -shm are opened by the first read, below): checked again
+  // now, the file SQLite has open is the transport's one.
+  if (!sameFile()) {
+    try { db.close(); } catch {}
+    throw new Error(REPLACED);
+  }
   db.pragma("busy_timeout = 0");
   db.pragma("wal_autocheckpoint = 0");
 } catch (error) {
@@ -140,7 +164,9 @@ parentPort.on("message", (m) => {
 
 /** One worker per database file and process, shared by every transport on that file. */
 interface Shared {
+  readonly key: string;
   readonly file: string;
+  readonly identity: FileIdentity | undefined;
   readonly counters: Int32Array;
   readonly holders: Set<Database.Database>;
   worker: Worker | undefined;
@@ -148,13 +174,16 @@ interface Shared {
   stopped: Promise<void> | undefined;
 }
 
+/** By path and inode: a transport on a path that names another file by now gets its own worker. */
 const byFile = new Map<string, Shared>();
 
 /**
  * Checkpoint `file` from a worker thread for as long as `db` (a connection with
  * `wal_autocheckpoint = 0`) is held. If the worker cannot start or dies, SQLite's auto-checkpoint
  * is switched back on for every connection holding it (logged once), so the WAL never grows
- * without bound.
+ * without bound. The worker opens `file` only while the path still names the file `db` has open
+ * (same device and inode): a worker that starts after the file was deleted or replaced falls back
+ * the same way instead of opening the other file with this one's `-wal` and `-shm`.
  */
 export function startCheckpointer(
   db: Database.Database,
@@ -162,17 +191,21 @@ export function startCheckpointer(
   options: CheckpointerOptions,
   logger: Logger,
 ): CheckpointHandle {
-  let shared = byFile.get(file);
+  const identity = fileIdentity(db);
+  const key = identity ? `${file}\0${identity.dev}:${identity.ino}` : file;
+  let shared = byFile.get(key);
   if (!shared) {
     shared = {
+      key,
       file,
+      identity,
       counters: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       holders: new Set(),
       worker: undefined,
       mode: "background",
       stopped: undefined,
     };
-    byFile.set(file, shared);
+    byFile.set(key, shared);
     spawn(shared, options, logger);
   }
   shared.holders.add(db);
@@ -185,7 +218,7 @@ export function startCheckpointer(
       released ??= (async () => {
         held.holders.delete(db);
         if (held.holders.size > 0) return;
-        if (byFile.get(held.file) === held) byFile.delete(held.file);
+        if (byFile.get(held.key) === held) byFile.delete(held.key);
         await stop(held);
       })();
       return released;
@@ -213,6 +246,7 @@ function spawn(shared: Shared, options: CheckpointerOptions, logger: Logger): vo
       workerData: {
         driver,
         file: shared.file,
+        identity: shared.identity ? { dev: shared.identity.dev, ino: shared.identity.ino } : null,
         intervalMs: options.intervalMs,
         maxWalPages: options.maxWalPages,
         counters: shared.counters.buffer,

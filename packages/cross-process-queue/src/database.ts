@@ -229,13 +229,22 @@ export class Writer {
 export const FILE_CHECK_INTERVAL_MS = 1_000;
 
 /** Device and inode of a file: what tells one file from another at the same path. */
-interface FileIdentity {
+export interface FileIdentity {
   readonly dev: number;
   readonly ino: number;
 }
 
 /** The identity of each connection's file as it was when {@link openDatabase} opened it. */
 const identities = new WeakMap<Database.Database, FileIdentity | undefined>();
+
+/**
+ * The device and inode of the file `db` has open, as {@link openDatabase} recorded them (or as the
+ * path names now, for a connection opened elsewhere); `undefined` for an in-memory database or a
+ * path that no longer exists.
+ */
+export function fileIdentity(db: Database.Database): FileIdentity | undefined {
+  return identities.has(db) ? identities.get(db) : identityOf(db.name);
+}
 
 function identityOf(file: string): FileIdentity | undefined {
   try {
