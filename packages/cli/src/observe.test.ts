@@ -1,5 +1,11 @@
 import { type AddressInfo, createServer } from "node:net";
-import { pipelineCatalog, typeContract } from "@switchyard/event-schema";
+import {
+  defineCatalog,
+  defineEvent,
+  pipelineCatalog,
+  typeContract,
+} from "@switchyard/event-schema";
+import { z } from "zod";
 import type { DaemonContracts } from "@switchyard/transport";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeIf } from "../../transport-nats/src/test/nats";
@@ -8,6 +14,15 @@ import { cli } from "./test/fixture";
 import { TARGETS, heartbeat } from "./test/scenario";
 
 const c = (type: string) => typeContract(pipelineCatalog, type);
+const training = pipelineCatalog.get("TRAINING_COMPLETED");
+/** The pipeline catalog with TRAINING_COMPLETED requiring one more field. */
+const stricter = defineCatalog([
+  defineEvent({ ...training, data: training.data.extend({ dataset: z.string() }) }),
+]);
+/** …and with that field optional. */
+const additive = defineCatalog([
+  defineEvent({ ...training, data: training.data.extend({ dataset: z.string().optional() }) }),
+]);
 
 // `contracts`, `metrics` and `dashboard` on SQLite AND NATS: daemons announce their contracts in
 // heartbeats written through each driver's sink, and the commands read them back.
@@ -38,8 +53,8 @@ for (const kind of TARGETS) {
           });
           await announce("evaluator", {
             publishes: [c("EVALUATION_COMPLETED")],
-            // An evaluator built against another schema of the type it consumes.
-            subscribes: [{ ...c("TRAINING_COMPLETED"), schemaHash: "0000000000000000" }],
+            // An evaluator built against a newer schema: it requires a field the trainer never sends.
+            subscribes: [typeContract(stricter, "TRAINING_COMPLETED")],
           });
         } finally {
           await driver.close();
@@ -54,18 +69,34 @@ for (const kind of TARGETS) {
         expect(Object.fromEntries(types.map((t) => [t.type, t.issues]))).toEqual({
           EVALUATION_COMPLETED: ["published_not_consumed"],
           NPZ_EXPORT_COMPLETE: ["consumed_not_published"],
-          TRAINING_COMPLETED: ["schema_mismatch"],
+          TRAINING_COMPLETED: ["incompatible"],
         });
         const text = await cli(["contracts", "--transport", target]);
-        expect(text.stdout).toMatch(/TRAINING_COMPLETED.*trainer.*evaluator.*disagree/s);
+        expect(text.stdout).toMatch(/TRAINING_COMPLETED.*trainer.*evaluator.*incompatible/s);
       });
 
-      it("contracts check exits 1 on drift and says so", async () => {
+      it("contracts check fails naming the field a consumer requires and the producer does not send, and passes once the change is additive", async () => {
         const result = await cli(["contracts", "check", "--transport", target]);
         expect(result.code).toBe(1);
-        expect(result.stderr).toMatch(/disagree/);
-        const json = await cli(["contracts", "check", "--transport", target, "--json"]);
-        expect(json.json().consistent).toBe(false);
+        expect(result.stderr).toMatch(
+          /TRAINING_COMPLETED: trainer → evaluator: dataset: the consumer requires it, the producer does not send it/,
+        );
+        // The evaluator is redeployed with `dataset` optional: an additive change.
+        const driver = await openTarget(target);
+        try {
+          await driver.heartbeatSink().write({
+            ...heartbeat("evaluator", 0, { healthy: true, status: "healthy", message: "ok" }),
+            contracts: {
+              publishes: [c("EVALUATION_COMPLETED")],
+              subscribes: [typeContract(additive, "TRAINING_COMPLETED")],
+            },
+          });
+        } finally {
+          await driver.close();
+        }
+        const after = await cli(["contracts", "check", "--transport", target]);
+        expect(after.stderr).toMatch(/accepted by its consumers/);
+        expect(after.code).toBe(0); // drift (published, not consumed) is shown, not failed
       });
 
       it("metrics --once prints the Prometheus exposition of the target", async () => {

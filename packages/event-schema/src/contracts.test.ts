@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { pipelineCatalog } from "./catalog/pipeline";
-import { catalogContracts, typeContract } from "./contracts";
+import { catalogContracts, payloadSchema, schemaBreaks, typeContract } from "./contracts";
 import { defineCatalog, defineEvent } from "./define";
 import type { PayloadSchema } from "./define";
 
@@ -13,7 +13,7 @@ describe("type contracts", () => {
     const a = typeContract(shop(z.object({ id: z.string(), total: z.number() })), "ORDER_PLACED");
     const b = typeContract(shop(z.object({ total: z.number(), id: z.string() })), "ORDER_PLACED");
     const c = typeContract(shop(z.object({ id: z.string(), total: z.string() })), "ORDER_PLACED");
-    expect(a).toEqual({
+    expect(a).toMatchObject({
       type: "ORDER_PLACED",
       version: 1,
       schemaHash: expect.stringMatching(/^[0-9a-f]{16}$/),
@@ -38,5 +38,54 @@ describe("type contracts", () => {
     const all = catalogContracts(pipelineCatalog);
     expect(all.map((c) => c.type)).toEqual(pipelineCatalog.types);
     expect(() => typeContract(pipelineCatalog, "NO_SUCH_TYPE")).toThrow();
+  });
+});
+
+describe("schema compatibility (contracts check's rules)", () => {
+  const schemaOf = (data: PayloadSchema) => payloadSchema(shop(data), "ORDER_PLACED");
+  const v1 = z.object({ id: z.string(), total: z.number(), state: z.enum(["new", "paid"]) });
+
+  it("names a field the consumer requires that the producer does not send", () => {
+    const consumer = z.object({
+      id: z.string(),
+      total: z.number(),
+      currency: z.string(),
+      state: z.enum(["new", "paid"]),
+    });
+    expect(schemaBreaks(schemaOf(v1), schemaOf(consumer))).toEqual([
+      expect.objectContaining({ path: "currency", problem: "required_not_sent" }),
+    ]);
+  });
+
+  it("names a type change and a removed enum value, nested fields by path", () => {
+    const producer = z.object({
+      id: z.string(),
+      model: z.object({ size: z.number() }),
+      state: z.enum(["new", "paid", "void"]),
+    });
+    const consumer = z.object({
+      id: z.number(),
+      model: z.object({ size: z.string() }),
+      state: z.enum(["new", "paid"]),
+    });
+    expect(
+      schemaBreaks(schemaOf(producer), schemaOf(consumer)).map((b) => [b.path, b.problem]),
+    ).toEqual([
+      ["id", "type_changed"],
+      ["model.size", "type_changed"],
+      ["state", "enum_value_removed"],
+    ]);
+  });
+
+  it("passes additive changes: optional fields on either side, extra fields sent, an enum grown", () => {
+    const producer = v1.extend({ note: z.string().optional(), extra: z.number() });
+    const consumer = z.object({
+      id: z.string(),
+      total: z.number(),
+      currency: z.string().optional(),
+      state: z.enum(["new", "paid", "void"]),
+    });
+    expect(schemaBreaks(schemaOf(producer), schemaOf(consumer))).toEqual([]);
+    expect(typeContract(shop(v1), "ORDER_PLACED").schema).toEqual(schemaOf(v1));
   });
 });

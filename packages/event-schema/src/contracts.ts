@@ -9,6 +9,11 @@ import type { AnyCatalog } from "./types";
  */
 export interface TypeContract {
   readonly type: string;
+  /**
+   * The payload's JSON Schema (input side), so readers can tell a breaking difference from an
+   * additive one (see {@link schemaBreaks}) without the catalog.
+   */
+  readonly schema?: Record<string, unknown>;
   /** The catalog's schema version of the type (`dataversion`). */
   readonly version: number;
   /**
@@ -55,11 +60,15 @@ export function typeContract(catalog: AnyCatalog, type: string): TypeContract {
   let contract = byType.get(type);
   if (!contract) {
     const def = catalog.get(type);
-    const schema = z.toJSONSchema(def.data, { io: "input", unrepresentable: "any" });
+    const schema = z.toJSONSchema(def.data, { io: "input", unrepresentable: "any" }) as Record<
+      string,
+      unknown
+    >;
     contract = Object.freeze({
       type,
       version: def.version,
       schemaHash: createHash("sha256").update(canonical(schema)).digest("hex").slice(0, 16),
+      schema,
     });
     byType.set(type, contract);
   }
@@ -69,4 +78,89 @@ export function typeContract(catalog: AnyCatalog, type: string): TypeContract {
 /** The contracts of every type of a catalog, in catalog order. */
 export function catalogContracts(catalog: AnyCatalog): TypeContract[] {
   return catalog.types.map((type) => typeContract(catalog, type));
+}
+
+/** A JSON Schema as the catalog exports it (`z.toJSONSchema`, input side). */
+type Schema = Record<string, unknown>;
+
+/** One breaking difference between what a producer sends and what a consumer accepts. */
+export interface SchemaBreak {
+  /** Where, as a payload path: `currency`, `model.path`, `tags[]`. */
+  readonly path: string;
+  readonly problem: "required_not_sent" | "type_changed" | "enum_value_removed";
+  /** In words, naming the field. */
+  readonly message: string;
+}
+
+const typesOf = (s: Schema): string[] | undefined => {
+  const t = s.type;
+  if (typeof t === "string") return [t === "integer" ? "number" : t];
+  if (Array.isArray(t)) return t.map((x) => (x === "integer" ? "number" : String(x)));
+  return undefined;
+};
+
+/**
+ * Whether every payload a producer's schema allows is accepted by a consumer's schema, by the
+ * rules `switchyard contracts check` applies (JSON Schema, input side, compared structurally):
+ * - a property the consumer **requires** must be required by the producer too (else
+ *   `required_not_sent`: the producer may leave it out);
+ * - a property both declare must have compatible types (`type_changed`; `integer` counts as a
+ *   number; a schema without a `type` accepts anything);
+ * - an `enum` on the consumer must contain every value the producer's enum allows
+ *   (`enum_value_removed`), and a consumer enum where the producer has none is a break too;
+ * - everything else is additive and passes: new optional properties on either side, a property
+ *   the producer sends that the consumer ignores, a wider consumer type, a consumer enum grown.
+ * Objects are compared recursively, arrays by their `items`.
+ *
+ * @returns the breaks, empty when compatible.
+ */
+export function schemaBreaks(producer: Schema, consumer: Schema, path = ""): SchemaBreak[] {
+  const at = (p: string) => p || "(payload)";
+  const breaks: SchemaBreak[] = [];
+  const pTypes = typesOf(producer);
+  const cTypes = typesOf(consumer);
+  if (cTypes && pTypes && pTypes.some((t) => !cTypes.includes(t)))
+    breaks.push({
+      path: at(path),
+      problem: "type_changed",
+      message: `${at(path)}: the producer sends ${pTypes.join("|")}, the consumer accepts ${cTypes.join("|")}`,
+    });
+  if (Array.isArray(consumer.enum)) {
+    const accepted = new Set(consumer.enum.map((v) => JSON.stringify(v)));
+    const sent = Array.isArray(producer.enum) ? producer.enum : undefined;
+    const missing = sent?.filter((v) => !accepted.has(JSON.stringify(v)));
+    if (sent === undefined || (missing && missing.length > 0))
+      breaks.push({
+        path: at(path),
+        problem: "enum_value_removed",
+        message:
+          sent === undefined
+            ? `${at(path)}: the consumer accepts only ${consumer.enum.map((v) => JSON.stringify(v)).join(", ")}, the producer any value`
+            : `${at(path)}: the consumer no longer accepts ${missing!.map((v) => JSON.stringify(v)).join(", ")}`,
+      });
+  }
+  const pProps = (producer.properties ?? {}) as Record<string, Schema>;
+  const cProps = (consumer.properties ?? {}) as Record<string, Schema>;
+  const pRequired = new Set((producer.required ?? []) as string[]);
+  for (const name of (consumer.required ?? []) as string[]) {
+    if (!pRequired.has(name))
+      breaks.push({
+        path: path ? `${path}.${name}` : name,
+        problem: "required_not_sent",
+        message: `${path ? `${path}.${name}` : name}: the consumer requires it, the producer ${name in pProps ? "may leave it out" : "does not send it"}`,
+      });
+  }
+  for (const [name, c] of Object.entries(cProps)) {
+    const p = pProps[name];
+    if (p) breaks.push(...schemaBreaks(p, c, path ? `${path}.${name}` : name));
+  }
+  if (producer.items && consumer.items && typeof producer.items === "object")
+    breaks.push(...schemaBreaks(producer.items as Schema, consumer.items as Schema, `${path}[]`));
+  return breaks;
+}
+
+/** The input-side JSON Schema of one catalog type's payload, as announced with its contract. */
+export function payloadSchema(catalog: AnyCatalog, type: string): Record<string, unknown> {
+  const def = catalog.get(type);
+  return z.toJSONSchema(def.data, { io: "input", unrepresentable: "any" });
 }

@@ -53,5 +53,5 @@ export {
   TrainingFailed,
 } from "./catalog/pipeline";
 export type { PipelineCatalog } from "./catalog/pipeline";
-export { catalogContracts, typeContract } from "./contracts";
-export type { TypeContract } from "./contracts";
+export { catalogContracts, payloadSchema, schemaBreaks, typeContract } from "./contracts";
+export type { SchemaBreak, TypeContract } from "./contracts";

@@ -78,6 +78,8 @@ export interface AnnouncedType {
   readonly version: number;
   /** Hash of the payload's JSON Schema (see `typeContract`). */
   readonly schemaHash: string;
+  /** The payload's JSON Schema (input side), when announced: lets readers tell breaking from additive. */
+  readonly schema?: Record<string, unknown>;
 }
 
 /** What one daemon announces about the event types it publishes and consumes. */

@@ -99,6 +99,7 @@ export type {
 } from "./inspector";
 export { contractTopology } from "./topology";
 export type {
+  ContractBreak,
   ContractTopology,
   TopologyIssue,
   TopologyOptions,

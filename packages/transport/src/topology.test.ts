@@ -81,3 +81,41 @@ describe("isDaemonContracts", () => {
     expect(isDaemonContracts({ publishes: [], subscribes: [], package: 3 })).toBe(false);
   });
 });
+
+describe("schema comparison in the topology", () => {
+  const object = (props: Record<string, string>, required: string[]) => ({
+    type: "object",
+    properties: Object.fromEntries(Object.entries(props).map(([k, v]) => [k, { type: v }])),
+    required,
+  });
+  it("flags a breaking difference as incompatible, naming the field, and lets an additive one pass", () => {
+    const producer = { ...t("ORDER", "p1"), schema: object({ id: "string" }, ["id"]) };
+    const strict = {
+      ...t("ORDER", "c1"),
+      schema: object({ id: "string", currency: "string" }, ["id", "currency"]),
+    };
+    const lenient = {
+      ...t("ORDER", "c2"),
+      schema: object({ id: "string", currency: "string" }, ["id"]),
+    };
+    const broken = contractTopology([
+      beat("shop", { publishes: [producer], subscribes: [] }),
+      beat("billing", { publishes: [], subscribes: [strict] }),
+    ]).types[0]!;
+    expect(broken.issues).toEqual(["incompatible"]);
+    expect(broken.breaks).toEqual([
+      expect.objectContaining({
+        publisher: "shop",
+        consumer: "billing",
+        path: "currency",
+        problem: "required_not_sent",
+      }),
+    ]);
+    const fine = contractTopology([
+      beat("shop", { publishes: [producer], subscribes: [] }),
+      beat("billing", { publishes: [], subscribes: [lenient] }),
+    ]);
+    expect(fine.types[0]!.issues).toEqual([]);
+    expect(fine.consistent).toBe(true);
+  });
+});

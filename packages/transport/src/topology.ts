@@ -1,3 +1,4 @@
+import { schemaBreaks } from "@switchyard/event-schema";
 import type { AnnouncedType } from "./heartbeat";
 import type { HeartbeatInfo } from "./inspector";
 
@@ -10,6 +11,18 @@ export interface TypeEndpoint {
   readonly schemaHash: string;
   /** Its heartbeat is older than `staleAfterMs`: it may be gone. */
   readonly stale: boolean;
+  /** The schema it announced, if it did. */
+  readonly schema?: Record<string, unknown>;
+}
+
+/** A breaking difference between one publisher's schema and one consumer's. */
+export interface ContractBreak {
+  readonly publisher: string;
+  readonly consumer: string;
+  /** The payload path, e.g. `currency`, `model.size`. */
+  readonly path: string;
+  readonly problem: "required_not_sent" | "type_changed" | "enum_value_removed";
+  readonly message: string;
 }
 
 /** Something wrong with one type, as the announcements show it. */
@@ -17,6 +30,7 @@ export type TopologyIssue =
   | "published_not_consumed"
   | "consumed_not_published"
   | "schema_mismatch"
+  | "incompatible"
   | "differs_from_catalog"
   | "not_in_catalog";
 
@@ -27,6 +41,8 @@ export interface TypeTopology {
   readonly consumers: readonly TypeEndpoint[];
   /** What is wrong, if anything (empty when publishers and consumers agree, and agree with the catalog). */
   readonly issues: readonly TopologyIssue[];
+  /** Breaking differences between a publisher's and a consumer's announced schemas. */
+  readonly breaks: readonly ContractBreak[];
   /** The catalog's contract of the type, when a catalog was given and has it. */
   readonly catalog?: AnnouncedType;
 }
@@ -56,9 +72,11 @@ export interface ContractTopology {
 /**
  * Who publishes and who consumes each event type, from the contracts daemons announce in their
  * heartbeats — the one rule the CLI (`switchyard contracts`), the dashboard and checks share.
- * Issues: a type published that no live daemon consumes (or consumed that none publishes), two
- * daemons announcing different schemas for one type (`schema_mismatch`: a different version or
- * schema hash), and, given a catalog, announcements that differ from it or types it lacks.
+ * Issues: a type published that no live daemon consumes (or consumed that none publishes); a
+ * publisher and a consumer whose announced schemas differ in a breaking way (`incompatible`, with
+ * the fields in `breaks`: see `schemaBreaks` of `@switchyard/event-schema` for the rules — additive
+ * differences pass), or differ without schemas to compare (`schema_mismatch`); and, given a
+ * catalog, announcements that differ from it or types it lacks.
  */
 export function contractTopology(
   heartbeats: readonly HeartbeatInfo[],
@@ -86,6 +104,7 @@ export function contractTopology(
       version: t.version,
       schemaHash: t.schemaHash,
       stale,
+      ...(t.schema ? { schema: t.schema } : {}),
     });
     for (const t of beat.contracts.publishes) slot(t.type).publishers.push(endpoint(t));
     for (const t of beat.contracts.subscribes) slot(t.type).consumers.push(endpoint(t));
@@ -98,8 +117,23 @@ export function contractTopology(
       if (publishers.length > 0 && consumers.length === 0) issues.push("published_not_consumed");
       if (consumers.length > 0 && publishers.length === 0) issues.push("consumed_not_published");
       const all = [...publishers, ...consumers];
-      const shapes = new Set(all.map((e) => `${e.version}:${e.schemaHash}`));
-      if (shapes.size > 1) issues.push("schema_mismatch");
+      // Each publisher against each consumer that announced another schema: compared field by
+      // field when both announced their schema (breaking → incompatible; additive passes), else
+      // only known to differ (schema_mismatch).
+      const breaks: ContractBreak[] = [];
+      let unknown = false;
+      for (const p of publishers)
+        for (const c of consumers) {
+          if (p.schemaHash === c.schemaHash) continue;
+          if (!p.schema || !c.schema) {
+            unknown = true;
+            continue;
+          }
+          for (const b of schemaBreaks(p.schema, c.schema))
+            breaks.push({ publisher: p.daemon, consumer: c.daemon, ...b });
+        }
+      if (breaks.length > 0) issues.push("incompatible");
+      if (unknown) issues.push("schema_mismatch");
       const expected = catalog.get(type);
       if (options.catalog && !expected) issues.push("not_in_catalog");
       if (
@@ -107,7 +141,14 @@ export function contractTopology(
         all.some((e) => e.version !== expected.version || e.schemaHash !== expected.schemaHash)
       )
         issues.push("differs_from_catalog");
-      return { type, publishers, consumers, issues, ...(expected ? { catalog: expected } : {}) };
+      return {
+        type,
+        publishers,
+        consumers,
+        issues,
+        breaks,
+        ...(expected ? { catalog: expected } : {}),
+      };
     });
   return { types, silent, consistent: types.every((t) => t.issues.length === 0) };
 }

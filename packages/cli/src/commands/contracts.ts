@@ -21,10 +21,14 @@ interface ContractsOptions extends CommonOptions {
 const ISSUE_TEXT: Record<string, string> = {
   published_not_consumed: "published, no consumer",
   consumed_not_published: "consumed, no publisher",
-  schema_mismatch: "daemons disagree on the schema",
+  schema_mismatch: "schemas differ (not announced: cannot compare)",
+  incompatible: "incompatible schemas",
   differs_from_catalog: "differs from the catalog",
   not_in_catalog: "not in the catalog",
 };
+
+/** Issues `contracts check` fails on; the others (drift) are shown, not failed. */
+const BREAKING = new Set(["incompatible", "schema_mismatch", "differs_from_catalog"]);
 
 const who = (endpoints: readonly TypeEndpoint[]) =>
   endpoints
@@ -69,7 +73,7 @@ export function registerContracts(program: Command, runtime: Runtime): void {
       contracts
         .command("check")
         .description(
-          "Exit 1 when announced contracts disagree: between daemons, or with --catalog's module (when given).",
+          "Exit 1 when a publisher's announced schema breaks a consumer's (a field the consumer requires and the producer does not send, a type change, a removed enum value), or, with --catalog, when an announcement differs from that catalog. Additive changes pass.",
         )
         .option(
           "--stale-after <duration>",
@@ -91,11 +95,21 @@ export function registerContracts(program: Command, runtime: Runtime): void {
         ctx.out.note("No daemon announces contracts: nothing to check.");
         return ExitCode.ok;
       }
-      if (!topology.consistent) {
-        ctx.out.note("Contracts disagree (see issues above).");
+      const failing = topology.types.filter((t) => t.issues.some((i) => BREAKING.has(i)));
+      if (failing.length > 0) {
+        ctx.out.note(
+          `Contracts break for ${failing.map((t) => t.type).join(", ")}:\n` +
+            failing
+              .flatMap((t) =>
+                t.breaks.length > 0
+                  ? t.breaks.map((b) => `  ${t.type}: ${b.publisher} → ${b.consumer}: ${b.message}`)
+                  : [`  ${t.type}: ${t.issues.map((i) => ISSUE_TEXT[i] ?? i).join("; ")}`],
+              )
+              .join("\n"),
+        );
         return ExitCode.failed;
       }
-      ctx.out.note("Every announced contract agrees.");
+      ctx.out.note("Every publisher's schema is accepted by its consumers.");
       return ExitCode.ok;
     }),
   );
