@@ -113,12 +113,10 @@ afterAll(() => {
 });
 
 describe("the packed packages in a project outside the workspace", { tags: ["slow"] }, () => {
-  it("install with npm without an engine warning from any @switchyard package", () => {
-    const warnings = installLog.split("\n").filter((line) => line.includes("EBADENGINE"));
-    // Third-party warnings are printed, not hidden: @nats-io/nuid 3 (pulled by @nats-io/nats-core
-    // 3.4) declares Node >= 22 although it runs on 20 (docs/releasing.md, "Node versions").
-    if (warnings.length > 0) console.warn(warnings.join("\n"));
-    expect(installLog).not.toMatch(/EBADENGINE[^\n]*@switchyard\//);
+  it("install with npm without any engine warning on our Node floor", () => {
+    // @nats-io 3.4 pulls @nats-io/nuid 3, which declares Node >= 22: the NATS peers are capped
+    // below 3.4 (>=3.0.0 <3.4.0) so that an install on Node 20.19 is clean.
+    expect(installLog.split("\n").filter((line) => line.includes("EBADENGINE"))).toEqual([]);
   });
 
   it("type-check a two-daemon app with its own catalog under nodenext", () => {

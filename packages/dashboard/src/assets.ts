@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
@@ -11,13 +11,15 @@ export interface Asset {
 let cached: ReadonlyMap<string, Asset> | undefined;
 
 /**
- * The client files, read once from the package (`client/` beside `src/` and `dist/`) and from
+ * The client files, read once from the package (`dist/client/`, or `client/` beside `src/`) and from
  * uPlot's own distribution: no external asset, so the dashboard works offline.
  */
 export function assets(): ReadonlyMap<string, Asset> {
   if (cached) return cached;
-  const client = (name: string) =>
-    readFileSync(fileURLToPath(new URL(`../client/${name}`, import.meta.url)), "utf8");
+  // Built: dist/client/ beside dist/index.js (copied at build). From source: client/ beside src/.
+  const built = new URL("./client/", import.meta.url);
+  const dir = existsSync(fileURLToPath(built)) ? built : new URL("../client/", import.meta.url);
+  const client = (name: string) => readFileSync(fileURLToPath(new URL(name, dir)), "utf8");
   const require = createRequire(import.meta.url);
   const uplot = (name: string) => readFileSync(require.resolve(`uplot/dist/${name}`), "utf8");
   const js = "text/javascript; charset=utf-8";
