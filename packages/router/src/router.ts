@@ -997,8 +997,10 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       finish(error);
       throw error;
     }
-    span.setAttribute("messaging.message.id", envelope.id);
-    span.setAttribute("messaging.message.body.size", bodySize(envelope));
+    if (span.isRecording()) {
+      span.setAttribute("messaging.message.id", envelope.id);
+      span.setAttribute("messaging.message.body.size", bodySize(envelope));
+    }
     return this.#send(envelope, options).then(
       (sent) => {
         finish();

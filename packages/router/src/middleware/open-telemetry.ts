@@ -14,6 +14,8 @@ export type OtelAttributes = Record<string, string | number | boolean>;
 
 /** A span, as far as Switchyard uses it. */
 export interface OtelSpan {
+  /** False for a span nothing records (no SDK, or not sampled): attribute work is skipped. */
+  isRecording(): boolean;
   setAttribute(key: string, value: string | number | boolean): unknown;
   addEvent(name: string, attributes?: OtelAttributes): unknown;
   recordException(exception: unknown): void;
@@ -245,45 +247,55 @@ export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middle
         `process ${event.type}`,
         {
           kind: api.SpanKind.CONSUMER,
-          attributes: {
-            ...base,
-            "messaging.operation.name": "process",
-            "messaging.operation.type": "process",
-            "messaging.message.id": event.id,
-            "messaging.message.body.size": bodySize(event),
-            "switchyard.origin": scope.origin,
-            ...(event.subject !== undefined ? { "switchyard.subject": event.subject } : {}),
-          },
           ...(remote && t.relationship === "link" ? { links: [{ context: remote }] } : {}),
         },
         parent,
         async (span) => {
+          // Nothing records this span (no SDK, or not sampled): no attribute work at all.
+          const recording = span.isRecording();
+          if (recording) {
+            for (const [key, value] of Object.entries(base)) span.setAttribute(key, value);
+            span.setAttribute("messaging.operation.name", "process");
+            span.setAttribute("messaging.operation.type", "process");
+            span.setAttribute("messaging.message.id", event.id);
+            span.setAttribute("messaging.message.body.size", bodySize(event));
+            span.setAttribute("switchyard.origin", scope.origin);
+            if (event.subject !== undefined) span.setAttribute("switchyard.subject", event.subject);
+          }
           instruments?.consumed.add(1, base);
           let failure: { error: unknown } | undefined;
           try {
             await next(event, ctx);
           } catch (error) {
             failure = { error };
-            span.recordException(error);
-            span.setAttribute("error.type", errorType(error));
-            span.setStatus({
-              code: api.SpanStatusCode.ERROR,
-              message: error instanceof Error ? error.message : String(error),
-            });
+            if (recording) {
+              span.recordException(error);
+              span.setAttribute("error.type", errorType(error));
+              span.setStatus({
+                code: api.SpanStatusCode.ERROR,
+                message: error instanceof Error ? error.message : String(error),
+              });
+            }
             throw error;
           } finally {
-            const settle = settleOf(scope, ctx, event, failure);
-            span.addEvent("settle", settle);
-            span.setAttribute("switchyard.outcome", ctx.outcome);
-            span.setAttribute("switchyard.delivery.attempt", ctx.attempt);
-            if (instruments) {
-              const attrs = failure ? { ...base, "error.type": errorType(failure.error) } : base;
-              instruments.processDuration.record((performance.now() - started) / 1000, attrs);
-              if (settle["switchyard.settle.outcome"] === "retry") instruments.retried.add(1, base);
-              if (settle["switchyard.settle.outcome"] === "dead_letter")
-                instruments.deadLettered.add(1, base);
-              if (failure?.error instanceof HandlerTimeoutError) instruments.timeouts.add(1, base);
-              if (ctx.outcome === "deduplicated") instruments.deduplicated.add(1, base);
+            if (recording || instruments) {
+              const settle = settleOf(scope, ctx, event, failure);
+              if (recording) {
+                span.addEvent("settle", settle);
+                span.setAttribute("switchyard.outcome", ctx.outcome);
+                span.setAttribute("switchyard.delivery.attempt", ctx.attempt);
+              }
+              if (instruments) {
+                const attrs = failure ? { ...base, "error.type": errorType(failure.error) } : base;
+                instruments.processDuration.record((performance.now() - started) / 1000, attrs);
+                if (settle["switchyard.settle.outcome"] === "retry")
+                  instruments.retried.add(1, base);
+                if (settle["switchyard.settle.outcome"] === "dead_letter")
+                  instruments.deadLettered.add(1, base);
+                if (failure?.error instanceof HandlerTimeoutError)
+                  instruments.timeouts.add(1, base);
+                if (ctx.outcome === "deduplicated") instruments.deduplicated.add(1, base);
+              }
             }
             span.end();
           }
