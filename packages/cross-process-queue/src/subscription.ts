@@ -11,6 +11,7 @@ import {
   type TransportSubscription,
   deadLetterRecord,
   decideOutcome,
+  logDelivery,
   retryDelay,
   runAttempt,
   serializeError,
@@ -294,6 +295,13 @@ export class SqliteSubscription implements TransportSubscription {
         `stored event #${claim.seq} cannot be decoded; dead-lettering it`,
       );
     }
+    const log = {
+      transport: this.#host.name,
+      subscriber: this.subscriber,
+      envelope: claim.envelope,
+      attempt: claim.attempt,
+    };
+    logDelivery(this.#host.logger, "claimed", log);
     const result = await runAttempt(
       {
         subscriber: this.subscriber,
@@ -319,6 +327,11 @@ export class SqliteSubscription implements TransportSubscription {
         { maxAttempts: this.#maxAttempts, backoff: this.#backoff },
         claim.envelope.id,
       );
+      logDelivery(this.#host.logger, "settled", {
+        ...log,
+        outcome: outcome.kind,
+        ...(outcome.kind === "retry" ? { delayMs: outcome.delayMs } : {}),
+      });
       switch (outcome.kind) {
         case "ack":
           this.#outcomes.push({ kind: "ack", seq: claim.seq, token: claim.token });

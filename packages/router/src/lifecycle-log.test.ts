@@ -6,7 +6,11 @@ import { eventually, memoryLogger, testCatalog } from "./test/fixtures";
 describe("lifecycle logs", () => {
   it("logs subscribed, published and handled at debug, with the trace id on the delivery's lines", async () => {
     const logger = memoryLogger();
-    const router = createRouter({ catalog: testCatalog, logger, transport: new MemoryTransport() });
+    const router = createRouter({
+      catalog: testCatalog,
+      logger,
+      transport: new MemoryTransport({ logger }),
+    });
     router.subscribe("JOB_STARTED", () => {}, { name: "local" });
     router.subscribe("MODEL_SAVED", () => {}, { name: "durable" });
     const local = await router.publish("JOB_STARTED", { n: 1 });
@@ -24,6 +28,9 @@ describe("lifecycle logs", () => {
         `publishing MODEL_SAVED ${durable.id}`,
         `handled JOB_STARTED ${local.id}: ok`,
         `handled MODEL_SAVED ${durable.id}: ok`,
+        // The transport's side, written by every transport through logDelivery:
+        `claimed MODEL_SAVED ${durable.id} for durable (attempt 1)`,
+        `settled MODEL_SAVED ${durable.id} for durable: ack`,
       ]),
     );
     const handled = logger.lines.find((l) => l.msg === `handled MODEL_SAVED ${durable.id}: ok`);

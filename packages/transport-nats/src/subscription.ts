@@ -18,6 +18,7 @@ import {
   backoffDelay,
   deadLetterRecord,
   decideOutcome,
+  logDelivery,
   retryDelay,
   runAttempt,
   sleep,
@@ -578,6 +579,13 @@ export class NatsSubscription implements TransportSubscription {
   async #handle(run: Held, decodeError: Error | undefined): Promise<void> {
     const { msg, attempt } = run;
     const policy = { maxAttempts: this.#maxAttempts, backoff: this.#options.backoff };
+    const log = {
+      transport: this.#host.name,
+      subscriber: this.subscriber,
+      envelope: run.envelope,
+      attempt,
+    };
+    logDelivery(this.#logger, "claimed", log);
     try {
       const result = await runAttempt(
         {
@@ -592,6 +600,11 @@ export class NatsSubscription implements TransportSubscription {
       if (!this.#holds(run))
         return this.#discard(run, "its lease expired (or close handed it back)");
       const outcome = decideOutcome(result, attempt, policy, run.envelope.id);
+      logDelivery(this.#logger, "settled", {
+        ...log,
+        outcome: outcome.kind,
+        ...(outcome.kind === "retry" ? { delayMs: outcome.delayMs } : {}),
+      });
       switch (outcome.kind) {
         case "ack":
           run.lost = true;

@@ -27,6 +27,7 @@ export {
   decideOutcome,
   isUnrecoverable,
   keyedRandom,
+  logDelivery,
   retryDelay,
   runAttempt,
 } from "./outcome";
@@ -34,6 +35,7 @@ export type {
   AttemptInput,
   AttemptResult,
   DeadLetterInput,
+  DeliveryLogFields,
   Outcome,
   OutcomePolicy,
 } from "./outcome";

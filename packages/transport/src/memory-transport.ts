@@ -8,7 +8,7 @@ import {
 } from "./errors";
 import type { DaemonHeartbeat } from "./heartbeat";
 import { type Logger, silentLogger } from "./logger";
-import { deadLetterRecord, decideOutcome, retryDelay, runAttempt } from "./outcome";
+import { deadLetterRecord, decideOutcome, logDelivery, retryDelay, runAttempt } from "./outcome";
 import type {
   DeadLetterReason,
   DeadLetterRecord,
@@ -462,6 +462,13 @@ class Worker implements TransportSubscription {
   }
 
   async #handle(d: PendingDelivery, token: number, delivery: Delivery): Promise<void> {
+    const log = {
+      transport: this.transport.name,
+      subscriber: this.subscriber,
+      envelope: d.envelope,
+      attempt: d.attempts,
+    };
+    logDelivery(this.logger, "claimed", log);
     try {
       const result = await runAttempt(
         {
@@ -496,6 +503,11 @@ class Worker implements TransportSubscription {
         { maxAttempts: this.#maxAttempts, backoff: this.options.backoff },
         d.envelope.id,
       );
+      logDelivery(this.logger, "settled", {
+        ...log,
+        outcome: outcome.kind,
+        ...(outcome.kind === "retry" ? { delayMs: outcome.delayMs } : {}),
+      });
       switch (outcome.kind) {
         case "ack":
           return this.#settle(d, { state: "acked" });

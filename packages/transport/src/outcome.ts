@@ -1,5 +1,6 @@
 import { EventValidationError, type Envelope } from "@switchyard/event-schema";
 import { type BackoffOptions, backoffDelay } from "./backoff";
+import { type Logger, silentLogger } from "./logger";
 import {
   DeliveryAbandonedError,
   HandlerTimeoutError,
@@ -160,4 +161,45 @@ export function deadLetterRecord(input: DeadLetterInput): DeadLetterRecord {
     failedAt: (input.failedAt ?? new Date()).toISOString(),
     origin: input.origin,
   };
+}
+
+/** What {@link logDelivery} writes about one delivery. */
+export interface DeliveryLogFields {
+  readonly transport: string;
+  readonly subscriber: string;
+  readonly envelope: Envelope;
+  readonly attempt: number;
+  /** For `settled`: what the policy decided. */
+  readonly outcome?: Outcome["kind"];
+  /** For a retry: the delay before the next attempt. */
+  readonly delayMs?: number;
+}
+
+/**
+ * The transports' lifecycle line at debug level — `claimed` when an attempt starts, `settled` with
+ * the outcome — with the event's trace id, written the same way by every transport. Nothing is
+ * built when the logger is the silent default.
+ */
+export function logDelivery(
+  logger: Logger,
+  stage: "claimed" | "settled",
+  fields: DeliveryLogFields,
+): void {
+  if (logger === silentLogger) return;
+  const { envelope } = fields;
+  const traceId = envelope.traceparent?.split("-")[1];
+  logger.debug(
+    {
+      transport: fields.transport,
+      subscriber: fields.subscriber,
+      eventType: envelope.type,
+      eventId: envelope.id,
+      attempt: fields.attempt,
+      ...(fields.outcome ? { outcome: fields.outcome } : {}),
+      ...(fields.delayMs !== undefined ? { delayMs: fields.delayMs } : {}),
+      ...(traceId ? { traceId } : {}),
+    },
+    `${stage} ${envelope.type} ${envelope.id} for ${fields.subscriber}` +
+      (fields.outcome ? `: ${fields.outcome}` : ` (attempt ${fields.attempt})`),
+  );
 }
