@@ -206,6 +206,9 @@ console.log(
       ? `\n         pnpm switchyard dlq list --db ${settings.db}`
       : ""),
 );
+console.log(
+  `Look:    pnpm switchyard dashboard --transport '${target}'   (http://127.0.0.1:4000/: pipeline graph, checks, dead letters)`,
+);
 // The picture `pnpm docs:catalog` generates from the catalog's declared pipeline.
 console.log(
   `Pipeline picture: docs/events.md#pipeline-${pipelineCatalog.pipeline()!.name} (regenerate: pnpm docs:catalog)`,
