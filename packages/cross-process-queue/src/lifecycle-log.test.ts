@@ -22,7 +22,7 @@ it("logs claimed and settled at debug, with the outcome, the retry delay and the
   await transport.subscribe({
     subscriber: "worker",
     types: ["JOB"],
-    backoff: { initialMs: 10, maxMs: 10 },
+    backoff: { initialMs: 10, maxMs: 10, jitter: 0 },
     handler: async () => {
       if (++runs === 1) throw new Error("once");
     },
