@@ -193,6 +193,10 @@ export function deadLetterWhere(filter: DeadLetterFilter): {
     clauses.push("id = @id");
     params.id = /^\d+$/.test(filter.id) ? Number(filter.id) : -1;
   }
+  if (filter.eventId !== undefined) {
+    clauses.push("event_id = @eventId");
+    params.eventId = filter.eventId;
+  }
   if (filter.type !== undefined) {
     clauses.push("event_type = @type");
     params.type = filter.type;

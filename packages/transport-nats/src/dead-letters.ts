@@ -26,6 +26,7 @@ import {
   type TimeInput,
   UnsupportedOperationError,
   childLogger,
+  matchesDeadLetterFilter,
   silentLogger,
 } from "@switchyard/transport";
 import {
@@ -154,22 +155,6 @@ export function toMs(value: TimeInput, field: string): number {
   return ms;
 }
 
-/** @internal Whether a record matches a dead-letter filter. */
-export function matchesFilter(record: DeadLetterInfo, filter: DeadLetterFilter): boolean {
-  if (filter.id !== undefined && record.id !== filter.id) return false;
-  if (filter.type !== undefined && record.eventType !== filter.type) return false;
-  if (filter.subscriber !== undefined && record.subscriber !== filter.subscriber) return false;
-  if (filter.reason !== undefined && record.reason !== filter.reason) return false;
-  if (filter.status !== undefined) {
-    const statuses: readonly DeadLetterStatus[] =
-      typeof filter.status === "string" ? [filter.status] : filter.status;
-    if (!statuses.includes(record.status)) return false;
-  }
-  const failed = Date.parse(record.lastFailedAt);
-  if (filter.since !== undefined && failed < toMs(filter.since, "since")) return false;
-  if (filter.before !== undefined && failed >= toMs(filter.before, "before")) return false;
-  return true;
-}
 
 const hasFilter = (filter: DeadLetterFilter) =>
   Object.values(filter).some((value) => value !== undefined);
@@ -577,7 +562,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     const after = query.cursor === undefined ? undefined : parseCursor(query.cursor);
     const records = (await this.#all(query.signal))
       .map((v) => toInfo(v.record))
-      .filter((r) => matchesFilter(r, query))
+      .filter((r) => matchesDeadLetterFilter(r, query))
       .sort(newestFirst)
       .filter((r) => after === undefined || newestFirst(r, after) > 0);
     const page = records.slice(0, limit);
@@ -609,7 +594,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     const { dryRun = false, again = false, signal } = options;
     const session = dryRun ? await this.#open() : await this.#writable("replay dead letters");
     const matched = (await this.#all(signal))
-      .filter((v) => matchesFilter(toInfo(v.record), filter))
+      .filter((v) => matchesDeadLetterFilter(toInfo(v.record), filter))
       .sort((a, b) => newestFirst(toInfo(b.record), toInfo(a.record)));
     const replayed: string[] = [];
     const wouldReplay: string[] = [];
@@ -698,7 +683,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     const now = Date.now();
     const targets = (await this.#all(signal)).filter(
       ({ record }) =>
-        matchesFilter(toInfo(record), filter) &&
+        matchesDeadLetterFilter(toInfo(record), filter) &&
         (hard || record.status !== "purged") &&
         !(record.status === "retrying" && claimLive(record, now)),
     );

@@ -295,6 +295,9 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
         expect(onlyB.deadLetters.map((d) => d.eventId)).toEqual([dead(7)]);
         const exhausted = await inspector.deadLetters({ reason: "max_attempts" });
         expect(exhausted.deadLetters.map((d) => d.eventId)).toEqual([dead(4)]);
+        const ofOneEvent = await inspector.deadLetters({ eventId: dead(2) });
+        expect(ofOneEvent.deadLetters.map((d) => d.eventId)).toEqual([dead(2)]);
+        expect((await inspector.deadLetters({ eventId: "no-such-event" })).deadLetters).toEqual([]);
         const paged = await allPages(async (cursor) => {
           const page = await inspector.deadLetters({ limit: 2, ...(cursor ? { cursor } : {}) });
           return { items: page.deadLetters, ...(page.next ? { next: page.next } : {}) };

@@ -71,6 +71,7 @@ export type {
   DaemonStatus,
   HeartbeatSink,
 } from "./heartbeat";
+export { InspectorQueryError, matchesDeadLetterFilter, timeInputMs } from "./inspector";
 export type {
   ActionResult,
   Admin,
@@ -87,6 +88,8 @@ export type {
   DeadLetterStatus,
   DeliveryInfo,
   DeliveryState,
+  DeliveryStep,
+  DeliveryStepKind,
   EventCounts,
   EventPage,
   EventQuery,
@@ -119,7 +122,6 @@ export type {
 export { MemoryStore, MemoryTransport, memoryTransport } from "./memory-transport";
 export type { MemoryTransportOptions } from "./memory-transport";
 export {
-  InspectorQueryError,
   MemoryAdmin,
   MemoryInspector,
   UnboundedPurgeError,

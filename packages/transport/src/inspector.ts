@@ -1,4 +1,4 @@
-import type { Envelope } from "@switchyard/event-schema";
+import { type Envelope, SwitchyardError } from "@switchyard/event-schema";
 import type { SerializedError } from "./errors";
 import type { DaemonHeartbeat } from "./heartbeat";
 import type { DeadLetterReason } from "./transport";
@@ -107,6 +107,59 @@ export interface DeliveryInfo {
   readonly updatedAt?: string;
   /** Why this delivery's stored state cannot be read in full, if it cannot. */
   readonly damaged?: string;
+  /**
+   * What happened to this delivery, oldest first: the delivery timeline. Present when the
+   * driver's `capabilities.history` is true. It holds at least every step off the happy path —
+   * each retry scheduled (with its error and delay), each lease that expired under a running
+   * attempt, each settle rejected by fencing, the dead-lettering and each replay — so "why did
+   * this run twice?" has an answer. A transport may keep fewer entries than happened (a bounded
+   * journal); `historyTruncated` then says so.
+   */
+  readonly history?: readonly DeliveryStep[];
+  /** True when older steps of {@link DeliveryInfo.history} were dropped by the transport's bound. */
+  readonly historyTruncated?: boolean;
+}
+
+/**
+ * What one step of a delivery's life was:
+ * - `claimed`: an attempt started (a worker took the delivery under a lease);
+ * - `acked`: an attempt succeeded and the delivery is settled;
+ * - `retry_scheduled`: an attempt failed and the delivery runs again after `delayMs`;
+ * - `lease_expired`: an attempt's lease ran out before it settled (worker died or hung), so the
+ *   delivery became claimable again;
+ * - `fenced`: a settle (ack, retry, dead letter or lease extension) from an attempt that had lost
+ *   its lease was rejected;
+ * - `dead_lettered`: the delivery was moved to the dead-letter store (`reason` says why);
+ * - `replayed`: an operator or a retry daemon replayed the dead letter, so it is pending again;
+ * - `requeued`: an operator made it pending again outside of a replay.
+ */
+export type DeliveryStepKind =
+  | "claimed"
+  | "acked"
+  | "retry_scheduled"
+  | "lease_expired"
+  | "fenced"
+  | "dead_lettered"
+  | "replayed"
+  | "requeued";
+
+/** One entry of a delivery's timeline ({@link DeliveryInfo.history}). */
+export interface DeliveryStep {
+  /** When it happened (RFC 3339). */
+  readonly at: string;
+  readonly kind: DeliveryStepKind;
+  /** The attempt it belongs to (1 = first), where the transport knows. */
+  readonly attempt?: number;
+  /** The error of a failed attempt (`retry_scheduled`, `dead_lettered`). */
+  readonly error?: SerializedError;
+  /** The backoff applied (`retry_scheduled`), in ms. */
+  readonly delayMs?: number;
+  /** Why it was dead-lettered (`dead_lettered`). */
+  readonly reason?: DeadLetterReason;
+  /** Who did it where the transport knows: a worker or consumer id, a process. */
+  readonly by?: string;
+  /** Anything else worth a line, in words. */
+  readonly detail?: string;
 }
 
 /** An event with what it caused, recursively. */
@@ -193,6 +246,8 @@ export interface DeadLetterInfo {
 export interface DeadLetterFilter {
   /** One record. */
   readonly id?: string;
+  /** The dead letters of one event (one per subscriber that gave up on it). */
+  readonly eventId?: string;
   readonly type?: string;
   readonly subscriber?: string;
   readonly reason?: DeadLetterReason;
@@ -201,6 +256,52 @@ export interface DeadLetterFilter {
   readonly since?: TimeInput;
   /** Last failed before. */
   readonly before?: TimeInput;
+}
+
+/**
+ * Whether a dead letter matches a filter: the one reading of {@link DeadLetterFilter} for
+ * transports that filter in memory (SQLite filters in SQL to the same rules). Times in `since` and
+ * `before` compare with `lastFailedAt`; `status` is one status or any of several.
+ *
+ * @throws {@link InspectorQueryError} when `since` or `before` is not a time.
+ */
+export function matchesDeadLetterFilter(record: DeadLetterInfo, filter: DeadLetterFilter): boolean {
+  if (filter.id !== undefined && record.id !== filter.id) return false;
+  if (filter.eventId !== undefined && record.eventId !== filter.eventId) return false;
+  if (filter.type !== undefined && record.eventType !== filter.type) return false;
+  if (filter.subscriber !== undefined && record.subscriber !== filter.subscriber) return false;
+  if (filter.reason !== undefined && record.reason !== filter.reason) return false;
+  if (filter.status !== undefined) {
+    const statuses: readonly DeadLetterStatus[] =
+      typeof filter.status === "string" ? [filter.status] : filter.status;
+    if (!statuses.includes(record.status)) return false;
+  }
+  const failedAt = Date.parse(record.lastFailedAt);
+  if (filter.since !== undefined && failedAt < timeInputMs(filter.since, "since")) return false;
+  if (filter.before !== undefined && failedAt >= timeInputMs(filter.before, "before")) return false;
+  return true;
+}
+
+/**
+ * A {@link TimeInput} as ms since the epoch.
+ *
+ * @throws {@link InspectorQueryError} naming `what` when it is not a time.
+ */
+export function timeInputMs(input: TimeInput, what: string): number {
+  const ms =
+    input instanceof Date ? input.getTime() : typeof input === "number" ? input : Date.parse(input);
+  if (!Number.isFinite(ms))
+    throw new InspectorQueryError(
+      `${what} must be a Date, ms since the epoch or an RFC 3339 time; got ${JSON.stringify(String(input))}.`,
+    );
+  return ms;
+}
+
+/** A query argument was not usable: says which and what was expected. */
+export class InspectorQueryError extends SwitchyardError {
+  constructor(message: string) {
+    super("INVALID_QUERY", message);
+  }
 }
 
 /** Options of {@link Inspector.deadLetters}. */
@@ -232,6 +333,11 @@ export interface DeadLetterCounts {
 export interface Capabilities {
   /** Per-subscriber delivery detail of one event (attempts, last error). */
   readonly deliveries: boolean;
+  /**
+   * Each delivery comes with its timeline ({@link DeliveryInfo.history}).
+   * @defaultValue false when absent
+   */
+  readonly history?: boolean;
   /** Heartbeats are stored where the inspector can read them. */
   readonly heartbeats: boolean;
   /** Dead letters are stored where the inspector can read them. */

@@ -1,31 +1,33 @@
 import { SwitchyardError } from "@switchyard/event-schema";
 import { TransportClosedError, UnsupportedOperationError } from "./errors";
-import type {
-  ActionResult,
-  Admin,
-  Capabilities,
-  CausationNode,
-  CausationTree,
-  CountQuery,
-  DeadLetterCounts,
-  DeadLetterFilter,
-  DeadLetterInfo,
-  DeadLetterListQuery,
-  DeadLetterPage,
-  DeadLetterStatus,
-  DeliveryInfo,
-  DeliveryState,
-  EventCounts,
-  EventPage,
-  EventQuery,
-  HeartbeatInfo,
-  Inspector,
-  PurgeOptions,
-  ReplayOptions,
-  ReplayResult,
-  StoredEvent,
-  SubscriberBacklog,
-  TimeInput,
+import {
+  InspectorQueryError,
+  matchesDeadLetterFilter,
+  timeInputMs,
+  type ActionResult,
+  type Admin,
+  type Capabilities,
+  type CausationNode,
+  type CausationTree,
+  type CountQuery,
+  type DeadLetterCounts,
+  type DeadLetterFilter,
+  type DeadLetterInfo,
+  type DeadLetterListQuery,
+  type DeadLetterPage,
+  type DeadLetterStatus,
+  type DeliveryInfo,
+  type DeliveryState,
+  type EventCounts,
+  type EventPage,
+  type EventQuery,
+  type HeartbeatInfo,
+  type Inspector,
+  type PurgeOptions,
+  type ReplayOptions,
+  type ReplayResult,
+  type StoredEvent,
+  type SubscriberBacklog,
 } from "./inspector";
 import type {
   MemoryDeadLetter,
@@ -48,25 +50,7 @@ export const memoryCapabilities: Capabilities = Object.freeze({
   backup: false,
 });
 
-/** A query argument was not usable: says which and what was expected. */
-export class InspectorQueryError extends SwitchyardError {
-  constructor(message: string) {
-    super("INVALID_QUERY", message);
-  }
-}
-
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** A {@link TimeInput} as ms since the epoch. */
-function toMs(input: TimeInput, what: string): number {
-  const ms =
-    input instanceof Date ? input.getTime() : typeof input === "number" ? input : Date.parse(input);
-  if (!Number.isFinite(ms))
-    throw new InspectorQueryError(
-      `${what} must be a Date, ms since the epoch or an RFC 3339 time; got ${JSON.stringify(String(input))}.`,
-    );
-  return ms;
-}
 
 function pageSize(limit: number | undefined): number {
   const size = limit ?? 100;
@@ -132,20 +116,7 @@ function deadLetterInfo(entry: MemoryDeadLetter): DeadLetterInfo {
 }
 
 function matches(entry: MemoryDeadLetter, filter: DeadLetterFilter): boolean {
-  const { record } = entry;
-  if (filter.id !== undefined && entry.id !== filter.id) return false;
-  if (filter.type !== undefined && record.envelope.type !== filter.type) return false;
-  if (filter.subscriber !== undefined && record.subscriber !== filter.subscriber) return false;
-  if (filter.reason !== undefined && record.reason !== filter.reason) return false;
-  if (filter.status !== undefined) {
-    const statuses: readonly DeadLetterStatus[] =
-      typeof filter.status === "string" ? [filter.status] : filter.status;
-    if (!statuses.includes(entry.status)) return false;
-  }
-  const failedAt = Date.parse(record.failedAt);
-  if (filter.since !== undefined && failedAt < toMs(filter.since, "since")) return false;
-  if (filter.before !== undefined && failedAt >= toMs(filter.before, "before")) return false;
-  return true;
+  return matchesDeadLetterFilter(deadLetterInfo(entry), filter);
 }
 
 /** Dead letters newest first (last failure, then id). */
@@ -225,8 +196,8 @@ export class MemoryInspector implements Inspector {
     this.#open(query.signal);
     const limit = pageSize(query.limit);
     const after = cursorValue(query.cursor);
-    const since = query.since !== undefined ? toMs(query.since, "since") : -Infinity;
-    const until = query.until !== undefined ? toMs(query.until, "until") : Infinity;
+    const since = query.since !== undefined ? timeInputMs(query.since, "since") : -Infinity;
+    const until = query.until !== undefined ? timeInputMs(query.until, "until") : Infinity;
     const newest = (query.order ?? "newest") === "newest";
     if (query.order !== undefined && query.order !== "newest" && query.order !== "oldest")
       throw new InspectorQueryError(
@@ -365,8 +336,8 @@ export class MemoryInspector implements Inspector {
 
   async counts(query: CountQuery & { readonly signal?: AbortSignal }): Promise<EventCounts> {
     this.#open(query.signal);
-    const since = toMs(query.since, "since");
-    const until = query.until !== undefined ? toMs(query.until, "until") : Date.now();
+    const since = timeInputMs(query.since, "since");
+    const until = query.until !== undefined ? timeInputMs(query.until, "until") : Date.now();
     const bucketMs = query.bucketMs ?? 60_000;
     if (!Number.isInteger(bucketMs) || bucketMs < 1)
       throw new InspectorQueryError(
@@ -488,7 +459,7 @@ export class UnboundedPurgeError extends SwitchyardError {
   constructor() {
     super(
       "UNBOUNDED_PURGE",
-      "purge needs a filter (id, type, subscriber, reason, status, since, before) or all: true; " +
+      "purge needs a filter (id, eventId, type, subscriber, reason, status, since, before) or all: true; " +
         "it would otherwise remove every dead letter.",
     );
   }
