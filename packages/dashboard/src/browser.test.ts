@@ -11,7 +11,7 @@ import type { Driver } from "@switchyard/transport";
 import { type Browser, type Page, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServedDashboard, serveDashboard } from "./index";
-import { type Seeded, memory, seed } from "./test/fixture";
+import { type Seeded, memory, seed, withHistory } from "./test/fixture";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
@@ -70,6 +70,29 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
   };
   const shot = async (page: Page, name: string) => {
     if (CI) await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  };
+
+  /** axe-core's serious and critical violations on a page. */
+  const seriousViolations = async (page: Page): Promise<string[]> => {
+    const axe = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+    // Through the DevTools protocol: the page's CSP (no inline script) does not apply.
+    await page.evaluate(axe);
+    const violations = await page.evaluate(async () => {
+      const result = await (
+        window as unknown as {
+          axe: {
+            run: (
+              c: Document,
+              o: object,
+            ) => Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }>;
+          };
+        }
+      ).axe.run(document, { resultTypes: ["violations"] });
+      return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+    });
+    return violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}, ${v.nodes} nodes)`);
   };
 
   it("renders every page with the data, without a console error or CSP violation", async () => {
@@ -173,6 +196,39 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
     expect((await driver.inspector().deadLetterCounts()).depth).toBe(4);
   });
 
+  it("shows the delivery timeline of an event that retried", async () => {
+    // The memory driver's own history where it keeps one; until then a stand-in built from the
+    // real deliveries (test/fixture.ts withHistory).
+    const kept = driver.inspector().capabilities.history === true;
+    const seen = problems.length;
+    const timed = kept
+      ? served
+      : await serveDashboard({ driver: withHistory(driver.inspector()), port: 0 });
+    try {
+      const failing = (await driver.inspector().events({ types: ["SELFPLAY_FAILED"], limit: 1 }))
+        .events[0]!;
+      const page = await open(`${timed.url}events/${failing.id}`);
+      const table = page.locator('table.timeline[data-subscriber="selfplay_watch"]');
+      await table.waitFor();
+      const kinds = await table
+        .locator("tbody tr")
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-kind")));
+      expect(kinds.filter((k) => k === "claimed")).toHaveLength(2);
+      expect(kinds).toContain("retry_scheduled");
+      expect(kinds.at(-1)).toBe("dead_lettered");
+      expect(await table.locator("tr[data-kind=retry_scheduled]").textContent()).toContain(
+        "disk full",
+      );
+      expect(await page.locator("#no-history").count()).toBe(0);
+      expect(await seriousViolations(page)).toEqual([]);
+      await shot(page, "event-timeline");
+      await page.close();
+    } finally {
+      if (!kept) await timed.close();
+    }
+    expect(problems.slice(seen)).toEqual([]);
+  });
+
   it("renders a hostile payload inert and keeps the page usable", async () => {
     const page = await open(`${served.url}events/${seeded.hostileId}`);
     expect(await page.evaluate(() => (window as { __pwned?: unknown }).__pwned)).toBeUndefined();
@@ -187,7 +243,6 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
   });
 
   it("has no serious or critical accessibility violation on any page (axe-core)", async () => {
-    const axe = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
     const found: string[] = [];
     for (const path of [
       "",
@@ -199,28 +254,7 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
       "daemons",
     ]) {
       const page = await open(`${served.url}${path}`);
-      // Through the DevTools protocol: the page's CSP (no inline script) does not apply.
-      await page.evaluate(axe);
-      const violations = await page.evaluate(async () => {
-        const result = await (
-          window as unknown as {
-            axe: {
-              run: (
-                c: Document,
-                o: object,
-              ) => Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }>;
-            };
-          }
-        ).axe.run(document, { resultTypes: ["violations"] });
-        return result.violations.map((v) => ({
-          id: v.id,
-          impact: v.impact,
-          nodes: v.nodes.length,
-        }));
-      });
-      for (const v of violations)
-        if (v.impact === "serious" || v.impact === "critical")
-          found.push(`/${path}: ${v.id} (${v.impact}, ${v.nodes} nodes)`);
+      for (const v of await seriousViolations(page)) found.push(`/${path}: ${v}`);
       await page.close();
     }
     expect(found).toEqual([]);

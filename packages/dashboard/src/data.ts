@@ -259,12 +259,18 @@ export function eventQuery(params: URLSearchParams): EventQuery {
 /** What `GET <base>/api/events/:id` answers. */
 export interface EventDetail {
   readonly event: StoredEvent;
-  readonly deliveries: readonly DeliveryInfo[];
-  readonly causation?: CausationTree;
   /**
-   * Its dead letters, every status (the inspector has no event-id filter: found among the newest
-   * dead letters of its type, up to the group scan limit).
+   * Its delivery to every subscriber registered for its type; with {@link EventDetail.history},
+   * each carries its timeline (`history`, oldest first).
    */
+  readonly deliveries: readonly DeliveryInfo[];
+  /**
+   * Whether the transport keeps a delivery timeline (`capabilities.history`). False: the
+   * deliveries say only the attempts, the state and the last error.
+   */
+  readonly history: boolean;
+  readonly causation?: CausationTree;
+  /** Its dead letters, every status (one per subscriber that gave up on it, `maxScan` at most). */
   readonly deadLetters: readonly DeadLetterInfo[];
 }
 
@@ -277,15 +283,19 @@ export async function eventDetail(
 ): Promise<EventDetail | undefined> {
   const event = await inspector.event(id, { signal });
   if (!event) return undefined;
+  const caps = inspector.capabilities;
   const [deliveries, causation, dead] = await Promise.all([
-    inspector.capabilities.deliveries ? inspector.deliveries(id, { signal }) : [],
+    caps.deliveries ? inspector.deliveries(id, { signal }) : [],
     inspector.causation(id, { depth: 5, limit: 200, signal }),
-    inspector.capabilities.deadLetters
-      ? scanDeadLetters(inspector, { type: event.type }, maxScan, signal)
-      : { records: [] },
+    caps.deadLetters ? scanDeadLetters(inspector, { eventId: id }, maxScan, signal) : undefined,
   ]);
-  const deadLetters = dead.records.filter((d) => d.eventId === id);
-  return { event, deliveries, ...(causation ? { causation } : {}), deadLetters };
+  return {
+    event,
+    deliveries,
+    history: caps.history === true,
+    ...(causation ? { causation } : {}),
+    deadLetters: dead?.records ?? [],
+  };
 }
 
 /** An events page. */
@@ -297,8 +307,12 @@ export function events(
   return inspector.events({ ...query, ...(signal ? { signal } : {}) });
 }
 
-/** The dead-letter filter of `?type=&subscriber=&reason=&status=` (status `attention` by default, or `all`). */
+/**
+ * The dead-letter filter of `?eventId=&type=&subscriber=&reason=&status=` (status `attention` by
+ * default, or `all`).
+ */
 export function deadLetterFilter(params: URLSearchParams): DeadLetterFilter {
+  const eventId = params.get("eventId")?.trim();
   const type = params.get("type")?.trim();
   const subscriber = params.get("subscriber")?.trim();
   const reason = params.get("reason")?.trim();
@@ -320,6 +334,7 @@ export function deadLetterFilter(params: URLSearchParams): DeadLetterFilter {
     status = list;
   }
   return {
+    ...(eventId ? { eventId } : {}),
     ...(type ? { type } : {}),
     ...(subscriber ? { subscriber } : {}),
     ...(reason ? { reason: reason as DeadLetterReason } : {}),
@@ -437,6 +452,9 @@ export async function deadLetterGroups(
   return { filter, groups: sorted, scanned: records.length, truncated, members };
 }
 
+/** The fields of a dead-letter filter in a query or an action body. */
+const FILTER_FIELDS: readonly string[] = ["eventId", "type", "subscriber", "reason", "status"];
+
 /** The target of a dead-letter action: one record, one group, or a filter. */
 export type ActionTarget =
   | { readonly id: string }
@@ -460,13 +478,13 @@ export function actionBody(body: unknown): {
   const filterOf = (value: unknown): DeadLetterFilter => {
     if (typeof value !== "object" || value === null || Array.isArray(value))
       throw new DashboardRequestError(
-        "filter must be an object such as { type, subscriber, reason, status }.",
+        "filter must be an object such as { eventId, type, subscriber, reason, status }.",
       );
     const params = new URLSearchParams();
     for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-      if (!["type", "subscriber", "reason", "status"].includes(key))
+      if (!FILTER_FIELDS.includes(key))
         throw new DashboardRequestError(
-          `filter.${key} is not a filter field: use type, subscriber, reason, status.`,
+          `filter.${key} is not a filter field: use ${FILTER_FIELDS.join(", ")}.`,
         );
       if (typeof v !== "string")
         throw new DashboardRequestError(
@@ -490,14 +508,19 @@ export function actionBody(body: unknown): {
     };
   if (b.filter !== undefined && given.length === 1) {
     const filter = filterOf(b.filter);
-    if (filter.type === undefined && filter.subscriber === undefined && filter.reason === undefined)
+    if (
+      filter.eventId === undefined &&
+      filter.type === undefined &&
+      filter.subscriber === undefined &&
+      filter.reason === undefined
+    )
       throw new DashboardRequestError(
-        "a filter action needs at least one of type, subscriber or reason (acting on every dead letter is for the CLI).",
+        "a filter action needs at least one of eventId, type, subscriber or reason (acting on every dead letter is for the CLI).",
       );
     return { target: { filter }, dryRun, again };
   }
   throw new DashboardRequestError(
-    'name exactly one target: { id: "<dead letter id>" }, { group: "<group id>" } or { filter: { type, subscriber, reason } }.',
+    'name exactly one target: { id: "<dead letter id>" }, { group: "<group id>" } or { filter: { eventId, type, subscriber, reason } }.',
   );
 }
 

@@ -2,6 +2,8 @@ import type {
   CausationNode,
   DeadLetterInfo,
   DeliveryInfo,
+  DeliveryStep,
+  DeliveryStepKind,
   EventPage,
   StoredEvent,
   SubscriberBacklog,
@@ -419,7 +421,94 @@ function causeChain(ctx: PageContext, causes: readonly StoredEvent[], inner: Htm
   );
 }
 
-function deliveryItem(ctx: PageContext, d: DeliveryInfo, dead: readonly DeadLetterInfo[]): Html {
+const STEP_LABEL: Readonly<Record<DeliveryStepKind, string>> = {
+  claimed: "claimed",
+  acked: "acked",
+  retry_scheduled: "retry scheduled",
+  lease_expired: "lease expired",
+  fenced: "fenced (settle refused)",
+  dead_lettered: "dead-lettered",
+  replayed: "replayed",
+  requeued: "requeued",
+};
+
+const STEP_BADGE: Readonly<Record<DeliveryStepKind, string>> = {
+  claimed: "in_flight",
+  acked: "acked",
+  retry_scheduled: "retrying",
+  lease_expired: "retrying",
+  fenced: "dead",
+  dead_lettered: "dead",
+  replayed: "replayed",
+  requeued: "pending",
+};
+
+/** A delay in words: `250 ms`, `3.5 s`, `2 min`. */
+const delay = (ms: number | undefined) =>
+  ms === undefined
+    ? "—"
+    : ms < 1000
+      ? `${Math.round(ms)} ms`
+      : ms < 120_000
+        ? `${Math.round(ms / 100) / 10} s`
+        : ago(ms);
+
+/** One delivery's timeline: every step the transport kept, oldest first. */
+function timeline(d: DeliveryInfo, history: readonly DeliveryStep[]): Html {
+  return html`${
+      d.historyTruncated
+        ? html`<p class="muted">Older steps were dropped by the transport's bound.</p>`
+        : ""
+    }
+    <table class="data timeline" data-subscriber="${d.subscriber}">
+      <caption class="visually-hidden">
+        Delivery timeline of ${short(d.subscriber)}
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col">Time</th>
+          <th scope="col">Step</th>
+          <th scope="col">Attempt</th>
+          <th scope="col">Delay</th>
+          <th scope="col">Reason</th>
+          <th scope="col">Error</th>
+          <th scope="col">By</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${history.map(
+          (step) =>
+            html`<tr data-kind="${step.kind}">
+              <td>${time(step.at)}</td>
+              <td>
+                <span class="badge badge-${STEP_BADGE[step.kind] ?? "pending"}"
+                  >${STEP_LABEL[step.kind] ?? short(step.kind, 40)}</span
+                >
+              </td>
+              <td class="num">${step.attempt ?? "—"}</td>
+              <td class="num">${delay(step.delayMs)}</td>
+              <td>${step.reason ?? "—"}</td>
+              <td>
+                ${step.error ? html`<code>${short(step.error.name, 80)}</code>: ${firstLine(step.error.message)}` : "—"}
+              </td>
+              <td>
+                ${step.by ? short(step.by, 80) : "—"}${step.detail ? html` <span class="muted">${short(step.detail, 300)}</span>` : ""}
+              </td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>`;
+}
+
+/** The first line of an error message, at most 300 characters. */
+const firstLine = (message: unknown) => short(short(message, 100_000).split("\n", 1)[0], 300);
+
+function deliveryItem(
+  ctx: PageContext,
+  d: DeliveryInfo,
+  dead: readonly DeadLetterInfo[],
+  historyKept: boolean,
+): Html {
   const steps: Html[] = [];
   if (d.attempts > 0)
     steps.push(html`<li>${d.attempts} attempt${d.attempts === 1 ? "" : "s"} started</li>`);
@@ -446,6 +535,7 @@ function deliveryItem(ctx: PageContext, d: DeliveryInfo, dead: readonly DeadLett
     );
   if (d.damaged)
     steps.push(html`<li class="error">stored state damaged: ${short(d.damaged, 300)}</li>`);
+  const history = historyKept ? d.history : undefined;
   return html`<li class="delivery">
     <h3>
       ${short(d.subscriber)}
@@ -453,10 +543,17 @@ function deliveryItem(ctx: PageContext, d: DeliveryInfo, dead: readonly DeadLett
     </h3>
     ${
       steps.length > 0
-        ? html`<ol class="timeline">
+        ? html`<ol class="summary">
             ${steps}
           </ol>`
         : html`<p class="muted">not attempted yet</p>`
+    }
+    ${
+      history === undefined
+        ? ""
+        : history.length === 0
+          ? html`<p class="muted">No step recorded yet.</p>`
+          : timeline(d, history)
     }
   </li>`;
 }
@@ -507,8 +604,27 @@ export function eventPage(ctx: PageContext, d: EventDetail): Html {
                 No subscriber is registered for this type (or the transport cannot tell).
               </p>`
             : html`<ul class="deliveries" id="deliveries">
-                ${d.deliveries.map((x) => deliveryItem(ctx, x, d.deadLetters))}
+                ${d.deliveries.map((x) => deliveryItem(ctx, x, d.deadLetters, d.history))}
               </ul>`
+        }
+        ${
+          d.history
+            ? ""
+            : html`<p class="muted" id="no-history">
+                The ${ctx.transport} transport keeps no delivery history: the attempts and the last
+                error are all it can tell.
+              </p>`
+        }
+        ${
+          d.deadLetters.length > 0
+            ? html`<p>
+                <a
+                  id="event-dead-letters"
+                  href="${link(ctx, `/dead-letters?eventId=${encodeURIComponent(e.id)}&status=all`)}"
+                  >Dead letters of this event (${d.deadLetters.length})</a
+                >
+              </p>`
+            : ""
         }
       </section>
       <section aria-labelledby="causation-h" class="panel">
@@ -587,15 +703,16 @@ export function deadLettersPage(
 ): Html {
   const v = (name: string) => params.get(name) ?? "";
   const filter: Record<string, string> = {};
-  for (const key of ["type", "subscriber", "reason", "status"])
+  for (const key of ["eventId", "type", "subscriber", "reason", "status"])
     if (params.get(key)) filter[key] = params.get(key)!;
-  const filtered = Boolean(filter.type || filter.subscriber || filter.reason);
+  const filtered = Boolean(filter.eventId || filter.type || filter.subscriber || filter.reason);
   return layout(
     ctx,
     "dead-letters",
     "Dead letters",
     html` ${supported ? "" : html`<p class="muted">This transport stores no dead letters.</p>`}
       <form class="filters" method="get" action="${link(ctx, "/dead-letters")}" role="search">
+        <label>Event id <input name="eventId" value="${v("eventId")}" /></label>
         <label>Type <input name="type" value="${v("type")}" /></label>
         <label>Subscriber <input name="subscriber" value="${v("subscriber")}" /></label>
         <label

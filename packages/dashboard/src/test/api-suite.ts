@@ -131,7 +131,7 @@ export function apiSuite(name: string, open: () => Promise<Driver>) {
 
     it("answers one event with its deliveries and causation", async () => {
       const { status, body } = await get(`/api/events/${seeded.rootId}`);
-      expect(status).toBe(200);
+      expect(status, JSON.stringify(body)).toBe(200);
       expect(body.event.type).toBe("TRAINING_COMPLETED");
       expect(body.deliveries).toEqual([
         expect.objectContaining({ subscriber: "promoter", state: "acked" }),
@@ -161,6 +161,51 @@ export function apiSuite(name: string, open: () => Promise<Driver>) {
       expect(page).toContain("dead-lettered (max_attempts, 2 attempts)");
       expect(page).toContain(`/ops/dead-letters/${encodeURIComponent(body.deadLetters[0].id)}`);
       expect((await get(`/api/events/${seeded.rootId}`)).body.deadLetters).toEqual([]);
+    });
+
+    it("filters dead letters by event id, and the event's page links to them", async () => {
+      const [one, other] = (await get("/api/events?type=SELFPLAY_FAILED&limit=2")).body.events;
+      const groups = await get(`/api/dead-letters?eventId=${encodeURIComponent(one.id)}`);
+      expect(groups.body.filter).toMatchObject({ eventId: one.id });
+      expect(groups.body.scanned).toBe(1);
+      expect(groups.body.groups).toEqual([
+        expect.objectContaining({
+          type: "SELFPLAY_FAILED",
+          subscriber: "selfplay_watch",
+          count: 1,
+        }),
+      ]);
+      const records = await get(
+        `/api/dead-letters/records?eventId=${encodeURIComponent(other.id)}`,
+      );
+      expect(records.body.deadLetters.map((d: any) => d.eventId)).toEqual([other.id]);
+      expect((await get("/api/dead-letters?eventId=no-such-event")).body.scanned).toBe(0);
+      const page = await (await dash(new Request(`http://dash.test/ops/events/${one.id}`))).text();
+      expect(page).toContain(
+        `/ops/dead-letters?eventId=${encodeURIComponent(one.id)}&amp;status=all`,
+      );
+      const dry = await post("/api/dead-letters/replay", {
+        filter: { eventId: one.id },
+        dryRun: true,
+      });
+      expect(await dry.json()).toMatchObject({ action: "replay", dryRun: true, count: 1 });
+    });
+
+    it("says whether the transport keeps a delivery timeline, and shows it for an event that retried", async () => {
+      const failing = (await get("/api/events?type=SELFPLAY_FAILED&limit=1")).body.events[0];
+      const { body } = await get(`/api/events/${failing.id}`);
+      const kept = driver.inspector().capabilities.history === true;
+      expect(body.history).toBe(kept);
+      const page = await (
+        await dash(new Request(`http://dash.test/ops/events/${failing.id}`))
+      ).text();
+      if (kept) {
+        // The contract: at least every step off the happy path.
+        const kinds = body.deliveries[0].history.map((s: any) => s.kind);
+        expect(kinds).toEqual(expect.arrayContaining(["retry_scheduled", "dead_lettered"]));
+        expect(page).toContain('<tr data-kind="retry_scheduled">');
+        expect(page).not.toContain("keeps no delivery history");
+      } else expect(page).toContain("keeps no delivery history");
     });
 
     it("groups dead letters by signature with counts and first/last seen", async () => {

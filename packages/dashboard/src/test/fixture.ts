@@ -1,5 +1,11 @@
 import { createEnvelope } from "@switchyard/event-schema";
-import type { DaemonHeartbeat, Driver, Inspector } from "@switchyard/transport";
+import type {
+  DaemonHeartbeat,
+  DeliveryInfo,
+  DeliveryStep,
+  Driver,
+  Inspector,
+} from "@switchyard/transport";
 import { UnrecoverableError, memoryDriver, openDriver } from "@switchyard/transport";
 
 /** A payload built to break a page that does not escape: markup, a huge string, deep nesting. */
@@ -166,3 +172,51 @@ export async function getJson(handler: (r: Request) => Promise<Response>, path: 
 }
 
 export type { Inspector };
+
+/**
+ * A stand-in for a transport that keeps delivery history, until every driver does: the real
+ * inspector, with `capabilities.history` and a timeline built from each delivery's real state
+ * (one claim per attempt, a retry scheduled between attempts with the last error, then the
+ * ack or the dead-lettering). `extra` adds steps after those (e.g. a fenced settle).
+ */
+export function withHistory(
+  inspector: Inspector,
+  extra: (d: DeliveryInfo) => readonly DeliveryStep[] = () => [],
+): Inspector {
+  const stepsOf = (d: DeliveryInfo): DeliveryStep[] => {
+    const at = d.updatedAt ?? new Date().toISOString();
+    const steps: DeliveryStep[] = [];
+    for (let attempt = 1; attempt <= d.attempts; attempt++) {
+      steps.push({ at, kind: "claimed", attempt, by: "worker-1" });
+      if (attempt < d.attempts)
+        steps.push({
+          at,
+          kind: "retry_scheduled",
+          attempt,
+          delayMs: 250 * attempt,
+          ...(d.lastError ? { error: d.lastError } : {}),
+        });
+    }
+    if (d.state === "acked") steps.push({ at, kind: "acked", attempt: d.attempts });
+    if (d.state === "dead")
+      steps.push({
+        at,
+        kind: "dead_lettered",
+        attempt: d.attempts,
+        ...(d.deadReason ? { reason: d.deadReason } : {}),
+        ...(d.lastError ? { error: d.lastError } : {}),
+      });
+    return [...steps, ...extra(d)];
+  };
+  const capabilities = { ...inspector.capabilities, history: true };
+  const deliveries = async (id: string, options?: { readonly signal?: AbortSignal }) =>
+    (await inspector.deliveries(id, options)).map((d) => ({ ...d, history: stepsOf(d) }));
+  return new Proxy(inspector, {
+    get(target, property) {
+      if (property === "capabilities") return capabilities;
+      if (property === "deliveries") return deliveries;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? (value as () => unknown).bind(target) : value;
+    },
+  });
+}
