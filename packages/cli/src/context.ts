@@ -123,6 +123,7 @@ export function resolveTarget(
 /** The name of a capability, for messages. */
 const CAPABILITY: Record<keyof Capabilities, string> = {
   deliveries: "per-subscriber delivery detail",
+  history: "delivery history",
   heartbeats: "stored daemon heartbeats",
   deadLetters: "stored dead letters",
   replay: "dead-letter replay",

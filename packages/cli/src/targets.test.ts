@@ -373,6 +373,25 @@ for (const kind of TARGETS) {
           expect(again.json().replayed).toEqual([id]);
         });
 
+        it("lists, replays and purges the dead letters of one event (--event)", async () => {
+          const promoter = (await run(["dlq", "list", "--subscriber", "promoter", "--json"])).json()
+            .deadLetters as { id: string; eventId: string }[];
+          const [one, other] = promoter;
+          expect(one!.eventId).not.toBe(other!.eventId);
+          const list = await run(["dlq", "list", "--event", one!.eventId, "--json"]);
+          expect(list.code).toBe(0);
+          expect((list.json().deadLetters as { id: string }[]).map((d) => d.id)).toEqual([one!.id]);
+          const dry = await run(["dlq", "replay", "--event", one!.eventId, "--dry-run", "--json"]);
+          expect(dry.code).toBe(0);
+          expect(dry.json().wouldReplay).toEqual([one!.id]);
+          const refused = await run(["dlq", "purge", "--event", other!.eventId]);
+          expect(refused.code).toBe(2);
+          expect(refused.stderr).toContain("1 matching dead letter ");
+          const none = await run(["dlq", "list", "--event", "no-such-event"]);
+          expect(none.stdout).toContain("No dead letters match.");
+          expect((await run(["dlq", "replay", one!.id, "--event", one!.eventId])).code).toBe(2);
+        });
+
         it("needs an id or a filter, not both", async () => {
           expect((await run(["dlq", "replay"])).code).toBe(2);
           expect((await run(["dlq", "replay", "1", "--type", "MODEL_PROMOTED"])).code).toBe(2);

@@ -61,6 +61,16 @@ function idArgument(text: string): string {
   return text.trim();
 }
 
+function eventIdOption(text: string): string {
+  if (text.trim() === "")
+    throw new InvalidArgumentError("An event id is not empty (see `switchyard events`).");
+  return text.trim();
+}
+
+/** The `--event` part of a filter: the dead letters of one event (one per subscriber that gave up). */
+const eventFilter = (event: string | undefined): Pick<DeadLetterFilter, "eventId"> =>
+  event !== undefined ? { eventId: event } : {};
+
 /** Commander option parser for `--keep <n>`: backups kept, at least 1. */
 export function keepOption(text: string): number {
   const n = Number(text);
@@ -70,6 +80,7 @@ export function keepOption(text: string): number {
 }
 
 interface ListOptions extends CommonOptions {
+  readonly event?: string;
   readonly type?: string;
   readonly subscriber?: string;
   readonly status?: DeadLetterStatus[];
@@ -80,6 +91,7 @@ interface ListOptions extends CommonOptions {
 
 interface ReplayCliOptions extends CommonOptions {
   readonly id?: string;
+  readonly event?: string;
   readonly type?: string;
   readonly subscriber?: string;
   readonly status?: DeadLetterStatus[];
@@ -90,6 +102,7 @@ interface ReplayCliOptions extends CommonOptions {
 interface PurgeCliOptions extends CommonOptions {
   readonly id?: string;
   readonly olderThan?: number;
+  readonly event?: string;
   readonly type?: string;
   readonly subscriber?: string;
   readonly status?: DeadLetterStatus[];
@@ -176,6 +189,11 @@ export function registerDlq(program: Command, runtime: Runtime): void {
       .description(
         "What failed for good, and why? Dead letters newest first (by default those still to handle: pending_retry, retrying, permanently_failed), and whether a retry daemon runs.",
       )
+      .option(
+        "--event <id>",
+        "only the dead letters of this event (one per subscriber that gave up on it)",
+        eventIdOption,
+      )
       .option("--type <event-type>", "only this event type")
       .option("--subscriber <name>", "only this subscriber")
       .option(
@@ -194,6 +212,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   examples(list, [
     ["switchyard dlq list", "dead letters still to handle"],
     ["switchyard dlq list --type TRAINING_COMPLETED --since 24h", "recent failures of one type"],
+    ["switchyard dlq list --event 0192f3a4-… --all", "where one event failed, every status"],
     ["switchyard dlq list --status replayed,purged --json", "history, as JSON"],
   ]);
   withCatalogOption(list);
@@ -204,6 +223,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
       const inspector = opened.inspector();
       const type = await deadLetterTypeOf(catalog, opts.type, inspector);
       const { deadLetters } = await inspector.deadLetters({
+        ...eventFilter(opts.event),
         ...(type !== undefined ? { type } : {}),
         ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
         ...(opts.all ? {} : { status: opts.status ?? OPEN }),
@@ -282,10 +302,11 @@ export function registerDlq(program: Command, runtime: Runtime): void {
     dlq
       .command("replay")
       .description(
-        "Deliver dead letters again to the subscriber that failed them (after fixing the cause): one by id, or all matching --type/--subscriber/--status. One already replayed needs --again.",
+        "Deliver dead letters again to the subscriber that failed them (after fixing the cause): one by id, or all matching --event/--type/--subscriber/--status. One already replayed needs --again.",
       )
       .argument("[id]", "dead letter id (from dlq list)", idArgument)
       .option("--id <id>", "only this dead letter (same as the argument)", idArgument)
+      .option("--event <id>", "every dead letter of this event (each subscriber's)", eventIdOption)
       .option("--type <event-type>", "every dead letter of this event type")
       .option("--subscriber <name>", "every dead letter of this subscriber")
       .option(
@@ -301,6 +322,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
     ["switchyard dlq replay 42 --again", "one record replayed before, once more"],
     ["switchyard dlq replay --subscriber evaluator --dry-run", "what would be replayed"],
     ["switchyard dlq replay --type TRAINING_COMPLETED", "every record of one type"],
+    ["switchyard dlq replay --event 0192f3a4-…", "one event, to every subscriber that gave up"],
   ]);
   withCatalogOption(replay);
   replay.action(
@@ -313,16 +335,19 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         );
       const id = positional ?? opts.id;
       const filtered =
-        opts.type !== undefined || opts.subscriber !== undefined || opts.status !== undefined;
+        opts.event !== undefined ||
+        opts.type !== undefined ||
+        opts.subscriber !== undefined ||
+        opts.status !== undefined;
       if (id !== undefined && filtered)
         throw new CliError(
           "USAGE",
-          "Give either a dead letter id or --type/--subscriber/--status, not both.",
+          "Give either a dead letter id or --event/--type/--subscriber/--status, not both.",
         );
       if (id === undefined && !filtered)
         throw new CliError(
           "USAGE",
-          "Say what to replay: a dead letter id, or --type and/or --subscriber (add --dry-run to preview).",
+          "Say what to replay: a dead letter id, or --event, --type and/or --subscriber (add --dry-run to preview).",
         );
       // Writable even for --dry-run: the admin decides what would be replayed, and the SQLite
       // admin refuses to run on a read-only driver.
@@ -358,6 +383,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
       } else {
         const type = await deadLetterTypeOf(catalog, opts.type, inspector);
         filter = {
+          ...eventFilter(opts.event),
           ...(type !== undefined ? { type } : {}),
           ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
           status: opts.status ?? (opts.again ? [...REPLAYABLE, "replayed"] : REPLAYABLE),
@@ -388,6 +414,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         "last failed longer ago than this (e.g. 7d)",
         durationParser("--older-than"),
       )
+      .option("--event <id>", "only the dead letters of this event", eventIdOption)
       .option("--type <event-type>", "only this event type")
       .option("--subscriber <name>", "only this subscriber")
       .option(
@@ -403,6 +430,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   examples(purge, [
     ["switchyard dlq purge --older-than 7d --yes", "the runbook's weekly clean-up"],
     ["switchyard dlq purge --id 42 --yes", "delete one poison event"],
+    ["switchyard dlq purge --event 0192f3a4-… --yes", "every dead letter of one event"],
     ["switchyard dlq purge --status replayed --yes --keep 3", "records already replayed"],
     [
       "switchyard dlq purge --type QUALITY_ALERT --older-than 1d",
@@ -414,18 +442,19 @@ export function registerDlq(program: Command, runtime: Runtime): void {
     action<PurgeCliOptions>(runtime, async ({ opts, out, catalog, driver }) => {
       const criteria =
         opts.olderThan !== undefined ||
+        opts.event !== undefined ||
         opts.type !== undefined ||
         opts.subscriber !== undefined ||
         opts.status !== undefined;
       if (opts.id !== undefined && (criteria || opts.all))
         throw new CliError(
           "USAGE",
-          "Give either --id or --older-than/--type/--subscriber/--status/--all, not both.",
+          "Give either --id or --older-than/--event/--type/--subscriber/--status/--all, not both.",
         );
       if (opts.id === undefined && !criteria && !opts.all)
         throw new CliError(
           "USAGE",
-          "Say what to purge: --id, --older-than, --type, --subscriber or --status (or --all for every dead letter).",
+          "Say what to purge: --id, --older-than, --event, --type, --subscriber or --status (or --all for every dead letter).",
         );
       const opened = await driver({ readOnly: opts.yes !== true });
       requireCapability(opened, "deadLetters", "dlq purge");
@@ -451,6 +480,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
           ...(opts.olderThan !== undefined
             ? { before: new Date(Date.now() - opts.olderThan) }
             : {}),
+          ...eventFilter(opts.event),
           ...(type !== undefined ? { type } : {}),
           ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
           ...(opts.status ? { status: opts.status } : {}),
