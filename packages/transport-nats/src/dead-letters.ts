@@ -38,7 +38,9 @@ import {
 import type { NatsHeartbeatLocation } from "./heartbeats";
 import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
 import {
+  attemptKey,
   attemptPrefix,
+  attemptStoreSubject,
   attemptStreamName,
   attemptSubject,
   deadLetterId,
@@ -68,25 +70,71 @@ export interface NatsDeadLetterStoreOptions
   readonly readOnly?: boolean;
   /**
    * How long the attempt journal (`${stream}_ATTEMPTS`) keeps an entry. A transport writing its
-   * dead letters here notes each delivery that failed and waits for a retry, and each acked after
-   * several attempts, so the inspector can tell retrying from in flight and count attempts.
+   * dead letters here notes every step of a delivery off the happy path — each failure waiting
+   * for a retry, each lease that ran out, each outcome rejected because the lease was lost, the
+   * dead-lettering, each replay and the ack after several attempts — so the inspector can tell
+   * retrying from in flight, count attempts and show the delivery's timeline. The journal keeps
+   * the latest {@link attemptJournalDepth} entries per delivered message.
    * @defaultValue 604_800_000 (7 days)
    */
   readonly attemptsMaxAgeMs?: number;
 }
 
-/** One delivery's latest entry in the attempt journal. */
+/**
+ * What one attempt-journal entry notes:
+ * - `retrying`: an attempt failed; the delivery runs again at `availableAt` (after `delayMs`);
+ * - `acked`: acked by attempt `attempts` > 1 (a first attempt that succeeds writes nothing);
+ * - `dead`: dead-lettered after attempt `attempts` (`reason`, `error`);
+ * - `lease_expired`: attempt `attempts` was still running when its lease ran out;
+ * - `fenced`: the outcome of attempt `attempts` was discarded because its lease was lost;
+ * - `replayed`: the dead-letter store handed the dead letter back (written by the store).
+ */
+export type AttemptState = "retrying" | "acked" | "dead" | "lease_expired" | "fenced" | "replayed";
+
+/** One entry of the attempt journal, as stored (JSON). */
 export interface AttemptInfo {
   readonly subscriber: string;
   readonly eventId: string;
-  readonly state: "retrying" | "acked";
+  readonly state: AttemptState;
+  /** Attempts made so far, the one the entry is about included (replays: the record's attempts). */
   readonly attempts: number;
   readonly error?: SerializedError;
   /** RFC 3339. */
   readonly availableAt?: string;
+  /** The backoff applied (`retrying`), in ms. */
+  readonly delayMs?: number;
+  /** Why it was dead-lettered (`dead`). */
+  readonly reason?: DeadLetterReason;
+  /** Anything else worth a line, in words. */
+  readonly detail?: string;
   /** RFC 3339: when the entry was written. */
   readonly at: string;
 }
+
+/**
+ * One journal entry read back with where it was written: the consumer and stream sequence of
+ * the delivered message (absent for the store's own entries), and its journal sequence.
+ */
+export interface JournalEntry extends AttemptInfo {
+  readonly consumer?: string;
+  readonly seq?: number;
+  /** Sequence in the journal stream: the order the entries were stored in. */
+  readonly journalSeq: number;
+}
+
+/** One delivery's journal read back (see {@link NatsDeadLetterStore.journal}). */
+export interface DeliveryJournal {
+  /** Oldest first (journal order), at most `limit`. */
+  readonly entries: readonly JournalEntry[];
+  /** Older entries were dropped: by `limit`, or a message's entries reached {@link attemptJournalDepth}. */
+  readonly truncated: boolean;
+}
+
+/**
+ * Entries the attempt journal keeps per delivered message (and per delivery for the store's
+ * replays): the stream's `max_msgs_per_subject`. Older ones are dropped first.
+ */
+export const attemptJournalDepth = 64;
 
 /** The default `claimMs` of {@link NatsDeadLetterStoreOptions}: a minute. */
 export const defaultNatsDeadLetterClaimMs = 60_000;
@@ -154,7 +202,6 @@ export function toMs(value: TimeInput, field: string): number {
     throw new NatsOptionsError(field, value, "a Date, ms since the epoch or an RFC 3339 string");
   return ms;
 }
-
 
 const hasFilter = (filter: DeadLetterFilter) =>
   Object.values(filter).some((value) => value !== undefined);
@@ -366,12 +413,12 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
           retention: RetentionPolicy.Limits,
           storage: this.#options.storage === "file" ? StorageType.File : StorageType.Memory,
           num_replicas: this.#options.replicas,
-          max_msgs_per_subject: 1,
+          max_msgs_per_subject: attemptJournalDepth,
           max_age: nanos(this.#attemptsMaxAgeMs),
           duplicate_window: nanos(Math.min(this.#attemptsMaxAgeMs, 60_000)),
           discard: DiscardPolicy.Old,
           description:
-            "Switchyard attempt journal: deliveries retried or acked after retries (@switchyard/transport-nats)",
+            "Switchyard attempt journal: delivery steps off the happy path (@switchyard/transport-nats)",
         } as Partial<StreamConfig> as StreamConfig);
         return;
       } catch (error) {
@@ -380,27 +427,61 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
       }
     }
     const subjects = info.config.subjects ?? [];
-    if (subjects.some((s) => subjectCovers(s, attemptPrefix(this.prefix)))) return;
-    await jsm.streams.update(name, { ...info.config, subjects: [...subjects, subject] });
+    const covered = subjects.some((s) => subjectCovers(s, attemptPrefix(this.prefix)));
+    // A journal made by an older version kept one entry per message: the timeline needs more.
+    const deep = (info.config.max_msgs_per_subject ?? -1) >= attemptJournalDepth;
+    if (covered && deep) return;
+    await jsm.streams.update(name, {
+      ...info.config,
+      subjects: covered ? subjects : [...subjects, subject],
+      ...(deep ? {} : { max_msgs_per_subject: attemptJournalDepth }),
+    });
   }
 
-  /** @internal The subject of a delivery's journal entry. */
-  attemptSubject(consumer: string, seq: number): string {
-    return attemptSubject(this.prefix, consumer, seq);
+  /** @internal The subject of a journal entry of `subscriber`'s delivery of `eventId` as message `seq` of `consumer`. */
+  attemptSubject(subscriber: string, eventId: string, consumer: string, seq: number): string {
+    return attemptSubject(this.prefix, attemptKey(subscriber, eventId), consumer, seq);
   }
 
-  /** @internal One delivery's journal entry, if any. */
-  async attempt(consumer: string, seq: number): Promise<AttemptInfo | undefined> {
+  /**
+   * @internal Every journal entry of `subscriber`'s delivery of `eventId`, oldest first, the
+   * newest `limit` kept; `undefined` when there is no journal (no transport wrote its dead letters
+   * here).
+   */
+  async journal(
+    subscriber: string,
+    eventId: string,
+    options: { readonly limit?: number; readonly signal?: AbortSignal } = {},
+  ): Promise<DeliveryJournal | undefined> {
+    const { limit = 200, signal } = options;
     const session = await this.#open();
+    const base = `${attemptPrefix(this.prefix)}.${attemptKey(subscriber, eventId)}.`;
+    const entries: JournalEntry[] = [];
+    const perSubject = new Map<string, number>();
     try {
-      const message = await session.jsm.streams.getMessage(this.attemptStream, {
-        last_by_subj: attemptSubject(this.prefix, consumer, seq),
-      });
-      return message ? decodeAttempt(message.data) : undefined;
+      const info = await session.jsm.streams.info(this.attemptStream);
+      if (info.state.messages === 0) return { entries, truncated: false };
+      for await (const message of readStream(
+        { js: session.js, jsm: session.jsm, stream: this.attemptStream },
+        { filter: `${base}>`, until: info.state.last_seq, ...(signal ? { signal } : {}) },
+      )) {
+        const entry = decodeAttempt(message.data);
+        if (!entry) continue;
+        perSubject.set(message.subject, (perSubject.get(message.subject) ?? 0) + 1);
+        const [consumer, seq] = message.subject.slice(base.length).split(".");
+        entries.push({
+          ...entry,
+          ...(seq !== undefined && consumer !== undefined ? { consumer, seq: Number(seq) } : {}),
+          journalSeq: message.seq,
+        });
+      }
     } catch (error) {
       if (isStreamNotFound(error)) return undefined;
       throw error;
     }
+    const full = [...perSubject.values()].some((n) => n >= attemptJournalDepth);
+    const dropped = Math.max(0, entries.length - limit);
+    return { entries: entries.slice(dropped), truncated: full || dropped > 0 };
   }
 
   /**
@@ -409,7 +490,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
    */
   async attemptsAfter(consumer: string, after: number): Promise<AttemptInfo[] | undefined> {
     const session = await this.#open();
-    const filter = `${attemptPrefix(this.prefix)}.${consumer}.>`;
+    const filter = `${attemptPrefix(this.prefix)}.*.${consumer}.*`;
     let info: StreamInfo;
     try {
       info = await session.jsm.streams.info(this.attemptStream, { subjects_filter: filter });
@@ -624,6 +705,8 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
         skipped.push({ id: record.id, reason: "claimed or changed by another replayer meanwhile" });
         continue;
       }
+      // Dated before the hand-back: the copy may run (and be noted) before `to` resolves.
+      const replayedAt = new Date().toISOString();
       try {
         await options.to(toInfo(record) as DeadLetterInfo & { envelope: Envelope });
       } catch (error) {
@@ -637,6 +720,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
         continue;
       }
       replayed.push(record.id);
+      await this.#noteReplay(session, record, replayedAt);
       const { claim: _claim, ...rest } = claimed;
       const settled = await this.#put(
         session,
@@ -644,8 +728,8 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
           ...rest,
           status: "replayed",
           replays: record.replays + 1,
-          replayedAt: new Date().toISOString(),
-          updatedAt: new Date().toISOString(),
+          replayedAt,
+          updatedAt: replayedAt,
         },
         claimRevision,
       );
@@ -657,6 +741,32 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
         );
     }
     return { dryRun, matched: matched.length, replayed, skipped, failed, wouldReplay };
+  }
+
+  /**
+   * Note a replay in the attempt journal (stored before the record is settled, so a timeline read
+   * after `replay()` resolved has it). Best effort: the replay happened whatever the journal says.
+   */
+  async #noteReplay(session: Session, record: StoredRecord, at: string): Promise<void> {
+    const entry: AttemptInfo = {
+      subscriber: record.subscriber,
+      eventId: record.eventId,
+      state: "replayed",
+      attempts: record.attempts,
+      at,
+    };
+    try {
+      await session.js.publish(
+        attemptStoreSubject(this.prefix, attemptKey(record.subscriber, record.eventId)),
+        encoder.encode(JSON.stringify(entry)),
+        { timeout: this.#options.requestTimeoutMs },
+      );
+    } catch (error) {
+      this.#logger.debug(
+        { err: error, id: record.id },
+        "noting a replay in the attempt journal failed",
+      );
+    }
   }
 
   /**
@@ -784,12 +894,23 @@ export function countsOf(records: readonly DeadLetterInfo[], now: number): DeadL
 /** @internal Whether a status counts in the depth (not replayed, not purged). */
 export const inDepth = (status: DeadLetterStatus) => DEPTH.includes(status);
 
+const ATTEMPT_STATES: ReadonlySet<string> = new Set<AttemptState>([
+  "retrying",
+  "acked",
+  "dead",
+  "lease_expired",
+  "fenced",
+  "replayed",
+]);
+
 function decodeAttempt(data: Uint8Array): AttemptInfo | undefined {
   try {
     const value = JSON.parse(decoder.decode(data)) as Partial<AttemptInfo>;
     if (
-      (value.state === "retrying" || value.state === "acked") &&
-      typeof value.attempts === "number"
+      typeof value.state === "string" &&
+      ATTEMPT_STATES.has(value.state) &&
+      typeof value.attempts === "number" &&
+      typeof value.at === "string"
     )
       return value as AttemptInfo;
   } catch {

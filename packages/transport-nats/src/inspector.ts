@@ -11,6 +11,7 @@ import {
   type DeadLetterListQuery,
   type DeadLetterPage,
   type DeliveryInfo,
+  type DeliveryStep,
   type EventCounts,
   type EventPage,
   type EventQuery,
@@ -19,7 +20,13 @@ import {
   type StoredEvent,
   type SubscriberBacklog,
 } from "@switchyard/transport";
-import { type NatsDeadLetterStore, inDepth, toMs } from "./dead-letters";
+import {
+  type DeliveryJournal,
+  type JournalEntry,
+  type NatsDeadLetterStore,
+  inDepth,
+  toMs,
+} from "./dead-letters";
 import { NatsOptionsError, TransportClosedError, toNatsError } from "./errors";
 import { listNatsHeartbeats } from "./heartbeats";
 import { type Session, isStreamNotFound } from "./jetstream";
@@ -34,9 +41,15 @@ import {
   toStoredEvent,
 } from "./reader";
 
-/** What the NATS inspector can tell (see {@link NatsInspector}). */
+/**
+ * What the NATS inspector can tell (see {@link NatsInspector}). `history` is true: the timeline
+ * comes from the attempt journal and the dead-letter store, which every transport opened by
+ * `natsDriver` writes. A `natsTransport` given another dead-letter sink writes no journal; the
+ * history of its deliveries then holds only what the NATS dead-letter store knows (nothing).
+ */
 export const natsCapabilities: Capabilities = Object.freeze({
   deliveries: true,
+  history: true,
   heartbeats: true,
   deadLetters: true,
   replay: true,
@@ -68,6 +81,9 @@ interface StreamView extends ReadSession {
   readonly session: Session;
   readonly info: StreamInfo;
 }
+
+/** Steps of one delivery's timeline returned at most (the newest kept). */
+export const natsHistoryLimit = 100;
 
 /** How far before a UUIDv7 id's time its event is looked for (publishers' clocks differ). */
 const CLOCK_SKEW_MS = 10 * 60_000;
@@ -107,6 +123,19 @@ const CLOCK_SKEW_MS = 10 * 60_000;
  * for other unacknowledged-looking messages (acked out of order or not: the server does not say).
  * Attempts of an acked delivery are exact when it took more than one (the journal notes it),
  * else 1.
+ *
+ * **History** ({@link DeliveryInfo.history}): the attempt journal's entries of the delivery (its
+ * message, replayed copies and the store's replays, one subject token per subscriber and event),
+ * oldest first, as steps: `retry_scheduled` (error, `delayMs`), `lease_expired` (noted by the
+ * worker that saw its lease run out), `fenced` (an outcome discarded for a lost lease),
+ * `dead_lettered` (reason, error), `replayed` and `acked` (after more than one attempt). An
+ * attempt that ended with nothing noted, followed by a later attempt of the same message (its
+ * worker died, so the server redelivered it after AckWait), shows as `lease_expired` with a
+ * `detail` saying it is inferred, dated at the later step that revealed it. A dead letter or
+ * replay the journal misses (written by another sink) comes from the dead-letter record. The
+ * happy path writes nothing, so a delivery acked on its first attempt has an empty history.
+ * Bounded: {@link natsHistoryLimit} steps, and the journal keeps 64 entries per message for
+ * `attemptsMaxAgeMs`; `historyTruncated` says when steps were dropped.
  *
  * @example
  * ```ts
@@ -390,9 +419,29 @@ export class NatsInspector implements Inspector {
       const records = new Map<string, DeadLetterInfo>();
       for (const r of await this.#source.deadLetters.records(options.signal))
         if (r.eventId === event.id) records.set(r.subscriber, r);
+      const journals = new Map<string, Promise<DeliveryJournal | undefined>>();
       const out: DeliveryInfo[] = [];
       for (const { tag, info } of consumers) {
         const record = records.get(tag.subscriber);
+        let journal = journals.get(tag.subscriber);
+        if (!journal) {
+          journal = this.#source.deadLetters.journal(tag.subscriber, event.id, {
+            ...(options.signal ? { signal: options.signal } : {}),
+          });
+          journals.set(tag.subscriber, journal);
+        }
+        const entries = (await journal)?.entries ?? [];
+        const { history, truncated } = timeline(
+          await journal,
+          record,
+          info.name,
+          event.seq,
+          natsHistoryLimit,
+        );
+        const timelineFields = {
+          history,
+          ...(truncated ? { historyTruncated: true } : {}),
+        };
         if (record && inDepth(record.status)) {
           out.push({
             subscriber: tag.subscriber,
@@ -401,14 +450,21 @@ export class NatsInspector implements Inspector {
             lastError: record.error,
             deadReason: record.reason,
             updatedAt: record.lastFailedAt,
+            ...timelineFields,
           });
           continue;
         }
         const computed = await deliveryState(view, info, event.seq);
+        // The latest state-bearing entry of this message (a failure waiting, an ack after retries).
         const entry =
           computed === "pending"
             ? undefined
-            : await this.#source.deadLetters.attempt(info.name, event.seq);
+            : entries.findLast(
+                (e) =>
+                  e.consumer === info.name &&
+                  e.seq === event.seq &&
+                  (e.state === "retrying" || e.state === "acked"),
+              );
         const now = Date.now();
         let state = computed;
         let attempts = computed === "pending" ? 0 : 1;
@@ -438,6 +494,7 @@ export class NatsInspector implements Inspector {
             : record?.replayedAt
               ? { updatedAt: record.replayedAt }
               : {}),
+          ...timelineFields,
         });
       }
       return out.sort((a, b) => a.subscriber.localeCompare(b.subscriber));
@@ -663,4 +720,110 @@ async function firstSeqSince(
   }))
     return message.seq;
   return undefined;
+}
+
+/**
+ * One delivery's timeline from its journal entries and dead-letter record (see the class
+ * comment): steps oldest first, the newest `limit` kept.
+ */
+export function timeline(
+  journal: DeliveryJournal | undefined,
+  record: DeadLetterInfo | undefined,
+  consumer: string,
+  seq: number,
+  limit: number,
+): { history: DeliveryStep[]; truncated: boolean } {
+  const entries = journal?.entries ?? [];
+  const steps: DeliveryStep[] = [];
+  // Per delivered message: the last attempt whose end is noted (the original message's attempts
+  // start at 1; a copy's at its first noted attempt).
+  const ended = new Map<string, number>();
+  for (const e of entries) {
+    const where = e.consumer === undefined ? undefined : `${e.consumer}.${e.seq}`;
+    if (where !== undefined) {
+      const original = e.consumer === consumer && e.seq === seq;
+      const last = ended.get(where) ?? (original ? 0 : e.attempts - 1);
+      for (let gap = last + 1; gap < e.attempts; gap++)
+        steps.push({
+          at: e.at,
+          kind: "lease_expired",
+          attempt: gap,
+          detail:
+            `inferred: attempt ${gap} ended with nothing noted (its worker stopped or the ` +
+            `connection closed) and the server delivered the message again after AckWait`,
+        });
+      ended.set(where, Math.max(last, e.attempts));
+    }
+    steps.push(stepOf(e));
+  }
+  if (record) {
+    const failedAt = Date.parse(record.lastFailedAt);
+    if (!entries.some((e) => e.state === "dead" && Date.parse(e.at) >= failedAt))
+      steps.push({
+        at: record.lastFailedAt,
+        kind: "dead_lettered",
+        attempt: record.attempts,
+        error: record.error,
+        reason: record.reason,
+        detail: `from the dead-letter record (origin ${record.origin})`,
+      });
+    const replayedAt = record.replayedAt;
+    if (
+      replayedAt !== undefined &&
+      !entries.some((e) => e.state === "replayed" && Date.parse(e.at) >= Date.parse(replayedAt))
+    )
+      steps.push({
+        at: replayedAt,
+        kind: "replayed",
+        detail: `from the dead-letter record (${record.replays} replays)`,
+      });
+  }
+  // Stable: entries of equal time keep the journal's order (an inferred step before its cause).
+  const ordered = steps
+    .map((step, i) => ({ step, i, t: Date.parse(step.at) }))
+    .sort((a, b) => a.t - b.t || a.i - b.i)
+    .map(({ step }) => step);
+  const dropped = Math.max(0, ordered.length - limit);
+  return {
+    history: ordered.slice(dropped),
+    truncated: dropped > 0 || (journal?.truncated ?? false),
+  };
+}
+
+function stepOf(e: JournalEntry): DeliveryStep {
+  const base = { at: e.at, attempt: e.attempts };
+  switch (e.state) {
+    case "retrying": {
+      const delayMs =
+        e.delayMs ??
+        (e.availableAt === undefined
+          ? undefined
+          : Math.max(0, Date.parse(e.availableAt) - Date.parse(e.at)));
+      return {
+        ...base,
+        kind: "retry_scheduled",
+        ...(e.error ? { error: e.error } : {}),
+        ...(delayMs !== undefined && Number.isFinite(delayMs) ? { delayMs } : {}),
+      };
+    }
+    case "acked":
+      return { ...base, kind: "acked" };
+    case "dead":
+      return {
+        ...base,
+        kind: "dead_lettered",
+        ...(e.error ? { error: e.error } : {}),
+        ...(e.reason ? { reason: e.reason } : {}),
+      };
+    case "lease_expired":
+      return { ...base, kind: "lease_expired" };
+    case "fenced":
+      return { ...base, kind: "fenced", ...(e.detail ? { detail: e.detail } : {}) };
+    case "replayed":
+      return {
+        at: e.at,
+        kind: "replayed",
+        detail: `dead letter handed back after ${e.attempts} attempts`,
+      };
+  }
 }

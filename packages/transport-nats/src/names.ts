@@ -208,7 +208,29 @@ export function attemptPrefix(prefix: string): string {
   return `${prefix}_attempts`;
 }
 
-/** The subject of one delivery's journal entry: `${prefix}_attempts.<consumer>.<stream sequence>`. */
-export function attemptSubject(prefix: string, consumer: string, seq: number): string {
-  return `${attemptPrefix(prefix)}.${consumer}.${seq}`;
+/**
+ * The key of one delivery's journal entries (one subscriber, one event): the same 20 hex
+ * characters as its dead letter's id ({@link deadLetterId}), so everything the journal holds
+ * about the delivery — its original message, replayed copies, the dead-lettering and the
+ * replays — is under one subject token.
+ */
+export function attemptKey(subscriber: string, eventId: string): string {
+  return deadLetterId(subscriber, eventId);
+}
+
+/**
+ * The subject of one delivery's journal entries written while it ran as stream message `seq` of
+ * consumer `consumer`: `${prefix}_attempts.<key>.<consumer>.<stream sequence>` (see
+ * {@link attemptKey}).
+ */
+export function attemptSubject(prefix: string, key: string, consumer: string, seq: number): string {
+  return `${attemptPrefix(prefix)}.${key}.${consumer}.${seq}`;
+}
+
+/**
+ * The subject of the dead-letter store's journal entries of one delivery (its replays):
+ * `${prefix}_attempts.<key>._store`. `_store` cannot be a consumer name: those all contain `__`.
+ */
+export function attemptStoreSubject(prefix: string, key: string): string {
+  return `${attemptPrefix(prefix)}.${key}._store`;
 }

@@ -8,6 +8,7 @@ import {
 } from "@nats-io/transport-node";
 import type { Envelope } from "@switchyard/event-schema";
 import {
+  type DeadLetterReason,
   type DeadLetterRecord,
   type DeadLetterSink,
   type Delivery,
@@ -50,9 +51,10 @@ export interface SubscriptionHost {
   /** Write a dead letter to `sink` (or the transport's default) and count it. */
   deadLetter(record: DeadLetterRecord, sink: DeadLetterSink | undefined): Promise<void>;
   /**
-   * Note a delivery off the happy path (failed and waiting for a retry, or acked after earlier
-   * attempts) where the inspector reads it; `undefined` when the transport keeps no journal.
-   * Fire-and-forget: never delays or fails the outcome.
+   * Note a step of a delivery off the happy path (a failure waiting for a retry, a lease that ran
+   * out, an outcome fenced off, the dead-lettering, an ack after earlier attempts) where the
+   * inspector reads it; `undefined` when the transport keeps no journal. Fire-and-forget: never
+   * delays or fails the outcome. Nothing is noted for a first attempt that is acked.
    */
   readonly journal: ((entry: AttemptEntry) => void) | undefined;
   /** Check a consumer still exists and re-create it if it disappeared (a fresh handle either way). */
@@ -69,13 +71,18 @@ export interface AttemptEntry {
   readonly seq: number;
   readonly subscriber: string;
   readonly eventId: string;
-  readonly state: "retrying" | "acked";
-  /** Attempts made so far, the one just finished included. */
+  /** What happened (see `AttemptState` of the dead-letter store; `replayed` is the store's). */
+  readonly state: "retrying" | "acked" | "dead" | "lease_expired" | "fenced";
+  /** Attempts made so far, the one the entry is about included. */
   readonly attempts: number;
-  /** The failure (state `retrying`). */
+  /** The failure (states `retrying` and `dead`). */
   readonly error?: unknown;
-  /** When the retry is due (state `retrying`, Unix ms). */
-  readonly availableAt?: number;
+  /** The backoff before the retry (state `retrying`), in ms. */
+  readonly delayMs?: number;
+  /** Why it was dead-lettered (state `dead`). */
+  readonly reason?: DeadLetterReason;
+  /** Anything else worth a line, in words. */
+  readonly detail?: string;
 }
 
 /** The connection a subscription pulls on, and where JetStream's API listens on it. */
@@ -498,6 +505,7 @@ export class NatsSubscription implements TransportSubscription {
   #lose(run: Held): void {
     run.lost = true;
     run.abort(new LeaseLostError(this.subscriber, run.envelope.id));
+    this.#note(run, { state: "lease_expired", attempts: run.attempt });
   }
 
   #accept(handle: ConsumerHandle, msg: Msg): void {
@@ -625,6 +633,12 @@ export class NatsSubscription implements TransportSubscription {
             }),
             this.#options.deadLetter,
           );
+          this.#note(run, {
+            state: "dead",
+            attempts: attempt,
+            error: outcome.error,
+            reason: outcome.reason,
+          });
           if (!this.#holds(run))
             return this.#discard(run, "its lease expired while the dead letter was written");
           run.lost = true;
@@ -637,7 +651,7 @@ export class NatsSubscription implements TransportSubscription {
             state: "retrying",
             attempts: attempt,
             error: outcome.error,
-            availableAt: Date.now() + outcome.delayMs,
+            delayMs: outcome.delayMs,
           });
           return;
       }
@@ -659,7 +673,7 @@ export class NatsSubscription implements TransportSubscription {
 
   #note(
     run: Held,
-    entry: Pick<AttemptEntry, "state" | "attempts" | "error" | "availableAt">,
+    entry: Pick<AttemptEntry, "state" | "attempts" | "error" | "delayMs" | "reason" | "detail">,
   ): void {
     const journal = this.#host.journal;
     if (!journal || !run.msg.reply) return;
@@ -673,6 +687,11 @@ export class NatsSubscription implements TransportSubscription {
   }
 
   #discard(run: Held, why: string): void {
+    this.#note(run, {
+      state: "fenced",
+      attempts: run.attempt,
+      detail: `outcome discarded: ${why}`,
+    });
     this.#logger.warn(
       { subscriber: this.subscriber, eventId: run.envelope.id, attempt: run.attempt },
       `discarding the outcome of ${run.envelope.id}: ${why} and it may have been redelivered`,

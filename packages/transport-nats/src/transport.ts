@@ -814,20 +814,27 @@ export class NatsTransport implements Transport, AsyncDisposable {
    * fire-and-forget: the journal informs the inspector and never holds up an outcome).
    */
   #journal(store: NatsDeadLetterStore, entry: AttemptEntry): void {
+    const now = Date.now();
     const json = JSON.stringify({
       subscriber: entry.subscriber,
       eventId: entry.eventId,
       state: entry.state,
       attempts: entry.attempts,
       ...(entry.error !== undefined ? { error: serializeError(entry.error) } : {}),
-      ...(entry.availableAt !== undefined
-        ? { availableAt: new Date(entry.availableAt).toISOString() }
+      ...(entry.delayMs !== undefined
+        ? { delayMs: entry.delayMs, availableAt: new Date(now + entry.delayMs).toISOString() }
         : {}),
-      at: new Date().toISOString(),
+      ...(entry.reason !== undefined ? { reason: entry.reason } : {}),
+      ...(entry.detail !== undefined ? { detail: entry.detail } : {}),
+      at: new Date(now).toISOString(),
     });
-    void this.#session
-      ?.then((s) => s.nc.publish(store.attemptSubject(entry.consumer, entry.seq), json))
-      .catch(() => {});
+    const subject = store.attemptSubject(
+      entry.subscriber,
+      entry.eventId,
+      entry.consumer,
+      entry.seq,
+    );
+    void this.#session?.then((s) => s.nc.publish(subject, json)).catch(() => {});
   }
 
   async #deadLetter(record: DeadLetterRecord, sink: DeadLetterSink | undefined): Promise<void> {
