@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type Database from "better-sqlite3";
 import {
   EventValidationError,
@@ -23,6 +24,11 @@ export interface ClaimedDelivery {
   readonly token: number;
   readonly leaseUntil: number;
   /**
+   * Claimed off the happy path (a retry, a redelivery after an expired lease, a replay): its
+   * timeline is being written, so its ack is recorded too. A first claim of a new event is not.
+   */
+  readonly journaled?: true;
+  /**
    * Set when the stored row cannot be decoded (written by another program, or edited by hand):
    * `envelope` is then a stand-in carrying the row's raw columns as `data`, and the delivery goes
    * straight to the dead-letter path with this error, without reaching the handler.
@@ -30,26 +36,79 @@ export interface ClaimedDelivery {
   readonly undecodable?: UndecodableEventError;
 }
 
-/** The decided outcome of a delivery, applied under its lease token. */
+/**
+ * The decided outcome of a delivery, applied under its lease token. `attempt` (the claim's) goes
+ * into the delivery's timeline when the outcome is recorded there.
+ */
 export type Outcome =
-  | { readonly kind: "ack"; readonly seq: number; readonly token: number }
+  | {
+      readonly kind: "ack";
+      readonly seq: number;
+      readonly token: number;
+      readonly attempt?: number;
+      /** Record an `acked` step (the delivery was claimed off the happy path). */
+      readonly journaled?: boolean;
+    }
   | {
       readonly kind: "retry";
       readonly seq: number;
       readonly token: number;
+      readonly attempt?: number;
       readonly availableAt: number;
+      /** The backoff applied, for the timeline. @defaultValue `availableAt` − now */
+      readonly delayMs?: number;
       readonly error: string;
+      /** Why, when it is not the handler's failure (a replay during the attempt, a failed sink). */
+      readonly detail?: string;
     }
   | {
       readonly kind: "dead";
       readonly seq: number;
       readonly token: number;
+      readonly attempt?: number;
       readonly error: string;
       readonly reason: DeadLetterReason;
       /** The dead-letter sink accepted it (the row may be pruned); else the row is the only copy. */
       readonly handedOff: boolean;
     }
-  | { readonly kind: "release"; readonly seq: number; readonly token: number };
+  | {
+      readonly kind: "release";
+      readonly seq: number;
+      readonly token: number;
+      readonly attempt?: number;
+    }
+  | {
+      /**
+       * Not a change: the worker dropped an attempt's outcome because its lease had expired
+       * (the fence, applied by the worker itself). Only recorded in the timeline.
+       */
+      readonly kind: "fenced";
+      readonly seq: number;
+      readonly token: number;
+      readonly attempt?: number;
+      readonly detail: string;
+    };
+
+/** One entry of a delivery's timeline, as {@link QueueStore.step} writes it to `delivery_steps`. */
+export interface StepRow {
+  readonly kind: string;
+  readonly at: number;
+  readonly attempt?: number | null | undefined;
+  /** A serialized error, as JSON text. */
+  readonly error?: string | null | undefined;
+  readonly delayMs?: number | null | undefined;
+  readonly reason?: string | null | undefined;
+  readonly detail?: string | null | undefined;
+}
+
+/**
+ * Steps kept per delivery in `delivery_steps`: a delivery retried or fenced more often than this
+ * keeps its latest steps (the inspector then sets `historyTruncated`).
+ */
+export const HISTORY_LIMIT = 50;
+
+/** Who wrote a step: this process. */
+const ACTOR = `${hostname()}:${process.pid}`;
 
 /** Result of {@link QueueStore.exchange}. */
 export interface ExchangeResult {
@@ -142,6 +201,10 @@ export class QueueStore {
   readonly #deleteSubscriber: Database.Statement;
   readonly #deleteSubscriberTypes: Database.Statement;
   readonly #deleteSubscriberDeliveries: Database.Statement;
+  readonly #deleteSubscriberSteps: Database.Statement;
+  readonly #insertStep: Database.Statement;
+  readonly #trimSteps: Database.Statement;
+  readonly #leasedDue: Database.Statement;
   /** Whether a worker's types cover every type of its subscriber, by the subscriber's `types` JSON. */
   readonly #covers = new WeakMap<ReadonlySet<string>, { json: string; covers: boolean }>();
 
@@ -191,19 +254,41 @@ export class QueueStore {
       )
       .raw();
 
+    const due = `SELECT event_seq FROM deliveries INDEXED BY deliveries_due
+                 WHERE subscriber = @subscriber AND ${OPEN} AND available_at <= @now
+                   AND type IN (SELECT value FROM json_each(@types))
+                 ORDER BY event_seq ${LIMIT}`;
     this.#claimDue = db
       .prepare(
         `UPDATE deliveries
             SET status = 'leased', attempts = attempts + 1, lease_token = @token,
                 lease_until = @until, available_at = @until, updated_at = @now
-          WHERE subscriber = @subscriber AND event_seq IN (
-                SELECT event_seq FROM deliveries INDEXED BY deliveries_due
-                 WHERE subscriber = @subscriber AND ${OPEN} AND available_at <= @now
-                   AND type IN (SELECT value FROM json_each(@types))
-                 ORDER BY event_seq ${LIMIT})
+          WHERE subscriber = @subscriber AND event_seq IN (${due})
          RETURNING event_seq, attempts`,
       )
       .raw();
+    // The leases among the deliveries the claim above is about to take: they ran out under an
+    // attempt that never settled (a crash or a hang), which the timeline records.
+    this.#leasedDue = db
+      .prepare(
+        `SELECT event_seq, attempts, lease_until, lease_token FROM deliveries
+          WHERE subscriber = @subscriber AND status = 'leased' AND event_seq IN (${due})`,
+      )
+      .raw();
+    // Steps are numbered per delivery: the oldest kept step's number says whether any were dropped.
+    this.#insertStep = db
+      .prepare(
+        `INSERT INTO delivery_steps (subscriber, event_seq, n, at, kind, attempt, error, delay_ms,
+                                     reason, actor, detail)
+         SELECT @subscriber, @seq, COALESCE(MAX(n), 0) + 1, @at, @kind, @attempt, @error, @delayMs,
+                @reason, @actor, @detail
+           FROM delivery_steps WHERE subscriber = @subscriber AND event_seq = @seq
+         RETURNING n`,
+      )
+      .pluck();
+    this.#trimSteps = db.prepare(
+      `DELETE FROM delivery_steps WHERE subscriber = ? AND event_seq = ? AND n <= ?`,
+    );
     // A cheap probe first: usually nothing is due (no retries, no expired leases), and the
     // UPDATE above costs several times more even when it finds nothing.
     this.#anyDue = db
@@ -228,10 +313,12 @@ export class QueueStore {
                   updated_at = @now ${ackFence}`,
         )
       : db.prepare(`DELETE FROM deliveries ${ackFence}`);
-    this.#retry = db.prepare(
-      `UPDATE deliveries SET status = 'pending', available_at = ?, last_error = ?, lease_token = NULL,
-              lease_until = NULL, updated_at = ? ${fenced}`,
-    );
+    this.#retry = db
+      .prepare(
+        `UPDATE deliveries SET status = 'pending', available_at = ?, last_error = ?, lease_token = NULL,
+              lease_until = NULL, updated_at = ? ${fenced} RETURNING attempts`,
+      )
+      .pluck();
     // `attempts = 0` on a leased row: requeued while this attempt ran (see `requeue`). Its failure
     // then makes the delivery due again, with fresh attempts, instead of a dead one.
     this.#dead = db.prepare(
@@ -241,7 +328,8 @@ export class QueueStore {
               last_error = @error,
               dead_reason = CASE WHEN attempts = 0 THEN NULL ELSE @reason END,
               handed_off = CASE WHEN attempts = 0 THEN 0 ELSE @handedOff END,
-              lease_token = NULL, lease_until = NULL, updated_at = @now ${ackFence}`,
+              lease_token = NULL, lease_until = NULL, updated_at = @now ${ackFence}
+       RETURNING status, attempts`,
     );
     // A hand-back (the subscription closed before the handler finished) is not an attempt: the
     // claim counted one, the release takes it back. An expired lease (a crash) still counts.
@@ -276,6 +364,7 @@ export class QueueStore {
     this.#deleteSubscriber = db.prepare(`DELETE FROM subscribers WHERE name = ?`);
     this.#deleteSubscriberTypes = db.prepare(`DELETE FROM subscriber_types WHERE subscriber = ?`);
     this.#deleteSubscriberDeliveries = db.prepare(`DELETE FROM deliveries WHERE subscriber = ?`);
+    this.#deleteSubscriberSteps = db.prepare(`DELETE FROM delivery_steps WHERE subscriber = ?`);
 
     this.#publishTx = db.transaction((events: readonly PreparedEvent[], now: number) => {
       let published = 0;
@@ -286,7 +375,16 @@ export class QueueStore {
     this.#exchangeTx = db.transaction((request: ExchangeRequest, now: number) => {
       const { subscriber, outcomes, limit } = request;
       const lost: Outcome[] = [];
-      for (const o of outcomes) if (this.#apply(subscriber, o, now) === 0) lost.push(o);
+      for (const o of outcomes) {
+        if (this.#apply(subscriber, o, now) > 0) continue;
+        lost.push(o);
+        this.step(subscriber, o.seq, {
+          kind: "fenced",
+          at: now,
+          attempt: o.attempt,
+          detail: `${OUTCOME_WORDS[o.kind]} under lease token ${o.token}, which no longer held the delivery`,
+        });
+      }
       if (limit <= 0) return { lost, claimed: [], more: false };
       const sub = this.#subscriberCursor.get(subscriber) as [number, string, number] | undefined;
       // The subscriber was removed (an abandoned ephemeral one, pruned): nothing to claim.
@@ -297,9 +395,26 @@ export class QueueStore {
       const until = now + request.leaseMs;
       const params = { token, until, now, subscriber, types: request.typesJson, limit };
       // Retries that are due and expired leases first, then new events after the cursor.
-      const rows = (
-        this.#anyDue.get(subscriber, now) === undefined ? [] : this.#claimDue.all(params)
-      ) as [seq: number, attempt: number][];
+      const rows: [seq: number, attempt: number][] = [];
+      /** Deliveries claimed off the happy path, whose timeline is written. */
+      let journaled: Set<number> | undefined;
+      if (this.#anyDue.get(subscriber, now) !== undefined) {
+        const expired = this.#leasedDue.all(params) as [number, number, number, number][];
+        for (const row of this.#claimDue.all(params) as [number, number][]) rows.push(row);
+        for (const [seq, attempts, leaseUntil, oldToken] of expired) {
+          this.step(subscriber, seq, {
+            kind: "lease_expired",
+            at: Math.min(leaseUntil, now),
+            attempt: attempts,
+            detail: `lease token ${oldToken} ran out before its attempt settled; reclaimed under token ${token}`,
+          });
+        }
+        journaled = new Set();
+        for (const [seq, attempt] of rows) {
+          journaled.add(seq);
+          this.step(subscriber, seq, { kind: "claimed", at: now, attempt });
+        }
+      }
       let cursor = startCursor;
       let more = false;
       if (rows.length < limit) {
@@ -343,7 +458,7 @@ export class QueueStore {
       if (rows.length > 0 || cursor !== startCursor) {
         this.#setCursor.run(cursor, rows.length > 0 ? token : lastToken, subscriber);
       }
-      return { lost, claimed: this.#load(subscriber, rows, token, until, now), more };
+      return { lost, claimed: this.#load(subscriber, rows, token, until, now, journaled), more };
     });
   }
 
@@ -392,7 +507,12 @@ export class QueueStore {
    *
    * @returns `"unregistered"` when `subscriber` is not registered for the event's type.
    */
-  requeue(subscriber: string, envelope: Envelope, now = Date.now()): RequeueResult {
+  requeue(
+    subscriber: string,
+    envelope: Envelope,
+    now = Date.now(),
+    kind: "replayed" | "requeued" = "replayed",
+  ): RequeueResult {
     const prepared = prepareEvent(envelope, this.#maxPayloadBytes);
     const db = this.db;
     return db
@@ -440,6 +560,14 @@ export class QueueStore {
           )
           .pluck()
           .get({ subscriber, seq, type: prepared.type, now }) as string;
+        this.step(subscriber, seq, {
+          kind,
+          at: now,
+          detail:
+            status === "leased"
+              ? "while an attempt ran: that attempt stands for it, or runs again if it fails"
+              : undefined,
+        });
         return status === "leased" ? "in-flight" : "requeued";
       })
       .immediate();
@@ -468,10 +596,40 @@ export class QueueStore {
     token: number,
     until: number,
     now = Date.now(),
+    attempt?: number,
   ): "held" | "requeued" | "lost" {
     const attempts = this.#extend.get(until, until, now, subscriber, seq, token) as
       number | undefined;
-    return attempts === undefined ? "lost" : attempts === 0 ? "requeued" : "held";
+    if (attempts === undefined) {
+      this.step(subscriber, seq, {
+        kind: "fenced",
+        at: now,
+        attempt,
+        detail: `a lease extension under lease token ${token}, which no longer held the delivery`,
+      });
+      return "lost";
+    }
+    return attempts === 0 ? "requeued" : "held";
+  }
+
+  /**
+   * Append a step to a delivery's timeline (`delivery_steps`), keeping its latest
+   * {@link HISTORY_LIMIT}. Call it inside the transaction of the change it records.
+   */
+  step(subscriber: string, seq: number, step: StepRow): void {
+    const n = this.#insertStep.get({
+      subscriber,
+      seq,
+      at: step.at,
+      kind: step.kind,
+      attempt: step.attempt ?? null,
+      error: step.error ?? null,
+      delayMs: step.delayMs ?? null,
+      reason: step.reason ?? null,
+      actor: ACTOR,
+      detail: step.detail ?? null,
+    }) as number;
+    if (n > HISTORY_LIMIT) this.#trimSteps.run(subscriber, seq, n - HISTORY_LIMIT);
   }
 
   /** When the next open delivery of `subscriber` becomes claimable (retry due or lease expiry). */
@@ -528,6 +686,7 @@ export class QueueStore {
         const row = this.#subscriberRow.get(name) as { ephemeral: number } | undefined;
         if (!row || row.ephemeral !== 1) return false;
         this.#deleteSubscriberDeliveries.run(name);
+        this.#deleteSubscriberSteps.run(name);
         this.#deleteSubscriberTypes.run(name);
         this.#deleteSubscriber.run(name);
         return true;
@@ -550,6 +709,7 @@ export class QueueStore {
     token: number,
     until: number,
     now: number,
+    journaled: ReadonlySet<number> | undefined,
   ): ClaimedDelivery[] {
     if (rows.length === 0) return [];
     rows.sort((a, b) => a[0] - b[0]);
@@ -562,7 +722,7 @@ export class QueueStore {
     ) => {
       if (row === undefined) {
         // The event row was deleted by hand: nothing left to deliver; keep a trace in the delivery.
-        this.#dead.run({
+        this.#dead.get({
           error: MISSING_EVENT(seq),
           reason: "unrecoverable",
           handedOff: 0,
@@ -571,16 +731,23 @@ export class QueueStore {
           seq,
           token,
         });
+        this.step(subscriber, seq, {
+          kind: "dead_lettered",
+          at: now,
+          attempt,
+          error: MISSING_EVENT(seq),
+          reason: "unrecoverable",
+          detail: "its event row was deleted before it was delivered",
+        });
         return;
       }
       // A row nobody can decode is claimed like any other and dead-lettered by the subscription,
       // raw columns and decode error included: never a failed claim, never dropped.
       const { envelope, error } = decodeRow(row, offset, seq);
-      claimed.push(
-        error
-          ? { seq, envelope, attempt, token, leaseUntil: until, undecodable: error }
-          : { seq, envelope, attempt, token, leaseUntil: until },
-      );
+      const claim: ClaimedDelivery = error
+        ? { seq, envelope, attempt, token, leaseUntil: until, undecodable: error }
+        : { seq, envelope, attempt, token, leaseUntil: until };
+      claimed.push(journaled?.has(seq) ? { ...claim, journaled: true } : claim);
     };
     const first = rows[0]![0];
     const last = rows[rows.length - 1]![0];
@@ -601,18 +768,41 @@ export class QueueStore {
     return claimed;
   }
 
+  /** Apply one outcome; returns 0 when its lease no longer held the delivery (fenced off). */
   #apply(subscriber: string, o: Outcome, now: number): number {
     switch (o.kind) {
-      case "ack":
-        return this.#ack.run(
+      case "ack": {
+        const { changes } = this.#ack.run(
           this.#keepAcked
             ? { subscriber, seq: o.seq, token: o.token, now }
             : { subscriber, seq: o.seq, token: o.token },
-        ).changes;
-      case "retry":
-        return this.#retry.run(o.availableAt, o.error, now, subscriber, o.seq, o.token).changes;
-      case "dead":
-        return this.#dead.run({
+        );
+        if (changes > 0 && o.journaled)
+          this.step(subscriber, o.seq, { kind: "acked", at: now, attempt: o.attempt });
+        return changes;
+      }
+      case "retry": {
+        const attempts = this.#retry.get(
+          o.availableAt,
+          o.error,
+          now,
+          subscriber,
+          o.seq,
+          o.token,
+        ) as number | undefined;
+        if (attempts === undefined) return 0;
+        this.step(subscriber, o.seq, {
+          kind: "retry_scheduled",
+          at: now,
+          attempt: o.attempt ?? attempts,
+          error: o.error,
+          delayMs: o.delayMs ?? Math.max(0, o.availableAt - now),
+          detail: o.detail,
+        });
+        return 1;
+      }
+      case "dead": {
+        const row = this.#dead.get({
           error: o.error,
           reason: o.reason,
           handedOff: o.handedOff ? 1 : 0,
@@ -620,12 +810,55 @@ export class QueueStore {
           subscriber,
           seq: o.seq,
           token: o.token,
-        }).changes;
+        }) as { status: string; attempts: number } | undefined;
+        if (row === undefined) return 0;
+        this.step(
+          subscriber,
+          o.seq,
+          row.status === "dead"
+            ? {
+                kind: "dead_lettered",
+                at: now,
+                attempt: o.attempt ?? row.attempts,
+                error: o.error,
+                reason: o.reason,
+                detail: o.handedOff
+                  ? "held by the dead-letter store"
+                  : "kept in the queue (no dead-letter sink)",
+              }
+            : {
+                kind: "retry_scheduled",
+                at: now,
+                attempt: o.attempt,
+                error: o.error,
+                delayMs: 0,
+                detail: "replayed while this attempt ran: runs again with fresh attempts",
+              },
+        );
+        return 1;
+      }
       case "release":
         return this.#release.run(now, now, subscriber, o.seq, o.token).changes;
+      case "fenced":
+        this.step(subscriber, o.seq, {
+          kind: "fenced",
+          at: now,
+          attempt: o.attempt,
+          detail: o.detail,
+        });
+        return 1;
     }
   }
 }
+
+/** An outcome in the words of a `fenced` step. */
+const OUTCOME_WORDS: Readonly<Record<Outcome["kind"], string>> = {
+  ack: "an ack",
+  retry: "a retry",
+  dead: "a dead letter",
+  release: "a hand-back",
+  fenced: "an outcome",
+};
 
 const MISSING_EVENT = (seq: number) =>
   JSON.stringify({

@@ -10,6 +10,8 @@ import type {
   DeadLetterPage,
   DeadLetterStatus,
   DeliveryInfo,
+  DeliveryStep,
+  DeliveryStepKind,
   EventCounts,
   EventPage,
   EventQuery,
@@ -32,9 +34,16 @@ import {
 } from "./introspect";
 import type { Snapshot } from "./read-only";
 
-/** What the SQLite driver's inspector and admin can do: everything. */
+/**
+ * What the SQLite driver's inspector and admin can do: everything. `history`: each delivery comes
+ * with its timeline — the steps off the happy path stored in `delivery_steps` (schema version 4),
+ * plus `claimed`/`acked` read from the delivery row where it still has them. A file older than
+ * version 4 opened read-only has no such table: its deliveries come with an empty timeline, or
+ * only those row-derived steps.
+ */
 export const SQLITE_CAPABILITIES: Capabilities = Object.freeze({
   deliveries: true,
+  history: true,
   heartbeats: true,
   deadLetters: true,
   replay: true,
@@ -128,6 +137,84 @@ function toStored(raw: Raw): StoredEvent {
     ...(decoded.error ? { damaged: decoded.error.message } : { envelope: e }),
     ...(causedBy !== undefined ? { causedBy } : {}),
   };
+}
+
+/** A `delivery_steps` row. */
+interface StepRecord {
+  subscriber: string;
+  n: number;
+  at: number;
+  kind: string;
+  attempt: number | null;
+  error: string | null;
+  delay_ms: number | null;
+  reason: string | null;
+  actor: string | null;
+  detail: string | null;
+}
+
+/** One delivery's stored timeline. */
+interface StoredSteps {
+  readonly steps: DeliveryStep[];
+  /** The oldest kept step is not the first: the bound dropped some. */
+  readonly truncated: boolean;
+}
+
+function toStep(row: StepRecord): DeliveryStep {
+  let error: DeliveryStep["error"];
+  if (row.error !== null) {
+    try {
+      error = JSON.parse(row.error) as DeliveryStep["error"];
+    } catch {
+      // Text another program wrote: keep it readable rather than drop the step.
+      error = { name: "Error", message: row.error };
+    }
+  }
+  return {
+    at: new Date(row.at).toISOString(),
+    kind: row.kind as DeliveryStepKind,
+    ...(row.attempt !== null ? { attempt: row.attempt } : {}),
+    ...(error !== undefined ? { error } : {}),
+    ...(row.delay_ms !== null ? { delayMs: row.delay_ms } : {}),
+    ...(row.reason !== null ? { reason: row.reason as DeliveryStep["reason"] } : {}),
+    ...(row.actor !== null ? { by: row.actor } : {}),
+    ...(row.detail !== null ? { detail: row.detail } : {}),
+  };
+}
+
+/**
+ * The delivery with its timeline: the stored steps, then what the delivery row itself says and
+ * no step holds yet — a first claim and its ack write no step (the happy path costs no write), so
+ * an attempt in flight gets a `claimed` step at the row's `updated_at` (the claim, or its last
+ * lease extension) and a kept acked row (`keepAcked`) an `acked` one. A row deleted by its ack
+ * (the default) leaves no time for it: that `acked` step is absent unless the delivery was off the
+ * happy path, when its ack was stored.
+ */
+function withHistory(
+  info: DeliveryInfo,
+  row: RowDelivery,
+  stored: StoredSteps | undefined,
+): DeliveryInfo {
+  const history = stored ? [...stored.steps] : [];
+  // The latest step that changed the delivery (a fenced step changed nothing).
+  const last = history.findLast((s) => s.kind !== "fenced");
+  if (!row.fromCursor) {
+    if (info.state === "in_flight" && !(last?.kind === "claimed" && last.attempt === row.attempts))
+      history.push({
+        at: row.updatedAt,
+        kind: "claimed",
+        attempt: row.attempts,
+        detail: "from the delivery row: the claim or its last lease extension",
+      });
+    else if (info.state === "acked" && last?.kind !== "acked")
+      history.push({
+        at: row.updatedAt,
+        kind: "acked",
+        attempt: row.attempts,
+        detail: "from the delivery row",
+      });
+  }
+  return { ...info, history, ...(stored?.truncated ? { historyTruncated: true } : {}) };
 }
 
 function toDeliveryInfo(d: RowDelivery, now: number): DeliveryInfo {
@@ -417,8 +504,33 @@ export class SqliteInspector implements Inspector {
   deliveries(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<DeliveryInfo[]> {
     return this.#read(options.signal, () => {
       const now = this.#now();
-      return (traceEvent(this.#db, id)?.deliveries ?? []).map((d) => toDeliveryInfo(d, now));
+      const trace = traceEvent(this.#db, id);
+      if (!trace) return [];
+      const steps = this.#steps(trace.event.seq);
+      return trace.deliveries.map((d) =>
+        withHistory(toDeliveryInfo(d, now), d, steps.get(d.subscriber)),
+      );
     });
+  }
+
+  /** The stored steps of every delivery of the event at `seq`, by subscriber, oldest first. */
+  #steps(seq: number): Map<string, StoredSteps> {
+    const out = new Map<string, StoredSteps>();
+    const table = this.#statement(
+      `SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'delivery_steps'`,
+    ).get();
+    // A file older than schema version 4, read as it is: nothing was recorded.
+    if (table === undefined) return out;
+    const rows = this.#statement(
+      `SELECT subscriber, n, at, kind, attempt, error, delay_ms, reason, actor, detail
+         FROM delivery_steps WHERE event_seq = ? ORDER BY subscriber, n`,
+    ).all(seq) as StepRecord[];
+    for (const row of rows) {
+      let entry = out.get(row.subscriber);
+      if (!entry) out.set(row.subscriber, (entry = { steps: [], truncated: row.n > 1 }));
+      entry.steps.push(toStep(row));
+    }
+    return out;
   }
 
   async causation(

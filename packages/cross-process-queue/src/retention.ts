@@ -51,6 +51,7 @@ export async function prune(
         .all(now - options.ephemeralTimeoutMs) as string[],
   );
   const dropDeliveries = db.prepare(`DELETE FROM deliveries WHERE subscriber = ?`);
+  const dropSubscriberSteps = db.prepare(`DELETE FROM delivery_steps WHERE subscriber = ?`);
   const dropTypes = db.prepare(`DELETE FROM subscriber_types WHERE subscriber = ?`);
   const dropSubscriber = db.prepare(
     `DELETE FROM subscribers WHERE name = ? AND ephemeral = 1 AND last_seen < ?`,
@@ -63,6 +64,7 @@ export async function prune(
           const gone = dropSubscriber.run(name, now - options.ephemeralTimeoutMs).changes;
           if (gone === 0) return 0; // it came back to life meanwhile
           deliveries += dropDeliveries.run(name).changes;
+          dropSubscriberSteps.run(name);
           dropTypes.run(name);
           return gone;
         })
@@ -86,6 +88,13 @@ export async function prune(
     `DELETE FROM deliveries WHERE subscriber = ? AND event_seq BETWEEN ? AND ?
         AND (status = 'acked' OR (status = 'dead' AND handed_off = 1))`,
   );
+  // A timeline goes with its delivery: once the row is gone (pruned here, or deleted by its ack)
+  // and the event is past the retention, nothing shows the steps any more.
+  const dropSteps = db.prepare(
+    `DELETE FROM delivery_steps WHERE event_seq BETWEEN ? AND ?
+        AND NOT EXISTS (SELECT 1 FROM deliveries d
+                         WHERE d.subscriber = delivery_steps.subscriber AND d.event_seq = delivery_steps.event_seq)`,
+  );
   // Kept: events a registered subscriber still has an open or dead delivery for, and events
   // still ahead of a subscriber's cursor that it will take.
   const dropEvents = db.prepare(
@@ -104,6 +113,7 @@ export async function prune(
         .transaction(() => {
           let d = 0;
           for (const name of names.all() as string[]) d += dropDone.run(name, lo, hi).changes;
+          dropSteps.run(lo, hi);
           return { d, e: dropEvents.run(lo, hi).changes };
         })
         .immediate(),

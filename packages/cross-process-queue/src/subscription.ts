@@ -53,6 +53,8 @@ class ActiveDelivery implements Delivery {
   leaseUntil: number;
   /** The lease expired or was handed back: the outcome is discarded. */
   lost = false;
+  /** Lost because the lease ran out while the handler ran (seen by the watchdog). */
+  expired = false;
   #controller: AbortController | undefined;
   #lostReason: Error | undefined;
   readonly #extend: (active: ActiveDelivery, ms?: number) => Promise<void>;
@@ -319,6 +321,15 @@ export class SqliteSubscription implements TransportSubscription {
           claim.envelope,
           "its lease expired or was handed back while the handler ran",
         );
+        if (active.expired && !this.#stopped) {
+          this.#outcomes.push({
+            kind: "fenced",
+            seq: claim.seq,
+            token: claim.token,
+            attempt: claim.attempt,
+            detail: `the ${result.failed ? "failure" : "success"} of an attempt whose lease (token ${claim.token}) had run out: discarded`,
+          });
+        }
         return;
       }
       const outcome = decideOutcome(
@@ -334,7 +345,17 @@ export class SqliteSubscription implements TransportSubscription {
       });
       switch (outcome.kind) {
         case "ack":
-          this.#outcomes.push({ kind: "ack", seq: claim.seq, token: claim.token });
+          this.#outcomes.push(
+            claim.journaled
+              ? {
+                  kind: "ack",
+                  seq: claim.seq,
+                  token: claim.token,
+                  attempt: claim.attempt,
+                  journaled: true,
+                }
+              : { kind: "ack", seq: claim.seq, token: claim.token },
+          );
           return;
         case "dead_letter":
           await this.#deadLetter(active, outcome.error, outcome.reason);
@@ -344,7 +365,9 @@ export class SqliteSubscription implements TransportSubscription {
             kind: "retry",
             seq: claim.seq,
             token: claim.token,
+            attempt: claim.attempt,
             availableAt: Date.now() + outcome.delayMs,
+            delayMs: outcome.delayMs,
             error: errorJson(outcome.error),
           });
           return;
@@ -384,6 +407,7 @@ export class SqliteSubscription implements TransportSubscription {
         kind: "dead",
         seq: claim.seq,
         token: claim.token,
+        attempt: claim.attempt,
         error,
         reason,
         handedOff: false,
@@ -393,7 +417,7 @@ export class SqliteSubscription implements TransportSubscription {
     const { store } = this.#host;
     const until = Date.now() + this.#leaseMs;
     const lease = await store.writer.run(() =>
-      store.extendLease(this.subscriber, claim.seq, claim.token, until),
+      store.extendLease(this.subscriber, claim.seq, claim.token, until, Date.now(), claim.attempt),
     );
     if (lease === "lost") {
       this.#discarded(
@@ -410,8 +434,11 @@ export class SqliteSubscription implements TransportSubscription {
         kind: "retry",
         seq: claim.seq,
         token: claim.token,
+        attempt: claim.attempt,
         availableAt: Date.now(),
+        delayMs: 0,
         error,
+        detail: "replayed while this attempt ran: runs again with fresh attempts",
       });
       return;
     }
@@ -430,12 +457,16 @@ export class SqliteSubscription implements TransportSubscription {
         { err: sinkError, subscriber: this.subscriber, eventId: claim.envelope.id },
         "dead-letter sink failed; the delivery is kept and retried",
       );
+      const delayMs = retryDelay(claim.attempt, { backoff: this.#backoff });
       this.#outcomes.push({
         kind: "retry",
         seq: claim.seq,
         token: claim.token,
-        availableAt: Date.now() + retryDelay(claim.attempt, { backoff: this.#backoff }),
+        attempt: claim.attempt,
+        availableAt: Date.now() + delayMs,
+        delayMs,
         error,
+        detail: "the dead-letter sink failed: kept and retried",
       });
       return;
     }
@@ -443,6 +474,7 @@ export class SqliteSubscription implements TransportSubscription {
       kind: "dead",
       seq: claim.seq,
       token: claim.token,
+      attempt: claim.attempt,
       error,
       reason,
       handedOff: true,
@@ -461,7 +493,7 @@ export class SqliteSubscription implements TransportSubscription {
     const { store } = this.#host;
     const until = Date.now() + ms;
     const lease = await store.writer.run(() =>
-      store.extendLease(this.subscriber, claim.seq, claim.token, until),
+      store.extendLease(this.subscriber, claim.seq, claim.token, until, Date.now(), claim.attempt),
     );
     if (lease === "lost") {
       const error = new LeaseLostError(this.subscriber, claim.envelope.id);
@@ -478,6 +510,7 @@ export class SqliteSubscription implements TransportSubscription {
       const now = Date.now();
       for (const a of this.#active) {
         if (!a.lost && a.leaseUntil <= now) {
+          a.expired = true;
           this.#lose(a, new LeaseLostError(this.subscriber, a.claim.envelope.id));
         }
       }
@@ -519,7 +552,12 @@ export class SqliteSubscription implements TransportSubscription {
       for (const a of this.#active) {
         if (a.lost) continue;
         a.lose(new TransportClosedError("SQLite transport subscription"));
-        this.#outcomes.push({ kind: "release", seq: a.claim.seq, token: a.claim.token });
+        this.#outcomes.push({
+          kind: "release",
+          seq: a.claim.seq,
+          token: a.claim.token,
+          attempt: a.claim.attempt,
+        });
       }
     }
     clearInterval(this.#watchdog);

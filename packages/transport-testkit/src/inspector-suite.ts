@@ -13,7 +13,7 @@ import {
   UnrecoverableError,
   UnsupportedOperationError,
 } from "@switchyard/transport";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type TestContext, afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { InspectorFeature } from "./features";
 import type { InspectorHarness, InspectorSuiteOptions } from "./harness";
 
@@ -131,11 +131,15 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
   const features = options.features ?? {};
   const testTimeout = options.testTimeoutMs ?? 30_000;
 
-  const itPart = (part: InspectorFeature, name: string, fn: () => Promise<void>) => {
+  const itPart = (
+    part: InspectorFeature,
+    name: string,
+    fn: (context: TestContext) => Promise<void>,
+  ) => {
     const setting = features[part];
     if (setting !== undefined && setting !== true)
       it.skip(`${name} — skipped: ${setting.skip}`, fn);
-    else it(name, { timeout: testTimeout }, fn);
+    else it(name, { timeout: testTimeout }, (context) => fn(context));
   };
 
   describe(`inspector contract: ${options.name}`, () => {
@@ -457,6 +461,83 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
           attempts: 2,
         });
         expect(await inspector.deliveries("no-such-event-0")).toEqual([]);
+      },
+    );
+
+    itPart(
+      "deliveries",
+      "keeps each delivery's timeline: a retry with its error and delay, the dead letter with its reason, then the replay",
+      async (context) => {
+        const driver = await open();
+        if (!driver.capabilities.history || !driver.capabilities.deliveries)
+          return context.skip("the driver's capabilities.history is false");
+        const transport = transportOf(driver);
+        let flakyRuns = 0;
+        let fragileRuns = 0;
+        let broken = true;
+        await subscribe(transport, "flaky", [A], (d) => {
+          flakyRuns++;
+          if (d.attempt === 1) throw new Error("flaky first run");
+        });
+        await subscribe(transport, "fragile", [A], () => {
+          fragileRuns++;
+          if (broken) throw new UnrecoverableError("broken for now");
+        });
+        const sent = event(1, A);
+        await transport.publish([sent]);
+        const inspector = driver.inspector();
+        const of = async (subscriber: string) =>
+          (await inspector.deliveries(sent.id)).find((d) => d.subscriber === subscriber);
+        await expect
+          .poll(async () => [(await of("flaky"))?.state, (await of("fragile"))?.state], poll)
+          .toEqual(["acked", "dead"]);
+        const inOrder = (steps: readonly { at: string }[]) => {
+          const times = steps.map((s) => Date.parse(s.at));
+          expect(times.every((t) => Number.isFinite(t))).toBe(true);
+          expect(times).toEqual([...times].sort((a, b) => a - b));
+        };
+
+        const flaky = (await of("flaky"))!;
+        expect(flaky.history).toBeDefined();
+        const flakySteps = flaky.history!;
+        inOrder(flakySteps);
+        const retry = flakySteps.findIndex((s) => s.kind === "retry_scheduled");
+        expect(retry, JSON.stringify(flakySteps)).toBeGreaterThanOrEqual(0);
+        expect(flakySteps[retry]).toMatchObject({
+          attempt: 1,
+          error: { message: "flaky first run" },
+        });
+        expect(flakySteps[retry]!.delayMs).toBeGreaterThanOrEqual(0);
+        // Nothing after the retry says it failed again; its settle, where recorded, comes after.
+        const later = flakySteps.slice(retry + 1).map((s) => s.kind);
+        expect(later).not.toContain("retry_scheduled");
+        expect(later).not.toContain("dead_lettered");
+        const acked = flakySteps.findIndex((s) => s.kind === "acked");
+        if (acked >= 0) expect(acked).toBeGreaterThan(retry);
+        expect(flakyRuns).toBe(2);
+
+        const fragile = (await of("fragile"))!;
+        inOrder(fragile.history!);
+        expect(fragile.history!.at(-1)).toMatchObject({
+          kind: "dead_lettered",
+          reason: "unrecoverable",
+          error: { message: "broken for now" },
+        });
+        expect(fragileRuns).toBe(1);
+
+        if (!driver.capabilities.replay || !driver.capabilities.deadLetters) return;
+        broken = false;
+        const [record] = (await inspector.deadLetters({ eventId: sent.id })).deadLetters;
+        expect(record).toBeDefined();
+        expect((await driver.admin().replay({ id: record!.id })).replayed).toEqual([record!.id]);
+        await until(() => fragileRuns === 2, wait, "the replayed delivery");
+        await expect.poll(async () => (await of("fragile"))?.state, poll).toBe("acked");
+        const replayed = (await of("fragile"))!.history!;
+        inOrder(replayed);
+        const dead = replayed.findIndex((s) => s.kind === "dead_lettered");
+        const replay = replayed.findIndex((s) => s.kind === "replayed");
+        expect(replay, JSON.stringify(replayed)).toBeGreaterThan(dead);
+        expect(dead).toBeGreaterThanOrEqual(0);
       },
     );
 

@@ -42,6 +42,7 @@ import type {
  */
 export const memoryCapabilities: Capabilities = Object.freeze({
   deliveries: true,
+  history: true,
   heartbeats: true,
   deadLetters: true,
   replay: true,
@@ -51,6 +52,19 @@ export const memoryCapabilities: Capabilities = Object.freeze({
 });
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The timeline fields of one delivery (copies: the caller cannot change the store's). */
+function historyOf(
+  state: SubscriberState,
+  eventId: string,
+): Pick<DeliveryInfo, "history" | "historyTruncated"> {
+  const history = state.history.get(eventId);
+  if (!history) return { history: [] };
+  return {
+    history: [...history.steps],
+    ...(history.truncated ? { historyTruncated: true } : {}),
+  };
+}
 
 function pageSize(limit: number | undefined): number {
   const size = limit ?? 100;
@@ -254,6 +268,7 @@ export class MemoryInspector implements Inspector {
           ...(s === "in_flight" ? { leaseUntil: iso(open.leaseUntil) } : {}),
           ...(s === "retrying" ? { availableAt: iso(Math.max(open.availableAt, now)) } : {}),
           updatedAt: iso(open.updatedAt),
+          ...historyOf(state, id),
         });
         continue;
       }
@@ -266,6 +281,7 @@ export class MemoryInspector implements Inspector {
           ...(settled.lastError ? { lastError: settled.lastError } : {}),
           ...(settled.deadReason ? { deadReason: settled.deadReason } : {}),
           updatedAt: iso(settled.at),
+          ...historyOf(state, id),
         });
         continue;
       }
@@ -510,7 +526,7 @@ export class MemoryAdmin implements Admin {
         continue;
       }
       try {
-        this.#store.requeue(entry.record.subscriber, entry.record.envelope);
+        this.#store.requeue(entry.record.subscriber, entry.record.envelope, "replayed");
       } catch (error) {
         failed.push({
           id: entry.id,

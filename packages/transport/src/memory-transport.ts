@@ -7,6 +7,7 @@ import {
   serializeError,
 } from "./errors";
 import type { DaemonHeartbeat } from "./heartbeat";
+import type { DeliveryStep } from "./inspector";
 import { type Logger, silentLogger } from "./logger";
 import { deadLetterRecord, decideOutcome, logDelivery, retryDelay, runAttempt } from "./outcome";
 import type {
@@ -73,6 +74,34 @@ export interface SubscriberState {
   lastSeen: number | undefined;
   /** Deliveries that were acked or dead-lettered, by event id (the latest outcome). */
   readonly settled: Map<string, SettledDelivery>;
+  /** Each delivery's timeline, by event id: the last {@link MEMORY_HISTORY_LIMIT} steps. */
+  readonly history: Map<string, MemoryHistory>;
+}
+
+/** @internal A delivery's timeline as the memory store keeps it. */
+export interface MemoryHistory {
+  readonly steps: DeliveryStep[];
+  /** Older steps were dropped to stay within {@link MEMORY_HISTORY_LIMIT}. */
+  truncated: boolean;
+}
+
+/** Steps the memory transport keeps per delivery (older ones are dropped, `historyTruncated`). */
+export const MEMORY_HISTORY_LIMIT = 50;
+
+/** Append a step to the timeline of `eventId` for the subscriber of `state`, within the bound. */
+function recordStep(
+  state: SubscriberState,
+  eventId: string,
+  step: Omit<DeliveryStep, "at"> & { readonly at?: number },
+): void {
+  let history = state.history.get(eventId);
+  if (!history) state.history.set(eventId, (history = { steps: [], truncated: false }));
+  const { at, ...rest } = step;
+  history.steps.push({ at: new Date(at ?? Date.now()).toISOString(), ...rest });
+  if (history.steps.length > MEMORY_HISTORY_LIMIT) {
+    history.steps.splice(0, history.steps.length - MEMORY_HISTORY_LIMIT);
+    history.truncated = true;
+  }
 }
 
 /** @internal An event as the store keeps it. */
@@ -138,6 +167,7 @@ function subscriberState(
     createdAt: Date.now(),
     lastSeen: undefined,
     settled: new Map(),
+    history: new Map(),
   };
 }
 
@@ -192,9 +222,14 @@ export class MemoryStore {
 
   /**
    * @internal Deliver `envelope` again to `subscriber` only, keeping its id (see
-   * {@link Transport.requeue}).
+   * {@link Transport.requeue}). `kind` is the step the delivery's timeline gets.
    */
-  requeue(subscriber: string, envelope: Envelope): void {
+  requeue(
+    subscriber: string,
+    envelope: Envelope,
+    // `Transport.requeue` is the dead-letter replay path (the router's retry daemon, `admin.replay`).
+    kind: "replayed" | "requeued" = "replayed",
+  ): void {
     const state = this.subscribers.get(subscriber);
     if (!state || !state.types.has(envelope.type)) {
       throw new UnknownSubscriptionError(subscriber, envelope.type, [...this.subscribers.keys()]);
@@ -206,8 +241,14 @@ export class MemoryStore {
       // Never take over a live lease: the running attempt's success stands for the requeue;
       // if it fails, it is due again with fresh attempts instead of a retry count or a dead letter.
       open.requeued = true;
+      recordStep(state, envelope.id, {
+        at: now,
+        kind,
+        detail: "while an attempt ran: that attempt stands for it, or runs again if it fails",
+      });
       return;
     }
+    recordStep(state, envelope.id, { at: now, kind });
     if (open) {
       // Waiting for a retry, or held by an expired lease: due again now, with fresh attempts.
       open.controller?.abort(new LeaseLostError(subscriber, open.envelope.id));
@@ -236,6 +277,7 @@ export class MemoryStore {
       let expired = false;
       for (const d of state.deliveries) {
         if (d.token !== 0 && d.leaseUntil <= now) {
+          recordStep(state, d.envelope.id, { at: now, kind: "lease_expired", attempt: d.attempts });
           d.token = 0;
           d.controller?.abort(new LeaseLostError(state.name, d.envelope.id));
           d.controller = undefined;
@@ -448,13 +490,21 @@ class Worker implements TransportSubscription {
     this.state.lastSeen = now;
     this.#held.set(d, token);
     this.#running++;
+    recordStep(this.state, d.envelope.id, { at: now, kind: "claimed", attempt: d.attempts });
     const delivery: Delivery = {
       envelope: d.envelope,
       attempt: d.attempts,
       subscriber: this.subscriber,
       signal: controller.signal,
       extendLease: async (ms = this.#leaseMs) => {
-        if (d.token !== token) throw new LeaseLostError(this.subscriber, d.envelope.id);
+        if (d.token !== token) {
+          recordStep(this.state, d.envelope.id, {
+            kind: "fenced",
+            attempt: delivery.attempt,
+            detail: "a lease extension from an attempt that had lost its lease",
+          });
+          throw new LeaseLostError(this.subscriber, d.envelope.id);
+        }
         d.leaseUntil = Date.now() + ms;
       },
     };
@@ -480,6 +530,11 @@ class Worker implements TransportSubscription {
         () => this.options.handler(delivery),
       );
       if (d.token !== token) {
+        recordStep(this.state, d.envelope.id, {
+          kind: "fenced",
+          attempt: delivery.attempt,
+          detail: `the ${result.failed ? "failure" : "success"} of an attempt that had lost its lease`,
+        });
         this.logger.warn(
           { subscriber: this.subscriber, eventId: d.envelope.id },
           `discarding the outcome of ${d.envelope.id}: its lease expired and it was redelivered`,
@@ -495,6 +550,14 @@ class Worker implements TransportSubscription {
         d.attempts = 0;
         d.availableAt = Date.now();
         d.updatedAt = d.availableAt;
+        recordStep(this.state, d.envelope.id, {
+          at: d.updatedAt,
+          kind: "retry_scheduled",
+          attempt: delivery.attempt,
+          ...(d.lastError ? { error: d.lastError } : {}),
+          delayMs: 0,
+          detail: "requeued while this attempt ran: runs again with fresh attempts",
+        });
         return;
       }
       const outcome = decideOutcome(
@@ -510,6 +573,7 @@ class Worker implements TransportSubscription {
       });
       switch (outcome.kind) {
         case "ack":
+          recordStep(this.state, d.envelope.id, { kind: "acked", attempt: d.attempts });
           return this.#settle(d, { state: "acked" });
         case "dead_letter":
           await this.transport.deadLetter(
@@ -524,11 +588,24 @@ class Worker implements TransportSubscription {
             }),
             this.options.deadLetter,
           );
+          recordStep(this.state, d.envelope.id, {
+            kind: "dead_lettered",
+            attempt: d.attempts,
+            error: serializeError(outcome.error),
+            reason: outcome.reason,
+          });
           return this.#settle(d, { state: "dead", deadReason: outcome.reason });
         case "retry":
           d.token = 0;
           d.updatedAt = Date.now();
           d.availableAt = d.updatedAt + outcome.delayMs;
+          recordStep(this.state, d.envelope.id, {
+            at: d.updatedAt,
+            kind: "retry_scheduled",
+            attempt: d.attempts,
+            ...(d.lastError ? { error: d.lastError } : {}),
+            delayMs: outcome.delayMs,
+          });
           return;
       }
     } catch (error) {
@@ -540,7 +617,16 @@ class Worker implements TransportSubscription {
       if (d.token === token) {
         d.token = 0;
         d.updatedAt = Date.now();
-        d.availableAt = d.updatedAt + retryDelay(d.attempts, this.options);
+        const delayMs = retryDelay(d.attempts, this.options);
+        d.availableAt = d.updatedAt + delayMs;
+        recordStep(this.state, d.envelope.id, {
+          at: d.updatedAt,
+          kind: "retry_scheduled",
+          attempt: d.attempts,
+          ...(d.lastError ? { error: d.lastError } : {}),
+          delayMs,
+          detail: "the dead-letter sink failed; kept and retried",
+        });
       }
     } finally {
       this.state.lastSeen = Date.now();

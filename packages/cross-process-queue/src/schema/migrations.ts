@@ -164,6 +164,32 @@ export const migrations: readonly Migration[] = [
       "daemon_heartbeats.contracts: what each daemon publishes and consumes, announced with its heartbeats",
     up: (db) => db.exec(`ALTER TABLE daemon_heartbeats ADD COLUMN contracts TEXT;`),
   },
+  {
+    version: 4,
+    description:
+      "delivery_steps: each delivery's timeline off the happy path (retries, expired leases, fencing, dead letters, replays)",
+    // Written in the transaction of the change each step records, and only off the happy path: a
+    // first claim and its ack write nothing here. Numbered per delivery (n = 1, 2, …); a delivery
+    // keeps its latest HISTORY_LIMIT steps. Retention removes steps with their deliveries.
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE delivery_steps (
+          subscriber   TEXT    NOT NULL,
+          event_seq    INTEGER NOT NULL,
+          n            INTEGER NOT NULL,  -- 1, 2, … per delivery: a first kept n > 1 means older steps were dropped
+          at           INTEGER NOT NULL,  -- ms since the epoch
+          kind         TEXT    NOT NULL,  -- claimed | acked | retry_scheduled | lease_expired | fenced | dead_lettered | replayed | requeued
+          attempt      INTEGER,
+          error        TEXT,              -- a serialized error, JSON
+          delay_ms     INTEGER,           -- retry_scheduled: the backoff applied
+          reason       TEXT,              -- dead_lettered: max_attempts | unrecoverable | invalid_payload | timeout
+          actor        TEXT,              -- who wrote it: host:pid
+          detail       TEXT,
+          PRIMARY KEY (subscriber, event_seq, n)
+        ) WITHOUT ROWID;
+        CREATE INDEX delivery_steps_seq ON delivery_steps (event_seq);
+      `),
+  },
 ];
 
 /** The schema version this package writes. */
