@@ -40,6 +40,11 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
       actions: { token: TOKEN },
       tailIntervalMs: 100,
       title: "Switchyard test",
+      catalog: {
+        pipelines: [
+          { name: "training", key: "config_key", stages: ["TRAINING_COMPLETED", "MODEL_PROMOTED"] },
+        ],
+      },
     });
     readOnly = await serveDashboard({ driver, port: 0, basePath: "/ro" });
     browser = await chromium.launch({
@@ -119,6 +124,8 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
           await page.textContent("#subscribers-table tbody tr:first-child td:first-child"),
         ).toContain("selfplay_watch");
       }
+      if (name === "pipeline")
+        expect(await page.textContent("#keys-0 tr[data-key=hex8_2p]")).toContain("complete");
       if (name === "event")
         expect(await page.textContent("#causation")).toContain("TRAINING_COMPLETED");
       if (name === "daemons") expect(await page.textContent("#daemons")).toContain("crashy_daemon");

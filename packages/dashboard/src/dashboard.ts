@@ -33,7 +33,7 @@ import {
   pipelinePage,
   subscribersPage,
 } from "./pages";
-import { pipelineGraph } from "./pipeline";
+import { pipelineGraph, pipelineKeys } from "./pipeline";
 
 /** The header a write must carry the action token in. */
 export const TOKEN_HEADER = "x-switchyard-token";
@@ -241,6 +241,7 @@ export function createDashboard(
         "POST api/dead-letters/purge",
         "GET api/daemons",
         "GET api/pipeline?window=1h",
+        "GET api/pipeline/keys?window=1h",
         "GET metrics",
       ],
     }),
@@ -375,6 +376,18 @@ export function createDashboard(
       ),
     ),
   );
+  app.get("/api/pipeline/keys", async (c) =>
+    c.json(
+      await pipelineKeys(
+        inspector,
+        resolved.pipelines,
+        c.req.query("window"),
+        resolved.now(),
+        resolved.maxPipelineScan,
+        signal(c),
+      ),
+    ),
+  );
   app.all("/api/*", (c) =>
     c.json({ error: { code: "NOT_FOUND", message: `No API route ${c.req.path}.` } }, 404),
   );
@@ -433,20 +446,15 @@ export function createDashboard(
       ),
     ),
   );
-  app.get("/pipeline", async (c) =>
-    c.html(
-      pipelinePage(
-        ctx,
-        await pipelineGraph(
-          inspector,
-          resolved.pipelines,
-          c.req.query("window"),
-          resolved.now(),
-          signal(c),
-        ),
-      ),
-    ),
-  );
+  app.get("/pipeline", async (c) => {
+    const window = c.req.query("window");
+    const now = resolved.now();
+    const [graph, keys] = await Promise.all([
+      pipelineGraph(inspector, resolved.pipelines, window, now, signal(c)),
+      pipelineKeys(inspector, resolved.pipelines, window, now, resolved.maxPipelineScan, signal(c)),
+    ]);
+    return c.html(pipelinePage(ctx, graph, keys));
+  });
   app.notFound((c) =>
     c.req.path.startsWith(`${base}/api/`)
       ? c.json({ error: { code: "NOT_FOUND", message: `No route ${c.req.path}.` } }, 404)

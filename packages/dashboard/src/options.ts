@@ -41,6 +41,11 @@ export interface DashboardOptions {
   readonly tailIntervalMs?: number;
   /** Dead letters read at most to build the groups. @defaultValue 10_000 */
   readonly maxGroupScan?: number;
+  /**
+   * Events read at most, per declared pipeline, for the Pipeline page's per-key verification
+   * (a key whose stages were not all read shows as not known). @defaultValue 20_000
+   */
+  readonly maxPipelineScan?: number;
   /** Clock, for tests. @defaultValue Date.now */
   readonly now?: () => number;
 }
@@ -54,6 +59,7 @@ export const defaultDashboardOptions = Object.freeze({
   maxDeadLetters: 100,
   tailIntervalMs: 1000,
   maxGroupScan: 10_000,
+  maxPipelineScan: 20_000,
 });
 
 /** An option of {@link createDashboard} or {@link serveDashboard} is not usable. */
@@ -78,6 +84,7 @@ export interface ResolvedOptions {
   readonly maxDeadLetters: number;
   readonly tailIntervalMs: number;
   readonly maxGroupScan: number;
+  readonly maxPipelineScan: number;
   readonly now: () => number;
 }
 
@@ -112,6 +119,7 @@ export function resolveOptions(options: DashboardOptions): ResolvedOptions {
     maxDeadLetters: positive("maxDeadLetters", merged.maxDeadLetters),
     tailIntervalMs: positive("tailIntervalMs", merged.tailIntervalMs),
     maxGroupScan: positive("maxGroupScan", merged.maxGroupScan),
+    maxPipelineScan: positive("maxPipelineScan", merged.maxPipelineScan),
     now: options.now ?? Date.now,
   };
 }

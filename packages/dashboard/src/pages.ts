@@ -12,7 +12,7 @@ import { html } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import type { DaemonView, DeadLetterGroups, EventDetail, Overview, SubscriberSort } from "./data";
 import { WINDOWS } from "./data";
-import type { PipelineGraph } from "./pipeline";
+import type { PipelineGraph, PipelineKeys, PipelineKeysView } from "./pipeline";
 
 // Every value below goes through hono's `html` template, which escapes it: payloads, ids, types
 // and error messages are hostile input. Nothing here uses `raw`.
@@ -891,8 +891,64 @@ export function daemonsPage(
   );
 }
 
-/** The pipeline graph, laid out on the server (dagre) and drawn as SVG. */
-export function pipelinePage(ctx: PageContext, graph: PipelineGraph): Html {
+const VERDICT_BADGE = { complete: "healthy", incomplete: "degraded", uncertain: "stale" } as const;
+
+/** One declared pipeline's verification per key: stages reached with counts, last time, verdict. */
+function pipelineKeysTable(ctx: PageContext, view: PipelineKeysView, index: number): Html {
+  const id = `keys-${index}`;
+  return html`<section class="panel" aria-labelledby="${id}-h">
+    <h2 id="${id}-h">
+      Pipeline ${short(view.pipeline, 80)} per ${short(view.key, 80)}, last
+      ${Math.round(view.hours * 10) / 10} h
+    </h2>
+    <p class="muted">
+      The verdict of <code>switchyard pipeline verify &lt;${short(view.key, 80)}&gt;</code>: ✓ count
+      of events per stage, ✗ none, ? not known (older events removed).
+    </p>
+    ${view.warnings.map((w) => html`<p class="warning">${w}</p>`)}
+    ${
+      view.keys.length === 0
+        ? html`<p class="muted" id="${id}-none">
+            No ${short(view.key, 80)} had an event of this pipeline in the window.
+          </p>`
+        : html`<div
+            class="scroll"
+            tabindex="0"
+            role="region"
+            aria-label="${short(view.pipeline, 80)} per ${short(view.key, 80)}"
+          >
+            <table class="data pipeline-keys" id="${id}" data-pipeline="${view.pipeline}">
+              <thead>
+                <tr>
+                  <th scope="col">${short(view.key, 80)}</th>
+                  ${view.stages.map((stage, i) => html`<th scope="col" class="num">${i + 1}. ${short(stage, 60)}</th>`)}
+                  <th scope="col">Last event</th>
+                  <th scope="col">Verdict</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${view.keys.map(
+                  (k) =>
+                    html`<tr data-key="${k.key}">
+                      <th scope="row">${short(k.key, 80)}</th>
+                      ${k.stages.map((s) => html`<td class="num stage-${s.ok ? "ok" : s.uncertain ? "unknown" : "missing"}">${s.ok ? "✓" : s.uncertain ? "?" : "✗"} ${s.count}</td>`)}
+                      <td>${time(k.lastAt)}</td>
+                      <td>
+                        <span class="badge badge-${VERDICT_BADGE[k.verdict]}">${k.verdict}</span
+                        >${k.missing.length > 0 && k.verdict !== "uncertain" ? html` <span class="muted">stuck before ${short(k.missing[0], 60)}</span>` : ""}
+                      </td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>
+          </div>`
+    }
+    ${view.keysTruncated ? html`<p class="muted">The ${view.keys.length} newest only.</p>` : ""}
+  </section>`;
+}
+
+/** The pipeline graph, laid out on the server (dagre) and drawn as SVG, and each declared pipeline per key. */
+export function pipelinePage(ctx: PageContext, graph: PipelineGraph, keys: PipelineKeys): Html {
   const colour = (flow: number) =>
     flow === 0 ? "flow-none" : flow < 10 ? "flow-low" : "flow-high";
   return layout(
@@ -964,7 +1020,8 @@ export function pipelinePage(ctx: PageContext, graph: PipelineGraph): Html {
                 </tr>`,
             )}
         </tbody>
-      </table>`,
+      </table>
+      ${keys.pipelines.map((view, i) => pipelineKeysTable(ctx, view, i))}`,
   );
 }
 

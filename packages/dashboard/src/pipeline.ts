@@ -2,6 +2,7 @@ import { Graph, layout } from "@dagrejs/dagre";
 import type { Inspector } from "@switchyard/transport";
 import { windowOf } from "./data";
 import type { DashboardPipeline } from "./options";
+import { type PipelineKeysVerification, verifyPipelineKeys } from "./verify";
 
 /** A node of the pipeline graph: an event type or a subscriber. */
 export interface PipelineNode {
@@ -149,4 +150,45 @@ export async function pipelineGraph(
     width: Math.max(graph.width ?? 0, 1),
     height: Math.max(graph.height ?? 0, 1),
   };
+}
+
+/** One declared pipeline's verification per key (`GET <base>/api/pipeline/keys`). */
+export interface PipelineKeysView extends PipelineKeysVerification {
+  /** The pipeline's name, e.g. `training`. */
+  readonly pipeline: string;
+}
+
+/** What `GET <base>/api/pipeline/keys` answers: per declared pipeline, every key's verdict. */
+export interface PipelineKeys {
+  readonly window: string;
+  readonly pipelines: readonly PipelineKeysView[];
+}
+
+/**
+ * Per declared pipeline, every key with an event in the window and its verdict: the rule of
+ * `switchyard pipeline verify` (see `verifyPipelineKeys`), over the page's window.
+ */
+export async function pipelineKeys(
+  inspector: Inspector,
+  pipelines: readonly DashboardPipeline[],
+  windowName: string | undefined,
+  now: number,
+  maxEvents: number,
+  signal?: AbortSignal,
+): Promise<PipelineKeys> {
+  const window = windowOf(windowName);
+  const views: PipelineKeysView[] = [];
+  for (const p of pipelines)
+    views.push({
+      pipeline: p.name,
+      ...(await verifyPipelineKeys(inspector, {
+        stages: p.stages,
+        key: p.key,
+        hours: window.ms / 3_600_000,
+        now,
+        maxEvents,
+        ...(signal ? { signal } : {}),
+      })),
+    });
+  return { window: window.name, pipelines: views };
 }

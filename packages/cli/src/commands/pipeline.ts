@@ -1,83 +1,34 @@
 import type { Command } from "commander";
+import {
+  type PipelineVerification,
+  type VerifyPipelineOptions as DashboardVerifyOptions,
+  verifyPipeline as verifyOneKey,
+} from "@switchyard/dashboard";
 import { type AnyCatalog, type PipelineDefinition, pipelineStages } from "@switchyard/event-schema";
 import { withCatalogOption } from "../catalog-option";
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
 import type { Inspector } from "@switchyard/transport";
 import { openTarget } from "../drivers";
-import { CliError, ExitCode, formatDuration, formatTime, positiveNumberOption } from "../output";
-import { eventsSince } from "./shared";
+import { CliError, ExitCode, formatTime, positiveNumberOption } from "../output";
 
 /** Options of {@link verifyPipeline}. */
-export interface VerifyPipelineOptions {
-  /** Length of the window ending now, in hours. @defaultValue 24 */
-  readonly hours?: number;
-  /** End of the window (Unix ms). @defaultValue `Date.now()` */
-  readonly now?: number;
+export interface VerifyPipelineOptions extends Omit<
+  DashboardVerifyOptions,
+  "stages" | "signal" | "maxEvents"
+> {
   /**
    * The stages to check, in order: a catalog's pipeline (`catalog.pipeline("name").stages`).
    * @defaultValue the stages of the pipeline catalog's `training` pipeline
    */
   readonly stages?: readonly string[];
-  /**
-   * The payload field linking the stages (a catalog pipeline's `key`); the envelope `subject`
-   * matches too. @defaultValue "config_key"
-   */
-  readonly key?: string;
-}
-
-/** One stage of a {@link PipelineVerification}. */
-export interface PipelineStageResult {
-  /** The stage's event type, e.g. `"TRAINING_COMPLETED"`. */
-  readonly type: string;
-  /** Events of this type for the config key within the window. */
-  readonly count: number;
-  /** Whether the stage flowed (`count > 0`). */
-  readonly ok: boolean;
-  /** When the newest of them was stored (RFC 3339). */
-  readonly lastAt?: string;
-  /**
-   * Set on a stage with no event when the window reaches back past what is still stored
-   * (`coveredSince`): none since then, and whether one came earlier in the window cannot be
-   * known, its events being pruned. Shown as `?`, not `✗`.
-   */
-  readonly uncertain?: true;
-}
-
-/** The result of {@link verifyPipeline}. */
-export interface PipelineVerification {
-  readonly configKey: string;
-  readonly hours: number;
-  /** Start of the window (RFC 3339). */
-  readonly since: string;
-  /** End of the window (RFC 3339). */
-  readonly until: string;
-  /**
-   * From when on every event of the window is still stored (RFC 3339): `since`, unless retention
-   * pruned events of the window's start (then later; see `warnings`).
-   */
-  readonly coveredSince: string;
-  /** What makes the result less than it seems: the window reaches past retention. Empty when none. */
-  readonly warnings: readonly string[];
-  /** True when every stage flowed. */
-  readonly ok: boolean;
-  /** Every stage, in pipeline order. */
-  readonly stages: readonly PipelineStageResult[];
-  /** The stages with no event, in pipeline order (including the `uncertain` ones). */
-  readonly missing: readonly string[];
-}
-
-/** From when on the transport still holds every event, and why older ones are gone. */
-interface StorageHorizon {
-  /** Unix ms from which every stored event is complete; `undefined` when nothing is stored. */
-  readonly at: number | undefined;
-  readonly note: string;
 }
 
 /**
  * Did every pipeline stage fire for one config key within the last `hours`? Counts the stored
  * events of each stage whose envelope `subject` or payload key field is `configKey`, on any
  * transport: `source` is an open inspector, or a target (`sqlite:path`, a bare path,
- * `nats://…`) opened read-only and closed again.
+ * `nats://…`) opened read-only and closed again. The rule is the dashboard's
+ * (`verifyPipeline` of `@switchyard/dashboard`), so its Pipeline page gives the same verdicts.
  *
  * @example
  * ```ts
@@ -102,89 +53,7 @@ export async function verifyPipeline(
       await driver.close();
     }
   }
-  const until = options.now ?? Date.now();
-  const since = until - hours * 3_600_000;
-  const types = options.stages ?? pipelineStages;
-  const field = options.key ?? "config_key";
-  const counts = new Map<string, { type: string; count: number; lastAt: number }>();
-  for (const event of await eventsSince(source, { types, since, until })) {
-    const data = event.envelope?.data as Record<string, unknown> | undefined;
-    if (event.subject !== configKey && data?.[field] !== configKey) continue;
-    const at = Date.parse(event.storedAt);
-    const row = counts.get(event.type);
-    if (row) {
-      row.count++;
-      row.lastAt = Math.max(row.lastAt, at);
-    } else counts.set(event.type, { type: event.type, count: 1, lastAt: at });
-  }
-  return summarize(
-    configKey,
-    hours,
-    since,
-    until,
-    types,
-    [...counts.values()],
-    await horizonOf(source),
-  );
-}
-
-/**
- * What the transport no longer holds: logs number events from 1 (SQLite `seq`, the JetStream
- * stream sequence), so an oldest stored event past 1 means older ones were removed.
- */
-async function horizonOf(inspector: Inspector): Promise<StorageHorizon | undefined> {
-  const oldest = (await inspector.events({ limit: 1, order: "oldest" })).events[0];
-  if (!oldest || oldest.seq <= 1) return undefined;
-  return {
-    at: Date.parse(oldest.storedAt),
-    note: `older events were removed by the ${inspector.transport} transport's retention`,
-  };
-}
-
-function summarize(
-  configKey: string,
-  hours: number,
-  since: number,
-  until: number,
-  types: readonly string[],
-  rows: readonly { type: string; count: number; lastAt: number }[],
-  horizon: StorageHorizon | undefined,
-): PipelineVerification {
-  // The window is complete from `covered` on; before it, a missing stage proves nothing.
-  const covered = horizon ? Math.max(since, Math.min(horizon.at ?? until, until)) : since;
-  const truncated = covered > since;
-  const counts = new Map(rows.map((r) => [r.type, r]));
-  const stages = types.map((type): PipelineStageResult => {
-    const row = counts.get(type);
-    if (row && row.count > 0)
-      return { type, count: row.count, ok: true, lastAt: new Date(row.lastAt).toISOString() };
-    return truncated
-      ? { type, count: 0, ok: false, uncertain: true }
-      : { type, count: 0, ok: false };
-  });
-  const missing = stages.filter((s) => !s.ok).map((s) => s.type);
-  const warnings: string[] = [];
-  if (truncated && horizon) {
-    const at = new Date(covered).toISOString();
-    warnings.push(
-      horizon.at === undefined
-        ? `The window cannot be checked in full: ${horizon.note}.`
-        : `The ${hours} h window starts before ${at} (${formatDuration(until - covered)} ago), where ` +
-            `the stored events begin: ${horizon.note}. Only the last ${formatDuration(until - covered)} ` +
-            `are checked in full; a stage with no event since then (?) may have fired earlier.`,
-    );
-  }
-  return {
-    configKey,
-    hours,
-    since: new Date(since).toISOString(),
-    until: new Date(until).toISOString(),
-    coveredSince: new Date(covered).toISOString(),
-    warnings,
-    ok: missing.length === 0,
-    stages,
-    missing,
-  };
+  return verifyOneKey(source, configKey, { ...options, stages: options.stages ?? pipelineStages });
 }
 
 interface VerifyOptions extends CommonOptions {

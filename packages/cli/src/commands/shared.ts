@@ -1,5 +1,5 @@
 import type { AnyCatalog } from "@switchyard/event-schema";
-import type { HeartbeatInfo, Inspector, StoredEvent } from "@switchyard/transport";
+import type { HeartbeatInfo, Inspector } from "@switchyard/transport";
 import { checkEventTypeAsync } from "../event-types";
 import { formatDuration } from "../output";
 
@@ -57,29 +57,6 @@ export function retryNote(state: RetryDaemonState): string {
         : ` (no heartbeat of a daemon named ${RETRY_DAEMON})`) +
     `: nothing retries them at "next retry" until one runs; replay them with \`switchyard dlq replay\`.`
   );
-}
-
-/** Every event matching the query, oldest first, following the pages (at most `max`). */
-export async function eventsSince(
-  inspector: Inspector,
-  query: { readonly types?: readonly string[]; readonly since?: number; readonly until?: number },
-  max = 100_000,
-): Promise<StoredEvent[]> {
-  const found: StoredEvent[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await inspector.events({
-      ...(query.types ? { types: query.types } : {}),
-      ...(query.since !== undefined ? { since: query.since } : {}),
-      ...(query.until !== undefined ? { until: query.until } : {}),
-      order: "oldest",
-      limit: 1000,
-      ...(cursor ? { cursor } : {}),
-    });
-    found.push(...page.events);
-    cursor = page.next;
-  } while (cursor && found.length < max);
-  return found;
 }
 
 /**

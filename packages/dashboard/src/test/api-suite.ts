@@ -272,6 +272,24 @@ export function apiSuite(name: string, open: () => Promise<Driver>) {
       expect(body.nodes.every((n: any) => Number.isFinite(n.x) && Number.isFinite(n.y))).toBe(true);
     });
 
+    it("verifies the declared pipeline per key: stages with counts, last time, verdict", async () => {
+      const { status, body } = await get("/api/pipeline/keys?window=1h");
+      expect(status).toBe(200);
+      const [training] = body.pipelines;
+      expect(training).toMatchObject({
+        pipeline: "training",
+        key: "config_key",
+        stages: ["TRAINING_COMPLETED", "MODEL_PROMOTED"],
+        warnings: [],
+      });
+      const hex = training.keys.find((k: any) => k.key === "hex8_2p");
+      expect(hex).toMatchObject({ ok: true, verdict: "complete", missing: [] });
+      expect(hex.stages.map((s: any) => s.count)).toEqual([1, 1]);
+      expect(hex.lastAt).toBe(hex.stages[1].lastAt);
+      const page = await (await dash(new Request("http://dash.test/ops/pipeline"))).text();
+      expect(page).toMatch(/<tr data-key="hex8_2p">[\s\S]*?complete/);
+    });
+
     it("serves the Prometheus metrics under the base path", async () => {
       const response = await dash(new Request("http://dash.test/ops/metrics"));
       expect(response.status).toBe(200);
