@@ -133,10 +133,16 @@ export function createEnvelope<T extends string, D>(
   if (options.tracestate !== undefined) envelope.tracestate = options.tracestate;
   if (options.correlationid !== undefined) envelope.correlationid = options.correlationid;
   if (options.causationid !== undefined) envelope.causationid = options.causationid;
-  for (const key of IDENTIFIERS) {
-    const text = envelope[key];
-    if (text !== undefined && !isWellFormed(text)) assertEnvelope(envelope);
-  }
+  // A generated id is hex and dashes: only the strings the caller passed need the check.
+  if (
+    !wellFormedOrAbsent(options.type) ||
+    !wellFormedOrAbsent(options.source) ||
+    !wellFormedOrAbsent(options.id) ||
+    !wellFormedOrAbsent(subject) ||
+    !wellFormedOrAbsent(options.correlationid) ||
+    !wellFormedOrAbsent(options.causationid)
+  )
+    assertEnvelope(envelope);
   return envelope;
 }
 
@@ -151,6 +157,10 @@ function isoTime(ms: number): string {
   return cachedIso;
 }
 
+function wellFormedOrAbsent(text: string | undefined): boolean {
+  return text === undefined || isWellFormed(text);
+}
+
 function configKeyOf(data: unknown): string | undefined {
   if (typeof data !== "object" || data === null) return undefined;
   const key = (data as { config_key?: unknown }).config_key;
@@ -158,7 +168,6 @@ function configKeyOf(data: unknown): string | undefined {
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
-const IDENTIFIERS = ["id", "type", "source", "subject", "correlationid", "causationid"] as const;
 const OPTIONAL_STRINGS = [
   "subject",
   "traceparent",
