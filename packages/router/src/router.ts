@@ -42,6 +42,7 @@ import {
   emptyCounters,
 } from "./subscription";
 import { childTraceparent, newTraceparent } from "./trace";
+import { clock } from "./clock";
 import type { DeadLetterSink, Transport, TransportSubscription } from "@switchyard/transport";
 
 /** Defaults applied to every subscription unless it sets its own. */
@@ -1046,7 +1047,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   #dispatch(envelope: Envelope, waits: Promise<void>[] | undefined): Promise<void>[] | undefined {
     const subs = this.#byType.get(envelope.type);
     if (!subs) return waits;
-    const now = performance.now(); // one clock read shared by every subscription's start
+    const now = clock(); // one clock read shared by every subscription's start
     for (const sub of subs) {
       const wait = sub.offer(envelope, now);
       if (wait) (waits ??= []).push(wait);

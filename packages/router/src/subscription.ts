@@ -14,6 +14,7 @@ import {
   composeMiddleware,
 } from "./middleware/types";
 import { DurationWindow, type DurationStats } from "./stats";
+import { clock, expireClock } from "./clock";
 import type { Delivery, TransportSubscription } from "@switchyard/transport";
 
 /** What a full subscription queue does with the next event. */
@@ -193,8 +194,9 @@ export class LocalSubscription {
   /** Whether lifecycle debug lines are wanted (any logger but the silent default). */
   readonly #debug: boolean;
   readonly #maxAttempts: number;
-  /** Idle worker slots, reused so a delivery allocates no closures. */
+  /** Idle worker slots, reused so a delivery allocates no closures; one kept aside (`#spare`). */
   #slots: WorkerSlot[] = [];
+  #spare: WorkerSlot | undefined;
   #deadlines: DeliveryContext[] = [];
   #deadlineHead = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -257,6 +259,12 @@ export class LocalSubscription {
    */
   offer(event: Envelope, now?: number): Promise<void> | undefined {
     if (!this.#active) return undefined;
+    if (this.#running < this.concurrency && this.#queue.length === 0) {
+      // An idle worker: deliver at once, without a trip through the queue.
+      this.#running++;
+      this.#run(this.#takeSlot(), now ?? clock(), event);
+      return undefined;
+    }
     if (this.#queue.length < this.queueSize) {
       this.#queue.push(event);
       if (this.#running < this.concurrency) this.#startWorker(now);
@@ -318,9 +326,28 @@ export class LocalSubscription {
     if (failed) throw failure;
   }
 
-  #startWorker(now: number = performance.now()): void {
+  #startWorker(now: number = clock()): void {
     this.#running++;
-    this.#run(this.#slots.pop() ?? this.#newSlot(), now);
+    this.#run(this.#takeSlot(), now, this.#next());
+  }
+
+  /** The next queued event, waking one publisher waiting for room. */
+  #next(): Envelope | undefined {
+    const event = this.#queue.shift();
+    if (event !== undefined && this.#room.length > 0) this.#room.shift()!();
+    return event;
+  }
+
+  #takeSlot(): WorkerSlot {
+    const spare = this.#spare;
+    if (spare === undefined) return this.#slots.pop() ?? this.#newSlot();
+    this.#spare = undefined;
+    return spare;
+  }
+
+  #releaseSlot(slot: WorkerSlot): void {
+    if (this.#spare === undefined) this.#spare = slot;
+    else this.#slots.push(slot);
   }
 
   #newSlot(): WorkerSlot {
@@ -339,9 +366,8 @@ export class LocalSubscription {
    * synchronously costs no microtask. One clock read per delivery: the end of one is the start of
    * the next.
    */
-  #run(slot: WorkerSlot, now: number): void {
-    for (let event = this.#queue.shift(); event !== undefined; event = this.#queue.shift()) {
-      this.#room.shift()?.();
+  #run(slot: WorkerSlot, now: number, first: Envelope | undefined): void {
+    for (let event = first; event !== undefined; event = this.#next()) {
       const ctx = new DeliveryContext(
         this.name,
         "local",
@@ -356,17 +382,28 @@ export class LocalSubscription {
       try {
         result = this.#local(event, ctx);
       } catch (error) {
-        now = performance.now();
+        expireClock();
+        now = clock();
         this.#complete(ctx, true, error, now);
         if (!this.#active && this.host.shutdownSignal.aborted) break;
         continue;
       }
+      expireClock();
       if (isThenable(result)) {
         slot.ctx = ctx;
-        result.then(slot.ok, slot.fail);
-        return;
+        try {
+          result.then(slot.ok, slot.fail);
+          return;
+        } catch (error) {
+          // A thenable whose `then` throws fails the delivery, as `await` would.
+          slot.ctx = undefined;
+          now = clock();
+          this.#complete(ctx, true, error, now);
+          if (!this.#active && this.host.shutdownSignal.aborted) break;
+          continue;
+        }
       }
-      now = performance.now();
+      now = clock();
       this.#complete(ctx, false, undefined, now);
       if (!this.#active && this.host.shutdownSignal.aborted) break;
     }
@@ -378,17 +415,17 @@ export class LocalSubscription {
     slot.ctx = undefined;
     // Timed out: the slot was already released and a replacement worker started.
     if (ctx.abandoned) {
-      this.#slots.push(slot);
+      this.#releaseSlot(slot);
       return;
     }
-    const now = performance.now();
+    const now = clock();
     this.#complete(ctx, failed, failure, now);
     if (!this.#active && this.host.shutdownSignal.aborted) this.#exit(slot);
-    else this.#run(slot, now);
+    else this.#run(slot, now, this.#next());
   }
 
   #exit(slot: WorkerSlot): void {
-    this.#slots.push(slot);
+    this.#releaseSlot(slot);
     this.#running--;
     if (this.#running === 0 && this.#queue.length === 0) this.#wakeIdle();
   }

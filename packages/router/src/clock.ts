@@ -1,0 +1,43 @@
+// One monotonic clock read shared by the bookkeeping of one microtask checkpoint.
+//
+// Every delivery needs a start and an end time (durations, slow-handler warnings, deadlines). Read
+// fresh each time, the clock cost as much as the rest of a delivery's bookkeeping: a publish to
+// ten subscribers settles ten handler promises in one run of the microtask queue, and each read
+// `performance.now()`. Here the first read of a run is kept until a microtask queued behind it
+// expires it, and calling user code (a handler) expires it at once.
+//
+// Why a shared read is still exact enough: a value read at t0 is only reused by jobs that were
+// already queued when t0 was read, with no handler of ours called in between. A handler promise
+// whose settlement job was queued before t0 settled before t0, so t0 lies between its settlement
+// and the moment we observe it — the same bracket a fresh read gives. A start time taken from a
+// shared read can be early by the work other code did in that same checkpoint (as the start of
+// every subscription offered one event already shared one read).
+
+const RESOLVED = Promise.resolve();
+let cached = 0;
+let valid = false;
+/** An expiring microtask is queued. A read after `expireClock()` reuses it: it sits earlier in
+ * the queue, so it only narrows which jobs share the read. */
+let pending = false;
+
+function expire(): void {
+  valid = false;
+  pending = false;
+}
+
+/** `performance.now()`, read at most once per microtask checkpoint (see above). */
+export function clock(): number {
+  if (valid) return cached;
+  cached = performance.now();
+  valid = true;
+  if (!pending) {
+    pending = true;
+    void RESOLVED.then(expire);
+  }
+  return cached;
+}
+
+/** Forget the shared read: user code (a handler) ran since, for an unknown time. */
+export function expireClock(): void {
+  valid = false;
+}
