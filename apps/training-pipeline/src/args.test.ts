@@ -33,6 +33,21 @@ describe("the demo's command line", () => {
     expect(!without.help && without.settings.otel).toBeUndefined();
   });
 
+  it("--dashboard takes an optional port: 4000 without one, a number after it, or =<port>", () => {
+    const port = (args: string[]) => {
+      const parsed = parseDemoArgs(args);
+      return parsed.help ? "help" : parsed.dashboard;
+    };
+    expect(port([])).toBeUndefined();
+    expect(port(["--dashboard"])).toBe(4000);
+    expect(port(["--dashboard", "--generations", "1"])).toBe(4000);
+    expect(port(["--dashboard", "4100", "--generations", "1"])).toBe(4100);
+    expect(port(["--dashboard=0"])).toBe(0);
+    expect(port(["--", "--dashboard", "0"])).toBe(0);
+    expect(usageError(["--dashboard=http"]).message).toMatch(/^--dashboard: "http" is not a port/);
+    expect(usageError(["--dashboard", "70000"]).message).toMatch(/^--dashboard: "70000"/);
+  });
+
   it("reads every option, with the defaults for those not given", () => {
     const parsed = parseDemoArgs([
       "--configs",

@@ -19,6 +19,8 @@ export const USAGE = `Usage: pnpm demo [options]
   --nats-replicas <n>    stream replicas on a cluster: 1, 3 or 5 (default 3 with ≥ 3 URLs, else 1)
   --timeout <seconds>    give up after this long              (default 180)
   --otel                 record OpenTelemetry traces of every process (OTLP JSON lines in the run's directory)
+  --dashboard [port]     serve the web dashboard of the run's transport on 127.0.0.1 while it runs,
+                         and after it until Ctrl-C (default port 4000; 0 picks a free one)
   -h, --help`;
 
 /** The command line was wrong: the demo prints the message and {@link USAGE}, and exits 2. */
@@ -34,7 +36,41 @@ export type DemoArgs =
       readonly settings: PipelineSettings;
       readonly timeoutMs: number;
       readonly kill: string | undefined;
+      /** `--dashboard [port]`: the port to serve the dashboard on; absent without the flag. */
+      readonly dashboard: number | undefined;
     };
+
+/** `--dashboard`'s port when the flag comes without one. */
+export const DASHBOARD_PORT = 4000;
+
+/**
+ * Take `--dashboard [port]` (or `--dashboard=<port>`) out of the arguments: node:util's parseArgs
+ * has no option with an optional value. A number right after the flag is its port.
+ */
+function takeDashboard(args: readonly string[]): { rest: string[]; port: number | undefined } {
+  const rest: string[] = [];
+  let port: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const inline = /^--dashboard=(.*)$/.exec(arg);
+    if (arg !== "--dashboard" && !inline) {
+      rest.push(arg);
+      continue;
+    }
+    let raw = inline?.[1];
+    if (raw === undefined && /^\d+$/.test(args[i + 1] ?? "")) raw = args[++i];
+    if (raw === undefined) port = DASHBOARD_PORT;
+    else {
+      const n = raw.trim() === "" ? Number.NaN : Number(raw);
+      if (!Number.isInteger(n) || n < 0 || n > 65535)
+        throw new DemoUsageError(
+          `--dashboard: ${JSON.stringify(raw)} is not a port (0 to 65535; 0 picks a free one).`,
+        );
+      port = n;
+    }
+  }
+  return { rest, port };
+}
 
 /**
  * Parse the demo's arguments (`process.argv.slice(2)`). A bare `--` is dropped wherever it
@@ -43,10 +79,11 @@ export type DemoArgs =
  * @throws DemoUsageError for an unknown option, a missing or invalid value, or a stray argument.
  */
 export function parseDemoArgs(args: readonly string[]): DemoArgs {
+  const { rest, port: dashboard } = takeDashboard(args.filter((arg) => arg !== "--"));
   let values;
   try {
     ({ values } = parseArgs({
-      args: args.filter((arg) => arg !== "--"),
+      args: rest,
       allowPositionals: false,
       strict: true,
       options: {
@@ -131,6 +168,7 @@ export function parseDemoArgs(args: readonly string[]): DemoArgs {
     settings,
     timeoutMs: number("timeout", values.timeout, 180, (n) => n > 0) * 1000,
     kill: values.kill,
+    dashboard,
   };
 }
 

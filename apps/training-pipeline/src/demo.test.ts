@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -71,6 +71,92 @@ describe("the training-pipeline demo", { tags: ["slow"] }, () => {
           }),
         ]);
       } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+});
+
+describe("pnpm demo --dashboard", { tags: ["slow"] }, () => {
+  it(
+    "serves the dashboard of the run while it runs and after, until Ctrl-C, then closes with the demo",
+    { timeout: 180_000 },
+    async () => {
+      const dir = join(tmpdir(), `switchyard-demo-dashboard-test-${process.pid}-${Date.now()}`);
+      const child = spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "apps/training-pipeline/src/demo.ts",
+          "--configs",
+          "hex8_2p",
+          "--generations",
+          "1",
+          "--failure-rate",
+          "0",
+          "--db",
+          join(dir, "coordination.db"),
+          "--timeout",
+          "120",
+          "--dashboard",
+          "0",
+        ],
+        {
+          cwd: root,
+          env: { ...process.env, TSX_TSCONFIG_PATH: join(root, "tsconfig.base.json") },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      /** Wait (bounded) until the demo printed a line matching `pattern`. */
+      const printed = async (pattern: RegExp, ms: number) => {
+        const end = Date.now() + ms;
+        while (!pattern.test(stdout)) {
+          if (Date.now() > end || child.exitCode !== null)
+            throw new Error(`no ${String(pattern)} within ${ms} ms:\n${stdout}\n${stderr}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return pattern.exec(stdout)!;
+      };
+      try {
+        const url = (await printed(/Dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/, 60_000))[1]!;
+        // While the daemons run: the overview answers from the run's transport.
+        expect((await fetch(url)).status).toBe(200);
+        await printed(/still serving the run/, 150_000);
+        expect(stdout).toContain("every stage flowed for 1 configs");
+        expect(stdout).not.toContain("Look:    pnpm switchyard dashboard");
+        // After the run: the demo's events, checks, pipeline per key and the poison's dead letter.
+        const overview = (await (await fetch(`${url}api/overview`)).json()) as {
+          health: { checks: unknown[] };
+          throughput: { totals: Record<string, number> };
+          deadLetters: { depth: number };
+        };
+        expect(overview.throughput.totals.MODEL_DISTRIBUTION_COMPLETE).toBeGreaterThan(0);
+        expect(overview.health.checks.length).toBeGreaterThan(0);
+        expect(overview.deadLetters.depth).toBe(1);
+        const page = await (await fetch(url)).text();
+        expect(page).toContain('id="checks"');
+        expect(page).toContain("MODEL_DISTRIBUTION_COMPLETE");
+        const pipeline = await (await fetch(`${url}pipeline`)).text();
+        expect(pipeline).toMatch(/<svg\s+id="pipeline-graph"/);
+        expect(pipeline).toMatch(/<tr data-key="hex8_2p">[\s\S]*?complete/);
+        const dead = await (await fetch(`${url}dead-letters`)).text();
+        expect(dead).toContain("NEW_GAMES_AVAILABLE");
+        // Ctrl-C: the demo ends and the dashboard with it.
+        child.kill("SIGINT");
+        const code = await Promise.race([
+          exited,
+          new Promise<"hung">((r) => setTimeout(() => r("hung"), 20_000)),
+        ]);
+        expect(code).toBe(0);
+        await expect(fetch(url)).rejects.toThrow();
+      } finally {
+        if (child.exitCode === null) child.kill("SIGKILL");
         rmSync(dir, { recursive: true, force: true });
       }
     },

@@ -4,6 +4,8 @@
 import { type AnyEventOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
 import { existsSync } from "node:fs";
 import { verifyPipeline } from "@switchyard/cli";
+import { type ServedDashboard, serveDashboard } from "@switchyard/dashboard";
+import type { Driver } from "@switchyard/transport";
 import { summarizeTraces } from "./process/otel";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { type DemoArgs, DemoUsageError, USAGE, parseDemoArgs } from "./args";
@@ -28,7 +30,7 @@ function parse(): Extract<DemoArgs, { help: false }> {
   return parsed;
 }
 
-const { settings, timeoutMs, kill } = parse();
+const { settings, timeoutMs, kill, dashboard } = parse();
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
 
@@ -116,6 +118,43 @@ const done = () =>
 console.log(`${elapsed()}  starting the daemon processes…`);
 const pipeline = await startPipeline(settings, onEvent);
 console.log(`${elapsed()}  ${pipeline.processes.size} daemon processes running\n`);
+// `--dashboard`: the web dashboard over the run's transport, read-only, on loopback, from now on
+// until the demo ends.
+let served: { dashboard: ServedDashboard; driver: Driver } | undefined;
+if (dashboard !== undefined) {
+  const driver = await openPipelineDriver(settings, { readOnly: true });
+  try {
+    served = {
+      dashboard: await serveDashboard({
+        driver,
+        port: dashboard,
+        host: "127.0.0.1",
+        catalog: pipelineCatalog,
+        title: "Switchyard demo",
+      }),
+      driver,
+    };
+  } catch (error) {
+    await driver.close();
+    await pipeline.stop();
+    const inUse = (error as { code?: unknown }).code === "EADDRINUSE";
+    console.error(
+      `--dashboard: cannot listen on 127.0.0.1:${dashboard}: ${(error as Error).message}` +
+        (inUse
+          ? ` (pass another port, e.g. --dashboard ${dashboard + 1}, or 0 for a free one)`
+          : ""),
+    );
+    process.exit(2);
+  }
+  console.log(
+    `${elapsed()}  Dashboard: ${served.dashboard.url} (the run's transport, read-only)\n`,
+  );
+}
+/** End the dashboard, if one is served. */
+const closeDashboard = async () => {
+  await served?.dashboard.close();
+  await served?.driver.close();
+};
 const victim = kill ? pipeline.processes.get(kill as never) : undefined;
 if (kill && !victim) {
   console.error(
@@ -206,11 +245,25 @@ console.log(
       ? `\n         pnpm switchyard dlq list --db ${settings.db}`
       : ""),
 );
-console.log(
-  `Look:    pnpm switchyard dashboard --transport '${target}'   (http://127.0.0.1:4000/: pipeline graph, checks, dead letters)`,
-);
+if (!served)
+  console.log(
+    `Look:    pnpm switchyard dashboard --transport '${target}'   (http://127.0.0.1:4000/: pipeline graph, checks, dead letters)` +
+      `\n         or run the demo with --dashboard`,
+  );
 // The picture `pnpm docs:catalog` generates from the catalog's declared pipeline.
 console.log(
   `Pipeline picture: docs/events.md#pipeline-${pipelineCatalog.pipeline()!.name} (regenerate: pnpm docs:catalog)`,
 );
-process.exit(allFlowed && !timedOut ? 0 : 1);
+const code = allFlowed && !timedOut ? 0 : 1;
+if (served && !interrupted) {
+  // The run is over and its data stays: keep showing it until the operator is done.
+  console.log(
+    `\nDashboard: ${served.dashboard.url} still serving the run (pipeline graph, checks, dead letters): Ctrl-C to end.`,
+  );
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+}
+await closeDashboard();
+process.exit(code);
