@@ -20,7 +20,7 @@ export class DurationWindow {
 
   record(ms: number): void {
     this.#samples[this.#next] = ms;
-    this.#next = (this.#next + 1) % this.#samples.length;
+    if (++this.#next === this.#samples.length) this.#next = 0;
     this.#count++;
   }
 

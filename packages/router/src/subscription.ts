@@ -197,8 +197,10 @@ export class LocalSubscription {
   /** Idle worker slots, reused so a delivery allocates no closures; one kept aside (`#spare`). */
   #slots: WorkerSlot[] = [];
   #spare: WorkerSlot | undefined;
-  #deadlines: DeliveryContext[] = [];
+  /** Deliveries with a deadline, in start order: `[#deadlineHead, #deadlineTail)` of this array. */
+  #deadlines: (DeliveryContext | undefined)[] = [];
   #deadlineHead = 0;
+  #deadlineTail = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -436,8 +438,10 @@ export class LocalSubscription {
     const timeoutMs = ctx.origin === "local" ? this.#timeoutMs.local : this.#timeoutMs.transport;
     if (timeoutMs > 0) {
       ctx.deadline = now + timeoutMs;
-      this.#deadlines.push(ctx);
+      // Settled ones leave first: a context kept here would outlive its delivery (a young-generation
+      // object promoted by the garbage collector, the slowest thing a delivery could do).
       this.#compactDeadlines();
+      this.#deadlines[this.#deadlineTail++] = ctx;
       if (!this.#timer) this.#armTimeout();
     }
   }
@@ -540,20 +544,24 @@ export class LocalSubscription {
   // FIFO and one timer armed for the oldest replace a timer (and a wrapper promise) per event.
   #compactDeadlines(): void {
     const list = this.#deadlines;
-    while (this.#deadlineHead < list.length && list[this.#deadlineHead]!.settled)
-      this.#deadlineHead++;
-    if (this.#deadlineHead === list.length) {
-      list.length = 0;
+    let head = this.#deadlineHead;
+    const tail = this.#deadlineTail;
+    while (head < tail && list[head]!.settled) list[head++] = undefined;
+    if (head === tail) {
+      this.#deadlineHead = this.#deadlineTail = 0;
+    } else if (head > 1024 && head * 2 > tail) {
+      list.copyWithin(0, head, tail);
+      list.fill(undefined, tail - head, tail);
       this.#deadlineHead = 0;
-    } else if (this.#deadlineHead > 1024 && this.#deadlineHead * 2 > list.length) {
-      list.splice(0, this.#deadlineHead);
-      this.#deadlineHead = 0;
+      this.#deadlineTail = tail - head;
+    } else {
+      this.#deadlineHead = head;
     }
   }
 
   #armTimeout(): void {
     this.#compactDeadlines();
-    if (this.#timer || this.#deadlineHead >= this.#deadlines.length) return;
+    if (this.#timer || this.#deadlineHead === this.#deadlineTail) return;
     const wait = this.#deadlines[this.#deadlineHead]!.deadline - performance.now();
     this.#timer = setTimeout(this.#onTimer, Math.max(0, wait));
     this.#timer.unref();
@@ -562,10 +570,10 @@ export class LocalSubscription {
   #onTimer = (): void => {
     this.#timer = undefined;
     const now = performance.now();
-    while (this.#deadlineHead < this.#deadlines.length) {
+    while (this.#deadlineHead < this.#deadlineTail) {
       const ctx = this.#deadlines[this.#deadlineHead]!;
       if (!ctx.settled && ctx.deadline > now) break;
-      this.#deadlineHead++;
+      this.#deadlines[this.#deadlineHead++] = undefined;
       if (ctx.settled) continue;
       const error = new HandlerTimeoutError(
         this.name,
@@ -588,7 +596,7 @@ export class LocalSubscription {
 
   #record(outcome: number): void {
     this.#recent[this.#recentIndex] = outcome;
-    this.#recentIndex = (this.#recentIndex + 1) % RECENT;
+    if (++this.#recentIndex === RECENT) this.#recentIndex = 0;
   }
 
   /**
