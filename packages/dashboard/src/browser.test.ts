@@ -11,7 +11,7 @@ import type { Driver } from "@switchyard/transport";
 import { type Browser, type Page, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServedDashboard, serveDashboard } from "./index";
-import { type Seeded, memory, seed, withHistory } from "./test/fixture";
+import { type Seeded, memory, seed } from "./test/fixture";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
@@ -204,35 +204,25 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
   });
 
   it("shows the delivery timeline of an event that retried", async () => {
-    // The memory driver's own history where it keeps one; until then a stand-in built from the
-    // real deliveries (test/fixture.ts withHistory).
-    const kept = driver.inspector().capabilities.history === true;
+    expect(driver.inspector().capabilities.history).toBe(true);
     const seen = problems.length;
-    const timed = kept
-      ? served
-      : await serveDashboard({ driver: withHistory(driver.inspector()), port: 0 });
-    try {
-      const failing = (await driver.inspector().events({ types: ["SELFPLAY_FAILED"], limit: 1 }))
-        .events[0]!;
-      const page = await open(`${timed.url}events/${failing.id}`);
-      const table = page.locator('table.timeline[data-subscriber="selfplay_watch"]');
-      await table.waitFor();
-      const kinds = await table
-        .locator("tbody tr")
-        .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-kind")));
-      expect(kinds.filter((k) => k === "claimed")).toHaveLength(2);
-      expect(kinds).toContain("retry_scheduled");
-      expect(kinds.at(-1)).toBe("dead_lettered");
-      expect(await table.locator("tr[data-kind=retry_scheduled]").textContent()).toContain(
-        "disk full",
-      );
-      expect(await page.locator("#no-history").count()).toBe(0);
-      expect(await seriousViolations(page)).toEqual([]);
-      await shot(page, "event-timeline");
-      await page.close();
-    } finally {
-      if (!kept) await timed.close();
-    }
+    const failing = (await driver.inspector().events({ types: ["SELFPLAY_FAILED"], limit: 1 }))
+      .events[0]!;
+    const page = await open(`${served.url}events/${failing.id}`);
+    const table = page.locator('table.timeline[data-subscriber="selfplay_watch"]');
+    await table.waitFor();
+    const kinds = await table
+      .locator("tbody tr")
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-kind")));
+    expect(kinds).toContain("retry_scheduled");
+    expect(kinds.at(-1)).toBe("dead_lettered");
+    expect(await table.locator("tr[data-kind=retry_scheduled]").textContent()).toContain(
+      "disk full",
+    );
+    expect(await page.locator("#no-history").count()).toBe(0);
+    expect(await seriousViolations(page)).toEqual([]);
+    await shot(page, "event-timeline");
+    await page.close();
     expect(problems.slice(seen)).toEqual([]);
   });
 

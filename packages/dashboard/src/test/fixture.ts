@@ -174,10 +174,11 @@ export async function getJson(handler: (r: Request) => Promise<Response>, path: 
 export type { Inspector };
 
 /**
- * A stand-in for a transport that keeps delivery history, until every driver does: the real
- * inspector, with `capabilities.history` and a timeline built from each delivery's real state
- * (one claim per attempt, a retry scheduled between attempts with the last error, then the
- * ack or the dead-lettering). `extra` adds steps after those (e.g. a fenced settle).
+ * The real inspector with a timeline of known steps instead of the driver's own, so a test can
+ * name every row the page shows (the drivers' own timelines are checked in the API suite): one
+ * claim per attempt, a retry scheduled between attempts with the last error, then the ack or the
+ * dead-lettering, built from each delivery's real state. `extra` adds steps after those (e.g. a
+ * fenced settle carrying hostile text).
  */
 export function withHistory(
   inspector: Inspector,
