@@ -116,6 +116,10 @@ describe("the delivery timeline on SQLite", () => {
       },
     });
     await eventually(() => attempts.length === 1, "the takeover after the lease ran out");
+    await eventually(
+      async () => (await deliveryOf(queue.path, event.id)).state === "acked",
+      "the takeover's ack",
+    );
     release();
     await eventually(
       async () => kinds((await deliveryOf(queue.path, event.id)).history).includes("fenced"),

@@ -28,6 +28,8 @@ export interface SubscriptionHost {
   readonly logger: Logger;
   readonly drainTimeoutMs: number;
   readonly claimBatchSize: number;
+  /** About how much handler work (ms) a subscription may hold claimed ahead; 0: none. */
+  readonly prefetchMs: number;
   /** The transport's dead-letter sink, for subscriptions that name none. */
   readonly deadLetter: DeadLetterSink | undefined;
   /** Whether the connection is still open. */
@@ -120,6 +122,10 @@ export class SqliteSubscription implements TransportSubscription {
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = () => void this.close();
   readonly #active = new Set<ActiveDelivery>();
+  /** Claimed deliveries waiting for a free handler (prefetched), in claim (`seq`) order. */
+  #waiting: ClaimedDelivery[] = [];
+  /** Moving average of how long a handler takes (ms); undefined until one finished. */
+  #handlerMs: number | undefined;
   #outcomes: Outcome[] = [];
   /** A claim may find work: set by wake-ups, cleared by a claim that came back short. */
   #wanted = true;
@@ -197,9 +203,25 @@ export class SqliteSubscription implements TransportSubscription {
     };
   }
 
+  /**
+   * How many claimed deliveries may wait for a handler: about `prefetchMs` of handler work at the
+   * measured pace, within a quarter of the lease (so a waiting delivery starts with most of its
+   * lease left) and `claimBatchSize`. None before a first handler finished.
+   */
+  #prefetch(): number {
+    const ms = this.#handlerMs;
+    if (ms === undefined || this.#host.prefetchMs === 0) return 0;
+    const window = Math.min(this.#host.prefetchMs, this.#leaseMs / 4);
+    return ms > 0
+      ? Math.min(this.#host.claimBatchSize, Math.floor(window / ms))
+      : this.#host.claimBatchSize;
+  }
+
   #tick(): void {
     if (!this.#host.open) return;
-    const capacity = this.#stopped ? 0 : this.#concurrency - this.#active.size;
+    const capacity = this.#stopped
+      ? 0
+      : this.#concurrency + this.#prefetch() - this.#active.size - this.#waiting.length;
     const limit = this.#wanted && capacity > 0 ? Math.min(capacity, this.#host.claimBatchSize) : 0;
     if (limit === 0 && this.#outcomes.length === 0) return;
     const outcomes = this.#outcomes;
@@ -236,6 +258,11 @@ export class SqliteSubscription implements TransportSubscription {
       this.#discarded(o.seq, undefined, "its lease was taken over before the outcome was saved");
     }
     for (const claim of result.claimed) this.#dispatch(claim);
+    if (limit === 0 && outcomes.some((o) => o.kind === "retry" || o.kind === "release")) {
+      // Not looking for work, yet a delivery became due later (or now): the due timer may be
+      // armed for a later time (an in-flight lease's end), so read the next due time again.
+      this.#armDue();
+    }
     if (limit > 0 && result.claimed.length < limit) {
       if (result.more) {
         // Only part of the new events was looked at: keep going.
@@ -277,6 +304,42 @@ export class SqliteSubscription implements TransportSubscription {
   }
 
   #dispatch(claim: ClaimedDelivery): void {
+    if (this.#active.size >= this.#concurrency || this.#waiting.length > 0) {
+      this.#waiting.push(claim);
+      return;
+    }
+    this.#start(claim);
+  }
+
+  /**
+   * Start waiting deliveries while handlers are free, in order. One whose lease ran half its
+   * course while it waited (handlers slowed down) is not started: every waiting delivery is
+   * handed back, and the next claim — in the transaction that saves the hand-back — takes them
+   * again in the same order under a fresh lease.
+   */
+  #startWaiting(): void {
+    const now = Date.now();
+    while (!this.#stopped && this.#active.size < this.#concurrency && this.#waiting.length > 0) {
+      const next = this.#waiting[0]!;
+      if (next.leaseUntil - now < this.#leaseMs / 2) {
+        this.#handBackWaiting();
+        this.#wanted = true;
+        return;
+      }
+      this.#waiting.shift();
+      this.#start(next);
+    }
+  }
+
+  /** Hand every waiting delivery back (not an attempt): claimable at once once saved. */
+  #handBackWaiting(): void {
+    for (const c of this.#waiting) {
+      this.#outcomes.push({ kind: "release", seq: c.seq, token: c.token, attempt: c.attempt });
+    }
+    this.#waiting = [];
+  }
+
+  #start(claim: ClaimedDelivery): void {
     const active = new ActiveDelivery(claim, this.subscriber, this.#extend);
     this.#active.add(active);
     this.#armWatchdog();
@@ -304,6 +367,7 @@ export class SqliteSubscription implements TransportSubscription {
       attempt: claim.attempt,
     };
     logDelivery(this.#host.logger, "claimed", log);
+    const started = performance.now();
     const result = await runAttempt(
       {
         subscriber: this.subscriber,
@@ -378,7 +442,10 @@ export class SqliteSubscription implements TransportSubscription {
         "settling a delivery failed; it is redelivered after its lease",
       );
     } finally {
+      const ms = performance.now() - started;
+      this.#handlerMs = this.#handlerMs === undefined ? ms : this.#handlerMs * 0.8 + ms * 0.2;
       this.#active.delete(active);
+      this.#startWaiting();
       if (this.#active.size === 0) {
         clearInterval(this.#watchdog);
         this.#watchdog = undefined;
@@ -539,6 +606,12 @@ export class SqliteSubscription implements TransportSubscription {
     this.#signal?.removeEventListener("abort", this.#onAbort);
     clearTimeout(this.#dueTimer);
     this.#dueTimer = undefined;
+    if (this.#waiting.length > 0) {
+      // Prefetched deliveries no handler started: hand them back now, not after the drain, so
+      // another worker can take them at once.
+      this.#handBackWaiting();
+      await this.#save();
+    }
     if (this.#active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -564,6 +637,12 @@ export class SqliteSubscription implements TransportSubscription {
     this.#watchdog = undefined;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    await this.#save();
+    await this.#host.forget(this);
+  }
+
+  /** Save the outcomes decided so far (closing: no claim). */
+  async #save(): Promise<void> {
     if (this.#host.open && this.#outcomes.length > 0) {
       const outcomes = this.#outcomes;
       this.#outcomes = [];
@@ -584,7 +663,6 @@ export class SqliteSubscription implements TransportSubscription {
         );
       }
     }
-    await this.#host.forget(this);
   }
 }
 
