@@ -3,6 +3,7 @@ import { catalogContracts } from "@switchyard/event-schema";
 import { type ContractTopology, type TypeEndpoint, contractTopology } from "@switchyard/transport";
 import { CATALOG_ENV, withCatalogOption } from "../catalog-option";
 import {
+  type ActionContext,
   type CommonOptions,
   type Runtime,
   action,
@@ -11,7 +12,7 @@ import {
   withCommonOptions,
 } from "../context";
 import { parseDuration } from "../duration";
-import { ExitCode } from "../output";
+import { ExitCode, type Output } from "../output";
 
 interface ContractsOptions extends CommonOptions {
   readonly staleAfter?: string;
@@ -116,7 +117,7 @@ export function registerContracts(program: Command, runtime: Runtime): void {
 }
 
 async function topologyOf(
-  ctx: Parameters<Parameters<typeof action<ContractsOptions>>[1]>[0],
+  ctx: ActionContext<ContractsOptions>,
   useCatalog: boolean,
 ): Promise<ContractTopology> {
   const driver = await ctx.driver({ readOnly: true });
@@ -131,10 +132,7 @@ async function topologyOf(
   });
 }
 
-function render(
-  out: Parameters<Parameters<typeof action>[1]>[0]["out"],
-  topology: ContractTopology,
-): void {
+function render(out: Output, topology: ContractTopology): void {
   out.data(topology);
   out.table(
     ["type", "publishers", "consumers", "issues"],

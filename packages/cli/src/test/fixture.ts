@@ -10,9 +10,14 @@ import {
   sqliteTransport,
 } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
-import { type Envelope, createEnvelope } from "@switchyard/event-schema";
-import { UnrecoverableError } from "@switchyard/router";
+import { createEnvelope } from "@switchyard/event-schema";
 import { runCli } from "../program";
+import {
+  type ScenarioEvents,
+  scenarioEvents,
+  scenarioHeartbeats,
+  subscribeScenario,
+} from "./events";
 
 export const root = join(import.meta.dirname, "../../../..");
 
@@ -40,33 +45,12 @@ export async function eventually(
   }
 }
 
-function stage(
-  type: string,
-  configKey: string,
-  data: Record<string, unknown>,
-  cause?: Envelope,
-): Envelope {
-  return createEnvelope({
-    type,
-    source: `${type.toLowerCase()}_daemon`,
-    subject: configKey,
-    data: { config_key: configKey, ...data },
-    ...(cause ? { causationid: cause.id } : {}),
-  });
-}
-
 /** A coordination database filled through the real queue, DLQ store and heartbeat sink. */
 export interface FilledDatabase {
   readonly path: string;
   /** The transport that filled it; still open, holding one lease (subscriber `slow`). */
   readonly transport: SqliteTransport;
-  readonly ids: {
-    /** TRAINING_COMPLETED of hex8_2p: acked by `evaluator`, retrying at `flaky`; caused a chain of 3 events. */
-    readonly training: string;
-    readonly evaluation: string;
-    readonly promotion: string;
-    readonly distribution: string;
-  };
+  readonly ids: ScenarioEvents["ids"];
   /** Dead letter ids: from the SQLite transport, from an in-process router, and one 10 days old. */
   readonly deadLetters: { readonly sqlite: number; readonly router: number; readonly old: number };
   /** Copy the database (SQLite online backup) to `destination`. */
@@ -92,123 +76,17 @@ export async function fillDatabase(dir: string): Promise<FilledDatabase> {
     drainTimeoutMs: 200,
   });
 
-  const idle = await transport.subscribe({
-    subscriber: "idle",
-    types: ["NEW_GAMES_AVAILABLE", "MODEL_DISTRIBUTION_COMPLETE"],
-    handler: async () => {},
-  });
-  await idle.close();
-  let acked = 0;
-  const evaluator = await transport.subscribe({
-    subscriber: "evaluator",
-    types: ["TRAINING_COMPLETED"],
-    handler: async () => void acked++,
-  });
-  const flaky = await transport.subscribe({
-    subscriber: "flaky",
-    types: ["TRAINING_COMPLETED"],
-    maxAttempts: 5,
-    backoff: { initialMs: 3_600_000, maxMs: 3_600_000 },
-    handler: async () => {
-      throw new Error("evaluation cluster unreachable");
-    },
-  });
-  const promoter = await transport.subscribe({
-    subscriber: "promoter",
-    types: ["EVALUATION_COMPLETED"],
-    handler: async () => {
-      throw new UnrecoverableError("elo missing from payload");
-    },
-  });
-  let leased = 0;
-  await transport.subscribe({
-    subscriber: "slow",
-    types: ["MODEL_PROMOTED"],
-    leaseMs: 300_000,
-    concurrency: 4,
-    handler: (delivery) => {
-      leased++;
-      return new Promise((_, reject) =>
-        delivery.signal.addEventListener("abort", () => reject(new Error("stopped")), {
-          once: true,
-        }),
-      );
-    },
-  });
-
-  const games = stage("NEW_GAMES_AVAILABLE", "hex8_2p", { new_games: 500, db_path: "games.db" });
-  const sync = stage("DATA_SYNC_COMPLETED", "hex8_2p", { files_synced: 3 }, games);
-  const npz = stage(
-    "NPZ_EXPORT_COMPLETE",
-    "hex8_2p",
-    { npz_path: "hex8.npz", samples: 10_000 },
-    sync,
-  );
-  const training = stage(
-    "TRAINING_COMPLETED",
-    "hex8_2p",
-    { model_path: "gen-7.pt", loss: 0.21 },
-    npz,
-  );
-  const evaluation = stage(
-    "EVALUATION_COMPLETED",
-    "hex8_2p",
-    { model_path: "gen-7.pt", elo: 1612 },
-    training,
-  );
-  const promotion = stage(
-    "MODEL_PROMOTED",
-    "hex8_2p",
-    { model_path: "gen-7.pt", elo: 1612 },
-    evaluation,
-  );
-  const distribution = stage(
-    "MODEL_DISTRIBUTION_COMPLETE",
-    "hex8_2p",
-    { model_path: "gen-7.pt" },
-    promotion,
-  );
-  // sq8_4p: everything but the distribution; its config key only in the payload, not the subject.
-  const partial = [
-    ["NEW_GAMES_AVAILABLE", { new_games: 100 }],
-    ["DATA_SYNC_COMPLETED", { files_synced: 1 }],
-    ["NPZ_EXPORT_COMPLETE", { npz_path: "sq8.npz" }],
-    ["TRAINING_COMPLETED", { model_path: "sq.pt", loss: 0.3 }],
-    ["EVALUATION_COMPLETED", { model_path: "sq.pt", elo: 1500 }],
-    ["MODEL_PROMOTED", { model_path: "sq.pt", elo: 1500 }],
-  ].map(([type, data]) =>
-    createEnvelope({
-      type: type as string,
-      source: "pipeline",
-      data: { config_key: "sq8_4p", ...(data as object) },
-    }),
-  );
-  const alerts = [
-    createEnvelope({
-      type: "TRAINING_FAILED",
-      source: "trainer",
-      data: { config_key: "sq8_4p", error: "CUDA out of memory" },
-    }),
-    createEnvelope({
-      type: "DATA_SYNC_FAILED",
-      source: "sync",
-      data: { host: "gpu-3", error: "timeout" },
-    }),
-    createEnvelope({
-      type: "DATA_SYNC_FAILED",
-      source: "sync",
-      data: { host: "gpu-4", error: "timeout" },
-    }),
-  ];
-  await transport.publish([games, sync, npz, training, evaluation, promotion, distribution]);
+  const { counts, running } = await subscribeScenario(transport, { notifier: false });
+  const { chain, partial, alerts, ids } = scenarioEvents();
+  await transport.publish(chain);
   await transport.publish([...partial, ...alerts]);
 
   const inspect = new Database(path, { readonly: true });
   const count = (sql: string) => inspect.prepare(sql).pluck().get() as number;
   await eventually(
     () =>
-      acked === 2 &&
-      leased === 2 &&
+      counts.acked === 2 &&
+      counts.leased === 2 &&
       count(
         `SELECT COUNT(*) FROM deliveries WHERE subscriber = 'flaky' AND last_error IS NOT NULL`,
       ) === 2 &&
@@ -216,7 +94,7 @@ export async function fillDatabase(dir: string): Promise<FilledDatabase> {
     "deliveries in every state",
   );
   inspect.close();
-  await Promise.all([evaluator.close(), flaky.close(), promoter.close()]);
+  await Promise.all(running.map((subscription) => subscription.close()));
 
   const [sqliteRecord] = store.list({ subscriber: "promoter", limit: 1 });
   await store.deadLetter({
@@ -249,35 +127,13 @@ export async function fillDatabase(dir: string): Promise<FilledDatabase> {
   const old = store.list({ subscriber: "alerter", limit: 1 })[0]!.id;
 
   const sink = new SqliteHeartbeatSink({ path });
-  const beat = (
-    daemon: string,
-    ageMs: number,
-    health: { healthy: boolean; status: string; message: string },
-  ) =>
-    sink.write({
-      daemon,
-      pid: 4242,
-      host: "gpu-1",
-      status: "running",
-      health: { ...health, details: {} },
-      stats: { eventsProcessed: 12, eventsDeduplicated: 2, errorsCount: 1 },
-      startedAt: new Date(Date.now() - 3_600_000).toISOString(),
-      at: new Date(Date.now() - ageMs).toISOString(),
-    });
-  beat("trainer", 0, { healthy: true, status: "healthy", message: "trainer is running" });
-  beat("evaluator", 600_000, { healthy: true, status: "healthy", message: "evaluator is running" });
-  beat("promoter", 0, { healthy: false, status: "degraded", message: "event loop lag 250 ms" });
+  for (const beat of scenarioHeartbeats()) sink.write(beat);
   await sink.close();
 
   return {
     path,
     transport,
-    ids: {
-      training: training.id,
-      evaluation: evaluation.id,
-      promotion: promotion.id,
-      distribution: distribution.id,
-    },
+    ids,
     deadLetters: { sqlite: sqliteRecord!.id, router, old },
     async copyTo(destination) {
       const db = new Database(path, { readonly: true });
