@@ -21,14 +21,21 @@ import type { Transport } from "@switchyard/router";
 import type * as NatsModule from "@switchyard/transport-nats";
 // Not exported by the package: the benchmark needs the exact bytes and headers our transport sends.
 import { encodeEnvelope } from "../../packages/transport-nats/src/codec";
+// The package's own 3-node cluster harness (own nats-server processes on free loopback ports,
+// temp store dirs, killed on dispose and on process exit).
+import { type OwnCluster, startOwnCluster } from "../../packages/transport-nats/src/test/cluster";
+import { natsServerBinary } from "../../packages/transport-nats/src/test/process";
 import {
   type Figure,
   type GroupResult,
   type Ratio,
   type RunOptions,
+  type Scaling,
   type Target,
   find,
+  fmtRate,
   fromRuns,
+  median,
 } from "./harness";
 import { payload } from "./sqlite-libs";
 
@@ -239,15 +246,14 @@ export async function benchNats(options: RunOptions): Promise<GroupResult> {
         met: value >= 0.9,
         detail: `${(value * 100).toFixed(0)} %`,
       })),
-      {
-        group: "nats",
-        description:
-          "NATS scale-out: publish and consume on a 3-node JetStream cluster (R3), next to raw",
-        met: undefined,
-        detail:
-          "not measured: this harness uses the one shared nats-server at NATS_URL; no cluster is started",
-      },
     ];
+    // Fan-out against durable-consumer count, on the server at NATS_URL.
+    const fanout = await consumerScaling(mod.natsTransport, servers, nc, run, quick);
+    // Scale-out: a 3-node cluster of our own, R3.
+    const r3 = await clusterRun(mod.natsTransport, run, quick);
+    figures.push(...r3.figures);
+    targets.push(...r3.targets);
+    ratios.push(...r3.ratios);
     const settings = [
       `NATS: nats-server ${nc.info?.version ?? "?"} at ${url} (loopback), JetStream file storage, interest retention, 1 replica, duplicate window ${DUPLICATE_WINDOW_MS / 1000} s; ` +
         `one stream each for ours, raw (JSON body) and raw (wire format), with unique names deleted afterwards; one durable pull consumer each (explicit ack, AckWait ${LEASE_MS / 1000} s, max_ack_pending ${MAX_ACK_PENDING}). ` +
@@ -255,11 +261,15 @@ export async function benchNats(options: RunOptions): Promise<GroupResult> {
         "Consume is timed until the last handler ran and the connection was flushed (the acks are out). Every message is built in the loop with `createEnvelope()`; raw (JSON body) publishes the envelope as JSON with `msgID` = its id; raw (wire format) publishes `encodeEnvelope()`'s bytes and headers (packages/transport-nats/src/codec.ts), exactly what our transport sends. " +
         `${quick ? 1 : RUNS_FULL} runs, rotating who goes first; median (range).`,
     ];
-    const missing = [
-      "NATS throughput against durable-consumer count (1, 10, 100 on one stream): not measured yet.",
-      "NATS on a 3-node JetStream cluster (R3): not measured; this harness uses the one shared nats-server.",
-    ];
-    return { figures, targets, ratios, settings, notMeasured: missing };
+    settings.push(...r3.settings);
+    return {
+      figures,
+      targets,
+      ratios,
+      settings,
+      scaling: [fanout.scaling],
+      notMeasured: [...fanout.notMeasured, ...r3.notMeasured],
+    };
   } finally {
     await ours.close().catch(() => {});
     await jsm.streams.delete(oursStream).catch(() => {});
@@ -366,9 +376,10 @@ async function consumeRaw(
   stream: string,
   count: number,
   outstanding: number,
+  durable = "bench",
 ): Promise<number> {
   const start = performance.now();
-  const consumer = await js.consumers.get(stream, "bench");
+  const consumer = await js.consumers.get(stream, durable);
   const decoder = new TextDecoder();
   let handled = 0;
   let done!: () => void;
@@ -406,5 +417,382 @@ async function bounded(work: Promise<void>, ms: number, what: () => string): Pro
     ]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+type NatsTransportFactory = typeof NatsModule.natsTransport;
+
+/** Publish `count` envelopes with Switchyard's wire format through raw js.publish, `inFlight` loops. */
+async function publishWire(js: JetStreamClient, subject: string, count: number, inFlight: number) {
+  let next = 0;
+  const loop = async () => {
+    while (next < count) {
+      next++;
+      const envelope = createEnvelope({ type: "X", source: "bench", data: payload });
+      const ack = await js.publish(subject, ...encodeOurs(envelope));
+      if (ack.duplicate) throw new Error("raw publish: unexpected duplicate");
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, loop));
+}
+
+/**
+ * NATS fan-out: publish and consume+ack against the number of durable consumers on one stream
+ * (1, 10, 100; quick: 1, 10), ours next to raw @nats-io/jetstream (wire format) on the server at
+ * NATS_URL. Every consumer gets every event (one subscriber each); all consume at once, in one
+ * process on one connection per side. Bounded: each consume at most 60 s.
+ */
+async function consumerScaling(
+  natsTransport: NatsTransportFactory,
+  servers: string,
+  nc: NatsConnection,
+  run: string,
+  quick: boolean,
+): Promise<{ scaling: Scaling; notMeasured: string[] }> {
+  const counts = quick ? [1, 10] : [1, 10, 100];
+  const deliveries = quick ? 2_000 : 20_000;
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const rows: string[][] = [];
+  const notMeasured: string[] = [];
+  const series = {
+    oursPublish: [] as [number, number][],
+    rawPublish: [] as [number, number][],
+    oursConsume: [] as [number, number][],
+    rawConsume: [] as [number, number][],
+  };
+  for (const n of counts) {
+    const events = Math.max(100, Math.ceil(deliveries / n));
+    const tag = `${run}_F${n}`;
+    const oursNc = await connect({ servers, timeout: 5_000, name: "switchyard-bench-fanout" });
+    const ours = natsTransport({
+      connection: oursNc,
+      stream: `BENCH_FAN_OURS_${tag}`,
+      prefix: `bench.fan.ours.${tag.toLowerCase()}`,
+      storage: "file",
+      retention: "interest",
+      duplicateWindowMs: DUPLICATE_WINDOW_MS,
+      publishConcurrency: IN_FLIGHT,
+      maxAckPending: MAX_ACK_PENDING,
+    });
+    const rawStream = `BENCH_FAN_RAW_${tag}`;
+    const rawSubject = `bench.fan.raw.${tag.toLowerCase()}.X`;
+    try {
+      await ours.ready();
+      const subscribers = Array.from({ length: n }, (_, i) => `s${i}`);
+      for (const s of subscribers) await ours.register(s, ["X"]);
+      await jsm.streams.add({
+        name: rawStream,
+        subjects: [rawSubject],
+        retention: RetentionPolicy.Interest,
+        storage: StorageType.File,
+        duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+        num_replicas: 1,
+      });
+      for (const s of subscribers)
+        await jsm.consumers.add(rawStream, {
+          durable_name: s,
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: nanos(LEASE_MS),
+          deliver_policy: DeliverPolicy.New,
+          filter_subject: rawSubject,
+          max_deliver: -1,
+          max_ack_pending: MAX_ACK_PENDING,
+        });
+      // Alternate who goes first with the point, so no side always meets the warmer server.
+      const measureOurs = async () => {
+        const envelopes = Array.from({ length: events }, () =>
+          createEnvelope({ type: "X", source: "bench", data: payload }),
+        );
+        let start = performance.now();
+        await ours.publish(envelopes);
+        const publish = (events / (performance.now() - start)) * 1000;
+        let handled = 0;
+        let done!: () => void;
+        const all = new Promise<void>((resolve) => (done = resolve));
+        start = performance.now();
+        const subs = [];
+        for (const subscriber of subscribers)
+          subs.push(
+            await ours.subscribe({
+              subscriber,
+              types: ["X"],
+              concurrency: IN_FLIGHT,
+              leaseMs: LEASE_MS,
+              handler: async () => {
+                if (++handled === events * n) done();
+              },
+            }),
+          );
+        try {
+          await bounded(all, 60_000, () => `ours fan-out ${n}: ${handled} of ${events * n}`);
+          await new Promise((resolve) => setImmediate(resolve));
+          await oursNc.flush();
+          return { publish, consume: ((events * n) / (performance.now() - start)) * 1000 };
+        } finally {
+          await Promise.all(subs.map((sub) => sub.close()));
+        }
+      };
+      const measureRaw = async () => {
+        let start = performance.now();
+        await publishWire(js, rawSubject, events, IN_FLIGHT);
+        const publish = (events / (performance.now() - start)) * 1000;
+        const decoder = new TextDecoder();
+        let handled = 0;
+        let done!: () => void;
+        const all = new Promise<void>((resolve) => (done = resolve));
+        start = performance.now();
+        const consumers = [];
+        for (const s of subscribers) {
+          const consumer = await js.consumers.get(rawStream, s);
+          consumers.push(
+            await consumer.consume({
+              max_messages: IN_FLIGHT,
+              callback: (m) => {
+                void handle(JSON.parse(decoder.decode(m.data))).then(() => {
+                  m.ack();
+                  if (++handled === events * n) done();
+                });
+              },
+            }),
+          );
+        }
+        try {
+          await bounded(all, 60_000, () => `raw fan-out ${n}: ${handled} of ${events * n}`);
+          await nc.flush();
+          return { publish, consume: ((events * n) / (performance.now() - start)) * 1000 };
+        } finally {
+          await Promise.all(consumers.map((c) => c.close()));
+        }
+      };
+      const oursFirst = counts.indexOf(n) % 2 === 0;
+      const first = await (oursFirst ? measureOurs() : measureRaw());
+      const second = await (oursFirst ? measureRaw() : measureOurs());
+      const o = oursFirst ? first : second;
+      const r = oursFirst ? second : first;
+      series.oursPublish.push([n, o.publish]);
+      series.rawPublish.push([n, r.publish]);
+      series.oursConsume.push([n, o.consume]);
+      series.rawConsume.push([n, r.consume]);
+      rows.push([
+        String(n),
+        events.toLocaleString("en"),
+        (events * n).toLocaleString("en"),
+        fmtRate(o.publish),
+        fmtRate(r.publish),
+        fmtRate(o.consume),
+        fmtRate(r.consume),
+        `${(o.consume / r.consume).toFixed(2)}×`,
+      ]);
+    } catch (error) {
+      notMeasured.push(
+        `NATS fan-out at ${n} durable consumers: not measured: ${(error as Error).message}`,
+      );
+    } finally {
+      await ours.close().catch(() => {});
+      await jsm.streams.delete(`BENCH_FAN_OURS_${tag}`).catch(() => {});
+      await jsm.streams.delete(rawStream).catch(() => {});
+      await oursNc.close().catch(() => {});
+    }
+  }
+  const ratio = (s: [number, number][]) =>
+    s.length > 1 ? `${(s.at(-1)![1] / s[0]![1]).toFixed(2)}×` : "—";
+  const last = counts.at(-1);
+  const scaling: Scaling = {
+    title: "NATS: fan-out against durable-consumer count (one stream)",
+    settings:
+      `N subscribers of one event type on one stream, each with its own durable pull consumer (ours: \`natsTransport()\`, \`register()\` per subscriber, so each also has its replay consumer; raw: \`jsm.consumers.add\` per subscriber); ` +
+      `nats-server at NATS_URL (loopback), file storage, interest retention, R1, explicit ack, AckWait ${LEASE_MS / 1000} s; body 282 B + 6 CloudEvents headers on both sides (raw publishes \`encodeEnvelope()\`'s bytes and headers); ` +
+      `publish: max(100, ${deliveries.toLocaleString("en")} / N) events with ${IN_FLIGHT} publish acks in flight (ours: one \`publish()\`, \`publishConcurrency\` ${IN_FLIGHT}; raw: ${IN_FLIGHT} loops of awaited \`js.publish()\`); ` +
+      `consume+ack: every subscriber consumes every event at once, ${IN_FLIGHT} outstanding each (ours: subscription \`concurrency\` ${IN_FLIGHT}; raw: \`consume({ max_messages: ${IN_FLIGHT}, callback })\`, JSON.parse + no-op async handler, \`ack()\`), timed from the first subscribe until every delivery was handled and the acks flushed (at most 60 s); ` +
+      `1 process, 1 connection per side, 1 run per point, who goes first alternates with the point.`,
+    columns: [
+      "durable consumers (subscribers)",
+      "events",
+      "deliveries",
+      "ours publish (events/s)",
+      "raw publish (events/s)",
+      "ours consume+ack (deliveries/s)",
+      "raw consume+ack (deliveries/s)",
+      "ours / raw consume",
+    ],
+    rows,
+    chart: {
+      title: "NATS fan-out vs durable consumers",
+      x: "durable consumers",
+      y: "per second",
+      series: [
+        { name: "ours consume+ack deliveries/s", points: series.oursConsume },
+        { name: "raw consume+ack deliveries/s", points: series.rawConsume },
+        { name: "ours publish events/s", points: series.oursPublish },
+        { name: "raw publish events/s", points: series.rawPublish },
+      ],
+    },
+    reading:
+      `${last} consumers / 1: ours publish ${ratio(series.oursPublish)}, raw publish ${ratio(series.rawPublish)} ` +
+      `(interest retention: every message waits for every consumer's ack, and the server matches each publish against every consumer); ` +
+      `consume+ack deliveries/s ours ${ratio(series.oursConsume)}, raw ${ratio(series.rawConsume)}.`,
+  };
+  return { scaling, notMeasured };
+}
+
+/** What the cluster run adds to the group. */
+interface ClusterResult {
+  figures: Figure[];
+  targets: Target[];
+  ratios: Ratio[];
+  settings: string[];
+  notMeasured: string[];
+}
+
+const R3_TARGET =
+  "NATS scale-out: publish and consume on a 3-node JetStream cluster (R3), next to raw";
+
+/**
+ * Scale-out: a 3-node JetStream cluster of our own on free loopback ports (temp store dirs, always
+ * torn down), one R3 stream created by our transport; ours publishes type X, raw publishes
+ * Switchyard's wire format on other subjects of the same stream (so every side meets the same
+ * stream leader), each with its own R3 durable consumer. Every client connects to node n1.
+ */
+async function clusterRun(
+  natsTransport: NatsTransportFactory,
+  run: string,
+  quick: boolean,
+): Promise<ClusterResult> {
+  const none = (reason: string): ClusterResult => ({
+    figures: [],
+    ratios: [],
+    settings: [],
+    targets: [
+      { group: "nats", description: R3_TARGET, met: undefined, detail: `not measured: ${reason}` },
+    ],
+    notMeasured: [`NATS on a 3-node JetStream cluster (R3): not measured: ${reason}`],
+  });
+  const binary = natsServerBinary();
+  if (!binary.ok) return none(binary.reason);
+  const count = quick ? 500 : 5_000;
+  const runs = quick ? 1 : RUNS_FULL;
+  let cluster: OwnCluster | undefined;
+  const conns: NatsConnection[] = [];
+  try {
+    cluster = await startOwnCluster({ size: 3, timeoutMs: 30_000 });
+    const url = cluster.urls[0]!;
+    const connectTo = async (name: string) => {
+      const c = await connect({ servers: url, timeout: 5_000, name });
+      conns.push(c);
+      return c;
+    };
+    const rawNc = await connectTo("switchyard-bench-r3-raw");
+    const oursNc = await connectTo("switchyard-bench-r3-ours");
+    const stream = `BENCH_R3_${run}`;
+    const prefix = `bench.r3.${run.toLowerCase()}`;
+    const ours = natsTransport({
+      connection: oursNc,
+      stream,
+      prefix,
+      storage: "file",
+      retention: "interest",
+      replicas: 3,
+      duplicateWindowMs: DUPLICATE_WINDOW_MS,
+      publishConcurrency: IN_FLIGHT,
+      maxAckPending: MAX_ACK_PENDING,
+    });
+    try {
+      await ours.ready();
+      await ours.register("bench", ["X"]);
+      const jsm = await jetstreamManager(rawNc);
+      const js = jetstream(rawNc);
+      for (const [name, subject] of [
+        ["raw", `${prefix}.RAW`],
+        ["wire", `${prefix}.WIRE`],
+      ] as const)
+        await jsm.consumers.add(stream, {
+          durable_name: name,
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: nanos(LEASE_MS),
+          deliver_policy: DeliverPolicy.New,
+          filter_subject: subject,
+          max_deliver: -1,
+          max_ack_pending: MAX_ACK_PENDING,
+          num_replicas: 3,
+        });
+      await cluster.waitForStreamLeader(stream, { current: true, timeoutMs: 15_000 });
+      const rates: Record<string, number[]> = {};
+      const add = (name: string, value: number) => (rates[name] ??= []).push(value);
+      const r3 = (what: string) => `${what} (3-node cluster, R3)`;
+      const whos: Who[] = [OURS, RAW, WIRE];
+      for (let r = 0; r < runs; r++) {
+        for (const who of [...whos.slice(r % 3), ...whos.slice(0, r % 3)]) {
+          if (who === OURS) {
+            add(r3(names.publish(OURS)), await publishOurs(ours, count, IN_FLIGHT));
+            add(r3(names.consume(OURS)), await consumeOurs(ours, oursNc, count, IN_FLIGHT));
+          } else {
+            const subject = `${prefix}.${who === RAW ? "RAW" : "WIRE"}`;
+            add(
+              r3(names.publish(who)),
+              await publishRaw(js, subject, count, IN_FLIGHT, who === WIRE),
+            );
+            add(
+              r3(names.consume(who)),
+              await consumeRaw(js, rawNc, stream, count, IN_FLIGHT, who === RAW ? "raw" : "wire"),
+            );
+          }
+        }
+      }
+      const leader = await cluster.streamLeader(stream);
+      const server = `3 × nats-server ${rawNc.info?.version ?? "?"} (own cluster on loopback), file storage, R3 stream and consumers, every client on node n1 (stream leader: ${leader ?? "?"})`;
+      const figures: Figure[] = Object.entries(rates).map(([name, values]) => ({
+        ...fromRuns(group, name, values),
+        settings: name.includes("publish")
+          ? `${name.startsWith(OURS) ? `one \`publish()\` of ${count} envelopes, \`publishConcurrency\` ${IN_FLIGHT}` : `${IN_FLIGHT} loops of awaited \`js.publish()\`, ${count} messages`}; ${name.startsWith(RAW) ? "JSON body, `msgID` only" : "body + 6 CloudEvents headers, `msgID`"}; ${server}; 1 process, 1 connection`
+          : `${name.startsWith(OURS) ? `subscription \`concurrency\` ${IN_FLIGHT}` : `\`consume({ max_messages: ${IN_FLIGHT}, callback })\`, JSON.parse + no-op async handler`}, ack each, ${count} messages; ${server}; 1 process, 1 connection`,
+      }));
+      const v = (name: string) => median(rates[name] ?? []);
+      const ratios: Ratio[] = [];
+      const worst: number[] = [];
+      for (const what of [names.publish, names.consume]) {
+        const vsRaw = v(r3(what(OURS))) / v(r3(what(RAW)));
+        const vsWire = v(r3(what(OURS))) / v(r3(what(WIRE)));
+        ratios.push(
+          {
+            group: "nats",
+            description: `R3 cluster, same concurrency and body: ${r3(what(OURS))} / ${r3(what(RAW))}`,
+            value: vsRaw,
+          },
+          {
+            group: "nats",
+            description: `R3 cluster, same bytes and headers: ${r3(what(OURS))} / ${r3(what(WIRE))}`,
+            value: vsWire,
+          },
+        );
+        worst.push(Math.min(vsRaw, vsWire));
+      }
+      const worstAll = Math.min(...worst);
+      return {
+        figures,
+        ratios,
+        targets: [
+          {
+            group: "nats",
+            description: `${R3_TARGET}: ours ≥ 90 % of raw (the lower of JSON-body raw and wire-format raw)`,
+            met: worstAll >= 0.9,
+            detail: `publish ${(worst[0]! * 100).toFixed(0)} %, consume+ack ${(worst[1]! * 100).toFixed(0)} %; ours publish ${fmtRate(v(r3(names.publish(OURS))))}/s, consume+ack ${fmtRate(v(r3(names.consume(OURS))))}/s`,
+          },
+        ],
+        settings: [
+          `NATS R3: a 3-node JetStream cluster started by the benchmark (${binary.path}, free loopback ports, temp store dirs, removed afterwards); one R3 stream (file storage, interest retention) created by our transport; ` +
+            `ours publishes type X, raw on other subjects of the same stream, so all meet the same stream leader; one R3 durable pull consumer each; every client connects to node n1. ` +
+            `Per run, for each of the three: ${count} messages published with ${IN_FLIGHT} acks in flight, then consumed with ${IN_FLIGHT} outstanding. ${runs} runs, rotating who goes first; median (range).`,
+        ],
+        notMeasured: [],
+      };
+    } finally {
+      await ours.close().catch(() => {});
+    }
+  } catch (error) {
+    return none(`the cluster run failed: ${(error as Error).message}`);
+  } finally {
+    await Promise.all(conns.map((c) => c.close().catch(() => {})));
+    await cluster?.dispose();
   }
 }
