@@ -11,10 +11,14 @@ const RANDOM_BYTES_PER_ID = 8; // 64 bits drawn, 62 used (rand_b)
 const HEX_CODES = new TextEncoder().encode("0123456789abcdef");
 const VARIANT_CODES = new TextEncoder().encode("89ab");
 const DASH = 0x2d;
+/** Two hex digits per byte value, as the 16-bit little-endian word that writes them in order. */
+const HEX_PAIRS = new Uint16Array(256);
+for (let i = 0; i < 256; i++) HEX_PAIRS[i] = HEX_CODES[i >> 4]! | (HEX_CODES[i & 15]! << 8);
 // Random bytes are drawn 64 KiB at a time: a randomFillSync call costs microseconds whatever its size.
 const random = new Uint8Array(BLOCK_IDS * RANDOM_BYTES_PER_ID * 64);
 let randomOffset = random.length;
 const formatted = Buffer.alloc(BLOCK_IDS * TAIL);
+const view = new DataView(formatted.buffer, formatted.byteOffset, formatted.byteLength);
 let tails = "";
 let tailOffset = 0;
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
@@ -41,13 +45,11 @@ function refill(): void {
     // Byte 0: its low 2 bits pick the variant (10xx), its high nibble is the next hex digit.
     formatted[o++] = VARIANT_CODES[random[r]! & 3]!;
     formatted[o++] = HEX_CODES[random[r]! >> 4]!;
-    formatted[o++] = HEX_CODES[random[r + 1]! >> 4]!;
-    formatted[o++] = HEX_CODES[random[r + 1]! & 15]!;
+    view.setUint16(o, HEX_PAIRS[random[r + 1]!]!, true);
+    o += 2;
     formatted[o++] = DASH;
-    for (let b = r + 2; b < r + RANDOM_BYTES_PER_ID; b++) {
-      formatted[o++] = HEX_CODES[random[b]! >> 4]!;
-      formatted[o++] = HEX_CODES[random[b]! & 15]!;
-    }
+    for (let b = r + 2; b < r + RANDOM_BYTES_PER_ID; b++, o += 2)
+      view.setUint16(o, HEX_PAIRS[random[b]!]!, true);
   }
   tails = formatted.toString("latin1");
   tailOffset = 0;
