@@ -10,11 +10,17 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
 const BLOCK = 64;
 const LENGTH = 55; // "00-" + 32 + "-" + 16 + "-01"
 const RANDOM_BYTES = 24; // trace id 16, span id 8
-const HEX_CODES = new TextEncoder().encode("0123456789abcdef");
+/** Two hex digits per byte value, as the 16-bit little-endian word that writes them in order. */
+const HEX_PAIRS = new Uint16Array(256);
+for (let i = 0; i < 256; i++) {
+  const hex = i.toString(16).padStart(2, "0");
+  HEX_PAIRS[i] = hex.charCodeAt(0) | (hex.charCodeAt(1) << 8);
+}
 // Random bytes are drawn 64 KiB at a time: a randomFillSync call costs microseconds whatever its size.
 const random = new Uint8Array(BLOCK * RANDOM_BYTES * 42);
 let randomOffset = random.length;
 const formatted = Buffer.alloc(BLOCK * LENGTH);
+const view = new DataView(formatted.buffer, formatted.byteOffset, formatted.byteLength);
 for (let i = 0; i < BLOCK; i++)
   formatted.write(`00-${"0".repeat(32)}-${"0".repeat(16)}-01`, i * LENGTH, "latin1");
 let traceparents = "";
@@ -27,17 +33,10 @@ function refill(): void {
   }
   let b = randomOffset;
   randomOffset += BLOCK * RANDOM_BYTES;
-  for (let i = 0; i < BLOCK; i++) {
-    let o = i * LENGTH + 3; // after "00-"
-    for (const end = b + 16; b < end; b++) {
-      formatted[o++] = HEX_CODES[random[b]! >> 4]!;
-      formatted[o++] = HEX_CODES[random[b]! & 15]!;
-    }
-    o++; // the "-" between trace id and span id
-    for (const end = b + 8; b < end; b++) {
-      formatted[o++] = HEX_CODES[random[b]! >> 4]!;
-      formatted[o++] = HEX_CODES[random[b]! & 15]!;
-    }
+  for (let o = 3; o < formatted.length; o += LENGTH) {
+    // after "00-": 16 bytes of trace id, "-", 8 bytes of span id
+    for (let i = 0; i < 32; i += 2) view.setUint16(o + i, HEX_PAIRS[random[b++]!]!, true);
+    for (let i = 33; i < 49; i += 2) view.setUint16(o + i, HEX_PAIRS[random[b++]!]!, true);
   }
   traceparents = formatted.toString("latin1");
   offset = 0;
