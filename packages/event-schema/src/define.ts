@@ -245,9 +245,12 @@ function createCatalog(
     },
     isDurable: (type) => durableTypes.has(type),
     parse(type, data) {
-      const result = validate(type, data);
-      if (!result.success) throw result.error;
-      return result.data;
+      // Every publish comes through here: no result object of our own on the way.
+      const def = definitions[type];
+      if (!def) throw unknownType(type, data);
+      const result = def.data.safeParse(data);
+      if (result.success) return result.data;
+      throw payloadError(type, data, result.error);
     },
     safeParse: validate,
     parseEnvelope(value) {

@@ -41,6 +41,34 @@ describe("createEnvelope", () => {
     );
   });
 
+  it("writes attributes in one order whichever optional ones are present", () => {
+    const order = (extra: Record<string, string>, data: object = { config_key: "k" }) =>
+      Object.keys(createEnvelope({ type: "X", source: "s", data, ...extra }));
+    const base = ["specversion", "id", "type", "source", "time", "datacontenttype"];
+    const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    expect(order({ traceparent: tp, correlationid: "c" })).toEqual([
+      ...base,
+      "dataversion",
+      "data",
+      "subject",
+      "traceparent",
+      "correlationid",
+    ]);
+    expect(order({ traceparent: tp }, { a: 1 })).toEqual([
+      ...base,
+      "dataversion",
+      "data",
+      "traceparent",
+    ]);
+    expect(order({ causationid: "p" })).toEqual([
+      ...base,
+      "dataversion",
+      "data",
+      "subject",
+      "causationid",
+    ]);
+  });
+
   it("keeps explicit id, time, subject and trace attributes", () => {
     const e = createEnvelope({
       type: "X",
