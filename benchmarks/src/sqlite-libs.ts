@@ -4,7 +4,7 @@
 // processes (consuming).
 import { register } from "node:module";
 import Database from "better-sqlite3";
-import { sqliteTransport } from "@switchyard/cross-process-queue";
+import { type SqliteTransportOptions, sqliteTransport } from "@switchyard/cross-process-queue";
 import { createEnvelope, uuidv7 } from "@switchyard/event-schema";
 import type * as Liteque from "liteque";
 import { type Logger as PlainjobLogger, better, defineQueue, defineWorker } from "plainjob";
@@ -132,12 +132,14 @@ export interface ConsumerOptions {
   readonly handler: (data: unknown) => void;
   /** switchyard only: subscriptions in this process, each its own subscriber (fan-out). @defaultValue 1 */
   readonly subscribers?: number;
+  /** switchyard only: `sqliteTransport()` options besides `path` (A/B runs of one setting). */
+  readonly transport?: Omit<SqliteTransportOptions, "path">;
 }
 
 export async function consumer(lib: Lib, path: string, o: ConsumerOptions): Promise<Consumer> {
   switch (lib) {
     case "switchyard": {
-      const t = sqliteTransport({ path });
+      const t = sqliteTransport({ ...o.transport, path });
       const count = o.subscribers ?? 1;
       return {
         start: async () => {

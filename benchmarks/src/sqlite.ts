@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { cpus as cpuList, tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { sqliteTransport } from "@switchyard/cross-process-queue";
 import { Worker } from "./child";
 import {
   type Figure,
@@ -73,7 +74,7 @@ const consumeSettings = ({ lib, procs, concurrency }: ConsumeConfig, quick: bool
   const common = `${DURABILITY}, ${MESSAGE}, no-op async handler, ${procsText(procs)}, backlog ${PREFILL[lib][quick ? "quick" : "full"].toLocaleString("en")} published before the start`;
   switch (lib) {
     case "switchyard":
-      return `subscription \`concurrency\` ${concurrency} per process, \`claimBatchSize\` 64 (default; a claim takes at most the free slots, so ${Math.min(64, concurrency)}), file watch + poll 25–1000 ms (defaults); ${common}`;
+      return `subscription \`concurrency\` ${concurrency} per process, \`claimBatchSize\` 64 and \`prefetchMs\` 50 (defaults: a claim takes the free handlers plus up to 50 ms of measured handler work waiting, at most 64), file watch + poll 25–1000 ms (defaults); ${common}`;
     case "plainjob":
       return `1 job in flight per worker, 1 worker per process, 1 job per claim, \`pollIntervall\` ${PEER_POLL_MS} ms; ${common}`;
     case "raw":
@@ -90,7 +91,12 @@ export async function benchSqlite(options: RunOptions): Promise<GroupResult> {
     const publish = await publishing(dir, options);
     const consume = await consuming(dir, quick);
     const latency = await latencies(dir, quick);
-    const scaling = [await backlogScaling(dir, quick), await subscriberScaling(dir, quick)];
+    const scaling = [
+      await backlogScaling(dir, quick),
+      await subscriberScaling(dir, quick),
+      await latencyScaling(dir, quick),
+      await pruneScaling(dir, quick),
+    ];
     const figures = [...publish, ...consume.figures, ...latency.figures];
     const v = (name: string) => find(figures, name).value;
 
@@ -207,7 +213,7 @@ export async function benchSqlite(options: RunOptions): Promise<GroupResult> {
     const settings = [
       `better-sqlite3 12 bundles SQLite ${sqliteVersion} (switchyard, plainjob, raw); liteque runs on better-sqlite3 11.9.1.`,
       "Durability, every SQLite library: WAL, `synchronous = NORMAL`, busy timeout 5 s, one file in the OS temp directory. " +
-        "switchyard: `sqliteTransport()` defaults (`claimBatchSize` 64, `minPollMs` 25, `maxPollMs` 1000, `watch` on; `wal_autocheckpoint = 0` on its connections, checkpoints in a worker thread per process: PASSIVE every 100 ms after commits, RESTART at 4000 WAL pages); " +
+        "switchyard: `sqliteTransport()` defaults (`claimBatchSize` 64, `prefetchMs` 50, `minPollMs` 25, `maxPollMs` 1000, `watch` on; `wal_autocheckpoint = 0` on its connections, checkpoints in a worker thread per process: PASSIVE every 100 ms after commits, RESTART at 4000 WAL pages); " +
         "plainjob 0.0.14: its `defineQueue()` pragmas (`journal_mode = WAL`, `synchronous = 1`, `busy_timeout = 5000`), better-sqlite3 12; " +
         "liteque 0.8.0: `buildDBClient()` with `walEnabled` (WAL, `synchronous = NORMAL`, `cache_size = -65536`), on its own better-sqlite3 11.9.1 (≥ 11.10 rejects its async transactions); " +
         "raw: better-sqlite3 12, WAL, `synchronous = NORMAL`, `wal_autocheckpoint = 4000` (inline, the queue's former cadence); publish ceiling: a table like `events` (autoincrement key, unique text id, payload JSON); claim+ack ceiling: a `jobs` table with a partial index on pending rows, one row claimed per `BEGIN IMMEDIATE` transaction and deleted in another. plainjob and liteque keep SQLite's default `wal_autocheckpoint` (1000 pages, inline).",
@@ -225,10 +231,7 @@ export async function benchSqlite(options: RunOptions): Promise<GroupResult> {
       ratios,
       settings,
       scaling: scaling.map((s) => s.scaling),
-      notMeasured: [
-        ...scaling.flatMap((s) => s.notMeasured),
-        "SQLite p99 latency against backlog size, retention pruning cost while running: not measured yet (the scaling runs time throughput only).",
-      ],
+      notMeasured: scaling.flatMap((s) => s.notMeasured),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -381,15 +384,21 @@ async function consuming(dir: string, quick: boolean) {
   };
 }
 
-async function prefill(lib: Lib, path: string, total: number, subscribers: readonly string[]) {
+async function prefill(
+  lib: Lib,
+  path: string,
+  total: number,
+  subscribers: readonly string[],
+  type = "X",
+) {
   const p = await producer(lib, path);
-  for (const s of subscribers) await p.register(s, "X");
+  for (const s of subscribers) await p.register(s, type);
   const list = Array.from({ length: 500 }, () => payload);
   const start = performance.now();
   for (let i = 0; i < total; i += list.length) {
     const n = Math.min(500, total - i);
-    if (p.publishMany) await p.publishMany("X", n === 500 ? list : list.slice(0, n));
-    else for (let k = 0; k < n; k++) await p.publish("X", payload);
+    if (p.publishMany) await p.publishMany(type, n === 500 ? list : list.slice(0, n));
+    else for (let k = 0; k < n; k++) await p.publish(type, payload);
   }
   const ms = performance.now() - start;
   await p.close();
@@ -615,6 +624,133 @@ async function subscriberScaling(dir: string, quick: boolean) {
   return { scaling, notMeasured: [] as string[] };
 }
 
+/**
+ * Latency against backlog size: a subscriber that keeps up (500 events/s) on a file where another
+ * subscriber of the same type lags N events behind. The claim of the subscriber that keeps up reads
+ * after its own cursor only, so the promise is flat.
+ */
+async function latencyScaling(dir: string, quick: boolean) {
+  const sizes = quick ? [0, 5_000] : [0, 100_000, 1_000_000];
+  const budgetMs = 60_000;
+  const rows: string[][] = [];
+  const p50s: [number, number][] = [];
+  const p99s: [number, number][] = [];
+  const notMeasured: string[] = [];
+  let publishRate = Number.NaN;
+  for (const size of sizes) {
+    const estimateMs = (size / publishRate) * 1000;
+    if (estimateMs > budgetMs) {
+      notMeasured.push(
+        `SQLite latency at a backlog of ${size.toLocaleString("en")}: publishing it would take ~${(estimateMs / 1000).toFixed(0)} s here, over the ${budgetMs / 1000} s budget.`,
+      );
+      continue;
+    }
+    const path = join(dir, `latency-backlog-${size}.db`);
+    if (size > 0) ({ publishRate } = await prefill("switchyard", path, size, ["laggard"], "L"));
+    const { latencies } = await latencyOnce(path, "switchyard", 0, quick, { idle: false });
+    const p50 = percentile(latencies, 0.5);
+    const p99 = percentile(latencies, 0.99);
+    p50s.push([size, p50]);
+    p99s.push([size, p99]);
+    rows.push([size.toLocaleString("en"), p50.toFixed(3), p99.toFixed(3)]);
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+  }
+  const scaling: Scaling = {
+    title: "SQLite: publish → handler latency against backlog size",
+    settings:
+      `switchyard \`sqliteTransport()\` defaults, subscription \`concurrency\` 1, 1 subscriber process, publisher in the benchmark process, ${RATE} events/s published one per call for ${LATENCY_MS[quick ? "quick" : "full"] / 1000} s; ${DURABILITY}, ${MESSAGE} + a timestamp; ` +
+      `the backlog: N events of the same type published (500 per call) before the run for another registered subscriber that consumes nothing (it lags N behind); 1 run per point (noisier than the latency rows above, which take the median of ${RUNS_FULL}).`,
+    columns: ["backlog (events another subscriber has not taken)", "p50 (ms)", "p99 (ms)"],
+    rows,
+    chart: {
+      title: "SQLite latency vs backlog",
+      x: "events waiting",
+      y: "ms",
+      series: [
+        { name: "p50", points: p50s },
+        { name: "p99", points: p99s },
+      ],
+    },
+    reading:
+      p99s.length > 1
+        ? `Largest backlog / none: p50 ${(p50s.at(-1)![1] / p50s[0]![1]).toFixed(2)}×, p99 ${(p99s.at(-1)![1] / p99s[0]![1]).toFixed(2)}× (the claim reads after the subscriber's own cursor: flat is the promise; p99 on a loaded machine is mostly scheduling).`
+        : "one point only",
+  };
+  return { scaling, notMeasured };
+}
+
+/**
+ * Retention pruning while running: N events nobody needs any more (past a 1 ms retention) are
+ * pruned by `transport.prune()` in the publishing process while a subscriber in another process
+ * receives 500 events/s; the prune's time and the latency of the events published meanwhile.
+ */
+async function pruneScaling(dir: string, quick: boolean) {
+  const sizes = quick ? [5_000] : [10_000, 100_000];
+  const rows: string[][] = [];
+  const rates: [number, number][] = [];
+  const during99: [number, number][] = [];
+  for (const size of sizes) {
+    const path = join(dir, `prune-${size}.db`);
+    // Events of a type nobody subscribes to: nothing needs them once past the retention.
+    await prefill("switchyard", path, size, [], "P");
+    const pruner = sqliteTransport({ path, pruneIntervalMs: 0, retentionMs: 1 });
+    try {
+      let removed = 0;
+      const result = await latencyOnce(path, "switchyard", 0, quick, {
+        idle: false,
+        during: async () => {
+          removed = (await pruner.prune()).events;
+        },
+      });
+      const all99 = percentile(result.latencies, 0.99);
+      const mid99 = result.during.length > 0 ? percentile(result.during, 0.99) : Number.NaN;
+      const rate = (removed / result.duringMs) * 1000;
+      rates.push([size, rate]);
+      during99.push([size, mid99]);
+      rows.push([
+        size.toLocaleString("en"),
+        removed.toLocaleString("en"),
+        result.duringMs.toFixed(0),
+        fmtRate(rate),
+        String(result.during.length),
+        mid99.toFixed(3),
+        all99.toFixed(3),
+      ]);
+    } finally {
+      await pruner.close();
+      for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+    }
+  }
+  const scaling: Scaling = {
+    title: "SQLite: retention pruning while running",
+    settings:
+      `switchyard \`sqliteTransport()\` defaults; N events of a type nobody subscribes to published (500 per call) before the run; ` +
+      `\`prune()\` (retention 1 ms, windows of 2,000 events per transaction) started in the publishing process once a quarter of the run's events are published, while 1 subscriber process at \`concurrency\` 1 receives ${RATE} events/s (published one per call for ${LATENCY_MS[quick ? "quick" : "full"] / 1000} s); ` +
+      `${DURABILITY}, ${MESSAGE} + a timestamp; 1 run per point. "During" = the events published while the prune ran.`,
+    columns: [
+      "events nobody needs",
+      "events pruned (with the run's own acked ones)",
+      "prune time (ms)",
+      "pruned events/s",
+      "events published during the prune",
+      "latency p99 during the prune (ms)",
+      "latency p99, whole run (ms)",
+    ],
+    rows,
+    chart: {
+      title: "SQLite pruning while running",
+      x: "events nobody needs",
+      y: "events/s",
+      series: [{ name: "pruned events/s", points: rates }],
+    },
+    reading:
+      rates.length > 1
+        ? `Pruning rate, largest / smallest: ${(rates.at(-1)![1] / rates[0]![1]).toFixed(2)}× (windows of 2,000 events per transaction: linear in the events removed is the promise); latency p99 during the prune: ${during99.map(([n, v]) => `${v.toFixed(2)} ms at ${n.toLocaleString("en")}`).join(", ")}.`
+        : `Latency p99 during the prune: ${during99.map(([, v]) => `${v.toFixed(2)} ms`).join(", ")}.`,
+  };
+  return { scaling, notMeasured: [] as string[] };
+}
+
 const RATE = 500;
 const LATENCY_MS = { full: 4_000, quick: 500 };
 const IDLE_MS = { full: 5_000, quick: 500 };
@@ -661,7 +797,21 @@ async function latencies(dir: string, quick: boolean) {
   return { figures, ours };
 }
 
-async function latencyOnce(path: string, lib: Lib, pollMs: number, quick: boolean) {
+/** What {@link latencyOnce} does besides publishing (the scaling runs). */
+interface LatencyExtra {
+  /** Measure the idle subscriber's CPU first. @defaultValue true */
+  readonly idle?: boolean;
+  /** Started (not awaited) once a quarter of the events are published; its events are marked. */
+  readonly during?: () => Promise<unknown>;
+}
+
+async function latencyOnce(
+  path: string,
+  lib: Lib,
+  pollMs: number,
+  quick: boolean,
+  extra: LatencyExtra = {},
+) {
   const p = await producer(lib, path);
   const worker = new Worker("latency", {
     lib,
@@ -674,17 +824,36 @@ async function latencyOnce(path: string, lib: Lib, pollMs: number, quick: boolea
   try {
     await worker.next("ready", 60_000);
     await sleep(SETTLE_MS[quick ? "quick" : "full"]);
-    const idleMs = IDLE_MS[quick ? "quick" : "full"];
-    worker.send({ type: "idle", ms: idleMs });
-    const { percent } = await worker.next<{ type: "cpu"; percent: number }>("cpu", idleMs + 30_000);
+    let percent = Number.NaN;
+    if (extra.idle ?? true) {
+      const idleMs = IDLE_MS[quick ? "quick" : "full"];
+      worker.send({ type: "idle", ms: idleMs });
+      percent = (await worker.next<{ type: "cpu"; percent: number }>("cpu", idleMs + 30_000))
+        .percent;
+    }
     const count = (LATENCY_MS[quick ? "quick" : "full"] * RATE) / 1000;
     const interval = 1000 / RATE;
     const start = performance.now();
+    /** Events published while `during` ran: [first, end). */
+    const marked = { first: -1, end: -1, ms: Number.NaN };
+    let published = 0;
+    let running: Promise<unknown> | undefined;
     for (let i = 0; i < count; i++) {
       const wait = start + i * interval - performance.now();
       if (wait > 0.5) await sleep(wait);
+      if (extra.during && i === Math.floor(count / 4)) {
+        marked.first = i;
+        const began = performance.now();
+        running = extra.during().then(() => {
+          marked.ms = performance.now() - began;
+          marked.end = published + 1;
+        });
+      }
       await p.publish("L", { ...payload, t: Number(process.hrtime.bigint()) });
+      published = i + 1;
     }
+    if (running) await running;
+    marked.end = Math.min(marked.end, count);
     // Let the last deliveries arrive (a poll interval at most), then collect.
     const left = backlog(lib, path, "latency", "L");
     const until = performance.now() + pollMs + 2_000;
@@ -694,7 +863,9 @@ async function latencyOnce(path: string, lib: Lib, pollMs: number, quick: boolea
     if (done.latencies.length < count) {
       throw new Error(`${lib}: ${done.latencies.length} of ${count} latency events arrived`);
     }
-    return { latencies: done.latencies, cpu: percent };
+    // At concurrency 1 deliveries start in publish order: latencies[i] is event i's.
+    const during = marked.first >= 0 ? done.latencies.slice(marked.first, marked.end) : [];
+    return { latencies: done.latencies, cpu: percent, during, duringMs: marked.ms };
   } finally {
     worker.kill();
     await p.close();

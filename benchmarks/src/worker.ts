@@ -19,6 +19,7 @@ const args = JSON.parse(json) as {
   pollMs: number;
   subscribers?: number;
   window?: number;
+  transport?: Record<string, unknown>;
 };
 
 const send = (m: Message) =>
