@@ -102,4 +102,31 @@ describe("in-process delivery", () => {
     await eventually(() => seen.length === 5);
     expect(seen).toEqual([0, 1, 2, 3, 4]);
   });
+
+  it("times out every hanging delivery at concurrency 2 and keeps working with the slots they free later", async () => {
+    make();
+    const seen: number[] = [];
+    router.subscribe(
+      "JOB_STARTED",
+      async (e) => {
+        seen.push(e.data.n);
+        if (e.data.n <= 2) await delay(80); // past the timeout, then settles late
+      },
+      { concurrency: 2, timeoutMs: 30 },
+    );
+    for (let n = 1; n <= 4; n++) await router.publish("JOB_STARTED", { n });
+    await eventually(() => router.getStats().timedOut === 2);
+    await eventually(() => seen.length === 4);
+    await delay(80); // the abandoned handlers settle: their slots come back
+    for (let n = 5; n <= 8; n++) await router.publish("JOB_STARTED", { n });
+    await router.drain();
+    expect(seen.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(router.getStats().subscriptions[0]).toMatchObject({
+      timedOut: 2,
+      failed: 2,
+      delivered: 6,
+      inFlight: 0,
+      queueDepth: 0,
+    });
+  });
 });

@@ -197,6 +197,11 @@ export class LocalSubscription {
   /** Idle worker slots, reused so a delivery allocates no closures; one kept aside (`#spare`). */
   #slots: WorkerSlot[] = [];
   #spare: WorkerSlot | undefined;
+  /**
+   * Every slot not abandoned by a timeout (at most `concurrency`): a local delivery in flight is the
+   * `ctx` of one of them, so the timeout timer finds local deadlines here, with no list per delivery.
+   */
+  #workers: WorkerSlot[] = [];
   /** Deliveries with a deadline, in start order: `[#deadlineHead, #deadlineTail)` of this array. */
   #deadlines: (DeliveryContext | undefined)[] = [];
   #deadlineHead = 0;
@@ -358,6 +363,7 @@ export class LocalSubscription {
       ok: () => this.#settled(slot, false, undefined),
       fail: (error: unknown) => this.#settled(slot, true, error),
     };
+    this.#workers.push(slot);
     return slot;
   }
 
@@ -417,6 +423,7 @@ export class LocalSubscription {
     slot.ctx = undefined;
     // Timed out: the slot was already released and a replacement worker started.
     if (ctx.abandoned) {
+      this.#workers.push(slot);
       this.#releaseSlot(slot);
       return;
     }
@@ -435,7 +442,16 @@ export class LocalSubscription {
   #begin(ctx: DeliveryContext, now: number): void {
     this.#inFlight++;
     ctx.startedAt = now;
-    const timeoutMs = ctx.origin === "local" ? this.#timeoutMs.local : this.#timeoutMs.transport;
+    if (ctx.origin === "local") {
+      // Found through its worker slot when the timer fires (see #workers).
+      const timeoutMs = this.#timeoutMs.local;
+      if (timeoutMs > 0) {
+        ctx.deadline = now + timeoutMs;
+        if (!this.#timer) this.#armAt(ctx.deadline);
+      }
+      return;
+    }
+    const timeoutMs = this.#timeoutMs.transport;
     if (timeoutMs > 0) {
       ctx.deadline = now + timeoutMs;
       // Settled ones leave first: a context kept here would outlive its delivery (a young-generation
@@ -559,37 +575,58 @@ export class LocalSubscription {
     }
   }
 
+  /** Arm the timer for the earliest deadline in flight, if any and none is armed. */
   #armTimeout(): void {
     this.#compactDeadlines();
-    if (this.#timer || this.#deadlineHead === this.#deadlineTail) return;
-    const wait = this.#deadlines[this.#deadlineHead]!.deadline - performance.now();
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, wait));
+    if (this.#timer) return;
+    let next =
+      this.#deadlineHead < this.#deadlineTail
+        ? this.#deadlines[this.#deadlineHead]!.deadline
+        : Number.POSITIVE_INFINITY;
+    for (const slot of this.#workers) {
+      const ctx = slot.ctx;
+      if (ctx !== undefined && !ctx.settled && ctx.deadline < next) next = ctx.deadline;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#armAt(next);
+  }
+
+  #armAt(deadline: number): void {
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, deadline - performance.now()));
     this.#timer.unref();
   }
 
   #onTimer = (): void => {
     this.#timer = undefined;
     const now = performance.now();
+    // Transport deliveries, in start order.
     while (this.#deadlineHead < this.#deadlineTail) {
       const ctx = this.#deadlines[this.#deadlineHead]!;
       if (!ctx.settled && ctx.deadline > now) break;
       this.#deadlines[this.#deadlineHead++] = undefined;
       if (ctx.settled) continue;
-      const error = new HandlerTimeoutError(
-        this.name,
-        ctx.origin === "local" ? this.#timeoutMs.local : this.#timeoutMs.transport,
-      );
+      const error = new HandlerTimeoutError(this.name, this.#timeoutMs.transport);
       this.counters.timedOut++;
       ctx.abort(error);
       this.#complete(ctx, true, error, now);
-      if (ctx.origin === "transport") {
-        ctx.interrupt?.(error);
-      } else {
-        ctx.abandoned = true;
-        this.#running--;
-        if (this.#queue.length > 0 && this.#active) this.#startWorker();
-        else if (this.#running === 0 && this.#queue.length === 0) this.#wakeIdle();
-      }
+      ctx.interrupt?.(error);
+    }
+    // Local deliveries: the contexts their worker slots await.
+    const expired = this.#workers.filter(
+      (slot) => slot.ctx !== undefined && !slot.ctx.settled && slot.ctx.deadline <= now,
+    );
+    for (const slot of expired) {
+      const ctx = slot.ctx!;
+      const error = new HandlerTimeoutError(this.name, this.#timeoutMs.local);
+      this.counters.timedOut++;
+      ctx.abort(error);
+      this.#complete(ctx, true, error, now);
+      // The slot stays with the abandoned handler until it settles (then it rejoins #workers); a
+      // replacement worker takes the queue.
+      ctx.abandoned = true;
+      this.#workers.splice(this.#workers.indexOf(slot), 1);
+      this.#running--;
+      if (this.#queue.length > 0 && this.#active) this.#startWorker();
+      else if (this.#running === 0 && this.#queue.length === 0) this.#wakeIdle();
     }
     this.#armTimeout();
   };
