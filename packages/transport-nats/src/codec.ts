@@ -11,6 +11,11 @@ import { NatsOptionsError } from "./errors";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const nativeWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean })
+  .isWellFormed;
+/** No unpaired surrogate: the native check where there is one (Node ≥ 20), else the regex. */
+const wellFormed = (text: string): boolean =>
+  nativeWellFormed ? nativeWellFormed.call(text) : !LONE_SURROGATE.test(text);
 
 /**
  * The message for one envelope: the whole envelope as JSON in the body (the wire contract), and
@@ -22,7 +27,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * an id is rejected here, before anything is sent.
  */
 export function encodeEnvelope(envelope: Envelope): { data: Uint8Array; headers: MsgHdrs } {
-  if (typeof envelope.id !== "string" || LONE_SURROGATE.test(envelope.id))
+  if (typeof envelope.id !== "string" || !wellFormed(envelope.id))
     throw new NatsOptionsError(
       "envelope.id",
       envelope.id,

@@ -14,6 +14,7 @@ import {
   type Delivery,
   LeaseLostError,
   type Logger,
+  type OutcomePolicy,
   type TransportSubscribeOptions,
   type TransportSubscription,
   backoffDelay,
@@ -22,6 +23,7 @@ import {
   logDelivery,
   retryDelay,
   runAttempt,
+  silentLogger,
   sleep,
 } from "@switchyard/transport";
 import { decodeEnvelope } from "./codec";
@@ -263,6 +265,10 @@ export class NatsSubscription implements TransportSubscription {
   readonly #types: ReadonlySet<string>;
   readonly #concurrency: number;
   readonly #maxAttempts: number;
+  /** The outcome policy, the same for every delivery. */
+  readonly #policy: OutcomePolicy;
+  /** False for the silent logger: delivery logs are not even built. */
+  readonly #logs: boolean;
   /** Ask again once this many slots are free beyond what is already asked for. */
   readonly #refill: number;
   readonly #pullRequest: string;
@@ -292,6 +298,8 @@ export class NatsSubscription implements TransportSubscription {
     this.#types = new Set(options.types);
     this.#concurrency = options.concurrency ?? 1;
     this.#maxAttempts = options.maxAttempts ?? 5;
+    this.#policy = { maxAttempts: this.#maxAttempts, backoff: options.backoff };
+    this.#logs = logger !== silentLogger;
     this.#refill = Math.max(1, Math.ceil(this.#concurrency / 4));
     this.#pullRequest = `,"expires":${nanos(host.pullExpiresMs)}}`;
     this.#receipts = host.receiptSubject(options.subscriber);
@@ -586,14 +594,17 @@ export class NatsSubscription implements TransportSubscription {
 
   async #handle(run: Held, decodeError: Error | undefined): Promise<void> {
     const { msg, attempt } = run;
-    const policy = { maxAttempts: this.#maxAttempts, backoff: this.#options.backoff };
-    const log = {
-      transport: this.#host.name,
-      subscriber: this.subscriber,
-      envelope: run.envelope,
-      attempt,
-    };
-    logDelivery(this.#logger, "claimed", log);
+    const policy = this.#policy;
+    // The silent logger (the default) logs nothing: build nothing for it, per delivery.
+    const log = this.#logs
+      ? {
+          transport: this.#host.name,
+          subscriber: this.subscriber,
+          envelope: run.envelope,
+          attempt,
+        }
+      : undefined;
+    if (log) logDelivery(this.#logger, "claimed", log);
     try {
       const result = await runAttempt(
         {
@@ -608,11 +619,12 @@ export class NatsSubscription implements TransportSubscription {
       if (!this.#holds(run))
         return this.#discard(run, "its lease expired (or close handed it back)");
       const outcome = decideOutcome(result, attempt, policy, run.envelope.id);
-      logDelivery(this.#logger, "settled", {
-        ...log,
-        outcome: outcome.kind,
-        ...(outcome.kind === "retry" ? { delayMs: outcome.delayMs } : {}),
-      });
+      if (log)
+        logDelivery(this.#logger, "settled", {
+          ...log,
+          outcome: outcome.kind,
+          ...(outcome.kind === "retry" ? { delayMs: outcome.delayMs } : {}),
+        });
       switch (outcome.kind) {
         case "ack":
           run.lost = true;

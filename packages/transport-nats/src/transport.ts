@@ -142,6 +142,9 @@ export class NatsTransport implements Transport, AsyncDisposable {
   #closing: Promise<void> | undefined;
   #stopWatching: () => void = () => {};
   #publishRetries = 0;
+  /** Event types already checked by `#checkType`, and their subjects (at most {@link MEMO_TYPES}). */
+  readonly #checkedTypes = new Set<string>();
+  readonly #subjects = new Map<string, string>();
 
   constructor(options: NatsTransportOptions = {}) {
     this.#options = resolveOptions(options);
@@ -383,7 +386,13 @@ export class NatsTransport implements Transport, AsyncDisposable {
 
   /** The subject an event type is stored on. */
   subjectOf(type: string): string {
-    return `${this.prefix}.${type}`;
+    let subject = this.#subjects.get(type);
+    if (subject === undefined) {
+      subject = `${this.prefix}.${type}`;
+      // Checked types only (a bounded set: the types this process publishes or subscribes to).
+      if (this.#checkedTypes.has(type)) this.#subjects.set(type, subject);
+    }
+    return subject;
   }
 
   #replaySubject(subscriber: string, type: string): string {
@@ -426,6 +435,16 @@ export class NatsTransport implements Transport, AsyncDisposable {
       }
       return message;
     });
+    if (envelopes.length === 1) {
+      // One envelope (the awaited-one-by-one case): no worker pool around one request.
+      try {
+        return (await this.#publishOne(js, envelopes[0]!, encoded[0]!, signal)) === "duplicate"
+          ? { published: 0, duplicates: 1 }
+          : { published: 1, duplicates: 0 };
+      } catch (error) {
+        throw this.#publishFailure(error, 0, 1, signal);
+      }
+    }
     let published = 0;
     let duplicates = 0;
     let failure: unknown;
@@ -449,21 +468,26 @@ export class NatsTransport implements Transport, AsyncDisposable {
     };
     const workers = Math.min(this.#options.publishConcurrency, envelopes.length);
     await Promise.all(Array.from({ length: workers }, worker));
-    if (failure !== undefined) {
-      if (signal?.aborted) throw abortReason(signal);
-      if (failure instanceof Unavailable)
-        throw new NatsPublishUnavailableError(
-          this.stream,
-          published + duplicates,
-          envelopes.length,
-          failure.waitedMs,
-          { cause: failure.cause },
-        );
-      throw new NatsPublishError(published + duplicates, envelopes.length, {
-        cause: toNatsError(failure, { servers: this.#options.servers, phase: "request" }),
-      });
-    }
+    if (failure !== undefined)
+      throw this.#publishFailure(failure, published + duplicates, envelopes.length, signal);
     return { published, duplicates };
+  }
+
+  /** The error a failed `publish()` rejects with, `stored` of `total` envelopes being stored. */
+  #publishFailure(
+    failure: unknown,
+    stored: number,
+    total: number,
+    signal: AbortSignal | undefined,
+  ): unknown {
+    if (signal?.aborted) return abortReason(signal);
+    if (failure instanceof Unavailable)
+      return new NatsPublishUnavailableError(this.stream, stored, total, failure.waitedMs, {
+        cause: failure.cause,
+      });
+    return new NatsPublishError(stored, total, {
+      cause: toNatsError(failure, { servers: this.#options.servers, phase: "request" }),
+    });
   }
 
   /**
@@ -531,12 +555,15 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   #checkType(type: string): void {
+    if (this.#checkedTypes.has(type)) return;
     if (typeof type !== "string" || !isSubjectToken(type) || type.startsWith("__"))
       throw new NatsOptionsError(
         "envelope.type",
         type,
         "an event type without '.', '*', '>' or whitespace, not starting with '__' (it becomes one subject token)",
       );
+    // Remembered so the next publish of the type skips the check (bounded, for endless types).
+    if (this.#checkedTypes.size < MEMO_TYPES) this.#checkedTypes.add(type);
   }
 
   /**
@@ -1013,6 +1040,9 @@ class Unavailable extends Error {
 }
 
 /** `promise`, or a rejection with the signal's reason as soon as it aborts. */
+/** Event types whose check and subject a transport remembers. */
+const MEMO_TYPES = 1_024;
+
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
   if (signal.aborted) return Promise.reject(abortReason(signal));
