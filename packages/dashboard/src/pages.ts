@@ -80,6 +80,10 @@ const time = (iso: string | undefined | null) =>
     ? html`<time datetime="${iso}">${iso.replace("T", " ").replace(/\.\d+Z$|Z$/, "Z")}</time>`
     : "—";
 
+/** A time to the millisecond: the steps of one delivery often share a second. */
+const preciseTime = (iso: string) =>
+  html`<time datetime="${iso}">${iso.replace("T", " ").replace(/Z$/, "")}Z</time>`;
+
 const badge = (status: string) => html`<span class="badge badge-${status}">${status}</span>`;
 
 /** The page shell: header, navigation, main; one script and two style sheets from the package. */
@@ -479,7 +483,7 @@ function timeline(d: DeliveryInfo, history: readonly DeliveryStep[]): Html {
         ${history.map(
           (step) =>
             html`<tr data-kind="${step.kind}">
-              <td>${time(step.at)}</td>
+              <td>${preciseTime(step.at)}</td>
               <td>
                 <span class="badge badge-${STEP_BADGE[step.kind] ?? "pending"}"
                   >${STEP_LABEL[step.kind] ?? short(step.kind, 40)}</span
@@ -935,7 +939,7 @@ function pipelineKeysTable(ctx: PageContext, view: PipelineKeysView, index: numb
                       <td>${time(k.lastAt)}</td>
                       <td>
                         <span class="badge badge-${VERDICT_BADGE[k.verdict]}">${k.verdict}</span
-                        >${k.missing.length > 0 && k.verdict !== "uncertain" ? html` <span class="muted">stuck before ${short(k.missing[0], 60)}</span>` : ""}
+                        >${k.missing.length > 0 ? html` <span class="muted">missing ${short(k.missing.join(", "), 300)}</span>` : ""}
                       </td>
                     </tr>`,
                 )}

@@ -53,6 +53,8 @@ describe("the delivery timeline on the event page", () => {
     expect(rows[1]).toContain("disk full");
     expect(rows[1]).not.toContain("while writing");
     expect(rows[3]).toContain("max_attempts");
+    // To the millisecond: the steps of one delivery often share a second.
+    expect(rows[4]).toContain(">2026-01-31 12:00:00.000Z</time>");
     // Hostile text in a step is escaped.
     expect(rows[4]).toContain("&lt;script&gt;alert(&#39;fenced&#39;)&lt;/script&gt;");
     expect(rows[4]).toContain("&lt;b&gt;worker-9&lt;/b&gt;");

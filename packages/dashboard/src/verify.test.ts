@@ -99,7 +99,7 @@ describe("the pipeline verification per key", () => {
     const page = await (await dash(new Request("http://dash.test/pipeline?window=15m"))).text();
     const table = page.slice(page.indexOf('id="keys-0"'));
     expect(table).toMatch(/<tr data-key="hex8_2p">[\s\S]*?✓ 1[\s\S]*?complete/);
-    expect(table).toContain("stuck before TRAINED");
+    expect(table).toContain("missing TRAINED, PROMOTED");
     expect(page).toContain("&lt;script&gt;window.__pwned=1&lt;/script&gt;");
     expect(page).not.toContain("<script>window.__pwned");
   });
