@@ -213,6 +213,22 @@ for (const kind of TARGETS) {
           expect(dead.map((d) => d.subscriber)).toEqual(["promoter"]);
         });
 
+        it("trace shows the timeline of a delivery that retried and of one dead-lettered", async () => {
+          expect(scenario.driver.capabilities.history).toBe(true);
+          const text = await run(["events", "trace", scenario.ids.training]);
+          expect(text.stdout).toContain("Timeline of flaky:");
+          expect(text.stdout).toMatch(
+            /retry scheduled +1 +\d+[hm]\b.*Error: evaluation cluster unreachable/,
+          );
+          const json = await run(["events", "trace", scenario.ids.evaluation, "--json"]);
+          const promoter = (
+            json.json().deliveries as { subscriber: string; history: { kind: string }[] }[]
+          ).find((d) => d.subscriber === "promoter");
+          expect(promoter?.history.map((step) => step.kind)).toContain("dead_lettered");
+          const dead = await run(["events", "trace", scenario.ids.evaluation]);
+          expect(dead.stdout).toMatch(/dead-lettered .*unrecoverable/);
+        });
+
         it("trace says when no event has that id", async () => {
           const result = await run(["events", "trace", "no-such-event"]);
           expect(result.code).toBe(2);

@@ -5,6 +5,7 @@ import type {
   CausationNode,
   DeadLetterInfo,
   DeliveryInfo,
+  DeliveryStepKind,
   Driver,
   Inspector,
   StoredEvent,
@@ -163,7 +164,7 @@ export function registerEvents(program: Command, runtime: Runtime): void {
     events
       .command("trace")
       .description(
-        "Where did it go, where is it stuck? One event's delivery to every subscriber (attempts, state, last error), its dead letters, what caused it and the events it caused.",
+        "Where did it go, where is it stuck, why did it run twice? One event's delivery to every subscriber (attempts, state, last error, and the timeline of its retries, lease expiries, fencing, dead-lettering and replays where the transport keeps one), its dead letters, what caused it and the events it caused.",
       )
       .argument("<event-id>", "the envelope id")
       .option("--depth <n>", "levels of caused events to follow", countOption, 3),
@@ -261,25 +262,20 @@ export function registerEvents(program: Command, runtime: Runtime): void {
   );
 }
 
-/**
- * The dead letters of one event. The filter has no event id: they are read by the event's type
- * and picked by id (at most 1000 of that type are looked at).
- */
+/** The dead letters of one event (one per subscriber that failed it), every status. */
 async function deadLettersOf(
   inspector: Inspector,
   event: StoredEvent,
 ): Promise<TraceReport["deadLetters"]> {
   if (!inspector.capabilities.deadLetters) return [];
-  const page = await inspector.deadLetters({ type: event.type, limit: 1000 });
-  return page.deadLetters
-    .filter((d) => d.eventId === event.id)
-    .map((d) => ({
-      id: d.id,
-      subscriber: d.subscriber,
-      status: d.status,
-      reason: d.reason,
-      attempts: d.attempts,
-    }));
+  const page = await inspector.deadLetters({ eventId: event.id, limit: 1000 });
+  return page.deadLetters.map((d) => ({
+    id: d.id,
+    subscriber: d.subscriber,
+    status: d.status,
+    reason: d.reason,
+    attempts: d.attempts,
+  }));
 }
 
 function outcome(d: DeliveryInfo): string {
@@ -295,6 +291,44 @@ function outcome(d: DeliveryInfo): string {
     case "unknown":
       return d.state;
   }
+}
+
+const STEP_TEXT: Readonly<Record<DeliveryStepKind, string>> = {
+  claimed: "claimed",
+  acked: "acked",
+  retry_scheduled: "retry scheduled",
+  lease_expired: "lease expired",
+  fenced: "fenced (settle refused)",
+  dead_lettered: "dead-lettered",
+  replayed: "replayed",
+  requeued: "requeued",
+};
+
+/**
+ * One delivery's timeline (`DeliveryInfo.history`), when the transport keeps one and it holds a
+ * step: what answers "why did it run twice?".
+ */
+function printTimeline(out: Output, d: DeliveryInfo): void {
+  if (!d.history || d.history.length === 0) return;
+  out.line();
+  out.line(
+    `Timeline of ${d.subscriber}` +
+      (d.historyTruncated ? " (older steps dropped by the transport's bound):" : ":"),
+  );
+  out.table(
+    ["at", "step", "attempt", "delay", "reason", "error", "by"],
+    d.history.map((step) => [
+      step.at,
+      STEP_TEXT[step.kind] ?? step.kind,
+      step.attempt,
+      step.delayMs === undefined ? undefined : formatDuration(step.delayMs),
+      step.reason,
+      step.error
+        ? `${step.error.name}: ${String(step.error.message ?? "").split("\n", 1)[0]}`
+        : step.detail,
+      step.by,
+    ]),
+  );
 }
 
 function countStates(deliveries: readonly DeliveryInfo[]): string {
@@ -345,6 +379,7 @@ function printTrace(out: Output, report: TraceReport, hasDeliveries: boolean): v
       ]),
     );
     reportDamaged(out, report.deliveries, (d) => `delivery to ${d.subscriber}`);
+    for (const d of report.deliveries) printTimeline(out, d);
   }
   if (report.deadLetters.length > 0) {
     out.line();
