@@ -17,6 +17,7 @@ import {
   serializeError,
 } from "@switchyard/transport";
 import type { ClaimedDelivery, ExchangeRequest, Outcome, QueueStore } from "./claim";
+import { SPIN_ATTEMPTS, busyDelayMs } from "./database";
 import { isBusy } from "./errors";
 import { timerDelay } from "./timers";
 
@@ -42,8 +43,6 @@ export interface SubscriptionHost {
 
 const DEFAULT_LEASE_MS = 30_000;
 const DEFAULT_MAX_ATTEMPTS = 5;
-/** Lock attempts answered by `setImmediate` before backing off with timers. */
-const SPIN_ATTEMPTS = 16;
 
 /**
  * One delivery handed to the handler and not settled yet. It is the handler's `Delivery` too;
@@ -246,7 +245,7 @@ export class SqliteSubscription implements TransportSubscription {
       if (busy && attempt < SPIN_ATTEMPTS) {
         this.#schedule();
       } else {
-        const delay = busy ? Math.min(50, 2 ** (attempt - SPIN_ATTEMPTS)) : 1_000;
+        const delay = busy ? busyDelayMs(attempt) : 1_000;
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;
           this.#schedule();
