@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createRouter } from "./router";
 import { memoryLogger, testCatalog } from "./test/fixtures";
+import { spanContextOf } from "./middleware/open-telemetry";
 import { traceIdOf } from "./trace";
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/;
@@ -62,5 +63,24 @@ describe("trace context without OpenTelemetry", () => {
     const fresh = await router.publish("JOB_STARTED", { n: 2 });
     expect(fresh.tracestate).toBeUndefined();
     await router.shutdown();
+  });
+});
+
+describe("spanContextOf", () => {
+  it("parses each traceparent it is given, also alternating and repeated ones", () => {
+    const a = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const b = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    for (const tp of [a, a, b, a, "not-a-traceparent", b, b]) {
+      const sc = spanContextOf(tp);
+      if (tp === "not-a-traceparent") expect(sc).toBeUndefined();
+      else
+        expect(sc).toEqual({
+          traceId: tp.slice(3, 35),
+          spanId: tp.slice(36, 52),
+          traceFlags: parseInt(tp.slice(53), 16),
+          isRemote: true,
+        });
+    }
+    expect(spanContextOf(undefined)).toBeUndefined();
   });
 });

@@ -105,15 +105,19 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
 
 /** The span context a W3C `traceparent` names, or undefined. */
 export function spanContextOf(traceparent: string | undefined): OtelSpanContext | undefined {
-  const match = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
-  if (!match) return undefined;
-  return {
-    traceId: match[2]!,
-    spanId: match[3]!,
-    traceFlags: parseInt(match[4]!, 16),
-    isRemote: true,
-  };
+  if (traceparent === undefined) return undefined;
+  // One event reaches every subscription: each asks for the same traceparent in a row.
+  if (traceparent === lastTraceparent) return lastSpanContext;
+  const match = TRACEPARENT.exec(traceparent);
+  const sc = match
+    ? { traceId: match[2]!, spanId: match[3]!, traceFlags: parseInt(match[4]!, 16), isRemote: true }
+    : undefined;
+  lastTraceparent = traceparent;
+  lastSpanContext = sc && Object.freeze(sc);
+  return lastSpanContext;
 }
+let lastTraceparent: string | undefined;
+let lastSpanContext: OtelSpanContext | undefined;
 
 /** A span context as a W3C `traceparent`. */
 export function traceparentOf(sc: OtelSpanContext): string {
@@ -245,10 +249,9 @@ export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middle
       const started = performance.now();
       return tracer.startActiveSpan(
         `process ${event.type}`,
-        {
-          kind: api.SpanKind.CONSUMER,
-          ...(remote && t.relationship === "link" ? { links: [{ context: remote }] } : {}),
-        },
+        remote && t.relationship === "link"
+          ? { kind: api.SpanKind.CONSUMER, links: [{ context: remote }] }
+          : { kind: api.SpanKind.CONSUMER },
         parent,
         async (span) => {
           // Nothing records this span (no SDK, or not sampled): no attribute work at all.
