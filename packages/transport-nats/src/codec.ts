@@ -27,23 +27,23 @@ const wellFormed = (text: string): boolean =>
  * an id is rejected here, before anything is sent.
  */
 export function encodeEnvelope(envelope: Envelope): { data: Uint8Array; headers: MsgHdrs } {
+  return toMessage(envelope, envelopeJson(envelope));
+}
+
+/**
+ * The checks and the body text of {@link encodeEnvelope}, without building the message: a batch
+ * is checked (and sized, with `Buffer.byteLength`) before anything is sent, and each message is
+ * built only when it is sent, so a large batch does not hold every encoded message at once.
+ */
+export function envelopeJson(envelope: Envelope): string {
   if (typeof envelope.id !== "string" || !wellFormed(envelope.id))
     throw new NatsOptionsError(
       "envelope.id",
       envelope.id,
       "a well-formed Unicode string without unpaired surrogates (NATS headers are UTF-8, so two such ids would collapse into one Nats-Msg-Id)",
     );
-  const h = headers();
-  h.set("ce-specversion", envelope.specversion);
-  h.set("ce-id", envelope.id);
-  h.set("ce-type", envelope.type);
-  h.set("ce-source", envelope.source);
-  h.set("content-type", "application/cloudevents+json");
-  if (envelope.subject) h.set("ce-subject", envelope.subject);
-  if (envelope.traceparent) h.set("traceparent", envelope.traceparent);
-  let json: string;
   try {
-    json = JSON.stringify(envelope);
+    return JSON.stringify(envelope);
   } catch (error) {
     throw new EventValidationError({
       eventType: envelope.type,
@@ -55,6 +55,21 @@ export function encodeEnvelope(envelope: Envelope): { data: Uint8Array; headers:
       cause: error,
     });
   }
+}
+
+/** The message of an envelope whose body text {@link envelopeJson} returned. */
+export function toMessage(
+  envelope: Envelope,
+  json: string,
+): { data: Uint8Array; headers: MsgHdrs } {
+  const h = headers();
+  h.set("ce-specversion", envelope.specversion);
+  h.set("ce-id", envelope.id);
+  h.set("ce-type", envelope.type);
+  h.set("ce-source", envelope.source);
+  h.set("content-type", "application/cloudevents+json");
+  if (envelope.subject) h.set("ce-subject", envelope.subject);
+  if (envelope.traceparent) h.set("traceparent", envelope.traceparent);
   return { data: encoder.encode(json), headers: h };
 }
 

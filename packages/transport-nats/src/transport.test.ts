@@ -8,6 +8,7 @@ import {
   type NatsTransport,
   type NatsTransportOptions,
   NatsOptionsError,
+  NatsPayloadTooLargeError,
   NatsStreamConfigError,
   TransportClosedError,
   durableName,
@@ -46,6 +47,8 @@ describeIf(await natsAvailable(), "NatsTransport", {}, () => {
     return t;
   };
 
+  const maxPayload = async () => admin.info?.max_payload ?? 1024 * 1024;
+
   beforeEach(async () => {
     names = uniqueNames("unit");
     admin = await connect({ servers: NATS_URL });
@@ -77,6 +80,19 @@ describeIf(await natsAvailable(), "NatsTransport", {}, () => {
     expect(stored?.header.get("ce-id")).toBe(e.id);
     expect(stored?.header.get("traceparent")).toBe(e.traceparent);
     expect(stored?.json()).toEqual(e);
+  });
+
+  it("rejects a batch holding an envelope over max_payload before sending any of it", async () => {
+    const t = transport();
+    await t.register("keeper", ["JOB"]);
+    const max = await maxPayload();
+    // Multi-byte text: the size that counts is the UTF-8 body, not the string length.
+    const big = job(2, { data: { text: "é".repeat(Math.ceil(max / 2)) } });
+    const error = await t.publish([job(1), big, job(3)]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NatsPayloadTooLargeError);
+    expect((error as Error).message).toContain(big.id);
+    const jsm = await jetstreamManager(admin);
+    expect((await jsm.streams.info(names.stream)).state.messages).toBe(0);
   });
 
   it("creates one durable consumer per subscriber and type, tagged with the subscriber", async () => {

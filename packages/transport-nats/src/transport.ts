@@ -29,7 +29,7 @@ import {
   silentLogger,
 } from "@switchyard/transport";
 import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./audit";
-import { encodeEnvelope } from "./codec";
+import { encodeEnvelope, envelopeJson, toMessage } from "./codec";
 import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
 import {
   NatsClusterUnavailableError,
@@ -423,17 +423,14 @@ export class NatsTransport implements Transport, AsyncDisposable {
     }
     const { js, nc } = await this.#ready();
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+    // Checked and sized up front; each message is built only when it is sent (a large batch
+    // would otherwise hold every encoded message and its headers until the last ack).
     const encoded = envelopes.map((envelope) => {
-      const message = encodeEnvelope(envelope);
-      if (message.data.length > maxPayload) {
-        throw new NatsPayloadTooLargeError(
-          envelope.id,
-          envelope.type,
-          message.data.length,
-          maxPayload,
-        );
-      }
-      return message;
+      const json = envelopeJson(envelope);
+      const size = Buffer.byteLength(json, "utf8");
+      if (size > maxPayload)
+        throw new NatsPayloadTooLargeError(envelope.id, envelope.type, size, maxPayload);
+      return json;
     });
     if (envelopes.length === 1) {
       // One envelope (the awaited-one-by-one case): no worker pool around one request.
@@ -500,9 +497,10 @@ export class NatsTransport implements Transport, AsyncDisposable {
   async #publishOne(
     js: JetStreamClient,
     envelope: Envelope,
-    { data, headers }: ReturnType<typeof encodeEnvelope>,
+    json: string,
     signal: AbortSignal | undefined,
   ): Promise<"published" | "duplicate"> {
+    const { data, headers } = toMessage(envelope, json);
     const { publishDeadlineMs, requestTimeoutMs } = this.#options;
     const started = Date.now();
     const deadline = started + publishDeadlineMs;
