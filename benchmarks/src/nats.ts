@@ -451,6 +451,8 @@ async function consumerScaling(
 ): Promise<{ scaling: Scaling; notMeasured: string[] }> {
   const counts = quick ? [1, 10] : [1, 10, 100];
   const deliveries = quick ? 2_000 : 20_000;
+  // At least this many events per point, so the publish timing is not a few ms of start-up.
+  const minEvents = quick ? 500 : 2_000;
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const rows: string[][] = [];
@@ -462,7 +464,7 @@ async function consumerScaling(
     rawConsume: [] as [number, number][],
   };
   for (const n of counts) {
-    const events = Math.max(100, Math.ceil(deliveries / n));
+    const events = Math.max(minEvents, Math.ceil(deliveries / n));
     const tag = `${run}_F${n}`;
     const oursNc = await connect({ servers, timeout: 5_000, name: "switchyard-bench-fanout" });
     const ours = natsTransport({
@@ -603,7 +605,7 @@ async function consumerScaling(
     settings:
       `N subscribers of one event type on one stream, each with its own durable pull consumer (ours: \`natsTransport()\`, \`register()\` per subscriber, so each also has its replay consumer; raw: \`jsm.consumers.add\` per subscriber); ` +
       `nats-server at NATS_URL (loopback), file storage, interest retention, R1, explicit ack, AckWait ${LEASE_MS / 1000} s; body 282 B + 6 CloudEvents headers on both sides (raw publishes \`encodeEnvelope()\`'s bytes and headers); ` +
-      `publish: max(100, ${deliveries.toLocaleString("en")} / N) events with ${IN_FLIGHT} publish acks in flight (ours: one \`publish()\`, \`publishConcurrency\` ${IN_FLIGHT}; raw: ${IN_FLIGHT} loops of awaited \`js.publish()\`); ` +
+      `publish: max(${minEvents.toLocaleString("en")}, ${deliveries.toLocaleString("en")} / N) events with ${IN_FLIGHT} publish acks in flight (ours: one \`publish()\`, \`publishConcurrency\` ${IN_FLIGHT}; raw: ${IN_FLIGHT} loops of awaited \`js.publish()\`); ` +
       `consume+ack: every subscriber consumes every event at once, ${IN_FLIGHT} outstanding each (ours: subscription \`concurrency\` ${IN_FLIGHT}; raw: \`consume({ max_messages: ${IN_FLIGHT}, callback })\`, JSON.parse + no-op async handler, \`ack()\`), timed from the first subscribe until every delivery was handled and the acks flushed (at most 60 s); ` +
       `1 process, 1 connection per side, 1 run per point, who goes first alternates with the point.`,
     columns: [
