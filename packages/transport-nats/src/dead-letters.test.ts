@@ -204,6 +204,20 @@ describeIf(await natsAvailable(), "NatsDeadLetterStore", {}, () => {
     expect((await s.list()).deadLetters[0]?.replays).toBe(2);
   });
 
+  it("counts a replay whose copy failed again before the replayer settled the record", async () => {
+    const s = store();
+    const e = job(1);
+    await s.deadLetter(record(e));
+    // The handed-back copy runs and is dead-lettered again before replay() settles its record.
+    const to = async (d: DeadLetterInfo) => {
+      await s.deadLetter(record(d.envelope!, d.subscriber, { attempts: 1 }));
+    };
+    expect((await s.replay({}, { to })).replayed).toHaveLength(1);
+    const [stored] = (await s.list()).deadLetters;
+    expect(stored).toMatchObject({ replays: 1, attempts: 4, status: "pending_retry" });
+    expect(stored!.replayedAt).toBeDefined();
+  });
+
   it("puts a record back as it was when handing it back fails", async () => {
     const s = store();
     await s.deadLetter(record(job(1)));

@@ -74,7 +74,7 @@ export interface NatsDeadLetterStoreOptions
    * for a retry, each lease that ran out, each outcome rejected because the lease was lost, the
    * dead-lettering, each replay and the ack after several attempts — so the inspector can tell
    * retrying from in flight, count attempts and show the delivery's timeline. The journal keeps
-   * the latest {@link attemptJournalDepth} entries per delivered message.
+   * the latest `attemptJournalDepth` (64) entries per delivered message.
    * @defaultValue 604_800_000 (7 days)
    */
   readonly attemptsMaxAgeMs?: number;
@@ -126,7 +126,7 @@ export interface JournalEntry extends AttemptInfo {
 export interface DeliveryJournal {
   /** Oldest first (journal order), at most `limit`. */
   readonly entries: readonly JournalEntry[];
-  /** Older entries were dropped: by `limit`, or a message's entries reached {@link attemptJournalDepth}. */
+  /** Older entries were dropped: by `limit`, or a message's entries reached `attemptJournalDepth` (64). */
   readonly truncated: boolean;
 }
 
@@ -531,6 +531,11 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
       const current = await this.#read(session, id);
       const now = new Date().toISOString();
       const previous = current?.record;
+      // A failure while a replayer holds the record is the handed-back copy failing again before
+      // the replayer settled it (its settle then loses the compare-and-set and keeps this
+      // version): the replay happened, so it is counted here.
+      const replaying = previous?.status === "retrying" && previous.claim !== undefined;
+      const replayedAt = replaying ? previous.updatedAt : previous?.replayedAt;
       const next: StoredRecord = {
         v: 1,
         id,
@@ -542,10 +547,10 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
         status: "pending_retry",
         error: record.error,
         attempts: (previous?.attempts ?? 0) + record.attempts,
-        replays: previous?.replays ?? 0,
+        replays: (previous?.replays ?? 0) + (replaying ? 1 : 0),
         firstFailedAt: previous?.firstFailedAt ?? record.failedAt,
         lastFailedAt: record.failedAt,
-        ...(previous?.replayedAt !== undefined ? { replayedAt: previous.replayedAt } : {}),
+        ...(replayedAt !== undefined ? { replayedAt } : {}),
         envelope: record.envelope,
         updatedAt: now,
       };

@@ -134,7 +134,7 @@ const CLOCK_SKEW_MS = 10 * 60_000;
  * `detail` saying it is inferred, dated at the later step that revealed it. A dead letter or
  * replay the journal misses (written by another sink) comes from the dead-letter record. The
  * happy path writes nothing, so a delivery acked on its first attempt has an empty history.
- * Bounded: {@link natsHistoryLimit} steps, and the journal keeps 64 entries per message for
+ * Bounded: `natsHistoryLimit` (100) steps, and the journal keeps 64 entries per message for
  * `attemptsMaxAgeMs`; `historyTruncated` says when steps were dropped.
  *
  * @example
