@@ -8,7 +8,9 @@ import {
 } from "@switchyard/transport";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type NatsTransport, natsDriver } from "./index";
-import type { JournalEntry } from "./dead-letters";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { type JournalEntry, attemptJournalDepth, natsDeadLetterStore } from "./dead-letters";
 import { timeline } from "./inspector";
 import { attemptStreamName, deadLetterStreamName, heartbeatStreamName } from "./names";
 import {
@@ -113,6 +115,32 @@ describeIf(await natsAvailable(), "NATS delivery history", {}, () => {
       attemptStreamName(names.stream),
     ])
       await deleteStream(NATS_URL, stream);
+  });
+
+  it("deepens an attempt journal made by an older version (one entry per message)", async () => {
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({
+        name: attemptStreamName(names.stream),
+        subjects: [`${names.prefix}_attempts.>`],
+        max_msgs_per_subject: 1,
+      });
+      const store = natsDeadLetterStore({
+        servers: NATS_URL,
+        stream: names.stream,
+        prefix: names.prefix,
+      });
+      try {
+        await store.ready();
+      } finally {
+        await store.close();
+      }
+      const info = await jsm.streams.info(attemptStreamName(names.stream));
+      expect(info.config.max_msgs_per_subject).toBe(attemptJournalDepth);
+    } finally {
+      await nc.close();
+    }
   });
 
   it("says it has history and shows nothing for a delivery acked on its first attempt", async () => {
