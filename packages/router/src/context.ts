@@ -65,6 +65,16 @@ export interface ContextHost {
 /** Outcome a middleware can set instead of throwing. */
 export type DeliveryOutcome = "ok" | "deduplicated" | "dead_lettered";
 
+/** When a delivery started and when it times out (performance.now() values). */
+export interface DeliveryTiming {
+  /** performance.now() at start. */
+  startedAt: number;
+  /** performance.now() past which the attempt times out (runtime-native timeout). */
+  deadline: number;
+}
+
+const NO_TIMING: DeliveryTiming = Object.freeze({ startedAt: 0, deadline: 0 });
+
 /**
  * The concrete context. The AbortController and the child logger are created only when a
  * handler reads them: most handlers never do, and one per event would dominate the hot path.
@@ -72,10 +82,11 @@ export type DeliveryOutcome = "ok" | "deduplicated" | "dead_lettered";
 export class DeliveryContext implements HandlerContext {
   attempt: number;
   outcome: DeliveryOutcome = "ok";
-  /** performance.now() at start; set by the subscription runtime. */
-  startedAt = 0;
-  /** performance.now() past which the attempt times out (runtime-native timeout). */
-  deadline = 0;
+  /**
+   * Start and deadline, kept by the subscription runtime: a local delivery's worker slot (reused,
+   * so no number is boxed per delivery), a record of its own for a transport delivery.
+   */
+  timing: DeliveryTiming = NO_TIMING;
   /** The runtime recorded an outcome (success, failure or timeout). */
   settled = false;
   /** Timed out: the worker that awaits it was replaced and must not touch the subscription. */

@@ -1,6 +1,6 @@
 import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
 import type { BackoffOptions } from "@switchyard/transport";
-import { type ContextHost, DeliveryContext } from "./context";
+import { type ContextHost, DeliveryContext, type DeliveryTiming } from "./context";
 import { QueueFullError, RouterClosedError } from "./errors";
 import { HandlerTimeoutError, isUnrecoverable, serializeError } from "@switchyard/transport";
 import { Fifo } from "./fifo";
@@ -159,7 +159,7 @@ const FAILED_FOR_GOOD = 2;
 const RECENT = 100;
 
 /** A local worker: the delivery it awaits and its two settlement callbacks, made once. */
-interface WorkerSlot {
+interface WorkerSlot extends DeliveryTiming {
   ctx: DeliveryContext | undefined;
   readonly ok: () => void;
   readonly fail: (error: unknown) => void;
@@ -308,6 +308,7 @@ export class LocalSubscription {
       delivery.attempt,
       (ms) => delivery.extendLease(ms),
     );
+    ctx.timing = { startedAt: 0.5, deadline: 0.5 };
     this.#begin(ctx, performance.now());
     let failed = false;
     let failure: unknown;
@@ -360,6 +361,8 @@ export class LocalSubscription {
   #newSlot(): WorkerSlot {
     const slot: WorkerSlot = {
       ctx: undefined,
+      startedAt: 0.5, // doubles from the start: performance.now() values are stored in place
+      deadline: 0.5,
       ok: () => this.#settled(slot, false, undefined),
       fail: (error: unknown) => this.#settled(slot, true, error),
     };
@@ -385,6 +388,7 @@ export class LocalSubscription {
         1,
         undefined,
       );
+      ctx.timing = slot;
       this.#begin(ctx, now);
       let result: unknown;
       try {
@@ -441,19 +445,20 @@ export class LocalSubscription {
 
   #begin(ctx: DeliveryContext, now: number): void {
     this.#inFlight++;
-    ctx.startedAt = now;
+    const timing = ctx.timing;
+    timing.startedAt = now;
     if (ctx.origin === "local") {
       // Found through its worker slot when the timer fires (see #workers).
       const timeoutMs = this.#timeoutMs.local;
       if (timeoutMs > 0) {
-        ctx.deadline = now + timeoutMs;
-        if (!this.#timer) this.#armAt(ctx.deadline);
+        timing.deadline = now + timeoutMs;
+        if (!this.#timer) this.#armAt(timing.deadline);
       }
       return;
     }
     const timeoutMs = this.#timeoutMs.transport;
     if (timeoutMs > 0) {
-      ctx.deadline = now + timeoutMs;
+      timing.deadline = now + timeoutMs;
       // Settled ones leave first: a context kept here would outlive its delivery (a young-generation
       // object promoted by the garbage collector, the slowest thing a delivery could do).
       this.#compactDeadlines();
@@ -473,7 +478,7 @@ export class LocalSubscription {
     ctx.release();
     this.#inFlight--;
     const event = ctx.event;
-    const ms = now - ctx.startedAt;
+    const ms = now - ctx.timing.startedAt;
     this.#durations.record(ms);
     if (ms >= this.host.slowHandlerMs) {
       this.logger.warn(
@@ -581,11 +586,10 @@ export class LocalSubscription {
     if (this.#timer) return;
     let next =
       this.#deadlineHead < this.#deadlineTail
-        ? this.#deadlines[this.#deadlineHead]!.deadline
+        ? this.#deadlines[this.#deadlineHead]!.timing.deadline
         : Number.POSITIVE_INFINITY;
     for (const slot of this.#workers) {
-      const ctx = slot.ctx;
-      if (ctx !== undefined && !ctx.settled && ctx.deadline < next) next = ctx.deadline;
+      if (slot.ctx !== undefined && !slot.ctx.settled && slot.deadline < next) next = slot.deadline;
     }
     if (next !== Number.POSITIVE_INFINITY) this.#armAt(next);
   }
@@ -601,7 +605,7 @@ export class LocalSubscription {
     // Transport deliveries, in start order.
     while (this.#deadlineHead < this.#deadlineTail) {
       const ctx = this.#deadlines[this.#deadlineHead]!;
-      if (!ctx.settled && ctx.deadline > now) break;
+      if (!ctx.settled && ctx.timing.deadline > now) break;
       this.#deadlines[this.#deadlineHead++] = undefined;
       if (ctx.settled) continue;
       const error = new HandlerTimeoutError(this.name, this.#timeoutMs.transport);
@@ -612,7 +616,7 @@ export class LocalSubscription {
     }
     // Local deliveries: the contexts their worker slots await.
     const expired = this.#workers.filter(
-      (slot) => slot.ctx !== undefined && !slot.ctx.settled && slot.ctx.deadline <= now,
+      (slot) => slot.ctx !== undefined && !slot.ctx.settled && slot.deadline <= now,
     );
     for (const slot of expired) {
       const ctx = slot.ctx!;
