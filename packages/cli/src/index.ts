@@ -5,7 +5,7 @@ export type { OpenTargetOptions } from "./drivers";
 export { verifyPipeline } from "./commands/pipeline";
 export type { VerifyPipelineOptions } from "./commands/pipeline";
 // The verification rule lives in the dashboard (its Pipeline page shows it per key).
-export type { PipelineStageResult, PipelineVerification } from "@switchyard/dashboard";
+export type { PipelineStageResult, PipelineVerification } from "@switchyard/transport";
 // The one health rule lives in the contract; the CLI prints it (with the target checked).
 export { checkHealth } from "@switchyard/transport";
 export type { HealthCheck, HealthOptions, HealthReport } from "@switchyard/transport";

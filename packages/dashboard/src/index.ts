@@ -15,13 +15,3 @@ export type {
   Overview,
 } from "./data";
 export type { PipelineEdge, PipelineGraph, PipelineNode } from "./pipeline";
-export { pipelineKeysOf, verifyPipeline, verifyPipelineKeys } from "./verify";
-export type {
-  PipelineKeyResult,
-  PipelineKeysVerification,
-  PipelineStageResult,
-  PipelineVerdict,
-  PipelineVerification,
-  PipelineWindow,
-  VerifyPipelineOptions,
-} from "./verify";

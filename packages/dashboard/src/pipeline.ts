@@ -1,8 +1,11 @@
 import { Graph, layout } from "@dagrejs/dagre";
-import type { Inspector } from "@switchyard/transport";
+import {
+  type Inspector,
+  type PipelineKeysVerification,
+  verifyPipelineKeys,
+} from "@switchyard/transport";
 import { windowOf } from "./data";
 import type { DashboardPipeline } from "./options";
-import { type PipelineKeysVerification, verifyPipelineKeys } from "./verify";
 
 /** A node of the pipeline graph: an event type or a subscriber. */
 export interface PipelineNode {

@@ -1,7 +1,8 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return -- the API answers JSON, checked by value */
 import { createEnvelope } from "@switchyard/event-schema";
 import { describe, expect, it } from "vitest";
-import { createDashboard, verifyPipeline, verifyPipelineKeys } from "./index";
+import { verifyPipeline, verifyPipelineKeys } from "@switchyard/transport";
+import { createDashboard } from "./index";
 import { getJson, memory } from "./test/fixture";
 
 const STAGES = ["GAMES", "TRAINED", "PROMOTED"] as const;

@@ -102,6 +102,16 @@ export type {
   SubscriberBacklog,
   TimeInput,
 } from "./inspector";
+export { pipelineKeysOf, verifyPipeline, verifyPipelineKeys } from "./pipeline-verify";
+export type {
+  PipelineKeyResult,
+  PipelineKeysVerification,
+  PipelineStageResult,
+  PipelineVerdict,
+  PipelineVerification,
+  PipelineWindow,
+  VerifyPipelineOptions,
+} from "./pipeline-verify";
 export { contractTopology } from "./topology";
 export type {
   ContractBreak,

@@ -3,7 +3,7 @@ import {
   type PipelineVerification,
   type VerifyPipelineOptions as DashboardVerifyOptions,
   verifyPipeline as verifyOneKey,
-} from "@switchyard/dashboard";
+} from "@switchyard/transport";
 import { type AnyCatalog, type PipelineDefinition, pipelineStages } from "@switchyard/event-schema";
 import { withCatalogOption } from "../catalog-option";
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
@@ -28,7 +28,7 @@ export interface VerifyPipelineOptions extends Omit<
  * events of each stage whose envelope `subject` or payload key field is `configKey`, on any
  * transport: `source` is an open inspector, or a target (`sqlite:path`, a bare path,
  * `nats://…`) opened read-only and closed again. The rule is the dashboard's
- * (`verifyPipeline` of `@switchyard/dashboard`), so its Pipeline page gives the same verdicts.
+ * (`verifyPipeline` of `@switchyard/transport`), so its Pipeline page gives the same verdicts.
  *
  * @example
  * ```ts

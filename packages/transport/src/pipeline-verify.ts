@@ -1,9 +1,10 @@
-import type { Inspector, StoredEvent } from "@switchyard/transport";
+import type { Inspector, StoredEvent } from "./inspector";
 
 /**
  * The pipeline verification: did every stage of a declared pipeline fire for a key? One rule,
  * here, read by `switchyard pipeline verify` (one key) and the dashboard's Pipeline page (every
- * key in the window), so both give the same verdict.
+ * key in the window), so both give the same verdict. It asks only the inspector, so it holds on
+ * every transport, like the health rule (`checkHealth`).
  *
  * The rule: an event counts for key `k` of a pipeline when it is of one of the pipeline's stage
  * types, was stored within the window, and its envelope `subject` or its payload's key field
