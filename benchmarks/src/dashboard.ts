@@ -39,7 +39,12 @@ const ROUTES = [
   ["`/api/events`", "/api/events"],
   ["dead letters page `/dead-letters`", "/dead-letters"],
   ["`/api/dead-letters`", "/api/dead-letters"],
+  ["pipeline page `/pipeline`", "/pipeline"],
+  ["`/api/pipeline/keys`", "/api/pipeline/keys"],
 ] as const;
+
+/** The pipeline the Pipeline page draws and verifies per key (the bench's stage types, `config_key`). */
+const PIPELINE = { name: "bench", key: "config_key", stages: TYPES };
 
 interface Sizes {
   readonly events: number;
@@ -68,7 +73,7 @@ export async function benchDashboard(options: RunOptions): Promise<GroupResult> 
         throw new Error(
           `the database holds ${pending} pending deliveries and ${dead} dead letters; expected ${built.backlog} and ${sizes.deadLetters}`,
         );
-      const dashboard = createDashboard(reader);
+      const dashboard = createDashboard(reader, { catalog: { pipelines: [PIPELINE] } });
       const figures: Figure[] = [];
       const times = new Map<string, number[]>(ROUTES.map(([name]) => [name, []]));
       const bytes = new Map<string, number>();
@@ -114,7 +119,7 @@ export async function benchDashboard(options: RunOptions): Promise<GroupResult> 
         targets: [],
         notMeasured,
         settings: [
-          `dashboard: \`createDashboard(driver)\` defaults (read-only, 1 h window, dead-letter groups from at most 10,000 records) on \`openDriver("sqlite:…", { readOnly: true })\`; the database is written first through \`sqliteDriver\`'s transport (${built.seedSeconds.toFixed(0)} s to build) and closed before measuring.`,
+          `dashboard: \`createDashboard(driver, { catalog })\` defaults (read-only, 1 h window, dead-letter groups from at most 10,000 records, Pipeline page verifying per key from at most 20,000 events per pipeline) with one declared pipeline (${TYPES.length} stages linked by \`config_key\`, 50 keys) on \`openDriver("sqlite:…", { readOnly: true })\`; the database is written first through \`sqliteDriver\`'s transport (${built.seedSeconds.toFixed(0)} s to build) and closed before measuring.`,
         ],
       };
     } finally {
@@ -221,7 +226,7 @@ async function build(
   }
 }
 
-/** Median page load (`waitForLoadState("load")`) of the overview and events pages in Chromium. */
+/** Median page load (`waitForLoadState("load")`) of the overview, events and pipeline pages in Chromium. */
 async function browserLoad(driver: Driver, database: string): Promise<Figure[]> {
   const { chromium } = await import("playwright-core");
   const served = await serveDashboard({ driver, port: 0 });
@@ -236,6 +241,7 @@ async function browserLoad(driver: Driver, database: string): Promise<Figure[]> 
     for (const [name, route] of [
       ["overview page `/`", ""],
       ["events page `/events`", "events"],
+      ["pipeline page `/pipeline`", "pipeline"],
     ] as const) {
       const runs: number[] = [];
       for (let i = 0; i < loads + 1; i++) {
