@@ -73,59 +73,78 @@ export interface DeliveryTiming {
   deadline: number;
 }
 
-const NO_TIMING: DeliveryTiming = Object.freeze({ startedAt: 0, deadline: 0 });
-
 /**
  * The concrete context. The AbortController and the child logger are created only when a
  * handler reads them: most handlers never do, and one per event would dominate the hot path.
  */
+/** What every delivery of one subscription and origin shares, made once per subscription. */
+export interface DeliveryScope {
+  readonly subscription: string;
+  readonly origin: "local" | "transport";
+  readonly host: ContextHost;
+}
+
+/** An attempt's lazily made parts: most deliveries never need any. */
+interface AttemptState {
+  controller?: AbortController;
+  abortedWith?: unknown;
+  logger?: Logger;
+  parentListener?: () => void;
+}
+
 export class DeliveryContext implements HandlerContext {
   attempt: number;
   outcome: DeliveryOutcome = "ok";
-  /**
-   * Start and deadline, kept by the subscription runtime: a local delivery's worker slot (reused,
-   * so no number is boxed per delivery), a record of its own for a transport delivery.
-   */
-  timing: DeliveryTiming = NO_TIMING;
   /** The runtime recorded an outcome (success, failure or timeout). */
   settled = false;
   /** Timed out: the worker that awaits it was replaced and must not touch the subscription. */
   abandoned = false;
   /** Rejects the awaited delivery early (transport deliveries on timeout). */
-  interrupt: ((error: unknown) => void) | undefined;
-  #controller: AbortController | undefined;
-  #abortedWith: unknown;
-  #logger: Logger | undefined;
-  #parentListener: (() => void) | undefined;
+  interrupt: ((error: unknown) => void) | undefined = undefined;
+  // One field for what a delivery rarely needs: a context is made per delivery, and each field
+  // initialised is paid for on every one.
+  #state: AttemptState | undefined = undefined;
 
   constructor(
-    readonly subscription: string,
-    readonly origin: "local" | "transport",
+    private readonly scope: DeliveryScope,
     readonly event: Envelope,
-    private readonly host: ContextHost,
     /** Aborted on shutdown or lease loss; the per-attempt signal follows it. */
     private readonly parentSignal: AbortSignal,
     attempt: number,
-    private readonly lease: ((ms?: number) => Promise<void>) | undefined,
+    /**
+     * Start and deadline, kept by the subscription runtime: a local delivery's worker slot (reused,
+     * so no number is boxed per delivery), a record of its own for a transport delivery.
+     */
+    public timing: DeliveryTiming,
+    private readonly lease?: (ms?: number) => Promise<void>,
   ) {
     this.attempt = attempt;
   }
 
+  get subscription(): string {
+    return this.scope.subscription;
+  }
+
+  get origin(): "local" | "transport" {
+    return this.scope.origin;
+  }
+
   get signal(): AbortSignal {
-    if (this.#controller) return this.#controller.signal;
-    const controller = (this.#controller = new AbortController());
-    if (this.#abortedWith !== undefined) controller.abort(this.#abortedWith);
+    const state = (this.#state ??= {});
+    if (state.controller) return state.controller.signal;
+    const controller = (state.controller = new AbortController());
+    if (state.abortedWith !== undefined) controller.abort(state.abortedWith);
     else if (this.parentSignal.aborted) controller.abort(this.parentSignal.reason);
     else {
       const parent = this.parentSignal;
-      this.#parentListener = () => controller.abort(parent.reason);
-      parent.addEventListener("abort", this.#parentListener, { once: true });
+      state.parentListener = () => controller.abort(parent.reason);
+      parent.addEventListener("abort", state.parentListener, { once: true });
     }
     return controller.signal;
   }
 
   get logger(): Logger {
-    return (this.#logger ??= childLogger(this.host.logger, {
+    return ((this.#state ??= {}).logger ??= childLogger(this.scope.host.logger, {
       subscription: this.subscription,
       eventId: this.event.id,
       eventType: this.event.type,
@@ -140,7 +159,7 @@ export class DeliveryContext implements HandlerContext {
 
   /** Whether this attempt was aborted (timeout) or its parent was (shutdown, lease loss). */
   get aborted(): boolean {
-    return this.#abortedWith !== undefined || this.parentSignal.aborted;
+    return this.#state?.abortedWith !== undefined || this.parentSignal.aborted;
   }
 
   get shutdownSignal(): AbortSignal {
@@ -152,29 +171,29 @@ export class DeliveryContext implements HandlerContext {
   }
 
   publish(type: string, data: unknown, options?: ContextPublishOptions): Promise<never> {
-    return this.host.publishCausedBy(type, data, this.event, options) as Promise<never>;
+    return this.scope.host.publishCausedBy(type, data, this.event, options) as Promise<never>;
   }
 
   /** Abort this attempt (timeout). */
   abort(reason: unknown): void {
-    this.#abortedWith = reason;
-    this.#controller?.abort(reason);
+    const state = (this.#state ??= {});
+    state.abortedWith = reason;
+    state.controller?.abort(reason);
   }
 
   /** Start the next attempt with a fresh signal. */
   nextAttempt(): void {
     this.release();
     this.attempt++;
-    this.#controller = undefined;
-    this.#abortedWith = undefined;
-    this.#logger = undefined;
+    this.#state = undefined;
   }
 
   /** Drop the listener on the parent signal (end of delivery). */
   release(): void {
-    if (this.#parentListener) {
-      this.parentSignal.removeEventListener("abort", this.#parentListener);
-      this.#parentListener = undefined;
+    const state = this.#state;
+    if (state?.parentListener) {
+      this.parentSignal.removeEventListener("abort", state.parentListener);
+      state.parentListener = undefined;
     }
   }
 }

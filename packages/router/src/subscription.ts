@@ -1,6 +1,11 @@
 import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
 import type { BackoffOptions } from "@switchyard/transport";
-import { type ContextHost, DeliveryContext, type DeliveryTiming } from "./context";
+import {
+  type ContextHost,
+  DeliveryContext,
+  type DeliveryScope,
+  type DeliveryTiming,
+} from "./context";
 import { QueueFullError, RouterClosedError } from "./errors";
 import { HandlerTimeoutError, isUnrecoverable, serializeError } from "@switchyard/transport";
 import { Fifo } from "./fifo";
@@ -190,6 +195,8 @@ export class LocalSubscription {
   #recentIndex = 0;
   #local: HandlerFn;
   #remote: HandlerFn;
+  readonly #localScope: DeliveryScope;
+  readonly #transportScope: DeliveryScope;
   readonly #timeoutMs: { readonly local: number; readonly transport: number };
   /** Whether lifecycle debug lines are wanted (any logger but the silent default). */
   readonly #debug: boolean;
@@ -224,6 +231,8 @@ export class LocalSubscription {
     this.#timeoutMs = settings.timeoutMs;
     this.#maxAttempts = settings.maxAttempts;
     this.#debug = host.logger !== silentLogger;
+    this.#localScope = { subscription: this.name, origin: "local", host };
+    this.#transportScope = { subscription: this.name, origin: "transport", host };
     const counters = {
       retried: () => void this.counters.retried++,
       deduplicated: () => void this.counters.deduplicated++,
@@ -300,15 +309,13 @@ export class LocalSubscription {
     if (!this.#active) throw new RouterClosedError(`subscription "${this.name}"`);
     const { envelope } = delivery;
     const ctx = new DeliveryContext(
-      this.name,
-      "transport",
+      this.#transportScope,
       envelope,
-      this.host,
       delivery.signal,
       delivery.attempt,
+      { startedAt: 0.5, deadline: 0.5 },
       (ms) => delivery.extendLease(ms),
     );
-    ctx.timing = { startedAt: 0.5, deadline: 0.5 };
     this.#begin(ctx, performance.now());
     let failed = false;
     let failure: unknown;
@@ -379,16 +386,7 @@ export class LocalSubscription {
    */
   #run(slot: WorkerSlot, now: number, first: Envelope | undefined): void {
     for (let event = first; event !== undefined; event = this.#next()) {
-      const ctx = new DeliveryContext(
-        this.name,
-        "local",
-        event,
-        this.host,
-        this.host.shutdownSignal,
-        1,
-        undefined,
-      );
-      ctx.timing = slot;
+      const ctx = new DeliveryContext(this.#localScope, event, this.host.shutdownSignal, 1, slot);
       this.#begin(ctx, now);
       let result: unknown;
       try {
