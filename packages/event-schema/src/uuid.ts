@@ -39,17 +39,24 @@ function refill(): void {
   }
   const first = randomOffset;
   randomOffset += BLOCK_IDS * RANDOM_BYTES_PER_ID;
+  // Module bindings copied to locals: read in the loop, each costs a context load and a check.
+  const out = formatted;
+  const words = view;
+  const bytes = random;
+  const pairs = HEX_PAIRS;
+  const hex = HEX_CODES;
+  const variants = VARIANT_CODES;
   for (let id = 0; id < BLOCK_IDS; id++) {
     const r = first + id * RANDOM_BYTES_PER_ID;
     let o = id * TAIL;
     // Byte 0: its low 2 bits pick the variant (10xx), its high nibble is the next hex digit.
-    formatted[o++] = VARIANT_CODES[random[r]! & 3]!;
-    formatted[o++] = HEX_CODES[random[r]! >> 4]!;
-    view.setUint16(o, HEX_PAIRS[random[r + 1]!]!, true);
+    out[o++] = variants[bytes[r]! & 3]!;
+    out[o++] = hex[bytes[r]! >> 4]!;
+    words.setUint16(o, pairs[bytes[r + 1]!]!, true);
     o += 2;
-    formatted[o++] = DASH;
+    out[o++] = DASH;
     for (let b = r + 2; b < r + RANDOM_BYTES_PER_ID; b++, o += 2)
-      view.setUint16(o, HEX_PAIRS[random[b]!]!, true);
+      words.setUint16(o, pairs[bytes[b]!]!, true);
   }
   tails = formatted.toString("latin1");
   tailOffset = 0;
