@@ -725,7 +725,7 @@ async function pruneScaling(dir: string, quick: boolean) {
     title: "SQLite: retention pruning while running",
     settings:
       `switchyard \`sqliteTransport()\` defaults; N events of a type nobody subscribes to published (500 per call) before the run; ` +
-      `\`prune()\` (retention 1 ms, windows of 2,000 events per transaction) started in the publishing process once a quarter of the run's events are published, while 1 subscriber process at \`concurrency\` 1 receives ${RATE} events/s (published one per call for ${LATENCY_MS[quick ? "quick" : "full"] / 1000} s); ` +
+      `\`prune()\` (retention 1 ms, windows of 500 events per transaction, the lock handed over between them) started in the publishing process once a quarter of the run's events are published, while 1 subscriber process at \`concurrency\` 1 receives ${RATE} events/s (published one per call for ${LATENCY_MS[quick ? "quick" : "full"] / 1000} s); ` +
       `${DURABILITY}, ${MESSAGE} + a timestamp; 1 run per point. "During" = the events published while the prune ran.`,
     columns: [
       "events nobody needs",
@@ -745,7 +745,7 @@ async function pruneScaling(dir: string, quick: boolean) {
     },
     reading:
       rates.length > 1
-        ? `Pruning rate, largest / smallest: ${(rates.at(-1)![1] / rates[0]![1]).toFixed(2)}× (windows of 2,000 events per transaction: linear in the events removed is the promise); latency p99 during the prune: ${during99.map(([n, v]) => `${v.toFixed(2)} ms at ${n.toLocaleString("en")}`).join(", ")}.`
+        ? `Pruning rate, largest / smallest: ${(rates.at(-1)![1] / rates[0]![1]).toFixed(2)}× (windows of 500 events per transaction: linear in the events removed is the promise); latency p99 during the prune: ${during99.map(([n, v]) => `${v.toFixed(2)} ms at ${n.toLocaleString("en")}`).join(", ")}.`
         : `Latency p99 during the prune: ${during99.map(([, v]) => `${v.toFixed(2)} ms`).join(", ")}.`,
   };
   return { scaling, notMeasured: [] as string[] };
