@@ -1017,6 +1017,16 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     const payload = this.#validate
       ? this.catalog.parse(type, data)
       : (this.catalog.get(type), data);
+    if (options === NO_OPTIONS) {
+      // A publish without options (the common one): nothing to carry over from a cause.
+      return createEnvelope({
+        type,
+        data: payload,
+        source: this.#source,
+        dataversion: this.catalog.get(type).version,
+        traceparent: (this.#otel ? activeTraceparent(this.#otel) : undefined) ?? newTraceparent(),
+      });
+    }
     const cause = options.causedBy;
     return createEnvelope({
       type,
