@@ -209,7 +209,7 @@ export class LocalSubscription {
    * `ctx` of one of them, so the timeout timer finds local deadlines here, with no list per delivery.
    */
   #workers: WorkerSlot[] = [];
-  /** Deliveries with a deadline, in start order: `[#deadlineHead, #deadlineTail)` of this array. */
+  /** Transport deliveries with a deadline, in start order: `[#deadlineHead, #deadlineTail)`. */
   #deadlines: (DeliveryContext | undefined)[] = [];
   #deadlineHead = 0;
   #deadlineTail = 0;
@@ -381,8 +381,8 @@ export class LocalSubscription {
    * One worker: takes events off the queue until it is empty or a handler returns a promise, then
    * continues from that promise's settlement. Workers are slots reused for the subscription's
    * life (no async function, generator or closure per event), and a handler that returns
-   * synchronously costs no microtask. One clock read per delivery: the end of one is the start of
-   * the next.
+   * synchronously costs no microtask. The end of one delivery is the start of the next, read from
+   * the clock shared by one microtask checkpoint (see clock.ts).
    */
   #run(slot: WorkerSlot, now: number, first: Envelope | undefined): void {
     for (let event = first; event !== undefined; event = this.#next()) {
