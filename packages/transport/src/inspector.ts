@@ -10,7 +10,9 @@ import type { DeadLetterReason } from "./transport";
  * Every matching event a subscriber has not settled is in exactly one of three states:
  * - **pending**: never attempted (including events published but not yet taken by the
  *   subscriber's cursor);
- * - **in flight**: an attempt is running now under a live lease;
+ * - **in flight**: claimed under a live lease — an attempt running now, or a delivery a
+ *   subscription prefetched and holds waiting for its handler (it starts under that lease, or is
+ *   handed back);
  * - **retrying**: attempted at least once and waiting to run again — after a failure's backoff,
  *   or because its lease expired (the worker died or hung). An expired lease is retrying, never
  *   in flight.
