@@ -75,6 +75,8 @@ export interface OpenTelemetryApi {
   };
   readonly context: { active(): unknown };
   readonly metrics?: { getMeter(name: string, version?: string): OtelMeter };
+  /** The API's no-op meter (what `metrics.getMeter` returns while no SDK is registered). */
+  readonly createNoopMeter?: () => OtelMeter;
   readonly SpanKind: { readonly CONSUMER: number; readonly PRODUCER: number };
   readonly SpanStatusCode: { readonly ERROR: number };
 }
@@ -200,7 +202,9 @@ export function telemetryOf(options: OpenTelemetryOptions): Telemetry {
   return {
     api,
     tracer: options.tracer ?? api.trace.getTracer("@switchyard/router"),
-    instruments: meter ? instrumentsOf(meter) : undefined,
+    // The API's no-op meter stays one (metrics have no proxy that an SDK registered later would
+    // fill): no instruments then, so nothing is measured or built per event for them.
+    instruments: meter && meter !== api.createNoopMeter?.() ? instrumentsOf(meter) : undefined,
     relationship: options.spanRelationship ?? "parent",
     system: options.system ?? "switchyard",
   };
@@ -246,7 +250,7 @@ export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middle
         "messaging.destination.name": event.type,
         "messaging.consumer.group.name": scope.subscription,
       };
-      const started = performance.now();
+      const started = instruments ? performance.now() : 0;
       return tracer.startActiveSpan(
         `process ${event.type}`,
         remote && t.relationship === "link"
