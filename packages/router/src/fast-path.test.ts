@@ -106,18 +106,21 @@ describe("in-process delivery", () => {
   it("times out every hanging delivery at concurrency 2 and keeps working with the slots they free later", async () => {
     make();
     const seen: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
     router.subscribe(
       "JOB_STARTED",
       async (e) => {
         seen.push(e.data.n);
-        if (e.data.n <= 2) await delay(80); // past the timeout, then settles late
+        if (e.data.n <= 2) await gate; // past the timeout; settles once released
       },
       { concurrency: 2, timeoutMs: 30 },
     );
     for (let n = 1; n <= 4; n++) await router.publish("JOB_STARTED", { n });
     await eventually(() => router.getStats().timedOut === 2);
     await eventually(() => seen.length === 4);
-    await delay(80); // the abandoned handlers settle: their slots come back
+    release(); // the abandoned handlers settle: their slots come back
+    await delay(5);
     for (let n = 5; n <= 8; n++) await router.publish("JOB_STARTED", { n });
     await router.drain();
     expect(seen.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
