@@ -481,19 +481,7 @@ export function positiveNumberOption(text: string): number {
   return n;
 }
 
-/** A duration for people, two units at most: `850ms`, `42s`, `3m 12s`, `1h`, `2h 5m`, `3d 4h`. */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = Math.floor(ms / 1000);
-  const two = (big: number, bigUnit: string, small: number, smallUnit: string) =>
-    small === 0 ? `${big}${bigUnit}` : `${big}${bigUnit} ${small}${smallUnit}`;
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return two(m, "m", s % 60, "s");
-  const h = Math.floor(m / 60);
-  if (h < 24) return two(h, "h", m % 60, "m");
-  return two(Math.floor(h / 24), "d", h % 24, "h");
-}
+export { formatDuration } from "@switchyard/transport";
 
 /** An RFC 3339 time shortened for tables: seconds precision, `Z`. */
 export function formatTime(iso: string | number | undefined): string | undefined {

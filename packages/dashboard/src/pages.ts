@@ -1,12 +1,13 @@
-import type {
-  CausationNode,
-  DeadLetterInfo,
-  DeliveryInfo,
-  DeliveryStep,
-  DeliveryStepKind,
-  EventPage,
-  StoredEvent,
-  SubscriberBacklog,
+import {
+  type CausationNode,
+  type DeadLetterInfo,
+  type DeliveryInfo,
+  type DeliveryStep,
+  type DeliveryStepKind,
+  type EventPage,
+  type StoredEvent,
+  type SubscriberBacklog,
+  deliveryStepText,
 } from "@switchyard/transport";
 import { html } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
@@ -425,17 +426,6 @@ function causeChain(ctx: PageContext, causes: readonly StoredEvent[], inner: Htm
   );
 }
 
-const STEP_LABEL: Readonly<Record<DeliveryStepKind, string>> = {
-  claimed: "claimed",
-  acked: "acked",
-  retry_scheduled: "retry scheduled",
-  lease_expired: "lease expired",
-  fenced: "fenced (settle refused)",
-  dead_lettered: "dead-lettered",
-  replayed: "replayed",
-  requeued: "requeued",
-};
-
 const STEP_BADGE: Readonly<Record<DeliveryStepKind, string>> = {
   claimed: "in_flight",
   acked: "acked",
@@ -486,7 +476,7 @@ function timeline(d: DeliveryInfo, history: readonly DeliveryStep[]): Html {
               <td>${preciseTime(step.at)}</td>
               <td>
                 <span class="badge badge-${STEP_BADGE[step.kind] ?? "pending"}"
-                  >${STEP_LABEL[step.kind] ?? short(step.kind, 40)}</span
+                  >${deliveryStepText[step.kind] ?? short(step.kind, 40)}</span
                 >
               </td>
               <td class="num">${step.attempt ?? "—"}</td>

@@ -71,7 +71,12 @@ export type {
   DaemonStatus,
   HeartbeatSink,
 } from "./heartbeat";
-export { InspectorQueryError, matchesDeadLetterFilter, timeInputMs } from "./inspector";
+export {
+  InspectorQueryError,
+  deliveryStepText,
+  matchesDeadLetterFilter,
+  timeInputMs,
+} from "./inspector";
 export type {
   ActionResult,
   Admin,

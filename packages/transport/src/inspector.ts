@@ -145,6 +145,18 @@ export type DeliveryStepKind =
   | "replayed"
   | "requeued";
 
+/** Each {@link DeliveryStepKind} in words, for people (the CLI's and the dashboard's timelines). */
+export const deliveryStepText: Readonly<Record<DeliveryStepKind, string>> = Object.freeze({
+  claimed: "claimed",
+  acked: "acked",
+  retry_scheduled: "retry scheduled",
+  lease_expired: "lease expired",
+  fenced: "fenced (settle refused)",
+  dead_lettered: "dead-lettered",
+  replayed: "replayed",
+  requeued: "requeued",
+});
+
 /** One entry of a delivery's timeline ({@link DeliveryInfo.history}). */
 export interface DeliveryStep {
   /** When it happened (RFC 3339). */

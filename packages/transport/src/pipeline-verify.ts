@@ -1,3 +1,4 @@
+import { formatDuration } from "./health-checks";
 import type { Inspector, StoredEvent } from "./inspector";
 
 /**
@@ -239,8 +240,8 @@ async function scanWindow(
   if (covered > since) {
     const note = `older events were removed by the ${inspector.transport} transport's retention`;
     warnings.push(
-      `The ${hours} h window starts before ${new Date(covered).toISOString()} (${duration(until - covered)} ago), where ` +
-        `the stored events begin: ${note}. Only the last ${duration(until - covered)} ` +
+      `The ${hours} h window starts before ${new Date(covered).toISOString()} (${formatDuration(until - covered)} ago), where ` +
+        `the stored events begin: ${note}. Only the last ${formatDuration(until - covered)} ` +
         `are checked in full; a stage with no event since then (?) may have fired earlier.`,
     );
   }
@@ -291,18 +292,4 @@ function keyResult(
     missing,
     ...(last !== undefined ? { lastAt: new Date(last).toISOString() } : {}),
   };
-}
-
-/** `45s`, `12m 5s`, `3h 20m`, `1d 6h`. */
-function duration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = Math.floor(ms / 1000);
-  const two = (big: number, bigUnit: string, small: number, smallUnit: string) =>
-    small === 0 ? `${big}${bigUnit}` : `${big}${bigUnit} ${small}${smallUnit}`;
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return two(m, "m", s % 60, "s");
-  const h = Math.floor(m / 60);
-  if (h < 24) return two(h, "h", m % 60, "m");
-  return two(Math.floor(h / 24), "d", h % 24, "h");
 }

@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import { durationParser, formatDuration as durationText } from "../duration";
-import type {
-  CausationNode,
-  DeadLetterInfo,
-  DeliveryInfo,
-  DeliveryStepKind,
-  Driver,
-  Inspector,
-  StoredEvent,
+import {
+  type CausationNode,
+  type DeadLetterInfo,
+  type DeliveryInfo,
+  type Driver,
+  type Inspector,
+  type StoredEvent,
+  deliveryStepText,
 } from "@switchyard/transport";
 import {
   type CommonOptions,
@@ -293,17 +293,6 @@ function outcome(d: DeliveryInfo): string {
   }
 }
 
-const STEP_TEXT: Readonly<Record<DeliveryStepKind, string>> = {
-  claimed: "claimed",
-  acked: "acked",
-  retry_scheduled: "retry scheduled",
-  lease_expired: "lease expired",
-  fenced: "fenced (settle refused)",
-  dead_lettered: "dead-lettered",
-  replayed: "replayed",
-  requeued: "requeued",
-};
-
 /**
  * One delivery's timeline (`DeliveryInfo.history`), when the transport keeps one and it holds a
  * step: what answers "why did it run twice?".
@@ -319,7 +308,7 @@ function printTimeline(out: Output, d: DeliveryInfo): void {
     ["at", "step", "attempt", "delay", "reason", "error", "by"],
     d.history.map((step) => [
       step.at,
-      STEP_TEXT[step.kind] ?? step.kind,
+      deliveryStepText[step.kind] ?? step.kind,
       step.attempt,
       step.delayMs === undefined ? undefined : formatDuration(step.delayMs),
       step.reason,
