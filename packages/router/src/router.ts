@@ -499,7 +499,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       childLogger(this.#logger, { subscription: name }),
     );
     this.#subscriptions.add(sub);
-    this.#index();
+    this.#index(sub);
     this.#logger.debug(
       { subscription: name, types, durableTypes, transport: this.transport?.name },
       `subscribed ${name} to ${types.join(", ")}`,
@@ -545,7 +545,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
         options.signal?.removeEventListener("abort", unsubscribe);
         if (closeOptions.drain) {
           sub.deactivate(false); // no new events; the queued ones are still handled
-          this.#index();
+          this.#unindex(sub);
           await sub.idle();
         }
         await this.#remove(sub, true);
@@ -1097,25 +1097,35 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     if (this.#closing) throw new RouterClosedError();
   }
 
-  #index(): void {
-    const byType = new Map<string, LocalSubscription[]>();
-    for (const sub of this.#subscriptions) {
-      if (!sub.active) continue;
-      for (const type of sub.types) {
-        if (sub.durableTypes.includes(type)) continue; // arrives through the transport
-        const list = byType.get(type);
-        if (list) list.push(sub);
-        else byType.set(type, [sub]);
-      }
+  /**
+   * Add `sub` to the type index. Only its own types' lists are touched (copied, never mutated: a
+   * publish may be walking the old list), so subscribing stays cheap with thousands subscribed.
+   */
+  #index(sub: LocalSubscription): void {
+    if (!sub.active) return;
+    for (const type of sub.types) {
+      if (sub.durableTypes.includes(type)) continue; // arrives through the transport
+      const list = this.#byType.get(type);
+      this.#byType.set(type, list ? [...list, sub] : [sub]);
     }
-    this.#byType = byType;
+  }
+
+  /** Take `sub` out of the type index (idempotent), keeping the others' order. */
+  #unindex(sub: LocalSubscription): void {
+    for (const type of sub.types) {
+      const list = this.#byType.get(type);
+      if (!list?.includes(sub)) continue;
+      const rest = list.filter((s) => s !== sub);
+      if (rest.length > 0) this.#byType.set(type, rest);
+      else this.#byType.delete(type);
+    }
   }
 
   #remove(sub: LocalSubscription, discard: boolean): Promise<void> {
     if (!this.#subscriptions.has(sub)) return Promise.resolve();
     sub.deactivate(discard);
     this.#subscriptions.delete(sub);
-    this.#index();
+    this.#unindex(sub);
     // Fold its counters into the totals once its in-flight handlers are done counting.
     const fold = () => {
       for (const key of Object.keys(this.#retired) as (keyof Counters)[])
