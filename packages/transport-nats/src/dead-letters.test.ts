@@ -163,6 +163,33 @@ describeIf(await natsAvailable(), "NatsDeadLetterStore", {}, () => {
     expect(only?.attempts).toBe(6);
   });
 
+  it("lists every record while another writer rewrites records the read has not reached yet", async () => {
+    const seed = store();
+    const envelopes = Array.from({ length: 150 }, (_, i) => job(i));
+    for (const e of envelopes) await seed.deadLetter(record(e));
+    const writer = store();
+    const reader = store();
+    let stop = false;
+    // Rewrite the records stored last first (the ones a reading in stream order reaches last):
+    // each rewrite removes the version the read would have reached and appends a new one.
+    const rewriting = (async () => {
+      for (let round = 0; round < 3 && !stop; round++)
+        for (const e of [...envelopes].reverse()) {
+          if (stop) break;
+          await writer.deadLetter(record(e, "worker", { attempts: 1 }));
+        }
+    })();
+    try {
+      for (let i = 0; i < 5; i++) {
+        const { deadLetters } = await reader.list({ limit: 1000 });
+        expect(deadLetters).toHaveLength(150);
+      }
+    } finally {
+      stop = true;
+      await rewriting;
+    }
+  });
+
   it("replays each record exactly once when two replayers run at once", async () => {
     const seed = store();
     const envelopes = Array.from({ length: 12 }, (_, i) => job(i));

@@ -178,6 +178,8 @@ interface Versioned {
   readonly revision: number;
 }
 
+/** Rounds of {@link NatsDeadLetterStore}'s full read that follow records rewritten meanwhile. */
+const ALL_READ_ROUNDS = 8;
 /** Records that still need attention: the depth. */
 const DEPTH: readonly DeadLetterStatus[] = ["pending_retry", "retrying", "permanently_failed"];
 const STATUSES: readonly DeadLetterStatus[] = [...DEPTH, "replayed", "purged"];
@@ -611,13 +613,28 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     if (info.state.messages === 0) return [];
     const byId = new Map<string, Versioned>();
     const prefix = `${deadLetterPrefix(this.prefix)}.`;
-    for await (const message of readStream(
-      { js: session.js, jsm: session.jsm, stream: this.stream },
-      { filter: `${prefix}>`, until: info.state.last_seq, ...(signal ? { signal } : {}) },
-    )) {
-      const id = message.subject.slice(prefix.length);
-      // A record updated while it was being read appears twice: the later version wins.
-      byId.set(id, { record: decodeRecord(id, message.data), revision: message.seq });
+    // A record updated by another writer while this read runs loses its old version (one message
+    // per subject) and gets a new one after `until`: read on past it, round by round, until a
+    // round ends where the stream ended, so no record is missed (bounded: a store written to
+    // without pause returns what it has after the last round).
+    let from = 1;
+    let until = info.state.last_seq;
+    for (let round = 0; round < ALL_READ_ROUNDS && from <= until; round++) {
+      for await (const message of readStream(
+        { js: session.js, jsm: session.jsm, stream: this.stream },
+        { filter: `${prefix}>`, from: { seq: from }, until, ...(signal ? { signal } : {}) },
+      )) {
+        const id = message.subject.slice(prefix.length);
+        // A record updated while it was being read appears twice: the later version wins.
+        byId.set(id, { record: decodeRecord(id, message.data), revision: message.seq });
+      }
+      if (signal?.aborted) break;
+      from = until + 1;
+      try {
+        until = (await session.jsm.streams.info(this.stream)).state.last_seq;
+      } catch (error) {
+        throw toNatsError(error, { servers: this.#options.servers, phase: "request" });
+      }
     }
     return [...byId.values()];
   }
