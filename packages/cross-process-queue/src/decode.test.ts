@@ -133,7 +133,12 @@ describe("rows nobody can decode", () => {
       expect(data.extensions, name).toEqual(row.extensions ?? null);
       if (column === "id") expect(data.id, name).toEqual({ base64: row.id.toString("base64") });
     }
-    // The delivery rows agree: dead, and held by the sink.
+    // The delivery rows agree: dead, and held by the sink. Their settle may be saved a moment
+    // after the sink has the record (settles are batched with the subscription's next claim).
+    await eventually(
+      () => deadDeliveries(reader, { subscriber: "robust" }).length === cases.length,
+      "every delivery row marked dead",
+    );
     const dead = deadDeliveries(reader, { subscriber: "robust" });
     expect(dead).toHaveLength(cases.length);
     for (const d of dead)
