@@ -352,3 +352,73 @@ describe("SqliteInspector: time windows, causation, damaged rows", () => {
     expect(dead!.envelope).toBeUndefined();
   });
 });
+
+describe("SqliteInspector: events after a cursor, per type since it was subscribed", () => {
+  const q = tempQueue();
+  afterAll(() => q.cleanup());
+
+  it("counts a type added later only from when it was added, for each subscriber's own cursor", async () => {
+    const driver = await sqliteDriver.open(
+      { scheme: "sqlite", text: q.path, rest: q.path, params: {} },
+      {},
+    );
+    try {
+      const transport = driver.transport();
+      await transport.register!("early", ["JOB", "OTHER"]);
+      await transport.register!("widened", ["JOB"]);
+      await transport.register!("late", ["OTHER"]);
+      await transport.publish([job(1, "OTHER"), job(2, "OTHER"), job(3, "JOB"), job(4, "JOB")]);
+      // "widened" takes OTHER from now on: the two OTHER events above are not its backlog.
+      await transport.register!("widened", ["JOB", "OTHER"]);
+      await transport.publish([job(5, "OTHER"), job(6, "JOB"), job(7, "OTHER")]);
+      const raw = new Database(q.path);
+      try {
+        // "late" has already taken the first three events into deliveries (its cursor moved).
+        raw.prepare("UPDATE subscribers SET cursor_seq = 3 WHERE name = 'late'").run();
+        // Event n was published n minutes after an hour ago: ages tell the events apart.
+        const base = Date.now() - 3_600_000;
+        raw.prepare("UPDATE events SET created_at = @base + seq * 60000").run({ base });
+        const oldest = (seq: number) => base + seq * 60_000;
+        const before = Date.now();
+        const backlog = Object.fromEntries(
+          (await driver.inspector().subscribers()).map((s) => [s.subscriber, s]),
+        );
+        const after = Date.now();
+        expect(backlog.early).toMatchObject({ pending: 7, lag: 7 });
+        expect(backlog.widened).toMatchObject({ pending: 5, lag: 5 });
+        expect(backlog.late).toMatchObject({ pending: 2, lag: 2 });
+        // The oldest waiting event: seq 1 for "early", the first JOB (3) for "widened", and the
+        // first OTHER after its cursor (5) for "late".
+        for (const [name, seq] of [
+          ["early", 1],
+          ["widened", 3],
+          ["late", 5],
+        ] as const) {
+          expect(backlog[name]!.oldestPendingMs).toBeGreaterThanOrEqual(before - oldest(seq));
+          expect(backlog[name]!.oldestPendingMs).toBeLessThanOrEqual(after - oldest(seq));
+        }
+        const view = raw
+          .prepare(
+            "SELECT subscriber, pending, lag, oldest_pending_at FROM backlog ORDER BY subscriber",
+          )
+          .all() as {
+          subscriber: string;
+          pending: number;
+          lag: number;
+          oldest_pending_at: number;
+        }[];
+        expect(view.map(({ subscriber, pending, lag }) => ({ subscriber, pending, lag }))).toEqual([
+          { subscriber: "early", pending: 7, lag: 7 },
+          { subscriber: "late", pending: 2, lag: 2 },
+          { subscriber: "widened", pending: 5, lag: 5 },
+        ]);
+        expect(view.find((r) => r.subscriber === "late")!.oldest_pending_at).toBe(oldest(5));
+        expect(view.find((r) => r.subscriber === "widened")!.oldest_pending_at).toBe(oldest(3));
+      } finally {
+        raw.close();
+      }
+    } finally {
+      await driver.close();
+    }
+  });
+});
