@@ -79,7 +79,12 @@ function jsonColumn(
  */
 export function lastSeqBefore(db: Database.Database, at: Time): number {
   const cutoff = ms(at);
-  const bounds = statement(db, `SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM events`).get() as {
+  // Two subqueries, not `MIN(seq), MAX(seq)` in one SELECT: SQLite only reads the ends of the
+  // primary key for a lone MIN or MAX; both together scan the whole table.
+  const bounds = statement(
+    db,
+    `SELECT (SELECT MIN(seq) FROM events) AS lo, (SELECT MAX(seq) FROM events) AS hi`,
+  ).get() as {
     lo: number | null;
     hi: number | null;
   };
