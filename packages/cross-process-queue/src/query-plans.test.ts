@@ -1,7 +1,9 @@
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKLOG_SQL } from "./backlog";
+import { Writer } from "./database";
 import { lastSeqBefore, sqliteTransport } from "./index";
+import { prune } from "./retention";
 import { job, tempQueue } from "./test/fixtures";
 
 /**
@@ -51,6 +53,26 @@ describe("query plans of the inspector's frequent reads", () => {
     }
     expect(statements.length).toBeGreaterThan(0);
     for (const sql of statements)
+      expect(
+        plan(sql.replace(/\?/g, "1")).filter((s) => /^SCAN events\b/.test(s)),
+        sql,
+      ).toEqual([]);
+  });
+
+  it("prunes without a full scan of events outside the window it prunes", async () => {
+    const statements: string[] = [];
+    const traced = new Database(q.path, { verbose: (sql) => statements.push(String(sql)) });
+    try {
+      await prune(traced, new Writer(traced, q.path, 5_000), {
+        now: Date.now() + 2 * 3_600_000, // every event is past the retention
+        retentionMs: 3_600_000,
+        ephemeralTimeoutMs: 3_600_000,
+      });
+    } finally {
+      traced.close();
+    }
+    expect(statements.length).toBeGreaterThan(0);
+    for (const sql of statements.filter((s) => /\bevents\b/.test(s)))
       expect(
         plan(sql.replace(/\?/g, "1")).filter((s) => /^SCAN events\b/.test(s)),
         sql,

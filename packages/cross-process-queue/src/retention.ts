@@ -74,7 +74,12 @@ export async function prune(
   }
 
   const { first, last, before } = writer.read(() => ({
-    ...(db.prepare(`SELECT MIN(seq) AS first, MAX(seq) AS last FROM events`).get() as {
+    // Two subqueries: `MIN(seq), MAX(seq)` in one SELECT scans the whole table.
+    ...(db
+      .prepare(
+        `SELECT (SELECT MIN(seq) FROM events) AS first, (SELECT MAX(seq) FROM events) AS last`,
+      )
+      .get() as {
       first: number | null;
       last: number | null;
     }),
