@@ -834,7 +834,7 @@ export class NatsSubscription implements TransportSubscription {
 }
 
 /** The connection's inbox prefix (`inboxPrefix` option), which permissions may require. */
-function inboxPrefixOf(nc: NatsConnection): string | undefined {
+export function inboxPrefixOf(nc: NatsConnection): string | undefined {
   // Not on the NatsConnection interface, but set on every nats.js connection.
   return (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
 }

@@ -1,7 +1,6 @@
 import {
   AckPolicy,
   DeliverPolicy,
-  type JetStreamClient,
   type ConsumerInfo,
   type JetStreamManager,
   type NextMsgRequest,
@@ -28,6 +27,7 @@ import {
   serializeError,
   silentLogger,
 } from "@switchyard/transport";
+import { AckWaiter } from "./acks";
 import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./audit";
 import { encodeEnvelope, envelopeJson, toMessage } from "./codec";
 import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
@@ -61,6 +61,7 @@ import {
   NatsSubscription,
   type PullSession,
   type SubscriptionHost,
+  inboxPrefixOf,
 } from "./subscription";
 
 /** One subscriber's backlog on NATS: the contract's numbers plus JetStream's own. */
@@ -142,6 +143,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
   #closing: Promise<void> | undefined;
   #stopWatching: () => void = () => {};
   #publishRetries = 0;
+  /** Publishes waiting for the stream's ack (created with the session). */
+  #acks: AckWaiter | undefined;
   /** Event types already checked by `#checkType`, and their subjects (at most {@link MEMO_TYPES}). */
   readonly #checkedTypes = new Set<string>();
   readonly #subjects = new Map<string, string>();
@@ -421,7 +424,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
       assertEnvelope(envelope);
       this.#checkType(envelope.type);
     }
-    const { js, nc } = await this.#ready();
+    const { nc } = await this.#ready();
+    const acks = (this.#acks ??= new AckWaiter(nc, inboxPrefixOf(nc)));
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
     // Checked and sized up front; each message is built only when it is sent (a large batch
     // would otherwise hold every encoded message and its headers until the last ack).
@@ -435,7 +439,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
     if (envelopes.length === 1) {
       // One envelope (the awaited-one-by-one case): no worker pool around one request.
       try {
-        return (await this.#publishOne(js, envelopes[0]!, encoded[0]!, signal)) === "duplicate"
+        return (await this.#publishOne(acks, envelopes[0]!, encoded[0]!, signal)) === "duplicate"
           ? { published: 0, duplicates: 1 }
           : { published: 1, duplicates: 0 };
       } catch (error) {
@@ -455,7 +459,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
         const index = next++;
         const envelope = envelopes[index]!;
         try {
-          if ((await this.#publishOne(js, envelope, encoded[index]!, signal)) === "duplicate")
+          if ((await this.#publishOne(acks, envelope, encoded[index]!, signal)) === "duplicate")
             duplicates++;
           else published++;
         } catch (error) {
@@ -495,12 +499,13 @@ export class NatsTransport implements Transport, AsyncDisposable {
    * repeat harmless. Rejects with {@link Unavailable} once the deadline is spent.
    */
   async #publishOne(
-    js: JetStreamClient,
+    acks: AckWaiter,
     envelope: Envelope,
     json: string,
     signal: AbortSignal | undefined,
   ): Promise<"published" | "duplicate"> {
     const { data, headers } = toMessage(envelope, json);
+    headers.set("Nats-Msg-Id", envelope.id);
     const { publishDeadlineMs, requestTimeoutMs } = this.#options;
     const started = Date.now();
     const deadline = started + publishDeadlineMs;
@@ -516,12 +521,12 @@ export class NatsTransport implements Transport, AsyncDisposable {
       const remaining = deadline - Date.now();
       try {
         const ack = await untilAborted(
-          js.publish(this.subjectOf(envelope.type), data, {
-            msgID: envelope.id,
+          acks.publish(
+            this.subjectOf(envelope.type),
+            data,
             headers,
-            timeout:
-              publishDeadlineMs === 0 ? perAttempt : Math.max(1, Math.min(perAttempt, remaining)),
-          }),
+            publishDeadlineMs === 0 ? perAttempt : Math.max(1, Math.min(perAttempt, remaining)),
+          ),
           signal,
         );
         return ack.duplicate && !maybeStored ? "duplicate" : "published";
@@ -1015,6 +1020,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#subscriptions].map((s) => s.close()));
+      this.#acks?.close();
       const session = await this.#session?.catch(() => undefined);
       this.#stopWatching();
       if (session && !this.#options.connection) await closeConnection(session.nc);
