@@ -1,6 +1,6 @@
 export { SwitchyardError, EventValidationError, describeType } from "./errors";
 export type { EventValidationIssue, EventValidationReason } from "./errors";
-export { uuidv7, uuidv7Time } from "./uuid";
+export { uuidv7, uuidv7Time, writeHex } from "./uuid";
 export { assertEnvelope, createEnvelope, envelopeSchema, isEnvelope } from "./envelope";
 export type { Envelope, CreateEnvelopeOptions } from "./envelope";
 export { defineEvent, defineCatalog } from "./define";

@@ -1,4 +1,5 @@
 import { randomFillSync } from "node:crypto";
+import { writeHex } from "@switchyard/event-schema";
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
@@ -10,12 +11,6 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
 const BLOCK = 64;
 const LENGTH = 55; // "00-" + 32 + "-" + 16 + "-01"
 const RANDOM_BYTES = 24; // trace id 16, span id 8
-/** Two hex digits per byte value, as the 16-bit little-endian word that writes them in order. */
-const HEX_PAIRS = new Uint16Array(256);
-for (let i = 0; i < 256; i++) {
-  const hex = i.toString(16).padStart(2, "0");
-  HEX_PAIRS[i] = hex.charCodeAt(0) | (hex.charCodeAt(1) << 8);
-}
 // Random bytes are drawn 64 KiB at a time: a randomFillSync call costs microseconds whatever its size.
 const random = new Uint8Array(BLOCK * RANDOM_BYTES * 42);
 let randomOffset = random.length;
@@ -36,11 +31,10 @@ function refill(): void {
   // Module bindings copied to locals: read in the loop, each costs a context load and a check.
   const out = view;
   const bytes = random;
-  const pairs = HEX_PAIRS;
-  for (let o = 3; o < BLOCK * LENGTH; o += LENGTH) {
+  for (let o = 3; o < BLOCK * LENGTH; o += LENGTH, b += RANDOM_BYTES) {
     // after "00-": 16 bytes of trace id, "-", 8 bytes of span id
-    for (let i = 0; i < 32; i += 2) out.setUint16(o + i, pairs[bytes[b++]!]!, true);
-    for (let i = 33; i < 49; i += 2) out.setUint16(o + i, pairs[bytes[b++]!]!, true);
+    writeHex(out, o, bytes, b, 16);
+    writeHex(out, o + 33, bytes, b + 16, 8);
   }
   traceparents = formatted.toString("latin1");
   offset = 0;
