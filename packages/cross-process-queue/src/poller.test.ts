@@ -1,3 +1,4 @@
+import { utimesSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { type SqliteTransport, sqliteTransport } from "./index";
 import { delay, eventually, job, tempQueue } from "./test/fixtures";
@@ -48,6 +49,27 @@ describe("the poller", () => {
     await publisher.publish([job(1)]);
     await eventually(() => got.length === 1, "the delivery through polling", 2_000);
     expect((await subscriber.stats()).poller.watching).toBe(false);
+  });
+
+  it("regression: a notification that shows no commit costs a check and two timed rechecks, not a spin", async () => {
+    queue = tempQueue();
+    const t = connect();
+    await t.subscribe({ subscriber: "w", types: ["JOB"], handler: async () => {} });
+    await delay(200); // past the first claim and its wake-ups
+    const before = (await t.stats()).poller;
+    // Five notifications without a commit (the WAL's times change), each given time for its rechecks.
+    for (let i = 0; i < 5; i++) {
+      const at = new Date(Date.now() + i * 1_000);
+      utimesSync(`${queue.path}-wal`, at, at);
+      const seen = (await t.stats()).poller.notifications;
+      await eventually(async () => (await t.stats()).poller.notifications > seen, "a notification");
+      await delay(20);
+    }
+    const after = (await t.stats()).poller;
+    expect(after.changes).toBe(before.changes);
+    // Each: one check on the next turn of the event loop, rechecks 1 ms and 4 ms later; plus the
+    // fallback poll's few. Before the fix every one spun on setImmediate for 0.3 ms: dozens each.
+    expect(after.checks - before.checks).toBeLessThanOrEqual(5 * 3 + 4);
   });
 
   it("watches the WAL file when it can", async () => {
