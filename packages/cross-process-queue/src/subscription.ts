@@ -130,6 +130,8 @@ export class SqliteSubscription implements TransportSubscription {
   #wanted = true;
   #tickQueued = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** Whether {@link #retryTimer} waits out another connection's write lock (not a failure's 1 s). */
+  #retryBusy = false;
   #busyStreak = 0;
   #dueTimer: NodeJS.Timeout | undefined;
   #watchdog: NodeJS.Timeout | undefined;
@@ -165,10 +167,19 @@ export class SqliteSubscription implements TransportSubscription {
     return false;
   }
 
-  /** Something may be claimable: try soon. */
+  /**
+   * Something may be claimable: try soon. A wake-up while waiting out another connection's write
+   * lock tries at once: it comes from a commit (most often the holder's), after which the lock is
+   * most likely free — waiting on for the backoff's timer made a lock released after 0.3 ms cost
+   * a claim 1 ms or more.
+   */
   wake(): void {
     if (this.#stopped) return;
     this.#wanted = true;
+    if (this.#retryTimer && this.#retryBusy) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
+    }
     this.#schedule();
   }
 
@@ -246,6 +257,7 @@ export class SqliteSubscription implements TransportSubscription {
         this.#schedule();
       } else {
         const delay = busy ? busyDelayMs(attempt) : 1_000;
+        this.#retryBusy = busy;
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;
           this.#schedule();
