@@ -191,7 +191,7 @@ export class DeliveryContext implements HandlerContext {
   /** Drop the listener on the parent signal (end of delivery). */
   release(): void {
     const state = this.#state;
-    if (state?.parentListener) {
+    if (state !== undefined && state.parentListener) {
       this.parentSignal.removeEventListener("abort", state.parentListener);
       state.parentListener = undefined;
     }

@@ -12,6 +12,7 @@ describe("lifecycle logs", () => {
       transport: new MemoryTransport({ logger }),
     });
     router.subscribe("JOB_STARTED", () => {}, { name: "local" });
+    router.subscribe("JOB_STARTED", async () => {}, { name: "local-async" }); // settles later
     router.subscribe("MODEL_SAVED", () => {}, { name: "durable" });
     const local = await router.publish("JOB_STARTED", { n: 1 });
     const durable = await router.publish("MODEL_SAVED", { config_key: "k", n: 1 });
@@ -33,6 +34,13 @@ describe("lifecycle logs", () => {
         `settled MODEL_SAVED ${durable.id} for durable: ack`,
       ]),
     );
+    const handledLocally = logger.lines.filter(
+      (l) => l.msg === `handled JOB_STARTED ${local.id}: ok`,
+    );
+    expect(handledLocally.map((l) => l.obj)).toEqual([
+      expect.objectContaining({ origin: "local", attempt: 1, subscription: "local" }),
+      expect.objectContaining({ origin: "local", attempt: 1, subscription: "local-async" }),
+    ]);
     const handled = logger.lines.find((l) => l.msg === `handled MODEL_SAVED ${durable.id}: ok`);
     expect(handled?.obj).toMatchObject({
       origin: "transport",

@@ -385,9 +385,16 @@ export class LocalSubscription {
    * the clock shared by one microtask checkpoint (see clock.ts).
    */
   #run(slot: WorkerSlot, now: number, first: Envelope | undefined): void {
+    const timeoutMs = this.#timeoutMs.local;
     for (let event = first; event !== undefined; event = this.#next()) {
       const ctx = new DeliveryContext(this.#localScope, event, this.host.shutdownSignal, 1, slot);
-      this.#begin(ctx, now);
+      // The local half of #begin: found through its worker slot when the timer fires (#workers).
+      this.#inFlight++;
+      slot.startedAt = now;
+      if (timeoutMs > 0) {
+        slot.deadline = now + timeoutMs;
+        if (this.#timer === undefined) this.#armAt(slot.deadline);
+      }
       let result: unknown;
       try {
         result = this.#local(event, ctx);
@@ -430,8 +437,10 @@ export class LocalSubscription {
       return;
     }
     const now = clock();
-    this.#complete(ctx, failed, failure, now);
-    if (!this.#active && this.host.shutdownSignal.aborted) this.#exit(slot);
+    if (failed || ctx.outcome !== "ok") this.#complete(ctx, failed, failure, now);
+    else this.#succeeded(ctx, now - slot.startedAt);
+    if (this.#queue.length === 0 || (!this.#active && this.host.shutdownSignal.aborted))
+      this.#exit(slot);
     else this.#run(slot, now, this.#next());
   }
 
@@ -441,19 +450,11 @@ export class LocalSubscription {
     if (this.#running === 0 && this.#queue.length === 0) this.#wakeIdle();
   }
 
+  /** Start a transport delivery (local ones start in #run). */
   #begin(ctx: DeliveryContext, now: number): void {
     this.#inFlight++;
     const timing = ctx.timing;
     timing.startedAt = now;
-    if (ctx.origin === "local") {
-      // Found through its worker slot when the timer fires (see #workers).
-      const timeoutMs = this.#timeoutMs.local;
-      if (timeoutMs > 0) {
-        timing.deadline = now + timeoutMs;
-        if (!this.#timer) this.#armAt(timing.deadline);
-      }
-      return;
-    }
     const timeoutMs = this.#timeoutMs.transport;
     if (timeoutMs > 0) {
       timing.deadline = now + timeoutMs;
@@ -463,6 +464,52 @@ export class LocalSubscription {
       this.#deadlines[this.#deadlineTail++] = ctx;
       if (!this.#timer) this.#armTimeout();
     }
+  }
+
+  /**
+   * `#complete` for the common outcome, a local delivery that succeeded (outcome "ok"): the same
+   * numbers and log lines, without the branches for everything else.
+   */
+  #succeeded(ctx: DeliveryContext, ms: number): void {
+    ctx.settled = true;
+    ctx.release();
+    this.#inFlight--;
+    this.#durations.record(ms);
+    if (ms >= this.host.slowHandlerMs) this.#warnSlow(ctx.event, ms);
+    if (this.#debug) this.#logHandled(ctx, false, ms);
+    this.#recent[this.#recentIndex] = OK;
+    if (++this.#recentIndex === RECENT) this.#recentIndex = 0;
+    this.counters.delivered++;
+  }
+
+  #warnSlow(event: Envelope, ms: number): void {
+    this.logger.warn(
+      {
+        subscription: this.name,
+        eventType: event.type,
+        eventId: event.id,
+        durationMs: Math.round(ms),
+      },
+      `handler ${this.name} took ${Math.round(ms)} ms for ${event.type}`,
+    );
+  }
+
+  /** The lifecycle debug line of a settled attempt. */
+  #logHandled(ctx: DeliveryContext, failed: boolean, ms: number): void {
+    const event = ctx.event;
+    this.logger.debug(
+      {
+        subscription: this.name,
+        eventType: event.type,
+        eventId: event.id,
+        attempt: ctx.attempt,
+        origin: ctx.origin,
+        outcome: failed ? "failed" : ctx.outcome,
+        durationMs: Math.round(ms * 1000) / 1000,
+        traceId: traceIdOf(event.traceparent),
+      },
+      `handled ${event.type} ${event.id}: ${failed ? "failed" : ctx.outcome}`,
+    );
   }
 
   /** Record the outcome of a delivery exactly once. */
@@ -478,31 +525,8 @@ export class LocalSubscription {
     const event = ctx.event;
     const ms = now - ctx.timing.startedAt;
     this.#durations.record(ms);
-    if (ms >= this.host.slowHandlerMs) {
-      this.logger.warn(
-        {
-          subscription: this.name,
-          eventType: event.type,
-          eventId: event.id,
-          durationMs: Math.round(ms),
-        },
-        `handler ${this.name} took ${Math.round(ms)} ms for ${event.type}`,
-      );
-    }
-    if (this.#debug)
-      this.logger.debug(
-        {
-          subscription: this.name,
-          eventType: event.type,
-          eventId: event.id,
-          attempt: ctx.attempt,
-          origin: ctx.origin,
-          outcome: failed ? "failed" : ctx.outcome,
-          durationMs: Math.round(ms * 1000) / 1000,
-          traceId: traceIdOf(event.traceparent),
-        },
-        `handled ${event.type} ${event.id}: ${failed ? "failed" : ctx.outcome}`,
-      );
+    if (ms >= this.host.slowHandlerMs) this.#warnSlow(event, ms);
+    if (this.#debug) this.#logHandled(ctx, failed, ms);
     if (!failed) {
       const deadLettered = ctx.outcome === "dead_lettered";
       this.#record(deadLettered ? FAILED_FOR_GOOD : OK);
