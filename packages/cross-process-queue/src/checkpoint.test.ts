@@ -124,6 +124,40 @@ describe("WAL checkpoints", () => {
     }
   });
 
+  it("regression: restarts the WAL only when the restart has nothing to copy, never copying and fsyncing under the write lock", async () => {
+    // A reader's open snapshot keeps the passive pass from copying the frames after it. A RESTART
+    // now would take the write lock, fsync the WAL and fail (busy) at every look while every
+    // writer waits on it; it waits until a passive pass copied everything instead.
+    const maxWalPages = 200;
+    const t = connect({ maxWalPages, checkpointIntervalMs: 5 });
+    await t.publish([job(0)]);
+    await eventually(async () => (await t.stats()).checkpoints.passive > 0, "a first checkpoint");
+    const reader = new Database(queue.path, { readonly: true });
+    try {
+      reader.exec("BEGIN");
+      reader.prepare("SELECT COUNT(*) FROM events").pluck().get();
+      const blob = "x".repeat(500);
+      for (let n = 1; (await t.stats()).checkpoints.walPages < maxWalPages + 20; n += 2) {
+        await t.publish([job(n, "JOB", { data: { blob } }), job(n + 1, "JOB", { data: { blob } })]);
+        const looks = (await t.stats()).checkpoints.passive;
+        await eventually(async () => (await t.stats()).checkpoints.passive > looks, "a look");
+      }
+      const seen = (await t.stats()).checkpoints;
+      expect(seen.walPages).toBeLessThan(2 * maxWalPages); // below the escalation to FULL
+      await eventually(
+        async () => (await t.stats()).checkpoints.passive > seen.passive + 10,
+        "more looks at the grown WAL",
+      );
+      expect((await t.stats()).checkpoints).toMatchObject({ restarts: 0, busy: 0, errors: 0 });
+      reader.exec("COMMIT");
+    } finally {
+      reader.close();
+    }
+    // With the reader gone, the next look copies everything, and the restart has nothing to copy.
+    await eventually(async () => (await t.stats()).checkpoints.restarts > 0, "a restart");
+    expect((await t.stats()).checkpoints).toMatchObject({ busy: 0, errors: 0 });
+  });
+
   it("rejects an unknown checkpoint mode", () => {
     queue = tempQueue();
     expect(() =>
