@@ -177,6 +177,8 @@ export class QueueStore {
   readonly #keepAcked: boolean;
 
   readonly #insertEvent: Database.Statement;
+  /** 1 when the newest events were removed: the next seq must come from `events_high_water`. */
+  readonly #highWaterAhead: Database.Statement;
   /** Multi-row INSERTs of events by row count (powers of two, 2 to {@link MAX_INSERT_ROWS}). */
   readonly #insertMany = new Map<number, Database.Statement>();
   readonly #maxSeq: Database.Statement;
@@ -223,7 +225,17 @@ export class QueueStore {
     this.#maxPayloadBytes = options.maxPayloadBytes;
     this.#keepAcked = options.keepAcked;
 
-    this.#insertEvent = db.prepare(insertEventsSql(1));
+    // `seq` past every seq ever removed (see migration 5); a batch checks that once (below).
+    this.#insertEvent = db.prepare(
+      `INSERT INTO events (seq, id, type, source, subject, time, dataversion, payload, extensions, created_at)
+       VALUES (MAX(COALESCE((SELECT MAX(seq) FROM events), 0), (SELECT seq FROM events_high_water)) + 1,
+               ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    );
+    this.#highWaterAhead = db
+      .prepare(
+        `SELECT (SELECT seq FROM events_high_water) > COALESCE((SELECT MAX(seq) FROM events), 0)`,
+      )
+      .pluck();
     this.#maxSeq = db.prepare(`SELECT COALESCE(MAX(seq), 0) FROM events`).pluck();
     this.#nextSeq = db.prepare(`SELECT MIN(seq) FROM events WHERE seq > ?`).pluck();
     this.#subscriberCursor = db
@@ -366,12 +378,16 @@ export class QueueStore {
     this.#deleteSubscriberSteps = db.prepare(`DELETE FROM delivery_steps WHERE subscriber = ?`);
 
     // A batch goes in as few multi-row INSERTs as its size has bits (100 = 64 + 32 + 4), in
-    // order: `seq` follows the batch. Each INSERT statement, not each row, pays for the
-    // AUTOINCREMENT bookkeeping (a read and a rewrite of `sqlite_sequence`) and for one call
-    // into SQLite: a batch of 100 costs ~20 % less than 100 one-row INSERTs.
+    // order: `seq` follows the batch. Each INSERT statement, not each row, pays for the checks
+    // and for one call into SQLite: a batch of 100 costs ~20 % less than 100 one-row INSERTs.
+    // Their rows take SQLite's MAX(seq) + 1, which is right unless the newest events were
+    // removed: then events go in one by one until one of them (not a duplicate) is stored.
     this.#publishTx = db.transaction((events: readonly PreparedEvent[], now: number) => {
       let published = 0;
       let at = 0;
+      while (at < events.length && this.#highWaterAhead.get() === 1) {
+        published += this.#insert(events[at++]!, now);
+      }
       while (at < events.length) {
         const rows = Math.min(MAX_INSERT_ROWS, 2 ** Math.floor(Math.log2(events.length - at)));
         const args: unknown[] = new Array(rows * EVENT_PARAMS);

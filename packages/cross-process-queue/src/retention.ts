@@ -85,7 +85,8 @@ export async function prune(
     }),
     before: lastSeqBefore(db, now - options.retentionMs),
   }));
-  // The newest event always stays: `seq` is MAX(seq) + 1, so it never goes back and cursors hold.
+  // The newest event always stays. (`seq` would not go back without it either: removing events
+  // raises `events_high_water`, see schema version 5.)
   const cutoffSeq = Math.min(before, (last ?? 0) - 1);
   if (first === null || cutoffSeq < first) return { deliveries, events, subscribers };
 

@@ -190,6 +190,57 @@ export const migrations: readonly Migration[] = [
         CREATE INDEX delivery_steps_seq ON delivery_steps (event_seq);
       `),
   },
+  {
+    version: 5,
+    description:
+      "events.seq without AUTOINCREMENT: the high-water mark of removed events is kept in events_high_water by a delete trigger, so a publish no longer rewrites sqlite_sequence",
+    // `seq` still never goes back: a new event takes MAX(MAX(seq), events_high_water.seq) + 1,
+    // where the high-water mark starts at the version-4 AUTOINCREMENT counter and a DELETE
+    // (retention's, or anyone's) that removes the newest row raises it to that row's seq. So
+    // MAX(MAX(seq), high-water mark) is the largest seq ever handed out. The rows are copied
+    // (SQLite cannot drop AUTOINCREMENT in place); the columns and the unique id are unchanged.
+    up: (db) =>
+      db.exec(`
+        DROP VIEW IF EXISTS backlog;
+
+        CREATE TABLE events_v5 (
+          seq          INTEGER PRIMARY KEY, -- never reused: MAX(MAX(seq), events_high_water.seq) + 1
+          id           TEXT    NOT NULL UNIQUE,
+          type         TEXT    NOT NULL,
+          source       TEXT    NOT NULL,
+          subject      TEXT,
+          time         TEXT    NOT NULL,
+          dataversion  INTEGER NOT NULL DEFAULT 1,
+          payload      TEXT    NOT NULL,
+          extensions   TEXT,
+          created_at   INTEGER NOT NULL
+        );
+        INSERT INTO events_v5 (seq, id, type, source, subject, time, dataversion, payload, extensions, created_at)
+          SELECT seq, id, type, source, subject, time, dataversion, payload, extensions, created_at
+            FROM events ORDER BY seq;
+
+        -- One row: no new event takes a seq at or below this one (cursors may point up to it).
+        CREATE TABLE events_high_water (
+          one          INTEGER PRIMARY KEY CHECK (one = 1),
+          seq          INTEGER NOT NULL
+        );
+        INSERT INTO events_high_water (one, seq)
+          VALUES (1, MAX(0, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)));
+
+        DROP TABLE events;
+        ALTER TABLE events_v5 RENAME TO events;
+
+        -- Only the removal of the newest row can lower MAX(seq): older rows cost a lookup, no write.
+        CREATE TRIGGER events_keep_high_water AFTER DELETE ON events
+          WHEN OLD.seq > (SELECT seq FROM events_high_water)
+           AND NOT EXISTS (SELECT 1 FROM events WHERE seq > OLD.seq)
+        BEGIN
+          UPDATE events_high_water SET seq = OLD.seq;
+        END;
+
+        ${BACKLOG_VIEW_V2}
+      `),
+  },
 ];
 
 /** The schema version this package writes. */
