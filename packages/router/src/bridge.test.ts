@@ -186,4 +186,56 @@ describe("bridging durable event types through a transport", () => {
       transport: "active",
     });
   });
+
+  it("times out a hanging transport delivery so the transport retries it", async () => {
+    const { a } = pair();
+    const attempts: number[] = [];
+    await a.subscribe(
+      "MODEL_SAVED",
+      (_e, ctx) => {
+        attempts.push(ctx.attempt);
+        // The first attempt never settles: only the timeout can end it.
+        return ctx.attempt === 1 ? new Promise<void>(() => {}) : undefined;
+      },
+      { name: "hangs-once", timeoutMs: 30 },
+    ).ready;
+    await a.publish("MODEL_SAVED", { config_key: "hex8_2p", n: 1 });
+    await eventually(() => attempts.length === 2);
+    expect(attempts).toEqual([1, 2]);
+    await eventually(() => a.getStats().delivered === 1);
+    expect(a.getStats().subscriptions[0]).toMatchObject({ timedOut: 1, retried: 1, inFlight: 0 });
+  });
+
+  it("extends a transport delivery's lease through ctx.extendLease; a local one's is a no-op", async () => {
+    const transport = new MemoryTransport();
+    const extended: (number | undefined)[] = [];
+    const subscribe = transport.subscribe.bind(transport);
+    vi.spyOn(transport, "subscribe").mockImplementation((options) =>
+      subscribe({
+        ...options,
+        handler: (delivery) =>
+          options.handler({
+            ...delivery,
+            extendLease: (ms) => {
+              extended.push(ms);
+              return delivery.extendLease(ms);
+            },
+          }),
+      }),
+    );
+    const { a } = pair(transport);
+    const done: string[] = [];
+    await a.subscribe(
+      ["MODEL_SAVED", "JOB_STARTED"],
+      async (e, ctx) => {
+        await ctx.extendLease(5_000);
+        done.push(e.type);
+      },
+      { name: "long-running" },
+    ).ready;
+    await a.publish("JOB_STARTED", { n: 1 });
+    await a.publish("MODEL_SAVED", { config_key: "hex8_2p", n: 1 });
+    await eventually(() => done.length === 2);
+    expect(extended).toEqual([5_000]); // the local JOB_STARTED has no lease to extend
+  });
 });

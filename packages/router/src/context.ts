@@ -82,6 +82,14 @@ export interface DeliveryScope {
   readonly subscription: string;
   readonly origin: "local" | "transport";
   readonly host: ContextHost;
+  /** The parent signal of local deliveries: aborted on shutdown. */
+  readonly shutdownSignal: AbortSignal;
+}
+
+/** What a transport delivery brings: its own parent signal (lease loss, shutdown) and its lease. */
+export interface DeliverySource {
+  readonly signal: AbortSignal;
+  extendLease(ms?: number): Promise<void>;
 }
 
 /** An attempt's lazily made parts: most deliveries never need any. */
@@ -90,6 +98,7 @@ interface AttemptState {
   abortedWith?: unknown;
   logger?: Logger;
   parentListener?: () => void;
+  interrupt?: (error: unknown) => void;
 }
 
 export class DeliveryContext implements HandlerContext {
@@ -99,26 +108,37 @@ export class DeliveryContext implements HandlerContext {
   settled = false;
   /** Timed out: the worker that awaits it was replaced and must not touch the subscription. */
   abandoned = false;
-  /** Rejects the awaited delivery early (transport deliveries on timeout). */
-  interrupt: ((error: unknown) => void) | undefined = undefined;
   // One field for what a delivery rarely needs: a context is made per delivery, and each field
-  // initialised is paid for on every one.
+  // initialised is paid for on every one (a local delivery's parent signal comes from its scope).
   #state: AttemptState | undefined = undefined;
 
   constructor(
     private readonly scope: DeliveryScope,
     readonly event: Envelope,
-    /** Aborted on shutdown or lease loss; the per-attempt signal follows it. */
-    private readonly parentSignal: AbortSignal,
     attempt: number,
     /**
      * Start and deadline, kept by the subscription runtime: a local delivery's worker slot (reused,
      * so no number is boxed per delivery), a record of its own for a transport delivery.
      */
     public timing: DeliveryTiming,
-    private readonly lease?: (ms?: number) => Promise<void>,
+    /** A transport delivery's signal and lease; none for a local one. */
+    private readonly source?: DeliverySource,
   ) {
     this.attempt = attempt;
+  }
+
+  /** Aborted on shutdown or lease loss; the per-attempt signal follows it. */
+  private get parentSignal(): AbortSignal {
+    return this.source === undefined ? this.scope.shutdownSignal : this.source.signal;
+  }
+
+  /** Rejects the awaited delivery early (transport deliveries on timeout). */
+  get interrupt(): ((error: unknown) => void) | undefined {
+    return this.#state?.interrupt;
+  }
+
+  set interrupt(reject: ((error: unknown) => void) | undefined) {
+    (this.#state ??= {}).interrupt = reject;
   }
 
   get subscription(): string {
@@ -167,7 +187,7 @@ export class DeliveryContext implements HandlerContext {
   }
 
   extendLease(ms?: number): Promise<void> {
-    return this.lease ? this.lease(ms) : Promise.resolve();
+    return this.source ? this.source.extendLease(ms) : Promise.resolve();
   }
 
   publish(type: string, data: unknown, options?: ContextPublishOptions): Promise<never> {
@@ -185,7 +205,8 @@ export class DeliveryContext implements HandlerContext {
   nextAttempt(): void {
     this.release();
     this.attempt++;
-    this.#state = undefined;
+    const interrupt = this.#state?.interrupt;
+    this.#state = interrupt === undefined ? undefined : { interrupt };
   }
 
   /** Drop the listener on the parent signal (end of delivery). */

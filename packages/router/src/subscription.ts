@@ -231,8 +231,9 @@ export class LocalSubscription {
     this.#timeoutMs = settings.timeoutMs;
     this.#maxAttempts = settings.maxAttempts;
     this.#debug = host.logger !== silentLogger;
-    this.#localScope = { subscription: this.name, origin: "local", host };
-    this.#transportScope = { subscription: this.name, origin: "transport", host };
+    const shutdownSignal = host.shutdownSignal;
+    this.#localScope = { subscription: this.name, origin: "local", host, shutdownSignal };
+    this.#transportScope = { subscription: this.name, origin: "transport", host, shutdownSignal };
     const counters = {
       retried: () => void this.counters.retried++,
       deduplicated: () => void this.counters.deduplicated++,
@@ -311,10 +312,9 @@ export class LocalSubscription {
     const ctx = new DeliveryContext(
       this.#transportScope,
       envelope,
-      delivery.signal,
       delivery.attempt,
       { startedAt: 0.5, deadline: 0.5 },
-      (ms) => delivery.extendLease(ms),
+      delivery,
     );
     this.#begin(ctx, performance.now());
     let failed = false;
@@ -387,7 +387,7 @@ export class LocalSubscription {
   #run(slot: WorkerSlot, now: number, first: Envelope | undefined): void {
     const timeoutMs = this.#timeoutMs.local;
     for (let event = first; event !== undefined; event = this.#next()) {
-      const ctx = new DeliveryContext(this.#localScope, event, this.host.shutdownSignal, 1, slot);
+      const ctx = new DeliveryContext(this.#localScope, event, 1, slot);
       // The local half of #begin: found through its worker slot when the timer fires (#workers).
       this.#inFlight++;
       slot.startedAt = now;
