@@ -12,12 +12,11 @@ import {
 import { type NatsConnection, connect } from "@nats-io/transport-node";
 import { createEnvelope } from "@switchyard/event-schema";
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { receiptStreamName } from "./audit";
 import { encodeEnvelope } from "./codec";
 import { type NatsTransport, NatsOptionsError, durableName, natsTransport } from "./index";
 import {
   NATS_URL,
-  deleteStream,
+  deleteStreams,
   describeIf,
   eventually,
   natsAvailable,
@@ -61,8 +60,7 @@ describeIf(await natsAvailable(), "crash safety on NATS JetStream", { tags: ["sl
   afterEach(async () => {
     await Promise.allSettled(open.map((t) => t.close()));
     open = [];
-    await deleteStream(NATS_URL, names.stream);
-    await deleteStream(NATS_URL, receiptStreamName(names.stream));
+    await deleteStreams(NATS_URL, names.stream);
     await admin.close();
   });
 

@@ -15,10 +15,10 @@ import {
   natsDeadLetterStore,
   natsTransport,
 } from "./index";
-import { attemptStreamName, deadLetterId, deadLetterStreamName, deadLetterSubject } from "./names";
+import { deadLetterId, deadLetterStreamName, deadLetterSubject } from "./names";
 import {
   NATS_URL,
-  deleteStream,
+  deleteStreams,
   describeIf,
   eventually,
   natsAvailable,
@@ -59,9 +59,7 @@ describeIf(await natsAvailable(), "NatsDeadLetterStore", {}, () => {
   afterEach(async () => {
     await Promise.allSettled(open.map((s) => s.close()));
     open = [];
-    await deleteStream(NATS_URL, names.stream);
-    await deleteStream(NATS_URL, deadLetterStreamName(names.stream));
-    await deleteStream(NATS_URL, attemptStreamName(names.stream));
+    await deleteStreams(NATS_URL, names.stream);
   });
 
   it("keeps a record durably once deadLetter() resolves, one message per record on its own subject", async () => {

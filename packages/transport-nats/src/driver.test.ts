@@ -13,10 +13,10 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type NatsTransport, NatsConnectionError, NatsOptionsError, natsDriver } from "./index";
 import { parseNatsTarget } from "./driver";
-import { attemptStreamName, deadLetterStreamName, heartbeatStreamName } from "./names";
 import {
   NATS_URL,
-  deleteStream,
+  deleteStreams,
+  streamFamily,
   describeIf,
   eventually,
   natsAvailable,
@@ -95,13 +95,7 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
   afterEach(async () => {
     await Promise.allSettled(drivers.map((d) => d.close()));
     drivers = [];
-    for (const stream of [
-      names.stream,
-      deadLetterStreamName(names.stream),
-      heartbeatStreamName(names.stream),
-      attemptStreamName(names.stream),
-    ])
-      await deleteStream(NATS_URL, stream);
+    await deleteStreams(NATS_URL, names.stream);
   });
 
   async function consumers(stream: string): Promise<string[]> {
@@ -151,13 +145,7 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
     await expect(driver.admin().clearPending({})).rejects.toBeInstanceOf(UnsupportedOperationError);
     await expect(driver.admin().backup()).rejects.toBeInstanceOf(UnsupportedOperationError);
     const all = await streams();
-    for (const stream of [
-      names.stream,
-      deadLetterStreamName(names.stream),
-      heartbeatStreamName(names.stream),
-      attemptStreamName(names.stream),
-    ])
-      expect(all).not.toContain(stream);
+    for (const stream of streamFamily(names.stream)) expect(all).not.toContain(stream);
     expect(driver.capabilities).toMatchObject({
       replay: true,
       purge: true,

@@ -20,7 +20,7 @@ import {
 import {
   NATS_URL,
   type OwnServer,
-  deleteStream,
+  deleteStreams,
   describeIf,
   natsAvailable,
   natsServerBinary,
@@ -81,8 +81,7 @@ describeIf(await natsAvailable(), "NatsHeartbeatSink", { tags: ["slow"] }, () =>
   afterEach(async () => {
     await Promise.allSettled(open.map((s) => s.close()));
     open = [];
-    await deleteStream(NATS_URL, heartbeatStreamName(names.stream));
-    await deleteStream(NATS_URL, names.stream);
+    await deleteStreams(NATS_URL, names.stream);
     await admin.close();
   });
 

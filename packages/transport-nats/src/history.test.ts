@@ -12,10 +12,10 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { type JournalEntry, attemptJournalDepth, natsDeadLetterStore } from "./dead-letters";
 import { timeline } from "./inspector";
-import { attemptStreamName, deadLetterStreamName, heartbeatStreamName } from "./names";
+import { attemptStreamName } from "./names";
 import {
   NATS_URL,
-  deleteStream,
+  deleteStreams,
   describeIf,
   eventually,
   natsAvailable,
@@ -108,13 +108,7 @@ describeIf(await natsAvailable(), "NATS delivery history", {}, () => {
   afterEach(async () => {
     await Promise.allSettled(drivers.map((d) => d.close()));
     drivers = [];
-    for (const stream of [
-      names.stream,
-      deadLetterStreamName(names.stream),
-      heartbeatStreamName(names.stream),
-      attemptStreamName(names.stream),
-    ])
-      await deleteStream(NATS_URL, stream);
+    await deleteStreams(NATS_URL, names.stream);
   });
 
   it("deepens an attempt journal made by an older version (one entry per message)", async () => {

@@ -1,8 +1,7 @@
 import { runInspectorSuite } from "@switchyard/transport-testkit";
 import { openDriver } from "@switchyard/transport";
 import { natsDriver } from "./index";
-import { attemptStreamName, deadLetterStreamName, heartbeatStreamName } from "./names";
-import { NATS_URL, deleteStream, describeIf, natsAvailable, uniqueNames } from "./test/nats";
+import { NATS_URL, deleteStreams, describeIf, natsAvailable, uniqueNames } from "./test/nats";
 
 // The shared inspector suite against a real nats-server: every test gets its own streams and
 // subject prefix; each driver opened on them is another "process".
@@ -15,15 +14,7 @@ describeIf(await natsAvailable(), `NATS inspector at ${NATS_URL}`, {}, () => {
       return {
         driver: () => openDriver(target, { drivers: [natsDriver] }),
         transportOptions: { pullExpiresMs: 2_000, ephemeralInactiveMs: 10_000 },
-        cleanup: async () => {
-          for (const name of [
-            stream,
-            deadLetterStreamName(stream),
-            heartbeatStreamName(stream),
-            attemptStreamName(stream),
-          ])
-            await deleteStream(NATS_URL, name);
-        },
+        cleanup: () => deleteStreams(NATS_URL, stream),
       };
     },
   });

@@ -4,10 +4,9 @@ import { createEnvelope } from "@switchyard/event-schema";
 import { type Driver, decideOutcome, openDriver } from "@switchyard/transport";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { natsDriver } from "./index";
-import { attemptStreamName, deadLetterStreamName, heartbeatStreamName } from "./names";
 import {
   NATS_URL,
-  deleteStream,
+  deleteStreams,
   describeIf,
   eventually,
   natsAvailable,
@@ -22,13 +21,7 @@ describeIf(await natsAvailable(), "NATS retry delay", {}, () => {
   });
   afterEach(async () => {
     await driver?.close();
-    for (const stream of [
-      names.stream,
-      deadLetterStreamName(names.stream),
-      heartbeatStreamName(names.stream),
-      attemptStreamName(names.stream),
-    ])
-      await deleteStream(NATS_URL, stream);
+    await deleteStreams(NATS_URL, names.stream);
   });
 
   it("is decideOutcome's delay keyed by the envelope id (what a trace reports)", async () => {

@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { describe, it } from "vitest";
+import { receiptStreamName } from "../audit";
+import { attemptStreamName, deadLetterStreamName, heartbeatStreamName } from "../names";
 import { canConnect, freePort, natsServerBinary } from "./process";
 
 export { natsServerBinary };
@@ -148,6 +150,31 @@ export async function deleteStream(url: string, stream: string): Promise<void> {
   try {
     const jsm = await jetstreamManager(nc, { timeout: 2_000 });
     await jsm.streams.delete(stream).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * Every stream the transport family may create for `stream`: the stream itself, its dead
+ * letters, attempt journal, heartbeats and receipts.
+ */
+export function streamFamily(stream: string): string[] {
+  return [
+    stream,
+    deadLetterStreamName(stream),
+    attemptStreamName(stream),
+    heartbeatStreamName(stream),
+    receiptStreamName(stream),
+  ];
+}
+
+/** Delete a test's stream and every companion stream of it ({@link streamFamily}), over one connection. */
+export async function deleteStreams(url: string, stream: string): Promise<void> {
+  const nc = await connect({ servers: url, timeout: 2_000, reconnect: false });
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+    for (const name of streamFamily(stream)) await jsm.streams.delete(name).catch(() => false);
   } finally {
     await nc.close();
   }
