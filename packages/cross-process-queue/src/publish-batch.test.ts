@@ -4,8 +4,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type SqliteTransport, sqliteTransport } from "./index";
 import { eventually, job, tempQueue } from "./test/fixtures";
 
-// A batch is stored by multi-row INSERTs of power-of-two sizes (at most 128 rows each): these
-// cases cross every piece boundary and check what one row per INSERT gave: order, dedup, counts.
+// A batch is stored by multi-row INSERTs (its exact size, or power-of-two pieces; at most 128 rows
+// each): these cases cross every piece boundary and check what one row per INSERT gave: order,
+// dedup, counts.
 let queue: ReturnType<typeof tempQueue> | undefined;
 let transport: SqliteTransport | undefined;
 afterEach(async () => {
@@ -40,6 +41,18 @@ describe("publishing a batch", () => {
       expect(storedIds()).toEqual(batch.map((e) => e.id));
     },
   );
+
+  it("stores batches of many sizes on one connection in order (exact-size INSERTs, then pieces)", async () => {
+    const t = open();
+    const all: Envelope[] = [];
+    // More sizes than get an INSERT of their own: the later ones go in power-of-two pieces.
+    for (const size of [3, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 17, 100, 99, 3]) {
+      const batch = Array.from({ length: size }, (_, i) => job(all.length + i));
+      expect(await t.publish(batch)).toEqual({ published: size, duplicates: 0 });
+      all.push(...batch);
+    }
+    expect(storedIds()).toEqual(all.map((e) => e.id));
+  });
 
   it("skips ids stored before and ids repeated within the batch, keeping the first", async () => {
     const t = open();
