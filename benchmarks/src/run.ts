@@ -82,10 +82,11 @@ lines.push(
   `Load average (1 min): ${loadAtStart} at the start; ${loadPerGroup.join(", ")}. ` +
     "A shared 2-core machine where other test suites run at the same time: numbers are noisy. " +
     (quick
-      ? "Quick mode: one tinybench round and one run per figure (its median sample), small backlogs and counts; " +
+      ? "Quick mode: one tinybench round and one run per figure (its mean sample time), small backlogs and counts; " +
         "± is tinybench's relative margin of error."
       : "Every figure is a median: tinybench figures are the median of 3 rounds (tasks in rotated order), each " +
-        "round's value from its median sample; the other figures are the median of repeated runs. Spread: " +
+        "round's value from its mean sample time (work over the time it took, pauses included); the other " +
+        "figures are the median of repeated runs. Spread: " +
         "lowest – highest round or run (± is tinybench's relative margin of error where there is one round)."),
   "",
 );

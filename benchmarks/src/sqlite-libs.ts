@@ -284,7 +284,7 @@ export function rawTable(path: string): RawTable {
   // The queue's own checkpoint cadence: a ceiling that checkpoints 4× as often is no ceiling.
   db.pragma("wal_autocheckpoint = 4000");
   db.exec(`CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
     payload TEXT NOT NULL, created_at INTEGER NOT NULL)`);
   const insert = db.prepare(
     `INSERT INTO events (id, type, payload, created_at) VALUES (?, ?, ?, ?)`,
