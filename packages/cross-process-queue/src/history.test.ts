@@ -128,7 +128,67 @@ describe("the delivery timeline on SQLite", () => {
     const { history } = await deliveryOf(queue.path, event.id);
     expect(kinds(history)).toEqual(["lease_expired", "claimed", "acked", "fenced"]);
     expect(history!.map((s) => s.attempt)).toEqual([1, 2, 2, 1]);
-    expect(history![3]!.detail).toMatch(/success of an attempt whose lease .* had run out/);
+    // The worker's watchdog saw its lease run out (discarded there), or, when the takeover came
+    // first on a loaded machine, its ack reached the store and was fenced off there.
+    expect(history![3]!.detail).toMatch(
+      /success of an attempt whose lease .* had run out|an ack under lease token \d+, which no longer held/,
+    );
+  });
+
+  it("records the attempt of a worker's ack fenced off before the worker saw its lease run out", async () => {
+    queue = tempQueue();
+    // The slow worker's lease is long: its own watchdog never calls it expired, so its success
+    // goes to the store as an ack, which fencing rejects there (the race a loaded machine hits
+    // when the takeover comes before the watchdog's next look).
+    const slow = sqliteTransport({ path: queue.path, pruneIntervalMs: 0 });
+    const fast = sqliteTransport({ path: queue.path, pruneIntervalMs: 0 });
+    closers.push(
+      () => fast.close(),
+      () => slow.close(),
+    );
+    let release!: () => void;
+    const hung = new Promise<void>((resolve) => (release = resolve));
+    let started = false;
+    await slow.subscribe({
+      subscriber: "w",
+      types: ["JOB"],
+      leaseMs: 60_000,
+      handler: async () => {
+        started = true;
+        await hung;
+      },
+    });
+    const event = job(1);
+    await slow.publish([event]);
+    await eventually(() => started, "the first attempt");
+    // The lease runs out in the file (as another process sees it), not in the slow worker's memory.
+    const raw = new Database(queue.path);
+    closers.push(() => raw.close());
+    raw
+      .prepare("UPDATE deliveries SET lease_until = @at, available_at = @at WHERE subscriber = 'w'")
+      .run({ at: Date.now() - 1 });
+    const attempts: number[] = [];
+    await fast.subscribe({
+      subscriber: "w",
+      types: ["JOB"],
+      handler: async (d) => {
+        attempts.push(d.attempt);
+      },
+    });
+    await eventually(
+      async () => (await deliveryOf(queue.path, event.id)).state === "acked",
+      "the takeover's ack",
+    );
+    release();
+    await eventually(
+      async () => kinds((await deliveryOf(queue.path, event.id)).history).includes("fenced"),
+      "the rejected ack's step",
+    );
+    const { history } = await deliveryOf(queue.path, event.id);
+    expect(attempts).toEqual([2]);
+    expect(kinds(history)).toEqual(["lease_expired", "claimed", "acked", "fenced"]);
+    expect(history!.map((s) => s.attempt)).toEqual([1, 2, 2, 1]);
+    expect(history![3]!.detail).toMatch(/an ack under lease token \d+, which no longer held/);
   });
 
   it("records a stale worker's ack, rejected by fencing", async () => {

@@ -420,6 +420,7 @@ export class SqliteSubscription implements TransportSubscription {
       });
       switch (outcome.kind) {
         case "ack":
+          // The attempt goes with every ack: a fenced-off one is recorded with it.
           this.#outcomes.push(
             claim.journaled
               ? {
@@ -429,7 +430,7 @@ export class SqliteSubscription implements TransportSubscription {
                   attempt: claim.attempt,
                   journaled: true,
                 }
-              : { kind: "ack", seq: claim.seq, token: claim.token },
+              : { kind: "ack", seq: claim.seq, token: claim.token, attempt: claim.attempt },
           );
           return;
         case "dead_letter":
