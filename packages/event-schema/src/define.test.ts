@@ -133,6 +133,40 @@ describe("catalog.parse", () => {
     expect(good).toEqual({ success: true, data: { n: 2 } });
   });
 
+  it("returns the schema's parsed output and its issues, call after call (compiled schemas)", () => {
+    const Shaped = defineEvent({
+      type: "SHAPED",
+      description: "transforms, defaults and a refinement",
+      data: z.looseObject({
+        name: z.string().trim().toLowerCase(),
+        count: z.number().int().default(1),
+        window: z
+          .object({ from: z.number(), to: z.number() })
+          .refine((w) => w.from <= w.to, { message: "from after to" }),
+      }),
+    });
+    const shaped = defineCatalog([Shaped]);
+    const input = { name: "  Hex8 ", window: { from: 1, to: 2 }, extra: true };
+    for (let i = 0; i < 3; i++) {
+      const parsed = shaped.parse("SHAPED", input);
+      expect(parsed).toEqual({ name: "hex8", count: 1, window: { from: 1, to: 2 }, extra: true });
+      expect(parsed).not.toBe(input);
+      expect(input.name).toBe("  Hex8 "); // the caller's object is left alone
+      const error = catchError(() =>
+        shaped.parse("SHAPED", { name: 3, count: 1.5, window: { from: 2, to: 1 } }),
+      );
+      const runtime = Shaped.data.safeParse({ name: 3, count: 1.5, window: { from: 2, to: 1 } });
+      expect(error.issues.map((issue) => issue.path)).toEqual(
+        runtime.error!.issues.map((issue) => issue.path.join(".")),
+      );
+      expect(error.issues.map((issue) => issue.path)).toEqual(["name", "count", "window"]);
+      expect(shaped.safeParse("SHAPED", { ...input, window: { from: 3, to: 1 } })).toMatchObject({
+        success: false,
+        error: { issues: [expect.objectContaining({ path: "window", message: "from after to" })] },
+      });
+    }
+  });
+
   it("get() throws for an unknown type", () => {
     expect(() => catalog.get("NOPE" as never)).toThrow(EventValidationError);
     expect(catalog.get("PING")).toBe(Ping);

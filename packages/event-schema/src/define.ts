@@ -225,10 +225,21 @@ function createCatalog(
     });
   };
 
+  // Each type's payload schema compiled by zod on its first parse (`z.compile`: a generated fast
+  // path for valid payloads, zod's runtime parser for invalid ones and for whatever the compiler
+  // cannot model): the same parsed output and the same issues, in about half the time of the
+  // runtime parser. Every publish validates, so this is most of what validation costs.
+  const compiled: Record<string, PayloadSchema> = Object.create(null) as Record<
+    string,
+    PayloadSchema
+  >;
+  const schemaOf = (def: EventDefinition): PayloadSchema =>
+    (compiled[def.type] ??= z.compile(def.data));
+
   const validate = (type: string, data: unknown): SafeParseResult<Record<string, unknown>> => {
     const def = definitions[type];
     if (!def) return { success: false, error: unknownType(type, data) };
-    const result = def.data.safeParse(data);
+    const result = schemaOf(def).safeParse(data);
     if (result.success) return { success: true, data: result.data };
     return { success: false, error: payloadError(type, data, result.error) };
   };
@@ -248,7 +259,7 @@ function createCatalog(
       // Every publish comes through here: no result object of our own on the way.
       const def = definitions[type];
       if (!def) throw unknownType(type, data);
-      const result = def.data.safeParse(data);
+      const result = schemaOf(def).safeParse(data);
       if (result.success) return result.data;
       throw payloadError(type, data, result.error);
     },
