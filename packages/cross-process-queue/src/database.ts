@@ -140,9 +140,6 @@ export class Writer {
     this.#db.pragma("busy_timeout = 0");
   }
 
-  /** Writes committed through this writer (the poller tells notifications of its own commits apart). */
-  writes = 0;
-
   /**
    * Throw {@link QueueFileMissingError} / {@link QueueFileReplacedError} once the path no longer
    * names the file this connection has open (deleted, or replaced by another file): writes would
@@ -199,14 +196,11 @@ export class Writer {
   /** Run `fn` (one statement, or its own immediate transaction) once; throws SQLite's busy error if the lock is taken. */
   attempt<T>(fn: () => T): T {
     this.assertFile();
-    let result: T;
     try {
-      result = fn();
+      return fn();
     } catch (error) {
       throw this.translate(error);
     }
-    this.writes++;
-    return result;
   }
 
   /** Run `fn`, retrying while the lock is taken (see the class comment). */

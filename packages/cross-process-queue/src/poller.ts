@@ -61,9 +61,6 @@ export class Poller {
     options: PollerOptions,
     onChange: (types?: ReadonlySet<string>) => void,
     logger: Logger,
-    // Not used any more (it told notifications of this connection's commits apart, to spare them
-    // a spin that is gone); kept until the transport stops passing it.
-    _ownWrites?: () => number,
   ) {
     this.#file = file;
     this.#options = options;

@@ -216,7 +216,6 @@ export class SqliteTransport implements Transport, AsyncDisposable {
         for (const s of this.#subscriptions) if (!types || s.handlesAny(types)) s.wake();
       },
       this.#logger,
-      () => this.#store.writer.writes,
     );
     const db = this.#db;
     this.#host = {
@@ -279,7 +278,6 @@ export class SqliteTransport implements Transport, AsyncDisposable {
     try {
       // Once synchronously, without a closure: uncontended, a publish is this call and nothing else.
       result = store.publish(envelopes);
-      store.writer.writes++;
     } catch (error) {
       if (!isBusy(error)) throw store.writer.translate(error);
       result = await store.writer.run(() => store.publish(envelopes), signal);
