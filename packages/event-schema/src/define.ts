@@ -234,7 +234,7 @@ function createCatalog(
     PayloadSchema
   >;
   const schemaOf = (def: EventDefinition): PayloadSchema =>
-    (compiled[def.type] ??= z.compile(def.data));
+    (compiled[def.type] ??= compileSchema ? compileSchema(def.data) : def.data);
 
   const validate = (type: string, data: unknown): SafeParseResult<Record<string, unknown>> => {
     const def = definitions[type];
@@ -314,6 +314,12 @@ function createCatalog(
   };
   return Object.freeze(catalog);
 }
+
+/**
+ * `z.compile` (a zod 4 minor newer than the oldest the peer range admits): `undefined` on a zod
+ * without it, and then payloads are validated by the runtime parser, with the same results.
+ */
+const compileSchema = (z as { compile?: <S extends PayloadSchema>(schema: S) => S }).compile;
 
 function payloadError(type: string, data: unknown, error: z.ZodError): EventValidationError {
   const issues = toIssues(data, error);
