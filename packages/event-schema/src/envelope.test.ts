@@ -200,6 +200,21 @@ describe("ids and names that cannot survive UTF-8", () => {
     );
   });
 
+  it("checks every type and source, also after well-formed ones were accepted", () => {
+    createEnvelope({ type: "X", source: "s", data: {} });
+    for (let i = 0; i < 3; i++) {
+      expect(() => createEnvelope({ type: "X\ud800", source: "s", data: {} })).toThrow(
+        EventValidationError,
+      );
+    }
+    for (let i = 0; i < 3; i++) {
+      expect(() => createEnvelope({ type: "X", source: "s\udfff", data: {} })).toThrow(
+        EventValidationError,
+      );
+    }
+    expect(() => createEnvelope({ type: "X", source: "s", data: {} })).not.toThrow();
+  });
+
   it("accepts ids with well-formed surrogate pairs (emoji) and keeps them intact", () => {
     const e = createEnvelope({ type: "X", source: "s", data: {}, id: "evt-😀" });
     expect(() => assertEnvelope(e)).not.toThrow();

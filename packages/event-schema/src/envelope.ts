@@ -154,8 +154,8 @@ export function createEnvelope<T extends string, D>(
   if (options.causationid !== undefined) envelope.causationid = options.causationid;
   // A generated id is hex and dashes: only the strings the caller passed need the check.
   if (
-    !wellFormedOrAbsent(options.type) ||
-    !wellFormedOrAbsent(options.source) ||
+    (options.type !== checkedType && !wellFormedType(options.type)) ||
+    (options.source !== checkedSource && !wellFormedSource(options.source)) ||
     !wellFormedOrAbsent(options.id) ||
     !wellFormedOrAbsent(subject) ||
     !wellFormedOrAbsent(options.correlationid) ||
@@ -174,6 +174,23 @@ function isoTime(ms: number): string {
     cachedIso = new Date(ms).toISOString();
   }
   return cachedIso;
+}
+
+// The type and source of the previous envelope that passed the check: a producer sends the same
+// few strings over and over, and comparing a string with the same string is one pointer compare.
+let checkedType: string | undefined;
+let checkedSource: string | undefined;
+
+function wellFormedType(type: string): boolean {
+  if (!isWellFormed(type)) return false;
+  checkedType = type;
+  return true;
+}
+
+function wellFormedSource(source: string): boolean {
+  if (!isWellFormed(source)) return false;
+  checkedSource = source;
+  return true;
 }
 
 function wellFormedOrAbsent(text: string | undefined): boolean {
