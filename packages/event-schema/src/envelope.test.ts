@@ -200,7 +200,7 @@ describe("ids and names that cannot survive UTF-8", () => {
     );
   });
 
-  it("checks every type and source, also after well-formed ones were accepted", () => {
+  it("checks every type, source and subject, also after well-formed ones were accepted", () => {
     createEnvelope({ type: "X", source: "s", data: {} });
     for (let i = 0; i < 3; i++) {
       expect(() => createEnvelope({ type: "X\ud800", source: "s", data: {} })).toThrow(
@@ -211,6 +211,15 @@ describe("ids and names that cannot survive UTF-8", () => {
       expect(() => createEnvelope({ type: "X", source: "s\udfff", data: {} })).toThrow(
         EventValidationError,
       );
+    }
+    createEnvelope({ type: "X", source: "s", data: { config_key: "k" } });
+    for (let i = 0; i < 3; i++) {
+      expect(() =>
+        createEnvelope({ type: "X", source: "s", data: {}, subject: "k\ud800" }),
+      ).toThrow(EventValidationError);
+      expect(() =>
+        createEnvelope({ type: "X", source: "s", data: { config_key: "k\ud800" } }),
+      ).toThrow(EventValidationError);
     }
     expect(() => createEnvelope({ type: "X", source: "s", data: {} })).not.toThrow();
   });

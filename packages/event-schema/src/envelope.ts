@@ -157,7 +157,7 @@ export function createEnvelope<T extends string, D>(
     (options.type !== checkedType && !wellFormedType(options.type)) ||
     (options.source !== checkedSource && !wellFormedSource(options.source)) ||
     !wellFormedOrAbsent(options.id) ||
-    !wellFormedOrAbsent(subject) ||
+    (subject !== undefined && subject !== checkedSubject && !wellFormedSubject(subject)) ||
     !wellFormedOrAbsent(options.correlationid) ||
     !wellFormedOrAbsent(options.causationid)
   )
@@ -176,10 +176,12 @@ function isoTime(ms: number): string {
   return cachedIso;
 }
 
-// The type and source of the previous envelope that passed the check: a producer sends the same
-// few strings over and over, and comparing a string with the same string is one pointer compare.
+// The type, source and subject of the previous envelope that passed the check: a producer sends
+// the same few strings over and over, and comparing a string with the same string is one pointer
+// compare.
 let checkedType: string | undefined;
 let checkedSource: string | undefined;
+let checkedSubject: string | undefined;
 
 function wellFormedType(type: string): boolean {
   if (!isWellFormed(type)) return false;
@@ -190,6 +192,12 @@ function wellFormedType(type: string): boolean {
 function wellFormedSource(source: string): boolean {
   if (!isWellFormed(source)) return false;
   checkedSource = source;
+  return true;
+}
+
+function wellFormedSubject(subject: string): boolean {
+  if (!isWellFormed(subject)) return false;
+  checkedSubject = subject;
   return true;
 }
 
