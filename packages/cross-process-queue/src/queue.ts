@@ -86,9 +86,10 @@ export interface SqliteTransportOptions {
   readonly checkpointIntervalMs?: number;
   /**
    * WAL size, in pages, at which the background checkpointer stops waiting for a pause between
-   * writers to start the WAL over, and restarts it itself: it takes the write lock only when it
-   * is free at that instant and holds it for the last few pages' copy and fsync. Bounds the WAL
-   * under steady load. @defaultValue 4000
+   * writers to start the WAL over, and restarts it itself: once a passive pass copied everything
+   * and nothing was committed since, it takes the write lock, only when it is free at that
+   * instant, for microseconds (nothing left to copy or fsync). Past twice this size it waits up
+   * to 10 ms for the lock. Bounds the WAL under steady load. @defaultValue 4000
    */
   readonly maxWalPages?: number;
 }
