@@ -127,18 +127,27 @@ export interface ExchangeResult {
 const CURSOR_WINDOW = 4_096;
 const PARTIAL_CURSOR_WINDOW = 256;
 
-/** Attributes stored in their own columns; everything else on the envelope goes to `extensions` (the same list is spelled out in `prepareEvent`). */
-const COLUMNS = new Set([
-  "specversion",
-  "id",
-  "type",
-  "source",
-  "subject",
-  "time",
-  "datacontenttype",
-  "dataversion",
-  "data",
-]);
+/**
+ * Whether an envelope attribute is stored in a column of its own; everything else on the
+ * envelope goes to `extensions`. A switch, not a Set: ~10× cheaper per key, and `prepareEvent`
+ * asks for every key of every event published.
+ */
+function isColumn(key: string): boolean {
+  switch (key) {
+    case "specversion":
+    case "id":
+    case "type":
+    case "source":
+    case "subject":
+    case "time":
+    case "datacontenttype":
+    case "dataversion":
+    case "data":
+      return true;
+    default:
+      return false;
+  }
+}
 
 type EventRow = [
   id: string,
@@ -989,20 +998,7 @@ function prepareEvent(e: Envelope, maxBytes: number): PreparedEvent {
     payload = JSON.stringify(e.data) ?? "null";
     let ext: Record<string, unknown> | undefined;
     for (const key in e) {
-      // A switch, not COLUMNS.has: ~10× cheaper per key, and this runs for every key of every event.
-      switch (key) {
-        case "specversion":
-        case "id":
-        case "type":
-        case "source":
-        case "subject":
-        case "time":
-        case "datacontenttype":
-        case "dataversion":
-        case "data":
-          continue;
-      }
-      (ext ??= {})[key] = (e as unknown as Record<string, unknown>)[key];
+      if (!isColumn(key)) (ext ??= {})[key] = (e as unknown as Record<string, unknown>)[key];
     }
     if (ext) extensions = JSON.stringify(ext);
   } catch (error) {
@@ -1084,7 +1080,7 @@ export function decodeRow(row: readonly unknown[], offset: number, seq: number):
       const ext = JSON.parse(text(extensions)) as unknown;
       if (typeof ext !== "object" || ext === null || Array.isArray(ext))
         throw new TypeError(`extensions is ${describe(ext)} JSON, not an object`);
-      const clash = Object.keys(ext).filter((key) => COLUMNS.has(key));
+      const clash = Object.keys(ext).filter(isColumn);
       if (clash.length > 0)
         throw new TypeError(`extensions name ${clash.join(", ")}, stored in their own columns`);
       Object.assign(envelope, ext);
