@@ -8,14 +8,12 @@ import {
 } from "@nats-io/transport-node";
 import type { Envelope } from "@switchyard/event-schema";
 import {
-  type AttemptResult,
   type DeadLetterReason,
   type DeadLetterRecord,
   type DeadLetterSink,
   type Delivery,
   LeaseLostError,
   type Logger,
-  type Outcome,
   type OutcomePolicy,
   type TransportSubscribeOptions,
   type TransportSubscription,
@@ -109,8 +107,6 @@ const decoder = new TextDecoder();
  */
 export const ATTEMPTS_HEADER = "switchyard-attempts";
 const HAND_BACK_TIMEOUT_MS = 2_000;
-const SUCCEEDED: AttemptResult = { failed: false };
-const ACKED: Outcome = { kind: "ack" };
 
 function nakPayload(delayMs: number): Uint8Array {
   return delayMs > 0 ? encoder.encode(`-NAK {"delay":${nanos(Math.round(delayMs))}}`) : NAK;
@@ -610,32 +606,19 @@ export class NatsSubscription implements TransportSubscription {
       : undefined;
     if (log) logDelivery(this.#logger, "claimed", log);
     try {
-      let result: AttemptResult;
-      if (decodeError === undefined && attempt <= this.#maxAttempts) {
-        // What runAttempt does for a decoded delivery within its attempts, without its frame
-        // and closure: this runs once per message.
-        try {
-          await this.#options.handler(new NatsDelivery(this, run));
-          result = SUCCEEDED;
-        } catch (error) {
-          result = { failed: true, error };
-        }
-      } else
-        result = await runAttempt(
-          {
-            subscriber: this.subscriber,
-            envelope: run.envelope,
-            attempt,
-            maxAttempts: this.#maxAttempts,
-            undecodable: decodeError,
-          },
-          () => this.#options.handler(new NatsDelivery(this, run)),
-        );
+      const result = await runAttempt(
+        {
+          subscriber: this.subscriber,
+          envelope: run.envelope,
+          attempt,
+          maxAttempts: this.#maxAttempts,
+          undecodable: decodeError,
+        },
+        () => this.#options.handler(new NatsDelivery(this, run)),
+      );
       if (!this.#holds(run))
         return this.#discard(run, "its lease expired (or close handed it back)");
-      const outcome = result.failed
-        ? decideOutcome(result, attempt, policy, run.envelope.id)
-        : ACKED;
+      const outcome = decideOutcome(result, attempt, policy, run.envelope.id);
       if (log)
         logDelivery(this.#logger, "settled", {
           ...log,

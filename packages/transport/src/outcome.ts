@@ -41,6 +41,10 @@ export interface AttemptInput {
   readonly undecodable?: Error | undefined;
 }
 
+/** The result of every attempt that succeeded, and the outcome of each: one object each, not one per delivery. */
+const SUCCEEDED: AttemptResult = Object.freeze({ failed: false });
+const ACK: Outcome = Object.freeze({ kind: "ack" });
+
 /**
  * Run one attempt of a delivery. The handler is not run when the stored event cannot be decoded,
  * or when `attempt > maxAttempts` — every earlier attempt lost its lease without an outcome (the
@@ -60,7 +64,7 @@ export async function runAttempt(
   }
   try {
     await handler();
-    return { failed: false };
+    return SUCCEEDED;
   } catch (error) {
     return { failed: true, error };
   }
@@ -121,7 +125,7 @@ export function decideOutcome(
   policy: OutcomePolicy,
   key?: string,
 ): Outcome {
-  if (!result.failed) return { kind: "ack" };
+  if (!result.failed) return ACK;
   const { error } = result;
   if (isUnrecoverable(error) || attempt >= policy.maxAttempts)
     return { kind: "dead_letter", reason: deadLetterReason(error), error };
