@@ -289,9 +289,20 @@ export function rawTable(path: string): RawTable {
   const insert = db.prepare(
     `INSERT INTO events (id, type, payload, created_at) VALUES (?, ?, ?, ?)`,
   );
+  // A batch is one multi-row INSERT of its size (prepared once per size), in one transaction:
+  // the fastest a batch goes in by hand, and what the queue itself does.
+  const multi = new Map<number, Database.Statement>();
   const insertMany = db.transaction((type: string, list: readonly unknown[]) => {
     const now = Date.now();
-    for (const data of list) insert.run(uuidv7(now), type, JSON.stringify(data), now);
+    let statement = multi.get(list.length);
+    if (!statement) {
+      const rows = Array.from({ length: list.length }, () => "(?, ?, ?, ?)").join(", ");
+      statement = db.prepare(`INSERT INTO events (id, type, payload, created_at) VALUES ${rows}`);
+      multi.set(list.length, statement);
+    }
+    const args: unknown[] = [];
+    for (const data of list) args.push(uuidv7(now), type, JSON.stringify(data), now);
+    statement.run(args);
   });
   return {
     one: (type: string, data: unknown) => {

@@ -216,7 +216,7 @@ export async function benchSqlite(options: RunOptions): Promise<GroupResult> {
         "switchyard: `sqliteTransport()` defaults (`claimBatchSize` 64, `prefetchMs` 50, `minPollMs` 25, `maxPollMs` 1000, `watch` on; `wal_autocheckpoint = 0` on its connections, checkpoints in a worker thread per process: PASSIVE every 100 ms after commits, RESTART at 4000 WAL pages); " +
         "plainjob 0.0.14: its `defineQueue()` pragmas (`journal_mode = WAL`, `synchronous = 1`, `busy_timeout = 5000`), better-sqlite3 12; " +
         "liteque 0.8.0: `buildDBClient()` with `walEnabled` (WAL, `synchronous = NORMAL`, `cache_size = -65536`), on its own better-sqlite3 11.9.1 (≥ 11.10 rejects its async transactions); " +
-        "raw: better-sqlite3 12, WAL, `synchronous = NORMAL`, `wal_autocheckpoint = 4000` (inline, the queue's former cadence); publish ceiling: a table like `events` (integer key without AUTOINCREMENT, unique text id, payload JSON; one prepared INSERT per row); claim+ack ceiling: a `jobs` table with a partial index on pending rows, one row claimed per `BEGIN IMMEDIATE` transaction and deleted in another. plainjob and liteque keep SQLite's default `wal_autocheckpoint` (1000 pages, inline).",
+        "raw: better-sqlite3 12, WAL, `synchronous = NORMAL`, `wal_autocheckpoint = 4000` (inline, the queue's former cadence); publish ceiling: a table like `events` (integer key without AUTOINCREMENT, unique text id, payload JSON; one prepared INSERT per row, a batch as one multi-row INSERT of its size); claim+ack ceiling: a `jobs` table with a partial index on pending rows, one row claimed per `BEGIN IMMEDIATE` transaction and deleted in another. plainjob and liteque keep SQLite's default `wal_autocheckpoint` (1000 pages, inline).",
       `Publish: tinybench (3 rounds in rotated order, warm-up included), ops/s from the mean task time (events over the time they took, so inline checkpoints count); every call builds its event (switchyard: \`createEnvelope()\` with a UUIDv7 id; raw: UUIDv7 + \`JSON.stringify\`). switchyard has one registered subscriber.`,
       `Claim+ack: a backlog published before the workers start (sizes in each row's settings); ` +
         `timed from "go" until the backlog query shows nothing left (polled every 2 ms over a read-only connection), at most ${CAP_MS / 1000} s per run; ${RUNS_FULL} runs each, median (range in brackets). ` +
@@ -308,7 +308,7 @@ async function publishing(dir: string, options: RunOptions): Promise<Figure[]> {
         [names.batch.switchyard]:
           `${hundred}; \`createEnvelope()\` per event, 1 registered subscriber`,
         [names.batch.plainjob]: `${hundred}; \`queue.addMany()\``,
-        [names.batch.raw]: `${hundred}; UUIDv7 + \`JSON.stringify\` per row`,
+        [names.batch.raw]: `${hundred}; UUIDv7 + \`JSON.stringify\` per row, one 100-row INSERT`,
       },
     );
   } finally {
