@@ -227,6 +227,9 @@ describeIf(natsServerBinary(), "a 3-node JetStream cluster (R3)", { tags: ["slow
       async () => (await pubTransport.stats()).subscribers.every((s) => s.lag === 0),
       "both subscribers to have acknowledged everything",
       30_000,
+      // Just after the restarts, a JetStream API request (the consumer list) can time out while
+      // the cluster settles: that is the cluster recovering, not an event lost. Ask again.
+      { retryErrors: true },
     );
     const info = await cluster.streamInfo(names.stream);
     const lastSeq = info.state.last_seq;

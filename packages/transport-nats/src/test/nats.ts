@@ -180,16 +180,35 @@ export async function deleteStreams(url: string, stream: string): Promise<void> 
   }
 }
 
-/** Poll `check` every 10 ms until true, failing with `what` after `timeoutMs`. */
+/**
+ * Poll `check` every 10 ms until true, failing with `what` after `timeoutMs`. A check that throws
+ * fails at once, unless `retryErrors` is set: then (for reads made while a cluster is still
+ * recovering from a kill, whose JetStream API requests may time out for a while) the error counts
+ * as "not yet", and the last one is reported if the deadline passes.
+ */
 export async function eventually(
   check: () => boolean | Promise<boolean>,
   what: string,
   timeoutMs = 10_000,
+  options: { retryErrors?: boolean } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      if (!options.retryErrors) throw error;
+      lastError = error;
+    }
     if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}` +
+          (lastError === undefined
+            ? ""
+            : ` (last error: ${lastError instanceof Error ? `${lastError.name}: ${lastError.message}` : JSON.stringify(lastError)})`),
+        { cause: lastError },
+      );
     await new Promise((r) => setTimeout(r, 10));
   }
 }
