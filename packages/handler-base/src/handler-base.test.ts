@@ -204,13 +204,14 @@ describe("cycles", () => {
     let started = false;
     d.cycle = () => {
       started = true;
-      return delay(600);
+      return delay(3_000);
     };
     await d.start();
     await eventually(() => started);
     const t0 = performance.now();
     await d.stop();
-    expect(performance.now() - t0).toBeLessThan(400);
+    // Waiting for the cycle would take 3 s; half of that leaves a loaded machine room.
+    expect(performance.now() - t0).toBeLessThan(1_500);
     expect(logger.lines).toContainEqual(
       expect.objectContaining({ level: "warn", msg: expect.stringMatching(/still running/) }),
     );
