@@ -29,13 +29,18 @@ export function timeout(options: TimeoutOptions): Middleware {
     throw new RangeError(`timeout: ms must be a finite number ≥ 0, got ${ms}`);
   return defineMiddleware("timeout", function timeout(next, scope): HandlerFn {
     if (ms === 0) return next;
-    const fifo: Pending[] = [];
+    // Settled entries are dropped as the head passes them: each holds its context, and through it
+    // the event and whatever the handler attached, until then.
+    const fifo: (Pending | undefined)[] = [];
     let head = 0;
     let timer: NodeJS.Timeout | undefined;
 
     const compact = () => {
-      while (head < fifo.length && fifo[head]!.settled) head++;
-      if (head > 1024 && head * 2 > fifo.length) {
+      while (head < fifo.length && fifo[head]!.settled) fifo[head++] = undefined;
+      if (head === fifo.length) {
+        fifo.length = 0;
+        head = 0;
+      } else if (head > 1024 && head * 2 > fifo.length) {
         fifo.splice(0, head);
         head = 0;
       }
@@ -51,7 +56,8 @@ export function timeout(options: TimeoutOptions): Middleware {
       const now = performance.now();
       compact();
       while (head < fifo.length && fifo[head]!.deadline <= now) {
-        const pending = fifo[head++]!;
+        const pending = fifo[head]!;
+        fifo[head++] = undefined;
         if (pending.settled) continue;
         pending.settled = true;
         const error = new HandlerTimeoutError(scope.subscription, ms);
