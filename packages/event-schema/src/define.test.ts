@@ -167,6 +167,23 @@ describe("catalog.parse", () => {
     }
   });
 
+  it("keeps each type's own schema when parse and get alternate between types (last-type memo)", () => {
+    const catalog = defineCatalog([
+      defineEvent({ type: "A", description: "t", data: z.object({ a: z.number() }) }),
+      defineEvent({ type: "B", description: "t", data: z.object({ b: z.string() }) }),
+    ]);
+    expect(catalog.parse("A", { a: 1 })).toEqual({ a: 1 });
+    expect(catalog.get("B").type).toBe("B");
+    expect(catalog.parse("B", { b: "x" })).toEqual({ b: "x" });
+    expect(catalog.get("A").type).toBe("A");
+    expect(() => catalog.parse("A", { b: "x" })).toThrow(EventValidationError);
+    expect(() => catalog.parse("C" as never, { a: 1 })).toThrow(/Unknown event type "C"/);
+    expect(() => catalog.get("C" as never)).toThrow(/Unknown event type "C"/);
+    expect(catalog.parse("A", { a: 2 })).toEqual({ a: 2 });
+    expect(catalog.get("B").version).toBe(1);
+    expect(() => catalog.parse("B", { a: 2 })).toThrow(EventValidationError);
+  });
+
   it("get() throws for an unknown type", () => {
     expect(() => catalog.get("NOPE" as never)).toThrow(EventValidationError);
     expect(catalog.get("PING")).toBe(Ping);

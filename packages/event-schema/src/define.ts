@@ -236,6 +236,13 @@ function createCatalog(
   const schemaOf = (def: EventDefinition): PayloadSchema =>
     (compiled[def.type] ??= compileSchema ? compileSchema(def.data) : def.data);
 
+  // The type looked up last, with its definition and (once parsed) its compiled schema: a producer
+  // publishes the same type over and over, and comparing a string with the same string is one
+  // pointer compare, where a lookup in the definitions hashes it.
+  let lastType: string | undefined;
+  let lastDef: EventDefinition | undefined;
+  let lastSchema: PayloadSchema | undefined;
+
   const validate = (type: string, data: unknown): SafeParseResult<Record<string, unknown>> => {
     const def = definitions[type];
     if (!def) return { success: false, error: unknownType(type, data) };
@@ -250,16 +257,27 @@ function createCatalog(
     durableTypes,
     has: (type): type is string => typeof type === "string" && definitions[type] !== undefined,
     get(type) {
+      if (type === lastType) return lastDef!;
       const def = definitions[type];
       if (!def) throw unknownType(type);
+      lastType = type;
+      lastDef = def;
+      lastSchema = undefined;
       return def;
     },
     isDurable: (type) => durableTypes.has(type),
     parse(type, data) {
       // Every publish comes through here: no result object of our own on the way.
-      const def = definitions[type];
-      if (!def) throw unknownType(type, data);
-      const result = schemaOf(def).safeParse(data);
+      let schema = lastSchema;
+      if (type !== lastType || schema === undefined) {
+        const def = definitions[type];
+        if (!def) throw unknownType(type, data);
+        schema = schemaOf(def);
+        lastType = type;
+        lastDef = def;
+        lastSchema = schema;
+      }
+      const result = schema.safeParse(data);
       if (result.success) return result.data;
       throw payloadError(type, data, result.error);
     },
