@@ -102,29 +102,42 @@ interface AttemptState {
 }
 
 export class DeliveryContext implements HandlerContext {
-  attempt: number;
-  outcome: DeliveryOutcome = "ok";
+  // Fields are declared and assigned in the constructor, not initialised as class fields: a
+  // context is made per delivery, and field initialisers (defined, not assigned) cost more.
+  declare attempt: number;
+  declare outcome: DeliveryOutcome;
   /** The runtime recorded an outcome (success, failure or timeout). */
-  settled = false;
+  declare settled: boolean;
   /** Timed out: the worker that awaits it was replaced and must not touch the subscription. */
-  abandoned = false;
-  // One field for what a delivery rarely needs: a context is made per delivery, and each field
-  // initialised is paid for on every one (a local delivery's parent signal comes from its scope).
-  #state: AttemptState | undefined = undefined;
+  declare abandoned: boolean;
+  declare readonly event: Envelope;
+  /**
+   * Start and deadline, kept by the subscription runtime: a local delivery's worker slot (reused,
+   * so no number is boxed per delivery), a record of its own for a transport delivery.
+   */
+  declare timing: DeliveryTiming;
+  declare private readonly scope: DeliveryScope;
+  /** A transport delivery's signal and lease; none for a local one. */
+  declare private readonly source: DeliverySource | undefined;
+  /** What a delivery rarely needs, made on first use (one field, initialised on every one). */
+  declare private lazy: AttemptState | undefined;
 
   constructor(
-    private readonly scope: DeliveryScope,
-    readonly event: Envelope,
+    scope: DeliveryScope,
+    event: Envelope,
     attempt: number,
-    /**
-     * Start and deadline, kept by the subscription runtime: a local delivery's worker slot (reused,
-     * so no number is boxed per delivery), a record of its own for a transport delivery.
-     */
-    public timing: DeliveryTiming,
-    /** A transport delivery's signal and lease; none for a local one. */
-    private readonly source?: DeliverySource,
+    timing: DeliveryTiming,
+    source?: DeliverySource,
   ) {
+    this.scope = scope;
+    this.event = event;
     this.attempt = attempt;
+    this.timing = timing;
+    this.source = source;
+    this.outcome = "ok";
+    this.settled = false;
+    this.abandoned = false;
+    this.lazy = undefined;
   }
 
   /** Aborted on shutdown or lease loss; the per-attempt signal follows it. */
@@ -134,11 +147,11 @@ export class DeliveryContext implements HandlerContext {
 
   /** Rejects the awaited delivery early (transport deliveries on timeout). */
   get interrupt(): ((error: unknown) => void) | undefined {
-    return this.#state?.interrupt;
+    return this.lazy?.interrupt;
   }
 
   set interrupt(reject: ((error: unknown) => void) | undefined) {
-    (this.#state ??= {}).interrupt = reject;
+    (this.lazy ??= {}).interrupt = reject;
   }
 
   get subscription(): string {
@@ -150,7 +163,7 @@ export class DeliveryContext implements HandlerContext {
   }
 
   get signal(): AbortSignal {
-    const state = (this.#state ??= {});
+    const state = (this.lazy ??= {});
     if (state.controller) return state.controller.signal;
     const controller = (state.controller = new AbortController());
     if (state.abortedWith !== undefined) controller.abort(state.abortedWith);
@@ -164,7 +177,7 @@ export class DeliveryContext implements HandlerContext {
   }
 
   get logger(): Logger {
-    return ((this.#state ??= {}).logger ??= childLogger(this.scope.host.logger, {
+    return ((this.lazy ??= {}).logger ??= childLogger(this.scope.host.logger, {
       subscription: this.subscription,
       eventId: this.event.id,
       eventType: this.event.type,
@@ -179,7 +192,7 @@ export class DeliveryContext implements HandlerContext {
 
   /** Whether this attempt was aborted (timeout) or its parent was (shutdown, lease loss). */
   get aborted(): boolean {
-    return this.#state?.abortedWith !== undefined || this.parentSignal.aborted;
+    return this.lazy?.abortedWith !== undefined || this.parentSignal.aborted;
   }
 
   get shutdownSignal(): AbortSignal {
@@ -196,7 +209,7 @@ export class DeliveryContext implements HandlerContext {
 
   /** Abort this attempt (timeout). */
   abort(reason: unknown): void {
-    const state = (this.#state ??= {});
+    const state = (this.lazy ??= {});
     state.abortedWith = reason;
     state.controller?.abort(reason);
   }
@@ -205,13 +218,13 @@ export class DeliveryContext implements HandlerContext {
   nextAttempt(): void {
     this.release();
     this.attempt++;
-    const interrupt = this.#state?.interrupt;
-    this.#state = interrupt === undefined ? undefined : { interrupt };
+    const interrupt = this.lazy?.interrupt;
+    this.lazy = interrupt === undefined ? undefined : { interrupt };
   }
 
   /** Drop the listener on the parent signal (end of delivery). */
   release(): void {
-    const state = this.#state;
+    const state = this.lazy;
     if (state !== undefined && state.parentListener) {
       this.parentSignal.removeEventListener("abort", state.parentListener);
       state.parentListener = undefined;
