@@ -152,6 +152,13 @@ export function leaseMargin(ackWaitMs: number): number {
   return Math.min(1_000, Math.max(10, Math.round(ackWaitMs * 0.1)));
 }
 
+/**
+ * About how much handler work (ms, at the measured pace) may wait in a subscription's buffer
+ * beyond `concurrency`: prefetched messages, so that quick handlers never wait for a pull's round
+ * trip. Never more than a quarter of the lease, so a prefetched message starts with most of it.
+ */
+const PREFETCH_WINDOW_MS = 50;
+
 const LOOP_BACKOFF = { initialMs: 100, maxMs: 5_000, multiplier: 2, jitter: 0.2 };
 const ACK_SUBJECT = "$JS.ACK.";
 const PENDING_MESSAGES = "Nats-Pending-Messages";
@@ -183,6 +190,8 @@ class Held {
   envelope!: Envelope;
   /** Client-side lease end: past it, the server may have redelivered the message. */
   deadline: number;
+  /** When it arrived, then when its handler started. */
+  since: number;
   /** The lease ran out, an outcome was sent, or close handed it back: the outcome no longer counts. */
   lost = false;
   #controller: AbortController | undefined;
@@ -194,6 +203,7 @@ class Held {
     const before = handle.kind === "replay" ? Number(msg.headers?.get(ATTEMPTS_HEADER)) : 0;
     this.attempt = ackToken(msg.reply!, 0) + (Number.isInteger(before) && before > 0 ? before : 0);
     this.deadline = now + handle.ackWaitMs - leaseMargin(handle.ackWaitMs);
+    this.since = now;
   }
 
   /** Created on first read: most handlers never look at it. */
@@ -248,11 +258,15 @@ class NatsDelivery implements Delivery {
  * replay consumer), a shared concurrency limit, client-side leases and the outcome mapping (ack,
  * nak with backoff, dead letter then term).
  *
- * Each consumer is pulled on a core NATS subscription of its own, asking for as many messages as
- * there are free slots and asking again as slots free up (so the next messages are on their way
- * while handlers run). Messages are handed to handlers from the subscription callback, without a
- * queue in between; one watchdog timer per subscription ends the leases of running handlers and
- * keeps buffered messages' leases alive (`working()`). Closing drains the subscriptions
+ * Each consumer is pulled on a core NATS subscription of its own, keeping up to `concurrency`
+ * messages asked for and asking again as they arrive (so the server always has the next ones to
+ * send while the client works). What it holds — running, buffered for a slot, and asked for — is
+ * at most `concurrency` plus a prefetch: none until a handler finished, then about
+ * {@link PREFETCH_WINDOW_MS} of handler work at the measured pace (`concurrency` handlers at once;
+ * within a quarter of the lease, and `concurrency` at most). Quick handlers thus keep the pipeline
+ * full, slow ones hold no more than they run. Messages are handed to handlers from the subscription callback, without a queue in
+ * between; one watchdog timer per subscription ends the leases of running handlers and keeps
+ * buffered messages' leases alive (`working()`). Closing drains the subscriptions
  * (unsubscribe, then a round trip to the server), so every message the server sent before it saw
  * the unsubscribe still arrives — and is handed back with `nak()` instead of waiting out AckWait.
  */
@@ -271,6 +285,12 @@ export class NatsSubscription implements TransportSubscription {
   readonly #logs: boolean;
   /** Ask again once this many slots are free beyond what is already asked for. */
   readonly #refill: number;
+  /** How long a prefetched message may expect to wait for a slot (see {@link PREFETCH_WINDOW_MS}). */
+  #prefetchWindowMs = 0;
+  /** Mean time of a handler (moving average, ms); `undefined` until the first one finished. */
+  #handlerMs: number | undefined;
+  /** Messages that may be held (or asked for) beyond `concurrency`: see {@link NatsSubscription}. */
+  #prefetch = 0;
   readonly #pullRequest: string;
   readonly #stop = new AbortController();
   readonly #buffer: Held[] = [];
@@ -339,6 +359,7 @@ export class NatsSubscription implements TransportSubscription {
     }));
     for (const puller of this.#pullers) this.#subscribe(puller);
     const shortest = Math.min(...handles.map((h) => h.ackWaitMs));
+    this.#prefetchWindowMs = Math.min(PREFETCH_WINDOW_MS, shortest / 4);
     // Fine enough to end a lease within its safety margin, never busier than every 10 ms.
     const tick = Math.max(10, Math.min(1_000, Math.floor(shortest / 10)));
     this.#watchdog = setInterval(() => this.#watch(), tick);
@@ -356,8 +377,20 @@ export class NatsSubscription implements TransportSubscription {
     return this.#running.size + this.#buffer.length;
   }
 
-  get #free(): number {
-    return this.#concurrency - this.#running.size - this.#buffer.length;
+  /**
+   * A handler took `ms` (or one still runs after `ms`, `atLeast`): update the mean handler time and
+   * the prefetch, the messages beyond `concurrency` that start within the prefetch window when
+   * `concurrency` handlers of the mean time run at once.
+   */
+  #timed(ms: number, atLeast = false): void {
+    const mean = this.#handlerMs;
+    if (atLeast) {
+      // Before any handler finished there is no mean to raise: the prefetch stays 0.
+      if (mean === undefined || ms <= mean) return;
+      this.#handlerMs = ms;
+    } else this.#handlerMs = mean === undefined ? ms : mean + (ms - mean) / 8;
+    const c = this.#concurrency;
+    this.#prefetch = Math.min(c, Math.floor((c * this.#prefetchWindowMs) / this.#handlerMs));
   }
 
   #subscribe(p: Puller): void {
@@ -367,13 +400,15 @@ export class NatsSubscription implements TransportSubscription {
   }
 
   /**
-   * Ask the server for as many messages as there are free slots (minus what this consumer was
-   * already asked for), once enough slots are free to be worth a request.
+   * Ask the server for more messages, once enough are missing to be worth a request: up to
+   * `concurrency` asked for at once, and no more held and asked for than `concurrency` plus the
+   * prefetch.
    */
   #pull(p: Puller): void {
-    if (p.failing || p.dead || this.#stop.signal.aborted) return;
-    const want = this.#free - p.outstanding;
+    const room = this.#concurrency + this.#prefetch - this.#running.size - this.#buffer.length;
+    const want = Math.min(room, this.#concurrency) - p.outstanding;
     if (want <= 0 || (p.outstanding > 0 && want < this.#refill)) return;
+    if (p.failing || p.dead || this.#stop.signal.aborted) return;
     try {
       this.#session.nc.publish(p.next, `{"batch":${want}${this.#pullRequest}`, {
         reply: p.inbox,
@@ -488,12 +523,17 @@ export class NatsSubscription implements TransportSubscription {
    */
   #watch(): void {
     const now = Date.now();
+    let longest = 0;
     for (const run of this.#running) {
       if (!run.lost && now >= run.deadline) this.#lose(run);
+      longest = Math.max(longest, now - run.since);
     }
+    // A handler running longer than the mean: no prefetch beyond what that lets start in time.
+    if (longest > 0) this.#timed(longest, true);
     for (const held of this.#buffer) {
-      // More arrived than there are free slots (several consumers pulled at once): hold the
-      // lease until a slot frees, so it is not redelivered meanwhile.
+      // More arrived than there are free slots (several consumers pulled at once, or a handler
+      // turned slow after a prefetch): hold the lease until a slot frees, so it is not
+      // redelivered meanwhile.
       if (held.deadline - now < held.handle.ackWaitMs / 2) held.renew();
     }
     if (this.#stop.signal.aborted) return;
@@ -524,7 +564,7 @@ export class NatsSubscription implements TransportSubscription {
       return;
     }
     if (this.#running.size < this.#concurrency && this.#buffer.length === 0) {
-      this.#start(held, false);
+      this.#start(held);
       return;
     }
     this.#buffer.push(held);
@@ -534,20 +574,23 @@ export class NatsSubscription implements TransportSubscription {
   #startBuffered(): void {
     while (this.#buffer.length > 0 && this.#running.size < this.#concurrency) {
       const held = this.#buffer.shift()!;
-      if (Date.now() >= held.deadline) {
+      const now = Date.now();
+      if (now >= held.deadline) {
         this.#logger.warn(
           { consumer: held.handle.name, seq: ackToken(held.msg.reply!, 1) },
           "a buffered delivery lost its lease before a slot freed; the server redelivers it",
         );
         continue;
       }
-      this.#start(held, true);
+      // The handler gets (nearly) a full lease: renewed unless it waited less than the margin.
+      if (now - held.since > leaseMargin(held.handle.ackWaitMs)) held.renew();
+      held.since = now;
+      this.#start(held);
     }
   }
 
-  #start(held: Held, renew: boolean): void {
+  #start(held: Held): void {
     const { msg, handle } = held;
-    if (renew) held.renew();
     const decoded = decodeEnvelope(msg.data, () => ({
       subject: msg.subject,
       type: msg.subject.slice(msg.subject.lastIndexOf(".") + 1),
@@ -616,7 +659,9 @@ export class NatsSubscription implements TransportSubscription {
         },
         () => this.#options.handler(new NatsDelivery(this, run)),
       );
-      if (!this.#holds(run))
+      const now = Date.now();
+      this.#timed(now - run.since);
+      if (run.lost || now >= run.deadline)
         return this.#discard(run, "its lease expired (or close handed it back)");
       const outcome = decideOutcome(result, attempt, policy, run.envelope.id);
       if (log)
