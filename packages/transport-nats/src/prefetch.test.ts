@@ -13,13 +13,30 @@ const decoder = new TextDecoder();
 /** A connection that records publishes (pull requests) and lets the test deliver messages. */
 class FakeConnection {
   readonly pulls: number[] = [];
+  /**
+   * Pulls and outcomes as written to the socket: like nats.js, a publish into an empty buffer
+   * schedules the write for a microtask later, and everything published until then goes with it.
+   */
+  readonly writes: string[][] = [];
+  #buffer: string[] = [];
+
+  send(what: string): void {
+    if (this.#buffer.length === 0)
+      queueMicrotask(() => {
+        this.writes.push(this.#buffer);
+        this.#buffer = [];
+      });
+    this.#buffer.push(what);
+  }
   readonly callbacks: ((error: Error | null, msg: Msg) => void)[] = [];
   readonly options = {};
 
   publish(subject: string, data: string | Uint8Array): void {
     if (!subject.includes(".CONSUMER.MSG.NEXT.")) throw new Error(`unexpected publish ${subject}`);
     const body = typeof data === "string" ? data : decoder.decode(data);
-    this.pulls.push((JSON.parse(body) as { batch: number }).batch);
+    const { batch } = JSON.parse(body) as { batch: number };
+    this.pulls.push(batch);
+    this.send(`pull ${batch}`);
   }
 
   subscribe(_subject: string, options: { callback: (error: Error | null, msg: Msg) => void }) {
@@ -90,6 +107,7 @@ describe("NatsSubscription pulls", () => {
           headers: undefined,
           respond: (payload: Uint8Array) => {
             responses.push(decoder.decode(payload));
+            nc.send(decoder.decode(payload));
             return true;
           },
         } as unknown as Msg;
@@ -196,5 +214,16 @@ describe("NatsSubscription pulls", () => {
     expect(subscription!.inFlight).toBe(3);
     expect(nc.asked).toBe(5);
     g.open();
+  });
+
+  it("pulls after a quick handler's ack, so both leave in one write", async () => {
+    const { nc, deliver } = setup(1, async () => {});
+    deliver(1);
+    await settle();
+    expect(nc.writes).toEqual([["pull 1"], ["+ACK", "pull 1"]]);
+    // Prefetching now (1): the next pull is due on arrival, and leaves with the ack.
+    deliver(1);
+    await settle();
+    expect(nc.writes.slice(2).map((w) => w.sort())).toEqual([["+ACK", "pull 1"]]);
   });
 });

@@ -180,6 +180,8 @@ interface Puller {
   failing: boolean;
   /** The connection closed for good: no more pulls. */
   dead: boolean;
+  /** A pull is due once the messages that just arrived were started (see {@link NatsSubscription}). */
+  pullDue: boolean;
 }
 
 /** A received message: buffered for a free slot, then running. */
@@ -356,6 +358,7 @@ export class NatsSubscription implements TransportSubscription {
       failures: 0,
       failing: false,
       dead: false,
+      pullDue: false,
     }));
     for (const puller of this.#pullers) this.#subscribe(puller);
     const shortest = Math.min(...handles.map((h) => h.ackWaitMs));
@@ -429,6 +432,20 @@ export class NatsSubscription implements TransportSubscription {
     p.lastPullAt = Date.now();
   }
 
+  /**
+   * Pull after what arrived in one read was started, one microtask later: a quick handler's
+   * outcome is sent by then, and the pull leaves in the same write as the ack (nats.js flushes in
+   * a microtask after the first publish) instead of a write of its own per message.
+   */
+  #pullSoon(p: Puller): void {
+    if (p.pullDue) return;
+    p.pullDue = true;
+    queueMicrotask(() => {
+      p.pullDue = false;
+      this.#pull(p);
+    });
+  }
+
   #onMessage(p: Puller, error: Error | null, msg: Msg): void {
     try {
       if (error) {
@@ -442,7 +459,7 @@ export class NatsSubscription implements TransportSubscription {
         p.failures = 0;
         this.#accept(p.handle, msg);
       } else this.#onStatus(p, msg);
-      this.#pull(p);
+      this.#pullSoon(p);
     } catch (unexpected) {
       this.#logger.error(
         { err: unexpected, consumer: p.handle.name },
