@@ -6,12 +6,14 @@
 // `performance.now()`. Here the first read of a run is kept until a microtask queued behind it
 // expires it, and calling user code (a handler) expires it at once.
 //
-// Why a shared read is still exact enough: a value read at t0 is only reused by jobs that were
-// already queued when t0 was read, with no handler of ours called in between. A handler promise
-// whose settlement job was queued before t0 settled before t0, so t0 lies between its settlement
-// and the moment we observe it — the same bracket a fresh read gives. A start time taken from a
-// shared read can be early by the work other code did in that same checkpoint (as the start of
-// every subscription offered one event already shared one read).
+// Why a shared read is still exact enough for an END time: a value read at t0 is only reused by
+// jobs that were already queued when t0 was read, with no handler of ours called in between. A
+// handler promise whose settlement job was queued before t0 settled before t0, so t0 lies between
+// its settlement and the moment we observe it — the same bracket a fresh read gives. Not for a
+// START time: other code may have run for any time between t0 and the start (a publisher's own
+// work between two awaited publishes), so a delivery starts on `freshClock()`. The subscriptions
+// offered one event share that start read (a sibling's synchronous handler time is counted in the
+// next sibling's start: the price of one read per publish instead of one per subscriber).
 
 // The read is kept in a typed array: a number assigned to a module variable is a new heap number
 // each time, and the store one from an old object to a young one.
@@ -40,6 +42,12 @@ export function clock(): number {
     void RESOLVED.then(expire);
   }
   return now;
+}
+
+/** A fresh read, shared from now on like {@link clock}'s: for start times, after unknown code ran. */
+export function freshClock(): number {
+  valid = false;
+  return clock();
 }
 
 /** Forget the shared read: user code (a handler) ran since, for an unknown time. */

@@ -34,6 +34,42 @@ describe("in-process delivery", () => {
     }
   });
 
+  it("regression: does not count the publisher's own work between two publishes as handler time", async () => {
+    make();
+    router.subscribe("JOB_STARTED", async () => {}, { name: "noop" });
+    await router.publish("JOB_STARTED", { n: 1 });
+    // The handler settled and its settle read the shared clock in this same microtask checkpoint;
+    // the publisher's code then ran for 100 ms before publishing again.
+    busy(100);
+    await router.publish("JOB_STARTED", { n: 2 });
+    await router.drain();
+    const [stats] = router.getStats().subscriptions;
+    expect(stats!.durationMs.count).toBe(2);
+    expect(stats!.durationMs.max).toBeLessThan(50);
+  });
+
+  it("regression: starts a queued delivery at its own start, not at a clock read made before other code ran", async () => {
+    make();
+    router.subscribe("JOB_STARTED", async () => {}, { name: "a" });
+    let first = true;
+    router.subscribe(
+      ["JOB_STARTED", "JOB_FINISHED"],
+      async () => {
+        // Queued between a's settlement (which reads the clock) and b's own: 100 ms of other code.
+        if (first) queueMicrotask(() => busy(100));
+        first = false;
+      },
+      { name: "b" },
+    );
+    const one = router.publish("JOB_STARTED", { n: 1 });
+    const two = router.publish("JOB_FINISHED", { n: 2 }); // b is busy: queued behind event 1
+    await Promise.all([one, two]);
+    await router.drain();
+    const b = router.getStats().subscriptions.find((s) => s.name === "b")!;
+    expect(b.durationMs.count).toBe(2);
+    expect(b.durationMs.max).toBeLessThan(50);
+  });
+
   it("awaits a thenable a handler returns, and counts its rejection as a failure", async () => {
     make();
     const seen: number[] = [];

@@ -42,7 +42,7 @@ import {
   emptyCounters,
 } from "./subscription";
 import { childTraceparent, newTraceparent } from "./trace";
-import { clock } from "./clock";
+import { freshClock } from "./clock";
 import type { DeadLetterSink, Transport, TransportSubscription } from "@switchyard/transport";
 
 /** Defaults applied to every subscription unless it sets its own. */
@@ -1056,7 +1056,9 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   #dispatch(envelope: Envelope, waits: Promise<void>[] | undefined): Promise<void>[] | undefined {
     const subs = this.#byType.get(envelope.type);
     if (!subs) return waits;
-    const now = clock(); // one clock read shared by every subscription's start
+    // One read shared by every subscription's start; fresh, since the publisher's own code ran for
+    // an unknown time since the last (see clock.ts).
+    const now = freshClock();
     for (const sub of subs) {
       const wait = sub.offer(envelope, now);
       if (wait) (waits ??= []).push(wait);

@@ -19,7 +19,7 @@ import {
   composeMiddleware,
 } from "./middleware/types";
 import { DurationWindow, type DurationStats } from "./stats";
-import { clock, expireClock } from "./clock";
+import { clock, expireClock, freshClock } from "./clock";
 import type { Delivery, TransportSubscription } from "@switchyard/transport";
 
 /** What a full subscription queue does with the next event. */
@@ -279,7 +279,7 @@ export class LocalSubscription {
     if (this.#running < this.concurrency && this.#queue.length === 0) {
       // An idle worker: deliver at once, without a trip through the queue.
       this.#running++;
-      this.#run(this.#takeSlot(), now ?? clock(), event);
+      this.#run(this.#takeSlot(), now ?? freshClock(), event);
       return undefined;
     }
     if (this.#queue.length < this.queueSize) {
@@ -341,7 +341,7 @@ export class LocalSubscription {
     if (failed) throw failure;
   }
 
-  #startWorker(now: number = clock()): void {
+  #startWorker(now: number = freshClock()): void {
     this.#running++;
     this.#run(this.#takeSlot(), now, this.#next());
   }
@@ -441,7 +441,8 @@ export class LocalSubscription {
     else this.#succeeded(ctx, now - slot.startedAt);
     if (this.#queue.length === 0 || (!this.#active && this.host.shutdownSignal.aborted))
       this.#exit(slot);
-    else this.#run(slot, now, this.#next());
+    // The next delivery starts now, not at a read other jobs may have made long before this one.
+    else this.#run(slot, freshClock(), this.#next());
   }
 
   #exit(slot: WorkerSlot): void {
