@@ -140,6 +140,16 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/**
+ * The median of per-run ratios `a[i] / b[i]`: two rows measured back to back in each run, so
+ * drift in the machine's load between runs cancels out of each ratio (on a shared machine it
+ * moved two identical raw NATS rows up to 29 % apart between runs).
+ */
+export function pairedRatio(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  return median(Array.from({ length: n }, (_, i) => a[i]! / b[i]!));
+}
+
 /** Nearest-rank percentile (`p` in 0..1) of unsorted values. */
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;

@@ -32,10 +32,10 @@ import {
   type RunOptions,
   type Scaling,
   type Target,
-  find,
   fmtRate,
   fromRuns,
   median,
+  pairedRatio,
 } from "./harness";
 import { payload } from "./sqlite-libs";
 
@@ -48,7 +48,7 @@ const CONNECT = { timeout: 5_000, noAsyncTraces: true } as const;
 const group = "nats: JetStream (messages/s)";
 /** Publishes awaiting their ack at once, and deliveries handed out at once: ours and raw alike. */
 const IN_FLIGHT = 64;
-const RUNS_FULL = 3;
+const RUNS_FULL = 5;
 const COUNT = { full: 10_000, quick: 1_000 };
 const SINGLE_COUNT = { full: 2_000, quick: 200 };
 const LEASE_MS = 30_000;
@@ -208,7 +208,7 @@ export async function benchNats(options: RunOptions): Promise<GroupResult> {
             : `\`js.publish()\` awaited one by one, ${single} messages`
           : name.endsWith(names.consume(who).slice(who.length))
             ? who === OURS
-              ? `subscription \`concurrency\` ${IN_FLIGHT} (pulls as many as free slots), ack each, ${count} messages`
+              ? `subscription \`concurrency\` ${IN_FLIGHT} (keeps ${IN_FLIGHT} asked for, re-pulled as they arrive; holds at most ${IN_FLIGHT} + a prefetch of ~50 ms of handler work, ≤ ${IN_FLIGHT}), ack each, ${count} messages`
               : `\`consumer.consume({ max_messages: ${IN_FLIGHT}, callback })\`, \`ack()\` each after the handler, JSON.parse + no-op async handler, ${count} messages (the callback does not wait for the handler: raw's handlers are not limited to ${IN_FLIGHT} at a time; it re-pulls at 75 % of \`max_messages\`)`
             : who === OURS
               ? `subscription \`concurrency\` 1 (pulls 1 at a time), ack each, ${single} messages`
@@ -219,13 +219,13 @@ export async function benchNats(options: RunOptions): Promise<GroupResult> {
       ...fromRuns(group, name, runs),
       settings: settingsOf(name),
     }));
-    const v = (name: string) => find(figures, name).value;
     const ratios: Ratio[] = [];
     const worst: { name: string; value: number }[] = [];
+    const paired = (a: string, b: string) => pairedRatio(rates[a] ?? [], rates[b] ?? []);
     for (const what of [names.single, names.publish, names.consume1, names.consume]) {
-      const vsRaw = v(what(OURS)) / v(what(RAW));
-      const vsWire = v(what(OURS)) / v(what(WIRE));
-      const wireCost = v(what(WIRE)) / v(what(RAW));
+      const vsRaw = paired(what(OURS), what(RAW));
+      const vsWire = paired(what(OURS), what(WIRE));
+      const wireCost = paired(what(WIRE), what(RAW));
       ratios.push(
         {
           group: "nats",
@@ -265,7 +265,7 @@ export async function benchNats(options: RunOptions): Promise<GroupResult> {
         `one stream each for ours, raw (JSON body) and raw (wire format), with unique names deleted afterwards; one durable pull consumer each (explicit ack, AckWait ${LEASE_MS / 1000} s, max_ack_pending ${MAX_ACK_PENDING}). ` +
         `Per run, for each of the three: ${count} messages published with ${IN_FLIGHT} publish acks in flight, then consumed with ${IN_FLIGHT} outstanding; then ${single} published awaited one by one, then consumed with 1 outstanding. ` +
         "Consume is timed until the last handler ran and the connection was flushed (the acks are out). Every message is built in the loop with `createEnvelope()`; raw (JSON body) publishes the envelope as JSON with `msgID` = its id; raw (wire format) publishes `encodeEnvelope()`'s bytes and headers (packages/transport-nats/src/codec.ts), exactly what our transport sends. " +
-        `${quick ? 1 : RUNS_FULL} runs, rotating who goes first; median (range).`,
+        `${quick ? 1 : RUNS_FULL} runs, rotating who goes first; median (range). Ratios and goals: the median of the per-run ratios (the rows compared ran back to back in each run), not the ratio of the medians.`,
     ];
     settings.push(...r3.settings);
     return {
@@ -753,14 +753,15 @@ async function clusterRun(
         ...fromRuns(group, name, values),
         settings: name.includes("publish")
           ? `${name.startsWith(OURS) ? `one \`publish()\` of ${count} envelopes, \`publishConcurrency\` ${IN_FLIGHT}` : `${IN_FLIGHT} loops of awaited \`js.publish()\`, ${count} messages`}; ${name.startsWith(RAW) ? "JSON body, `msgID` only" : "body + 6 CloudEvents headers, `msgID`"}; ${server}; 1 process, 1 connection (\`noAsyncTraces\`)`
-          : `${name.startsWith(OURS) ? `subscription \`concurrency\` ${IN_FLIGHT}` : `\`consume({ max_messages: ${IN_FLIGHT}, callback })\`, JSON.parse + no-op async handler`}, ack each, ${count} messages; ${server}; 1 process, 1 connection (\`noAsyncTraces\`)`,
+          : `${name.startsWith(OURS) ? `subscription \`concurrency\` ${IN_FLIGHT} (keeps ${IN_FLIGHT} asked for; holds at most ${IN_FLIGHT} + a measured prefetch)` : `\`consume({ max_messages: ${IN_FLIGHT}, callback })\`, JSON.parse + no-op async handler`}, ack each, ${count} messages; ${server}; 1 process, 1 connection (\`noAsyncTraces\`)`,
       }));
       const v = (name: string) => median(rates[name] ?? []);
+      const paired = (a: string, b: string) => pairedRatio(rates[a] ?? [], rates[b] ?? []);
       const ratios: Ratio[] = [];
       const worst: number[] = [];
       for (const what of [names.publish, names.consume]) {
-        const vsRaw = v(r3(what(OURS))) / v(r3(what(RAW)));
-        const vsWire = v(r3(what(OURS))) / v(r3(what(WIRE)));
+        const vsRaw = paired(r3(what(OURS)), r3(what(RAW)));
+        const vsWire = paired(r3(what(OURS)), r3(what(WIRE)));
         ratios.push(
           {
             group: "nats",
@@ -790,7 +791,7 @@ async function clusterRun(
         settings: [
           `NATS R3: a 3-node JetStream cluster started by the benchmark (${binary.path}, free loopback ports, temp store dirs, removed afterwards); one R3 stream (file storage, interest retention) created by our transport; ` +
             `ours publishes type X, raw on other subjects of the same stream, so all meet the same stream leader; one R3 durable pull consumer each; every client connects to node n1. ` +
-            `Per run, for each of the three: ${count} messages published with ${IN_FLIGHT} acks in flight, then consumed with ${IN_FLIGHT} outstanding. ${runs} runs, rotating who goes first; median (range).`,
+            `Per run, for each of the three: ${count} messages published with ${IN_FLIGHT} acks in flight, then consumed with ${IN_FLIGHT} outstanding. ${runs} runs, rotating who goes first; median (range); ratios and the goal: the median of the per-run ratios.`,
         ],
         notMeasured: [],
       };
