@@ -48,9 +48,9 @@ const CONNECT = { timeout: 5_000, noAsyncTraces: true } as const;
 const group = "nats: JetStream (messages/s)";
 /** Publishes awaiting their ack at once, and deliveries handed out at once: ours and raw alike. */
 const IN_FLIGHT = 64;
-const RUNS_FULL = 5;
-const COUNT = { full: 10_000, quick: 1_000 };
-const SINGLE_COUNT = { full: 2_000, quick: 200 };
+const RUNS_FULL = 7;
+const COUNT = { full: 30_000, quick: 1_000 };
+const SINGLE_COUNT = { full: 5_000, quick: 200 };
 const LEASE_MS = 30_000;
 const MAX_ACK_PENDING = 10_000;
 const DUPLICATE_WINDOW_MS = 120_000;
@@ -678,7 +678,7 @@ async function clusterRun(
   });
   const binary = natsServerBinary();
   if (!binary.ok) return none(binary.reason);
-  const count = quick ? 500 : 5_000;
+  const count = quick ? 500 : 15_000;
   const runs = quick ? 1 : RUNS_FULL;
   let cluster: OwnCluster | undefined;
   const conns: NatsConnection[] = [];
@@ -724,7 +724,26 @@ async function clusterRun(
           max_ack_pending: MAX_ACK_PENDING,
           num_replicas: 3,
         });
-      await cluster.waitForStreamLeader(stream, { current: true, timeoutMs: 15_000 });
+      const streamLeader = await cluster.waitForStreamLeader(stream, {
+        current: true,
+        timeoutMs: 15_000,
+      });
+      // Every consumer's leader on the stream leader's node: where the meta leader places each
+      // consumer's leader is chance, and a consumer led from another node costs its messages and
+      // acks an extra hop (R3 consume ratios swung 56–97 % between runs of the same code). Step
+      // each down until it lands there (each stepdown picks another replica).
+      const placement: string[] = [];
+      for (const consumer of await cluster.consumers(stream)) {
+        let leader = await cluster.waitForConsumerLeader(stream, consumer, { current: true });
+        for (let tries = 0; leader !== streamLeader && tries < 12; tries++) {
+          await cluster.stepDownConsumer(stream, consumer);
+          leader = await cluster.waitForConsumerLeader(stream, consumer, {
+            not: leader,
+            current: true,
+          });
+        }
+        placement.push(`${consumer}: ${leader}`);
+      }
       const rates: Record<string, number[]> = {};
       const add = (name: string, value: number) => (rates[name] ??= []).push(value);
       const r3 = (what: string) => `${what} (3-node cluster, R3)`;
@@ -748,7 +767,7 @@ async function clusterRun(
         }
       }
       const leader = await cluster.streamLeader(stream);
-      const server = `3 × nats-server ${rawNc.info?.version ?? "?"} (own cluster on loopback), file storage, R3 stream and consumers, every client on node n1 (stream leader: ${leader ?? "?"})`;
+      const server = `3 × nats-server ${rawNc.info?.version ?? "?"} (own cluster on loopback), file storage, R3 stream and consumers, every client on node n1 (stream leader: ${leader ?? "?"}; consumer leaders moved to the stream leader's node before the runs: ${placement.join(", ")})`;
       const figures: Figure[] = Object.entries(rates).map(([name, values]) => ({
         ...fromRuns(group, name, values),
         settings: name.includes("publish")
