@@ -201,10 +201,13 @@ describeIf(await natsAvailable(), "NatsDeadLetterStore", {}, () => {
     expect(calls).toHaveLength(12);
     expect(new Set(calls).size).toBe(12);
     expect([...one.replayed, ...two.replayed].sort()).toEqual([...calls].sort());
-    // Whatever one replayer did not replay, it skipped because the other had it.
+    // Whatever one replayer did not replay, it skipped because the other had it: holding it at
+    // that moment, or done with it already (a replayer that reaches a record after the other
+    // finished it finds it replayed; which of the two a run sees is timing).
     expect(one.replayed.length + one.skipped.length).toBe(12);
     expect(two.replayed.length + two.skipped.length).toBe(12);
-    for (const s of [...one.skipped, ...two.skipped]) expect(s.reason).toMatch(/another replayer/);
+    for (const s of [...one.skipped, ...two.skipped])
+      expect(s.reason).toMatch(/another replayer|replayed before/);
     const counts = await seed.counts();
     expect(counts).toMatchObject({ depth: 0, byStatus: { replayed: 12 } });
     const { deadLetters } = await seed.list();
