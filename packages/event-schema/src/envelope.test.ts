@@ -168,6 +168,51 @@ describe("assertEnvelope", () => {
   });
 });
 
+describe("envelope times", () => {
+  const withTime = (time: string) => ({
+    ...createEnvelope({ type: "X", source: "s", data: {} }),
+    time,
+  });
+
+  // The fields are range-checked by hand (no Date.parse per envelope): these are the edges.
+  it.each([
+    "2026-12-06T21:30:15.123Z",
+    "2026-12-06T21:30:15Z",
+    "0000-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999999Z",
+    "2026-04-31T00:00:00Z", // rolls over, as Date.parse does
+    "2026-12-06T24:00:00Z",
+    "2026-12-06T24:00:00.000Z",
+    "2026-12-06T12:00:00+23:59",
+    "2026-12-06T12:00:00-00:00",
+  ])("accepts %s", (time) => {
+    expect(isEnvelope(withTime(time))).toBe(true);
+    expect(Number.isNaN(Date.parse(time))).toBe(false);
+  });
+
+  it.each([
+    "2026-00-06T12:00:00Z",
+    "2026-13-06T12:00:00Z",
+    "2026-12-00T12:00:00Z",
+    "2026-12-32T12:00:00Z",
+    "2026-12-06T25:00:00Z",
+    "2026-12-06T24:00:01Z",
+    "2026-12-06T24:01:00Z",
+    "2026-12-06T24:00:00.001Z",
+    "2026-12-06T12:60:00Z",
+    "2026-12-06T23:59:60Z",
+    "2026-12-06T12:00:00+24:00",
+    "2026-12-06T12:00:00+23:60",
+    "2026-12-06 12:00:00Z",
+    "2026-12-06T12:00:00",
+    "2026-12-06T12:00:00.Z",
+    "2026-12-06T12:00:00z",
+  ])("rejects %s", (time) => {
+    expect(isEnvelope(withTime(time))).toBe(false);
+    expect(() => assertEnvelope(withTime(time))).toThrow(EventValidationError);
+  });
+});
+
 describe("ids and names that cannot survive UTF-8", () => {
   const valid = () => createEnvelope({ type: "X", source: "s", data: { a: 1 }, id: "evt-1" });
 

@@ -70,7 +70,8 @@ describe("canonicalJson", () => {
     let shared: Record<string, unknown> = { leaf: true };
     for (let i = 0; i < 40; i++) shared = { left: shared, right: shared };
     expect(canonicalJson(shared)).toContain('"[Truncated]"');
-  });
+    // A million values take ~2 s on a loaded CI machine: the default 5 s timeout is too close.
+  }, 60_000);
 
   it("stops early on an array whose length is huge but mostly holes", () => {
     const sparse: unknown[] = [];

@@ -10,7 +10,7 @@ import {
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { MemoryTransport, UnrecoverableError, decideOutcome } from "@switchyard/transport";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { dedup } from "./middleware/dedup";
 import { createRouter } from "./router";
 import { eventually, testCatalog } from "./test/fixtures";
@@ -275,6 +275,64 @@ describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
     expect(spansNamed("send JOB_FINISHED")[0]!.parentSpanContext?.spanId).toBe(
       processStarted.spanContext().spanId,
     );
+    await router.shutdown();
+  });
+});
+
+describe("OpenTelemetry API with no SDK registered", () => {
+  afterEach(() => {
+    api.trace.disable();
+    vi.restoreAllMocks();
+  });
+
+  it("starts no span until an SDK registers; events still carry trace context, then spans follow", async () => {
+    const startSpan = vi.spyOn(api.ProxyTracer.prototype, "startSpan");
+    const startActiveSpan = vi.spyOn(api.ProxyTracer.prototype, "startActiveSpan");
+    // The default tracer (the API's proxy) and the API's no-op meter: nothing would record.
+    const router = createRouter({ catalog: testCatalog, openTelemetry: { api } });
+    const traces: (string | undefined)[] = [];
+    router.subscribe(
+      "JOB_STARTED",
+      async (event, ctx) => {
+        traces.push(ctx.traceId);
+        await ctx.publish("JOB_FINISHED", { n: event.data.n });
+      },
+      { name: "worker" },
+    );
+    const finished: string[] = [];
+    router.subscribe("JOB_FINISHED", (event) => void finished.push(event.traceparent!), {
+      name: "reporter",
+    });
+
+    const first = await router.publish("JOB_STARTED", { n: 1 });
+    const batch = await router.publishBatch([{ type: "JOB_STARTED", data: { n: 2 } }]);
+    await router.drain();
+    expect(startSpan).not.toHaveBeenCalled();
+    expect(startActiveSpan).not.toHaveBeenCalled();
+    expect(exporter.getFinishedSpans()).toEqual([]);
+    // Trace context as without OpenTelemetry: a new trace per publish, the cause's for ctx.publish.
+    const trace = first.traceparent!.split("-")[1]!;
+    expect(first.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(traces).toEqual([trace, batch[0]!.traceparent!.split("-")[1]]);
+    expect(finished.map((t) => t.split("-")[1])).toEqual(traces);
+
+    // An SDK registered after the router was made: spans from the next publish on.
+    api.trace.setGlobalTracerProvider(provider);
+    await router.publish("JOB_STARTED", { n: 3 });
+    await router.drain();
+    expect(spansNamed("send JOB_STARTED")).toHaveLength(1);
+    expect(spansNamed("process JOB_STARTED")).toHaveLength(1);
+    expect(spansNamed("send JOB_FINISHED")).toHaveLength(1);
+    await router.shutdown();
+  });
+
+  it("keeps tracing with a tracer given explicitly, registered or not", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: { api, tracer } });
+    router.subscribe("JOB_STARTED", () => {}, { name: "worker" });
+    await router.publish("JOB_STARTED", { n: 1 });
+    await router.drain();
+    expect(spansNamed("send JOB_STARTED")).toHaveLength(1);
+    expect(spansNamed("process JOB_STARTED")).toHaveLength(1);
     await router.shutdown();
   });
 });

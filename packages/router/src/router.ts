@@ -342,7 +342,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   ): Promise<Envelope[]> {
     this.#assertOpen();
     const t = this.#telemetry;
-    if (!t)
+    if (t === undefined || t.dormant())
       return this.#sendBatch(
         items.map((i) => this.#envelope(i.type, i.data, i.options)),
         options,
@@ -906,7 +906,8 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   #publish(type: string, data: unknown, options: PublishOptions = NO_OPTIONS): Promise<Envelope> {
     try {
       this.#assertOpen();
-      if (this.#telemetry) return this.#publishTraced(this.#telemetry, type, data, options);
+      const t = this.#telemetry;
+      if (t !== undefined && !t.dormant()) return this.#publishTraced(t, type, data, options);
       return this.#send(this.#envelope(type, data, options), options);
     } catch (error) {
       return Promise.reject(error);

@@ -542,7 +542,7 @@ export class NatsSubscription implements TransportSubscription {
     const now = Date.now();
     let longest = 0;
     for (const run of this.#running) {
-      if (!run.lost && now >= run.deadline) this.#lose(run);
+      if (!run.lost && !this.#holds(run, now)) this.#lose(run);
       longest = Math.max(longest, now - run.since);
     }
     // A handler running longer than the mean: no prefetch beyond what that lets start in time.
@@ -630,8 +630,9 @@ export class NatsSubscription implements TransportSubscription {
     void this.#handle(held, decoded.error);
   }
 
-  #holds(run: Held): boolean {
-    return !run.lost && Date.now() < run.deadline;
+  /** Whether the delivery still holds its lease at `now` (not lost, not past its deadline). */
+  #holds(run: Held, now: number = Date.now()): boolean {
+    return !run.lost && now < run.deadline;
   }
 
   /** @internal {@link Delivery.extendLease} of a running delivery. */
@@ -678,7 +679,7 @@ export class NatsSubscription implements TransportSubscription {
       );
       const now = Date.now();
       this.#timed(now - run.since);
-      if (run.lost || now >= run.deadline)
+      if (!this.#holds(run, now))
         return this.#discard(run, "its lease expired (or close handed it back)");
       const outcome = decideOutcome(result, attempt, policy, run.envelope.id);
       if (log)

@@ -68,12 +68,18 @@ export interface OtelMeter {
 export interface OpenTelemetryApi {
   readonly trace: {
     getTracer(name: string, version?: string): OtelTracer;
+    getTracerProvider?(): unknown;
     setSpan(context: never, span: OtelSpan): unknown;
     setSpanContext(context: never, spanContext: OtelSpanContext): unknown;
     getSpanContext(context: never): OtelSpanContext | undefined;
     isSpanContextValid(spanContext: OtelSpanContext): boolean;
   };
   readonly context: { active(): unknown };
+  /**
+   * The API's proxy provider class: while no SDK is registered behind the global one, tracing is
+   * a no-op and the router skips span work entirely (see {@link Telemetry.dormant}).
+   */
+  readonly ProxyTracerProvider?: new () => { getDelegate(): unknown };
   readonly metrics?: { getMeter(name: string, version?: string): OtelMeter };
   /** The API's no-op meter (what `metrics.getMeter` returns while no SDK is registered). */
   readonly createNoopMeter?: () => OtelMeter;
@@ -190,6 +196,33 @@ export interface Telemetry {
   readonly instruments: Instruments | undefined;
   readonly relationship: "parent" | "link";
   readonly system: string;
+  /**
+   * True while nothing would record: the default tracer with no SDK registered behind the API's
+   * global provider, and no metric instruments. Checked per publish and per delivery (an SDK may be
+   * registered after the router is made); while true, spans are not started at all, and events
+   * carry trace context exactly as without OpenTelemetry (the caller's, the causing event's, the
+   * active span's, or a new trace). A no-op span per publish and delivery cost ~2 µs (3.5× a
+   * publish without OpenTelemetry).
+   */
+  readonly dormant: () => boolean;
+}
+
+const NEVER = (): boolean => false;
+
+/**
+ * Whether the API's global tracer provider has no SDK behind it: it is the API's proxy and hands
+ * out the API's no-op provider. Another copy of the API (a different class) counts as an SDK.
+ */
+function noTracerProvider(api: OpenTelemetryApi): () => boolean {
+  const Proxy = api.ProxyTracerProvider;
+  if (typeof Proxy !== "function" || typeof api.trace.getTracerProvider !== "function")
+    return NEVER;
+  // A proxy nothing was registered behind returns the API's no-op provider (one shared instance).
+  const noop = new Proxy().getDelegate();
+  return () => {
+    const provider = api.trace.getTracerProvider!();
+    return provider instanceof Proxy && provider.getDelegate() === noop;
+  };
 }
 
 /** Resolve {@link OpenTelemetryOptions} once. */
@@ -199,14 +232,17 @@ export function telemetryOf(options: OpenTelemetryOptions): Telemetry {
     options.meter === false
       ? undefined
       : (options.meter ?? api.metrics?.getMeter("@switchyard/router"));
+  // The API's no-op meter stays one (metrics have no proxy that an SDK registered later would
+  // fill): no instruments then, so nothing is measured or built per event for them.
+  const instruments = meter && meter !== api.createNoopMeter?.() ? instrumentsOf(meter) : undefined;
   return {
     api,
     tracer: options.tracer ?? api.trace.getTracer("@switchyard/router"),
-    // The API's no-op meter stays one (metrics have no proxy that an SDK registered later would
-    // fill): no instruments then, so nothing is measured or built per event for them.
-    instruments: meter && meter !== api.createNoopMeter?.() ? instrumentsOf(meter) : undefined,
+    instruments,
     relationship: options.spanRelationship ?? "parent",
     system: options.system ?? "switchyard",
+    // A tracer given explicitly, or instruments to feed: always at work.
+    dormant: options.tracer === undefined && !instruments ? noTracerProvider(api) : NEVER,
   };
 }
 
@@ -239,6 +275,7 @@ export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middle
   const { api, tracer, instruments } = t;
   return defineMiddleware("audit", function openTelemetry(next, scope) {
     return (event: Envelope, context) => {
+      if (t.dormant()) return next(event, context);
       const ctx = context as DeliveryContext;
       const remote = spanContextOf(event.traceparent);
       const parent =
