@@ -3,7 +3,8 @@
 //   latency: records publish → handler latency (CLOCK_MONOTONIC, shared by all processes), and
 //            measures its own CPU use while idle on request.
 //            With `window` set, sends `window { ms, steadyMs }` once that many deliveries were
-//            handled after `go` (the scaling runs time a fixed window out of a large backlog).
+//            handled after `go` (the scaling runs time a fixed window out of a large backlog);
+//            its steadyMs starts at delivery `skip` + 1.
 // Messages in: go, idle { ms }, stop. Out: ready, window { ms, steadyMs }, cpu { percent },
 // done { handled, ms, latencies }.
 import type { Message } from "./child";
@@ -19,6 +20,8 @@ const args = JSON.parse(json) as {
   pollMs: number;
   subscribers?: number;
   window?: number;
+  /** Deliveries before the steady timing starts (the worker process's JIT warm-up). */
+  skip?: number;
   transport?: Record<string, unknown>;
 };
 
@@ -44,9 +47,9 @@ let goAt = Number.NaN;
 const latencies: number[] = [];
 let firstAt = Number.NaN;
 const counted = () => {
-  if (++handled === 1) firstAt = performance.now();
-  // steadyMs leaves out the start (subscribing, the first claim): the scaling runs want the
-  // steady claim cost, not the start-up.
+  if (++handled === (args.skip ?? 0) + 1) firstAt = performance.now();
+  // steadyMs leaves out the start (subscribing, the first claim, and the first `skip` deliveries
+  // while the JIT warms up): the scaling runs want the steady claim cost, not the start-up.
   if (handled === args.window) {
     const now = performance.now();
     void send({ type: "window", ms: now - goAt, steadyMs: now - firstAt });

@@ -142,9 +142,10 @@ export interface SqliteTransportStats extends TransportStats {
 /**
  * The router's {@link Transport} on one SQLite file, for several processes on one host.
  *
- * - **at-least-once, fan-out**: each subscriber name has its own delivery row per event
- *   (created in the publish transaction for every subscriber registered for the type);
- *   subscriptions sharing a name compete for those rows.
+ * - **at-least-once, fan-out**: each subscriber name has its own delivery row per event,
+ *   created when that subscriber claims the event (a publish writes one `events` row whatever
+ *   the number of subscribers; each registered subscriber's cursor keeps the events it has not
+ *   taken yet); subscriptions sharing a name compete for those rows.
  * - **leases with fencing**: a claim leases up to `claimBatchSize` due deliveries in one
  *   statement under a new fencing token; ack, retry and dead-letter apply only while the token
  *   still matches, so a worker whose lease expired cannot decide the outcome any more.
