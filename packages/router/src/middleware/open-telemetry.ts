@@ -77,7 +77,7 @@ export interface OpenTelemetryApi {
   readonly context: { active(): unknown };
   /**
    * The API's proxy provider class: while no SDK is registered behind the global one, tracing is
-   * a no-op and the router skips span work entirely (see {@link Telemetry.dormant}).
+   * a no-op and the router skips span work entirely (no span per publish or delivery).
    */
   readonly ProxyTracerProvider?: new () => { getDelegate(): unknown };
   readonly metrics?: { getMeter(name: string, version?: string): OtelMeter };
