@@ -478,6 +478,11 @@ async function windowRate(
   }
 }
 
+/** Delete an SQLite file with its WAL and shared-memory files. */
+const removeDatabase = (path: string) => {
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+};
+
 const sizeOnDisk = (path: string) => {
   let bytes = 0;
   for (const f of [path, `${path}-wal`]) {
@@ -516,9 +521,6 @@ async function backlogScaling(dir: string, quick: boolean) {
       continue;
     }
     const path = join(dir, `backlog-${size}.db`);
-    const remove = () => {
-      for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
-    };
     const { publishRate } = await prefill("switchyard", path, size, [SUBSCRIBER]);
     lastPublishRate = publishRate;
     const mbPerMillion = ((sizeOnDisk(path) / size) * 1e6) / 2 ** 20;
@@ -527,7 +529,7 @@ async function backlogScaling(dir: string, quick: boolean) {
     // be left, the file is published again, so every worker meets a backlog of about `size`.
     const rate = async (concurrency: number) => {
       if (left - window < (size * 3) / 4) {
-        remove();
+        removeDatabase(path);
         await prefill("switchyard", path, size, [SUBSCRIBER]);
         left = size;
       }
@@ -551,7 +553,7 @@ async function backlogScaling(dir: string, quick: boolean) {
       fmtRate(many),
       mbPerMillion.toFixed(0),
     ]);
-    remove();
+    removeDatabase(path);
   }
   const flat = (s: [number, number][]) =>
     s.length > 1 ? `${(s.at(-1)![1] / s[0]![1]).toFixed(2)}×` : "—";
@@ -595,7 +597,7 @@ async function subscriberScaling(dir: string, quick: boolean) {
   // (1 subscriber read 0.7× the others in a run where nothing else differed).
   const warm = join(dir, "fanout-publish-warm-up.db");
   await prefill("switchyard", warm, deliveries, [SUBSCRIBER]);
-  for (const suffix of ["", "-wal", "-shm"]) rmSync(`${warm}${suffix}`, { force: true });
+  removeDatabase(warm);
   const capMs = quick ? 5_000 : 20_000;
   const rows: string[][] = [];
   const consume: [number, number][] = [];
@@ -612,7 +614,7 @@ async function subscriberScaling(dir: string, quick: boolean) {
       const file = join(dir, `fanout-publish-${n}-${r}.db`);
       const rate = (await prefill("switchyard", file, deliveries, subscribersOf(n))).publishRate;
       publishRates.get(n)!.push(rate);
-      for (const suffix of ["", "-wal", "-shm"]) rmSync(`${file}${suffix}`, { force: true });
+      removeDatabase(file);
     }
   }
   for (const n of counts) {
@@ -645,7 +647,7 @@ async function subscriberScaling(dir: string, quick: boolean) {
     settings:
       `switchyard \`sqliteTransport()\` defaults, N subscribers each with one subscription at concurrency 1 (default), all in 1 worker process, ${DURABILITY}, ${MESSAGE}, no-op handler; ` +
       `events published (500 per call) with the N subscribers registered, before the worker starts; timed in the worker over the last four fifths of the deliveries, until every subscriber handled every event (at most ${capMs / 1000} s after "go"); ` +
-      `publish timed separately: ${deliveries.toLocaleString("en")} events, 500 per call, on a file with the same N subscribers registered; 1 run per point.`,
+      `publish timed separately: ${deliveries.toLocaleString("en")} events, 500 per call, on a fresh file with the same N subscribers registered, ${publishRuns} rounds over the points in turn, median per point; claim+ack 1 run per point.`,
     columns: [
       "subscribers",
       "events",
@@ -701,7 +703,7 @@ async function latencyScaling(dir: string, quick: boolean) {
     p50s.push([size, p50]);
     p99s.push([size, p99]);
     rows.push([size.toLocaleString("en"), p50.toFixed(3), p99.toFixed(3)]);
-    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+    removeDatabase(path);
   }
   const scaling: Scaling = {
     title: "SQLite: publish → handler latency against backlog size",
@@ -766,7 +768,7 @@ async function pruneScaling(dir: string, quick: boolean) {
       ]);
     } finally {
       await pruner.close();
-      for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+      removeDatabase(path);
     }
   }
   const scaling: Scaling = {
