@@ -18,6 +18,7 @@ import {
   median,
   withSettings,
 } from "./harness";
+import { deliveryCounter } from "./listeners";
 
 /** Heap growth (bytes) below which one `heapUsed` reading cannot tell it from noise. */
 const HEAP_RESOLUTION = 64 * 1024;
@@ -25,7 +26,7 @@ const HEAP_RESOLUTION = 64 * 1024;
 const BATCH = 1000;
 const payload = { config_key: "hex8_2p", model_path: "models/hex8_2p/gen-3.pt", elo: 1612 };
 /** Every router row: one process, one publisher awaiting each publish, the same payload. */
-const COMMON = `in process, 1 publisher awaiting each publish, payload ${JSON.stringify(payload).length} B JSON (3 fields), no-op async handler`;
+const COMMON = `in process, 1 publisher awaiting each publish, payload ${JSON.stringify(payload).length} B JSON (3 fields), one distinct no-op async function per listener (each task checks it made listeners × 1000 deliveries)`;
 const names = {
   ours1: "switchyard 1 sub, defaults (validation on)",
   ours1Off: "switchyard 1 sub (validation off)",
@@ -45,10 +46,9 @@ const names = {
 };
 
 export async function benchRouter(options: RunOptions): Promise<GroupResult> {
-  const sink = { count: 0 };
-  const handler = async (_event?: unknown) => {
-    sink.count++;
-  };
+  const { listenersOf, counted: countedOf } = deliveryCounter();
+  const counted = (listeners: number, task: () => Promise<void>) =>
+    countedOf(listeners, BATCH, task);
 
   // Tracing and metrics on: the real SDK recording every span and instrument (spans are sampled
   // and ended, then dropped: no processor, so no export cost is measured), against the API alone.
@@ -71,29 +71,29 @@ export async function benchRouter(options: RunOptions): Promise<GroupResult> {
       ...(opts.otel === "api" ? { openTelemetry: { api: otelApi } } : {}),
       ...(opts.otel === "sdk" ? { openTelemetry: sdkTelemetry } : {}),
     });
-    for (let i = 0; i < subscribers; i++) {
-      router.subscribe(opts.pattern === "wildcard" ? "MODEL_*" : "MODEL_PROMOTED", handler, {
+    for (const [i, listener] of listenersOf(subscribers).entries()) {
+      router.subscribe(opts.pattern === "wildcard" ? "MODEL_*" : "MODEL_PROMOTED", listener, {
         name: `s${i}`,
       });
     }
-    return async () => {
+    return counted(subscribers, async () => {
       for (let i = 0; i < BATCH; i++) await router.publish("MODEL_PROMOTED", payload);
       await router.drain();
-    };
+    });
   };
   const emittery = (listeners: number) => {
     const emitter = new Emittery();
-    for (let i = 0; i < listeners; i++) emitter.on("MODEL_PROMOTED", handler);
-    return async () => {
+    for (const listener of listenersOf(listeners)) emitter.on("MODEL_PROMOTED", listener);
+    return counted(listeners, async () => {
       for (let i = 0; i < BATCH; i++) await emitter.emit("MODEL_PROMOTED", payload);
-    };
+    });
   };
   // Emittery asked to do the work every router publish does: validate the payload against the
   // catalog and wrap it in an envelope (id, time, source). Shows how much of the gap is that work.
   const emitterySameWork = (listeners: number) => {
     const emitter = new Emittery();
-    for (let i = 0; i < listeners; i++) emitter.on("MODEL_PROMOTED", handler);
-    return async () => {
+    for (const listener of listenersOf(listeners)) emitter.on("MODEL_PROMOTED", listener);
+    return counted(listeners, async () => {
       for (let i = 0; i < BATCH; i++) {
         const data = pipelineCatalog.parse("MODEL_PROMOTED", payload);
         await emitter.emit(
@@ -101,26 +101,26 @@ export async function benchRouter(options: RunOptions): Promise<GroupResult> {
           createEnvelope({ type: "MODEL_PROMOTED", source: "bench", data }),
         );
       }
-    };
+    });
   };
   const ee3 = (listeners: number) => {
     const emitter = new EventEmitter();
     const pending: Promise<void>[] = [];
-    for (let i = 0; i < listeners; i++)
-      emitter.on("MODEL_PROMOTED", (p: unknown) => void pending.push(handler(p)));
-    return async () => {
+    for (const listener of listenersOf(listeners))
+      emitter.on("MODEL_PROMOTED", (p: unknown) => void pending.push(listener(p)));
+    return counted(listeners, async () => {
       for (let i = 0; i < BATCH; i++) emitter.emit("MODEL_PROMOTED", payload);
       await Promise.all(pending.splice(0));
-    };
+    });
   };
   const handWritten = (listeners: number) => {
-    const list = Array.from({ length: listeners }, () => handler);
-    return async () => {
+    const list = listenersOf(listeners);
+    return counted(listeners, async () => {
       for (let i = 0; i < BATCH; i++) {
         const evt = payload;
         await Promise.all(list.map((l) => l(evt)));
       }
-    };
+    });
   };
 
   const measured = await measure(
