@@ -414,7 +414,7 @@ async function subscriptionScaling(quick: boolean): Promise<Scaling[]> {
     {
       title: "router: publish cost against subscription count",
       settings:
-        `\`createRouter({ catalog })\` defaults (validation on); ${COMMON}; each point publishes until ${deliveries.toLocaleString("en")} deliveries (at least ${minPublishes} publishes) or ${budgetMs} ms (at least once), after up to ${warmup} warm-up publishes; ` +
+        `\`createRouter({ catalog })\` defaults (validation on); in process, 1 publisher awaiting each publish, payload ${JSON.stringify(payload).length} B JSON (3 fields), one no-op async handler shared by the N subscriptions (the router delivers to each subscription, whatever its function); each point publishes until ${deliveries.toLocaleString("en")} deliveries (at least ${minPublishes} publishes) or ${budgetMs} ms (at least once), after up to ${warmup} warm-up publishes; ` +
         `median of ${runs} run${runs > 1 ? "s" : ""}; time per publish includes \`drain()\` of its deliveries. Heap per subscription: heap growth over subscribing N (the router made before), divided by N (${globalThis.gc ? "after gc" : "no --expose-gc: noisy below 1,000"}); — where the growth is under ${HEAP_RESOLUTION / 1024} KiB, below what one heap reading resolves.`,
       columns: [
         "subscriptions",

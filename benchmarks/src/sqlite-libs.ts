@@ -2,11 +2,15 @@
 // durability: WAL, synchronous = NORMAL (a commit survives a process crash; a power loss may undo
 // the last few), busy timeout 5 s. Used by the benchmark process (publishing) and by worker
 // processes (consuming).
+import { type FSWatcher, watch } from "node:fs";
 import { register } from "node:module";
 import Database from "better-sqlite3";
 import { type SqliteTransportOptions, sqliteTransport } from "@switchyard/cross-process-queue";
 import { createEnvelope, uuidv7 } from "@switchyard/event-schema";
 import type * as Liteque from "liteque";
+// The raw rows checkpoint with the queue's own checkpointer (its source, not a public export), so
+// that a ceiling pays for checkpoints exactly what the queue does.
+import { startCheckpointer } from "../../packages/cross-process-queue/src/checkpoint";
 import { type Logger as PlainjobLogger, better, defineQueue, defineWorker } from "plainjob";
 
 /** `raw`: the claim+ack ceiling, better-sqlite3 by hand (see {@link rawQueue}). */
@@ -157,10 +161,11 @@ export async function consumer(lib: Lib, path: string, o: ConsumerOptions): Prom
     }
     case "raw": {
       const q = rawQueue(path);
-      let stopped = false;
-      let running: Promise<void> | undefined;
       // An async handler like the other libraries' (they await theirs).
       const handle = async (data: unknown) => o.handler(data);
+      if (o.pollMs === 0) return rawWatching(path, q, o.type, handle);
+      let stopped = false;
+      let running: Promise<void> | undefined;
       const loop = async () => {
         while (!stopped) {
           const job = q.claim(o.type);
@@ -224,6 +229,71 @@ export async function consumer(lib: Lib, path: string, o: ConsumerOptions): Prom
 }
 
 /**
+ * The latency floor of a queue woken by file notifications, by hand: the switchyard queue's
+ * wake-up path and nothing else. `fs.watch` on the WAL file; a notification queues one check on the
+ * next turn of the event loop; the check reads `PRAGMA data_version` and, when another connection
+ * committed, claims and acks one row at a time (the {@link rawQueue} transactions) until none is
+ * left; a check that saw nothing looks again after 1 and 4 ms (the commit becomes visible a moment
+ * after the WAL is written); a 1 s fallback poll.
+ */
+function rawWatching(
+  path: string,
+  q: RawQueue,
+  type: string,
+  handle: (data: unknown) => Promise<void>,
+): Consumer {
+  let version = q.dataVersion();
+  let stopped = false;
+  let queued = false;
+  let draining: Promise<void> | undefined;
+  let watcher: FSWatcher | undefined;
+  let fallback: NodeJS.Timeout | undefined;
+  const drain = async () => {
+    for (let job = q.claim(type); job && !stopped; job = q.claim(type)) {
+      await handle(JSON.parse(job.payload));
+      q.ack(job.id);
+    }
+  };
+  const check = (): boolean => {
+    const now = q.dataVersion();
+    if (now === version) return false;
+    version = now;
+    // A drain already running claims what this commit added.
+    draining ??= drain().finally(() => (draining = undefined));
+    return true;
+  };
+  const recheck = (delays: readonly number[]) => {
+    const [ms, ...rest] = delays;
+    if (ms === undefined || stopped) return;
+    setTimeout(() => {
+      if (!stopped && !check()) recheck(rest);
+    }, ms);
+  };
+  const notified = () => {
+    if (queued || stopped) return;
+    queued = true;
+    setImmediate(() => {
+      queued = false;
+      if (!stopped && !check()) recheck([1, 4]);
+    });
+  };
+  return {
+    start: async () => {
+      watcher = watch(`${path}-wal`, { persistent: false }, notified);
+      fallback = setInterval(() => void check(), 1000);
+      check();
+    },
+    stop: async () => {
+      stopped = true;
+      watcher?.close();
+      clearInterval(fallback);
+      await draining;
+      q.close();
+    },
+  };
+}
+
+/**
  * Work left for `subscriber` / `type` in a queue file, read over its own read-only connection:
  * `left()` is cheap (an index probe), `count()` exact.
  */
@@ -270,6 +340,19 @@ export function backlog(lib: Lib, path: string, subscriber: string, type: string
 }
 
 /** The ceiling: better-sqlite3 inserting into a table like `events`, the queue's pragmas. */
+/**
+ * WAL checkpoints of a raw connection, as the switchyard queue does them by default: SQLite's
+ * inline auto-checkpoint off, and the queue's checkpointer thread (PASSIVE every 100 ms after
+ * commits, RESTART at 4000 WAL pages) on its own connection. Returns the release.
+ */
+function rawCheckpoints(db: Database.Database, path: string): () => void {
+  db.pragma("wal_autocheckpoint = 0");
+  const quiet = () => {};
+  const logger = { debug: quiet, info: quiet, warn: quiet, error: quiet, child: () => logger };
+  const handle = startCheckpointer(db, path, { intervalMs: 100, maxWalPages: 4000 }, logger);
+  return () => void handle.release();
+}
+
 export interface RawTable {
   one(type: string, data: unknown): void;
   many(type: string, list: readonly unknown[]): void;
@@ -281,11 +364,10 @@ export function rawTable(path: string): RawTable {
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
   db.pragma("busy_timeout = 5000");
-  // The queue's own checkpoint cadence: a ceiling that checkpoints 4× as often is no ceiling.
-  db.pragma("wal_autocheckpoint = 4000");
   db.exec(`CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
     payload TEXT NOT NULL, created_at INTEGER NOT NULL)`);
+  const release = rawCheckpoints(db, path);
   const insert = db.prepare(
     `INSERT INTO events (id, type, payload, created_at) VALUES (?, ?, ?, ?)`,
   );
@@ -310,7 +392,10 @@ export function rawTable(path: string): RawTable {
       insert.run(uuidv7(now), type, JSON.stringify(data), now);
     },
     many: (type: string, list: readonly unknown[]) => void insertMany.immediate(type, list),
-    close: () => void db.close(),
+    close: () => {
+      release();
+      db.close();
+    },
   };
 }
 
@@ -324,6 +409,8 @@ export interface RawQueue {
   add(type: string, list: readonly unknown[]): void;
   claim(type: string): { id: number; payload: string } | undefined;
   ack(id: number): void;
+  /** `PRAGMA data_version` of this connection: changes when another connection commits. */
+  dataVersion(): number;
   close(): void;
 }
 
@@ -332,11 +419,11 @@ export function rawQueue(path: string): RawQueue {
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
   db.pragma("busy_timeout = 5000");
-  db.pragma("wal_autocheckpoint = 4000");
   db.exec(`CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, payload TEXT NOT NULL,
     taken INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
   CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (type, id) WHERE taken = 0;`);
+  const release = rawCheckpoints(db, path);
   const insert = db.prepare(`INSERT INTO jobs (type, payload, created_at) VALUES (?, ?, ?)`);
   const next = db.prepare(
     `SELECT id, payload FROM jobs WHERE type = ? AND taken = 0 ORDER BY id LIMIT 1`,
@@ -353,10 +440,15 @@ export function rawQueue(path: string): RawQueue {
     return row;
   });
   const ack = db.transaction((id: number) => void done.run(id));
+  const version = db.prepare("PRAGMA data_version").pluck();
   return {
+    dataVersion: () => version.get() as number,
     add: (type, list) => void add.immediate(type, list),
     claim: (type) => claim.immediate(type),
     ack: (id) => void ack.immediate(id),
-    close: () => void db.close(),
+    close: () => {
+      release();
+      db.close();
+    },
   };
 }
