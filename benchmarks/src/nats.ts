@@ -298,6 +298,25 @@ function reachable(host: string, port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Deliveries per subscriber of a fan-out run: `all` resolves once every one of the `n` subscribers
+ * handled `events` (a redelivery to one cannot stand in for a delivery another never made).
+ */
+function fanOutTally(n: number, events: number) {
+  const counts = new Array<number>(n).fill(0);
+  let complete = 0;
+  let done!: () => void;
+  const all = new Promise<void>((resolve) => (done = resolve));
+  return {
+    all,
+    handled(i: number) {
+      if (++counts[i]! === events && ++complete === n) done();
+    },
+    report: () =>
+      `${complete} of ${n} subscribers have all ${events} events; fewest handled ${Math.min(...counts)}`,
+  };
+}
+
 async function publishOurs(t: Transport, count: number, inFlight: number): Promise<number> {
   const start = performance.now();
   if (inFlight === 1) {
@@ -513,27 +532,25 @@ async function consumerScaling(
           createEnvelope({ type: "X", source: "bench", data: payload }),
         );
         let start = performance.now();
-        await ours.publish(envelopes);
+        const result = await ours.publish(envelopes);
+        if (result.published !== events)
+          throw new Error(`ours fan-out ${n}: published ${result.published} of ${events}`);
         const publish = (events / (performance.now() - start)) * 1000;
-        let handled = 0;
-        let done!: () => void;
-        const all = new Promise<void>((resolve) => (done = resolve));
+        const tally = fanOutTally(n, events);
         start = performance.now();
         const subs = [];
-        for (const subscriber of subscribers)
+        for (const [i, subscriber] of subscribers.entries())
           subs.push(
             await ours.subscribe({
               subscriber,
               types: ["X"],
               concurrency: IN_FLIGHT,
               leaseMs: LEASE_MS,
-              handler: async () => {
-                if (++handled === events * n) done();
-              },
+              handler: async () => tally.handled(i),
             }),
           );
         try {
-          await bounded(all, 60_000, () => `ours fan-out ${n}: ${handled} of ${events * n}`);
+          await bounded(tally.all, 60_000, () => `ours fan-out ${n}: ${tally.report()}`);
           await new Promise((resolve) => setImmediate(resolve));
           await oursNc.flush();
           return { publish, consume: ((events * n) / (performance.now() - start)) * 1000 };
@@ -546,12 +563,10 @@ async function consumerScaling(
         await publishWire(js, rawSubject, events, IN_FLIGHT);
         const publish = (events / (performance.now() - start)) * 1000;
         const decoder = new TextDecoder();
-        let handled = 0;
-        let done!: () => void;
-        const all = new Promise<void>((resolve) => (done = resolve));
+        const tally = fanOutTally(n, events);
         start = performance.now();
         const consumers = [];
-        for (const s of subscribers) {
+        for (const [i, s] of subscribers.entries()) {
           const consumer = await js.consumers.get(rawStream, s);
           consumers.push(
             await consumer.consume({
@@ -559,14 +574,14 @@ async function consumerScaling(
               callback: (m) => {
                 void handle(JSON.parse(decoder.decode(m.data))).then(() => {
                   m.ack();
-                  if (++handled === events * n) done();
+                  tally.handled(i);
                 });
               },
             }),
           );
         }
         try {
-          await bounded(all, 60_000, () => `raw fan-out ${n}: ${handled} of ${events * n}`);
+          await bounded(tally.all, 60_000, () => `raw fan-out ${n}: ${tally.report()}`);
           await nc.flush();
           return { publish, consume: ((events * n) / (performance.now() - start)) * 1000 };
         } finally {
