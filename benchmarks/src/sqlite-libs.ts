@@ -7,6 +7,7 @@ import { register } from "node:module";
 import Database from "better-sqlite3";
 import { type SqliteTransportOptions, sqliteTransport } from "@switchyard/cross-process-queue";
 import { createEnvelope, uuidv7 } from "@switchyard/event-schema";
+import { silentLogger } from "@switchyard/transport";
 import type * as Liteque from "liteque";
 // The raw rows checkpoint with the queue's own checkpointer (its source, not a public export), so
 // that a ceiling pays for checkpoints exactly what the queue does.
@@ -228,6 +229,9 @@ export async function consumer(lib: Lib, path: string, o: ConsumerOptions): Prom
   }
 }
 
+/** The queue's follow-up checks after a notification that showed no commit yet (its poller's). */
+const RECHECK_DELAYS_MS = [1, 4];
+
 /**
  * The latency floor of a queue woken by file notifications, by hand: the switchyard queue's
  * wake-up path and nothing else. `fs.watch` on the WAL file; a notification queues one check on the
@@ -262,19 +266,18 @@ function rawWatching(
     draining ??= drain().finally(() => (draining = undefined));
     return true;
   };
-  const recheck = (delays: readonly number[]) => {
-    const [ms, ...rest] = delays;
-    if (ms === undefined || stopped) return;
+  const recheck = (attempt: number) => {
+    if (attempt >= RECHECK_DELAYS_MS.length || stopped) return;
     setTimeout(() => {
-      if (!stopped && !check()) recheck(rest);
-    }, ms);
+      if (!stopped && !check()) recheck(attempt + 1);
+    }, RECHECK_DELAYS_MS[attempt]);
   };
   const notified = () => {
     if (queued || stopped) return;
     queued = true;
     setImmediate(() => {
       queued = false;
-      if (!stopped && !check()) recheck([1, 4]);
+      if (!stopped && !check()) recheck(0);
     });
   };
   return {
@@ -339,7 +342,6 @@ export function backlog(lib: Lib, path: string, subscriber: string, type: string
   };
 }
 
-/** The ceiling: better-sqlite3 inserting into a table like `events`, the queue's pragmas. */
 /**
  * WAL checkpoints of a raw connection, as the switchyard queue does them by default: SQLite's
  * inline auto-checkpoint off, and the queue's checkpointer thread (PASSIVE every 100 ms after
@@ -347,12 +349,11 @@ export function backlog(lib: Lib, path: string, subscriber: string, type: string
  */
 function rawCheckpoints(db: Database.Database, path: string): () => void {
   db.pragma("wal_autocheckpoint = 0");
-  const quiet = () => {};
-  const logger = { debug: quiet, info: quiet, warn: quiet, error: quiet, child: () => logger };
-  const handle = startCheckpointer(db, path, { intervalMs: 100, maxWalPages: 4000 }, logger);
+  const handle = startCheckpointer(db, path, { intervalMs: 100, maxWalPages: 4000 }, silentLogger);
   return () => void handle.release();
 }
 
+/** The ceiling: better-sqlite3 inserting into a table like `events`, the queue's pragmas. */
 export interface RawTable {
   one(type: string, data: unknown): void;
   many(type: string, list: readonly unknown[]): void;

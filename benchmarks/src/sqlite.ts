@@ -815,19 +815,41 @@ const SETTLE_MS = { full: 2_000, quick: 200 };
 async function latencies(dir: string, quick: boolean) {
   const group = "sqlite: publish → handler latency at 500 events/s, idle CPU";
   const figures: Figure[] = [];
-  const configs: { lib: Lib; pollMs: number; runs: number }[] = [
-    { lib: "switchyard", pollMs: 0, runs: quick ? 1 : RUNS_FULL },
+  const peer = (lib: "plainjob" | "liteque", pollMs: number) => ({
+    lib,
+    pollMs,
+    runs: 1,
+    label: `${lib}, poll every ${pollMs} ms`,
+    how:
+      lib === "plainjob"
+        ? `1 worker, 1 job in flight, \`pollIntervall\` ${pollMs} ms`
+        : `\`Runner\` \`concurrency\` 1, \`pollIntervalMs\` ${pollMs}`,
+  });
+  const configs: { lib: Lib; pollMs: number; runs: number; label: string; how: string }[] = [
+    {
+      lib: "switchyard",
+      pollMs: 0,
+      runs: quick ? 1 : RUNS_FULL,
+      label: "switchyard (defaults)",
+      how: "subscription `concurrency` 1, `claimBatchSize` 64, file watch + poll 25–1000 ms (defaults)",
+    },
     // The same wake-up path by hand (pollMs 0: file watch), as many runs as ours.
-    { lib: "raw", pollMs: 0, runs: quick ? 1 : RUNS_FULL },
-    { lib: "plainjob", pollMs: 1000, runs: 1 },
-    { lib: "plainjob", pollMs: PEER_POLL_MS, runs: 1 },
-    { lib: "liteque", pollMs: 1000, runs: 1 },
-    { lib: "liteque", pollMs: PEER_POLL_MS, runs: 1 },
+    {
+      lib: "raw",
+      pollMs: 0,
+      runs: quick ? 1 : RUNS_FULL,
+      label: "raw better-sqlite3, file watch (floor)",
+      how: "the queue's wake-up path by hand: `fs.watch` on the WAL, one check per event-loop turn (`PRAGMA data_version`), again after 1 and 4 ms when it saw nothing, poll 1 s; then 1 event per claim txn + 1 per ack txn until none is left",
+    },
+    peer("plainjob", 1000),
+    peer("plainjob", PEER_POLL_MS),
+    peer("liteque", 1000),
+    peer("liteque", PEER_POLL_MS),
   ];
   let ours = { p50: Number.NaN, p99: Number.NaN, cpu: Number.NaN };
   let floor = { p50: Number.NaN, p99: Number.NaN };
   let n = 0;
-  for (const { lib, pollMs, runs } of configs) {
+  for (const { lib, pollMs, runs, label, how } of configs) {
     const p50s: number[] = [];
     const p99s: number[] = [];
     const cpus: number[] = [];
@@ -837,21 +859,7 @@ async function latencies(dir: string, quick: boolean) {
       p99s.push(percentile(result.latencies, 0.99));
       cpus.push(result.cpu);
     }
-    const label =
-      lib === "switchyard"
-        ? "switchyard (defaults)"
-        : lib === "raw"
-          ? "raw better-sqlite3, file watch (floor)"
-          : `${lib}, poll every ${pollMs} ms`;
-    const settings =
-      (lib === "switchyard"
-        ? "subscription `concurrency` 1, `claimBatchSize` 64, file watch + poll 25–1000 ms (defaults)"
-        : lib === "raw"
-          ? "the queue's wake-up path by hand: `fs.watch` on the WAL, one check per event-loop turn (`PRAGMA data_version`), again after 1 and 4 ms when it saw nothing, poll 1 s; then 1 event per claim txn + 1 per ack txn until none is left"
-          : lib === "plainjob"
-            ? `1 worker, 1 job in flight, \`pollIntervall\` ${pollMs} ms`
-            : `\`Runner\` \`concurrency\` 1, \`pollIntervalMs\` ${pollMs}`) +
-      `; ${DURABILITY}, ${MESSAGE} + a timestamp, publisher in the benchmark process, 1 subscriber process, ${RATE} events/s published one per call`;
+    const settings = `${how}; ${DURABILITY}, ${MESSAGE} + a timestamp, publisher in the benchmark process, 1 subscriber process, ${RATE} events/s published one per call`;
     figures.push(
       fromRuns(group, `${label}: p50`, p50s, { unit: "ms", settings }),
       fromRuns(group, `${label}: p99`, p99s, { unit: "ms", settings }),
