@@ -51,6 +51,41 @@ describe("explaining a duplicate completion", () => {
     expect(why.explained[0]).toContain("the redelivery of k1805 (attempt 2)");
   });
 
+  it("explains the newest event sent again at attempt 1 in the same pull as its own redelivery", () => {
+    // The flake of session 10, as the ledgers showed it (times shifted): process 0 completed
+    // k1319 (the newest event), got it again and was SIGKILLed holding it; after AckWait, process
+    // 1's first pull held the redeliveries of k1279 and k1319 (attempt 2), then k1319 at delivery
+    // count 1 again and k1320, started in that order within one millisecond. The two copies of
+    // k1319 completed in the same millisecond, the attempt-2 copy first. Compared with that
+    // completion instead of process 0's, the attempt-1 copy had looked unexplained.
+    const { entries, processes } = ledgerOf(
+      [["start k1319 1 1000", "done k1319 1 1150", "start k1319 1 1600"], []],
+      [{ end: "sigkill", killedAt: 1700 }],
+    );
+    const p1 = ledgerOf([
+      [
+        "start k1279 2 4927",
+        "start k1319 2 4928",
+        "start k1319 1 4929",
+        "start k1320 1 4929",
+        "done k1320 1 4974",
+        "done k1279 2 5123",
+        "done k1319 2 5126",
+        "done k1319 1 5126",
+      ],
+    ]);
+    const all = [...entries, ...p1.entries.map((e) => ({ ...e, proc: 1 }))];
+    const why = explainDuplicates(all, evidence(processes));
+    expect(why.unexplained).toEqual([]);
+    expect(why.serverRewound).toBe(1);
+    expect(why.explained[0]).toContain("k1319: completed twice at attempt 1 (processes 0 and 1)");
+    // A newer event started before it (earlier in the same millisecond) leaves it unexplained.
+    const swapped = all.map((e) =>
+      e.key === "k1320" && e.kind === "start" ? { ...e, at: 4928 } : e,
+    );
+    expect(explainDuplicates(swapped, evidence(processes)).unexplained).toHaveLength(1);
+  });
+
   it("leaves it unexplained when no consumer was killed between the two runs", () => {
     const { entries, processes } = ledgerOf(
       [

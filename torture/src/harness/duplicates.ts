@@ -38,8 +38,9 @@ export interface DuplicateCauses {
 
 /**
  * Classify every second (third, …) completion of a key. Completions of one key are taken in time
- * order; a completion at a higher attempt than the one before is a later attempt. One at the same
- * attempt is explained only by a mechanism the run recorded, checked in this order:
+ * order; a completion at a higher attempt than every one before it is a later attempt. Any other
+ * repeats an earlier completion — the latest of the same attempt, else the latest of a higher
+ * one — and is explained only by a mechanism the run recorded, checked in this order:
  *
  * - a hand-back on close: the key was aborted with reason `closed` at that attempt after the
  *   earlier completion and no later than the later run started;
@@ -61,6 +62,12 @@ export function explainDuplicates(
   const byKey = new Map<string, Entry[]>();
   for (const e of entries) byKey.set(e.key, [...(byKey.get(e.key) ?? []), e]);
   const starts = entries.filter((e) => e.kind === "start");
+  // Where each entry stands in its ledger: lines of one process written in the same millisecond
+  // keep their order (a pull's messages start in the order the server sent them).
+  const position = new Map(entries.map((e, i) => [e, i]));
+  /** `a` started before `b` (in time; within one process and millisecond, in ledger order). */
+  const startedBefore = (a: Entry, b: Entry) =>
+    a.at < b.at || (a.at === b.at && (a.proc !== b.proc || position.get(a)! < position.get(b)!));
   let laterAttempt = 0;
   let afterServerCrash = 0;
   let afterHandBack = 0;
@@ -71,24 +78,30 @@ export function explainDuplicates(
   for (const [key, list] of byKey) {
     const dones = list.filter((e) => e.kind === "done").sort((a, b) => a.at - b.at);
     for (let i = 1; i < dones.length; i++) {
-      const prev = dones[i - 1]!;
       const cur = dones[i]!;
-      if (cur.attempt > prev.attempt) {
+      const earlier = dones.slice(0, i);
+      if (earlier.every((e) => e.attempt < cur.attempt)) {
         laterAttempt++;
         continue;
       }
+      // What it repeats: the latest earlier completion of the same attempt, else of a higher one
+      // (the server can send an event at delivery count 1 again in the same pull as its own
+      // redelivery, so the copies may complete in either order).
+      const prev =
+        earlier.findLast((e) => e.attempt === cur.attempt) ??
+        earlier.findLast((e) => e.attempt > cur.attempt)!;
       const what = `${key}: completed twice at attempt ${cur.attempt} (processes ${prev.proc} and ${cur.proc})`;
       // The run that completed second began at its latest start before it completed.
-      const curStart =
-        list
-          .filter(
-            (e) =>
-              e.kind === "start" &&
-              e.proc === cur.proc &&
-              e.attempt === cur.attempt &&
-              e.at <= cur.at,
-          )
-          .sort((a, b) => b.at - a.at)[0]?.at ?? cur.at;
+      const curStartEntry = list
+        .filter(
+          (e) =>
+            e.kind === "start" &&
+            e.proc === cur.proc &&
+            e.attempt === cur.attempt &&
+            e.at <= cur.at,
+        )
+        .sort((a, b) => b.at - a.at || position.get(b)! - position.get(a)!)[0];
+      const curStart = curStartEntry?.at ?? cur.at;
       const handBack = list.find(
         (e) =>
           e.kind === "abort" &&
@@ -116,7 +129,11 @@ export function explainDuplicates(
         continue;
       }
       const index = evidence.order(key);
-      const newest = !starts.some((e) => e.at <= curStart && evidence.order(e.key) > index);
+      const newest = !starts.some(
+        (e) =>
+          evidence.order(e.key) > index &&
+          (curStartEntry ? startedBefore(e, curStartEntry) : e.at <= curStart),
+      );
       const killedBetween = evidence.processes.some(
         (p) =>
           p.end === "sigkill" &&
