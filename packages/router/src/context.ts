@@ -99,6 +99,7 @@ interface AttemptState {
   logger?: Logger;
   parentListener?: () => void;
   interrupt?: (error: unknown) => void;
+  onRetry?: (delayMs: number) => void;
 }
 
 export class DeliveryContext implements HandlerContext {
@@ -152,6 +153,19 @@ export class DeliveryContext implements HandlerContext {
 
   set interrupt(reject: ((error: unknown) => void) | undefined) {
     (this.lazy ??= {}).interrupt = reject;
+  }
+
+  /**
+   * Told of each in-process retry, with its backoff delay, before the retry middleware sleeps:
+   * the OpenTelemetry middleware records it as a `retry` settle on the delivery's `process` span
+   * and counts it. Kept across attempts.
+   */
+  get onRetry(): ((delayMs: number) => void) | undefined {
+    return this.lazy?.onRetry;
+  }
+
+  set onRetry(listener: ((delayMs: number) => void) | undefined) {
+    (this.lazy ??= {}).onRetry = listener;
   }
 
   get subscription(): string {
@@ -218,8 +232,12 @@ export class DeliveryContext implements HandlerContext {
   nextAttempt(): void {
     this.release();
     this.attempt++;
-    const interrupt = this.lazy?.interrupt;
-    this.lazy = interrupt === undefined ? undefined : { interrupt };
+    // What outlives an attempt: the early reject and the retry listener.
+    const state = this.lazy;
+    this.lazy =
+      state === undefined || (state.interrupt === undefined && state.onRetry === undefined)
+        ? undefined
+        : { interrupt: state.interrupt, onRetry: state.onRetry };
   }
 
   /** Drop the listener on the parent signal (end of delivery). */

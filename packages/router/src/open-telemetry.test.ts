@@ -12,8 +12,9 @@ import {
 import { MemoryTransport, UnrecoverableError, decideOutcome } from "@switchyard/transport";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { dedup } from "./middleware/dedup";
+import { retry } from "./middleware/retry";
 import { createRouter } from "./router";
-import { eventually, testCatalog } from "./test/fixtures";
+import { delay, eventually, testCatalog } from "./test/fixtures";
 
 class TestReader extends MetricReader {
   protected onForceFlush(): Promise<void> {
@@ -79,6 +80,8 @@ describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
     expect(process!.kind).toBe(api.SpanKind.CONSUMER);
     expect(process!.spanContext().traceId).toBe(send!.spanContext().traceId);
     expect(process!.parentSpanContext?.spanId).toBe(send!.spanContext().spanId);
+    // A process span links to the creation context even when it is the parent (conventions: SHOULD).
+    expect(process!.links.map((l) => l.context.spanId)).toEqual([send!.spanContext().spanId]);
     expect(process!.attributes).toMatchObject({
       "messaging.operation.name": "process",
       "messaging.operation.type": "process",
@@ -89,18 +92,48 @@ describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
     expect(process!.events.map((e) => [e.name, e.attributes])).toEqual([
       ["settle", { "messaging.operation.type": "settle", "switchyard.settle.outcome": "ack" }],
     ]);
+    // Metric attributes carry the Required `messaging.operation.name`.
+    const send_ = {
+      "messaging.system": "switchyard",
+      "messaging.operation.name": "send",
+      "messaging.destination.name": "JOB_STARTED",
+    };
+    const process_ = {
+      "messaging.system": "switchyard",
+      "messaging.operation.name": "process",
+      "messaging.destination.name": "JOB_STARTED",
+      "messaging.consumer.group.name": "worker",
+    };
     expect(await metric("messaging.client.sent.messages")).toEqual([
-      {
-        value: 1,
-        attributes: {
-          "messaging.system": "switchyard",
-          "messaging.destination.name": "JOB_STARTED",
-        },
-      },
+      { value: 1, attributes: send_ },
     ]);
-    expect((await metric("messaging.client.consumed.messages"))[0]?.value).toBe(1);
-    expect(await metric("messaging.process.duration")).toHaveLength(1);
-    expect(await metric("messaging.client.operation.duration")).toHaveLength(1);
+    expect(await metric("messaging.client.consumed.messages")).toEqual([
+      { value: 1, attributes: process_ },
+    ]);
+    expect((await metric("messaging.process.duration")).map((p) => p.attributes)).toEqual([
+      process_,
+    ]);
+    expect((await metric("messaging.client.operation.duration")).map((p) => p.attributes)).toEqual([
+      send_,
+    ]);
+    await router.shutdown();
+  });
+
+  it("buckets durations in seconds by the conventions' boundaries: 20 ms is not in the first bucket", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
+    router.subscribe("JOB_STARTED", () => delay(20), { name: "worker" });
+    await router.publish("JOB_STARTED", { n: 1 });
+    await router.drain();
+    const boundaries = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+    type Histogram = { count: number; buckets: { boundaries: number[]; counts: number[] } };
+    const [process] = await metric("messaging.process.duration");
+    const histogram = process!.value as Histogram;
+    expect(histogram.buckets.boundaries).toEqual(boundaries);
+    expect(histogram.count).toBe(1);
+    // 20 ms and more (timers run late, never early): past the 10 ms bound.
+    expect(histogram.buckets.counts.slice(0, 2)).toEqual([0, 0]);
+    const [send] = await metric("messaging.client.operation.duration");
+    expect((send!.value as Histogram).buckets.boundaries).toEqual(boundaries);
     await router.shutdown();
   });
 
@@ -196,6 +229,52 @@ describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
     await router.shutdown();
   });
 
+  it("records each in-process retry as a retry settle with its delay on the process span, and counts it", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
+    let runs = 0;
+    router.subscribe(
+      "JOB_STARTED",
+      () => {
+        if (++runs < 3) throw new Error("flaky");
+      },
+      {
+        name: "worker",
+        middleware: [retry({ attempts: 3, backoff: { initialMs: 5, multiplier: 2, jitter: 0 } })],
+      },
+    );
+    await router.publish("JOB_STARTED", { n: 1 });
+    await router.drain();
+    expect(runs).toBe(3);
+    const processes = spansNamed("process JOB_STARTED");
+    expect(processes).toHaveLength(1);
+    expect(processes[0]!.attributes["switchyard.delivery.attempt"]).toBe(3);
+    expect(
+      processes[0]!.events.filter((e) => e.name === "settle").map((e) => e.attributes),
+    ).toEqual([
+      {
+        "messaging.operation.type": "settle",
+        "switchyard.settle.outcome": "retry",
+        "switchyard.retry.delay_ms": 5,
+      },
+      {
+        "messaging.operation.type": "settle",
+        "switchyard.settle.outcome": "retry",
+        "switchyard.retry.delay_ms": 10,
+      },
+      { "messaging.operation.type": "settle", "switchyard.settle.outcome": "ack" },
+    ]);
+    expect(await metric("switchyard.deliveries.retried")).toEqual([
+      {
+        value: 2,
+        attributes: expect.objectContaining({
+          "messaging.destination.name": "JOB_STARTED",
+          "messaging.consumer.group.name": "worker",
+        }),
+      },
+    ]);
+    await router.shutdown();
+  });
+
   it("gives each message of a batch a create span, linked from one send span", async () => {
     const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
     const sent = await router.publishBatch([
@@ -205,6 +284,9 @@ describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
     const creates = spansNamed("create JOB_STARTED");
     const [send] = spansNamed("send JOB_STARTED");
     expect(creates).toHaveLength(2);
+    // The create spans are the creation contexts (PRODUCER); the send span is a client call.
+    expect(creates.map((c) => c.kind)).toEqual([api.SpanKind.PRODUCER, api.SpanKind.PRODUCER]);
+    expect(send!.kind).toBe(api.SpanKind.CLIENT);
     expect(send!.attributes["messaging.batch.message_count"]).toBe(2);
     expect(send!.links.map((l) => l.context.spanId).sort()).toEqual(
       creates.map((c) => c.spanContext().spanId).sort(),
@@ -242,6 +324,48 @@ describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
     const outside = (await router.publish("JOB_STARTED", { n: 2 })).traceparent;
     expect(outside).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     expect(outside).not.toContain("4bf92f3577b34da6a3ce929d0e0e4736");
+    await router.shutdown();
+  });
+
+  it("carries the active span's tracestate onto the envelope, and the envelope's onto the process span", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
+    const seen: (string | undefined)[] = [];
+    router.subscribe(
+      "JOB_STARTED",
+      async (event, ctx) => {
+        seen.push(api.trace.getActiveSpan()?.spanContext().traceState?.serialize());
+        await ctx.publish("JOB_FINISHED", { n: event.data.n });
+      },
+      { name: "worker" },
+    );
+    const caused: (string | undefined)[] = [];
+    router.subscribe("JOB_FINISHED", (event) => void caused.push(event.tracestate), {
+      name: "reporter",
+    });
+    const active = api.trace.setSpanContext(api.ROOT_CONTEXT, {
+      traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+      spanId: "00f067aa0ba902b7",
+      traceFlags: 1,
+      traceState: api.createTraceState("vendor=abc"),
+    });
+    const inside = await api.context.with(active, () => router.publish("JOB_STARTED", { n: 1 }));
+    expect(inside.tracestate).toBe("vendor=abc");
+    // Consumer side: from the envelope alone (no active span at publish).
+    const explicit = await router.publish(
+      "JOB_STARTED",
+      { n: 2 },
+      {
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        tracestate: "vendor=xyz",
+      },
+    );
+    expect(explicit.tracestate).toBe("vendor=xyz");
+    await router.drain();
+    expect(seen).toEqual(["vendor=abc", "vendor=xyz"]);
+    expect(caused).toEqual(["vendor=abc", "vendor=xyz"]);
+    expect(
+      spansNamed("process JOB_STARTED").map((s) => s.spanContext().traceState?.serialize()),
+    ).toEqual(["vendor=abc", "vendor=xyz"]);
     await router.shutdown();
   });
 
@@ -323,6 +447,20 @@ describe("OpenTelemetry API with no SDK registered", () => {
     expect(spansNamed("send JOB_STARTED")).toHaveLength(1);
     expect(spansNamed("process JOB_STARTED")).toHaveLength(1);
     expect(spansNamed("send JOB_FINISHED")).toHaveLength(1);
+    await router.shutdown();
+  });
+
+  it("carries the active span's trace context, tracestate included, while no SDK is registered", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: { api } });
+    const active = api.trace.setSpanContext(api.ROOT_CONTEXT, {
+      traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+      spanId: "00f067aa0ba902b7",
+      traceFlags: 1,
+      traceState: api.createTraceState("vendor=abc"),
+    });
+    const sent = await api.context.with(active, () => router.publish("JOB_STARTED", { n: 1 }));
+    expect(sent.traceparent).toBe("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    expect(sent.tracestate).toBe("vendor=abc");
     await router.shutdown();
   });
 

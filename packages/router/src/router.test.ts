@@ -14,7 +14,7 @@ function make(options: Partial<Parameters<typeof createRouter<TestCatalog>>[0]> 
   return router;
 }
 afterEach(async () => {
-  await Promise.all(routers.splice(0).map((r) => r.shutdown({ timeoutMs: 100 })));
+  await Promise.all(routers.splice(0).map((r) => r.close({ timeoutMs: 100 })));
 });
 
 describe("publish", () => {
@@ -91,7 +91,7 @@ describe("publish", () => {
 
   it("rejects publishes after shutdown with RouterClosedError", async () => {
     const router = make();
-    await router.shutdown();
+    await router.close();
     await expect(router.publish("JOB_STARTED", { n: 1 })).rejects.toBeInstanceOf(RouterClosedError);
   });
 });
@@ -128,7 +128,7 @@ describe("subscribe", () => {
     expect(seen.filter((n) => n >= 100)).toEqual([100, 105, 110, 115]);
     // Each re-published event comes after the event that published it.
     for (const n of [0, 5, 10, 15]) expect(seen.indexOf(n + 100)).toBeGreaterThan(seen.indexOf(n));
-    const stats = router.getStats().subscriptions[0]!;
+    const stats = router.stats().subscriptions[0]!;
     expect(stats).toMatchObject({ delivered: 20, failed: 4, inFlight: 0, queueDepth: 0 });
   });
 
@@ -227,7 +227,7 @@ describe("isolation", () => {
     for (let n = 0; n < 3; n++) await router.publish("JOB_STARTED", { n });
     await router.drain();
     expect(good).toEqual([0, 1, 2]);
-    const stats = router.getStats();
+    const stats = router.stats();
     expect(stats.subscriptions.find((s) => s.name === "bad")).toMatchObject({
       failed: 3,
       delivered: 0,
@@ -244,7 +244,7 @@ describe("isolation", () => {
     router.subscribe("JOB_STARTED", (e) => void good.push(e.data.n), { name: "good" });
     for (let n = 0; n < 3; n++) await router.publish("JOB_STARTED", { n });
     await eventually(() => good.length === 3);
-    expect(router.getStats().subscriptions.find((s) => s.name === "hangs")).toMatchObject({
+    expect(router.stats().subscriptions.find((s) => s.name === "hangs")).toMatchObject({
       inFlight: 1,
       queueDepth: 2,
     });
@@ -274,7 +274,7 @@ describe("isolation", () => {
     await router.drain();
     expect(seen).toEqual([0, 1]);
     expect(reasons).toEqual([expect.any(HandlerTimeoutError)]);
-    expect(router.getStats().subscriptions[0]).toMatchObject({
+    expect(router.stats().subscriptions[0]).toMatchObject({
       timedOut: 1,
       failed: 1,
       delivered: 1,
@@ -308,7 +308,7 @@ describe("retries", () => {
     // 20 ms then 40 ms of backoff (no jitter).
     expect(attempts[1]![1] - attempts[0]![1]).toBeGreaterThanOrEqual(18);
     expect(attempts[2]![1] - attempts[1]![1]).toBeGreaterThanOrEqual(38);
-    expect(router.getStats()).toMatchObject({ retried: 2, delivered: 1, failed: 0 });
+    expect(router.stats()).toMatchObject({ retried: 2, delivered: 1, failed: 0 });
   });
 
   it("does not retry an UnrecoverableError", async () => {
@@ -322,7 +322,7 @@ describe("retries", () => {
     await router.publish("JOB_STARTED", { n: 1 });
     await router.drain();
     expect(handler).toHaveBeenCalledTimes(1);
-    expect(router.getStats()).toMatchObject({ retried: 0, failed: 1 });
+    expect(router.stats()).toMatchObject({ retried: 0, failed: 1 });
   });
 
   it("asks shouldRetry and stops when it says no", async () => {
@@ -354,7 +354,7 @@ describe("retries", () => {
     await router.publish("JOB_STARTED", { n: 1 });
     await router.drain();
     expect(abortedAtStart).toEqual([false, false]);
-    expect(router.getStats()).toMatchObject({ timedOut: 1, retried: 1, delivered: 1 });
+    expect(router.stats()).toMatchObject({ timedOut: 1, retried: 1, delivered: 1 });
   });
 });
 
@@ -371,7 +371,7 @@ describe("backpressure", () => {
     const pending = router.publish("JOB_STARTED", { n: 3 }).then(() => (fourth = true));
     await delay(20);
     expect(fourth).toBe(false);
-    expect(router.getStats().queued).toBe(2);
+    expect(router.stats().queued).toBe(2);
     release();
     await pending;
     expect(fourth).toBe(true);
@@ -391,7 +391,7 @@ describe("backpressure", () => {
       { name: "stalled", queueSize: 10, overflow: "drop-oldest", timeoutMs: 0 },
     );
     for (let n = 0; n < 10_000; n++) await router.publish("JOB_STARTED", { n });
-    expect(router.getStats().subscriptions[0]).toMatchObject({
+    expect(router.stats().subscriptions[0]).toMatchObject({
       queueDepth: 10,
       dropped: 10_000 - 11,
     });
@@ -530,7 +530,7 @@ describe("stats and health", () => {
     router.subscribe("JOB_STARTED", () => delay(2), { name: "timed" });
     for (let n = 0; n < 5; n++) await router.publish("JOB_STARTED", { n });
     await router.drain();
-    const { durationMs } = router.getStats().subscriptions[0]!;
+    const { durationMs } = router.stats().subscriptions[0]!;
     expect(durationMs.count).toBe(5);
     expect(durationMs.p50).toBeGreaterThan(1);
     expect(durationMs.max).toBeGreaterThanOrEqual(durationMs.p99);
@@ -538,7 +538,7 @@ describe("stats and health", () => {
 
   it("is healthy when idle, degraded when a handler keeps failing, unhealthy after shutdown", async () => {
     const router = make();
-    expect(router.healthCheck()).toMatchObject({ healthy: true, status: "healthy" });
+    expect(router.health()).toMatchObject({ healthy: true, status: "healthy" });
     router.subscribe(
       "JOB_FAILED",
       () => {
@@ -548,11 +548,11 @@ describe("stats and health", () => {
     );
     for (let n = 0; n < 6; n++) await router.publish("JOB_FAILED", { n, error: "e" });
     await router.drain();
-    const degraded = router.healthCheck();
+    const degraded = router.health();
     expect(degraded).toMatchObject({ healthy: false, status: "degraded" });
     expect(degraded.message).toContain("always-fails failed 100% of its last 6 deliveries");
-    await router.shutdown();
-    expect(router.healthCheck().status).toBe("unhealthy");
+    await router.close();
+    expect(router.health().status).toBe("unhealthy");
   });
 
   it("is degraded while a queue is nearly full", async () => {
@@ -564,7 +564,7 @@ describe("stats and health", () => {
       overflow: "drop-newest",
     });
     for (let n = 0; n < 12; n++) await router.publish("JOB_STARTED", { n });
-    expect(router.healthCheck()).toMatchObject({
+    expect(router.health()).toMatchObject({
       status: "degraded",
       message: expect.stringContaining("stuck queue 10/10"),
     });
@@ -576,11 +576,11 @@ describe("stats and health", () => {
     await router.publish("JOB_STARTED", { n: 1 });
     await router.drain();
     unsubscribe();
-    expect(router.getStats()).toMatchObject({ subscriptionCount: 0, delivered: 1, published: 1 });
+    expect(router.stats()).toMatchObject({ subscriptionCount: 0, delivered: 1, published: 1 });
   });
 });
 
-describe("shutdown", () => {
+describe("close", () => {
   it("drains queued and in-flight work before resolving", async () => {
     const router = make();
     const done: number[] = [];
@@ -589,7 +589,7 @@ describe("shutdown", () => {
       done.push(e.data.n);
     });
     for (let n = 0; n < 5; n++) await router.publish("JOB_STARTED", { n });
-    await router.shutdown();
+    await router.close();
     expect(done).toEqual([0, 1, 2, 3, 4]);
   });
 
@@ -606,11 +606,28 @@ describe("shutdown", () => {
     );
     await router.publish("JOB_STARTED", { n: 1 });
     await delay(1);
-    const first = router.shutdown({ timeoutMs: 20 });
-    expect(router.shutdown()).toBe(first);
+    const first = router.close({ timeoutMs: 20 });
+    expect(router.close()).toBe(first);
     await first;
     expect(signal?.aborted).toBe(true);
     expect(signal?.reason).toBeInstanceOf(RouterClosedError);
+  });
+
+  it("keeps shutdown, getStats and healthCheck as deprecated aliases of close, stats and health", async () => {
+    const router = make();
+    router.subscribe("JOB_STARTED", () => {}, { name: "worker" });
+    await router.publish("JOB_STARTED", { n: 1 });
+    await router.drain();
+    expect(router.getStats()).toEqual(router.stats());
+    expect(router.stats()).toMatchObject({ published: 1, delivered: 1 });
+    expect(router.healthCheck()).toEqual(router.health());
+    const closing = router.shutdown({ timeoutMs: 20 });
+    expect(router.close()).toBe(closing); // one close, whichever name asked first
+    expect(router.shutdown()).toBe(closing);
+    await closing;
+    expect(router.closed).toBe(true);
+    expect(router.health().status).toBe("unhealthy");
+    expect(router.healthCheck()).toEqual(router.health());
   });
 
   it("shuts down at the end of an `await using` scope", async () => {
@@ -670,7 +687,7 @@ describe("types", () => {
     expectTypeOf(publishStarted)
       .returns.resolves.toHaveProperty("type")
       .toEqualTypeOf<"JOB_STARTED">();
-    void router.shutdown();
+    void router.close();
   });
 
   it("does not compile with a wrong name, a wrong pattern or a bad payload", () => {
@@ -686,7 +703,7 @@ describe("types", () => {
       router.subscribe("JOBS_*", () => {});
     };
     expect(check).toBeTypeOf("function");
-    void router.shutdown();
+    void router.close();
   });
 });
 
@@ -702,7 +719,7 @@ describe("redeliver", () => {
     await router.drain();
     expect(a).toEqual([sent.id]);
     expect(b).toEqual([sent.id, sent.id]);
-    await router.shutdown();
+    await router.close();
   });
 
   it("refuses a subscription that does not exist or does not take the type", async () => {
@@ -715,7 +732,7 @@ describe("redeliver", () => {
     await expect(router.redeliver("finisher", sent)).rejects.toMatchObject({
       code: "UNKNOWN_SUBSCRIPTION",
     });
-    await router.shutdown();
+    await router.close();
   });
 });
 
@@ -723,7 +740,7 @@ describe("closing a subscription", () => {
   it("names the handle after the subscription", () => {
     const router = createRouter({ catalog: testCatalog });
     expect(router.subscribe("JOB_STARTED", () => {}, { name: "named" }).name).toBe("named");
-    void router.shutdown();
+    void router.close();
   });
 
   it("handles the queued backlog first with close({ drain: true })", async () => {
@@ -739,8 +756,8 @@ describe("closing a subscription", () => {
     await router.publish("JOB_STARTED", { n: 9 });
     await router.drain();
     expect(done).toEqual([0, 1, 2, 3, 4]);
-    expect(router.getStats()).toMatchObject({ subscriptionCount: 0, dropped: 0 });
-    await router.shutdown();
+    expect(router.stats()).toMatchObject({ subscriptionCount: 0, dropped: 0 });
+    await router.close();
   });
 
   it("discards the backlog with close() but waits for the in-flight handler", async () => {
@@ -754,7 +771,7 @@ describe("closing a subscription", () => {
     await delay(1);
     await sub.close();
     expect(done).toEqual([0]);
-    expect(router.getStats()).toMatchObject({ dropped: 2, delivered: 1 });
-    await router.shutdown();
+    expect(router.stats()).toMatchObject({ dropped: 2, delivered: 1 });
+    await router.close();
   });
 });

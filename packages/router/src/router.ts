@@ -20,12 +20,13 @@ import {
   type OpenTelemetryApi,
   type OpenTelemetryOptions,
   type Telemetry,
-  activeTraceparent,
+  activeTraceContext,
   bodySize,
   openTelemetry,
   spanContextOf,
   telemetryOf,
   traceparentOf,
+  tracestateOf,
 } from "./middleware/open-telemetry";
 import { timeout } from "./middleware/timeout";
 import type { HandlerFn, Middleware } from "./middleware/types";
@@ -41,7 +42,7 @@ import {
   TRANSPORT_SKIPPED_STAGES,
   emptyCounters,
 } from "./subscription";
-import { childTraceparent, newTraceparent } from "./trace";
+import { childTraceparent, newTraceparent, traceIdOf } from "./trace";
 import { freshClock } from "./clock";
 import type { DeadLetterSink, Transport, TransportSubscription } from "@switchyard/transport";
 
@@ -103,6 +104,15 @@ export interface RouterOptions<C extends AnyCatalog> {
 
 const NO_OPTIONS: PublishOptions = Object.freeze({});
 const NOTHING_SKIPPED: ReadonlySet<string> = new Set();
+
+/** Options of {@link Router.close}. */
+export interface CloseOptions {
+  /**
+   * How long local queues may drain before what still runs is aborted and what is queued dropped.
+   * @defaultValue 10000
+   */
+  readonly timeoutMs?: number;
+}
 
 /** Options of {@link Router.publish}. */
 export interface PublishOptions {
@@ -308,7 +318,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     return this.#logger;
   }
 
-  /** Whether `shutdown` was called. */
+  /** Whether `close` (or its alias `shutdown`) was called. */
   get closed(): boolean {
     return this.#closing !== undefined;
   }
@@ -369,7 +379,10 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
         const envelope = this.#envelope(item.type, item.data, {
           ...o,
           traceparent: traceparentOf(create.spanContext()),
-          tracestate: o.tracestate ?? (o.traceparent ? undefined : o.causedBy?.tracestate),
+          tracestate:
+            o.tracestate ??
+            tracestateOf(create.spanContext()) ??
+            (o.traceparent ? undefined : o.causedBy?.tracestate),
         });
         create.setAttribute("messaging.message.id", envelope.id);
         return { envelope, context: create.spanContext() };
@@ -384,13 +397,15 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     const types = [...new Set(items.map((i) => i.type))];
     const attributes = {
       "messaging.system": t.system,
+      "messaging.operation.name": "send",
       ...(types.length === 1 ? { "messaging.destination.name": types[0]! } : {}),
     };
+    // CLIENT, not PRODUCER: the create spans are the messages' creation contexts (semantic
+    // conventions, span kind: a send span whose context no message carries is a client call).
     const span = t.tracer.startSpan(`send ${types.length === 1 ? types[0] : "batch"}`, {
-      kind: api.SpanKind.PRODUCER,
+      kind: api.SpanKind.CLIENT,
       attributes: {
         ...attributes,
-        "messaging.operation.name": "send",
         "messaging.operation.type": "send",
         "messaging.batch.message_count": envelopes.length,
       },
@@ -777,7 +792,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   }
 
   /** Totals and per-subscription numbers, including handler duration percentiles. */
-  getStats(): RouterStats {
+  stats(): RouterStats {
     const subscriptions = [...this.#subscriptions].map((s) => s.stats());
     const total = { ...this.#retired };
     let inFlight = 0;
@@ -804,8 +819,8 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
    * unhealthy (shut down, a transport subscription failed), with the numbers behind it. Durable
    * deliveries count like in-process ones: each transport attempt is one delivery here.
    */
-  healthCheck(): HealthCheckResult {
-    const stats = this.getStats();
+  health(): HealthCheckResult {
+    const stats = this.stats();
     const problems: { severity: "degraded" | "unhealthy"; message: string }[] = [];
     if (this.closed) problems.push({ severity: "unhealthy", message: "router is shut down" });
     for (const sub of this.#subscriptions) {
@@ -843,6 +858,22 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     );
   }
 
+  /**
+   * Totals and per-subscription numbers.
+   * @deprecated Use {@link Router.stats}; the same numbers under the one-word name.
+   */
+  getStats(): RouterStats {
+    return this.stats();
+  }
+
+  /**
+   * Healthy, degraded or unhealthy, with the numbers behind it.
+   * @deprecated Use {@link Router.health}; the same result under the one-word name.
+   */
+  healthCheck(): HealthCheckResult {
+    return this.health();
+  }
+
   /** Resolves when every local subscription has nothing queued or running. */
   async drain(options: { signal?: AbortSignal } = {}): Promise<void> {
     const idle = Promise.all([...this.#subscriptions].map((s) => s.idle())).then(() => {});
@@ -863,15 +894,28 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
    * Stop accepting publishes and subscriptions, close transport subscriptions (they finish
    * in-flight deliveries), let local queues drain for up to `timeoutMs`, then abort what still runs
    * and drop what is still queued; finally close the transport (unless `closeTransport: false`).
-   * Idempotent: every call returns the same promise.
+   * Idempotent: every call returns the same promise (the first call's `timeoutMs` applies).
+   *
+   * @example
+   * ```ts
+   * process.once("SIGTERM", () => void router.close({ timeoutMs: 5_000 }));
+   * ```
    */
-  shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     this.#closing ??= this.#shutdown(options.timeoutMs ?? 10_000);
     return this.#closing;
   }
 
+  /**
+   * Close the router.
+   * @deprecated Use {@link Router.close}; the same behaviour under the one-word name.
+   */
+  shutdown(options: CloseOptions = {}): Promise<void> {
+    return this.close(options);
+  }
+
   [Symbol.asyncDispose](): Promise<void> {
-    return this.shutdown();
+    return this.close();
   }
 
   async #shutdown(timeoutMs: number): Promise<void> {
@@ -919,7 +963,12 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     const type = envelope.type;
     if (this.#logger !== silentLogger)
       this.#logger.debug(
-        { eventType: type, eventId: envelope.id, durable: this.#isBridged(type) },
+        {
+          eventType: type,
+          eventId: envelope.id,
+          durable: this.#isBridged(type),
+          traceId: traceIdOf(envelope.traceparent),
+        },
         `publishing ${type} ${envelope.id}`,
       );
     if (this.#isBridged(type)) {
@@ -954,6 +1003,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     const parent = parentContext(api, options);
     const attributes = {
       "messaging.system": t.system,
+      "messaging.operation.name": "send",
       "messaging.destination.name": type,
     };
     // Built key by key: object spreads here cost more than the rest of a no-op (API-only) publish.
@@ -991,8 +1041,11 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       envelope = this.#envelope(type, data, {
         ...options,
         traceparent: traceparentOf(span.spanContext()),
+        // The span's trace state is its parent's: the explicit one, the cause's or the active span's.
         tracestate:
-          options.tracestate ?? (options.traceparent ? undefined : options.causedBy?.tracestate),
+          options.tracestate ??
+          tracestateOf(span.spanContext()) ??
+          (options.traceparent ? undefined : options.causedBy?.tracestate),
       });
     } catch (error) {
       finish(error);
@@ -1020,15 +1073,21 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       : (this.catalog.get(type), data);
     if (options === NO_OPTIONS) {
       // A publish without options (the common one): nothing to carry over from a cause.
+      const active = this.#otel ? activeTraceContext(this.#otel) : undefined;
       return createEnvelope({
         type,
         data: payload,
         source: this.#source,
         dataversion: this.catalog.get(type).version,
-        traceparent: (this.#otel ? activeTraceparent(this.#otel) : undefined) ?? newTraceparent(),
+        traceparent: active?.traceparent ?? newTraceparent(),
+        tracestate: active?.tracestate,
       });
     }
     const cause = options.causedBy;
+    const active =
+      options.traceparent === undefined && !cause && this.#otel
+        ? activeTraceContext(this.#otel)
+        : undefined;
     return createEnvelope({
       type,
       data: payload,
@@ -1040,13 +1099,11 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       // event's trace (a child span), the active span's, or a new trace.
       traceparent:
         options.traceparent ??
-        (cause
-          ? childTraceparent(cause.traceparent)
-          : this.#otel
-            ? activeTraceparent(this.#otel)
-            : undefined) ??
+        (cause ? childTraceparent(cause.traceparent) : active?.traceparent) ??
         newTraceparent(),
-      tracestate: options.tracestate ?? (options.traceparent ? undefined : cause?.tracestate),
+      tracestate:
+        options.tracestate ??
+        (options.traceparent ? undefined : cause ? cause.tracestate : active?.tracestate),
       correlationid:
         options.correlationid ?? (cause ? (cause.correlationid ?? cause.id) : undefined),
       causationid: options.causationid ?? cause?.id,
@@ -1214,10 +1271,10 @@ export function hasRouter(): boolean {
 }
 
 /** Shut the process-wide router down and forget it (tests, recovery). The next `getRouter()` makes a fresh one. */
-export async function resetRouter(options?: { timeoutMs?: number }): Promise<void> {
+export async function resetRouter(options?: CloseOptions): Promise<void> {
   const router = defaultRouter;
   defaultRouter = undefined;
-  await router?.shutdown(options);
+  await router?.close(options);
 }
 
 /** An error's class name, for `error.type`. */
@@ -1232,9 +1289,9 @@ function errorName(error: unknown): string {
  */
 function parentContext(api: OpenTelemetryApi, options: PublishOptions): unknown {
   const active = api.context.active();
-  const explicit = spanContextOf(options.traceparent);
+  const explicit = spanContextOf(options.traceparent, options.tracestate, api);
   if (explicit) return api.trace.setSpanContext(active as never, explicit);
-  const cause = spanContextOf(options.causedBy?.traceparent);
+  const cause = spanContextOf(options.causedBy?.traceparent, options.causedBy?.tracestate, api);
   if (!cause) return active;
   const current = api.trace.getSpanContext(active as never);
   if (current && api.trace.isSpanContextValid(current) && current.traceId === cause.traceId)

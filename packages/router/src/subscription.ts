@@ -59,7 +59,7 @@ export interface SubscribeOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Per-subscription numbers, from `router.getStats()`. */
+/** Per-subscription numbers, from `router.stats()`. */
 export interface SubscriptionStats {
   readonly name: string;
   readonly types: readonly string[];
@@ -490,6 +490,7 @@ export class LocalSubscription {
         eventType: event.type,
         eventId: event.id,
         durationMs: Math.round(ms),
+        traceId: traceIdOf(event.traceparent),
       },
       `handler ${this.name} took ${Math.round(ms)} ms for ${event.type}`,
     );
@@ -553,6 +554,7 @@ export class LocalSubscription {
         eventType: event.type,
         eventId: event.id,
         attempt: ctx.attempt,
+        traceId: traceIdOf(event.traceparent),
       };
       if (final) {
         this.counters.failed++;
@@ -579,6 +581,7 @@ export class LocalSubscription {
         eventType: event.type,
         eventId: event.id,
         attempt: ctx.attempt,
+        traceId: traceIdOf(event.traceparent),
       },
       `handler ${this.name} failed on ${event.type}`,
     );

@@ -1,5 +1,6 @@
 import { type DeadLetterSink, deadLetterRecord } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
+import { traceIdOf } from "../trace";
 import { type Middleware, defineMiddleware } from "./types";
 
 /** Options of {@link deadLetter}. */
@@ -34,7 +35,13 @@ export function deadLetter(options: DeadLetterOptions): Middleware {
           );
         } catch (sinkError) {
           scope.logger.error(
-            { err: sinkError, eventId: event.id, subscription: scope.subscription },
+            {
+              err: sinkError,
+              eventType: event.type,
+              eventId: event.id,
+              subscription: scope.subscription,
+              traceId: traceIdOf(event.traceparent),
+            },
             `dead-letter sink failed for ${event.type}; the delivery is reported as failed`,
           );
           throw error;

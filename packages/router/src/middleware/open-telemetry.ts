@@ -42,12 +42,22 @@ export interface OtelTracer {
   ): ReturnType<F>;
 }
 
+/** A W3C trace state (the API's `TraceState`). */
+export interface OtelTraceState {
+  set(key: string, value: string): OtelTraceState;
+  unset(key: string): OtelTraceState;
+  get(key: string): string | undefined;
+  /** The `tracestate` header value. */
+  serialize(): string;
+}
+
 /** The span context fields Switchyard reads and writes. */
 export interface OtelSpanContext {
   traceId: string;
   spanId: string;
   traceFlags: number;
   isRemote?: boolean;
+  traceState?: OtelTraceState;
 }
 
 /** A counter or histogram, as far as Switchyard uses them. */
@@ -58,10 +68,16 @@ export interface OtelCounter {
 export interface OtelHistogram {
   record(value: number, attributes?: OtelAttributes): void;
 }
+/** Options of a new instrument; `advice` is honoured by SDKs that support it (JS SDK ≥ 1.20). */
+export interface OtelInstrumentOptions {
+  description?: string;
+  unit?: string;
+  advice?: { explicitBucketBoundaries?: number[] };
+}
 /** A meter, as far as Switchyard uses it. */
 export interface OtelMeter {
-  createCounter(name: string, options?: { description?: string; unit?: string }): OtelCounter;
-  createHistogram(name: string, options?: { description?: string; unit?: string }): OtelHistogram;
+  createCounter(name: string, options?: OtelInstrumentOptions): OtelCounter;
+  createHistogram(name: string, options?: OtelInstrumentOptions): OtelHistogram;
 }
 
 /** The subset of `@opentelemetry/api` Switchyard needs. */
@@ -76,6 +92,11 @@ export interface OpenTelemetryApi {
   };
   readonly context: { active(): unknown };
   /**
+   * Parse a W3C `tracestate` (the API's `createTraceState`): an envelope's `tracestate` then
+   * reaches the consumer's span context. Without it, the consumer side drops the trace state.
+   */
+  readonly createTraceState?: (rawTraceState?: string) => OtelTraceState;
+  /**
    * The API's proxy provider class: while no SDK is registered behind the global one, tracing is
    * a no-op and the router skips span work entirely (no span per publish or delivery).
    */
@@ -83,7 +104,11 @@ export interface OpenTelemetryApi {
   readonly metrics?: { getMeter(name: string, version?: string): OtelMeter };
   /** The API's no-op meter (what `metrics.getMeter` returns while no SDK is registered). */
   readonly createNoopMeter?: () => OtelMeter;
-  readonly SpanKind: { readonly CONSUMER: number; readonly PRODUCER: number };
+  readonly SpanKind: {
+    readonly CLIENT: number;
+    readonly CONSUMER: number;
+    readonly PRODUCER: number;
+  };
   readonly SpanStatusCode: { readonly ERROR: number };
 }
 
@@ -100,8 +125,9 @@ export interface OpenTelemetryOptions {
   readonly meter?: OtelMeter | false;
   /**
    * How a `process` span relates to the context the message was sent in: `"parent"` (one trace
-   * from producer to every consumer) or `"link"` (a new trace per delivery, linked to the
-   * producer's — the semantic conventions' default for batch receivers; Oban's `span_relationship`).
+   * from producer to every consumer; the span also links to that context, as the semantic
+   * conventions ask of every process span) or `"link"` (a new trace per delivery, only linked to
+   * the producer's — the conventions' default for batch receivers; Oban's `span_relationship`).
    * @defaultValue "parent"
    */
   readonly spanRelationship?: "parent" | "link";
@@ -111,8 +137,21 @@ export interface OpenTelemetryOptions {
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-/** The span context a W3C `traceparent` names, or undefined. */
-export function spanContextOf(traceparent: string | undefined): OtelSpanContext | undefined {
+/**
+ * The span context a W3C `traceparent` names, or undefined; with a `tracestate` and an API that
+ * parses one (`createTraceState`), the context carries that trace state too.
+ */
+export function spanContextOf(
+  traceparent: string | undefined,
+  tracestate?: string,
+  api?: Pick<OpenTelemetryApi, "createTraceState">,
+): OtelSpanContext | undefined {
+  const sc = parseTraceparent(traceparent);
+  if (sc === undefined || !tracestate || api?.createTraceState === undefined) return sc;
+  return Object.freeze({ ...sc, traceState: api.createTraceState(tracestate) });
+}
+
+function parseTraceparent(traceparent: string | undefined): OtelSpanContext | undefined {
   if (traceparent === undefined) return undefined;
   // One event reaches every subscription: each asks for the same traceparent in a row.
   if (traceparent === lastTraceparent) return lastSpanContext;
@@ -132,11 +171,18 @@ export function traceparentOf(sc: OtelSpanContext): string {
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, "0")}`;
 }
 
-/** The W3C `traceparent` of the active span, if there is a valid one. */
-export function activeTraceparent(api: OpenTelemetryApi): string | undefined {
+/** A span context's trace state as a W3C `tracestate`, or undefined when it has none. */
+export function tracestateOf(sc: OtelSpanContext): string | undefined {
+  return sc.traceState?.serialize() || undefined;
+}
+
+/** The W3C trace context (`traceparent` and `tracestate`) of the active span, if it is valid. */
+export function activeTraceContext(
+  api: OpenTelemetryApi,
+): { traceparent: string; tracestate: string | undefined } | undefined {
   const sc = api.trace.getSpanContext(api.context.active() as never);
   if (!sc || !api.trace.isSpanContextValid(sc)) return undefined;
-  return traceparentOf(sc);
+  return { traceparent: traceparentOf(sc), tracestate: tracestateOf(sc) };
 }
 
 /** The instruments the router records, per the messaging conventions plus Switchyard's own. */
@@ -151,6 +197,15 @@ export interface Instruments {
   readonly deduplicated: OtelCounter;
 }
 
+/**
+ * Bucket boundaries, in seconds, of the duration histograms: the messaging semantic conventions'
+ * recommendation (an SDK's default boundaries are for milliseconds, and would put every duration
+ * in the first bucket).
+ */
+export const durationBuckets: readonly number[] = Object.freeze([
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+]);
+
 /** Create the instruments on a meter. */
 export function instrumentsOf(meter: OtelMeter): Instruments {
   return {
@@ -161,6 +216,7 @@ export function instrumentsOf(meter: OtelMeter): Instruments {
     operationDuration: meter.createHistogram("messaging.client.operation.duration", {
       description: "Duration of a send operation.",
       unit: "s",
+      advice: { explicitBucketBoundaries: [...durationBuckets] },
     }),
     consumed: meter.createCounter("messaging.client.consumed.messages", {
       description: "Messages delivered to a consumer.",
@@ -169,6 +225,7 @@ export function instrumentsOf(meter: OtelMeter): Instruments {
     processDuration: meter.createHistogram("messaging.process.duration", {
       description: "Duration of processing one delivery.",
       unit: "s",
+      advice: { explicitBucketBoundaries: [...durationBuckets] },
     }),
     retried: meter.createCounter("switchyard.deliveries.retried", {
       description: "Failed attempts that will run again after a backoff.",
@@ -260,13 +317,14 @@ function errorType(error: unknown): string {
 }
 
 /**
- * One consumer span per delivery attempt (`process <TYPE>`, kind CONSUMER), a child of (or linked
- * to) the context the event was sent in, with the messaging attributes — system, operation,
- * destination (the event type), message id, consumer group (the subscription), body size — and
- * `switchyard.delivery.attempt`. The settle is recorded as a `settle` span event: `ack`, `retry`
- * (with `switchyard.retry.delay_ms`, the delay the transport applies: the one outcome policy with
- * the delivery's keyed jitter) or `dead_letter` (with the reason); a failure records the exception,
- * `error.type` and the error status. Sits outermost (audit stage) so an in-process span covers its
+ * One consumer span per delivery attempt (`process <TYPE>`, kind CONSUMER), linked to the context
+ * the event was sent in and, in `"parent"` mode (the default), its child, with the messaging
+ * attributes — system, operation, destination (the event type), message id, consumer group (the
+ * subscription), body size — and `switchyard.delivery.attempt`. The settle is recorded as a
+ * `settle` span event: `ack`, `retry` (with `switchyard.retry.delay_ms`, the delay the transport
+ * applies: the one outcome policy with the delivery's keyed jitter; in process, one per retry of
+ * the `retry` middleware, with its backoff) or `dead_letter` (with the reason); a failure records
+ * the exception, `error.type` and the error status. Sits outermost (audit stage) so an in-process span covers its
  * retries. `createRouter({ openTelemetry: { api } })` installs it, opens `send` producer spans and
  * records the metrics.
  */
@@ -277,20 +335,23 @@ export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middle
     return (event: Envelope, context) => {
       if (t.dormant()) return next(event, context);
       const ctx = context as DeliveryContext;
-      const remote = spanContextOf(event.traceparent);
+      const remote = spanContextOf(event.traceparent, event.tracestate, api);
       const parent =
         remote && t.relationship === "parent"
           ? api.trace.setSpanContext(api.context.active() as never, remote)
           : api.context.active();
       const base: OtelAttributes = {
         "messaging.system": t.system,
+        "messaging.operation.name": "process",
         "messaging.destination.name": event.type,
         "messaging.consumer.group.name": scope.subscription,
       };
       const started = instruments ? performance.now() : 0;
       return tracer.startActiveSpan(
         `process ${event.type}`,
-        remote && t.relationship === "link"
+        // The conventions: a process span SHOULD link to the message's creation context, parent or
+        // not (in parent mode, the link names the same span as the parent).
+        remote
           ? { kind: api.SpanKind.CONSUMER, links: [{ context: remote }] }
           : { kind: api.SpanKind.CONSUMER },
         parent,
@@ -299,7 +360,6 @@ export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middle
           const recording = span.isRecording();
           if (recording) {
             for (const [key, value] of Object.entries(base)) span.setAttribute(key, value);
-            span.setAttribute("messaging.operation.name", "process");
             span.setAttribute("messaging.operation.type", "process");
             span.setAttribute("messaging.message.id", event.id);
             span.setAttribute("messaging.message.body.size", bodySize(event));
@@ -307,6 +367,19 @@ export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middle
             if (event.subject !== undefined) span.setAttribute("switchyard.subject", event.subject);
           }
           instruments?.consumed.add(1, base);
+          if (scope.origin === "local" && (recording || instruments)) {
+            // In-process retries (the retry middleware, below) settle here as the transport's do:
+            // a `retry` settle with its delay on this span, and the retried counter.
+            ctx.onRetry = (delayMs) => {
+              if (recording)
+                span.addEvent("settle", {
+                  "messaging.operation.type": "settle",
+                  "switchyard.settle.outcome": "retry",
+                  "switchyard.retry.delay_ms": delayMs,
+                });
+              instruments?.retried.add(1, base);
+            };
+          }
           let failure: { error: unknown } | undefined;
           try {
             await next(event, ctx);

@@ -1,5 +1,6 @@
 import { type BackoffOptions, backoffDelay, isUnrecoverable, sleep } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
+import { traceIdOf } from "../trace";
 import { type Middleware, defineMiddleware } from "./types";
 
 /** Options of {@link retry}. */
@@ -17,7 +18,9 @@ export interface RetryOptions {
 
 /**
  * Re-run a failed in-process delivery with exponential backoff and jitter. The in-process retry
- * owner: deliveries from a transport skip it (the transport retries those).
+ * owner: deliveries from a transport skip it (the transport retries those). Each retry is counted
+ * in the router's stats and, with OpenTelemetry, recorded as a `retry` settle (with its delay) on
+ * the delivery's `process` span and in `switchyard.deliveries.retried`.
  *
  * @example
  * ```ts
@@ -47,17 +50,22 @@ export function retry(options: RetryOptions = {}): Middleware {
           ) {
             throw error;
           }
+          const delayMs = backoffDelay(ctx.attempt, options.backoff);
           scope.counters.retried();
+          ctx.onRetry?.(delayMs);
           scope.logger.debug(
             {
               subscription: scope.subscription,
+              eventType: event.type,
               eventId: event.id,
               attempt: ctx.attempt,
+              delayMs,
+              traceId: traceIdOf(event.traceparent),
               err: error,
             },
-            `retrying ${event.type} in ${scope.subscription}`,
+            `retrying ${event.type} in ${scope.subscription} after ${delayMs} ms`,
           );
-          await sleep(backoffDelay(ctx.attempt, options.backoff), {
+          await sleep(delayMs, {
             signal: ctx.shutdownSignal,
           }).catch(() => {
             throw error; // shut down while waiting: report the handler's error, not the abort

@@ -48,7 +48,7 @@ export interface MiddlewareScope {
   readonly maxAttempts: number;
   /** Transport deliveries: the backoff the transport applies (`undefined`: the contract's default). */
   readonly backoff: BackoffOptions | undefined;
-  /** Counters the router reports in `getStats()`. */
+  /** Counters the router reports in `stats()`. */
   readonly counters: MiddlewareCounters;
 }
 
