@@ -307,6 +307,7 @@ describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
     const [process] = spansNamed("process");
     expect(process!.status).toMatchObject({ code: api.SpanStatusCode.ERROR, message: "bad job" });
     expect(process!.attributes["error.type"]).toBe("UnrecoverableError");
+    expect(process!.attributes["switchyard.outcome"]).toBe("failed");
     expect(process!.events.map((e) => e.name)).toContain("exception");
     await router.shutdown();
   });

@@ -399,7 +399,8 @@ export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middle
               const settle = settleOf(scope, ctx, event, failure);
               if (recording) {
                 span.addEvent("settle", settle);
-                span.setAttribute("switchyard.outcome", ctx.outcome);
+                // A thrown attempt ran no outcome of its own: ctx.outcome still holds its initial "ok".
+                span.setAttribute("switchyard.outcome", failure ? "failed" : ctx.outcome);
                 span.setAttribute("switchyard.delivery.attempt", ctx.attempt);
               }
               if (instruments) {
