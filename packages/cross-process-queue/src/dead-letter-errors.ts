@@ -11,15 +11,8 @@ export class DeadLetterSchemaError extends SwitchyardError {
   }
 }
 
-/** A purge without any criterion: refused, pass `{ all: true }` to mean it. */
-export class UnboundedPurgeError extends SwitchyardError {
-  constructor() {
-    super(
-      "DLQ_UNBOUNDED_PURGE",
-      "purge() without olderThan, type, status or subscriber would purge every dead letter; pass { all: true } if that is what you want.",
-    );
-  }
-}
+// The contract's class, so `instanceof` holds across packages (one class, one place).
+export { UnboundedPurgeError } from "@switchyard/transport";
 
 /** No dead letter has that id. */
 export class DeadLetterNotFoundError extends SwitchyardError {

@@ -406,7 +406,10 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       options.type !== undefined ||
       options.subscriber !== undefined ||
       options.status !== undefined;
-    if (!hasCriterion && !options.all) throw new UnboundedPurgeError();
+    if (!hasCriterion && !options.all)
+      throw new UnboundedPurgeError(
+        "purge() without olderThan, type, status or subscriber would purge every dead letter; pass { all: true } if that is what you want.",
+      );
     if (options.id !== undefined) this.inspect(options.id);
     const before =
       options.olderThan === undefined

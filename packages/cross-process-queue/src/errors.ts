@@ -283,13 +283,5 @@ export class QueueNotInitialisedError extends SwitchyardError {
   }
 }
 
-/** An inspector or admin query with a value it cannot use (a bad time, a bucket count too large). */
-export class InspectorQueryError extends SwitchyardError {
-  /** The option at fault. */
-  readonly option: string;
-
-  constructor(option: string, message: string) {
-    super("INVALID_QUERY", `${option}: ${message}`);
-    this.option = option;
-  }
-}
+// The contract's class, so `instanceof` holds across packages (one class, one place).
+export { InspectorQueryError } from "@switchyard/transport";

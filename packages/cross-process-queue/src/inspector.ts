@@ -50,6 +50,7 @@ export const SQLITE_CAPABILITIES: Capabilities = Object.freeze({
   purge: true,
   clearPending: true,
   backup: true,
+  expiredLeases: "retrying",
 });
 
 /** Options of {@link SqliteInspector}. */

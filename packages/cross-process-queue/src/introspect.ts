@@ -32,6 +32,8 @@ function statement(db: Database.Database, sql: string): Database.Statement {
  * console.log(countPending(db));
  * db.close();
  * ```
+ *
+ * @deprecated Open the file with `sqliteDriver.open(target, { readOnly: true })` and read it through `driver.inspector()` (the same reads on every transport); `openQueueFileReadOnly` for the raw connection.
  */
 export function openQueueReadOnly(
   path: string = DEFAULT_PATH,
@@ -76,6 +78,8 @@ function jsonColumn(
 /**
  * The largest event `seq` created before `at` (0 when none). Binary search over the primary key:
  * `created_at` grows with `seq`, so no index on `created_at` is needed.
+ *
+ * @deprecated Use `driver.inspector().events({ until })`, which pages by time on every transport.
  */
 export function lastSeqBefore(db: Database.Database, at: Time): number {
   const cutoff = ms(at);
@@ -107,7 +111,11 @@ export function lastSeqBefore(db: Database.Database, at: Time): number {
   return lo;
 }
 
-/** Filter of {@link countPending} and {@link depthByHour}. */
+/**
+ * Filter of {@link countPending} and {@link depthByHour}.
+ *
+ * @deprecated Filter of deprecated functions; `driver.inspector().subscribers()` reports every subscriber.
+ */
 export interface SubscriberFilter {
   /** Only this subscriber. @defaultValue every subscriber */
   readonly subscriber?: string;
@@ -125,6 +133,8 @@ const QUEUED = `subscribers s
  * Deliveries not acked yet (waiting, waiting for a retry, or in flight), including events
  * published but not yet taken by the subscriber's cursor: the seed's `count_pending()`. Dead
  * deliveries are not counted.
+ *
+ * @deprecated Use `driver.inspector().subscribers()`: each subscriber's `lag` (`pending + inFlight + retrying`).
  */
 export function countPending(db: Database.Database, filter: SubscriberFilter = {}): number {
   if (filter.subscriber === undefined) {
@@ -146,7 +156,11 @@ export function countPending(db: Database.Database, filter: SubscriberFilter = {
     .get({ s: filter.subscriber }) as number;
 }
 
-/** Backlog of one subscriber, as {@link subscriberStats} reports it (the one definition: see `SubscriberBacklog` of `@switchyard/transport`). */
+/**
+ * Backlog of one subscriber, as {@link subscriberStats} reports it (the one definition: see `SubscriberBacklog` of `@switchyard/transport`).
+ *
+ * @deprecated Use `SubscriberBacklog` of `@switchyard/transport`, what `driver.inspector().subscribers()` returns.
+ */
 export interface SubscriberBacklog {
   readonly subscriber: string;
   /** Never attempted, including events after the subscriber's cursor. */
@@ -194,7 +208,11 @@ function minOf(a: number | null, b: number | null): number | null {
   return Math.min(a, b);
 }
 
-/** Age in ms of the oldest event still waiting for any subscriber, if any. */
+/**
+ * Age in ms of the oldest event still waiting for any subscriber, if any.
+ *
+ * @deprecated Use `oldestPendingMs` of each row of `driver.inspector().subscribers()`.
+ */
 export function oldestPendingAge(
   db: Database.Database,
   now: number = Date.now(),
@@ -209,7 +227,11 @@ export function oldestPendingAge(
   return at === null ? undefined : Math.max(0, now - at);
 }
 
-/** A registered subscriber. */
+/**
+ * A registered subscriber.
+ *
+ * @deprecated Use `SubscriberBacklog` of `@switchyard/transport` (`subscriber`, `types`, `ephemeral`), from `driver.inspector().subscribers()`.
+ */
 export interface SubscriberInfo {
   readonly name: string;
   readonly types: readonly string[];
@@ -225,7 +247,11 @@ export interface SubscriberInfo {
 const isStringArray = (value: unknown): value is string[] =>
   Array.isArray(value) && value.every((item) => typeof item === "string");
 
-/** Every registered subscriber with its event types; a row whose types cannot be read comes back `damaged`. */
+/**
+ * Every registered subscriber with its event types; a row whose types cannot be read comes back `damaged`.
+ *
+ * @deprecated Use `driver.inspector().subscribers()`.
+ */
 export function listSubscribers(db: Database.Database): SubscriberInfo[] {
   const rows = statement(
     db,
@@ -254,7 +280,11 @@ export function listSubscribers(db: Database.Database): SubscriberInfo[] {
   });
 }
 
-/** Options of the time-window queries. */
+/**
+ * Options of the time-window queries.
+ *
+ * @deprecated Use `CountQuery` of `@switchyard/transport` with `driver.inspector().counts()`.
+ */
 export interface WindowOptions {
   /** Length of the window ending at `now`. */
   readonly windowMs?: number;
@@ -262,7 +292,11 @@ export interface WindowOptions {
   readonly now?: number;
 }
 
-/** Events published per minute (UTC, `YYYY-MM-DD HH:MM`) over the last hour by default. */
+/**
+ * Events published per minute (UTC, `YYYY-MM-DD HH:MM`) over the last hour by default.
+ *
+ * @deprecated Use `driver.inspector().counts({ since, bucketMs: 60_000 })`.
+ */
 export function eventsPerMinute(
   db: Database.Database,
   options: WindowOptions = {},
@@ -278,7 +312,11 @@ export function eventsPerMinute(
   ).all(after, since, now) as { minute: string; count: number }[];
 }
 
-/** Failing event types: dead deliveries within the window (last 24 h by default) and deliveries retrying now. */
+/**
+ * Failing event types: dead deliveries within the window (last 24 h by default) and deliveries retrying now.
+ *
+ * @deprecated Use `driver.inspector().deadLetterCounts()` (`byType`) and the `retrying` of `driver.inspector().subscribers()`.
+ */
 export function failuresByType(
   db: Database.Database,
   options: WindowOptions & { readonly limit?: number } = {},
@@ -299,7 +337,11 @@ export function failuresByType(
   }[];
 }
 
-/** Queue depth over time: deliveries not acked yet, by the hour (UTC) their event was published. */
+/**
+ * Queue depth over time: deliveries not acked yet, by the hour (UTC) their event was published.
+ *
+ * @deprecated Use `driver.inspector().subscribers()` for the backlog now and `driver.inspector().counts({ since, bucketMs: 3_600_000 })` for events per hour.
+ */
 export function depthByHour(
   db: Database.Database,
   filter: SubscriberFilter = {},
@@ -317,7 +359,11 @@ export function depthByHour(
   ).all({ all: all ? 1 : 0, s: filter.subscriber ?? null }) as { hour: string; pending: number }[];
 }
 
-/** An event as stored, with its envelope rebuilt. */
+/**
+ * An event as stored, with its envelope rebuilt.
+ *
+ * @deprecated Use `StoredEvent` of `@switchyard/transport`, what `driver.inspector().events()` and `event()` return.
+ */
 export interface StoredEvent {
   /** Publish order in this file. */
   readonly seq: number;
@@ -359,7 +405,11 @@ function toStored(raw: StoredRow): StoredEvent {
   };
 }
 
-/** Filter of {@link recentEvents}. */
+/**
+ * Filter of {@link recentEvents}.
+ *
+ * @deprecated Use `EventQuery` of `@switchyard/transport` with `driver.inspector().events()`.
+ */
 export interface RecentEventsQuery {
   readonly type?: string;
   /** The envelope `subject` (the config key, e.g. `"hex8_2p"`). */
@@ -370,7 +420,11 @@ export interface RecentEventsQuery {
   readonly limit?: number;
 }
 
-/** The newest events first, optionally of one type / subject / since a time. */
+/**
+ * The newest events first, optionally of one type / subject / since a time.
+ *
+ * @deprecated Use `driver.inspector().events({ types, subject, since })`, paged with cursors.
+ */
 export function recentEvents(db: Database.Database, query: RecentEventsQuery = {}): StoredEvent[] {
   const after = query.since === undefined ? 0 : lastSeqBefore(db, query.since);
   const rows = statement(
@@ -391,14 +445,22 @@ export function recentEvents(db: Database.Database, query: RecentEventsQuery = {
   return rows.map(toStored);
 }
 
-/** One event by id. */
+/**
+ * One event by id.
+ *
+ * @deprecated Use `driver.inspector().event(id)`.
+ */
 export function getEvent(db: Database.Database, id: string): StoredEvent | undefined {
   const row = statement(db, `SELECT ${EVENT_COLUMNS} FROM events WHERE id = ?`).raw().get(id) as
     StoredRow | undefined;
   return row ? toStored(row) : undefined;
 }
 
-/** Delivery state of one event for one subscriber. */
+/**
+ * Delivery state of one event for one subscriber.
+ *
+ * @deprecated Use `DeliveryInfo` of `@switchyard/transport`, what `driver.inspector().deliveries(id)` returns.
+ */
 export interface DeliveryInfo {
   readonly subscriber: string;
   readonly eventSeq: number;
@@ -464,7 +526,11 @@ function toDeliveryInfo(r: DeliveryRow): DeliveryInfo {
   };
 }
 
-/** One event and its delivery to every subscriber: where did it go, where is it stuck? */
+/**
+ * One event and its delivery to every subscriber: where did it go, where is it stuck?
+ *
+ * @deprecated Use `driver.inspector().event(id)` with `driver.inspector().deliveries(id)`.
+ */
 export interface EventTrace {
   readonly event: StoredEvent;
   readonly deliveries: readonly DeliveryInfo[];
@@ -473,6 +539,8 @@ export interface EventTrace {
 /**
  * Trace one event (by id) through every subscriber; `undefined` when no such event is stored. A
  * delivery whose `last_error` cannot be read comes back `damaged`.
+ *
+ * @deprecated Use `driver.inspector().event(id)` and `driver.inspector().deliveries(id)` (with each delivery's history).
  */
 export function traceEvent(db: Database.Database, id: string): EventTrace | undefined {
   const event = getEvent(db, id);
@@ -512,7 +580,11 @@ export function traceEvent(db: Database.Database, id: string): EventTrace | unde
   return { event, deliveries };
 }
 
-/** Dead deliveries (newest first), optionally of one subscriber. */
+/**
+ * Dead deliveries (newest first), optionally of one subscriber.
+ *
+ * @deprecated Use `driver.inspector().deadLetters({ subscriber })`.
+ */
 export function deadDeliveries(
   db: Database.Database,
   options: SubscriberFilter & { readonly limit?: number } = {},
@@ -532,7 +604,11 @@ export function deadDeliveries(
   return (rows as DeliveryRow[]).map(toDeliveryInfo);
 }
 
-/** A daemon's last heartbeat, as written by {@link SqliteHeartbeatSink}. */
+/**
+ * A daemon's last heartbeat, as written by {@link SqliteHeartbeatSink}.
+ *
+ * @deprecated Use `HeartbeatInfo` of `@switchyard/transport`, what `driver.inspector().heartbeats()` returns.
+ */
 export interface HeartbeatInfo {
   readonly daemon: string;
   readonly pid: number;
@@ -548,7 +624,11 @@ export interface HeartbeatInfo {
   readonly damaged?: string;
 }
 
-/** Every daemon's latest heartbeat; a row whose `health` or `stats` cannot be read comes back `damaged`. */
+/**
+ * Every daemon's latest heartbeat; a row whose `health` or `stats` cannot be read comes back `damaged`.
+ *
+ * @deprecated Use `driver.inspector().heartbeats()`.
+ */
 export function listHeartbeats(db: Database.Database, now: number = Date.now()): HeartbeatInfo[] {
   const rows = statement(
     db,

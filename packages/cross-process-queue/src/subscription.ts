@@ -11,15 +11,16 @@ import {
   type TransportSubscription,
   deadLetterRecord,
   decideOutcome,
+  drainWithin,
   logDelivery,
   retryDelay,
   runAttempt,
   serializeError,
+  timerDelay,
 } from "@switchyard/transport";
 import type { ClaimedDelivery, ExchangeRequest, Outcome, QueueStore } from "./claim";
 import { SPIN_ATTEMPTS, busyDelayMs } from "./database";
 import { isBusy } from "./errors";
-import { timerDelay } from "./timers";
 
 /** What a subscription needs from its transport. */
 export interface SubscriptionHost {
@@ -625,14 +626,10 @@ export class SqliteSubscription implements TransportSubscription {
       await this.#save();
     }
     if (this.#active.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
+      await drainWithin(
         new Promise<void>((resolve) => this.#idle.push(resolve)),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, timerDelay(this.#host.drainTimeoutMs));
-        }),
-      ]);
-      clearTimeout(timer);
+        this.#host.drainTimeoutMs,
+      );
       // Whatever still runs loses its lease: abort it and hand the delivery back at once.
       for (const a of this.#active) {
         if (a.lost) continue;

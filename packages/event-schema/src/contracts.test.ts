@@ -77,6 +77,48 @@ describe("schema compatibility (contracts check's rules)", () => {
     ]);
   });
 
+  it("treats a literal as a one-value enum: a changed literal is a break, a widened one is not", () => {
+    const producer = z.object({ kind: z.literal("order"), state: z.literal("new") });
+    const consumer = z.object({ kind: z.literal("purchase"), state: z.enum(["new", "paid"]) });
+    expect(
+      schemaBreaks(schemaOf(producer), schemaOf(consumer)).map((b) => [b.path, b.problem]),
+    ).toEqual([["kind", "enum_value_removed"]]);
+    expect(schemaBreaks(schemaOf(producer), schemaOf(consumer))[0]!.message).toContain('"order"');
+    // A consumer that pins a literal where the producer sends any string breaks too.
+    expect(
+      schemaBreaks(
+        schemaOf(z.object({ kind: z.string() })),
+        schemaOf(z.object({ kind: z.literal("order") })),
+      ).map((b) => [b.path, b.problem]),
+    ).toEqual([["kind", "enum_value_removed"]]);
+  });
+
+  it("names a field sent to a consumer that forbids extra properties, nested fields by path", () => {
+    const producer = v1.extend({
+      note: z.string(),
+      model: z.object({ size: z.number(), tag: z.string() }),
+    });
+    const consumer = z.strictObject({
+      id: z.string(),
+      total: z.number(),
+      state: z.enum(["new", "paid"]),
+      model: z.strictObject({ size: z.number() }),
+    });
+    expect(
+      schemaBreaks(schemaOf(producer), schemaOf(consumer)).map((b) => [b.path, b.problem]),
+    ).toEqual([
+      ["note", "property_not_accepted"],
+      ["model.tag", "property_not_accepted"],
+    ]);
+    // Extra properties checked against a catchall's schema instead.
+    expect(
+      schemaBreaks(
+        schemaOf(z.object({ id: z.string(), note: z.string(), count: z.number() })),
+        schemaOf(z.object({ id: z.string() }).catchall(z.number())),
+      ).map((b) => [b.path, b.problem]),
+    ).toEqual([["note", "type_changed"]]);
+  });
+
   it("passes additive changes: optional fields on either side, extra fields sent, an enum grown", () => {
     const producer = v1.extend({ note: z.string().optional(), extra: z.number() });
     const consumer = z.object({

@@ -87,7 +87,8 @@ type Schema = Record<string, unknown>;
 export interface SchemaBreak {
   /** Where, as a payload path: `currency`, `model.path`, `tags[]`. */
   readonly path: string;
-  readonly problem: "required_not_sent" | "type_changed" | "enum_value_removed";
+  readonly problem:
+    "required_not_sent" | "type_changed" | "enum_value_removed" | "property_not_accepted";
   /** In words, naming the field. */
   readonly message: string;
 }
@@ -99,6 +100,13 @@ const typesOf = (s: Schema): string[] | undefined => {
   return undefined;
 };
 
+/** The values a schema allows, when it lists them: its `enum`, or its `const` as a one-value enum. */
+const valuesOf = (s: Schema): unknown[] | undefined => {
+  if (Array.isArray(s.enum)) return s.enum as unknown[];
+  if ("const" in s) return [s.const];
+  return undefined;
+};
+
 /**
  * Whether every payload a producer's schema allows is accepted by a consumer's schema, by the
  * rules `switchyard contracts check` applies (JSON Schema, input side, compared structurally):
@@ -107,10 +115,18 @@ const typesOf = (s: Schema): string[] | undefined => {
  * - a property both declare must have compatible types (`type_changed`; `integer` counts as a
  *   number; a schema without a `type` accepts anything);
  * - an `enum` on the consumer must contain every value the producer's enum allows
- *   (`enum_value_removed`), and a consumer enum where the producer has none is a break too;
+ *   (`enum_value_removed`), and a consumer enum where the producer has none is a break too; a
+ *   `const` (a `z.literal`) counts as a one-value enum on either side, so a changed literal is a
+ *   break;
+ * - a consumer that forbids extra properties (`additionalProperties: false`, e.g. `z.strictObject`)
+ *   must declare every property the producer declares (`property_not_accepted`); a consumer whose
+ *   `additionalProperties` is a schema (`.catchall(…)`) checks the producer's extra properties
+ *   against it;
  * - everything else is additive and passes: new optional properties on either side, a property
- *   the producer sends that the consumer ignores, a wider consumer type, a consumer enum grown.
- * Objects are compared recursively, arrays by their `items`.
+ *   the producer sends that a non-strict consumer ignores, a wider consumer type, a consumer enum
+ *   grown.
+ * Objects are compared recursively, arrays by their `items`. Not compared: `anyOf`/`oneOf`
+ * branches, string formats and patterns, and number ranges.
  *
  * @returns the breaks, empty when compatible.
  */
@@ -125,9 +141,10 @@ export function schemaBreaks(producer: Schema, consumer: Schema, path = ""): Sch
       problem: "type_changed",
       message: `${at(path)}: the producer sends ${pTypes.join("|")}, the consumer accepts ${cTypes.join("|")}`,
     });
-  if (Array.isArray(consumer.enum)) {
-    const accepted = new Set(consumer.enum.map((v) => JSON.stringify(v)));
-    const sent = Array.isArray(producer.enum) ? producer.enum : undefined;
+  const acceptedValues = valuesOf(consumer);
+  if (acceptedValues) {
+    const accepted = new Set(acceptedValues.map((v) => JSON.stringify(v)));
+    const sent = valuesOf(producer);
     const missing = sent?.filter((v) => !accepted.has(JSON.stringify(v)));
     if (sent === undefined || (missing && missing.length > 0))
       breaks.push({
@@ -135,12 +152,26 @@ export function schemaBreaks(producer: Schema, consumer: Schema, path = ""): Sch
         problem: "enum_value_removed",
         message:
           sent === undefined
-            ? `${at(path)}: the consumer accepts only ${consumer.enum.map((v) => JSON.stringify(v)).join(", ")}, the producer any value`
+            ? `${at(path)}: the consumer accepts only ${acceptedValues.map((v) => JSON.stringify(v)).join(", ")}, the producer any value`
             : `${at(path)}: the consumer no longer accepts ${missing!.map((v) => JSON.stringify(v)).join(", ")}`,
       });
   }
   const pProps = (producer.properties ?? {}) as Record<string, Schema>;
   const cProps = (consumer.properties ?? {}) as Record<string, Schema>;
+  const extra = consumer.additionalProperties;
+  if (extra === false || (typeof extra === "object" && extra !== null)) {
+    for (const [name, p] of Object.entries(pProps)) {
+      if (name in cProps) continue;
+      const where = path ? `${path}.${name}` : name;
+      if (extra === false)
+        breaks.push({
+          path: where,
+          problem: "property_not_accepted",
+          message: `${where}: the producer sends it, the consumer accepts no properties beyond its own (additionalProperties: false)`,
+        });
+      else breaks.push(...schemaBreaks(p, extra as Schema, where));
+    }
+  }
   const pRequired = new Set((producer.required ?? []) as string[]);
   for (const name of (consumer.required ?? []) as string[]) {
     if (!pRequired.has(name))

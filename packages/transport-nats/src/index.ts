@@ -31,8 +31,8 @@ export {
   TransportClosedError,
   toNatsError,
 } from "./errors";
-// Naming helpers, public while tools still read the stream themselves; a tool asks
-// `natsDriver`'s inspector instead (the CLI no longer needs them), and they become internal.
+// Naming helpers, deprecated: a tool asks `natsDriver`'s inspector instead of reading the streams
+// itself; they become internal in a later minor.
 export {
   describeConsumer,
   durableName,
@@ -48,8 +48,8 @@ export {
   replaySubject,
   subjectCovers,
   subscriberToken,
-} from "./names";
-export type { ConsumerTag } from "./names";
+} from "./deprecated-names";
+export type { ConsumerTag } from "./deprecated-names";
 export { natsDriver } from "./driver";
 export type { NatsDriverOptions } from "./driver";
 export { NatsInspector, natsCapabilities } from "./inspector";

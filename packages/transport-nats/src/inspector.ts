@@ -56,6 +56,7 @@ export const natsCapabilities: Capabilities = Object.freeze({
   purge: true,
   clearPending: false,
   backup: false,
+  expiredLeases: "inFlight",
 });
 
 /** @internal Where the inspector reads: a session (opened on first use) and the names. */
@@ -105,8 +106,9 @@ const CLOCK_SKEW_MS = 10 * 60_000;
  * - `inFlight` = `num_ack_pending − retrying`: delivered and unacknowledged otherwise.
  * JetStream keeps no per-message state an outsider can read, so the rest is approximated: a
  * lease that expired (its worker died or hung) counts as in flight until the server redelivers
- * the message (it does so at once while another worker pulls), and a retry that is due but not
- * pulled yet counts as in flight. `lag` (the sum) is exact.
+ * the message (it does so at once while another worker pulls) — the contract's one stated
+ * exception, `capabilities.expiredLeases: "inFlight"` — and a retry that is due but not pulled
+ * yet counts as in flight. `lag` (the sum) is exact.
  * - `dead`: the subscriber's records in the dead-letter store that are not replayed or purged.
  * - `oldestPendingMs`: the age of the first unacknowledged message when some are retrying,
  *   else of the next undelivered one.

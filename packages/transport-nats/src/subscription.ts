@@ -20,6 +20,7 @@ import {
   backoffDelay,
   deadLetterRecord,
   decideOutcome,
+  drainWithin,
   logDelivery,
   retryDelay,
   runAttempt,
@@ -839,14 +840,10 @@ export class NatsSubscription implements TransportSubscription {
     const drained = Promise.all(this.#pullers.map((p) => this.#drain(p)));
     for (const held of this.#buffer.splice(0)) this.#handingBack.push(this.#handBack(held));
     if (this.#running.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
+      await drainWithin(
         new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, this.#host.drainTimeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
+        this.#host.drainTimeoutMs,
+      );
       for (const run of this.#running) {
         if (run.lost) continue;
         run.abort(new TransportClosedError(`NATS transport on stream ${this.#host.stream}`));

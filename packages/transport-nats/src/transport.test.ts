@@ -366,6 +366,27 @@ describeIf(await natsAvailable(), "NatsTransport", {}, () => {
     expect(attempts).toEqual([1]);
   });
 
+  it("waits for a running handler when the drain timeout is beyond what setTimeout takes", async () => {
+    // Unclamped, a delay over 2^31 - 1 ms fires after 1 ms: close() aborted every handler at once.
+    const t = transport({ drainTimeoutMs: 3_000_000_000 });
+    let signal: AbortSignal | undefined;
+    let finished = false;
+    await t.subscribe({
+      subscriber: "patient",
+      types: ["JOB"],
+      handler: async (d) => {
+        signal = d.signal;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        finished = true;
+      },
+    });
+    await t.publish([job(1)]);
+    await eventually(() => signal !== undefined, "the delivery");
+    await t.close();
+    expect(finished).toBe(true);
+    expect(signal?.aborted).toBe(false);
+  });
+
   it("does not count hand-backs on close toward maxAttempts (issue 13 item 3)", async () => {
     const dead: string[] = [];
     const sink = { deadLetter: async (r: DeadLetterRecord) => void dead.push(r.reason) };

@@ -420,6 +420,58 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
     );
 
     itPart(
+      "backlog",
+      "counts an expired lease where the driver's capabilities say: retrying by the contract, in flight where stated",
+      async () => {
+        const driver = await open();
+        const transport = transportOf(driver);
+        const expected = driver.capabilities.expiredLeases ?? "retrying";
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        let started = 0;
+        const leaseMs = t(300);
+        // A stuck worker: it ignores its signal and holds the only slot, so nothing takes the
+        // delivery again while its lease is expired.
+        await subscribe(
+          transport,
+          "stuck",
+          [A],
+          async () => {
+            started++;
+            await gate;
+          },
+          { leaseMs, concurrency: 1, maxAttempts: 5 },
+        );
+        await transport.publish([event(1, A)]);
+        try {
+          await until(() => started === 1, wait, "the delivery to start");
+          await sleep(leaseMs * 2);
+          const inspector = driver.inspector();
+          await expect
+            .poll(async () => {
+              const row = (await inspector.subscribers()).find((s) => s.subscriber === "stuck");
+              return (
+                row && {
+                  pending: row.pending,
+                  inFlight: row.inFlight,
+                  retrying: row.retrying,
+                  lag: row.lag,
+                }
+              );
+            }, poll)
+            .toEqual({
+              pending: 0,
+              inFlight: expected === "inFlight" ? 1 : 0,
+              retrying: expected === "retrying" ? 1 : 0,
+              lag: 1,
+            });
+        } finally {
+          release();
+        }
+      },
+    );
+
+    itPart(
       "deliveries",
       "reports one event's delivery to each subscriber: acked, dead with its reason, attempts and last error",
       async () => {

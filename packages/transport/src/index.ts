@@ -40,6 +40,7 @@ export type {
   OutcomePolicy,
 } from "./outcome";
 export { abortReason, backoffDelay, defaultBackoff, sleep } from "./backoff";
+export { MAX_TIMER_MS, drainWithin, timerDelay } from "./timers";
 export type { BackoffOptions } from "./backoff";
 export { childLogger, silentLogger } from "./logger";
 export type { Logger } from "./logger";
@@ -73,6 +74,7 @@ export type {
 } from "./heartbeat";
 export {
   InspectorQueryError,
+  UnboundedPurgeError,
   deliveryStepText,
   matchesDeadLetterFilter,
   timeInputMs,
@@ -136,10 +138,5 @@ export type {
 } from "./driver";
 export { MemoryStore, MemoryTransport, memoryTransport } from "./memory-transport";
 export type { MemoryTransportOptions } from "./memory-transport";
-export {
-  MemoryAdmin,
-  MemoryInspector,
-  UnboundedPurgeError,
-  memoryCapabilities,
-} from "./memory-inspector";
+export { MemoryAdmin, MemoryInspector, memoryCapabilities } from "./memory-inspector";
 export { memoryDriver, memoryStore } from "./memory-driver";

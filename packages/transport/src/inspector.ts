@@ -15,7 +15,9 @@ import type { DeadLetterReason } from "./transport";
  *   handed back);
  * - **retrying**: attempted at least once and waiting to run again — after a failure's backoff,
  *   or because its lease expired (the worker died or hung). An expired lease is retrying, never
- *   in flight.
+ *   in flight — with one stated exception: a driver whose {@link Capabilities.expiredLeases} is
+ *   `"inFlight"` (NATS) cannot see a lease expire and counts it as in flight until the delivery
+ *   runs again. `lag` is the same either way.
  *
  * `lag = pending + inFlight + retrying`. `dead` counts deliveries dead-lettered and not settled
  * since (replay makes them pending again). `oldestPendingMs` is the age, from publish, of the
@@ -311,10 +313,45 @@ export function timeInputMs(input: TimeInput, what: string): number {
   return ms;
 }
 
-/** A query argument was not usable: says which and what was expected. */
+/**
+ * A query argument was not usable: says which and what was expected. Code `INVALID_QUERY`. The one
+ * class for every driver (the SQLite package re-exports it), so `instanceof` holds across packages.
+ *
+ * @example
+ * ```ts
+ * throw new InspectorQueryError("limit", `expected a whole number ≥ 1, got ${limit}.`);
+ * // message: "limit: expected a whole number ≥ 1, got 0."; error.option === "limit"
+ * ```
+ */
 export class InspectorQueryError extends SwitchyardError {
-  constructor(message: string) {
-    super("INVALID_QUERY", message);
+  /** The option at fault, when the thrower named it (the message then starts with `option: `). */
+  readonly option: string | undefined;
+
+  /** A message that says which argument was wrong and what was expected. */
+  constructor(message: string);
+  /** `option` names the argument at fault; the message becomes `option: message`. */
+  constructor(option: string, message: string);
+  constructor(optionOrMessage: string, message?: string) {
+    super(
+      "INVALID_QUERY",
+      message === undefined ? optionOrMessage : `${optionOrMessage}: ${message}`,
+    );
+    this.option = message === undefined ? undefined : optionOrMessage;
+  }
+}
+
+/**
+ * `purge` was given no criterion and not `all: true`: it would remove every dead letter. Code
+ * `UNBOUNDED_PURGE`. The one class for every driver and dead-letter store (the SQLite package
+ * re-exports it), so `instanceof` holds across packages.
+ */
+export class UnboundedPurgeError extends SwitchyardError {
+  /** @param message - what the purge lacked, naming the criteria this store accepts. */
+  constructor(
+    message = "purge needs a filter (id, eventId, type, subscriber, reason, status, since, before) or all: true; " +
+      "it would otherwise remove every dead letter.",
+  ) {
+    super("UNBOUNDED_PURGE", message);
   }
 }
 
@@ -364,6 +401,15 @@ export interface Capabilities {
   readonly clearPending: boolean;
   /** `admin().backup` (and a backup before every destructive action). */
   readonly backup: boolean;
+  /**
+   * Where {@link SubscriberBacklog} counts a delivery whose lease expired (its worker died or
+   * hung) until it is claimed again: `"retrying"`, the contract's rule (memory, SQLite), or
+   * `"inFlight"`, the one stated exception (NATS: JetStream keeps no per-message lease state an
+   * outsider can read, so the message stays unacknowledged and counts as in flight until the
+   * server redelivers it; `lag` is the same either way).
+   * @defaultValue "retrying" when absent
+   */
+  readonly expiredLeases?: "retrying" | "inFlight";
 }
 
 /**

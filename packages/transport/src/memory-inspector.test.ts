@@ -1,7 +1,7 @@
 import { createEnvelope } from "@switchyard/event-schema";
 import { describe, expect, it } from "vitest";
-import { InspectorQueryError } from "./inspector";
-import { MemoryAdmin, MemoryInspector, UnboundedPurgeError } from "./memory-inspector";
+import { InspectorQueryError, UnboundedPurgeError } from "./inspector";
+import { MemoryAdmin, MemoryInspector } from "./memory-inspector";
 import { MemoryStore, memoryTransport } from "./memory-transport";
 
 // The numbers themselves are checked by @switchyard/transport-testkit's inspector suite, which

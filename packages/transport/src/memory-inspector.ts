@@ -1,7 +1,7 @@
-import { SwitchyardError } from "@switchyard/event-schema";
 import { TransportClosedError, UnsupportedOperationError } from "./errors";
 import {
   InspectorQueryError,
+  UnboundedPurgeError,
   matchesDeadLetterFilter,
   timeInputMs,
   type ActionResult,
@@ -49,6 +49,7 @@ export const memoryCapabilities: Capabilities = Object.freeze({
   purge: true,
   clearPending: false,
   backup: false,
+  expiredLeases: "retrying",
 });
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -467,17 +468,6 @@ export class MemoryInspector implements Inspector {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-}
-
-/** `purge` was given no filter and not `all`: it would remove every dead letter. */
-export class UnboundedPurgeError extends SwitchyardError {
-  constructor() {
-    super(
-      "UNBOUNDED_PURGE",
-      "purge needs a filter (id, eventId, type, subscriber, reason, status, since, before) or all: true; " +
-        "it would otherwise remove every dead letter.",
-    );
   }
 }
 

@@ -9,6 +9,7 @@ import {
 import type { DaemonHeartbeat } from "./heartbeat";
 import type { DeliveryStep } from "./inspector";
 import { type Logger, silentLogger } from "./logger";
+import { drainWithin, timerDelay } from "./timers";
 import { deadLetterRecord, decideOutcome, logDelivery, retryDelay, runAttempt } from "./outcome";
 import type {
   DeadLetterReason,
@@ -125,15 +126,6 @@ export interface MemoryDeadLetter {
 }
 
 let fence = 0;
-
-/** The longest delay Node's timers take; a longer one fires after 1 ms (`TimeoutOverflowWarning`). */
-const MAX_TIMER_MS = 2_147_483_647;
-
-/** `ms` clamped to what `setTimeout` takes, so a far-away time never turns into a 1 ms loop. */
-function timerDelay(ms: number): number {
-  if (Number.isNaN(ms) || ms >= MAX_TIMER_MS) return MAX_TIMER_MS;
-  return ms > 0 ? Math.ceil(ms) : 0;
-}
 
 /** A delivery waiting to be claimed; the envelope is copied, as a store would. */
 function pendingDelivery(seq: number, envelope: Envelope, now: number): PendingDelivery {
@@ -656,14 +648,10 @@ class Worker implements TransportSubscription {
     this.#closing ??= (async () => {
       clearTimeout(this.#retryTimer);
       if (this.#running > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
+        await drainWithin(
           new Promise<void>((resolve) => this.#idle.push(resolve)),
-          new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, timerDelay(this.transport.drainTimeoutMs));
-          }),
-        ]);
-        clearTimeout(timer);
+          this.transport.drainTimeoutMs,
+        );
         // Whatever of this worker's still runs loses its lease: abort it and hand the delivery
         // back. A hand-back is not an attempt (the claim counted one: give it back); a lease
         // that expired (a crash) still counts.

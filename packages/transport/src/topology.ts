@@ -1,4 +1,4 @@
-import { schemaBreaks } from "@switchyard/event-schema";
+import { type SchemaBreak, schemaBreaks } from "@switchyard/event-schema";
 import type { AnnouncedType } from "./heartbeat";
 import type { HeartbeatInfo } from "./inspector";
 
@@ -21,7 +21,7 @@ export interface ContractBreak {
   readonly consumer: string;
   /** The payload path, e.g. `currency`, `model.size`. */
   readonly path: string;
-  readonly problem: "required_not_sent" | "type_changed" | "enum_value_removed";
+  readonly problem: SchemaBreak["problem"];
   readonly message: string;
 }
 
@@ -71,7 +71,8 @@ export interface ContractTopology {
 
 /**
  * Who publishes and who consumes each event type, from the contracts daemons announce in their
- * heartbeats — the one rule the CLI (`switchyard contracts`), the dashboard and checks share.
+ * heartbeats — the rule behind the CLI's `switchyard contracts` and `switchyard contracts check`
+ * (the dashboard does not read announcements). Call it on `inspector.heartbeats()` of any driver.
  * Issues: a type published that no live daemon consumes (or consumed that none publishes); a
  * publisher and a consumer whose announced schemas differ in a breaking way (`incompatible`, with
  * the fields in `breaks`: see `schemaBreaks` of `@switchyard/event-schema` for the rules — additive
