@@ -1,62 +1,84 @@
 // Generates docs/events.md from the catalog: the event reference (each type's contract, from its
-// JSON Schema), the subscription matrix (who publishes and who consumes each type, read from the
-// training-pipeline daemons' source) and a Mermaid picture of each declared pipeline.
+// JSON Schema), the subscription matrix (who publishes and who consumes each type, as the
+// training-pipeline daemons announce it in their contracts) and a Mermaid picture of each declared
+// pipeline.
 //
 //   pnpm docs:catalog           # write docs/events.md
 //   pnpm docs:catalog --check   # exit 1 if docs/events.md is not what the catalog generates
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join, relative } from "node:path";
 import {
   type AnyCatalog,
   type JsonSchema,
+  type PipelineCatalog,
   describeAlertRule,
   pipelineCatalog,
 } from "@switchyard/event-schema";
+import { type Router, createRouter } from "@switchyard/router";
 import { format, resolveConfig } from "prettier";
+import { pipelineDaemons } from "../apps/training-pipeline/src/daemons/index.js";
+import { type PipelineSettings, defaultSettings } from "../apps/training-pipeline/src/settings.js";
 
 const root = join(import.meta.dirname, "..");
 
 /** Where the generated reference is written. */
 export const eventsDocPath = join(root, "docs", "events.md");
 
-/** The directory whose daemons the subscription matrix is read from. */
+/** The directory of the training-pipeline daemons' source, which the matrix links to. */
 export const daemonsDir = join(root, "apps", "training-pipeline", "src", "daemons");
 
-/** One daemon as its source declares it: its name, what it subscribes to, what it emits. */
+/** One daemon as it announces itself: its name, what it subscribes to, what it publishes. */
 export interface DaemonContract {
   readonly name: string;
-  /** The file it was read from, relative to the repository root. */
-  readonly file: string;
+  /** Its source file, relative to the repository root, when there is one to link to. */
+  readonly file?: string;
   readonly consumes: readonly string[];
   readonly publishes: readonly string[];
 }
 
+/** What {@link daemonContracts} needs of a daemon: what `HandlerBase#contracts()` returns. */
+export interface AnnouncingDaemon {
+  readonly name: string;
+  contracts(): {
+    readonly publishes: readonly { readonly type: string }[];
+    readonly subscribes: readonly { readonly type: string }[];
+  };
+}
+
 /**
- * Read each daemon's contract from its source, statically: the name it passes to `super("…")`,
- * the keys of its `this.on({ … })` subscriptions and the literal types of its `this.emit("…")`
- * calls. A file without a `super("name"` call is not a daemon and is skipped.
+ * Each daemon's contract as it announces it in its heartbeats: every daemon of `daemons` is
+ * created over a memory router (not started) and asked for its `contracts()` — its subscriptions
+ * and its declared `publishes`. Sorted by daemon name; a daemon's source file is
+ * `<daemonsDir>/<name with - for _>.ts` when that file exists.
  */
-export function daemonContracts(dir: string = daemonsDir): DaemonContract[] {
-  const out: DaemonContract[] = [];
-  for (const entry of readdirSync(dir).sort()) {
-    if (!entry.endsWith(".ts") || entry.endsWith(".test.ts")) continue;
-    const source = readFileSync(join(dir, entry), "utf8");
-    const name = /super\(\s*"([^"]+)"/.exec(source)?.[1];
-    if (name === undefined) continue;
-    const consumes = new Set<string>();
-    for (const block of source.matchAll(/this\.on\(\{([^}]*)\}\)/g))
-      for (const key of block[1]!.matchAll(/([A-Z][A-Z0-9_]*)\s*:/g)) consumes.add(key[1]!);
-    const publishes = new Set<string>();
-    for (const call of source.matchAll(/this\.emit\(\s*"([A-Z][A-Z0-9_]*)"/g))
-      publishes.add(call[1]!);
-    out.push({
-      name,
-      file: relative(root, join(dir, entry)),
-      consumes: [...consumes],
-      publishes: [...publishes],
-    });
-  }
-  return out;
+export function daemonContracts(
+  daemons: Readonly<
+    Record<
+      string,
+      {
+        readonly create: (
+          router: Router<PipelineCatalog>,
+          settings: PipelineSettings,
+        ) => AnnouncingDaemon;
+      }
+    >
+  > = pipelineDaemons,
+): DaemonContract[] {
+  const router = createRouter({ catalog: pipelineCatalog });
+  const settings = defaultSettings();
+  return Object.values(daemons)
+    .map((spec) => {
+      const daemon = spec.create(router, settings);
+      const { publishes, subscribes } = daemon.contracts();
+      const file = join(daemonsDir, `${daemon.name.replace(/_/g, "-")}.ts`);
+      return {
+        name: daemon.name,
+        ...(existsSync(file) ? { file: relative(root, file) } : {}),
+        consumes: subscribes.map((t) => t.type),
+        publishes: publishes.map((t) => t.type),
+      };
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** A JSON Schema property's type in words: `string`, `integer ≥ 0`, `string[]`, `"a" \| "b"`. */
@@ -109,7 +131,7 @@ function markdownOf(catalog: AnyCatalog, daemons: readonly DaemonContract[]): st
   const consumers = (type: string) => daemons.filter((d) => d.consumes.includes(type));
   const lines: string[] = [
     "<!-- Generated by `pnpm docs:catalog` from the pipeline catalog (packages/event-schema) and",
-    "     the training-pipeline daemons' source. Do not edit: change the catalog, then regenerate. -->",
+    "     the training-pipeline daemons' contracts. Do not edit: change the catalog, then regenerate. -->",
     "",
     "# Events",
     "",
@@ -152,12 +174,11 @@ function markdownOf(catalog: AnyCatalog, daemons: readonly DaemonContract[]): st
   lines.push(
     "## Subscription matrix",
     "",
-    "Read statically from " +
-      `${[...new Set(daemons.map((d) => d.file.split("/").slice(0, -1).join("/")))].map((d) => `\`${d}/\``).join(", ") || "no daemon source"}: ` +
-      'each daemon\'s `super("name")`, its `this.on({ … })` subscriptions and its `this.emit("TYPE")`',
-    "calls. Events published by the packages themselves (the daemon manager's",
+    "What each daemon of the training-pipeline app announces in its heartbeats' contracts (what",
+    "`switchyard contracts` shows of a running app): the types it subscribes to and the types it",
+    "declares in `publishes`. Events published by the packages themselves (the daemon manager's",
     "`DAEMON_PERMANENTLY_FAILED`, the DLQ retry daemon's `DLQ_PERMANENTLY_FAILED`) and by systems",
-    "outside this app are not in the app's source, so a type can show no publisher here.",
+    "outside this app are not declared by the app's daemons, so a type can show no publisher here.",
     "",
     "| event type | published by | consumed by |",
     "| --- | --- | --- |",
@@ -169,7 +190,7 @@ function markdownOf(catalog: AnyCatalog, daemons: readonly DaemonContract[]): st
   lines.push("", "| daemon | source | consumes | publishes |", "| --- | --- | --- | --- |");
   for (const d of daemons)
     lines.push(
-      `| ${d.name} | [${basename(d.file)}](../${d.file}) | ${d.consumes.join(", ") || "—"} | ${d.publishes.join(", ") || "—"} |`,
+      `| ${d.name} | ${d.file ? `[${basename(d.file)}](../${d.file})` : "—"} | ${d.consumes.join(", ") || "—"} | ${d.publishes.join(", ") || "—"} |`,
     );
   lines.push("");
 

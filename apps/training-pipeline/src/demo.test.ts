@@ -222,13 +222,19 @@ describe("the training-pipeline demo on NATS JetStream", { tags: ["slow"] }, () 
         // The heartbeats went to the NATS heartbeat stream, not the SQLite file.
         expect(stdout).toContain(`heartbeats   NATS stream ${stream}_HEARTBEATS`);
         expect(stdout).toMatch(/Heartbeats \(NATS stream \w+_HEARTBEATS\): 10 daemons, 10 stopped/);
+        // The file holds the dead letters (its queue tables only so the CLI opens it), and the
+        // hint names it as a target the CLI takes.
         const db = openQueueReadOnly(join(dir, "coordination.db"));
         try {
-          const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck();
-          expect(tables.all()).not.toContain("daemon_heartbeats");
+          expect(db.prepare("SELECT count(*) FROM daemon_heartbeats").pluck().get()).toBe(0);
+          expect(db.prepare("SELECT count(*) FROM events").pluck().get()).toBe(0);
+          expect(db.prepare("SELECT count(*) FROM dead_letters").pluck().get()).toBeGreaterThan(0);
         } finally {
           db.close();
         }
+        expect(stdout).toContain(
+          `pnpm switchyard dlq list --transport 'sqlite:${join(dir, "coordination.db")}'`,
+        );
       } finally {
         rmSync(dir, { recursive: true, force: true });
         if (stream) {

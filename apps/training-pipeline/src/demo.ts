@@ -11,7 +11,13 @@ import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { type DemoArgs, DemoUsageError, USAGE, parseDemoArgs } from "./args";
 import { generationOf } from "./simulation";
 import { startPipeline } from "./supervisor";
-import { heartbeatsWhere, natsReplicas, openPipelineDriver, pipelineTarget } from "./transport";
+import {
+  deadLettersTarget,
+  heartbeatsWhere,
+  natsReplicas,
+  openPipelineDriver,
+  pipelineTarget,
+} from "./transport";
 
 /** The parsed command line; a usage error prints the usage and exits 2, never a stack trace. */
 function parse(): Extract<DemoArgs, { help: false }> {
@@ -193,10 +199,15 @@ await pipeline.stop();
 // The runbook's pipeline-flow verification, per config, and the heartbeats: read back through
 // the run's driver, read-only, the way the CLI reads them.
 const reader = await openPipelineDriver(settings, { readOnly: true });
+const training = pipelineCatalog.pipeline("training")!;
 let allFlowed = true;
 console.log(`\nPipeline flow (last hour):`);
 for (const configKey of settings.configs) {
-  const result = await verifyPipeline(reader.inspector(), configKey, { hours: 1 });
+  const result = await verifyPipeline(reader.inspector(), configKey, {
+    hours: 1,
+    stages: training.stages,
+    key: training.key,
+  });
   allFlowed &&= result.ok;
   console.log(`\n  ${configKey}`);
   for (const stage of result.stages)
@@ -207,7 +218,7 @@ const beats = await reader.inspector().heartbeats();
 await reader.close();
 
 // The dead letters are in the SQLite dead-letter store on either transport (the retry daemon
-// works on it): on NATS the file holds nothing else, so it is read as a store, not as a queue.
+// works on it): on NATS the file's queue tables stay empty, so it is read as a store.
 const store = new SqliteDeadLetterStore({ path: settings.db });
 const deadLetters = store.list({ limit: 10 });
 store.close();
@@ -242,7 +253,7 @@ console.log(
   `Inspect: pnpm switchyard health --transport '${target}'   ` +
     `(or: events list, daemons, pipeline verify ${settings.configs[0]})` +
     (settings.transport === "nats"
-      ? `\n         pnpm switchyard dlq list --db ${settings.db}`
+      ? `\n         pnpm switchyard dlq list --transport '${deadLettersTarget(settings)}'   (the dead letters: the retry daemon's SQLite store)`
       : ""),
 );
 if (!served)

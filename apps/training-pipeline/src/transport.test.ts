@@ -1,7 +1,18 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { sqlitePath } from "@switchyard/cross-process-queue";
-import { parseTarget } from "@switchyard/transport";
-import { natsReplicas, natsServers, pipelineTarget } from "./transport";
+import { drivers } from "@switchyard/cli";
+import { SqliteDeadLetterStore, sqlitePath } from "@switchyard/cross-process-queue";
+import { createEnvelope } from "@switchyard/event-schema";
+import { openDriver, parseTarget } from "@switchyard/transport";
+import {
+  deadLettersTarget,
+  natsReplicas,
+  natsServers,
+  pipelineTarget,
+  prepareDeadLetterFile,
+} from "./transport";
 
 describe("the demo's NATS location", () => {
   it("splits --nats-url on commas into trimmed server URLs, dropping blanks", () => {
@@ -49,5 +60,41 @@ describe("the run's target", () => {
       rest: "//a:4222,b:4223,c:4224/SWITCHYARD_DEMO_1",
       params: { prefix: "switchyard.demo1" },
     });
+  });
+});
+
+describe("a NATS run's dead letters", () => {
+  it("are listed by the SQLite driver at deadLettersTarget, as the demo's hint says", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "switchyard-demo-dlq-"));
+    const settings = { transport: "nats" as const, db: join(dir, "coordination.db") };
+    try {
+      prepareDeadLetterFile(settings);
+      // What a daemon process of a NATS run does: dead-letter into the SQLite store at `db`.
+      const store = new SqliteDeadLetterStore({ path: settings.db });
+      const envelope = createEnvelope({
+        type: "TRAINING_COMPLETED",
+        source: "training",
+        data: { config_key: "hex8_2p", model_path: "models/hex8_2p/gen-1.pt", loss: 0.25 },
+      });
+      await store.deadLetter({
+        envelope,
+        subscriber: "evaluation:TRAINING_COMPLETED",
+        reason: "unrecoverable",
+        attempts: 1,
+        error: { name: "UnrecoverableError", message: "poison" },
+        failedAt: new Date().toISOString(),
+        origin: "transport",
+      });
+      store.close();
+      const driver = await openDriver(deadLettersTarget(settings), { drivers, readOnly: true });
+      try {
+        const page = await driver.inspector().deadLetters();
+        expect(page.deadLetters.map((d) => d.eventId)).toEqual([envelope.id]);
+      } finally {
+        await driver.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,6 +2,7 @@
 // `sqlite:<db>` or `nats://host:4222,…/STREAM?prefix=…`. Everything else (the transport, the
 // heartbeat sink, the reads of the verification) comes from that driver.
 import { drivers } from "@switchyard/cli";
+import { openDatabase } from "@switchyard/cross-process-queue";
 import { type Driver, type Logger, openDriver } from "@switchyard/transport";
 import { heartbeatStreamName } from "@switchyard/transport-nats";
 import type { PipelineSettings } from "./settings";
@@ -74,4 +75,23 @@ export function heartbeatsWhere(settings: PipelineSettings): string {
   return settings.transport === "nats"
     ? `NATS stream ${heartbeatStreamName(settings.natsStream)}`
     : settings.db;
+}
+
+/**
+ * The target that lists a run's dead letters: `sqlite:<db>` on either transport, because the
+ * daemons dead-letter into the SQLite dead-letter store at `db`, which the retry daemon works on
+ * (`DlqRetryDaemon` claims and releases records with leases, which only that store offers).
+ */
+export function deadLettersTarget(settings: Pick<PipelineSettings, "db">): string {
+  return sqliteTarget(settings.db);
+}
+
+/**
+ * Make a NATS run's dead-letter file a queue file too (an empty one), so the CLI's SQLite driver
+ * opens it: `switchyard dlq list --transport sqlite:<db>` then lists the run's dead letters, where
+ * it would otherwise refuse a file without the queue's schema. A SQLite run's file already is one.
+ */
+export function prepareDeadLetterFile(settings: Pick<PipelineSettings, "transport" | "db">): void {
+  if (settings.transport !== "nats") return;
+  openDatabase(settings.db).close();
 }

@@ -218,6 +218,29 @@ describe("DlqRetryDaemon", () => {
     expect(gaps[2]!).toBeGreaterThanOrEqual(gaps[0]! - 15); // waits grow (10 → 20 → 40 ms, plus cycle jitter)
   });
 
+  it("keeps the original trace through replays, and the DLQ_PERMANENTLY_FAILED alert carries it", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const seen: (string | undefined)[] = [];
+    await router.subscribe(
+      "TRAINING_COMPLETED",
+      (_e, ctx) => {
+        seen.push(ctx.traceId);
+        throw new Error("still broken");
+      },
+      { name: "evaluator" },
+    ).ready;
+    const gaveUp = router.waitFor("DLQ_PERMANENTLY_FAILED", { timeoutMs: 8000 });
+    const sent = await router.publish("TRAINING_COMPLETED", training, {
+      traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+    });
+    await daemon({ maxReplays: 1 }).start();
+    const alert = await gaveUp;
+    // Two attempts of the original delivery, then two of the one replay.
+    expect(seen).toEqual([traceId, traceId, traceId, traceId]);
+    expect(alert.traceparent).toMatch(new RegExp(`^00-${traceId}-`));
+    expect(alert).toMatchObject({ causationid: sent.id, correlationid: sent.id });
+  });
+
   it("gives up on poison at once instead of replaying it", async () => {
     let calls = 0;
     await router.subscribe(

@@ -1,4 +1,4 @@
-import type { AnyCatalog } from "@switchyard/event-schema";
+import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
 import { HandlerBase } from "@switchyard/handler-base";
 import {
   type BackoffOptions,
@@ -51,7 +51,8 @@ export interface DlqRetryDaemonOptions<C extends AnyCatalog = AnyCatalog> {
 /**
  * The dead-letter retry daemon: each cycle it claims due records (with a lease, so two daemons in
  * two processes never replay the same record), hands each back to the subscriber that failed it,
- * and gives up after `maxReplays` as `permanently_failed`, emitting DLQ_PERMANENTLY_FAILED. It also
+ * and gives up after `maxReplays` as `permanently_failed`, emitting DLQ_PERMANENTLY_FAILED (caused by
+ * the dead-lettered envelope, so it carries that event's correlation and trace). It also
  * raises DLQ_DEPTH_EXCEEDED when the queue grows past its threshold. It works over a router of any
  * catalog (its type comes from the `router` option); the two alerts are emitted only when that
  * catalog has their types.
@@ -130,14 +131,19 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
         },
         `dead letter ${record.id} (${record.eventType} for ${record.subscriber}) given up: ${poison ? `reason ${record.reason} is not retried` : `${record.replays} replays failed`}`,
       );
-      await this.#alert("DLQ_PERMANENTLY_FAILED", {
-        dead_letter_id: record.id,
-        event_id: record.eventId,
-        event_type: record.eventType,
-        subscriber: record.subscriber,
-        replays: record.replays,
-        error: `${record.reason}: ${record.error.message}`,
-      });
+      // Caused by the dead-lettered event: the alert joins its causation chain and its trace.
+      await this.#alert(
+        "DLQ_PERMANENTLY_FAILED",
+        {
+          dead_letter_id: record.id,
+          event_id: record.eventId,
+          event_type: record.eventType,
+          subscriber: record.subscriber,
+          replays: record.replays,
+          error: `${record.reason}: ${record.error.message}`,
+        },
+        record.envelope,
+      );
       return;
     }
     try {
@@ -174,11 +180,11 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
   }
 
   /** Emit one of the daemon's alerts, if the router's catalog declares its type. */
-  async #alert(alert: string, data: Record<string, unknown>): Promise<void> {
+  async #alert(alert: string, data: Record<string, unknown>, causedBy?: Envelope): Promise<void> {
     const type: unknown = alert;
     if (this.router.catalog.has(type)) {
       // The catalog declares the type; its schema validates the payload on publish.
-      await this.emit(type, data as never);
+      await this.emit(type, data as never, causedBy ? { causedBy } : {});
       return;
     }
     this.logger.debug(

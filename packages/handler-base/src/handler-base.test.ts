@@ -639,6 +639,42 @@ describe("emit", () => {
   });
 });
 
+describe("log lines about a delivery", () => {
+  it("carry the delivery's traceId: handler failed and emit failed", async () => {
+    const logger = memoryLogger();
+    const router = makeRouter();
+    const d = daemon({ router, logger });
+    d.handlers = {
+      TRAINING_COMPLETED: async (event) => {
+        // An invalid payload: the emit fails, and with it this delivery.
+        await d.send("QUALITY_ALERT", { config_key: "", quality_score: "low" } as never, {
+          causedBy: event,
+        });
+      },
+    };
+    await d.start();
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    await router.publish("TRAINING_COMPLETED", payloads.training(), {
+      traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+    });
+    await router.drain();
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({
+        level: "warn",
+        obj: expect.objectContaining({ traceId }),
+        msg: expect.stringMatching(/emitting QUALITY_ALERT failed/),
+      }),
+    );
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({
+        level: "error",
+        obj: expect.objectContaining({ traceId }),
+        msg: expect.stringMatching(/handler for TRAINING_COMPLETED failed/),
+      }),
+    );
+  });
+});
+
 describe("stats and health", () => {
   it("reports successRate over deliveries and cycles, and 1 before any work", async () => {
     const router = makeRouter();

@@ -19,6 +19,7 @@ import {
   hasRouter,
   healthFrom,
   serializeError,
+  traceIdOf,
 } from "@switchyard/router";
 import { DedupCache, type DedupCheckOptions } from "./dedup";
 import {
@@ -169,6 +170,8 @@ interface DeliveryScope {
   readonly emits: Set<Promise<unknown>>;
   /** The first emit of the delivery that failed. */
   failure: { readonly type: string; readonly error: unknown } | undefined;
+  /** The delivery's trace id, for the log lines of its emits. */
+  readonly traceId: string | undefined;
 }
 
 /**
@@ -764,7 +767,12 @@ export abstract class HandlerBase<
     const tracked = new Promise<void>((resolve) => (settle = resolve));
     run.deliveries.add(tracked);
     const c = this.#counters;
-    const scope: DeliveryScope = { open: true, emits: new Set(), failure: undefined };
+    const scope: DeliveryScope = {
+      open: true,
+      emits: new Set(),
+      failure: undefined,
+      traceId: ctx.traceId,
+    };
     this.#handling.set(event, scope);
     try {
       await handler.call(this, event, ctx);
@@ -791,6 +799,7 @@ export abstract class HandlerBase<
           eventType: event.type,
           eventId: event.id,
           attempt: ctx.attempt,
+          traceId: ctx.traceId,
         },
         `daemon ${this.name}: handler for ${event.type} failed`,
       );
@@ -904,7 +913,13 @@ export abstract class HandlerBase<
       c.consecutiveEmitFailures++;
       this.#recordError("emit", error, { type });
       this.logger.warn(
-        { err: error, daemon: this.name, eventType: type },
+        {
+          err: error,
+          daemon: this.name,
+          eventType: type,
+          // The trace of the delivery (or event) it was emitted for, so the line is found from it.
+          traceId: scope?.traceId ?? traceIdOf(options.causedBy?.traceparent),
+        },
         `daemon ${this.name}: emitting ${type} failed` +
           (scope?.open ? "; the delivery being handled fails with it" : ""),
       );

@@ -9,7 +9,9 @@ import { type PipelineEvent, StageDaemon } from "./stage";
 /** Data sync: copies new games to the training store (DATA_SYNC_COMPLETED, or DATA_SYNC_FAILED and a retry). */
 export class DataSyncDaemon extends StageDaemon {
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
-    super("data_sync", router, settings);
+    super("data_sync", router, settings, {
+      publishes: ["DATA_SYNC_COMPLETED", "DATA_SYNC_FAILED"],
+    });
   }
 
   protected override subscriptions() {

@@ -9,7 +9,7 @@ const HOSTS = ["gpu-node-1", "gpu-node-2", "edge-1"];
 /** Distribution: ships a promoted model to its serving hosts (MODEL_DISTRIBUTION_COMPLETE). */
 export class DistributionDaemon extends StageDaemon {
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
-    super("distribution", router, settings);
+    super("distribution", router, settings, { publishes: ["MODEL_DISTRIBUTION_COMPLETE"] });
   }
 
   protected override subscriptions() {

@@ -8,7 +8,7 @@ import { type PipelineEvent, StageDaemon } from "./stage";
 /** Evaluation: plays the new model against the baseline; the Elo drifts up with noise. */
 export class EvaluationDaemon extends StageDaemon {
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
-    super("evaluation", router, settings);
+    super("evaluation", router, settings, { publishes: ["EVALUATION_COMPLETED"] });
   }
 
   protected override subscriptions() {

@@ -8,7 +8,7 @@ import { type PipelineEvent, StageDaemon } from "./stage";
 /** NPZ export: turns synced games into training samples (NPZ_EXPORT_COMPLETE). */
 export class NpzExportDaemon extends StageDaemon {
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
-    super("npz_export", router, settings);
+    super("npz_export", router, settings, { publishes: ["NPZ_EXPORT_COMPLETE"] });
   }
 
   protected override subscriptions() {

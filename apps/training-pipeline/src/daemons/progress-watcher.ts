@@ -13,7 +13,10 @@ export class ProgressWatcherDaemon extends StageDaemon {
   readonly #reported = new Set<string>();
 
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
-    super("progress_watcher", router, settings, 250);
+    super("progress_watcher", router, settings, {
+      publishes: ["PROGRESS_STALL_DETECTED"],
+      cycleIntervalMs: 250,
+    });
   }
 
   protected override subscriptions() {

@@ -13,7 +13,9 @@ export class PromotionDaemon extends StageDaemon {
   readonly #best = new Map<string, number>();
 
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
-    super("promotion", router, settings);
+    super("promotion", router, settings, {
+      publishes: ["MODEL_PROMOTED", "REGRESSION_CRITICAL", "REGRESSION_DETECTED"],
+    });
   }
 
   protected override subscriptions() {

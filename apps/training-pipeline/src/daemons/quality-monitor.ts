@@ -12,7 +12,10 @@ export class QualityMonitorDaemon extends StageDaemon {
   readonly #alerted = new Set<string>();
 
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
-    super("quality_monitor", router, settings, 250);
+    super("quality_monitor", router, settings, {
+      publishes: ["QUALITY_ALERT"],
+      cycleIntervalMs: 250,
+    });
   }
 
   protected override subscriptions() {

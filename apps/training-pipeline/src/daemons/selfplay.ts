@@ -16,7 +16,10 @@ export class SelfplayDaemon extends StageDaemon {
   #poisoned = false;
 
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
-    super("selfplay", router, settings, 100);
+    super("selfplay", router, settings, {
+      publishes: ["NEW_GAMES_AVAILABLE", "SELFPLAY_COMPLETE"],
+      cycleIntervalMs: 100,
+    });
   }
 
   protected override subscriptions() {

@@ -1,13 +1,30 @@
 // What every stage daemon of the demo shares: its settings, a seeded RNG per process, and the
 // subscribe options that make transient failures visible as transport retries.
-import { type EventsOf, type PipelineCatalog, pipelineCatalog } from "@switchyard/event-schema";
+import {
+  type EventType,
+  type EventsOf,
+  type PipelineCatalog,
+  pipelineCatalog,
+} from "@switchyard/event-schema";
 import { HandlerBase } from "@switchyard/handler-base";
 import type { Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
+import app from "../../package.json" with { type: "json" };
 import { random } from "../simulation";
 
 /** Every envelope of the pipeline catalog, by event type: `PipelineEvent["MODEL_PROMOTED"]`. */
 export type PipelineEvent = EventsOf<PipelineCatalog>;
+
+/** What a stage daemon says about itself beyond its name. */
+export interface StageOptions {
+  /**
+   * Every type the daemon emits: announced in its heartbeats' contracts from the start (not only
+   * after a first emit), and the source of the subscription matrix in docs/events.md.
+   */
+  readonly publishes: readonly EventType<PipelineCatalog>[];
+  /** @defaultValue 60_000 */
+  readonly cycleIntervalMs?: number;
+}
 
 export abstract class StageDaemon extends HandlerBase.for(pipelineCatalog) {
   protected readonly settings: PipelineSettings;
@@ -17,9 +34,16 @@ export abstract class StageDaemon extends HandlerBase.for(pipelineCatalog) {
     name: string,
     router: Router<PipelineCatalog>,
     settings: PipelineSettings,
-    cycleIntervalMs = 60_000,
+    options: StageOptions,
   ) {
-    super({ name, router, cycleIntervalMs, subscribeOptions: { timeoutMs: 30_000 } });
+    super({
+      name,
+      router,
+      cycleIntervalMs: options.cycleIntervalMs ?? 60_000,
+      publishes: options.publishes,
+      package: `${app.name}@${app.version}`,
+      subscribeOptions: { timeoutMs: 30_000 },
+    });
     this.settings = settings;
     this.rng = random(settings.seed + hash(name) + process.pid);
   }

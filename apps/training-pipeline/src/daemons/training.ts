@@ -8,7 +8,7 @@ import { type PipelineEvent, StageDaemon } from "./stage";
 /** Training: trains on the exported samples (TRAINING_COMPLETED, or TRAINING_FAILED and a retry). */
 export class TrainingDaemon extends StageDaemon {
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
-    super("training", router, settings);
+    super("training", router, settings, { publishes: ["TRAINING_COMPLETED", "TRAINING_FAILED"] });
   }
 
   protected override subscriptions() {

@@ -25,6 +25,27 @@ const noStats: DaemonStats = {
   consecutiveEmitFailures: 0,
 };
 
+/** How a {@link ProcessDaemon} starts and stops its process. */
+export interface ProcessDaemonOptions {
+  /**
+   * How long the process has to report `{ type: "ready" }` over IPC. A process that misses it is
+   * killed (SIGTERM, then SIGKILL after `killGraceMs`) and `start()` rejects, so a slow start
+   * never leaves a second copy of the daemon working beside the one the manager starts next.
+   * @defaultValue 60_000
+   */
+  readonly readyTimeoutMs?: number;
+  /**
+   * How long a process that missed its ready timeout gets to exit on SIGTERM before SIGKILL.
+   * @defaultValue 2_000
+   */
+  readonly killGraceMs?: number;
+  /**
+   * The process's arguments after the Node executable.
+   * @defaultValue `["--import", "tsx", <daemon-main.ts>, name]`
+   */
+  readonly args?: readonly string[];
+}
+
 export class ProcessDaemon implements Daemon {
   #status: DaemonStatus = "stopped";
   #startedAt: number | null = null;
@@ -39,6 +60,7 @@ export class ProcessDaemon implements Daemon {
     readonly name: string,
     private readonly settings: PipelineSettings,
     private readonly log: WriteStream,
+    private readonly options: ProcessDaemonOptions = {},
   ) {}
 
   get status(): DaemonStatus {
@@ -63,25 +85,35 @@ export class ProcessDaemon implements Daemon {
     this.#status = "starting";
     this.#stopping = false;
     this.starts++;
-    const child = spawn(process.execPath, ["--import", "tsx", entry, this.name], {
-      cwd: root,
-      env: {
-        ...process.env,
-        ...settingsEnv(this.settings),
-        TSX_TSCONFIG_PATH: `${root}tsconfig.base.json`,
+    const child = spawn(
+      process.execPath,
+      [...(this.options.args ?? ["--import", "tsx", entry, this.name])],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          ...settingsEnv(this.settings),
+          TSX_TSCONFIG_PATH: `${root}tsconfig.base.json`,
+        },
+        stdio: ["ignore", "ignore", "pipe", "ipc"],
       },
-      stdio: ["ignore", "ignore", "pipe", "ipc"],
-    });
+    );
     this.#child = child;
     child.stderr?.pipe(this.log, { end: false });
     this.#exited = new Promise((resolve) => child.once("exit", () => resolve()));
+    const readyTimeoutMs = this.options.readyTimeoutMs ?? 60_000;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${this.name} did not report ready within 60 s`)),
-        60_000,
-      );
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        // Kill it before rejecting: the manager's restart spawns a replacement, and a child left
+        // running would do the same work beside it as an orphan nobody ever stops.
+        timedOut = true;
+        this.#terminate(child);
+        reject(new Error(`${this.name} did not report ready within ${readyTimeoutMs} ms`));
+      }, readyTimeoutMs);
       child.on("message", (message: { type?: string }) => {
-        if (message.type !== "ready") return;
+        // A late "ready" from a child that timed out (and is being killed) or was replaced.
+        if (message.type !== "ready" || timedOut || this.#child !== child) return;
         clearTimeout(timer);
         this.#status = "running";
         this.#startedAt = Date.now();
@@ -89,6 +121,8 @@ export class ProcessDaemon implements Daemon {
       });
       child.once("exit", (code, signal) => {
         clearTimeout(timer);
+        // A replaced child's exit says nothing about the current one.
+        if (this.#child !== child) return;
         const wasRunning = this.#status === "running";
         this.#status = this.#stopping ? "stopped" : "crashed";
         this.#startedAt = null;
@@ -104,6 +138,15 @@ export class ProcessDaemon implements Daemon {
         }
       });
     });
+  }
+
+  /** SIGTERM, then SIGKILL if the process has not exited after the grace period. */
+  #terminate(child: ChildProcess): void {
+    this.#status = "crashed";
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const killer = setTimeout(() => child.kill("SIGKILL"), this.options.killGraceMs ?? 2_000);
+    child.once("exit", () => clearTimeout(killer));
   }
 
   async stop(): Promise<void> {
