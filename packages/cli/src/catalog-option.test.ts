@@ -121,9 +121,14 @@ describe("--catalog: the CLI over a second team's catalog", () => {
     });
   });
 
-  it("pipeline verify without --catalog still checks the training pipeline", async () => {
+  it("pipeline verify without --catalog checks the training pipeline, and says so on stderr", async () => {
     const run = await cli(["pipeline", "verify", "ord-1", "--db", db, "--json"]);
     expect(run.code).toBe(1);
+    expect(run.stderr.match(/built-in pipeline catalog/g)).toHaveLength(1);
+    expect(run.stderr).toContain(
+      "note: no --catalog given and $SWITCHYARD_CATALOG is not set: using the built-in pipeline catalog",
+    );
+    expect(run.stderr).toContain("Pass --catalog <module> or set SWITCHYARD_CATALOG");
     expect(run.json().stages.map((s: { type: string }) => s.type)).toEqual([
       "NEW_GAMES_AVAILABLE",
       "DATA_SYNC_COMPLETED",
@@ -141,6 +146,27 @@ describe("--catalog: the CLI over a second team's catalog", () => {
     });
     expect(run.code).toBe(0);
     expect(run.json().stages).toHaveLength(2);
+    expect(run.stderr).not.toContain("built-in pipeline catalog");
+  });
+
+  it("notes the built-in catalog once on each command that reads it, and only there", async () => {
+    const note = /using the built-in pipeline catalog/g;
+    const notes = async (args: string[]) => {
+      const run = await cli(args[0] === "catalog" ? args : [...args, "--db", db]);
+      expect(run.stderr, args.join(" ")).not.toMatch(/^error/m);
+      return (run.stderr.match(note) ?? []).length;
+    };
+    // Commands that read the catalog: once each.
+    expect(await notes(["catalog"])).toBe(1);
+    expect(await notes(["health"])).toBe(1);
+    expect(await notes(["events", "list", "--type", "TRAINING_COMPLETED"])).toBe(1);
+    expect(await notes(["dlq", "list", "--type", "TRAINING_COMPLETED"])).toBe(1);
+    // The same commands without a type to check do not depend on a catalog; nor does stats.
+    expect(await notes(["events", "list"])).toBe(0);
+    expect(await notes(["dlq", "list"])).toBe(0);
+    expect(await notes(["subscribers"])).toBe(0);
+    expect(await notes(["stats"])).toBe(0);
+    expect(await notes(["catalog", "--catalog", catalogFile])).toBe(0);
   });
 
   it("catalog lists the module's event types, alert rules and pipeline", async () => {

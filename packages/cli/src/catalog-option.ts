@@ -20,18 +20,39 @@ export function withCatalogOption(command: Command): Command {
   );
 }
 
+/** The catalog a command works with, and whether it is the built-in one (see {@link resolveCatalog}). */
+export interface ResolvedCatalog {
+  readonly catalog: AnyCatalog;
+  /**
+   * True when neither `--catalog` nor `$SWITCHYARD_CATALOG` named a module, so the built-in
+   * pipeline catalog is in use (a command that reads the catalog then says so on stderr, with
+   * {@link BUILT_IN_CATALOG_NOTE}). False on a command without `--catalog`.
+   */
+  readonly builtIn: boolean;
+}
+
+/** What a command that reads the catalog prints on stderr when the built-in one is in use. */
+export const BUILT_IN_CATALOG_NOTE =
+  `note: no --catalog given and $${CATALOG_ENV} is not set: using the built-in pipeline catalog ` +
+  `(pipelineCatalog of @switchyard/event-schema). Pass --catalog <module> or set ${CATALOG_ENV} ` +
+  `to use your own.`;
+
 /**
  * The catalog a command works with: the module `--catalog` (else `$SWITCHYARD_CATALOG`) names, or
- * the built-in pipeline catalog when neither is set or the command has no `--catalog` option.
+ * the built-in pipeline catalog when neither is set or the command has no `--catalog` option;
+ * and whether it is that built-in catalog because no module was named.
  */
-export async function catalogOf(
+export async function resolveCatalog(
   command: Command,
   option: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
-): Promise<AnyCatalog> {
-  if (!command.options.some((o) => o.long === "--catalog")) return pipelineCatalog;
+): Promise<ResolvedCatalog> {
+  if (!command.options.some((o) => o.long === "--catalog"))
+    return { catalog: pipelineCatalog, builtIn: false };
   const specifier = option ?? (env[CATALOG_ENV] || undefined);
-  return specifier === undefined ? pipelineCatalog : loadCatalog(specifier);
+  return specifier === undefined
+    ? { catalog: pipelineCatalog, builtIn: true }
+    : { catalog: await loadCatalog(specifier), builtIn: false };
 }
 
 /** Options of {@link loadCatalog}. */

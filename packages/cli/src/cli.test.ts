@@ -2,12 +2,19 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { SqliteTransport } from "@switchyard/cross-process-queue";
-import { createEnvelope } from "@switchyard/event-schema";
+import { createEnvelope, pipelineCatalog } from "@switchyard/event-schema";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveTarget } from "./context";
 import { createProgram, openTarget, runCli, verifyPipeline } from "./index";
-import { formatDuration, formatTable, parseDuration } from "./output";
-import { type FilledDatabase, cli, eventually, fillDatabase, tempDir } from "./test/fixture";
+import { formatDuration, formatTable } from "./output";
+import {
+  type FilledDatabase,
+  cli,
+  eventually,
+  fillDatabase,
+  spawnCli,
+  tempDir,
+} from "./test/fixture";
 
 describe("output helpers", () => {
   it("aligns columns and right-aligns numbers", () => {
@@ -32,16 +39,6 @@ describe("output helpers", () => {
     );
     expect(text.split("\n")[1]).toBe(`${"y".repeat(71)}…  ${"x".repeat(100)}`);
     expect(text.split("\n")[2]).toMatch(/^- +x$/);
-  });
-
-  it("parses durations and rejects anything else", () => {
-    expect(parseDuration("30m")).toBe(1_800_000);
-    expect(parseDuration("1h30m")).toBe(5_400_000);
-    expect(parseDuration("7d")).toBe(604_800_000);
-    expect(parseDuration("500ms")).toBe(500);
-    expect(parseDuration("2")).toBe(2000);
-    expect(parseDuration("2 hours")).toBeUndefined();
-    expect(parseDuration("2025-01-15T10:00:00Z")).toBeUndefined();
   });
 
   it("formats durations with at most two units", () => {
@@ -307,6 +304,25 @@ describe("switchyard on a filled database (in process)", () => {
     });
   });
 
+  it("keeps event and dead-letter ids whole in tables on a narrow terminal", async () => {
+    const narrow = { COLUMNS: "60" };
+    const events = (await cli(["events", "list", "--db", db, "--json"])).json().events as {
+      id: string;
+    }[];
+    const eventTable = await spawnCli(["events", "list", "--db", db], narrow).done;
+    expect(eventTable.code, eventTable.stderr).toBe(0);
+    expect(eventTable.stdout).toMatch(/…/); // it was narrowed: other columns were cut
+    for (const { id } of events) expect(eventTable.stdout).toContain(id);
+    const deadLetters = (await cli(["dlq", "list", "--db", db, "--json"])).json().deadLetters as {
+      id: string;
+      eventId: string;
+    }[];
+    const stored = deadLetters.find((d) => events.some((e) => e.id === d.eventId))!;
+    const trace = await spawnCli(["events", "trace", stored.eventId, "--db", db], narrow).done;
+    expect(trace.code, trace.stderr).toBe(0);
+    expect(trace.stdout).toMatch(new RegExp(`^${stored.id}\\s`, "m"));
+  }, 30_000);
+
   describe("pipeline verify", () => {
     it("passes when every stage flowed for the config key", async () => {
       const run = await cli(["pipeline", "verify", "hex8_2p", "--db", db]);
@@ -325,21 +341,67 @@ describe("switchyard on a filled database (in process)", () => {
       expect(human.stdout).toMatch(/✗\s+7\. MODEL_DISTRIBUTION_COMPLETE\s+0/);
     });
 
+    it("takes --hours with units like every duration flag, a bare number still meaning hours", async () => {
+      const windowOf = async (hours?: string) => {
+        const run = await cli([
+          "pipeline",
+          "verify",
+          "hex8_2p",
+          "--db",
+          db,
+          "--json",
+          ...(hours === undefined ? [] : ["--hours", hours]),
+        ]);
+        expect(run.code, run.stderr).toBe(0);
+        const { since, until } = run.json() as { since: string; until: string };
+        return Date.parse(until) - Date.parse(since);
+      };
+      expect(await windowOf()).toBe(24 * 3_600_000);
+      expect(await windowOf("24h")).toBe(24 * 3_600_000);
+      expect(await windowOf("90m")).toBe(90 * 60_000);
+      expect(await windowOf("2")).toBe(2 * 3_600_000);
+      expect(await windowOf("1d12h")).toBe(36 * 3_600_000);
+      const human = await cli(["pipeline", "verify", "hex8_2p", "--db", db, "--hours", "90m"]);
+      expect(human.stdout).toContain("of config_key hex8_2p, last 90m:");
+      const wrong = await cli(["pipeline", "verify", "hex8_2p", "--db", db, "--hours", "soon"]);
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toContain('--hours: "soon" is not a duration');
+      expect(wrong.stderr).toContain("a bare number is hours");
+      const help = await cli(["pipeline", "verify", "--help"]);
+      expect(help.stdout).toMatch(/--hours <duration>\s+window length[^]*\(default: 24h\)/);
+    });
+
     it("is a function too, over a target or an open inspector", async () => {
-      const result = await verifyPipeline(db, "hex8_2p", { hours: 1 });
+      const catalog = pipelineCatalog;
+      const result = await verifyPipeline(db, "hex8_2p", { catalog, hours: 1 });
       expect(result.ok).toBe(true);
       expect(result.stages.map((s) => s.count)).toEqual([1, 1, 1, 1, 1, 1, 1]);
       const driver = await openTarget(`sqlite:${db}`, { readOnly: true });
       const earlier = await verifyPipeline(driver.inspector(), "hex8_2p", {
+        catalog,
         hours: 1,
         now: Date.now() - 7_200_000,
+      });
+      // Explicit stages need no catalog.
+      const two = await verifyPipeline(driver.inspector(), "hex8_2p", {
+        stages: ["TRAINING_COMPLETED", "MODEL_PROMOTED"],
       });
       await driver.close();
       expect(earlier.ok).toBe(false);
       expect(earlier.missing).toHaveLength(7);
-      await expect(verifyPipeline(join(tmp.dir, "none.db"), "hex8_2p")).rejects.toThrow(
-        /No queue file/,
+      expect(two.stages.map((s) => s.type)).toEqual(["TRAINING_COMPLETED", "MODEL_PROMOTED"]);
+      await expect(
+        verifyPipeline(join(tmp.dir, "none.db"), "hex8_2p", { catalog }),
+      ).rejects.toThrow(/No queue file/);
+    });
+
+    it("verifyPipeline has no default catalog: it needs the stages or the catalog to take them from", async () => {
+      await expect(verifyPipeline(db, "hex8_2p")).rejects.toThrow(
+        /verifyPipeline: say which stages to check: pass `catalog`/,
       );
+      await expect(
+        verifyPipeline(db, "hex8_2p", { catalog: pipelineCatalog, pipeline: "nope" }),
+      ).rejects.toThrow(/--pipeline "nope": the catalog declares no such pipeline/);
     });
   });
 

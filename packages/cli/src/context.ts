@@ -8,7 +8,7 @@ import {
   UnsupportedOperationError,
   parseTarget,
 } from "@switchyard/transport";
-import { catalogOf } from "./catalog-option";
+import { BUILT_IN_CATALOG_NOTE, resolveCatalog } from "./catalog-option";
 import { type OpenTargetOptions, describeTargets, openCliTarget } from "./drivers";
 import { CliError, ExitCode, Output, terminalOf } from "./output";
 import { WATCH_OPTION_HELP, watch, watchIntervalOf } from "./watch";
@@ -130,6 +130,7 @@ const CAPABILITY: Record<keyof Capabilities, string> = {
   purge: "dead-letter purge",
   clearPending: "clearing the backlog",
   backup: "backups",
+  expiredLeases: "stated counting of expired leases",
 };
 
 /**
@@ -166,7 +167,12 @@ export interface ActionContext<O> {
   /** The transport target this command works on (see {@link resolveTarget}). */
   readonly target: string;
   readonly runtime: Runtime;
-  /** The catalog in use: `--catalog`'s module on commands that take it, else the pipeline catalog. */
+  /**
+   * The catalog in use: `--catalog`'s module on commands that take it, else the pipeline catalog.
+   * Reading it when the built-in pipeline catalog is in use (no `--catalog`, no
+   * `$SWITCHYARD_CATALOG`) prints a note saying so on stderr, once; so read it only when the
+   * command needs it.
+   */
   readonly catalog: AnyCatalog;
   /**
    * Open the target's driver (once; closed when the command ends). Read commands pass
@@ -198,13 +204,22 @@ export function action<O extends CommonOptions>(
     let code: number;
     try {
       const target = resolveTarget(opts, runtime.env);
+      const resolved = await resolveCatalog(command, opts.catalog, runtime.env);
+      let noted = !resolved.builtIn;
       code = await body({
         args,
         opts,
         out,
         target,
         runtime,
-        catalog: await catalogOf(command, opts.catalog, runtime.env),
+        // A getter: only a command that reads the catalog says that it is the built-in one.
+        get catalog() {
+          if (!noted) {
+            noted = true;
+            out.note(BUILT_IN_CATALOG_NOTE);
+          }
+          return resolved.catalog;
+        },
         driver: (options) =>
           (opened ??= openForCommand(target, {
             readOnly: options.readOnly,

@@ -1,6 +1,7 @@
 import fc from "fast-check";
+import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
-import { durationParser, formatDuration, parseDuration } from "./duration";
+import { durationParser, formatDuration, parseDuration, sinceOption } from "./duration";
 import { CliError, ExitCode } from "./output";
 
 describe("parseDuration", () => {
@@ -92,5 +93,19 @@ describe("formatDuration", () => {
         expect(parseDuration(text, "--x")).toBe(n * size);
       }),
     );
+  });
+});
+
+describe("sinceOption", () => {
+  it("reads a duration back from now with the one duration parser, else an ISO time", () => {
+    const near = (date: Date, ms: number) =>
+      expect(Math.abs(Date.now() - ms - date.getTime())).toBeLessThan(1000);
+    near(sinceOption("1h30m"), 5_400_000);
+    near(sinceOption("1.5h"), 5_400_000); // a fraction, as every duration flag takes
+    near(sinceOption("2W"), 2 * 604_800_000); // units in any case
+    near(sinceOption("90"), 90_000); // a bare number is seconds
+    expect(sinceOption("2025-01-15T10:00:00Z").toISOString()).toBe("2025-01-15T10:00:00.000Z");
+    expect(() => sinceOption("2 hours")).toThrow(InvalidArgumentError);
+    expect(() => sinceOption("0s")).toThrow(/duration back from now .* or an ISO time/);
   });
 });

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from "commander";
 import { CliError } from "./output";
 
 /** Milliseconds per unit a duration flag accepts, longest unit first. */
@@ -130,4 +131,28 @@ export function formatDuration(ms: number): string {
     if (unit !== "w" && whole % size === 0) return `${whole / size}${unit}`;
   }
   return `${whole}ms`;
+}
+
+/**
+ * A commander option parser for a time flag (`--since`): a duration back from now, as
+ * {@link parseDuration} reads it (`2h`, `30m`, `7d`, `1h30m`; a bare number is seconds), or an
+ * ISO time (`2025-01-15T10:00:00Z`).
+ *
+ * @throws InvalidArgumentError (commander's usage error) for anything else.
+ */
+export function sinceOption(text: string): Date {
+  let ms: number | undefined;
+  try {
+    ms = parseDuration(text, "--since");
+  } catch (error) {
+    // Not a duration: an ISO time, then.
+    if (!(error instanceof CliError)) throw error;
+  }
+  if (ms !== undefined) return new Date(Date.now() - ms);
+  const at = Date.parse(text);
+  if (Number.isNaN(at))
+    throw new InvalidArgumentError(
+      "Expected a duration back from now (2h, 30m, 7d) or an ISO time (2025-01-15T10:00:00Z).",
+    );
+  return new Date(at);
 }

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { sqliteTransport } from "@switchyard/cross-process-queue";
+import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { createEnvelope, pipelineStages } from "@switchyard/event-schema";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeError, limitDepth } from "./output";
@@ -358,6 +359,23 @@ describe("read commands on a file in a directory they cannot write", { tags: ["s
       createEnvelope({ type: "TRAINING_COMPLETED", source: "t", subject: "k", data: {} }),
     ]);
     await transport.close();
+    const store = new SqliteDeadLetterStore({ path });
+    for (const subscriber of ["evaluator", "promoter"])
+      await store.deadLetter({
+        envelope: createEnvelope({
+          type: "TRAINING_COMPLETED",
+          source: "t",
+          subject: "k",
+          data: {},
+        }),
+        subscriber,
+        reason: "max_attempts",
+        attempts: 3,
+        error: { name: "Error", message: "disk full" },
+        failedAt: new Date().toISOString(),
+        origin: "sqlite",
+      });
+    store.close();
     // Closed cleanly: no -wal or -shm left, so a reader would have to create the -shm.
     expect(existsSync(`${path}-shm`)).toBe(false);
     chmodSync(tmp.dir, 0o755);
@@ -380,6 +398,31 @@ describe("read commands on a file in a directory they cannot write", { tags: ["s
     expect(list.code).toBe(0);
     expect((list.json() as { events: unknown[] }).events).toHaveLength(1);
     // Nothing was written next to the file.
+    expect(existsSync(`${path}-shm`)).toBe(false);
+  });
+
+  it("dlq replay --dry-run lists what would be replayed and writes nothing", async () => {
+    const dry = await run([
+      "dlq",
+      "replay",
+      "--subscriber",
+      "evaluator",
+      "--dry-run",
+      "--db",
+      path,
+      "--json",
+    ]);
+    expect(dry.stderr).not.toMatch(/cannot be written|^error/m);
+    expect(dry.code).toBe(0);
+    const report = dry.json() as { dryRun: boolean; matched: number; wouldReplay: string[] };
+    expect(report).toMatchObject({ dryRun: true, matched: 1, replayed: [], failed: [] });
+    expect(report.wouldReplay).toHaveLength(1);
+    const list = await run(["dlq", "list", "--db", path, "--json"]);
+    const listed = (list.json() as { deadLetters: { id: string; subscriber: string }[] })
+      .deadLetters;
+    expect(report.wouldReplay).toEqual(
+      listed.filter((d) => d.subscriber === "evaluator").map((d) => d.id),
+    );
     expect(existsSync(`${path}-shm`)).toBe(false);
   });
 
@@ -435,7 +478,7 @@ describe("exit codes", () => {
     async (args) => {
       const run = await cli([...args, "--db", missing()]);
       expect(run.code).toBe(2);
-      expect(run.stderr).toMatch(/^error: No queue file at .*nowhere/);
+      expect(run.stderr).toMatch(/^error: No queue file at .*nowhere/m); // after the built-in catalog note, if any
       expect(run.stderr).not.toMatch(/\n\s+at /);
       const json = await cli([...args, "--db", missing(), "--json"]);
       expect(json.code).toBe(2);

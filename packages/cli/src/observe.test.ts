@@ -6,7 +6,9 @@ import {
   typeContract,
 } from "@switchyard/event-schema";
 import { z } from "zod";
-import type { DaemonContracts } from "@switchyard/transport";
+import { type Daemon, DaemonManager, HandlerBase } from "@switchyard/handler-base";
+import { type Router, createRouter } from "@switchyard/router";
+import type { DaemonContracts, Driver } from "@switchyard/transport";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeIf } from "../../transport-nats/src/test/nats";
 import { openTarget } from "./drivers";
@@ -111,6 +113,30 @@ for (const kind of TARGETS) {
         );
       });
 
+      it("metrics --port serves the exposition over HTTP on loopback until stopped", async () => {
+        const port = await freePort();
+        const url = `http://127.0.0.1:${port}/metrics`;
+        const controller = new AbortController();
+        const run = cli(["metrics", "--transport", target, "--port", String(port)], {
+          signal: controller.signal,
+        });
+        let response: Response | undefined;
+        const deadline = Date.now() + 20_000;
+        while (!(response = await fetch(url).catch(() => undefined))) {
+          if (Date.now() > deadline) throw new Error(`the metrics server did not answer at ${url}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(response.status).toBe(200);
+        const text = await response.text();
+        expect(text).toMatch(/^switchyard_up 1$/m);
+        expect(text).toMatch(/^switchyard_subscriber_backlog\{subscriber="evaluator"\} 0$/m);
+        controller.abort();
+        const result = await run;
+        expect(result.code).toBe(0);
+        expect(result.stderr).toContain(`Serving metrics at ${url}`);
+        await expect(fetch(url)).rejects.toThrow();
+      });
+
       it("dashboard serves the target on loopback until stopped, read-only without a token", async () => {
         const port = await freePort();
         const url = `http://127.0.0.1:${port}/`;
@@ -141,6 +167,116 @@ for (const kind of TARGETS) {
         expect(result.code).toBe(0);
         expect(result.stderr).toMatch(/Dashboard at http:\/\/127\.0\.0\.1:\d+\/ \(read-only/);
       });
+    },
+  );
+}
+
+/** The trainer: publishes TRAINING_COMPLETED as the pipeline catalog defines it. */
+class Trainer extends HandlerBase.for(pipelineCatalog) {
+  constructor(router: Router<typeof pipelineCatalog>) {
+    super({ name: "trainer", router, publishes: ["TRAINING_COMPLETED"], runCycleOnStart: false });
+  }
+}
+
+/** The evaluator built against a newer schema: it requires `dataset`. */
+class StrictEvaluator extends HandlerBase.for(stricter) {
+  constructor(router: Router<typeof stricter>) {
+    super({ name: "evaluator", router, runCycleOnStart: false });
+  }
+  protected override subscriptions() {
+    return this.on({ TRAINING_COMPLETED: async () => {} });
+  }
+}
+
+/** The same evaluator redeployed with `dataset` optional. */
+class AdditiveEvaluator extends HandlerBase.for(additive) {
+  constructor(router: Router<typeof additive>) {
+    super({ name: "evaluator", router, runCycleOnStart: false });
+  }
+  protected override subscriptions() {
+    return this.on({ TRAINING_COMPLETED: async () => {} });
+  }
+}
+
+// The same check with real daemons: HandlerBase daemons under a DaemonManager announce their
+// contracts through the driver's heartbeat sink, on SQLite and NATS.
+for (const kind of TARGETS) {
+  describeIf(
+    kind.unavailable ? { ok: false, reason: kind.unavailable } : { ok: true },
+    `switchyard contracts check with running daemons on ${kind.name}`,
+    { tags: ["slow"] },
+    () => {
+      let target: string;
+      let cleanup: () => Promise<void>;
+      let driver: Driver;
+      const managers: DaemonManager[] = [];
+      const routers: { shutdown(): Promise<unknown> }[] = [];
+      /** Run one daemon, built over its own catalog's router, under a manager that beats. */
+      async function run(
+        build: () => { daemon: Daemon; router: { shutdown(): Promise<unknown> } },
+      ) {
+        const { daemon, router } = build();
+        routers.push(router);
+        const manager = new DaemonManager({
+          daemons: [daemon],
+          heartbeatSink: driver.heartbeatSink(),
+          heartbeatIntervalMs: 200,
+        });
+        managers.push(manager);
+        await manager.startAll();
+        return manager;
+      }
+      const routerOf = <C extends typeof pipelineCatalog | typeof stricter | typeof additive>(
+        catalog: C,
+      ) => createRouter({ catalog, transport: driver.transport(), closeTransport: false });
+      /** `contracts check` until its exit code is `code` (heartbeats land asynchronously). */
+      async function checkUntil(code: number) {
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const result = await cli(["contracts", "check", "--transport", target]);
+          if (result.code === code || Date.now() > deadline) return result;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+
+      beforeAll(async () => {
+        const created = await kind.create("daemons");
+        target = created.target;
+        cleanup = created.cleanup;
+        driver = await openTarget(target);
+      }, 60_000);
+      afterAll(async () => {
+        for (const manager of managers) await manager.stopAll();
+        for (const router of routers) await router.shutdown();
+        await driver?.close();
+        await cleanup?.();
+      });
+
+      it("fails naming the field the consumer requires and the producer does not send, and passes once the consumer makes it optional", async () => {
+        await run(() => {
+          const router = routerOf(pipelineCatalog);
+          return { daemon: new Trainer(router), router };
+        });
+        const strict = await run(() => {
+          const router = routerOf(stricter);
+          return { daemon: new StrictEvaluator(router), router };
+        });
+        const failing = await checkUntil(1);
+        expect(failing.code, failing.stderr).toBe(1);
+        expect(failing.stderr).toMatch(
+          /TRAINING_COMPLETED: trainer → evaluator: dataset: the consumer requires it, the producer does not send it/,
+        );
+
+        // Redeploy the evaluator with `dataset` optional: an additive change.
+        await strict.stopAll();
+        await run(() => {
+          const router = routerOf(additive);
+          return { daemon: new AdditiveEvaluator(router), router };
+        });
+        const passing = await checkUntil(0);
+        expect(passing.code, passing.stderr).toBe(0);
+        expect(passing.stderr).toMatch(/accepted by its consumers/);
+      }, 60_000);
     },
   );
 }

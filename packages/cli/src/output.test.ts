@@ -64,6 +64,19 @@ describe("formatTable", () => {
     expect(wrapped).toBe(detail);
   });
 
+  it("never cuts nor wraps the columns named whole, and runs wider instead", () => {
+    const id = "01a24e99-44d7-721a-8b3e-3f1c9e0b7d21";
+    const rows = [[id, "TRAINING_COMPLETED", "trainer-with-a-long-source-name", id]];
+    const headers = ["id", "type", "source", "event"];
+    const cut = formatTable(headers, rows, { columns: 50 });
+    expect(cut).not.toContain(`${id}  `); // without `whole`, the ids are cut or wrapped
+    const text = formatTable(headers, rows, { columns: 50, whole: ["id", "event"] });
+    const line = text.split("\n")[1]!;
+    expect(line.startsWith(`${id}  `)).toBe(true);
+    expect(line.endsWith(`  ${id}`)).toBe(true);
+    expect(line).toMatch(/…/); // the other columns still give way
+  });
+
   it("leaves a table that fits alone", () => {
     const rows = [["a", "b"]];
     expect(formatTable(["x", "y"], rows, { columns: 80 })).toBe(formatTable(["x", "y"], rows));

@@ -108,12 +108,17 @@ export class Output {
 
   /**
    * A table for people (ignored in `--json` mode), fitted to {@link OutputStyle.columns}: see
-   * {@link formatTable}.
+   * {@link formatTable}; `whole` names the columns never cut (ids).
    */
-  table(headers: readonly string[], rows: readonly (readonly Cell[])[]): void {
+  table(
+    headers: readonly string[],
+    rows: readonly (readonly Cell[])[],
+    options: Pick<TableOptions, "whole"> = {},
+  ): void {
     if (!this.json)
       this.#stdout(
         formatTable(headers, rows, {
+          ...options,
           ...(this.style.columns !== undefined ? { columns: this.style.columns } : {}),
           colors: this.colors,
         }),
@@ -307,6 +312,12 @@ export interface TableOptions {
   readonly columns?: number;
   /** Colours for the headers (bold). @defaultValue none */
   readonly colors?: Colors;
+  /**
+   * Columns (by header, as given) that are never cut nor wrapped, whatever the width: ids a user
+   * copies from the table into the next command. The table runs wider rather than cut them.
+   * @defaultValue none
+   */
+  readonly whole?: readonly string[];
 }
 
 const BLANK_CHARS = {
@@ -332,7 +343,8 @@ const BLANK_CHARS = {
  * numeric columns are right-aligned. Cells but the last are cut with `…` at 72 columns. With
  * `columns`, the table fits that width: the last column (details, errors) first narrows to 24
  * and wraps, then the widest other columns are cut, down to 6 (or their header); a table that
- * cannot fit even so runs wider. Returns the text with a trailing newline, no trailing spaces.
+ * cannot fit even so runs wider. Columns named in `whole` are never cut nor wrapped. Returns the
+ * text with a trailing newline, no trailing spaces.
  */
 export function formatTable(
   headers: readonly string[],
@@ -350,8 +362,11 @@ export function formatTable(
   const natural = head.map((h, i) =>
     Math.max(stringWidth(h), ...text.map((r) => stringWidth(r[i]!))),
   );
-  const widths = natural.map((w, i) => (i === last ? w : Math.min(w, MAX_CELL)));
-  if (options.columns !== undefined) fit(widths, head, numeric, options.columns);
+  const whole = headers.map((h) => options.whole?.includes(h) === true);
+  const widths = natural.map((w, i) => (i === last || whole[i] ? w : Math.min(w, MAX_CELL)));
+  // A column kept whole fits like a number: its width is its floor.
+  const fixed = numeric.map((n, i) => n || whole[i]!);
+  if (options.columns !== undefined) fit(widths, head, fixed, options.columns);
   const table = new Table({
     head: options.colors ? head.map((h) => options.colors!.bold(h)) : head,
     chars: BLANK_CHARS,
@@ -360,7 +375,9 @@ export function formatTable(
     colAligns: numeric.map((n) => (n ? "right" : "left")),
   });
   for (const row of text)
-    table.push(row.map((cell, i) => (i === last ? { content: cell, wordWrap: true } : cell)));
+    table.push(
+      row.map((cell, i) => (i === last && !whole[i] ? { content: cell, wordWrap: true } : cell)),
+    );
   return (
     table
       .toString()
@@ -374,18 +391,20 @@ export function formatTable(
 function fit(
   widths: number[],
   head: readonly string[],
-  numeric: readonly boolean[],
+  fixed: readonly boolean[],
   columns: number,
 ): void {
   const last = widths.length - 1;
   let over = widths.reduce((a, b) => a + b, 0) + GAP * last - columns;
   if (over <= 0) return;
-  const lastFloor = Math.min(widths[last]!, Math.max(MIN_LAST, stringWidth(head[last]!)));
+  const lastFloor = fixed[last]
+    ? widths[last]!
+    : Math.min(widths[last]!, Math.max(MIN_LAST, stringWidth(head[last]!)));
   const give = Math.min(over, widths[last]! - lastFloor);
   widths[last]! -= give;
   over -= give;
   const floor = widths.map((w, i) =>
-    numeric[i] || i === last ? w : Math.min(w, Math.max(MIN_CELL, stringWidth(head[i]!))),
+    fixed[i] || i === last ? w : Math.min(w, Math.max(MIN_CELL, stringWidth(head[i]!))),
   );
   while (over > 0) {
     let widest = -1;
@@ -396,7 +415,8 @@ function fit(
     over--;
   }
   // Still too wide: the last column gives what it has left, down to its header.
-  if (over > 0) widths[last] = Math.max(stringWidth(head[last]!), widths[last]! - over);
+  if (over > 0 && !fixed[last])
+    widths[last] = Math.max(stringWidth(head[last]!), widths[last]! - over);
 }
 
 function cellText(cell: Cell): string {
@@ -408,55 +428,6 @@ function cellText(cell: Cell): string {
 export function formatPairs(pairs: readonly (readonly [string, Cell])[]): string {
   const width = Math.max(0, ...pairs.map(([label]) => label.length));
   return pairs.map(([label, value]) => `${label.padEnd(width)}  ${cellText(value)}`).join("\n");
-}
-
-const UNITS: readonly (readonly [string, number])[] = [
-  ["ms", 1],
-  ["s", 1000],
-  ["m", 60_000],
-  ["h", 3_600_000],
-  ["d", 86_400_000],
-  ["w", 604_800_000],
-];
-
-/**
- * Milliseconds of a duration such as `500ms`, `30s`, `30m`, `2h`, `7d`, `1w` or `1h30m`
- * (a bare number is seconds); `undefined` when the text is not one.
- */
-export function parseDuration(text: string): number | undefined {
-  const trimmed = text.trim().toLowerCase();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000;
-  const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/y;
-  let total = 0;
-  let at = 0;
-  while (at < trimmed.length) {
-    part.lastIndex = at;
-    const match = part.exec(trimmed);
-    if (!match) return undefined;
-    total += Number(match[1]) * UNITS.find(([unit]) => unit === match[2])![1];
-    at = part.lastIndex;
-  }
-  return at === 0 ? undefined : total;
-}
-
-/** Commander option parser for durations. */
-export function durationOption(text: string): number {
-  const ms = parseDuration(text);
-  if (ms === undefined || ms <= 0)
-    throw new InvalidArgumentError("Expected a duration such as 30s, 30m, 2h or 7d.");
-  return ms;
-}
-
-/** Commander option parser for a time: a duration back from now (`2h`) or an ISO time. */
-export function sinceOption(text: string): Date {
-  const ms = parseDuration(text);
-  if (ms !== undefined) return new Date(Date.now() - ms);
-  const at = Date.parse(text);
-  if (Number.isNaN(at))
-    throw new InvalidArgumentError(
-      "Expected a duration back from now (2h, 30m, 7d) or an ISO time (2025-01-15T10:00:00Z).",
-    );
-  return new Date(at);
 }
 
 /** Commander option parser for a positive integer. */
@@ -471,13 +442,6 @@ export function countOption(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0)
     throw new InvalidArgumentError("Expected a non-negative integer.");
-  return n;
-}
-
-/** Commander option parser for a positive number. */
-export function positiveNumberOption(text: string): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("Expected a positive number.");
   return n;
 }
 

@@ -18,8 +18,10 @@ import type {
   SubscriberBacklog,
 } from "@switchyard/transport";
 import {
+  type AlertInput,
   type DaemonState,
   type HealthReport,
+  alertingTypes,
   daemonState,
   healthChecks,
 } from "@switchyard/transport";
@@ -104,6 +106,47 @@ const attempt = async <T>(read: () => Promise<T>): Promise<T | Error> => {
   }
 };
 
+/** Events read at most per alerting type, as `checkHealth` of `@switchyard/transport` reads. */
+const MAX_ALERT_EVENTS = 100_000;
+
+/**
+ * The input of the catalog's alert rules for `healthChecks`: each alerting type's storage times in
+ * its window (a rate rule's own, else `alertWindowMs`), or the error of the read. The rule itself
+ * is the contract's (`healthChecks` of `@switchyard/transport`), as `switchyard health` uses it.
+ */
+async function alertInputs(
+  inspector: Inspector,
+  options: ResolvedOptions,
+  now: number,
+  signal?: AbortSignal,
+): Promise<AlertInput[]> {
+  if (!options.alertCatalog) return [];
+  return Promise.all(
+    alertingTypes(options.alertCatalog).map(async (definition) => {
+      const rule = definition.alert!;
+      const windowMs = rule.kind === "rate" ? rule.withinMs : options.alertWindowMs;
+      const times = await attempt(async () => {
+        const found: number[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await inspector.events({
+            types: [definition.type],
+            since: now - windowMs,
+            order: "oldest",
+            limit: 1000,
+            ...(cursor ? { cursor } : {}),
+            ...(signal ? { signal } : {}),
+          });
+          for (const event of page.events) found.push(Date.parse(event.storedAt));
+          cursor = page.next;
+        } while (cursor && found.length < MAX_ALERT_EVENTS);
+        return found;
+      });
+      return { definition, windowMs, times };
+    }),
+  );
+}
+
 /** Every read the overview shows, made once each (a failed read is reported, not thrown). */
 export async function overview(
   inspector: Inspector,
@@ -114,13 +157,14 @@ export async function overview(
   const window = windowOf(windowName);
   const now = options.now();
   const caps = inspector.capabilities;
-  const [subscribers, heartbeats, deadLetters, counts] = await Promise.all([
+  const [subscribers, heartbeats, deadLetters, counts, alerts] = await Promise.all([
     attempt(() => inspector.subscribers({ signal })),
     caps.heartbeats ? attempt(() => inspector.heartbeats({ signal })) : undefined,
     caps.deadLetters ? attempt(() => inspector.deadLetterCounts({ signal })) : undefined,
     attempt(() =>
       inspector.counts({ since: now - window.ms, until: now, bucketMs: window.bucketMs, signal }),
     ),
+    alertInputs(inspector, options, now, signal),
   ]);
   const errors: Record<string, string> = {};
   if (subscribers instanceof Error) errors.subscribers = subscribers.message;
@@ -139,9 +183,10 @@ export async function overview(
     transport: inspector.transport,
     generatedAt: new Date(now).toISOString(),
     health: healthChecks(
-      { transport: inspector.transport, heartbeats, subscribers, deadLetters },
+      { transport: inspector.transport, heartbeats, subscribers, deadLetters, alerts },
       {
         staleAfterMs: options.staleAfterMs,
+        alertWindowMs: options.alertWindowMs,
         maxPending: options.maxPending,
         maxDeadLetters: options.maxDeadLetters,
         now,

@@ -1,4 +1,4 @@
-import { SwitchyardError } from "@switchyard/event-schema";
+import { type AnyCatalog, SwitchyardError, isCatalog } from "@switchyard/event-schema";
 
 /**
  * A pipeline to draw on the Pipeline page: the shape of a catalog's declared pipelines
@@ -29,8 +29,19 @@ export interface DashboardOptions {
   readonly actions?: { readonly token: string };
   /** Shown in the page titles and header. @defaultValue `"Switchyard"` */
   readonly title?: string;
-  /** Declared pipelines (e.g. `catalog.pipelines`) for the Pipeline page. @defaultValue none */
-  readonly catalog?: { readonly pipelines: readonly DashboardPipeline[] };
+  /**
+   * The catalog in use (made by `defineCatalog`): its declared pipelines are drawn on the Pipeline
+   * page, and its alert rules are checked in the health verdict (overview and `api/health`), as
+   * `switchyard health` checks them (`checkHealth` of `@switchyard/transport`). An object with
+   * only `pipelines` draws those and checks no alert rule.
+   * @defaultValue none: no pipelines, no alert checks
+   */
+  readonly catalog?: AnyCatalog | { readonly pipelines: readonly DashboardPipeline[] };
+  /**
+   * Window of the catalog's "any occurrence" alert rules (a rate rule has its own window).
+   * @defaultValue 3_600_000 (1 hour), as `switchyard health --alert-window`
+   */
+  readonly alertWindowMs?: number;
   /** A running daemon whose last heartbeat is older than this is stale. @defaultValue 120_000 */
   readonly staleAfterMs?: number;
   /** More unsettled deliveries than this makes the backlog check unhealthy. @defaultValue 1000 */
@@ -55,6 +66,7 @@ export const defaultDashboardOptions = Object.freeze({
   basePath: "/",
   title: "Switchyard",
   staleAfterMs: 120_000,
+  alertWindowMs: 3_600_000,
   maxPending: 1000,
   maxDeadLetters: 100,
   tailIntervalMs: 1000,
@@ -79,6 +91,9 @@ export interface ResolvedOptions {
   readonly token: string | undefined;
   readonly title: string;
   readonly pipelines: readonly DashboardPipeline[];
+  /** The catalog whose alert rules the health checks evaluate, when a whole catalog was given. */
+  readonly alertCatalog: AnyCatalog | undefined;
+  readonly alertWindowMs: number;
   readonly staleAfterMs: number;
   readonly maxPending: number;
   readonly maxDeadLetters: number;
@@ -114,6 +129,8 @@ export function resolveOptions(options: DashboardOptions): ResolvedOptions {
     token,
     title: String(merged.title),
     pipelines: options.catalog?.pipelines ?? [],
+    alertCatalog: isCatalog(options.catalog) ? options.catalog : undefined,
+    alertWindowMs: positive("alertWindowMs", merged.alertWindowMs),
     staleAfterMs: positive("staleAfterMs", merged.staleAfterMs),
     maxPending: positive("maxPending", merged.maxPending),
     maxDeadLetters: positive("maxDeadLetters", merged.maxDeadLetters),

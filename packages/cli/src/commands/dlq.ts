@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
-import { durationParser } from "../duration";
+import { durationParser, sinceOption } from "../duration";
 import type { AnyCatalog } from "@switchyard/event-schema";
 import type {
   ActionResult,
@@ -29,7 +29,6 @@ import {
   formatTime,
   plural,
   positiveIntOption,
-  sinceOption,
 } from "../output";
 import { type RetryDaemonState, retryDaemonState, retryNote } from "./shared";
 
@@ -126,13 +125,14 @@ export interface DeadLetterListReport {
 
 /** The type a user named, checked against the catalog; a type only the dead letters hold passes. */
 function deadLetterTypeOf(
-  catalog: AnyCatalog,
+  context: { readonly catalog: AnyCatalog },
   type: string | undefined,
   inspector: Inspector,
 ): Promise<string | undefined> {
   if (type === undefined) return Promise.resolve(undefined);
+  // The catalog is read only now: without --type the command does not depend on it.
   return checkEventTypeAsync(
-    catalog,
+    context.catalog,
     type,
     async (t) => (await inspector.deadLetters({ type: t, limit: 1 })).deadLetters.length > 0,
   );
@@ -217,11 +217,12 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   ]);
   withCatalogOption(list);
   list.action(
-    action<ListOptions>(runtime, async ({ opts, out, catalog, driver }) => {
+    action<ListOptions>(runtime, async (context) => {
+      const { opts, out, driver } = context;
       const opened = await driver({ readOnly: true });
       requireCapability(opened, "deadLetters", "dlq list");
       const inspector = opened.inspector();
-      const type = await deadLetterTypeOf(catalog, opts.type, inspector);
+      const type = await deadLetterTypeOf(context, opts.type, inspector);
       const { deadLetters } = await inspector.deadLetters({
         ...eventFilter(opts.event),
         ...(type !== undefined ? { type } : {}),
@@ -262,6 +263,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
           nextRetry(d, retryDaemon),
           `${d.error.name}: ${d.error.message}`,
         ]),
+        { whole: ["id"] },
       );
       reportDamaged(out, deadLetters, (d) => `dead letter ${d.id}`);
       // pending_retry is what a retry daemon retries: say whether one runs.
@@ -326,7 +328,8 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   ]);
   withCatalogOption(replay);
   replay.action(
-    action<ReplayCliOptions>(runtime, async ({ args, opts, out, catalog, driver }) => {
+    action<ReplayCliOptions>(runtime, async (context) => {
+      const { args, opts, out, driver } = context;
       const positional = args[0] as string | undefined;
       if (positional !== undefined && opts.id !== undefined && positional !== opts.id)
         throw new CliError(
@@ -349,9 +352,8 @@ export function registerDlq(program: Command, runtime: Runtime): void {
           "USAGE",
           "Say what to replay: a dead letter id, or --event, --type and/or --subscriber (add --dry-run to preview).",
         );
-      // Writable even for --dry-run: the admin decides what would be replayed, and the SQLite
-      // admin refuses to run on a read-only driver.
-      const opened = await driver({ readOnly: false });
+      // A dry run only reads (the inspector), so it works on a file in a read-only directory.
+      const opened = await driver({ readOnly: opts.dryRun === true });
       requireCapability(opened, "deadLetters", "dlq replay");
       if (!opts.dryRun) requireCapability(opened, "replay", "dlq replay");
       const inspector = opened.inspector();
@@ -381,7 +383,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         }
         filter = { id };
       } else {
-        const type = await deadLetterTypeOf(catalog, opts.type, inspector);
+        const type = await deadLetterTypeOf(context, opts.type, inspector);
         filter = {
           ...eventFilter(opts.event),
           ...(type !== undefined ? { type } : {}),
@@ -389,9 +391,9 @@ export function registerDlq(program: Command, runtime: Runtime): void {
           status: opts.status ?? (opts.again ? [...REPLAYABLE, "replayed"] : REPLAYABLE),
         };
       }
-      const report = await opened
-        .admin()
-        .replay(filter, { dryRun: opts.dryRun === true, again: opts.again === true });
+      const report = opts.dryRun
+        ? await previewReplay(inspector, filter, { again: opts.again === true })
+        : await opened.admin().replay(filter, { dryRun: false, again: opts.again === true });
       out.data(report);
       printReplay(out, report, opts.again === true);
       return report.failed.length > 0 ||
@@ -439,7 +441,8 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   ]);
   withCatalogOption(purge);
   purge.action(
-    action<PurgeCliOptions>(runtime, async ({ opts, out, catalog, driver }) => {
+    action<PurgeCliOptions>(runtime, async (context) => {
+      const { opts, out, driver } = context;
       const criteria =
         opts.olderThan !== undefined ||
         opts.event !== undefined ||
@@ -475,7 +478,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         filter = { id: opts.id };
         what = `dead letter ${opts.id} (${record.eventType} for ${record.subscriber}, ${record.status})`;
       } else {
-        const type = await deadLetterTypeOf(catalog, opts.type, inspector);
+        const type = await deadLetterTypeOf(context, opts.type, inspector);
         filter = {
           ...(opts.olderThan !== undefined
             ? { before: new Date(Date.now() - opts.olderThan) }
@@ -537,6 +540,61 @@ async function countMatching(inspector: Inspector, filter: DeadLetterFilter): Pr
 }
 
 /** One record, or an error naming the id and the target. */
+/** Options of {@link previewReplay}. */
+interface PreviewReplayOptions {
+  /** Count dead letters replayed before as replayable (`--again`). @defaultValue false */
+  readonly again?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * What `dlq replay --dry-run` reports: the dead letters `filter` matches, read through the
+ * inspector only (so it works on a database opened read-only), split into those a replay would
+ * hand back and those it would skip, with why. Without a `status` in `filter`, every status but
+ * `purged` matches, as the admins' `replay` does.
+ */
+async function previewReplay(
+  inspector: Inspector,
+  filter: DeadLetterFilter,
+  options: PreviewReplayOptions = {},
+): Promise<ReplayResult> {
+  const query: DeadLetterFilter = {
+    ...filter,
+    status: filter.status ?? STATUSES.filter((status) => status !== "purged"),
+  };
+  const matched: DeadLetterInfo[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await inspector.deadLetters({
+      ...query,
+      limit: 500,
+      ...(cursor !== undefined ? { cursor } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    matched.push(...page.deadLetters);
+    cursor = page.next;
+  } while (cursor !== undefined);
+  const skipped: { id: string; reason: string }[] = [];
+  const wouldReplay: string[] = [];
+  // Oldest first, as a replay hands them back.
+  for (const record of matched.reverse()) {
+    const why = notReplayable(record, options.again === true);
+    if (why === undefined) wouldReplay.push(record.id);
+    else skipped.push({ id: record.id, reason: why });
+  }
+  return { dryRun: true, matched: matched.length, replayed: [], skipped, failed: [], wouldReplay };
+}
+
+/** Why a replay would skip `record`, or `undefined` when it would hand it back. */
+function notReplayable(record: DeadLetterInfo, again: boolean): string | undefined {
+  if (record.status === "purged") return "purged: the envelope is gone";
+  if (record.status === "replayed" && !again) return "replayed before";
+  if (record.status === "retrying") return "being replayed right now by another replayer";
+  if (record.envelope === undefined)
+    return `no envelope stored${record.damaged ? ` (damaged: ${record.damaged})` : ""}`;
+  return undefined;
+}
+
 async function recordOf(inspector: Inspector, id: string, target: string): Promise<DeadLetterInfo> {
   const record = await inspector.deadLetter(id);
   if (record) return record;

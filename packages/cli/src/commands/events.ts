@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
-import { durationParser, formatDuration as durationText } from "../duration";
+import { durationParser, formatDuration as durationText, sinceOption } from "../duration";
 import {
   type CausationNode,
   type DeadLetterInfo,
@@ -32,7 +32,6 @@ import {
   jsonText,
   plural,
   positiveIntOption,
-  sinceOption,
 } from "../output";
 import { eventTypeOf } from "./shared";
 
@@ -128,9 +127,10 @@ export function registerEvents(program: Command, runtime: Runtime): void {
   ]);
   withCatalogOption(list);
   list.action(
-    action<ListOptions>(runtime, async ({ opts, out, catalog, driver }) => {
+    action<ListOptions>(runtime, async (context) => {
+      const { opts, out, driver } = context;
       const inspector = (await driver({ readOnly: true })).inspector();
-      const type = await eventTypeOf(catalog, opts.type, inspector);
+      const type = await eventTypeOf(context, opts.type, inspector);
       const page = await inspector.events({
         ...(type !== undefined ? { types: [type] } : {}),
         ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
@@ -154,6 +154,7 @@ export function registerEvents(program: Command, runtime: Runtime): void {
           e.source,
           e.id,
         ]),
+        { whole: ["id"] },
       );
       reportDamaged(out, found, (e) => `event ${e.id} (seq ${e.seq})`);
       return ExitCode.ok;
@@ -243,10 +244,11 @@ export function registerEvents(program: Command, runtime: Runtime): void {
   ]);
   withCatalogOption(tail);
   tail.action(
-    action<TailOptions>(runtime, async ({ opts, out, catalog, driver, target }) => {
+    action<TailOptions>(runtime, async (context) => {
+      const { opts, out, driver, target } = context;
       const opened = await driver({ readOnly: true });
       const inspector = opened.inspector();
-      const type = await eventTypeOf(catalog, opts.type, inspector);
+      const type = await eventTypeOf(context, opts.type, inspector);
       // A snapshot never changes: read a fresh one at each poll, until the target is read in place.
       const fresh =
         snapshotOf(opened) === undefined
@@ -375,6 +377,7 @@ function printTrace(out: Output, report: TraceReport, hasDeliveries: boolean): v
     out.table(
       ["dead letter", "subscriber", "status", "reason", "attempts"],
       report.deadLetters.map((d) => [d.id, d.subscriber, d.status, d.reason, d.attempts]),
+      { whole: ["dead letter"] },
     );
   }
   out.line();

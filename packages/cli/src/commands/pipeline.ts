@@ -4,12 +4,13 @@ import {
   type VerifyPipelineOptions as DashboardVerifyOptions,
   verifyPipeline as verifyOneKey,
 } from "@switchyard/transport";
-import { type AnyCatalog, type PipelineDefinition, pipelineStages } from "@switchyard/event-schema";
+import type { AnyCatalog, PipelineDefinition } from "@switchyard/event-schema";
 import { withCatalogOption } from "../catalog-option";
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
 import type { Inspector } from "@switchyard/transport";
 import { openTarget } from "../drivers";
-import { CliError, ExitCode, formatTime, positiveNumberOption } from "../output";
+import { durationParser, formatDuration as durationText } from "../duration";
+import { CliError, ExitCode, formatTime } from "../output";
 
 /** Options of {@link verifyPipeline}. */
 export interface VerifyPipelineOptions extends Omit<
@@ -18,22 +19,38 @@ export interface VerifyPipelineOptions extends Omit<
 > {
   /**
    * The stages to check, in order: a catalog's pipeline (`catalog.pipeline("name").stages`).
-   * @defaultValue the stages of the pipeline catalog's `training` pipeline
+   * Give either `stages` (with `key` when it is not `config_key`) or `catalog`.
+   * @defaultValue the stages of `catalog`'s pipeline
    */
   readonly stages?: readonly string[];
+  /**
+   * The catalog whose pipeline is checked (its stages and key), when `stages` is not given; the
+   * pipeline is `pipeline`, else the catalog's first.
+   */
+  readonly catalog?: AnyCatalog;
+  /** Which of `catalog`'s pipelines. @defaultValue the catalog's first */
+  readonly pipeline?: string;
 }
 
 /**
  * Did every pipeline stage fire for one config key within the last `hours`? Counts the stored
  * events of each stage whose envelope `subject` or payload key field is `configKey`, on any
  * transport: `source` is an open inspector, or a target (`sqlite:path`, a bare path,
- * `nats://…`) opened read-only and closed again. The rule is the dashboard's
+ * `nats://…`) opened read-only and closed again. The stages are `options.stages`, else those of
+ * `options.catalog`'s pipeline; there is no default catalog. The rule is the dashboard's
  * (`verifyPipeline` of `@switchyard/transport`), so its Pipeline page gives the same verdicts.
+ *
+ * @throws TypeError when neither `stages` nor `catalog` is given; `CliError`
+ *   (`PIPELINE_NOT_FOUND`) when the catalog declares no such pipeline.
  *
  * @example
  * ```ts
  * // not runnable
- * const result = await verifyPipeline("data/coordination/coordination.db", "hex8_2p", { hours: 6 });
+ * import { pipelineCatalog } from "@switchyard/event-schema";
+ * const result = await verifyPipeline("data/coordination/coordination.db", "hex8_2p", {
+ *   catalog: pipelineCatalog,
+ *   hours: 6,
+ * });
  * if (!result.ok) console.log("stuck before", result.missing[0]);
  * ```
  */
@@ -45,6 +62,10 @@ export async function verifyPipeline(
   const hours = options.hours ?? 24;
   if (!(hours > 0) || !Number.isFinite(hours))
     throw new RangeError(`verifyPipeline: hours must be a positive number, got ${String(hours)}.`);
+  if (options.stages === undefined && options.catalog === undefined)
+    throw new TypeError(
+      "verifyPipeline: say which stages to check: pass `catalog` (its pipeline is checked, or the one `pipeline` names) or `stages`.",
+    );
   if (typeof source === "string") {
     const driver = await openTarget(source, { readOnly: true });
     try {
@@ -53,11 +74,22 @@ export async function verifyPipeline(
       await driver.close();
     }
   }
-  return verifyOneKey(source, configKey, { ...options, stages: options.stages ?? pipelineStages });
+  const { catalog, pipeline: name, stages, ...rest } = options;
+  if (stages !== undefined) return verifyOneKey(source, configKey, { ...rest, stages });
+  const pipeline = pipelineOf(catalog!, name);
+  return verifyOneKey(source, configKey, {
+    ...rest,
+    stages: pipeline.stages,
+    key: rest.key ?? pipeline.key,
+  });
 }
 
+/** The window `pipeline verify` looks back over when `--hours` is not given: 24 hours. */
+const VERIFY_WINDOW_MS = 24 * 3_600_000;
+
 interface VerifyOptions extends CommonOptions {
-  readonly hours: number;
+  /** `--hours`, parsed to milliseconds (a bare number is hours). */
+  readonly hours?: number;
   readonly pipeline?: string;
 }
 
@@ -88,12 +120,17 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
         "<key>",
         "the value of the pipeline's key (its config_key for training), e.g. hex8_2p",
       )
-      .option("--hours <n>", "window length in hours", positiveNumberOption, 24)
+      .option(
+        "--hours <duration>",
+        `window length, such as 24h, 90m or 7d; a bare number is hours (default: ${VERIFY_WINDOW_MS / 3_600_000}h)`,
+        durationParser("--hours", { bareUnit: "h" }),
+      )
       .option("--pipeline <name>", "which of the catalog's pipelines (default: its first)"),
   );
   examples(verify, [
     ["switchyard pipeline verify hex8_2p", "last 24 hours"],
-    ["switchyard pipeline verify sq8_4p --hours 6", "last 6 hours"],
+    ["switchyard pipeline verify sq8_4p --hours 6h", "last 6 hours"],
+    ["switchyard pipeline verify sq8_4p --hours 90m", "last 90 minutes"],
     ["switchyard pipeline verify hex8_2p --json | jq .missing", "the stages that did not fire"],
     [
       "switchyard pipeline verify hex8_2p --transport nats://10.0.0.5:4222/SWITCHYARD",
@@ -106,13 +143,14 @@ export function registerPipeline(program: Command, runtime: Runtime): void {
       const configKey = String(args[0]);
       if (configKey.trim() === "") throw new CliError("USAGE", "The config key is empty.");
       const pipeline = pipelineOf(catalog, opts.pipeline);
-      const options = { hours: opts.hours, stages: pipeline.stages, key: pipeline.key };
+      const windowMs = opts.hours ?? VERIFY_WINDOW_MS;
+      const options = { hours: windowMs / 3_600_000, stages: pipeline.stages, key: pipeline.key };
       const inspector = (await driver({ readOnly: true })).inspector();
       const result = await verifyPipeline(inspector, configKey, options);
       {
         out.data(result);
         out.line(
-          `Pipeline ${pipeline.name} of ${pipeline.key} ${configKey}, last ${opts.hours} h:`,
+          `Pipeline ${pipeline.name} of ${pipeline.key} ${configKey}, last ${durationText(windowMs)}:`,
         );
         out.table(
           ["", "stage", "events", "last"],

@@ -64,12 +64,13 @@ export function retryNote(state: RetryDaemonState): string {
  * passes too (see `checkEventType`).
  */
 export function eventTypeOf(
-  catalog: AnyCatalog,
+  context: { readonly catalog: AnyCatalog },
   type: string | undefined,
   inspector: Inspector,
 ): Promise<string | undefined> {
   if (type === undefined) return Promise.resolve(undefined);
-  return checkEventTypeAsync(catalog, type, async (t) => {
+  // The catalog is read only now: without --type the command does not depend on it.
+  return checkEventTypeAsync(context.catalog, type, async (t) => {
     const page = await inspector.events({ types: [t], limit: 1 });
     if (page.events.length > 0) return true;
     const subscribers = await inspector.subscribers();

@@ -47,9 +47,9 @@ export function registerSubscribers(program: Command, runtime: Runtime): void {
   withWatchOption(command);
   command.action(
     action<SubscribersOptions>(runtime, async (context) => {
-      const { opts, catalog, driver } = context;
+      const { opts, driver } = context;
       const inspector = (await driver({ readOnly: true })).inspector();
-      const type = await eventTypeOf(catalog, opts.type, inspector);
+      const type = await eventTypeOf(context, opts.type, inspector);
       return watching(context, "switchyard subscribers", async (out) => {
         const all = await inspector.subscribers();
         const subscribers = all.filter((s) => type === undefined || s.types.includes(type));

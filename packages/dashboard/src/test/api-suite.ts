@@ -2,7 +2,7 @@
 import { createEnvelope } from "@switchyard/event-schema";
 import type { Driver } from "@switchyard/transport";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DashboardHandler, createDashboard } from "../index";
+import { type DashboardHandler, createDashboard, serveDashboard } from "../index";
 import { type Seeded, getJson, seed } from "./fixture";
 
 const TOKEN = "test-token-0123456789";
@@ -296,6 +296,18 @@ export function apiSuite(name: string, open: () => Promise<Driver>) {
       expect(await response.text()).toContain(
         'switchyard_subscriber_dead{subscriber="selfplay_watch"} 3',
       );
+    });
+
+    it("serves /metrics over real HTTP on loopback", async () => {
+      await using served = await serveDashboard({ driver, port: 0, basePath: "/ops/" });
+      expect(served.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/ops\/$/);
+      const response = await fetch(`${served.url}metrics`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toMatch(/^text\/plain/);
+      const text = await response.text();
+      expect(text).toMatch(/^switchyard_up 1$/m);
+      expect(text).toMatch(/^# TYPE switchyard_subscriber_backlog gauge$/m);
+      expect(text).toMatch(/^switchyard_subscriber_backlog\{subscriber="selfplay_watch"\} \d+$/m);
     });
 
     it("replays one dead letter after a dry run that changes nothing", async () => {
