@@ -481,6 +481,8 @@ describe("dedup", () => {
     expect(processed).toHaveLength(2);
     expect(processed[0]).toBe(first.id);
     expect(d.stats).toMatchObject({ eventsProcessed: 2, successCount: 2, eventsDeduplicated: 1 });
+    // The router sees the skip too: the subscription's deduplicated count (and so the metric).
+    expect(router.stats().deduplicated).toBe(1);
   });
 
   it("with keyFields, treats events differing only outside those fields as duplicates", () => {

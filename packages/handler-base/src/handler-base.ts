@@ -785,6 +785,9 @@ export abstract class HandlerBase<
         c.eventsProcessed++;
         c.successCount++;
         this.#outcomes.record(false);
+      } else {
+        // Skipped by isDuplicateEvent: the router counts it as deduplicated (stats, metric).
+        ctx.markDeduplicated();
       }
     } catch (error) {
       c.eventsProcessed++;

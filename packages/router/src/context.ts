@@ -41,6 +41,13 @@ export interface HandlerContext<C extends AnyCatalog = AnyCatalog> {
    */
   extendLease(ms?: number): Promise<void>;
   /**
+   * Say that this delivery was a duplicate the handler skipped (its own content-based check, e.g.
+   * `HandlerBase.isDuplicateEvent`): it then counts as `deduplicated` in the subscription's stats
+   * and the `switchyard.deliveries.deduplicated` metric, like one the `dedup` middleware skipped,
+   * and is still acked. Call it before returning; calling it twice counts once.
+   */
+  markDeduplicated(): void;
+  /**
    * Publish an event caused by this one: `causationid`, `correlationid` and a child `traceparent`
    * are carried over from the event being handled.
    */
@@ -84,6 +91,8 @@ export interface DeliveryScope {
   readonly host: ContextHost;
   /** The parent signal of local deliveries: aborted on shutdown. */
   readonly shutdownSignal: AbortSignal;
+  /** Counts a delivery the handler reported as a duplicate (`markDeduplicated`). */
+  readonly deduplicated: () => void;
 }
 
 /** What a transport delivery brings: its own parent signal (lease loss, shutdown) and its lease. */
@@ -215,6 +224,12 @@ export class DeliveryContext implements HandlerContext {
 
   extendLease(ms?: number): Promise<void> {
     return this.source ? this.source.extendLease(ms) : Promise.resolve();
+  }
+
+  markDeduplicated(): void {
+    if (this.outcome === "deduplicated") return;
+    this.outcome = "deduplicated";
+    this.scope.deduplicated();
   }
 
   publish(type: string, data: unknown, options?: ContextPublishOptions): Promise<never> {

@@ -161,6 +161,30 @@ describe("OpenTelemetry (messaging semantic conventions v1.30.0)", () => {
     await router.shutdown();
   });
 
+  it("counts a delivery the handler marks as a duplicate, once, in the metric and the stats", async () => {
+    const router = createRouter({ catalog: testCatalog, openTelemetry: otel() });
+    router.subscribe(
+      "JOB_STARTED",
+      (event, ctx) => {
+        if (event.data.n === 1) {
+          ctx.markDeduplicated();
+          ctx.markDeduplicated();
+        }
+      },
+      { name: "worker" },
+    );
+    await router.publish("JOB_STARTED", { n: 1 });
+    await router.publish("JOB_STARTED", { n: 2 });
+    await router.drain();
+    expect((await metric("switchyard.deliveries.deduplicated"))[0]?.value).toBe(1);
+    expect(router.stats().deduplicated).toBe(1);
+    expect(spansNamed("process").map((s) => s.attributes["switchyard.outcome"])).toEqual([
+      "deduplicated",
+      "ok",
+    ]);
+    await router.close();
+  });
+
   it("links instead of parenting with spanRelationship: link", async () => {
     const router = createRouter({
       catalog: testCatalog,

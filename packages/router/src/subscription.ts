@@ -232,11 +232,24 @@ export class LocalSubscription {
     this.#maxAttempts = settings.maxAttempts;
     this.#debug = host.logger !== silentLogger;
     const shutdownSignal = host.shutdownSignal;
-    this.#localScope = { subscription: this.name, origin: "local", host, shutdownSignal };
-    this.#transportScope = { subscription: this.name, origin: "transport", host, shutdownSignal };
+    const deduplicated = () => void this.counters.deduplicated++;
+    this.#localScope = {
+      subscription: this.name,
+      origin: "local",
+      host,
+      shutdownSignal,
+      deduplicated,
+    };
+    this.#transportScope = {
+      subscription: this.name,
+      origin: "transport",
+      host,
+      shutdownSignal,
+      deduplicated,
+    };
     const counters = {
       retried: () => void this.counters.retried++,
-      deduplicated: () => void this.counters.deduplicated++,
+      deduplicated,
       timedOut: () => void this.counters.timedOut++,
       deadLettered: () => void this.counters.deadLettered++,
     };
