@@ -18,12 +18,11 @@ import type {
   SubscriberBacklog,
 } from "@switchyard/transport";
 import {
-  type AlertInput,
   type DaemonState,
   type HealthReport,
-  alertingTypes,
   daemonState,
   healthChecks,
+  readAlertInputs,
 } from "@switchyard/transport";
 
 import type { ResolvedOptions } from "./options";
@@ -106,47 +105,6 @@ const attempt = async <T>(read: () => Promise<T>): Promise<T | Error> => {
   }
 };
 
-/** Events read at most per alerting type, as `checkHealth` of `@switchyard/transport` reads. */
-const MAX_ALERT_EVENTS = 100_000;
-
-/**
- * The input of the catalog's alert rules for `healthChecks`: each alerting type's storage times in
- * its window (a rate rule's own, else `alertWindowMs`), or the error of the read. The rule itself
- * is the contract's (`healthChecks` of `@switchyard/transport`), as `switchyard health` uses it.
- */
-async function alertInputs(
-  inspector: Inspector,
-  options: ResolvedOptions,
-  now: number,
-  signal?: AbortSignal,
-): Promise<AlertInput[]> {
-  if (!options.alertCatalog) return [];
-  return Promise.all(
-    alertingTypes(options.alertCatalog).map(async (definition) => {
-      const rule = definition.alert!;
-      const windowMs = rule.kind === "rate" ? rule.withinMs : options.alertWindowMs;
-      const times = await attempt(async () => {
-        const found: number[] = [];
-        let cursor: string | undefined;
-        do {
-          const page = await inspector.events({
-            types: [definition.type],
-            since: now - windowMs,
-            order: "oldest",
-            limit: 1000,
-            ...(cursor ? { cursor } : {}),
-            ...(signal ? { signal } : {}),
-          });
-          for (const event of page.events) found.push(Date.parse(event.storedAt));
-          cursor = page.next;
-        } while (cursor && found.length < MAX_ALERT_EVENTS);
-        return found;
-      });
-      return { definition, windowMs, times };
-    }),
-  );
-}
-
 /** Every read the overview shows, made once each (a failed read is reported, not thrown). */
 export async function overview(
   inspector: Inspector,
@@ -164,7 +122,13 @@ export async function overview(
     attempt(() =>
       inspector.counts({ since: now - window.ms, until: now, bucketMs: window.bucketMs, signal }),
     ),
-    alertInputs(inspector, options, now, signal),
+    options.alertCatalog
+      ? readAlertInputs(inspector, options.alertCatalog, {
+          now,
+          alertWindowMs: options.alertWindowMs,
+          ...(signal ? { signal } : {}),
+        })
+      : [],
   ]);
   const errors: Record<string, string> = {};
   if (subscribers instanceof Error) errors.subscribers = subscribers.message;

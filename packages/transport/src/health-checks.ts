@@ -314,6 +314,7 @@ async function eventTimes(
   inspector: Inspector,
   type: string,
   since: number,
+  signal: AbortSignal | undefined,
   max = 100_000,
 ): Promise<number[]> {
   const times: number[] = [];
@@ -325,11 +326,59 @@ async function eventTimes(
       order: "oldest",
       limit: 1000,
       ...(cursor ? { cursor } : {}),
+      ...(signal ? { signal } : {}),
     });
     for (const event of page.events) times.push(Date.parse(event.storedAt));
     cursor = page.next;
   } while (cursor && times.length < max);
   return times;
+}
+
+/** Options of {@link readAlertInputs}. */
+export interface ReadAlertInputsOptions {
+  /** The time the windows end at (ms since the epoch). @defaultValue `Date.now()` */
+  readonly now?: number;
+  /**
+   * The window of a `quiet`-style rule that has none of its own, in ms (a rate rule uses its
+   * `withinMs`). @defaultValue {@link defaultHealthOptions}.alertWindowMs
+   */
+  readonly alertWindowMs?: number;
+  /** Aborts the reads. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * What {@link healthChecks} needs to evaluate a catalog's alert rules: for each alerting type, the
+ * storage times of its events in the rule's window (at most 100,000 per type), or the error of the
+ * read (a failed read becomes a check, not an exception). The one reading behind
+ * {@link checkHealth} and the dashboard's health checks.
+ *
+ * @example
+ * ```ts
+ * // not runnable
+ * const alerts = await readAlertInputs(driver.inspector(), pipelineCatalog);
+ * ```
+ */
+export async function readAlertInputs(
+  inspector: Inspector,
+  catalog: AnyCatalog,
+  options: ReadAlertInputsOptions = {},
+): Promise<AlertInput[]> {
+  const now = options.now ?? Date.now();
+  const alertWindowMs = options.alertWindowMs ?? defaultHealthOptions.alertWindowMs;
+  const alerts: AlertInput[] = [];
+  for (const definition of alertingTypes(catalog)) {
+    const rule = definition.alert!;
+    const windowMs = rule.kind === "rate" ? rule.withinMs : alertWindowMs;
+    alerts.push({
+      definition,
+      windowMs,
+      times: await settle(() =>
+        eventTimes(inspector, definition.type, now - windowMs, options.signal),
+      ),
+    });
+  }
+  return alerts;
 }
 
 /**
@@ -355,16 +404,9 @@ export async function checkHealth(
     settle(() => inspector.subscribers()),
     caps.deadLetters ? settle(() => inspector.deadLetterCounts()) : undefined,
   ]);
-  const alerts: AlertInput[] = [];
-  for (const definition of options.catalog ? alertingTypes(options.catalog) : []) {
-    const rule = definition.alert!;
-    const windowMs = rule.kind === "rate" ? rule.withinMs : alertWindowMs;
-    alerts.push({
-      definition,
-      windowMs,
-      times: await settle(() => eventTimes(inspector, definition.type, now - windowMs)),
-    });
-  }
+  const alerts = options.catalog
+    ? await readAlertInputs(inspector, options.catalog, { now, alertWindowMs })
+    : [];
   return healthChecks(
     { transport: inspector.transport, heartbeats, subscribers, deadLetters, alerts },
     { ...options, now },

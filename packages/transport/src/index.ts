@@ -53,10 +53,12 @@ export {
   defaultHealthOptions,
   formatDuration,
   healthChecks,
+  readAlertInputs,
 } from "./health-checks";
 export type {
   AlertInput,
   DaemonState,
+  ReadAlertInputsOptions,
   HealthCheck,
   HealthInput,
   HealthOptions,
