@@ -55,7 +55,10 @@ describe("sqliteDriver", () => {
     expect(driver).toBeInstanceOf(SqliteDriver);
     expect(driver.scheme).toBe("sqlite");
     expect(driver.target).toBe(`sqlite:${q.path}`);
-    expect(Object.values(driver.capabilities).every((v) => v === true)).toBe(true);
+    // Every flag on; the one stated behaviour: an expired lease counts as retrying.
+    const { expiredLeases, ...flags } = driver.capabilities;
+    expect(Object.values(flags).every((v) => v === true)).toBe(true);
+    expect(expiredLeases).toBe("retrying");
     expect(driver.transport()).toBe(driver.transport({ logger: undefined }));
     expect(driver.heartbeatSink()).toBe(driver.heartbeatSink());
     expect(driver.deadLetterSink()).toBe(driver.deadLetterSink());
