@@ -86,6 +86,52 @@ describe("explaining a duplicate completion", () => {
     expect(explainDuplicates(swapped, evidence(processes)).unexplained).toHaveLength(1);
   });
 
+  it("explains the newest event sent again at attempt 1 after its own redelivery when its first delivery was never started", () => {
+    // The flake of session 11, as the ledgers showed it (times shifted): process 0 started k1997
+    // and was SIGKILLed with k1998 and k1999 (the newest event) still buffered, never started.
+    // After AckWait, process 1 received k1999's redelivery (attempt 2) and, 1 ms later in the
+    // same pull, k1999 again at delivery count 1; both completed. No completion at attempt 1
+    // came before, so the attempt-1 copy repeats the attempt-2 one.
+    const { entries, processes } = ledgerOf(
+      [
+        ["start k1997 1 1000"],
+        ["start k1999 2 4337", "start k1999 1 4338", "done k1999 2 4490", "done k1999 1 4492"],
+      ],
+      [{ end: "sigkill", killedAt: 1100 }],
+    );
+    const why = explainDuplicates(entries, evidence(processes));
+    expect(why.unexplained).toEqual([]);
+    expect(why.serverRewound).toBe(1);
+    expect(why.explained[0]).toContain("the redelivery of k1999 (attempt 2)");
+    // A kill longer than a lease plus a pull's lifetime before it explains nothing.
+    const old = ledgerOf(
+      [
+        ["start k1997 1 1000"],
+        ["start k1999 2 24337", "start k1999 1 24338", "done k1999 2 24490", "done k1999 1 24492"],
+      ],
+      [{ end: "sigkill", killedAt: 1100 }],
+    );
+    expect(explainDuplicates(old.entries, evidence(old.processes)).unexplained).toHaveLength(1);
+    // Nor does the same pull without a kill.
+    const alive = ledgerOf([
+      ["start k1997 1 1000"],
+      ["start k1999 2 4337", "start k1999 1 4338", "done k1999 2 4490", "done k1999 1 4492"],
+    ]);
+    expect(explainDuplicates(alive.entries, evidence(alive.processes)).unexplained).toHaveLength(1);
+  });
+
+  it("leaves a repeat at a later attempt than 1 unexplained by a rewind", () => {
+    // The server re-sends the stepped-back event at delivery count 1, never higher.
+    const { entries, processes } = ledgerOf(
+      [
+        ["start k1999 2 1000", "done k1999 2 1150"],
+        ["start k1805 3 2590", "start k1999 2 2600", "done k1805 3 2610", "done k1999 2 2750"],
+      ],
+      [{ end: "sigkill", killedAt: 1400 }],
+    );
+    expect(explainDuplicates(entries, evidence(processes)).unexplained).toHaveLength(1);
+  });
+
   it("leaves it unexplained when no consumer was killed between the two runs", () => {
     const { entries, processes } = ledgerOf(
       [

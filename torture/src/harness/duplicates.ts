@@ -12,6 +12,8 @@ export interface DuplicateEvidence {
   readonly repaired?: { readonly keys: ReadonlySet<string>; readonly at: number };
   /** Where a key was published in the stream (its order), e.g. 1999 for `k1999`. */
   readonly order: (key: string) => number;
+  /** How long a consumer's pull request lives at the server (ms). @defaultValue 10000 */
+  readonly pullExpiresMs?: number;
 }
 
 /** Why each duplicate completion happened; `unexplained` names the rest. */
@@ -46,11 +48,13 @@ export interface DuplicateCauses {
  *   earlier completion and no later than the later run started;
  * - the audit's repair: the key was handed back by the audit, and the later run started after it;
  * - a server kill: one happened at most a lease after the earlier completion and before the later;
- * - the server's rewind (see {@link DuplicateCauses.serverRewound}): the key was the newest
- *   event any process had started when the later run started, a consumer process was SIGKILLed
- *   between the two runs, and the later run's process started a redelivery (a later attempt of
- *   another key) at most a second before it — the failed redelivery and the rewound event come
- *   in the same pull, the redelivery first.
+ * - the server's rewind (see {@link DuplicateCauses.serverRewound}): the later run is at attempt
+ *   1, the key was the newest event any process had started when it started, a consumer process
+ *   was SIGKILLed after the key's first delivery and before it (when that delivery was never
+ *   started — it died buffered in the killed process — within a lease plus a pull's lifetime
+ *   before it), and its process started a redelivery (a later attempt of another key or of this
+ *   one) at most a second before it — the failed redelivery and the rewound event come in the
+ *   same pull, the redelivery first.
  *
  * Anything else — e.g. two processes completing one attempt while both stayed alive — is
  * unexplained, and the torture test fails on it.
@@ -134,22 +138,33 @@ export function explainDuplicates(
           evidence.order(e.key) > index &&
           (curStartEntry ? startedBefore(e, curStartEntry) : e.at <= curStart),
       );
+      // The kill came after the key's first delivery. When no process logged a start of it at
+      // attempt 1 before this run (the process it went to was killed with it still buffered),
+      // that delivery was at least a lease before its redelivery, to a pull request that lives at
+      // most `pullExpiresMs`: the kill is then bounded by that window before this run.
+      const firstDelivery = list.find(
+        (e) => e.kind === "start" && e.attempt === 1 && e !== curStartEntry && e.at <= curStart,
+      );
+      const killedAfter = firstDelivery
+        ? Math.min(firstDelivery.at, prev.at)
+        : curStart - evidence.leaseMs - (evidence.pullExpiresMs ?? 10_000);
       const killedBetween = evidence.processes.some(
         (p) =>
           p.end === "sigkill" &&
           p.killedAt !== undefined &&
-          prev.at <= p.killedAt &&
+          killedAfter <= p.killedAt &&
           p.killedAt <= curStart,
       );
+      // The failed redelivery comes first in the same pull: another key's, or this key's own.
       const redeliveredFirst = starts.find(
         (e) =>
           e.proc === cur.proc &&
-          e.key !== key &&
+          e !== curStartEntry &&
           e.attempt > 1 &&
           curStart - 1_000 <= e.at &&
           e.at <= curStart,
       );
-      if (newest && killedBetween && redeliveredFirst) {
+      if (cur.attempt === 1 && newest && killedBetween && redeliveredFirst) {
         serverRewound++;
         explained.push(
           `${what}: same attempt again — the newest event, re-sent at delivery count 1 right after ` +
