@@ -70,6 +70,7 @@ export function toMessage(
   h.set("content-type", "application/cloudevents+json");
   if (envelope.subject) h.set("ce-subject", envelope.subject);
   if (envelope.traceparent) h.set("traceparent", envelope.traceparent);
+  if (envelope.tracestate) h.set("tracestate", envelope.tracestate);
   return { data: encoder.encode(json), headers: h };
 }
 

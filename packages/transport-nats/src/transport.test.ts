@@ -69,7 +69,10 @@ describeIf(await natsAvailable(), "NatsTransport", {}, () => {
       handler: async () => {},
     });
     await sub.close();
-    const e = job(1, { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" });
+    const e = job(1, {
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      tracestate: "vendor=opaque-1,other=2",
+    });
     await t.publish([e]);
     const jsm = await jetstreamManager(admin);
     const stored = await jsm.streams.getMessage(names.stream, {
@@ -79,6 +82,7 @@ describeIf(await natsAvailable(), "NatsTransport", {}, () => {
     expect(stored?.header.get("ce-type")).toBe("JOB");
     expect(stored?.header.get("ce-id")).toBe(e.id);
     expect(stored?.header.get("traceparent")).toBe(e.traceparent);
+    expect(stored?.header.get("tracestate")).toBe(e.tracestate);
     expect(stored?.json()).toEqual(e);
   });
 

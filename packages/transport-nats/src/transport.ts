@@ -88,8 +88,9 @@ const isConsumerNotFound = (error: unknown) =>
  *
  * - **stream**: one stream (`stream`, default `SWITCHYARD`) on `${prefix}.>`; an event of type
  *   `T` is stored on `${prefix}.T` with `Nats-Msg-Id` = envelope id, so re-publishing an id
- *   within `duplicateWindowMs` is a duplicate. Headers `ce-type`, `ce-id`, `ce-source` and
- *   `traceparent` let consumers in other languages route without parsing the body.
+ *   within `duplicateWindowMs` is a duplicate. Headers `ce-type`, `ce-id`, `ce-source`,
+ *   `traceparent` and `tracestate` let consumers in other languages route and trace without
+ *   parsing the body.
  * - **fan-out / competing consumers**: every subscriber has its own durable pull consumers (one
  *   per event type, since NATS 2.9 allows one filter subject per consumer), shared by all of its
  *   processes. A new subscriber starts with events published after it was first created.
