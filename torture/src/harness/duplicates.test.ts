@@ -120,6 +120,32 @@ describe("explaining a duplicate completion", () => {
     expect(explainDuplicates(alive.entries, evidence(alive.processes)).unexplained).toHaveLength(1);
   });
 
+  it("explains the newest event sent again at attempt 1 ahead of the redeliveries in its pull", () => {
+    // The second flake of session 11 (times shifted): process 0 completed k1999 (the newest
+    // event) and was SIGKILLed; process 1, just started, received k1999 again at delivery count
+    // 1 and 3 ms later the redelivery of k1799 (attempt 2), which a killed process had held.
+    const { entries, processes } = ledgerOf(
+      [
+        ["start k1999 1 1000", "done k1999 1 1155"],
+        ["start k1999 1 2916", "start k1799 2 2919", "done k1799 2 2948", "done k1999 1 3067"],
+      ],
+      [{ end: "sigkill", killedAt: 1200 }],
+    );
+    const why = explainDuplicates(entries, evidence(processes));
+    expect(why.unexplained).toEqual([]);
+    expect(why.serverRewound).toBe(1);
+    expect(why.explained[0]).toContain("the redelivery of k1799 (attempt 2)");
+    // A redelivery more than a second away is not the same pull.
+    const apart = ledgerOf(
+      [
+        ["start k1999 1 1000", "done k1999 1 1155"],
+        ["start k1999 1 2916", "start k1799 2 4019", "done k1799 2 4048", "done k1999 1 3067"],
+      ],
+      [{ end: "sigkill", killedAt: 1200 }],
+    );
+    expect(explainDuplicates(apart.entries, evidence(apart.processes)).unexplained).toHaveLength(1);
+  });
+
   it("leaves a repeat at a later attempt than 1 unexplained by a rewind", () => {
     // The server re-sends the stepped-back event at delivery count 1, never higher.
     const { entries, processes } = ledgerOf(

@@ -53,8 +53,8 @@ export interface DuplicateCauses {
  *   was SIGKILLed after the key's first delivery and before it (when that delivery was never
  *   started — it died buffered in the killed process — within a lease plus a pull's lifetime
  *   before it), and its process started a redelivery (a later attempt of another key or of this
- *   one) at most a second before it — the failed redelivery and the rewound event come in the
- *   same pull, the redelivery first.
+ *   one) at most a second before or after it — the rewound event comes in the same pull as
+ *   redeliveries, before or after them.
  *
  * Anything else — e.g. two processes completing one attempt while both stayed alive — is
  * unexplained, and the torture test fails on it.
@@ -155,22 +155,21 @@ export function explainDuplicates(
           killedAfter <= p.killedAt &&
           p.killedAt <= curStart,
       );
-      // The failed redelivery comes first in the same pull: another key's, or this key's own.
-      const redeliveredFirst = starts.find(
+      // A redelivery in the same pull, before or after it: another key's, or this key's own.
+      const redeliveredWith = starts.find(
         (e) =>
           e.proc === cur.proc &&
           e !== curStartEntry &&
           e.attempt > 1 &&
-          curStart - 1_000 <= e.at &&
-          e.at <= curStart,
+          Math.abs(e.at - curStart) <= 1_000,
       );
-      if (cur.attempt === 1 && newest && killedBetween && redeliveredFirst) {
+      if (cur.attempt === 1 && newest && killedBetween && redeliveredWith) {
         serverRewound++;
         explained.push(
-          `${what}: same attempt again — the newest event, re-sent at delivery count 1 right after ` +
-            `process ${cur.proc} received the redelivery of ${redeliveredFirst.key} (attempt ` +
-            `${redeliveredFirst.attempt}) that a SIGKILLed process's pull could not take ` +
-            `(nats-server before nats-io/nats-server#5305 steps back its next sequence)`,
+          `${what}: same attempt again — the newest event, re-sent at delivery count 1 to ` +
+            `process ${cur.proc} in the same pull as the redelivery of ${redeliveredWith.key} ` +
+            `(attempt ${redeliveredWith.attempt}), after a redelivery to a SIGKILLed process's ` +
+            `pull failed (nats-server before nats-io/nats-server#5305 steps back its next sequence)`,
         );
         continue;
       }
