@@ -150,3 +150,46 @@ describe("switchyard dlq with a damaged row", () => {
     });
   });
 });
+
+describe("switchyard dlq replay --dry-run and the replay", () => {
+  it("skip the same records for the same reasons (the contract's replaySkipReason)", async () => {
+    const ids = (await deadLetters(4)).sort((x, y) => Number(x) - Number(y));
+    const [replayed, purged, damaged, waiting] = ids as [string, string, string, string];
+    expect((await cli(["dlq", "replay", replayed, "--db", db])).code).toBe(0);
+    expect((await cli(["dlq", "purge", "--id", purged, "--yes", "--db", db])).code).toBe(0);
+    const conn = new Database(db);
+    conn.prepare("UPDATE dead_letters SET envelope = '{not json' WHERE id = ?").run(damaged);
+    conn.close();
+    const args = ["dlq", "replay", "--subscriber", "evaluator", "--db", db, "--json"];
+    const status = ["--status", "pending_retry,permanently_failed,replayed,purged"];
+    const byId = (skipped: { id: string; reason: string }[]) =>
+      [...skipped].sort((x, y) => Number(x.id) - Number(y.id));
+
+    // In text, the contract's "pass again" reads as this command's flag.
+    const text = await cli([...args.filter((a) => a !== "--json"), ...status, "--dry-run"]);
+    expect(text.stdout).toContain(
+      `skipped ${replayed}: replayed before; add --again to replay it once more`,
+    );
+    expect(text.stdout).toContain(`skipped ${purged}: purged: the envelope is gone`);
+
+    const preview = await cli([...args, ...status, "--dry-run"]);
+    expect(preview.code, preview.stderr).toBe(0);
+    expect(preview.json().wouldReplay).toEqual([waiting]);
+    const previewed = byId(preview.json().skipped);
+    expect(previewed).toEqual([
+      { id: replayed, reason: "replayed before; pass again to replay it again" },
+      { id: purged, reason: "purged: the envelope is gone" },
+      {
+        id: damaged,
+        reason: expect.stringMatching(
+          /^no envelope stored \(damaged: dead_letters\.envelope is not JSON/,
+        ),
+      },
+    ]);
+
+    const run = await cli([...args, ...status]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json().replayed).toEqual([waiting]);
+    expect(byId(run.json().skipped)).toEqual(previewed);
+  });
+});

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { DeadLetterRecord, Driver } from "@switchyard/transport";
+import { type DeadLetterRecord, type Driver, replaySkipReason } from "@switchyard/transport";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { REPLAYED_BEFORE, UnboundedPurgeError, sqliteDriver } from "./index";
@@ -111,6 +111,70 @@ describe("SqliteAdmin", () => {
     const { deadLetters } = await driver.inspector().deadLetters({ limit: 100 });
     expect(deadLetters.map((d) => d.replays)).toEqual(Array(10).fill(1));
     expect((await driver.inspector().subscribers())[0]).toMatchObject({ pending: 10 });
+  });
+
+  it("skips in a dry run what the replay skips, for the contract's reason (replaySkipReason), a live claim included", async () => {
+    const { q, driver } = await setup();
+    await driver.transport().register!("worker", ["JOB"]);
+    const sink = driver.deadLetterSink()!;
+    for (const n of [1, 2, 3, 4, 5, 6]) await sink.deadLetter(record(n));
+    const admin = driver.admin();
+    const inspector = driver.inspector();
+    const [replayed, purged, claimed, abandoned, damaged, waiting] = (
+      await inspector.deadLetters({ limit: 100 })
+    ).deadLetters
+      .map((d) => d.id)
+      .sort((x, y) => Number(x) - Number(y)) as [string, string, string, string, string, string];
+    expect((await admin.replay({ id: replayed })).replayed).toEqual([replayed]);
+    expect((await admin.purge({ id: purged })).count).toBe(1);
+    const db = new Database(q.path);
+    try {
+      // Another replayer holds one under a live lease; one whose replayer died (lease expired).
+      const hold = db.prepare(
+        "UPDATE dead_letters SET status = 'retrying', lease_token = 'other', lease_until = ? WHERE id = ?",
+      );
+      hold.run(Date.now() + 600_000, Number(claimed));
+      hold.run(Date.now() - 1_000, Number(abandoned));
+      db.prepare("UPDATE dead_letters SET envelope = '{not json' WHERE id = ?").run(
+        Number(damaged),
+      );
+    } finally {
+      db.close();
+    }
+    const live = new Set([claimed]);
+    const expected = async (id: string) => {
+      const info = (await inspector.deadLetter(id))!;
+      return replaySkipReason({
+        status: info.status,
+        hasEnvelope: info.envelope !== undefined,
+        ...(info.damaged !== undefined ? { damaged: info.damaged } : {}),
+        claimLive: live.has(id),
+      });
+    };
+    const every = {
+      status: ["pending_retry", "permanently_failed", "retrying", "replayed", "purged"] as const,
+    };
+
+    const dry = await admin.replay(every, { dryRun: true });
+    expect(dry.wouldReplay).toEqual([abandoned, waiting]);
+    const skipped = [replayed, purged, claimed, damaged];
+    expect(dry.skipped).toEqual(
+      await Promise.all(skipped.map(async (id) => ({ id, reason: await expected(id) }))),
+    );
+    expect(dry.skipped.map((s) => s.reason)).toEqual([
+      "replayed before; pass again to replay it again",
+      "purged: the envelope is gone",
+      "being replayed right now by another replayer",
+      expect.stringMatching(/^no envelope stored \(damaged: dead_letters\.envelope is not JSON/),
+    ]);
+    expect((await inspector.deadLetter(claimed))!.status).toBe("retrying");
+
+    // The replay skips the same records for the same reasons, and hands back the rest.
+    const real = await admin.replay(every);
+    expect(real.failed).toEqual([]);
+    expect(real.replayed).toEqual(dry.wouldReplay);
+    expect(real.skipped).toEqual(dry.skipped);
+    expect((await inspector.deadLetter(claimed))!.status).toBe("retrying");
   });
 
   it("purges after a backup, with a filter or all, and counts on a dry run", async () => {

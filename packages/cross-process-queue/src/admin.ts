@@ -10,11 +10,19 @@ import {
   type ReplayOptions,
   type ReplayResult,
   type Transport,
+  REPLAY_SKIP_REASONS,
   abortReason,
+  replaySkipReason,
   serializeError,
 } from "@switchyard/transport";
 import { ReplayConflictError, UnboundedPurgeError } from "./dead-letter-errors";
-import type { DeadLetter, ReplayTarget, SqliteDeadLetterStore } from "./dead-letters";
+import {
+  type DeadLetter,
+  type DeadLetterStatus,
+  type ReplayTarget,
+  type SqliteDeadLetterStore,
+  readEnvelope,
+} from "./dead-letters";
 import { InspectorQueryError } from "./errors";
 import { deadLetterWhere } from "./inspector";
 import { backupQueue, clearPending } from "./recovery";
@@ -22,8 +30,13 @@ import { backupQueue, clearPending } from "./recovery";
 /** Backups kept per database unless told otherwise. */
 export const DEFAULT_BACKUPS_KEPT = 10;
 
-/** Why a dead letter is not replayed without `again`. */
-export const REPLAYED_BEFORE = "replayed before; pass again";
+/**
+ * Why a dead letter is not replayed without `again`.
+ *
+ * @deprecated Use `REPLAY_SKIP_REASONS.replayedBefore` (or `replaySkipReason`) of
+ * `@switchyard/transport`: the one wording of every transport, which this equals.
+ */
+export const REPLAYED_BEFORE = REPLAY_SKIP_REASONS.replayedBefore;
 
 /** What {@link SqliteAdmin} works with; the driver opens each part on first use. */
 export interface SqliteAdminParts {
@@ -74,9 +87,11 @@ export class SqliteAdmin implements Admin {
    * Hand dead letters back to the subscriber that failed them, through a SQLite transport's
    * `requeue` (same event id). Exclusive per record (the store's claim): of two replays at the same
    * instant each record goes to one. Without a `status` filter, records waiting for a retry or
-   * given up are replayed; a record already `replayed` is skipped ("replayed before; pass again")
-   * unless `again`. A record from another origin (an in-process handler, another transport) fails
-   * with why: it is replayed where it came from (`DlqRetryDaemon`).
+   * given up are replayed; a record already `replayed` is skipped unless `again`. What is skipped,
+   * and why, is `replaySkipReason` of `@switchyard/transport`, on a dry run too (a record another
+   * replayer holds under a live lease is reported skipped, as the replay skips it). A record from
+   * another origin (an in-process handler, another transport) fails with why: it is replayed where
+   * it came from (`DlqRetryDaemon`).
    */
   async replay(filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<ReplayResult> {
     checkSignal(options.signal);
@@ -88,21 +103,42 @@ export class SqliteAdmin implements Admin {
       "replayed",
     ];
     const { where, params } = deadLetterWhere({ ...filter, status: statuses });
+    // Readable as the store reads it (toDeadLetter): JSON, and an object. The text of an
+    // unreadable envelope is selected only to say why (rare; the others stay in the file).
+    const readable = `CASE WHEN envelope IS NOT NULL AND json_valid(envelope) THEN json_type(envelope) = 'object' ELSE 0 END`;
     const rows = this.#parts
       .database()
       .prepare(
-        `SELECT id, status, replays, envelope IS NULL AS gone FROM dead_letters WHERE ${where} ORDER BY id`,
+        `SELECT id, status, replays, lease_until, ${readable} AS readable,
+                CASE WHEN ${readable} THEN NULL ELSE envelope END AS unreadable
+         FROM dead_letters WHERE ${where} ORDER BY id`,
       )
-      .all(params) as { id: number; status: string; replays: number; gone: number }[];
+      .all(params) as {
+      id: number;
+      status: DeadLetterStatus;
+      replays: number;
+      lease_until: number | null;
+      readable: number;
+      unreadable: string | null;
+    }[];
+    const now = this.#now();
     const skipped: { id: string; reason: string }[] = [];
     // The records as selected (status, replays): one another replayer replays meanwhile is then
     // refused by the store (ReplayConflictError → skipped) instead of being replayed again.
     const candidates: { id: number; status: string; replays: number }[] = [];
     for (const row of rows) {
-      if (row.status === "replayed" && !options.again)
-        skipped.push({ id: String(row.id), reason: REPLAYED_BEFORE });
-      else if (row.status === "purged" || row.gone)
-        skipped.push({ id: String(row.id), reason: "purged: the envelope is gone" });
+      const damaged = row.readable ? undefined : readEnvelope(row.unreadable).damaged;
+      const why = replaySkipReason(
+        {
+          status: row.status,
+          hasEnvelope: row.readable === 1,
+          ...(damaged !== undefined ? { damaged } : {}),
+          // As the store's claim sees it: live until its lease_until has passed.
+          claimLive: (row.lease_until ?? 0) >= now,
+        },
+        { again: options.again === true },
+      );
+      if (why !== undefined) skipped.push({ id: String(row.id), reason: why });
       else candidates.push(row);
     }
     const result = {

@@ -924,22 +924,32 @@ function openStoreDatabase(path: string, busyTimeoutMs: number): Database.Databa
   }
 }
 
+/**
+ * @internal The `envelope` column of a `dead_letters` row read: the envelope, or why it cannot be
+ * read (`damaged`); neither when it is `NULL` (purged).
+ */
+export function readEnvelope(text: string | null): {
+  envelope: Envelope | undefined;
+  damaged: string | undefined;
+} {
+  if (text === null) return { envelope: undefined, damaged: undefined };
+  try {
+    const envelope = JSON.parse(text) as Envelope;
+    if (typeof envelope !== "object" || envelope === null || Array.isArray(envelope))
+      return { envelope: undefined, damaged: "dead_letters.envelope is not a JSON object" };
+    return { envelope, damaged: undefined };
+  } catch (error) {
+    // SyntaxError for text that is not JSON; RangeError when V8 gives up on deep nesting.
+    return {
+      envelope: undefined,
+      damaged: `dead_letters.envelope is not JSON (${(error as Error).message})`,
+    };
+  }
+}
+
 /** A `dead_letters` row as a {@link DeadLetter}; a damaged envelope is reported, never thrown. */
 export function toDeadLetter(row: DeadLetterRow): DeadLetter {
-  let envelope: Envelope | undefined;
-  let damaged: string | undefined;
-  if (row.envelope !== null) {
-    try {
-      envelope = JSON.parse(row.envelope) as Envelope;
-      if (typeof envelope !== "object" || envelope === null || Array.isArray(envelope)) {
-        damaged = "dead_letters.envelope is not a JSON object";
-        envelope = undefined;
-      }
-    } catch (error) {
-      // SyntaxError for text that is not JSON; RangeError when V8 gives up on deep nesting.
-      damaged = `dead_letters.envelope is not JSON (${(error as Error).message})`;
-    }
-  }
+  const { envelope, damaged } = readEnvelope(row.envelope);
   return {
     id: row.id,
     eventId: row.event_id,

@@ -27,6 +27,7 @@ import {
   UnsupportedOperationError,
   childLogger,
   matchesDeadLetterFilter,
+  replaySkipReason,
   silentLogger,
 } from "@switchyard/transport";
 import {
@@ -689,9 +690,10 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
 
   /**
    * Hand matching records back, each at most once even with several replayers at once (see the
-   * class comment): claim, `to(record)`, settle as `replayed`. Records replayed before are
-   * skipped unless `again`; purged ones and those claimed by another replayer are skipped; a
-   * record whose `to` throws goes back to its previous status and is reported in `failed`.
+   * class comment): claim, `to(record)`, settle as `replayed`. What is skipped, and why, is
+   * `replaySkipReason` of `@switchyard/transport`: records replayed before unless `again`, purged
+   * ones, those claimed by another replayer, those without envelope. A record whose `to` throws
+   * goes back to its previous status and is reported in `failed`.
    */
   async replay(filter: DeadLetterFilter, options: NatsReplayOptions): Promise<ReplayResult> {
     const { dryRun = false, again = false, signal } = options;
@@ -859,13 +861,18 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
 const claimLive = (record: StoredRecord, now: number) =>
   record.claim !== undefined && Date.parse(record.claim.until) > now;
 
+/** Why a replay skips `record` (the contract's {@link replaySkipReason}), or `undefined`. */
 function notReplayable(record: StoredRecord, again: boolean, now: number): string | undefined {
-  if (record.status === "purged") return "purged";
-  if (record.status === "replayed" && !again)
-    return "replayed before; pass { again: true } to replay it again";
-  if (record.status === "retrying" && claimLive(record, now)) return "claimed by another replayer";
-  if (!record.envelope) return "no envelope stored (damaged)";
-  return undefined;
+  const damaged = toInfo(record).damaged;
+  return replaySkipReason(
+    {
+      status: record.status,
+      hasEnvelope: Boolean(record.envelope),
+      ...(damaged !== undefined ? { damaged } : {}),
+      claimLive: claimLive(record, now),
+    },
+    { again },
+  );
 }
 
 const newestFirst = (a: DeadLetterInfo, b: Pick<DeadLetterInfo, "lastFailedAt" | "id">) =>

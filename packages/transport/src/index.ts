@@ -111,6 +111,8 @@ export type {
   SubscriberBacklog,
   TimeInput,
 } from "./inspector";
+export { REPLAY_SKIP_REASONS, replaySkipReason } from "./replay-rule";
+export type { ReplaySkipOptions, ReplayState } from "./replay-rule";
 export { pipelineKeysOf, verifyPipeline, verifyPipelineKeys } from "./pipeline-verify";
 export type {
   PipelineKeyResult,

@@ -472,7 +472,11 @@ export interface ReplayResult {
   readonly dryRun: boolean;
   readonly matched: number;
   readonly replayed: readonly string[];
-  /** Not replayed, with why (replayed before without `again`, claimed by another replayer, purged). */
+  /**
+   * Not replayed, with why: the reason of `replaySkipReason` (purged, replayed before without
+   * `again`, being replayed right now by another replayer, no envelope stored), or a conflict met
+   * while replaying (another replayer took it meanwhile).
+   */
   readonly skipped: readonly { readonly id: string; readonly reason: string }[];
   readonly failed: readonly { readonly id: string; readonly error: string }[];
   /** With `dryRun`: the ids that would be replayed. */

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { InspectorQueryError, UnboundedPurgeError } from "./inspector";
 import { MemoryAdmin, MemoryInspector } from "./memory-inspector";
 import { MemoryStore, memoryTransport } from "./memory-transport";
+import { replaySkipReason } from "./replay-rule";
 
 // The numbers themselves are checked by @switchyard/transport-testkit's inspector suite, which
 // runs on the memory driver; these are the memory inspector's own edges.
@@ -114,6 +115,54 @@ describe("memory inspector", () => {
     expect(tombstone!.envelope).toBeUndefined();
     expect(await admin.purge({ status: "purged" }, { hard: true })).toMatchObject({ count: 1 });
     expect((await inspector.deadLetters()).deadLetters).toEqual([]);
+    await transport.close();
+  });
+
+  it("skips in a replay, dry or not, for the contract's reason (replaySkipReason) of each record", async () => {
+    const store = new MemoryStore();
+    const transport = memoryTransport({ store });
+    let healed = false;
+    await transport.subscribe({
+      subscriber: "poisoned",
+      types: ["JOB"],
+      maxAttempts: 1,
+      handler: async () => {
+        if (!healed) throw new Error("no");
+      },
+    });
+    await transport.publish([job(1), job(2), job(3)]);
+    const inspector = new MemoryInspector(store);
+    await expect.poll(async () => (await inspector.deadLetters()).deadLetters.length).toBe(3);
+    const [purged, replayed, waiting] = (await inspector.deadLetters()).deadLetters
+      .map((d) => d.id)
+      .sort((a, b) => Number(a) - Number(b));
+    const admin = new MemoryAdmin(store);
+    healed = true;
+    expect((await admin.replay({ id: replayed! })).replayed).toEqual([replayed]);
+    expect(await admin.purge({ id: purged! })).toMatchObject({ count: 1 });
+
+    const expected = async (id: string) => {
+      const record = (await inspector.deadLetter(id))!;
+      return replaySkipReason({
+        status: record.status,
+        hasEnvelope: record.envelope !== undefined,
+        ...(record.damaged !== undefined ? { damaged: record.damaged } : {}),
+      });
+    };
+    const dry = await admin.replay({}, { dryRun: true });
+    expect(dry.wouldReplay).toEqual([waiting]);
+    expect(dry.skipped).toEqual([
+      { id: purged, reason: await expected(purged!) },
+      { id: replayed, reason: await expected(replayed!) },
+    ]);
+    expect(dry.skipped.map((s) => s.reason)).toEqual([
+      "purged: the envelope is gone",
+      "replayed before; pass again to replay it again",
+    ]);
+    // The real replay skips the same records for the same reasons.
+    const real = await admin.replay({});
+    expect(real.replayed).toEqual([waiting]);
+    expect(real.skipped).toEqual(dry.skipped);
     await transport.close();
   });
 });

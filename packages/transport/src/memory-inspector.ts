@@ -35,6 +35,7 @@ import type {
   StoredMemoryEvent,
   SubscriberState,
 } from "./memory-transport";
+import { replaySkipReason } from "./replay-rule";
 
 /**
  * What the memory transport supports: every read, replay and purge; no `clearPending` and no
@@ -503,12 +504,14 @@ export class MemoryAdmin implements Admin {
     const skipped: { id: string; reason: string }[] = [];
     const failed: { id: string; error: string }[] = [];
     for (const entry of entries) {
-      if (entry.status === "purged") {
-        skipped.push({ id: entry.id, reason: "purged" });
-        continue;
-      }
-      if (entry.status === "replayed" && !options.again) {
-        skipped.push({ id: entry.id, reason: "replayed before (pass again to replay it again)" });
+      // A memory record shows its envelope until purged (as its DeadLetterInfo) and is never
+      // held by a replayer's claim (a replay here is synchronous).
+      const why = replaySkipReason(
+        { status: entry.status, hasEnvelope: entry.status !== "purged", claimLive: false },
+        { again: options.again === true },
+      );
+      if (why !== undefined) {
+        skipped.push({ id: entry.id, reason: why });
         continue;
       }
       if (dryRun) {

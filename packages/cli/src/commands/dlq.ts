@@ -1,13 +1,15 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { durationParser, sinceOption } from "../duration";
 import type { AnyCatalog } from "@switchyard/event-schema";
-import type {
-  ActionResult,
-  DeadLetterFilter,
-  DeadLetterInfo,
-  DeadLetterStatus,
-  Inspector,
-  ReplayResult,
+import {
+  type ActionResult,
+  type DeadLetterFilter,
+  type DeadLetterInfo,
+  type DeadLetterStatus,
+  type Inspector,
+  type ReplayResult,
+  REPLAY_SKIP_REASONS,
+  replaySkipReason,
 } from "@switchyard/transport";
 import {
   type CommonOptions,
@@ -578,21 +580,19 @@ async function previewReplay(
   const wouldReplay: string[] = [];
   // Oldest first, as a replay hands them back.
   for (const record of matched.reverse()) {
-    const why = notReplayable(record, options.again === true);
+    // Whether a retrying record's claim is still live is not in DeadLetterInfo: taken as live.
+    const why = replaySkipReason(
+      {
+        status: record.status,
+        hasEnvelope: record.envelope !== undefined,
+        ...(record.damaged !== undefined ? { damaged: record.damaged } : {}),
+      },
+      { again: options.again === true },
+    );
     if (why === undefined) wouldReplay.push(record.id);
     else skipped.push({ id: record.id, reason: why });
   }
   return { dryRun: true, matched: matched.length, replayed: [], skipped, failed: [], wouldReplay };
-}
-
-/** Why a replay would skip `record`, or `undefined` when it would hand it back. */
-function notReplayable(record: DeadLetterInfo, again: boolean): string | undefined {
-  if (record.status === "purged") return "purged: the envelope is gone";
-  if (record.status === "replayed" && !again) return "replayed before";
-  if (record.status === "retrying") return "being replayed right now by another replayer";
-  if (record.envelope === undefined)
-    return `no envelope stored${record.damaged ? ` (damaged: ${record.damaged})` : ""}`;
-  return undefined;
 }
 
 async function recordOf(inspector: Inspector, id: string, target: string): Promise<DeadLetterInfo> {
@@ -627,10 +627,10 @@ function printReplay(out: Output, report: ReplayResult, again: boolean): void {
   }
   for (const s of report.skipped)
     out.line(
-      `skipped ${s.id}: ${s.reason}` +
-        (!again && /replayed/i.test(s.reason) && !/being replayed|another/i.test(s.reason)
-          ? " (add --again to replay it once more)"
-          : ""),
+      // The contract's "pass again", as this command spells it.
+      !again && s.reason === REPLAY_SKIP_REASONS.replayedBefore
+        ? `skipped ${s.id}: replayed before; add --again to replay it once more`
+        : `skipped ${s.id}: ${s.reason}`,
     );
   for (const f of report.failed) out.line(`failed ${f.id}: ${f.error}`);
 }
