@@ -1,6 +1,9 @@
 import { utimesSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
+import { silentLogger } from "@switchyard/transport";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type SqliteTransport, sqliteTransport } from "./index";
+import { Poller } from "./poller";
 import { delay, eventually, job, tempQueue } from "./test/fixtures";
 
 let queue: ReturnType<typeof tempQueue>;
@@ -78,5 +81,46 @@ describe("the poller", () => {
     await t.subscribe({ subscriber: "w", types: ["JOB"], handler: async () => {} });
     expect((await t.stats()).poller.watching).toBe(true);
     expect((await t.health()).healthy).toBe(true);
+  });
+});
+
+describe("the poller's rechecks", () => {
+  afterEach(() => void vi.useRealTimers());
+
+  it("regression: a new notification gets its 1 ms recheck even while an older 4 ms one is pending", () => {
+    // Traced at 500 events/s: the check after a commit's last WAL write ran just before the commit
+    // became visible, and its 1 ms recheck was dropped because the 4 ms recheck of an earlier
+    // notification (this process's own commit) was pending: the event waited for the next one.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setImmediate", "performance"] });
+    queue = tempQueue();
+    const db = new Database(queue.path);
+    db.pragma("journal_mode = WAL");
+    db.exec("CREATE TABLE t (x)");
+    const other = new Database(queue.path);
+    let woken = 0;
+    const options = { minIntervalMs: 60_000, maxIntervalMs: 60_000, watch: false };
+    const poller = new Poller(db, queue.path, options, () => woken++, silentLogger);
+    poller.start();
+    try {
+      poller.notified(); // an earlier notification: nothing committed
+      vi.advanceTimersByTime(0); // its check
+      vi.advanceTimersByTime(1); // its 1 ms recheck; the 4 ms one is now pending (t = 5)
+      expect(poller.counters.checks).toBe(2);
+      vi.advanceTimersByTime(1); // t = 2: a new commit's last WAL write notifies...
+      poller.notified();
+      vi.advanceTimersByTime(0); // ...and its check runs before the commit is visible
+      expect(poller.counters.checks).toBe(3);
+      other.exec("INSERT INTO t VALUES (1)"); // now it is
+      vi.advanceTimersByTime(1); // t = 3: the new notification's 1 ms recheck sees it
+      expect(poller.counters.checks).toBe(4);
+      expect(woken).toBe(1);
+      vi.advanceTimersByTime(10); // a recheck that saw the commit ends the sequence; the old one is gone
+      expect(poller.counters.checks).toBe(4);
+      expect(woken).toBe(1);
+    } finally {
+      poller.stop();
+      other.close();
+      db.close();
+    }
   });
 });

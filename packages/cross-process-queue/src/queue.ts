@@ -215,7 +215,11 @@ export class SqliteTransport implements Transport, AsyncDisposable {
         watch: resolved.watch,
       },
       (types) => {
-        for (const s of this.#subscriptions) if (!types || s.handlesAny(types)) s.wake();
+        // No types: another connection committed (seen by the poller's own check, never inside
+        // a caller's publish) — claim at once instead of a turn of the event loop later.
+        if (types) {
+          for (const s of this.#subscriptions) if (s.handlesAny(types)) s.wake();
+        } else for (const s of this.#subscriptions) s.wake(true);
       },
       this.#logger,
     );
