@@ -95,7 +95,7 @@ export async function tracingOverhead(
     }
   }
   const settings = (mode: Mode) =>
-    `${how[mode]}; \`createRouter()\` defaults (validation on) over \`sqliteTransport()\` defaults, one durable subscription (concurrency 1) in the same process, ${events.toLocaleString("en")} events published one per call (awaited), timed until the last was handled; ${runs} run${runs > 1 ? "s" : ""} per mode in rotated order, a fresh file each`;
+    `${how[mode]}; \`createRouter()\` defaults (validation on) over \`sqliteTransport()\` defaults, one durable subscription (concurrency 1) in the same process, ${events.toLocaleString("en")} events published one per call (awaited), payload ${JSON.stringify(payload).length} B JSON (3 fields) as \`MODEL_PROMOTED\`, timed until the last was handled; ${runs} run${runs > 1 ? "s" : ""} per mode in rotated order, a fresh file each`;
   const figures = modes.map((mode) => ({
     ...fromRuns(GROUP, names[mode], rates[mode]),
     settings: settings(mode),

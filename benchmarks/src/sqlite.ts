@@ -880,9 +880,12 @@ interface LatencyExtra {
   readonly idle?: boolean;
   /** Started (not awaited) once a quarter of the events are published; its events are marked. */
   readonly during?: () => Promise<unknown>;
+  /** switchyard only: `sqliteTransport()` options of the subscriber process (A/B runs). */
+  readonly transport?: Record<string, unknown>;
 }
 
-async function latencyOnce(
+/** One latency run: `lib`'s subscriber in its own process, 500 events/s published from here. */
+export async function latencyOnce(
   path: string,
   lib: Lib,
   pollMs: number,
@@ -897,6 +900,7 @@ async function latencyOnce(
     type: "L",
     concurrency: 1,
     pollMs,
+    ...(extra.transport ? { transport: extra.transport } : {}),
   });
   try {
     await worker.next("ready", 60_000);
