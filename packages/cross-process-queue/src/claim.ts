@@ -117,6 +117,13 @@ export interface ExchangeResult {
   readonly claimed: ClaimedDelivery[];
   /** Events after the subscriber's cursor remain to be looked at: claim again. */
   readonly more: boolean;
+  /**
+   * When a claim came back short with nothing more to look at: when the subscriber's next open
+   * delivery becomes claimable ({@link QueueStore.nextDue}, `null` for none), read in the same
+   * transaction — the subscription needs it then, and a read of its own cost a read transaction
+   * per claim. Absent otherwise.
+   */
+  readonly nextDue?: number | null;
 }
 
 /**
@@ -508,7 +515,15 @@ export class QueueStore {
       if (rows.length > 0 || cursor !== startCursor) {
         this.#setCursor.run(cursor, rows.length > 0 ? token : lastToken, subscriber);
       }
-      return { lost, claimed: this.#load(subscriber, rows, token, until, now, journaled), more };
+      const claimed = this.#load(subscriber, rows, token, until, now, journaled);
+      if (claimed.length < limit && !more)
+        return {
+          lost,
+          claimed,
+          more,
+          nextDue: this.nextDue(subscriber, request.typesJson) ?? null,
+        };
+      return { lost, claimed, more };
     });
   }
 

@@ -284,19 +284,25 @@ export class SqliteSubscription implements TransportSubscription {
         this.#schedule();
       } else {
         this.#wanted = false;
-        this.#armDue();
+        this.#armDue(result.nextDue);
       }
     }
   }
 
-  /** Wake up when the next open delivery becomes due (a retry's backoff or someone's lease ends). */
-  #armDue(): void {
+  /**
+   * Wake up when the next open delivery becomes due (a retry's backoff or someone's lease ends):
+   * at `known` when the claim's transaction read it (`null`: nothing open), else read now.
+   */
+  #armDue(known?: number | null): void {
     clearTimeout(this.#dueTimer);
     this.#dueTimer = undefined;
     let due: number | undefined;
     try {
       this.#host.counters.dueChecks++;
-      due = this.#host.store.nextDue(this.subscriber, this.#typesJson);
+      due =
+        known === undefined
+          ? this.#host.store.nextDue(this.subscriber, this.#typesJson)
+          : (known ?? undefined);
     } catch (error) {
       if (!isBusy(error)) {
         this.#host.logger.error(
