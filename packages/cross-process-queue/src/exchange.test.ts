@@ -1,7 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { QueueStore } from "./claim";
-import { Writer, openDatabase } from "./database";
-import { job, tempQueue } from "./test/fixtures";
+import { exchangeRequest, job, tempQueue, workerStore } from "./test/fixtures";
 
 let queue: ReturnType<typeof tempQueue>;
 const closers: (() => unknown)[] = [];
@@ -10,26 +8,9 @@ afterEach(() => {
   queue?.cleanup();
 });
 
-function store(path: string): QueueStore {
-  const db = openDatabase(path);
-  closers.push(() => db.close());
-  return new QueueStore(db, new Writer(db, path, 5_000), {
-    maxPayloadBytes: 1_000_000,
-    keepAcked: false,
-  });
-}
-
-const request = (
-  limit: number,
-  outcomes: Parameters<QueueStore["exchange"]>[0]["outcomes"] = [],
-) => ({
-  subscriber: "w",
-  outcomes,
-  limit,
-  types: new Set(["JOB"]),
-  typesJson: JSON.stringify(["JOB"]),
-  leaseMs: 1_000,
-});
+const store = (path: string) => workerStore(path, closers);
+const request = (limit: number, outcomes: Parameters<typeof exchangeRequest>[0] = []) =>
+  exchangeRequest(outcomes, limit);
 
 describe("a claim's exchange", () => {
   it("reads the next due time in its own transaction when it comes back short", () => {

@@ -1,12 +1,11 @@
 import Database from "better-sqlite3";
 import type { DeliveryInfo, DeliveryStep } from "@switchyard/transport";
 import { afterEach, describe, expect, it } from "vitest";
-import { HISTORY_LIMIT, QueueStore } from "./claim";
-import { Writer, openDatabase } from "./database";
+import { HISTORY_LIMIT } from "./claim";
 import { SqliteInspector } from "./inspector";
 import { migrations } from "./schema/migrations";
 import { sqliteTransport } from "./queue";
-import { eventually, job, tempQueue } from "./test/fixtures";
+import { eventually, exchangeRequest, job, tempQueue, workerStore } from "./test/fixtures";
 
 let queue: ReturnType<typeof tempQueue>;
 const closers: (() => unknown)[] = [];
@@ -15,24 +14,8 @@ afterEach(async () => {
   queue?.cleanup();
 });
 
-/** A store over its own connection, as one worker process has it. */
-function store(path: string): QueueStore {
-  const db = openDatabase(path);
-  closers.push(() => db.close());
-  return new QueueStore(db, new Writer(db, path, 5_000), {
-    maxPayloadBytes: 1_000_000,
-    keepAcked: false,
-  });
-}
-
-const request = (outcomes: Parameters<QueueStore["exchange"]>[0]["outcomes"], limit: number) => ({
-  subscriber: "w",
-  outcomes,
-  limit,
-  types: new Set(["JOB"]),
-  typesJson: JSON.stringify(["JOB"]),
-  leaseMs: 1_000,
-});
+const store = (path: string) => workerStore(path, closers);
+const request = exchangeRequest;
 
 async function deliveryOf(path: string, eventId: string, subscriber = "w"): Promise<DeliveryInfo> {
   const db = new Database(path, { readonly: true });

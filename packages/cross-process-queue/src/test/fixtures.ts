@@ -8,6 +8,8 @@ import {
   type Envelope,
 } from "@switchyard/event-schema";
 import type { Logger } from "@switchyard/router";
+import { type ExchangeRequest, QueueStore } from "../claim";
+import { Writer, openDatabase } from "../database";
 import { z } from "zod";
 
 /** Durable event types for router round trips between processes. */
@@ -66,3 +68,26 @@ export function memoryLogger(): Logger & {
     void lines.push({ level, obj, msg });
   return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
+
+/**
+ * A queue store over its own connection, as one worker process has it (subscriber "w", types
+ * `["JOB"]` in {@link exchangeRequest}); its connection's close goes on `closers`.
+ */
+export function workerStore(path: string, closers: (() => unknown)[]): QueueStore {
+  const db = openDatabase(path);
+  closers.push(() => db.close());
+  return new QueueStore(db, new Writer(db, path, 5_000), {
+    maxPayloadBytes: 1_000_000,
+    keepAcked: false,
+  });
+}
+
+/** An exchange of subscriber "w" (types `["JOB"]`, lease 1 s): save `outcomes`, claim up to `limit`. */
+export const exchangeRequest = (outcomes: ExchangeRequest["outcomes"], limit: number) => ({
+  subscriber: "w",
+  outcomes,
+  limit,
+  types: new Set(["JOB"]),
+  typesJson: JSON.stringify(["JOB"]),
+  leaseMs: 1_000,
+});
