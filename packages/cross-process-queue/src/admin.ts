@@ -103,23 +103,17 @@ export class SqliteAdmin implements Admin {
       "replayed",
     ];
     const { where, params } = deadLetterWhere({ ...filter, status: statuses });
-    // Readable as the store reads it (toDeadLetter): JSON, and an object. The text of an
-    // unreadable envelope is selected only to say why (rare; the others stay in the file).
-    const readable = `CASE WHEN envelope IS NOT NULL AND json_valid(envelope) THEN json_type(envelope) = 'object' ELSE 0 END`;
     const rows = this.#parts
       .database()
       .prepare(
-        `SELECT id, status, replays, lease_until, ${readable} AS readable,
-                CASE WHEN ${readable} THEN NULL ELSE envelope END AS unreadable
-         FROM dead_letters WHERE ${where} ORDER BY id`,
+        `SELECT id, status, replays, lease_until, envelope FROM dead_letters WHERE ${where} ORDER BY id`,
       )
       .all(params) as {
       id: number;
       status: DeadLetterStatus;
       replays: number;
       lease_until: number | null;
-      readable: number;
-      unreadable: string | null;
+      envelope: string | null;
     }[];
     const now = this.#now();
     const skipped: { id: string; reason: string }[] = [];
@@ -127,11 +121,12 @@ export class SqliteAdmin implements Admin {
     // refused by the store (ReplayConflictError → skipped) instead of being replayed again.
     const candidates: { id: number; status: string; replays: number }[] = [];
     for (const row of rows) {
-      const damaged = row.readable ? undefined : readEnvelope(row.unreadable).damaged;
+      // Readable as the store reads it (toDeadLetter).
+      const { envelope, damaged } = readEnvelope(row.envelope);
       const why = replaySkipReason(
         {
           status: row.status,
-          hasEnvelope: row.readable === 1,
+          hasEnvelope: envelope !== undefined,
           ...(damaged !== undefined ? { damaged } : {}),
           // As the store's claim sees it: live until its lease_until has passed.
           claimLive: (row.lease_until ?? 0) >= now,

@@ -863,7 +863,7 @@ const claimLive = (record: StoredRecord, now: number) =>
 
 /** Why a replay skips `record` (the contract's {@link replaySkipReason}), or `undefined`. */
 function notReplayable(record: StoredRecord, again: boolean, now: number): string | undefined {
-  const damaged = toInfo(record).damaged;
+  const damaged = record.envelope ? undefined : toInfo(record).damaged;
   return replaySkipReason(
     {
       status: record.status,
