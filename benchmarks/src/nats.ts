@@ -36,6 +36,8 @@ import {
   fromRuns,
   median,
   pairedRatio,
+  percentile,
+  sleep,
 } from "./harness";
 import { payload } from "./sqlite-libs";
 
@@ -487,7 +489,10 @@ async function consumerScaling(
     rawPublish: [] as [number, number][],
     oursConsume: [] as [number, number][],
     rawConsume: [] as [number, number][],
+    oursP99: [] as [number, number][],
+    rawP99: [] as [number, number][],
   };
+  const latencyMs = FAN_OUT_LATENCY_MS[quick ? "quick" : "full"];
   for (const n of counts) {
     const events = Math.max(minEvents, Math.ceil(deliveries / n));
     const tag = `${run}_F${n}`;
@@ -549,11 +554,13 @@ async function consumerScaling(
               handler: async () => tally.handled(i),
             }),
           );
+        const subscribeMs = performance.now() - start;
         try {
           await bounded(tally.all, 60_000, () => `ours fan-out ${n}: ${tally.report()}`);
           await new Promise((resolve) => setImmediate(resolve));
           await oursNc.flush();
-          return { publish, consume: ((events * n) / (performance.now() - start)) * 1000 };
+          const consume = ((events * n) / (performance.now() - start)) * 1000;
+          return { publish, consume, subscribeMs };
         } finally {
           await Promise.all(subs.map((sub) => sub.close()));
         }
@@ -580,10 +587,12 @@ async function consumerScaling(
             }),
           );
         }
+        const subscribeMs = performance.now() - start;
         try {
           await bounded(tally.all, 60_000, () => `raw fan-out ${n}: ${tally.report()}`);
           await nc.flush();
-          return { publish, consume: ((events * n) / (performance.now() - start)) * 1000 };
+          const consume = ((events * n) / (performance.now() - start)) * 1000;
+          return { publish, consume, subscribeMs };
         } finally {
           await Promise.all(consumers.map((c) => c.close()));
         }
@@ -593,6 +602,76 @@ async function consumerScaling(
       const second = await (oursFirst ? measureRaw() : measureOurs());
       const o = oursFirst ? first : second;
       const r = oursFirst ? second : first;
+      // Latency at a steady rate with the N consumers already subscribed (the queues are empty).
+      const latencyOurs = () =>
+        fanOutLatency(
+          n,
+          quick,
+          async (record) => {
+            const closers: (() => Promise<unknown>)[] = [];
+            for (const subscriber of subscribers) {
+              const sub = await ours.subscribe({
+                subscriber,
+                types: ["X"],
+                concurrency: IN_FLIGHT,
+                leaseMs: LEASE_MS,
+                handler: async (d) => record((d.envelope.data as { t: number }).t),
+              });
+              closers.push(() => sub.close());
+            }
+            return () => Promise.all(closers.map((close) => close()));
+          },
+          async (t) => {
+            await ours.publish([
+              createEnvelope({ type: "X", source: "bench", data: { ...payload, t } }),
+            ]);
+          },
+        );
+      const latencyRaw = () =>
+        fanOutLatency(
+          n,
+          quick,
+          async (record) => {
+            const decoder = new TextDecoder();
+            const closers: (() => Promise<unknown>)[] = [];
+            for (const s of subscribers) {
+              const consumer = await js.consumers.get(rawStream, s);
+              const messages = await consumer.consume({
+                max_messages: IN_FLIGHT,
+                callback: (m) => {
+                  const envelope = JSON.parse(decoder.decode(m.data)) as { data: { t: number } };
+                  record(envelope.data.t);
+                  void handle(envelope).then(() => m.ack());
+                },
+              });
+              closers.push(() => messages.close());
+            }
+            return () => Promise.all(closers.map((close) => close()));
+          },
+          async (t) => {
+            const envelope = createEnvelope({
+              type: "X",
+              source: "bench",
+              data: { ...payload, t },
+            });
+            const ack = await js.publish(rawSubject, ...encodeOurs(envelope));
+            if (ack.duplicate) throw new Error("raw publish: unexpected duplicate");
+          },
+        );
+      const latency = async (run: () => Promise<number[]>) => {
+        try {
+          const latencies = await run();
+          return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+        } catch (error) {
+          notMeasured.push(`NATS latency at ${n} durable consumers: ${(error as Error).message}`);
+          return { p50: Number.NaN, p99: Number.NaN };
+        }
+      };
+      const lo = oursFirst ? await latency(latencyOurs) : undefined;
+      const lr = await latency(latencyRaw);
+      const l = lo ?? (await latency(latencyOurs));
+      if (Number.isFinite(l.p99)) series.oursP99.push([n, l.p99]);
+      if (Number.isFinite(lr.p99)) series.rawP99.push([n, lr.p99]);
       series.oursPublish.push([n, o.publish]);
       series.rawPublish.push([n, r.publish]);
       series.oursConsume.push([n, o.consume]);
@@ -606,6 +685,9 @@ async function consumerScaling(
         fmtRate(o.consume),
         fmtRate(r.consume),
         `${(o.consume / r.consume).toFixed(2)}×`,
+        `${o.subscribeMs.toFixed(0)} ms / ${r.subscribeMs.toFixed(0)} ms`,
+        `${fmtMs(l.p50)} / ${fmtMs(l.p99)}`,
+        `${fmtMs(lr.p50)} / ${fmtMs(lr.p99)}`,
       ]);
     } catch (error) {
       notMeasured.push(
@@ -627,7 +709,8 @@ async function consumerScaling(
       `N subscribers of one event type on one stream, each with its own durable pull consumer (ours: \`natsTransport()\`, \`register()\` per subscriber, so each also has its replay consumer; raw: \`jsm.consumers.add\` per subscriber); ` +
       `nats-server at NATS_URL (loopback), file storage, interest retention, R1, explicit ack, AckWait ${LEASE_MS / 1000} s; body 282 B + 6 CloudEvents headers on both sides (raw publishes \`encodeEnvelope()\`'s bytes and headers); ` +
       `publish: max(${minEvents.toLocaleString("en")}, ${deliveries.toLocaleString("en")} / N) events with ${IN_FLIGHT} publish acks in flight (ours: one \`publish()\`, \`publishConcurrency\` ${IN_FLIGHT}; raw: ${IN_FLIGHT} loops of awaited \`js.publish()\`); ` +
-      `consume+ack: every subscriber consumes every event at once, ${IN_FLIGHT} outstanding each (ours: subscription \`concurrency\` ${IN_FLIGHT}; raw: \`consume({ max_messages: ${IN_FLIGHT}, callback })\`, JSON.parse + no-op async handler, \`ack()\`), timed from the first subscribe until every delivery was handled and the acks flushed (at most 60 s); ` +
+      `consume+ack: every subscriber consumes every event at once, ${IN_FLIGHT} outstanding each (ours: subscription \`concurrency\` ${IN_FLIGHT}; raw: \`consume({ max_messages: ${IN_FLIGHT}, callback })\`, JSON.parse + no-op async handler, \`ack()\`), timed from the first subscribe until every delivery was handled and the acks flushed (at most 60 s), so it includes subscribing the N one after another (its own column: the time until the last subscribe resolved, deliveries already flowing to the first); ` +
+      `latency: with the N subscribed as above and nothing waiting, ${FAN_OUT_RATE} events/s published one per call (awaited, paced by timers) for ${latencyMs / 1000} s from the same process on the other connection, each carrying \`performance.now()\`; every delivery's handler start − that time counted (N × ${FAN_OUT_RATE} deliveries/s; a point whose last deliveries have not arrived 10 s after the last publish is reported as not keeping up); ` +
       `1 process, 1 connection per side (\`noAsyncTraces\`), 1 run per point, who goes first alternates with the point.`,
     columns: [
       "durable consumers (subscribers)",
@@ -638,6 +721,9 @@ async function consumerScaling(
       "ours consume+ack (deliveries/s)",
       "raw consume+ack (deliveries/s)",
       "ours / raw consume",
+      "subscribing the N, ours / raw",
+      "ours latency p50 / p99 (ms)",
+      "raw latency p50 / p99 (ms)",
     ],
     rows,
     chart: {
@@ -654,9 +740,52 @@ async function consumerScaling(
     reading:
       `${last} consumers / 1: ours publish ${ratio(series.oursPublish)}, raw publish ${ratio(series.rawPublish)} ` +
       `(interest retention: every message waits for every consumer's ack, and the server matches each publish against every consumer); ` +
-      `consume+ack deliveries/s ours ${ratio(series.oursConsume)}, raw ${ratio(series.rawConsume)}.`,
+      `consume+ack deliveries/s ours ${ratio(series.oursConsume)}, raw ${ratio(series.rawConsume)}; ` +
+      `latency p99 ours ${ratio(series.oursP99)}, raw ${ratio(series.rawP99)} (each event is N deliveries: N messages sent by the server and N acks back, all on one connection and one event loop per side).`,
   };
   return { scaling, notMeasured };
+}
+
+/** Events per second and run length of the fan-out latency runs. */
+const FAN_OUT_RATE = 500;
+const FAN_OUT_LATENCY_MS = { full: 4_000, quick: 500 };
+
+const fmtMs = (ms: number) => (Number.isFinite(ms) ? ms.toFixed(2) : "—");
+
+/**
+ * Publish → handler latency at {@link FAN_OUT_RATE} events/s with `n` consumers: `subscribeAll`
+ * starts them (each delivery calls `record` with the time its event carries) and returns their
+ * close; `publishOne` publishes one event carrying `t`. Every delivery's latency, bounded: throws
+ * when the last deliveries have not arrived 10 s after the last publish.
+ */
+async function fanOutLatency(
+  n: number,
+  quick: boolean,
+  subscribeAll: (record: (t: number) => void) => Promise<() => Promise<unknown>>,
+  publishOne: (t: number) => Promise<void>,
+): Promise<number[]> {
+  const latencies: number[] = [];
+  const close = await subscribeAll((t) => latencies.push(performance.now() - t));
+  try {
+    await sleep(200);
+    const count = (FAN_OUT_LATENCY_MS[quick ? "quick" : "full"] * FAN_OUT_RATE) / 1000;
+    const interval = 1000 / FAN_OUT_RATE;
+    const start = performance.now();
+    for (let i = 0; i < count; i++) {
+      const wait = start + i * interval - performance.now();
+      if (wait > 0.5) await sleep(wait);
+      await publishOne(performance.now());
+    }
+    const until = performance.now() + 10_000;
+    while (latencies.length < count * n && performance.now() < until) await sleep(5);
+    if (latencies.length < count * n)
+      throw new Error(
+        `not keeping up: ${latencies.length} of ${count * n} deliveries arrived within 10 s of the last publish`,
+      );
+    return latencies;
+  } finally {
+    await close();
+  }
 }
 
 /** What the cluster run adds to the group. */

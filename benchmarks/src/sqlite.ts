@@ -97,6 +97,7 @@ export async function benchSqlite(options: RunOptions): Promise<GroupResult> {
       await backlogScaling(dir, quick),
       await subscriberScaling(dir, quick),
       await latencyScaling(dir, quick),
+      await latencySubscriberScaling(dir, quick),
       await pruneScaling(dir, quick),
     ];
     const figures = [...publish, ...consume.figures, ...latency.figures, ...otel.figures];
@@ -739,6 +740,74 @@ async function latencyScaling(dir: string, quick: boolean) {
 }
 
 /**
+ * Latency against subscriber count: N subscribers of one type on one file, all in one subscriber
+ * process, each taking every event (fan-out happens at claim time: every subscriber's poller wakes
+ * on the publisher's commit and claims its own delivery).
+ */
+async function latencySubscriberScaling(dir: string, quick: boolean) {
+  const counts = quick ? [1, 10] : [1, 10, 100];
+  // The last deliveries of a point that cannot keep up are waited for this long, then it is
+  // reported as not keeping up rather than timed.
+  const drainMs = 10_000;
+  const rows: string[][] = [];
+  const p50s: [number, number][] = [];
+  const p99s: [number, number][] = [];
+  const notMeasured: string[] = [];
+  for (const n of counts) {
+    const path = join(dir, `latency-subscribers-${n}.db`);
+    try {
+      const { latencies } = await latencyOnce(path, "switchyard", 0, quick, {
+        idle: false,
+        subscribers: n,
+        drainMs,
+      });
+      const p50 = percentile(latencies, 0.5);
+      const p99 = percentile(latencies, 0.99);
+      p50s.push([n, p50]);
+      p99s.push([n, p99]);
+      rows.push([
+        String(n),
+        ((RATE * n) / 1000).toLocaleString("en", { maximumFractionDigits: 1 }) + " k",
+        latencies.length.toLocaleString("en"),
+        p50.toFixed(3),
+        p99.toFixed(3),
+      ]);
+    } catch (error) {
+      notMeasured.push(
+        `SQLite latency with ${n} subscribers: ${(error as Error).message.split("\n")[0]}`,
+      );
+    } finally {
+      removeDatabase(path);
+    }
+  }
+  const last = p99s.at(-1);
+  const scaling: Scaling = {
+    title: "SQLite: publish → handler latency against subscriber count (one file)",
+    settings:
+      `switchyard \`sqliteTransport()\` defaults, N subscribers of one type, each with one subscription at \`concurrency\` 1, all in 1 subscriber process; publisher in the benchmark process, ${RATE} events/s published one per call for ${LATENCY_MS[quick ? "quick" : "full"] / 1000} s, so N × ${RATE} deliveries/s; ${DURABILITY}, ${MESSAGE} + a timestamp; ` +
+      `every delivery's latency (handler start − the \`process.hrtime\` taken just before \`publish()\`) counted; a point whose last deliveries have not arrived ${drainMs / 1000} s after the last publish is reported as not keeping up; 1 run per point.`,
+    columns: ["subscribers", "deliveries/s asked for", "deliveries timed", "p50 (ms)", "p99 (ms)"],
+    rows,
+    chart: {
+      title: "SQLite latency vs subscribers",
+      x: "subscribers",
+      y: "ms",
+      series: [
+        { name: "p50", points: p50s },
+        { name: "p99", points: p99s },
+      ],
+    },
+    reading:
+      p99s.length > 1 && last
+        ? `${last[0]} subscribers / 1: p50 ${(p50s.at(-1)![1] / p50s[0]![1]).toFixed(2)}×, p99 ${(last[1] / p99s[0]![1]).toFixed(2)}×. ` +
+          "Not flat, and not promised to be: each event is N deliveries. The process's one poller wakes all N subscriptions on the publisher's commit; each runs its own claim transaction, and after its handler its ack, one after another on the process's one thread and under the file's one write lock, so the last of the N starts after the N − 1 before it (at 100, 50,000 deliveries/s asked of one process on this 2-core machine, near the fan-out throughput above). " +
+          "What would flatten it: one claim transaction taking the next event for every subscription of the process."
+        : "one point only",
+  };
+  return { scaling, notMeasured };
+}
+
+/**
  * Retention pruning while running: N events nobody needs any more (past a 1 ms retention) are
  * pruned by `transport.prune()` in the publishing process while a subscriber in another process
  * receives 500 events/s; the prune's time and the latency of the events published meanwhile.
@@ -882,6 +951,13 @@ interface LatencyExtra {
   readonly during?: () => Promise<unknown>;
   /** switchyard only: `sqliteTransport()` options of the subscriber process (A/B runs). */
   readonly transport?: Record<string, unknown>;
+  /**
+   * switchyard only: subscribers in the subscriber process, each with one subscription to every
+   * event (fan-out); each records every event's latency. @defaultValue 1
+   */
+  readonly subscribers?: number;
+  /** How long to wait for the last deliveries once publishing ended. @defaultValue pollMs + 2 s */
+  readonly drainMs?: number;
 }
 
 /** One latency run: `lib`'s subscriber in its own process, 500 events/s published from here. */
@@ -900,8 +976,10 @@ export async function latencyOnce(
     type: "L",
     concurrency: 1,
     pollMs,
+    ...(extra.subscribers ? { subscribers: extra.subscribers } : {}),
     ...(extra.transport ? { transport: extra.transport } : {}),
   });
+  const fanOut = extra.subscribers ?? 1;
   try {
     await worker.next("ready", 60_000);
     await sleep(SETTLE_MS[quick ? "quick" : "full"]);
@@ -936,13 +1014,18 @@ export async function latencyOnce(
     if (running) await running;
     marked.end = Math.min(marked.end, count);
     // Let the last deliveries arrive (a poll interval at most), then collect.
-    const left = backlog(lib, path, "latency", "L");
-    const until = performance.now() + pollMs + 2_000;
-    while (left.left() && performance.now() < until) await sleep(5);
-    left.close();
+    const until = performance.now() + (extra.drainMs ?? pollMs + 2_000);
+    // The worker names its subscribers as the queue's consumer() does.
+    for (let i = 0; i < fanOut; i++) {
+      const left = backlog(lib, path, fanOut === 1 ? "latency" : `latency-${i}`, "L");
+      while (left.left() && performance.now() < until) await sleep(5);
+      left.close();
+    }
     const done = await worker.finish<{ type: "done"; latencies: number[] }>("done", 30_000);
-    if (done.latencies.length < count) {
-      throw new Error(`${lib}: ${done.latencies.length} of ${count} latency events arrived`);
+    if (done.latencies.length < count * fanOut) {
+      throw new Error(
+        `${lib}: ${done.latencies.length} of ${count * fanOut} latency deliveries arrived`,
+      );
     }
     // At concurrency 1 deliveries start in publish order: latencies[i] is event i's.
     const during = marked.first >= 0 ? done.latencies.slice(marked.first, marked.end) : [];
