@@ -2,7 +2,8 @@
 // catalog and the daemons' contracts generate now (run `pnpm docs:catalog` and commit it).
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { pipelineCatalog } from "@switchyard/event-schema";
+import { defineCatalog, defineEvent, pipelineCatalog } from "@switchyard/event-schema";
+import { z } from "zod";
 import { HandlerBase } from "@switchyard/handler-base";
 import { describe, expect, it } from "vitest";
 import { pipelineDaemons } from "../apps/training-pipeline/src/daemons/index.js";
@@ -32,6 +33,22 @@ describe("the generated event reference", () => {
     const markdown = await renderCatalogDocs(pipelineCatalog, daemons);
     expect(markdown).toMatch(/\| `QUALITY_ALERT` +\| auditor +\| — +\|/);
     expect(markdown).toMatch(/\| `MODEL_PROMOTED` +\| — +\| auditor +\|/);
+  });
+
+  it("keeps a union or enum field in its one table cell (each | escaped once)", async () => {
+    const catalog = defineCatalog([
+      defineEvent({
+        type: "PARCEL_SCANNED",
+        description: "A parcel was scanned",
+        data: z.object({
+          parcel: z.union([z.number().int(), z.string().min(1)]),
+          state: z.enum(["in", "out"]),
+        }),
+      }),
+    ]);
+    const markdown = await renderCatalogDocs(catalog, []);
+    expect(markdown).toMatch(/\| `parcel` +\| integer \\\| string non-empty +\| yes +\| +\|\n/);
+    expect(markdown).toMatch(/\| `state` +\| "in" \\\| "out" +\| yes +\| +\|\n/);
   });
 
   it("announces each daemon's subscriptions as the supervisor registers them", () => {

@@ -83,12 +83,13 @@ export function daemonContracts(
 
 /** A JSON Schema property's type in words: `string`, `integer ≥ 0`, `string[]`, `"a" \| "b"`. */
 function typeOf(schema: JsonSchema): string {
-  if (Array.isArray(schema.enum)) return schema.enum.map((v) => JSON.stringify(v)).join(" \\| ");
+  // Joined with a bare "|": `cell()` escapes it once for the table.
+  if (Array.isArray(schema.enum)) return schema.enum.map((v) => JSON.stringify(v)).join(" | ");
   if ("const" in schema) return JSON.stringify(schema.const);
   const union = (schema.anyOf ?? schema.oneOf) as JsonSchema[] | undefined;
-  if (Array.isArray(union)) return union.map(typeOf).join(" \\| ");
+  if (Array.isArray(union)) return union.map(typeOf).join(" | ");
   const type = Array.isArray(schema.type)
-    ? schema.type.join(" \\| ")
+    ? schema.type.join(" | ")
     : typeof schema.type === "string"
       ? schema.type
       : "any";
