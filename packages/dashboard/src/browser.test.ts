@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { createEnvelope } from "@switchyard/event-schema";
+import { createEnvelope, pipelineCatalog, typeContract } from "@switchyard/event-schema";
 import type { Driver } from "@switchyard/transport";
 import { type Browser, type Page, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -109,6 +109,8 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
       ["event", `events/${seeded.childId}`, "#causation"],
       ["dead-letters", "dead-letters", "#groups"],
       ["daemons", "daemons", "#daemons"],
+      // The seeded daemons announce nothing: listed as silent.
+      ["contracts", "contracts", "#silent"],
     ];
     for (const [name, path, selector] of pages) {
       const page = await open(`${served.url}${path}`);
@@ -129,6 +131,8 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
       if (name === "event")
         expect(await page.textContent("#causation")).toContain("TRAINING_COMPLETED");
       if (name === "daemons") expect(await page.textContent("#daemons")).toContain("crashy_daemon");
+      if (name === "contracts")
+        expect(await page.textContent("#silent")).toContain("trainer_daemon");
       await shot(page, name);
       await page.close();
     }
@@ -240,6 +244,35 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
   });
 
   it("has no serious or critical accessibility violation on any page (axe-core)", async () => {
+    // One daemon announcing its contracts, so the Contracts page has its table to check.
+    await driver.heartbeatSink().write({
+      daemon: "announcing_daemon",
+      pid: 4243,
+      host: "localhost",
+      status: "running",
+      health: { healthy: true, status: "healthy", message: "ok", details: {} },
+      stats: {
+        eventsProcessed: 0,
+        eventsDeduplicated: 0,
+        successCount: 0,
+        errorsCount: 0,
+        successRate: 1,
+        lastActivity: Date.now(),
+        cyclesRun: 0,
+        cycleFailures: 0,
+        consecutiveCycleFailures: 0,
+        eventsEmitted: 0,
+        emitFailures: 0,
+        consecutiveEmitFailures: 0,
+      },
+      restarts: 0,
+      startedAt: new Date().toISOString(),
+      at: new Date().toISOString(),
+      contracts: {
+        publishes: [typeContract(pipelineCatalog, "TRAINING_COMPLETED")],
+        subscribes: [typeContract(pipelineCatalog, "NPZ_EXPORT_COMPLETE")],
+      },
+    });
     const found: string[] = [];
     for (const path of [
       "",
@@ -249,6 +282,7 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
       `events/${seeded.rootId}`,
       "dead-letters",
       "daemons",
+      "contracts",
     ]) {
       const page = await open(`${served.url}${path}`);
       for (const v of await seriousViolations(page)) found.push(`/${path}: ${v}`);

@@ -9,6 +9,7 @@ import { assets } from "./assets";
 import {
   DashboardRequestError,
   actionBody,
+  contractsView,
   daemons,
   deadLetterAction,
   deadLetterFilter,
@@ -22,6 +23,7 @@ import {
 import { DashboardOptionsError, type DashboardOptions, resolveOptions } from "./options";
 import {
   type PageContext,
+  contractsPage,
   daemonsPage,
   deadLetterPage,
   deadLettersPage,
@@ -240,6 +242,7 @@ export function createDashboard(
         "POST api/dead-letters/replay",
         "POST api/dead-letters/purge",
         "GET api/daemons",
+        "GET api/contracts",
         "GET api/pipeline?window=1h",
         "GET api/pipeline/keys?window=1h",
         "GET metrics",
@@ -365,6 +368,9 @@ export function createDashboard(
   app.get("/api/daemons", async (c) =>
     c.json(await daemons(inspector, resolved.staleAfterMs, signal(c))),
   );
+  app.get("/api/contracts", async (c) =>
+    c.json(await contractsView(inspector, resolved, signal(c))),
+  );
   app.get("/api/pipeline", async (c) =>
     c.json(
       await pipelineGraph(
@@ -445,6 +451,9 @@ export function createDashboard(
         inspector.capabilities.heartbeats,
       ),
     ),
+  );
+  app.get("/contracts", async (c) =>
+    c.html(contractsPage(ctx, await contractsView(inspector, resolved, signal(c)))),
   );
   app.get("/pipeline", async (c) => {
     const window = c.req.query("window");

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
-import { SwitchyardError } from "@switchyard/event-schema";
+import { SwitchyardError, catalogContracts } from "@switchyard/event-schema";
 import type {
   Admin,
   CausationTree,
+  ContractTopology,
   DeadLetterCounts,
   DeadLetterFilter,
   DeadLetterInfo,
@@ -20,6 +21,7 @@ import type {
 import {
   type DaemonState,
   type HealthReport,
+  contractTopology,
   daemonState,
   healthChecks,
   readAlertInputs,
@@ -625,6 +627,37 @@ export async function deadLetterAction(
 }
 
 /** Heartbeats with their state, failed and stale first. */
+/** The Contracts page: who publishes and consumes each type, from the daemons' announcements. */
+export interface ContractsView extends ContractTopology {
+  /** Whether the transport stores heartbeats (where announcements travel). */
+  readonly supported: boolean;
+  /** Whether the announcements were compared with the dashboard's catalog too. */
+  readonly catalogCompared: boolean;
+}
+
+/**
+ * The contracts daemons announce in their heartbeats, folded per type by `contractTopology` (the
+ * rule of `switchyard contracts`), compared with the catalog when the dashboard was given a whole
+ * catalog; a heartbeat older than `staleAfterMs` marks its daemon stale.
+ */
+export async function contractsView(
+  inspector: Inspector,
+  options: Pick<ResolvedOptions, "alertCatalog" | "staleAfterMs">,
+  signal?: AbortSignal,
+): Promise<ContractsView> {
+  const supported = inspector.capabilities.heartbeats;
+  const beats = supported ? await inspector.heartbeats({ signal }) : [];
+  const catalog = options.alertCatalog;
+  return {
+    ...contractTopology(beats, {
+      staleAfterMs: options.staleAfterMs,
+      ...(catalog ? { catalog: catalogContracts(catalog) } : {}),
+    }),
+    supported,
+    catalogCompared: catalog !== undefined,
+  };
+}
+
 export async function daemons(
   inspector: Inspector,
   staleAfterMs: number,

@@ -7,11 +7,22 @@ import {
   type EventPage,
   type StoredEvent,
   type SubscriberBacklog,
+  type TopologyIssue,
+  type TypeEndpoint,
+  BREAKING_TOPOLOGY_ISSUES,
+  TOPOLOGY_ISSUE_TEXT,
   deliveryStepText,
 } from "@switchyard/transport";
 import { html } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
-import type { DaemonView, DeadLetterGroups, EventDetail, Overview, SubscriberSort } from "./data";
+import type {
+  ContractsView,
+  DaemonView,
+  DeadLetterGroups,
+  EventDetail,
+  Overview,
+  SubscriberSort,
+} from "./data";
 import { WINDOWS } from "./data";
 import type { PipelineGraph, PipelineKeys, PipelineKeysView } from "./pipeline";
 
@@ -35,6 +46,7 @@ const PAGES = [
   ["events", "Events", "/events"],
   ["dead-letters", "Dead letters", "/dead-letters"],
   ["daemons", "Daemons", "/daemons"],
+  ["contracts", "Contracts", "/contracts"],
 ] as const;
 
 type PageName = (typeof PAGES)[number][0];
@@ -882,6 +894,109 @@ export function daemonsPage(
               })}
             </tbody>
           </table>`,
+  );
+}
+
+/**
+ * Who publishes and consumes each event type, from the contracts daemons announce: a type whose
+ * issues break a contract is unhealthy (with the fields that break, publisher → consumer), one
+ * with drift only (nobody consumes it yet, not in the catalog) degraded.
+ */
+export function contractsPage(ctx: PageContext, view: ContractsView): Html {
+  const endpoints = (list: readonly TypeEndpoint[]) =>
+    list.length === 0
+      ? "—"
+      : html`<ul class="endpoints">
+          ${list.map(
+            (e) =>
+              html`<li>
+                ${short(e.daemon, 80)}${e.stale ? " (stale)" : ""} v${e.version}
+                <code title="${e.schemaHash}">${short(e.schemaHash, 8)}</code>
+              </li>`,
+          )}
+        </ul>`;
+  const state = (issues: readonly TopologyIssue[]) =>
+    issues.length === 0
+      ? "healthy"
+      : issues.some((i) => BREAKING_TOPOLOGY_ISSUES.has(i))
+        ? "unhealthy"
+        : "degraded";
+  const breaking = view.types.filter((t) => t.breaks.length > 0);
+  return layout(
+    ctx,
+    "contracts",
+    "Contracts",
+    !view.supported
+      ? html`<p class="muted">
+          This transport stores no daemon heartbeats, where contracts are announced.
+        </p>`
+      : view.types.length === 0 && view.silent.length === 0
+        ? html`<p class="muted">
+            No announcements yet: daemons under a DaemonManager with the driver's heartbeat sink
+            announce the types they publish and consume.
+          </p>`
+        : html`<p class="muted">
+              ${
+                view.consistent
+                  ? "Every publisher's schema is accepted by its consumers."
+                  : "Some types need attention (below)."
+              }
+              ${
+                view.catalogCompared
+                  ? " Announcements are compared with each other and with the catalog."
+                  : " Announcements are compared with each other; give the dashboard the catalog to compare them with it too."
+              }
+            </p>
+            <table class="data" id="contracts">
+              <thead>
+                <tr>
+                  <th scope="col">Type</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Publishers</th>
+                  <th scope="col">Consumers</th>
+                  <th scope="col">Issues</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${view.types.map(
+                  (t) =>
+                    html`<tr>
+                      <td>${short(t.type, 80)}</td>
+                      <td>${badge(state(t.issues))}</td>
+                      <td>${endpoints(t.publishers)}</td>
+                      <td>${endpoints(t.consumers)}</td>
+                      <td>${t.issues.map((i) => TOPOLOGY_ISSUE_TEXT[i]).join("; ") || "ok"}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>
+            ${
+              breaking.length > 0
+                ? html`<section class="panel" aria-labelledby="breaks-h">
+                    <h2 id="breaks-h">Breaking differences</h2>
+                    <ul id="breaks">
+                      ${breaking.flatMap((t) =>
+                        t.breaks.map(
+                          (b) =>
+                            html`<li>
+                              ${short(t.type, 80)}: ${short(b.publisher, 80)} →
+                              ${short(b.consumer, 80)}: <code>${short(b.path, 120)}</code>:
+                              ${short(b.message, 300)}
+                            </li>`,
+                        ),
+                      )}
+                    </ul>
+                  </section>`
+                : ""
+            }
+            ${
+              view.silent.length > 0
+                ? html`<p class="muted" id="silent">
+                    Daemons announcing no contracts:
+                    ${view.silent.map((d) => short(d, 80)).join(", ")}.
+                  </p>`
+                : ""
+            }`,
   );
 }
 

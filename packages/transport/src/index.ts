@@ -123,7 +123,7 @@ export type {
   PipelineWindow,
   VerifyPipelineOptions,
 } from "./pipeline-verify";
-export { contractTopology } from "./topology";
+export { BREAKING_TOPOLOGY_ISSUES, TOPOLOGY_ISSUE_TEXT, contractTopology } from "./topology";
 export type {
   ContractBreak,
   ContractTopology,

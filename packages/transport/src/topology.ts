@@ -34,6 +34,27 @@ export type TopologyIssue =
   | "differs_from_catalog"
   | "not_in_catalog";
 
+/** Each {@link TopologyIssue} in words, as `switchyard contracts` and the dashboard show it. */
+export const TOPOLOGY_ISSUE_TEXT: Readonly<Record<TopologyIssue, string>> = {
+  published_not_consumed: "published, no consumer",
+  consumed_not_published: "consumed, no publisher",
+  schema_mismatch: "schemas differ (not announced: cannot compare)",
+  incompatible: "incompatible schemas",
+  differs_from_catalog: "differs from the catalog",
+  not_in_catalog: "not in the catalog",
+};
+
+/**
+ * The issues that break a contract: `switchyard contracts check` fails on them and the dashboard
+ * marks them unhealthy. The others (a type nobody consumes or publishes yet, one missing from the
+ * catalog) are drift: shown, not failed.
+ */
+export const BREAKING_TOPOLOGY_ISSUES: ReadonlySet<TopologyIssue> = new Set<TopologyIssue>([
+  "incompatible",
+  "schema_mismatch",
+  "differs_from_catalog",
+]);
+
 /** One event type in the live topology. */
 export interface TypeTopology {
   readonly type: string;
@@ -72,7 +93,7 @@ export interface ContractTopology {
 /**
  * Who publishes and who consumes each event type, from the contracts daemons announce in their
  * heartbeats — the rule behind the CLI's `switchyard contracts` and `switchyard contracts check`
- * (the dashboard does not read announcements). Call it on `inspector.heartbeats()` of any driver.
+ * (and the dashboard's Contracts page). Call it on `inspector.heartbeats()` of any driver.
  * Issues: a type published that no live daemon consumes (or consumed that none publishes); a
  * publisher and a consumer whose announced schemas differ in a breaking way (`incompatible`, with
  * the fields in `breaks`: see `schemaBreaks` of `@switchyard/event-schema` for the rules — additive

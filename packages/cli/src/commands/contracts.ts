@@ -1,6 +1,12 @@
 import type { Command } from "commander";
 import { catalogContracts } from "@switchyard/event-schema";
-import { type ContractTopology, type TypeEndpoint, contractTopology } from "@switchyard/transport";
+import {
+  BREAKING_TOPOLOGY_ISSUES,
+  type ContractTopology,
+  TOPOLOGY_ISSUE_TEXT,
+  type TypeEndpoint,
+  contractTopology,
+} from "@switchyard/transport";
 import { CATALOG_ENV, withCatalogOption } from "../catalog-option";
 import {
   type ActionContext,
@@ -18,18 +24,6 @@ interface ContractsOptions extends CommonOptions {
   readonly staleAfter?: string;
   readonly skipStale?: boolean;
 }
-
-const ISSUE_TEXT: Record<string, string> = {
-  published_not_consumed: "published, no consumer",
-  consumed_not_published: "consumed, no publisher",
-  schema_mismatch: "schemas differ (not announced: cannot compare)",
-  incompatible: "incompatible schemas",
-  differs_from_catalog: "differs from the catalog",
-  not_in_catalog: "not in the catalog",
-};
-
-/** Issues `contracts check` fails on; the others (drift) are shown, not failed. */
-const BREAKING = new Set(["incompatible", "schema_mismatch", "differs_from_catalog"]);
 
 const who = (endpoints: readonly TypeEndpoint[]) =>
   endpoints
@@ -96,7 +90,9 @@ export function registerContracts(program: Command, runtime: Runtime): void {
         ctx.out.note("No daemon announces contracts: nothing to check.");
         return ExitCode.ok;
       }
-      const failing = topology.types.filter((t) => t.issues.some((i) => BREAKING.has(i)));
+      const failing = topology.types.filter((t) =>
+        t.issues.some((i) => BREAKING_TOPOLOGY_ISSUES.has(i)),
+      );
       if (failing.length > 0) {
         ctx.out.note(
           `Contracts break for ${failing.map((t) => t.type).join(", ")}:\n` +
@@ -104,7 +100,7 @@ export function registerContracts(program: Command, runtime: Runtime): void {
               .flatMap((t) =>
                 t.breaks.length > 0
                   ? t.breaks.map((b) => `  ${t.type}: ${b.publisher} → ${b.consumer}: ${b.message}`)
-                  : [`  ${t.type}: ${t.issues.map((i) => ISSUE_TEXT[i] ?? i).join("; ")}`],
+                  : [`  ${t.type}: ${t.issues.map((i) => TOPOLOGY_ISSUE_TEXT[i]).join("; ")}`],
               )
               .join("\n"),
         );
@@ -140,7 +136,7 @@ function render(out: Output, topology: ContractTopology): void {
       t.type,
       who(t.publishers) || "—",
       who(t.consumers) || "—",
-      t.issues.map((i) => ISSUE_TEXT[i] ?? i).join("; ") || "ok",
+      t.issues.map((i) => TOPOLOGY_ISSUE_TEXT[i]).join("; ") || "ok",
     ]),
   );
   if (topology.silent.length > 0)
