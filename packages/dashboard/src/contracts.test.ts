@@ -166,7 +166,9 @@ for (const [name, open] of [
       expect(row("EVALUATION_COMPLETED")).toContain("badge-degraded");
       expect(row("EVALUATION_COMPLETED")).toContain("published, no consumer");
       expect(row("NPZ_EXPORT_COMPLETE")).toContain("badge-healthy");
-      expect(text).toMatch(/TRAINING_COMPLETED: trainer →\s+evaluator: <code>dataset<\/code>/);
+      expect(text).toMatch(
+        /TRAINING_COMPLETED: trainer →\s+evaluator: dataset: the consumer requires it, the producer does not send it/,
+      );
       expect(text).toMatch(/Daemons announcing no contracts:\s+quiet_daemon/);
       expect(text).not.toContain("<script>window.__pwned");
       expect(text).toContain("&lt;script&gt;window.__pwned=1&lt;/script&gt;");

@@ -980,8 +980,7 @@ export function contractsPage(ctx: PageContext, view: ContractsView): Html {
                           (b) =>
                             html`<li>
                               ${short(t.type, 80)}: ${short(b.publisher, 80)} →
-                              ${short(b.consumer, 80)}: <code>${short(b.path, 120)}</code>:
-                              ${short(b.message, 300)}
+                              ${short(b.consumer, 80)}: ${short(b.message, 300)}
                             </li>`,
                         ),
                       )}
