@@ -208,6 +208,8 @@ const STATUSES: readonly DeadLetterStatus[] = [
   "purged",
 ];
 const DEPTH_STATUSES = ["pending_retry", "retrying", "permanently_failed"] as const;
+/** SQL: the stored record is held by a replayer (claimed for a replay, not settled yet). */
+const HELD = "(dead_letters.status = 'retrying' AND dead_letters.lease_token IS NOT NULL)";
 
 /**
  * The dead-letter store: every delivery that failed for good, kept with its full envelope, the
@@ -261,7 +263,14 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
         error_code = excluded.error_code, error_stack = excluded.error_stack,
         attempts = dead_letters.attempts + excluded.attempts, last_failed_at = excluded.last_failed_at,
         status = 'pending_retry',
-        next_retry_at = @now + MIN(@max_ms, @initial_ms << MIN(dead_letters.replays, 30)),
+        -- A failure while a replayer holds the record (retrying, under a lease) is the handed-back
+        -- copy failing again before the replayer settled it: the replay happened, so it counts
+        -- here (the replayer's settle then finds its lease gone), dated when it was claimed.
+        replays = dead_letters.replays + ${HELD},
+        replayed_at = CASE WHEN ${HELD}
+          THEN strftime('%Y-%m-%dT%H:%M:%fZ', dead_letters.updated_at / 1000.0, 'unixepoch')
+          ELSE dead_letters.replayed_at END,
+        next_retry_at = @now + MIN(@max_ms, @initial_ms << MIN(dead_letters.replays + ${HELD}, 30)),
         lease_token = NULL, lease_until = NULL, updated_at = excluded.updated_at
     `);
     if (options.retention) {

@@ -241,6 +241,44 @@ describe("DlqRetryDaemon", () => {
     expect(alert).toMatchObject({ causationid: sent.id, correlationid: sent.id });
   });
 
+  it("counts a replayed copy that failed again before the daemon settled it, and keeps going", async () => {
+    // Every delivery fails. The target returns only once the replayed copy has failed and been
+    // dead-lettered anew: the store counts that replay, and the daemon's settle finds its lease gone.
+    await router.subscribe(
+      "TRAINING_COMPLETED",
+      () => {
+        throw new Error("still broken");
+      },
+      { name: "evaluator" },
+    ).ready;
+    const sent = [
+      await router.publish("TRAINING_COMPLETED", training),
+      await router.publish("TRAINING_COMPLETED", { ...training, config_key: "sq19_2p" }),
+    ];
+    await until(() => store.list().length === 2);
+    const gaveUp: string[] = [];
+    await router.subscribe("DLQ_PERMANENTLY_FAILED", (e) => void gaveUp.push(e.data.event_id), {
+      name: "alerts",
+    }).ready;
+    const d = daemon({
+      maxReplays: 2,
+      target: {
+        replay: async (record) => {
+          const failedAt = store.inspect(record.id as number).lastFailedAt;
+          await replayTo({ router, transport }).replay(record as never);
+          await until(() => store.inspect(record.id as number).lastFailedAt !== failedAt);
+        },
+      },
+    });
+    await d.start();
+    await until(() => store.list().every((r) => r.status === "permanently_failed"), 10_000);
+    expect(store.list().map((r) => r.replays)).toEqual([2, 2]);
+    expect(store.list().every((r) => r.replayedAt !== undefined)).toBe(true);
+    await until(() => gaveUp.length === 2);
+    expect(gaveUp.sort()).toEqual(sent.map((e) => e.id).sort());
+    expect(d.retryStats).toMatchObject({ replayed: 4, givenUp: 2, replayErrors: 0 });
+  }, 20_000);
+
   it("gives up on poison at once instead of replaying it", async () => {
     let calls = 0;
     await router.subscribe(

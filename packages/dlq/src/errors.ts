@@ -2,7 +2,7 @@ import { SwitchyardError } from "@switchyard/event-schema";
 
 /** A dead letter came from a transport the replay target was not given. */
 export class ReplayTargetMissingError extends SwitchyardError {
-  constructor(id: number, origin: string) {
+  constructor(id: number | string, origin: string) {
     super(
       "DLQ_NO_REPLAY_TARGET",
       `Dead letter ${id} came from the "${origin}" ${origin === "router" ? "router (in process)" : "transport"}, ` +

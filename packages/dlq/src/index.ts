@@ -23,4 +23,11 @@ export {
 export { replayTo } from "./replay";
 export { ReplayTargetMissingError } from "./errors";
 export { DlqRetryDaemon } from "./retry-daemon";
-export type { DlqRetryDaemonOptions } from "./retry-daemon";
+export type {
+  DlqRetryDaemonOptions,
+  RetryRelease,
+  RetryTarget,
+  RetryableDeadLetter,
+  RetryableDeadLetterStore,
+  RetryStoreStats,
+} from "./retry-daemon";

@@ -8,17 +8,64 @@ import {
   type Router,
   backoffDelay,
 } from "@switchyard/router";
-import type {
-  ClaimedDeadLetter,
-  ReplayTarget,
-  SqliteDeadLetterStore,
-} from "@switchyard/cross-process-queue";
+
+/** What the retry daemon reads of a claimed dead letter (the claimed records of both stores have it). */
+export interface RetryableDeadLetter {
+  readonly id: string | number;
+  readonly eventId: string;
+  readonly eventType: string;
+  readonly subscriber: string;
+  /** `"router"` for in-process handlers, else the transport name. */
+  readonly origin: string;
+  readonly reason: DeadLetterReason;
+  /** Times it was replayed. */
+  readonly replays: number;
+  readonly error: { readonly message: string };
+  /** The original envelope; absent once purged or when damaged. */
+  readonly envelope?: Envelope | undefined;
+}
+
+/** How the retry daemon settles a dead letter it claimed. */
+export type RetryRelease =
+  | { readonly status: "replayed" }
+  | { readonly status: "permanently_failed"; readonly error?: string }
+  | { readonly status: "pending_retry"; readonly nextRetryAt: number; readonly error?: string };
+
+/**
+ * A dead-letter store the retry daemon can work: claims due records under a lease (so two daemons
+ * never replay one record), settles them, and tells its depth. `SqliteDeadLetterStore` and
+ * `NatsDeadLetterStore` (of `@switchyard/transport-nats`) are.
+ */
+export interface RetryableDeadLetterStore {
+  /** Due records, each leased to the caller for `leaseMs`. */
+  claim(options: { limit: number; leaseMs: number }): Promise<readonly RetryableDeadLetter[]>;
+  /** Settle a claimed record; rejects (`LeaseLostError`) when its lease is no longer held. */
+  release(record: RetryableDeadLetter, outcome: RetryRelease): Promise<void>;
+  /** The depth (records still needing attention) and its breakdowns, now or when read. */
+  stats(): RetryStoreStats | Promise<RetryStoreStats>;
+}
+
+/** What the retry daemon reads of {@link RetryableDeadLetterStore.stats}. */
+export interface RetryStoreStats {
+  /** Records still needing attention (not replayed, not purged). */
+  readonly depth: number;
+  readonly byType: Readonly<Record<string, number>>;
+  readonly byStatus?: Readonly<Partial<Record<string, number>>>;
+  /** Age of the oldest record in the depth, in ms. */
+  readonly oldestAgeMs?: number | undefined;
+}
+
+/** Where the retry daemon hands a dead letter back: `replayTo({ router, transport })` is one. */
+export interface RetryTarget {
+  replay(record: RetryableDeadLetter & { readonly envelope: Envelope }): Promise<void>;
+}
 
 /** Options of {@link DlqRetryDaemon}. `C` is the catalog of its router. */
 export interface DlqRetryDaemonOptions<C extends AnyCatalog = AnyCatalog> {
-  readonly store: SqliteDeadLetterStore;
+  /** The dead letters to retry: a `SqliteDeadLetterStore` or a `NatsDeadLetterStore`. */
+  readonly store: RetryableDeadLetterStore;
   /** Where replays go, usually `replayTo({ router, transport })`. */
-  readonly target: ReplayTarget;
+  readonly target: RetryTarget;
   /**
    * Emits DLQ_PERMANENTLY_FAILED and DLQ_DEPTH_EXCEEDED through it, each only if its catalog has
    * that type (add `DlqPermanentlyFailed` and `DlqDepthExceeded` of `@switchyard/event-schema`
@@ -65,8 +112,8 @@ export interface DlqRetryDaemonOptions<C extends AnyCatalog = AnyCatalog> {
  * ```
  */
 export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBase<C> {
-  readonly #store: SqliteDeadLetterStore;
-  readonly #target: ReplayTarget;
+  readonly #store: RetryableDeadLetterStore;
+  readonly #target: RetryTarget;
   readonly #maxReplays: number;
   readonly #retryReasons: ReadonlySet<DeadLetterReason>;
   readonly #replayErrorBackoff: BackoffOptions;
@@ -74,6 +121,8 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
   readonly #leaseMs: number;
   readonly #depthThreshold: number;
   #aboveThreshold = false;
+  /** The store's stats as last read (by a cycle or a health check). */
+  #lastStats: RetryStoreStats | undefined;
   #replayed = 0;
   #givenUp = 0;
   #replayErrors = 0;
@@ -108,7 +157,7 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
     for (const record of claimed) {
       if (signal.aborted) {
         // Stopping: hand the rest back untouched.
-        await this.#store.release(record, { status: "pending_retry", nextRetryAt: Date.now() });
+        await this.#release(record, { status: "pending_retry", nextRetryAt: Date.now() });
         continue;
       }
       await this.#retry(record);
@@ -116,10 +165,10 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
     await this.#checkDepth();
   }
 
-  async #retry(record: ClaimedDeadLetter): Promise<void> {
+  async #retry(record: RetryableDeadLetter): Promise<void> {
     const poison = !this.#retryReasons.has(record.reason);
     if (poison || record.replays >= this.#maxReplays) {
-      await this.#store.release(record, { status: "permanently_failed" });
+      if (!(await this.#release(record, { status: "permanently_failed" }))) return;
       this.#givenUp++;
       this.logger.warn(
         {
@@ -147,27 +196,46 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
       return;
     }
     try {
-      await this.#target.replay(
-        record as ClaimedDeadLetter & { envelope: NonNullable<ClaimedDeadLetter["envelope"]> },
-      );
-      await this.#store.release(record, { status: "replayed" });
-      this.#replayed++;
+      await this.#target.replay(record as RetryableDeadLetter & { readonly envelope: Envelope });
     } catch (error) {
       this.#replayErrors++;
       const delay = backoffDelay(record.replays + 1, this.#replayErrorBackoff);
-      await this.#store.release(record, {
-        status: "pending_retry",
-        nextRetryAt: Date.now() + delay,
-      });
       this.logger.warn(
         { err: error, deadLetter: record.id },
         `replaying dead letter ${record.id} failed; next try in ${delay} ms`,
       );
+      await this.#release(record, { status: "pending_retry", nextRetryAt: Date.now() + delay });
+      return;
+    }
+    // Handed back: a replay, whether or not the settle below still holds the claim (the copy may
+    // already have failed again and been dead-lettered anew, which counts this replay itself).
+    this.#replayed++;
+    await this.#release(record, { status: "replayed" });
+  }
+
+  /**
+   * Settle a claimed record. False when the claim no longer held (the store's `LeaseLostError`):
+   * the record changed meanwhile — its lease ran out and another replayer took it, or its
+   * replayed copy failed again and was dead-lettered anew — and that newer version stands, so
+   * the cycle goes on with the next record. Any other failure is the cycle's.
+   */
+  async #release(record: RetryableDeadLetter, outcome: RetryRelease): Promise<boolean> {
+    try {
+      await this.#store.release(record, outcome);
+      return true;
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code !== "LEASE_LOST") throw error;
+      this.logger.info(
+        { deadLetter: record.id, eventId: record.eventId, outcome: outcome.status },
+        `dead letter ${record.id} changed while it was claimed (its lease ran out, or the replayed copy failed again); its newer version stands`,
+      );
+      return false;
     }
   }
 
   async #checkDepth(): Promise<void> {
-    const stats = this.#store.stats();
+    const stats = await this.#store.stats();
+    this.#lastStats = stats;
     const above = stats.depth > this.#depthThreshold;
     if (above && !this.#aboveThreshold) {
       await this.#alert("DLQ_DEPTH_EXCEEDED", {
@@ -193,9 +261,22 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
     );
   }
 
+  /**
+   * The base health, degraded while the depth is over the alert threshold. A store that answers
+   * `stats()` synchronously (SQLite) is read now; one that answers asynchronously (NATS) is read
+   * for the next check, and this one uses the last depth read (each cycle reads it too).
+   */
   override healthCheck(): HealthCheckResult {
     const base = super.healthCheck();
-    const stats = this.#store.stats();
+    const read = this.#store.stats();
+    if (read instanceof Promise)
+      read.then(
+        (stats) => (this.#lastStats = stats),
+        () => undefined, // the cycle's own read reports a store that fails
+      );
+    else this.#lastStats = read;
+    const stats = this.#lastStats;
+    if (stats === undefined) return { ...base, details: { ...base.details, ...this.retryStats } };
     const deep = stats.depth > this.#depthThreshold;
     return {
       ...base,
@@ -208,7 +289,7 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
         ...base.details,
         dlq: {
           depth: stats.depth,
-          byStatus: stats.byStatus,
+          byStatus: stats.byStatus ?? null,
           oldestAgeMs: stats.oldestAgeMs ?? null,
         },
         ...this.retryStats,

@@ -4,6 +4,7 @@ import { type Envelope, createEnvelope } from "@switchyard/event-schema";
 import {
   type DeadLetterInfo,
   type DeadLetterRecord,
+  LeaseLostError,
   REPLAY_SKIP_REASONS,
   UnrecoverableError,
   UnsupportedOperationError,
@@ -314,5 +315,102 @@ describeIf(await natsAvailable(), "NatsDeadLetterStore", {}, () => {
     } finally {
       await nc.close();
     }
+  });
+
+  it("claims due records for the retry daemon, each under a lease only one claimer gets", async () => {
+    const s = store();
+    const other = store();
+    const envelopes = [job(1), job(2), job(3)];
+    for (const e of envelopes) await s.deadLetter(record(e));
+    await s.deadLetter(record(job(4), "gone"));
+    await s.purge({ subscriber: "gone" });
+    // Two claimers at once: every record is claimed once, the purged one by nobody.
+    const [a, b] = await Promise.all([
+      s.claim({ limit: 10, leaseMs: 60_000 }),
+      other.claim({ limit: 10, leaseMs: 60_000 }),
+    ]);
+    const claimed = [...a, ...b];
+    expect(claimed.map((c) => c.eventId).sort()).toEqual(envelopes.map((e) => e.id).sort());
+    for (const c of claimed) {
+      expect(c).toMatchObject({ status: "retrying", subscriber: "worker", origin: "nats" });
+      expect(c.envelope).toEqual(envelopes.find((e) => e.id === c.eventId));
+      expect(c.leaseToken).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    // Held: nothing is due while the leases run.
+    expect(await s.claim({ limit: 10, leaseMs: 60_000 })).toEqual([]);
+    expect((await s.stats()).byStatus).toMatchObject({ retrying: 3 });
+    // Bounded by limit.
+    await s.deadLetter(record(job(5)));
+    await s.deadLetter(record(job(6)));
+    expect(await s.claim({ limit: 1, leaseMs: 60_000 })).toHaveLength(1);
+  });
+
+  it("settles a claimed record: replayed (counted), given up (with the error given), or due again later", async () => {
+    const s = store();
+    const [one, two, three] = [job(1), job(2), job(3)];
+    for (const e of [one, two, three]) await s.deadLetter(record(e));
+    const claimed = await s.claim({ limit: 10, leaseMs: 60_000 });
+    const by = (e: Envelope) => claimed.find((c) => c.eventId === e.id)!;
+    await s.release(by(one), { status: "replayed" });
+    await s.release(by(two), { status: "permanently_failed", error: "gave up after 5 replays" });
+    const later = Date.now() + 1_500;
+    await s.release(by(three), { status: "pending_retry", nextRetryAt: later });
+    const get = async (e: Envelope) => (await s.get(deadLetterId("worker", e.id)))!;
+    expect(await get(one)).toMatchObject({ status: "replayed", replays: 1 });
+    expect((await get(one)).replayedAt).toBeDefined();
+    expect(await get(two)).toMatchObject({ status: "permanently_failed", replays: 0 });
+    expect((await get(two)).error.message).toBe("gave up after 5 replays");
+    expect(await get(three)).toMatchObject({
+      status: "pending_retry",
+      nextRetryAt: new Date(later).toISOString(),
+    });
+    // Not due before its time, due after.
+    expect(await s.claim({ limit: 10, leaseMs: 60_000 })).toEqual([]);
+    await eventually(
+      async () => (await s.claim({ limit: 10, leaseMs: 60_000 })).length === 1,
+      "the retry due again",
+    );
+    // A released claim cannot be released twice.
+    await expect(s.release(by(one), { status: "replayed" })).rejects.toBeInstanceOf(LeaseLostError);
+  });
+
+  it("lets a claim whose lease ran out be taken over, and refuses the first claimer's settle", async () => {
+    const s = store();
+    const e = job(1);
+    await s.deadLetter(record(e));
+    const [first] = await s.claim({ limit: 1, leaseMs: 200 });
+    expect(first).toBeDefined();
+    expect(await s.claim({ limit: 1, leaseMs: 60_000 })).toEqual([]);
+    await new Promise((r) => setTimeout(r, 300));
+    const [second] = await s.claim({ limit: 1, leaseMs: 60_000 });
+    expect(second?.eventId).toBe(e.id);
+    await expect(s.release(first!, { status: "replayed" })).rejects.toBeInstanceOf(LeaseLostError);
+    await s.release(second!, { status: "replayed" });
+    expect((await s.get(deadLetterId("worker", e.id)))!.replays).toBe(1);
+  });
+
+  it("keeps a new failure that arrives while a record is claimed: the claimer's settle is refused", async () => {
+    const s = store();
+    const e = job(1);
+    await s.deadLetter(record(e));
+    const [claimed] = await s.claim({ limit: 1, leaseMs: 60_000 });
+    // The replayed copy fails again before the daemon settles: the new failure is stored, the
+    // replay counted, and the record is due again.
+    await s.deadLetter(record(e, "worker", { attempts: 1 }));
+    await expect(s.release(claimed!, { status: "replayed" })).rejects.toBeInstanceOf(
+      LeaseLostError,
+    );
+    expect(await s.get(deadLetterId("worker", e.id))).toMatchObject({
+      status: "pending_retry",
+      replays: 1,
+      attempts: 4,
+    });
+    expect(await s.claim({ limit: 1, leaseMs: 60_000 })).toHaveLength(1);
+  });
+
+  it("refuses bad claim options with a typed error", async () => {
+    const s = store();
+    await expect(s.claim({ limit: 0 })).rejects.toBeInstanceOf(NatsOptionsError);
+    await expect(s.claim({ leaseMs: -1 })).rejects.toBeInstanceOf(NatsOptionsError);
   });
 });

@@ -21,6 +21,7 @@ import {
   type DeadLetterSink,
   type DeadLetterStatus,
   type Logger,
+  LeaseLostError,
   type ReplayResult,
   type SerializedError,
   type TimeInput,
@@ -151,6 +152,12 @@ export interface NatsReplayOptions {
   readonly signal?: AbortSignal;
 }
 
+/** A dead letter {@link NatsDeadLetterStore.claim} leased to its caller, settled with `release`. */
+export interface ClaimedNatsDeadLetter extends DeadLetterInfo {
+  /** The claim's token: `release` settles the record only while the claim holds. */
+  readonly leaseToken: string;
+}
+
 /** The record as stored: one message per record, on its own subject. */
 interface StoredRecord {
   readonly v: 1;
@@ -167,6 +174,8 @@ interface StoredRecord {
   readonly firstFailedAt: string;
   readonly lastFailedAt: string;
   readonly replayedAt?: string;
+  /** When the retry daemon may claim it again (RFC 3339), after a replay that failed. */
+  readonly nextRetryAt?: string;
   readonly envelope?: Envelope;
   /** A replayer's exclusive claim (status `retrying`). */
   readonly claim?: { readonly token: string; readonly until: string };
@@ -683,6 +692,132 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     return countsOf(records, Date.now());
   }
 
+  /**
+   * {@link counts} under the name the retry daemon (`DlqRetryDaemon` of `@switchyard/dlq`) and
+   * `SqliteDeadLetterStore` use.
+   */
+  stats(options: { readonly signal?: AbortSignal } = {}): Promise<DeadLetterCounts> {
+    return this.counts(options);
+  }
+
+  /**
+   * Claim due records for an automatic retry, each under a lease of `leaseMs` (the retry daemon
+   * of `@switchyard/dlq` calls it): `pending_retry` ones whose `nextRetryAt` has come (or that have
+   * none), and `retrying` ones whose claim ran out (their replayer died), oldest first. Purged and
+   * damaged records are never claimed. Each claim is a compare-and-set on the version listed, so
+   * two daemons (or a daemon and an operator's replay) never hold the same record; settle each
+   * with {@link release}.
+   */
+  async claim(
+    options: { readonly limit?: number; readonly leaseMs?: number } = {},
+  ): Promise<ClaimedNatsDeadLetter[]> {
+    const limit = options.limit ?? 50;
+    const leaseMs = options.leaseMs ?? this.#claimMs;
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new NatsOptionsError("limit", limit, "an integer ≥ 1");
+    if (!Number.isInteger(leaseMs) || leaseMs < 1)
+      throw new NatsOptionsError("leaseMs", leaseMs, "an integer ≥ 1");
+    const session = await this.#writable("claim dead letters");
+    const now = Date.now();
+    const dueAt = (r: StoredRecord) => r.nextRetryAt ?? r.lastFailedAt;
+    const due = (await this.#all())
+      .filter(({ record: r }) => {
+        if (r.envelope === undefined) return false;
+        if (r.status === "retrying") return !claimLive(r, now);
+        return (
+          r.status === "pending_retry" &&
+          (r.nextRetryAt === undefined || Date.parse(r.nextRetryAt) <= now)
+        );
+      })
+      .sort((a, b) =>
+        dueAt(a.record) < dueAt(b.record)
+          ? -1
+          : dueAt(a.record) > dueAt(b.record)
+            ? 1
+            : a.record.id < b.record.id
+              ? -1
+              : 1,
+      );
+    const claimed: ClaimedNatsDeadLetter[] = [];
+    for (const { record, revision } of due) {
+      if (claimed.length >= limit) break;
+      const token = randomUUID();
+      const { nextRetryAt: _next, ...rest } = record;
+      const next: StoredRecord = {
+        ...rest,
+        status: "retrying",
+        claim: { token, until: new Date(now + leaseMs).toISOString() },
+        updatedAt: new Date(now).toISOString(),
+      };
+      // Another claimer (or a new failure) changed it since it was listed: not ours.
+      if ((await this.#put(session, next, revision)) === undefined) continue;
+      claimed.push({ ...toInfo(next), leaseToken: token });
+    }
+    return claimed;
+  }
+
+  /**
+   * Settle a record {@link claim} returned: `replayed` (handed back to its subscriber: `replays`
+   * + 1, noted in the attempt journal), `permanently_failed` (given up), or `pending_retry` again
+   * at `nextRetryAt` (Unix ms). `error` replaces the stored error's message. Rejects with
+   * `LeaseLostError` when the claim is no longer held: it ran out and another replayer took the
+   * record, or the replayed copy failed again and was dead-lettered anew (that version is kept).
+   */
+  async release(
+    claimed: ClaimedNatsDeadLetter,
+    outcome:
+      | { readonly status: "replayed" }
+      | { readonly status: "permanently_failed"; readonly error?: string }
+      | { readonly status: "pending_retry"; readonly nextRetryAt: number; readonly error?: string },
+  ): Promise<void> {
+    const session = await this.#writable("settle dead letters");
+    const lost = () => new LeaseLostError(`dlq:${claimed.subscriber}`, claimed.eventId);
+    let current: Versioned | undefined;
+    try {
+      current = await this.#read(session, claimed.id);
+    } catch (error) {
+      throw toNatsError(error, { servers: this.#options.servers, phase: "request" });
+    }
+    if (
+      current === undefined ||
+      current.record.status !== "retrying" ||
+      current.record.claim?.token !== claimed.leaseToken
+    )
+      throw lost();
+    const { claim: _claim, nextRetryAt: _next, ...rest } = current.record;
+    const at = new Date().toISOString();
+    const error =
+      outcome.status !== "replayed" && outcome.error !== undefined
+        ? { error: { ...rest.error, message: outcome.error } }
+        : {};
+    let next: StoredRecord;
+    switch (outcome.status) {
+      case "replayed":
+        await this.#noteReplay(session, rest, at);
+        next = {
+          ...rest,
+          status: "replayed",
+          replays: rest.replays + 1,
+          replayedAt: at,
+          updatedAt: at,
+        };
+        break;
+      case "permanently_failed":
+        next = { ...rest, ...error, status: "permanently_failed", updatedAt: at };
+        break;
+      case "pending_retry":
+        next = {
+          ...rest,
+          ...error,
+          status: "pending_retry",
+          nextRetryAt: new Date(toMs(outcome.nextRetryAt, "nextRetryAt")).toISOString(),
+          updatedAt: at,
+        };
+        break;
+    }
+    if ((await this.#put(session, next, current.revision)) === undefined) throw lost();
+  }
+
   /** @internal Every record as `DeadLetterInfo` (the inspector's backlog and deliveries). */
   async records(signal?: AbortSignal): Promise<DeadLetterInfo[]> {
     return (await this.#all(signal)).map((v) => toInfo(v.record));
@@ -991,6 +1126,7 @@ function toInfo(record: StoredRecord): DeadLetterInfo {
     firstFailedAt: record.firstFailedAt,
     lastFailedAt: record.lastFailedAt,
     ...(record.replayedAt !== undefined ? { replayedAt: record.replayedAt } : {}),
+    ...(record.nextRetryAt !== undefined ? { nextRetryAt: record.nextRetryAt } : {}),
     ...(record.envelope !== undefined ? { envelope: record.envelope } : {}),
     ...((record as { damaged?: boolean }).damaged
       ? { damaged: `the message of dead letter ${record.id} is not a dead-letter record` }

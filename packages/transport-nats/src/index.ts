@@ -58,4 +58,8 @@ export {
   defaultNatsDeadLetterClaimMs,
   natsDeadLetterStore,
 } from "./dead-letters";
-export type { NatsDeadLetterStoreOptions, NatsReplayOptions } from "./dead-letters";
+export type {
+  ClaimedNatsDeadLetter,
+  NatsDeadLetterStoreOptions,
+  NatsReplayOptions,
+} from "./dead-letters";

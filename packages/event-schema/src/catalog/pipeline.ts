@@ -263,7 +263,8 @@ export const DlqPermanentlyFailed = defineEvent({
   severity: "critical",
   alert: { kind: "any" },
   data: z.looseObject({
-    dead_letter_id: z.number().int(),
+    /** The store's id of the record: a number in `SqliteDeadLetterStore`, a string in the NATS store. */
+    dead_letter_id: z.union([z.number().int(), z.string().min(1)]),
     event_id: z.string().min(1),
     event_type: z.string().min(1),
     subscriber: z.string().min(1),
