@@ -667,9 +667,11 @@ async function consumerScaling(
           return { p50: Number.NaN, p99: Number.NaN };
         }
       };
-      const lo = oursFirst ? await latency(latencyOurs) : undefined;
-      const lr = await latency(latencyRaw);
-      const l = lo ?? (await latency(latencyOurs));
+      // In the same order as the throughput runs of this point.
+      const firstLatency = await latency(oursFirst ? latencyOurs : latencyRaw);
+      const secondLatency = await latency(oursFirst ? latencyRaw : latencyOurs);
+      const l = oursFirst ? firstLatency : secondLatency;
+      const lr = oursFirst ? secondLatency : firstLatency;
       if (Number.isFinite(l.p99)) series.oursP99.push([n, l.p99]);
       if (Number.isFinite(lr.p99)) series.rawP99.push([n, lr.p99]);
       series.oursPublish.push([n, o.publish]);

@@ -6,6 +6,7 @@ import type { Envelope } from "@switchyard/event-schema";
 import {
   type DeadLetterReason,
   type DeadLetterRecord,
+  type DeadLetterRelease,
   type DeadLetterSink,
   LeaseLostError,
   type Logger,
@@ -487,13 +488,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
    * {@link SqliteDeadLetterStore.settle} for daemons: never blocks the event loop on another
    * process's lock. Rejects with `LeaseLostError` as `settle` throws it.
    */
-  async release(
-    claimed: ClaimedDeadLetter,
-    outcome:
-      | { status: "replayed" }
-      | { status: "permanently_failed"; error?: string }
-      | { status: "pending_retry"; nextRetryAt: number; error?: string },
-  ): Promise<void> {
+  async release(claimed: ClaimedDeadLetter, outcome: DeadLetterRelease): Promise<void> {
     const result = await this.#write(() => this.#settle(claimed, outcome));
     if (result.changes === 0)
       throw new LeaseLostError(`dlq:${claimed.subscriber}`, claimed.eventId);
@@ -540,13 +535,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
    * (given up), or `pending_retry` again at `nextRetryAt`. Throws `LeaseLostError` if the lease
    * expired and someone else claimed it.
    */
-  settle(
-    claimed: ClaimedDeadLetter,
-    outcome:
-      | { status: "replayed" }
-      | { status: "permanently_failed"; error?: string }
-      | { status: "pending_retry"; nextRetryAt: number; error?: string },
-  ): void {
+  settle(claimed: ClaimedDeadLetter, outcome: DeadLetterRelease): void {
     const result = this.#sync(() => this.#settle(claimed, outcome));
     if (result.changes === 0)
       throw new LeaseLostError(`dlq:${claimed.subscriber}`, claimed.eventId);
@@ -554,10 +543,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
 
   #settle(
     claimed: { id: number; leaseToken: string },
-    outcome:
-      | { status: "replayed" }
-      | { status: "permanently_failed"; error?: string }
-      | { status: "pending_retry"; nextRetryAt: number; error?: string },
+    outcome: DeadLetterRelease,
   ): Database.RunResult {
     const now = this.#now();
     return this.#db
@@ -651,7 +637,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
             .run({ until: renewedAt + leaseMs, token }),
         );
       }
-      let outcome: Parameters<SqliteDeadLetterStore["settle"]>[1];
+      let outcome: DeadLetterRelease;
       let failure: unknown;
       try {
         await options.to.replay(record as ClaimedDeadLetter & { envelope: Envelope });

@@ -11,7 +11,7 @@ import type { Driver } from "@switchyard/transport";
 import { type Browser, type Page, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServedDashboard, serveDashboard } from "./index";
-import { type Seeded, memory, seed } from "./test/fixture";
+import { type Seeded, daemonBeat, memory, seed } from "./test/fixture";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
@@ -245,34 +245,14 @@ describe.skipIf(!hasChromium && !CI)("the dashboard in Chromium", { tags: ["slow
 
   it("has no serious or critical accessibility violation on any page (axe-core)", async () => {
     // One daemon announcing its contracts, so the Contracts page has its table to check.
-    await driver.heartbeatSink().write({
-      daemon: "announcing_daemon",
-      pid: 4243,
-      host: "localhost",
-      status: "running",
-      health: { healthy: true, status: "healthy", message: "ok", details: {} },
-      stats: {
-        eventsProcessed: 0,
-        eventsDeduplicated: 0,
-        successCount: 0,
-        errorsCount: 0,
-        successRate: 1,
-        lastActivity: Date.now(),
-        cyclesRun: 0,
-        cycleFailures: 0,
-        consecutiveCycleFailures: 0,
-        eventsEmitted: 0,
-        emitFailures: 0,
-        consecutiveEmitFailures: 0,
-      },
-      restarts: 0,
-      startedAt: new Date().toISOString(),
-      at: new Date().toISOString(),
-      contracts: {
-        publishes: [typeContract(pipelineCatalog, "TRAINING_COMPLETED")],
-        subscribes: [typeContract(pipelineCatalog, "NPZ_EXPORT_COMPLETE")],
-      },
-    });
+    await driver.heartbeatSink().write(
+      daemonBeat("announcing_daemon", "running", Date.now(), {
+        contracts: {
+          publishes: [typeContract(pipelineCatalog, "TRAINING_COMPLETED")],
+          subscribes: [typeContract(pipelineCatalog, "NPZ_EXPORT_COMPLETE")],
+        },
+      }),
+    );
     const found: string[] = [];
     for (const path of [
       "",

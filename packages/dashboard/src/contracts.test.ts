@@ -11,7 +11,6 @@ import {
 } from "@switchyard/event-schema";
 import {
   type DaemonContracts,
-  type DaemonHeartbeat,
   type Driver,
   contractTopology,
   openDriver,
@@ -19,7 +18,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type DashboardHandler, createDashboard } from "./index";
-import { getJson, memory } from "./test/fixture";
+import { daemonBeat, getJson, memory } from "./test/fixture";
 
 const c = (type: string) => typeContract(pipelineCatalog, type);
 const training = pipelineCatalog.get("TRAINING_COMPLETED");
@@ -38,31 +37,8 @@ const sqlite = () => {
   return openDriver(`sqlite:${join(dir, "coordination.db")}`, { drivers: [sqliteDriver] });
 };
 
-const beat = (daemon: string, at: number, contracts?: DaemonContracts): DaemonHeartbeat => ({
-  daemon,
-  pid: 4242,
-  host: "localhost",
-  status: "running",
-  health: { healthy: true, status: "healthy", message: "ok", details: {} },
-  stats: {
-    eventsProcessed: 0,
-    eventsDeduplicated: 0,
-    successCount: 0,
-    errorsCount: 0,
-    successRate: 1,
-    lastActivity: at,
-    cyclesRun: 0,
-    cycleFailures: 0,
-    consecutiveCycleFailures: 0,
-    eventsEmitted: 0,
-    emitFailures: 0,
-    consecutiveEmitFailures: 0,
-  },
-  restarts: 0,
-  startedAt: new Date(at - 60_000).toISOString(),
-  at: new Date(at).toISOString(),
-  ...(contracts ? { contracts } : {}),
-});
+const beat = (daemon: string, at: number, contracts?: DaemonContracts) =>
+  daemonBeat(daemon, "running", at, contracts ? { contracts } : {});
 
 const page = async (dash: DashboardHandler, path: string) => {
   const response = await dash(new Request(`http://dash.test${path}`));

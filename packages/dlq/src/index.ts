@@ -25,7 +25,6 @@ export { ReplayTargetMissingError } from "./errors";
 export { DlqRetryDaemon } from "./retry-daemon";
 export type {
   DlqRetryDaemonOptions,
-  RetryRelease,
   RetryTarget,
   RetryableDeadLetter,
   RetryableDeadLetterStore,

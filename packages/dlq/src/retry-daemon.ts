@@ -8,6 +8,7 @@ import {
   type Router,
   backoffDelay,
 } from "@switchyard/router";
+import type { DeadLetterRelease } from "@switchyard/transport";
 
 /** What the retry daemon reads of a claimed dead letter (the claimed records of both stores have it). */
 export interface RetryableDeadLetter {
@@ -25,12 +26,6 @@ export interface RetryableDeadLetter {
   readonly envelope?: Envelope | undefined;
 }
 
-/** How the retry daemon settles a dead letter it claimed. */
-export type RetryRelease =
-  | { readonly status: "replayed" }
-  | { readonly status: "permanently_failed"; readonly error?: string }
-  | { readonly status: "pending_retry"; readonly nextRetryAt: number; readonly error?: string };
-
 /**
  * A dead-letter store the retry daemon can work: claims due records under a lease (so two daemons
  * never replay one record), settles them, and tells its depth. `SqliteDeadLetterStore` and
@@ -40,7 +35,7 @@ export interface RetryableDeadLetterStore {
   /** Due records, each leased to the caller for `leaseMs`. */
   claim(options: { limit: number; leaseMs: number }): Promise<readonly RetryableDeadLetter[]>;
   /** Settle a claimed record; rejects (`LeaseLostError`) when its lease is no longer held. */
-  release(record: RetryableDeadLetter, outcome: RetryRelease): Promise<void>;
+  release(record: RetryableDeadLetter, outcome: DeadLetterRelease): Promise<void>;
   /** The depth (records still needing attention) and its breakdowns, now or when read. */
   stats(): RetryStoreStats | Promise<RetryStoreStats>;
 }
@@ -123,6 +118,8 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
   #aboveThreshold = false;
   /** The store's stats as last read (by a cycle or a health check). */
   #lastStats: RetryStoreStats | undefined;
+  /** The store's `stats()` returned a promise: health checks leave the reading to the cycles. */
+  #statsAsync = false;
   #replayed = 0;
   #givenUp = 0;
   #replayErrors = 0;
@@ -219,7 +216,7 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
    * replayed copy failed again and was dead-lettered anew — and that newer version stands, so
    * the cycle goes on with the next record. Any other failure is the cycle's.
    */
-  async #release(record: RetryableDeadLetter, outcome: RetryRelease): Promise<boolean> {
+  async #release(record: RetryableDeadLetter, outcome: DeadLetterRelease): Promise<boolean> {
     try {
       await this.#store.release(record, outcome);
       return true;
@@ -263,18 +260,21 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
 
   /**
    * The base health, degraded while the depth is over the alert threshold. A store that answers
-   * `stats()` synchronously (SQLite) is read now; one that answers asynchronously (NATS) is read
-   * for the next check, and this one uses the last depth read (each cycle reads it too).
+   * `stats()` synchronously (SQLite) is read now. One that answers asynchronously (NATS reads its
+   * whole stream) is not read again here: the check uses the depth each cycle reads.
    */
   override healthCheck(): HealthCheckResult {
     const base = super.healthCheck();
-    const read = this.#store.stats();
-    if (read instanceof Promise)
-      read.then(
-        (stats) => (this.#lastStats = stats),
-        () => undefined, // the cycle's own read reports a store that fails
-      );
-    else this.#lastStats = read;
+    if (!this.#statsAsync) {
+      const read = this.#store.stats();
+      if (read instanceof Promise) {
+        this.#statsAsync = true;
+        read.then(
+          (stats) => (this.#lastStats ??= stats),
+          () => undefined, // the cycle's own read reports a store that fails
+        );
+      } else this.#lastStats = read;
+    }
     const stats = this.#lastStats;
     if (stats === undefined) return { ...base, details: { ...base.details, ...this.retryStats } };
     const deep = stats.depth > this.#depthThreshold;

@@ -18,6 +18,7 @@ import {
   type DeadLetterPage,
   type DeadLetterReason,
   type DeadLetterRecord,
+  type DeadLetterRelease,
   type DeadLetterSink,
   type DeadLetterStatus,
   type Logger,
@@ -729,29 +730,15 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
           (r.nextRetryAt === undefined || Date.parse(r.nextRetryAt) <= now)
         );
       })
-      .sort((a, b) =>
-        dueAt(a.record) < dueAt(b.record)
-          ? -1
-          : dueAt(a.record) > dueAt(b.record)
-            ? 1
-            : a.record.id < b.record.id
-              ? -1
-              : 1,
-      );
+      // Oldest due first (RFC 3339 strings sort as times), then by id.
+      .sort((a, b) => order(dueAt(a.record), dueAt(b.record)) || order(a.record.id, b.record.id));
     const claimed: ClaimedNatsDeadLetter[] = [];
     for (const { record, revision } of due) {
       if (claimed.length >= limit) break;
-      const token = randomUUID();
-      const { nextRetryAt: _next, ...rest } = record;
-      const next: StoredRecord = {
-        ...rest,
-        status: "retrying",
-        claim: { token, until: new Date(now + leaseMs).toISOString() },
-        updatedAt: new Date(now).toISOString(),
-      };
+      const next = claimedVersion(record, now, leaseMs);
       // Another claimer (or a new failure) changed it since it was listed: not ours.
       if ((await this.#put(session, next, revision)) === undefined) continue;
-      claimed.push({ ...toInfo(next), leaseToken: token });
+      claimed.push({ ...toInfo(next), leaseToken: next.claim!.token });
     }
     return claimed;
   }
@@ -763,13 +750,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
    * `LeaseLostError` when the claim is no longer held: it ran out and another replayer took the
    * record, or the replayed copy failed again and was dead-lettered anew (that version is kept).
    */
-  async release(
-    claimed: ClaimedNatsDeadLetter,
-    outcome:
-      | { readonly status: "replayed" }
-      | { readonly status: "permanently_failed"; readonly error?: string }
-      | { readonly status: "pending_retry"; readonly nextRetryAt: number; readonly error?: string },
-  ): Promise<void> {
+  async release(claimed: ClaimedNatsDeadLetter, outcome: DeadLetterRelease): Promise<void> {
     const session = await this.#writable("settle dead letters");
     const lost = () => new LeaseLostError(`dlq:${claimed.subscriber}`, claimed.eventId);
     let current: Versioned | undefined;
@@ -793,14 +774,8 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     let next: StoredRecord;
     switch (outcome.status) {
       case "replayed":
-        await this.#noteReplay(session, rest, at);
-        next = {
-          ...rest,
-          status: "replayed",
-          replays: rest.replays + 1,
-          replayedAt: at,
-          updatedAt: at,
-        };
+        await this.#noteReplay(session, current.record, at);
+        next = replayedVersion(current.record, at);
         break;
       case "permanently_failed":
         next = { ...rest, ...error, status: "permanently_failed", updatedAt: at };
@@ -852,13 +827,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
         wouldReplay.push(record.id);
         continue;
       }
-      const claim = { token: randomUUID(), until: new Date(now + this.#claimMs).toISOString() };
-      const claimed: StoredRecord = {
-        ...record,
-        status: "retrying",
-        claim,
-        updatedAt: new Date(now).toISOString(),
-      };
+      const claimed = claimedVersion(record, now, this.#claimMs);
       const claimRevision = await this.#put(session, claimed, revision);
       if (claimRevision === undefined) {
         skipped.push({ id: record.id, reason: "claimed or changed by another replayer meanwhile" });
@@ -880,18 +849,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
       }
       replayed.push(record.id);
       await this.#noteReplay(session, record, replayedAt);
-      const { claim: _claim, ...rest } = claimed;
-      const settled = await this.#put(
-        session,
-        {
-          ...rest,
-          status: "replayed",
-          replays: record.replays + 1,
-          replayedAt,
-          updatedAt: replayedAt,
-        },
-        claimRevision,
-      );
+      const settled = await this.#put(session, replayedVersion(claimed, replayedAt), claimRevision);
       if (settled === undefined)
         this.#logger.warn(
           { id: record.id },
@@ -992,6 +950,31 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     return this.close();
   }
 }
+
+/** `record` claimed by a replayer for `leaseMs` from `now`, under a new token. */
+function claimedVersion(record: StoredRecord, now: number, leaseMs: number): StoredRecord {
+  const { nextRetryAt: _next, ...rest } = record;
+  return {
+    ...rest,
+    status: "retrying",
+    claim: { token: randomUUID(), until: new Date(now + leaseMs).toISOString() },
+    updatedAt: new Date(now).toISOString(),
+  };
+}
+
+/** A claimed `record` settled as handed back at `at` (RFC 3339): `replays` + 1. */
+function replayedVersion(record: StoredRecord, at: string): StoredRecord {
+  const { claim: _claim, nextRetryAt: _next, ...rest } = record;
+  return {
+    ...rest,
+    status: "replayed",
+    replays: record.replays + 1,
+    replayedAt: at,
+    updatedAt: at,
+  };
+}
+
+const order = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
 
 const claimLive = (record: StoredRecord, now: number) =>
   record.claim !== undefined && Date.parse(record.claim.until) > now;

@@ -94,6 +94,7 @@ export type {
   DeadLetterInfo,
   DeadLetterListQuery,
   DeadLetterPage,
+  DeadLetterRelease,
   DeadLetterStatus,
   DeliveryInfo,
   DeliveryState,

@@ -234,6 +234,16 @@ export interface HeartbeatInfo extends Omit<DaemonHeartbeat, "health" | "stats" 
 export type DeadLetterStatus =
   "pending_retry" | "retrying" | "replayed" | "permanently_failed" | "purged";
 
+/**
+ * How a replayer settles a dead letter it claimed: handed back (`replayed`), given up
+ * (`permanently_failed`), or due again at `nextRetryAt` (Unix ms); `error` replaces the stored
+ * error's message. What the retry daemon of `@switchyard/dlq` passes to a store's `release`.
+ */
+export type DeadLetterRelease =
+  | { readonly status: "replayed" }
+  | { readonly status: "permanently_failed"; readonly error?: string }
+  | { readonly status: "pending_retry"; readonly nextRetryAt: number; readonly error?: string };
+
 /** A stored dead letter. */
 export interface DeadLetterInfo {
   /** The store's id of the record (a string on every transport). */

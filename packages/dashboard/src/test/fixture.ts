@@ -111,11 +111,25 @@ export async function seed(driver: Driver): Promise<Seeded> {
   await until(async () => (await inspector.subscribers()).every((s) => s.lag === 0));
 
   const sink = driver.heartbeatSink();
-  const beat = (
-    daemon: string,
-    status: "running" | "stopped" | "crashed",
-    at: number,
-  ): DaemonHeartbeat => ({
+  await sink.write(daemonBeat("trainer_daemon", "running", Date.now()));
+  await sink.write(daemonBeat("old_daemon", "running", Date.now() - 600_000));
+  await sink.write(daemonBeat("crashy_daemon", "crashed", Date.now()));
+  return {
+    rootId: root.id,
+    childId: child.id,
+    hostileId: hostile.id,
+    failingType: "SELFPLAY_FAILED",
+  };
+}
+
+/** A daemon's heartbeat at `at` (Unix ms), with `extra` (e.g. the contracts it announces). */
+export function daemonBeat(
+  daemon: string,
+  status: "running" | "stopped" | "crashed",
+  at: number,
+  extra: Partial<DaemonHeartbeat> = {},
+): DaemonHeartbeat {
+  return {
     daemon,
     pid: 4242,
     host: "localhost",
@@ -143,15 +157,7 @@ export async function seed(driver: Driver): Promise<Seeded> {
     restarts: status === "crashed" ? 2 : 0,
     startedAt: status === "running" ? new Date(at - 60_000).toISOString() : null,
     at: new Date(at).toISOString(),
-  });
-  await sink.write(beat("trainer_daemon", "running", Date.now()));
-  await sink.write(beat("old_daemon", "running", Date.now() - 600_000));
-  await sink.write(beat("crashy_daemon", "crashed", Date.now()));
-  return {
-    rootId: root.id,
-    childId: child.id,
-    hostileId: hostile.id,
-    failingType: "SELFPLAY_FAILED",
+    ...extra,
   };
 }
 
