@@ -9,7 +9,7 @@ export const USAGE = `Usage: pnpm demo [options]
   --configs <list>       config keys, comma-separated        (default hex8_2p,square8_4p)
   --generations <n>      generations per config               (default 3)
   --failure-rate <0..1>  share of transient handler failures  (default 0.15)
-  --db <path>            coordination database                (default: a new temp directory)
+  --db <path>            coordination database (SQLite only)  (default: a new temp directory)
   --seed <n>             seed of the simulation               (default 7)
   --no-poison            do not inject the poison event
   --kill <daemon>        SIGKILL that daemon's process once, mid-run (its restart and redelivery show)

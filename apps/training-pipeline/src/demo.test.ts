@@ -1,13 +1,14 @@
 import { execFile, spawn } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { openQueueReadOnly } from "@switchyard/cross-process-queue";
+import { drivers } from "@switchyard/cli";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
+import { openDriver } from "@switchyard/transport";
 import { heartbeatStreamName } from "@switchyard/transport-nats";
 import { describe, expect, it } from "vitest";
 
@@ -70,6 +71,7 @@ describe("the training-pipeline demo", { tags: ["slow"] }, () => {
             subscriber: "data_sync:NEW_GAMES_AVAILABLE",
           }),
         ]);
+        expect(stdout).toContain(`pnpm switchyard dlq list --transport 'sqlite:${db}'`);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -187,6 +189,7 @@ describe("the training-pipeline demo on NATS JetStream", { tags: ["slow"] }, () 
         context.skip();
       }
       const dir = join(tmpdir(), `switchyard-demo-nats-test-${process.pid}-${Date.now()}`);
+      const db = join(dir, "coordination.db");
       let stream: string | undefined;
       try {
         const { stdout } = await run(
@@ -202,7 +205,7 @@ describe("the training-pipeline demo on NATS JetStream", { tags: ["slow"] }, () 
             "--generations",
             "2",
             "--db",
-            join(dir, "coordination.db"),
+            db,
             "--timeout",
             "150",
           ],
@@ -217,31 +220,45 @@ describe("the training-pipeline demo on NATS JetStream", { tags: ["slow"] }, () 
         expect(stdout).toContain("every stage flowed for 2 configs");
         expect(stdout).not.toContain("✗");
         expect(stdout).toMatch(
-          /#\d+ NEW_GAMES_AVAILABLE for data_sync:NEW_GAMES_AVAILABLE: unrecoverable, permanently_failed/,
+          /#\w+ NEW_GAMES_AVAILABLE for data_sync:NEW_GAMES_AVAILABLE: unrecoverable, permanently_failed/,
         );
         // The heartbeats went to the NATS heartbeat stream, not the SQLite file.
         expect(stdout).toContain(`heartbeats   NATS stream ${stream}_HEARTBEATS`);
         expect(stdout).toMatch(/Heartbeats \(NATS stream \w+_HEARTBEATS\): 10 daemons, 10 stopped/);
-        // The file holds the dead letters (its queue tables only so the CLI opens it), and the
-        // hint names it as a target the CLI takes.
-        const db = openQueueReadOnly(join(dir, "coordination.db"));
+        // The dead letters stay on NATS too, in the driver's store: the hint names the run's own
+        // target, whose inspector lists the poison, given up by the retry daemon. No SQLite file.
+        const target = /pnpm switchyard dlq list --transport '([^']+)'/.exec(stdout)?.[1];
+        expect(target).toMatch(new RegExp(`^nats://.*/${stream}\\?prefix=`));
+        expect(stdout).not.toContain("  database ");
+        expect(existsSync(db)).toBe(false);
+        const reader = await openDriver(target!, { drivers, readOnly: true });
         try {
-          expect(db.prepare("SELECT count(*) FROM daemon_heartbeats").pluck().get()).toBe(0);
-          expect(db.prepare("SELECT count(*) FROM events").pluck().get()).toBe(0);
-          expect(db.prepare("SELECT count(*) FROM dead_letters").pluck().get()).toBeGreaterThan(0);
+          const { deadLetters } = await reader.inspector().deadLetters({
+            type: "NEW_GAMES_AVAILABLE",
+          });
+          expect(deadLetters).toEqual([
+            expect.objectContaining({
+              eventType: "NEW_GAMES_AVAILABLE",
+              subscriber: "data_sync:NEW_GAMES_AVAILABLE",
+              reason: "unrecoverable",
+              status: "permanently_failed",
+            }),
+          ]);
         } finally {
-          db.close();
+          await reader.close();
         }
-        expect(stdout).toContain(
-          `pnpm switchyard dlq list --transport 'sqlite:${join(dir, "coordination.db")}'`,
-        );
       } finally {
         rmSync(dir, { recursive: true, force: true });
         if (stream) {
           const nc = await connect({ servers: NATS_URL });
           const jsm = await jetstreamManager(nc);
-          for (const name of [stream, heartbeatStreamName(stream), `${stream}_DLQ`])
-            await jsm.streams.delete(name).catch(() => false);
+          const streams = [
+            stream,
+            heartbeatStreamName(stream),
+            `${stream}_DLQ`,
+            `${stream}_ATTEMPTS`,
+          ];
+          for (const name of streams) await jsm.streams.delete(name).catch(() => false);
           await nc.close();
         }
       }

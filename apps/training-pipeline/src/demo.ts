@@ -7,17 +7,10 @@ import { verifyPipeline } from "@switchyard/cli";
 import { type ServedDashboard, serveDashboard } from "@switchyard/dashboard";
 import type { Driver } from "@switchyard/transport";
 import { summarizeTraces } from "./process/otel";
-import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { type DemoArgs, DemoUsageError, USAGE, parseDemoArgs } from "./args";
 import { generationOf } from "./simulation";
 import { startPipeline } from "./supervisor";
-import {
-  deadLettersTarget,
-  heartbeatsWhere,
-  natsReplicas,
-  openPipelineDriver,
-  pipelineTarget,
-} from "./transport";
+import { heartbeatsWhere, natsReplicas, openPipelineDriver, pipelineTarget } from "./transport";
 
 /** The parsed command line; a usage error prints the usage and exits 2, never a stack trace. */
 function parse(): Extract<DemoArgs, { help: false }> {
@@ -48,9 +41,8 @@ console.log(
 console.log(
   `  transport    ${settings.transport === "nats" ? `NATS JetStream at ${settings.natsUrl}, stream ${settings.natsStream} (R${natsReplicas(settings)})` : "SQLite"}`,
 );
-console.log(
-  `  database     ${settings.db}${settings.transport === "nats" ? " (dead letters)" : ""}`,
-);
+// A NATS run keeps everything on the server (events, heartbeats, dead letters): no database file.
+if (settings.transport === "sqlite") console.log(`  database     ${settings.db}`);
 console.log(`  heartbeats   ${heartbeatsWhere(settings)}`);
 console.log(`  daemon logs  ${settings.dataDir}/daemons.log\n`);
 
@@ -215,13 +207,9 @@ for (const configKey of settings.configs) {
 }
 // Every daemon process wrote a last heartbeat when it stopped.
 const beats = await reader.inspector().heartbeats();
+// The dead letters of every status, from the driver's store, as the CLI's `dlq list` reads them.
+const { deadLetters } = await reader.inspector().deadLetters({ limit: 10 });
 await reader.close();
-
-// The dead letters are in the SQLite dead-letter store on either transport (the retry daemon
-// works on it): on NATS the file's queue tables stay empty, so it is read as a store.
-const store = new SqliteDeadLetterStore({ path: settings.db });
-const deadLetters = store.list({ limit: 10 });
-store.close();
 console.log(`\nDead letters: ${deadLetters.length}`);
 for (const d of deadLetters)
   console.log(
@@ -252,9 +240,7 @@ const target = pipelineTarget(settings);
 console.log(
   `Inspect: pnpm switchyard health --transport '${target}'   ` +
     `(or: events list, daemons, pipeline verify ${settings.configs[0]})` +
-    (settings.transport === "nats"
-      ? `\n         pnpm switchyard dlq list --transport '${deadLettersTarget(settings)}'   (the dead letters: the retry daemon's SQLite store)`
-      : ""),
+    `\n         pnpm switchyard dlq list --transport '${target}'   (the dead letters)`,
 );
 if (!served)
   console.log(

@@ -11,7 +11,7 @@ export interface PipelineSettings {
   readonly failureRate: number;
   /** Seed of the simulated randomness (Elo drift, failures), so a run can be repeated. */
   readonly seed: number;
-  /** The coordination database. */
+  /** The coordination database: the SQLite queue file of a `sqlite` run (a NATS run writes none). */
   readonly db: string;
   /** Where fake game files, NPZ files and models are written. */
   readonly dataDir: string;
@@ -21,8 +21,8 @@ export interface PipelineSettings {
   readonly poison: boolean;
   /**
    * The durable path between the daemons: the SQLite file `db`, or NATS JetStream. On NATS the
-   * heartbeats go to the heartbeat stream beside the event stream (`<natsStream>_HEARTBEATS`) and
-   * the dead-letter store stays in the SQLite file `db`.
+   * heartbeats and the dead letters go to the streams beside the event stream
+   * (`<natsStream>_HEARTBEATS`, `<natsStream>_DLQ`), the NATS driver's sink and store.
    */
   readonly transport: "sqlite" | "nats";
   /** NATS servers (comma-separated), for `transport: "nats"`. */

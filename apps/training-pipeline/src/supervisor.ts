@@ -8,7 +8,7 @@ import { type Router, type Transport, createRouter } from "@switchyard/router";
 import { pipelineDaemons, type PipelineDaemonName } from "./daemons";
 import { ProcessDaemon } from "./process/process-daemon";
 import type { PipelineSettings } from "./settings";
-import { openPipelineDriver, prepareDeadLetterFile, transportOptions } from "./transport";
+import { openPipelineDriver, transportOptions } from "./transport";
 
 export interface Pipeline extends AsyncDisposable {
   readonly router: Router<PipelineCatalog>;
@@ -51,7 +51,6 @@ export async function startPipeline(
   mkdirSync(settings.dataDir, { recursive: true });
   const logFile = join(settings.dataDir, "daemons.log");
   const log: WriteStream = createWriteStream(logFile, { flags: "a" });
-  prepareDeadLetterFile(settings);
   const driver = await openPipelineDriver(settings);
   const transport = driver.transport({ drainTimeoutMs: 1000, ...transportOptions(settings) });
   await registerSubscribers(transport);

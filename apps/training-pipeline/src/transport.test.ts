@@ -3,15 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { drivers } from "@switchyard/cli";
-import { SqliteDeadLetterStore, sqlitePath } from "@switchyard/cross-process-queue";
+import { sqlitePath } from "@switchyard/cross-process-queue";
 import { createEnvelope } from "@switchyard/event-schema";
 import { openDriver, parseTarget } from "@switchyard/transport";
 import {
-  deadLettersTarget,
   natsReplicas,
   natsServers,
   pipelineTarget,
-  prepareDeadLetterFile,
+  runDeadLetters,
+  sqliteTarget,
 } from "./transport";
 
 describe("the demo's NATS location", () => {
@@ -63,31 +63,30 @@ describe("the run's target", () => {
   });
 });
 
-describe("a NATS run's dead letters", () => {
-  it("are listed by the SQLite driver at deadLettersTarget, as the demo's hint says", async () => {
+describe("the run's dead-letter store", () => {
+  it("is the driver's own store, which its inspector lists (SQLite)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "switchyard-demo-dlq-"));
-    const settings = { transport: "nats" as const, db: join(dir, "coordination.db") };
+    const db = join(dir, "coordination.db");
     try {
-      prepareDeadLetterFile(settings);
-      // What a daemon process of a NATS run does: dead-letter into the SQLite store at `db`.
-      const store = new SqliteDeadLetterStore({ path: settings.db });
       const envelope = createEnvelope({
         type: "TRAINING_COMPLETED",
         source: "training",
         data: { config_key: "hex8_2p", model_path: "models/hex8_2p/gen-1.pt", loss: 0.25 },
       });
-      await store.deadLetter({
-        envelope,
-        subscriber: "evaluation:TRAINING_COMPLETED",
-        reason: "unrecoverable",
-        attempts: 1,
-        error: { name: "UnrecoverableError", message: "poison" },
-        failedAt: new Date().toISOString(),
-        origin: "transport",
-      });
-      store.close();
-      const driver = await openDriver(deadLettersTarget(settings), { drivers, readOnly: true });
+      const driver = await openDriver(sqliteTarget(db), { drivers });
       try {
+        const store = runDeadLetters(driver);
+        expect(store).toBe(driver.deadLetterSink());
+        await store.deadLetter({
+          envelope,
+          subscriber: "evaluation:TRAINING_COMPLETED",
+          reason: "max_attempts",
+          attempts: 4,
+          error: { name: "Error", message: "flaky" },
+          failedAt: new Date().toISOString(),
+          origin: "router",
+        });
+        expect(await store.stats()).toMatchObject({ depth: 1 });
         const page = await driver.inspector().deadLetters();
         expect(page.deadLetters.map((d) => d.eventId)).toEqual([envelope.id]);
       } finally {

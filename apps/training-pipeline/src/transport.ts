@@ -1,9 +1,9 @@
 // Where the demo's processes meet: the driver for the run's target, chosen once from settings —
 // `sqlite:<db>` or `nats://host:4222,…/STREAM?prefix=…`. Everything else (the transport, the
-// heartbeat sink, the reads of the verification) comes from that driver.
+// heartbeat sink, the dead-letter store, the reads of the verification) comes from that driver.
 import { drivers } from "@switchyard/cli";
-import { openDatabase } from "@switchyard/cross-process-queue";
-import { type Driver, type Logger, openDriver } from "@switchyard/transport";
+import type { RetryableDeadLetterStore } from "@switchyard/dlq";
+import { type DeadLetterSink, type Driver, type Logger, openDriver } from "@switchyard/transport";
 import { heartbeatStreamName } from "@switchyard/transport-nats";
 import type { PipelineSettings } from "./settings";
 
@@ -77,21 +77,33 @@ export function heartbeatsWhere(settings: PipelineSettings): string {
     : settings.db;
 }
 
-/**
- * The target that lists a run's dead letters: `sqlite:<db>` on either transport, because the
- * daemons dead-letter into the SQLite dead-letter store at `db`, which the retry daemon works on
- * (`DlqRetryDaemon` claims and releases records with leases, which only that store offers).
- */
-export function deadLettersTarget(settings: Pick<PipelineSettings, "db">): string {
-  return sqliteTarget(settings.db);
+/** Whether a driver's dead-letter sink is a store the retry daemon can work. */
+function isRetryable(
+  sink: DeadLetterSink | undefined,
+): sink is DeadLetterSink & RetryableDeadLetterStore {
+  const store = sink as Partial<RetryableDeadLetterStore> | undefined;
+  return (
+    typeof store?.claim === "function" &&
+    typeof store.release === "function" &&
+    typeof store.stats === "function"
+  );
 }
 
 /**
- * Make a NATS run's dead-letter file a queue file too (an empty one), so the CLI's SQLite driver
- * opens it: `switchyard dlq list --transport sqlite:<db>` then lists the run's dead letters, where
- * it would otherwise refuse a file without the queue's schema. A SQLite run's file already is one.
+ * The run's dead-letter store: the driver's own (the SQLite file's `dead_letters`, or on NATS the
+ * dead-letter stream beside the run's events), which its inspector reads, so `switchyard dlq list`
+ * on the run's target lists what the daemons dead-lettered. It is the sink of the transport and
+ * the router, and the retry daemon works on it (both drivers' stores claim and release records).
+ * The driver closes it.
+ *
+ * @throws Error when the driver has no dead-letter store the retry daemon can work.
  */
-export function prepareDeadLetterFile(settings: Pick<PipelineSettings, "transport" | "db">): void {
-  if (settings.transport !== "nats") return;
-  openDatabase(settings.db).close();
+export function runDeadLetters(driver: Driver): DeadLetterSink & RetryableDeadLetterStore {
+  const sink = driver.deadLetterSink();
+  if (!isRetryable(sink))
+    throw new Error(
+      `the ${driver.scheme} driver of ${driver.target} has no dead-letter store the retry daemon ` +
+        `can work (claim, release, stats): run the demo on sqlite or nats.`,
+    );
+  return sink;
 }

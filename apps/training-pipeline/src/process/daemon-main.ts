@@ -1,14 +1,14 @@
 // One daemon process of the pipeline: its own router on the run's driver (the SQLite queue or NATS
-// JetStream), the SQLite dead-letter store as sink (the retry daemon works on it, on either
-// transport), the driver's heartbeat sink (where the CLI reads heartbeats), and a DaemonManager
-// that restarts the daemon if it crashes and stops it gracefully on SIGTERM.
+// JetStream), the driver's dead-letter store as sink (the retry daemon works on it), the driver's
+// heartbeat sink (the CLI reads both through the driver's inspector), and a DaemonManager that
+// restarts the daemon if it crashes and stops it gracefully on SIGTERM.
 import { pipelineCatalog } from "@switchyard/event-schema";
-import { DlqRetryDaemon, SqliteDeadLetterStore, replayTo } from "@switchyard/dlq";
+import { DlqRetryDaemon, replayTo } from "@switchyard/dlq";
 import { DaemonManager } from "@switchyard/handler-base";
 import { createRouter } from "@switchyard/router";
 import { type PipelineDaemonName, pipelineDaemons } from "../daemons";
 import { settingsFromEnv } from "../settings";
-import { openPipelineDriver, transportOptions } from "../transport";
+import { openPipelineDriver, runDeadLetters, transportOptions } from "../transport";
 import { jsonLogger } from "./log";
 import { startTracing } from "./otel";
 
@@ -16,12 +16,10 @@ const name = process.argv[2] as PipelineDaemonName;
 const settings = settingsFromEnv();
 const logger = jsonLogger((line) => process.stderr.write(line), { daemon: name, pid: process.pid });
 
-const store = new SqliteDeadLetterStore({
-  path: settings.db,
-  retryBackoff: { initialMs: 300, maxMs: 3000 },
-  logger,
-});
 const driver = await openPipelineDriver(settings, { logger });
+// The store keeps its own schedule for new records (SQLite: due 1 s after the failure, doubling
+// per replay up to an hour; NATS: due at once): neither driver takes a retry backoff for it.
+const store = runDeadLetters(driver);
 const transport = driver.transport({ deadLetter: store, logger, ...transportOptions(settings) });
 const router = createRouter({
   catalog: pipelineCatalog,
@@ -62,7 +60,6 @@ await manager.startAll();
 process.send?.({ type: "ready", daemon: name });
 await running;
 await router.shutdown({ timeoutMs: 5000 });
-// Closes the transport and the heartbeat sink (flushing the last "stopped" beat).
+// Closes the transport, the heartbeat sink (flushing the last "stopped" beat) and the store.
 await driver.close();
-store.close();
 process.disconnect?.();
