@@ -169,6 +169,10 @@ type EventRow = [
 
 const OPEN = `status IN ('pending', 'leased')`;
 
+/** The earlier of two times, either of which may be missing. */
+const earlier = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : Math.min(a, b);
+
 /**
  * The claim statements' LIMIT. SQLite (seen with 3.49 and 3.53) plans with the value bound to a
  * bare `LIMIT @limit` and marks the statement for re-preparation whenever that parameter is bound
@@ -201,12 +205,15 @@ export class QueueStore {
   #exactSizes = 0;
   readonly #maxSeq: Database.Statement;
   readonly #nextSeq: Database.Statement;
-  readonly #subscriberCursor: Database.Statement;
+  /**
+   * A claim's reads in one statement: the subscriber's cursor, types and last token, the earliest
+   * `available_at` of its open deliveries, and the newest `seq`.
+   */
+  readonly #claimState: Database.Statement;
   readonly #setCursor: Database.Statement;
   readonly #materialize: Database.Statement;
   readonly #claimNew: Database.Statement;
   readonly #claimDue: Database.Statement;
-  readonly #anyDue: Database.Statement;
   readonly #eventBySeq: Database.Statement;
   readonly #eventsBetween: Database.Statement;
   readonly #ack: Database.Statement;
@@ -256,8 +263,18 @@ export class QueueStore {
       .pluck();
     this.#maxSeq = db.prepare(`SELECT COALESCE(MAX(seq), 0) FROM events`).pluck();
     this.#nextSeq = db.prepare(`SELECT MIN(seq) FROM events WHERE seq > ?`).pluck();
-    this.#subscriberCursor = db
-      .prepare(`SELECT cursor_seq, types, lease_token FROM subscribers WHERE name = ?`)
+    // Three reads every claim makes, in one statement (each statement run costs a call into
+    // SQLite and its own setup: ~3 µs of the ~9 µs the three took apart). `MIN(available_at)` is
+    // one seek of the open-deliveries index: due when it is a number ≤ now (text another program
+    // wrote sorts after every number and is never due, as in `available_at <= now`).
+    this.#claimState = db
+      .prepare(
+        `SELECT cursor_seq, types, lease_token,
+                (SELECT MIN(available_at) FROM deliveries INDEXED BY deliveries_due
+                  WHERE subscriber = @subscriber AND ${OPEN}),
+                (SELECT COALESCE(MAX(seq), 0) FROM events)
+           FROM subscribers WHERE name = @subscriber`,
+      )
       .raw();
     this.#setCursor = db.prepare(
       `UPDATE subscribers SET cursor_seq = ?, lease_token = ? WHERE name = ?`,
@@ -318,14 +335,6 @@ export class QueueStore {
     this.#trimSteps = db.prepare(
       `DELETE FROM delivery_steps WHERE subscriber = ? AND event_seq = ? AND n <= ?`,
     );
-    // A cheap probe first: usually nothing is due (no retries, no expired leases), and the
-    // UPDATE above costs several times more even when it finds nothing.
-    this.#anyDue = db
-      .prepare(
-        `SELECT 1 FROM deliveries INDEXED BY deliveries_due
-          WHERE subscriber = ? AND ${OPEN} AND available_at <= ? LIMIT 1`,
-      )
-      .pluck();
     const eventColumns = `id, type, source, subject, time, dataversion, payload, extensions`;
     this.#eventBySeq = db.prepare(`SELECT ${eventColumns} FROM events WHERE seq = ?`).raw();
     this.#eventsBetween = db
@@ -443,10 +452,13 @@ export class QueueStore {
         });
       }
       if (limit <= 0) return { lost, claimed: [], more: false };
-      const sub = this.#subscriberCursor.get(subscriber) as [number, string, number] | undefined;
+      const state = this.#claimState.get({ subscriber }) as
+        [number, string, number, unknown, number] | undefined;
       // The subscriber was removed (an abandoned ephemeral one, pruned): nothing to claim.
-      if (sub === undefined) return { lost, claimed: [], more: false };
-      const [startCursor, subscriberTypes, lastToken] = sub;
+      if (state === undefined) return { lost, claimed: [], more: false };
+      const [startCursor, subscriberTypes, lastToken, earliest, max] = state;
+      /** The earliest open delivery's `available_at`, where it is a number (never due otherwise). */
+      const openAt = typeof earliest === "number" ? earliest : undefined;
       // Fencing tokens count up per subscriber; taken under the write lock, so never twice.
       const token = lastToken + 1;
       const until = now + request.leaseMs;
@@ -455,7 +467,9 @@ export class QueueStore {
       const rows: [seq: number, attempt: number][] = [];
       /** Deliveries claimed off the happy path, whose timeline is written. */
       let journaled: Set<number> | undefined;
-      if (this.#anyDue.get(subscriber, now) !== undefined) {
+      // Usually nothing is due (no retries, no expired leases): the UPDATE below costs several
+      // times the read above even when it finds nothing.
+      if (openAt !== undefined && openAt <= now) {
         const expired = this.#leasedDue.all(params) as [number, number, number, number][];
         for (const row of this.#claimDue.all(params) as [number, number][]) rows.push(row);
         for (const [seq, attempts, leaseUntil, oldToken] of expired) {
@@ -474,13 +488,13 @@ export class QueueStore {
       }
       let cursor = startCursor;
       let more = false;
+      /** Whether the worker handles every type of its subscriber (remembered per type set). */
+      const all = this.#coversAll(request.types, subscriberTypes);
       if (rows.length < limit) {
-        const max = this.#maxSeq.get() as number;
         if (cursor > max) {
           // Events were deleted by hand and `seq` went back: follow it, or new events would be skipped.
           cursor = max;
         } else if (max > cursor) {
-          const all = this.#coversAll(request.types, subscriberTypes);
           const span = all ? CURSOR_WINDOW : PARTIAL_CURSOR_WINDOW;
           /** Look at the window after `after`: returns the new cursor and how many events it took. */
           const look = (after: number): [cursor: number, found: number] => {
@@ -516,13 +530,17 @@ export class QueueStore {
         this.#setCursor.run(cursor, rows.length > 0 ? token : lastToken, subscriber);
       }
       const claimed = this.#load(subscriber, rows, token, until, now, journaled);
-      if (claimed.length < limit && !more)
-        return {
-          lost,
-          claimed,
-          more,
-          nextDue: this.nextDue(subscriber, request.typesJson) ?? null,
-        };
+      if (claimed.length < limit && !more) {
+        // When nothing was due and the worker covers its subscriber's types, the next due time is
+        // known without another read: the earliest open delivery before the claim, or the lease
+        // of what it just took. (A delivery of a type the subscriber lacks, written by hand, can
+        // only make that earlier: the wake-up then finds it due and asks the index, below.)
+        const nextDue =
+          journaled === undefined && all
+            ? earlier(openAt, rows.length > 0 ? until : undefined)
+            : this.nextDue(subscriber, request.typesJson);
+        return { lost, claimed, more, nextDue: nextDue ?? null };
+      }
       return { lost, claimed, more };
     });
   }
