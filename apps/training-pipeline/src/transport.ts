@@ -47,7 +47,16 @@ export function pipelineTarget(
   );
 }
 
-/** Open the run's driver (the CLI's drivers: SQLite and NATS). Close it when done. */
+/**
+ * When a dead letter of a run becomes due for replay: 300 ms after it failed, doubling per replay
+ * up to 3 s, so the retry daemon's replays show within a demo's minute.
+ */
+export const DEMO_DEAD_LETTER_BACKOFF = { initialMs: 300, maxMs: 3_000 } as const;
+
+/**
+ * Open the run's driver (the CLI's drivers: SQLite and NATS), its dead-letter store replaying on
+ * {@link DEMO_DEAD_LETTER_BACKOFF}. Close it when done.
+ */
 export function openPipelineDriver(
   settings: PipelineSettings,
   options: { readOnly?: boolean; logger?: Logger } = {},
@@ -55,6 +64,7 @@ export function openPipelineDriver(
   return openDriver(pipelineTarget(settings), {
     drivers,
     readOnly: options.readOnly ?? false,
+    options: { [settings.transport]: { retryBackoff: DEMO_DEAD_LETTER_BACKOFF } },
     ...(options.logger ? { logger: options.logger } : {}),
   });
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEnvelope, type Envelope } from "@switchyard/event-schema";
@@ -16,6 +16,7 @@ import {
   UnboundedPurgeError,
 } from "./dead-letter-errors";
 import { type ReplayTarget, SqliteDeadLetterStore } from "./dead-letters";
+import { QueueOptionsError } from "./errors";
 
 /** Hand a record back to the transport subscriber that failed it (what dlq's `replayTo` does for a transport). */
 const requeueTo = (transport: Transport): ReplayTarget => ({
@@ -112,6 +113,12 @@ describe("SqliteDeadLetterStore", () => {
       await store.deadLetter(record(e)); // the replayed delivery failed again
       expect(due()).toBe(expected);
     }
+  });
+
+  it("refuses a bad retry backoff with a typed error, before opening anything", () => {
+    for (const retryBackoff of [{ initialMs: -1 }, { maxMs: Number.NaN }])
+      expect(() => open({ retryBackoff })).toThrow(QueueOptionsError);
+    expect(existsSync(path)).toBe(false);
   });
 
   it("caps stored error messages and stacks", async () => {

@@ -4,12 +4,15 @@ import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Envelope } from "@switchyard/event-schema";
 import {
+  type DeadLetterBackoff,
   type DeadLetterReason,
   type DeadLetterRecord,
   type DeadLetterRelease,
   type DeadLetterSink,
   LeaseLostError,
   type Logger,
+  deadLetterRetryDelay,
+  defaultDeadLetterBackoff,
   serializeError,
   silentLogger,
 } from "@switchyard/transport";
@@ -20,6 +23,7 @@ import {
   ReplayConflictError,
   UnboundedPurgeError,
 } from "./dead-letter-errors";
+import { QueueOptionsError } from "./errors";
 import { migrateDeadLetters } from "./schema/dead-letters";
 
 /**
@@ -128,11 +132,11 @@ export interface DeadLetterStoreOptions {
   /** Longest stack stored. @defaultValue 16_384 */
   readonly maxStackChars?: number;
   /**
-   * When a failed record becomes due for replay again: `initialMs × 2^replays`, capped at `maxMs`
-   * (a record that keeps failing after replays waits longer each time).
+   * When a failed record becomes due for replay again: `initialMs × 2^replays` after its latest
+   * failure, capped at `maxMs` (`deadLetterRetryDelay`, the rule every dead-letter store applies).
    * @defaultValue { initialMs: 1000, maxMs: 3_600_000 }
    */
-  readonly retryBackoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  readonly retryBackoff?: DeadLetterBackoff;
   /**
    * How long the operator methods (`list`, `purge`, `claimDue`, `settle`, …, all synchronous) wait
    * for another process's write lock. The transports' dead-letter path ({@link
@@ -212,6 +216,9 @@ const DEPTH_STATUSES = ["pending_retry", "retrying", "permanently_failed"] as co
 /** SQL: the stored record is held by a replayer (claimed for a replay, not settled yet). */
 const HELD = "(dead_letters.status = 'retrying' AND dead_letters.lease_token IS NOT NULL)";
 
+/** The SQL function, on the store's connection, that applies `deadLetterRetryDelay`. */
+const RETRY_DELAY_FUNCTION = "switchyard_dead_letter_retry_delay";
+
 /**
  * The dead-letter store: every delivery that failed for good, kept with its full envelope, the
  * subscriber that failed it, the error and the attempt count, in a `dead_letters` table (the queue's
@@ -242,6 +249,11 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
     this.#busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
+    for (const key of ["initialMs", "maxMs"] as const) {
+      const ms = options.retryBackoff?.[key];
+      if (ms !== undefined && !(Number.isFinite(ms) && ms >= 0))
+        throw new QueueOptionsError(`retryBackoff.${key}`, ms, "a number of milliseconds ≥ 0");
+    }
     if (options.database) {
       this.#db = options.database;
       this.#ownsDb = false;
@@ -252,12 +264,24 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       this.#ownsDb = true;
       this.#db = openStoreDatabase(this.path, this.#busyTimeoutMs);
     }
+    // The replay backoff is the contract's rule (`deadLetterRetryDelay`), called from the upsert,
+    // which alone knows the stored record's replays.
+    this.#db.function(
+      RETRY_DELAY_FUNCTION,
+      { deterministic: true },
+      (replays: unknown, initialMs: unknown, maxMs: unknown) =>
+        deadLetterRetryDelay(Number(replays), {
+          initialMs: Number(initialMs),
+          maxMs: Number(maxMs),
+        }),
+    );
     this.#upsert = this.#db.prepare(`
       INSERT INTO dead_letters (event_id, event_type, subscriber, origin, reason, envelope, error_name, error_message,
         error_code, error_stack, attempts, replays, first_failed_at, last_failed_at, status, next_retry_at,
         created_at, updated_at)
       VALUES (@event_id, @event_type, @subscriber, @origin, @reason, @envelope, @error_name, @error_message,
-        @error_code, @error_stack, @attempts, 0, @failed_at, @failed_at, 'pending_retry', @now + @initial_ms, @now, @now)
+        @error_code, @error_stack, @attempts, 0, @failed_at, @failed_at, 'pending_retry',
+        @now + ${RETRY_DELAY_FUNCTION}(0, @initial_ms, @max_ms), @now, @now)
       ON CONFLICT (event_id, subscriber) DO UPDATE SET
         event_type = excluded.event_type, origin = excluded.origin, reason = excluded.reason,
         envelope = excluded.envelope, error_name = excluded.error_name, error_message = excluded.error_message,
@@ -271,7 +295,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
         replayed_at = CASE WHEN ${HELD}
           THEN strftime('%Y-%m-%dT%H:%M:%fZ', dead_letters.updated_at / 1000.0, 'unixepoch')
           ELSE dead_letters.replayed_at END,
-        next_retry_at = @now + MIN(@max_ms, @initial_ms << MIN(dead_letters.replays + ${HELD}, 30)),
+        next_retry_at = @now + ${RETRY_DELAY_FUNCTION}(dead_letters.replays + ${HELD}, @initial_ms, @max_ms),
         lease_token = NULL, lease_until = NULL, updated_at = excluded.updated_at
     `);
     if (options.retention) {
@@ -323,8 +347,8 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
         : null,
       attempts: record.attempts,
       failed_at: record.failedAt,
-      initial_ms: this.#options.retryBackoff?.initialMs ?? 1000,
-      max_ms: this.#options.retryBackoff?.maxMs ?? 3_600_000,
+      initial_ms: this.#options.retryBackoff?.initialMs ?? defaultDeadLetterBackoff.initialMs,
+      max_ms: this.#options.retryBackoff?.maxMs ?? defaultDeadLetterBackoff.maxMs,
       now,
     };
     await this.#write(() => this.#upsert.run(row));

@@ -70,6 +70,29 @@ describe("sqliteDriver", () => {
     expect((bare as SqliteDriver).path).toBe(q.path);
   });
 
+  it("gives its dead-letter store options.sqlite.retryBackoff", async () => {
+    const q = queue();
+    const driver = await openDriver(q.path, {
+      drivers: [sqliteDriver],
+      options: { sqlite: { retryBackoff: { initialMs: 60_000 } } },
+    });
+    drivers.push(driver);
+    const before = Date.now();
+    await driver.deadLetterSink()!.deadLetter({
+      envelope: job(1),
+      subscriber: "w",
+      reason: "max_attempts",
+      attempts: 1,
+      error: { name: "Error", message: "no" },
+      failedAt: new Date().toISOString(),
+      origin: "sqlite",
+    });
+    const [record] = (await driver.inspector().deadLetters()).deadLetters;
+    const due = Date.parse(record!.nextRetryAt!) - before;
+    expect(due).toBeGreaterThanOrEqual(60_000);
+    expect(due).toBeLessThan(61_000);
+  });
+
   it("closes every part once; a second close returns the same promise", async () => {
     const q = queue();
     const driver = await open(q.path);

@@ -4,6 +4,7 @@ import type Database from "better-sqlite3";
 import {
   type Admin,
   type Capabilities,
+  type DeadLetterBackoff,
   type DeadLetterSink,
   type Driver,
   type DriverFactory,
@@ -42,8 +43,10 @@ export function sqlitePath(target: Target): string {
  * `openQueueFileReadOnly`) and refuses `transport()`, `heartbeatSink()`, `deadLetterSink()` and the
  * admin's actions with `UnsupportedOperationError`. Opened for writing, the file (and its
  * directories) is created and migrated at open — unless `options.sqlite.create` is `false`, for
- * tools that act on an existing file: then a missing file is a `QueueFileNotFoundError`. Other
- * `options.sqlite` entries are `SqliteTransportOptions` for `transport()` (e.g. `busyTimeoutMs`).
+ * tools that act on an existing file: then a missing file is a `QueueFileNotFoundError`.
+ * `options.sqlite.retryBackoff` is the dead-letter store's (when a dead letter becomes due for
+ * replay). Other `options.sqlite` entries are `SqliteTransportOptions` for `transport()` (e.g.
+ * `busyTimeoutMs`).
  *
  * @example
  * ```ts
@@ -72,6 +75,8 @@ export class SqliteDriver implements Driver {
   readonly readOnly: boolean;
   readonly #logger: Logger;
   #extra: Readonly<Record<string, unknown>>;
+  /** `options.sqlite.retryBackoff`: the dead-letter store's. */
+  readonly #retryBackoff: DeadLetterBackoff | undefined;
   readonly #readFile: ReadOnlyFile | undefined;
   #db: Database.Database | undefined;
   #transport: SqliteTransport | undefined;
@@ -88,8 +93,9 @@ export class SqliteDriver implements Driver {
     this.#logger = options.logger ?? silentLogger;
     this.#extra = (options.options?.sqlite as Record<string, unknown> | undefined) ?? {};
     // Open now, so a missing, foreign or newer file is a typed error from open(), not later.
-    const { create, ...extra } = this.#extra;
+    const { create, retryBackoff, ...extra } = this.#extra;
     this.#extra = extra;
+    this.#retryBackoff = retryBackoff as DeadLetterBackoff | undefined;
     if (this.readOnly) this.#readFile = openQueueFileReadOnly(this.path);
     else if (create === false && !existsSync(this.path))
       throw new QueueFileNotFoundError(this.path);
@@ -143,7 +149,11 @@ export class SqliteDriver implements Driver {
 
   #deadLetters(): SqliteDeadLetterStore {
     this.#writable("store dead letters");
-    return (this.#store ??= new SqliteDeadLetterStore({ path: this.path, logger: this.#logger }));
+    return (this.#store ??= new SqliteDeadLetterStore({
+      path: this.path,
+      logger: this.#logger,
+      ...(this.#retryBackoff ? { retryBackoff: this.#retryBackoff } : {}),
+    }));
   }
 
   inspector(): Inspector {

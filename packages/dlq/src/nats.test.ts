@@ -32,7 +32,11 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
 
   beforeEach(() => {
     names = uniqueNames("dlqd");
-    store = natsDeadLetterStore({ servers: NATS_URL, ...names });
+    store = natsDeadLetterStore({
+      servers: NATS_URL,
+      ...names,
+      retryBackoff: { initialMs: 10, maxMs: 40 },
+    });
     transport = natsTransport({
       servers: NATS_URL,
       ...names,
@@ -194,4 +198,50 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
     expect(d.retryStats).toMatchObject({ replayed: 1, replayErrors: 1 });
     expect(handled).toHaveLength(1);
   });
+
+  it("waits longer after each replay that failed again, as the store's backoff says", async () => {
+    // This test's own store, transport and router: a backoff long enough to see against the cycle.
+    await router.shutdown({ timeoutMs: 1_000 });
+    await store.close();
+    store = natsDeadLetterStore({
+      servers: NATS_URL,
+      ...names,
+      retryBackoff: { initialMs: 300, maxMs: 600 },
+    });
+    transport = natsTransport({
+      servers: NATS_URL,
+      ...names,
+      deadLetter: store,
+      drainTimeoutMs: 1_000,
+      pullExpiresMs: 2_000,
+    });
+    router = createRouter({
+      catalog: pipelineCatalog,
+      transport,
+      subscriptionDefaults: { maxAttempts: 1 },
+    });
+    const runs: number[] = [];
+    await router.subscribe(
+      "TRAINING_COMPLETED",
+      () => {
+        runs.push(Date.now());
+        throw new Error("still broken");
+      },
+      { name: "evaluator" },
+    ).ready;
+    await router.publish("TRAINING_COMPLETED", training);
+    await eventually(async () => (await records()).length === 1, "the dead letter");
+    await daemon({ maxReplays: 3 }).start();
+    await eventually(
+      async () => (await records())[0]?.status === "permanently_failed",
+      "given up after 3 replays",
+      15_000,
+    );
+    // The first run, then 3 replays: each after the wait for its replay count (300, 600, 600 ms),
+    // not on the daemon's next 50 ms cycle.
+    expect(runs).toHaveLength(4);
+    const gaps = runs.slice(1).map((at, i) => at - runs[i]!);
+    for (const [i, least] of [300, 600, 600].entries())
+      expect(gaps[i]).toBeGreaterThanOrEqual(least - 20);
+  }, 30_000);
 });

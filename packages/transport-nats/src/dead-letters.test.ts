@@ -49,8 +49,14 @@ describeIf(await natsAvailable(), "NatsDeadLetterStore", {}, () => {
   let names: { stream: string; prefix: string };
   let open: { close(): Promise<void> }[] = [];
 
+  // Records due at once unless a test says otherwise (the default waits 1 s before a replay).
   const store = (options: NatsDeadLetterStoreOptions = {}): NatsDeadLetterStore => {
-    const s = natsDeadLetterStore({ servers: NATS_URL, ...names, ...options });
+    const s = natsDeadLetterStore({
+      servers: NATS_URL,
+      ...names,
+      retryBackoff: { initialMs: 0 },
+      ...options,
+    });
     open.push(s);
     return s;
   };
@@ -406,6 +412,41 @@ describeIf(await natsAvailable(), "NatsDeadLetterStore", {}, () => {
       attempts: 4,
     });
     expect(await s.claim({ limit: 1, leaseMs: 60_000 })).toHaveLength(1);
+  });
+
+  it("waits exponentially longer before replaying a record that keeps failing after replays", async () => {
+    const s = store({ retryBackoff: { initialMs: 300, maxMs: 1_000 } });
+    const e = job(1);
+    const id = deadLetterId("worker", e.id);
+    /** Store the failure; the wait until its record is due, within the write's own time. */
+    const fail = async () => {
+      const before = Date.now();
+      await s.deadLetter(record(e, "worker", { attempts: 1 }));
+      const after = Date.now();
+      const due = Date.parse((await s.get(id))!.nextRetryAt!);
+      return [due - after, due - before] as const;
+    };
+    for (const expected of [300, 600, 1_000]) {
+      const [least, most] = await fail();
+      expect(expected).toBeGreaterThanOrEqual(least);
+      expect(expected).toBeLessThanOrEqual(most);
+      // Not claimable before its time; claimable once it has come.
+      expect(await s.claim({ limit: 10, leaseMs: 60_000 })).toEqual([]);
+      let claimed: Awaited<ReturnType<typeof s.claim>> = [];
+      await eventually(async () => {
+        claimed = await s.claim({ limit: 10, leaseMs: 60_000 });
+        return claimed.length === 1;
+      }, "the record due");
+      await s.release(claimed[0]!, { status: "replayed" });
+    }
+    expect(await s.get(id)).toMatchObject({ replays: 3, status: "replayed" });
+  });
+
+  it("refuses a bad retry backoff with a typed error", () => {
+    for (const retryBackoff of [{ initialMs: -1 }, { maxMs: Number.NaN }])
+      expect(() => natsDeadLetterStore({ servers: NATS_URL, ...names, retryBackoff })).toThrow(
+        NatsOptionsError,
+      );
   });
 
   it("refuses bad claim options with a typed error", async () => {

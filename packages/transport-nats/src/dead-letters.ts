@@ -17,6 +17,7 @@ import {
   type DeadLetterListQuery,
   type DeadLetterPage,
   type DeadLetterReason,
+  type DeadLetterBackoff,
   type DeadLetterRecord,
   type DeadLetterRelease,
   type DeadLetterSink,
@@ -28,6 +29,7 @@ import {
   type TimeInput,
   UnsupportedOperationError,
   childLogger,
+  deadLetterRetryDelay,
   matchesDeadLetterFilter,
   replaySkipReason,
   silentLogger,
@@ -71,6 +73,12 @@ export interface NatsDeadLetterStoreOptions
   readonly claimMs?: number;
   /** Only read: writes (`deadLetter`, `replay`, `purge`) reject, nothing is created. @defaultValue false */
   readonly readOnly?: boolean;
+  /**
+   * When a stored record becomes due for replay: `initialMs × 2^replays` after its latest failure,
+   * capped at `maxMs` (`deadLetterRetryDelay`, the rule every dead-letter store applies).
+   * @defaultValue { initialMs: 1000, maxMs: 3_600_000 }
+   */
+  readonly retryBackoff?: DeadLetterBackoff;
   /**
    * How long the attempt journal (`${stream}_ATTEMPTS`) keeps an entry. A transport writing its
    * dead letters here notes every step of a delivery off the happy path — each failure waiting
@@ -263,6 +271,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
   readonly #logger: Logger;
   readonly #claimMs: number;
   readonly #attemptsMaxAgeMs: number;
+  readonly #retryBackoff: DeadLetterBackoff;
   /** The stream of the attempt journal. */
   readonly attemptStream: string;
   readonly #readOnly: boolean;
@@ -284,6 +293,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
       claimMs = defaultNatsDeadLetterClaimMs,
       readOnly,
       attemptsMaxAgeMs = 604_800_000,
+      retryBackoff = {},
       ...rest
     } = options;
     this.#options = resolveOptions(rest);
@@ -301,6 +311,12 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     if (!Number.isInteger(attemptsMaxAgeMs) || attemptsMaxAgeMs < 1_000)
       throw new NatsOptionsError("attemptsMaxAgeMs", attemptsMaxAgeMs, "an integer ≥ 1000");
     this.#attemptsMaxAgeMs = attemptsMaxAgeMs;
+    for (const key of ["initialMs", "maxMs"] as const) {
+      const ms = retryBackoff[key];
+      if (ms !== undefined && !(Number.isFinite(ms) && ms >= 0))
+        throw new NatsOptionsError(`retryBackoff.${key}`, ms, "a number of milliseconds ≥ 0");
+    }
+    this.#retryBackoff = retryBackoff;
     this.attemptStream = attemptStreamName(this.#options.stream);
     this.#readOnly = readOnly ?? false;
     this.#shared = internal?.session;
@@ -542,13 +558,15 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     const id = deadLetterId(record.subscriber, record.envelope.id);
     for (let round = 0; round < UPSERT_ROUNDS; round++) {
       const current = await this.#read(session, id);
-      const now = new Date().toISOString();
+      const at = Date.now();
+      const now = new Date(at).toISOString();
       const previous = current?.record;
       // A failure while a replayer holds the record is the handed-back copy failing again before
       // the replayer settled it (its settle then loses the compare-and-set and keeps this
       // version): the replay happened, so it is counted here.
       const replaying = previous?.status === "retrying" && previous.claim !== undefined;
       const replayedAt = replaying ? previous.updatedAt : previous?.replayedAt;
+      const replays = (previous?.replays ?? 0) + (replaying ? 1 : 0);
       const next: StoredRecord = {
         v: 1,
         id,
@@ -560,10 +578,11 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
         status: "pending_retry",
         error: record.error,
         attempts: (previous?.attempts ?? 0) + record.attempts,
-        replays: (previous?.replays ?? 0) + (replaying ? 1 : 0),
+        replays,
         firstFailedAt: previous?.firstFailedAt ?? record.failedAt,
         lastFailedAt: record.failedAt,
         ...(replayedAt !== undefined ? { replayedAt } : {}),
+        nextRetryAt: new Date(at + deadLetterRetryDelay(replays, this.#retryBackoff)).toISOString(),
         envelope: record.envelope,
         updatedAt: now,
       };

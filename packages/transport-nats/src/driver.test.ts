@@ -82,7 +82,9 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
   let target: string;
   let drivers: Driver[] = [];
 
-  const open = async (options: { readOnly?: boolean } = {}) => {
+  const open = async (
+    options: { readOnly?: boolean; options?: Record<string, Record<string, unknown>> } = {},
+  ) => {
     const driver = await openDriver(target, { drivers: [natsDriver], ...options });
     drivers.push(driver);
     return driver;
@@ -427,6 +429,24 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
     const top = await driver.inspector().causation(root.id, { depth: 1 });
     expect(top?.root.caused.map((n) => n.event.id)).toEqual([child.id, sibling.id]);
     expect(top?.truncated).toBe(true);
+  });
+
+  it("gives its dead-letter store options.nats.retryBackoff", async () => {
+    const driver = await open({ options: { nats: { retryBackoff: { initialMs: 60_000 } } } });
+    const before = Date.now();
+    await driver.deadLetterSink()!.deadLetter({
+      envelope: event("JOB", 1),
+      subscriber: "w",
+      reason: "max_attempts",
+      attempts: 1,
+      error: { name: "Error", message: "no" },
+      failedAt: new Date().toISOString(),
+      origin: "nats",
+    });
+    const [record] = (await driver.inspector().deadLetters()).deadLetters;
+    const due = Date.parse(record!.nextRetryAt!) - before;
+    expect(due).toBeGreaterThanOrEqual(60_000);
+    expect(due).toBeLessThan(61_000);
   });
 
   it("closes idempotently, and refuses parts after close", async () => {

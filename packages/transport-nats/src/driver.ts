@@ -4,6 +4,7 @@ import {
   type ActionResult,
   type Admin,
   type DeadLetterFilter,
+  type DeadLetterBackoff,
   type Driver,
   type DriverFactory,
   type DriverOpenOptions,
@@ -40,6 +41,8 @@ export interface NatsDriverOptions extends Pick<
   readonly deadLetterStream?: string;
   /** How long a replayer's claim on a dead letter lasts. @defaultValue 60_000 */
   readonly claimMs?: number;
+  /** When a dead letter becomes due for replay. @defaultValue { initialMs: 1000, maxMs: 3_600_000 } */
+  readonly retryBackoff?: DeadLetterBackoff;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -53,6 +56,7 @@ const KNOWN_OPTIONS = new Set([
   "credsFile",
   "deadLetterStream",
   "claimMs",
+  "retryBackoff",
 ]);
 
 /** Where a `nats:` target points. */
@@ -140,7 +144,7 @@ class NatsDriver implements Driver {
   constructor(
     location: NatsLocation,
     connection: NatsTransportOptions,
-    storeOptions: Pick<NatsDeadLetterStoreOptions, "deadLetterStream" | "claimMs">,
+    storeOptions: Pick<NatsDeadLetterStoreOptions, "deadLetterStream" | "claimMs" | "retryBackoff">,
     session: Promise<Session>,
     open: DriverOpenOptions,
   ) {
@@ -319,7 +323,7 @@ export const natsDriver: DriverFactory = Object.freeze({
   describe: "nats://host:4222[,host2:4222]/STREAM?prefix=switchyard.events — NATS JetStream",
   async open(target: Target, options: DriverOpenOptions = {}): Promise<Driver> {
     const location = parseNatsTarget(target);
-    const { credsFile, deadLetterStream, claimMs, ...nats } = driverOptions(options);
+    const { credsFile, deadLetterStream, claimMs, retryBackoff, ...nats } = driverOptions(options);
     let authenticator = nats.authenticator;
     if (credsFile !== undefined) {
       let creds: Uint8Array;
@@ -353,6 +357,7 @@ export const natsDriver: DriverFactory = Object.freeze({
       {
         ...(deadLetterStream !== undefined ? { deadLetterStream } : {}),
         ...(claimMs !== undefined ? { claimMs } : {}),
+        ...(retryBackoff !== undefined ? { retryBackoff } : {}),
       },
       session,
       options,

@@ -65,3 +65,41 @@ export function abortReason(signal: AbortSignal): Error {
     ? reason
     : new DOMException("The operation was aborted", "AbortError");
 }
+
+/**
+ * When a dead letter becomes due for replay (by a replayer such as `@switchyard/dlq`'s retry
+ * daemon): `initialMs × 2^replays` after it failed, capped at `maxMs`. A record that keeps failing
+ * after replays waits longer each time. Every dead-letter store applies this rule.
+ */
+export interface DeadLetterBackoff {
+  /** The wait before the first replay. @defaultValue 1000 */
+  readonly initialMs?: number;
+  /** The longest wait. @defaultValue 3_600_000 (1 hour) */
+  readonly maxMs?: number;
+}
+
+/** The defaults of {@link DeadLetterBackoff}. */
+export const defaultDeadLetterBackoff: Required<DeadLetterBackoff> = Object.freeze({
+  initialMs: 1000,
+  maxMs: 3_600_000,
+});
+
+/**
+ * How long after its latest failure a dead letter replayed `replays` times so far waits for its
+ * next replay: `min(maxMs, initialMs × 2^replays)` (no jitter: a replayer claims due records in
+ * order, it does not race other clients).
+ *
+ * @example
+ * ```ts
+ * import { deadLetterRetryDelay } from "@switchyard/transport";
+ * deadLetterRetryDelay(0); // 1000
+ * deadLetterRetryDelay(3, { initialMs: 500, maxMs: 3_000 }); // 3000
+ * ```
+ */
+export function deadLetterRetryDelay(replays: number, backoff: DeadLetterBackoff = {}): number {
+  const initialMs = backoff.initialMs ?? defaultDeadLetterBackoff.initialMs;
+  const maxMs = backoff.maxMs ?? defaultDeadLetterBackoff.maxMs;
+  // A count that is not a number (a hand-edited row) counts as none.
+  const doublings = Number.isFinite(replays) ? Math.min(Math.max(0, Math.floor(replays)), 30) : 0;
+  return Math.min(maxMs, initialMs * 2 ** doublings);
+}

@@ -39,9 +39,16 @@ export type {
   Outcome,
   OutcomePolicy,
 } from "./outcome";
-export { abortReason, backoffDelay, defaultBackoff, sleep } from "./backoff";
+export {
+  abortReason,
+  backoffDelay,
+  deadLetterRetryDelay,
+  defaultBackoff,
+  defaultDeadLetterBackoff,
+  sleep,
+} from "./backoff";
 export { MAX_TIMER_MS, drainWithin, timerDelay } from "./timers";
-export type { BackoffOptions } from "./backoff";
+export type { BackoffOptions, DeadLetterBackoff } from "./backoff";
 export { childLogger, silentLogger } from "./logger";
 export type { Logger } from "./logger";
 export { healthFrom } from "./health";

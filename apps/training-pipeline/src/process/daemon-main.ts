@@ -17,8 +17,7 @@ const settings = settingsFromEnv();
 const logger = jsonLogger((line) => process.stderr.write(line), { daemon: name, pid: process.pid });
 
 const driver = await openPipelineDriver(settings, { logger });
-// The store keeps its own schedule for new records (SQLite: due 1 s after the failure, doubling
-// per replay up to an hour; NATS: due at once): neither driver takes a retry backoff for it.
+// Due for replay 300 ms after a failure, doubling per replay up to 3 s (the driver's option).
 const store = runDeadLetters(driver);
 const transport = driver.transport({ deadLetter: store, logger, ...transportOptions(settings) });
 const router = createRouter({

@@ -1,0 +1,23 @@
+import { describe, expect, it } from "vitest";
+import { deadLetterRetryDelay, defaultDeadLetterBackoff } from "./backoff";
+
+describe("deadLetterRetryDelay", () => {
+  it("doubles per replay from initialMs, capped at maxMs", () => {
+    expect(
+      [0, 1, 2, 3, 4].map((r) => deadLetterRetryDelay(r, { initialMs: 100, maxMs: 1000 })),
+    ).toEqual([100, 200, 400, 800, 1000]);
+  });
+
+  it("waits 1 s before the first replay and at most an hour by default", () => {
+    expect(deadLetterRetryDelay(0)).toBe(defaultDeadLetterBackoff.initialMs);
+    expect(defaultDeadLetterBackoff).toEqual({ initialMs: 1000, maxMs: 3_600_000 });
+    expect(deadLetterRetryDelay(1_000)).toBe(3_600_000);
+  });
+
+  it("reads a negative, fractional or missing replay count as whole replays from zero", () => {
+    expect(deadLetterRetryDelay(-3, { initialMs: 50 })).toBe(50);
+    expect(deadLetterRetryDelay(1.9, { initialMs: 50 })).toBe(100);
+    expect(deadLetterRetryDelay(2, { initialMs: 0 })).toBe(0);
+    expect(deadLetterRetryDelay(Number.NaN, { initialMs: 50 })).toBe(50);
+  });
+});
