@@ -7,6 +7,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { benchDashboard } from "./dashboard";
 import type { Figure, GroupResult, RunOptions } from "./harness";
 import { benchNats } from "./nats";
+import { describeProbe, machineProbe } from "./probe";
 import { benchRouter } from "./router";
 import { benchSqlite } from "./sqlite";
 import { lineCharts } from "./svg";
@@ -17,6 +18,7 @@ const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
 const started = Date.now();
 const load = (): string => loadavg()[0]!.toFixed(1);
 const loadAtStart = load();
+const probeAtStart = machineProbe();
 /** Above this 1-minute load average the machine is too busy for figures worth comparing. */
 const QUIET_LOAD = 3;
 /**
@@ -49,6 +51,7 @@ for (const [name, run] of groups) {
   console.log(`  ${name}: ${seconds} s`);
 }
 
+const probeAtEnd = machineProbe();
 const figures = results.flatMap((r) => r.figures);
 const fmtOps = (n: number) =>
   n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0);
@@ -82,6 +85,9 @@ if (quick || loaded > QUIET_LOAD) {
 lines.push(
   `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB · Node ${process.version} · ` +
     `${new Date().toISOString().slice(0, 10)} · \`pnpm bench${quick ? " --quick" : ""}\` (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+  "",
+  `Machine probe (\`src/probe.ts\`: raw better-sqlite3 one-row commits, WAL + \`synchronous = NORMAL\`, in the temp dir the benchmarks use; 10⁸ iterations of an integer loop): ` +
+    `${describeProbe(probeAtStart)} at the start, ${describeProbe(probeAtEnd)} at the end. Runs on days with other probe readings are not comparable figure by figure.`,
   "",
   `Load average (1 min): ${loadAtStart} at the start; ${loadPerGroup.join(", ")}. ` +
     "A shared 2-core machine where other test suites run at the same time: numbers are noisy. " +
