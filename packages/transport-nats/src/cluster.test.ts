@@ -3,6 +3,8 @@
 // publishes fail typed and retryable, not hang.
 import { createEnvelope, defineCatalog, defineEvent } from "@switchyard/event-schema";
 import { type Logger, type Router, createRouter } from "@switchyard/router";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import {
@@ -10,10 +12,13 @@ import {
   NatsPublishError,
   NatsPublishUnavailableError,
   durableName,
+  heartbeatStreamName,
+  natsDeadLetterStore,
+  natsHeartbeatSink,
   natsTransport,
 } from "./index";
 import { type OwnCluster, startOwnCluster } from "./test/cluster";
-import { describeIf, eventually, natsServerBinary, uniqueNames } from "./test/nats";
+import { deleteStreams, describeIf, eventually, natsServerBinary, uniqueNames } from "./test/nats";
 
 const Tick = defineEvent({
   type: "CLUSTER_TICK",
@@ -283,6 +288,42 @@ describeIf(natsServerBinary(), "a 3-node JetStream cluster (R3)", { tags: ["slow
     // the stream (that would be hundreds).
     for (const row of table) expect(row.duplicates).toBeLessThan(total / 10);
   }, 150_000);
+
+  it("keeps dead letters, the attempt journal and heartbeats at the event stream's replicas", async () => {
+    const names = uniqueNames("companions");
+    const t = transport(names);
+    await t.ready();
+    const servers = [...cluster.urls];
+    // Told nothing of replicas: the streams beside the R3 event stream are R3 too.
+    const store = natsDeadLetterStore({ servers, ...names });
+    const sink = natsHeartbeatSink({ servers, ...names });
+    const nc = await connect({ servers });
+    try {
+      await store.ready();
+      const at = new Date().toISOString();
+      await sink.write({
+        daemon: "d",
+        pid: 1,
+        host: "h",
+        status: "running",
+        health: { healthy: true, status: "healthy", message: "ok", details: {} },
+        stats: {},
+        restarts: 0,
+        startedAt: at,
+        at,
+      });
+      const jsm = await jetstreamManager(nc);
+      const replicas = async (stream: string) =>
+        (await jsm.streams.info(stream)).config.num_replicas;
+      expect(await replicas(names.stream)).toBe(3);
+      expect(await replicas(store.stream)).toBe(3);
+      expect(await replicas(store.attemptStream)).toBe(3);
+      expect(await replicas(heartbeatStreamName(names.stream))).toBe(3);
+    } finally {
+      await Promise.allSettled([store.close(), sink.close(), nc.close()]);
+      await deleteStreams(servers.join(","), names.stream);
+    }
+  }, 60_000);
 
   it("subscribes and connects while the meta leader is being re-elected, instead of failing", async () => {
     const names = uniqueNames("meta");

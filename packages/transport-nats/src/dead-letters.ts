@@ -41,7 +41,14 @@ import {
   toNatsError,
 } from "./errors";
 import type { NatsHeartbeatLocation } from "./heartbeats";
-import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
+import {
+  type Session,
+  closeConnection,
+  companionReplicas,
+  hasCode,
+  isStreamNotFound,
+  openSession,
+} from "./jetstream";
 import {
   attemptKey,
   attemptPrefix,
@@ -59,7 +66,11 @@ import type { NatsTransportOptions, ResolvedOptions } from "./options";
 import { resolveOptions } from "./options";
 import { readStream } from "./reader";
 
-/** Options of {@link natsDeadLetterStore}. */
+/**
+ * Options of {@link natsDeadLetterStore}. `replicas`, when not given, is the event stream's (so a
+ * cluster's R3 events get R3 dead letters and attempt journal), or 1 where that stream does not
+ * exist yet.
+ */
 export interface NatsDeadLetterStoreOptions
   extends NatsHeartbeatLocation, Pick<NatsTransportOptions, "replicas" | "storage" | "logger"> {
   /**
@@ -381,7 +392,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
             subjects: [subject],
             retention: RetentionPolicy.Limits,
             storage: this.#options.storage === "file" ? StorageType.File : StorageType.Memory,
-            num_replicas: this.#options.replicas,
+            num_replicas: await companionReplicas(jsm, this.#options),
             max_msgs_per_subject: 1,
             discard: DiscardPolicy.Old,
             description:
@@ -441,7 +452,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
           subjects: [subject],
           retention: RetentionPolicy.Limits,
           storage: this.#options.storage === "file" ? StorageType.File : StorageType.Memory,
-          num_replicas: this.#options.replicas,
+          num_replicas: await companionReplicas(jsm, this.#options),
           max_msgs_per_subject: attemptJournalDepth,
           max_age: nanos(this.#attemptsMaxAgeMs),
           duplicate_window: nanos(Math.min(this.#attemptsMaxAgeMs, 60_000)),

@@ -18,7 +18,14 @@ import {
   TransportClosedError,
   toNatsError,
 } from "./errors";
-import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
+import {
+  type Session,
+  closeConnection,
+  companionReplicas,
+  hasCode,
+  isStreamNotFound,
+  openSession,
+} from "./jetstream";
 import {
   heartbeatPrefix,
   heartbeatStreamName,
@@ -81,7 +88,10 @@ export interface NatsHeartbeatLocation extends Pick<NatsTransportOptions, Connec
   readonly prefix?: string;
 }
 
-/** Options of {@link natsHeartbeatSink}. */
+/**
+ * Options of {@link natsHeartbeatSink}. `replicas`, when not given, is the event stream's, or 1
+ * where that stream does not exist yet.
+ */
 export interface NatsHeartbeatSinkOptions
   extends NatsHeartbeatLocation, Pick<NatsTransportOptions, "replicas" | "storage" | "logger"> {
   /**
@@ -158,7 +168,7 @@ async function ensureHeartbeatStream(
           subjects: [subject],
           retention: RetentionPolicy.Limits,
           storage: o.storage === "file" ? StorageType.File : StorageType.Memory,
-          num_replicas: o.replicas,
+          num_replicas: await companionReplicas(jsm, o),
           max_msgs_per_subject: 1,
           discard: DiscardPolicy.Old,
           ...age,

@@ -62,3 +62,21 @@ export async function closeConnection(nc: NatsConnection): Promise<void> {
   clearTimeout(timer);
   await nc.close().catch(() => {});
 }
+
+/**
+ * @internal The replicas of a stream kept beside the event stream (dead letters, the attempt
+ * journal, heartbeats) when it is created: `replicas` where the caller gave it, else the event
+ * stream's own where that exists (a cluster run's R3 events get R3 dead letters), else the default.
+ */
+export async function companionReplicas(
+  jsm: JetStreamManager,
+  o: Pick<ResolvedOptions, "stream" | "replicas" | "explicit">,
+): Promise<number> {
+  if (o.explicit.has("replicas")) return o.replicas;
+  try {
+    return (await jsm.streams.info(o.stream)).config.num_replicas || o.replicas;
+  } catch (error) {
+    if (isStreamNotFound(error)) return o.replicas;
+    throw error;
+  }
+}
