@@ -11,6 +11,7 @@ import {
   type DeadLetterSink,
   LeaseLostError,
   type Logger,
+  deadLetterBackoffProblem,
   deadLetterRetryDelay,
   defaultDeadLetterBackoff,
   serializeError,
@@ -249,11 +250,8 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
     this.#busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
-    for (const key of ["initialMs", "maxMs"] as const) {
-      const ms = options.retryBackoff?.[key];
-      if (ms !== undefined && !(Number.isFinite(ms) && ms >= 0))
-        throw new QueueOptionsError(`retryBackoff.${key}`, ms, "a number of milliseconds ≥ 0");
-    }
+    const problem = deadLetterBackoffProblem(options.retryBackoff);
+    if (problem) throw new QueueOptionsError(problem.option, problem.value, problem.expected);
     if (options.database) {
       this.#db = options.database;
       this.#ownsDb = false;

@@ -8,7 +8,7 @@ import {
   natsDeadLetterStore,
   natsTransport,
 } from "@switchyard/transport-nats";
-import { UnrecoverableError } from "@switchyard/transport";
+import { type DeadLetterBackoff, UnrecoverableError } from "@switchyard/transport";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import {
   NATS_URL,
@@ -30,13 +30,9 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
   let router: Router<PipelineCatalog>;
   const daemons: DlqRetryDaemon<PipelineCatalog>[] = [];
 
-  beforeEach(() => {
-    names = uniqueNames("dlqd");
-    store = natsDeadLetterStore({
-      servers: NATS_URL,
-      ...names,
-      retryBackoff: { initialMs: 10, maxMs: 40 },
-    });
+  /** The store, the transport dead-lettering into it and a router over that transport. */
+  const open = (retryBackoff: DeadLetterBackoff) => {
+    store = natsDeadLetterStore({ servers: NATS_URL, ...names, retryBackoff });
     transport = natsTransport({
       servers: NATS_URL,
       ...names,
@@ -49,6 +45,11 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
       transport,
       subscriptionDefaults: { maxAttempts: 1 },
     });
+  };
+
+  beforeEach(() => {
+    names = uniqueNames("dlqd");
+    open({ initialMs: 10, maxMs: 40 });
   });
   afterEach(async () => {
     await Promise.all(daemons.splice(0).map((d) => d.stop()));
@@ -203,23 +204,7 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
     // This test's own store, transport and router: a backoff long enough to see against the cycle.
     await router.shutdown({ timeoutMs: 1_000 });
     await store.close();
-    store = natsDeadLetterStore({
-      servers: NATS_URL,
-      ...names,
-      retryBackoff: { initialMs: 300, maxMs: 600 },
-    });
-    transport = natsTransport({
-      servers: NATS_URL,
-      ...names,
-      deadLetter: store,
-      drainTimeoutMs: 1_000,
-      pullExpiresMs: 2_000,
-    });
-    router = createRouter({
-      catalog: pipelineCatalog,
-      transport,
-      subscriptionDefaults: { maxAttempts: 1 },
-    });
+    open({ initialMs: 300, maxMs: 600 });
     const runs: number[] = [];
     await router.subscribe(
       "TRAINING_COMPLETED",

@@ -29,6 +29,7 @@ import {
   type TimeInput,
   UnsupportedOperationError,
   childLogger,
+  deadLetterBackoffProblem,
   deadLetterRetryDelay,
   matchesDeadLetterFilter,
   replaySkipReason,
@@ -322,11 +323,8 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     if (!Number.isInteger(attemptsMaxAgeMs) || attemptsMaxAgeMs < 1_000)
       throw new NatsOptionsError("attemptsMaxAgeMs", attemptsMaxAgeMs, "an integer ≥ 1000");
     this.#attemptsMaxAgeMs = attemptsMaxAgeMs;
-    for (const key of ["initialMs", "maxMs"] as const) {
-      const ms = retryBackoff[key];
-      if (ms !== undefined && !(Number.isFinite(ms) && ms >= 0))
-        throw new NatsOptionsError(`retryBackoff.${key}`, ms, "a number of milliseconds ≥ 0");
-    }
+    const problem = deadLetterBackoffProblem(retryBackoff);
+    if (problem) throw new NatsOptionsError(problem.option, problem.value, problem.expected);
     this.#retryBackoff = retryBackoff;
     this.attemptStream = attemptStreamName(this.#options.stream);
     this.#readOnly = readOnly ?? false;

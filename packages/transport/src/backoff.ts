@@ -85,6 +85,21 @@ export const defaultDeadLetterBackoff: Required<DeadLetterBackoff> = Object.free
 });
 
 /**
+ * What is wrong with a {@link DeadLetterBackoff}, for a store to throw as its own typed options
+ * error; `undefined` when each given value is a number of milliseconds ≥ 0.
+ */
+export function deadLetterBackoffProblem(
+  backoff: DeadLetterBackoff | undefined,
+): { readonly option: string; readonly value: unknown; readonly expected: string } | undefined {
+  for (const key of ["initialMs", "maxMs"] as const) {
+    const ms = backoff?.[key];
+    if (ms !== undefined && !(Number.isFinite(ms) && ms >= 0))
+      return { option: `retryBackoff.${key}`, value: ms, expected: "a number of milliseconds ≥ 0" };
+  }
+  return undefined;
+}
+
+/**
  * How long after its latest failure a dead letter replayed `replays` times so far waits for its
  * next replay: `min(maxMs, initialMs × 2^replays)` (no jitter: a replayer claims due records in
  * order, it does not race other clients).
