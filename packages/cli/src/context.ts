@@ -130,6 +130,7 @@ const CAPABILITY: Record<keyof Capabilities, string> = {
   purge: "dead-letter purge",
   clearPending: "clearing the backlog",
   backup: "backups",
+  audit: "ack floor to audit",
   expiredLeases: "stated counting of expired leases",
 };
 

@@ -4,6 +4,7 @@ import type Database from "better-sqlite3";
 import {
   type ActionResult,
   type Admin,
+  type AuditReport,
   type BackupOptions,
   type DeadLetterFilter,
   type PurgeOptions,
@@ -11,6 +12,7 @@ import {
   type ReplayResult,
   type Transport,
   REPLAY_SKIP_REASONS,
+  UnsupportedOperationError,
   abortReason,
   replaySkipReason,
   serializeError,
@@ -72,7 +74,8 @@ function checkSignal(signal: AbortSignal | undefined): void {
 /**
  * Operator actions on a SQLite queue file (the `Admin` of `@switchyard/transport`): replay and
  * purge dead letters, clear the pending backlog, back up with rotation. Every destructive action
- * takes a backup first and returns its path.
+ * takes a backup first and returns its path. `audit` rejects with `UnsupportedOperationError`:
+ * each delivery is a row of its own, so there is no ack floor that could pass an event.
  */
 export class SqliteAdmin implements Admin {
   readonly #parts: SqliteAdminParts;
@@ -272,5 +275,12 @@ export class SqliteAdmin implements Admin {
     for (const old of backups.slice(0, Math.max(0, backups.length - keep)))
       rmSync(join(dir, old), { force: true });
     return destination;
+  }
+  async audit(): Promise<AuditReport> {
+    throw new UnsupportedOperationError("sqlite", "audit ack floors", {
+      hint:
+        "Each delivery is a row of its own, claimed and acked by itself: there is no ack floor " +
+        "that could pass an event. Look for stuck deliveries with `switchyard subscribers` instead.",
+    });
   }
 }

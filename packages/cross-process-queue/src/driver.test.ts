@@ -55,9 +55,11 @@ describe("sqliteDriver", () => {
     expect(driver).toBeInstanceOf(SqliteDriver);
     expect(driver.scheme).toBe("sqlite");
     expect(driver.target).toBe(`sqlite:${q.path}`);
-    // Every flag on; the one stated behaviour: an expired lease counts as retrying.
-    const { expiredLeases, ...flags } = driver.capabilities;
+    // Every flag on but the ack-floor audit (each delivery is a row of its own); the one stated
+    // behaviour: an expired lease counts as retrying.
+    const { expiredLeases, audit, ...flags } = driver.capabilities;
     expect(Object.values(flags).every((v) => v === true)).toBe(true);
+    expect(audit).toBe(false);
     expect(expiredLeases).toBe("retrying");
     expect(driver.transport()).toBe(driver.transport({ logger: undefined }));
     expect(driver.heartbeatSink()).toBe(driver.heartbeatSink());

@@ -35,7 +35,8 @@ import {
 import type { Snapshot } from "./read-only";
 
 /**
- * What the SQLite driver's inspector and admin can do: everything. `history`: each delivery comes
+ * What the SQLite driver's inspector and admin can do: everything but `audit` (no ack floor:
+ * each delivery is a row of its own). `history`: each delivery comes
  * with its timeline — the steps off the happy path stored in `delivery_steps` (schema version 4),
  * plus `claimed`/`acked` read from the delivery row where it still has them. A file older than
  * version 4 opened read-only has no such table: its deliveries come with an empty timeline, or
@@ -50,6 +51,7 @@ export const SQLITE_CAPABILITIES: Capabilities = Object.freeze({
   purge: true,
   clearPending: true,
   backup: true,
+  audit: false,
   expiredLeases: "retrying",
 });
 

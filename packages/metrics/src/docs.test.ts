@@ -21,6 +21,7 @@ async function emitted(): Promise<string[]> {
       purge: false,
       clearPending: false,
       backup: false,
+      audit: false,
     },
   } as never);
   const json = await metrics.registry.getMetricsAsJSON();

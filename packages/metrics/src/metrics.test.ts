@@ -50,6 +50,7 @@ function scripted(state: State): Inspector & { reads: number } {
       purge: false,
       clearPending: false,
       backup: false,
+      audit: false,
     },
     subscribers: (o?: { signal?: AbortSignal }) => {
       inspector.reads++;

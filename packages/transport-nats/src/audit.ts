@@ -8,6 +8,13 @@ import {
 } from "@nats-io/jetstream";
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { Envelope } from "@switchyard/event-schema";
+import {
+  type AuditOptions,
+  type AuditReport,
+  type ConsumerAudit,
+  type UnhandledEvent,
+  abortReason,
+} from "@switchyard/transport";
 import { decodeEnvelope } from "./codec";
 import { parseConsumerTag, replayDurableName, replaySubject, subscriberToken } from "./names";
 
@@ -26,63 +33,11 @@ export function receiptSubject(prefix: string, subscriber: string): string {
   return `${prefix}_receipts.${subscriberToken(subscriber)}`;
 }
 
-/** One event a subscriber's ack floor passed that has no receipt: it was never handled. */
-export interface UnhandledEvent {
-  /** Its stream sequence. */
-  readonly seq: number;
-  /** The envelope id (`Nats-Msg-Id`). */
-  readonly id: string;
-  readonly type: string;
-}
-
-/** What {@link NatsTransport.audit} found for one consumer (one subscriber and event type). */
-export interface ConsumerAudit {
-  readonly subscriber: string;
-  readonly type: string;
-  /** The durable name. */
-  readonly consumer: string;
-  /** Stream sequence of the ack floor: the server considers everything at or below it acknowledged. */
-  readonly ackFloor: number;
-  /** Stream sequence of the last delivery. */
-  readonly delivered: number;
-  /** Delivered, not yet acknowledged (they will be redelivered). */
-  readonly ackPending: number;
-  /** Matching events not delivered yet. */
-  readonly pending: number;
-  /**
-   * Stream sequences above the ack floor that the stream no longer holds (`from`–`to`, of every
-   * subject, so an upper bound for this consumer): events removed (age limit, purge, interest
-   * retention) before this consumer acknowledged them. `undefined` when there is no such range.
-   */
-  readonly removedBeforeAck: { readonly from: number; readonly to: number } | undefined;
-  /** The ack floor or last delivery lies past the stream's last sequence (the stream lost its tail). */
-  readonly aheadOfStream: boolean;
-  /**
-   * With receipts: events at or below the ack floor, published after the consumer was created,
-   * that have no receipt. `undefined` without receipts (nothing to compare with).
-   */
-  readonly unhandled: readonly UnhandledEvent[] | undefined;
-  /** Events compared with the receipts. */
-  readonly checked: number;
-}
-
-/** The result of {@link NatsTransport.audit}. */
-export interface NatsAudit {
-  readonly stream: string;
-  readonly retention: string;
-  readonly firstSeq: number;
-  readonly lastSeq: number;
-  /** Whether receipts were found and compared (the transport option `receipts`). */
-  readonly receipts: boolean;
-  readonly consumers: readonly ConsumerAudit[];
-  /**
-   * Gaps found: unhandled events plus consumers ahead of the stream. A `removedBeforeAck` range is
-   * not counted: it may hold only other event types' events (removed after their own consumers acked).
-   */
-  readonly gaps: number;
-  /** Events handed back to their subscriber (`repair: true`). */
-  readonly requeued: number;
-}
+/**
+ * The result of {@link NatsTransport.audit}: the transport contract's `AuditReport` (the stream,
+ * its consumers' ack floors and the events they passed unhandled).
+ */
+export type NatsAudit = AuditReport;
 
 /** @internal What the audit needs from the transport. */
 export interface AuditHost {
@@ -198,11 +153,10 @@ async function readReceipts(
  * @internal Compare each durable consumer of the transport's subscribers with the stream (and,
  * when present, with the receipts): see {@link NatsTransport.audit}.
  */
-export async function audit(
-  host: AuditHost,
-  options: { readonly subscriber?: string; readonly repair?: boolean } = {},
-): Promise<NatsAudit> {
+export async function audit(host: AuditHost, options: AuditOptions = {}): Promise<NatsAudit> {
   const { jsm, stream, prefix } = host;
+  const { signal } = options;
+  if (signal?.aborted) throw abortReason(signal);
   const info = await jsm.streams.info(stream);
   const firstSeq = info.state.first_seq;
   const lastSeq = info.state.last_seq;
@@ -217,6 +171,7 @@ export async function audit(
   let gaps = 0;
   let requeued = 0;
   for await (const c of jsm.consumers.list(stream)) {
+    if (signal?.aborted) throw abortReason(signal);
     const tag = parseConsumerTag(c.config.description);
     if (!tag || tag.type === null || tag.ephemeral) continue;
     if (tag.prefix !== undefined && tag.prefix !== prefix) continue;
@@ -265,6 +220,7 @@ export async function audit(
       unhandled = missing.map((f) => ({ seq: f.seq, id: f.id, type: tag.type! }));
       if (options.repair) {
         for (const f of missing) {
+          if (signal?.aborted) throw abortReason(signal);
           const { envelope, error } = decodeEnvelope(f.data, () => ({
             subject: `${prefix}.${tag.type}`,
             type: tag.type!,
@@ -352,8 +308,8 @@ export async function ensureReceiptStream(
  * ```
  */
 export function auditConsumers(
-  transport: { audit(options?: { subscriber?: string; repair?: boolean }): Promise<NatsAudit> },
-  options: { readonly subscriber?: string; readonly repair?: boolean } = {},
+  transport: { audit(options?: AuditOptions): Promise<NatsAudit> },
+  options: AuditOptions = {},
 ): Promise<NatsAudit> {
   return transport.audit(options);
 }

@@ -146,6 +146,8 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
     await expect(driver.admin().replay({})).rejects.toBeInstanceOf(UnsupportedOperationError);
     await expect(driver.admin().clearPending({})).rejects.toBeInstanceOf(UnsupportedOperationError);
     await expect(driver.admin().backup()).rejects.toBeInstanceOf(UnsupportedOperationError);
+    // The audit goes through a transport, which a read-only driver never opens.
+    await expect(driver.admin().audit()).rejects.toBeInstanceOf(UnsupportedOperationError);
     const all = await streams();
     for (const stream of streamFamily(names.stream)) expect(all).not.toContain(stream);
     expect(driver.capabilities).toMatchObject({
@@ -153,6 +155,7 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
       purge: true,
       clearPending: false,
       backup: false,
+      audit: true,
     });
     expect(driver.target).toBe(`${NATS_URL}/${names.stream}?prefix=${names.prefix}`);
   });

@@ -3,6 +3,7 @@ import { credsAuthenticator } from "@nats-io/transport-node";
 import {
   type ActionResult,
   type Admin,
+  type AuditOptions,
   type DeadLetterFilter,
   type DeadLetterBackoff,
   type Driver,
@@ -18,6 +19,7 @@ import {
   UnknownTargetError,
   UnsupportedOperationError,
 } from "@switchyard/transport";
+import type { NatsAudit } from "./audit";
 import { NatsDeadLetterStore, type NatsDeadLetterStoreOptions } from "./dead-letters";
 import { NatsOptionsError } from "./errors";
 import { type NatsHeartbeatSink, natsHeartbeatSink } from "./heartbeats";
@@ -235,8 +237,21 @@ class NatsDriver implements Driver {
           hint: "Back the streams up with the nats CLI (nats stream backup) or server snapshots.",
         });
       },
+      audit: (options) => this.#audit(options),
     };
     return this.#admin;
+  }
+
+  /** The driver's transport, or one opened for admin actions (replay, audit) and closed with it. */
+  #writer(): NatsTransport {
+    return (
+      this.#transport ??
+      (this.#replayTransport ??= natsTransport({
+        ...this.#connection,
+        deadLetter: this.#store,
+        ...(this.#open.logger ? { logger: this.#open.logger } : {}),
+      }))
+    );
   }
 
   async #replay(filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<ReplayResult> {
@@ -250,16 +265,17 @@ class NatsDriver implements Driver {
             `dead letter ${record.id} was written by ${JSON.stringify(record.origin)}, not this ` +
               `NATS transport: replay it through that ${record.origin === "router" ? "router (replayTo)" : "transport"}`,
           );
-        const transport =
-          this.#transport ??
-          (this.#replayTransport ??= natsTransport({
-            ...this.#connection,
-            deadLetter: this.#store,
-            ...(this.#open.logger ? { logger: this.#open.logger } : {}),
-          }));
-        await transport.requeue(record.subscriber, record.envelope);
+        await this.#writer().requeue(record.subscriber, record.envelope);
       },
     });
+  }
+
+  async #audit(options: AuditOptions = {}): Promise<NatsAudit> {
+    this.#assertOpen();
+    // Through a transport: reading the consumers needs no write, but the transport it opens may
+    // create the stream, and a repair requeues.
+    this.#assertWritable("audit consumers");
+    return this.#writer().audit(options);
   }
 
   async #purge(filter: DeadLetterFilter, options: PurgeOptions = {}): Promise<ActionResult> {
@@ -299,8 +315,8 @@ class NatsDriver implements Driver {
  *   (`${stream}_DLQ`) unless given another sink;
  * - `heartbeatSink()` → `natsHeartbeatSink` (`${stream}_HEARTBEATS`);
  * - `inspector()` → {@link NatsInspector}; `admin()` → replay (exclusive per dead letter, through
- *   `transport.requeue`) and purge; `clearPending` and `backup` reject with
- *   `UnsupportedOperationError`.
+ *   `transport.requeue`), purge and `audit` (the transport's ack-floor audit); `clearPending` and
+ *   `backup` reject with `UnsupportedOperationError`.
  *
  * Opened `readOnly`, it creates nothing on the server: no stream, no consumer left behind (reads
  * use ordered consumers deleted afterwards); `transport()`, `heartbeatSink()` and the writes of

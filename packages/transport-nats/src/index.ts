@@ -2,7 +2,7 @@ export { NatsTransport, natsTransport } from "./transport";
 export type { NatsSubscriberStats, NatsTransportStats } from "./transport";
 export { defaultNatsTransportOptions } from "./options";
 export { auditConsumers, receiptStreamName, receiptSubject } from "./audit";
-export type { ConsumerAudit, NatsAudit, UnhandledEvent } from "./audit";
+export type { NatsAudit } from "./audit";
 export {
   NatsHeartbeatSink,
   defaultNatsHeartbeatMaxAgeMs,

@@ -56,6 +56,7 @@ export const natsCapabilities: Capabilities = Object.freeze({
   purge: true,
   clearPending: false,
   backup: false,
+  audit: true,
   expiredLeases: "inFlight",
 });
 

@@ -12,6 +12,7 @@ import {
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
 import { type Envelope, assertEnvelope } from "@switchyard/event-schema";
 import {
+  type AuditOptions,
   type DeadLetterRecord,
   type DeadLetterSink,
   type Logger,
@@ -718,7 +719,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
    *
    * It needs the events still in the stream: use retention `"limits"` (under `"interest"` an event
    * is removed once every ack floor passed it, and then nothing can name it). See the README's
-   * "Crash safety" for what it can and cannot detect.
+   * "Crash safety" for what it can and cannot detect. The same audit is the NATS driver's
+   * `admin().audit` (what `switchyard audit` calls).
    *
    * @example
    * ```ts
@@ -727,9 +729,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
    * if (report.gaps > 0) logger.error({ report }, "events were skipped; handed back");
    * ```
    */
-  async audit(
-    options: { readonly subscriber?: string; readonly repair?: boolean } = {},
-  ): Promise<NatsAudit> {
+  async audit(options: AuditOptions = {}): Promise<NatsAudit> {
     this.#assertOpen();
     const { nc, js, jsm } = await this.#ready();
     try {

@@ -1016,6 +1016,7 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
               purge: () => admin.purge({ id: "0" }, { dryRun: true }),
               clearPending: () => admin.clearPending({ subscriber: "nobody" }, { dryRun: true }),
               backup: () => admin.backup({ dir, keep: 1 }),
+              audit: () => admin.audit({ subscriber: "nobody" }),
             } as const;
             for (const [name, action] of Object.entries(actions)) {
               const supported = driver.capabilities[name as keyof typeof actions];
@@ -1033,6 +1034,27 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
           } finally {
             rmSync(dir, { recursive: true, force: true });
           }
+        },
+      );
+
+      itPart(
+        "admin",
+        "audits ack floors exactly when capabilities.audit says so: a report naming no consumer of an unknown subscriber",
+        async () => {
+          const driver = await open();
+          if (!driver.capabilities.audit) {
+            await expect(driver.admin().audit()).rejects.toBeInstanceOf(UnsupportedOperationError);
+            return;
+          }
+          const report = await driver.admin().audit({ subscriber: "nobody" });
+          expect(report.consumers).toEqual([]);
+          expect(report.gaps).toBe(0);
+          expect(report.requeued).toBe(0);
+          expect(report.lastSeq).toBeGreaterThanOrEqual(0);
+          expect(report.firstSeq).toBeGreaterThanOrEqual(0);
+          const aborted = new AbortController();
+          aborted.abort(new Error("stop"));
+          await expect(driver.admin().audit({ signal: aborted.signal })).rejects.toThrow("stop");
         },
       );
     });

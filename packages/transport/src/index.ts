@@ -92,10 +92,13 @@ export {
 export type {
   ActionResult,
   Admin,
+  AuditOptions,
+  AuditReport,
   BackupOptions,
   Capabilities,
   CausationNode,
   CausationTree,
+  ConsumerAudit,
   CountQuery,
   DeadLetterCounts,
   DeadLetterFilter,
@@ -119,6 +122,7 @@ export type {
   StoredEvent,
   SubscriberBacklog,
   TimeInput,
+  UnhandledEvent,
 } from "./inspector";
 export { REPLAY_SKIP_REASONS, replaySkipReason } from "./replay-rule";
 export type { ReplaySkipOptions, ReplayState } from "./replay-rule";

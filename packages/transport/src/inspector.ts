@@ -412,6 +412,12 @@ export interface Capabilities {
   /** `admin().backup` (and a backup before every destructive action). */
   readonly backup: boolean;
   /**
+   * `admin().audit`: the transport keeps an ack floor per consumer (a log read by offsets, like
+   * JetStream), so it can check that floor against what was handled. Transports whose deliveries
+   * are one row each (memory, SQLite) have no floor to pass an event by: false.
+   */
+  readonly audit: boolean;
+  /**
    * Where {@link SubscriberBacklog} counts a delivery whose lease expired (its worker died or
    * hung) until it is claimed again: `"retrying"`, the contract's rule (memory, SQLite), or
    * `"inFlight"`, the one stated exception (NATS: JetStream keeps no per-message lease state an
@@ -466,6 +472,75 @@ export interface Inspector extends AsyncDisposable {
   deadLetterCounts(options?: { readonly signal?: AbortSignal }): Promise<DeadLetterCounts>;
   /** Release connections. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Options of {@link Admin.audit}. */
+export interface AuditOptions {
+  /** Only this subscriber's consumers. @defaultValue every subscriber */
+  readonly subscriber?: string;
+  /** Hand every unhandled event back to its subscriber (same id). @defaultValue false */
+  readonly repair?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** One event a subscriber's ack floor passed that has no receipt: it was never handled. */
+export interface UnhandledEvent {
+  /** Its sequence in the log. */
+  readonly seq: number;
+  /** The envelope id. */
+  readonly id: string;
+  readonly type: string;
+}
+
+/** What {@link Admin.audit} found for one consumer (one subscriber and event type). */
+export interface ConsumerAudit {
+  readonly subscriber: string;
+  readonly type: string;
+  /** The transport's name for the consumer (JetStream: the durable name). */
+  readonly consumer: string;
+  /** Sequence of the ack floor: the log considers everything at or below it acknowledged. */
+  readonly ackFloor: number;
+  /** Sequence of the last delivery. */
+  readonly delivered: number;
+  /** Delivered, not yet acknowledged (they will be redelivered). */
+  readonly ackPending: number;
+  /** Matching events not delivered yet. */
+  readonly pending: number;
+  /**
+   * Sequences above the ack floor that the log no longer holds (`from`–`to`, of every type, so an
+   * upper bound for this consumer): events removed (age limit, purge, interest retention) before
+   * this consumer acknowledged them. `undefined` when there is no such range.
+   */
+  readonly removedBeforeAck: { readonly from: number; readonly to: number } | undefined;
+  /** The ack floor or last delivery lies past the log's last sequence (the log lost its tail). */
+  readonly aheadOfStream: boolean;
+  /**
+   * With receipts: events at or below the ack floor, published after the consumer was created,
+   * that have no receipt. `undefined` without receipts (nothing to compare with).
+   */
+  readonly unhandled: readonly UnhandledEvent[] | undefined;
+  /** Events compared with the receipts. */
+  readonly checked: number;
+}
+
+/** The result of {@link Admin.audit}. */
+export interface AuditReport {
+  /** The log audited (JetStream: the stream's name). */
+  readonly stream: string;
+  /** The log's retention policy, as the transport names it. */
+  readonly retention: string;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** Whether receipts were found and compared. */
+  readonly receipts: boolean;
+  readonly consumers: readonly ConsumerAudit[];
+  /**
+   * Gaps found: unhandled events plus consumers ahead of the log. A `removedBeforeAck` range is
+   * not counted: it may hold only other types' events (removed after their own consumers acked).
+   */
+  readonly gaps: number;
+  /** Events handed back to their subscriber (`repair: true`). */
+  readonly requeued: number;
 }
 
 /** Options of {@link Admin.replay}. */
@@ -543,4 +618,10 @@ export interface Admin {
   ): Promise<ActionResult>;
   /** Take a consistent backup; resolves to its path. */
   backup(options?: BackupOptions): Promise<string>;
+  /**
+   * Compare each consumer's ack floor with what its subscriber handled, and name the events the
+   * floor passed unhandled (`capabilities.audit`; else `UnsupportedOperationError`). With
+   * `repair`, hand them back.
+   */
+  audit(options?: AuditOptions): Promise<AuditReport>;
 }

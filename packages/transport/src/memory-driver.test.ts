@@ -55,9 +55,15 @@ describe("memory driver", () => {
     expect(await driver.inspector().subscribers()).toEqual([]);
   });
 
-  it("states honest capabilities: no clearPending, no backup", async () => {
+  it("states honest capabilities: no clearPending, no backup, no audit", async () => {
     await using driver = await openDriver(target(), { drivers });
-    expect(driver.capabilities).toMatchObject({ clearPending: false, backup: false, replay: true });
+    expect(driver.capabilities).toMatchObject({
+      clearPending: false,
+      backup: false,
+      audit: false,
+      replay: true,
+    });
+    await expect(driver.admin().audit()).rejects.toBeInstanceOf(UnsupportedOperationError);
     await expect(driver.admin().clearPending({})).rejects.toBeInstanceOf(UnsupportedOperationError);
     await expect(driver.admin().backup()).rejects.toBeInstanceOf(UnsupportedOperationError);
     await expect(driver.admin().backup()).rejects.toThrow(

@@ -6,6 +6,7 @@ import {
   timeInputMs,
   type ActionResult,
   type Admin,
+  type AuditReport,
   type Capabilities,
   type CausationNode,
   type CausationTree,
@@ -38,8 +39,8 @@ import type {
 import { replaySkipReason } from "./replay-rule";
 
 /**
- * What the memory transport supports: every read, replay and purge; no `clearPending` and no
- * `backup` (there is no file to copy).
+ * What the memory transport supports: every read, replay and purge; no `clearPending`, no
+ * `backup` (there is no file to copy) and no `audit` (there is no ack floor).
  */
 export const memoryCapabilities: Capabilities = Object.freeze({
   deliveries: true,
@@ -50,6 +51,7 @@ export const memoryCapabilities: Capabilities = Object.freeze({
   purge: true,
   clearPending: false,
   backup: false,
+  audit: false,
   expiredLeases: "retrying",
 });
 
@@ -473,8 +475,8 @@ export class MemoryInspector implements Inspector {
 }
 
 /**
- * The {@link Admin} of a {@link MemoryStore}: replay and purge of dead letters. `clearPending` and
- * `backup` reject with `UnsupportedOperationError` (see {@link memoryCapabilities}).
+ * The {@link Admin} of a {@link MemoryStore}: replay and purge of dead letters. `clearPending`,
+ * `backup` and `audit` reject with `UnsupportedOperationError` (see {@link memoryCapabilities}).
  */
 export class MemoryAdmin implements Admin {
   readonly #store: MemoryStore;
@@ -561,6 +563,12 @@ export class MemoryAdmin implements Admin {
   async backup(): Promise<string> {
     throw new UnsupportedOperationError("memory", "take a backup", {
       hint: "It keeps nothing on disk: nothing survives the process to back up.",
+    });
+  }
+
+  async audit(): Promise<AuditReport> {
+    throw new UnsupportedOperationError("memory", "audit ack floors", {
+      hint: "Each delivery is tracked on its own: there is no ack floor that could pass an event.",
     });
   }
 }

@@ -1,11 +1,11 @@
 import type { Command } from "commander";
-import type { Transport } from "@switchyard/transport";
+import type { AuditReport } from "@switchyard/transport";
 import {
   type CommonOptions,
   type Runtime,
   action,
   examples,
-  unsupported,
+  requireCapability,
   withCommonOptions,
 } from "../context";
 import { ExitCode, type Output, plural } from "../output";
@@ -16,44 +16,11 @@ interface AuditOptions extends CommonOptions {
 }
 
 /**
- * What `switchyard audit --json` prints: the report of the transport's own `audit()` (a log
- * whose consumers keep an ack floor can pass events no subscriber handled).
- */
-export interface AuditReport {
-  readonly stream: string;
-  readonly retention: string;
-  readonly firstSeq: number;
-  readonly lastSeq: number;
-  readonly receipts: boolean;
-  readonly consumers: readonly {
-    readonly subscriber: string;
-    readonly type: string;
-    readonly ackFloor: number;
-    readonly delivered: number;
-    readonly ackPending: number;
-    readonly pending: number;
-    readonly aheadOfStream: boolean;
-    readonly unhandled:
-      readonly { readonly seq: number; readonly id: string; readonly type: string }[] | undefined;
-  }[];
-  readonly gaps: number;
-  readonly requeued: number;
-}
-
-/** A transport that can audit its consumers' ack floors against what was handled. */
-interface Auditable extends Transport {
-  audit(options: { readonly subscriber?: string; readonly repair?: boolean }): Promise<AuditReport>;
-}
-
-function isAuditable(transport: Transport): transport is Auditable {
-  return typeof (transport as Partial<Auditable>).audit === "function";
-}
-
-/**
  * `switchyard audit`: compare what the log holds with what each durable subscriber acknowledged
- * (the transport's `audit()`), list events a subscriber's ack floor passed without handling them,
- * and with `--repair` hand them back. Exit 1 when a gap is found. Transports whose deliveries
- * are one row each (SQLite) have no ack floor to audit: "not supported".
+ * (the driver's `admin().audit()`), list events a subscriber's ack floor passed without handling
+ * them, and with `--repair` hand them back. Exit 1 when a gap is found. `--json` prints the
+ * driver's `AuditReport`. A driver whose `capabilities.audit` is false (SQLite, memory: each
+ * delivery is one row, with no ack floor to audit) gets "not supported".
  */
 export function registerAudit(program: Command, runtime: Runtime): void {
   const command = withCommonOptions(
@@ -78,11 +45,11 @@ export function registerAudit(program: Command, runtime: Runtime): void {
   command.action(
     action<AuditOptions>(runtime, async ({ opts, out, driver }) => {
       const opened = await driver({ readOnly: false });
-      const transport = opened.transport();
-      if (!isAuditable(transport)) throw unsupported(opened, "audit");
-      const report = await transport.audit({
+      requireCapability(opened, "audit", "audit");
+      const report = await opened.admin().audit({
         ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
         repair: opts.repair === true,
+        ...(runtime.signal ? { signal: runtime.signal } : {}),
       });
       print(report, out, opts);
       return report.gaps > 0 && opts.repair !== true ? ExitCode.failed : ExitCode.ok;
