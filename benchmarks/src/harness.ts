@@ -17,6 +17,12 @@ export interface Figure {
   readonly samples: number;
   /** Rounds or runs the median is taken over. */
   readonly runs?: number;
+  /**
+   * Each round's value, in round order (tinybench rows): two rows' values of one round were
+   * measured in the same stretch of time, so {@link pairedRatio} of them cancels drift between
+   * rounds.
+   */
+  readonly perRun?: readonly number[];
   readonly note?: string;
   /**
    * Every setting the row ran with (concurrency or outstanding, batch, poll, durability, message
@@ -123,6 +129,7 @@ export async function measure(
       ...(ops.length > 1 ? { range: [Math.min(...ops), Math.max(...ops)] as const } : { rme }),
       samples,
       runs: ops.length,
+      perRun: ops,
     };
   });
 }

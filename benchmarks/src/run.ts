@@ -94,9 +94,9 @@ lines.push(
     (quick
       ? "Quick mode: one tinybench round and one run per figure (its mean sample time), small backlogs and counts; " +
         "± is tinybench's relative margin of error."
-      : "Every figure is a median: tinybench figures are the median of 3 rounds (tasks in rotated order), each " +
+      : "Every figure is a median: tinybench figures are the median of their rounds (the runs column; tasks in rotated order), each " +
         "round's value from its mean sample time (work over the time it took, pauses included); the other " +
-        "figures are the median of repeated runs. Spread: " +
+        "figures are the median of repeated runs. A ratio that says so (the router's, the OpenTelemetry rows', the NATS group's) is the median of per-round or per-run ratios of two rows measured in the same round or run; the others are ratios of the medians. Spread: " +
         "lowest – highest round or run (± is tinybench's relative margin of error where there is one round)."),
   "",
 );
