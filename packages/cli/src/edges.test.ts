@@ -5,6 +5,7 @@ import Database from "better-sqlite3";
 import { sqliteTransport } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { createEnvelope, pipelineStages } from "@switchyard/event-schema";
+import { UnrecoverableError } from "@switchyard/transport";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeError, limitDepth } from "./output";
 import { type CliRun, type FilledDatabase, cli, fillDatabase, root, tempDir } from "./test/fixture";
@@ -154,6 +155,79 @@ describe("switchyard on damaged rows", () => {
     expect(sq.stderr).not.toMatch(/error/);
     expect(sq.code).toBe(1);
     expect(sq.json().missing).toEqual(["NPZ_EXPORT_COMPLETE", "MODEL_DISTRIBUTION_COMPLETE"]);
+  });
+});
+
+describe("switchyard on text that would command the terminal", () => {
+  // A subject, a payload string and a handler's error message holding what a terminal obeys: clear
+  // the screen, retitle the window (OSC … BEL), a carriage return, a one-byte C1 CSI, a
+  // right-to-left override. An operator listing them must see them, not have them run.
+  const hostile = "x\u001b[2J\u001b]0;owned\u0007\rtail\u009b2J\u202eevil";
+  /** Raw characters a terminal would obey: any C0 but tab and newline, DEL, C1, bidi controls. */
+  // eslint-disable-next-line no-control-regex -- the control characters are what is tested
+  const obeyed = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+  const tmp = tempDir();
+  let path: string;
+  let id: string;
+
+  beforeAll(async () => {
+    path = join(tmp.dir, "hostile.db");
+    const store = new SqliteDeadLetterStore({ path });
+    const transport = sqliteTransport({ path, pruneIntervalMs: 0, deadLetter: store });
+    await transport.register("worker", ["TRAINING_COMPLETED"]);
+    const event = createEnvelope({
+      type: "TRAINING_COMPLETED",
+      source: "trainer",
+      subject: hostile,
+      data: { config_key: "hex8_2p", note: hostile },
+    });
+    id = event.id;
+    await transport.publish([event]);
+    let failed = false;
+    const sub = await transport.subscribe({
+      subscriber: "worker",
+      types: ["TRAINING_COMPLETED"],
+      handler: async () => {
+        failed = true;
+        throw new UnrecoverableError(hostile);
+      },
+    });
+    const deadline = Date.now() + 5_000;
+    while (!failed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await sub.close();
+    if (!failed) throw new Error("the handler never ran: no dead letter to show");
+    await transport.close();
+    store.close();
+  });
+  afterAll(() => tmp.cleanup());
+
+  it("events list, events trace, dlq list, dlq inspect and subscribers show it escaped", async () => {
+    const dlq = await cli(["dlq", "list", "--db", path, "--json"]);
+    const deadLetterId = String(dlq.json().deadLetters[0].id);
+    expect(dlq.json().deadLetters[0].error.message).toBe(hostile);
+    const runs = [
+      await cli(["events", "list", "--db", path]),
+      await cli(["events", "trace", id, "--db", path]),
+      await cli(["dlq", "list", "--db", path]),
+      await cli(["dlq", "inspect", deadLetterId, "--db", path]),
+      await cli(["subscribers", "--db", path]),
+    ];
+    for (const run of runs) {
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).not.toMatch(obeyed);
+      expect(run.stderr).not.toMatch(obeyed);
+    }
+    // In a table cell, whitespace (the carriage return among it) is one space, as for any cell.
+    expect(runs[0]!.stdout).toContain("x\\x1b[2J\\x1b]0;owned\\x07 tail");
+    expect(runs[1]!.stdout).toContain("\\x9b2J\\u202eevil");
+    expect(runs[3]!.stdout).toContain("x\\x1b[2J");
+  });
+
+  it("--json keeps the text whole: it parses back to what was stored", async () => {
+    const run = await cli(["events", "list", "--db", path, "--json"]);
+    expect(run.stdout).not.toMatch(obeyed);
+    expect(run.json().events[0].subject).toBe(hostile);
+    expect(run.json().events[0].envelope.data.note).toBe(hostile);
   });
 });
 

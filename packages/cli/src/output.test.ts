@@ -1,7 +1,7 @@
 import { stripVTControlCharacters } from "node:util";
 import { describe, expect, it } from "vitest";
 import { SwitchyardError } from "@switchyard/event-schema";
-import { ExitCode, Output, describeError, formatTable, terminalOf } from "./output";
+import { ExitCode, Output, describeError, formatTable, printable, terminalOf } from "./output";
 
 const ESC = "\u001b[";
 
@@ -160,5 +160,69 @@ describe("describeError", () => {
       exitCode: ExitCode.usage,
     });
     expect(describeError(new SwitchyardError("SOMETHING", "x")).exitCode).toBe(ExitCode.failed);
+  });
+});
+
+describe("text from data on a terminal", () => {
+  // What an event's subject, a handler's error message or a hand-written row may hold: clear the
+  // screen, retitle the window (OSC … BEL), return to the line start, a one-byte C1 CSI, and a
+  // right-to-left override that would show "evil.sh" as "hs.live".
+  const hostile = "a\u001b[2Jb\u001b]0;owned\u0007c\rd\u009b31me\u202ef\u0008g\u007f";
+  /** Raw characters a terminal would obey: any C0 but tab and newline, DEL, C1, bidi controls. */
+  // eslint-disable-next-line no-control-regex -- the control characters are what is tested
+  const obeyed = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+  it("writes every control character out instead of passing it to the terminal", () => {
+    expect(printable(hostile)).toBe(
+      "a\\x1b[2Jb\\x1b]0;owned\\x07c\\x0dd\\x9b31me\\u202ef\\x08g\\x7f",
+    );
+    expect(printable("tab\tand\nnewline stay")).toBe("tab\tand\nnewline stay");
+  });
+
+  it("keeps colour escapes only when colour is on, and escapes everything else even then", () => {
+    const red = `${ESC}31mFAIL${ESC}39m`;
+    expect(printable(`${red} \u001b[2J`, true)).toBe(`${red} \\x1b[2J`);
+    expect(printable(red)).toBe("\\x1b[31mFAIL\\x1b[39m");
+  });
+
+  it("lines, tables, notes and errors show hostile text without obeying it", () => {
+    let stdout = "";
+    let stderr = "";
+    const out = new Output(
+      false,
+      (t) => void (stdout += t),
+      (t) => void (stderr += t),
+      { color: true },
+    );
+    out.line(`subject ${hostile}`);
+    out.table(["subject", "error"], [[hostile, `${out.colors.red("FAIL")} ${hostile}`]]);
+    out.note(`note ${hostile}`);
+    out.error(new SwitchyardError("BAD", `bad ${hostile}`));
+    expect(stderr).not.toMatch(obeyed);
+    expect(stdout).toContain("\\x1b]0;owned\\x07");
+    expect(stdout).toContain(`${ESC}31mFAIL`);
+    expect(stderr).toContain("note a\\x1b[2Jb");
+    expect(stderr).toContain("error: bad a\\x1b[2Jb");
+    // No escape but our own colours: strip those, and nothing a terminal obeys is left.
+    const ownColours = new RegExp(`${ESC.replace("[", "\\[")}[0-9;]*m`, "g");
+    expect(stdout.replace(ownColours, "")).not.toMatch(obeyed);
+  });
+
+  it("JSON output escapes what JSON.stringify leaves raw, and still parses to the same value", () => {
+    let stdout = "";
+    const json = new Output(
+      true,
+      (t) => void (stdout += t),
+      () => {},
+    );
+    json.data({ subject: hostile });
+    json.jsonLine({ subject: hostile });
+    json.error(new SwitchyardError("BAD", hostile));
+    expect(stdout).not.toMatch(obeyed);
+    const [data, line] = stdout.split('\n{"subject');
+    expect(JSON.parse(data!).subject).toBe(hostile);
+    expect(JSON.parse(`{"subject${line!.split("\n")[0]}`).subject).toBe(hostile);
+    expect(stdout).toContain("\\u009b31m");
+    expect(stdout).toContain("\\u202e");
   });
 });

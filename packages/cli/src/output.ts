@@ -101,9 +101,12 @@ export class Output {
     this.colors = picocolors.createColors(style.color === true);
   }
 
-  /** One line for people (ignored in `--json` mode). */
+  /**
+   * One line for people (ignored in `--json` mode). Control characters in it are shown, not
+   * obeyed (see {@link printable}): the text may carry data from events and dead letters.
+   */
   line(text = ""): void {
-    if (!this.json) this.#stdout(`${text}\n`);
+    if (!this.json) this.#stdout(`${printable(text, this.style.color === true)}\n`);
   }
 
   /**
@@ -117,7 +120,7 @@ export class Output {
   ): void {
     if (!this.json)
       this.#stdout(
-        formatTable(headers, rows, {
+        formatTable(headers, rows.map(this.#printableRow), {
           ...options,
           ...(this.style.columns !== undefined ? { columns: this.style.columns } : {}),
           colors: this.colors,
@@ -125,9 +128,16 @@ export class Output {
       );
   }
 
+  readonly #printableRow = (row: readonly Cell[]): Cell[] =>
+    row.map((cell) =>
+      typeof cell === "string"
+        ? printable(cell.replace(/\s+/g, " "), this.style.color === true)
+        : cell,
+    );
+
   /** The machine-readable result (printed only in `--json` mode), nested at most {@link MAX_JSON_DEPTH} deep. */
   data(value: unknown): void {
-    if (this.json) this.#stdout(`${JSON.stringify(limitDepth(value), null, 2)}\n`);
+    if (this.json) this.#stdout(`${escapeJson(JSON.stringify(limitDepth(value), null, 2))}\n`);
   }
 
   /** One compact JSON line (for streams such as `events tail --json`), nested at most {@link MAX_JSON_DEPTH} deep. */
@@ -137,7 +147,7 @@ export class Output {
 
   /** A message on stderr, in either mode: progress, warnings, backups written. */
   note(text: string): void {
-    this.#stderr(`${text}\n`);
+    this.#stderr(`${printable(text, this.style.color === true)}\n`);
   }
 
   /**
@@ -146,11 +156,55 @@ export class Output {
    */
   error(error: unknown): number {
     const { code, message, exitCode } = describeError(error);
-    this.#stderr(`error: ${message}\n`);
-    if (this.json) this.#stdout(`${JSON.stringify({ error: { code, message } }, null, 2)}\n`);
+    this.#stderr(`error: ${printable(message)}\n`);
+    if (this.json)
+      this.#stdout(`${escapeJson(JSON.stringify({ error: { code, message } }, null, 2))}\n`);
     return exitCode;
   }
 }
+
+/**
+ * Characters a terminal acts on instead of showing: C0 controls but tab and newline (carriage
+ * return and backspace overwrite, escape starts a command: clear the screen, set the title, move
+ * the cursor), DEL, C1 controls (U+009B is a one-byte CSI), and the bidirectional overrides and
+ * isolates, which reorder the text after them.
+ */
+const UNPRINTABLE = "\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069";
+const unprintable = new RegExp(`[${UNPRINTABLE}]`, "g");
+/** The same, but a colour escape (SGR: `ESC [ digits m`, what picocolors writes) is matched whole. */
+const unprintableOrColor = new RegExp(`\u001b\\[[0-9;]*m|[${UNPRINTABLE}]`, "g");
+
+const escapeChar = (c: string): string => {
+  const code = c.charCodeAt(0);
+  return code <= 0xff
+    ? `\\x${code.toString(16).padStart(2, "0")}`
+    : `\\u${code.toString(16).padStart(4, "0")}`;
+};
+
+/**
+ * `text` safe to print on a terminal: every character it would act on instead of showing (see
+ * above) written out as `\x1b` or `\u202e`, so text from events, subjects and error messages
+ * cannot clear the screen, move the cursor, retitle the window or reorder a line. With
+ * `keepColor`, colour escapes (SGR) stay: the CLI colours its own output with them when colour is
+ * on, and colour cannot move or hide anything outside its own text.
+ *
+ * @example
+ * ```ts
+ * import { printable } from "./output";
+ * printable("evil\u001b[2Jsubject"); // "evil\\x1b[2Jsubject"
+ * ```
+ */
+export function printable(text: string, keepColor = false): string {
+  return keepColor
+    ? text.replace(unprintableOrColor, (m) => (m.length > 1 ? m : escapeChar(m)))
+    : text.replace(unprintable, escapeChar);
+}
+
+/** JSON text with DEL, C1 controls and bidi controls as `\u` escapes (`JSON.stringify` leaves them raw): the same value, safe on a terminal. */
+function escapeJson(json: string): string {
+  return json.replace(jsonUnsafe, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+const jsonUnsafe = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /** Where {@link terminalOf} looks. Each field defaults to the running process's. */
 export interface TerminalOptions {
@@ -292,7 +346,7 @@ export function limitDepth(value: unknown, maxDepth: number = MAX_JSON_DEPTH): u
 
 /** `value` as compact JSON, nested at most {@link MAX_JSON_DEPTH} deep (see {@link limitDepth}). */
 export function jsonText(value: unknown): string {
-  return JSON.stringify(limitDepth(value)) ?? "undefined";
+  return escapeJson(JSON.stringify(limitDepth(value)) ?? "undefined");
 }
 
 /** One table cell; `undefined` prints as `-`. */
