@@ -42,6 +42,16 @@ import {
 import { payload } from "./sqlite-libs";
 
 /**
+ * A share of raw as a percentage: whole, but to a tenth (rounded down) near the 90 % goal, so
+ * 0.897 reads "89.7 %", never a "90 %" marked not met.
+ */
+function percentOfGoal(share: number): string {
+  return share >= 0.895 && share < 0.905
+    ? `${(Math.floor(share * 1000) / 10).toFixed(1)} %`
+    : `${(share * 100).toFixed(0)} %`;
+}
+
+/**
  * Connection options of every connection, ours and raw alike: `noAsyncTraces` spares
  * `@nats-io/nats-core` an `Error` with a stack trace per request (the fastest the client goes).
  */
@@ -259,7 +269,7 @@ export async function benchNats(options: RunOptions): Promise<GroupResult> {
         group: "nats",
         description: `${name} ≥ 90 % of raw @nats-io/jetstream at the same settings (the lower of JSON-body raw and wire-format raw)`,
         met: value >= 0.9,
-        detail: `${(value * 100).toFixed(0)} %`,
+        detail: percentOfGoal(value),
       })),
     ];
     // Fan-out against durable-consumer count, on the server at NATS_URL.
@@ -957,7 +967,7 @@ async function clusterRun(
             group: "nats",
             description: `${R3_TARGET}: ours ≥ 90 % of raw (the lower of JSON-body raw and wire-format raw)`,
             met: worstAll >= 0.9,
-            detail: `publish ${(worst[0]! * 100).toFixed(0)} %, consume+ack ${(worst[1]! * 100).toFixed(0)} %; ours publish ${fmtRate(v(r3(names.publish(OURS))))}/s, consume+ack ${fmtRate(v(r3(names.consume(OURS))))}/s`,
+            detail: `publish ${percentOfGoal(worst[0]!)}, consume+ack ${percentOfGoal(worst[1]!)}; ours publish ${fmtRate(v(r3(names.publish(OURS))))}/s, consume+ack ${fmtRate(v(r3(names.consume(OURS))))}/s`,
           },
         ],
         settings: [
