@@ -35,6 +35,11 @@ describe("canonicalJson", () => {
     ["writes null as null", null, "null"],
     ["writes undefined at the top level as null", undefined, "null"],
     ["writes a Map as an empty object, as JSON does", new Map([["a", 1]]), "{}"],
+    [
+      "writes boxed primitives as the values they wrap, as JSON does",
+      [new Number(1), new String("ab"), new Boolean(false), Object(2n)],
+      '[1,"ab",false,"2"]',
+    ],
   ])("%s", (_case, value, expected) => {
     expect(canonicalJson(value)).toBe(expected);
   });

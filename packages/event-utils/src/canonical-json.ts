@@ -1,3 +1,5 @@
+import { types } from "node:util";
+
 // Canonical JSON for content hashing: the same content gives the same text whatever the key
 // order, and no input makes it throw or hang.
 
@@ -15,8 +17,10 @@ const UNREADABLE = '"[Unreadable]"';
 /**
  * `JSON.stringify` with object keys sorted recursively (UTF-16 code unit order) and no
  * whitespace. As in JSON, `undefined`, functions and symbols are left out of objects and are
- * `null` in arrays, non-finite numbers are `null`, and `toJSON` is honoured (so a `Date` is its
- * ISO string). Beyond JSON, bigints are decimal strings, and instead of throwing or hanging: a
+ * `null` in arrays, non-finite numbers are `null`, a boxed primitive (`new Number(1)`) is the
+ * value it wraps, and `toJSON` is honoured (so a `Date` is its ISO string). Strings are written
+ * code unit for code unit, without Unicode normalisation: `"é"` (NFC) and `"e\u0301"` (NFD) are
+ * different text. Beyond JSON, bigints are decimal strings, and instead of throwing or hanging: a
  * reference back to an enclosing object is the string `"[Circular]"`, nesting deeper than 1000
  * or values past the millionth are `"[Truncated]"`, and an object whose properties cannot be
  * read (a revoked proxy, a throwing getter) is `"[Unreadable]"`.
@@ -66,14 +70,15 @@ class CanonicalWriter {
 
   private writeContent(value: object, depth: number): string | undefined {
     const toJSON = (value as { toJSON?: unknown }).toJSON;
-    if (typeof toJSON === "function") {
-      const replaced: unknown = toJSON.call(value, "");
-      // As in JSON, the replacement is written as-is, without consulting its own toJSON.
-      return typeof replaced === "object" && replaced !== null
-        ? this.writeStructure(replaced, depth)
-        : this.write(replaced, depth + 1);
-    }
-    return this.writeStructure(value, depth);
+    // As in JSON, the replacement is written as-is, without consulting its own toJSON.
+    const replaced: unknown = typeof toJSON === "function" ? toJSON.call(value, "") : value;
+    if (typeof replaced !== "object" || replaced === null) return this.write(replaced, depth + 1);
+    // As in JSON, a boxed primitive is the value it wraps: new Number(1) and new Number(2) would
+    // both be {} otherwise, and hash alike.
+    const primitive = unboxed(replaced);
+    return primitive === undefined
+      ? this.writeStructure(replaced, depth)
+      : this.write(primitive, depth + 1);
   }
 
   private writeStructure(value: object, depth: number): string {
@@ -98,4 +103,18 @@ class CanonicalWriter {
     }
     return `{${fields.join(",")}}`;
   }
+}
+
+/**
+ * The primitive a `Number`, `String`, `Boolean` or `BigInt` object wraps, read through the
+ * built-in `valueOf` so that no code of the object runs; else `undefined`.
+ */
+function unboxed(value: object): string | number | boolean | bigint | undefined {
+  if (!types.isBoxedPrimitive(value)) return undefined;
+  if (types.isNumberObject(value)) return Number.prototype.valueOf.call(value);
+  if (types.isStringObject(value)) return String.prototype.valueOf.call(value);
+  if (types.isBooleanObject(value)) return Boolean.prototype.valueOf.call(value);
+  if (types.isBigIntObject(value)) return BigInt.prototype.valueOf.call(value);
+  // A boxed Symbol is an object with no fields to JSON as well.
+  return undefined;
 }

@@ -44,6 +44,10 @@ describe("extractEvaluationData", () => {
     ],
     ["a { payload } event", { event_type: "EVALUATION_COMPLETED", payload: evaluation }],
     ["a JSON string", JSON.stringify(evaluation)],
+    [
+      "a { type, data } row whose data is a JSON string",
+      { type: "EVALUATION_COMPLETED", data: JSON.stringify(evaluation) },
+    ],
   ])("reads the payload out of %s", (_shape, event) => {
     expect(extractEvaluationData(event)).toMatchObject({ isValid: true, elo: 1612.5 });
   });

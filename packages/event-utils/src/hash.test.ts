@@ -6,6 +6,9 @@ import { canonicalJson } from "./canonical-json";
 import { eventContentHash } from "./hash";
 
 const payload = { config_key: "hex8_2p", model_path: "models/hex8_2p.pt", loss: 0.42 };
+class Score {
+  constructor(readonly score: number) {}
+}
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 /** A copy of `value` with the keys of every plain object in a random order. */
@@ -71,6 +74,10 @@ describe("eventContentHash", () => {
       "a JSON string of the envelope",
       JSON.stringify({ specversion: "1.0", type: "TRAINING_COMPLETED", data: payload }),
     ],
+    [
+      "a { type, data } row whose data is JSON text",
+      { type: "TRAINING_COMPLETED", data: JSON.stringify(payload) },
+    ],
   ])("gives an envelope and %s with the same content the same hash", (_shape, event) => {
     const envelope = createEnvelope({ type: "TRAINING_COMPLETED", source: "s", data: payload });
     expect(eventContentHash(event)).toBe(eventContentHash(envelope));
@@ -84,6 +91,7 @@ describe("eventContentHash", () => {
     ["a nested value differs", { a: { b: [1, 2] } }, { a: { b: [2, 1] } }],
     ["null and an absent field", { a: null }, {}],
     ["a key and its value swap", { a: "b" }, { b: "a" }],
+    ["two boxed numbers differ", { a: new Number(1) }, { a: new Number(2) }],
   ])("gives different hashes when %s", (_case, left, right) => {
     expect(eventContentHash(left)).not.toBe(eventContentHash(right));
   });
@@ -104,6 +112,40 @@ describe("eventContentHash", () => {
     ["a function field and an absent one", { a: 1, f: () => 1 }, { a: 1 }],
   ])("gives the same hash for %s", (_case, left, right) => {
     expect(eventContentHash(left)).toBe(eventContentHash(right));
+  });
+
+  it.each([
+    ["an envelope's array data differs", [1, 2], [2, 1]],
+    ["an envelope's string data differs", "first", "second"],
+    ["an envelope's number data differs", 1, 2],
+    ["an envelope's data is null or an empty object", null, {}],
+    ["an envelope's data is an array or an empty object", [], {}],
+    ["an envelope's class-instance data differs", new Score(1), new Score(2)],
+  ])(
+    "gives different hashes when %s, instead of hashing every non-object payload as {}",
+    (_case, left, right) => {
+      const envelope = (data: unknown) => ({ specversion: "1.0", type: "X", id: "1", data });
+      expect(eventContentHash(envelope(left))).not.toBe(eventContentHash(envelope(right)));
+    },
+  );
+
+  it("gives different hashes to events that are not objects, instead of hashing them all as {}", () => {
+    expect(eventContentHash([1])).not.toBe(eventContentHash([2]));
+    expect(eventContentHash("not json")).not.toBe(eventContentHash("other text"));
+    expect(eventContentHash(7)).not.toBe(eventContentHash(8));
+  });
+
+  it("counts a payload that is not an object whole, even with keyFields", () => {
+    const envelope = (data: unknown) => ({ specversion: "1.0", type: "X", data });
+    const keyFields = ["config_key"];
+    expect(eventContentHash(envelope([1]), { keyFields })).not.toBe(
+      eventContentHash(envelope([2]), { keyFields }),
+    );
+  });
+
+  it("hashes an envelope's JSON-string data as the value it holds", () => {
+    const envelope = (data: unknown) => ({ specversion: "1.0", type: "X", data });
+    expect(eventContentHash(envelope("[1,2]"))).toBe(eventContentHash(envelope([1, 2])));
   });
 
   it("counts only the keyFields of the payload when given", () => {

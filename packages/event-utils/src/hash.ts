@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { canonicalJson } from "./canonical-json";
-import { normalizeEventPayload } from "./normalize";
-import { isEnvelopeLike, toObject } from "./shape";
+import { payloadValueOf } from "./normalize";
+import { isEnvelopeLike, isPlainObject, toObject } from "./shape";
 
 /** Options of {@link eventContentHash}. */
 export interface ContentHashOptions {
@@ -20,9 +20,14 @@ export interface ContentHashOptions {
  * Envelope attributes such as `id`, `time` and `source` do not count, so two emissions of the
  * same content hash alike, whatever shape they arrived in and whatever their key order.
  *
+ * A payload that is not a plain object (an envelope whose `data` is an array, a string, a
+ * number or a class instance; an event that is an array) counts as it is, whole, even with
+ * `keyFields`.
+ *
  * The payload is written as canonical JSON: keys sorted at every level, `undefined` left out,
- * non-finite numbers as `null`, bigints as strings, dates as ISO strings; circular references
- * are replaced by a marker instead of throwing. Never throws.
+ * non-finite numbers as `null`, bigints as strings, dates as ISO strings, strings as they are
+ * (no Unicode normalisation: an NFC and an NFD spelling of one text hash differently); circular
+ * references are replaced by a marker instead of throwing. Never throws.
  *
  * @example
  * ```ts
@@ -34,11 +39,28 @@ export interface ContentHashOptions {
  */
 export function eventContentHash(event: unknown, options: ContentHashOptions = {}): string {
   const type = eventTypeOf(event);
-  const payload = normalizeEventPayload(event);
+  const payload = payloadOf(event);
   const keyFields = options?.keyFields;
-  const data = Array.isArray(keyFields) ? pick(payload, keyFields) : payload;
+  const data =
+    Array.isArray(keyFields) && isPlainObject(payload) ? pick(payload, keyFields) : payload;
   const content = type === undefined ? { data } : { type, data };
   return createHash("sha256").update(canonicalJson(content)).digest("hex");
+}
+
+/**
+ * The payload as `normalizeEventPayload` sees it, except that one which is not a plain object
+ * (an envelope's array, string or number `data`, a class instance, an array event) is kept as it
+ * is instead of becoming `{}`: otherwise every such event of a type would hash alike, and dedup
+ * would drop all but the first.
+ */
+function payloadOf(event: unknown): unknown {
+  try {
+    const payload = payloadValueOf(event);
+    // An envelope without data has no content to tell it apart from an empty payload.
+    return payload === undefined ? {} : payload;
+  } catch {
+    return {};
+  }
 }
 
 function eventTypeOf(event: unknown): string | undefined {

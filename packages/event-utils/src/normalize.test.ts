@@ -23,6 +23,10 @@ describe("normalizeEventPayload", () => {
       { specversion: "1.0", data: JSON.stringify(payload) },
     ],
     ["a payload field holding a JSON string", { payload: JSON.stringify(payload) }],
+    [
+      "a { type, data } row whose data is a JSON string",
+      { type: "X", data: JSON.stringify(payload) },
+    ],
     ["a null-prototype payload", Object.assign(Object.create(null) as object, payload)],
   ])("returns the payload of %s", (_shape, event) => {
     expect(normalizeEventPayload(event)).toEqual(payload);

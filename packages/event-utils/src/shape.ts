@@ -15,10 +15,14 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 
 /**
  * Envelope detection stays loose on purpose: anything carrying `specversion`, or a string `type`
- * beside an object `data`, is unwrapped, even when it would not pass `isEnvelope`.
+ * beside an object `data` (or a `data` holding the JSON text of an object, as a row read from a
+ * table often does), is unwrapped, even when it would not pass `isEnvelope`.
  */
 export function isEnvelopeLike(value: Record<string, unknown>): boolean {
-  return "specversion" in value || (typeof value.type === "string" && isObject(value.data));
+  if ("specversion" in value) return true;
+  if (typeof value.type !== "string") return false;
+  const data = value.data;
+  return isObject(data) || (typeof data === "string" && isObject(parseJson(data)));
 }
 
 /** Parse a JSON string; `undefined` for anything that is not valid JSON. */
