@@ -279,3 +279,39 @@ describe("damaged rows", () => {
     expect(store.claimDue({ ids: [a] })).toEqual([]);
   });
 });
+
+describe("replay with dryRun", () => {
+  const target = { replay: () => Promise.resolve() };
+
+  it("lists as would-replay only what the real replay hands back, and says why it skips the rest", async () => {
+    const store = open();
+    await store.deadLetter(record(1));
+    await store.deadLetter(record(2));
+    const [good, damaged] = store
+      .list({ limit: 10 })
+      .map((r) => r.id)
+      .sort((a, b) => a - b) as [number, number];
+    const raw = new Database(path);
+    raw.prepare("UPDATE dead_letters SET envelope = '{not json' WHERE id = ?").run(damaged);
+    raw.close();
+    const dry = await store.replay({ subscriber: "evaluator" }, { to: target, dryRun: true });
+    expect(dry.skipped.map((s) => s.id)).toEqual([damaged]);
+    expect(dry.skipped[0]!.reason).toMatch(/^damaged: /);
+    const real = await store.replay({ subscriber: "evaluator" }, { to: target });
+    expect(real.replayed).toEqual([good]);
+    expect(real.skipped.map((s) => s.id)).toEqual([damaged]);
+    expect(dry.wouldReplay).toEqual(real.replayed);
+    expect(dry.matched).toBe(real.matched);
+  });
+
+  it("does not list a purged record, given by id, as one it would replay", async () => {
+    const store = open();
+    await store.deadLetter(record(1));
+    const id = store.list({ limit: 1 })[0]!.id;
+    store.purge({ id });
+    const dry = await store.replay(id, { to: target, dryRun: true });
+    expect(dry.wouldReplay).toEqual([]);
+    expect(dry.skipped).toEqual([{ id, reason: "purged: the envelope is gone" }]);
+    await expect(store.replay(id, { to: target })).rejects.toThrow(/purged/);
+  });
+});

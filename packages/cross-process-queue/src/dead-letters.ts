@@ -606,7 +606,8 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
    * record replayed meanwhile no longer matches (`replayed`), one under another's lease is
    * reported skipped. A single id is claimed only if it was not replayed since this call looked
    * at it. A replayer that dies leaves its claim to expire after `leaseMs`; then the record can
-   * be claimed again. With `dryRun`, nothing changes and the report lists what would be replayed.
+   * be claimed again. With `dryRun`, nothing changes and the report says what the real run would
+   * do: `wouldReplay`, and in `skipped` each record it would skip, with why.
    */
   async replay(
     selection: number | DeadLetter | DeadLetterQuery,
@@ -616,18 +617,19 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     const id = typeof selection === "number" ? selection : record?.id;
     const single = id !== undefined;
     if (options.dryRun) {
-      const matched =
-        id !== undefined
-          ? [this.inspect(id)]
-          : this.list(this.#replayQuery(selection as DeadLetterQuery));
-      return {
-        dryRun: true,
-        matched: matched.length,
-        replayed: [],
-        skipped: [],
-        failed: [],
-        wouldReplay: matched.map((r) => r.id),
-      };
+      // The real run's selection and its rule (`unreplayable`), without claiming anything: what
+      // it would replay, and what it would skip and why. A missing id throws, as there.
+      const seen = record ?? (id !== undefined ? this.inspect(id) : undefined);
+      const now = this.#now();
+      const rows = this.#sync(() => this.#replayRows(id ?? (selection as DeadLetterQuery), now));
+      const skipped: { id: number; reason: string }[] = [];
+      const wouldReplay: number[] = [];
+      for (const row of rows) {
+        const why = unreplayable(row, now, seen);
+        if (why === undefined) wouldReplay.push(row.id);
+        else skipped.push({ id: row.id, reason: why });
+      }
+      return { dryRun: true, matched: rows.length, replayed: [], skipped, failed: [], wouldReplay };
     }
     const leaseMs = options.leaseMs ?? 60_000;
     const token = randomUUID();
@@ -688,6 +690,34 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     return { status: ["pending_retry", "permanently_failed"], ...query };
   }
 
+  /**
+   * The rows a replay of `selection` looks at: the one id, or the filter's matches (default
+   * statuses) plus records whose replayer's claim may have expired. Each is then claimed or
+   * skipped by `unreplayable`.
+   */
+  #replayRows(selection: number | DeadLetterQuery, now: number): DeadLetterRow[] {
+    if (typeof selection === "number") {
+      return this.#db
+        .prepare("SELECT * FROM dead_letters WHERE id = @id")
+        .all({ id: selection }) as DeadLetterRow[];
+    }
+    const query = this.#replayQuery(selection);
+    const { where, params } = this.#where(query);
+    // Records being replayed match too: under a live lease they are reported skipped; once
+    // their replayer died (lease expired) they count as what they were before.
+    const expired = `(status = 'retrying' ${
+      query.type !== undefined ? "AND event_type = @type " : ""
+    }${query.subscriber !== undefined ? "AND subscriber = @subscriber " : ""}${
+      query.origin !== undefined ? "AND origin = @origin " : ""
+    })`;
+    return this.#db
+      .prepare(
+        `SELECT * FROM dead_letters WHERE (${where ? where.slice("WHERE ".length) : "1"}) OR ${expired}
+           ORDER BY id LIMIT @limit`,
+      )
+      .all({ ...params, now, limit: query.limit ?? 100 }) as DeadLetterRow[];
+  }
+
   /** Select and claim in one immediate transaction (see {@link SqliteDeadLetterStore.replay}). */
   #claimForReplay(
     selection: number | DeadLetterQuery,
@@ -700,28 +730,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   } {
     const now = this.#now();
     const run = this.#db.transaction(() => {
-      let rows: DeadLetterRow[];
-      if (typeof selection === "number") {
-        rows = this.#db
-          .prepare("SELECT * FROM dead_letters WHERE id = @id")
-          .all({ id: selection }) as DeadLetterRow[];
-      } else {
-        const query = this.#replayQuery(selection);
-        const { where, params } = this.#where(query);
-        // Records being replayed match too: under a live lease they are reported skipped; once
-        // their replayer died (lease expired) they count as what they were before.
-        const expired = `(status = 'retrying' ${
-          query.type !== undefined ? "AND event_type = @type " : ""
-        }${query.subscriber !== undefined ? "AND subscriber = @subscriber " : ""}${
-          query.origin !== undefined ? "AND origin = @origin " : ""
-        })`;
-        rows = this.#db
-          .prepare(
-            `SELECT * FROM dead_letters WHERE (${where ? where.slice("WHERE ".length) : "1"}) OR ${expired}
-             ORDER BY id LIMIT @limit`,
-          )
-          .all({ ...params, now, limit: query.limit ?? 100 }) as DeadLetterRow[];
-      }
+      const rows = this.#replayRows(selection, now);
       const claimed: { record: ClaimedDeadLetter; previous: DeadLetterStatus }[] = [];
       const skipped: { id: number; reason: string }[] = [];
       const take = this.#db.prepare(
