@@ -7,8 +7,18 @@ import {
 import { type Router, sleep } from "@switchyard/router";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { DaemonManager, type DaemonManagerOptions } from "./daemon-manager";
-import { DaemonManagerClosedError, DuplicateDaemonError, UnknownDaemonError } from "./errors";
+import {
+  type Daemon,
+  DaemonManager,
+  type DaemonManagerOptions,
+  type EventPublisher,
+} from "./daemon-manager";
+import {
+  DaemonManagerClosedError,
+  DaemonOptionsError,
+  DuplicateDaemonError,
+  UnknownDaemonError,
+} from "./errors";
 import { HandlerBase, type HandlerBaseOptions, type Subscriptions } from "./handler-base";
 import { type DaemonHeartbeat, type HeartbeatSink, memoryHeartbeatSink } from "./heartbeat";
 import {
@@ -18,6 +28,7 @@ import {
   makeRouter,
   memoryLogger,
   payloads,
+  settlesWithin,
 } from "./test/fixtures";
 
 /** Reads the metrics of a MeterProvider on demand. */
@@ -520,5 +531,176 @@ describe("the runbook's recovery procedures (docs/operations.md)", () => {
     await expect(m.restart("doomed")).rejects.toThrow(/doomed cannot open its database/);
     await eventually(() => doomed.status === "running");
     expect(m.list()[1]).toMatchObject({ status: "running", restarts: 1 });
+  });
+});
+
+describe("misbehaving sinks, publishers and daemons", () => {
+  it("startAll() and stopAll() finish when the heartbeat sink never answers: each write is given up after heartbeatIntervalMs, with a warning", async () => {
+    const router = makeRouter();
+    const logger = memoryLogger();
+    let writes = 0;
+    const sink: HeartbeatSink = {
+      write: () => {
+        writes++;
+        return new Promise<void>(() => {}); // a hung disk or connection
+      },
+    };
+    const d = new Scripted("beating", router, { cycleIntervalMs: 60_000 });
+    // Not in `managers`: before the fix its stopAll() never settles, which would hang afterEach.
+    const m = new DaemonManager({
+      daemons: [d],
+      heartbeatSink: sink,
+      heartbeatIntervalMs: 50,
+      logger,
+    });
+    expect(await settlesWithin(m.startAll(), 2_000)).toBe(true);
+    expect(d.status).toBe("running");
+    await eventually(() => writes >= 2); // the timer skipped no more than the hung write
+    expect(await settlesWithin(m.stopAll(), 2_000)).toBe(true);
+    expect(d.status).toBe("stopped");
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({
+        level: "warn",
+        msg: expect.stringMatching(/heartbeat of beating did not finish within 50 ms/),
+      }),
+    );
+  });
+
+  it("startAll() resolves and writes the heartbeat without contracts when a daemon's contracts() throws", async () => {
+    const router = makeRouter();
+    const logger = memoryLogger();
+    class Unconfigured extends HandlerBase<PipelineCatalog> {
+      constructor() {
+        super({ name: "unconfigured", router });
+      }
+      protected override subscriptions(): Subscriptions<PipelineCatalog> {
+        throw new Error("config file missing");
+      }
+    }
+    const ok = new Scripted("ok", router, { cycleIntervalMs: 60_000 });
+    const sink = memoryHeartbeatSink();
+    const m = manager({
+      daemons: [new Unconfigured(), ok],
+      heartbeatSink: sink,
+      logger,
+      restartBackoff: { initialMs: 60_000 },
+    });
+    await expect(m.startAll()).resolves.toBeUndefined();
+    expect(sink.latest("unconfigured")).toMatchObject({ status: "crashed" });
+    expect(sink.latest("unconfigured")!.contracts).toBeUndefined();
+    expect(sink.latest("ok")).toMatchObject({ status: "running" });
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({
+        level: "warn",
+        msg: expect.stringMatching(/contracts of unconfigured/),
+      }),
+    );
+  });
+
+  it("stopAll() finishes while DAEMON_PERMANENTLY_FAILED cannot be published: the publish gets the manager's signal and is given up", async () => {
+    const router = makeRouter();
+    let publishing = false;
+    let publishSignal: AbortSignal | undefined;
+    const stuck: EventPublisher = {
+      catalog: { has: () => true },
+      publish: (_type, _data, options) => {
+        publishing = true;
+        publishSignal = options?.signal;
+        return new Promise(() => {}); // a transport that never answers
+      },
+    };
+    const d = new Scripted("doomed", router);
+    d.failStarts = Infinity;
+    // Not in `managers`: before the fix its stopAll() never settles, which would hang afterEach.
+    const m = new DaemonManager({ daemons: [d], router: stuck, maxRestartAttempts: 0 });
+    await m.startAll();
+    await eventually(() => publishing);
+    expect(await settlesWithin(m.stopAll(), 2_000)).toBe(true);
+    expect(publishSignal?.aborted).toBe(true);
+  });
+
+  it("rejects a heartbeatIntervalMs longer than a timer can wait (2^31 - 1 ms) with DaemonOptionsError", () => {
+    // Node fires a longer timer after 1 ms: heartbeats would be written every millisecond.
+    const make = () => new DaemonManager({ heartbeatIntervalMs: 2 ** 31 });
+    expect(make).toThrow(DaemonOptionsError);
+    expect(make).toThrow(/heartbeatIntervalMs must be at most 2147483647 ms/);
+  });
+
+  it.each([Number.NaN, 0, 1.5])(
+    "memoryHeartbeatSink rejects a capacity of %s with DaemonOptionsError (NaN kept every heartbeat)",
+    (capacity) => {
+      expect(() => memoryHeartbeatSink({ capacity })).toThrow(DaemonOptionsError);
+      expect(() => memoryHeartbeatSink({ capacity })).toThrow(/capacity must be an integer ≥ 1/);
+    },
+  );
+
+  it("backs off between restarts when restartBackoff leaves some fields undefined: the defaults fill them", async () => {
+    const router = makeRouter();
+    const d = new Scripted("slow_db", router);
+    d.failStarts = 2; // the first start and the first restart fail
+    const unset: { maxMs?: number; multiplier?: number } = {}; // e.g. read from an optional config
+    const m = manager({
+      daemons: [d],
+      restartBackoff: {
+        initialMs: 40,
+        maxMs: unset.maxMs,
+        multiplier: unset.multiplier,
+        jitter: 0,
+      },
+    });
+    await m.startAll();
+    await eventually(() => d.status === "running");
+    const gaps = d.startAttempts.slice(1).map((t, i) => t - d.startAttempts[i]!);
+    expect(gaps).toHaveLength(2);
+    expect(gaps[0]).toBeGreaterThanOrEqual(38); // 40 ms
+    expect(gaps[1]).toBeGreaterThanOrEqual(78); // 80 ms: the default multiplier, 2
+  });
+
+  it.each([
+    ["initialMs", { initialMs: -1 }],
+    ["maxMs", { maxMs: Number.NaN }],
+    ["multiplier", { multiplier: 0 }],
+    ["jitter", { jitter: 2 }],
+    ["maxMs", { maxMs: 2 ** 31 }], // longer than a timer can wait: Node would fire it after 1 ms
+  ])(
+    "rejects restartBackoff.%s out of range with DaemonOptionsError naming it",
+    (field, backoff) => {
+      const make = () => new DaemonManager({ restartBackoff: backoff });
+      expect(make).toThrow(DaemonOptionsError);
+      expect(make).toThrow(new RegExp(`restartBackoff\\.${field}`));
+    },
+  );
+
+  it("stopAll() resolves, stopping every other daemon, when one daemon's stop() rejects; startAll() works again", async () => {
+    const router = makeRouter();
+    const logger = memoryLogger();
+    const good = new Scripted("good", router, { cycleIntervalMs: 60_000 });
+    let status: Daemon["status"] = "stopped";
+    const bad: Daemon = {
+      name: "bad",
+      get status() {
+        return status;
+      },
+      startedAt: null,
+      stats: good.stats,
+      start: async () => void (status = "running"),
+      stop: async () => {
+        throw new Error("socket already closed");
+      },
+      healthCheck: () => ({ healthy: true, status: "healthy", message: "ok", details: {} }),
+      onCrash: () => () => {},
+    };
+    const m = manager({ daemons: [bad, good], logger });
+    await m.startAll();
+    await expect(m.stopAll()).resolves.toBeUndefined();
+    expect(good.status).toBe("stopped");
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({
+        level: "error",
+        msg: expect.stringMatching(/stopping daemon bad failed/),
+      }),
+    );
+    await expect(m.startAll()).resolves.toBeUndefined();
+    expect(good.status).toBe("running");
   });
 });

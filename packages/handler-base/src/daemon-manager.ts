@@ -19,7 +19,7 @@ import {
   UnknownDaemonError,
   messageOf,
 } from "./errors";
-import type { DaemonStatus } from "./handler-base";
+import { type DaemonStatus, MAX_TIMER_MS, definedOnly, untilAborted } from "./handler-base";
 import type { DaemonContracts, DaemonHeartbeat, DaemonRunState, HeartbeatSink } from "./heartbeat";
 import type { DaemonStats } from "./stats";
 
@@ -73,13 +73,21 @@ export interface DaemonManagerOptions {
    * daemon crashes again within `stableAfterMs`. @defaultValue 5
    */
   readonly maxRestartAttempts?: number;
-  /** Delay before restart number n (exponential, with jitter). @defaultValue `{ initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 }` */
+  /**
+   * Delay before restart number n (exponential, with jitter). A field left out or `undefined`
+   * keeps its default. @defaultValue `{ initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 }`
+   */
   readonly restartBackoff?: BackoffOptions;
   /** A restarted daemon that runs this long without crashing has its failed-restart count reset. @defaultValue 60_000 */
   readonly stableAfterMs?: number;
   /** Where heartbeats go. @defaultValue none (no heartbeats) */
   readonly heartbeatSink?: HeartbeatSink;
-  /** Time between two heartbeats of every daemon, in ms. @defaultValue 30_000 */
+  /**
+   * Time between two heartbeats of every daemon, in ms; at most 2^31 - 1. It also bounds one
+   * write: a sink that has not finished a write after this long is not waited for any longer (a
+   * warning is logged), so a hung sink never holds up `startAll()`, `stopAll()` or `restart()`.
+   * @defaultValue 30_000
+   */
   readonly heartbeatIntervalMs?: number;
   /** Envelope `source` of `DAEMON_PERMANENTLY_FAILED`. @defaultValue "daemon_manager" */
   readonly source?: string;
@@ -189,10 +197,36 @@ export class DaemonManager implements AsyncDisposable {
         heartbeatIntervalMs,
       );
     }
+    // Node fires a timer longer than MAX_TIMER_MS after 1 ms instead.
+    const timerMs = `at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer waits)`;
+    if (heartbeatIntervalMs > MAX_TIMER_MS) {
+      throw new DaemonOptionsError(
+        "DaemonManager",
+        "heartbeatIntervalMs",
+        timerMs,
+        heartbeatIntervalMs,
+      );
+    }
     this.#logger = childLogger(options.logger ?? silentLogger, { component: "daemon_manager" });
     this.#router = options.router;
     this.#maxRestartAttempts = maxRestartAttempts;
-    this.#backoff = { initialMs: 1000, maxMs: 60_000, ...options.restartBackoff };
+    // Fields left undefined keep their defaults (spread as such, they would make every delay NaN).
+    this.#backoff = {
+      initialMs: 1000,
+      maxMs: 60_000,
+      ...definedOnly(options.restartBackoff ?? {}),
+    };
+    const { initialMs, maxMs, multiplier, jitter } = this.#backoff;
+    const check = (field: string, value: number | undefined, ok: boolean, expected: string) => {
+      if (value !== undefined && !ok) {
+        throw new DaemonOptionsError("DaemonManager", `restartBackoff.${field}`, expected, value);
+      }
+    };
+    const ms = (v: number | undefined) => v! >= 0 && v! <= MAX_TIMER_MS;
+    check("initialMs", initialMs, ms(initialMs), `a number of ms ≥ 0 and ${timerMs}`);
+    check("maxMs", maxMs, ms(maxMs), `a number of ms ≥ 0 and ${timerMs}`);
+    check("multiplier", multiplier, Number.isFinite(multiplier) && multiplier! > 0, "a number > 0");
+    check("jitter", jitter, jitter! >= 0 && jitter! <= 1, "a number from 0 to 1");
     this.#stableAfterMs = stableAfterMs;
     this.#sink = options.heartbeatSink;
     this.#heartbeatIntervalMs = heartbeatIntervalMs;
@@ -488,7 +522,7 @@ export class DaemonManager implements AsyncDisposable {
     const closing = AbortSignal.any([this.#closing.signal, entry.cancelRestarts.signal]);
     for (;;) {
       if (closing.aborted) return;
-      if (entry.failedRestarts >= this.#maxRestartAttempts) return this.#giveUp(entry);
+      if (entry.failedRestarts >= this.#maxRestartAttempts) return this.#giveUp(entry, closing);
       const delay = backoffDelay(entry.failedRestarts + 1, this.#backoff);
       this.#logger.warn(
         { daemon: daemon.name, delayMs: delay, failedRestarts: entry.failedRestarts },
@@ -523,7 +557,8 @@ export class DaemonManager implements AsyncDisposable {
     }
   }
 
-  async #giveUp(entry: Entry): Promise<void> {
+  /** Mark `entry` failed, publish `DAEMON_PERMANENTLY_FAILED`; `signal` (stopAll, restart) ends that. */
+  async #giveUp(entry: Entry, signal: AbortSignal): Promise<void> {
     entry.failed = true;
     const name = entry.daemon.name;
     const error = entry.lastError ?? "unknown error";
@@ -540,16 +575,20 @@ export class DaemonManager implements AsyncDisposable {
       options?: PublishOptions,
     ) => Promise<unknown>;
     try {
-      await publish(
-        PERMANENTLY_FAILED,
-        {
-          daemon_name: name,
-          restart_attempts: entry.failedRestarts,
-          error,
-          host: this.#host,
-          pid: process.pid,
-        },
-        { source: this.#source },
+      // Bounded by the signal even for a publisher that ignores it: stopAll() never waits on it.
+      await untilAborted(
+        publish(
+          PERMANENTLY_FAILED,
+          {
+            daemon_name: name,
+            restart_attempts: entry.failedRestarts,
+            error,
+            host: this.#host,
+            pid: process.pid,
+          },
+          { source: this.#source, signal },
+        ),
+        signal,
       );
     } catch (publishError) {
       this.#logger.error(
@@ -566,7 +605,7 @@ export class DaemonManager implements AsyncDisposable {
     const entries = [...this.#entries.values()];
     // stop() also aborts a start still in progress (first start or restart), so nothing here
     // waits on a daemon that cannot start; restart loops end once their sleep is aborted.
-    await Promise.all(entries.map((e) => e.daemon.stop()));
+    await Promise.all(entries.map((e) => this.#stopDaemon(e)));
     await starting;
     await Promise.all(entries.map((e) => e.supervising ?? Promise.resolve()));
     clearInterval(this.#heartbeatTimer);
@@ -576,6 +615,35 @@ export class DaemonManager implements AsyncDisposable {
     for (const entry of entries) {
       entry.removeCrashListener?.();
       entry.removeCrashListener = undefined;
+    }
+  }
+
+  /** `daemon.stop()`, which should never reject; when one does, log it and stop the others anyway. */
+  async #stopDaemon(entry: Entry): Promise<void> {
+    try {
+      await entry.daemon.stop();
+    } catch (error) {
+      this.#logger.error(
+        { err: error, daemon: entry.daemon.name },
+        `stopping daemon ${entry.daemon.name} failed: ${messageOf(error)}. Its stop() must not reject; ` +
+          `the other daemons are stopped anyway`,
+      );
+    }
+  }
+
+  /** The daemon's contracts for its heartbeat; left out (with a warning) when `contracts()` throws. */
+  #contractsOf(entry: Entry): DaemonContracts | undefined {
+    const { daemon } = entry;
+    if (!daemon.contracts) return undefined;
+    try {
+      return daemon.contracts();
+    } catch (error) {
+      this.#logger.warn(
+        { err: error, daemon: daemon.name },
+        `the contracts of ${daemon.name} could not be read for its heartbeat (${messageOf(error)}); ` +
+          `the heartbeat is written without them`,
+      );
+      return undefined;
     }
   }
 
@@ -592,29 +660,44 @@ export class DaemonManager implements AsyncDisposable {
     }
   }
 
+  /** Write one heartbeat of `entry`. Never rejects, and waits at most `heartbeatIntervalMs`. */
   async #writeBeat(entry: Entry): Promise<void> {
-    if (!this.#sink) return;
+    const sink = this.#sink;
+    if (!sink) return;
     const { daemon } = entry;
-    const startedAt = daemon.startedAt;
-    const beat: DaemonHeartbeat = {
-      daemon: daemon.name,
-      pid: process.pid,
-      host: this.#host,
-      status: statusOf(entry),
-      health: this.#healthOf(entry),
-      stats: daemon.stats,
-      restarts: entry.restarts,
-      startedAt: startedAt === null ? null : new Date(startedAt).toISOString(),
-      at: new Date().toISOString(),
-      ...(daemon.contracts ? { contracts: daemon.contracts() } : {}),
-    };
+    const ms = this.#heartbeatIntervalMs;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.#sink.write(beat);
+      const startedAt = daemon.startedAt;
+      const contracts = this.#contractsOf(entry);
+      const beat: DaemonHeartbeat = {
+        daemon: daemon.name,
+        pid: process.pid,
+        host: this.#host,
+        status: statusOf(entry),
+        health: this.#healthOf(entry),
+        stats: daemon.stats,
+        restarts: entry.restarts,
+        startedAt: startedAt === null ? null : new Date(startedAt).toISOString(),
+        at: new Date().toISOString(),
+        ...(contracts ? { contracts } : {}),
+      };
+      const written = Promise.resolve(sink.write(beat)).then(() => true as const);
+      const deadline = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+      if (!(await Promise.race([written, deadline]))) {
+        this.#logger.warn(
+          { daemon: daemon.name, heartbeatIntervalMs: ms },
+          `writing the heartbeat of ${daemon.name} did not finish within ${ms} ms; not waiting for it ` +
+            `(check the heartbeat sink)`,
+        );
+      }
     } catch (error) {
       this.#logger.warn(
         { err: error, daemon: daemon.name },
         `writing the heartbeat of ${daemon.name} failed`,
       );
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

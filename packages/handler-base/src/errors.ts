@@ -1,4 +1,5 @@
 import { SwitchyardError } from "@switchyard/event-schema";
+import { type SerializedError, serializeError } from "@switchyard/router";
 
 /**
  * A daemon option is out of range or of the wrong type. Thrown by the constructor of
@@ -130,11 +131,29 @@ export class EmitFailedError extends SwitchyardError {
   }
 }
 
-/** The message of anything thrown. */
+/**
+ * The message of anything thrown. Never throws itself: for a value that cannot be read (a revoked
+ * `Proxy`, an error whose `message` getter throws) it says so instead.
+ */
 export function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return typeof error === "string" ? error : show(error);
+  try {
+    if (error instanceof Error) return error.message;
+    return typeof error === "string" ? error : show(error);
+  } catch {
+    return UNREADABLE;
+  }
 }
+
+/** `serializeError` of anything thrown, which never throws itself (see {@link messageOf}). */
+export function describeError(error: unknown): SerializedError {
+  try {
+    return serializeError(error);
+  } catch {
+    return { name: "UnreadableError", message: messageOf(error) };
+  }
+}
+
+const UNREADABLE = "(the thrown value could not be read: reading it threw)";
 
 function show(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);

@@ -38,6 +38,7 @@ import {
   manualClock,
   memoryLogger,
   payloads,
+  settlesWithin,
 } from "./test/fixtures";
 
 type Options = Partial<HandlerBaseOptions<PipelineCatalog>> & { router: Router<PipelineCatalog> };
@@ -1041,4 +1042,111 @@ describe("HandlerBase.for", () => {
     class Unbound extends HandlerBase<PipelineCatalog> {}
     expect(() => new Unbound({ name: "unbound" })).toThrow(NoRouterError);
   });
+});
+
+describe("misbehaving daemon code", () => {
+  it("stop() during a start whose onStart ignores its signal resolves at once, and the start rejects", async () => {
+    // Not in `daemons`: before the fix its stop() never settles, which would hang afterEach.
+    const d = new TestDaemon({ router: makeRouter(), cycleIntervalMs: 60_000 });
+    let inOnStart = false;
+    d.startHook = () => {
+      inOnStart = true;
+      return new Promise<void>(() => {}); // never settles, never looks at the signal
+    };
+    const starting = d.start();
+    starting.catch(() => {});
+    await eventually(() => inOnStart);
+    expect(await settlesWithin(d.stop(), 1_000)).toBe(true);
+    await expect(starting).rejects.toBeInstanceOf(DaemonStartError);
+    expect(d.status).toBe("stopped");
+  });
+
+  it("stop() gives up on an onStop() that never settles after stopTimeoutMs, with a warning", async () => {
+    const logger = memoryLogger();
+    // Not in `daemons`: before the fix its stop() never settles, which would hang afterEach.
+    class HangingStop extends HandlerBase<PipelineCatalog> {
+      protected override onStop() {
+        return new Promise<void>(() => {}); // a connection that never closes
+      }
+    }
+    const d = new HangingStop({
+      name: "hanging_stop",
+      router: makeRouter(),
+      stopTimeoutMs: 50,
+      logger,
+    });
+    await d.start();
+    expect(await settlesWithin(d.stop(), 1_000)).toBe(true);
+    expect(d.status).toBe("stopped");
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({ level: "warn", msg: expect.stringMatching(/onStop\(\).*50 ms/) }),
+    );
+  });
+
+  it("never runs two cycles at once, even when start() follows a stop() that gave up on a hung cycle", async () => {
+    const d = daemon({ cycleIntervalMs: 10, stopTimeoutMs: 30 });
+    let running = 0;
+    let most = 0;
+    let calls = 0;
+    d.cycle = async () => {
+      running++;
+      most = Math.max(most, running);
+      calls++;
+      await delay(calls === 1 ? 300 : 5); // the first ignores its signal and overruns stop()
+      running--;
+    };
+    await d.start();
+    await eventually(() => calls === 1);
+    await d.stop(); // gives up on the first cycle after 30 ms
+    await d.start();
+    await eventually(() => calls >= 3, 3_000);
+    expect(most).toBe(1);
+  });
+
+  it.each(["cycleIntervalMs", "stopTimeoutMs", "lagWindowMs"])(
+    "rejects a %s longer than a timer can wait (2^31 - 1 ms, about 24.8 days) with DaemonOptionsError",
+    (option) => {
+      // Node fires a longer timer after 1 ms: a 30-day cycle would run every millisecond.
+      const make = () => daemon({ [option]: 30 * 24 * 3_600_000 });
+      expect(make).toThrow(DaemonOptionsError);
+      expect(make).toThrow(new RegExp(`option ${option} must be .*at most 2147483647`));
+      expect(() => daemon({ [option]: 2 ** 31 - 1, runCycleOnStart: false })).not.toThrow();
+    },
+  );
+
+  it.each([
+    [
+      "an Error whose message getter throws",
+      () =>
+        Object.defineProperty(new Error("unreadable"), "message", {
+          get() {
+            throw new Error("message getter failed");
+          },
+        }),
+    ],
+    [
+      "a revoked Proxy",
+      () => {
+        const { proxy, revoke } = Proxy.revocable({}, {});
+        revoke();
+        return proxy;
+      },
+    ],
+  ])(
+    "counts a cycle that throws %s as failed, and the next cycles still run",
+    async (_, poison) => {
+      const d = daemon({ cycleIntervalMs: 10 });
+      let calls = 0;
+      d.cycle = () => {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- throwing what cannot be read is the point
+        if (++calls === 1) throw poison();
+      };
+      await d.start();
+      await eventually(() => d.stats.cyclesRun >= 3, 2_000);
+      expect(d.stats).toMatchObject({ cycleFailures: 1, consecutiveCycleFailures: 0 });
+      expect(d.recentErrors()).toEqual([
+        expect.objectContaining({ kind: "cycle", message: expect.any(String) }),
+      ]);
+    },
+  );
 });

@@ -18,7 +18,6 @@ import {
   getRouter,
   hasRouter,
   healthFrom,
-  serializeError,
   traceIdOf,
 } from "@switchyard/router";
 import { DedupCache, type DedupCheckOptions } from "./dedup";
@@ -27,6 +26,7 @@ import {
   DaemonOptionsError,
   DaemonStartError,
   EmitFailedError,
+  describeError,
   messageOf,
 } from "./errors";
 import type { DaemonContracts, DaemonStatus } from "@switchyard/transport";
@@ -77,7 +77,7 @@ export interface HandlerBaseOptions<C extends AnyCatalog, Config = undefined> {
    * exist yet)
    */
   readonly router?: Router<C>;
-  /** Time between the starts of two cycles, in ms. @defaultValue 60_000 */
+  /** Time between the starts of two cycles, in ms; at most 2^31 - 1 (~24.8 days). @defaultValue 60_000 */
   readonly cycleIntervalMs?: number;
   /** Run the first cycle right after `start()` rather than one interval later. @defaultValue true */
   readonly runCycleOnStart?: boolean;
@@ -103,7 +103,10 @@ export interface HandlerBaseOptions<C extends AnyCatalog, Config = undefined> {
   readonly dedupMaxEntries?: number;
   /** Length of the `recentErrors()` log; the oldest entry is dropped first. @defaultValue 50 */
   readonly maxRecentErrors?: number;
-  /** How long `stop()` waits for the running cycle and in-flight handlers, in ms. @defaultValue 10_000 */
+  /**
+   * How long `stop()` waits for the running cycle and in-flight handlers, and then for `onStop()`,
+   * in ms; at most 2^31 - 1. @defaultValue 10_000
+   */
   readonly stopTimeoutMs?: number;
   /**
    * Failing cycles in a row after which the daemon stops itself as `crashed` and tells its crash
@@ -112,7 +115,10 @@ export interface HandlerBaseOptions<C extends AnyCatalog, Config = undefined> {
   readonly maxConsecutiveCycleFailures?: number;
   /** Event-loop delay above which health is `degraded`, in ms. @defaultValue 500 */
   readonly lagThresholdMs?: number;
-  /** A lag spike stays visible in health for one to two windows of this length, in ms. @defaultValue 10_000 */
+  /**
+   * A lag spike stays visible in health for one to two windows of this length, in ms; at most
+   * 2^31 - 1. @defaultValue 10_000
+   */
   readonly lagWindowMs?: number;
   /**
    * Health is `degraded` when more than this share of the last 100 deliveries and cycles failed.
@@ -272,6 +278,8 @@ export abstract class HandlerBase<
   #pendingStart: AbortController | undefined;
   #stopPromise: Promise<void> | undefined;
   #lastCycleError: string | undefined;
+  /** The cycle running now, of any run: one that `stop()` stopped waiting for may outlive its run. */
+  #cycling: Promise<void> | undefined;
 
   constructor(options: HandlerBaseOptions<C, Config>) {
     const owner = "HandlerBase";
@@ -297,16 +305,21 @@ export abstract class HandlerBase<
     };
     const positive = (v: number) => typeof v === "number" && v > 0 && Number.isFinite(v);
     const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
-    check(
-      "cycleIntervalMs",
-      positive(o.cycleIntervalMs),
-      "a positive number of ms",
-      o.cycleIntervalMs,
-    );
+    // What a timer waits: Node fires a timer longer than MAX_TIMER_MS after 1 ms instead.
+    const timer = (option: string, v: number) => {
+      check(option, positive(v), "a positive number of ms", v);
+      check(
+        option,
+        v <= MAX_TIMER_MS,
+        `at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer waits)`,
+        v,
+      );
+    };
+    timer("cycleIntervalMs", o.cycleIntervalMs);
     check("dedupTtlMs", positive(o.dedupTtlMs), "a positive number of ms", o.dedupTtlMs);
     check("dedupMaxEntries", positiveInt(o.dedupMaxEntries), "an integer ≥ 1", o.dedupMaxEntries);
     check("maxRecentErrors", positiveInt(o.maxRecentErrors), "an integer ≥ 1", o.maxRecentErrors);
-    check("stopTimeoutMs", positive(o.stopTimeoutMs), "a positive number of ms", o.stopTimeoutMs);
+    timer("stopTimeoutMs", o.stopTimeoutMs);
     check(
       "maxConsecutiveCycleFailures",
       positiveInt(o.maxConsecutiveCycleFailures) || o.maxConsecutiveCycleFailures === Infinity,
@@ -319,7 +332,7 @@ export abstract class HandlerBase<
       "a positive number of ms",
       o.lagThresholdMs,
     );
-    check("lagWindowMs", positive(o.lagWindowMs), "a positive number of ms", o.lagWindowMs);
+    timer("lagWindowMs", o.lagWindowMs);
     check(
       "maxErrorRate",
       o.maxErrorRate >= 0 && o.maxErrorRate <= 1,
@@ -485,7 +498,10 @@ export abstract class HandlerBase<
   /** Called by `start()` before subscribing; throwing makes `start()` reject. `signal` aborts on stop. */
   protected onStart(_signal: AbortSignal): void | Promise<void> {}
 
-  /** Called by `stop()` after the cycle and in-flight handlers finished (only if `onStart` succeeded). */
+  /**
+   * Called by `stop()` after the cycle and in-flight handlers finished (only if `onStart` succeeded).
+   * `stop()` waits for it up to `stopTimeoutMs`, then goes on without it (with a warning).
+   */
   protected onStop(): void | Promise<void> {}
 
   // ---------------------------------------------------------------------------------------------
@@ -523,8 +539,9 @@ export abstract class HandlerBase<
 
   /**
    * Abort the cycle's signal, remove the subscriptions (no new deliveries), wait up to
-   * `stopTimeoutMs` for the running cycle and in-flight handlers, then run `onStop()`.
-   * Idempotent: every call until the next `start()` returns the same promise. Never rejects.
+   * `stopTimeoutMs` for the running cycle and in-flight handlers, then run `onStop()` (also waited
+   * for up to `stopTimeoutMs`). A start still in `onStart()` is given up at once. Idempotent:
+   * every call until the next `start()` returns the same promise. Never rejects.
    */
   stop(): Promise<void> {
     if (this.#stopPromise) return this.#stopPromise;
@@ -569,7 +586,8 @@ export abstract class HandlerBase<
     const signal = run.controller.signal;
     try {
       if (signal.aborted) throw abortReason(signal);
-      await this.onStart(signal);
+      // stop() gives up on the start at once, even when onStart does not look at its signal.
+      await untilAborted(Promise.resolve(this.onStart(signal)), signal);
       run.onStartDone = true;
       if (signal.aborted) throw abortReason(signal);
       const map = this.subscriptions() as Record<string, unknown>;
@@ -650,8 +668,15 @@ export abstract class HandlerBase<
       }
     }
     if (run.onStartDone) {
+      const ms = this.#options.stopTimeoutMs;
       try {
-        await this.onStop();
+        // Bounded like the cycle and handlers: an onStop() that hangs must not hang stop().
+        if (!(await withTimeout((async () => this.onStop())(), ms))) {
+          this.logger.warn(
+            { daemon: this.name, stopTimeoutMs: ms },
+            `daemon ${this.name}: onStop() was still running ${ms} ms after it was called; not waiting any longer`,
+          );
+        }
       } catch (error) {
         this.#recordError("stop", error);
         this.logger.error(
@@ -697,11 +722,17 @@ export abstract class HandlerBase<
     if (run.controller.signal.aborted) return;
     run.timer = setTimeout(() => {
       run.timer = undefined;
+      // A cycle of an earlier run, which stop() gave up waiting for, still runs: never two at once.
+      const earlier = this.#cycling;
+      if (earlier) return void earlier.then(() => this.#schedule(run, 0));
       const started = performance.now();
       const cycle = this.#cycle(run);
-      run.cycle = cycle.then(() => {});
+      const settled = cycle.then(() => {});
+      run.cycle = settled;
+      this.#cycling = settled;
       void cycle.then((crash) => {
         run.cycle = undefined;
+        if (this.#cycling === settled) this.#cycling = undefined;
         if (crash) return this.#crash(run, crash);
         this.#schedule(run, Math.max(0, this.cycleIntervalMs - (performance.now() - started)));
       });
@@ -1041,7 +1072,7 @@ export abstract class HandlerBase<
     error: unknown,
     event?: { type: string; id?: string },
   ): void {
-    const e = serializeError(error);
+    const e = describeError(error);
     this.#errors.push({
       at: new Date(this.#now()).toISOString(),
       kind,
@@ -1085,15 +1116,29 @@ function processRouterFor<C extends AnyCatalog>(catalog: C, daemon: unknown): Ro
   return router as unknown as Router<C>;
 }
 
-/** The fields of `options` whose value is not `undefined`, so they do not override defaults. */
-function definedOnly<T extends object>(options: T): Partial<T> {
+/**
+ * The longest delay a Node timer waits, in ms (2^31 - 1, about 24.8 days): a longer one fires
+ * after 1 ms. Options that set a timer are checked against it.
+ * @internal shared with the daemon manager, not exported by the package
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The fields of `options` whose value is not `undefined`, so they do not override defaults.
+ * @internal shared with the daemon manager, not exported by the package
+ */
+export function definedOnly<T extends object>(options: T): Partial<T> {
   return Object.fromEntries(
     Object.entries(options).filter(([, v]) => v !== undefined),
   ) as Partial<T>;
 }
 
-/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+/**
+ * `promise`, or a rejection with the signal's reason as soon as it aborts (a later rejection of
+ * `promise` is then handled, not reported as unhandled).
+ * @internal shared with the daemon manager, not exported by the package
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(abortReason(signal));
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(abortReason(signal));

@@ -4,6 +4,7 @@ import type {
   DaemonRunState,
   HeartbeatSink,
 } from "@switchyard/transport";
+import { DaemonOptionsError } from "./errors";
 
 export type { DaemonContracts, DaemonHeartbeat, DaemonRunState, HeartbeatSink };
 
@@ -18,8 +19,9 @@ export interface MemoryHeartbeatSink extends HeartbeatSink {
 }
 
 /**
- * Keep heartbeats in memory, at most `capacity` of them (the oldest is dropped first). Each is
- * stored as a JSON round-tripped copy, as a persistent sink would see it.
+ * Keep heartbeats in memory, at most `capacity` of them (the oldest is dropped first; an integer
+ * ≥ 1, else {@link DaemonOptionsError}). Each is stored as a JSON round-tripped copy, as a
+ * persistent sink would see it.
  *
  * @example
  * ```ts
@@ -33,6 +35,9 @@ export function memoryHeartbeatSink(
   options: { readonly capacity?: number } = {},
 ): MemoryHeartbeatSink {
   const capacity = options.capacity ?? 1000;
+  if (!Number.isInteger(capacity) || capacity < 1) {
+    throw new DaemonOptionsError("memoryHeartbeatSink", "capacity", "an integer ≥ 1", capacity);
+  }
   const beats: DaemonHeartbeat[] = [];
   return {
     beats,

@@ -17,6 +17,17 @@ export async function eventually(
   }
 }
 
+/** Whether `promise` settles within `ms` (without failing the test when it rejects). */
+export function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    delay(ms).then(() => false),
+  ]);
+}
+
 /** Block the event loop (a synchronous handler gone wrong). */
 export function busyWait(ms: number): void {
   const until = performance.now() + ms;
