@@ -19,17 +19,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { Daemon } from "@switchyard/handler-base";
 import { replayTo } from "./replay";
+import { sleep, until } from "./test/wait";
 import { DlqRetryDaemon, type DlqRetryDaemonOptions } from "./retry-daemon";
 import { SqliteDeadLetterStore } from "@switchyard/cross-process-queue";
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-async function until(check: () => boolean, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(5);
-  }
-}
 
 let dir: string;
 let store: SqliteDeadLetterStore;

@@ -21,7 +21,7 @@ export {
   UnboundedPurgeError,
 } from "@switchyard/cross-process-queue";
 export { replayTo } from "./replay";
-export { ReplayTargetMissingError } from "./errors";
+export { DamagedDeadLetterError, ReplayTargetMissingError, ReplayTimeoutError } from "./errors";
 export { DlqRetryDaemon } from "./retry-daemon";
 export type {
   DlqRetryDaemonOptions,

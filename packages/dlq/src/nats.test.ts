@@ -170,6 +170,44 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
     expect(d.retryStats).toMatchObject({ replayed: 4, givenUp: 2, replayErrors: 0 });
   }, 30_000);
 
+  it("does not hand back a record whose lease ran out while an earlier one was being replayed", async () => {
+    await router.subscribe(
+      "TRAINING_COMPLETED",
+      () => {
+        throw new Error("still broken");
+      },
+      { name: "evaluator" },
+    ).ready;
+    await router.publish("TRAINING_COMPLETED", training);
+    await router.publish("TRAINING_COMPLETED", { ...training, config_key: "sq19_2p" });
+    await eventually(async () => (await records()).length === 2, "two dead letters");
+    const handedBack: (string | number)[] = [];
+    let finishFirst!: () => void;
+    const first = new Promise<void>((resolve) => (finishFirst = resolve));
+    const d = daemon({
+      leaseMs: 300,
+      batchSize: 2,
+      cycleIntervalMs: 60_000, // one cycle only: a later claim of its own would be a new lease
+      target: {
+        replay: async (record) => {
+          handedBack.push(record.id);
+          if (handedBack.length === 1) await first;
+        },
+      },
+    });
+    await d.start();
+    await eventually(() => handedBack.length === 1, "the first hand-back");
+    await new Promise((r) => setTimeout(r, 450));
+    // Both of the daemon's claims have run out: another replayer takes both records over.
+    const taken = await store.claim({ limit: 10, leaseMs: 60_000 });
+    expect(taken).toHaveLength(2);
+    finishFirst();
+    await new Promise((r) => setTimeout(r, 300));
+    // The second record is the other replayer's now: the daemon must not hand it back as well.
+    expect(handedBack).toEqual([handedBack[0]]);
+    expect((await records()).map((r) => r.status)).toEqual(["retrying", "retrying"]);
+  });
+
   it("backs off after a replay that could not be delivered, and tries again when it is due", async () => {
     let broken = true;
     const handled: string[] = [];

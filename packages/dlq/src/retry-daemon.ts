@@ -1,5 +1,5 @@
 import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
-import { HandlerBase } from "@switchyard/handler-base";
+import { DaemonOptionsError, HandlerBase } from "@switchyard/handler-base";
 import {
   type BackoffOptions,
   type DeadLetterReason,
@@ -9,6 +9,7 @@ import {
   backoffDelay,
 } from "@switchyard/router";
 import type { DeadLetterRelease } from "@switchyard/transport";
+import { DamagedDeadLetterError, ReplayTimeoutError } from "./errors";
 
 /** What the retry daemon reads of a claimed dead letter (the claimed records of both stores have it). */
 export interface RetryableDeadLetter {
@@ -52,7 +53,14 @@ export interface RetryStoreStats {
 
 /** Where the retry daemon hands a dead letter back: `replayTo({ router, transport })` is one. */
 export interface RetryTarget {
-  replay(record: RetryableDeadLetter & { readonly envelope: Envelope }): Promise<void>;
+  /**
+   * Hand the record back to its subscriber. `signal` aborts when the daemon stops or the record's
+   * lease runs out: stop then. The daemon waits no longer than the lease in any case.
+   */
+  replay(
+    record: RetryableDeadLetter & { readonly envelope: Envelope },
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<void>;
 }
 
 /** Options of {@link DlqRetryDaemon}. `C` is the catalog of its router. */
@@ -71,7 +79,7 @@ export interface DlqRetryDaemonOptions<C extends AnyCatalog = AnyCatalog> {
   readonly name?: string;
   /** Time between passes over due records, in ms. @defaultValue 5000 */
   readonly cycleIntervalMs?: number;
-  /** Replays of one record before it is given up as permanently failed. @defaultValue 5 */
+  /** Replays of one record before it is given up as permanently failed (an integer ≥ 0). @defaultValue 5 */
   readonly maxReplays?: number;
   /**
    * Reasons worth retrying automatically. Poison (`unrecoverable`, `invalid_payload`) will fail the
@@ -79,11 +87,20 @@ export interface DlqRetryDaemonOptions<C extends AnyCatalog = AnyCatalog> {
    * @defaultValue ["max_attempts", "timeout"]
    */
   readonly retryReasons?: readonly DeadLetterReason[];
-  /** Delay after a replay that could not be delivered (subscriber gone, target down). @defaultValue { initialMs: 30_000, maxMs: 3_600_000 } */
+  /**
+   * Delay after a replay that could not be delivered (subscriber gone, target down, no answer
+   * within the lease); it grows with the record's replays and with its failed replays in a row.
+   * @defaultValue { initialMs: 30_000, maxMs: 3_600_000 }
+   */
   readonly replayErrorBackoff?: BackoffOptions;
-  /** Records claimed per pass. @defaultValue 50 */
+  /** Records claimed per pass (an integer ≥ 1). @defaultValue 50 */
   readonly batchSize?: number;
-  /** How long a claimed record stays ours; another replayer takes it over after that. @defaultValue 60_000 */
+  /**
+   * How long a claimed record stays ours (an integer ≥ 1, in ms); another replayer takes it over
+   * after that. It bounds each replay: a target that has not answered by then is given up on
+   * (`ReplayTimeoutError`), and a record of the batch whose lease ran out meanwhile is not replayed.
+   * @defaultValue 60_000
+   */
   readonly leaseMs?: number;
   /** Emit DLQ_DEPTH_EXCEEDED when the depth rises past this (once per crossing). @defaultValue 100 */
   readonly depthAlertThreshold?: number;
@@ -123,6 +140,11 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
   #replayed = 0;
   #givenUp = 0;
   #replayErrors = 0;
+  /**
+   * Replays in a row that could not be delivered, by record id: the store keeps no such count, and
+   * without it `replayErrorBackoff` would never grow. Bounded (oldest dropped); lost on restart.
+   */
+  readonly #failuresInARow = new Map<string | number, number>();
 
   constructor(options: DlqRetryDaemonOptions<C>) {
     super({
@@ -142,6 +164,31 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
     this.#batchSize = options.batchSize ?? 50;
     this.#leaseMs = options.leaseMs ?? 60_000;
     this.#depthThreshold = options.depthAlertThreshold ?? 100;
+    const check = (option: string, ok: boolean, expected: string, value: unknown) => {
+      if (!ok)
+        throw new DaemonOptionsError(`DlqRetryDaemon(${this.name})`, option, expected, value);
+    };
+    const integerFrom = (least: number) => (v: unknown) =>
+      Number.isInteger(v) && (v as number) >= least;
+    check("maxReplays", integerFrom(0)(this.#maxReplays), "an integer ≥ 0", this.#maxReplays);
+    check("batchSize", integerFrom(1)(this.#batchSize), "an integer ≥ 1", this.#batchSize);
+    check("leaseMs", integerFrom(1)(this.#leaseMs), "an integer ≥ 1 (ms)", this.#leaseMs);
+    check(
+      "depthAlertThreshold",
+      typeof this.#depthThreshold === "number" && this.#depthThreshold >= 0,
+      "a number ≥ 0",
+      this.#depthThreshold,
+    );
+    for (const key of ["initialMs", "maxMs", "multiplier", "jitter"] as const) {
+      const value = this.#replayErrorBackoff[key];
+      if (value === undefined) continue;
+      check(
+        `replayErrorBackoff.${key}`,
+        typeof value === "number" && Number.isFinite(value) && value >= 0,
+        "a finite number ≥ 0",
+        value,
+      );
+    }
   }
 
   /** Replayed, given up and failed-replay counts since start. */
@@ -150,53 +197,63 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
   }
 
   protected override async runCycle(signal: AbortSignal): Promise<void> {
+    // Read before the claim: the store dates the leases at or after it, so none ends sooner.
+    const leaseEnd = Date.now() + this.#leaseMs;
     const claimed = await this.#store.claim({ limit: this.#batchSize, leaseMs: this.#leaseMs });
     for (const record of claimed) {
-      if (signal.aborted) {
-        // Stopping: hand the rest back untouched.
+      if (signal.aborted || Date.now() >= leaseEnd) {
+        // Stopping, or the lease ran out while earlier records were replayed (another replayer
+        // may hold the record now, and would replay it too): hand it back untouched. The store
+        // refuses this if another replayer took it meanwhile.
         await this.#release(record, { status: "pending_retry", nextRetryAt: Date.now() });
         continue;
       }
-      await this.#retry(record);
+      await this.#retry(record, signal, leaseEnd);
     }
     await this.#checkDepth();
   }
 
-  async #retry(record: RetryableDeadLetter): Promise<void> {
+  async #retry(record: RetryableDeadLetter, signal: AbortSignal, leaseEnd: number): Promise<void> {
+    const damaged = envelopeProblem(record);
+    if (damaged !== undefined) {
+      await this.#giveUp(
+        record,
+        `damaged: ${damaged}`,
+        new DamagedDeadLetterError(record.id, damaged),
+      );
+      return;
+    }
     const poison = !this.#retryReasons.has(record.reason);
     if (poison || record.replays >= this.#maxReplays) {
-      if (!(await this.#release(record, { status: "permanently_failed" }))) return;
-      this.#givenUp++;
-      this.logger.warn(
-        {
-          deadLetter: record.id,
-          eventId: record.eventId,
-          subscriber: record.subscriber,
-          reason: record.reason,
-          replays: record.replays,
-        },
-        `dead letter ${record.id} (${record.eventType} for ${record.subscriber}) given up: ${poison ? `reason ${record.reason} is not retried` : `${record.replays} replays failed`}`,
-      );
-      // Caused by the dead-lettered event: the alert joins its causation chain and its trace.
-      await this.#alert(
-        "DLQ_PERMANENTLY_FAILED",
-        {
-          dead_letter_id: record.id,
-          event_id: record.eventId,
-          event_type: record.eventType,
-          subscriber: record.subscriber,
-          replays: record.replays,
-          error: `${record.reason}: ${record.error.message}`,
-        },
-        record.envelope,
+      await this.#giveUp(
+        record,
+        poison ? `reason ${record.reason} is not retried` : `${record.replays} replays failed`,
       );
       return;
     }
     try {
-      await this.#target.replay(record as RetryableDeadLetter & { readonly envelope: Envelope });
+      await this.#handBack(
+        record as RetryableDeadLetter & { readonly envelope: Envelope },
+        signal,
+        leaseEnd,
+      );
     } catch (error) {
+      if (signal.aborted) {
+        // Cut short by stop(): due again at once, like the rest of the batch.
+        this.logger.info(
+          { err: error, deadLetter: record.id },
+          `replaying dead letter ${record.id} was cut short by stop(); it is due again`,
+        );
+        await this.#release(record, { status: "pending_retry", nextRetryAt: Date.now() });
+        return;
+      }
       this.#replayErrors++;
-      const delay = backoffDelay(record.replays + 1, this.#replayErrorBackoff);
+      const inARow = (this.#failuresInARow.get(record.id) ?? 0) + 1;
+      this.#failuresInARow.delete(record.id); // re-inserted last: the map drops the oldest first
+      this.#failuresInARow.set(record.id, inARow);
+      if (this.#failuresInARow.size > MAX_TRACKED_FAILURES)
+        this.#failuresInARow.delete(this.#failuresInARow.keys().next().value!);
+      const delay = backoffDelay(record.replays + inARow, this.#replayErrorBackoff);
       this.logger.warn(
         { err: error, deadLetter: record.id },
         `replaying dead letter ${record.id} failed; next try in ${delay} ms`,
@@ -206,8 +263,77 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
     }
     // Handed back: a replay, whether or not the settle below still holds the claim (the copy may
     // already have failed again and been dead-lettered anew, which counts this replay itself).
+    this.#failuresInARow.delete(record.id);
     this.#replayed++;
     await this.#release(record, { status: "replayed" });
+  }
+
+  /**
+   * The target's replay of `record`, waited for until its lease ends at the latest (then it
+   * rejects with {@link ReplayTimeoutError}). The target's signal aborts on stop and at that end.
+   */
+  async #handBack(
+    record: RetryableDeadLetter & { readonly envelope: Envelope },
+    signal: AbortSignal,
+    leaseEnd: number,
+  ): Promise<void> {
+    const controller = new AbortController();
+    const onStop = () => controller.abort(signal.reason);
+    signal.addEventListener("abort", onStop, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const leaseOver = new Promise<never>((_resolve, reject) => {
+      // Capped at setTimeout's longest delay, which would otherwise fire at once.
+      const ms = Math.min(Math.max(0, leaseEnd - Date.now()), 2_147_483_647);
+      timer = setTimeout(() => {
+        const error = new ReplayTimeoutError(record.id, this.#leaseMs);
+        controller.abort(error);
+        reject(error);
+      }, ms);
+    });
+    try {
+      await Promise.race([
+        // A target that throws instead of rejecting is a failed replay as well.
+        new Promise<void>((resolve) =>
+          resolve(this.#target.replay(record, { signal: controller.signal })),
+        ),
+        leaseOver,
+      ]);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onStop);
+    }
+  }
+
+  /** Settle `record` as permanently failed, log why, and emit DLQ_PERMANENTLY_FAILED. */
+  async #giveUp(record: RetryableDeadLetter, why: string, error?: Error): Promise<void> {
+    this.#failuresInARow.delete(record.id);
+    if (!(await this.#release(record, { status: "permanently_failed" }))) return;
+    this.#givenUp++;
+    this.logger.warn(
+      {
+        ...(error ? { err: error } : {}),
+        deadLetter: record.id,
+        eventId: record.eventId,
+        subscriber: record.subscriber,
+        reason: record.reason,
+        replays: record.replays,
+      },
+      `dead letter ${record.id} (${record.eventType} for ${record.subscriber}) given up: ${why}`,
+    );
+    // Caused by the dead-lettered event: the alert joins its causation chain and its trace (not
+    // for a damaged record, whose envelope cannot be trusted).
+    await this.#alert(
+      "DLQ_PERMANENTLY_FAILED",
+      {
+        dead_letter_id: record.id,
+        event_id: record.eventId,
+        event_type: record.eventType,
+        subscriber: record.subscriber,
+        replays: record.replays,
+        error: error ? why : `${record.reason}: ${record.error.message}`,
+      },
+      error ? undefined : record.envelope,
+    );
   }
 
   /**
@@ -296,4 +422,26 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
       },
     };
   }
+}
+
+/** Records whose failed replays in a row the daemon remembers at most. */
+const MAX_TRACKED_FAILURES = 10_000;
+
+/**
+ * Why `record`'s envelope cannot be handed back (not stored or unreadable, or not the envelope of
+ * this record: a row written by another program or edited by hand), or `undefined` when it can.
+ */
+function envelopeProblem(record: RetryableDeadLetter): string | undefined {
+  const envelope: unknown = record.envelope;
+  if (typeof envelope !== "object" || envelope === null || Array.isArray(envelope)) {
+    const damaged = (record as { readonly damaged?: unknown }).damaged;
+    return typeof damaged === "string" ? damaged : "no envelope object is stored";
+  }
+  const { id, type } = envelope as { readonly id?: unknown; readonly type?: unknown };
+  if (id !== record.eventId || type !== record.eventType)
+    return (
+      `its stored envelope (id ${JSON.stringify(id) ?? "undefined"}, type ${JSON.stringify(type) ?? "undefined"}) ` +
+      `is not that of event ${record.eventId} of type ${record.eventType}`
+    );
+  return undefined;
 }
