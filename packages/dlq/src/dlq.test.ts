@@ -19,6 +19,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { Daemon } from "@switchyard/handler-base";
 import { replayTo } from "./replay";
+import { quickRetryDaemon } from "./test/daemon";
 import { sleep, until } from "./test/wait";
 import { DlqRetryDaemon, type DlqRetryDaemonOptions } from "./retry-daemon";
 import { SqliteDeadLetterStore } from "@switchyard/cross-process-queue";
@@ -52,18 +53,8 @@ afterEach(async () => {
 
 const training = { config_key: "hex8_2p", model_path: "models/hex8_2p/gen-1.pt", loss: 0.25 };
 
-function daemon(options: Partial<DlqRetryDaemonOptions<PipelineCatalog>> = {}) {
-  const d = new DlqRetryDaemon({
-    store,
-    target: replayTo({ router, transport }),
-    router,
-    cycleIntervalMs: 15,
-    replayErrorBackoff: { initialMs: 10, maxMs: 20, jitter: 0 },
-    ...options,
-  });
-  daemons.push(d);
-  return d;
-}
+const daemon = (options: Partial<DlqRetryDaemonOptions<PipelineCatalog>> = {}) =>
+  quickRetryDaemon({ store, router, transport }, daemons, options);
 
 describe("paths into the dead-letter queue", () => {
   it("a transport delivery that fails maxAttempts times lands with reason max_attempts", async () => {

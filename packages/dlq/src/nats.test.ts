@@ -72,6 +72,17 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
   };
   const records = async () => (await store.list()).deadLetters;
 
+  /** Subscribe `evaluator` to TRAINING_COMPLETED with a handler that always fails. */
+  async function subscribeFailingEvaluator(): Promise<void> {
+    await router.subscribe(
+      "TRAINING_COMPLETED",
+      () => {
+        throw new Error("still broken");
+      },
+      { name: "evaluator" },
+    ).ready;
+  }
+
   it("replays a dead letter to the subscriber that failed it, once, and settles it as replayed", async () => {
     let fail = true;
     const handled: string[] = [];
@@ -125,13 +136,7 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
   it("keeps going when a replayed copy fails again before the daemon settled it", async () => {
     // Every delivery fails. The target returns only once the replayed copy has failed and been
     // dead-lettered anew (a slow target, or a fast failure): the daemon's claim is gone by then.
-    await router.subscribe(
-      "TRAINING_COMPLETED",
-      () => {
-        throw new Error("still broken");
-      },
-      { name: "evaluator" },
-    ).ready;
+    await subscribeFailingEvaluator();
     const sent = [
       await router.publish("TRAINING_COMPLETED", training),
       await router.publish("TRAINING_COMPLETED", { ...training, config_key: "sq19_2p" }),
@@ -171,13 +176,7 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
   }, 30_000);
 
   it("does not hand back a record whose lease ran out while an earlier one was being replayed", async () => {
-    await router.subscribe(
-      "TRAINING_COMPLETED",
-      () => {
-        throw new Error("still broken");
-      },
-      { name: "evaluator" },
-    ).ready;
+    await subscribeFailingEvaluator();
     await router.publish("TRAINING_COMPLETED", training);
     await router.publish("TRAINING_COMPLETED", { ...training, config_key: "sq19_2p" });
     await eventually(async () => (await records()).length === 2, "two dead letters");

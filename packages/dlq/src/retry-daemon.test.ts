@@ -10,6 +10,7 @@ import { DaemonOptionsError } from "@switchyard/handler-base";
 import { MemoryTransport, type Router, createRouter } from "@switchyard/router";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { replayTo } from "./replay";
+import { quickRetryDaemon } from "./test/daemon";
 import { sleep, until } from "./test/wait";
 import {
   DlqRetryDaemon,
@@ -79,18 +80,8 @@ function recordingLogger() {
 
 const codeOfErr = (obj: unknown) => (obj as { err?: { code?: unknown } } | null)?.err?.code;
 
-function daemon(options: Partial<DlqRetryDaemonOptions<PipelineCatalog>> = {}) {
-  const d = new DlqRetryDaemon({
-    store,
-    target: replayTo({ router, transport }),
-    router,
-    cycleIntervalMs: 15,
-    replayErrorBackoff: { initialMs: 10, maxMs: 20, jitter: 0 },
-    ...options,
-  });
-  daemons.push(d);
-  return d;
-}
+const daemon = (options: Partial<DlqRetryDaemonOptions<PipelineCatalog>> = {}) =>
+  quickRetryDaemon({ store, router, transport }, daemons, options);
 
 describe("DlqRetryDaemon leases", () => {
   it("does not hand back a record whose lease ran out while an earlier one was being replayed", async () => {
