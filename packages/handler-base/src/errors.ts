@@ -153,6 +153,27 @@ export function describeError(error: unknown): SerializedError {
   }
 }
 
+/**
+ * The longest error text (message, name, code) a daemon keeps, in UTF-16 code units: its
+ * `recentErrors()` and its health messages (which heartbeats carry to storage) stay small
+ * whatever a handler throws. A heartbeat carrying a multi-megabyte message would not fit a NATS
+ * message (1 MB by default), and the log would hold 50 of them.
+ */
+const MAX_ERROR_TEXT = 2000;
+
+/**
+ * `text` cut to {@link MAX_ERROR_TEXT} code units, saying how much was cut (never in the middle of
+ * a surrogate pair).
+ * @internal
+ */
+export function cutErrorText(text: string): string {
+  if (text.length <= MAX_ERROR_TEXT) return text;
+  let end = MAX_ERROR_TEXT;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}… (${text.length - end} more characters)`;
+}
+
 const UNREADABLE = "(the thrown value could not be read: reading it threw)";
 
 function show(value: unknown): string {

@@ -1114,6 +1114,21 @@ describe("misbehaving daemon code", () => {
     },
   );
 
+  it("keeps a huge error message cut in recentErrors() and in health, so heartbeats stay small", async () => {
+    const d = daemon({ cycleIntervalMs: 60_000 });
+    const huge = `${"x".repeat(1_000_000)}end`;
+    d.cycle = () => {
+      throw new Error(huge);
+    };
+    await d.start();
+    await eventually(() => d.stats.cycleFailures === 1, 2_000);
+    const [record] = d.recentErrors();
+    expect(record!.message).toBe(`${"x".repeat(2000)}… (998003 more characters)`);
+    const health = d.healthCheck();
+    expect(JSON.stringify(health).length).toBeLessThan(5_000);
+    expect(JSON.stringify(health)).toContain("(998003 more characters)");
+  });
+
   it.each([
     [
       "an Error whose message getter throws",

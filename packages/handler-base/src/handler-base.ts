@@ -26,6 +26,7 @@ import {
   DaemonOptionsError,
   DaemonStartError,
   EmitFailedError,
+  cutErrorText,
   describeError,
   messageOf,
 } from "./errors";
@@ -760,7 +761,7 @@ export abstract class HandlerBase<
       c.errorsCount++;
       c.cycleFailures++;
       c.consecutiveCycleFailures++;
-      this.#lastCycleError = messageOf(error);
+      this.#lastCycleError = cutErrorText(messageOf(error));
       this.#outcomes.record(true);
       this.#recordError("cycle", error);
       this.logger.error(
@@ -1076,9 +1077,9 @@ export abstract class HandlerBase<
     this.#errors.push({
       at: new Date(this.#now()).toISOString(),
       kind,
-      name: e.name,
-      message: e.message,
-      ...(e.code !== undefined ? { code: e.code } : {}),
+      name: cutErrorText(e.name),
+      message: cutErrorText(e.message),
+      ...(e.code !== undefined ? { code: cutErrorText(e.code) } : {}),
       ...(event ? { eventType: event.type } : {}),
       ...(event?.id !== undefined ? { eventId: event.id } : {}),
     });

@@ -10,6 +10,7 @@ export interface DaemonErrorRecord {
   readonly kind: "handler" | "cycle" | "emit" | "start" | "stop";
   /** The error's class name (`"TypeError"`, `"EventValidationError"` …). */
   readonly name: string;
+  /** The error's message, cut after 2,000 characters (saying how many more there were). */
   readonly message: string;
   /** The error's stable `code`, when it has one. */
   readonly code?: string;
