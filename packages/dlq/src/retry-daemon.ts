@@ -8,7 +8,7 @@ import {
   type Router,
   backoffDelay,
 } from "@switchyard/router";
-import type { DeadLetterRelease } from "@switchyard/transport";
+import { type DeadLetterRelease, backoffProblem } from "@switchyard/transport";
 import { DamagedDeadLetterError, ReplayTimeoutError } from "./errors";
 
 /** What the retry daemon reads of a claimed dead letter (the claimed records of both stores have it). */
@@ -179,16 +179,9 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
       "a number ≥ 0",
       this.#depthThreshold,
     );
-    for (const key of ["initialMs", "maxMs", "multiplier", "jitter"] as const) {
-      const value = this.#replayErrorBackoff[key];
-      if (value === undefined) continue;
-      check(
-        `replayErrorBackoff.${key}`,
-        typeof value === "number" && Number.isFinite(value) && value >= 0,
-        "a finite number ≥ 0",
-        value,
-      );
-    }
+    const backoff = backoffProblem(this.#replayErrorBackoff);
+    if (backoff)
+      check(`replayErrorBackoff.${backoff.field}`, false, backoff.expected, backoff.value);
   }
 
   /** Replayed, given up and failed-replay counts since start. */

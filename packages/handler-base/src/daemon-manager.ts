@@ -19,7 +19,8 @@ import {
   UnknownDaemonError,
   messageOf,
 } from "./errors";
-import { type DaemonStatus, MAX_TIMER_MS, definedOnly, untilAborted } from "./handler-base";
+import { MAX_TIMER_MS, backoffProblem } from "@switchyard/transport";
+import { type DaemonStatus, definedOnly, untilAborted } from "./handler-base";
 import type { DaemonContracts, DaemonHeartbeat, DaemonRunState, HeartbeatSink } from "./heartbeat";
 import type { DaemonStats } from "./stats";
 
@@ -210,23 +211,20 @@ export class DaemonManager implements AsyncDisposable {
     this.#logger = childLogger(options.logger ?? silentLogger, { component: "daemon_manager" });
     this.#router = options.router;
     this.#maxRestartAttempts = maxRestartAttempts;
-    // Fields left undefined keep their defaults (spread as such, they would make every delay NaN).
+    // Fields left undefined keep the manager's defaults (spread as such, they would replace them).
     this.#backoff = {
       initialMs: 1000,
       maxMs: 60_000,
       ...definedOnly(options.restartBackoff ?? {}),
     };
-    const { initialMs, maxMs, multiplier, jitter } = this.#backoff;
-    const check = (field: string, value: number | undefined, ok: boolean, expected: string) => {
-      if (value !== undefined && !ok) {
-        throw new DaemonOptionsError("DaemonManager", `restartBackoff.${field}`, expected, value);
-      }
-    };
-    const ms = (v: number | undefined) => v! >= 0 && v! <= MAX_TIMER_MS;
-    check("initialMs", initialMs, ms(initialMs), `a number of ms ≥ 0 and ${timerMs}`);
-    check("maxMs", maxMs, ms(maxMs), `a number of ms ≥ 0 and ${timerMs}`);
-    check("multiplier", multiplier, Number.isFinite(multiplier) && multiplier! > 0, "a number > 0");
-    check("jitter", jitter, jitter! >= 0 && jitter! <= 1, "a number from 0 to 1");
+    const problem = backoffProblem(this.#backoff);
+    if (problem)
+      throw new DaemonOptionsError(
+        "DaemonManager",
+        `restartBackoff.${problem.field}`,
+        problem.expected,
+        problem.value,
+      );
     this.#stableAfterMs = stableAfterMs;
     this.#sink = options.heartbeatSink;
     this.#heartbeatIntervalMs = heartbeatIntervalMs;

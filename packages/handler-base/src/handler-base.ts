@@ -30,7 +30,7 @@ import {
   describeError,
   messageOf,
 } from "./errors";
-import type { DaemonContracts, DaemonStatus } from "@switchyard/transport";
+import { type DaemonContracts, type DaemonStatus, MAX_TIMER_MS } from "@switchyard/transport";
 import { LagMonitor } from "./lag";
 import { type DaemonErrorRecord, type DaemonStats, OutcomeWindow, StatsCounters } from "./stats";
 
@@ -1116,13 +1116,6 @@ function processRouterFor<C extends AnyCatalog>(catalog: C, daemon: unknown): Ro
   }
   return router as unknown as Router<C>;
 }
-
-/**
- * The longest delay a Node timer waits, in ms (2^31 - 1, about 24.8 days): a longer one fires
- * after 1 ms. Options that set a timer are checked against it.
- * @internal shared with the daemon manager, not exported by the package
- */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The fields of `options` whose value is not `undefined`, so they do not override defaults.

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { deadLetterRetryDelay, defaultDeadLetterBackoff } from "./backoff";
+import {
+  backoffDelay,
+  backoffProblem,
+  deadLetterRetryDelay,
+  defaultDeadLetterBackoff,
+} from "./backoff";
 
 describe("deadLetterRetryDelay", () => {
   it("doubles per replay from initialMs, capped at maxMs", () => {
@@ -19,5 +24,20 @@ describe("deadLetterRetryDelay", () => {
     expect(deadLetterRetryDelay(1.9, { initialMs: 50 })).toBe(100);
     expect(deadLetterRetryDelay(2, { initialMs: 0 })).toBe(0);
     expect(deadLetterRetryDelay(Number.NaN, { initialMs: 50 })).toBe(50);
+  });
+});
+
+describe("backoffDelay with fields given as undefined", () => {
+  it("keeps the default of a field given as undefined instead of returning NaN", () => {
+    expect(backoffDelay(2, { initialMs: undefined, multiplier: undefined, jitter: 0 })).toBe(200);
+  });
+});
+
+describe("backoffProblem", () => {
+  it("names the first field out of range, and accepts undefined fields", () => {
+    expect(backoffProblem({ initialMs: undefined, jitter: 0.5 })).toBeUndefined();
+    expect(backoffProblem({ multiplier: 0 })).toMatchObject({ field: "multiplier", value: 0 });
+    expect(backoffProblem({ maxMs: 2 ** 31 })).toMatchObject({ field: "maxMs" });
+    expect(backoffProblem({ jitter: Number.NaN })).toMatchObject({ field: "jitter" });
   });
 });

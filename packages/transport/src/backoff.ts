@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from "./timers";
+
 /**
  * Exponential backoff with jitter, shared by the router's retry middleware and every transport
  * so in-process and durable retries space out the same way.
@@ -30,10 +32,46 @@ export function backoffDelay(
   options: BackoffOptions = {},
   random: () => number = Math.random,
 ): number {
-  const { initialMs, maxMs, multiplier, jitter } = { ...defaultBackoff, ...options };
+  // A field given as `undefined` keeps its default (spread as such, it would make the delay NaN).
+  const initialMs = options.initialMs ?? defaultBackoff.initialMs;
+  const maxMs = options.maxMs ?? defaultBackoff.maxMs;
+  const multiplier = options.multiplier ?? defaultBackoff.multiplier;
+  const jitter = options.jitter ?? defaultBackoff.jitter;
   const base = Math.min(maxMs, initialMs * multiplier ** Math.max(0, attempt - 1));
   const spread = base * jitter * (random() * 2 - 1);
   return Math.max(0, Math.min(maxMs, Math.round(base + spread)));
+}
+
+/**
+ * Why `options` is not a usable {@link BackoffOptions}, naming the field, or `undefined` when it
+ * is: delays are milliseconds from 0 to 2^31 - 1 (the longest a timer waits), `multiplier` a
+ * number > 0, `jitter` a number from 0 to 1. A field left out or `undefined` keeps its default.
+ * The one check of every component taking a backoff; each throws its own typed error with it.
+ *
+ * @example
+ * ```ts
+ * import { backoffProblem } from "@switchyard/transport";
+ * backoffProblem({ jitter: 2 }); // { field: "jitter", value: 2, expected: "a number from 0 to 1" }
+ * ```
+ */
+export function backoffProblem(
+  options: BackoffOptions,
+):
+  | { readonly field: keyof BackoffOptions; readonly value: number; readonly expected: string }
+  | undefined {
+  const ms = (v: number) => Number.isFinite(v) && v >= 0 && v <= MAX_TIMER_MS;
+  const rules = [
+    ["initialMs", ms, `a number of ms from 0 to ${MAX_TIMER_MS} (the longest a timer waits)`],
+    ["maxMs", ms, `a number of ms from 0 to ${MAX_TIMER_MS} (the longest a timer waits)`],
+    ["multiplier", (v: number) => Number.isFinite(v) && v > 0, "a number > 0"],
+    ["jitter", (v: number) => v >= 0 && v <= 1, "a number from 0 to 1"],
+  ] as const;
+  for (const [field, ok, expected] of rules) {
+    const value = options[field];
+    if (value !== undefined && !(typeof value === "number" && ok(value)))
+      return { field, value, expected };
+  }
+  return undefined;
 }
 
 /**

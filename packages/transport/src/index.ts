@@ -42,6 +42,7 @@ export type {
 export {
   abortReason,
   backoffDelay,
+  backoffProblem,
   deadLetterBackoffProblem,
   deadLetterRetryDelay,
   defaultBackoff,
