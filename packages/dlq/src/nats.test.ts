@@ -179,7 +179,12 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
     await subscribeFailingEvaluator();
     await router.publish("TRAINING_COMPLETED", training);
     await router.publish("TRAINING_COMPLETED", { ...training, config_key: "sq19_2p" });
-    await eventually(async () => (await records()).length === 2, "two dead letters");
+    // Both must be due (the store's 10 ms backoff) before the daemon's one and only cycle claims.
+    await eventually(async () => {
+      const now = Date.now();
+      const due = (await records()).filter((r) => Date.parse(r.nextRetryAt ?? "0") <= now);
+      return due.length === 2;
+    }, "two due dead letters");
     const handedBack: (string | number)[] = [];
     let finishFirst!: () => void;
     const first = new Promise<void>((resolve) => (finishFirst = resolve));
