@@ -604,7 +604,7 @@ describe(
               expect(getEvent(db, ids.get(c)!), c.name).toBeDefined();
             expect(valid.filter((id) => !handled.has(id))).toEqual([]);
             expect(log.errors).toEqual([]);
-            const health = consumer.healthCheck();
+            const health = consumer.health();
             expect(health.status, JSON.stringify(health)).not.toBe("unhealthy");
           } finally {
             db.close();

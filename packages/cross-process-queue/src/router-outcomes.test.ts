@@ -84,6 +84,6 @@ describe("the router over SQLite", () => {
     await eventually(() => deadLetters.length === 1, "the dead letter");
     await eventually(() => router.getStats().deadLettered === 1, "the dead letter counted");
     expect(router.getStats()).toMatchObject({ failed: 1, retried: 1, deadLettered: 1 });
-    expect(router.healthCheck().status).toBe("degraded");
+    expect(router.health().status).toBe("degraded");
   });
 });

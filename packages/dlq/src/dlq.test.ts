@@ -339,7 +339,7 @@ describe("DlqRetryDaemon", () => {
     await until(() => alerts.length === 1);
     await sleep(60);
     expect(alerts).toEqual([4]);
-    expect(d.healthCheck()).toMatchObject({
+    expect(d.health()).toMatchObject({
       healthy: false,
       status: "degraded",
       message: expect.stringContaining("dead-letter depth 4 > 2"),

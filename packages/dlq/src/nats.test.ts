@@ -105,7 +105,7 @@ describeIf(await natsAvailable(), "DlqRetryDaemon over the NATS dead-letter stor
     expect(handled).toEqual([sent.id]);
     expect((await records())[0]).toMatchObject({ replays: 1, subscriber: "evaluator" });
     expect(a.retryStats.replayed + b.retryStats.replayed).toBe(1);
-    expect(a.healthCheck().details).toMatchObject({ replayed: a.retryStats.replayed });
+    expect(a.health().details).toMatchObject({ replayed: a.retryStats.replayed });
   });
 
   it("gives up on poison at once, emitting DLQ_PERMANENTLY_FAILED with the NATS record's id", async () => {

@@ -382,8 +382,8 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
    * `stats()` synchronously (SQLite) is read now. One that answers asynchronously (NATS reads its
    * whole stream) is not read again here: the check uses the depth each cycle reads.
    */
-  override healthCheck(): HealthCheckResult {
-    const base = super.healthCheck();
+  override health(): HealthCheckResult {
+    const base = super.health();
     if (!this.#statsAsync) {
       const read = this.#store.stats();
       if (read instanceof Promise) {

@@ -113,7 +113,7 @@ describe("DaemonManager", () => {
       { name: "a", status: "running", restarts: 0, failedRestarts: 0, lastError: null },
       { name: "b", status: "running", restarts: 0, failedRestarts: 0, lastError: null },
     ]);
-    expect(m.healthCheck()).toMatchObject({ healthy: true, status: "healthy" });
+    expect(m.health()).toMatchObject({ healthy: true, status: "healthy" });
     const stopped = m.stopAll();
     expect(m.stopAll()).toBe(stopped);
     await stopped;
@@ -206,7 +206,7 @@ describe("DaemonManager", () => {
       },
     });
     expect(m.list()[0]).toMatchObject({ status: "failed", failedRestarts: 3 });
-    const health = m.healthCheck();
+    const health = m.health();
     expect(health).toMatchObject({ healthy: false, status: "unhealthy" });
     expect(health.message).toMatch(/doomed failed permanently after 3 restart attempts/);
     await vi.advanceTimersByTimeAsync(3_600_000);
@@ -258,7 +258,7 @@ describe("DaemonManager", () => {
     const m = manager({ daemons: [good, bad] });
     await m.startAll();
     await eventually(() => bad.stats.cycleFailures > 0);
-    const health = m.healthCheck();
+    const health = m.health();
     expect(health).toMatchObject({ healthy: false, status: "degraded" });
     expect(health.message).toMatch(/^bad: /);
     expect(health.details.daemons).toMatchObject({
@@ -458,7 +458,7 @@ describe("the runbook's recovery procedures (docs/operations.md)", () => {
 
   it("restarts all daemons with `await manager.stopAll(); await manager.startAll();`, the failed one included", async () => {
     const { router, m, healthy, doomed } = await withFailedDaemon();
-    expect(m.healthCheck().status).toBe("unhealthy");
+    expect(m.health().status).toBe("unhealthy");
 
     await m.stopAll();
     await m.startAll();
@@ -468,7 +468,7 @@ describe("the runbook's recovery procedures (docs/operations.md)", () => {
       ["healthy", "running", 0],
       ["doomed", "running", 0],
     ]);
-    expect(m.healthCheck()).toMatchObject({ healthy: true, status: "healthy" });
+    expect(m.health()).toMatchObject({ healthy: true, status: "healthy" });
     // Handlers are subscribed again.
     await router.publish("TRAINING_COMPLETED", payloads.training("hex8_2p"));
     await router.drain();
@@ -497,7 +497,7 @@ describe("the runbook's recovery procedures (docs/operations.md)", () => {
 
     expect(doomed.status).toBe("running");
     expect(m.list()[1]).toMatchObject({ name: "doomed", status: "running", failedRestarts: 0 });
-    expect(m.healthCheck()).toMatchObject({ healthy: true, status: "healthy" });
+    expect(m.health()).toMatchObject({ healthy: true, status: "healthy" });
     expect(healthy.startAttempts).toHaveLength(healthyStarts); // the others are left alone
     await router.publish("TRAINING_COMPLETED", payloads.training("sq8_2p"));
     await router.drain();
@@ -687,7 +687,7 @@ describe("misbehaving sinks, publishers and daemons", () => {
       stop: async () => {
         throw new Error("socket already closed");
       },
-      healthCheck: () => ({ healthy: true, status: "healthy", message: "ok", details: {} }),
+      health: () => ({ healthy: true, status: "healthy", message: "ok", details: {} }),
       onCrash: () => () => {},
     };
     const m = manager({ daemons: [bad, good], logger });

@@ -51,7 +51,8 @@ export interface Daemon {
   readonly router?: EventPublisher;
   start(): Promise<void>;
   stop(): Promise<void>;
-  healthCheck(): HealthCheckResult;
+  /** The daemon's health; called by the manager for its own `health()` and each heartbeat. */
+  health(): HealthCheckResult;
   onCrash(listener: (error: Error) => void): () => void;
   /** What it publishes and consumes, announced in its heartbeats (optional). */
   contracts?(): DaemonContracts;
@@ -372,7 +373,7 @@ export class DaemonManager implements AsyncDisposable {
    * @example
    * ```ts
    * await manager.run();
-   * process.exitCode = manager.healthCheck().healthy ? 0 : 1;
+   * process.exitCode = manager.health().healthy ? 0 : 1;
    * ```
    */
   async run(options: RunOptions = {}): Promise<void> {
@@ -416,7 +417,7 @@ export class DaemonManager implements AsyncDisposable {
    * Every daemon's health, aggregated: `unhealthy` if one is unhealthy or failed for good,
    * `degraded` if one is degraded, else `healthy`. `details.daemons` has each daemon's own result.
    */
-  healthCheck(): HealthCheckResult {
+  health(): HealthCheckResult {
     const problems: { severity: "degraded" | "unhealthy"; message: string }[] = [];
     const daemons: Record<string, unknown> = {};
     for (const entry of this.#entries.values()) {
@@ -447,6 +448,14 @@ export class DaemonManager implements AsyncDisposable {
       pid: process.pid,
       host: this.#host,
     });
+  }
+
+  /**
+   * Every daemon's health, aggregated.
+   * @deprecated Use {@link DaemonManager.health}; the same result under the one-word name.
+   */
+  healthCheck(): HealthCheckResult {
+    return this.health();
   }
 
   /** Write one heartbeat of every daemon now (the timer does this every `heartbeatIntervalMs`). */
@@ -647,12 +656,12 @@ export class DaemonManager implements AsyncDisposable {
 
   #healthOf(entry: Entry): HealthCheckResult {
     try {
-      return entry.daemon.healthCheck();
+      return entry.daemon.health();
     } catch (error) {
       return {
         healthy: false,
         status: "unhealthy",
-        message: `healthCheck() threw: ${messageOf(error)}`,
+        message: `health() threw: ${messageOf(error)}`,
         details: {},
       };
     }

@@ -22,6 +22,7 @@ import {
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { DedupCheckOptions } from "./dedup";
+import { DaemonManager } from "./daemon-manager";
 import { DaemonCrashedError, DaemonOptionsError, DaemonStartError } from "./errors";
 import {
   type EmitOptions,
@@ -265,7 +266,7 @@ describe("cycles", () => {
     expect(d.status).toBe("crashed");
     expect(d.stats.cyclesRun).toBe(3);
     expect(router.listSubscriptions()).toEqual([]);
-    expect(d.healthCheck()).toMatchObject({ healthy: false, status: "unhealthy" });
+    expect(d.health()).toMatchObject({ healthy: false, status: "unhealthy" });
 
     // A crashed daemon can be started again.
     let ok = 0;
@@ -594,7 +595,7 @@ describe("emit", () => {
         msg: expect.stringMatching(/emitting QUALITY_ALERT failed/),
       }),
     );
-    expect(d.healthCheck()).toMatchObject({ healthy: false, status: "degraded" });
+    expect(d.health()).toMatchObject({ healthy: false, status: "degraded" });
 
     await d.send("QUALITY_ALERT", { config_key: "hex8_2p", quality_score: 0.3, timestamp: 1 });
     expect(d.stats).toMatchObject({
@@ -718,13 +719,13 @@ describe("stats and health", () => {
 
   it("is healthy while running without problems, and unhealthy when stopped", async () => {
     const d = daemon();
-    expect(d.healthCheck()).toMatchObject({
+    expect(d.health()).toMatchObject({
       healthy: false,
       status: "unhealthy",
       message: "daemon is stopped",
     });
     await d.start();
-    const health = d.healthCheck();
+    const health = d.health();
     expect(health).toMatchObject({ healthy: true, status: "healthy" });
     expect(health.details).toMatchObject({
       daemon: "test_daemon",
@@ -732,7 +733,7 @@ describe("stats and health", () => {
       eventsProcessed: 0,
     });
     await d.stop();
-    expect(d.healthCheck().status).toBe("unhealthy");
+    expect(d.health().status).toBe("unhealthy");
   });
 
   it("turns degraded when more than maxErrorRate of the recent deliveries failed", async () => {
@@ -748,12 +749,12 @@ describe("stats and health", () => {
     for (let i = 0; i < 4; i++)
       await router.publish("TRAINING_COMPLETED", payloads.training("hex8_2p", i));
     await router.drain();
-    expect(d.healthCheck().healthy).toBe(true);
+    expect(d.health().healthy).toBe(true);
     fail = true;
     for (let i = 0; i < 3; i++)
       await router.publish("TRAINING_COMPLETED", payloads.training("hex8_2p", 10 + i));
     await router.drain();
-    const health = d.healthCheck();
+    const health = d.health();
     expect(health).toMatchObject({ healthy: false, status: "degraded" });
     expect(health.message).toMatch(/% of the last \d+ deliveries and cycles failed/);
   });
@@ -766,13 +767,13 @@ describe("stats and health", () => {
     };
     await d.start();
     await eventually(() => d.stats.cycleFailures >= 1);
-    expect(d.healthCheck()).toMatchObject({
+    expect(d.health()).toMatchObject({
       status: "degraded",
       message: expect.stringMatching(/cycle\(s\) failed: upstream down/),
     });
     fail = false;
     await eventually(() => d.stats.consecutiveCycleFailures === 0);
-    expect(d.healthCheck().status).toBe("healthy");
+    expect(d.health().status).toBe("healthy");
   });
 
   it("detects event-loop lag when a handler blocks the loop, and turns degraded", async () => {
@@ -783,25 +784,25 @@ describe("stats and health", () => {
     // The delay monitor (a native 10 ms timer, which fake timers cannot drive) measures from its
     // second tick on; a 30 ms timer runs only after the ticks due at 10 and 20 ms, whatever the load.
     await delay(30);
-    expect(d.healthCheck().healthy).toBe(true);
+    expect(d.health().healthy).toBe(true);
     await router.publish("TRAINING_COMPLETED", payloads.training());
     await router.drain();
     // The lag monitor's timer fires late after the block and records the delay.
-    await eventually(() => d.healthCheck().status === "degraded");
-    const health = d.healthCheck();
+    await eventually(() => d.health().status === "degraded");
+    const health = d.health();
     expect(health).toMatchObject({ healthy: false, status: "degraded" });
     expect(health.message).toMatch(/event loop blocked for up to \d+ ms \(threshold 100 ms\)/);
     expect(health.details.eventLoopLagMaxMs).toBeGreaterThanOrEqual(200);
   });
 
-  it("lets a subclass override healthCheck, building on the default", async () => {
+  it("lets a subclass override health, building on the default", async () => {
     class Backlogged extends HandlerBase<PipelineCatalog> {
       backlog = 0;
       constructor(router: Router<PipelineCatalog>) {
         super({ name: "backlogged", router });
       }
-      override healthCheck() {
-        const base = super.healthCheck();
+      override health() {
+        const base = super.health();
         if (this.backlog <= 100) return base;
         return {
           ...base,
@@ -814,12 +815,20 @@ describe("stats and health", () => {
     const d = new Backlogged(makeRouter());
     daemons.push(d);
     await d.start();
-    expect(d.healthCheck().healthy).toBe(true);
+    expect(d.health().healthy).toBe(true);
     d.backlog = 500;
-    expect(d.healthCheck()).toMatchObject({
+    expect(d.health()).toMatchObject({
       healthy: false,
       status: "degraded",
       message: "backlog 500",
+    });
+    // The deprecated name answers with the override too, and so does a manager of the daemon.
+    expect(d.healthCheck()).toMatchObject({ status: "degraded", message: "backlog 500" });
+    const manager = new DaemonManager();
+    manager.register(d);
+    expect(manager.health()).toMatchObject({
+      status: "degraded",
+      message: expect.stringContaining("backlogged: backlog 500"),
     });
   });
 });
@@ -1124,7 +1133,7 @@ describe("misbehaving daemon code", () => {
     await eventually(() => d.stats.cycleFailures === 1, 2_000);
     const [record] = d.recentErrors();
     expect(record!.message).toBe(`${"x".repeat(2000)}… (998003 more characters)`);
-    const health = d.healthCheck();
+    const health = d.health();
     expect(JSON.stringify(health).length).toBeLessThan(5_000);
     expect(JSON.stringify(health)).toContain("(998003 more characters)");
   });

@@ -194,7 +194,7 @@ interface DeliveryScope {
  *   logged and kept in `recentErrors()`, then rethrown so the router's retry and dead-letter policy
  *   and the transport's redelivery still apply; other deliveries keep flowing.
  * - **Tools**: `isDuplicateEvent` (content-hash dedup with TTL), `emit` (publish that never
- *   throws), `stats`, `recentErrors()`, `healthCheck()` (override it), `clearDedup()`.
+ *   throws), `stats`, `recentErrors()`, `health()` (override it), `clearDedup()`.
  * - **Lifecycle**: `start()` / `stop()` are idempotent (a second call returns the same promise);
  *   `await using daemon = …` stops it at scope end. `stop()` aborts the cycle's signal, removes the
  *   subscriptions and waits (up to `stopTimeoutMs`) for the running cycle and in-flight handlers.
@@ -1005,19 +1005,19 @@ export abstract class HandlerBase<
    * `unhealthy` when not running; `degraded` when the event loop was blocked beyond
    * `lagThresholdMs`, when more than `maxErrorRate` of the last 100 deliveries and cycles failed,
    * when the last cycle failed, or when the last emit failed; `healthy` otherwise. `details`
-   * carries the stats and the lag. Override it to add the daemon's own checks; `super.healthCheck()`
+   * carries the stats and the lag. Override it to add the daemon's own checks; `super.health()`
    * gives the default to build on.
    *
    * @example
    * ```ts
-   * override healthCheck(): HealthCheckResult {
-   *   const base = super.healthCheck();
+   * override health(): HealthCheckResult {
+   *   const base = super.health();
    *   if (this.#backlog > 100) return { ...base, healthy: false, status: "degraded", message: `backlog ${this.#backlog}` };
    *   return base;
    * }
    * ```
    */
-  healthCheck(): HealthCheckResult {
+  health(): HealthCheckResult {
     const stats = this.stats;
     const lag = this.#lag.reading();
     const problems: { severity: "degraded" | "unhealthy"; message: string }[] = [];
@@ -1066,6 +1066,15 @@ export abstract class HandlerBase<
         recentFailureRate: rate,
       },
     );
+  }
+
+  /**
+   * The daemon's health.
+   * @deprecated Use {@link HandlerBase.health} (and override that one): the same result under the
+   * one-word name the router, the manager and the transports use. This alias returns `health()`.
+   */
+  healthCheck(): HealthCheckResult {
+    return this.health();
   }
 
   #recordError(

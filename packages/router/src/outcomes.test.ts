@@ -174,7 +174,7 @@ describe("stats and health of the durable path", () => {
       },
       { name: "always-fails" },
     ).ready;
-    expect(router.healthCheck().status).toBe("healthy");
+    expect(router.health().status).toBe("healthy");
     await router.publish("MODEL_SAVED", { config_key: "k", n: 1 });
     await eventually(() => transport.deadLetters.length === 1);
     await eventually(() => router.getStats().deadLettered === 1);
@@ -187,7 +187,7 @@ describe("stats and health of the durable path", () => {
       deadLettered: 1,
       lastError: { message: "disk full" },
     });
-    const health = router.healthCheck();
+    const health = router.health();
     expect(health).toMatchObject({ healthy: false, status: "degraded" });
     expect(health.message).toContain("always-fails: 1 of its last 3 deliveries failed for good");
   });
@@ -208,7 +208,7 @@ describe("stats and health of the durable path", () => {
     await router.publish("MODEL_SAVED", { config_key: "k", n: 1 });
     await eventually(() => router.getStats().delivered === 1);
     expect(router.getStats()).toMatchObject({ failed: 0, retried: 1, deadLettered: 0 });
-    expect(router.healthCheck().status).toBe("healthy");
+    expect(router.health().status).toBe("healthy");
   });
 
   it("counts an unrecoverable failure as dead-lettered at its first attempt", async () => {

@@ -46,8 +46,8 @@ export class QualityMonitorDaemon extends StageDaemon {
     this.#scores.set(configKey, event.data.quality_score ?? 1);
   };
 
-  override healthCheck(): HealthCheckResult {
-    const base = super.healthCheck();
+  override health(): HealthCheckResult {
+    const base = super.health();
     return {
       ...base,
       details: {

@@ -166,7 +166,7 @@ export class ProcessDaemon implements Daemon {
     this.#child?.kill("SIGKILL");
   }
 
-  healthCheck(): HealthCheckResult {
+  health(): HealthCheckResult {
     const healthy = this.#status === "running";
     return {
       healthy,

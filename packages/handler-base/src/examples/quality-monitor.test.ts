@@ -72,15 +72,15 @@ describe("the quality monitor example", () => {
     });
   });
 
-  it("overrides healthCheck: degraded when several configs are low quality", async () => {
+  it("overrides health: degraded when several configs are low quality", async () => {
     const router = makeRouter();
     const m = monitor({ router, config: { maxLowQualityConfigs: 2 } });
     await m.start();
-    expect(m.healthCheck()).toMatchObject({ healthy: true, message: "Monitoring 0 configs" });
+    expect(m.health()).toMatchObject({ healthy: true, message: "Monitoring 0 configs" });
     await router.publish("SELFPLAY_COMPLETE", payloads.selfplay("hex8_2p", 0.1));
     await router.publish("SELFPLAY_COMPLETE", payloads.selfplay("sq8_2p", 0.2));
     await eventually(() => m.stats.eventsEmitted === 2);
-    const health = m.healthCheck();
+    const health = m.health();
     expect(health).toMatchObject({ healthy: false, status: "degraded" });
     expect(health.message).toMatch(/2 configs have low-quality self-play data/);
     expect(health.details).toMatchObject({

@@ -98,8 +98,8 @@ export class QualityMonitorDaemon extends HandlerBase.for(pipelineCatalog)<Quali
     );
   };
 
-  override healthCheck(): HealthCheckResult {
-    const base = super.healthCheck();
+  override health(): HealthCheckResult {
+    const base = super.health();
     const low = [...this.#lowQualityConfigs];
     const details = {
       ...base.details,
