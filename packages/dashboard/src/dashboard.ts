@@ -1,6 +1,13 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createMetrics } from "@switchyard/metrics";
-import type { Admin, Driver, Inspector, StoredEvent } from "@switchyard/transport";
+import {
+  type Admin,
+  type Driver,
+  type Inspector,
+  type StoredEvent,
+  abortReason,
+  timerDelay,
+} from "@switchyard/transport";
 import { type Context, Hono } from "hono";
 import { compress } from "hono/compress";
 import { secureHeaders } from "hono/secure-headers";
@@ -8,6 +15,7 @@ import { streamSSE } from "hono/streaming";
 import { assets } from "./assets";
 import {
   DashboardRequestError,
+  DashboardTimeoutError,
   actionBody,
   contractsView,
   daemons,
@@ -71,11 +79,12 @@ const isInspector = (source: unknown): source is Inspector =>
 
 const digest = (text: string) => createHash("sha256").update(text).digest();
 
-const STATUS_OF: Readonly<Record<string, 400 | 403 | 404 | 501>> = {
+const STATUS_OF: Readonly<Record<string, 400 | 403 | 404 | 501 | 504>> = {
   INVALID_REQUEST: 400,
   INVALID_QUERY: 400,
   UNBOUNDED_PURGE: 400,
   UNSUPPORTED_OPERATION: 501,
+  INSPECTOR_TIMEOUT: 504,
 };
 
 const errorCode = (error: unknown) =>
@@ -123,7 +132,9 @@ export function createDashboard(
   };
   const metrics = createMetrics(inspector).handler({ path: `${base}/metrics` });
 
-  const app = new Hono({ strict: false }).basePath(base || "/");
+  const app = new Hono<{ Variables: { signal: AbortSignal } }>({ strict: false }).basePath(
+    base || "/",
+  );
   app.use(
     "*",
     secureHeaders({
@@ -203,14 +214,60 @@ export function createDashboard(
     if (c.req.path.startsWith(`${base}/api/`) || c.req.method !== "GET")
       return c.json({ error: { code, message } }, status);
     return c.html(
-      layout(ctx, "overview", status === 500 ? "Error" : "Bad request", errorBody(message)),
+      layout(
+        ctx,
+        "overview",
+        status === 500 ? "Error" : status === 504 ? "No answer" : "Bad request",
+        errorBody(message),
+      ),
       status,
     );
   });
 
+  // Every read of a page or an API route runs under the request's signal and a deadline. An
+  // inspector that does not honour the abort (a driver stuck in a call it cannot cancel) must not
+  // hold the request either, so the answer does not wait for it: a 504 says what happened.
+  // Actions (replay, purge) are not cut short: one stopped halfway would leave the operator
+  // guessing what was done; they end with their outcome, or with the request.
+  app.use("*", async (c, next) => {
+    const path = c.req.path.slice(base.length);
+    if (
+      c.req.method !== "GET" ||
+      path === "/metrics" ||
+      path === "/api/events/stream" ||
+      path.startsWith("/assets/")
+    )
+      return next();
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DashboardTimeoutError(
+            `The transport's inspector did not answer within ${resolved.inspectorTimeoutMs} ms.`,
+          ),
+        ),
+      timerDelay(resolved.inspectorTimeoutMs),
+    );
+    c.set("signal", AbortSignal.any([c.req.raw.signal, deadline.signal]));
+    let onTimeout: (() => void) | undefined;
+    try {
+      await Promise.race([
+        next(),
+        new Promise<never>((_, reject) => {
+          onTimeout = () => reject(abortReason(deadline.signal));
+          deadline.signal.addEventListener("abort", onTimeout, { once: true });
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (onTimeout) deadline.signal.removeEventListener("abort", onTimeout);
+    }
+  });
+
   const page = (c: Context, heading: string, message: string, status: 404 | 400) =>
     c.html(layout(ctx, "overview", heading, errorBody(message)), status);
-  const signal = (c: Context) => c.req.raw.signal;
+  const signal = (c: Context<{ Variables: { signal: AbortSignal } }>) =>
+    c.get("signal") ?? c.req.raw.signal;
   const params = (c: Context) => new URL(c.req.url).searchParams;
 
   // Static files of the package.
@@ -280,6 +337,13 @@ export function createDashboard(
   );
   app.get("/api/events/stream", (c) => {
     const query = eventQuery(params(c));
+    // Refused, not opened and ended at once: an EventSource reconnects to a stream that ends, but
+    // gives up on an error status.
+    if (closed.signal.aborted)
+      return c.json(
+        { error: { code: "CLOSED", message: "This dashboard is closed: no new live tail." } },
+        503,
+      );
     const lastId = c.req.header("last-event-id")?.trim();
     const resume = lastId && /^\d+$/.test(lastId) ? Number(lastId) : undefined;
     return streamSSE(c, async (stream) => {

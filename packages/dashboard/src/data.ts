@@ -36,6 +36,16 @@ export class DashboardRequestError extends SwitchyardError {
   }
 }
 
+/**
+ * The transport's inspector did not answer a page or an API read within `inspectorTimeoutMs`:
+ * a 504. Code `INSPECTOR_TIMEOUT`.
+ */
+export class DashboardTimeoutError extends SwitchyardError {
+  constructor(message: string) {
+    super("INSPECTOR_TIMEOUT", message);
+  }
+}
+
 /** Dead-letter statuses that still need attention (the `depth` of the counts). */
 export const ATTENTION: readonly DeadLetterStatus[] = Object.freeze([
   "pending_retry",
@@ -63,7 +73,8 @@ export const WINDOWS: Readonly<Record<string, { readonly ms: number; readonly bu
 /** The window named by `?window=`, `1h` when absent. */
 export function windowOf(name: string | undefined): { name: string; ms: number; bucketMs: number } {
   const key = name ?? "1h";
-  const window = WINDOWS[key];
+  // Own keys only: `constructor`, `toString` or `__proto__` are on every object's prototype.
+  const window = Object.hasOwn(WINDOWS, key) ? WINDOWS[key] : undefined;
   if (!window)
     throw new DashboardRequestError(
       `window must be one of ${Object.keys(WINDOWS).join(", ")}; got ${JSON.stringify(key)}.`,
@@ -483,8 +494,18 @@ export function actionBody(body: unknown): {
       "the body must be a JSON object: { id } | { group } | { filter }, with dryRun.",
     );
   const b = body as Record<string, unknown>;
-  const dryRun = b.dryRun === true;
-  const again = b.again === true;
+  // A flag that is not a boolean (`"dryRun": "true"`) must not be read as false: that would turn a
+  // count into the destructive action itself.
+  const flag = (name: "dryRun" | "again"): boolean => {
+    const value = b[name];
+    if (value !== undefined && typeof value !== "boolean")
+      throw new DashboardRequestError(
+        `${name} must be true or false; got ${JSON.stringify(value)}.`,
+      );
+    return value === true;
+  };
+  const dryRun = flag("dryRun");
+  const again = flag("again");
   const given = ["id", "group", "filter"].filter((k) => b[k] !== undefined);
   const filterOf = (value: unknown): DeadLetterFilter => {
     if (typeof value !== "object" || value === null || Array.isArray(value))

@@ -4,7 +4,7 @@ export { DashboardOptionsError, defaultDashboardOptions } from "./options";
 export type { DashboardOptions, DashboardPipeline } from "./options";
 export { defaultServeOptions, serveDashboard } from "./serve";
 export type { ServeDashboardOptions, ServedDashboard } from "./serve";
-export { ATTENTION, DashboardRequestError, WINDOWS } from "./data";
+export { ATTENTION, DashboardRequestError, DashboardTimeoutError, WINDOWS } from "./data";
 export type {
   ActionOutcome,
   ActionTarget,

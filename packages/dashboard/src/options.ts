@@ -48,6 +48,13 @@ export interface DashboardOptions {
   readonly maxPending?: number;
   /** More dead letters than this makes the dead-letter check unhealthy. @defaultValue 100 */
   readonly maxDeadLetters?: number;
+  /**
+   * Longest a page or an API read waits for the inspector, in ms: then the read is aborted and
+   * the answer is a 504 saying so, instead of a request that hangs with the transport. (The live
+   * tail and `/metrics` are not bound by it; the metrics have their own timeout.)
+   * @defaultValue 30_000
+   */
+  readonly inspectorTimeoutMs?: number;
   /** How often the live tail asks the inspector for new events, in ms. @defaultValue 1000 */
   readonly tailIntervalMs?: number;
   /** Dead letters read at most to build the groups. @defaultValue 10_000 */
@@ -69,6 +76,7 @@ export const defaultDashboardOptions = Object.freeze({
   alertWindowMs: 3_600_000,
   maxPending: 1000,
   maxDeadLetters: 100,
+  inspectorTimeoutMs: 30_000,
   tailIntervalMs: 1000,
   maxGroupScan: 10_000,
   maxPipelineScan: 20_000,
@@ -97,6 +105,7 @@ export interface ResolvedOptions {
   readonly staleAfterMs: number;
   readonly maxPending: number;
   readonly maxDeadLetters: number;
+  readonly inspectorTimeoutMs: number;
   readonly tailIntervalMs: number;
   readonly maxGroupScan: number;
   readonly maxPipelineScan: number;
@@ -134,6 +143,7 @@ export function resolveOptions(options: DashboardOptions): ResolvedOptions {
     staleAfterMs: positive("staleAfterMs", merged.staleAfterMs),
     maxPending: positive("maxPending", merged.maxPending),
     maxDeadLetters: positive("maxDeadLetters", merged.maxDeadLetters),
+    inspectorTimeoutMs: positive("inspectorTimeoutMs", merged.inspectorTimeoutMs),
     tailIntervalMs: positive("tailIntervalMs", merged.tailIntervalMs),
     maxGroupScan: positive("maxGroupScan", merged.maxGroupScan),
     maxPipelineScan: positive("maxPipelineScan", merged.maxPipelineScan),

@@ -11,7 +11,7 @@ import type {
   Inspector,
   SubscriberBacklog,
 } from "@switchyard/transport";
-import { abortReason } from "@switchyard/transport";
+import { abortReason, sleep } from "@switchyard/transport";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMetrics } from "./metrics";
 
@@ -23,6 +23,8 @@ interface State {
   beats: HeartbeatInfo[];
   fail?: Error;
   hang?: boolean;
+  /** Never answer, ignoring the signal (a driver stuck in a call it cannot cancel). */
+  stall?: boolean;
 }
 
 /**
@@ -33,6 +35,7 @@ interface State {
 function scripted(state: State): Inspector & { reads: number } {
   const answer = async <T>(value: () => T, signal?: AbortSignal): Promise<T> => {
     if (state.fail) throw state.fail;
+    if (state.stall) await new Promise(() => {});
     if (state.hang)
       await new Promise((_, reject) =>
         signal?.addEventListener("abort", () => reject(abortReason(signal)), { once: true }),
@@ -181,6 +184,62 @@ describe("Prometheus metrics from an inspector", () => {
     expect(inspector.reads).toBe(1);
     s.hang = true;
     expect(value(await metrics.metrics(), "switchyard_up")).toBe(0);
+  });
+
+  it("gives up on an inspector that ignores its signal after timeoutMs, and reads again at the next scrape", async () => {
+    const s = state();
+    const metrics = createMetrics(scripted(s), { timeoutMs: 50 });
+    s.stall = true;
+    expect(value(await metrics.metrics(), "switchyard_up")).toBe(0);
+    s.stall = false;
+    expect(value(await metrics.metrics(), "switchyard_up")).toBe(1);
+  });
+
+  it("reports no series but up when the inspector fails, not a dead-letter depth of 0", async () => {
+    const s = state();
+    const metrics = createMetrics(scripted(s));
+    expect(value(await metrics.metrics(), "switchyard_dead_letters")).toBe(4);
+    s.fail = new Error("database is locked");
+    const samples = (await metrics.metrics()).split("\n").filter((l) => l && !l.startsWith("#"));
+    expect(samples).toEqual(["switchyard_up 0"]);
+  });
+
+  it("reports no dead-letter depth for a transport that stores no dead letters", async () => {
+    const inspector = scripted(state());
+    const text = await createMetrics({
+      ...inspector,
+      capabilities: { ...inspector.capabilities, deadLetters: false },
+    }).metrics();
+    expect(value(text, "switchyard_up")).toBe(1);
+    expect(value(text, "switchyard_dead_letters")).toBeUndefined();
+    expect(value(text, "switchyard_dead_letters_oldest_age_seconds")).toBeUndefined();
+  });
+
+  it("refuses a window, a timeout or a constant label that would spoil every scrape, naming it", () => {
+    const inspector = scripted(state());
+    for (const [options, named] of [
+      [{ eventsWindowMs: 0 }, "eventsWindowMs"],
+      [{ eventsWindowMs: Number.NaN }, "eventsWindowMs"],
+      [{ eventsWindowMs: Infinity }, "eventsWindowMs"],
+      [{ timeoutMs: -1 }, "timeoutMs"],
+      [{ timeoutMs: Number.NaN }, "timeoutMs"],
+      [{ labels: { "deploy-env": "prod" } }, "labels.deploy-env"],
+      [{ labels: { __name__: "x" } }, "labels.__name__"],
+      [{ labels: { subscriber: "x" } }, "labels.subscriber"],
+    ] as const)
+      expect(() => createMetrics(inspector, options), named).toThrow(named);
+  });
+
+  it("waits as long as a timer can for a timeout beyond 2^31 ms instead of giving up at once", async () => {
+    const s = state();
+    const slow = scripted(s);
+    const subscribers = slow.subscribers;
+    slow.subscribers = async (o) => {
+      await sleep(20, { signal: o?.signal }); // an inspector that honours its signal
+      return subscribers(o);
+    };
+    for (const timeoutMs of [3_000_000_000, Infinity])
+      expect(value(await createMetrics(slow, { timeoutMs }).metrics(), "switchyard_up")).toBe(1);
   });
 
   it("escapes hostile label values (a subscriber named with quotes, backslashes and newlines)", async () => {

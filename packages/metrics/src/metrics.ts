@@ -1,4 +1,9 @@
-import { type DaemonRunState, type Inspector, abortReason } from "@switchyard/transport";
+import {
+  type DaemonRunState,
+  type Inspector,
+  abortReason,
+  timerDelay,
+} from "@switchyard/transport";
 import { Gauge, Registry } from "prom-client";
 
 /** Options of {@link createMetrics}. */
@@ -8,12 +13,20 @@ export interface MetricsOptions {
   /**
    * The window `switchyard_events_window` counts events over, in ms. Events stored per type are a
    * gauge over this window (a transport keeps events for its retention only, so an all-time counter
-   * could go down after pruning). @defaultValue 300_000 (5 minutes)
+   * could go down after pruning). A positive, finite number. @defaultValue 300_000 (5 minutes)
    */
   readonly eventsWindowMs?: number;
-  /** Longest a scrape waits for the inspector before it reports `switchyard_up 0`. @defaultValue 10_000 */
+  /**
+   * Longest a scrape waits for the inspector before it reports `switchyard_up 0`, whether or not
+   * the inspector honours the signal it is given. Positive; beyond 2^31 − 1 ms (Infinity included)
+   * it waits that long. @defaultValue 10_000
+   */
   readonly timeoutMs?: number;
-  /** Labels added to every metric (e.g. `{ env: "prod" }`). @defaultValue none */
+  /**
+   * Labels added to every metric (e.g. `{ env: "prod" }`): Prometheus label names, not starting
+   * with `__`, and none of the metrics' own (`subscriber`, `type`, `reason`, `daemon`, `state`).
+   * @defaultValue none
+   */
   readonly labels?: Readonly<Record<string, string>>;
   /** Clock, for tests. @defaultValue Date.now */
   readonly now?: () => number;
@@ -66,6 +79,9 @@ export interface SwitchyardMetrics {
  * const metrics = createMetrics(driver.inspector());
  * console.log(await metrics.metrics()); // switchyard_subscriber_lag{subscriber="trainer"} 3 …
  * ```
+ *
+ * @throws RangeError naming the option when `eventsWindowMs`, `timeoutMs` or a name in `labels`
+ * is not usable.
  */
 export function createMetrics(
   inspector: Inspector,
@@ -75,8 +91,19 @@ export function createMetrics(
   const windowMs = options.eventsWindowMs ?? defaultMetricsOptions.eventsWindowMs;
   const timeoutMs = options.timeoutMs ?? defaultMetricsOptions.timeoutMs;
   const now = options.now ?? Date.now;
+  // A window or timeout that is not a positive time would make every scrape fail (`up 0`) with
+  // nothing saying why: refuse it here, naming the option.
+  // (A timeout beyond what a timer holds, Infinity included, waits as long as one can.)
+  if (!(Number.isFinite(windowMs) && windowMs > 0))
+    throw new RangeError(
+      `createMetrics: eventsWindowMs must be a positive number of ms; got ${String(windowMs)}.`,
+    );
+  if (!(timeoutMs > 0))
+    throw new RangeError(
+      `createMetrics: timeoutMs must be a positive number of ms; got ${String(timeoutMs)}.`,
+    );
   const registry = new Registry();
-  if (options.labels) registry.setDefaultLabels({ ...options.labels });
+  if (options.labels) registry.setDefaultLabels({ ...checkedLabels(options.labels) });
 
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Gauge<L>({ name: `${prefix}${name}`, help, labelNames, registers: [registry] });
@@ -179,17 +206,33 @@ export function createMetrics(
     hbState,
     hbRestarts,
   ];
+  const unlabelled = new Set<Gauge<string>>([scrapeSeconds, windowSeconds, dlDepth, dlOldest]);
+  clear();
+
+  /**
+   * Drop every series but `up`. prom-client's `reset()` puts an unlabelled gauge back at 0, which
+   * would report "0 dead letters" for a scrape that could not read them: remove that series too.
+   */
+  function clear(): void {
+    for (const g of [scrapeSeconds, ...all]) {
+      g.reset();
+      if (unlabelled.has(g)) g.remove();
+    }
+  }
 
   async function collect(signal: AbortSignal): Promise<void> {
     const started = now();
     const caps = inspector.capabilities;
-    const [subscribers, counts, letters, beats] = await Promise.all([
-      inspector.subscribers({ signal }),
-      inspector.counts({ since: started - windowMs, until: started, bucketMs: windowMs, signal }),
-      caps.deadLetters ? inspector.deadLetterCounts({ signal }) : undefined,
-      caps.heartbeats ? inspector.heartbeats({ signal }) : [],
-    ]);
-    for (const g of all) g.reset();
+    const [subscribers, counts, letters, beats] = await untilAborted(
+      Promise.all([
+        inspector.subscribers({ signal }),
+        inspector.counts({ since: started - windowMs, until: started, bucketMs: windowMs, signal }),
+        caps.deadLetters ? inspector.deadLetterCounts({ signal }) : undefined,
+        caps.heartbeats ? inspector.heartbeats({ signal }) : [],
+      ]),
+      signal,
+    );
+    clear();
     for (const s of subscribers) {
       if (s.ephemeral) continue; // throwaway subscribers would only add churning series
       const labels = { subscriber: s.subscriber };
@@ -226,27 +269,20 @@ export function createMetrics(
       const controller = new AbortController();
       const timer = setTimeout(
         () => controller.abort(new Error(`the inspector did not answer within ${timeoutMs} ms`)),
-        timeoutMs,
+        timerDelay(timeoutMs),
       );
       try {
         await collect(controller.signal);
         up.set(1);
       } catch {
-        for (const g of all) g.reset();
+        clear();
         up.set(0);
       } finally {
         clearTimeout(timer);
         running = undefined;
       }
     })();
-    const shared = running;
-    if (!signal) return shared;
-    signal.throwIfAborted();
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(abortReason(signal));
-      signal.addEventListener("abort", onAbort, { once: true });
-      shared.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-    });
+    return signal ? untilAborted(running, signal) : running;
   }
 
   return {
@@ -275,4 +311,45 @@ export function createMetrics(
       };
     },
   };
+}
+
+/** Label names the metrics use themselves: a constant label of the same name would hide them. */
+const OWN_LABELS: ReadonlySet<string> = new Set([
+  "subscriber",
+  "type",
+  "reason",
+  "daemon",
+  "state",
+]);
+
+/**
+ * The `labels` option, checked: each name must be a Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`,
+ * not starting with `__`, which Prometheus reserves) and not one of the metrics' own labels. One bad
+ * name would make the whole exposition text unparsable, so every scrape would fail.
+ */
+function checkedLabels(labels: Readonly<Record<string, string>>): Record<string, string> {
+  for (const name of Object.keys(labels)) {
+    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name) || name.startsWith("__"))
+      throw new RangeError(
+        `createMetrics: labels.${name} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with "__").`,
+      );
+    if (OWN_LABELS.has(name))
+      throw new RangeError(
+        `createMetrics: labels.${name} is a label the metrics set themselves (${[...OWN_LABELS].join(", ")}): pick another name.`,
+      );
+  }
+  return labels;
+}
+
+/**
+ * `promise`, or a rejection with the signal's reason as soon as it aborts: an inspector that does
+ * not honour its signal must not hold a scrape (and every scrape sharing it) forever.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
