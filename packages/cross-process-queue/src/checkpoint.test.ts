@@ -8,7 +8,7 @@ import {
   openDatabase,
   sqliteTransport,
 } from "./index";
-import { eventually, job, memoryLogger, tempQueue } from "./test/fixtures";
+import { delay, eventually, job, memoryLogger, tempQueue } from "./test/fixtures";
 
 let queue: ReturnType<typeof tempQueue>;
 let open: SqliteTransport[] = [];
@@ -95,6 +95,18 @@ describe("WAL checkpoints", () => {
     };
     expect(await grownBy({})).toBe(0);
     expect(await grownBy({ checkpoint: "inline" })).toBeGreaterThan(1_000_000);
+  });
+
+  it("regression: an interval past the longest timer waits that long, not 1 ms (an overflowed timer ticked every millisecond)", async () => {
+    const t = connect({ checkpointIntervalMs: 2 ** 31 });
+    await t.publish([job(1)]);
+    await t.publish([job(2)]);
+    // An observation window: before the fix the worker's timer overflowed to 1 ms and had
+    // checkpointed these commits within a few milliseconds.
+    await delay(300);
+    const { checkpoints } = await t.stats();
+    expect(checkpoints.mode).toBe("background");
+    expect(checkpoints.passive).toBe(0);
   });
 
   it("shares one checkpointer per file, stops it on close (idempotently) and leaves no WAL behind", async () => {

@@ -3,6 +3,7 @@ import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import type { Logger } from "@switchyard/transport";
 import { type FileIdentity, fileIdentity } from "./database";
+import { timerDelay } from "./timers";
 
 /**
  * WAL checkpoints off the hot path. SQLite's own auto-checkpoint runs inside the commit that
@@ -277,7 +278,8 @@ function spawn(shared: Shared, options: CheckpointerOptions, logger: Logger): vo
         driver,
         file: shared.file,
         identity: shared.identity ? { dev: shared.identity.dev, ino: shared.identity.ino } : null,
-        intervalMs: options.intervalMs,
+        // Clamped: a longer interval overflows Node's timer and the worker would tick every 1 ms.
+        intervalMs: timerDelay(options.intervalMs),
         maxWalPages: options.maxWalPages,
         counters: shared.counters.buffer,
       },

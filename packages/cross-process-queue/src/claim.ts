@@ -453,10 +453,14 @@ export class QueueStore {
       }
       if (limit <= 0) return { lost, claimed: [], more: false };
       const state = this.#claimState.get({ subscriber }) as
-        [number, string, number, unknown, number] | undefined;
+        [unknown, string, number, unknown, number] | undefined;
       // The subscriber was removed (an abandoned ephemeral one, pruned): nothing to claim.
       if (state === undefined) return { lost, claimed: [], more: false };
-      const [startCursor, subscriberTypes, lastToken, earliest, max] = state;
+      const [storedCursor, subscriberTypes, lastToken, earliest, max] = state;
+      // A cursor another program overwrote with something not a number (text compares above every
+      // seq) would hide every new event from this subscriber for good: start over from its
+      // registration instead (`since_seq` bounds it; at least once), and the claim rewrites it.
+      const startCursor = typeof storedCursor === "number" ? storedCursor : 0;
       /** The earliest open delivery's `available_at`, where it is a number (never due otherwise). */
       const openAt = typeof earliest === "number" ? earliest : undefined;
       // Fencing tokens count up per subscriber; taken under the write lock, so never twice.
@@ -526,7 +530,7 @@ export class QueueStore {
         }
       }
       // A claim that finds nothing writes nothing: no WAL append, so it wakes no other process.
-      if (rows.length > 0 || cursor !== startCursor) {
+      if (rows.length > 0 || cursor !== storedCursor) {
         this.#setCursor.run(cursor, rows.length > 0 ? token : lastToken, subscriber);
       }
       const claimed = this.#load(subscriber, rows, token, until, now, journaled);
@@ -762,7 +766,14 @@ export class QueueStore {
           const list = JSON.stringify([...new Set(types)]);
           this.#insertSubscriber.run(name, list, ephemeral ? 1 : 0, max, now, now);
         } else {
-          const merged = [...new Set([...(JSON.parse(row.types) as string[]), ...types])];
+          // Types damaged by another program are rebuilt from the registrations they summarise.
+          const stored =
+            storedTypes(row.types) ??
+            (this.db
+              .prepare(`SELECT type FROM subscriber_types WHERE subscriber = ? ORDER BY type`)
+              .pluck()
+              .all(name) as string[]);
+          const merged = [...new Set([...stored, ...types])];
           const stillEphemeral = row.ephemeral === 1 && ephemeral ? 1 : 0;
           this.#updateSubscriber.run(JSON.stringify(merged), stillEphemeral, now, name);
         }
@@ -799,7 +810,8 @@ export class QueueStore {
   #coversAll(workerTypes: ReadonlySet<string>, subscriberTypesJson: string): boolean {
     const known = this.#covers.get(workerTypes);
     if (known?.json === subscriberTypesJson) return known.covers;
-    const covers = (JSON.parse(subscriberTypesJson) as string[]).every((t) => workerTypes.has(t));
+    // Types damaged by another program: take the path that reads `subscriber_types` (always right).
+    const covers = storedTypes(subscriberTypesJson)?.every((t) => workerTypes.has(t)) ?? false;
     this.#covers.set(workerTypes, { json: subscriberTypesJson, covers });
     return covers;
   }
@@ -1061,6 +1073,20 @@ function prepareEvent(e: Envelope, maxBytes: number): PreparedEvent {
     payload,
     extensions,
   };
+}
+
+/**
+ * `subscribers.types` as stored: a JSON array of strings, or `undefined` when another program
+ * wrote something else there (the per-type registrations in `subscriber_types` still hold).
+ */
+function storedTypes(json: unknown): string[] | undefined {
+  if (typeof json !== "string") return undefined;
+  try {
+    const value = JSON.parse(json) as unknown;
+    return Array.isArray(value) && value.every((t) => typeof t === "string") ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Decodes BLOBs as UTF-8, invalid sequences becoming U+FFFD (as `JSON.parse` of a Buffer did). */

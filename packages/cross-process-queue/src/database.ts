@@ -7,6 +7,7 @@ import {
   QueueFileError,
   QueueFileMissingError,
   QueueFileReplacedError,
+  TransportClosedError,
   isBusy,
   isCorrupt,
   isReadOnly,
@@ -193,14 +194,23 @@ export class Writer {
     return error;
   }
 
-  /** Run `fn` (one statement, or its own immediate transaction) once; throws SQLite's busy error if the lock is taken. */
+  /**
+   * Run `fn` (one statement, or its own immediate transaction) once; throws SQLite's busy error if
+   * the lock is taken, and `TransportClosedError` once the connection was closed (a write that
+   * was still waiting for another process's lock when `close()` ran).
+   */
   attempt<T>(fn: () => T): T {
+    this.#assertOpen();
     this.assertFile();
     try {
       return fn();
     } catch (error) {
       throw this.translate(error);
     }
+  }
+
+  #assertOpen(): void {
+    if (!this.#db.open) throw new TransportClosedError(`SQLite transport on ${this.#file}`);
   }
 
   /** Run `fn`, retrying while the lock is taken (see the class comment). */
@@ -222,6 +232,7 @@ export class Writer {
 
   /** Run the reads in `fn` waiting up to `busyTimeoutMs` for a lock, like a connection with `busy_timeout`. */
   read<T>(fn: () => T): T {
+    this.#assertOpen();
     this.assertFile();
     this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.#busyTimeoutMs))}`);
     try {

@@ -12,6 +12,7 @@ import {
   ReplayConflictError,
 } from "./dead-letter-errors";
 import { SqliteDeadLetterStore } from "./dead-letters";
+import { QueueOptionsError } from "./errors";
 
 let dir: string;
 let path: string;
@@ -313,5 +314,88 @@ describe("replay with dryRun", () => {
     expect(dry.wouldReplay).toEqual([]);
     expect(dry.skipped).toEqual([{ id, reason: "purged: the envelope is gone" }]);
     await expect(store.replay(id, { to: target })).rejects.toThrow(/purged/);
+  });
+});
+
+describe("scheduled retention", () => {
+  it.each([
+    ["intervalMs", { olderThanMs: 1_000, intervalMs: 0 }],
+    ["intervalMs", { olderThanMs: 1_000, intervalMs: -5 }],
+    ["intervalMs", { olderThanMs: 1_000, intervalMs: Number.NaN }],
+    ["olderThanMs", { olderThanMs: Number.NaN }],
+    ["olderThanMs", { olderThanMs: -1 }],
+    ["olderThanMs", { olderThanMs: Number.POSITIVE_INFINITY }],
+  ])(
+    "refuses retention.%s that would purge every millisecond or never work",
+    (option, retention) => {
+      const error = (() => {
+        try {
+          open({ retention });
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(error).toBeInstanceOf(QueueOptionsError);
+      expect((error as QueueOptionsError).option).toBe(`retention.${option}`);
+    },
+  );
+
+  it("purges on schedule without blocking the event loop while another connection holds the write lock", async () => {
+    const store = open({ busyTimeoutMs: 1_000, retention: { olderThanMs: 0, intervalMs: 20 } });
+    await store.deadLetter(record(1));
+    // Another connection of this thread: it can only let go if the event loop keeps turning.
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE");
+    const released = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        other.exec("COMMIT");
+        other.close();
+        resolve();
+      }, 200),
+    );
+    // Before the fix the scheduled purge waited in SQLite's busy handler (busy_timeout), blocking
+    // the thread until it gave up: the lock holder's timer could not run meanwhile.
+    const stall = await longestStall(async () => {
+      await released;
+      for (let i = 0; i < 200 && store.stats().byStatus.purged === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+    });
+    expect(stall).toBeLessThan(100);
+    expect(store.stats().byStatus.purged).toBe(1);
+  });
+});
+
+describe("a claim's lease and limit", () => {
+  it.each([
+    ["leaseMs", { leaseMs: Number.NaN }],
+    ["leaseMs", { leaseMs: -1_000 }],
+    ["leaseMs", { leaseMs: Number.POSITIVE_INFINITY }],
+    ["leaseMs", { leaseMs: 0.5 }],
+    ["limit", { limit: Number.NaN }],
+    ["limit", { limit: 0 }],
+  ])(
+    "refuses %s that is not an integer ≥ 1 and leaves the record claimable (a NaN lease left it retrying for good)",
+    async (option, options) => {
+      const store = open();
+      await store.deadLetter(record(1));
+      for (const attempt of [() => store.claim(options), async () => store.claimDue(options)]) {
+        const error = await attempt().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(QueueOptionsError);
+        expect((error as QueueOptionsError).option).toBe(option);
+      }
+      expect(store.list()[0]!.status).toBe("pending_retry");
+      expect((await store.claim({ leaseMs: 1_000 })).length).toBe(1);
+    },
+  );
+
+  it("refuses a replay lease that is not an integer ≥ 1 before claiming anything", async () => {
+    const store = open();
+    await store.deadLetter(record(1));
+    const id = store.list()[0]!.id;
+    const to = { replay: async () => {} };
+    const error = await store.replay(id, { to, leaseMs: Number.NaN }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(QueueOptionsError);
+    expect(store.inspect(id).status).toBe("pending_retry");
   });
 });

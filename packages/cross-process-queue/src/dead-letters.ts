@@ -16,6 +16,7 @@ import {
   defaultDeadLetterBackoff,
   serializeError,
   silentLogger,
+  timerDelay,
 } from "@switchyard/transport";
 import {
   DeadLetterNotFoundError,
@@ -149,6 +150,9 @@ export interface DeadLetterStoreOptions {
   /**
    * Opt-in scheduled purge: every `intervalMs`, purge records older than `olderThanMs` with the
    * given statuses (logged with counts). Off unless given; dead letters are never removed silently.
+   * Like the dead-letter path, it never blocks the event loop on another process's lock (it
+   * yields and retries). `olderThanMs` must be a number ≥ 0 and `intervalMs` ≥ 1 (one longer
+   * than a timer takes, about 24.8 days, waits that long); else `QueueOptionsError`.
    */
   readonly retention?: {
     readonly olderThanMs: number;
@@ -243,6 +247,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   readonly #busyTimeoutMs: number;
   #retentionTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  #retaining = false;
   readonly #upsert: Database.Statement;
 
   constructor(options: DeadLetterStoreOptions = {}) {
@@ -297,27 +302,53 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
         lease_token = NULL, lease_until = NULL, updated_at = excluded.updated_at
     `);
     if (options.retention) {
-      const { olderThanMs, intervalMs = 3_600_000, statuses, hard } = options.retention;
-      this.#retentionTimer = setInterval(() => {
-        let purged: number;
-        try {
-          purged = this.purge({
-            olderThan: olderThanMs,
-            ...(statuses ? { status: statuses } : { all: true }),
-            ...(hard ? { hard } : {}),
-          }).purged;
-        } catch (error) {
-          this.#logger.warn({ err: error }, "dead-letter retention failed; trying again next time");
-          return;
-        }
-        if (purged > 0)
-          this.#logger.info(
-            { purged, olderThanMs },
-            `dead-letter retention purged ${purged} records`,
-          );
-      }, intervalMs);
+      const { olderThanMs, intervalMs = 3_600_000 } = options.retention;
+      if (typeof olderThanMs !== "number" || !(Number.isFinite(olderThanMs) && olderThanMs >= 0))
+        throw new QueueOptionsError(
+          "retention.olderThanMs",
+          olderThanMs,
+          "a number of milliseconds ≥ 0",
+        );
+      // 0, a negative number or NaN would purge every millisecond; a huge one is clamped.
+      if (typeof intervalMs !== "number" || !(intervalMs >= 1))
+        throw new QueueOptionsError(
+          "retention.intervalMs",
+          intervalMs,
+          "a number of milliseconds ≥ 1",
+        );
+      this.#retentionTimer = setInterval(
+        () => void this.#retain(options.retention!),
+        timerDelay(intervalMs),
+      );
       this.#retentionTimer.unref();
     }
+  }
+
+  /**
+   * One scheduled retention purge. Like the dead-letter path, it never blocks the event loop on
+   * another process's lock (it yields and retries); a purge still waiting is not started twice.
+   */
+  async #retain(retention: NonNullable<DeadLetterStoreOptions["retention"]>): Promise<void> {
+    if (this.#retaining || this.#closed) return;
+    this.#retaining = true;
+    const { olderThanMs, statuses, hard } = retention;
+    let purged: number;
+    try {
+      const run = this.#purgeRun({
+        olderThan: olderThanMs,
+        ...(statuses ? { status: statuses } : { all: true }),
+        ...(hard ? { hard } : {}),
+      });
+      purged = (await this.#write(run)).purged;
+    } catch (error) {
+      if (!this.#closed)
+        this.#logger.warn({ err: error }, "dead-letter retention failed; trying again next time");
+      return;
+    } finally {
+      this.#retaining = false;
+    }
+    if (purged > 0)
+      this.#logger.info({ purged, olderThanMs }, `dead-letter retention purged ${purged} records`);
   }
 
   /**
@@ -432,6 +463,14 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     purged: number;
     byStatus: Partial<Record<DeadLetterStatus, number>>;
   } {
+    return this.#sync(this.#purgeRun(options));
+  }
+
+  /** The checks of {@link SqliteDeadLetterStore.purge}, then its immediate transaction to run. */
+  #purgeRun(options: PurgeOptions): () => {
+    purged: number;
+    byStatus: Partial<Record<DeadLetterStatus, number>>;
+  } {
     const hasCriterion =
       options.id !== undefined ||
       options.olderThan !== undefined ||
@@ -477,10 +516,12 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       }
       return counts;
     });
-    const counts = this.#sync(() => run.immediate());
-    return {
-      purged: counts.reduce((sum, c) => sum + c.n, 0),
-      byStatus: Object.fromEntries(counts.map((c) => [c.status, c.n])),
+    return () => {
+      const counts = run.immediate();
+      return {
+        purged: counts.reduce((sum, c) => sum + c.n, 0),
+        byStatus: Object.fromEntries(counts.map((c) => [c.status, c.n])),
+      };
     };
   }
 
@@ -489,6 +530,8 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
    * `retrying` ones whose lease expired (a replayer died). One atomic statement: two replayers in
    * two processes never claim the same record. With `ids`, those records if they are replayable
    * now: not purged, not damaged, not under someone's live lease, and not already replayed.
+   * `leaseMs` (default 60 000) and `limit` (default 50) must be integers ≥ 1, else
+   * `QueueOptionsError`.
    */
   claimDue(
     options: { limit?: number; leaseMs?: number; ids?: readonly number[] } = {},
@@ -521,9 +564,13 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     leaseMs?: number;
     ids?: readonly number[];
   }): ClaimedDeadLetter[] {
+    // A lease that is not a number would be stored as NULL: never expiring, the record would stay
+    // `retrying` (claimed by nobody, skipped by purges) for good if its replayer died.
+    const leaseMs = positiveOption("leaseMs", options.leaseMs, 60_000);
+    const limit = positiveOption("limit", options.limit, 50);
     const now = this.#now();
     const token = randomUUID();
-    const leaseUntil = now + (options.leaseMs ?? 60_000);
+    const leaseUntil = now + leaseMs;
     const claim = this.#db.transaction(() =>
       options.ids !== undefined
         ? (this.#db
@@ -544,7 +591,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
                  ORDER BY next_retry_at, id LIMIT @limit)
                RETURNING *`,
             )
-            .all({ token, leaseUntil, now, limit: options.limit ?? 50 }) as DeadLetterRow[]),
+            .all({ token, leaseUntil, now, limit }) as DeadLetterRow[]),
     );
     return claim.immediate().map((row) => ({
       ...toDeadLetter(row),
@@ -631,7 +678,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       }
       return { dryRun: true, matched: rows.length, replayed: [], skipped, failed: [], wouldReplay };
     }
-    const leaseMs = options.leaseMs ?? 60_000;
+    const leaseMs = positiveOption("leaseMs", options.leaseMs, 60_000);
     const token = randomUUID();
     // The record as the caller saw it (or as it is now): claimed only if nobody replayed it since.
     const seen = record ?? (id !== undefined ? this.inspect(id) : undefined);
@@ -892,6 +939,14 @@ function unreplayable(
 }
 
 const RETRY_FOR_MS = 30_000;
+
+/** A lease (ms) or a count given to a method: an integer ≥ 1, else `QueueOptionsError`. */
+function positiveOption(option: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(Number.isInteger(value) && value >= 1))
+    throw new QueueOptionsError(option, value, "an integer ≥ 1");
+  return value;
+}
 
 /** `setImmediate` for the first attempts, then short growing sleeps (up to ~75 ms). */
 function pause(attempt: number): Promise<void> {

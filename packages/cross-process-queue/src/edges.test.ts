@@ -7,7 +7,9 @@ import {
   QueueFileError,
   QueueFileMissingError,
   QueueFileReplacedError,
+  QueueOptionsError,
   SqliteHeartbeatSink,
+  TransportClosedError,
   type SqliteTransport,
   type SqliteTransportOptions,
   openDatabase,
@@ -362,6 +364,74 @@ describe("SQLite's low-level failures as typed errors", () => {
       }
       expect(error).toBeInstanceOf(QueueFileError);
       expect((error as QueueFileError).code).toMatch(/^QUEUE_FILE_(READONLY|UNOPENABLE)$/);
+    },
+  );
+});
+
+describe("a subscription's signal aborted while its registration waits for the lock", () => {
+  it("rejects with the abort reason and starts no subscription that nothing could stop", async () => {
+    const t = connect();
+    const { released } = holdWriteLock(queue!.path, 100);
+    const controller = new AbortController();
+    let handled = 0;
+    const subscribing = t
+      .subscribe({
+        subscriber: "aborted",
+        types: ["JOB"],
+        handler: async () => void handled++,
+        signal: controller.signal,
+      })
+      .catch((e: unknown) => e);
+    const reason = new Error("the caller gave up");
+    setTimeout(() => controller.abort(reason), 20);
+    await released;
+    // Before the fix it resolved once the lock came free, with a live subscription whose signal
+    // had fired its `abort` before anyone listened: nothing could stop it.
+    expect(await subscribing).toBe(reason);
+    expect((await t.health()).details).toMatchObject({ subscriptions: 0 });
+    await t.publish([job(1)]);
+    await t.close();
+    expect(handled).toBe(0);
+  });
+});
+
+describe("close() while writes still wait for another connection's lock", () => {
+  it("rejects the waiting publish, subscribe and register with TransportClosedError, not a driver TypeError", async () => {
+    const t = connect();
+    await t.publish([job(0)]);
+    const { released } = holdWriteLock(queue!.path, 150);
+    const publishing = t.publish([job(1), job(2)]).catch((e: unknown) => e);
+    const subscribing = t
+      .subscribe({ subscriber: "late", types: ["JOB"], handler: async () => {} })
+      .catch((e: unknown) => e);
+    const registering = t.register("later", ["JOB"]).catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await t.close();
+    await released;
+    for (const outcome of await Promise.all([publishing, subscribing, registering])) {
+      expect(outcome).toBeInstanceOf(TransportClosedError);
+    }
+  });
+});
+
+describe("a subscription's backoff", () => {
+  it.each([
+    ["initialMs", { initialMs: Number.NaN }],
+    ["initialMs", { initialMs: -1 }],
+    ["maxMs", { maxMs: Number.POSITIVE_INFINITY }],
+    ["maxMs", { maxMs: 2 ** 31 }],
+    ["multiplier", { multiplier: 0 }],
+    ["jitter", { jitter: 2 }],
+  ])(
+    "is refused with QueueOptionsError naming backoff.%s before anything is registered",
+    async (field, backoff) => {
+      const t = connect();
+      const error = await t
+        .subscribe({ subscriber: "s", types: ["JOB"], backoff, handler: async () => {} })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(QueueOptionsError);
+      expect((error as QueueOptionsError).option).toBe(`backoff.${field}`);
+      expect((await t.stats()).subscribers).toEqual([]);
     },
   );
 });

@@ -117,3 +117,69 @@ describe("a far-future available_at written by another program", () => {
     expect(timerDelay(2.2)).toBe(3);
   });
 });
+
+describe("a subscriber row damaged by another program", () => {
+  it("regression: a cursor that is not a number no longer hides every new event; they are delivered", async () => {
+    queue = tempQueue();
+    const t = connect();
+    await t.register("reader", ["JOB"]);
+    await t.publish([job(1)]);
+    foreign(`UPDATE subscribers SET cursor_seq = 'damaged' WHERE name = 'reader'`);
+    await t.publish([job(2)]);
+    const got: number[] = [];
+    await t.subscribe({
+      subscriber: "reader",
+      types: ["JOB"],
+      handler: async (d) => void got.push((d.envelope.data as { n: number }).n),
+    });
+    await t.publish([job(3)]);
+    // Before the fix nothing came: text compares above every seq, so no event was ever "after" it.
+    await eventually(() => got.length === 3, "the events after the damaged cursor");
+    expect(got.sort((a, b) => a - b)).toEqual([1, 2, 3]);
+    const db = new Database(queue.path, { readonly: true });
+    try {
+      expect(db.prepare(`SELECT typeof(cursor_seq) FROM subscribers`).pluck().get()).toBe(
+        "integer",
+      );
+    } finally {
+      db.close();
+    }
+  });
+
+  it.each([["not json"], ['{"JOB":1}'], ["[1,2]"]])(
+    "regression: types %s neither fail the subscribe (a crash loop at every restart) nor stop the claims",
+    async (damaged) => {
+      queue = tempQueue();
+      const t = connect();
+      const got: number[] = [];
+      const running = await t.subscribe({
+        subscriber: "reader",
+        types: ["JOB"],
+        handler: async (d) => void got.push((d.envelope.data as { n: number }).n),
+      });
+      await t.publish([job(1)]);
+      await eventually(() => got.length === 1, "the first event");
+      foreign(`UPDATE subscribers SET types = ? WHERE name = 'reader'`, damaged);
+      // A running subscription keeps claiming (before the fix every claim threw a SyntaxError).
+      await t.publish([job(2)]);
+      await eventually(() => got.length === 2, "an event after the damage");
+      await running.close();
+      // Subscribing again (a restart) works and rebuilds the types from the registrations.
+      await t.subscribe({
+        subscriber: "reader",
+        types: ["JOB", "OTHER"],
+        handler: async (d) => void got.push((d.envelope.data as { n: number }).n),
+      });
+      await t.publish([job(3), job(4, "OTHER")]);
+      await eventually(() => got.length === 4, "the events after the restart");
+      const db = new Database(queue.path, { readonly: true });
+      try {
+        expect(
+          JSON.parse(db.prepare(`SELECT types FROM subscribers`).pluck().get() as string),
+        ).toEqual(["JOB", "OTHER"]);
+      } finally {
+        db.close();
+      }
+    },
+  );
+});

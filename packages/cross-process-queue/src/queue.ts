@@ -15,6 +15,7 @@ import {
   childLogger,
   healthFrom,
   silentLogger,
+  subscribeOptionsProblem,
 } from "@switchyard/transport";
 import { type CheckpointHandle, type CheckpointStats, startCheckpointer } from "./checkpoint";
 import { type PublishCounts, QueueStore } from "./claim";
@@ -299,11 +300,19 @@ export class SqliteTransport implements Transport, AsyncDisposable {
   async subscribe(options: TransportSubscribeOptions): Promise<TransportSubscription> {
     this.#assertOpen();
     validateSubscription(options);
-    if (options.signal?.aborted) throw abortReason(options.signal);
-    await this.#store.writer.run(() =>
-      this.#store.register(options.subscriber, options.types, options.ephemeral ?? false),
+    const { signal } = options;
+    if (signal?.aborted) throw abortReason(signal);
+    await this.#store.writer.run(
+      () => this.#store.register(options.subscriber, options.types, options.ephemeral ?? false),
+      signal,
     );
     this.#assertOpen();
+    if (signal?.aborted) {
+      // Aborted while the registration waited for the lock: its `abort` event has fired already,
+      // so a subscription started now would never be closed by it.
+      await this.#unregisterEphemeral(options.subscriber, options.ephemeral ?? false);
+      throw abortReason(signal);
+    }
     const subscription = new SqliteSubscription(this.#host, options);
     this.#subscriptions.add(subscription);
     this.#poller.start();
@@ -461,19 +470,23 @@ export class SqliteTransport implements Transport, AsyncDisposable {
       clearInterval(this.#touchTimer);
       this.#touchTimer = undefined;
     }
-    const sameName = [...this.#subscriptions].some((s) => s.subscriber === subscription.subscriber);
-    if (subscription.ephemeral && !sameName && this.#db.open) {
-      try {
-        await this.#store.writer.run(() => this.#store.removeEphemeral(subscription.subscriber));
-      } catch (error) {
-        this.#logger.warn(
-          { err: error, subscriber: subscription.subscriber },
-          "removing an ephemeral subscriber failed; prune removes it later",
-        );
-      }
-    }
+    await this.#unregisterEphemeral(subscription.subscriber, subscription.ephemeral);
     // Work this subscription left (handed back, or its lease ended) may go to a sibling.
     for (const s of this.#subscriptions) s.wake();
+  }
+
+  /** Remove an ephemeral subscriber's state, unless another subscription of this process uses the name. */
+  async #unregisterEphemeral(subscriber: string, ephemeral: boolean): Promise<void> {
+    const sameName = [...this.#subscriptions].some((s) => s.subscriber === subscriber);
+    if (!ephemeral || sameName || !this.#db.open) return;
+    try {
+      await this.#store.writer.run(() => this.#store.removeEphemeral(subscriber));
+    } catch (error) {
+      this.#logger.warn(
+        { err: error, subscriber },
+        "removing an ephemeral subscriber failed; prune removes it later",
+      );
+    }
   }
 
   #armTouch(): void {
@@ -569,23 +582,7 @@ function validate(o: Resolved): void {
 }
 
 function validateSubscription(o: TransportSubscribeOptions): void {
-  if (typeof o.subscriber !== "string" || o.subscriber.length === 0) {
-    throw new QueueOptionsError("subscriber", o.subscriber, "a non-empty, stable subscriber name");
-  }
-  if (
-    !Array.isArray(o.types) ||
-    o.types.length === 0 ||
-    o.types.some((t) => typeof t !== "string" || t.length === 0)
-  ) {
-    throw new QueueOptionsError("types", o.types, "a non-empty array of event type names");
-  }
-  if (typeof o.handler !== "function")
-    throw new QueueOptionsError("handler", o.handler, "a function");
-  const positive = (name: "concurrency" | "leaseMs" | "maxAttempts", v: number | undefined) => {
-    if (v !== undefined && !(Number.isInteger(v) && v >= 1))
-      throw new QueueOptionsError(name, v, "an integer ≥ 1");
-  };
-  positive("concurrency", o.concurrency);
-  positive("leaseMs", o.leaseMs);
-  positive("maxAttempts", o.maxAttempts);
+  // The contract's rule, thrown as this transport's own options error.
+  const problem = subscribeOptionsProblem(o);
+  if (problem) throw new QueueOptionsError(problem.option, problem.value, problem.expected);
 }

@@ -7,7 +7,13 @@ import {
   createEnvelope,
   uuidv7,
 } from "@switchyard/event-schema";
-import { type BackoffOptions, abortReason } from "@switchyard/transport";
+import {
+  type BackoffOptions,
+  abortReason,
+  backoffProblem,
+  drainWithin,
+  timerDelay,
+} from "@switchyard/transport";
 import type { HandlerContext } from "./context";
 import { NoRouterError, RouterClosedError } from "./errors";
 import { UnknownSubscriptionError, UnsupportedOperationError } from "@switchyard/transport";
@@ -28,7 +34,7 @@ import {
   traceparentOf,
   tracestateOf,
 } from "./middleware/open-telemetry";
-import { timeout } from "./middleware/timeout";
+import { checkTimeoutMs, timeout } from "./middleware/timeout";
 import type { HandlerFn, Middleware } from "./middleware/types";
 import { validation } from "./middleware/validation";
 import { type MatchedType, type Pattern, resolvePatterns } from "./pattern";
@@ -109,6 +115,8 @@ const NOTHING_SKIPPED: ReadonlySet<string> = new Set();
 export interface CloseOptions {
   /**
    * How long local queues may drain before what still runs is aborted and what is queued dropped.
+   * Clamped like every drain deadline (`drainWithin`): `0` or less aborts at once; above
+   * `MAX_TIMER_MS` (about 24.8 days), or NaN, waits that long.
    * @defaultValue 10000
    */
   readonly timeoutMs?: number;
@@ -440,7 +448,8 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       for (const e of durable) this.#checkSubscribed(e.type);
     }
     let waits: Promise<void>[] | undefined;
-    for (const e of envelopes) if (!this.#isBridged(e.type)) waits = this.#dispatch(e, waits);
+    for (const e of envelopes)
+      if (!this.#isBridged(e.type)) waits = this.#dispatch(e, waits, options.signal);
     if (waits) await Promise.all(waits);
     this.#published += envelopes.length;
     this.#publishedDurable += durable.length;
@@ -477,8 +486,11 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       );
     }
     const d = this.#defaults;
-    const timeoutMs = options.timeoutMs ?? d.timeoutMs;
-    const maxAttempts = options.maxAttempts ?? d.maxAttempts;
+    const timeoutMs = checkTimeoutMs("subscribe: timeoutMs", options.timeoutMs ?? d.timeoutMs);
+    // NaN would never dead-letter (every attempt would retry); a bad backoff could not be scheduled.
+    const maxAttempts = positiveInt("maxAttempts", options.maxAttempts ?? d.maxAttempts);
+    const backoff = checkedBackoff(options.backoff ?? d.backoff);
+    const leaseMs = positiveInt("leaseMs", options.leaseMs ?? d.leaseMs);
     const middleware = [...this.#middleware, ...(options.middleware ?? [])];
     // When middleware wraps the handler, a timeout must reach it as the attempt's failure: retry
     // retries it, dead-letter hands it to the sink (reason `timeout`), audit records it. Then the
@@ -497,13 +509,13 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
         durableTypes,
         concurrency: positiveInt("concurrency", options.concurrency ?? d.concurrency),
         queueSize: positiveInt("queueSize", options.queueSize ?? d.queueSize),
-        overflow: options.overflow ?? d.overflow,
+        overflow: overflowPolicy(options.overflow ?? d.overflow),
         timeoutMs: {
           local: localInChain ? 0 : timeoutMs,
           transport: transportInChain ? 0 : timeoutMs,
         },
         maxAttempts,
-        backoff: options.backoff ?? d.backoff,
+        backoff,
       },
       this.#host,
       handler as unknown as HandlerFn,
@@ -528,9 +540,9 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
         types: durableTypes,
         handler: (delivery) => sub.deliver(delivery),
         concurrency: sub.concurrency,
-        leaseMs: options.leaseMs ?? d.leaseMs,
+        leaseMs,
         maxAttempts,
-        ...((options.backoff ?? d.backoff) ? { backoff: options.backoff ?? d.backoff } : {}),
+        ...(backoff ? { backoff } : {}),
         ...(this.#deadLetter ? { deadLetter: this.#deadLetter } : {}),
         ...(options.ephemeral ? { ephemeral: true } : {}),
       });
@@ -702,7 +714,8 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
 
   /**
    * The next event matching a pattern (and `predicate`). Rejects with the signal's reason on abort,
-   * with a `TimeoutError` after `timeoutMs`, or with the transport's error if the subscription
+   * with a `TimeoutError` after `timeoutMs` (clamped like every timer: `0` or less at once, above
+   * `MAX_TIMER_MS` or NaN that long), or with the transport's error if the subscription
    * failed to start. The returned promise has a `ready` promise: await it before publishing what
    * you wait for, since for durable types the transport subscription starts asynchronously.
    *
@@ -724,7 +737,10 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   ): WaitForPromise<EventFor<C, P>> {
     const signals = [
       options.signal,
-      options.timeoutMs !== undefined ? AbortSignal.timeout(options.timeoutMs) : undefined,
+      // Clamped like every timer here: past the longest timer Node would fire it after 1 ms.
+      options.timeoutMs !== undefined
+        ? AbortSignal.timeout(timerDelay(options.timeoutMs))
+        : undefined,
     ];
     const signal = AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
     let ready: Promise<void> = Promise.resolve();
@@ -922,18 +938,13 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     const subs = [...this.#subscriptions];
     for (const sub of subs) sub.deactivate(false);
     const closers = subs.map((sub) => this.#closeTransportSubscription(sub));
-    const drained = Promise.all([
-      ...subs.map((s) => s.idle()),
-      ...closers,
-      ...this.#transportClosers,
-    ]);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), timeoutMs);
-    });
-    const result = await Promise.race([drained.then(() => "drained" as const), deadline]);
-    clearTimeout(timer);
-    if (result === "timeout") {
+    // The transports' rule: a deadline past the longest timer (or NaN) waits that long, instead
+    // of Node firing it after 1 ms and aborting handlers that were given all the time they need.
+    const drained = await drainWithin(
+      Promise.all([...subs.map((s) => s.idle()), ...closers, ...this.#transportClosers]),
+      timeoutMs,
+    );
+    if (!drained) {
       this.#logger.warn(
         { timeoutMs },
         `router shutdown: in-flight handlers still running after ${timeoutMs} ms; aborting them`,
@@ -983,7 +994,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       });
     }
     this.#published++;
-    const waits = this.#dispatch(envelope, undefined);
+    const waits = this.#dispatch(envelope, undefined, options.signal);
     if (waits === undefined) return Promise.resolve(envelope);
     return Promise.all(waits).then(() => envelope);
   }
@@ -1110,15 +1121,22 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     });
   }
 
-  /** Offer one event to its local subscriptions; returns `waits` plus any publish must await. */
-  #dispatch(envelope: Envelope, waits: Promise<void>[] | undefined): Promise<void>[] | undefined {
+  /**
+   * Offer one event to its local subscriptions; returns `waits` plus any publish must await.
+   * `signal` aborts waiting for queue room.
+   */
+  #dispatch(
+    envelope: Envelope,
+    waits: Promise<void>[] | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void>[] | undefined {
     const subs = this.#byType.get(envelope.type);
     if (!subs) return waits;
     // One read shared by every subscription's start; fresh, since the publisher's own code ran for
     // an unknown time since the last (see clock.ts).
     const now = freshClock();
     for (const sub of subs) {
-      const wait = sub.offer(envelope, now);
+      const wait = sub.offer(envelope, now, signal);
       if (wait) (waits ??= []).push(wait);
     }
     return waits;
@@ -1217,6 +1235,32 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
         },
       );
   }
+}
+
+const OVERFLOWS: readonly Overflow[] = ["wait", "drop-newest", "drop-oldest", "error"];
+
+/** An unknown policy would make a full queue lose events silently, without counting them. */
+function overflowPolicy(value: Overflow): Overflow {
+  if (!OVERFLOWS.includes(value))
+    throw new RangeError(
+      `subscribe: overflow must be one of ${OVERFLOWS.map((o) => JSON.stringify(o)).join(", ")}, got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
+/** The contract's backoff rule (`backoffProblem`), as the `RangeError` of every subscribe option. */
+function checkedBackoff(backoff: BackoffOptions | undefined): BackoffOptions | undefined {
+  if (backoff === undefined) return undefined;
+  if (typeof backoff !== "object" || backoff === null)
+    throw new RangeError(
+      `subscribe: backoff must be an object of BackoffOptions, got ${String(backoff)}`,
+    );
+  const problem = backoffProblem(backoff);
+  if (problem)
+    throw new RangeError(
+      `subscribe: backoff.${problem.field} must be ${problem.expected}, got ${String(problem.value)}`,
+    );
+  return backoff;
 }
 
 function positiveInt(name: string, value: number): number {

@@ -7,7 +7,12 @@ import {
   type DeliveryTiming,
 } from "./context";
 import { QueueFullError, RouterClosedError } from "./errors";
-import { HandlerTimeoutError, isUnrecoverable, serializeError } from "@switchyard/transport";
+import {
+  HandlerTimeoutError,
+  abortReason,
+  isUnrecoverable,
+  serializeError,
+} from "@switchyard/transport";
 import { Fifo } from "./fifo";
 import { type Logger, silentLogger } from "@switchyard/transport";
 import { traceIdOf } from "./trace";
@@ -35,7 +40,10 @@ export interface SubscribeOptions {
   readonly name?: string;
   /** Deliveries handled at once; 1 keeps publish order. @defaultValue 1 */
   readonly concurrency?: number;
-  /** Longest one attempt may run; `0` disables. @defaultValue 30_000 */
+  /**
+   * Longest one attempt may run, from `0` (disables) to `MAX_TIMER_MS` (about 24.8 days, the
+   * longest a timer waits); anything else throws `RangeError`. @defaultValue 30_000
+   */
   readonly timeoutMs?: number;
   /** Events buffered for this subscription before `overflow` applies. @defaultValue 1024 */
   readonly queueSize?: number;
@@ -285,9 +293,10 @@ export class LocalSubscription {
 
   /**
    * Accept a locally published event: undefined when queued, a promise when waiting for room.
-   * `now` is a clock read the caller may share among the subscriptions it offers one event to.
+   * `now` is a clock read the caller may share among the subscriptions it offers one event to;
+   * aborting `signal` gives up waiting for room (the promise rejects, the event is not queued).
    */
-  offer(event: Envelope, now?: number): Promise<void> | undefined {
+  offer(event: Envelope, now?: number, signal?: AbortSignal): Promise<void> | undefined {
     if (!this.#active) return undefined;
     if (this.#running < this.concurrency && this.#queue.length === 0) {
       // An idle worker: deliver at once, without a trip through the queue.
@@ -302,9 +311,7 @@ export class LocalSubscription {
     }
     switch (this.overflow) {
       case "wait":
-        return new Promise<void>((resolve) => this.#room.push(resolve)).then(() =>
-          this.offer(event),
-        );
+        return this.#waitForRoom(event, signal);
       case "drop-newest":
         this.counters.dropped++;
         return undefined;
@@ -316,6 +323,26 @@ export class LocalSubscription {
       case "error":
         return Promise.reject(new QueueFullError(this.name, this.queueSize));
     }
+  }
+
+  /** Wait for queue room (backpressure), then offer `event` again; aborting `signal` gives up. */
+  #waitForRoom(event: Envelope, signal: AbortSignal | undefined): Promise<void> {
+    if (signal === undefined)
+      return new Promise<void>((resolve) => this.#room.push(resolve)).then(() => this.offer(event));
+    if (signal.aborted) return Promise.reject(abortReason(signal));
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        const at = this.#room.indexOf(wake);
+        if (at !== -1) this.#room.splice(at, 1);
+        reject(abortReason(signal));
+      };
+      const wake = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#room.push(wake);
+    }).then(() => this.offer(event, undefined, signal));
   }
 
   /** Handle a delivery from the transport; throws on failure so the transport retries or dead-letters. */
@@ -422,7 +449,10 @@ export class LocalSubscription {
       if (isThenable(result)) {
         slot.ctx = ctx;
         try {
-          result.then(slot.ok, slot.fail);
+          // A promise is subscribed to as it is; any other thenable is adopted by one first, so
+          // the slot settles once even if its `then` calls back twice, calls both callbacks, or
+          // throws after calling one (the slot may be running the next delivery by then).
+          Promise.resolve(result).then(slot.ok, slot.fail);
           return;
         } catch (error) {
           // A thenable whose `then` throws fails the delivery, as `await` would.
@@ -709,10 +739,14 @@ export class LocalSubscription {
     for (const wake of this.#idle.splice(0)) wake();
   }
 
-  /** Stop accepting; with `discard`, drop the backlog (counted) and release waiting publishers. */
+  /**
+   * Stop accepting; with `discard`, drop the backlog (counted). Publishers waiting for room are
+   * released either way, and their events dropped (counted): an inactive subscription takes none.
+   */
   deactivate(discard: boolean): void {
     this.#active = false;
     if (discard) this.counters.dropped += this.#queue.clear().length;
+    this.counters.dropped += this.#room.length;
     for (const wake of this.#room.splice(0)) wake();
     if (this.#running === 0) this.#wakeIdle();
   }

@@ -27,6 +27,7 @@ import {
   childLogger,
   serializeError,
   silentLogger,
+  subscribeOptionsProblem,
 } from "@switchyard/transport";
 import { AckWaiter } from "./acks";
 import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./audit";
@@ -577,22 +578,13 @@ export class NatsTransport implements Transport, AsyncDisposable {
    */
   async subscribe(options: TransportSubscribeOptions): Promise<TransportSubscription> {
     this.#assertOpen();
+    // The contract's rule (a lease of at least 10 ms here), thrown as this transport's own error.
+    const problem = subscribeOptionsProblem(options, { minLeaseMs: 10 });
+    if (problem) throw new NatsOptionsError(problem.option, problem.value, problem.expected);
     const { subscriber } = options;
     const types: readonly string[] = options.types;
-    if (typeof subscriber !== "string" || subscriber.length === 0)
-      throw new NatsOptionsError("subscriber", subscriber, "a non-empty name");
-    if (!Array.isArray(options.types) || types.length === 0)
-      throw new NatsOptionsError("types", types, "one or more event types");
     for (const type of types) this.#checkType(type);
-    const concurrency = options.concurrency ?? 1;
     const leaseMs = options.leaseMs ?? 30_000;
-    const maxAttempts = options.maxAttempts ?? 5;
-    if (!Number.isInteger(concurrency) || concurrency < 1)
-      throw new NatsOptionsError("concurrency", concurrency, "an integer ≥ 1");
-    if (!Number.isInteger(leaseMs) || leaseMs < 10)
-      throw new NatsOptionsError("leaseMs", leaseMs, "an integer ≥ 10");
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
-      throw new NatsOptionsError("maxAttempts", maxAttempts, "an integer ≥ 1");
     const { nc, js } = await this.#ready();
     const ephemeral = options.ephemeral ?? false;
     const specs: ConsumerSpec[] = [...new Set(types)].map((type) => ({

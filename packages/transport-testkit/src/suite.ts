@@ -1,4 +1,4 @@
-import { createEnvelope, type Envelope } from "@switchyard/event-schema";
+import { SwitchyardError, createEnvelope, type Envelope } from "@switchyard/event-schema";
 import {
   LeaseLostError,
   UnknownSubscriptionError,
@@ -157,6 +157,30 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
       await until(() => got.length >= 1, wait, "the delivery");
       await sleep(t(100));
       expect(got).toEqual([PING]);
+    });
+
+    it("refuses subscribe options no transport can work with, naming the option, and registers nothing", async () => {
+      const transport = await connect();
+      const refused: [string, Partial<TransportSubscribeOptions>][] = [
+        // A NaN maxAttempts would never dead-letter (retrying forever); a NaN delay or lease
+        // could not be scheduled at all.
+        ["maxAttempts", { maxAttempts: Number.NaN }],
+        ["maxAttempts", { maxAttempts: 0 }],
+        ["concurrency", { concurrency: 1.5 }],
+        ["leaseMs", { leaseMs: Number.NaN }],
+        ["backoff.initialMs", { backoff: { initialMs: Number.NaN } }],
+        ["backoff.jitter", { backoff: { jitter: 2 } }],
+        ["types", { types: [] }],
+      ];
+      for (const [option, extra] of refused) {
+        const error: unknown = await subscribe(transport, "refused", () => {}, extra).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error, option).toBeInstanceOf(SwitchyardError);
+        expect(error, option).toMatchObject({ option });
+      }
+      if (transport.hasSubscribers) expect(await transport.hasSubscribers(PING)).toBe(false);
     });
 
     it("delivers every event of a batch publish once", async () => {

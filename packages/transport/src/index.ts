@@ -50,6 +50,8 @@ export {
   sleep,
 } from "./backoff";
 export { MAX_TIMER_MS, drainWithin, timerDelay } from "./timers";
+export { TransportOptionsError, subscribeOptionsProblem } from "./subscribe-options";
+export type { OptionProblem } from "./subscribe-options";
 export type { BackoffOptions, DeadLetterBackoff } from "./backoff";
 export { childLogger, silentLogger } from "./logger";
 export type { Logger } from "./logger";

@@ -1,6 +1,8 @@
 import { createEnvelope, type Envelope } from "@switchyard/event-schema";
 import { describe, expect, it } from "vitest";
 import { memoryTransport } from "./memory-transport";
+import { TransportOptionsError } from "./subscribe-options";
+import { MAX_TIMER_MS } from "./timers";
 
 const event = (n: number): Envelope =>
   createEnvelope({ type: "JOB", source: "memory-transport-test", data: { n } });
@@ -18,7 +20,7 @@ async function eventually(check: () => boolean, what: string, timeoutMs = 5_000)
 // (@switchyard/transport-testkit), which this transport runs in transport-testkit/src/memory.test.ts.
 
 describe("memory transport: timers", () => {
-  it("arms no overflowing timer for a retry scheduled beyond what setTimeout takes", async () => {
+  it("arms no overflowing timer for a retry scheduled as far as setTimeout takes", async () => {
     const warnings: Error[] = [];
     const onWarning = (w: Error) => void warnings.push(w);
     process.on("warning", onWarning);
@@ -28,20 +30,37 @@ describe("memory transport: timers", () => {
       await transport.subscribe({
         subscriber: "patient",
         types: ["JOB"],
-        backoff: { initialMs: 1e15, maxMs: 1e15, jitter: 0 },
+        backoff: { initialMs: MAX_TIMER_MS, maxMs: MAX_TIMER_MS, jitter: 0 },
         handler: async () => {
           failures++;
-          throw new Error("try again in 30,000 years");
+          throw new Error("try again in 24.8 days");
         },
       });
       await transport.publish([event(1)]);
       await eventually(() => failures === 1, "the first attempt");
-      // The retry timer was armed as the attempt failed; its warning comes on the next tick.
+      // The retry timer was armed as the attempt failed; a warning would come on the next tick.
       await new Promise((resolve) => setImmediate(resolve));
       expect(failures).toBe(1);
       expect(warnings.map((w) => w.name)).not.toContain("TimeoutOverflowWarning");
     } finally {
       process.off("warning", onWarning);
+      await transport.close();
+    }
+  });
+
+  it("refuses a retry backoff beyond what setTimeout takes, naming it, before subscribing", async () => {
+    const transport = memoryTransport();
+    try {
+      const subscribing = transport.subscribe({
+        subscriber: "patient",
+        types: ["JOB"],
+        backoff: { initialMs: 1e15, maxMs: 1e15, jitter: 0 },
+        handler: async () => {},
+      });
+      await expect(subscribing).rejects.toBeInstanceOf(TransportOptionsError);
+      await expect(subscribing).rejects.toMatchObject({ option: "backoff.initialMs" });
+      expect((await transport.stats()).subscribers).toEqual([]);
+    } finally {
       await transport.close();
     }
   });

@@ -10,6 +10,7 @@ import type { DaemonHeartbeat } from "./heartbeat";
 import type { DeliveryStep } from "./inspector";
 import { type Logger, silentLogger } from "./logger";
 import { drainWithin, timerDelay } from "./timers";
+import { TransportOptionsError, subscribeOptionsProblem } from "./subscribe-options";
 import { deadLetterRecord, decideOutcome, logDelivery, retryDelay, runAttempt } from "./outcome";
 import type {
   DeadLetterReason,
@@ -337,6 +338,8 @@ export class MemoryTransport implements Transport {
 
   async subscribe(options: TransportSubscribeOptions): Promise<TransportSubscription> {
     if (this.#closing) throw new TransportClosedError("memory transport");
+    const problem = subscribeOptionsProblem(options);
+    if (problem) throw new TransportOptionsError("memory transport", problem);
     let state = this.store.subscribers.get(options.subscriber);
     if (!state) {
       state = subscriberState(options.subscriber, options.types, options.ephemeral ?? false);

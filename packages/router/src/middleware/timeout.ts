@@ -1,5 +1,5 @@
 import type { DeliveryContext } from "../context";
-import { HandlerTimeoutError } from "@switchyard/transport";
+import { HandlerTimeoutError, MAX_TIMER_MS } from "@switchyard/transport";
 import { type HandlerFn, type Middleware, defineMiddleware } from "./types";
 
 /** Options of {@link timeout}. */
@@ -16,6 +16,19 @@ interface Pending {
 }
 
 /**
+ * The one rule for a handler timeout, here and in `subscribe({ timeoutMs })`: a number of ms from
+ * 0 (no timeout) to {@link MAX_TIMER_MS}. Node fires a longer timer (or a NaN one) after 1 ms, so
+ * the deadline timer would wake every millisecond for the whole delivery. Returns `ms`.
+ */
+export function checkTimeoutMs(where: string, ms: number): number {
+  if (!(typeof ms === "number" && ms >= 0 && ms <= MAX_TIMER_MS))
+    throw new RangeError(
+      `${where} must be a number of ms from 0 (no timeout) to ${MAX_TIMER_MS} (the longest a timer waits), got ${String(ms)}`,
+    );
+  return ms;
+}
+
+/**
  * Bound each attempt: past `ms` the attempt's `ctx.signal` is aborted with a
  * {@link HandlerTimeoutError} and the attempt fails with it (a retry, if configured, follows).
  * A synchronous handler cannot be interrupted; one that blocks the event loop shows up in health.
@@ -24,9 +37,7 @@ interface Pending {
  * FIFO of pending attempts and a single timer armed for the oldest replace a timer per event.
  */
 export function timeout(options: TimeoutOptions): Middleware {
-  const { ms } = options;
-  if (!(ms >= 0) || !Number.isFinite(ms))
-    throw new RangeError(`timeout: ms must be a finite number ≥ 0, got ${ms}`);
+  const ms = checkTimeoutMs("timeout: ms", options.ms);
   return defineMiddleware("timeout", function timeout(next, scope): HandlerFn {
     if (ms === 0) return next;
     // Settled entries are dropped as the head passes them: each holds its context, and through it
