@@ -232,3 +232,49 @@ describe("catalog.toJSONSchema", () => {
     expect(JSON.parse(JSON.stringify(schemas))).toEqual(schemas);
   });
 });
+
+describe("a payload that cannot be read", () => {
+  const payload = () => ({
+    config_key: "hex8_2p",
+    model_path: "models/hex8_2p/gen-1.pt",
+    get elo(): number {
+      throw new Error("elo getter exploded");
+    },
+  });
+  const revoked = () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    return proxy;
+  };
+
+  it("fails parse with EventValidationError (invalid_payload) naming what threw, not the getter's error", () => {
+    for (const data of [payload(), revoked()]) {
+      let caught: unknown;
+      try {
+        pipelineCatalog.parse("MODEL_PROMOTED", data);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(EventValidationError);
+      expect(caught).toMatchObject({
+        eventType: "MODEL_PROMOTED",
+        reason: "invalid_payload",
+        issues: [{ path: "", code: "unreadable" }],
+      });
+      expect((caught as Error).message).toMatch(/^The MODEL_PROMOTED payload could not be read/);
+    }
+  });
+
+  it("fails safeParse and parseEnvelope the same way, without throwing from safeParse", () => {
+    const result = pipelineCatalog.safeParse("MODEL_PROMOTED", payload());
+    expect(result.success).toBe(false);
+    expect(!result.success && result.error).toMatchObject({ reason: "invalid_payload" });
+    const envelope = {
+      ...createEnvelope({ type: "MODEL_PROMOTED", source: "s", data: {} }),
+      get data(): unknown {
+        throw new Error("data getter exploded");
+      },
+    };
+    expect(() => pipelineCatalog.parseEnvelope(envelope)).toThrow(EventValidationError);
+  });
+});

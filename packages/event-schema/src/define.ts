@@ -2,7 +2,13 @@ import { z } from "zod";
 import type { AlertRule } from "./alerts";
 import { type PipelineDefinition, checkPipelines } from "./pipelines";
 import { type Envelope, envelopeSchema } from "./envelope";
-import { EventValidationError, describeType, formatIssues, toIssues } from "./errors";
+import {
+  EventValidationError,
+  describeType,
+  formatIssues,
+  toIssues,
+  unreadableError,
+} from "./errors";
 
 /** How much attention an event type deserves from operators. */
 export type Severity = "critical" | "informational";
@@ -246,7 +252,13 @@ function createCatalog(
   const validate = (type: string, data: unknown): SafeParseResult<Record<string, unknown>> => {
     const def = definitions[type];
     if (!def) return { success: false, error: unknownType(type, data) };
-    const result = schemaOf(def).safeParse(data);
+    let result: ReturnType<PayloadSchema["safeParse"]>;
+    try {
+      result = schemaOf(def).safeParse(data);
+    } catch (error) {
+      // A getter or proxy trap of the payload threw while the schema read it.
+      return { success: false, error: unreadableError(type, "invalid_payload", data, error) };
+    }
     if (result.success) return { success: true, data: result.data };
     return { success: false, error: payloadError(type, data, result.error) };
   };
@@ -277,13 +289,24 @@ function createCatalog(
         lastDef = def;
         lastSchema = schema;
       }
-      const result = schema.safeParse(data);
+      let result: ReturnType<PayloadSchema["safeParse"]>;
+      try {
+        result = schema.safeParse(data);
+      } catch (error) {
+        // A getter or proxy trap of the payload threw while the schema read it.
+        throw unreadableError(type, "invalid_payload", data, error);
+      }
       if (result.success) return result.data;
       throw payloadError(type, data, result.error);
     },
     safeParse: validate,
     parseEnvelope(value) {
-      const attrs = envelopeSchema.safeParse(value);
+      let attrs: ReturnType<typeof envelopeSchema.safeParse>;
+      try {
+        attrs = envelopeSchema.safeParse(value);
+      } catch (error) {
+        throw unreadableError("<unknown>", "invalid_envelope", value, error);
+      }
       if (!attrs.success) {
         const type =
           typeof (value as { type?: unknown } | null)?.type === "string"

@@ -284,3 +284,39 @@ describe("tracestate", () => {
     expect(() => assertEnvelope({ ...e, tracestate: 7 })).toThrow(EventValidationError);
   });
 });
+
+describe("values that cannot be read", () => {
+  const revoked = () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    return proxy;
+  };
+  const throwingId = () => ({
+    ...createEnvelope({ type: "X", source: "s", data: {} }),
+    get id(): string {
+      throw new Error("id getter exploded");
+    },
+  });
+
+  it("are not envelopes: isEnvelope answers false instead of throwing", () => {
+    expect(isEnvelope(revoked())).toBe(false);
+    expect(isEnvelope(throwingId())).toBe(false);
+  });
+
+  it("fail assertEnvelope with EventValidationError (invalid_envelope), the reader's error as cause", () => {
+    for (const value of [revoked(), throwingId()]) {
+      let caught: unknown;
+      try {
+        assertEnvelope(value);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(EventValidationError);
+      expect(caught).toMatchObject({
+        reason: "invalid_envelope",
+        issues: [{ code: "unreadable" }],
+      });
+      expect((caught as Error).cause).toBeInstanceOf(Error);
+    }
+  });
+});

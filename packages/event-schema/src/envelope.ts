@@ -1,5 +1,11 @@
 import { z } from "zod";
-import { EventValidationError, describeType, formatIssues, toIssues } from "./errors";
+import {
+  EventValidationError,
+  describeType,
+  formatIssues,
+  toIssues,
+  unreadableError,
+} from "./errors";
 import { uuidv7 } from "./uuid";
 
 /**
@@ -281,7 +287,11 @@ function envelopeProblem(value: unknown): string | undefined {
 
 /** True when `value` has the shape of an envelope (attributes and a `data` field; `data` itself is not validated). */
 export function isEnvelope(value: unknown): value is Envelope {
-  return envelopeProblem(value) === undefined;
+  try {
+    return envelopeProblem(value) === undefined;
+  } catch {
+    return false; // a getter or proxy trap threw, or a revoked proxy: not an envelope
+  }
 }
 
 /**
@@ -290,9 +300,16 @@ export function isEnvelope(value: unknown): value is Envelope {
  * decode later.
  */
 export function assertEnvelope(value: unknown): asserts value is Envelope {
-  const problem = envelopeProblem(value);
-  if (problem === undefined) return;
-  const attributes = envelopeSchema.safeParse(value);
+  let problem: string | undefined;
+  let attributes: ReturnType<typeof envelopeSchema.safeParse>;
+  try {
+    problem = envelopeProblem(value);
+    if (problem === undefined) return;
+    attributes = envelopeSchema.safeParse(value);
+  } catch (error) {
+    // A getter or proxy trap threw, or a revoked proxy: a typed error, not the reader's exception.
+    throw unreadableError("<unknown>", "invalid_envelope", value, error);
+  }
   const issues = attributes.success
     ? [
         {

@@ -93,10 +93,50 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return value;
 }
 
+/**
+ * A value that could not even be read (a getter or a proxy trap threw, a revoked proxy): the
+ * error every validation raises for it, naming `reason`, instead of the reader's own exception.
+ * @internal
+ */
+export function unreadableError(
+  eventType: string,
+  reason: "invalid_payload" | "invalid_envelope",
+  value: unknown,
+  error: unknown,
+): EventValidationError {
+  const what = reason === "invalid_payload" ? `${eventType} payload` : "event envelope";
+  let detail: string;
+  try {
+    detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    detail = "an unreadable error";
+  }
+  const receivedType = describeType(value);
+  return new EventValidationError({
+    eventType,
+    reason,
+    issues: [
+      {
+        path: "",
+        message: `could not be read (${detail})`,
+        code: "unreadable",
+        received: receivedType,
+      },
+    ],
+    receivedType,
+    message: `The ${what} could not be read: reading it threw ${detail}. Publish plain data (JSON values).`,
+    cause: error,
+  });
+}
+
 /** `typeof`, but telling `null` and arrays apart from objects. */
 export function describeType(value: unknown): string {
   if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
+  try {
+    if (Array.isArray(value)) return "array";
+  } catch {
+    return "revoked proxy"; // the one value Array.isArray throws on
+  }
   if (typeof value === "number" && Number.isNaN(value)) return "NaN";
   return typeof value;
 }

@@ -346,3 +346,22 @@ describe("waitFor({ timeoutMs })", () => {
     await eventually(() => router.listSubscriptions().length === 0);
   });
 });
+
+describe("a payload that cannot be read", () => {
+  it("rejects the publish with EventValidationError, not the getter's own error, and delivers nothing", async () => {
+    const router = make();
+    const seen: number[] = [];
+    router.subscribe("JOB_STARTED", (e) => void seen.push(e.data.n));
+    const payload = {
+      get n(): number {
+        throw new Error("n getter exploded");
+      },
+    };
+    await expect(router.publish("JOB_STARTED", payload)).rejects.toMatchObject({
+      name: "EventValidationError",
+      reason: "invalid_payload",
+    });
+    await drained(router);
+    expect(seen).toEqual([]);
+  });
+});
