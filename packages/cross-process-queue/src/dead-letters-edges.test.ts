@@ -13,6 +13,7 @@ import {
 } from "./dead-letter-errors";
 import { SqliteDeadLetterStore } from "./dead-letters";
 import { QueueOptionsError } from "./errors";
+import { holdWriteLock } from "./test/fixtures";
 
 let dir: string;
 let path: string;
@@ -79,16 +80,7 @@ describe("the dead-letter path never blocks the event loop", () => {
   it("stores a dead letter while another connection holds the write lock for 300 ms, yielding meanwhile", async () => {
     const store = open();
     await store.deadLetter(record(0));
-    // Another connection of this thread: it can only let go if the event loop keeps turning.
-    const other = new Database(path);
-    other.exec("BEGIN IMMEDIATE");
-    const released = new Promise<void>((resolve) =>
-      setTimeout(() => {
-        other.exec("COMMIT");
-        other.close();
-        resolve();
-      }, 300),
-    );
+    const { released } = holdWriteLock(path, 300);
     // Before the fix the store waited in SQLite's busy handler (busy_timeout 5000), blocking the
     // thread: the lock holder's timer could not run until SQLite gave up.
     const stall = await longestStall(() => store.deadLetter(record(1)));
@@ -104,15 +96,7 @@ describe("the retry daemon's claims never block the event loop", () => {
   it("claims and releases while another connection holds the write lock, yielding meanwhile", async () => {
     const store = open();
     await store.deadLetter(record(1));
-    const other = new Database(path);
-    other.exec("BEGIN IMMEDIATE");
-    const released = new Promise<void>((resolve) =>
-      setTimeout(() => {
-        other.exec("COMMIT");
-        other.close();
-        resolve();
-      }, 300),
-    );
+    const { released } = holdWriteLock(path, 300);
     let claimed: Awaited<ReturnType<SqliteDeadLetterStore["claim"]>> = [];
     const stall = await longestStall(async () => {
       claimed = await store.claim({ limit: 10 });
@@ -344,16 +328,7 @@ describe("scheduled retention", () => {
   it("purges on schedule without blocking the event loop while another connection holds the write lock", async () => {
     const store = open({ busyTimeoutMs: 1_000, retention: { olderThanMs: 0, intervalMs: 20 } });
     await store.deadLetter(record(1));
-    // Another connection of this thread: it can only let go if the event loop keeps turning.
-    const other = new Database(path);
-    other.exec("BEGIN IMMEDIATE");
-    const released = new Promise<void>((resolve) =>
-      setTimeout(() => {
-        other.exec("COMMIT");
-        other.close();
-        resolve();
-      }, 200),
-    );
+    const { released } = holdWriteLock(path, 200);
     // Before the fix the scheduled purge waited in SQLite's busy handler (busy_timeout), blocking
     // the thread until it gave up: the lock holder's timer could not run meanwhile.
     const stall = await longestStall(async () => {

@@ -15,7 +15,7 @@ import {
   openDatabase,
   sqliteTransport,
 } from "./index";
-import { eventually, job, memoryLogger, tempQueue } from "./test/fixtures";
+import { eventually, holdWriteLock, job, memoryLogger, tempQueue } from "./test/fixtures";
 
 let queue: ReturnType<typeof tempQueue> | undefined;
 let open: SqliteTransport[] = [];
@@ -56,23 +56,6 @@ async function longestStall<T>(during: () => Promise<T>): Promise<{ result: T; s
   } finally {
     clearInterval(timer);
   }
-}
-
-/**
- * Another connection (of this thread: it can only let go if the event loop keeps turning) takes
- * the write lock and releases it after `ms`.
- */
-function holdWriteLock(path: string, ms: number): { released: Promise<void> } {
-  const other = new Database(path);
-  other.exec("BEGIN IMMEDIATE");
-  const released = new Promise<void>((resolve) =>
-    setTimeout(() => {
-      other.exec("COMMIT");
-      other.close();
-      resolve();
-    }, ms),
-  );
-  return { released };
 }
 
 function chattrAvailable(): boolean {

@@ -8,6 +8,7 @@ import {
   type Envelope,
 } from "@switchyard/event-schema";
 import type { Logger } from "@switchyard/router";
+import Database from "better-sqlite3";
 import { type ExchangeRequest, QueueStore } from "../claim";
 import { Writer, openDatabase } from "../database";
 import { z } from "zod";
@@ -91,3 +92,20 @@ export const exchangeRequest = (outcomes: ExchangeRequest["outcomes"], limit: nu
   typesJson: JSON.stringify(["JOB"]),
   leaseMs: 1_000,
 });
+
+/**
+ * Another connection (of this thread: it can only let go if the event loop keeps turning) takes
+ * the write lock of the file at `path` and releases it after `ms`.
+ */
+export function holdWriteLock(path: string, ms: number): { released: Promise<void> } {
+  const other = new Database(path);
+  other.exec("BEGIN IMMEDIATE");
+  const released = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      other.exec("COMMIT");
+      other.close();
+      resolve();
+    }, ms),
+  );
+  return { released };
+}
