@@ -69,7 +69,13 @@ async function readRange(
   filter: string,
   from: number,
   to: number,
-  each: (seq: number, data: Uint8Array, id: string | undefined, time: number) => void,
+  each: (
+    seq: number,
+    data: Uint8Array,
+    id: string | undefined,
+    time: number,
+    msgId: string | undefined,
+  ) => void,
 ): Promise<void> {
   if (to < from) return;
   const info = await host.jsm.consumers.add(stream, {
@@ -92,8 +98,9 @@ async function readRange(
         received++;
         if (m.seq > to) return;
         // Replayed and handed-back copies carry the id in ce-id only (no Nats-Msg-Id).
-        const id = m.headers?.get(ID_HEADER) || m.headers?.get("ce-id") || undefined;
-        each(m.seq, m.data, id, m.info.timestampNanos / 1e6);
+        const msgId = m.headers?.get(ID_HEADER) || undefined;
+        const id = msgId ?? (m.headers?.get("ce-id") || undefined);
+        each(m.seq, m.data, id, m.info.timestampNanos / 1e6, msgId);
         if (m.seq >= to || m.info.pending === 0) return;
       }
       if (received === 0 && (await consumer.info()).num_pending === 0) return;
@@ -202,11 +209,24 @@ export async function audit(host: AuditHost, options: AuditOptions = {}): Promis
         c.config.filter_subject ?? `${prefix}.${tag.type}`,
         firstSeq,
         Math.min(ackFloor, lastSeq),
-        (seq, data, id, time) => {
+        (seq, data, id, time, msgId) => {
           // Events stored before the consumer existed were never meant for it.
-          if (time < created || id === undefined) return;
+          if (time < created) return;
+          if (id !== undefined && handled.has(id)) {
+            checked++;
+            return;
+          }
+          // A receipt holds the id the subscriber read from the body, which another program's
+          // message may not have in its headers (a Nats-Msg-Id of its own, or no headers): only
+          // for those is the body decoded, as the subscription decodes it.
+          const read = decodeEnvelope(data, () => ({
+            subject: `${prefix}.${tag.type}`,
+            type: tag.type!,
+            id: msgId,
+            seq,
+          })).envelope.id;
           checked++;
-          if (!handled.has(id)) found.push({ seq, id, data });
+          if (!handled.has(read)) found.push({ seq, id: read, data });
         },
       );
       if (found.length > 0) {

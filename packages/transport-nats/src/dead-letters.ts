@@ -24,6 +24,7 @@ import {
   type DeadLetterStatus,
   type Logger,
   LeaseLostError,
+  MAX_TIMER_MS,
   type ReplayResult,
   type SerializedError,
   type TimeInput,
@@ -80,7 +81,8 @@ export interface NatsDeadLetterStoreOptions
   readonly deadLetterStream?: string;
   /**
    * How long a replayer's claim on a record lasts: a replayer that died mid-replay leaves the
-   * record `retrying`, and another may take it over after this. @defaultValue 60_000
+   * record `retrying`, and another may take it over after this; 1000 to `MAX_TIMER_MS` (about
+   * 24.8 days). @defaultValue 60_000
    */
   readonly claimMs?: number;
   /** Only read: writes (`deadLetter`, `replay`, `purge`) reject, nothing is created. @defaultValue false */
@@ -200,6 +202,8 @@ interface StoredRecord {
   readonly envelope?: Envelope;
   /** A replayer's exclusive claim (status `retrying`). */
   readonly claim?: { readonly token: string; readonly until: string };
+  /** Why `envelope` is not kept: it would not fit in one message with the record. */
+  readonly envelopeDropped?: string;
   readonly updatedAt: string;
 }
 
@@ -227,11 +231,15 @@ const isWrongLastSequence = (error: unknown) =>
   hasCode(error, WRONG_LAST_SEQUENCE) ||
   /wrong last sequence/i.test((error as Error | null)?.message ?? "");
 
+/** The furthest a `Date` reaches from the epoch, in ms (ECMAScript's time range). */
+const MAX_DATE_MS = 8.64e15;
+
 /** @internal A time input as Unix ms; a bad one is a typed error naming the field. */
 export function toMs(value: TimeInput, field: string): number {
   const ms =
     value instanceof Date ? value.getTime() : typeof value === "number" ? value : Date.parse(value);
-  if (!Number.isFinite(ms))
+  // Beyond ±8.64e15 ms a Date is invalid, and toISOString() would throw a RangeError later.
+  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS)
     throw new NatsOptionsError(field, value, "a Date, ms since the epoch or an RFC 3339 string");
   return ms;
 }
@@ -317,8 +325,8 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
         this.stream,
         "a stream name without '.', '*', '>', '/', '\\' or whitespace, at most 255 characters",
       );
-    if (!Number.isInteger(claimMs) || claimMs < 1_000)
-      throw new NatsOptionsError("claimMs", claimMs, "an integer ≥ 1000");
+    if (!Number.isInteger(claimMs) || claimMs < 1_000 || claimMs > MAX_TIMER_MS)
+      throw new NatsOptionsError("claimMs", claimMs, `an integer from 1000 to ${MAX_TIMER_MS}`);
     this.#claimMs = claimMs;
     if (!Number.isInteger(attemptsMaxAgeMs) || attemptsMaxAgeMs < 1_000)
       throw new NatsOptionsError("attemptsMaxAgeMs", attemptsMaxAgeMs, "an integer ≥ 1000");
@@ -560,7 +568,12 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
    * Store a failed delivery (the {@link DeadLetterSink} method). Resolves once the record's new
    * version is stored in the stream. A record of the same event and subscriber is updated:
    * attempts add up, the last error and failure time are replaced, status returns to
-   * `pending_retry`, replays are kept.
+   * `pending_retry`, replays are kept. A record that would not fit in one message (the server's
+   * `max_payload`: a huge error message, a huge event, or a foreign body escaped into JSON) is
+   * stored with its error cut short (no stack, 4096 characters of message) and, if that is not
+   * enough, without its envelope: it then reads back `damaged` saying so and cannot be replayed
+   * (the event itself is still in the event stream unless it expired). A sink that can never store
+   * a record would otherwise keep its delivery coming back forever.
    */
   async deadLetter(record: DeadLetterRecord): Promise<void> {
     const session = await this.#writable("store dead letters");
@@ -595,7 +608,8 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
         envelope: record.envelope,
         updatedAt: now,
       };
-      if ((await this.#put(session, next, current?.revision ?? 0)) !== undefined) return;
+      const fitted = fitRecord(next, session.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
+      if ((await this.#put(session, fitted, current?.revision ?? 0)) !== undefined) return;
     }
     throw new NatsStreamConfigError(
       this.stream,
@@ -735,7 +749,8 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
    * none), and `retrying` ones whose claim ran out (their replayer died), oldest first. Purged and
    * damaged records are never claimed. Each claim is a compare-and-set on the version listed, so
    * two daemons (or a daemon and an operator's replay) never hold the same record; settle each
-   * with {@link release}.
+   * with {@link release}. `limit` is an integer ≥ 1, `leaseMs` one from 1 to `MAX_TIMER_MS`
+   * (about 24.8 days); anything else rejects with `NatsOptionsError`.
    */
   async claim(
     options: { readonly limit?: number; readonly leaseMs?: number } = {},
@@ -744,8 +759,9 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     const leaseMs = options.leaseMs ?? this.#claimMs;
     if (!Number.isInteger(limit) || limit < 1)
       throw new NatsOptionsError("limit", limit, "an integer ≥ 1");
-    if (!Number.isInteger(leaseMs) || leaseMs < 1)
-      throw new NatsOptionsError("leaseMs", leaseMs, "an integer ≥ 1");
+    // A claim's end is stored as a date: an unbounded lease would be no date at all.
+    if (!Number.isInteger(leaseMs) || leaseMs < 1 || leaseMs > MAX_TIMER_MS)
+      throw new NatsOptionsError("leaseMs", leaseMs, `an integer from 1 to ${MAX_TIMER_MS}`);
     const session = await this.#writable("claim dead letters");
     const now = Date.now();
     const dueAt = (r: StoredRecord) => r.nextRetryAt ?? r.lastFailedAt;
@@ -979,6 +995,46 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
   }
 }
 
+/** What a connection may send in one message when the server does not say (nats-server's default). */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** How much of an error message a record too large for one message keeps. */
+const CUT_MESSAGE_CHARS = 4_096;
+
+/**
+ * `record` as it fits in one message of at most `maxBytes`: as it is; else with its error cut
+ * short (no stack, a message of at most 4096 characters); else without its envelope too, noting
+ * why in `envelopeDropped`.
+ */
+function fitRecord(record: StoredRecord, maxBytes: number): StoredRecord {
+  const sizeOf = (r: StoredRecord) => Buffer.byteLength(JSON.stringify(r), "utf8");
+  const size = sizeOf(record);
+  if (size <= maxBytes) return record;
+  // Thrown values are anything at run time: every field is made a string before it is cut.
+  const short = (value: unknown) => {
+    const text = String(value);
+    return text.length > CUT_MESSAGE_CHARS
+      ? `${text.slice(0, CUT_MESSAGE_CHARS)}… (cut short)`
+      : text;
+  };
+  const { message, code, name } = record.error;
+  const cut: StoredRecord = {
+    ...record,
+    error: {
+      name: short(name),
+      message: short(message),
+      ...(code !== undefined ? { code: short(code) } : {}),
+    },
+  };
+  if (sizeOf(cut) <= maxBytes) return cut;
+  const { envelope: _envelope, ...rest } = cut;
+  return {
+    ...rest,
+    envelopeDropped:
+      `the record (${size} bytes with its envelope) was too large to store in one message ` +
+      `(max_payload ${maxBytes} bytes), so its envelope was not kept`,
+  };
+}
+
 /** `record` claimed by a replayer for `leaseMs` from `now`, under a new token. */
 function claimedVersion(record: StoredRecord, now: number, leaseMs: number): StoredRecord {
   const { nextRetryAt: _next, ...rest } = record;
@@ -1141,7 +1197,9 @@ function toInfo(record: StoredRecord): DeadLetterInfo {
     ...(record.envelope !== undefined ? { envelope: record.envelope } : {}),
     ...((record as { damaged?: boolean }).damaged
       ? { damaged: `the message of dead letter ${record.id} is not a dead-letter record` }
-      : {}),
+      : record.envelopeDropped !== undefined && record.envelope === undefined
+        ? { damaged: record.envelopeDropped }
+        : {}),
   };
 }
 

@@ -84,6 +84,9 @@ interface StreamView extends ReadSession {
   readonly info: StreamInfo;
 }
 
+/** Buckets {@link NatsInspector.counts} lists at most (the limit of the other inspectors). */
+const MAX_COUNT_BUCKETS = 100_000;
+
 /** Steps of one delivery's timeline returned at most (the newest kept). */
 export const natsHistoryLimit = 100;
 
@@ -571,7 +574,8 @@ export class NatsInspector implements Inspector {
   /**
    * Events stored per type per bucket (headers-only read from `since`). Buckets start at
    * multiples of `bucketMs` since the epoch: the first is the one holding `since`; every bucket up
-   * to `until` is listed, empty ones included.
+   * to `until` is listed, empty ones included: at most 100 000 of them (more reject with
+   * `NatsOptionsError` naming `bucketMs`, as the other inspectors refuse them).
    */
   async counts(query: CountQuery & { readonly signal?: AbortSignal }): Promise<EventCounts> {
     const bucketMs = query.bucketMs ?? 60_000;
@@ -581,6 +585,14 @@ export class NatsInspector implements Inspector {
     const until = query.until === undefined ? Date.now() : toMs(query.until, "until");
     const types = query.types === undefined ? undefined : new Set(query.types);
     const first = Math.floor(since / bucketMs) * bucketMs;
+    // Every bucket is listed, empty ones too: a window of millions would never finish building.
+    const count = Math.max(0, Math.ceil((until - first) / bucketMs));
+    if (count > MAX_COUNT_BUCKETS)
+      throw new NatsOptionsError(
+        "bucketMs",
+        bucketMs,
+        `wider buckets: ${count} buckets between since and until, at most ${MAX_COUNT_BUCKETS}`,
+      );
     const buckets: { start: string; counts: Record<string, number> }[] = [];
     for (let start = first; start < until; start += bucketMs)
       buckets.push({ start: new Date(start).toISOString(), counts: {} });

@@ -14,6 +14,7 @@ import {
   type Delivery,
   LeaseLostError,
   type Logger,
+  UnrecoverableError,
   type OutcomePolicy,
   type TransportSubscribeOptions,
   type TransportSubscription,
@@ -617,6 +618,22 @@ export class NatsSubscription implements TransportSubscription {
     }));
     held.envelope = decoded.envelope;
     if (handle.kind === "replay" && !this.#types.has(decoded.envelope.type)) {
+      if (held.attempt > this.#maxAttempts) {
+        // Bounced more often than any process of the subscriber would have run it (one that
+        // handles the type would dead-letter it now): nobody takes it, so it ends here instead of
+        // coming back forever.
+        this.#running.add(held);
+        void this.#handle(
+          held,
+          new UnrecoverableError(
+            `no process of subscriber "${this.subscriber}" took the replayed ${decoded.envelope.type} ` +
+              `${decoded.envelope.id} within ${this.#maxAttempts} deliveries; this one subscribes to ` +
+              `${[...this.#types].join(", ")}`,
+            { cause: decoded.error },
+          ),
+        );
+        return;
+      }
       // A replay for a type another process of this subscriber handles: let that one take it.
       this.#logger.debug(
         { eventId: decoded.envelope.id, type: decoded.envelope.type },

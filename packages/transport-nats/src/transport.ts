@@ -109,7 +109,9 @@ const isConsumerNotFound = (error: unknown) =>
  *   not an attempt: it is a copy on the subscriber's replay subject carrying the attempts made
  *   so far, stored before the original is acknowledged (a `nak`, which counts, only where the
  *   copy cannot be stored, and for ephemeral subscribers). A replay handed on because this
- *   process does not handle its type is a `nak` and counts, as NATS counts deliveries.
+ *   process does not handle its type is a `nak` and counts, as NATS counts deliveries; one
+ *   delivered for attempt `maxAttempts + 1` to a process that does not handle its type is
+ *   dead-lettered (`unrecoverable`), so a copy no process takes does not come back forever.
  * - **batches**: NATS 2.9 has no multi-message transaction. A batch is published with bounded
  *   in-flight acks; if it fails midway ({@link NatsPublishError}) part of it may be stored, and
  *   publishing the whole batch again is safe (the stored ids are dropped as duplicates).
@@ -427,7 +429,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
       assertEnvelope(envelope);
       this.#checkType(envelope.type);
     }
-    const { nc } = await this.#ready();
+    // Connecting can take up to the connect timeout (a server that accepts and never answers).
+    const { nc } = await untilAborted(this.#ready(), signal);
     const acks = (this.#acks ??= new AckWaiter(nc, inboxPrefixOf(nc)));
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
     // Checked and sized up front; each message is built only when it is sent (a large batch
