@@ -491,6 +491,17 @@ export function positiveIntOption(text: string): number {
   return n;
 }
 
+/**
+ * Commander option parser for `--port <port>`: a TCP port in decimal digits, 0 (any free port) to
+ * 65535. An empty value is an error, not port 0 (`Number("")` is 0).
+ */
+export function portOption(text: string): number {
+  const n = /^\d{1,5}$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!(n <= 65_535))
+    throw new InvalidArgumentError("Expected a port number from 0 (any free port) to 65535.");
+  return n;
+}
+
 /** Commander option parser for a non-negative integer. */
 export function countOption(text: string): number {
   const n = Number(text);

@@ -1,5 +1,5 @@
-import { setTimeout as delay } from "node:timers/promises";
 import { formatDuration, parseDuration } from "./duration";
+import { sleep as longSleep } from "./timers";
 
 /** How often `--watch` without a value redraws. */
 export const DEFAULT_WATCH_INTERVAL_MS = 2000;
@@ -57,7 +57,7 @@ export interface WatchOptions {
   readonly maxRuns?: number;
   /** The clock for the frame title. @defaultValue `() => new Date()` */
   readonly now?: () => Date;
-  /** Waits between runs; rejects or resolves early when `signal` aborts. @defaultValue `timers/promises` setTimeout */
+  /** Waits between runs; rejects or resolves early when `signal` aborts. @defaultValue `sleep` of `./timers` (any length) */
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<unknown>;
 }
 
@@ -92,8 +92,8 @@ export async function watch<T>(
   const maxRuns = Math.max(1, options.maxRuns ?? Infinity);
   const framed = options.framed ?? true;
   const now = options.now ?? (() => new Date());
-  const sleep =
-    options.sleep ?? ((ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }));
+  // Any interval: `--watch 30d` waits 30 days, not the 1 ms an overflowing setTimeout would.
+  const sleep = options.sleep ?? longSleep;
   if (!(intervalMs > 0)) throw new RangeError(`intervalMs must be more than 0, got ${intervalMs}`);
 
   const frameHead = (run: number) => {

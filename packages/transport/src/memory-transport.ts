@@ -351,7 +351,7 @@ export class MemoryTransport implements Transport {
     state.workers.add(worker);
     this.#workers.add(worker);
     this.store.armLeaseTimer();
-    worker.pump();
+    worker.start();
     return worker;
   }
 
@@ -433,6 +433,9 @@ class Worker implements TransportSubscription {
   #closing: Promise<void> | undefined;
   #idle: (() => void)[] = [];
   #retryTimer: NodeJS.Timeout | undefined;
+  /** When {@link Worker.#retryTimer} fires (ms since the epoch). */
+  #retryAt = Infinity;
+  readonly #onAbort = () => void this.close();
   readonly #concurrency: number;
   readonly #leaseMs: number;
   readonly #maxAttempts: number;
@@ -447,7 +450,20 @@ class Worker implements TransportSubscription {
     this.#concurrency = options.concurrency ?? 1;
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#maxAttempts = options.maxAttempts ?? 5;
-    options.signal?.addEventListener("abort", () => void this.close(), { once: true });
+  }
+
+  /**
+   * Start claiming, once registered with the subscriber and the transport. A signal aborted
+   * already closes it at once (as aborting it later would): its handler never runs.
+   */
+  start(): void {
+    const signal = this.options.signal;
+    if (signal?.aborted) {
+      void this.close();
+      return;
+    }
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
+    this.pump();
   }
 
   pump(): void {
@@ -463,10 +479,14 @@ class Worker implements TransportSubscription {
       }
       this.#claim(d, now);
     }
-    if (nextRetry !== Infinity && !this.#retryTimer) {
+    // One timer, for the earliest retry: a retry due sooner than the armed one re-arms it.
+    if (nextRetry < this.#retryAt) {
+      clearTimeout(this.#retryTimer);
+      this.#retryAt = nextRetry;
       this.#retryTimer = setTimeout(
         () => {
           this.#retryTimer = undefined;
+          this.#retryAt = Infinity;
           this.pump();
         },
         timerDelay(nextRetry - now),
@@ -649,6 +669,7 @@ class Worker implements TransportSubscription {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.options.signal?.removeEventListener("abort", this.#onAbort);
       clearTimeout(this.#retryTimer);
       if (this.#running > 0) {
         await drainWithin(

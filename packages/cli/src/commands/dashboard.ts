@@ -2,10 +2,11 @@ import type { Command } from "commander";
 import { serveDashboard } from "@switchyard/dashboard";
 import { withCatalogOption } from "../catalog-option";
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
-import { CliError, ExitCode } from "../output";
+import { CliError, ExitCode, portOption } from "../output";
+import { untilStopped } from "../timers";
 
 interface DashboardCommandOptions extends CommonOptions {
-  readonly port: string;
+  readonly port: number;
   readonly host: string;
   readonly basePath: string;
   readonly actions?: boolean;
@@ -27,7 +28,7 @@ export function registerDashboard(program: Command, runtime: Runtime): void {
         .description(
           "Serve the web dashboard (health, pipeline, subscribers, events with a live tail, dead letters, daemons) on loopback; /metrics too.",
         )
-        .option("--port <port>", "port to listen on (0: any free port)", "4000")
+        .option("--port <port>", "port to listen on (0: any free port)", portOption, 4000)
         .option("--host <host>", "address to bind (loopback by default)", "127.0.0.1")
         .option("--base-path <path>", "path the dashboard is served under", "/")
         .option(
@@ -49,9 +50,7 @@ export function registerDashboard(program: Command, runtime: Runtime): void {
     action<DashboardCommandOptions>(
       runtime,
       async ({ opts, out, driver, catalog, runtime: rt }) => {
-        const port = Number(opts.port);
-        if (!Number.isInteger(port) || port < 0 || port > 65_535)
-          throw new CliError("USAGE", `--port: ${JSON.stringify(opts.port)} is not a port number.`);
+        const port = opts.port;
         const token = rt.env[DASHBOARD_TOKEN_ENV];
         if (opts.actions && !token)
           throw new CliError(
@@ -79,11 +78,7 @@ export function registerDashboard(program: Command, runtime: Runtime): void {
           `Dashboard at ${served.url} (${opts.actions ? "actions on" : "read-only"}; Ctrl-C to stop).`,
         );
         if (opts.open) openInBrowser(served.url);
-        await new Promise<void>((resolve) => {
-          process.once("SIGINT", resolve);
-          process.once("SIGTERM", resolve);
-          rt.signal?.addEventListener("abort", () => resolve(), { once: true });
-        });
+        await untilStopped(rt.signal);
         controller.abort();
         await served.close();
         return ExitCode.ok;

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import { durationParser, formatDuration as durationText, sinceOption } from "../duration";
 import {
@@ -33,6 +32,7 @@ import {
   plural,
   positiveIntOption,
 } from "../output";
+import { longTimeout, sleep } from "../timers";
 import { eventTypeOf } from "./shared";
 
 /** An event caused by the traced one (its `causationid`), with its own deliveries and effects. */
@@ -422,7 +422,7 @@ async function follow(
   const onOuterAbort = () => stop.abort();
   runtime.signal?.addEventListener("abort", onOuterAbort, { once: true });
   if (runtime.signal?.aborted) stop.abort();
-  const timer = opts.for === undefined ? undefined : setTimeout(() => stop.abort(), opts.for);
+  const timer = opts.for === undefined ? undefined : longTimeout(() => stop.abort(), opts.for);
   const filter = {
     ...(opts.type !== undefined ? { types: [opts.type] } : {}),
     ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
@@ -479,14 +479,12 @@ async function follow(
         cursor = page.next;
       } while (cursor && !stop.signal.aborted);
       const interval = opts.interval ?? TAIL_INTERVAL_MS;
-      await sleep(fresh ? Math.max(interval, SNAPSHOT_POLL_MS) : interval, undefined, {
-        signal: stop.signal,
-      }).catch(() => undefined);
+      await sleep(fresh ? Math.max(interval, SNAPSHOT_POLL_MS) : interval, stop.signal);
     }
     return ExitCode.ok;
   } finally {
     await reopened?.close();
-    clearTimeout(timer);
+    timer?.clear();
     process.removeListener("SIGINT", onSigint);
     runtime.signal?.removeEventListener("abort", onOuterAbort);
   }

@@ -3,10 +3,11 @@ import { serve } from "@hono/node-server";
 import { createMetrics } from "@switchyard/metrics";
 import { type CommonOptions, type Runtime, action, examples, withCommonOptions } from "../context";
 import { parseDuration } from "../duration";
-import { CliError, ExitCode } from "../output";
+import { CliError, ExitCode, portOption } from "../output";
+import { untilStopped } from "../timers";
 
 interface MetricsOptions extends CommonOptions {
-  readonly port: string;
+  readonly port: number;
   readonly host: string;
   readonly once?: boolean;
   readonly window: string;
@@ -24,7 +25,7 @@ export function registerMetrics(program: Command, runtime: Runtime): void {
       .description(
         "Serve Prometheus metrics of the event system (backlog per subscriber, events per type, dead letters, daemon heartbeats) at /metrics, read from the transport at each scrape.",
       )
-      .option("--port <port>", "port to listen on", "9464")
+      .option("--port <port>", "port to listen on (0: any free port)", portOption, 9464)
       .option("--host <host>", "address to bind (loopback by default)", "127.0.0.1")
       .option("--window <duration>", "window of switchyard_events_window", "5m")
       .option("--once", "print the metrics once and exit instead of serving"),
@@ -36,9 +37,7 @@ export function registerMetrics(program: Command, runtime: Runtime): void {
   ]);
   command.action(
     action<MetricsOptions>(runtime, async ({ opts, out, driver, runtime: rt }) => {
-      const port = Number(opts.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65_535)
-        throw new CliError("USAGE", `--port: ${JSON.stringify(opts.port)} is not a port number.`);
+      const port = opts.port;
       const eventsWindowMs = parseDuration(opts.window, "--window");
       const opened = await driver({ readOnly: true });
       const metrics = createMetrics(opened.inspector(), { eventsWindowMs });
@@ -60,12 +59,7 @@ export function registerMetrics(program: Command, runtime: Runtime): void {
       const address = server.address();
       const bound = typeof address === "object" && address ? address.port : port;
       out.note(`Serving metrics at http://${opts.host}:${bound}/metrics (Ctrl-C to stop).`);
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once("SIGINT", stop);
-        process.once("SIGTERM", stop);
-        rt.signal?.addEventListener("abort", stop, { once: true });
-      });
+      await untilStopped(rt.signal);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       return ExitCode.ok;
     }),
