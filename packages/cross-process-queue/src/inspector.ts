@@ -19,9 +19,14 @@ import type {
   Inspector,
   StoredEvent,
   SubscriberBacklog,
-  TimeInput,
 } from "@switchyard/transport";
-import { TransportClosedError, abortReason, isDaemonContracts } from "@switchyard/transport";
+import {
+  TransportClosedError,
+  abortReason,
+  checkCountBuckets,
+  isDaemonContracts,
+  timeInputMs,
+} from "@switchyard/transport";
 import { type EventRow, decodeRow } from "./claim";
 import { type DeadLetter, type DeadLetterRow, toDeadLetter } from "./dead-letters";
 import { BACKLOG_SQL, type BacklogRow } from "./backlog";
@@ -97,17 +102,6 @@ const EVENT_COLUMN_COUNT = 10;
 type Raw = [seq: number, createdAt: number, ...row: EventRow];
 
 const iso = (at: number): string => new Date(at).toISOString();
-
-function timeOf(option: string, time: TimeInput): number {
-  const at =
-    typeof time === "number" ? time : time instanceof Date ? time.getTime() : Date.parse(time);
-  if (!Number.isFinite(at))
-    throw new InspectorQueryError(
-      option,
-      `${JSON.stringify(String(time))} is not a time; pass a Date, ms since the epoch or an RFC 3339 string.`,
-    );
-  return at;
-}
 
 function positive(
   option: string,
@@ -307,11 +301,11 @@ export function deadLetterWhere(filter: DeadLetterFilter): {
   }
   if (filter.since !== undefined) {
     clauses.push("last_failed_at >= @since");
-    params.since = iso(timeOf("since", filter.since));
+    params.since = iso(timeInputMs(filter.since, "since"));
   }
   if (filter.before !== undefined) {
     clauses.push("last_failed_at < @before");
-    params.before = iso(timeOf("before", filter.before));
+    params.before = iso(timeInputMs(filter.before, "before"));
   }
   return { where: clauses.length ? clauses.join(" AND ") : "1", params };
 }
@@ -425,8 +419,8 @@ export class SqliteInspector implements Inspector {
         );
       cursor = Number(query.cursor);
     }
-    const since = query.since === undefined ? undefined : timeOf("since", query.since);
-    const until = query.until === undefined ? undefined : timeOf("until", query.until);
+    const since = query.since === undefined ? undefined : timeInputMs(query.since, "since");
+    const until = query.until === undefined ? undefined : timeInputMs(query.until, "until");
     // created_at grows with seq: the time window becomes a seq range (binary search on the key).
     const [low, high] = await this.#read(query.signal, () => [
       (since === undefined ? 0 : lastSeqBefore(this.#db, since)) + 1,
@@ -610,17 +604,13 @@ export class SqliteInspector implements Inspector {
 
   counts(query: CountQuery & { readonly signal?: AbortSignal }): Promise<EventCounts> {
     return this.#read(query.signal, () => {
-      const since = timeOf("since", query.since);
-      const until = query.until === undefined ? this.#now() : timeOf("until", query.until);
+      const since = timeInputMs(query.since, "since");
+      const until = query.until === undefined ? this.#now() : timeInputMs(query.until, "until");
       const bucketMs = positive("bucketMs", query.bucketMs, 60_000, Number.MAX_SAFE_INTEGER);
       if (until < since)
         throw new InspectorQueryError("until", `${iso(until)} is before since (${iso(since)}).`);
       const n = Math.max(1, Math.ceil((until - since) / bucketMs));
-      if (n > 100_000)
-        throw new InspectorQueryError(
-          "bucketMs",
-          `${n} buckets of ${bucketMs} ms between since and until; use wider buckets (at most 100000).`,
-        );
+      checkCountBuckets(n, bucketMs);
       const buckets = Array.from({ length: n }, (_, i) => ({
         start: iso(since + i * bucketMs),
         counts: Object.create(null) as Record<string, number>,

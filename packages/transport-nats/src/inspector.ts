@@ -19,15 +19,17 @@ import {
   type Inspector,
   type StoredEvent,
   type SubscriberBacklog,
+  InspectorQueryError,
+  checkCountBuckets,
+  timeInputMs,
 } from "@switchyard/transport";
 import {
   type DeliveryJournal,
   type JournalEntry,
   type NatsDeadLetterStore,
   inDepth,
-  toMs,
 } from "./dead-letters";
-import { NatsOptionsError, TransportClosedError, toNatsError } from "./errors";
+import { TransportClosedError, toNatsError } from "./errors";
 import { listNatsHeartbeats } from "./heartbeats";
 import { type Session, isStreamNotFound } from "./jetstream";
 import { type ConsumerTag, parseConsumerTag } from "./names";
@@ -84,8 +86,13 @@ interface StreamView extends ReadSession {
   readonly info: StreamInfo;
 }
 
-/** Buckets {@link NatsInspector.counts} lists at most (the limit of the other inspectors). */
-const MAX_COUNT_BUCKETS = 100_000;
+/** A query argument the inspector cannot use: the contract's one class for it, naming the option. */
+function queryError(option: string, value: unknown, expected: string): InspectorQueryError {
+  return new InspectorQueryError(
+    option,
+    `expected ${expected}; got ${JSON.stringify(value) ?? String(value)}.`,
+  );
+}
 
 /** Steps of one delivery's timeline returned at most (the newest kept). */
 export const natsHistoryLimit = 100;
@@ -287,19 +294,18 @@ export class NatsInspector implements Inspector {
    */
   async events(query: EventQuery & { readonly signal?: AbortSignal } = {}): Promise<EventPage> {
     const limit = query.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 1)
-      throw new NatsOptionsError("limit", limit, "an integer ≥ 1");
+    if (!Number.isInteger(limit) || limit < 1) throw queryError("limit", limit, "an integer ≥ 1");
     const order = query.order ?? "newest";
     if (order !== "newest" && order !== "oldest")
-      throw new NatsOptionsError("order", order, '"newest" or "oldest"');
+      throw queryError("order", order, '"newest" or "oldest"');
     let cursor: number | undefined;
     if (query.cursor !== undefined) {
       cursor = Number(query.cursor);
       if (!Number.isInteger(cursor) || cursor < 0)
-        throw new NatsOptionsError("cursor", query.cursor, "the `next` of a previous page");
+        throw queryError("cursor", query.cursor, "the `next` of a previous page");
     }
-    const since = query.since === undefined ? undefined : toMs(query.since, "since");
-    const until = query.until === undefined ? undefined : toMs(query.until, "until");
+    const since = query.since === undefined ? undefined : timeInputMs(query.since, "since");
+    const until = query.until === undefined ? undefined : timeInputMs(query.until, "until");
     const types = query.types === undefined ? undefined : new Set(query.types);
     if (types?.size === 0) return { events: [] };
     return this.#call(async (session) => {
@@ -521,10 +527,8 @@ export class NatsInspector implements Inspector {
   ): Promise<CausationTree | undefined> {
     const depth = options.depth ?? 10;
     const limit = options.limit ?? 1000;
-    if (!Number.isInteger(depth) || depth < 0)
-      throw new NatsOptionsError("depth", depth, "an integer ≥ 0");
-    if (!Number.isInteger(limit) || limit < 1)
-      throw new NatsOptionsError("limit", limit, "an integer ≥ 1");
+    if (!Number.isInteger(depth) || depth < 0) throw queryError("depth", depth, "an integer ≥ 0");
+    if (!Number.isInteger(limit) || limit < 1) throw queryError("limit", limit, "an integer ≥ 1");
     return this.#call(async (session) => {
       const view = await this.#view(session);
       if (!view) return undefined;
@@ -574,25 +578,19 @@ export class NatsInspector implements Inspector {
   /**
    * Events stored per type per bucket (headers-only read from `since`). Buckets start at
    * multiples of `bucketMs` since the epoch: the first is the one holding `since`; every bucket up
-   * to `until` is listed, empty ones included: at most 100 000 of them (more reject with
-   * `NatsOptionsError` naming `bucketMs`, as the other inspectors refuse them).
+   * to `until` is listed, empty ones included: at most `MAX_COUNT_BUCKETS` of them (more reject
+   * with `InspectorQueryError` naming `bucketMs`, as every inspector refuses them).
    */
   async counts(query: CountQuery & { readonly signal?: AbortSignal }): Promise<EventCounts> {
     const bucketMs = query.bucketMs ?? 60_000;
     if (!Number.isInteger(bucketMs) || bucketMs < 1)
-      throw new NatsOptionsError("bucketMs", bucketMs, "an integer ≥ 1");
-    const since = toMs(query.since, "since");
-    const until = query.until === undefined ? Date.now() : toMs(query.until, "until");
+      throw queryError("bucketMs", bucketMs, "an integer ≥ 1");
+    const since = timeInputMs(query.since, "since");
+    const until = query.until === undefined ? Date.now() : timeInputMs(query.until, "until");
     const types = query.types === undefined ? undefined : new Set(query.types);
     const first = Math.floor(since / bucketMs) * bucketMs;
     // Every bucket is listed, empty ones too: a window of millions would never finish building.
-    const count = Math.max(0, Math.ceil((until - first) / bucketMs));
-    if (count > MAX_COUNT_BUCKETS)
-      throw new NatsOptionsError(
-        "bucketMs",
-        bucketMs,
-        `wider buckets: ${count} buckets between since and until, at most ${MAX_COUNT_BUCKETS}`,
-      );
+    checkCountBuckets(Math.max(0, Math.ceil((until - first) / bucketMs)), bucketMs);
     const buckets: { start: string; counts: Record<string, number> }[] = [];
     for (let start = first; start < until; start += bucketMs)
       buckets.push({ start: new Date(start).toISOString(), counts: {} });

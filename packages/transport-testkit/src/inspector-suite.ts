@@ -10,6 +10,7 @@ import {
   type Transport,
   type TransportSubscribeOptions,
   type TransportSubscription,
+  InspectorQueryError,
   UnrecoverableError,
   UnsupportedOperationError,
 } from "@switchyard/transport";
@@ -1057,6 +1058,27 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
           await expect(driver.admin().audit({ signal: aborted.signal })).rejects.toThrow("stop");
         },
       );
+    });
+
+    it("refuses a query it cannot use with InspectorQueryError naming the option", async () => {
+      const inspector = (await open()).inspector();
+      const refused: [string, () => Promise<unknown>][] = [
+        ["limit", () => inspector.events({ limit: 0 })],
+        ["since", () => inspector.events({ since: "not a time" })],
+        // Past the last time a Date can hold: a later toISOString() would throw a bare RangeError.
+        ["until", () => inspector.counts({ since: 0, until: 9e15 })],
+        ["bucketMs", () => inspector.counts({ since: Date.now() - 1_000, bucketMs: 0 })],
+        // Every bucket is listed, empty ones too: more than MAX_COUNT_BUCKETS is refused.
+        ["bucketMs", () => inspector.counts({ since: 0, bucketMs: 1_000 })],
+      ];
+      for (const [option, read] of refused) {
+        const error: unknown = await read().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error, option).toBeInstanceOf(InspectorQueryError);
+        expect(error, option).toMatchObject({ option });
+      }
     });
 
     it("closes a driver idempotently", async () => {

@@ -87,7 +87,9 @@ export type {
 } from "./heartbeat";
 export {
   InspectorQueryError,
+  MAX_COUNT_BUCKETS,
   UnboundedPurgeError,
+  checkCountBuckets,
   deliveryStepText,
   matchesDeadLetterFilter,
   timeInputMs,

@@ -308,19 +308,44 @@ export function matchesDeadLetterFilter(record: DeadLetterInfo, filter: DeadLett
   return true;
 }
 
+/** The furthest a `Date` reaches from the epoch, in ms (ECMAScript's time value range). */
+const MAX_DATE_MS = 8.64e15;
+
 /**
- * A {@link TimeInput} as ms since the epoch.
+ * A {@link TimeInput} as ms since the epoch: every driver's reading of `since`, `until` and the
+ * like.
  *
- * @throws {@link InspectorQueryError} naming `what` when it is not a time.
+ * @throws {@link InspectorQueryError} naming `what` when it is not a time a `Date` can hold
+ * (beyond ±8.64e15 ms, a later `toISOString()` would throw a bare `RangeError`).
  */
 export function timeInputMs(input: TimeInput, what: string): number {
   const ms =
     input instanceof Date ? input.getTime() : typeof input === "number" ? input : Date.parse(input);
-  if (!Number.isFinite(ms))
+  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS)
     throw new InspectorQueryError(
-      `${what} must be a Date, ms since the epoch or an RFC 3339 time; got ${JSON.stringify(String(input))}.`,
+      what,
+      `must be a Date, ms since the epoch or an RFC 3339 time within a Date's range; got ${JSON.stringify(String(input))}.`,
     );
   return ms;
+}
+
+/**
+ * Buckets an {@link Inspector.counts} answer lists at most, empty ones included: every driver
+ * refuses a query that would need more (a window of millions would never finish building).
+ */
+export const MAX_COUNT_BUCKETS = 100_000;
+
+/**
+ * The one check of a count query's size: `buckets` is how many the driver would list for it.
+ *
+ * @throws {@link InspectorQueryError} naming `bucketMs` past {@link MAX_COUNT_BUCKETS}.
+ */
+export function checkCountBuckets(buckets: number, bucketMs: number): void {
+  if (buckets > MAX_COUNT_BUCKETS)
+    throw new InspectorQueryError(
+      "bucketMs",
+      `${buckets} buckets of ${bucketMs} ms between since and until; use wider buckets or a shorter window (at most ${MAX_COUNT_BUCKETS}).`,
+    );
 }
 
 /**

@@ -16,9 +16,9 @@ describe("memory inspector", () => {
     const inspector = new MemoryInspector(new MemoryStore());
     await expect(inspector.events({ cursor: "abc" })).rejects.toBeInstanceOf(InspectorQueryError);
     await expect(inspector.events({ limit: 0 })).rejects.toBeInstanceOf(InspectorQueryError);
-    await expect(inspector.events({ since: "yesterday" })).rejects.toThrow(/since must be/);
+    await expect(inspector.events({ since: "yesterday" })).rejects.toThrow(/^since: must be/);
     await expect(inspector.counts({ since: 0, until: Date.now(), bucketMs: 1 })).rejects.toThrow(
-      /too many/,
+      /^bucketMs: \d+ buckets/,
     );
   });
 

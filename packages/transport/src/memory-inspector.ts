@@ -3,6 +3,7 @@ import {
   InspectorQueryError,
   UnboundedPurgeError,
   matchesDeadLetterFilter,
+  checkCountBuckets,
   timeInputMs,
   type ActionResult,
   type Admin,
@@ -73,7 +74,7 @@ function historyOf(
 function pageSize(limit: number | undefined): number {
   const size = limit ?? 100;
   if (!Number.isInteger(size) || size < 1)
-    throw new InspectorQueryError(`limit must be a positive integer; got ${String(limit)}.`);
+    throw new InspectorQueryError("limit", `must be a positive integer; got ${String(limit)}.`);
   return size;
 }
 
@@ -82,7 +83,8 @@ function cursorValue(cursor: string | undefined): number | undefined {
   const n = /^\d+$/.test(cursor) ? Number(cursor) : NaN;
   if (!Number.isSafeInteger(n))
     throw new InspectorQueryError(
-      `cursor ${JSON.stringify(cursor)} is not one this inspector gave: pass the \`next\` of the previous page.`,
+      "cursor",
+      `${JSON.stringify(cursor)} is not one this inspector gave: pass the \`next\` of the previous page.`,
     );
   return n;
 }
@@ -93,7 +95,8 @@ function deadLetterCursor(cursor: string | undefined): { at: number; id: number 
   const match = /^(\d+)\.(\d+)$/.exec(cursor);
   if (!match)
     throw new InspectorQueryError(
-      `cursor ${JSON.stringify(cursor)} is not one this inspector gave: pass the \`next\` of the previous page.`,
+      "cursor",
+      `${JSON.stringify(cursor)} is not one this inspector gave: pass the \`next\` of the previous page.`,
     );
   return { at: Number(match[1]), id: Number(match[2]) };
 }
@@ -219,7 +222,8 @@ export class MemoryInspector implements Inspector {
     const newest = (query.order ?? "newest") === "newest";
     if (query.order !== undefined && query.order !== "newest" && query.order !== "oldest")
       throw new InspectorQueryError(
-        `order must be "newest" or "oldest"; got ${String(query.order)}.`,
+        "order",
+        `must be "newest" or "oldest"; got ${String(query.order)}.`,
       );
     const types = query.types ? new Set(query.types) : undefined;
     const all = this.#store.events;
@@ -308,7 +312,10 @@ export class MemoryInspector implements Inspector {
     const depth = options.depth ?? 10;
     const limit = options.limit ?? 1000;
     if (!Number.isInteger(depth) || depth < 0)
-      throw new InspectorQueryError(`depth must be a non-negative integer; got ${String(depth)}.`);
+      throw new InspectorQueryError(
+        "depth",
+        `must be a non-negative integer; got ${String(depth)}.`,
+      );
     pageSize(limit);
     const byId = this.#store.eventsById;
     const start = byId.get(id);
@@ -361,13 +368,11 @@ export class MemoryInspector implements Inspector {
     const bucketMs = query.bucketMs ?? 60_000;
     if (!Number.isInteger(bucketMs) || bucketMs < 1)
       throw new InspectorQueryError(
-        `bucketMs must be a positive integer; got ${String(bucketMs)}.`,
+        "bucketMs",
+        `must be a positive integer; got ${String(bucketMs)}.`,
       );
     const n = Math.max(0, Math.ceil((until - since) / bucketMs));
-    if (n > 100_000)
-      throw new InspectorQueryError(
-        `${n} buckets of ${bucketMs} ms is too many: choose a larger bucketMs or a shorter window.`,
-      );
+    checkCountBuckets(n, bucketMs);
     const types = query.types ? new Set(query.types) : undefined;
     const buckets = Array.from({ length: n }, (_, i) => {
       const counts: Record<string, number> = {};
