@@ -127,24 +127,43 @@ export interface SerializedError {
   readonly stack?: string;
 }
 
-/** Turn anything thrown into a {@link SerializedError}. */
+/**
+ * Turn anything thrown into a {@link SerializedError}. Never throws itself: a value nothing can
+ * read (a revoked proxy, a getter that throws, an object neither `JSON.stringify` nor `String`
+ * takes) is described as such, so the delivery that threw it can still be retried or dead-lettered.
+ */
 export function serializeError(error: unknown): SerializedError {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return {
-      name: error.name,
-      message: error.message,
-      ...(typeof code === "string" ? { code } : {}),
-      ...(error.stack ? { stack: error.stack } : {}),
-    };
+  try {
+    if (error instanceof Error) {
+      const code = (error as { code?: unknown }).code;
+      const stack = error.stack;
+      return {
+        name: String(error.name),
+        message: String(error.message),
+        ...(typeof code === "string" ? { code } : {}),
+        ...(typeof stack === "string" && stack ? { stack } : {}),
+      };
+    }
+    return { name: "NonError", message: typeof error === "string" ? error : safeStringify(error) };
+  } catch (unreadable) {
+    let why = "";
+    try {
+      why = unreadable instanceof Error ? `: ${unreadable.message}` : "";
+    } catch {
+      // nothing more to say
+    }
+    return { name: "NonError", message: `a thrown value that could not be read${why}` };
   }
-  return { name: "NonError", message: typeof error === "string" ? error : safeStringify(error) };
 }
 
 function safeStringify(value: unknown): string {
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
-    return String(value);
+    try {
+      return String(value);
+    } catch {
+      return Object.prototype.toString.call(value); // no toString of its own: "[object Object]"
+    }
   }
 }
