@@ -1,5 +1,6 @@
 import { SwitchyardError } from "@switchyard/event-schema";
 import { type SerializedError, serializeError } from "@switchyard/router";
+import { cutText } from "@switchyard/transport";
 
 /**
  * A daemon option is out of range or of the wrong type. Thrown by the constructor of
@@ -167,11 +168,7 @@ const MAX_ERROR_TEXT = 2000;
  * @internal
  */
 export function cutErrorText(text: string): string {
-  if (text.length <= MAX_ERROR_TEXT) return text;
-  let end = MAX_ERROR_TEXT;
-  const last = text.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end--;
-  return `${text.slice(0, end)}… (${text.length - end} more characters)`;
+  return cutText(text, MAX_ERROR_TEXT);
 }
 
 const UNREADABLE = "(the thrown value could not be read: reading it threw)";

@@ -25,6 +25,7 @@ import {
   type Logger,
   LeaseLostError,
   MAX_TIMER_MS,
+  cutText,
   type ReplayResult,
   type SerializedError,
   type TimeInput,
@@ -1010,12 +1011,7 @@ function fitRecord(record: StoredRecord, maxBytes: number): StoredRecord {
   const size = sizeOf(record);
   if (size <= maxBytes) return record;
   // Thrown values are anything at run time: every field is made a string before it is cut.
-  const short = (value: unknown) => {
-    const text = String(value);
-    return text.length > CUT_MESSAGE_CHARS
-      ? `${text.slice(0, CUT_MESSAGE_CHARS)}… (cut short)`
-      : text;
-  };
+  const short = (value: unknown) => cutText(String(value), CUT_MESSAGE_CHARS);
   const { message, code, name } = record.error;
   const cut: StoredRecord = {
     ...record,

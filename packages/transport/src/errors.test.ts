@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createEnvelope } from "@switchyard/event-schema";
 import { type DeadLetterRecord } from "./transport";
-import { serializeError } from "./errors";
+import { cutText, serializeError } from "./errors";
 import { memoryTransport } from "./memory-transport";
 
 /** Thrown values a handler may throw that neither JSON.stringify nor String can read. */
@@ -69,5 +69,19 @@ describe("serializeError", () => {
     } finally {
       await transport.close();
     }
+  });
+});
+
+describe("cutText", () => {
+  it("keeps text within the bound and cuts longer text, saying how much more there was", () => {
+    expect(cutText("short", 10)).toBe("short");
+    expect(cutText("x".repeat(25), 10)).toBe(`${"x".repeat(10)}… (15 more characters)`);
+  });
+
+  it("never cuts a surrogate pair in half", () => {
+    const text = `${"a".repeat(9)}😀tail`; // the emoji's two code units sit at 9 and 10
+    const cut = cutText(text, 10);
+    expect(cut.startsWith(`${"a".repeat(9)}…`)).toBe(true);
+    expect(cut).toBe(`${"a".repeat(9)}… (${text.length - 9} more characters)`);
   });
 });

@@ -128,6 +128,25 @@ export interface SerializedError {
 }
 
 /**
+ * `text` cut to at most `max` code units, saying how many more there were, never in the middle of
+ * a surrogate pair: the one way error text is bounded where it is kept or sent (a daemon's
+ * recent errors, a dead-letter record too large for one message).
+ *
+ * @example
+ * ```ts
+ * import { cutText } from "@switchyard/transport";
+ * cutText("x".repeat(5000), 2000); // "xx…x… (3000 more characters)"
+ * ```
+ */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}… (${text.length - end} more characters)`;
+}
+
+/**
  * Turn anything thrown into a {@link SerializedError}. Never throws itself: a value nothing can
  * read (a revoked proxy, a getter that throws, an object neither `JSON.stringify` nor `String`
  * takes) is described as such, so the delivery that threw it can still be retried or dead-lettered.

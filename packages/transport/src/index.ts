@@ -18,6 +18,7 @@ export {
   UnknownSubscriptionError,
   UnrecoverableError,
   UnsupportedOperationError,
+  cutText,
   serializeError,
 } from "./errors";
 export type { SerializedError } from "./errors";
