@@ -76,6 +76,16 @@ export interface RunOptions {
 }
 
 /**
+ * A share as a percentage for a goal of `goal`: whole, but to a tenth (rounded down) within half a
+ * point of the goal, so 0.897 against 0.9 reads "89.7 %", never a "90 %" marked not met.
+ */
+export function percentNear(share: number, goal: number): string {
+  return Math.abs(share - goal) < 0.005
+    ? `${(Math.floor(share * 1000) / 10).toFixed(1)} %`
+    : `${(share * 100).toFixed(0)} %`;
+}
+
+/**
  * Measure tasks that each process `batch` operations; reports operations per second from the
  * mean task time: the operations done over the time they took, so a pause that hits one task in
  * ten (an inline WAL checkpoint, a GC) counts as it does for a user. (The median task time

@@ -37,19 +37,10 @@ import {
   median,
   pairedRatio,
   percentile,
+  percentNear,
   sleep,
 } from "./harness";
 import { payload } from "./sqlite-libs";
-
-/**
- * A share of raw as a percentage: whole, but to a tenth (rounded down) near the 90 % goal, so
- * 0.897 reads "89.7 %", never a "90 %" marked not met.
- */
-function percentOfGoal(share: number): string {
-  return share >= 0.895 && share < 0.905
-    ? `${(Math.floor(share * 1000) / 10).toFixed(1)} %`
-    : `${(share * 100).toFixed(0)} %`;
-}
 
 /**
  * Connection options of every connection, ours and raw alike: `noAsyncTraces` spares
@@ -269,7 +260,7 @@ export async function benchNats(options: RunOptions): Promise<GroupResult> {
         group: "nats",
         description: `${name} ≥ 90 % of raw @nats-io/jetstream at the same settings (the lower of JSON-body raw and wire-format raw)`,
         met: value >= 0.9,
-        detail: percentOfGoal(value),
+        detail: percentNear(value, 0.9),
       })),
     ];
     // Fan-out against durable-consumer count, on the server at NATS_URL.
@@ -967,7 +958,7 @@ async function clusterRun(
             group: "nats",
             description: `${R3_TARGET}: ours ≥ 90 % of raw (the lower of JSON-body raw and wire-format raw)`,
             met: worstAll >= 0.9,
-            detail: `publish ${percentOfGoal(worst[0]!)}, consume+ack ${percentOfGoal(worst[1]!)}; ours publish ${fmtRate(v(r3(names.publish(OURS))))}/s, consume+ack ${fmtRate(v(r3(names.consume(OURS))))}/s`,
+            detail: `publish ${percentNear(worst[0]!, 0.9)}, consume+ack ${percentNear(worst[1]!, 0.9)}; ours publish ${fmtRate(v(r3(names.publish(OURS))))}/s, consume+ack ${fmtRate(v(r3(names.consume(OURS))))}/s`,
           },
         ],
         settings: [

@@ -21,6 +21,7 @@ import {
   fromRuns,
   measure,
   median,
+  percentNear,
   percentile,
   sleep,
   withSettings,
@@ -195,7 +196,7 @@ export async function benchSqlite(options: RunOptions): Promise<GroupResult> {
         group: "sqlite",
         description: "batched publish (100 per call) ≥ 60 % of raw 100-row inserts",
         met: batchVsRaw >= 0.6,
-        detail: `${(batchVsRaw * 100).toFixed(0)} %`,
+        detail: percentNear(batchVsRaw, 0.6),
       },
       {
         group: "sqlite",
