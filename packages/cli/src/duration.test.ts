@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
-import { durationParser, formatDuration, parseDuration, sinceOption } from "./duration";
+import { agoDate, durationParser, formatDuration, parseDuration, sinceOption } from "./duration";
 import { CliError, ExitCode } from "./output";
 
 describe("parseDuration", () => {
@@ -107,5 +107,21 @@ describe("sinceOption", () => {
     expect(sinceOption("2025-01-15T10:00:00Z").toISOString()).toBe("2025-01-15T10:00:00.000Z");
     expect(() => sinceOption("2 hours")).toThrow(InvalidArgumentError);
     expect(() => sinceOption("0s")).toThrow(/duration back from now .* or an ISO time/);
+  });
+
+  it("refuses a duration reaching before the earliest time a date can hold, instead of an Invalid Date", () => {
+    expect(() => sinceOption("104000000d")).toThrow(InvalidArgumentError);
+    expect(() => sinceOption("104000000d")).toThrow(/earliest time a date can hold/);
+  });
+});
+
+describe("agoDate", () => {
+  it("is the time that long back from now, or a usage error naming the flag", () => {
+    expect(Math.abs(Date.now() - 60_000 - agoDate(60_000, "--older-than").getTime())).toBeLessThan(
+      1000,
+    );
+    expect(() => agoDate(104_000_000 * 86_400_000, "--older-than")).toThrow(
+      /^--older-than: 104000000d back from now is before the earliest time a date can hold/,
+    );
   });
 });

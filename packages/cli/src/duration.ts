@@ -134,6 +134,22 @@ export function formatDuration(ms: number): string {
 }
 
 /**
+ * The time `ms` back from now, as a `Date`; a usage error naming `flag` when that is before the
+ * earliest time a `Date` can hold (about 271,000 years back), which would reach the transport as
+ * an Invalid Date.
+ */
+export function agoDate(ms: number, flag: string): Date {
+  const at = new Date(Date.now() - ms);
+  if (Number.isNaN(at.getTime()))
+    throw new CliError(
+      "USAGE",
+      `${flag}: ${formatDuration(ms)} back from now is before the earliest time a date can hold. ` +
+        `Give a shorter duration.`,
+    );
+  return at;
+}
+
+/**
  * A commander option parser for a time flag (`--since`): a duration back from now, as
  * {@link parseDuration} reads it (`2h`, `30m`, `7d`, `1h30m`; a bare number is seconds), or an
  * ISO time (`2025-01-15T10:00:00Z`).
@@ -148,7 +164,14 @@ export function sinceOption(text: string): Date {
     // Not a duration: an ISO time, then.
     if (!(error instanceof CliError)) throw error;
   }
-  if (ms !== undefined) return new Date(Date.now() - ms);
+  if (ms !== undefined) {
+    const at = new Date(Date.now() - ms);
+    if (Number.isNaN(at.getTime()))
+      throw new InvalidArgumentError(
+        "That duration reaches before the earliest time a date can hold: give a shorter one.",
+      );
+    return at;
+  }
   const at = Date.parse(text);
   if (Number.isNaN(at))
     throw new InvalidArgumentError(

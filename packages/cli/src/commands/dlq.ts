@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
-import { durationParser, sinceOption } from "../duration";
+import { agoDate, durationParser, sinceOption } from "../duration";
 import type { AnyCatalog } from "@switchyard/event-schema";
 import {
   type ActionResult,
@@ -483,7 +483,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         const type = await deadLetterTypeOf(context, opts.type, inspector);
         filter = {
           ...(opts.olderThan !== undefined
-            ? { before: new Date(Date.now() - opts.olderThan) }
+            ? { before: agoDate(opts.olderThan, "--older-than") }
             : {}),
           ...eventFilter(opts.event),
           ...(type !== undefined ? { type } : {}),
