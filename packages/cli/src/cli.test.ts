@@ -302,6 +302,14 @@ describe("switchyard on a filled database (in process)", () => {
       expect(human.stdout).toMatch(/MINUTE \(UTC\)\s+EVENTS/);
       expect(human.stdout).toContain("█");
     });
+
+    it("refuses a throughput window longer than a transport counts per minute, saying how long it may be", async () => {
+      const run = await cli(["monitor", "throughput", "--db", db, "--window", "70d"]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('--window: "70d" is too long: at most 69d');
+      expect(run.stderr).not.toContain("bucketMs");
+      expect((await cli(["monitor", "throughput", "--db", db, "--window", "69d"])).code).toBe(0);
+    });
   });
 
   it("keeps event and dead-letter ids whole in tables on a narrow terminal", async () => {

@@ -23,6 +23,11 @@ export interface ParseDurationOptions {
    * @defaultValue "s"
    */
   readonly bareUnit?: DurationUnit;
+  /**
+   * The longest the flag takes, in ms, with why (a usage error names both), e.g. a window the
+   * transports can count in per-minute buckets. @defaultValue none (up to `Number.MAX_SAFE_INTEGER`)
+   */
+  readonly max?: { readonly ms: number; readonly why: string };
 }
 
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/y;
@@ -82,6 +87,12 @@ export function parseDuration(
         `${UNIT_NAMES[options.bareUnit ?? "s"]}).`,
     );
   }
+  if (options.max !== undefined && ms > options.max.ms)
+    throw new CliError(
+      "USAGE",
+      `${flag}: ${JSON.stringify(text)} is too long: at most ${formatDuration(options.max.ms)} ` +
+        `(${options.max.why}).`,
+    );
   return ms;
 }
 

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { MAX_COUNT_BUCKETS } from "@switchyard/transport";
 import { durationParser, formatDuration as durationText } from "../duration";
 import {
   type CommonOptions,
@@ -60,7 +61,13 @@ export function registerMonitor(program: Command, runtime: Runtime): void {
       .option(
         "--window <duration>",
         `how far back (default: ${durationText(HOUR)})`,
-        durationParser("--window"),
+        durationParser("--window", {
+          max: {
+            // Whole days (69d): the help reads better than 100000m, and it stays within the bound.
+            ms: Math.floor((MAX_COUNT_BUCKETS * 60_000) / DAY) * DAY,
+            why: `events are counted per minute, and a transport lists at most ${MAX_COUNT_BUCKETS} buckets`,
+          },
+        }),
       ),
   );
   examples(throughput, [
