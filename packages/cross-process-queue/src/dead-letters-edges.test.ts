@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEnvelope } from "@switchyard/event-schema";
-import type { DeadLetterRecord } from "@switchyard/transport";
+import { type DeadLetterRecord, InspectorQueryError } from "@switchyard/transport";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -372,5 +372,32 @@ describe("a claim's lease and limit", () => {
     const error = await store.replay(id, { to, leaseMs: Number.NaN }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(QueueOptionsError);
     expect(store.inspect(id).status).toBe("pending_retry");
+  });
+});
+
+describe("a list or purge time that is not a time", () => {
+  it("is refused with InspectorQueryError naming it, not a bare RangeError, and purges nothing", async () => {
+    const store = open();
+    await store.deadLetter(record(1));
+    const refused: [string, () => unknown][] = [
+      ["since", () => store.list({ since: Number.NaN })],
+      ["since", () => store.list({ since: new Date("not a date") })],
+      ["since", () => store.list({ since: 9e15 })],
+      ["olderThan", () => store.purge({ olderThan: Number.NaN })],
+      ["olderThan", () => store.purge({ olderThan: -1 })],
+      ["olderThan", () => store.purge({ olderThan: new Date(Number.NaN) })],
+      ["olderThan", () => store.purge({ olderThan: 9e15 })],
+    ];
+    for (const [option, call] of refused) {
+      let caught: unknown;
+      try {
+        call();
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, option).toBeInstanceOf(InspectorQueryError);
+      expect(caught, option).toMatchObject({ option });
+    }
+    expect(store.list().map((r) => r.status)).toEqual(["pending_retry"]);
   });
 });

@@ -9,6 +9,7 @@ import {
   type DeadLetterRecord,
   type DeadLetterRelease,
   type DeadLetterSink,
+  InspectorQueryError,
   LeaseLostError,
   type Logger,
   deadLetterBackoffProblem,
@@ -16,6 +17,7 @@ import {
   defaultDeadLetterBackoff,
   serializeError,
   silentLogger,
+  timeInputMs,
   timerDelay,
 } from "@switchyard/transport";
 import {
@@ -482,12 +484,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
         "purge() without olderThan, type, status or subscriber would purge every dead letter; pass { all: true } if that is what you want.",
       );
     if (options.id !== undefined) this.inspect(options.id);
-    const before =
-      options.olderThan === undefined
-        ? undefined
-        : typeof options.olderThan === "number"
-          ? new Date(this.#now() - options.olderThan)
-          : options.olderThan;
+    const before = options.olderThan === undefined ? undefined : this.#before(options.olderThan);
     const query: DeadLetterQuery = {
       ...(options.type !== undefined ? { type: options.type } : {}),
       ...(options.subscriber !== undefined ? { subscriber: options.subscriber } : {}),
@@ -874,6 +871,17 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       : `${text.slice(0, max)}…[truncated ${text.length - max} chars]`;
   }
 
+  /** `olderThan` (a Date, or an age in ms ≥ 0) as the time records must have failed before. */
+  #before(olderThan: Date | number): Date {
+    if (typeof olderThan === "number" && !(olderThan >= 0 && Number.isFinite(olderThan)))
+      throw new InspectorQueryError(
+        "olderThan",
+        `must be a Date or an age in ms ≥ 0; got ${String(olderThan)}.`,
+      );
+    const at = typeof olderThan === "number" ? this.#now() - olderThan : olderThan;
+    return new Date(timeInputMs(at, "olderThan"));
+  }
+
   #where(
     query: DeadLetterQuery,
     before?: Date,
@@ -904,7 +912,8 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     }
     if (query.since !== undefined) {
       clauses.push("last_failed_at >= @since");
-      params.since = new Date(query.since).toISOString();
+      // The contract's reading of a time: a typed error naming `since`, not a bare RangeError.
+      params.since = new Date(timeInputMs(query.since, "since")).toISOString();
     }
     if (before !== undefined) {
       clauses.push("last_failed_at < @before");

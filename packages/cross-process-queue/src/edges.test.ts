@@ -132,6 +132,14 @@ describe("nothing blocks the event loop on another connection's lock", () => {
     }
   });
 
+  it("refuses a heartbeat written after close() with TransportClosedError, not a driver TypeError", async () => {
+    queue = tempQueue();
+    const sink = new SqliteHeartbeatSink({ path: queue.path });
+    sink.write(beat);
+    await sink.close();
+    expect(() => sink.write(beat)).toThrow(TransportClosedError);
+  });
+
   it("writes a heartbeat without blocking while another connection holds the write lock", async () => {
     queue = tempQueue();
     const sink = new SqliteHeartbeatSink({ path: queue.path });

@@ -7,7 +7,7 @@ import {
   silentLogger,
 } from "@switchyard/transport";
 import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, busyPause, openDatabase } from "./database";
-import { QueueBusyError, isBusy } from "./errors";
+import { QueueBusyError, TransportClosedError, isBusy } from "./errors";
 
 /** One daemon heartbeat, as `@switchyard/handler-base`'s `DaemonManager` writes it. */
 export interface Heartbeat {
@@ -98,9 +98,11 @@ export class SqliteHeartbeatSink implements HeartbeatSink {
    * retried asynchronously (after yielding) and is durable once {@link SqliteHeartbeatSink.flush}
    * resolves. A newer heartbeat of the same daemon replaces one still waiting. After
    * `busyTimeoutMs` of trying, the waiting heartbeats are given up: counted in
-   * {@link SqliteHeartbeatSink.missed} and logged; the next heartbeat tries again.
+   * {@link SqliteHeartbeatSink.missed} and logged; the next heartbeat tries again. After
+   * {@link SqliteHeartbeatSink.close}, throws `TransportClosedError`.
    */
   write(beat: Heartbeat): void {
+    if (this.#closed) throw new TransportClosedError(`heartbeat sink on ${this.#path}`);
     const at = Date.parse(beat.at);
     const startedAt = beat.startedAt === null ? Number.NaN : Date.parse(beat.startedAt);
     const row = {
