@@ -365,3 +365,29 @@ describe("a payload that cannot be read", () => {
     expect(seen).toEqual([]);
   });
 });
+
+describe("publishBatch", () => {
+  it("refuses an item carrying a signal of its own (it could not abort that event alone), delivering nothing", async () => {
+    const router = make();
+    const seen: number[] = [];
+    router.subscribe("JOB_STARTED", (e) => void seen.push(e.data.n));
+    const items = [
+      { type: "JOB_STARTED", data: { n: 1 } },
+      // Not allowed by the type: a JavaScript caller (or a cast) could still pass it.
+      { type: "JOB_STARTED", data: { n: 2 }, options: { signal: new AbortController().signal } },
+    ] as unknown as Parameters<typeof router.publishBatch>[0];
+    await expect(router.publishBatch(items)).rejects.toThrow(/pass it to the batch/);
+    await expect(router.publishBatch(items)).rejects.toBeInstanceOf(TypeError);
+    await drained(router);
+    expect(seen).toEqual([]);
+  });
+
+  it("does not type an item's signal: the compiler refuses it", () => {
+    const router = make();
+    const refused: Parameters<typeof router.publishBatch>[0] = [
+      // @ts-expect-error an item's options have no signal; the batch takes it
+      { type: "JOB_STARTED", data: { n: 1 }, options: { signal: AbortSignal.abort() } },
+    ];
+    expect(refused).toHaveLength(1);
+  });
+});

@@ -144,12 +144,16 @@ export interface PublishOptions {
   readonly signal?: AbortSignal;
 }
 
-/** One item of {@link Router.publishBatch}. */
+/**
+ * One item of {@link Router.publishBatch}. Its options have no `signal`: a batch is published as
+ * one (its durable part in one atomic transport call), so the batch's own `{ signal }` is the one
+ * that aborts it.
+ */
 export type PublishItem<C extends AnyCatalog> = {
   [T in EventType<C>]: {
     readonly type: T;
     readonly data: EventInput<T, C>;
-    readonly options?: PublishOptions;
+    readonly options?: Omit<PublishOptions, "signal">;
   };
 }[EventType<C>];
 
@@ -352,13 +356,21 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
 
   /**
    * Publish several events: all are validated first (one bad payload rejects the whole batch,
-   * nothing delivered), durable ones go to the transport in one atomic call.
+   * nothing delivered), durable ones go to the transport in one atomic call. `signal` aborts
+   * waiting for queue room or for the transport; an item carrying a signal of its own is a
+   * `TypeError` (it could not abort that one event alone).
    */
   async publishBatch(
     items: readonly PublishItem<C>[],
     options: { signal?: AbortSignal } = {},
   ): Promise<Envelope[]> {
     this.#assertOpen();
+    for (const item of items)
+      if ((item.options as PublishOptions | undefined)?.signal !== undefined)
+        // Ignoring it would leave the caller believing it could abort that one event.
+        throw new TypeError(
+          `publishBatch: an item's options have no signal (${item.type}); pass it to the batch: publishBatch(items, { signal }).`,
+        );
     const t = this.#telemetry;
     if (t === undefined || t.dormant())
       return this.#sendBatch(
