@@ -303,6 +303,18 @@ describe("switchyard on a filled database (in process)", () => {
       expect(human.stdout).toContain("█");
     });
 
+    it("refuses a --subscriber the transport does not know, for depth as for queue clear", async () => {
+      for (const args of [
+        ["monitor", "depth", "--subscriber", "nosuch"],
+        ["queue", "clear", "--pending", "--subscriber", "nosuch"],
+      ]) {
+        const run = await cli([...args, "--db", db]);
+        expect(run.code, args.join(" ")).not.toBe(0);
+        expect(run.stderr, args.join(" ")).toContain('No subscriber named "nosuch"');
+        expect(run.stdout, args.join(" ")).not.toContain("Nothing pending");
+      }
+    });
+
     it("refuses a throughput window longer than a transport counts per minute, saying how long it may be", async () => {
       const run = await cli(["monitor", "throughput", "--db", db, "--window", "70d"]);
       expect(run.code).toBe(2);

@@ -146,6 +146,22 @@ export function requireCapability(
   if (!driver.capabilities[capability]) throw unsupported(driver, what, capability);
 }
 
+/**
+ * Refuse a `--subscriber` the transport does not know, as every command taking one does: an
+ * `UNKNOWN_SUBSCRIBER` error pointing at `switchyard subscribers`, instead of an empty answer that
+ * reads like "nothing pending" or "nothing to clear".
+ */
+export function requireSubscriber(
+  subscribers: readonly { readonly subscriber: string }[],
+  name: string | undefined,
+): void {
+  if (name !== undefined && !subscribers.some((s) => s.subscriber === name))
+    throw new CliError(
+      "UNKNOWN_SUBSCRIBER",
+      `No subscriber named "${name}"; see \`switchyard subscribers\`.`,
+    );
+}
+
 /** The error {@link requireCapability} throws. */
 export function unsupported(
   driver: Driver,

@@ -182,7 +182,9 @@ export interface Subscription extends Disposable {
   /**
    * Unsubscribe and wait until it is done. With `drain: true`, events already queued for this
    * subscription are still handled first (a graceful stop); without, they are discarded like `()`.
-   * Resolves once in-flight handlers finished and the transport subscription closed.
+   * Resolves once in-flight handlers finished and the transport subscription closed — so a
+   * handler must not await its own subscription's `close()`: it would wait for itself until its
+   * timeout ends it. From inside a handler, call the subscription (`sub()`) and return.
    */
   close(options?: { drain?: boolean }): Promise<void>;
   /** The subscription's name. */

@@ -7,6 +7,7 @@ import {
   action,
   examples,
   requireCapability,
+  requireSubscriber,
   withCommonOptions,
 } from "../context";
 import { ExitCode, formatDuration, plural, positiveIntOption } from "../output";
@@ -181,7 +182,9 @@ export function registerMonitor(program: Command, runtime: Runtime): void {
   depth.action(
     action<DepthOptions>(runtime, async ({ opts, out, driver }) => {
       const inspector = (await driver({ readOnly: true })).inspector();
-      const subscribers = (await inspector.subscribers())
+      const all = await inspector.subscribers();
+      requireSubscriber(all, opts.subscriber);
+      const subscribers = all
         .filter((s) => opts.subscriber === undefined || s.subscriber === opts.subscriber)
         .map((s) => ({
           subscriber: s.subscriber,

@@ -8,6 +8,7 @@ import {
   action,
   examples,
   requireCapability,
+  requireSubscriber,
   withCommonOptions,
 } from "../context";
 import { CliError, ExitCode, plural } from "../output";
@@ -100,14 +101,7 @@ export function registerQueue(program: Command, runtime: Runtime): void {
       const opened = await driver({ readOnly: opts.yes !== true });
       requireCapability(opened, "clearPending", "queue clear");
       const subscribers = await opened.inspector().subscribers();
-      if (
-        opts.subscriber !== undefined &&
-        !subscribers.some((s) => s.subscriber === opts.subscriber)
-      )
-        throw new CliError(
-          "UNKNOWN_SUBSCRIBER",
-          `No subscriber named "${opts.subscriber}"; see \`switchyard subscribers\`.`,
-        );
+      requireSubscriber(subscribers, opts.subscriber);
       const filter = {
         ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
         ...(opts.type !== undefined ? { type: opts.type } : {}),
