@@ -383,8 +383,7 @@ describe("publishBatch", () => {
   });
 
   it("does not type an item's signal: the compiler refuses it", () => {
-    const router = make();
-    const refused: Parameters<typeof router.publishBatch>[0] = [
+    const refused: Parameters<Router<TestCatalog>["publishBatch"]>[0] = [
       // @ts-expect-error an item's options have no signal; the batch takes it
       { type: "JOB_STARTED", data: { n: 1 }, options: { signal: AbortSignal.abort() } },
     ];

@@ -368,7 +368,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   ): Promise<Envelope[]> {
     this.#assertOpen();
     for (const item of items)
-      if ((item.options as PublishOptions | undefined)?.signal !== undefined)
+      if ((item.options as Record<string, unknown> | undefined)?.signal !== undefined)
         // Ignoring it would leave the caller believing it could abort that one event.
         throw new TypeError(
           `publishBatch: an item's options have no signal (${item.type}); pass it to the batch: publishBatch(items, { signal }).`,
