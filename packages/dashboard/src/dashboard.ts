@@ -5,8 +5,8 @@ import {
   type Driver,
   type Inspector,
   type StoredEvent,
-  abortReason,
   timerDelay,
+  untilAborted,
 } from "@switchyard/transport";
 import { type Context, Hono } from "hono";
 import { compress } from "hono/compress";
@@ -249,18 +249,10 @@ export function createDashboard(
       timerDelay(resolved.inspectorTimeoutMs),
     );
     c.set("signal", AbortSignal.any([c.req.raw.signal, deadline.signal]));
-    let onTimeout: (() => void) | undefined;
     try {
-      await Promise.race([
-        next(),
-        new Promise<never>((_, reject) => {
-          onTimeout = () => reject(abortReason(deadline.signal));
-          deadline.signal.addEventListener("abort", onTimeout, { once: true });
-        }),
-      ]);
+      await untilAborted(next(), deadline.signal);
     } finally {
       clearTimeout(timer);
-      if (onTimeout) deadline.signal.removeEventListener("abort", onTimeout);
     }
   });
 

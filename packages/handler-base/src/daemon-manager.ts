@@ -19,8 +19,8 @@ import {
   UnknownDaemonError,
   messageOf,
 } from "./errors";
-import { MAX_TIMER_MS, backoffProblem } from "@switchyard/transport";
-import { type DaemonStatus, definedOnly, untilAborted } from "./handler-base";
+import { MAX_TIMER_MS, backoffProblem, untilAborted } from "@switchyard/transport";
+import { type DaemonStatus, definedOnly } from "./handler-base";
 import type { DaemonContracts, DaemonHeartbeat, DaemonRunState, HeartbeatSink } from "./heartbeat";
 import type { DaemonStats } from "./stats";
 

@@ -30,7 +30,12 @@ import {
   describeError,
   messageOf,
 } from "./errors";
-import { type DaemonContracts, type DaemonStatus, MAX_TIMER_MS } from "@switchyard/transport";
+import {
+  type DaemonContracts,
+  type DaemonStatus,
+  MAX_TIMER_MS,
+  untilAborted,
+} from "@switchyard/transport";
 import { LagMonitor } from "./lag";
 import { type DaemonErrorRecord, type DaemonStats, OutcomeWindow, StatsCounters } from "./stats";
 
@@ -1134,29 +1139,6 @@ export function definedOnly<T extends object>(options: T): Partial<T> {
   return Object.fromEntries(
     Object.entries(options).filter(([, v]) => v !== undefined),
   ) as Partial<T>;
-}
-
-/**
- * `promise`, or a rejection with the signal's reason as soon as it aborts (a later rejection of
- * `promise` is then handled, not reported as unhandled).
- * @internal shared with the daemon manager, not exported by the package
- */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** Whether `promise` settled within `ms`. */

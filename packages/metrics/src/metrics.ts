@@ -1,8 +1,8 @@
 import {
   type DaemonRunState,
   type Inspector,
-  abortReason,
   timerDelay,
+  untilAborted,
 } from "@switchyard/transport";
 import { Gauge, Registry } from "prom-client";
 
@@ -339,17 +339,4 @@ function checkedLabels(labels: Readonly<Record<string, string>>): Record<string,
       );
   }
   return labels;
-}
-
-/**
- * `promise`, or a rejection with the signal's reason as soon as it aborts: an inspector that does
- * not honour its signal must not hold a scrape (and every scrape sharing it) forever.
- */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

@@ -29,6 +29,8 @@ import {
   type ReplayResult,
   type SerializedError,
   type TimeInput,
+  InspectorQueryError,
+  timeInputMs,
   UnsupportedOperationError,
   childLogger,
   deadLetterBackoffProblem,
@@ -232,17 +234,14 @@ const isWrongLastSequence = (error: unknown) =>
   hasCode(error, WRONG_LAST_SEQUENCE) ||
   /wrong last sequence/i.test((error as Error | null)?.message ?? "");
 
-/** The furthest a `Date` reaches from the epoch, in ms (ECMAScript's time range). */
-const MAX_DATE_MS = 8.64e15;
-
-/** @internal A time input as Unix ms; a bad one is a typed error naming the field. */
+/** @internal A time input as Unix ms (the contract's `timeInputMs`); a bad one is a typed error naming the field. */
 export function toMs(value: TimeInput, field: string): number {
-  const ms =
-    value instanceof Date ? value.getTime() : typeof value === "number" ? value : Date.parse(value);
-  // Beyond ±8.64e15 ms a Date is invalid, and toISOString() would throw a RangeError later.
-  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS)
+  try {
+    return timeInputMs(value, field);
+  } catch (error) {
+    if (!(error instanceof InspectorQueryError)) throw error;
     throw new NatsOptionsError(field, value, "a Date, ms since the epoch or an RFC 3339 string");
-  return ms;
+  }
 }
 
 const hasFilter = (filter: DeadLetterFilter) =>

@@ -28,6 +28,7 @@ import {
   serializeError,
   silentLogger,
   subscribeOptionsProblem,
+  untilAborted,
 } from "@switchyard/transport";
 import { AckWaiter } from "./acks";
 import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./audit";
@@ -1039,19 +1040,8 @@ class Unavailable extends Error {
   }
 }
 
-/** `promise`, or a rejection with the signal's reason as soon as it aborts. */
 /** Event types whose check and subject a transport remembers. */
 const MEMO_TYPES = 1_024;
-
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
 
 /** Wait `ms`, or less if the signal aborts (the caller then sees `signal.aborted`). */
 function pauseUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -105,6 +105,25 @@ export function abortReason(signal: AbortSignal): Error {
 }
 
 /**
+ * `promise`, or a rejection with the signal's reason as soon as `signal` aborts (at once when it
+ * is aborted already); without a signal, `promise` itself. For waits on something that may not
+ * honour a signal (a driver call, a user's hook): the caller stops waiting, and a later rejection
+ * of `promise` is handled, not reported as unhandled.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(abortReason(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
  * When a dead letter becomes due for replay (by a replayer such as `@switchyard/dlq`'s retry
  * daemon): `initialMs × 2^replays` after it failed, capped at `maxMs`. A record that keeps failing
  * after replays waits longer each time. Every dead-letter store applies this rule.

@@ -49,6 +49,7 @@ export {
   defaultBackoff,
   defaultDeadLetterBackoff,
   sleep,
+  untilAborted,
 } from "./backoff";
 export { MAX_TIMER_MS, drainWithin, timerDelay } from "./timers";
 export { TransportOptionsError, subscribeOptionsProblem } from "./subscribe-options";
