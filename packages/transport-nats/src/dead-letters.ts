@@ -152,11 +152,14 @@ export interface JournalEntry extends AttemptInfo {
 
 /** One delivery's journal read back (see {@link NatsDeadLetterStore.journal}). */
 export interface DeliveryJournal {
-  /** Oldest first (journal order), at most `limit`. */
+  /** Oldest first (journal order), at most 200 (the newest). */
   readonly entries: readonly JournalEntry[];
-  /** Older entries were dropped: by `limit`, or a message's entries reached `attemptJournalDepth` (64). */
+  /** Older entries were dropped: past the 200 read back, or a message's entries reached `attemptJournalDepth` (64). */
   readonly truncated: boolean;
 }
+
+/** Entries {@link NatsDeadLetterStore.journal} reads back for one delivery, the newest kept. */
+const JOURNAL_READ_LIMIT = 200;
 
 /**
  * Entries the attempt journal keeps per delivered message (and per delivery for the store's
@@ -491,15 +494,16 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
 
   /**
    * @internal Every journal entry of `subscriber`'s delivery of `eventId`, oldest first, the
-   * newest `limit` kept; `undefined` when there is no journal (no transport wrote its dead letters
-   * here).
+   * newest {@link JOURNAL_READ_LIMIT} kept; `undefined` when there is no journal (no transport
+   * wrote its dead letters here).
    */
   async journal(
     subscriber: string,
     eventId: string,
-    options: { readonly limit?: number; readonly signal?: AbortSignal } = {},
+    options: { readonly signal?: AbortSignal } = {},
   ): Promise<DeliveryJournal | undefined> {
-    const { limit = 200, signal } = options;
+    const { signal } = options;
+    const limit = JOURNAL_READ_LIMIT;
     const session = await this.#open();
     const base = `${attemptPrefix(this.prefix)}.${attemptKey(subscriber, eventId)}.`;
     const entries: JournalEntry[] = [];
