@@ -99,10 +99,23 @@ function liveTail(button) {
       received++;
       status.textContent = `Live: ${plural(received, "new event")}.`;
     });
-    source.addEventListener("error", () => {
+    // A connection error (an Event), or the server's `error` event (a MessageEvent whose data
+    // says why it ends the stream: an inspector that did not answer, a read that failed). The
+    // server's reason stays shown while the EventSource reconnects.
+    let reason = "";
+    source.addEventListener("ready", () => {
+      reason = "";
+    });
+    source.addEventListener("error", (event) => {
+      if (event.data)
+        try {
+          reason = String(JSON.parse(event.data).message ?? "");
+        } catch {
+          reason = "";
+        }
       if (source?.readyState === EventSource.CLOSED)
-        stop("Live tail ended (server closed the stream).");
-      else status.textContent = "Reconnecting…";
+        stop(`Live tail ended (server closed the stream).${reason ? ` ${reason}` : ""}`);
+      else status.textContent = reason ? `${reason} Reconnecting…` : "Reconnecting…";
     });
   });
 }

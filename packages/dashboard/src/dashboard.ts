@@ -3,6 +3,7 @@ import { createMetrics } from "@switchyard/metrics";
 import {
   type Admin,
   type Driver,
+  type EventPage,
   type Inspector,
   type StoredEvent,
   timerDelay,
@@ -38,6 +39,7 @@ import {
   errorBody,
   eventPage,
   eventsPage,
+  isolate,
   layout,
   overviewPage,
   pipelinePage,
@@ -224,15 +226,16 @@ export function createDashboard(
     );
   });
 
-  // Every read of a page or an API route runs under the request's signal and a deadline. An
-  // inspector that does not honour the abort (a driver stuck in a call it cannot cancel) must not
-  // hold the request either, so the answer does not wait for it: a 504 says what happened.
+  // Every read of a page or an API route (GET, or HEAD as an uptime check sends) runs under the
+  // request's signal and a deadline. An inspector that does not honour the abort (a driver stuck
+  // in a call it cannot cancel) must not hold the request either, so the answer does not wait for
+  // it: a 504 says what happened.
   // Actions (replay, purge) are not cut short: one stopped halfway would leave the operator
   // guessing what was done; they end with their outcome, or with the request.
   app.use("*", async (c, next) => {
     const path = c.req.path.slice(base.length);
     if (
-      c.req.method !== "GET" ||
+      (c.req.method !== "GET" && c.req.method !== "HEAD") ||
       path === "/metrics" ||
       path === "/api/events/stream" ||
       path.startsWith("/assets/")
@@ -336,15 +339,43 @@ export function createDashboard(
         { error: { code: "CLOSED", message: "This dashboard is closed: no new live tail." } },
         503,
       );
+    // A HEAD request (an uptime check) gets the headers, and no tail: nobody would read it, and
+    // its stream, never read nor cancelled, would hold the tail until the dashboard closes.
+    if (c.req.method === "HEAD")
+      return c.body(null, 200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+      });
     const lastId = c.req.header("last-event-id")?.trim();
     const resume = lastId && /^\d+$/.test(lastId) ? Number(lastId) : undefined;
+    const request = c.req.raw.signal;
     return streamSSE(c, async (stream) => {
-      const stop = () => stream.abort();
-      closed.signal.addEventListener("abort", stop, { once: true });
+      // One signal for the whole tail: it aborts when the client goes (the request's signal, or
+      // the response stream cancelled) or the dashboard closes, and stops the reads and the sleep.
+      const gone = new AbortController();
+      const stop = () => {
+        gone.abort(new DOMException("The live tail ended.", "AbortError"));
+        stream.abort();
+      };
+      const ended = AbortSignal.any([closed.signal, request, gone.signal]);
+      ended.addEventListener("abort", stop, { once: true });
+      stream.onAbort(stop);
       try {
-        await tail(stream, query, resume);
+        if (!ended.aborted) await tail(stream, query, resume, ended);
+      } catch (error) {
+        // The client went or the dashboard closed: nothing to tell anyone. Otherwise a read
+        // failed or did not answer in time: say so on the stream, then end it (an EventSource
+        // reconnects and resumes after the last event it got).
+        if (ended.aborted) return;
+        await stream.writeSSE({
+          event: "error",
+          data: JSON.stringify({
+            code: errorCode(error),
+            message: error instanceof Error ? error.message : String(error),
+          }),
+        });
       } finally {
-        closed.signal.removeEventListener("abort", stop);
+        ended.removeEventListener("abort", stop);
       }
     });
   });
@@ -481,7 +512,7 @@ export function createDashboard(
       signal(c),
       resolved.maxGroupScan,
     );
-    if (!detail) return page(c, "Not found", `No event ${c.req.param("id")}.`, 404);
+    if (!detail) return page(c, "Not found", `No event ${isolate(c.req.param("id"))}.`, 404);
     return c.html(eventPage(ctx, detail));
   });
   app.get("/dead-letters", async (c) => {
@@ -496,7 +527,7 @@ export function createDashboard(
   });
   app.get("/dead-letters/:id", async (c) => {
     const record = await inspector.deadLetter(c.req.param("id"), { signal: signal(c) });
-    if (!record) return page(c, "Not found", `No dead letter ${c.req.param("id")}.`, 404);
+    if (!record) return page(c, "Not found", `No dead letter ${isolate(c.req.param("id"))}.`, 404);
     return c.html(deadLetterPage(ctx, record));
   });
   app.get("/daemons", async (c) =>
@@ -523,21 +554,44 @@ export function createDashboard(
   app.notFound((c) =>
     c.req.path.startsWith(`${base}/api/`)
       ? c.json({ error: { code: "NOT_FOUND", message: `No route ${c.req.path}.` } }, 404)
-      : page(c, "Not found", `No page ${c.req.path}.`, 404),
+      : page(c, "Not found", `No page ${isolate(c.req.path)}.`, 404),
   );
 
   /**
    * The live tail: poll the inspector for events stored since the last one sent (oldest first,
-   * paged), send each once by `seq`, until the client goes or the dashboard closes.
+   * paged), send each once by `seq`, until `ended` aborts (the client goes or the dashboard
+   * closes). Each read is bounded by `inspectorTimeoutMs`, like a page's: one that does not answer
+   * in time (even if the inspector ignores its signal) rejects with a DashboardTimeoutError.
    */
   async function tail(
     stream: Parameters<Parameters<typeof streamSSE>[1]>[0],
     query: ReturnType<typeof eventQuery>,
     resume: number | undefined,
+    ended: AbortSignal,
   ): Promise<void> {
     const { types, subject } = query;
     const filter = { ...(types ? { types } : {}), ...(subject ? { subject } : {}) };
-    const newest = (await inspector.events({ ...filter, limit: 1, order: "newest" })).events[0];
+    const read = async (
+      options: Omit<Parameters<Inspector["events"]>[0] & object, "signal">,
+    ): Promise<EventPage> => {
+      const deadline = new AbortController();
+      const timer = setTimeout(
+        () =>
+          deadline.abort(
+            new DashboardTimeoutError(
+              `The transport's inspector did not answer the live tail within ${resolved.inspectorTimeoutMs} ms.`,
+            ),
+          ),
+        timerDelay(resolved.inspectorTimeoutMs),
+      );
+      const signal = AbortSignal.any([ended, deadline.signal]);
+      try {
+        return await untilAborted(inspector.events({ ...options, signal }), signal);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const newest = (await read({ ...filter, limit: 1, order: "newest" })).events[0];
     let lastSeq = newest?.seq ?? -1;
     let since: string | number = newest?.storedAt ?? resolved.now();
     // A reconnecting EventSource names the last event it got: resume after it. The inspector
@@ -548,7 +602,7 @@ export function createDashboard(
       let pages = 0;
       let oldest: StoredEvent | undefined;
       walk: do {
-        const page = await inspector.events({
+        const page = await read({
           ...filter,
           limit: 200,
           order: "newest",
@@ -567,11 +621,11 @@ export function createDashboard(
     }
     await stream.writeSSE({ event: "ready", data: JSON.stringify({ after: lastSeq }) });
     let idle = 0;
-    while (!stream.aborted && !closed.signal.aborted) {
+    while (!ended.aborted) {
       let cursor: string | undefined;
       let pages = 0;
       do {
-        const page = await inspector.events({
+        const page = await read({
           ...filter,
           since,
           order: "oldest",
@@ -590,13 +644,13 @@ export function createDashboard(
           idle = 0;
         }
         cursor = page.next;
-      } while (cursor && ++pages < 10 && !stream.aborted);
+      } while (cursor && ++pages < 10 && !ended.aborted);
       // A comment line now and then keeps proxies from closing an idle stream.
       if (++idle * resolved.tailIntervalMs >= 15_000) {
         await stream.write(": keep-alive\n\n");
         idle = 0;
       }
-      await stream.sleep(resolved.tailIntervalMs);
+      await sleep(resolved.tailIntervalMs, ended);
     }
   }
 
@@ -607,6 +661,20 @@ export function createDashboard(
       closing ??= Promise.resolve().then(() => closed.abort());
       return closing;
     },
+  });
+}
+
+/** Wait `ms` (clamped by timerDelay), or less when `signal` aborts; never rejects. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, timerDelay(ms));
+    signal.addEventListener("abort", done, { once: true });
   });
 }
 

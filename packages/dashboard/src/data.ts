@@ -444,7 +444,10 @@ export async function deadLetterGroups(
   for (const d of records) {
     const sig = signature(d);
     const seen = groups.get(sig.id);
-    members.set(sig.id, [...(members.get(sig.id) ?? []), d.id]);
+    // Added to in place: a copy per record would make a group of n members cost n² / 2 copies.
+    const ids = members.get(sig.id);
+    if (ids) ids.push(d.id);
+    else members.set(sig.id, [d.id]);
     groups.set(
       sig.id,
       seen
@@ -483,6 +486,9 @@ export type ActionTarget =
   | { readonly group: string; readonly filter?: DeadLetterFilter }
   | { readonly filter: DeadLetterFilter };
 
+/** The fields of an action's body. */
+const BODY_FIELDS: readonly string[] = ["id", "group", "filter", "dryRun", "again"];
+
 /** Parse an action's JSON body: `{ id } | { group, filter? } | { filter }`, plus `dryRun`, `again`. */
 export function actionBody(body: unknown): {
   target: ActionTarget;
@@ -494,6 +500,13 @@ export function actionBody(body: unknown): {
       "the body must be a JSON object: { id } | { group } | { filter }, with dryRun.",
     );
   const b = body as Record<string, unknown>;
+  // A field the action does not know (`"dryrun": true`, `"dry_run": true`) must not be ignored:
+  // the count the caller meant would run as the destructive action itself.
+  const stray = Object.keys(b).find((key) => !BODY_FIELDS.includes(key));
+  if (stray !== undefined)
+    throw new DashboardRequestError(
+      `${JSON.stringify(stray)} is not a field of an action body: use ${BODY_FIELDS.join(", ")}.`,
+    );
   // A flag that is not a boolean (`"dryRun": "true"`) must not be read as false: that would turn a
   // count into the destructive action itself.
   const flag = (name: "dryRun" | "again"): boolean => {

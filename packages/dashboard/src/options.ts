@@ -50,18 +50,24 @@ export interface DashboardOptions {
   readonly maxDeadLetters?: number;
   /**
    * Longest a page or an API read waits for the inspector, in ms: then the read is aborted and
-   * the answer is a 504 saying so, instead of a request that hangs with the transport. (The live
-   * tail and `/metrics` are not bound by it; the metrics have their own timeout.)
+   * the answer is a 504 saying so, instead of a request that hangs with the transport. Each read
+   * of the live tail is bound by it too: one that does not answer ends the stream with an `error`
+   * event saying so (an EventSource reconnects and resumes). (`/metrics` is not bound by it: the
+   * metrics have their own timeout.)
    * @defaultValue 30_000
    */
   readonly inspectorTimeoutMs?: number;
-  /** How often the live tail asks the inspector for new events, in ms. @defaultValue 1000 */
+  /**
+   * How often the live tail asks the inspector for new events, in ms (a wait beyond 2^31 − 1 ms,
+   * about 24.8 days, is clamped to it). @defaultValue 1000
+   */
   readonly tailIntervalMs?: number;
-  /** Dead letters read at most to build the groups. @defaultValue 10_000 */
+  /** Dead letters read at most to build the groups (a positive integer). @defaultValue 10_000 */
   readonly maxGroupScan?: number;
   /**
    * Events read at most, per declared pipeline, for the Pipeline page's per-key verification
-   * (a key whose stages were not all read shows as not known). @defaultValue 20_000
+   * (a key whose stages were not all read shows as not known; a positive integer).
+   * @defaultValue 20_000
    */
   readonly maxPipelineScan?: number;
   /** Clock, for tests. @defaultValue Date.now */
@@ -118,6 +124,13 @@ const positive = (option: string, value: number): number => {
   return value;
 };
 
+/** A count of records to read at most: a whole number, or every page read would be refused. */
+const count = (option: string, value: number): number => {
+  if (!Number.isInteger(value) || value <= 0)
+    throw new DashboardOptionsError(option, `expected a positive integer; got ${String(value)}.`);
+  return value;
+};
+
 /** Apply the defaults and validate, naming the option and what was expected. */
 export function resolveOptions(options: DashboardOptions): ResolvedOptions {
   const merged = { ...defaultDashboardOptions, ...options };
@@ -145,8 +158,8 @@ export function resolveOptions(options: DashboardOptions): ResolvedOptions {
     maxDeadLetters: positive("maxDeadLetters", merged.maxDeadLetters),
     inspectorTimeoutMs: positive("inspectorTimeoutMs", merged.inspectorTimeoutMs),
     tailIntervalMs: positive("tailIntervalMs", merged.tailIntervalMs),
-    maxGroupScan: positive("maxGroupScan", merged.maxGroupScan),
-    maxPipelineScan: positive("maxPipelineScan", merged.maxPipelineScan),
+    maxGroupScan: count("maxGroupScan", merged.maxGroupScan),
+    maxPipelineScan: count("maxPipelineScan", merged.maxPipelineScan),
     now: options.now ?? Date.now,
   };
 }

@@ -27,7 +27,10 @@ import { WINDOWS } from "./data";
 import type { PipelineGraph, PipelineKeys, PipelineKeysView } from "./pipeline";
 
 // Every value below goes through hono's `html` template, which escapes it: payloads, ids, types
-// and error messages are hostile input. Nothing here uses `raw`.
+// and error messages are hostile input. Nothing here uses `raw`. Escaping does not stop a value's
+// bidi controls (U+202E RIGHT-TO-LEFT OVERRIDE…) from reordering the text after it, so every
+// untrusted text is shown through `short` (or `full`), which isolates it, and every payload
+// through `pretty`, which writes them as JSON escapes.
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -54,21 +57,64 @@ type PageName = (typeof PAGES)[number][0];
 const link = (ctx: PageContext, path: string) => `${ctx.base}${path}` || "/";
 
 /** At most `max` characters, with an ellipsis: table cells stay readable with hostile lengths. */
-export function short(text: unknown, max = 120): string {
+function clip(text: unknown, max: number): string {
   const s =
     typeof text === "string" ? text : text == null ? "" : (JSON.stringify(text) ?? typeof text);
   return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
+/** A bidi control, or a letter written right to left (Hebrew, Arabic, Syriac, Thaana, N'Ko…). */
+const DIRECTIONAL =
+  /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]|[\u{10800}-\u{10fff}\u{1e800}-\u{1efff}]/u;
+const FSI = "\u2068";
+const PDI = "\u2069";
+
+/**
+ * `text` as a bidi isolate (FIRST STRONG ISOLATE … POP DIRECTIONAL ISOLATE, the plain-text
+ * `<bdi>`, usable in attributes, titles and SVG too) when it holds anything that sets a direction:
+ * its controls and right-to-left letters then order only the text itself, not what follows it.
+ * Its own unmatched isolates are matched (one more FSI per stray PDI, one more PDI per open
+ * initiator), so it cannot close the isolate early. Text without any is unchanged (copied as is).
+ */
+export function isolate(text: string): string {
+  if (!DIRECTIONAL.test(text)) return text;
+  let open = 0;
+  let stray = 0;
+  for (const ch of text)
+    if (ch === "\u2066" || ch === "\u2067" || ch === FSI) open++;
+    else if (ch === PDI) {
+      if (open > 0) open--;
+      else stray++;
+    }
+  return `${FSI.repeat(stray + 1)}${text}${PDI.repeat(open + stray + 1)}`;
+}
+
+/**
+ * An untrusted value as shown text: at most `max` characters, with an ellipsis (table cells stay
+ * readable with hostile lengths), isolated (its direction cannot leak into what follows it).
+ */
+export function short(text: unknown, max = 120): string {
+  return isolate(clip(text, max));
+}
+
+/** An untrusted value as shown text, whole (isolated like {@link short}). */
+const full = (text: unknown) => short(text, Infinity);
+
 const PAYLOAD_MAX = 200_000;
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /** The JSON of a value, indented; never throws (cycles and depth beyond the stack are reported). */
 export function pretty(value: unknown): string {
   let text: string;
   try {
-    text = JSON.stringify(value, null, 2) ?? "undefined";
+    // Bidi controls written as the JSON escapes they equal: shown, instead of reordering the
+    // lines' text (a value's U+202E would turn the rest of its line around).
+    text = (JSON.stringify(value, null, 2) ?? "undefined").replace(
+      BIDI_CONTROLS,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
   } catch (error) {
-    return `(cannot be shown: ${(error as Error).message})`;
+    return `(cannot be shown: ${short((error as Error).message, 300)})`;
   }
   return text.length > PAYLOAD_MAX
     ? `${text.slice(0, PAYLOAD_MAX)}\n… (${text.length - PAYLOAD_MAX} more characters: see the JSON API)`
@@ -166,7 +212,7 @@ function subscriberRows(list: readonly SubscriberBacklog[], ctx: PageContext): H
         <td>
           <a href="${link(ctx, `/events?type=${encodeURIComponent(s.types.join(","))}`)}"
             >${short(s.subscriber)}</a
-          >${s.ephemeral ? html` <span class="muted">(ephemeral)</span>` : ""}${s.damaged ? html` <span class="badge badge-degraded" title="${s.damaged}">damaged</span>` : ""}
+          >${s.ephemeral ? html` <span class="muted">(ephemeral)</span>` : ""}${s.damaged ? html` <span class="badge badge-degraded" title="${full(s.damaged)}">damaged</span>` : ""}
         </td>
         <td>${short(s.types.join(", "), 160)}</td>
         ${number(s.lag)}${number(s.pending)}${number(s.inFlight)}${number(s.retrying)}${number(s.dead)}
@@ -493,7 +539,7 @@ function timeline(d: DeliveryInfo, history: readonly DeliveryStep[]): Html {
               </td>
               <td class="num">${step.attempt ?? "—"}</td>
               <td class="num">${delay(step.delayMs)}</td>
-              <td>${step.reason ?? "—"}</td>
+              <td>${full(step.reason ?? "—")}</td>
               <td>
                 ${step.error ? html`<code>${short(step.error.name, 80)}</code>: ${firstLine(step.error.message)}` : "—"}
               </td>
@@ -507,7 +553,7 @@ function timeline(d: DeliveryInfo, history: readonly DeliveryStep[]): Html {
 }
 
 /** The first line of an error message, at most 300 characters. */
-const firstLine = (message: unknown) => short(short(message, 100_000).split("\n", 1)[0], 300);
+const firstLine = (message: unknown) => short(clip(message, 100_000).split("\n", 1)[0], 300);
 
 function deliveryItem(
   ctx: PageContext,
@@ -526,11 +572,11 @@ function deliveryItem(
         last error <code>${short(d.lastError.name, 80)}</code>: ${short(d.lastError.message, 500)}
       </li>`,
     );
-  if (d.deadReason) steps.push(html`<li>dead-lettered: ${d.deadReason}</li>`);
+  if (d.deadReason) steps.push(html`<li>dead-lettered: ${full(d.deadReason)}</li>`);
   for (const x of dead.filter((r) => r.subscriber === d.subscriber))
     steps.push(
       html`<li>
-        dead-lettered (${x.reason}, ${x.attempts} attempt${x.attempts === 1 ? "" : "s"}) first
+        dead-lettered (${full(x.reason)}, ${x.attempts} attempt${x.attempts === 1 ? "" : "s"}) first
         ${time(x.firstFailedAt)}, last
         ${time(x.lastFailedAt)}${x.replays > 0 ? html`; replayed ${x.replays} time${x.replays === 1 ? "" : "s"}, last ${time(x.replayedAt)}` : ""};
         now ${badge(x.status)}
@@ -574,13 +620,13 @@ export function eventPage(ctx: PageContext, d: EventDetail): Html {
     `Event ${short(e.type, 80)}`,
     html` <dl class="facts">
         <dt>Id</dt>
-        <dd><code>${e.id}</code></dd>
+        <dd><code>${full(e.id)}</code></dd>
         <dt>Type</dt>
-        <dd>${e.type}</dd>
+        <dd>${full(e.type)}</dd>
         <dt>Subject</dt>
-        <dd>${e.subject ?? "—"}</dd>
+        <dd>${full(e.subject ?? "—")}</dd>
         <dt>Source</dt>
-        <dd>${e.source}</dd>
+        <dd>${full(e.source)}</dd>
         <dt>Time</dt>
         <dd>${time(e.time)}</dd>
         <dt>Stored</dt>
@@ -590,7 +636,7 @@ export function eventPage(ctx: PageContext, d: EventDetail): Html {
             ? html`<dt>Caused by</dt>
                 <dd>
                   <a href="${link(ctx, `/events/${encodeURIComponent(e.causedBy)}`)}"
-                    >${e.causedBy}</a
+                    >${full(e.causedBy)}</a
                   >
                 </dd>`
             : ""
@@ -598,7 +644,7 @@ export function eventPage(ctx: PageContext, d: EventDetail): Html {
         ${
           e.damaged
             ? html`<dt>Damaged</dt>
-                <dd class="error">${e.damaged}</dd>`
+                <dd class="error">${full(e.damaged)}</dd>`
             : ""
         }
       </dl>
@@ -764,7 +810,7 @@ export function deadLettersPage(
                       ${number(g.count)}
                       <td>${short(g.type)}</td>
                       <td>${short(g.subscriber)}</td>
-                      <td>${g.reason}</td>
+                      <td>${full(g.reason)}</td>
                       <td><code>${short(g.errorName, 60)}</code>: ${short(g.message, 200)}</td>
                       <td>${time(g.firstSeen)}</td>
                       <td>${time(g.lastSeen)}</td>
@@ -796,13 +842,13 @@ export function deadLetterPage(ctx: PageContext, d: DeadLetterInfo): Html {
         <dt>Event</dt>
         <dd>
           <a href="${link(ctx, `/events/${encodeURIComponent(d.eventId)}`)}"
-            >${d.eventType} ${d.eventId}</a
+            >${full(d.eventType)} ${full(d.eventId)}</a
           >
         </dd>
         <dt>Subscriber</dt>
-        <dd>${d.subscriber} (${d.origin})</dd>
+        <dd>${full(d.subscriber)} (${full(d.origin)})</dd>
         <dt>Reason</dt>
-        <dd>${d.reason}</dd>
+        <dd>${full(d.reason)}</dd>
         <dt>Attempts</dt>
         <dd>${d.attempts} · replayed ${d.replays} time${d.replays === 1 ? "" : "s"}</dd>
         <dt>First failed</dt>
@@ -818,7 +864,7 @@ export function deadLetterPage(ctx: PageContext, d: DeadLetterInfo): Html {
         ${
           d.damaged
             ? html`<dt>Damaged</dt>
-                <dd class="error">${d.damaged}</dd>`
+                <dd class="error">${full(d.damaged)}</dd>`
             : ""
         }
       </dl>
@@ -1013,7 +1059,7 @@ function pipelineKeysTable(ctx: PageContext, view: PipelineKeysView, index: numb
       The verdict of <code>switchyard pipeline verify &lt;${short(view.key, 80)}&gt;</code>: ✓ count
       of events per stage, ✗ none, ? not known (older events removed).
     </p>
-    ${view.warnings.map((w) => html`<p class="warning">${w}</p>`)}
+    ${view.warnings.map((w) => html`<p class="warning">${full(w)}</p>`)}
     ${
       view.keys.length === 0
         ? html`<p class="muted" id="${id}-none">
@@ -1064,7 +1110,7 @@ export function pipelinePage(ctx: PageContext, graph: PipelineGraph, keys: Pipel
     "pipeline",
     "Pipeline",
     html` <p class="muted">
-        ${graph.pipelines.length > 0 ? `Declared pipelines: ${graph.pipelines.join(", ")}.` : "No declared pipeline (pass catalog to createDashboard): the graph shows event types and the subscribers consuming them."}
+        ${graph.pipelines.length > 0 ? `Declared pipelines: ${graph.pipelines.map(full).join(", ")}.` : "No declared pipeline (pass catalog to createDashboard): the graph shows event types and the subscribers consuming them."}
         Edges: flow over the last ${graph.window}. Window:
         ${Object.keys(WINDOWS).map((w) => html` <a href="${link(ctx, `/pipeline?window=${w}`)}" ${w === graph.window ? html` aria-current="true"` : ""}>${w}</a>`)}
       </p>
@@ -1094,8 +1140,8 @@ export function pipelinePage(ctx: PageContext, graph: PipelineGraph, keys: Pipel
                   <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
                 </marker>
               </defs>
-              ${graph.edges.map((e) => html`<g class="edge ${e.kind} ${colour(e.flow)}"><path d="${e.path}" marker-end="url(#arrow)" /><title>${e.from} → ${e.to}: ${e.flow} events</title></g>`)}
-              ${graph.nodes.map((n) => html`<g class="node ${n.kind}${n.drift ? " drift" : ""}" transform="translate(${Math.round(n.x - n.width / 2)},${Math.round(n.y - n.height / 2)})"><rect width="${n.width}" height="${n.height}" rx="6" /><text x="${n.width / 2}" y="${n.height / 2 - 4}" text-anchor="middle">${short(n.label, 28)}</text><text x="${n.width / 2}" y="${n.height / 2 + 12}" text-anchor="middle" class="sub">${n.detail}</text><title>${n.label}: ${n.detail}${n.drift ? " (published, never consumed)" : ""}</title></g>`)}
+              ${graph.edges.map((e) => html`<g class="edge ${e.kind} ${colour(e.flow)}"><path d="${e.path}" marker-end="url(#arrow)" /><title>${full(e.from)} → ${full(e.to)}: ${e.flow} events</title></g>`)}
+              ${graph.nodes.map((n) => html`<g class="node ${n.kind}${n.drift ? " drift" : ""}" transform="translate(${Math.round(n.x - n.width / 2)},${Math.round(n.y - n.height / 2)})"><rect width="${n.width}" height="${n.height}" rx="6" /><text x="${n.width / 2}" y="${n.height / 2 - 4}" text-anchor="middle">${short(n.label, 28)}</text><text x="${n.width / 2}" y="${n.height / 2 + 12}" text-anchor="middle" class="sub">${full(n.detail)}</text><title>${full(n.label)}: ${full(n.detail)}${n.drift ? " (published, never consumed)" : ""}</title></g>`)}
             </svg>`
       }
       <table class="data" id="pipeline-types">

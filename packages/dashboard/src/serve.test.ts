@@ -1,6 +1,17 @@
+import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { DashboardOptionsError, serveDashboard } from "./index";
 import { memory } from "./test/fixture";
+
+/** A port no one listens on now. */
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.once("error", reject);
+  });
 
 describe("serveDashboard", () => {
   it("listens on 127.0.0.1 by default, prints its URL with the base path, and closes idempotently", async () => {
@@ -33,6 +44,18 @@ describe("serveDashboard", () => {
     await expect(serveDashboard({ driver, port: 70_000 })).rejects.toThrow(DashboardOptionsError);
     await using served = await serveDashboard({ driver, port: 0 });
     await expect(serveDashboard({ driver, port: served.port })).rejects.toThrow(/EADDRINUSE/);
+  });
+
+  it("rejects with the abort and leaves nothing listening when its signal aborts while it starts", async () => {
+    await using driver = await memory();
+    const controller = new AbortController();
+    const port = await freePort();
+    const serving = serveDashboard({ driver, port, signal: controller.signal });
+    controller.abort(new Error("shutting down"));
+    await expect(serving).rejects.toThrow("shutting down");
+    // The port is free again: a dashboard listens on it.
+    await using again = await serveDashboard({ driver, port });
+    expect(again.port).toBe(port);
   });
 
   it("stops when its signal aborts", async () => {

@@ -12,6 +12,7 @@ export interface ServeDashboardOptions extends DashboardOptions {
   readonly port?: number;
   /** Interface to bind. Anything but loopback exposes the dashboard to the network. @defaultValue "127.0.0.1" */
   readonly host?: string;
+  /** Stops the server when it aborts (as `close()`); aborted while it starts, the start rejects. */
   readonly signal?: AbortSignal;
 }
 
@@ -29,7 +30,8 @@ export const defaultServeOptions = Object.freeze({ port: 4000, host: "127.0.0.1"
 
 /**
  * Serve the dashboard over HTTP in Node (with `@hono/node-server`): what `switchyard dashboard`
- * runs. Resolves once it listens.
+ * runs. Resolves once it listens; rejects with the signal's reason (and listens no more) when
+ * `signal` aborts before that.
  *
  * @example
  * ```ts
@@ -66,7 +68,9 @@ export async function serveDashboard(options: ServeDashboardOptions): Promise<Se
   const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const base = (rest.basePath ?? "/").replace(/\/+$/, "");
   let closing: Promise<void> | undefined;
+  const onAbort = () => void close();
   const close = () => {
+    signal?.removeEventListener("abort", onAbort);
     closing ??= handler.close().then(
       () =>
         new Promise<void>((resolve, reject) => {
@@ -77,7 +81,13 @@ export async function serveDashboard(options: ServeDashboardOptions): Promise<Se
     );
     return closing;
   };
-  signal?.addEventListener("abort", () => void close(), { once: true });
+  // Aborted while it started to listen: stop, and say so, rather than hand back a server that
+  // a listener added now would never close.
+  if (signal?.aborted) {
+    await close();
+    signal.throwIfAborted();
+  }
+  signal?.addEventListener("abort", onAbort, { once: true });
   return {
     url: `http://${shown}:${address.port}${base}/`,
     port: address.port,
