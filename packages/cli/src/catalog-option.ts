@@ -50,6 +50,12 @@ export async function resolveCatalog(
   if (!command.options.some((o) => o.long === "--catalog"))
     return { catalog: pipelineCatalog, builtIn: false };
   const specifier = option ?? (env[CATALOG_ENV] || undefined);
+  // An empty --catalog would import the working directory ("Cannot find module 'file:///…'").
+  if (specifier?.trim() === "")
+    throw new CliError(
+      "CATALOG_NOT_FOUND",
+      `${option !== undefined ? "--catalog" : `$${CATALOG_ENV}`}: the module is empty; give the path or package name of the module that exports the catalog.`,
+    );
   return specifier === undefined
     ? { catalog: pipelineCatalog, builtIn: true }
     : { catalog: await loadCatalog(specifier), builtIn: false };

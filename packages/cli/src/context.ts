@@ -26,7 +26,12 @@ export interface ProgramOptions {
   readonly stderr?: (text: string) => void;
   /** Environment variables (`SWITCHYARD_TRANSPORT`, `SWITCHYARD_DB`). @defaultValue `process.env` */
   readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Stops long-running commands (`events tail`), in addition to SIGINT. */
+  /**
+   * Stops commands, in addition to SIGINT. A long-running one (`events tail`, `--watch`,
+   * `metrics`, `dashboard`) ends normally (exit 0, or its last verdict); a command it stops before
+   * it finished, or one started with the signal already aborted (which then runs nothing), exits
+   * {@link ExitCode.interrupted} (130).
+   */
   readonly signal?: AbortSignal;
   /** Receives the exit code of the command that ran. @defaultValue sets `process.exitCode` */
   readonly onExit?: (code: number) => void;
@@ -106,17 +111,27 @@ export function resolveTarget(
       "USAGE",
       `Give either --transport ${opts.transport} or --db ${opts.db}, not both (--db <path> is --transport sqlite:<path>).`,
     );
-  const chosen =
-    opts.transport ??
-    (opts.db !== undefined ? `sqlite:${opts.db}` : undefined) ??
-    (env[TRANSPORT_ENV] || undefined) ??
-    (env[DB_ENV] ? `sqlite:${env[DB_ENV]}` : undefined) ??
-    `sqlite:${DEFAULT_PATH}`;
-  if (chosen.trim() === "") throw new CliError("USAGE", "--transport: the target is empty.");
+  // Where the target came from, for messages: `--db ""` is not "--transport sqlite:".
+  const [chosen, from] =
+    opts.transport !== undefined
+      ? [opts.transport, "--transport"]
+      : opts.db !== undefined
+        ? [`sqlite:${opts.db}`, "--db"]
+        : env[TRANSPORT_ENV]
+          ? [env[TRANSPORT_ENV], `$${TRANSPORT_ENV}`]
+          : env[DB_ENV]
+            ? [`sqlite:${env[DB_ENV]}`, `$${DB_ENV}`]
+            : [`sqlite:${DEFAULT_PATH}`, "the default"];
+  if (chosen.trim() === "") throw new CliError("USAGE", `${from}: the target is empty.`);
   const target = parseTarget(chosen);
   if (target.scheme !== "sqlite") return chosen;
   if (target.rest.trim() === "")
-    throw new CliError("USAGE", `--transport ${chosen}: no SQLite file after "sqlite:".`);
+    throw new CliError(
+      "USAGE",
+      from === "--transport"
+        ? `--transport ${chosen}: no SQLite file after "sqlite:".`
+        : `${from}: the SQLite file path is empty.`,
+    );
   return `sqlite:${resolve(target.rest)}`;
 }
 
@@ -219,8 +234,16 @@ export function action<O extends CommonOptions>(
     const args = params.slice(0, -2);
     let opened: Promise<Driver> | undefined;
     let code: number;
+    // Stopped before it started: nothing runs, not even the target's resolution.
+    if (runtime.signal?.aborted) {
+      runtime.exit(out.error(interrupted("before it started")));
+      return;
+    }
     try {
       const target = resolveTarget(opts, runtime.env);
+      // resolve("") is the working directory: "cannot read /home/me (EISDIR)" would not say why.
+      if (opts.natsCreds !== undefined && opts.natsCreds.trim() === "")
+        throw new CliError("USAGE", "--nats-creds: the file path is empty.");
       const resolved = await resolveCatalog(command, opts.catalog, runtime.env);
       let noted = !resolved.builtIn;
       code = await body({
@@ -250,12 +273,34 @@ export function action<O extends CommonOptions>(
           })),
       });
     } catch (error) {
-      code = out.error(await unsupportedOf(error, opened));
+      // A failure once the caller asked to stop (an open or a query cut short) is that stop,
+      // not an unexpected failure (3) nor a verdict on the system.
+      code = out.error(
+        runtime.signal?.aborted
+          ? interrupted("before it finished", error)
+          : await unsupportedOf(error, opened),
+      );
     } finally {
       if (opened) await opened.then((d) => d.close()).catch(() => undefined);
     }
     runtime.exit(code);
   };
+}
+
+/** The error of a command its signal stopped (see {@link ExitCode.interrupted}). */
+function interrupted(when: "before it started" | "before it finished", cause?: unknown): CliError {
+  if (cause === undefined)
+    return new CliError(
+      "INTERRUPTED",
+      `Stopped ${when}: its signal was aborted already; nothing was done.`,
+      ExitCode.interrupted,
+    );
+  return new CliError(
+    "INTERRUPTED",
+    `Stopped ${when}: its signal was aborted${cause instanceof Error ? ` (${cause.message})` : ""}.`,
+    ExitCode.interrupted,
+    { cause },
+  );
 }
 
 /** What a read-only inspector reading a copy says about it (the SQLite inspector's `snapshot`). */

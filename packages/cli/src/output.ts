@@ -39,6 +39,14 @@ export const ExitCode = {
   usage: 2,
   /** An unexpected failure inside the CLI (a bug): not a verdict on the system. */
   internal: 3,
+  /**
+   * Stopped before it finished (128 + SIGINT, what a shell reports for Ctrl-C): the caller's
+   * `signal` was aborted before the command ran, or while a one-shot command was still working.
+   * Not a verdict on the system, and nothing claims to be done. A command whose job is to run
+   * until stopped (`events tail`, `--watch`, `metrics`, `dashboard`) ends normally when stopped
+   * after it started: 0, or the last run's verdict.
+   */
+  interrupted: 130,
 } as const;
 
 /**
@@ -484,10 +492,21 @@ export function formatPairs(pairs: readonly (readonly [string, Cell])[]): string
   return pairs.map(([label, value]) => `${label.padEnd(width)}  ${cellText(value)}`).join("\n");
 }
 
-/** Commander option parser for a positive integer. */
+/**
+ * `text` as a whole number written in decimal digits (spaces around them allowed), else `NaN`.
+ * `Number` alone reads "" and " " as 0, "0x10" as 16, "1e3" as 1000 and "1.0" as 1: an empty
+ * `--max-pending ""` would have been a threshold of 0.
+ */
+export function wholeNumberOf(text: string): number {
+  const digits = text.trim();
+  return /^\d+$/.test(digits) ? Number(digits) : NaN;
+}
+
+/** Commander option parser for a positive integer (decimal digits, see {@link wholeNumberOf}). */
 export function positiveIntOption(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("Expected a positive integer.");
+  const n = wholeNumberOf(text);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError("Expected a positive integer.");
   return n;
 }
 
@@ -502,10 +521,10 @@ export function portOption(text: string): number {
   return n;
 }
 
-/** Commander option parser for a non-negative integer. */
+/** Commander option parser for a non-negative integer (decimal digits, see {@link wholeNumberOf}). */
 export function countOption(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0)
+  const n = wholeNumberOf(text);
+  if (!Number.isSafeInteger(n) || n < 0)
     throw new InvalidArgumentError("Expected a non-negative integer.");
   return n;
 }

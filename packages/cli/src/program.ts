@@ -15,7 +15,7 @@ import { registerQueue } from "./commands/queue";
 import { registerStats } from "./commands/stats";
 import { registerSubscribers } from "./commands/subscribers";
 import { type ProgramOptions, runtimeOf, targetsHelp } from "./context";
-import { ExitCode, Output } from "./output";
+import { ExitCode, Output, printable } from "./output";
 
 function version(): string {
   // src/ and dist/ both sit next to package.json.
@@ -47,7 +47,13 @@ export function createProgram(options: ProgramOptions = {}): Command {
     )
     .version(version())
     .exitOverride()
-    .configureOutput({ writeOut: runtime.stdout, writeErr: runtime.stderr })
+    .configureOutput({
+      writeOut: runtime.stdout,
+      writeErr: runtime.stderr,
+      // Commander's errors quote what was typed ("unknown option '…'", "argument '…' is invalid"):
+      // shown, not obeyed, like every other message (subcommands inherit this).
+      outputError: (text, write) => write(printable(text)),
+    })
     .option("--no-color", "no colour (also NO_COLOR=1; colour is only ever used on a terminal)")
     .showHelpAfterError("(add --help for usage and examples)");
   program.addHelpText(
@@ -59,7 +65,8 @@ ${targetsHelp()}
 Default: $SWITCHYARD_TRANSPORT, else $SWITCHYARD_DB, else data/coordination/coordination.db.
 Commands that read the catalog (event types, alert rules, pipelines) take --catalog <module>
 (default: $SWITCHYARD_CATALOG, else the built-in pipeline catalog).
-Exit codes: 0 ok, 1 check failed or unhealthy, 2 usage or input error, 3 unexpected failure.
+Exit codes: 0 ok, 1 check failed or unhealthy, 2 usage or input error, 3 unexpected failure,
+130 stopped before it finished (Ctrl-C, or an embedding program's signal).
 
 Examples:
   $ switchyard health                          # is everything healthy? (exit 1 if not)
@@ -91,7 +98,8 @@ const SUCCESSFUL_EXITS = new Set(["commander.helpDisplayed", "commander.version"
 
 /**
  * Run the CLI on `argv` and resolve to the exit code: the command's, 0 for `--help` and
- * `--version`, 2 for usage errors (already printed by commander). Never throws.
+ * `--version`, 2 for usage errors (already printed by commander), 130 when `options.signal` is
+ * aborted already (nothing runs) or stops a command before it finished. Never throws.
  *
  * @param argv `process.argv` (with `from: "node"`, the default) or just the user's arguments.
  */

@@ -1,6 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { agoDate, durationParser, sinceOption } from "../duration";
-import type { AnyCatalog } from "@switchyard/event-schema";
 import {
   type ActionResult,
   type DeadLetterFilter,
@@ -21,7 +20,6 @@ import {
 } from "../context";
 import { DAMAGED, markDamaged, reportDamaged } from "../damaged";
 import { withCatalogOption } from "../catalog-option";
-import { checkEventTypeAsync } from "../event-types";
 import {
   CliError,
   ExitCode,
@@ -31,8 +29,9 @@ import {
   formatTime,
   plural,
   positiveIntOption,
+  wholeNumberOf,
 } from "../output";
-import { type RetryDaemonState, retryDaemonState, retryNote } from "./shared";
+import { type RetryDaemonState, eventTypeOf, retryDaemonState, retryNote } from "./shared";
 
 const STATUSES: readonly DeadLetterStatus[] = [
   "pending_retry",
@@ -74,8 +73,8 @@ const eventFilter = (event: string | undefined): Pick<DeadLetterFilter, "eventId
 
 /** Commander option parser for `--keep <n>`: backups kept, at least 1. */
 export function keepOption(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1)
+  const n = wholeNumberOf(text);
+  if (!Number.isSafeInteger(n) || n < 1)
     throw new InvalidArgumentError("Expected the number of backups to keep (1 or more).");
   return n;
 }
@@ -123,21 +122,6 @@ export interface DeadLetterListReport {
   readonly deadLetters: readonly DeadLetterInfo[];
   /** Whether a retry daemon runs: without one, `nextRetryAt` is when it would, not when it will. */
   readonly retryDaemon: RetryDaemonState;
-}
-
-/** The type a user named, checked against the catalog; a type only the dead letters hold passes. */
-function deadLetterTypeOf(
-  context: { readonly catalog: AnyCatalog },
-  type: string | undefined,
-  inspector: Inspector,
-): Promise<string | undefined> {
-  if (type === undefined) return Promise.resolve(undefined);
-  // The catalog is read only now: without --type the command does not depend on it.
-  return checkEventTypeAsync(
-    context.catalog,
-    type,
-    async (t) => (await inspector.deadLetters({ type: t, limit: 1 })).deadLetters.length > 0,
-  );
 }
 
 export function registerDlq(program: Command, runtime: Runtime): void {
@@ -224,7 +208,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
       const opened = await driver({ readOnly: true });
       requireCapability(opened, "deadLetters", "dlq list");
       const inspector = opened.inspector();
-      const type = await deadLetterTypeOf(context, opts.type, inspector);
+      const type = await eventTypeOf(context, opts.type, inspector);
       const { deadLetters } = await inspector.deadLetters({
         ...eventFilter(opts.event),
         ...(type !== undefined ? { type } : {}),
@@ -385,7 +369,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         }
         filter = { id };
       } else {
-        const type = await deadLetterTypeOf(context, opts.type, inspector);
+        const type = await eventTypeOf(context, opts.type, inspector);
         filter = {
           ...eventFilter(opts.event),
           ...(type !== undefined ? { type } : {}),
@@ -480,7 +464,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         filter = { id: opts.id };
         what = `dead letter ${opts.id} (${record.eventType} for ${record.subscriber}, ${record.status})`;
       } else {
-        const type = await deadLetterTypeOf(context, opts.type, inspector);
+        const type = await eventTypeOf(context, opts.type, inspector);
         filter = {
           ...(opts.olderThan !== undefined
             ? { before: agoDate(opts.olderThan, "--older-than") }

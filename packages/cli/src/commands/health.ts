@@ -101,8 +101,12 @@ cannot be reached is unhealthy.
         inspector = opened.inspector();
         shown = opened.target;
       } catch (error) {
-        // An unknown scheme is a usage error; a target that cannot be opened is unhealthy.
-        if (error instanceof CliError && ["UNKNOWN_TARGET", "USAGE"].includes(error.code))
+        // An unknown scheme is a usage error; a target that cannot be opened is unhealthy; an
+        // open the caller stopped is no verdict at all (exit 130, see `action`).
+        if (
+          (error instanceof CliError && ["UNKNOWN_TARGET", "USAGE"].includes(error.code)) ||
+          context.runtime.signal?.aborted
+        )
           throw error;
         return printHealth(context.out, unreachable(target, error, Date.now()));
       }

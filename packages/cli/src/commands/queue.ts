@@ -11,8 +11,10 @@ import {
   requireSubscriber,
   withCommonOptions,
 } from "../context";
+import { withCatalogOption } from "../catalog-option";
 import { CliError, ExitCode, plural } from "../output";
 import { keepOption } from "./dlq";
+import { eventTypeOf } from "./shared";
 
 interface ClearOptions extends CommonOptions {
   readonly pending?: boolean;
@@ -85,7 +87,10 @@ export function registerQueue(program: Command, runtime: Runtime): void {
         "clear pending, in-flight and retrying deliveries (the only thing clear does)",
       )
       .option("--subscriber <name>", "only this subscriber's")
-      .option("--type <event-type>", "only deliveries of this event type")
+      .option(
+        "--type <event-type>",
+        "only deliveries of this event type (one the catalog defines, or one the transport holds)",
+      )
       .option("--keep <n>", "backups kept; older ones are removed (default: 10)", keepOption)
       .option("--yes", "really clear (after a backup)"),
   );
@@ -94,21 +99,25 @@ export function registerQueue(program: Command, runtime: Runtime): void {
     ["switchyard queue clear --pending --yes", "back up, then clear everything pending"],
     ["switchyard queue clear --pending --subscriber trainer --yes", "one subscriber's backlog"],
   ]);
+  withCatalogOption(clear);
   clear.action(
-    action<ClearOptions>(runtime, async ({ opts, out, driver }) => {
+    action<ClearOptions>(runtime, async (context) => {
+      const { opts, out, driver } = context;
       if (!opts.pending)
         throw new CliError("USAGE", "Say what to clear: --pending (the backlog not settled yet).");
       const opened = await driver({ readOnly: opts.yes !== true });
       requireCapability(opened, "clearPending", "queue clear");
       const subscribers = await opened.inspector().subscribers();
       requireSubscriber(subscribers, opts.subscriber);
+      // A misspelt type would clear nothing and report success: refused like an unknown subscriber.
+      const type = await eventTypeOf(context, opts.type, opened.inspector());
       const filter = {
         ...(opts.subscriber !== undefined ? { subscriber: opts.subscriber } : {}),
-        ...(opts.type !== undefined ? { type: opts.type } : {}),
+        ...(type !== undefined ? { type } : {}),
       };
       const scope =
         (opts.subscriber === undefined ? "" : ` of ${opts.subscriber}`) +
-        (opts.type === undefined ? "" : ` for ${opts.type}`);
+        (type === undefined ? "" : ` for ${type}`);
       if (!opts.yes) {
         const lag = subscribers
           .filter((s) => opts.subscriber === undefined || s.subscriber === opts.subscriber)
@@ -116,7 +125,7 @@ export function registerQueue(program: Command, runtime: Runtime): void {
         throw new CliError(
           "CONFIRMATION_REQUIRED",
           `Refusing to clear without --yes: the backlog${scope} (${plural(lag, "unsettled delivery", "unsettled deliveries")}` +
-            `${opts.type === undefined ? "" : " of every type"}) would be dropped. Clearing is destructive; re-run with --yes` +
+            `${type === undefined ? "" : " of every type"}) would be dropped. Clearing is destructive; re-run with --yes` +
             `${opened.capabilities.backup ? " (a backup is taken first)" : ""}.`,
         );
       }

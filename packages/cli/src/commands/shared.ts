@@ -60,8 +60,13 @@ export function retryNote(state: RetryDaemonState): string {
 }
 
 /**
- * The event type a user named, checked against the catalog; a type only the transport holds
- * passes too (see `checkEventType`).
+ * The event type a user named (`--type`), checked by the one rule every command taking one uses:
+ * a type the catalog in use defines passes (its lower-case spelling too, as the runbook writes
+ * `training_completed`); a type the catalog does not define passes when the transport holds
+ * anything of it — a stored event, a subscription, a dead letter — since events of an older
+ * catalog version are still listed, cleared and replayed; anything else is refused with the
+ * catalog's `EventValidationError` (exit 2), which names the type and suggests the closest known
+ * name. `undefined` (no `--type`) stays `undefined`.
  */
 export function eventTypeOf(
   context: { readonly catalog: AnyCatalog },
@@ -74,6 +79,8 @@ export function eventTypeOf(
     const page = await inspector.events({ types: [t], limit: 1 });
     if (page.events.length > 0) return true;
     const subscribers = await inspector.subscribers();
-    return subscribers.some((s) => s.types.includes(t));
+    if (subscribers.some((s) => s.types.includes(t))) return true;
+    if (!inspector.capabilities.deadLetters) return false;
+    return (await inspector.deadLetters({ type: t, limit: 1 })).deadLetters.length > 0;
   });
 }
