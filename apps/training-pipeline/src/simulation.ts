@@ -1,7 +1,7 @@
 // Simulated work: the coordination is real, the ML is not.
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
-import { sleep } from "@switchyard/router";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { UnrecoverableError, sleep } from "@switchyard/router";
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same run. */
 export function random(seed: number): () => number {
@@ -41,4 +41,49 @@ export function writeArtifact(path: string, content: unknown): string {
 export function generationOf(data: unknown): number {
   const g = (data as { generation?: unknown } | null)?.generation;
   return typeof g === "number" ? g : 0;
+}
+
+/**
+ * `dataDir/area/configKey`: where one config's artifacts of one kind live. The config key comes
+ * from an event payload, which any publisher can write, so it must be one plain path segment:
+ * `"../x"`, `"a/b"`, `".."` or a NUL byte would put files outside `area` (or outside `dataDir`).
+ * Such an event is refused with an `UnrecoverableError`: no retry can fix its payload, so it is
+ * dead-lettered at once.
+ */
+export function configDir(dataDir: string, area: string, configKey: string): string {
+  if (
+    typeof configKey !== "string" ||
+    configKey === "" ||
+    configKey === "." ||
+    configKey === ".." ||
+    /[/\\\0]/.test(configKey)
+  ) {
+    throw new UnrecoverableError(
+      `config_key ${JSON.stringify(configKey)} is not a plain name (no "/", "\\", "." or ".."): ` +
+        `refusing to write its ${area} files outside ${join(dataDir, area)}`,
+    );
+  }
+  return join(dataDir, area, configKey);
+}
+
+/**
+ * `path` when it lies inside `dataDir`, else an `UnrecoverableError`: a path read from an event
+ * payload (a games database to copy) must not make a daemon read any file of the host.
+ */
+export function insideDataDir(dataDir: string, path: string, what: string): string {
+  const root = resolve(dataDir);
+  const target = resolve(root, path);
+  const within = relative(root, target);
+  if (
+    within === "" ||
+    within === ".." ||
+    within.startsWith(`..${sep}`) ||
+    isAbsolute(within) ||
+    path.includes("\0")
+  ) {
+    throw new UnrecoverableError(
+      `${what} ${JSON.stringify(path)} is outside the data directory ${root}: refusing to read it`,
+    );
+  }
+  return target;
 }

@@ -411,6 +411,100 @@ describe("DaemonManager", () => {
     expect(process.listenerCount("SIGINT")).toBe(sigintBefore);
   });
 
+  it.each([
+    ["one the platform refuses (SIGKILL) after a good one", ["SIGINT", "SIGKILL"]],
+    ["a misspelt name", ["SIGTERN"]],
+    ["a string, not an array", "SIGTERM"],
+  ])(
+    "run() rejects signals with %s: DaemonOptionsError naming it, no listener left behind, nothing started",
+    async (_what, signals) => {
+      const router = makeRouter();
+      const d = new Scripted("worker", router, { cycleIntervalMs: 60_000 });
+      const m = manager({ daemons: [d] });
+      const sigintBefore = process.listenerCount("SIGINT");
+      const error = await m
+        .run({ signals: signals as unknown as NodeJS.Signals[] })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DaemonOptionsError);
+      expect(error).toMatchObject({ option: "signals" });
+      // A leftover SIGINT listener would keep Ctrl-C from ending the process.
+      expect(process.listenerCount("SIGINT")).toBe(sigintBefore);
+      expect(d.status).toBe("stopped");
+    },
+  );
+
+  it("run() rejects a signal option that is not an AbortSignal, leaving no listener behind", async () => {
+    const router = makeRouter();
+    const d = new Scripted("worker", router, { cycleIntervalMs: 60_000 });
+    const m = manager({ daemons: [d] });
+    const sigintBefore = process.listenerCount("SIGINT");
+    const error = await m
+      .run({ signal: { aborted: false } as unknown as AbortSignal })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DaemonOptionsError);
+    expect(error).toMatchObject({ option: "signal" });
+    expect(process.listenerCount("SIGINT")).toBe(sigintBefore);
+    expect(d.status).toBe("stopped");
+  });
+
+  it.each([
+    ["undefined", () => undefined, /health\(\) returned undefined, not a HealthCheckResult/],
+    [
+      "a promise",
+      () => Promise.reject(new Error("checked asynchronously")),
+      /health\(\) returned a promise; it must return its HealthCheckResult synchronously/,
+    ],
+    [
+      "an object without a status",
+      () => ({ healthy: true, message: "fine", details: {} }),
+      /health\(\) returned status: undefined/,
+    ],
+  ])(
+    "a daemon whose health() returns %s is reported unhealthy, with what it returned, in health() and its heartbeat",
+    async (_what, health, message) => {
+      const router = makeRouter();
+      const sink = memoryHeartbeatSink();
+      const good = new Scripted("good", router, { cycleIntervalMs: 60_000 });
+      const odd: Daemon = {
+        name: "odd",
+        status: "running",
+        startedAt: null,
+        stats: good.stats,
+        start: async () => {},
+        stop: async () => {},
+        health: health as unknown as Daemon["health"],
+        onCrash: () => () => {},
+      };
+      const m = manager({ daemons: [good, odd], heartbeatSink: sink });
+      await m.startAll();
+      const result = m.health();
+      expect(result).toMatchObject({ healthy: false, status: "unhealthy" });
+      expect(result.message).toMatch(/^odd: /);
+      expect(result.message).toMatch(message);
+      expect(sink.latest("odd")?.health).toMatchObject({ healthy: false, status: "unhealthy" });
+      expect(sink.latest("odd")?.health.message).toMatch(message);
+      expect(sink.latest("good")?.health).toMatchObject({ healthy: true });
+    },
+  );
+
+  it.each([
+    ["undefined (e.g. a daemon left out of a list)", undefined, /got undefined/],
+    ["one without a name", { start() {}, stop() {}, health() {}, onCrash() {} }, /named undefined/],
+    [
+      "one without onCrash()",
+      { name: "half", start() {}, stop() {}, health() {} },
+      /"half" has no onCrash\(\)/,
+    ],
+  ])(
+    "refuses to register %s with a TypeError saying what a daemon needs",
+    (_what, value, message) => {
+      const make = () => new DaemonManager({ daemons: [value as unknown as Daemon] });
+      expect(make).toThrow(TypeError);
+      expect(make).toThrow(/a daemon needs a non-empty string name/);
+      expect(make).toThrow(message);
+    },
+  );
+
   it("stopAll() does not wait for a daemon stuck in start(): the start is aborted", async () => {
     const router = makeRouter();
     class Stuck extends HandlerBase<PipelineCatalog> {

@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { constants as osConstants, hostname } from "node:os";
 import {
   type BackoffOptions,
   type HealthCheckResult,
@@ -17,6 +17,7 @@ import {
   DaemonOptionsError,
   DuplicateDaemonError,
   UnknownDaemonError,
+  cutErrorText,
   messageOf,
 } from "./errors";
 import { MAX_TIMER_MS, backoffProblem, untilAborted } from "@switchyard/transport";
@@ -241,9 +242,17 @@ export class DaemonManager implements AsyncDisposable {
   /**
    * Add a daemon. Once the manager has started, the daemon is started (and supervised) at once;
    * while it is stopped, with the next `startAll()`. Throws {@link DuplicateDaemonError} for a
-   * name already taken.
+   * name already taken, and a `TypeError` for something that is not a {@link Daemon} (no name, a
+   * method missing).
    */
   register(daemon: Daemon): this {
+    const problem = daemonProblem(daemon);
+    if (problem !== undefined) {
+      throw new TypeError(
+        `DaemonManager: a daemon needs a non-empty string name and start(), stop(), health() and ` +
+          `onCrash() methods (a HandlerBase has them all); ${problem}`,
+      );
+    }
     if (this.#entries.has(daemon.name)) throw new DuplicateDaemonError(daemon.name);
     const entry: Entry = {
       daemon,
@@ -378,6 +387,21 @@ export class DaemonManager implements AsyncDisposable {
    */
   async run(options: RunOptions = {}): Promise<void> {
     const signals = options.signals ?? ["SIGINT", "SIGTERM"];
+    // Checked before any listener is added: a bad entry must not leave the others behind (a
+    // leftover SIGINT listener would keep Ctrl-C from ending the process).
+    const badSignal = signalsProblem(signals);
+    if (badSignal !== undefined) {
+      throw new DaemonOptionsError(
+        "DaemonManager.run",
+        "signals",
+        'an array of signal names a process can listen for, e.g. ["SIGINT", "SIGTERM"] ' +
+          "(SIGKILL and SIGSTOP cannot be caught)",
+        badSignal,
+      );
+    }
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new DaemonOptionsError("DaemonManager.run", "signal", "an AbortSignal", options.signal);
+    }
     let requested = false;
     let requestStop!: () => void;
     const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
@@ -397,7 +421,21 @@ export class DaemonManager implements AsyncDisposable {
       requested = true;
       requestStop();
     };
-    for (const signal of signals) process.on(signal, onSignal);
+    const listening: NodeJS.Signals[] = [];
+    const stopListening = () => {
+      for (const signal of listening.splice(0)) process.off(signal, onSignal);
+      options.signal?.removeEventListener("abort", onAbort);
+    };
+    try {
+      for (const signal of signals) {
+        process.on(signal, onSignal);
+        listening.push(signal);
+      }
+    } catch (error) {
+      // The platform refused one (uv_signal_start): remove the ones already added.
+      stopListening();
+      throw error;
+    }
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.signal?.aborted) onAbort();
     // Signal listeners do not keep the event loop alive; a daemon process must stay up until told.
@@ -408,8 +446,7 @@ export class DaemonManager implements AsyncDisposable {
     } finally {
       clearInterval(keepAlive);
       await this.stopAll();
-      for (const signal of signals) process.off(signal, onSignal);
-      options.signal?.removeEventListener("abort", onAbort);
+      stopListening();
     }
   }
 
@@ -654,17 +691,38 @@ export class DaemonManager implements AsyncDisposable {
     }
   }
 
+  /**
+   * The daemon's `health()`, or an `unhealthy` result saying what was wrong with it: it threw, or
+   * returned something that is not a {@link HealthCheckResult} (`undefined`, a promise — it must
+   * answer synchronously — or an object without a boolean `healthy`, a known `status` and a string
+   * `message`). Never throws, so one daemon's broken check cannot break the manager's `health()`
+   * or the heartbeats of the others.
+   */
   #healthOf(entry: Entry): HealthCheckResult {
+    const unhealthy = (message: string): HealthCheckResult => ({
+      healthy: false,
+      status: "unhealthy",
+      message: cutErrorText(message),
+      details: {},
+    });
+    let result: unknown;
     try {
-      return entry.daemon.health();
+      result = entry.daemon.health();
     } catch (error) {
-      return {
-        healthy: false,
-        status: "unhealthy",
-        message: `health() threw: ${messageOf(error)}`,
-        details: {},
-      };
+      return unhealthy(`health() threw: ${messageOf(error)}`);
     }
+    if (isThenable(result)) {
+      // Not awaited (health is synchronous); its rejection must not become an unhandled one.
+      Promise.resolve(result).catch(() => {});
+      return unhealthy(
+        "health() returned a promise; it must return its HealthCheckResult synchronously",
+      );
+    }
+    const problem = healthResultProblem(result);
+    if (problem !== undefined) {
+      return unhealthy(`health() returned ${problem}, not a HealthCheckResult`);
+    }
+    return result as HealthCheckResult;
   }
 
   /** Write one heartbeat of `entry`. Never rejects, and waits at most `heartbeatIntervalMs`. */
@@ -707,6 +765,71 @@ export class DaemonManager implements AsyncDisposable {
       clearTimeout(timer);
     }
   }
+}
+
+const HEALTH_STATUSES: readonly unknown[] = ["healthy", "degraded", "unhealthy"];
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  try {
+    return (
+      (typeof value === "object" || typeof value === "function") &&
+      value !== null &&
+      typeof (value as { then?: unknown }).then === "function"
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** What is wrong with a value `health()` returned, or `undefined` when it is a HealthCheckResult. */
+function healthResultProblem(value: unknown): string | undefined {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value !== "object") return `a ${typeof value} (${messageOf(value)})`;
+  try {
+    const { healthy, status, message, details } = value as Record<string, unknown>;
+    if (typeof healthy !== "boolean") return `healthy: ${messageOf(healthy)} (not a boolean)`;
+    if (!HEALTH_STATUSES.includes(status)) {
+      return `status: ${messageOf(status)} (not "healthy", "degraded" or "unhealthy")`;
+    }
+    if (typeof message !== "string") return `message: ${messageOf(message)} (not a string)`;
+    if (typeof details !== "object" || details === null) {
+      return `details: ${messageOf(details)} (not an object)`;
+    }
+    return undefined;
+  } catch {
+    return "an object whose fields cannot be read";
+  }
+}
+
+/** What makes `value` no {@link Daemon}, or `undefined` when it is one. */
+function daemonProblem(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) return `got ${messageOf(value)}`;
+  try {
+    const daemon = value as Record<string, unknown>;
+    if (typeof daemon.name !== "string" || daemon.name.trim() === "") {
+      return `got one named ${messageOf(daemon.name)}`;
+    }
+    const missing = ["start", "stop", "health", "onCrash"].filter(
+      (method) => typeof daemon[method] !== "function",
+    );
+    if (missing.length > 0) {
+      return `${JSON.stringify(daemon.name)} has no ${missing.map((m) => `${m}()`).join(", ")}`;
+    }
+    return undefined;
+  } catch {
+    return "got one whose fields cannot be read";
+  }
+}
+
+/** Every entry is a signal name a listener can be added for; else the offending value. */
+function signalsProblem(signals: unknown): unknown {
+  if (!Array.isArray(signals)) return signals;
+  for (const signal of signals) {
+    if (typeof signal !== "string" || !Object.hasOwn(osConstants.signals, signal)) return signal;
+    if (signal === "SIGKILL" || signal === "SIGSTOP") return signal;
+  }
+  return undefined;
 }
 
 function statusOf(entry: Entry): DaemonRunState {

@@ -103,4 +103,37 @@ describe("DedupCache", () => {
     expect(() => new DedupCache({ ttlMs: 0 })).toThrow(RangeError);
     expect(() => new DedupCache({ maxEntries: 0.5 })).toThrow(/maxEntries must be an integer/);
   });
+
+  it("rejects a ttlMs or now of the wrong type (JavaScript callers) instead of never expiring", () => {
+    // "1000" passed `> 0`, then `now + ttlMs` concatenated: an expiry ~10^4 times too far away.
+    expect(() => new DedupCache({ ttlMs: "1000" as unknown as number })).toThrow(
+      /ttlMs must be a positive number of ms, got "1000"/,
+    );
+    expect(() => new DedupCache({ ttlMs: Number.NaN })).toThrow(/got NaN/);
+    expect(() => new DedupCache({ now: 5 as unknown as () => number })).toThrow(
+      /now must be a function/,
+    );
+  });
+
+  it.each([
+    ["an empty list", []],
+    ["a string", "config_key"],
+    ["a list with an empty name", ["config_key", ""]],
+    ["a list with a number", [0]],
+  ])("refuses keyFields that is %s with a TypeError naming keyFields", (_what, keyFields) => {
+    const cache = new DedupCache();
+    const check = (id: string, config_key: string) =>
+      cache.isDuplicate(envelope(id, { config_key }), {
+        keyFields: keyFields as unknown as string[],
+      });
+    // An empty list made every event of the type a duplicate of the first: silently dropped.
+    expect(() => check("1", "hex8_2p")).toThrow(TypeError);
+    expect(() => check("2", "sq8_2p")).toThrow(/keyFields must be a non-empty array/);
+    expect(cache.size).toBe(0);
+    expect(() =>
+      cache.forget(envelope("1", { config_key: "hex8_2p" }), {
+        keyFields: keyFields as unknown as string[],
+      }),
+    ).toThrow(TypeError);
+  });
 });

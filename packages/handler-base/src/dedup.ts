@@ -1,4 +1,5 @@
 import { eventContentHash } from "@switchyard/event-utils";
+import { messageOf } from "./errors";
 
 /** Options of {@link DedupCache}. */
 export interface DedupCacheOptions {
@@ -46,10 +47,21 @@ export class DedupCache {
     this.ttlMs = options.ttlMs ?? 300_000;
     this.maxEntries = options.maxEntries ?? 10_000;
     this.#now = options.now ?? Date.now;
-    if (!(this.ttlMs > 0))
-      throw new RangeError(`DedupCache: ttlMs must be a positive number of ms, got ${this.ttlMs}`);
+    // typeof first: a string ttlMs ("60000") would pass `> 0`, then make `now + ttlMs` a string.
+    if (typeof this.ttlMs !== "number" || !(this.ttlMs > 0)) {
+      throw new RangeError(
+        `DedupCache: ttlMs must be a positive number of ms, got ${show(this.ttlMs)}`,
+      );
+    }
     if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) {
-      throw new RangeError(`DedupCache: maxEntries must be an integer ≥ 1, got ${this.maxEntries}`);
+      throw new RangeError(
+        `DedupCache: maxEntries must be an integer ≥ 1, got ${show(this.maxEntries)}`,
+      );
+    }
+    if (typeof this.#now !== "function") {
+      throw new TypeError(
+        `DedupCache: now must be a function returning ms, got ${show(this.#now)}`,
+      );
     }
   }
 
@@ -61,9 +73,12 @@ export class DedupCache {
   /**
    * True when an event with the same content was seen within the TTL; otherwise remembers it and
    * returns false. Accepts any event shape (envelope, `{ payload }`, plain object, JSON string).
+   * Throws a `TypeError` for `keyFields` that is not a non-empty array of non-empty strings: an
+   * empty list would make every event of a type a duplicate of the first, a string would be
+   * ignored, both silently.
    */
   isDuplicate(event: unknown, options: DedupCheckOptions = {}): boolean {
-    const hash = eventContentHash(event, options.keyFields ? { keyFields: options.keyFields } : {});
+    const hash = hashOf(event, options);
     const now = this.#now();
     this.#prune(now);
     const expiresAt = this.#expires.get(hash);
@@ -79,9 +94,7 @@ export class DedupCache {
 
   /** Forget one event's content (same `keyFields` as when it was checked): its next sighting counts as new. */
   forget(event: unknown, options: DedupCheckOptions = {}): void {
-    this.#expires.delete(
-      eventContentHash(event, options.keyFields ? { keyFields: options.keyFields } : {}),
-    );
+    this.#expires.delete(hashOf(event, options));
   }
 
   /** Forget every hash: the next sighting of any event counts as new. */
@@ -96,4 +109,25 @@ export class DedupCache {
       this.#expires.delete(hash);
     }
   }
+}
+
+/** The content hash `options` asks for, once its `keyFields` are checked. */
+function hashOf(event: unknown, options: DedupCheckOptions | undefined): string {
+  const keyFields = options?.keyFields;
+  if (keyFields === undefined) return eventContentHash(event);
+  if (
+    !Array.isArray(keyFields) ||
+    keyFields.length === 0 ||
+    !keyFields.every((field) => typeof field === "string" && field !== "")
+  ) {
+    throw new TypeError(
+      `DedupCache: keyFields must be a non-empty array of payload field names, got ${show(keyFields)}; ` +
+        `leave it out to compare whole payloads`,
+    );
+  }
+  return eventContentHash(event, { keyFields });
+}
+
+function show(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : messageOf(value);
 }

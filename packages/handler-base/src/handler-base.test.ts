@@ -540,6 +540,17 @@ describe("dedup", () => {
 });
 
 describe("emit", () => {
+  it("never throws for null options from a JavaScript caller: the event is emitted", async () => {
+    const d = daemon();
+    const sent = d.send(
+      "QUALITY_ALERT",
+      { config_key: "hex8_2p", quality_score: 0.3, timestamp: 1 },
+      null as unknown as EmitOptions,
+    );
+    await expect(sent).resolves.toMatchObject({ type: "QUALITY_ALERT", source: "test_daemon" });
+    expect(d.stats).toMatchObject({ eventsEmitted: 1, emitFailures: 0 });
+  });
+
   it("publishes with the daemon as source and resolves to the envelope", async () => {
     const router = makeRouter();
     const d = daemon({ router });
@@ -937,6 +948,23 @@ describe("lifecycle", () => {
     );
     expect(() => new TestDaemon({ router, maxConsecutiveCycleFailures: Infinity })).not.toThrow();
   });
+
+  it.each([
+    ["an empty source", { source: "" }, "source"],
+    ["a name with an unpaired surrogate", { name: "daemon_\uD800" }, "name"],
+    ["a source with an unpaired surrogate", { source: "src_\uDC00" }, "source"],
+    ["a now that is not a function", { now: 1_700_000_000_000 }, "now"],
+    ["a misspelt publishes type", { publishes: ["QUALITY_ALRET"] }, "publishes"],
+    ["publishes that is a string", { publishes: "QUALITY_ALERT" }, "publishes"],
+  ])(
+    "rejects %s with DaemonOptionsError naming the option, rather than failing later",
+    (_what, bad, option) => {
+      const router = makeRouter();
+      const make = () => new TestDaemon({ router, ...(bad as unknown as Partial<Options>) });
+      expect(make).toThrow(DaemonOptionsError);
+      expect(make).toThrow(expect.objectContaining({ option }));
+    },
+  );
 });
 
 describe("singletons", () => {

@@ -91,11 +91,12 @@ export interface HandlerBaseOptions<C extends AnyCatalog, Config = undefined> {
   readonly config?: Config;
   /** Where the daemon logs (pino-compatible), bound to `{ daemon: name }`. @defaultValue the router's logger */
   readonly logger?: Logger;
-  /** Envelope `source` of emitted events. @defaultValue the daemon's name */
+  /** Envelope `source` of emitted events (a non-empty string). @defaultValue the daemon's name */
   readonly source?: string;
   /**
    * Event types this daemon emits, announced (with its subscriptions) in its heartbeats before it
-   * first emits them. Types it emits that are not listed are announced once emitted.
+   * first emits them. Types it emits that are not listed are announced once emitted. A type the
+   * router's catalog lacks is a {@link DaemonOptionsError}.
    * @defaultValue none declared
    */
   readonly publishes?: readonly EventType<C>[];
@@ -171,6 +172,8 @@ interface Run {
 }
 
 const instances = new WeakMap<object, unknown>();
+/** With the `u` flag a surrogate range matches only unpaired halves: ill-formed Unicode. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 /** The classes {@link HandlerBase.for} made, by catalog or router: one class per binding. */
 const boundClasses = new WeakMap<object, unknown>();
 
@@ -289,8 +292,17 @@ export abstract class HandlerBase<
 
   constructor(options: HandlerBaseOptions<C, Config>) {
     const owner = "HandlerBase";
-    if (typeof options?.name !== "string" || options.name.trim() === "") {
-      throw new DaemonOptionsError(owner, "name", "a non-empty string", options?.name);
+    // Name and source end up in every envelope's `source`: an empty or ill-formed one would make
+    // every emit fail (counted and logged) instead of the constructor saying so.
+    const text = (v: unknown) =>
+      typeof v === "string" && v.trim() !== "" && !LONE_SURROGATE.test(v);
+    if (!text(options?.name)) {
+      throw new DaemonOptionsError(
+        owner,
+        "name",
+        "a non-empty string (well-formed Unicode)",
+        options?.name,
+      );
     }
     this.name = options.name;
     const o = {
@@ -321,6 +333,22 @@ export abstract class HandlerBase<
         v,
       );
     };
+    if (options.source !== undefined) {
+      check(
+        "source",
+        text(options.source),
+        "a non-empty string (well-formed Unicode)",
+        options.source,
+      );
+    }
+    if (options.now !== undefined) {
+      check(
+        "now",
+        typeof options.now === "function",
+        "a function returning ms since the epoch",
+        options.now,
+      );
+    }
     timer("cycleIntervalMs", o.cycleIntervalMs);
     check("dedupTtlMs", positive(o.dedupTtlMs), "a positive number of ms", o.dedupTtlMs);
     check("dedupMaxEntries", positiveInt(o.dedupMaxEntries), "an integer ≥ 1", o.dedupMaxEntries);
@@ -352,6 +380,20 @@ export abstract class HandlerBase<
     this.cycleIntervalMs = o.cycleIntervalMs;
     this.source = options.source ?? this.name;
     this.logger = childLogger(options.logger ?? this.router.logger, { daemon: this.name });
+    if (options.publishes !== undefined) {
+      const publishes: unknown = options.publishes;
+      const catalog = this.router.catalog;
+      const unknownType = Array.isArray(publishes)
+        ? (publishes as unknown[]).find((type) => typeof type !== "string" || !catalog.has(type))
+        : publishes;
+      // A misspelt type was dropped from the announced contracts without a word.
+      check(
+        "publishes",
+        Array.isArray(publishes) && unknownType === undefined,
+        "an array of event types of the router's catalog",
+        unknownType,
+      );
+    }
     this.#now = options.now ?? Date.now;
     this.#dedup = new DedupCache({
       ttlMs: o.dedupTtlMs,
@@ -926,10 +968,14 @@ export abstract class HandlerBase<
     data: EventInput<T, C>,
     options: EmitOptions = {},
   ): Promise<EventOf<T, C> | undefined> {
-    const handling = options.causedBy ? this.#handling.get(options.causedBy) : undefined;
+    // `null` from a JavaScript caller: reading it would reject, and emit never rejects.
+    const opts: EmitOptions = options ?? {};
+    const causedBy: unknown = opts.causedBy;
+    const handling =
+      typeof causedBy === "object" && causedBy !== null ? this.#handling.get(causedBy) : undefined;
     const scope = handling?.open ? handling : undefined;
-    if (!scope) return this.#emit(type, data, options, undefined);
-    const emitting = this.#emit(type, data, options, scope);
+    if (!scope) return this.#emit(type, data, opts, undefined);
+    const emitting = this.#emit(type, data, opts, scope);
     scope.emits.add(emitting);
     void emitting.finally(() => scope.emits.delete(emitting));
     return emitting;

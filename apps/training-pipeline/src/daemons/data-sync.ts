@@ -3,7 +3,14 @@ import { basename, join } from "node:path";
 import type { PipelineCatalog } from "@switchyard/event-schema";
 import { type HandlerContext, type Router, UnrecoverableError } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
-import { TransientFailure, generationOf, maybeFail, work } from "../simulation";
+import {
+  TransientFailure,
+  configDir,
+  generationOf,
+  insideDataDir,
+  maybeFail,
+  work,
+} from "../simulation";
 import { type PipelineEvent, StageDaemon } from "./stage";
 
 /** Data sync: copies new games to the training store (DATA_SYNC_COMPLETED, or DATA_SYNC_FAILED and a retry). */
@@ -26,9 +33,11 @@ export class DataSyncDaemon extends StageDaemon {
     if ((event.data as { poison?: unknown }).poison) {
       throw new UnrecoverableError(`games database ${db_path} is corrupt: cannot read its header`);
     }
+    // Paths from the payload: refused (dead-lettered) before any work when they point elsewhere.
+    const target = configDir(this.settings.dataDir, "training-store", config_key);
+    const games = db_path ? insideDataDir(this.settings.dataDir, db_path, "db_path") : undefined;
     if (this.isDuplicateEvent(event)) return;
     await work(this.settings.workMs, this.rng, ctx.signal);
-    const target = join(this.settings.dataDir, "training-store", config_key);
     try {
       maybeFail(this.settings.failureRate, this.rng, `sync of ${config_key}`);
     } catch (error) {
@@ -46,9 +55,9 @@ export class DataSyncDaemon extends StageDaemon {
       );
       throw error;
     }
-    if (!db_path) throw new TransientFailure("no db_path yet");
+    if (!games) throw new TransientFailure("no db_path yet");
     mkdirSync(target, { recursive: true });
-    copyFileSync(db_path, join(target, basename(db_path)));
+    copyFileSync(games, join(target, basename(games)));
     await this.emit(
       "DATA_SYNC_COMPLETED",
       {

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { PipelineCatalog } from "@switchyard/event-schema";
 import type { HandlerContext, Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
-import { generationOf, maybeFail, work, writeArtifact } from "../simulation";
+import { configDir, generationOf, maybeFail, work, writeArtifact } from "../simulation";
 import { type PipelineEvent, StageDaemon } from "./stage";
 
 /** NPZ export: turns synced games into training samples (NPZ_EXPORT_COMPLETE). */
@@ -22,14 +22,12 @@ export class NpzExportDaemon extends StageDaemon {
     if (this.isDuplicateEvent(event)) return;
     const { config_key } = event.data;
     if (!config_key) return;
+    const dir = configDir(this.settings.dataDir, "npz", config_key);
     await work(this.settings.workMs, this.rng, ctx.signal);
     maybeFail(this.settings.failureRate, this.rng, `export of ${config_key}`);
     const generation = generationOf(event.data);
     const samples = 4000 + Math.floor(this.rng() * 2000);
-    const npz_path = writeArtifact(
-      join(this.settings.dataDir, "npz", config_key, `gen-${generation}.npz.json`),
-      { samples },
-    );
+    const npz_path = writeArtifact(join(dir, `gen-${generation}.npz.json`), { samples });
     await this.emit(
       "NPZ_EXPORT_COMPLETE",
       { config_key, npz_path, samples_exported: samples, generation },

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { PipelineCatalog } from "@switchyard/event-schema";
 import type { HandlerContext, Router } from "@switchyard/router";
 import type { PipelineSettings } from "../settings";
-import { generationOf, maybeFail, work, writeArtifact } from "../simulation";
+import { configDir, generationOf, maybeFail, work, writeArtifact } from "../simulation";
 import { type PipelineEvent, StageDaemon } from "./stage";
 
 /** Training: trains on the exported samples (TRAINING_COMPLETED, or TRAINING_FAILED and a retry). */
@@ -23,9 +23,7 @@ export class TrainingDaemon extends StageDaemon {
     const { config_key } = event.data;
     const generation = generationOf(event.data);
     const model_path = join(
-      this.settings.dataDir,
-      "models",
-      config_key,
+      configDir(this.settings.dataDir, "models", config_key),
       `gen-${generation}.pt.json`,
     );
     await work(this.settings.workMs * 2, this.rng, ctx.signal);
