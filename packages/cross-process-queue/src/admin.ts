@@ -17,6 +17,7 @@ import {
   replaySkipReason,
   serializeError,
 } from "@switchyard/transport";
+import { DEFAULT_BUSY_TIMEOUT_MS, Writer } from "./database";
 import { ReplayConflictError, UnboundedPurgeError } from "./dead-letter-errors";
 import {
   type DeadLetter,
@@ -80,10 +81,34 @@ function checkSignal(signal: AbortSignal | undefined): void {
 export class SqliteAdmin implements Admin {
   readonly #parts: SqliteAdminParts;
   readonly #now: () => number;
+  #writer: { db: Database.Database; writer: Writer } | undefined;
 
   constructor(parts: SqliteAdminParts) {
     this.#parts = parts;
     this.#now = parts.now ?? Date.now;
+  }
+
+  /**
+   * Run the write `fn` on the read-write connection without blocking the event loop on another
+   * process's lock: each attempt runs with `busy_timeout = 0` (the connection's own wait is put
+   * back after it, for the inspector's reads) and a busy one is retried asynchronously, as the
+   * transport writes (`Writer`): after the busy timeout + 30 s it is a `QueueBusyError`, and
+   * `signal` ends the wait. (The connection's `busy_timeout` held the thread for up to 5 s, then
+   * failed with a bare "database is locked".)
+   */
+  async #write<T>(fn: (db: Database.Database) => T, signal?: AbortSignal): Promise<T> {
+    const db = this.#parts.database();
+    if (this.#writer?.db !== db)
+      this.#writer = { db, writer: new Writer(db, this.#parts.path, DEFAULT_BUSY_TIMEOUT_MS) };
+    return this.#writer.writer.run(() => {
+      const waits = db.pragma("busy_timeout", { simple: true }) as number;
+      db.pragma("busy_timeout = 0");
+      try {
+        return fn(db);
+      } finally {
+        db.pragma(`busy_timeout = ${Number(waits)}`);
+      }
+    }, signal);
   }
 
   /**
@@ -208,18 +233,22 @@ export class SqliteAdmin implements Admin {
     if (options.dryRun || count === 0) return { dryRun: options.dryRun === true, count };
     const backup = await this.backup();
     checkSignal(options.signal);
-    const changed = db
-      .transaction(() =>
-        options.hard
-          ? db.prepare(`DELETE FROM dead_letters WHERE ${guard}`).run(params).changes
-          : db
-              .prepare(
-                `UPDATE dead_letters SET status = 'purged', envelope = NULL, error_stack = NULL,
+    const changed = await this.#write(
+      () =>
+        db
+          .transaction(() =>
+            options.hard
+              ? db.prepare(`DELETE FROM dead_letters WHERE ${guard}`).run(params).changes
+              : db
+                  .prepare(
+                    `UPDATE dead_letters SET status = 'purged', envelope = NULL, error_stack = NULL,
                         next_retry_at = NULL, updated_at = @now WHERE ${guard}`,
-              )
-              .run({ ...params, now: this.#now() }).changes,
-      )
-      .immediate();
+                  )
+                  .run({ ...params, now: this.#now() }).changes,
+          )
+          .immediate(),
+      options.signal,
+    );
     return { dryRun: false, count: changed, backup };
   }
 
@@ -247,7 +276,7 @@ export class SqliteAdmin implements Admin {
     }
     const backup = await this.backup(options.backup);
     checkSignal(options.signal);
-    const r = clearPending(db, scope);
+    const r = await this.#write(() => clearPending(db, scope), options.signal);
     return { dryRun: false, count: r.deliveries + r.skipped, backup };
   }
 

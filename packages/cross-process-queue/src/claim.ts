@@ -169,6 +169,21 @@ type EventRow = [
 
 const OPEN = `status IN ('pending', 'leased')`;
 
+/**
+ * A subscriber's `cursor_seq` in SQL as a claim reads it: a number as stored; anything else
+ * another program wrote there (text, a BLOB) as 0 — the claim starts over from the subscriber's
+ * registration (`since_seq`) then, so whatever reads the cursor to decide what the subscriber
+ * still needs (retention) must read it the same way.
+ */
+export const cursorSql = (column: string): string =>
+  `(CASE WHEN typeof(${column}) IN ('integer', 'real') THEN ${column} ELSE 0 END)`;
+
+/**
+ * The highest fencing token a claim hands out. A subscriber's counter counts up by one per claim
+ * (2^53 claims: centuries); past this a double can no longer count (`t + 1 === t`).
+ */
+const MAX_TOKEN = Number.MAX_SAFE_INTEGER;
+
 /** The earlier of two times, either of which may be missing. */
 const earlier = (a: number | undefined, b: number | undefined): number | undefined =>
   a === undefined ? b : b === undefined ? a : Math.min(a, b);
@@ -234,6 +249,8 @@ export class QueueStore {
   readonly #insertStep: Database.Statement;
   readonly #trimSteps: Database.Statement;
   readonly #leasedDue: Database.Statement;
+  readonly #heldTokens: Database.Statement;
+  readonly #retireTokens: Database.Statement;
   /** Whether a worker's types cover every type of its subscriber, by the subscriber's `types` JSON. */
   readonly #covers = new WeakMap<ReadonlySet<string>, { json: string; covers: boolean }>();
 
@@ -321,6 +338,16 @@ export class QueueStore {
           WHERE subscriber = @subscriber AND status = 'leased' AND event_seq IN (${due})`,
       )
       .raw();
+    // A damaged token counter restarts above every token its subscriber's leases still hold
+    // (see `#nextToken`). Only integers can equal a token a claim hands out.
+    const held = `FROM deliveries INDEXED BY deliveries_due
+       WHERE subscriber = ? AND ${OPEN} AND status = 'leased'
+         AND typeof(lease_token) = 'integer' AND lease_token >= ?`;
+    this.#heldTokens = db.prepare(`SELECT MAX(lease_token) ${held}`).pluck();
+    this.#retireTokens = db.prepare(
+      `UPDATE deliveries SET lease_token = NULL WHERE (subscriber, event_seq) IN
+         (SELECT subscriber, event_seq ${held})`,
+    );
     // Steps are numbered per delivery: the oldest kept step's number says whether any were dropped.
     this.#insertStep = db
       .prepare(
@@ -453,18 +480,19 @@ export class QueueStore {
       }
       if (limit <= 0) return { lost, claimed: [], more: false };
       const state = this.#claimState.get({ subscriber }) as
-        [unknown, string, number, unknown, number] | undefined;
+        [unknown, string, unknown, unknown, number] | undefined;
       // The subscriber was removed (an abandoned ephemeral one, pruned): nothing to claim.
       if (state === undefined) return { lost, claimed: [], more: false };
       const [storedCursor, subscriberTypes, lastToken, earliest, max] = state;
       // A cursor another program overwrote with something not a number (text compares above every
       // seq) would hide every new event from this subscriber for good: start over from its
       // registration instead (`since_seq` bounds it; at least once), and the claim rewrites it.
+      // (`cursorSql` is this rule in SQL.)
       const startCursor = typeof storedCursor === "number" ? storedCursor : 0;
       /** The earliest open delivery's `available_at`, where it is a number (never due otherwise). */
       const openAt = typeof earliest === "number" ? earliest : undefined;
       // Fencing tokens count up per subscriber; taken under the write lock, so never twice.
-      const token = lastToken + 1;
+      const token = this.#nextToken(subscriber, lastToken);
       const until = now + request.leaseMs;
       const params = { token, until, now, subscriber, types: request.typesJson, limit };
       // Retries that are due and expired leases first, then new events after the cursor.
@@ -814,6 +842,25 @@ export class QueueStore {
     const covers = storedTypes(subscriberTypesJson)?.every((t) => workerTypes.has(t)) ?? false;
     this.#covers.set(workerTypes, { json: subscriberTypesJson, covers });
     return covers;
+  }
+
+  /**
+   * The fencing token of a claim by `subscriber`, whose counter holds `stored`: the next integer,
+   * while `stored` is an integer in [0, {@link MAX_TOKEN}). Anything else there — written by
+   * another program or edited by hand: a fraction, a negative number, text, NULL, a number past
+   * 2^53 where `t + 1 === t` — would hand out a token a leased delivery already holds (two claims
+   * in a row getting the same one), and a stale worker's outcome would pass the fence. The
+   * counter then restarts above every token the subscriber's leased deliveries hold; leases whose
+   * token is at or past the maximum are fenced off first (their holders' outcomes are refused and
+   * the deliveries come back when those leases run out), so the restarted counter never reaches a
+   * held token. Call it inside the claim's write transaction.
+   */
+  #nextToken(subscriber: string, stored: unknown): number {
+    if (Number.isInteger(stored) && (stored as number) >= 0 && (stored as number) < MAX_TOKEN)
+      return (stored as number) + 1;
+    this.#retireTokens.run(subscriber, MAX_TOKEN);
+    const highest = this.#heldTokens.get(subscriber, 0) as number | null;
+    return (highest ?? 0) + 1;
   }
 
   /** Read the claimed events: one range scan when they are close together, else one by one. */

@@ -27,7 +27,7 @@ import {
   ReplayConflictError,
   UnboundedPurgeError,
 } from "./dead-letter-errors";
-import { QueueOptionsError } from "./errors";
+import { QueueOptionsError, integerOption } from "./errors";
 import { migrateDeadLetters } from "./schema/dead-letters";
 
 /**
@@ -256,9 +256,29 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
-    this.#busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
+    // Checked before the file is opened: NaN or Infinity here never gave a locked write up.
+    this.#busyTimeoutMs = integerOption("busyTimeoutMs", options.busyTimeoutMs, 5000, 0);
+    integerOption("maxErrorChars", options.maxErrorChars, 0, 0);
+    integerOption("maxStackChars", options.maxStackChars, 0, 0);
     const problem = deadLetterBackoffProblem(options.retryBackoff);
     if (problem) throw new QueueOptionsError(problem.option, problem.value, problem.expected);
+    // Before the file is opened too: a throw after it left the connection open.
+    if (options.retention) {
+      const { olderThanMs, intervalMs = 3_600_000 } = options.retention;
+      if (typeof olderThanMs !== "number" || !(Number.isFinite(olderThanMs) && olderThanMs >= 0))
+        throw new QueueOptionsError(
+          "retention.olderThanMs",
+          olderThanMs,
+          "a number of milliseconds ≥ 0",
+        );
+      // 0, a negative number or NaN would purge every millisecond; a huge one is clamped.
+      if (typeof intervalMs !== "number" || !(intervalMs >= 1))
+        throw new QueueOptionsError(
+          "retention.intervalMs",
+          intervalMs,
+          "a number of milliseconds ≥ 1",
+        );
+    }
     if (options.database) {
       this.#db = options.database;
       this.#ownsDb = false;
@@ -304,23 +324,9 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
         lease_token = NULL, lease_until = NULL, updated_at = excluded.updated_at
     `);
     if (options.retention) {
-      const { olderThanMs, intervalMs = 3_600_000 } = options.retention;
-      if (typeof olderThanMs !== "number" || !(Number.isFinite(olderThanMs) && olderThanMs >= 0))
-        throw new QueueOptionsError(
-          "retention.olderThanMs",
-          olderThanMs,
-          "a number of milliseconds ≥ 0",
-        );
-      // 0, a negative number or NaN would purge every millisecond; a huge one is clamped.
-      if (typeof intervalMs !== "number" || !(intervalMs >= 1))
-        throw new QueueOptionsError(
-          "retention.intervalMs",
-          intervalMs,
-          "a number of milliseconds ≥ 1",
-        );
       this.#retentionTimer = setInterval(
         () => void this.#retain(options.retention!),
-        timerDelay(intervalMs),
+        timerDelay(options.retention.intervalMs ?? 3_600_000),
       );
       this.#retentionTimer.unref();
     }
@@ -394,7 +400,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
           .prepare(
             `SELECT * FROM dead_letters ${where} ORDER BY last_failed_at DESC, id DESC LIMIT @limit`,
           )
-          .all({ ...params, limit: query.limit ?? 100 }) as DeadLetterRow[],
+          .all({ ...params, limit: queryLimit(query) }) as DeadLetterRow[],
     );
     return rows.map(toDeadLetter);
   }
@@ -759,7 +765,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
         `SELECT * FROM dead_letters WHERE (${where ? where.slice("WHERE ".length) : "1"}) OR ${expired}
            ORDER BY id LIMIT @limit`,
       )
-      .all({ ...params, now, limit: query.limit ?? 100 }) as DeadLetterRow[];
+      .all({ ...params, now, limit: queryLimit(query) }) as DeadLetterRow[];
   }
 
   /** Select and claim in one immediate transaction (see {@link SqliteDeadLetterStore.replay}). */
@@ -950,12 +956,15 @@ function unreplayable(
 const RETRY_FOR_MS = 30_000;
 
 /** A lease (ms) or a count given to a method: an integer ≥ 1, else `QueueOptionsError`. */
-function positiveOption(option: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!(Number.isInteger(value) && value >= 1))
-    throw new QueueOptionsError(option, value, "an integer ≥ 1");
-  return value;
-}
+const positiveOption = (option: string, value: number | undefined, fallback: number): number =>
+  integerOption(option, value, fallback, 1);
+
+/**
+ * A query's `limit` (default 100): an integer ≥ 1, else `QueueOptionsError`. SQLite reads a
+ * negative LIMIT as none (a replay of `limit: -1` took every match) and refuses a fraction, NaN or
+ * Infinity with a bare "datatype mismatch".
+ */
+const queryLimit = (query: DeadLetterQuery): number => positiveOption("limit", query.limit, 100);
 
 /** `setImmediate` for the first attempts, then short growing sleeps (up to ~75 ms). */
 function pause(attempt: number): Promise<void> {

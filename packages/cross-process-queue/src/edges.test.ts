@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { closeSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import type { Admin } from "@switchyard/transport";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { Writer } from "./database";
@@ -12,7 +13,11 @@ import {
   TransportClosedError,
   type SqliteTransport,
   type SqliteTransportOptions,
+  SqliteAdmin,
+  SqliteDeadLetterStore,
+  type SqliteDriver,
   openDatabase,
+  sqliteDriver,
   sqliteTransport,
 } from "./index";
 import { eventually, holdWriteLock, job, memoryLogger, tempQueue } from "./test/fixtures";
@@ -20,6 +25,7 @@ import { eventually, holdWriteLock, job, memoryLogger, tempQueue } from "./test/
 let queue: ReturnType<typeof tempQueue> | undefined;
 let open: SqliteTransport[] = [];
 let immutable: string[] = [];
+const closers: (() => Promise<unknown>)[] = [];
 
 function connect(options: SqliteTransportOptions = {}): SqliteTransport {
   queue ??= tempQueue();
@@ -33,6 +39,7 @@ afterEach(async () => {
   immutable = [];
   await Promise.all(open.map((t) => t.close().catch(() => undefined)));
   open = [];
+  for (const close of closers.splice(0)) await close();
   queue?.cleanup();
   queue = undefined;
 });
@@ -193,6 +200,96 @@ describe("nothing blocks the event loop on another connection's lock", () => {
     } finally {
       await sink.close();
     }
+  });
+});
+
+describe("the driver's admin actions while another connection holds the write lock", () => {
+  async function adminWithDeadLetter() {
+    queue ??= tempQueue();
+    const driver = await sqliteDriver.open(
+      { scheme: "sqlite", text: queue.path, rest: queue.path, params: {} },
+      {},
+    );
+    closers.push(() => driver.close());
+    await (driver as SqliteDriver).deadLetterSink().deadLetter({
+      envelope: job(1),
+      subscriber: "w",
+      reason: "max_attempts",
+      attempts: 3,
+      error: { name: "Error", message: "failed" },
+      failedAt: new Date().toISOString(),
+      origin: "sqlite",
+    });
+    return driver.admin();
+  }
+  const deadLetterStatus = () => {
+    const db = new Database(queue!.path, { readonly: true });
+    try {
+      return db.prepare("SELECT status FROM dead_letters").pluck().all();
+    } finally {
+      db.close();
+    }
+  };
+
+  it.each([
+    ["purge", (a: Admin) => a.purge({ subscriber: "w" })],
+    ["clearPending", (a: Admin) => a.clearPending({})],
+  ] as const)(
+    "regression: %s waits for the lock without blocking the event loop",
+    async (_, action) => {
+      const admin = await adminWithDeadLetter();
+      // The lock is let go by a timer of this thread: the action can only succeed if the event
+      // loop keeps turning while it waits.
+      const lock = holdWriteLock(queue!.path, 300);
+      const result = await action(admin);
+      await lock.released;
+      // Before: the driver's connection waited in SQLite's busy handler (busy_timeout 5000), so
+      // the lock holder's timer could not run: 5 s blocked, then a bare "database is locked".
+      expect(result.dryRun).toBe(false);
+    },
+  );
+
+  it("regression: a purge's signal ends its wait for the lock, and nothing is purged", async () => {
+    queue = tempQueue();
+    const store = new SqliteDeadLetterStore({ path: queue.path });
+    closers.push(async () => store.close());
+    await store.deadLetter({
+      envelope: job(1),
+      subscriber: "w",
+      reason: "max_attempts",
+      attempts: 3,
+      error: { name: "Error", message: "failed" },
+      failedAt: new Date().toISOString(),
+      origin: "sqlite",
+    });
+    // The admin over a connection of our own, counting its write attempts.
+    const db = openDatabase(queue.path);
+    closers.push(async () => db.close());
+    let attempts = 0;
+    const transaction = db.transaction.bind(db);
+    db.transaction = ((fn: Parameters<typeof transaction>[0]) => {
+      attempts++;
+      return transaction(fn);
+    }) as typeof db.transaction;
+    const admin = new SqliteAdmin({
+      path: queue.path,
+      database: () => db,
+      deadLetters: () => store,
+      requeueTransport: () => {
+        throw new Error("not used");
+      },
+    });
+    const lock = holdWriteLock(queue.path, 30_000);
+    const controller = new AbortController();
+    const purging = admin.purge({ subscriber: "w" }, { signal: controller.signal });
+    purging.catch(() => {});
+    // Aborted once it has found the lock taken and tries again (before: one attempt, in which the
+    // thread waited 5 s and then failed with "database is locked").
+    await eventually(() => attempts >= 2, "the purge retrying the locked write");
+    controller.abort(new Error("operator gave up"));
+    await expect(purging).rejects.toThrow("operator gave up");
+    await lock.release();
+    expect(deadLetterStatus()).toEqual(["pending_retry"]);
   });
 });
 
@@ -390,7 +487,9 @@ describe("close() while writes still wait for another connection's lock", () => 
   it("rejects the waiting publish, subscribe and register with TransportClosedError, not a driver TypeError", async () => {
     const t = connect();
     await t.publish([job(0)]);
-    const { released } = holdWriteLock(queue!.path, 150);
+    // Held until close() is done (close takes a while: it stops the checkpoint worker thread; a
+    // lock let go after a fixed 150 ms let the publish commit first on a slow machine).
+    const lock = holdWriteLock(queue!.path, 30_000);
     const publishing = t.publish([job(1), job(2)]).catch((e: unknown) => e);
     const subscribing = t
       .subscribe({ subscriber: "late", types: ["JOB"], handler: async () => {} })
@@ -398,7 +497,7 @@ describe("close() while writes still wait for another connection's lock", () => 
     const registering = t.register("later", ["JOB"]).catch((e: unknown) => e);
     await new Promise((resolve) => setTimeout(resolve, 20));
     await t.close();
-    await released;
+    await lock.release();
     for (const outcome of await Promise.all([publishing, subscribing, registering])) {
       expect(outcome).toBeInstanceOf(TransportClosedError);
     }

@@ -215,6 +215,22 @@ export class QueueOptionsError extends SwitchyardError {
   }
 }
 
+/**
+ * An integer option: `fallback` when `value` is undefined, else `value` if it is an integer ≥
+ * `min` (NaN, Infinity, fractions, strings refused), else {@link QueueOptionsError} naming `option`.
+ */
+export function integerOption(
+  option: string,
+  value: unknown,
+  fallback: number,
+  min: number,
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min)
+    throw new QueueOptionsError(option, value, `an integer ≥ ${min}`);
+  return value;
+}
+
 function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "number" || typeof value === "boolean" || value == null)

@@ -7,7 +7,7 @@ import {
   silentLogger,
 } from "@switchyard/transport";
 import { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, busyPause, openDatabase } from "./database";
-import { QueueBusyError, TransportClosedError, isBusy } from "./errors";
+import { QueueBusyError, TransportClosedError, integerOption, isBusy } from "./errors";
 
 /** One daemon heartbeat, as `@switchyard/handler-base`'s `DaemonManager` writes it. */
 export interface Heartbeat {
@@ -69,7 +69,14 @@ export class SqliteHeartbeatSink implements HeartbeatSink {
 
   constructor(options: SqliteHeartbeatSinkOptions = {}) {
     this.#path = options.path ?? options.database?.name ?? DEFAULT_PATH;
-    this.#busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    // NaN or Infinity here never gave a heartbeat up while the file stayed locked: flush() and
+    // close() then waited as long as the lock was held.
+    this.#busyTimeoutMs = integerOption(
+      "busyTimeoutMs",
+      options.busyTimeoutMs,
+      DEFAULT_BUSY_TIMEOUT_MS,
+      0,
+    );
     this.#owned = options.database === undefined;
     this.#logger = options.logger ?? silentLogger;
     this.#db = options.database ?? openDatabase(this.#path, { busyTimeoutMs: this.#busyTimeoutMs });

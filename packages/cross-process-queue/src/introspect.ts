@@ -1,6 +1,11 @@
 import type Database from "better-sqlite3";
 import type { Envelope } from "@switchyard/event-schema";
-import type { DeadLetterReason, SerializedError } from "@switchyard/transport";
+import {
+  type DeadLetterReason,
+  InspectorQueryError,
+  type SerializedError,
+  timeInputMs,
+} from "@switchyard/transport";
 import { BACKLOG_SQL, type BacklogRow } from "./backlog";
 import { type EventRow, decodeRow } from "./claim";
 import { DEFAULT_PATH, openDatabase } from "./database";
@@ -44,14 +49,39 @@ export function openQueueReadOnly(
 
 type Time = Date | number | string;
 
-function ms(time: Time): number {
-  if (typeof time === "number") return time;
-  const at = time instanceof Date ? time.getTime() : Date.parse(time);
-  if (Number.isNaN(at))
-    throw new RangeError(
-      `Not a time: ${String(time)}. Pass a Date, epoch milliseconds or an RFC 3339 string.`,
+/** The contract's reading of a time (`InspectorQueryError` naming `what`; NaN was read as a time). */
+const ms = (time: Time, what: string): number => timeInputMs(time, what);
+
+/**
+ * A row limit (an integer ≥ 1; `fallback` when absent), else `InspectorQueryError` naming it:
+ * SQLite refuses a fraction, NaN or Infinity with a bare "datatype mismatch" and reads a
+ * negative LIMIT as none.
+ */
+function limitOf(value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1)
+    throw new InspectorQueryError(
+      "limit",
+      `expected a whole number ≥ 1, got ${typeof value === "number" ? value : JSON.stringify(value)}.`,
     );
-  return at;
+  return value;
+}
+
+/**
+ * The window `[since, now]` of {@link WindowOptions}: `windowMs` a number ≥ 0 and `now` a finite
+ * number, else `InspectorQueryError` naming the option (NaN answered every query with nothing).
+ */
+function windowOf(options: WindowOptions, windowMs: number): { since: number; now: number } {
+  const now = options.now ?? Date.now();
+  if (typeof now !== "number" || !Number.isFinite(now))
+    throw new InspectorQueryError("now", `expected epoch milliseconds, got ${String(now)}.`);
+  const length = options.windowMs ?? windowMs;
+  if (typeof length !== "number" || !(length >= 0 && Number.isFinite(length)))
+    throw new InspectorQueryError(
+      "windowMs",
+      `expected a number of milliseconds ≥ 0, got ${String(length)}.`,
+    );
+  return { since: now - length, now };
 }
 
 const iso = (at: number | null): string | undefined =>
@@ -82,7 +112,7 @@ function jsonColumn(
  * @deprecated Use `driver.inspector().events({ until })`, which pages by time on every transport.
  */
 export function lastSeqBefore(db: Database.Database, at: Time): number {
-  const cutoff = ms(at);
+  const cutoff = ms(at, "at");
   // Two subqueries, not `MIN(seq), MAX(seq)` in one SELECT: SQLite only reads the ends of the
   // primary key for a lone MIN or MAX; both together scan the whole table.
   const bounds = statement(
@@ -286,9 +316,9 @@ export function listSubscribers(db: Database.Database): SubscriberInfo[] {
  * @deprecated Use `CountQuery` of `@switchyard/transport` with `driver.inspector().counts()`.
  */
 export interface WindowOptions {
-  /** Length of the window ending at `now`. */
+  /** Length of the window ending at `now`: milliseconds ≥ 0, else `InspectorQueryError`. */
   readonly windowMs?: number;
-  /** @defaultValue `Date.now()` */
+  /** Epoch milliseconds. @defaultValue `Date.now()` */
   readonly now?: number;
 }
 
@@ -301,8 +331,7 @@ export function eventsPerMinute(
   db: Database.Database,
   options: WindowOptions = {},
 ): { minute: string; count: number }[] {
-  const now = options.now ?? Date.now();
-  const since = now - (options.windowMs ?? 3_600_000);
+  const { since, now } = windowOf(options, 3_600_000);
   const after = lastSeqBefore(db, since);
   return statement(
     db,
@@ -321,7 +350,8 @@ export function failuresByType(
   db: Database.Database,
   options: WindowOptions & { readonly limit?: number } = {},
 ): { type: string; dead: number; retrying: number }[] {
-  const now = options.now ?? Date.now();
+  const { since } = windowOf(options, 86_400_000);
+  const limit = limitOf(options.limit, 10);
   return statement(
     db,
     `SELECT type, SUM(dead) AS dead, SUM(retrying) AS retrying FROM (
@@ -330,7 +360,7 @@ export function failuresByType(
          SELECT type, 0, 1 FROM deliveries INDEXED BY deliveries_due
           WHERE status IN ('pending', 'leased') AND last_error IS NOT NULL)
       GROUP BY type ORDER BY dead DESC, retrying DESC, type LIMIT @limit`,
-  ).all({ since: now - (options.windowMs ?? 86_400_000), limit: options.limit ?? 10 }) as {
+  ).all({ since, limit }) as {
     type: string;
     dead: number;
     retrying: number;
@@ -426,6 +456,7 @@ export interface RecentEventsQuery {
  * @deprecated Use `driver.inspector().events({ types, subject, since })`, paged with cursors.
  */
 export function recentEvents(db: Database.Database, query: RecentEventsQuery = {}): StoredEvent[] {
+  const limit = limitOf(query.limit, 10);
   const after = query.since === undefined ? 0 : lastSeqBefore(db, query.since);
   const rows = statement(
     db,
@@ -439,8 +470,8 @@ export function recentEvents(db: Database.Database, query: RecentEventsQuery = {
       after,
       type: query.type ?? null,
       subject: query.subject ?? null,
-      since: query.since === undefined ? 0 : ms(query.since),
-      limit: query.limit ?? 10,
+      since: query.since === undefined ? 0 : ms(query.since, "since"),
+      limit,
     }) as StoredRow[];
   return rows.map(toStored);
 }
@@ -591,16 +622,17 @@ export function deadDeliveries(
 ): DeliveryInfo[] {
   const columns = `subscriber, event_seq, type, status, attempts, available_at, lease_token, lease_until,
             last_error, dead_reason, handed_off, updated_at`;
+  const limit = limitOf(options.limit, 50);
   const rows =
     options.subscriber === undefined
       ? statement(
           db,
           `SELECT ${columns} FROM deliveries WHERE status = 'dead' ORDER BY updated_at DESC LIMIT ?`,
-        ).all(options.limit ?? 50)
+        ).all(limit)
       : statement(
           db,
           `SELECT ${columns} FROM deliveries WHERE subscriber = ? AND status = 'dead' ORDER BY updated_at DESC LIMIT ?`,
-        ).all(options.subscriber, options.limit ?? 50);
+        ).all(options.subscriber, limit);
   return (rows as DeliveryRow[]).map(toDeliveryInfo);
 }
 

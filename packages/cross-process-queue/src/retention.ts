@@ -1,6 +1,8 @@
 import type Database from "better-sqlite3";
 import { sleep } from "@switchyard/transport";
+import { cursorSql } from "./claim";
 import type { Writer } from "./database";
+import { QueueOptionsError } from "./errors";
 import { lastSeqBefore } from "./introspect";
 
 /** Options of {@link prune}. */
@@ -9,7 +11,7 @@ export interface PruneOptions {
   readonly retentionMs: number;
   /** Ephemeral subscribers not seen for this long belong to dead processes: removed with their deliveries. */
   readonly ephemeralTimeoutMs: number;
-  /** @defaultValue `Date.now()` */
+  /** Epoch milliseconds, else `QueueOptionsError`. @defaultValue `Date.now()` */
   readonly now?: number;
   /** Stop early (the transport is closing). */
   readonly signal?: AbortSignal;
@@ -41,6 +43,10 @@ export async function prune(
   options: PruneOptions,
 ): Promise<PruneResult> {
   const now = options.now ?? Date.now();
+  // NaN (or text) here read every event as past the retention: acked history kept for
+  // `retentionMs` was removed at once.
+  if (typeof now !== "number" || !Number.isFinite(now))
+    throw new QueueOptionsError("now", now, "epoch milliseconds (a finite number)");
   let deliveries = 0;
   let events = 0;
 
@@ -103,14 +109,15 @@ export async function prune(
                          WHERE d.subscriber = delivery_steps.subscriber AND d.event_seq = delivery_steps.event_seq)`,
   );
   // Kept: events a registered subscriber still has an open or dead delivery for, and events
-  // still ahead of a subscriber's cursor that it will take.
+  // still ahead of a subscriber's cursor that it will take (a damaged cursor read as the claim
+  // reads it: from the start, or those events were removed just before it took them).
   const dropEvents = db.prepare(
     `DELETE FROM events WHERE seq BETWEEN ? AND ?
         AND NOT EXISTS (SELECT 1 FROM subscribers s
                           JOIN deliveries d ON d.subscriber = s.name AND d.event_seq = events.seq)
         AND NOT EXISTS (SELECT 1 FROM subscribers s
                           JOIN subscriber_types st ON st.subscriber = s.name AND st.type = events.type
-                         WHERE events.seq > s.cursor_seq AND events.seq > st.since_seq)`,
+                         WHERE events.seq > ${cursorSql("s.cursor_seq")} AND events.seq > st.since_seq)`,
   );
   for (let lo = first; lo <= cutoffSeq; lo += WINDOW) {
     if (options.signal?.aborted) break;

@@ -95,17 +95,26 @@ export const exchangeRequest = (outcomes: ExchangeRequest["outcomes"], limit: nu
 
 /**
  * Another connection (of this thread: it can only let go if the event loop keeps turning) takes
- * the write lock of the file at `path` and releases it after `ms`.
+ * the write lock of the file at `path` and releases it after `ms`, or when `release()` is called.
  */
-export function holdWriteLock(path: string, ms: number): { released: Promise<void> } {
+export function holdWriteLock(
+  path: string,
+  ms: number,
+): { released: Promise<void>; release: () => Promise<void> } {
   const other = new Database(path);
   other.exec("BEGIN IMMEDIATE");
-  const released = new Promise<void>((resolve) =>
-    setTimeout(() => {
-      other.exec("COMMIT");
-      other.close();
+  let release!: () => Promise<void>;
+  const released = new Promise<void>((resolve) => {
+    const timer = setTimeout(() => void release(), ms);
+    release = () => {
+      clearTimeout(timer);
+      if (other.open) {
+        other.exec("COMMIT");
+        other.close();
+      }
       resolve();
-    }, ms),
-  );
-  return { released };
+      return released;
+    };
+  });
+  return { released, release };
 }
