@@ -459,6 +459,15 @@ describe("DaemonManager", () => {
       () => ({ healthy: true, message: "fine", details: {} }),
       /health\(\) returned status: undefined/,
     ],
+    [
+      "an object whose then getter throws",
+      () => ({
+        get then(): never {
+          throw new Error("then cannot be read");
+        },
+      }),
+      /health\(\) threw: then cannot be read/,
+    ],
   ])(
     "a daemon whose health() returns %s is reported unhealthy, with what it returned, in health() and its heartbeat",
     async (_what, health, message) => {

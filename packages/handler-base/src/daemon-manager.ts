@@ -20,7 +20,7 @@ import {
   cutErrorText,
   messageOf,
 } from "./errors";
-import { MAX_TIMER_MS, backoffProblem, untilAborted } from "@switchyard/transport";
+import { MAX_TIMER_MS, backoffProblem, isThenable, untilAborted } from "@switchyard/transport";
 import { type DaemonStatus, definedOnly } from "./handler-base";
 import type { DaemonContracts, DaemonHeartbeat, DaemonRunState, HeartbeatSink } from "./heartbeat";
 import type { DaemonStats } from "./stats";
@@ -706,12 +706,14 @@ export class DaemonManager implements AsyncDisposable {
       details: {},
     });
     let result: unknown;
+    let pending: boolean;
     try {
       result = entry.daemon.health();
+      pending = isThenable(result);
     } catch (error) {
       return unhealthy(`health() threw: ${messageOf(error)}`);
     }
-    if (isThenable(result)) {
+    if (pending) {
       // Not awaited (health is synchronous); its rejection must not become an unhandled one.
       Promise.resolve(result).catch(() => {});
       return unhealthy(
@@ -768,18 +770,6 @@ export class DaemonManager implements AsyncDisposable {
 }
 
 const HEALTH_STATUSES: readonly unknown[] = ["healthy", "degraded", "unhealthy"];
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  try {
-    return (
-      (typeof value === "object" || typeof value === "function") &&
-      value !== null &&
-      typeof (value as { then?: unknown }).then === "function"
-    );
-  } catch {
-    return false;
-  }
-}
 
 /** What is wrong with a value `health()` returned, or `undefined` when it is a HealthCheckResult. */
 function healthResultProblem(value: unknown): string | undefined {

@@ -108,6 +108,41 @@ describe("handlers returning thenables that are not promises", () => {
   });
 });
 
+describe("a handler result whose then getter throws", () => {
+  // `await` reads `then` once and rejects with what the getter throws: the delivery fails.
+  const hostile = () => ({
+    get then(): never {
+      throw new Error("then getter threw");
+    },
+  });
+
+  it("fails that delivery (publish does not throw) and keeps handling the queue", async () => {
+    const router = make();
+    const seen: number[] = [];
+    router.subscribe(
+      "JOB_STARTED",
+      (e) => {
+        seen.push(e.data.n);
+        return e.data.n === 2 ? hostile() : undefined;
+      },
+      { name: "then-getter" },
+    );
+    router.subscribe(
+      "JOB_STARTED",
+      (e) => {
+        if (e.data.n === 2) return hostile();
+        return undefined;
+      },
+      { name: "then-getter-sibling" },
+    );
+    for (let n = 1; n <= 3; n++) await router.publish("JOB_STARTED", { n });
+    await drained(router);
+    expect(seen).toEqual([1, 2, 3]);
+    for (const sub of router.stats().subscriptions)
+      expect(sub, sub.name).toMatchObject({ delivered: 2, failed: 1, inFlight: 0, queueDepth: 0 });
+  });
+});
+
 describe("close({ timeoutMs })", () => {
   it.each([
     ["past the longest timer", MAX_TIMER_MS + 1],

@@ -14,7 +14,7 @@ import {
   serializeError,
 } from "@switchyard/transport";
 import { Fifo } from "./fifo";
-import { type Logger, silentLogger } from "@switchyard/transport";
+import { type Logger, isThenable, silentLogger } from "@switchyard/transport";
 import { traceIdOf } from "./trace";
 import {
   type HandlerFn,
@@ -151,18 +151,6 @@ export const TRANSPORT_SKIPPED_STAGES: ReadonlySet<MiddlewareStage> = new Set([
   "retry",
   "dead-letter",
 ]);
-
-/**
- * Whether a handler's return value is a promise (or any thenable) to wait for. Anything else a
- * handler returns (a number from `(e) => seen.push(e)`, an object, `null`) is ignored, on every path.
- */
-export function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function"
-  );
-}
 
 /** Outcomes kept in the recent window (health): success, a failed attempt, a final failure. */
 const OK = 0;
@@ -436,8 +424,12 @@ export class LocalSubscription {
         if (this.#timer === undefined) this.#armAt(slot.deadline);
       }
       let result: unknown;
+      let pending: boolean;
       try {
         result = this.#local(event, ctx);
+        // Whatever else the handler returned is ignored; a `then` getter that throws fails the
+        // delivery, as `await` would.
+        pending = isThenable(result);
       } catch (error) {
         expireClock();
         now = clock();
@@ -446,7 +438,7 @@ export class LocalSubscription {
         continue;
       }
       expireClock();
-      if (isThenable(result)) {
+      if (pending) {
         slot.ctx = ctx;
         try {
           // A promise is subscribed to as it is; any other thenable is adopted by one first, so

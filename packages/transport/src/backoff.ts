@@ -105,6 +105,20 @@ export function abortReason(signal: AbortSignal): Error {
 }
 
 /**
+ * Whether a value returned by user code (a handler, a hook) is a promise or any other thenable to
+ * wait for: an object or function whose `then` is a function. Reads `then` once and lets what its
+ * getter throws (a hostile object, a revoked proxy) propagate: call it where that counts as the
+ * user code failing, as `await` would reject.
+ */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+/**
  * `promise`, or a rejection with the signal's reason as soon as `signal` aborts (at once when it
  * is aborted already); without a signal, `promise` itself. For waits on something that may not
  * honour a signal (a driver call, a user's hook): the caller stops waiting, and a later rejection

@@ -48,6 +48,7 @@ export {
   deadLetterRetryDelay,
   defaultBackoff,
   defaultDeadLetterBackoff,
+  isThenable,
   sleep,
   untilAborted,
 } from "./backoff";
