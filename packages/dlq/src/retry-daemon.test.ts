@@ -236,11 +236,25 @@ describe("DlqRetryDaemon options", () => {
     ["leaseMs", { leaseMs: 0 }],
     ["leaseMs", { leaseMs: Number.NaN }],
     ["depthAlertThreshold", { depthAlertThreshold: -1 }],
+    // DLQ_DEPTH_EXCEEDED carries it as a count: with 2.5 the alert failed its schema, never sent.
+    ["depthAlertThreshold", { depthAlertThreshold: 2.5 }],
     ["replayErrorBackoff.initialMs", { replayErrorBackoff: { initialMs: Number.NaN } }],
     ["replayErrorBackoff.maxMs", { replayErrorBackoff: { maxMs: -5 } }],
+    // A JavaScript caller's string would be a set of its letters, a typo an unknown reason:
+    // every record would count as poison and be given up at once.
+    ["retryReasons", { retryReasons: "max_attempts" }],
+    ["retryReasons", { retryReasons: ["max-attempts"] }],
+    ["replayErrorBackoff", { replayErrorBackoff: 5000 }],
+    ["store", { store: {} }],
+    ["target", { target: undefined }],
   ] as const)("rejects %s out of range with a DaemonOptionsError naming it", (option, bad) => {
     const create = () =>
-      new DlqRetryDaemon({ store, target: replayTo({ router, transport }), router, ...bad });
+      new DlqRetryDaemon({
+        store,
+        target: replayTo({ router, transport }),
+        router,
+        ...(bad as Partial<DlqRetryDaemonOptions<PipelineCatalog>>),
+      });
     expect(create).toThrow(DaemonOptionsError);
     expect(create).toThrow(new RegExp(`option ${option.replace(".", "\\.")} must be`));
   });

@@ -82,8 +82,9 @@ export interface DlqRetryDaemonOptions<C extends AnyCatalog = AnyCatalog> {
   /** Replays of one record before it is given up as permanently failed (an integer ≥ 0). @defaultValue 5 */
   readonly maxReplays?: number;
   /**
-   * Reasons worth retrying automatically. Poison (`unrecoverable`, `invalid_payload`) will fail the
-   * same way again: it is marked permanently failed at once and waits for an operator.
+   * Reasons worth retrying automatically (an array of `"max_attempts"`, `"timeout"`,
+   * `"unrecoverable"`, `"invalid_payload"`). Poison (`unrecoverable`, `invalid_payload`) will fail
+   * the same way again: it is marked permanently failed at once and waits for an operator.
    * @defaultValue ["max_attempts", "timeout"]
    */
   readonly retryReasons?: readonly DeadLetterReason[];
@@ -102,7 +103,10 @@ export interface DlqRetryDaemonOptions<C extends AnyCatalog = AnyCatalog> {
    * @defaultValue 60_000
    */
   readonly leaseMs?: number;
-  /** Emit DLQ_DEPTH_EXCEEDED when the depth rises past this (once per crossing). @defaultValue 100 */
+  /**
+   * Emit DLQ_DEPTH_EXCEEDED when the depth rises past this (once per crossing): an integer ≥ 0,
+   * or `Infinity` for never. @defaultValue 100
+   */
   readonly depthAlertThreshold?: number;
   readonly logger?: Logger;
 }
@@ -156,7 +160,7 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
     this.#store = options.store;
     this.#target = options.target;
     this.#maxReplays = options.maxReplays ?? 5;
-    this.#retryReasons = new Set(options.retryReasons ?? ["max_attempts", "timeout"]);
+    const retryReasons: unknown = options.retryReasons ?? ["max_attempts", "timeout"];
     this.#replayErrorBackoff = options.replayErrorBackoff ?? {
       initialMs: 30_000,
       maxMs: 3_600_000,
@@ -170,14 +174,46 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
     };
     const integerFrom = (least: number) => (v: unknown) =>
       Number.isInteger(v) && (v as number) >= least;
+    const has = (value: unknown, method: string) =>
+      typeof (value as Record<string, unknown> | null | undefined)?.[method] === "function";
+    check(
+      "store",
+      has(this.#store, "claim") && has(this.#store, "release") && has(this.#store, "stats"),
+      "a dead-letter store with claim(), release() and stats() (SqliteDeadLetterStore, NatsDeadLetterStore)",
+      this.#store,
+    );
+    check(
+      "target",
+      has(this.#target, "replay"),
+      "a replay target with replay(), e.g. replayTo({ router, transport })",
+      this.#target,
+    );
+    // A string would be a set of its letters, an unknown reason a typo: either way every record
+    // would count as poison and be given up at once.
+    check(
+      "retryReasons",
+      Array.isArray(retryReasons) &&
+        retryReasons.every((r) => typeof r === "string" && Object.hasOwn(REASONS, r)),
+      `an array of dead-letter reasons (${Object.keys(REASONS).join(", ")})`,
+      retryReasons,
+    );
+    this.#retryReasons = new Set(retryReasons as readonly DeadLetterReason[]);
     check("maxReplays", integerFrom(0)(this.#maxReplays), "an integer ≥ 0", this.#maxReplays);
     check("batchSize", integerFrom(1)(this.#batchSize), "an integer ≥ 1", this.#batchSize);
     check("leaseMs", integerFrom(1)(this.#leaseMs), "an integer ≥ 1 (ms)", this.#leaseMs);
+    // The alert's payload carries the threshold as a count: with a fraction it would fail its
+    // schema, and DLQ_DEPTH_EXCEEDED would never go out.
     check(
       "depthAlertThreshold",
-      typeof this.#depthThreshold === "number" && this.#depthThreshold >= 0,
-      "a number ≥ 0",
+      integerFrom(0)(this.#depthThreshold) || this.#depthThreshold === Number.POSITIVE_INFINITY,
+      "an integer ≥ 0, or Infinity for no alert",
       this.#depthThreshold,
+    );
+    check(
+      "replayErrorBackoff",
+      typeof this.#replayErrorBackoff === "object" && !Array.isArray(this.#replayErrorBackoff),
+      "an object of backoff options ({ initialMs, maxMs, multiplier, jitter })",
+      this.#replayErrorBackoff,
     );
     const backoff = backoffProblem(this.#replayErrorBackoff);
     if (backoff)
@@ -416,6 +452,14 @@ export class DlqRetryDaemon<C extends AnyCatalog = AnyCatalog> extends HandlerBa
     };
   }
 }
+
+/** Every dead-letter reason (a record, so that a reason added to the type must be added here). */
+const REASONS: Readonly<Record<DeadLetterReason, true>> = {
+  max_attempts: true,
+  unrecoverable: true,
+  invalid_payload: true,
+  timeout: true,
+};
 
 /** Records whose failed replays in a row the daemon remembers at most. */
 const MAX_TRACKED_FAILURES = 10_000;

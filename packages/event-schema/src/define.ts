@@ -70,15 +70,28 @@ const TYPE_NAME = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$/;
 export function defineEvent<const T extends string, S extends PayloadSchema>(
   options: DefineEventOptions<T, S>,
 ): EventDefinition<T, S> {
-  if (!TYPE_NAME.test(options.type)) {
-    throw new TypeError(
-      `defineEvent: type ${JSON.stringify(options.type)} is not UPPER_SNAKE_CASE (e.g. "TRAINING_COMPLETED").`,
-    );
-  }
+  if (typeof options !== "object" || options === null)
+    throw new TypeError(`defineEvent: expected an options object, got ${describeType(options)}.`);
+  checkTypeName("defineEvent", options.type);
   const version = options.version ?? 1;
   if (!Number.isInteger(version) || version < 1) {
     throw new TypeError(
       `defineEvent(${options.type}): version must be a positive integer, got ${String(version)}.`,
+    );
+  }
+  checkSchema(`defineEvent(${options.type})`, options.data);
+  if (options.durable !== undefined && typeof options.durable !== "boolean") {
+    throw new TypeError(
+      `defineEvent(${options.type}): durable must be true or false, got ${describeType(options.durable)}.`,
+    );
+  }
+  if (
+    options.severity !== undefined &&
+    options.severity !== "critical" &&
+    options.severity !== "informational"
+  ) {
+    throw new TypeError(
+      `defineEvent(${options.type}): severity must be "critical" or "informational", got ${shortText(options.severity)}.`,
     );
   }
   return Object.freeze({
@@ -90,6 +103,39 @@ export function defineEvent<const T extends string, S extends PayloadSchema>(
     severity: options.severity ?? "informational",
     alert: options.alert,
   });
+}
+
+/** Throw a `TypeError` unless `type` is an `UPPER_SNAKE_CASE` string. */
+function checkTypeName(owner: string, type: unknown): asserts type is string {
+  if (typeof type !== "string" || !TYPE_NAME.test(type)) {
+    throw new TypeError(
+      `${owner}: type ${shortText(type)} is not UPPER_SNAKE_CASE (e.g. "TRAINING_COMPLETED").`,
+    );
+  }
+}
+
+/**
+ * Throw a `TypeError` unless `schema` is a zod schema: otherwise the mistake would surface only
+ * on the first publish, reported as a payload that could not be read.
+ */
+function checkSchema(owner: string, schema: unknown): void {
+  if (
+    (typeof schema !== "object" && typeof schema !== "function") ||
+    schema === null ||
+    typeof (schema as { safeParse?: unknown }).safeParse !== "function"
+  ) {
+    throw new TypeError(
+      `${owner}: data must be a zod schema (e.g. z.looseObject({ ... })), got ${describeType(schema)}.`,
+    );
+  }
+}
+
+/** A value for a message: strings JSON-quoted and cut to 80 characters, else their type. */
+function shortText(value: unknown): string {
+  if (typeof value !== "string") return describeType(value);
+  return value.length > 80
+    ? `${JSON.stringify(value.slice(0, 80))}… (${value.length} characters)`
+    : JSON.stringify(value);
 }
 
 /** A map from event type to its definition. */
@@ -208,7 +254,20 @@ function createCatalog(
     string,
     EventDefinition
   >;
+  const given: unknown = list;
+  if (!Array.isArray(given))
+    throw new TypeError(
+      `defineCatalog: expected an array of defineEvent() results, got ${describeType(list)}.`,
+    );
+  for (const def of list as readonly unknown[]) {
+    if (typeof def !== "object" || def === null)
+      throw new TypeError(
+        `defineCatalog: each definition must be a defineEvent() result, got ${describeType(def)}.`,
+      );
+  }
   for (const def of list) {
+    checkTypeName("defineCatalog", def.type);
+    checkSchema(`defineCatalog(${def.type})`, def.data);
     if (definitions[def.type]) {
       throw new TypeError(`defineCatalog: event type ${def.type} is defined twice.`);
     }
@@ -226,7 +285,7 @@ function createCatalog(
       reason: "unknown_type",
       receivedType: describeType(data),
       message:
-        `Unknown event type ${JSON.stringify(name)}: it is not in the catalog` +
+        `Unknown event type ${shortText(name)}: it is not in the catalog` +
         (hint ? `. Did you mean "${hint}"?` : ". Add it with defineEvent() or fix the name."),
     });
   };
@@ -250,7 +309,8 @@ function createCatalog(
   let lastSchema: PayloadSchema | undefined;
 
   const validate = (type: string, data: unknown): SafeParseResult<Record<string, unknown>> => {
-    const def = definitions[type];
+    // A non-string (from JavaScript) is no key: looking it up would run its toString().
+    const def = typeof type === "string" ? definitions[type] : undefined;
     if (!def) return { success: false, error: unknownType(type, data) };
     let result: ReturnType<PayloadSchema["safeParse"]>;
     try {
@@ -270,7 +330,7 @@ function createCatalog(
     has: (type): type is string => typeof type === "string" && definitions[type] !== undefined,
     get(type) {
       if (type === lastType) return lastDef!;
-      const def = definitions[type];
+      const def = typeof type === "string" ? definitions[type] : undefined;
       if (!def) throw unknownType(type);
       lastType = type;
       lastDef = def;
@@ -282,7 +342,7 @@ function createCatalog(
       // Every publish comes through here: no result object of our own on the way.
       let schema = lastSchema;
       if (type !== lastType || schema === undefined) {
-        const def = definitions[type];
+        const def = typeof type === "string" ? definitions[type] : undefined;
         if (!def) throw unknownType(type, data);
         schema = schemaOf(def);
         lastType = type;
@@ -378,8 +438,13 @@ function payloadError(type: string, data: unknown, error: z.ZodError): EventVali
 function closest(name: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = 4;
+  const upper = name.toUpperCase();
   for (const candidate of candidates) {
-    const d = editDistance(name.toUpperCase(), candidate);
+    // The distance is at least the difference in length: a name off by more is no typo, and
+    // comparing it would cost its length times the candidate's (a huge type from the wire would
+    // block the event loop).
+    if (Math.abs(upper.length - candidate.length) >= bestDistance) continue;
+    const d = editDistance(upper, candidate);
     if (d < bestDistance) {
       best = candidate;
       bestDistance = d;

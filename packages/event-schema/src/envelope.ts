@@ -67,7 +67,11 @@ export const envelopeSchema = z.looseObject({
   id: identifier().min(1),
   type: identifier().min(1),
   source: identifier().min(1),
-  time: z.iso.datetime({ offset: true }),
+  // The rule assertEnvelope applies (not zod's own datetime, which refuses 24:00:00 and a day the
+  // month lacks): an envelope accepted on publish must be accepted again on delivery and replay.
+  time: z.string().refine(isTime, {
+    message: "Invalid RFC 3339 date-time (e.g. 2026-12-06T21:30:15.123Z)",
+  }),
   subject: identifier().optional(),
   datacontenttype: z.literal("application/json"),
   dataversion: z.number().int().positive(),
@@ -101,8 +105,11 @@ export interface CreateEnvelopeOptions<T extends string, D> {
  * Build an envelope around an (already validated) payload. Fills `specversion`, `id` (UUIDv7),
  * `time`, `datacontenttype` and `subject` (from `config_key` when present). Absent optional
  * attributes are left out rather than set to `undefined`, so the JSON stays minimal. Throws an
- * `EventValidationError` (reason `invalid_envelope`) when an id or name (`id`, `type`, `source`,
- * `subject`, `correlationid`, `causationid`) holds an unpaired UTF-16 surrogate: such a string
+ * `EventValidationError` (reason `invalid_envelope`, naming the attribute) instead of building
+ * something that is not an envelope: a `type` or `source` that is not a non-empty string, an
+ * empty `id`, a `time` that is an invalid `Date` or not an RFC 3339 string, a `dataversion` that
+ * is not a positive integer, `data` left `undefined`, or an id or name (`id`, `type`, `source`,
+ * `subject`, `correlationid`, `causationid`) holding an unpaired UTF-16 surrogate: such a string
  * does not survive UTF-8, so two distinct ids could arrive as one.
  *
  * @example
@@ -121,7 +128,7 @@ export function createEnvelope<T extends string, D>(
     now !== undefined
       ? isoTime(now)
       : options.time instanceof Date
-        ? options.time.toISOString()
+        ? dateTime(options.time)
         : (options.time as string);
   const dataversion = options.dataversion ?? 1;
   const subject = options.subject ?? configKeyOf(options.data);
@@ -158,14 +165,20 @@ export function createEnvelope<T extends string, D>(
   if (options.tracestate !== undefined) envelope.tracestate = options.tracestate;
   if (options.correlationid !== undefined) envelope.correlationid = options.correlationid;
   if (options.causationid !== undefined) envelope.causationid = options.causationid;
-  // A generated id is hex and dashes: only the strings the caller passed need the check.
+  // A generated id is hex and dashes, a generated time is valid: only what the caller passed
+  // needs the check (JavaScript callers can pass anything).
   if (
     (options.type !== checkedType && !wellFormedType(options.type)) ||
     (options.source !== checkedSource && !wellFormedSource(options.source)) ||
-    !wellFormedOrAbsent(options.id) ||
+    !requiredOrAbsent(options.id) ||
     (subject !== undefined && subject !== checkedSubject && !wellFormedSubject(subject)) ||
     !wellFormedOrAbsent(options.correlationid) ||
-    !wellFormedOrAbsent(options.causationid)
+    !wellFormedOrAbsent(options.causationid) ||
+    (now === undefined && (typeof time !== "string" || !isTime(time))) ||
+    (traceparent !== undefined && typeof traceparent !== "string") ||
+    (options.tracestate !== undefined && typeof options.tracestate !== "string") ||
+    (dataversion !== 1 && !(Number.isInteger(dataversion) && dataversion >= 1)) ||
+    options.data === undefined
   )
     assertEnvelope(envelope);
   return envelope;
@@ -189,26 +202,35 @@ let checkedType: string | undefined;
 let checkedSource: string | undefined;
 let checkedSubject: string | undefined;
 
+/** A `Date`'s ISO string; for an invalid date a text that fails the envelope's time check. */
+function dateTime(date: Date): string {
+  return Number.isNaN(date.getTime()) ? "Invalid Date" : date.toISOString();
+}
+
 function wellFormedType(type: string): boolean {
-  if (!isWellFormed(type)) return false;
+  if (!requiredText(type)) return false;
   checkedType = type;
   return true;
 }
 
 function wellFormedSource(source: string): boolean {
-  if (!isWellFormed(source)) return false;
+  if (!requiredText(source)) return false;
   checkedSource = source;
   return true;
 }
 
 function wellFormedSubject(subject: string): boolean {
-  if (!isWellFormed(subject)) return false;
+  if (!optionalText(subject)) return false;
   checkedSubject = subject;
   return true;
 }
 
 function wellFormedOrAbsent(text: string | undefined): boolean {
-  return text === undefined || isWellFormed(text);
+  return optionalText(text);
+}
+
+function requiredOrAbsent(text: string | undefined): boolean {
+  return text === undefined || requiredText(text);
 }
 
 function configKeyOf(data: unknown): string | undefined {

@@ -26,16 +26,29 @@ const UNREADABLE = '"[Unreadable]"';
  * read (a revoked proxy, a throwing getter) is `"[Unreadable]"`.
  */
 export function canonicalJson(value: unknown): string {
-  return new CanonicalWriter().write(value, 0) ?? "null";
+  return canonicalJsonOf(value).text;
+}
+
+/**
+ * {@link canonicalJson}, and whether the text holds all of `value`: `complete` is false when a
+ * part of it was replaced by `"[Truncated]"` or `"[Unreadable]"`, so that two different values
+ * may have given the same text.
+ */
+export function canonicalJsonOf(value: unknown): { text: string; complete: boolean } {
+  const writer = new CanonicalWriter();
+  const text = writer.write(value, 0) ?? "null";
+  return { text, complete: !writer.lossy };
 }
 
 class CanonicalWriter {
   /** Objects on the path from the root to the value being written. */
   private readonly ancestors = new Set<object>();
   private values = 0;
+  /** A part was left out (truncated or unreadable). */
+  lossy = false;
 
   write(value: unknown, depth: number): string | undefined {
-    if (++this.values > MAX_VALUES) return TRUNCATED;
+    if (++this.values > MAX_VALUES) return this.truncated();
     switch (typeof value) {
       case "string":
         return JSON.stringify(value);
@@ -57,15 +70,21 @@ class CanonicalWriter {
 
   private writeObject(value: object, depth: number): string | undefined {
     if (this.ancestors.has(value)) return CIRCULAR;
-    if (depth >= MAX_DEPTH) return TRUNCATED;
+    if (depth >= MAX_DEPTH) return this.truncated();
     this.ancestors.add(value);
     try {
       return this.writeContent(value, depth);
     } catch {
+      this.lossy = true;
       return UNREADABLE;
     } finally {
       this.ancestors.delete(value);
     }
+  }
+
+  private truncated(): string {
+    this.lossy = true;
+    return TRUNCATED;
   }
 
   private writeContent(value: object, depth: number): string | undefined {
@@ -88,14 +107,14 @@ class CanonicalWriter {
       for (let i = 0; i < value.length && this.values < MAX_VALUES; i++) {
         items.push(this.write((value as unknown[])[i], depth + 1) ?? "null");
       }
-      if (items.length < value.length) items.push(TRUNCATED);
+      if (items.length < value.length) items.push(this.truncated());
       return `[${items.join(",")}]`;
     }
     const record = value as Record<string, unknown>;
     const fields: string[] = [];
     for (const key of Object.keys(record).sort()) {
       if (this.values >= MAX_VALUES) {
-        fields.push(`${JSON.stringify(key)}:${TRUNCATED}`);
+        fields.push(`${JSON.stringify(key)}:${this.truncated()}`);
         break;
       }
       const text = this.write(record[key], depth + 1);

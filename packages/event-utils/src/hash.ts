@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
-import { canonicalJson } from "./canonical-json";
+import { createHash, randomUUID } from "node:crypto";
+import { canonicalJsonOf } from "./canonical-json";
 import { payloadValueOf } from "./normalize";
 import { isEnvelopeLike, isPlainObject, toObject } from "./shape";
 
@@ -27,7 +27,10 @@ export interface ContentHashOptions {
  * The payload is written as canonical JSON: keys sorted at every level, `undefined` left out,
  * non-finite numbers as `null`, bigints as strings, dates as ISO strings, strings as they are
  * (no Unicode normalisation: an NFC and an NFD spelling of one text hash differently); circular
- * references are replaced by a marker instead of throwing. Never throws.
+ * references are replaced by a marker instead of throwing. A payload that cannot be compared in
+ * full — nested deeper than 1000 levels, more than a million values, or holding an object that
+ * cannot be read (a throwing getter, a revoked proxy) — gets a hash of its own on every call:
+ * two such events never hash alike, so dedup never drops one it could not compare. Never throws.
  *
  * @example
  * ```ts
@@ -41,10 +44,19 @@ export function eventContentHash(event: unknown, options: ContentHashOptions = {
   const type = eventTypeOf(event);
   const payload = payloadOf(event);
   const keyFields = options?.keyFields;
+  let unreadableField = false;
   const data =
-    Array.isArray(keyFields) && isPlainObject(payload) ? pick(payload, keyFields) : payload;
-  const content = type === undefined ? { data } : { type, data };
-  return createHash("sha256").update(canonicalJson(content)).digest("hex");
+    Array.isArray(keyFields) && isPlainObject(payload)
+      ? pick(payload, keyFields, () => (unreadableField = true))
+      : payload;
+  const content = type === undefined || type === UNREADABLE ? { data } : { type, data };
+  const { text, complete } = canonicalJsonOf(content);
+  const hash = createHash("sha256").update(text);
+  // Content that could not be read or written in full cannot be compared: two different events
+  // could give the same text, and dedup would drop the second. A hash of its own keeps it apart.
+  if (!complete || unreadableField || type === UNREADABLE || payload === UNREADABLE)
+    hash.update(`\0incomplete:${randomUUID()}`);
+  return hash.digest("hex");
 }
 
 /**
@@ -59,11 +71,14 @@ function payloadOf(event: unknown): unknown {
     // An envelope without data has no content to tell it apart from an empty payload.
     return payload === undefined ? {} : payload;
   } catch {
-    return {};
+    return UNREADABLE;
   }
 }
 
-function eventTypeOf(event: unknown): string | undefined {
+/** An event (or its type) that threw when read: a getter, a proxy trap, a revoked proxy. */
+const UNREADABLE: unique symbol = Symbol("unreadable");
+
+function eventTypeOf(event: unknown): string | typeof UNREADABLE | undefined {
   try {
     const outer = toObject(event);
     if (outer === undefined) return undefined;
@@ -71,13 +86,14 @@ function eventTypeOf(event: unknown): string | undefined {
     if (typeof outer.event_type === "string") return outer.event_type;
     return typeof outer.type === "string" ? outer.type : undefined;
   } catch {
-    return undefined;
+    return UNREADABLE;
   }
 }
 
 function pick(
   payload: Readonly<Record<string, unknown>>,
   keys: readonly unknown[],
+  onUnreadable: () => void,
 ): Record<string, unknown> {
   // A null prototype keeps a field named "__proto__" an ordinary field.
   const picked = Object.create(null) as Record<string, unknown>;
@@ -86,7 +102,8 @@ function pick(
     try {
       if (Object.hasOwn(payload, key)) picked[key] = payload[key];
     } catch {
-      // An unreadable field counts as absent.
+      // An unreadable field is left out, and the hash made unique by the caller.
+      onUnreadable();
     }
   }
   return picked;
