@@ -1,9 +1,15 @@
+import { type Server, type Socket, createServer } from "node:net";
+import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { type Envelope, createEnvelope } from "@switchyard/event-schema";
 import {
   type DaemonHeartbeat,
   type Driver,
+  TransportClosedError,
   UnknownTargetError,
   UnrecoverableError,
   UnsupportedOperationError,
@@ -11,7 +17,13 @@ import {
   parseTarget,
 } from "@switchyard/transport";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type NatsTransport, NatsConnectionError, NatsOptionsError, natsDriver } from "./index";
+import {
+  type NatsTransport,
+  NatsConnectionError,
+  NatsOptionsError,
+  NatsStreamNotFoundError,
+  natsDriver,
+} from "./index";
 import { parseNatsTarget } from "./driver";
 import {
   NATS_URL,
@@ -50,10 +62,66 @@ describe("nats targets", () => {
       ["nats://a:4222/BAD.NAME", /stream name/],
       ["nats://a:4222/S?prefix=a.*", /prefix/],
       ["nats://a:4222/S?stream=x", /unknown parameter stream/],
+      ["nats://127.0.0.1:99999/S", /port 99999 is out of range/],
+      ["nats://127.0.0.1:0/S", /port 0 is out of range/],
+      ["nats://127.0.0.1:42x/S", /port "42x" is not a number/],
+      ["nats://127.0.0.1:/S", /port "" is not a number/],
+      ["nats://[::1/S", /server "\[::1" is not host:port/],
+      ["nats://[zz]:4222/S", /"\[zz\]" is not a host name or IP address/],
+      ["nats://:4222/S", /server ":4222" has no host name/],
+      ["nats://a b:4222/S", /"a b" is not a host name/],
+      ["nats://a:4222,/S", /no server/],
+      ["nats:///S", /no server/],
+      ["nats://127.0.0.1:4222/S%ZZ", /"S%ZZ" has a malformed %-escape/],
+      ["nats://127.0.0.1:4222/A%20B", /"A B" is not a stream name/],
+      ["nats://127.0.0.1:4222/A*", /"A\*" is not a stream name/],
+      ["nats://127.0.0.1:4222/A>", /"A>" is not a stream name/],
+      ["nats://127.0.0.1:4222/A/B", /"A\/B" is not a stream name/],
     ] as const) {
       const error = await natsDriver.open(parseTarget(text), {}).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(UnknownTargetError);
-      expect((error as Error).message).toMatch(why);
+      expect(error, text).toBeInstanceOf(UnknownTargetError);
+      expect((error as Error).message, text).toMatch(why);
+    }
+    // A bracketed IPv6 address with a port is a server.
+    expect(parseNatsTarget(parseTarget("nats://[::1]:4222/S")).servers).toEqual([
+      "nats://[::1]:4222",
+    ]);
+  });
+
+  it("keep a target's credentials out of the error about it", async () => {
+    const error = await natsDriver
+      .open(parseTarget("nats://ops:s3cret@a:99999,b:4222/S"), {})
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnknownTargetError);
+    expect((error as Error).message).toMatch(/port 99999/);
+    expect((error as Error).message).not.toMatch(/s3cret|ops/);
+    expect((error as UnknownTargetError).target).toBe("nats://***@a:99999,b:4222/S");
+  });
+
+  it("refuse a credsFile that holds no credentials, naming it, before connecting", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nats-creds-"));
+    try {
+      const file = join(dir, "ops.creds");
+      writeFileSync(file, "not a creds file\n");
+      const error = await natsDriver
+        .open(parseTarget("nats://127.0.0.1:1"), { options: { nats: { credsFile: file } } })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NatsOptionsError);
+      expect((error as Error).message).toMatch(/ops\.creds.*user JWT and NKey seed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuse a credsFile that is not a path, and name it", async () => {
+    for (const credsFile of [0, "", " ", {}]) {
+      const error = await natsDriver
+        .open(parseTarget("nats://127.0.0.1:1"), { options: { nats: { credsFile } } })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NatsOptionsError);
+      expect((error as NatsOptionsError).option).toBe("options.nats.credsFile");
+      // Checked before use: 0 is not read as file descriptor 0 (stdin, which may never end).
+      expect((error as Error).message).toMatch(/expected the path of a \.creds file/);
     }
   });
 
@@ -72,6 +140,57 @@ describe("nats targets", () => {
     await expect(
       natsDriver.open(parseTarget("nats://127.0.0.1:1"), {
         options: { nats: { connectionOptions: { timeout: 500 } } },
+      }),
+    ).rejects.toBeInstanceOf(NatsConnectionError);
+  });
+});
+
+describe("opening against a server that accepts the connection but never answers", () => {
+  let server: Server;
+  let accepted: Socket[];
+  let target: string;
+
+  beforeEach(async () => {
+    accepted = [];
+    server = createServer((socket) => accepted.push(socket));
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    target = `nats://127.0.0.1:${(server.address() as { port: number }).port}/S`;
+  });
+  afterEach(async () => {
+    for (const socket of accepted) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it("rejects at once with the signal's reason when the signal aborts", async () => {
+    const controller = new AbortController();
+    const opening = natsDriver.open(parseTarget(target), {
+      signal: controller.signal,
+      // Longer than the test waits: only the abort can end this open in time. (nats.js cannot
+      // cancel its dial: it goes on in the background until this timeout.)
+      options: { nats: { connectionOptions: { timeout: 3_000 } } },
+    });
+    const settled = opening.catch((e: unknown) => e);
+    await once(server, "connection");
+    const reason = new Error("operator pressed Ctrl-C");
+    const abortedAt = performance.now();
+    controller.abort(reason);
+    expect(await settled).toBe(reason);
+    expect(performance.now() - abortedAt).toBeLessThan(1_000);
+  });
+
+  it("rejects with the reason of a signal aborted already, without connecting", async () => {
+    const reason = new Error("too late");
+    await expect(
+      natsDriver.open(parseTarget(target), { signal: AbortSignal.abort(reason) }),
+    ).rejects.toBe(reason);
+    expect(accepted).toEqual([]);
+  });
+
+  it("fails with NatsConnectionError at the connect timeout", async () => {
+    await expect(
+      natsDriver.open(parseTarget(target), {
+        options: { nats: { connectionOptions: { timeout: 200 } } },
       }),
     ).rejects.toBeInstanceOf(NatsConnectionError);
   });
@@ -125,7 +244,41 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
     }
   }
 
-  it("reads a stream that does not exist as empty and creates nothing when read-only", async () => {
+  async function addStream(name: string, subjects: string[]): Promise<void> {
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      await (await jetstreamManager(nc)).streams.add({ name, subjects });
+    } finally {
+      await nc.close();
+    }
+  }
+
+  it("refuses a stream that does not exist when read-only or told not to create, naming the streams there are", async () => {
+    await addStream(names.stream, [`${names.prefix}.>`]);
+    const misspelt = `${names.stream}X`;
+    const missing = `${NATS_URL}/${misspelt}?prefix=${names.prefix}`;
+    for (const options of [{ readOnly: true }, { options: { nats: { create: false } } }]) {
+      const error = await openDriver(missing, { drivers: [natsDriver], ...options }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(NatsStreamNotFoundError);
+      expect(error).toMatchObject({ code: "NATS_STREAM_NOT_FOUND", stream: misspelt });
+      expect((error as NatsStreamNotFoundError).message).toContain(`no stream "${misspelt}"`);
+      expect((error as NatsStreamNotFoundError).existing).toContain(names.stream);
+    }
+    expect(await streams()).not.toContain(misspelt);
+    // Opened to write, the driver's transport creates the stream, as daemons do.
+    await deleteStreams(NATS_URL, names.stream);
+    const writer = await open();
+    await writer.transport().publish([event("A", 1)]);
+    expect(await streams()).toContain(names.stream);
+    await expect(
+      natsDriver.open(parseTarget(target), { options: { nats: { create: "no" } } }),
+    ).rejects.toMatchObject({ option: "options.nats.create" });
+  });
+
+  it("reads an empty stream as empty and creates nothing when read-only", async () => {
+    await addStream(names.stream, [`${names.prefix}.>`]);
     const driver = await open({ readOnly: true });
     const inspector = driver.inspector();
     expect(await inspector.subscribers()).toEqual([]);
@@ -149,7 +302,7 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
     // The audit goes through a transport, which a read-only driver never opens.
     await expect(driver.admin().audit()).rejects.toBeInstanceOf(UnsupportedOperationError);
     const all = await streams();
-    for (const stream of streamFamily(names.stream)) expect(all).not.toContain(stream);
+    for (const stream of streamFamily(names.stream).slice(1)) expect(all).not.toContain(stream);
     expect(driver.capabilities).toMatchObject({
       replay: true,
       purge: true,
@@ -457,6 +610,13 @@ describeIf(await natsAvailable(), "natsDriver", {}, () => {
     const closing = driver.close();
     expect(driver.close()).toBe(closing);
     await closing;
-    expect(() => driver.inspector()).toThrow(UnsupportedOperationError);
+    expect(await driver.close()).toBeUndefined();
+    for (const part of [
+      () => driver.inspector(),
+      () => driver.transport(),
+      () => driver.heartbeatSink(),
+      () => driver.admin(),
+    ])
+      expect(part).toThrow(TransportClosedError);
   });
 });

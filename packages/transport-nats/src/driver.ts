@@ -16,15 +16,17 @@ import {
   type ReplayResult,
   type Target,
   type Transport,
+  TransportClosedError,
   UnknownTargetError,
   UnsupportedOperationError,
+  abortReason,
 } from "@switchyard/transport";
 import type { NatsAudit } from "./audit";
 import { NatsDeadLetterStore, type NatsDeadLetterStoreOptions } from "./dead-letters";
-import { NatsOptionsError } from "./errors";
+import { NatsOptionsError, NatsStreamNotFoundError } from "./errors";
 import { type NatsHeartbeatSink, natsHeartbeatSink } from "./heartbeats";
 import { NatsInspector, natsCapabilities } from "./inspector";
-import { type Session, closeConnection, openSession } from "./jetstream";
+import { type Session, closeConnection, isStreamNotFound, openSession } from "./jetstream";
 import { isStreamName, isSubjectPrefix } from "./names";
 import { type NatsTransportOptions, defaultNatsTransportOptions, resolveOptions } from "./options";
 import { type NatsTransport, natsTransport } from "./transport";
@@ -39,6 +41,13 @@ export interface NatsDriverOptions extends Pick<
 > {
   /** A `.creds` file (JWT + NKey seed), read when the driver opens. @defaultValue none */
   readonly credsFile?: string;
+  /**
+   * Whether a driver opened for writing may create the target's stream (its transport does, as
+   * it starts). `false` is for tools that act on an existing stream: then a missing stream is a
+   * `NatsStreamNotFoundError` from `open`, as it always is when opened `readOnly`.
+   * @defaultValue true
+   */
+  readonly create?: boolean;
   /** The dead-letter stream. @defaultValue `${stream}_DLQ` */
   readonly deadLetterStream?: string;
   /** How long a replayer's claim on a dead letter lasts. @defaultValue 60_000 */
@@ -56,6 +65,7 @@ const KNOWN_OPTIONS = new Set([
   "connectionOptions",
   "requestTimeoutMs",
   "credsFile",
+  "create",
   "deadLetterStream",
   "claimMs",
   "retryBackoff",
@@ -75,16 +85,25 @@ interface NatsLocation {
  * (`nats://user:pass@host:4222`) are kept for the connection and removed from `display`.
  */
 export function parseNatsTarget(target: Target): NatsLocation {
-  const bad = (why: string) => new UnknownTargetError(target.text, ["nats"], why);
+  const bad = (why: string) => new UnknownTargetError(redact(target.text), ["nats"], why);
   if (!target.rest.startsWith("//"))
     throw bad("a NATS target reads nats://host:4222[,host2:4222]/STREAM?prefix=…");
   const body = target.rest.slice(2);
   const slash = body.indexOf("/");
   const hosts = (slash < 0 ? body : body.slice(0, slash)).split(",").map((h) => h.trim());
   const path = slash < 0 ? "" : body.slice(slash + 1).replace(/\/+$/, "");
-  if (hosts.length === 0 || hosts.some((h) => h.length === 0 || /[\s/]/.test(h)))
-    throw bad("no server: give host:port after nats://");
-  const stream = path === "" ? defaultNatsTransportOptions.stream : decodeURIComponent(path);
+  if (hosts.some((h) => h.length === 0)) throw bad("no server: give host:port after nats://");
+  for (const host of hosts) {
+    const problem = hostProblem(host);
+    if (problem) throw bad(problem);
+  }
+  let stream = defaultNatsTransportOptions.stream;
+  if (path !== "")
+    try {
+      stream = decodeURIComponent(path);
+    } catch {
+      throw bad(`the stream name ${JSON.stringify(path)} has a malformed %-escape`);
+    }
   if (!isStreamName(stream))
     throw bad(
       `${JSON.stringify(stream)} is not a stream name (no '.', '*', '>', '/', '\\' or spaces)`,
@@ -95,13 +114,74 @@ export function parseNatsTarget(target: Target): NatsLocation {
   const unknown = Object.keys(target.params).filter((k) => k !== "prefix");
   if (unknown.length > 0) throw bad(`unknown parameter ${unknown.join(", ")} (only prefix)`);
   const servers = hosts.map((h) => `nats://${h}`);
-  const shown = hosts.map((h) => h.replace(/^[^@]*@/, "")).join(",");
+  const shown = hosts.map(withoutCredentials).join(",");
   return {
     servers,
     stream,
     prefix,
     display: `nats://${shown}/${stream}${target.params.prefix !== undefined ? `?prefix=${prefix}` : ""}`,
   };
+}
+
+/** `user:pass@host:4222` → `host:4222`. */
+const withoutCredentials = (host: string) => host.slice(host.lastIndexOf("@") + 1);
+
+/** The target text with the credentials of its servers replaced by `***`, for messages. */
+const redact = (text: string) => text.replace(/([/,])[^/,@]*@/g, "$1***@");
+
+/** What is wrong with one `[user:pass@]host[:port]` of a target, or `undefined`. */
+function hostProblem(host: string): string | undefined {
+  const shown = withoutCredentials(host);
+  const server = `server ${JSON.stringify(shown)}`;
+  const match = /^(\[[^\]]*\]|[^:[\]]*)(?::(.*))?$/.exec(shown);
+  if (!match) return `${server} is not host:port (an IPv6 address goes in brackets: [::1]:4222)`;
+  const [, name, port] = match as unknown as [string, string, string | undefined];
+  if (name === "") return `${server} has no host name`;
+  if (name.startsWith("[") ? !isIPv6(name.slice(1, -1)) : !/^[A-Za-z0-9._-]+$/.test(name))
+    return `${server}: ${JSON.stringify(name)} is not a host name or IP address`;
+  if (port !== undefined) {
+    if (!/^\d{1,5}$/.test(port)) return `${server}: port ${JSON.stringify(port)} is not a number`;
+    if (Number(port) < 1 || Number(port) > 65_535)
+      return `${server}: port ${port} is out of range (1–65535)`;
+  }
+  try {
+    new URL(`nats://${host}`);
+  } catch {
+    return `${server} is not host:port`;
+  }
+  return undefined;
+}
+
+function isIPv6(text: string): boolean {
+  try {
+    return text.includes(":") && new URL(`http://[${text}]`).hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** Reject with `NatsStreamNotFoundError` (naming the streams there are) when `stream` is missing. */
+async function assertStream(
+  jsm: Session["jsm"],
+  stream: string,
+  servers: readonly string[],
+): Promise<void> {
+  try {
+    await jsm.streams.info(stream);
+    return;
+  } catch (error) {
+    if (!isStreamNotFound(error)) throw error;
+  }
+  let existing: string[] | undefined = [];
+  try {
+    for await (const name of jsm.streams.names()) {
+      if (existing.length === 50) break;
+      existing.push(name);
+    }
+  } catch {
+    existing = undefined; // not allowed to list them: say only what is missing
+  }
+  throw new NatsStreamNotFoundError(stream, servers, existing?.sort());
 }
 
 function driverOptions(options: DriverOpenOptions): NatsDriverOptions {
@@ -166,10 +246,8 @@ class NatsDriver implements Driver {
   }
 
   #assertOpen(): void {
-    if (this.#closing)
-      throw new UnsupportedOperationError("nats", "open parts of a closed driver", {
-        hint: "Open a new driver.",
-      });
+    // Closed, not unsupported: the same error as a closed SQLite driver or transport.
+    if (this.#closing) throw new TransportClosedError(`NATS driver of ${this.target}`);
   }
 
   #assertWritable(part: string): void {
@@ -309,7 +387,12 @@ class NatsDriver implements Driver {
  * (stream `SWITCHYARD` and prefix `switchyard.events` by default) with the credentials in
  * `options.nats` ({@link NatsDriverOptions}). `open` connects (and fails with
  * `NatsConnectionError`, `NatsAuthError` or `JetStreamUnavailableError` when it cannot); a
- * malformed target is an `UnknownTargetError`.
+ * malformed target (a bad host or port, a stream name NATS does not allow, a malformed
+ * %-escape) is an `UnknownTargetError` saying what is wrong. When `signal` aborts while it
+ * connects, `open` rejects at once with the signal's reason and closes what it had opened.
+ * Opened `readOnly` (or with `options.nats.create: false`), a stream that does not exist is a
+ * `NatsStreamNotFoundError` naming the streams there are; opened for writing, the transport
+ * creates it.
  *
  * - `transport()` → a `natsTransport` whose dead letters go to the {@link NatsDeadLetterStore}
  *   (`${stream}_DLQ`) unless given another sink;
@@ -320,7 +403,8 @@ class NatsDriver implements Driver {
  *
  * Opened `readOnly`, it creates nothing on the server: no stream, no consumer left behind (reads
  * use ordered consumers deleted afterwards); `transport()`, `heartbeatSink()` and the writes of
- * the store and admin throw `UnsupportedOperationError`. `close()` is idempotent.
+ * the store and admin throw `UnsupportedOperationError`. `close()` is idempotent; parts asked
+ * for after it throw `TransportClosedError`.
  *
  * @example
  * ```ts
@@ -338,9 +422,15 @@ export const natsDriver: DriverFactory = Object.freeze({
   schemes: Object.freeze(["nats"]),
   describe: "nats://host:4222[,host2:4222]/STREAM?prefix=switchyard.events — NATS JetStream",
   async open(target: Target, options: DriverOpenOptions = {}): Promise<Driver> {
+    if (options.signal?.aborted) throw abortReason(options.signal);
     const location = parseNatsTarget(target);
-    const { credsFile, deadLetterStream, claimMs, retryBackoff, ...nats } = driverOptions(options);
+    const { credsFile, create, deadLetterStream, claimMs, retryBackoff, ...nats } =
+      driverOptions(options);
+    if (create !== undefined && typeof create !== "boolean")
+      throw new NatsOptionsError("options.nats.create", create, "true or false");
     let authenticator = nats.authenticator;
+    if (credsFile !== undefined && (typeof credsFile !== "string" || credsFile.trim() === ""))
+      throw new NatsOptionsError("options.nats.credsFile", credsFile, "the path of a .creds file");
     if (credsFile !== undefined) {
       let creds: Uint8Array;
       try {
@@ -353,6 +443,15 @@ export const natsDriver: DriverFactory = Object.freeze({
         );
       }
       authenticator = credsAuthenticator(creds);
+      try {
+        authenticator(undefined); // parses the file and its seed; signs nothing without a nonce
+      } catch (error) {
+        throw new NatsOptionsError(
+          "options.nats.credsFile",
+          credsFile,
+          `a .creds file holding a user JWT and NKey seed (${(error as Error).message})`,
+        );
+      }
     }
     const connection: NatsTransportOptions = {
       ...nats,
@@ -362,10 +461,13 @@ export const natsDriver: DriverFactory = Object.freeze({
       prefix: location.prefix,
     };
     const resolved = resolveOptions(connection);
-    const session = openSession({
-      ...resolved,
-      connect: { ...resolved.connect, name: "switchyard-driver" },
-    });
+    // Reading (or told not to create): a stream that is not there is an error, not an empty read.
+    const mustExist = options.readOnly === true || create === false;
+    const session = openSession(
+      { ...resolved, connect: { ...resolved.connect, name: "switchyard-driver" } },
+      mustExist ? ({ jsm }) => assertStream(jsm, location.stream, resolved.servers) : undefined,
+      options.signal,
+    );
     await session;
     return new NatsDriver(
       location,

@@ -1,7 +1,7 @@
 // Edge cases: hostile messages on the stream, oversized records, waits that must honour
 // `{ signal }`, and out-of-range numbers in store and inspector calls.
 import { createServer, type Server, type Socket } from "node:net";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type NatsConnection, connect, headers as natsHeaders } from "@nats-io/transport-node";
 import { type Envelope, createEnvelope } from "@switchyard/event-schema";
 import { openDriver } from "@switchyard/transport";
@@ -223,6 +223,10 @@ describeIf(await natsAvailable(), "NATS transport edges", {}, () => {
   });
 
   it("refuses counts whose window holds too many buckets instead of building them all", async () => {
+    // A read-only driver opens an existing stream only.
+    await (
+      await jetstreamManager(admin)
+    ).streams.add({ name: names.stream, subjects: [`${names.prefix}.>`] });
     const driver = await openDriver(`${NATS_URL}/${names.stream}?prefix=${names.prefix}`, {
       drivers: [natsDriver],
       readOnly: true,

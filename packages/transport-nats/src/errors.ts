@@ -91,6 +91,35 @@ export class NatsStreamConfigError extends SwitchyardError {
 }
 
 /**
+ * The stream a target names does not exist, and the driver was opened to read it (`readOnly`) or
+ * told not to create it (`options.nats.create: false`): a misspelt name would otherwise read as
+ * empty. A driver opened to write creates the stream as its transport starts.
+ */
+export class NatsStreamNotFoundError extends SwitchyardError {
+  /** The stream asked for. */
+  readonly stream: string;
+  /** Streams that do exist on the server (at most the first 50), when they could be listed. */
+  readonly existing: readonly string[] | undefined;
+
+  constructor(stream: string, servers: readonly string[], existing?: readonly string[]) {
+    const shown =
+      existing === undefined
+        ? ""
+        : existing.length === 0
+          ? " The server has no streams."
+          : ` Streams there: ${existing.join(", ")}.`;
+    super(
+      "NATS_STREAM_NOT_FOUND",
+      `NATS at ${list(servers)} has no stream ${JSON.stringify(stream)}.${shown} Check the stream ` +
+        `name in the target (nats://host:4222/STREAM); daemons create the stream when their ` +
+        `transport starts.`,
+    );
+    this.stream = stream;
+    this.existing = existing;
+  }
+}
+
+/**
  * Part of a batch could not be stored. NATS 2.9 has no multi-message transaction, so the
  * envelopes before the failure may be stored; publishing the whole batch again is safe, because
  * every envelope id is its `Nats-Msg-Id` and the stream drops repeats within its duplicate window.

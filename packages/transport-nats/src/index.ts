@@ -28,6 +28,7 @@ export {
   NatsPublishError,
   NatsPublishUnavailableError,
   NatsStreamConfigError,
+  NatsStreamNotFoundError,
   TransportClosedError,
   toNatsError,
 } from "./errors";

@@ -5,7 +5,8 @@ import {
   jetstream,
   jetstreamManager,
 } from "@nats-io/jetstream";
-import { type NatsConnection, connect } from "@nats-io/transport-node";
+import { type NatsConnection, type NodeConnectionOptions, connect } from "@nats-io/transport-node";
+import { abortReason, untilAborted } from "@switchyard/transport";
 import { toNatsError } from "./errors";
 import type { ResolvedOptions } from "./options";
 
@@ -32,21 +33,43 @@ export const isStreamNotFound = (error: unknown): boolean =>
 export async function openSession(
   o: Pick<ResolvedOptions, "servers" | "connect" | "connection" | "requestTimeoutMs">,
   setup: (session: Session) => Promise<void> = async () => {},
+  signal?: AbortSignal,
 ): Promise<Session> {
   let nc: NatsConnection;
   try {
-    nc = o.connection ?? (await connect(o.connect));
+    nc = o.connection ?? (await connectNats(o.connect, signal));
   } catch (error) {
+    if (signal?.aborted) throw abortReason(signal);
     throw toNatsError(error, { servers: o.servers, phase: "connect" });
   }
   try {
-    const jsm = await jetstreamManager(nc, { timeout: o.requestTimeoutMs });
+    const jsm = await untilAborted(jetstreamManager(nc, { timeout: o.requestTimeoutMs }), signal);
     const session = { nc, js: jetstream(nc, { timeout: o.requestTimeoutMs }), jsm };
-    await setup(session);
+    await untilAborted(setup(session), signal);
     return session;
   } catch (error) {
     if (!o.connection) await nc.close().catch(() => {});
+    if (signal?.aborted) throw abortReason(signal);
     throw toNatsError(error, { servers: o.servers, phase: "connect" });
+  }
+}
+
+/**
+ * @internal nats.js `connect`, but one a signal stops: when `signal` aborts, it rejects at once
+ * with the signal's reason, and a connection that completes later is closed. (nats.js 3.x cannot
+ * cancel a connect in progress: its dial goes on until it succeeds or its own connect timeout.)
+ */
+export async function connectNats(
+  options: NodeConnectionOptions,
+  signal?: AbortSignal,
+): Promise<NatsConnection> {
+  if (signal?.aborted) throw abortReason(signal);
+  const pending = connect(options);
+  try {
+    return await untilAborted(pending, signal);
+  } catch (error) {
+    if (signal?.aborted) void pending.then((nc) => nc.close()).catch(() => {});
+    throw error;
   }
 }
 
