@@ -16,6 +16,7 @@ import {
 import {
   DaemonManagerClosedError,
   DaemonOptionsError,
+  DaemonStopTimeoutError,
   DuplicateDaemonError,
   UnknownDaemonError,
 } from "./errors";
@@ -93,9 +94,77 @@ function manager(options: DaemonManagerOptions) {
 
 afterEach(async () => {
   vi.useRealTimers();
+  vi.restoreAllMocks();
   await Promise.all(managers.splice(0).map((m) => m.stopAll()));
   await closeRouters();
 });
+
+const idleStats: Daemon["stats"] = {
+  eventsProcessed: 0,
+  eventsDeduplicated: 0,
+  successCount: 0,
+  errorsCount: 0,
+  successRate: 1,
+  lastActivity: null,
+  cyclesRun: 0,
+  cycleFailures: 0,
+  consecutiveCycleFailures: 0,
+  eventsEmitted: 0,
+  emitFailures: 0,
+  consecutiveEmitFailures: 0,
+};
+
+/** A daemon that is no HandlerBase, e.g. a custom component; `stop()` (or `start()`) can hang. */
+function customDaemon(
+  name: string,
+  hang: { readonly stop?: boolean; readonly start?: boolean } = {},
+): Daemon & { stopCalls: number } {
+  let status: Daemon["status"] = "stopped";
+  return {
+    name,
+    stopCalls: 0,
+    get status() {
+      return status;
+    },
+    startedAt: null,
+    stats: idleStats,
+    start() {
+      status = "starting";
+      if (hang.start) return new Promise<void>(() => {}); // ignores stop(), too
+      status = "running";
+      return Promise.resolve();
+    },
+    stop() {
+      this.stopCalls++;
+      if (hang.stop) {
+        status = "stopping";
+        return new Promise<void>(() => {}); // a socket that never closes
+      }
+      status = "stopped";
+      return Promise.resolve();
+    },
+    health: () => ({ healthy: true, status: "healthy", message: "ok", details: {} }),
+    onCrash: () => () => {},
+  };
+}
+
+/**
+ * Watch the timers armed with a delay of `ms` from now on: `armed()` counts them, `left()` those
+ * never cleared (a deadline left behind would keep the process alive that long).
+ */
+function watchTimers(ms: number) {
+  const set = vi.spyOn(globalThis, "setTimeout");
+  const clear = vi.spyOn(globalThis, "clearTimeout");
+  const ours = (): unknown[] =>
+    set.mock.results.filter((_r, i) => set.mock.calls[i]![1] === ms).map((r): unknown => r.value);
+  return {
+    armed: () => ours().length,
+    left: () => {
+      const cleared = new Set<unknown>(clear.mock.calls.map((call) => call[0]));
+      return ours().filter((timer) => !cleared.has(timer)).length;
+    },
+  };
+}
 
 const fastRestarts = { restartBackoff: { initialMs: 20, multiplier: 2, jitter: 0 } } as const;
 
@@ -385,7 +454,6 @@ describe("DaemonManager", () => {
     await router.publish("TRAINING_COMPLETED", payloads.training("hex8_2p"));
     await eventually(() => router.getStats().inFlight === 1); // the handler is now in flight
     process.emit("SIGTERM", "SIGTERM");
-    process.emit("SIGTERM", "SIGTERM"); // a second signal while stopping is only logged
     await running;
     expect(d.handled).toEqual(["hex8_2p"]);
     expect(d.status).toBe("stopped");
@@ -806,4 +874,194 @@ describe("misbehaving sinks, publishers and daemons", () => {
     await expect(m.startAll()).resolves.toBeUndefined();
     expect(good.status).toBe("running");
   });
+});
+
+describe("a daemon that does not stop", () => {
+  it.each([
+    ["whose stop() never settles", { stop: true }],
+    ["stuck in a start() that its stop() cannot abort", { start: true }],
+  ] as [string, { stop?: boolean; start?: boolean }][])(
+    "stopAll() gives up on a daemon %s after stopTimeoutMs: logged, failed, the others stopped, no timer left",
+    async (_what, hang) => {
+      const router = makeRouter();
+      const logger = memoryLogger();
+      const sink = memoryHeartbeatSink();
+      const good = new Scripted("good", router, { cycleIntervalMs: 60_000 });
+      const stuck = customDaemon("stuck", hang);
+      const timers = watchTimers(50);
+      // Not in `managers`: before the fix its stopAll() never settles, which would hang afterEach.
+      const m = new DaemonManager({
+        daemons: [stuck, good],
+        logger,
+        heartbeatSink: sink,
+        stopTimeoutMs: 50,
+      });
+      void m.startAll();
+      await eventually(() => good.status === "running" && stuck.status !== "stopped");
+      expect(await settlesWithin(m.stopAll(), 2_000)).toBe(true);
+      expect(stuck.stopCalls).toBe(1);
+      expect(good.status).toBe("stopped");
+      const [stuckInfo, goodInfo] = m.list();
+      expect(stuckInfo).toMatchObject({ name: "stuck", status: "failed" });
+      expect(stuckInfo!.lastError).toMatch(/had not finished after 50 ms \(stopTimeoutMs\)/);
+      expect(goodInfo).toMatchObject({ name: "good", status: "stopped", lastError: null });
+      expect(m.health()).toMatchObject({ healthy: false, status: "unhealthy" });
+      expect(m.health().message).toMatch(/stuck was given up on while stopping/);
+      expect(sink.latest("stuck")).toMatchObject({ status: "failed" });
+      expect(sink.latest("good")).toMatchObject({ status: "stopped" });
+      expect(logger.lines).toContainEqual(
+        expect.objectContaining({
+          level: "error",
+          msg: expect.stringMatching(/daemon stuck did not stop/),
+        }),
+      );
+      expect(timers.armed()).toBeGreaterThan(0);
+      expect(timers.left()).toBe(0);
+      if (!hang.start) {
+        // The runbook's restart still works: everything is started again.
+        expect(await settlesWithin(m.startAll(), 2_000)).toBe(true);
+        expect(m.list().map((d) => d.status)).toEqual(["running", "running"]);
+        expect(await settlesWithin(m.stopAll(), 2_000)).toBe(true);
+      }
+    },
+  );
+
+  it("stopAll() leaves no timer behind when every daemon stops in time, even with the longest stopTimeoutMs", async () => {
+    const router = makeRouter();
+    const good = new Scripted("good", router, { cycleIntervalMs: 60_000 });
+    const m = manager({ daemons: [good, customDaemon("custom")], stopTimeoutMs: 2 ** 31 - 1 });
+    await m.startAll();
+    const timers = watchTimers(2 ** 31 - 1);
+    await m.stopAll();
+    expect(m.list().map((d) => d.status)).toEqual(["stopped", "stopped"]);
+    expect(timers.armed()).toBe(1);
+    expect(timers.left()).toBe(0);
+  });
+
+  it.each([0, -1, Number.NaN, Infinity, 2 ** 31, "100"])(
+    "rejects a stopTimeoutMs of %s with DaemonOptionsError naming it",
+    (stopTimeoutMs) => {
+      const make = () => new DaemonManager({ stopTimeoutMs: stopTimeoutMs as number });
+      expect(make).toThrow(DaemonOptionsError);
+      expect(make).toThrow(/option stopTimeoutMs must be/);
+    },
+  );
+
+  it("restart(name) rejects with DaemonStopTimeoutError when the daemon does not stop within stopTimeoutMs, and does not start it again", async () => {
+    const stuck = customDaemon("stuck", { stop: true });
+    const m = new DaemonManager({ daemons: [stuck], stopTimeoutMs: 50 });
+    await m.startAll();
+    const restarting = m.restart("stuck").catch((e: unknown) => e);
+    expect(await settlesWithin(restarting, 2_000)).toBe(true);
+    const error = await restarting;
+    expect(error).toBeInstanceOf(DaemonStopTimeoutError);
+    expect(error).toMatchObject({
+      daemon: "stuck",
+      stopTimeoutMs: 50,
+      code: "DAEMON_STOP_TIMEOUT",
+    });
+    expect(m.list()[0]).toMatchObject({ status: "failed" });
+    expect(await settlesWithin(m.stopAll(), 2_000)).toBe(true);
+  });
+
+  it.each(["SIGINT", "SIGTERM"] as const)(
+    "run(): a second %s while stopping ends the wait at once, giving up on the daemons still stopping",
+    async (signal) => {
+      const router = makeRouter();
+      const logger = memoryLogger();
+      const good = new Scripted("good", router, { cycleIntervalMs: 60_000 });
+      const stuck = customDaemon("stuck", { stop: true });
+      // The default stopTimeoutMs (30 s): only the second signal can end this shutdown in time.
+      const m = new DaemonManager({ daemons: [good, stuck], logger });
+      const sigintBefore = process.listenerCount("SIGINT");
+      const sigtermBefore = process.listenerCount("SIGTERM");
+      const timers = watchTimers(30_000);
+      const running = m.run();
+      await eventually(() => good.status === "running" && stuck.status === "running");
+      process.emit(signal, signal);
+      await eventually(() => stuck.stopCalls === 1 && good.status === "stopped");
+      expect(await settlesWithin(running, 50)).toBe(false); // waiting for the stuck daemon
+      process.emit(signal, signal);
+      expect(await settlesWithin(running, 2_000)).toBe(true);
+      await expect(running).resolves.toBeUndefined();
+      expect(m.list().map((d) => [d.name, d.status])).toEqual([
+        ["good", "stopped"],
+        ["stuck", "failed"],
+      ]);
+      expect(m.list()[1]!.lastError).toMatch(new RegExp(`still stopping when a second ${signal}`));
+      expect(logger.lines).toContainEqual(
+        expect.objectContaining({
+          level: "error",
+          msg: expect.stringMatching(/daemon stuck did not stop/),
+        }),
+      );
+      expect(process.listenerCount("SIGINT")).toBe(sigintBefore);
+      expect(process.listenerCount("SIGTERM")).toBe(sigtermBefore);
+      expect(timers.armed()).toBe(1);
+      expect(timers.left()).toBe(0);
+    },
+  );
+
+  it("run(): SIGTERM while a daemon is stuck in onStart() stops the daemons instead of waiting for the start", async () => {
+    const router = makeRouter();
+    class Stuck extends HandlerBase<PipelineCatalog> {
+      constructor() {
+        super({ name: "stuck_start", router });
+      }
+      protected override onStart() {
+        return new Promise<void>(() => {}); // a database that never answers
+      }
+    }
+    const d = new Stuck();
+    const m = new DaemonManager({ daemons: [d] });
+    const sigtermBefore = process.listenerCount("SIGTERM");
+    const running = m.run();
+    await eventually(() => d.status === "starting");
+    process.emit("SIGTERM", "SIGTERM");
+    expect(await settlesWithin(running, 2_000)).toBe(true);
+    expect(d.status).toBe("stopped");
+    expect(process.listenerCount("SIGTERM")).toBe(sigtermBefore);
+  });
+});
+
+describe("heartbeats of a daemon that cannot say everything", () => {
+  it.each([
+    [
+      "whose stats getter throws",
+      {
+        get stats(): Daemon["stats"] {
+          throw new Error("counters locked");
+        },
+      },
+      /stats could not be read \(counters locked\)/,
+      { stats: {} },
+    ],
+    ["whose startedAt is NaN", { startedAt: Number.NaN }, /startedAt is NaN/, { startedAt: null }],
+    [
+      "whose startedAt is beyond what a date can hold",
+      { startedAt: 9e15 },
+      /startedAt is 9000000000000000/,
+      { startedAt: null },
+    ],
+  ])(
+    "writes the heartbeat of a daemon %s, states the problem in it, and does not blame the sink",
+    async (_what, override, problem, expected) => {
+      const logger = memoryLogger();
+      const sink = memoryHeartbeatSink();
+      const base = customDaemon("odd");
+      const odd = Object.defineProperties(base, Object.getOwnPropertyDescriptors(override));
+      const m = manager({ daemons: [odd], heartbeatSink: sink, logger });
+      await m.startAll();
+      const beat = sink.latest("odd");
+      expect(beat).toMatchObject({ status: "running", restarts: 0, ...expected });
+      expect(beat!.health).toMatchObject({ healthy: false, status: "degraded" });
+      expect(beat!.health.message).toMatch(problem);
+      expect(logger.lines).toContainEqual(
+        expect.objectContaining({ level: "warn", msg: expect.stringMatching(problem) }),
+      );
+      expect(logger.lines).not.toContainEqual(
+        expect.objectContaining({ msg: expect.stringMatching(/writing the heartbeat/) }),
+      );
+    },
+  );
 });

@@ -15,6 +15,7 @@ import {
 import {
   DaemonManagerClosedError,
   DaemonOptionsError,
+  DaemonStopTimeoutError,
   DuplicateDaemonError,
   UnknownDaemonError,
   cutErrorText,
@@ -92,6 +93,17 @@ export interface DaemonManagerOptions {
    * @defaultValue 30_000
    */
   readonly heartbeatIntervalMs?: number;
+  /**
+   * How long `stopAll()` waits for each daemon's `stop()` (and for a `start()` of it still in
+   * progress), in ms; at most 2^31 - 1. A daemon that has not stopped by then is given up on: it is
+   * logged as an error, its status becomes `"failed"` (its `lastError` says why) and `stopAll()`
+   * goes on. `restart(name)` waits as long for the daemon to stop. Like systemd's
+   * `TimeoutStopSec` or Kubernetes' grace period, but without a kill: the process exit is yours.
+   * The default is longer than a `HandlerBase` with its defaults can take to stop (up to twice its
+   * `stopTimeoutMs` of 10_000: in-flight work, then `onStop()`), so only a stuck daemon hits it.
+   * @defaultValue 30_000
+   */
+  readonly stopTimeoutMs?: number;
   /** Envelope `source` of `DAEMON_PERMANENTLY_FAILED`. @defaultValue "daemon_manager" */
   readonly source?: string;
   /** Host name written to heartbeats and failure events. @defaultValue `os.hostname()` */
@@ -125,11 +137,14 @@ export interface ManagedDaemonInfo {
 
 interface Entry {
   readonly daemon: Daemon;
-  failed: boolean;
+  /** Given up: after too many failed restarts, or because it did not stop within stopTimeoutMs. */
+  failed: false | "restarts" | "stop";
   restarts: number;
   failedRestarts: number;
   lastError: string | null;
   restartedAt: number | undefined;
+  /** The daemon's `start()` in progress (first start, restart or `restart(name)`). */
+  starting: Promise<void> | undefined;
   supervising: Promise<void> | undefined;
   /** Ends this daemon's pending restart loop (a manual `restart(name)` replaces it). */
   cancelRestarts: AbortController;
@@ -167,6 +182,12 @@ export class DaemonManager implements AsyncDisposable {
   readonly #host: string;
   /** Aborted by `stopAll()`; a new one for each run (`startAll()` after `stopAll()`). */
   #closing = new AbortController();
+  /**
+   * Aborted by a second SIGINT/SIGTERM in `run()`: `stopAll()` stops waiting for the daemons and the
+   * heartbeats still pending. A new one for each run.
+   */
+  #abandon = new AbortController();
+  readonly #stopTimeoutMs: number;
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
@@ -176,6 +197,7 @@ export class DaemonManager implements AsyncDisposable {
     const maxRestartAttempts = options.maxRestartAttempts ?? 5;
     const stableAfterMs = options.stableAfterMs ?? 60_000;
     const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 30_000;
+    const stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
     if (!Number.isInteger(maxRestartAttempts) || maxRestartAttempts < 0) {
       throw new DaemonOptionsError(
         "DaemonManager",
@@ -210,6 +232,18 @@ export class DaemonManager implements AsyncDisposable {
         heartbeatIntervalMs,
       );
     }
+    if (typeof stopTimeoutMs !== "number" || !(stopTimeoutMs > 0)) {
+      throw new DaemonOptionsError(
+        "DaemonManager",
+        "stopTimeoutMs",
+        "a positive number of ms",
+        stopTimeoutMs,
+      );
+    }
+    if (!(stopTimeoutMs <= MAX_TIMER_MS)) {
+      throw new DaemonOptionsError("DaemonManager", "stopTimeoutMs", timerMs, stopTimeoutMs);
+    }
+    this.#stopTimeoutMs = stopTimeoutMs;
     this.#logger = childLogger(options.logger ?? silentLogger, { component: "daemon_manager" });
     this.#router = options.router;
     this.#maxRestartAttempts = maxRestartAttempts;
@@ -261,6 +295,7 @@ export class DaemonManager implements AsyncDisposable {
       failedRestarts: 0,
       lastError: null,
       restartedAt: undefined,
+      starting: undefined,
       supervising: undefined,
       cancelRestarts: new AbortController(),
       removeCrashListener: undefined,
@@ -313,9 +348,15 @@ export class DaemonManager implements AsyncDisposable {
   }
 
   /**
-   * Stop restarting, stop every daemon (each finishes its cycle and in-flight handlers), write a
-   * last heartbeat of each and stop the heartbeat timer. Idempotent: every call until the next
-   * `startAll()` returns the same promise; never rejects. `startAll()` starts the manager again.
+   * Stop restarting, stop every daemon (all at once; each finishes its cycle and in-flight
+   * handlers), write a last heartbeat of each and stop the heartbeat timer. Idempotent: every call
+   * until the next `startAll()` returns the same promise. `startAll()` starts the manager again.
+   *
+   * Bounded: a daemon whose `stop()` (or a `start()` of it still in progress) has not settled
+   * within `stopTimeoutMs` is given up on — logged as an error naming it, shown as `"failed"` by
+   * `list()`, `health()` and its last heartbeat, with the reason in `lastError` — and `stopAll()`
+   * resolves anyway; the other daemons are stopped as usual. It never rejects: check
+   * `manager.health()` or `list()` afterwards to tell a clean stop from one that gave up.
    */
   stopAll(): Promise<void> {
     // startAll() called after stopAll() but not yet through: stop what it is about to start.
@@ -333,7 +374,9 @@ export class DaemonManager implements AsyncDisposable {
    * that error and the restart policy takes over, as for any failed start.
    *
    * Throws {@link UnknownDaemonError} for a name not registered, and
-   * {@link DaemonManagerClosedError} while the manager is not running (use `startAll()`).
+   * {@link DaemonManagerClosedError} while the manager is not running (use `startAll()`). Rejects
+   * with {@link DaemonStopTimeoutError} when the daemon has not stopped within `stopTimeoutMs`: it
+   * is given up on (`"failed"`) and not started again.
    *
    * @example
    * ```ts
@@ -353,10 +396,14 @@ export class DaemonManager implements AsyncDisposable {
     entry.failed = false;
     entry.failedRestarts = 0;
     this.#logger.info({ daemon: name }, `restarting daemon ${name} on request`);
-    await entry.daemon.stop();
+    const stuck = await this.#stopDaemons([entry]);
     if (this.#closing.signal.aborted) return; // stopAll() came meanwhile: it wins
+    if (stuck.length > 0) {
+      await this.#writeBeat(entry);
+      throw new DaemonStopTimeoutError(name, this.#stopTimeoutMs);
+    }
     try {
-      await entry.daemon.start();
+      await this.#startDaemon(entry);
     } catch (error) {
       this.#logger.error({ err: error, daemon: name }, `daemon ${name} failed to restart`);
       this.#onFailure(entry, error, "start");
@@ -375,9 +422,13 @@ export class DaemonManager implements AsyncDisposable {
 
   /**
    * Start every daemon, then wait for SIGINT or SIGTERM (or `signal`), then stop gracefully: no new
-   * work is taken, in-flight work finishes, and the promise resolves. The signal listeners are
-   * removed afterwards, and a repeated signal during shutdown is logged rather than killing the
-   * process. While it runs, the process stays alive.
+   * work is taken, in-flight work finishes (each daemon waited for up to `stopTimeoutMs`), and the
+   * promise resolves. A signal that comes while the daemons are still starting stops them at once.
+   * The signal listeners are removed afterwards. While it runs, the process stays alive.
+   *
+   * A second SIGINT or SIGTERM while stopping (an operator pressing Ctrl-C twice) ends the wait at
+   * once: the daemons still stopping are given up on (logged, and `"failed"` in `list()` and
+   * `health()`) and the promise resolves. The process is not exited: that stays the caller's call.
    *
    * @example
    * ```ts
@@ -409,8 +460,9 @@ export class DaemonManager implements AsyncDisposable {
       if (requested) {
         this.#logger.warn(
           { signal },
-          `received ${signal} again: already stopping, waiting for in-flight work`,
+          `received ${signal} again while stopping: not waiting any longer for the daemons still stopping`,
         );
+        this.#abandon.abort(`a second ${signal} came`);
         return;
       }
       requested = true;
@@ -441,7 +493,8 @@ export class DaemonManager implements AsyncDisposable {
     // Signal listeners do not keep the event loop alive; a daemon process must stay up until told.
     const keepAlive = setInterval(() => {}, 1 << 30);
     try {
-      await this.startAll();
+      // A daemon stuck in start() must not keep the signal from stopping the rest.
+      await Promise.race([this.startAll(), stopRequested]);
       await stopRequested;
     } finally {
       clearInterval(keepAlive);
@@ -471,7 +524,10 @@ export class DaemonManager implements AsyncDisposable {
       if (entry.failed) {
         problems.push({
           severity: "unhealthy",
-          message: `${name} failed permanently after ${entry.failedRestarts} restart attempts: ${entry.lastError ?? "unknown error"}`,
+          message:
+            entry.failed === "stop"
+              ? `${name} was given up on while stopping: ${entry.lastError ?? "unknown error"}`
+              : `${name} failed permanently after ${entry.failedRestarts} restart attempts: ${entry.lastError ?? "unknown error"}`,
         });
       } else if (!health.healthy) {
         problems.push({
@@ -519,6 +575,7 @@ export class DaemonManager implements AsyncDisposable {
   /** After `stopAll()`: a new run, every daemon supervised again and none given up. */
   #reopen(): void {
     this.#closing = new AbortController();
+    this.#abandon = new AbortController();
     this.#stopping = undefined;
     for (const entry of this.#entries.values()) {
       entry.failed = false;
@@ -528,9 +585,20 @@ export class DaemonManager implements AsyncDisposable {
     }
   }
 
+  /** `daemon.start()`, tracked as `entry.starting` until it settles (`stopAll()` waits for it). */
+  #startDaemon(entry: Entry): Promise<void> {
+    const started = (async () => entry.daemon.start())();
+    entry.starting = started;
+    const done = () => {
+      if (entry.starting === started) entry.starting = undefined;
+    };
+    started.then(done, done);
+    return started;
+  }
+
   async #startEntry(entry: Entry): Promise<void> {
     try {
-      await entry.daemon.start();
+      await this.#startDaemon(entry);
       this.#logger.info({ daemon: entry.daemon.name }, `daemon ${entry.daemon.name} started`);
     } catch (error) {
       this.#logger.error(
@@ -577,7 +645,7 @@ export class DaemonManager implements AsyncDisposable {
         // Checked in the same turn as start(): stopAll() either came first, or its stop() will
         // abort this start.
         if (closing.aborted) return;
-        await daemon.start();
+        await this.#startDaemon(entry);
       } catch (error) {
         if (closing.aborted) return;
         entry.failedRestarts++;
@@ -603,7 +671,7 @@ export class DaemonManager implements AsyncDisposable {
 
   /** Mark `entry` failed, publish `DAEMON_PERMANENTLY_FAILED`; `signal` (stopAll, restart) ends that. */
   async #giveUp(entry: Entry, signal: AbortSignal): Promise<void> {
-    entry.failed = true;
+    entry.failed = "restarts";
     const name = entry.daemon.name;
     const error = entry.lastError ?? "unknown error";
     this.#logger.error(
@@ -649,17 +717,54 @@ export class DaemonManager implements AsyncDisposable {
     const entries = [...this.#entries.values()];
     // stop() also aborts a start still in progress (first start or restart), so nothing here
     // waits on a daemon that cannot start; restart loops end once their sleep is aborted.
-    await Promise.all(entries.map((e) => this.#stopDaemon(e)));
-    await starting;
-    await Promise.all(entries.map((e) => e.supervising ?? Promise.resolve()));
+    const stuck = new Set(await this.#stopDaemons(entries));
+    // What is left only waits on heartbeat writes (bounded) — except what waits on a stuck
+    // daemon's start(), which is not waited for.
+    const rest = entries.filter((e) => !stuck.has(e)).map((e) => e.supervising);
+    const abandon = this.#abandon.signal;
+    await within(Promise.all([stuck.size === 0 ? starting : undefined, ...rest]), abandon);
     clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = undefined;
-    await this.#beating;
+    await within(Promise.resolve(this.#beating), abandon);
     await this.heartbeat();
     for (const entry of entries) {
       entry.removeCrashListener?.();
       entry.removeCrashListener = undefined;
     }
+  }
+
+  /**
+   * Stop the daemons of `entries` all at once and wait until each one's `stop()` — and a
+   * `start()` of it still in progress — has settled, for at most `stopTimeoutMs` (less after a
+   * second signal in `run()`). The daemons still not stopped are given up on (`"failed"`, logged)
+   * and returned.
+   */
+  async #stopDaemons(entries: readonly Entry[]): Promise<Entry[]> {
+    const stopped = new Set<Entry>();
+    const all = Promise.all(
+      entries.map(async (entry) => {
+        await Promise.allSettled([this.#stopDaemon(entry), entry.starting]);
+        stopped.add(entry);
+      }),
+    );
+    const ms = this.#stopTimeoutMs;
+    const abandon = this.#abandon.signal;
+    if (await within(all, abandon, ms)) return [];
+    const stuck = entries.filter((e) => !stopped.has(e));
+    const why = abandon.aborted
+      ? `it was still stopping when ${String(abandon.reason)}; the shutdown did not wait for it`
+      : `its stop() had not finished after ${ms} ms (stopTimeoutMs)`;
+    for (const entry of stuck) {
+      const name = entry.daemon.name;
+      entry.failed = "stop";
+      entry.lastError = cutErrorText(`${name} did not stop: ${why}`);
+      this.#logger.error(
+        { daemon: name, stopTimeoutMs: ms },
+        `daemon ${name} did not stop: ${why}. Given up on: it may still be running and holding ` +
+          `resources (its stop() and start() must settle)`,
+      );
+    }
+    return stuck;
   }
 
   /** `daemon.stop()`, which should never reject; when one does, log it and stop the others anyway. */
@@ -727,31 +832,67 @@ export class DaemonManager implements AsyncDisposable {
     return result as HealthCheckResult;
   }
 
-  /** Write one heartbeat of `entry`. Never rejects, and waits at most `heartbeatIntervalMs`. */
+  /**
+   * Write one heartbeat of `entry`. Never rejects, and waits at most `heartbeatIntervalMs` (not at
+   * all once a second signal cut the shutdown short). A field the daemon cannot give — `stats`
+   * throws, `startedAt` is no time — is left out (`{}`, `null`) and the problem stated, in the
+   * heartbeat's health and in the log: the rest of the heartbeat still goes out.
+   */
   async #writeBeat(entry: Entry): Promise<void> {
     const sink = this.#sink;
     if (!sink) return;
     const { daemon } = entry;
     const ms = this.#heartbeatIntervalMs;
-    let timer: NodeJS.Timeout | undefined;
+    const problems: string[] = [];
+    let stats: DaemonStats;
     try {
-      const startedAt = daemon.startedAt;
-      const contracts = this.#contractsOf(entry);
-      const beat: DaemonHeartbeat = {
+      stats = daemon.stats;
+    } catch (error) {
+      problems.push(`its stats could not be read (${messageOf(error)})`);
+      stats = {} as DaemonStats;
+    }
+    const startedAt = this.#startedAtOf(daemon, problems);
+    const contracts = this.#contractsOf(entry);
+    let health = this.#healthOf(entry);
+    if (problems.length > 0) {
+      const problem = problems.join("; ");
+      this.#logger.warn(
+        { daemon: daemon.name },
+        `the heartbeat of ${daemon.name} is written without what could not be read: ${problem}`,
+      );
+      health = {
+        healthy: false,
+        status: health.status === "unhealthy" ? "unhealthy" : "degraded",
+        message: cutErrorText(
+          health.healthy ? `heartbeat: ${problem}` : `${health.message}; heartbeat: ${problem}`,
+        ),
+        details: health.details,
+      };
+    }
+    let beat: DaemonHeartbeat;
+    try {
+      beat = {
         daemon: daemon.name,
         pid: process.pid,
         host: this.#host,
         status: statusOf(entry),
-        health: this.#healthOf(entry),
-        stats: daemon.stats,
+        health,
+        stats,
         restarts: entry.restarts,
-        startedAt: startedAt === null ? null : new Date(startedAt).toISOString(),
+        startedAt,
         at: new Date().toISOString(),
         ...(contracts ? { contracts } : {}),
       };
-      const written = Promise.resolve(sink.write(beat)).then(() => true as const);
-      const deadline = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
-      if (!(await Promise.race([written, deadline]))) {
+    } catch (error) {
+      this.#logger.warn(
+        { err: error, daemon: daemon.name },
+        `the heartbeat of ${daemon.name} could not be put together: ${messageOf(error)}`,
+      );
+      return;
+    }
+    try {
+      const written = (async () => sink.write(beat))();
+      if (!(await within(written, this.#abandon.signal, ms)) && !this.#abandon.signal.aborted) {
         this.#logger.warn(
           { daemon: daemon.name, heartbeatIntervalMs: ms },
           `writing the heartbeat of ${daemon.name} did not finish within ${ms} ms; not waiting for it ` +
@@ -761,11 +902,55 @@ export class DaemonManager implements AsyncDisposable {
     } catch (error) {
       this.#logger.warn(
         { err: error, daemon: daemon.name },
-        `writing the heartbeat of ${daemon.name} failed`,
+        `writing the heartbeat of ${daemon.name} failed: the heartbeat sink rejected it (${messageOf(error)})`,
       );
-    } finally {
-      clearTimeout(timer);
     }
+  }
+
+  /** The daemon's `startedAt` as ISO text for its heartbeat; `null` (and a problem) when it is no time. */
+  #startedAtOf(daemon: Daemon, problems: string[]): string | null {
+    let startedAt: unknown;
+    try {
+      startedAt = daemon.startedAt;
+    } catch (error) {
+      problems.push(`its startedAt could not be read (${messageOf(error)})`);
+      return null;
+    }
+    if (startedAt === null) return null;
+    const date = typeof startedAt === "number" ? new Date(startedAt) : undefined;
+    if (date === undefined || Number.isNaN(date.getTime())) {
+      problems.push(
+        `its startedAt is ${messageOf(startedAt)}, not a time in ms since the epoch (or null)`,
+      );
+      return null;
+    }
+    return date.toISOString();
+  }
+}
+
+/**
+ * Whether `promise` settled (fulfilled) before `signal` aborted and, with `ms`, before `ms` passed;
+ * `false` otherwise (at once when `signal` is aborted already). A rejection of `promise` is passed
+ * on. Its timer and listener are removed either way, so nothing is left behind.
+ */
+async function within(
+  promise: Promise<unknown>,
+  signal: AbortSignal,
+  ms?: number,
+): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const given = new Promise<false>((resolve) => {
+    onAbort = () => resolve(false);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (ms !== undefined) timer = setTimeout(onAbort, ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true as const), given]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener("abort", onAbort);
   }
 }
 

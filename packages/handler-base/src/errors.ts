@@ -87,6 +87,27 @@ export class DaemonManagerClosedError extends SwitchyardError {
   }
 }
 
+/**
+ * A daemon did not stop within the `DaemonManager`'s `stopTimeoutMs` when `restart(name)` asked it
+ * to: its `stop()` (or a `start()` still in progress) never settled. The manager gave up on it
+ * (status `"failed"`) and did not start it again.
+ */
+export class DaemonStopTimeoutError extends SwitchyardError {
+  readonly daemon: string;
+  readonly stopTimeoutMs: number;
+
+  constructor(daemon: string, stopTimeoutMs: number) {
+    super(
+      "DAEMON_STOP_TIMEOUT",
+      `Daemon "${daemon}" did not stop within ${stopTimeoutMs} ms (stopTimeoutMs), so it was not started again; ` +
+        `the manager gave up on it (status "failed"). Its stop() must settle: find what it waits for, then ` +
+        `restart it again or restart the process.`,
+    );
+    this.daemon = daemon;
+    this.stopTimeoutMs = stopTimeoutMs;
+  }
+}
+
 /** A `DaemonManager` was asked about a daemon name it does not know. */
 export class UnknownDaemonError extends SwitchyardError {
   readonly daemon: string;

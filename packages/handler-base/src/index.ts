@@ -31,6 +31,7 @@ export {
   DaemonManagerClosedError,
   DaemonOptionsError,
   DaemonStartError,
+  DaemonStopTimeoutError,
   DuplicateDaemonError,
   EmitFailedError,
   UnknownDaemonError,

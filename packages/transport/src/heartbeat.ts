@@ -42,7 +42,7 @@ export interface DaemonStats {
 
 /**
  * A daemon's state as its manager sees it: the daemon's own {@link DaemonStatus}, or `"failed"`
- * once the manager gave up restarting it.
+ * once the manager gave up on it (restarting it, or waiting for it to stop).
  */
 export type DaemonRunState = DaemonStatus | "failed";
 

@@ -17,15 +17,23 @@ export async function eventually(
   }
 }
 
-/** Whether `promise` settles within `ms` (without failing the test when it rejects). */
-export function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  return Promise.race([
-    promise.then(
-      () => true,
-      () => true,
-    ),
-    delay(ms).then(() => false),
-  ]);
+/**
+ * Whether `promise` settles within `ms` (without failing the test when it rejects). Its timer is
+ * cleared either way, so tests can count the timers left behind.
+ */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, false))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Block the event loop (a synchronous handler gone wrong). */
