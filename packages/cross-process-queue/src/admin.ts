@@ -119,7 +119,9 @@ export class SqliteAdmin implements Admin {
    * and why, is `replaySkipReason` of `@switchyard/transport`, on a dry run too (a record another
    * replayer holds under a live lease is reported skipped, as the replay skips it). A record from
    * another origin (an in-process handler, another transport) fails with why: it is replayed where
-   * it came from (`DlqRetryDaemon`).
+   * it came from (`DlqRetryDaemon`). `signal` stops it between records: the record being
+   * requeued is finished, the ones not replayed yet are listed in `skipped` ("the replay was
+   * aborted") and left as they were, claimable at once.
    */
   async replay(filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<ReplayResult> {
     checkSignal(options.signal);
@@ -178,8 +180,11 @@ export class SqliteAdmin implements Admin {
     }
     if (candidates.length === 0) return result;
     const { transport, release } = this.#parts.requeueTransport();
+    // Whether the store handed the current record to the target (else an abort stopped it first).
+    let handed = false;
     const target: ReplayTarget = {
       async replay(record) {
+        handed = true;
         if (record.origin !== transport.name)
           throw new Error(
             record.origin === "router"
@@ -189,22 +194,35 @@ export class SqliteAdmin implements Admin {
         await transport.requeue!(record.subscriber, record.envelope);
       },
     };
+    const { signal } = options;
+    // Aborted: the records not replayed yet are listed in `skipped`, not dropped from the result.
+    const aborted = (from: number) => {
+      for (const rest of candidates.slice(from))
+        skipped.push({ id: String(rest.id), reason: "not replayed: the replay was aborted" });
+    };
     try {
-      for (const selected of candidates) {
+      for (const [at, selected] of candidates.entries()) {
         const id = selected.id;
-        if (options.signal?.aborted) break;
+        if (signal?.aborted) {
+          aborted(at);
+          break;
+        }
+        handed = false;
         try {
           const record: DeadLetter = {
             ...store.inspect(id),
             status: selected.status as DeadLetter["status"],
             replays: selected.replays,
           };
-          await store.replay(record, { to: target });
+          await store.replay(record, { to: target, ...(signal ? { signal } : {}) });
           result.replayed.push(String(id));
         } catch (error) {
           if (error instanceof ReplayConflictError)
             skipped.push({ id: String(id), reason: error.message });
-          else result.failed.push({ id: String(id), error: serializeError(error).message });
+          else if (signal?.aborted && !handed) {
+            aborted(at); // the store released its claim on this one
+            break;
+          } else result.failed.push({ id: String(id), error: serializeError(error).message });
         }
       }
     } finally {

@@ -11,6 +11,7 @@ import {
   type DeadLetterSink,
   InspectorQueryError,
   LeaseLostError,
+  abortReason,
   type Logger,
   deadLetterBackoffProblem,
   deadLetterRetryDelay,
@@ -199,9 +200,16 @@ export interface ReplayReport {
   readonly matched: number;
   /** Ids handed back to their subscriber. */
   readonly replayed: number[];
-  /** Ids not replayed, with why (claimed by another replayer, purged). */
+  /**
+   * Ids not replayed, with why: claimed by another replayer, purged, damaged, the claim lost
+   * before its turn (its lease expired and another replayer took it), or the replay aborted
+   * (`signal`) before its turn, its claim released.
+   */
   readonly skipped: { readonly id: number; readonly reason: string }[];
-  /** Ids whose replay failed (e.g. the subscriber no longer exists), with the error. */
+  /**
+   * Ids whose replay failed (e.g. the subscriber no longer exists), with the error; a record
+   * whose claim was lost while the target replayed it (`LeaseLostError`) is listed here too.
+   */
   readonly failed: { readonly id: number; readonly error: string }[];
   /** With `dryRun`: the ids that would be replayed. */
   readonly wouldReplay: number[];
@@ -658,10 +666,33 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
    * at it. A replayer that dies leaves its claim to expire after `leaseMs`; then the record can
    * be claimed again. With `dryRun`, nothing changes and the report says what the real run would
    * do: `wouldReplay`, and in `skipped` each record it would skip, with why.
+   *
+   * The claims stay alive however long the target takes: while `to.replay` runs, the lease
+   * (`leaseMs`, an integer ≥ 1, default 60 000) of every record this call still holds is renewed
+   * every `leaseMs / 3` (never blocking the event loop on another process's lock), and between
+   * records once half of it has passed. Only a process stalled longer than the lease (frozen,
+   * its event loop blocked) can lose a claim; a renewal then finds it gone: the record in progress
+   * is reported as lost (`LeaseLostError`: in `failed`, or thrown for a single record), one not
+   * yet replayed is not handed to the target (in `skipped`).
+   *
+   * `signal` is checked before the claim and before each record. Aborted before anything was
+   * claimed (or while waiting for another process's lock to claim), the call rejects with the
+   * signal's reason. Aborted later, the record in progress is finished and settled (the target is
+   * not interrupted), no further record is replayed, and the claims of those not replayed yet are
+   * released at once, back to the status they had (claimable by any replayer right away, not
+   * `retrying` until their lease runs out); the call resolves with the report, each of them in
+   * `skipped` ("the replay was aborted"). A single record (`selection` an id or a record) rejects
+   * with the signal's reason instead, its claim released.
    */
   async replay(
     selection: number | DeadLetter | DeadLetterQuery,
-    options: { to: ReplayTarget; dryRun?: boolean; leaseMs?: number },
+    options: {
+      to: ReplayTarget;
+      dryRun?: boolean;
+      leaseMs?: number;
+      /** Stops the replay between records (see above). */
+      signal?: AbortSignal;
+    },
   ): Promise<ReplayReport> {
     const record = typeof selection === "object" && isDeadLetter(selection) ? selection : undefined;
     const id = typeof selection === "number" ? selection : record?.id;
@@ -682,11 +713,14 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       return { dryRun: true, matched: rows.length, replayed: [], skipped, failed: [], wouldReplay };
     }
     const leaseMs = positiveOption("leaseMs", options.leaseMs, 60_000);
+    const { signal } = options;
+    if (signal?.aborted) throw abortReason(signal);
     const token = randomUUID();
     // The record as the caller saw it (or as it is now): claimed only if nobody replayed it since.
     const seen = record ?? (id !== undefined ? this.inspect(id) : undefined);
-    const { claimed, skipped } = await this.#write(() =>
-      this.#claimForReplay(id ?? (selection as DeadLetterQuery), seen, token, leaseMs),
+    const { claimed, skipped } = await this.#write(
+      () => this.#claimForReplay(id ?? (selection as DeadLetterQuery), seen, token, leaseMs),
+      signal,
     );
     const report: ReplayReport = {
       dryRun: false,
@@ -698,42 +732,166 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
     };
     if (id !== undefined && skipped.length > 0)
       throw new ReplayConflictError(id, skipped[0]!.reason);
-    let renewedAt = this.#now();
-    for (const { record, previous } of claimed) {
-      // A long replay keeps its claims: renew them once half the lease has passed.
-      if (this.#now() - renewedAt > leaseMs / 2) {
-        renewedAt = this.#now();
-        await this.#write(() =>
-          this.#db
-            .prepare(
-              `UPDATE dead_letters SET lease_until = @until WHERE lease_token = @token AND status = 'retrying'`,
-            )
-            .run({ until: renewedAt + leaseMs, token }),
-        );
+    const claims: Claims = {
+      token,
+      leaseMs,
+      held: new Set(claimed.map((c) => c.record.id)),
+      renewedAt: this.#now(),
+    };
+    // Records from `next` on were not handed to the target: released if this call stops early.
+    let next = 0;
+    try {
+      while (next < claimed.length) {
+        const { record, previous } = claimed[next]!;
+        if (signal?.aborted) {
+          if (single) throw abortReason(signal);
+          break;
+        }
+        // Between records: renew once half the lease has passed (and learn which claims are ours).
+        if (this.#now() - claims.renewedAt > leaseMs / 2) await this.#renew(claims);
+        next++;
+        if (!claims.held.has(record.id)) {
+          // Its lease ran out (this process stalled) and another replayer took it: not ours to run.
+          if (single) throw new LeaseLostError(`dlq:${record.subscriber}`, record.eventId);
+          report.skipped.push({
+            id: record.id,
+            reason: `claim lost before its turn: its lease of ${leaseMs} ms expired (this process stalled) and another replayer took it`,
+          });
+          continue;
+        }
+        let outcome: DeadLetterRelease;
+        let failure: unknown;
+        const keepAlive = this.#keepClaims(claims, record.id);
+        try {
+          await options.to.replay(record as ClaimedDeadLetter & { envelope: Envelope });
+          outcome = { status: "replayed" };
+        } catch (error) {
+          failure = error;
+          // Put it back as it was: the replay did not happen.
+          outcome =
+            previous === "permanently_failed"
+              ? { status: "permanently_failed" }
+              : { status: "pending_retry", nextRetryAt: record.nextRetryAt ?? this.#now() };
+        } finally {
+          await keepAlive.stop();
+        }
+        const settled = await this.#write(() => this.#settle(record, outcome));
+        if ((settled.changes === 0 || keepAlive.lost()) && failure === undefined)
+          failure = new LeaseLostError(`dlq:${record.subscriber}`, record.eventId);
+        if (failure === undefined) report.replayed.push(record.id);
+        else {
+          if (single) throw failure as Error;
+          report.failed.push({ id: record.id, error: serializeError(failure).message });
+        }
       }
-      let outcome: DeadLetterRelease;
-      let failure: unknown;
-      try {
-        await options.to.replay(record as ClaimedDeadLetter & { envelope: Envelope });
-        outcome = { status: "replayed" };
-      } catch (error) {
-        failure = error;
-        // Put it back as it was: the replay did not happen.
-        outcome =
-          previous === "permanently_failed"
-            ? { status: "permanently_failed" }
-            : { status: "pending_retry", nextRetryAt: record.nextRetryAt ?? this.#now() };
-      }
-      const settled = await this.#write(() => this.#settle(record, outcome));
-      if (settled.changes === 0 && failure === undefined)
-        failure = new LeaseLostError(`dlq:${record.subscriber}`, record.eventId);
-      if (failure === undefined) report.replayed.push(record.id);
-      else {
-        if (single) throw failure as Error;
-        report.failed.push({ id: record.id, error: serializeError(failure).message });
-      }
+    } finally {
+      // Aborted (or stopped by an error): hand the claims not used back at once.
+      const rest = claimed.slice(next).filter((c) => claims.held.has(c.record.id));
+      if (rest.length > 0) await this.#unclaim(token, rest);
     }
+    if (next < claimed.length)
+      for (const { record } of claimed.slice(next))
+        report.skipped.push({
+          id: record.id,
+          reason: "not replayed: the replay was aborted",
+        });
     return report;
+  }
+
+  /**
+   * Renew the lease of every record `claims.token` still holds, through the non-blocking write
+   * path; `claims.held` becomes the ids it still holds (a claim whose lease ran out and that
+   * another replayer took, or that a new failure of the same event reset, is gone).
+   */
+  async #renew(claims: Claims): Promise<void> {
+    const now = this.#now();
+    const rows = await this.#write(
+      () =>
+        this.#db
+          .prepare(
+            `UPDATE dead_letters SET lease_until = @until
+             WHERE lease_token = @token AND status = 'retrying' RETURNING id`,
+          )
+          .all({ until: now + claims.leaseMs, token: claims.token }) as { id: number }[],
+    );
+    claims.renewedAt = now;
+    claims.held = new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * While the target replays record `id`: renew the claims every `leaseMs / 3` on an unref'd timer
+   * (one renewal at a time). `stop()` clears the timer and waits for a renewal under way; `lost()`
+   * says whether a renewal found the claim on `id` gone.
+   */
+  #keepClaims(claims: Claims, id: number): { stop(): Promise<void>; lost(): boolean } {
+    let lost = false;
+    let renewing: Promise<void> | undefined;
+    const timer = setInterval(
+      () => {
+        if (renewing) return;
+        renewing = this.#renew(claims)
+          .then(
+            () => {
+              if (lost || claims.held.has(id)) return;
+              lost = true;
+              this.#logger.warn(
+                { deadLetterId: id },
+                `dead letter ${id}: its claim was lost while its replay ran (the lease expired and another replayer took it); it is reported as LeaseLostError`,
+              );
+            },
+            (error: unknown) => {
+              if (!this.#closed)
+                this.#logger.warn(
+                  { err: error, deadLetterId: id },
+                  "renewing a dead-letter replay's lease failed; trying again",
+                );
+            },
+          )
+          .finally(() => {
+            renewing = undefined;
+          });
+      },
+      timerDelay(Math.max(1, claims.leaseMs / 3)),
+    );
+    timer.unref();
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await renewing;
+      },
+      lost: () => lost,
+    };
+  }
+
+  /**
+   * Give claims of `token` that were not replayed back to the status they had before the claim.
+   * Best effort: if it fails, the claims expire after their lease as a dead replayer's would.
+   */
+  async #unclaim(
+    token: string,
+    rest: readonly { record: ClaimedDeadLetter; previous: DeadLetterStatus }[],
+  ): Promise<void> {
+    const release = this.#db.transaction(() => {
+      const now = this.#now();
+      const statement = this.#db.prepare(
+        `UPDATE dead_letters SET status = @status, lease_token = NULL, lease_until = NULL,
+           next_retry_at = CASE WHEN @status = 'pending_retry' THEN COALESCE(next_retry_at, @now)
+             ELSE next_retry_at END,
+           updated_at = @now
+         WHERE id = @id AND lease_token = @token AND status = 'retrying'`,
+      );
+      for (const { record, previous } of rest)
+        statement.run({ id: record.id, status: previous, token, now });
+    });
+    try {
+      await this.#write(() => release.immediate());
+    } catch (error) {
+      if (!this.#closed)
+        this.#logger.warn(
+          { err: error, ids: rest.map((r) => r.record.id) },
+          "releasing the claims of dead letters not replayed failed; they are claimable again once their lease expires",
+        );
+    }
   }
 
   #replayQuery(query: DeadLetterQuery): DeadLetterQuery {
@@ -833,15 +991,17 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   /**
    * Run `fn` (one write, or one immediate transaction) without ever blocking the event loop on a
    * lock: with `busy_timeout = 0` it fails at once when the lock is taken, and is tried again after
-   * yielding (`setImmediate`, then short growing sleeps), up to `busyTimeoutMs` + 30 s.
+   * yielding (`setImmediate`, then short growing sleeps), up to `busyTimeoutMs` + 30 s. An
+   * aborted `signal` ends the wait with its reason (nothing written).
    */
-  async #write<T>(fn: () => T): Promise<T> {
+  async #write<T>(fn: () => T, signal?: AbortSignal): Promise<T> {
     const start = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
         return this.#noWait(fn);
       } catch (error) {
         if (!isBusy(error)) throw error;
+        if (signal?.aborted) throw abortReason(signal);
         const waited = Date.now() - start;
         if (waited >= this.#busyTimeoutMs + RETRY_FOR_MS)
           throw new DeadLetterStoreBusyError(this.path, waited, { cause: error });
@@ -954,6 +1114,16 @@ function unreplayable(
 }
 
 const RETRY_FOR_MS = 30_000;
+
+/** The claims of one {@link SqliteDeadLetterStore.replay} call, as its last renewal saw them. */
+interface Claims {
+  readonly token: string;
+  readonly leaseMs: number;
+  /** Ids the token still held at the last renewal (or the claim). */
+  held: Set<number>;
+  /** When (the store's clock) the leases were last set. */
+  renewedAt: number;
+}
 
 /** A lease (ms) or a count given to a method: an integer ≥ 1, else `QueueOptionsError`. */
 const positiveOption = (option: string, value: number | undefined, fallback: number): number =>
