@@ -1,7 +1,6 @@
-import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ClaimedDelivery, QueueStore } from "./claim";
-import { exchangeRequest, job, tempQueue, workerStore } from "./test/fixtures";
+import { exchangeRequest, foreignWrite, job, tempQueue, workerStore } from "./test/fixtures";
 
 // A subscriber's lease-token counter damaged by another program: the fence must still hold.
 
@@ -13,14 +12,7 @@ afterEach(() => {
 });
 
 /** Run `sql` on a connection of its own, as another program would. */
-function foreign(sql: string, ...params: unknown[]): void {
-  const db = new Database(queue.path);
-  try {
-    db.prepare(sql).run(...params);
-  } finally {
-    db.close();
-  }
-}
+const foreign = (sql: string, ...params: unknown[]) => foreignWrite(queue.path, sql, ...params);
 
 const damageCounter = (value: unknown) =>
   foreign(`UPDATE subscribers SET lease_token = ? WHERE name = 'w'`, value);

@@ -1,4 +1,3 @@
-import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { InspectorQueryError } from "@switchyard/transport";
 import {
@@ -8,7 +7,7 @@ import {
   openDatabase,
   sqliteTransport,
 } from "./index";
-import { eventually, job, tempQueue } from "./test/fixtures";
+import { eventually, foreignWrite, job, tempQueue } from "./test/fixtures";
 
 // Retention over rows another program damaged: it must keep what a subscriber will still take.
 
@@ -21,14 +20,7 @@ afterEach(async () => {
 });
 
 /** Run `sql` on a connection of its own, as another program would. */
-function foreign(sql: string, ...params: unknown[]): void {
-  const db = new Database(queue.path);
-  try {
-    db.prepare(sql).run(...params);
-  } finally {
-    db.close();
-  }
-}
+const foreign = (sql: string, ...params: unknown[]) => foreignWrite(queue.path, sql, ...params);
 
 describe("retention and a subscriber's cursor overwritten with something not a number", () => {
   it.each<[string, unknown]>([

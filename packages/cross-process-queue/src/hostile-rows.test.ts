@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { type SqliteTransport, type SqliteTransportOptions, sqliteTransport } from "./index";
 import { MAX_TIMER_MS, timerDelay } from "./timers";
-import { delay, eventually, job, tempQueue } from "./test/fixtures";
+import { delay, eventually, foreignWrite, job, tempQueue } from "./test/fixtures";
 
 // Rows another program wrote into the queue file: the transport must neither stall nor spin.
 
@@ -18,15 +18,8 @@ function connect(options: SqliteTransportOptions = {}): SqliteTransport {
   open.push(t);
   return t;
 }
-/** Run `sql` on a plain connection of its own, as another program would. */
-function foreign(sql: string, ...params: unknown[]): void {
-  const db = new Database(queue.path);
-  try {
-    db.prepare(sql).run(...params);
-  } finally {
-    db.close();
-  }
-}
+/** Run `sql` on a connection of its own, as another program would. */
+const foreign = (sql: string, ...params: unknown[]) => foreignWrite(queue.path, sql, ...params);
 
 describe("a huge seq written by another program", () => {
   it.each([

@@ -93,6 +93,16 @@ export const exchangeRequest = (outcomes: ExchangeRequest["outcomes"], limit: nu
   leaseMs: 1_000,
 });
 
+/** Run `sql` on a plain connection of its own to the file at `path`, as another program would. */
+export function foreignWrite(path: string, sql: string, ...params: unknown[]): void {
+  const db = new Database(path);
+  try {
+    db.prepare(sql).run(...params);
+  } finally {
+    db.close();
+  }
+}
+
 /**
  * Another connection (of this thread: it can only let go if the event loop keeps turning) takes
  * the write lock of the file at `path` and releases it after `ms`, or when `release()` is called.
