@@ -263,9 +263,7 @@ export function action<O extends CommonOptions>(
         driver: (options) =>
           (opened ??= openForCommand(target, {
             readOnly: options.readOnly,
-            ...(opts.natsCreds !== undefined
-              ? { nats: { credsFile: resolve(opts.natsCreds) } }
-              : {}),
+            ...(opts.natsCreds !== undefined ? { natsCreds: opts.natsCreds } : {}),
             ...(runtime.signal ? { signal: runtime.signal } : {}),
           }).then((opened) => {
             if (options.readOnly) noteSnapshot(opened, out);
@@ -323,10 +321,32 @@ function noteSnapshot(driver: Driver, out: Output): void {
     );
 }
 
-async function openForCommand(target: string, options: OpenTargetOptions): Promise<Driver> {
+/** How a command opens its target (see {@link openForCommand}). */
+interface CommandOpenOptions {
+  readonly readOnly: boolean;
+  /** `--nats-creds <file>`, as given (made absolute here). */
+  readonly natsCreds?: string;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The one place a command's driver options are built. No command creates what is not there
+ * (daemons do, on first start): a SQLite file or a NATS stream opened for writing would be, so a
+ * misspelt target would be a new, empty one and a write command would report "nothing matched".
+ * A missing target is the driver's not-found error instead (exit 2, naming it).
+ */
+async function openForCommand(target: string, options: CommandOpenOptions): Promise<Driver> {
+  const open: OpenTargetOptions = {
+    readOnly: options.readOnly,
+    sqlite: { create: false },
+    nats: {
+      create: false,
+      ...(options.natsCreds !== undefined ? { credsFile: resolve(options.natsCreds) } : {}),
+    },
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
   try {
-    // A command never creates what is not there: a SQLite file opened for writing would be.
-    return await openCliTarget(target, { ...options, sqlite: { create: false } });
+    return await openCliTarget(target, open);
   } catch (error) {
     if (error instanceof CliError || !(error instanceof SwitchyardError)) throw error;
     // The target named something that is not there or not reachable: the input is wrong.

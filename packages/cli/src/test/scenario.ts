@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { Driver } from "@switchyard/transport";
 import {
   NATS_URL,
-  deleteStream,
+  deleteStreams,
   natsAvailable,
   uniqueNames,
 } from "../../../transport-nats/src/test/nats";
@@ -46,8 +46,8 @@ export const TARGETS: readonly TargetCase[] = [
       return {
         target: `${NATS_URL}/${names.stream}?prefix=${names.prefix}`,
         async cleanup() {
-          for (const stream of [names.stream, `${names.stream}_DLQ`, `${names.stream}_HEARTBEATS`])
-            await deleteStream(NATS_URL, stream).catch(() => undefined);
+          // The whole family: the attempt journal and receipts too, not only events, DLQ, heartbeats.
+          await deleteStreams(NATS_URL, names.stream).catch(() => undefined);
         },
       };
     },
