@@ -20,11 +20,20 @@ export type MatchedType<C extends AnyCatalog, P> = P extends "*"
 
 /**
  * Resolve patterns to the catalog's event types, in catalog order. Unknown exact types and
- * patterns matching nothing throw (via `catalog.get`, an `EventValidationError`).
+ * patterns matching nothing throw (via `catalog.get`, an `EventValidationError`); an empty list,
+ * or a pattern that is not a string, throws `TypeError` (it would match nothing, silently).
  */
 export function resolvePatterns(catalog: AnyCatalog, patterns: readonly string[]): string[] {
+  if (!Array.isArray(patterns) || patterns.length === 0)
+    throw new TypeError(
+      `patterns must be an event type, "*", a prefix such as "JOB_*", or a non-empty list of them; got ${Array.isArray(patterns) ? "an empty list" : typeof patterns}`,
+    );
   const matched = new Set<string>();
-  for (const pattern of patterns) {
+  for (const pattern of patterns as unknown[]) {
+    if (typeof pattern !== "string")
+      throw new TypeError(
+        `a pattern must be a string (an event type, "*" or a prefix such as "JOB_*"), got ${pattern === null ? "null" : typeof pattern}`,
+      );
     if (pattern === "*") {
       for (const type of catalog.types) matched.add(type);
     } else if (pattern.endsWith("*")) {

@@ -492,6 +492,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     const patterns: readonly string[] = typeof pattern === "string" ? [pattern] : pattern;
     const types = resolvePatterns(this.catalog, patterns);
     const durableTypes = this.transport ? types.filter((t) => this.catalog.isDurable(t)) : [];
+    if (options.name !== undefined) subscriberName("subscribe: name", options.name);
     const name = options.name ?? (handler.name || `subscription-${uuidv7().slice(-12)}`);
     if (durableTypes.length > 0 && options.name === undefined && !options.ephemeral) {
       throw new TypeError(
@@ -628,6 +629,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
     pattern: P | readonly P[],
   ): Promise<void> {
     this.#assertOpen();
+    subscriberName("declareSubscriber: name", name);
     const patterns: readonly string[] = typeof pattern === "string" ? [pattern] : pattern;
     const types = resolvePatterns(this.catalog, patterns);
     const transport = this.transport;
@@ -727,7 +729,8 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
   }
 
   /**
-   * The next event matching a pattern (and `predicate`). Rejects with the signal's reason on abort,
+   * The next event matching a pattern (and `predicate`; one that throws rejects the wait with
+   * what it threw). Rejects with the signal's reason on abort,
    * with a `TimeoutError` after `timeoutMs` (clamped like every timer: `0` or less at once, above
    * `MAX_TIMER_MS` or NaN that long), or with the transport's error if the subscription
    * failed to start. The returned promise has a `ready` promise: await it before publishing what
@@ -767,7 +770,19 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       const unsubscribe = this.subscribe(
         pattern,
         (event: EventFor<C, P>) => {
-          if (options.predicate && !options.predicate(event)) return;
+          if (options.predicate) {
+            let wanted: boolean;
+            try {
+              wanted = options.predicate(event);
+            } catch (error) {
+              // The caller's bug, surfaced where it waits, not a timeout much later.
+              signal.removeEventListener("abort", stop);
+              unsubscribe();
+              reject(error);
+              return;
+            }
+            if (!wanted) return;
+          }
           signal.removeEventListener("abort", stop);
           unsubscribe();
           resolve(event);
@@ -787,21 +802,24 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
 
   /**
    * Deliver an envelope again to one named in-process subscription only (dead-letter replay), keeping
-   * its id so idempotent consumers can recognise it. Throws `UnknownSubscriptionError` when no live
-   * subscription has that name or it does not receive that event type locally.
+   * its id so idempotent consumers can recognise it. Rejects with `EventValidationError` when
+   * `envelope` is not a valid envelope of the catalog, and with `UnknownSubscriptionError` when no
+   * live subscription has that name or it does not receive that event type locally.
    */
   redeliver(subscription: string, envelope: Envelope): Promise<void> {
     try {
       this.#assertOpen();
+      // Checked first: what is not an envelope gets the envelope's error, not a property read's.
+      const envelopeChecked = this.catalog.parseEnvelope(envelope);
       const sub = [...this.#subscriptions].find((s) => s.name === subscription && s.active);
-      if (!sub || !sub.types.includes(envelope.type) || sub.durableTypes.includes(envelope.type)) {
+      const type = envelopeChecked.type;
+      if (!sub || !sub.types.includes(type) || sub.durableTypes.includes(type)) {
         throw new UnknownSubscriptionError(
           subscription,
-          envelope.type,
+          type,
           this.listSubscriptions().map((s) => s.name),
         );
       }
-      const envelopeChecked = this.catalog.parseEnvelope(envelope);
       return sub.offer(envelopeChecked) ?? Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
@@ -1275,6 +1293,14 @@ function checkedBackoff(backoff: BackoffOptions | undefined): BackoffOptions | u
       `subscribe: backoff.${problem.field} must be ${problem.expected}, got ${String(problem.value)}`,
     );
   return backoff;
+}
+
+/** A subscription's name is its identity (stats, logs, transport subscriber): a non-empty string. */
+function subscriberName(where: string, value: unknown): void {
+  if (typeof value !== "string" || value.length === 0)
+    throw new TypeError(
+      `${where} must be a non-empty string, got ${value === "" ? '""' : value === null ? "null" : typeof value}`,
+    );
 }
 
 function positiveInt(name: string, value: number): number {

@@ -22,7 +22,7 @@ export interface AuditEntry {
 
 /** Filter of {@link AuditLog.entries}. */
 export interface AuditQuery {
-  /** Newest entries returned at most. @defaultValue all */
+  /** Newest entries returned at most: an integer ≥ 0. @defaultValue all */
   readonly limit?: number;
   readonly eventType?: string;
   readonly eventId?: string;
@@ -58,6 +58,10 @@ export class AuditLog {
 
   /** Entries oldest first, filtered; with `limit`, the newest `limit` matches. */
   entries(query: AuditQuery = {}): AuditEntry[] {
+    const { limit } = query;
+    // NaN returned everything and a negative limit nothing, each without a word.
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0))
+      throw new RangeError(`AuditLog.entries: limit must be an integer ≥ 0, got ${String(limit)}`);
     const out: AuditEntry[] = [];
     const start = (this.#next - this.#size + this.capacity) % this.capacity;
     for (let i = 0; i < this.#size; i++) {
@@ -68,7 +72,7 @@ export class AuditLog {
       if (query.result !== undefined && e.result !== query.result) continue;
       out.push(e);
     }
-    return query.limit !== undefined ? out.slice(Math.max(0, out.length - query.limit)) : out;
+    return limit !== undefined ? out.slice(Math.max(0, out.length - limit)) : out;
   }
 
   /** Number of entries held. */

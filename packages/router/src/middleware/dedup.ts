@@ -4,11 +4,18 @@ import { type Middleware, defineMiddleware } from "./types";
 
 /** Options of {@link dedup}. */
 export interface DedupOptions {
-  /** How long a handled key is remembered, in ms. @defaultValue 300_000 (5 minutes) */
+  /**
+   * How long a handled key is remembered, in ms: a number ≥ 0 (`0`: only deliveries in flight are
+   * skipped; `Infinity`: until forgotten by `maxEntries`). @defaultValue 300_000 (5 minutes)
+   */
   readonly ttlMs?: number;
-  /** Most keys remembered; the oldest are forgotten first. @defaultValue 10_000 */
+  /** Most keys remembered (an integer ≥ 1); the oldest are forgotten first. @defaultValue 10_000 */
   readonly maxEntries?: number;
-  /** The identity of an event. @defaultValue the envelope id */
+  /**
+   * The identity of an event: a non-empty string. A delivery whose key is anything else (a
+   * missing field: `undefined`) fails with a `TypeError` instead of being taken for a duplicate
+   * of every other event without one. @defaultValue the envelope id
+   */
   readonly key?: (event: Envelope) => string;
   /** Clock, for tests. @defaultValue Date.now */
   readonly now?: () => number;
@@ -21,7 +28,15 @@ export interface DedupOptions {
  */
 export function dedup(options: DedupOptions = {}): Middleware {
   const ttlMs = options.ttlMs ?? 300_000;
+  if (!(typeof ttlMs === "number" && ttlMs >= 0))
+    throw new RangeError(`dedup: ttlMs must be a number of ms ≥ 0, got ${String(ttlMs)}`);
   const maxEntries = options.maxEntries ?? 10_000;
+  if (!Number.isInteger(maxEntries) || maxEntries < 1)
+    throw new RangeError(`dedup: maxEntries must be an integer ≥ 1, got ${String(maxEntries)}`);
+  if (options.key !== undefined && typeof options.key !== "function")
+    throw new TypeError(
+      `dedup: key must be a function (event) => string, got ${typeof options.key}`,
+    );
   const keyOf = options.key ?? ((event: Envelope) => event.id);
   const now = options.now ?? Date.now;
   return defineMiddleware("dedup", function dedup(next, scope) {
@@ -29,7 +44,12 @@ export function dedup(options: DedupOptions = {}): Middleware {
     const seen = new Map<string, number>();
     const inFlight = new Set<string>();
     return async (event, ctx) => {
-      const key = keyOf(event);
+      const key: unknown = keyOf(event);
+      if (typeof key !== "string" || key.length === 0)
+        // One shared `undefined` (a missing field) would make every later event a "duplicate".
+        throw new TypeError(
+          `dedup: the key of ${event.type} ${event.id} must be a non-empty string, got ${key === "" ? '""' : typeof key}`,
+        );
       const expiresAt = seen.get(key);
       if ((expiresAt !== undefined && expiresAt > now()) || inFlight.has(key)) {
         (ctx as DeliveryContext).outcome = "deduplicated";

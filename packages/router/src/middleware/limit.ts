@@ -1,4 +1,4 @@
-import { sleep } from "@switchyard/transport";
+import { sleep, timerDelay } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
 import { type Middleware, defineMiddleware } from "./types";
 
@@ -40,7 +40,10 @@ export function concurrencyLimit(options: ConcurrencyLimitOptions): Middleware {
 export interface RateLimitOptions {
   /** Deliveries started per second, on average. */
   readonly perSecond: number;
-  /** Deliveries that may start at once after a quiet period. @defaultValue perSecond */
+  /**
+   * Deliveries that may start at once after a quiet period: a number ≥ 1 (with less, no delivery
+   * could ever start). @defaultValue perSecond, at least 1
+   */
   readonly burst?: number;
 }
 
@@ -50,8 +53,11 @@ export interface RateLimitOptions {
  */
 export function rateLimit(options: RateLimitOptions): Middleware {
   const { perSecond } = options;
-  if (!(perSecond > 0)) throw new RangeError(`rateLimit: perSecond must be > 0, got ${perSecond}`);
-  const burst = options.burst ?? perSecond;
+  if (!(typeof perSecond === "number" && perSecond > 0))
+    throw new RangeError(`rateLimit: perSecond must be > 0, got ${perSecond}`);
+  const burst = options.burst ?? Math.max(1, perSecond);
+  if (!(typeof burst === "number" && burst >= 1))
+    throw new RangeError(`rateLimit: burst must be a number ≥ 1, got ${String(burst)}`);
   let tokens = burst;
   let last = performance.now();
   let queue: Promise<void> = Promise.resolve();
@@ -64,7 +70,8 @@ export function rateLimit(options: RateLimitOptions): Middleware {
         tokens -= 1;
         return;
       }
-      await sleep(Math.ceil(((1 - tokens) / perSecond) * 1000), { signal });
+      // Clamped: past the longest timer (a tiny perSecond) Node would fire after 1 ms, a busy loop.
+      await sleep(timerDelay(((1 - tokens) / perSecond) * 1000), { signal });
     }
   };
   return defineMiddleware("limit", function rateLimit(next) {

@@ -285,6 +285,16 @@ function noTracerProvider(api: OpenTelemetryApi): () => boolean {
 /** Resolve {@link OpenTelemetryOptions} once. */
 export function telemetryOf(options: OpenTelemetryOptions): Telemetry {
   const { api } = options;
+  if (typeof api?.trace?.getTracer !== "function" || typeof api.context?.active !== "function")
+    throw new TypeError(
+      'openTelemetry: api must be the OpenTelemetry API (import * as api from "@opentelemetry/api")',
+    );
+  const relationship = options.spanRelationship ?? "parent";
+  // Anything else would silently start a new trace per delivery (the "link" behaviour).
+  if (relationship !== "parent" && relationship !== "link")
+    throw new RangeError(
+      `openTelemetry: spanRelationship must be "parent" or "link", got ${JSON.stringify(relationship)}`,
+    );
   const meter =
     options.meter === false
       ? undefined
@@ -296,7 +306,7 @@ export function telemetryOf(options: OpenTelemetryOptions): Telemetry {
     api,
     tracer: options.tracer ?? api.trace.getTracer("@switchyard/router"),
     instruments,
-    relationship: options.spanRelationship ?? "parent",
+    relationship,
     system: options.system ?? "switchyard",
     // A tracer given explicitly, or instruments to feed: always at work.
     dormant: options.tracer === undefined && !instruments ? noTracerProvider(api) : NEVER,

@@ -1,4 +1,10 @@
-import { type BackoffOptions, backoffDelay, isUnrecoverable, sleep } from "@switchyard/transport";
+import {
+  type BackoffOptions,
+  backoffDelay,
+  backoffProblem,
+  isUnrecoverable,
+  sleep,
+} from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
 import { traceIdOf } from "../trace";
 import { type Middleware, defineMiddleware } from "./types";
@@ -11,7 +17,8 @@ export interface RetryOptions {
   readonly backoff?: BackoffOptions;
   /**
    * Decide per error whether another attempt can help. `UnrecoverableError` and
-   * `EventValidationError` are never retried, whatever this returns. @defaultValue always true
+   * `EventValidationError` are never retried, whatever this returns. If it throws, the delivery
+   * is not retried and fails with the handler's error (what it threw is logged). @defaultValue always true
    */
   readonly shouldRetry?: (error: unknown, attempt: number) => boolean;
 }
@@ -32,9 +39,38 @@ export function retry(options: RetryOptions = {}): Middleware {
   if (!Number.isInteger(attempts) || attempts < 1) {
     throw new RangeError(`retry: attempts must be an integer ≥ 1, got ${attempts}`);
   }
+  const { backoff } = options;
+  if (backoff !== undefined) {
+    if (typeof backoff !== "object" || backoff === null)
+      throw new RangeError(
+        `retry: backoff must be an object of BackoffOptions, got ${String(backoff)}`,
+      );
+    // A NaN or too long delay would fire after 1 ms (Node's rule): retries would hammer.
+    const problem = backoffProblem(backoff);
+    if (problem)
+      throw new RangeError(
+        `retry: backoff.${problem.field} must be ${problem.expected}, got ${String(problem.value)}`,
+      );
+  }
+  if (options.shouldRetry !== undefined && typeof options.shouldRetry !== "function")
+    throw new TypeError(
+      `retry: shouldRetry must be a function (error, attempt) => boolean, got ${typeof options.shouldRetry}`,
+    );
   const shouldRetry = options.shouldRetry ?? (() => true);
   return defineMiddleware("retry", function retry(next, scope) {
     if (attempts === 1) return next;
+    /** `shouldRetry`; one that throws means no retry: the handler's error is the one reported. */
+    const retryable = (error: unknown, attempt: number): boolean => {
+      try {
+        return shouldRetry(error, attempt);
+      } catch (predicateError) {
+        scope.logger.error(
+          { err: predicateError, subscription: scope.subscription, attempt },
+          `retry: shouldRetry threw in ${scope.subscription}; not retrying, the handler's error is reported`,
+        );
+        return false;
+      }
+    };
     return async (event, context) => {
       const ctx = context as DeliveryContext;
       for (;;) {
@@ -46,11 +82,11 @@ export function retry(options: RetryOptions = {}): Middleware {
             isUnrecoverable(error) ||
             ctx.attempt >= attempts ||
             ctx.shutdownSignal.aborted ||
-            !shouldRetry(error, ctx.attempt)
+            !retryable(error, ctx.attempt)
           ) {
             throw error;
           }
-          const delayMs = backoffDelay(ctx.attempt, options.backoff);
+          const delayMs = backoffDelay(ctx.attempt, backoff);
           scope.counters.retried();
           ctx.onRetry?.(delayMs);
           scope.logger.debug(

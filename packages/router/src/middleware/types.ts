@@ -94,10 +94,30 @@ export function composeMiddleware(
   skip: ReadonlySet<MiddlewareStage> = new Set(),
 ): HandlerFn {
   const ordered = middleware
-    .map((m, index) => ({ m, index, rank: middlewareStages.indexOf(m.stage) }))
+    .map((m, index) => {
+      // A plain function (or anything else) has no stage: it would land outside every stage.
+      const rank = typeof m === "function" ? middlewareStages.indexOf(m.stage) : -1;
+      if (rank === -1)
+        throw new TypeError(
+          `middleware[${index}] (${describe(m)}) is not a middleware: make it with defineMiddleware(stage, wrap), stage one of ${middlewareStages.join(", ")}`,
+        );
+      return { m, index, rank };
+    })
     .filter(({ m }) => !skip.has(m.stage))
     .sort((a, b) => a.rank - b.rank || a.index - b.index);
   let next = handler;
-  for (let i = ordered.length - 1; i >= 0; i--) next = ordered[i]!.m(next, scope);
+  for (let i = ordered.length - 1; i >= 0; i--) {
+    const m = ordered[i]!.m;
+    next = m(next, scope);
+    if (typeof next !== "function")
+      throw new TypeError(
+        `middleware ${describe(m)} (stage ${m.stage}) returned ${next === null ? "null" : typeof next} instead of a handler function (event, ctx) => …`,
+      );
+  }
   return next;
+}
+
+function describe(m: unknown): string {
+  if (typeof m === "function") return m.name ? JSON.stringify(m.name) : "an anonymous function";
+  return m === null ? "null" : typeof m;
 }
