@@ -25,6 +25,7 @@ import {
   type Logger,
   LeaseLostError,
   MAX_TIMER_MS,
+  abortReason,
   cutText,
   type ReplayResult,
   type SerializedError,
@@ -178,6 +179,10 @@ export interface NatsReplayOptions {
   readonly dryRun?: boolean;
   /** Also replay records replayed before. @defaultValue false */
   readonly again?: boolean;
+  /**
+   * Stops the replay between records: the record in progress is finished, the rest are listed in
+   * `skipped`; aborted before anything was claimed, `replay` rejects with its reason.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -271,7 +276,9 @@ const hasFilter = (filter: DeadLetterFilter) =>
  *   a claim until `claimMs` from now, published against the revision it listed), then hands the
  *   envelope back, then settles it (`replayed`, `replays + 1`) against the claim's revision. Two
  *   replayers listing the same version cannot both claim it, so a record is replayed once per
- *   listed version; a claim older than `claimMs` (its replayer died) can be taken over.
+ *   listed version. A replayer renews its claim every `claimMs / 3` while the envelope is being
+ *   handed back (however long that takes); a claim not renewed for `claimMs` (its replayer died)
+ *   can be taken over.
  * - **purge** marks records `purged` and drops their envelope (a tombstone); `hard` removes
  *   their messages.
  * - **reads** create nothing: a missing stream reads as empty. Listing reads the stream once
@@ -852,9 +859,25 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
    * `replaySkipReason` of `@switchyard/transport`: records replayed before unless `again`, purged
    * ones, those claimed by another replayer, those without envelope. A record whose `to` throws
    * goes back to its previous status and is reported in `failed`.
+   *
+   * The claim stays alive however long `to` takes: while it runs, the claim (`claimMs`) is renewed
+   * every `claimMs / 3` by a compare-and-set on its latest version, so only its holder extends it.
+   * Only a process stalled longer than `claimMs` (frozen, its event loop blocked) can lose it; a
+   * renewal (or the settle) then finds the record taken by another replayer or gone: it is
+   * reported in `failed` as `LeaseLostError` and a warning is logged. A copy that failed again and
+   * was dead-lettered anew while `to` ran is not a lost claim: that new failure counts the replay,
+   * and the record is reported `replayed`.
+   *
+   * `signal` is checked before each record. Aborted before anything was claimed, the call rejects
+   * with the signal's reason. Aborted later, the record in progress is finished and settled (`to`
+   * is not interrupted), no further record is claimed or replayed (one claimed as the signal
+   * aborted is released at once, back to what it was), and the call resolves with the report,
+   * each record not replayed in `skipped` ("not replayed: the replay was aborted", or why it would
+   * have been skipped anyway).
    */
   async replay(filter: DeadLetterFilter, options: NatsReplayOptions): Promise<ReplayResult> {
     const { dryRun = false, again = false, signal } = options;
+    if (signal?.aborted) throw abortReason(signal);
     const session = dryRun ? await this.#open() : await this.#writable("replay dead letters");
     const matched = (await this.#all(signal))
       .filter((v) => matchesDeadLetterFilter(toInfo(v.record), filter))
@@ -863,8 +886,24 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     const wouldReplay: string[] = [];
     const skipped: { id: string; reason: string }[] = [];
     const failed: { id: string; error: string }[] = [];
-    for (const { record, revision } of matched) {
-      if (signal?.aborted) break;
+    let claimedAny = false;
+    /** Records from `from` on were not replayed: each in `skipped`, with why. */
+    const aborted = (from: number) => {
+      const now = Date.now();
+      for (const { record } of matched.slice(from))
+        skipped.push({
+          id: record.id,
+          reason: notReplayable(record, again, now) ?? ABORTED_REASON,
+        });
+    };
+    for (let i = 0; i < matched.length; i++) {
+      const { record, revision } = matched[i]!;
+      if (signal?.aborted) {
+        // Nothing claimed yet (the listing itself may have been cut short): nothing to report.
+        if (!claimedAny) throw abortReason(signal);
+        aborted(i);
+        break;
+      }
       const now = Date.now();
       const why = notReplayable(record, again, now);
       if (why) {
@@ -881,31 +920,183 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
         skipped.push({ id: record.id, reason: "claimed or changed by another replayer meanwhile" });
         continue;
       }
-      // Dated before the hand-back: the copy may run (and be noted) before `to` resolves.
-      const replayedAt = new Date().toISOString();
-      try {
-        await options.to(toInfo(record) as DeadLetterInfo & { envelope: Envelope });
-      } catch (error) {
-        failed.push({ id: record.id, error: (error as Error).message ?? String(error) });
-        // Back to what it was, unless someone took the expired claim over meanwhile.
-        await this.#put(
-          session,
-          { ...record, updatedAt: new Date().toISOString() },
-          claimRevision,
-        ).catch(() => undefined);
-        continue;
+      claimedAny = true;
+      const held: HeldClaim = {
+        token: claimed.claim!.token,
+        version: claimed,
+        revision: claimRevision,
+        state: "held",
+      };
+      if (signal?.aborted) {
+        // Aborted while claiming: not handed to the target; the claim goes back at once.
+        await this.#unclaim(session, record, held);
+        aborted(i);
+        break;
       }
-      replayed.push(record.id);
-      await this.#noteReplay(session, record, replayedAt);
-      const settled = await this.#put(session, replayedVersion(claimed, replayedAt), claimRevision);
-      if (settled === undefined)
-        this.#logger.warn(
-          { id: record.id },
-          `dead letter ${record.id} was replayed, but changed meanwhile (its claim ran out after ` +
-            `${this.#claimMs} ms, or it failed again); it keeps the newer version`,
-        );
+      const outcome = await this.#replayOne(session, record, held, options.to);
+      if (outcome === "replayed") replayed.push(record.id);
+      else failed.push({ id: record.id, error: outcome.error });
     }
     return { dryRun, matched: matched.length, replayed, skipped, failed, wouldReplay };
+  }
+
+  /**
+   * Hand claimed `record` to `to`, keeping the claim alive meanwhile ({@link #keepClaim}), then
+   * settle it: `replayed`, or back to what it was when `to` threw. `{ error }` when `to` threw
+   * (its message) or the claim was lost (`LeaseLostError`'s).
+   */
+  async #replayOne(
+    session: Session,
+    record: StoredRecord,
+    held: HeldClaim,
+    to: NatsReplayOptions["to"],
+  ): Promise<"replayed" | { readonly error: string }> {
+    // Dated before the hand-back: the copy may run (and be noted) before `to` resolves.
+    const replayedAt = new Date().toISOString();
+    const keepAlive = this.#keepClaim(session, held, record.id);
+    try {
+      await to(toInfo(record) as DeadLetterInfo & { envelope: Envelope });
+    } catch (error) {
+      await keepAlive.stop();
+      // Back to what it was, unless the claim is no longer ours (taken over, or failed anew).
+      if (held.state === "held")
+        await this.#put(session, releasedVersion(record), held.revision).catch(() => undefined);
+      return { error: (error as Error)?.message ?? String(error) };
+    }
+    await keepAlive.stop();
+    await this.#noteReplay(session, record, replayedAt);
+    // Two rounds: a renewal stored without its acknowledgement leaves a newer version of ours.
+    for (let round = 0; round < 2 && held.state === "held"; round++) {
+      const settled = await this.#put(
+        session,
+        replayedVersion(held.version, replayedAt),
+        held.revision,
+      );
+      if (settled !== undefined) return "replayed";
+      await this.#recheck(session, held);
+    }
+    if (held.state === "counted") {
+      this.#logger.info(
+        { id: record.id },
+        `dead letter ${record.id} was replayed; its copy failed again meanwhile and was ` +
+          `dead-lettered anew, which counts this replay: that newer version stands`,
+      );
+      return "replayed";
+    }
+    if (!keepAlive.warned()) this.#warnLost(record.id);
+    return { error: new LeaseLostError(`dlq:${record.subscriber}`, record.eventId).message };
+  }
+
+  /**
+   * While the target replays `id`: renew `held` every `claimMs / 3` on an unref'd timer, one
+   * renewal at a time, until the claim is no longer ours. `stop()` clears the timer and waits for
+   * a renewal under way; `warned()` says whether a renewal found the claim lost (and said so).
+   */
+  #keepClaim(
+    session: Session,
+    held: HeldClaim,
+    id: string,
+  ): { stop(): Promise<void>; warned(): boolean } {
+    let warned = false;
+    let renewing: Promise<void> | undefined;
+    const timer = setInterval(
+      () => {
+        if (renewing || held.state !== "held") return;
+        renewing = this.#renewClaim(session, held)
+          .then(
+            () => {
+              if (held.state === "counted")
+                this.#logger.debug(
+                  { id },
+                  `dead letter ${id} failed again while its replay ran: the new failure counts ` +
+                    `the replay; its claim is no longer renewed`,
+                );
+              if (held.state !== "lost" || warned) return;
+              warned = true;
+              this.#warnLost(id);
+            },
+            (error: unknown) => {
+              if (!this.#closing)
+                this.#logger.warn(
+                  { err: error, id },
+                  `renewing the claim on dead letter ${id} while it is replayed failed; trying again`,
+                );
+            },
+          )
+          .finally(() => {
+            renewing = undefined;
+          });
+      },
+      Math.max(1, Math.floor(this.#claimMs / 3)),
+    );
+    timer.unref();
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await renewing;
+      },
+      warned: () => warned,
+    };
+  }
+
+  #warnLost(id: string): void {
+    this.#logger.warn(
+      { id },
+      `dead letter ${id}: its claim was lost while its replay ran (the claim of ${this.#claimMs} ms ` +
+        `ran out, this process having stalled, and another replayer took the record, or it was ` +
+        `removed); it is reported as LeaseLostError`,
+    );
+  }
+
+  /**
+   * Extend `held` to `claimMs` from now, a compare-and-set on the version it last wrote (so a
+   * claim another replayer took over is never extended); on a conflict, {@link #recheck}.
+   */
+  async #renewClaim(session: Session, held: HeldClaim): Promise<void> {
+    const version: StoredRecord = {
+      ...held.version,
+      claim: { token: held.token, until: new Date(Date.now() + this.#claimMs).toISOString() },
+    };
+    const revision = await this.#put(session, version, held.revision);
+    if (revision === undefined) return this.#recheck(session, held);
+    held.version = version;
+    held.revision = revision;
+  }
+
+  /**
+   * After a conflict on `held`, read the record: still ours (a write of ours whose acknowledgement
+   * was lost) — take its revision; dead-lettered anew by its copy failing again (the new version
+   * counted this replay: `replays` up, `replayedAt` the claim's date) — `counted`; else `lost`.
+   */
+  async #recheck(session: Session, held: HeldClaim): Promise<void> {
+    const current = await this.#read(session, held.version.id);
+    const record = current?.record;
+    if (record?.status === "retrying" && record.claim?.token === held.token) {
+      held.version = record;
+      held.revision = current!.revision;
+    } else if (
+      record !== undefined &&
+      record.replays > held.version.replays &&
+      record.replayedAt === held.version.updatedAt
+    )
+      held.state = "counted";
+    else held.state = "lost";
+  }
+
+  /**
+   * Give a claim not used back: `record` as it was listed (see {@link releasedVersion}). Best
+   * effort: if it fails, the claim expires after `claimMs` as a dead replayer's would.
+   */
+  async #unclaim(session: Session, record: StoredRecord, held: HeldClaim): Promise<void> {
+    try {
+      await this.#put(session, releasedVersion(record), held.revision);
+    } catch (error) {
+      this.#logger.warn(
+        { err: error, id: record.id },
+        `releasing the claim on dead letter ${record.id} (not replayed: the replay was aborted) ` +
+          `failed; it is claimable again once its claim of ${this.#claimMs} ms runs out`,
+      );
+    }
   }
 
   /**
@@ -1032,6 +1223,33 @@ function fitRecord(record: StoredRecord, maxBytes: number): StoredRecord {
       `the record (${size} bytes with its envelope) was too large to store in one message ` +
       `(max_payload ${maxBytes} bytes), so its envelope was not kept`,
   };
+}
+
+/** Why a replay aborted by its signal skipped a record it had not reached. */
+const ABORTED_REASON = "not replayed: the replay was aborted";
+
+/** The claim one {@link NatsDeadLetterStore.replay} holds on the record it hands back. */
+interface HeldClaim {
+  readonly token: string;
+  /** The claimed version as last written (its `claim.until` renewed). */
+  version: StoredRecord;
+  revision: number;
+  /**
+   * `held`: ours; `counted`: the handed-back copy failed again and the new failure counted the
+   * replay (no claim left); `lost`: another replayer took the record over, or it is gone.
+   */
+  state: "held" | "counted" | "lost";
+}
+
+/**
+ * `record` (as listed, before the claim) given back unreplayed: as it was, but one that was
+ * `retrying` under an expired claim (taken over) is `pending_retry` again, due at once.
+ */
+function releasedVersion(record: StoredRecord): StoredRecord {
+  const updatedAt = new Date().toISOString();
+  if (record.status !== "retrying") return { ...record, updatedAt };
+  const { claim: _claim, nextRetryAt: _next, ...rest } = record;
+  return { ...rest, status: "pending_retry", updatedAt };
 }
 
 /** `record` claimed by a replayer for `leaseMs` from `now`, under a new token. */
