@@ -91,6 +91,8 @@ export interface DeliveryScope {
   readonly host: ContextHost;
   /** The parent signal of local deliveries: aborted on shutdown. */
   readonly shutdownSignal: AbortSignal;
+  /** Aborted when the subscription is unsubscribed (its backlog discarded): no new attempt starts. */
+  readonly unsubscribed: AbortSignal;
   /** Counts a delivery the handler reported as a duplicate (`markDeduplicated`). */
   readonly deduplicated: () => void;
 }
@@ -220,6 +222,11 @@ export class DeliveryContext implements HandlerContext {
 
   get shutdownSignal(): AbortSignal {
     return this.parentSignal;
+  }
+
+  /** Aborted when the subscription was unsubscribed: a retry must not start another attempt. */
+  get unsubscribedSignal(): AbortSignal {
+    return this.scope.unsubscribed;
   }
 
   extendLease(ms?: number): Promise<void> {

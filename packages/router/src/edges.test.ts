@@ -1,13 +1,13 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { MAX_TIMER_MS } from "@switchyard/transport";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { MAX_TIMER_MS, MemoryTransport } from "@switchyard/transport";
 import { timeout } from "./middleware/timeout";
 import { retry } from "./middleware/retry";
 import { type Router, createRouter } from "./router";
 import { delay, eventually, testCatalog, type TestCatalog } from "./test/fixtures";
 
 const open: Router<TestCatalog>[] = [];
-function make(): Router<TestCatalog> {
-  const router = createRouter({ catalog: testCatalog });
+function make(transport?: MemoryTransport): Router<TestCatalog> {
+  const router = createRouter({ catalog: testCatalog, ...(transport ? { transport } : {}) });
   open.push(router);
   return router;
 }
@@ -286,6 +286,38 @@ describe("publish({ signal }) under backpressure", () => {
     release();
     await drained(router);
     expect(seen).toEqual([1, 2]);
+  });
+});
+
+describe("subscribe({ signal }) with a signal already aborted", () => {
+  it.each([
+    ["a durable type (through the transport)", "MODEL_SAVED" as const],
+    ["an in-process type", "JOB_STARTED" as const],
+  ])("subscribes nothing for %s and returns a closed subscription", async (_what, type) => {
+    const transport = new MemoryTransport();
+    const subscribeSpy = vi.spyOn(transport, "subscribe");
+    const router = make(transport);
+    const sub = router.subscribe(type, () => {}, {
+      name: "never",
+      signal: AbortSignal.abort(),
+    });
+    expect(subscribeSpy).not.toHaveBeenCalled();
+    await expect(sub.ready).resolves.toBeUndefined();
+    await sub.close();
+    expect(router.listSubscriptions()).toEqual([]);
+    expect(router.stats().subscriptions).toEqual([]);
+    expect(subscribeSpy).not.toHaveBeenCalled();
+  });
+
+  it("still refuses bad options with a signal already aborted", () => {
+    const router = make(new MemoryTransport());
+    expect(() =>
+      router.subscribe("MODEL_SAVED", () => {}, {
+        name: "never",
+        concurrency: 0,
+        signal: AbortSignal.abort(),
+      }),
+    ).toThrow(/concurrency/);
   });
 });
 

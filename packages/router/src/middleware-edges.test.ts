@@ -6,7 +6,7 @@ import { rateLimit } from "./middleware/limit";
 import { retry } from "./middleware/retry";
 import { defineMiddleware, type Middleware } from "./middleware/types";
 import { type Router, type RouterOptions, createRouter } from "./router";
-import { memoryLogger, testCatalog, type TestCatalog } from "./test/fixtures";
+import { delay, eventually, memoryLogger, testCatalog, type TestCatalog } from "./test/fixtures";
 
 const open: Router<TestCatalog>[] = [];
 function make(options: Partial<RouterOptions<TestCatalog>> = {}): Router<TestCatalog> {
@@ -73,6 +73,53 @@ describe("retry options", () => {
       logger.lines.some((l) => l.level === "error" && /shouldRetry threw/.test(l.msg ?? "")),
     ).toBe(true);
   });
+});
+
+describe("unsubscribing during a retry backoff", () => {
+  /** A subscription whose handler fails once, then would succeed, retried after `backoffMs`. */
+  function failingOnce(router: Router<TestCatalog>, signal?: AbortSignal) {
+    const calls: number[] = [];
+    const sub = router.subscribe(
+      "JOB_STARTED",
+      (e) => {
+        calls.push(e.data.n);
+        if (calls.length === 1) throw new Error("first attempt failed");
+      },
+      {
+        name: "retried",
+        middleware: [retry({ attempts: 3, backoff: { initialMs: 200, jitter: 0 } })],
+        ...(signal ? { signal } : {}),
+      },
+    );
+    return { calls, sub };
+  }
+
+  it.each([
+    ["calling it", (sub: { (): void }) => sub()],
+    ["aborting its signal", (_sub: unknown, controller: AbortController) => controller.abort()],
+  ])(
+    "starts no new attempt after unsubscribing by %s, and fails that delivery with its last error",
+    async (_how, unsubscribe) => {
+      const router = make({ audit: true });
+      const controller = new AbortController();
+      const { calls, sub } = failingOnce(router, controller.signal);
+      await router.publish("JOB_STARTED", { n: 1 });
+      await eventually(() => router.stats().subscriptions[0]?.retried === 1); // sleeping now
+      unsubscribe(sub, controller);
+      // Resolves once in-flight work is done: the backoff ended without another attempt.
+      await Promise.race([
+        sub.close(),
+        delay(1_000).then(() => {
+          throw new Error("close() still waiting");
+        }),
+      ]);
+      expect(calls).toEqual([1]);
+      expect(router.stats()).toMatchObject({ delivered: 0, failed: 1, retried: 1 });
+      expect(router.auditLog!.entries()).toMatchObject([
+        { result: "failed", error: { message: "first attempt failed" } },
+      ]);
+    },
+  );
 });
 
 describe("dedup", () => {
@@ -153,6 +200,82 @@ describe("middleware that is not one", () => {
       /middleware "broken" \(stage custom\) returned undefined instead of a handler function/,
     );
     expect(router.listSubscriptions()).toEqual([]);
+  });
+});
+
+describe("a middleware calling next() twice", () => {
+  it("runs the handler once and fails the delivery with an error naming the middleware and its stage", async () => {
+    const logger = memoryLogger();
+    const router = make({ audit: true, logger });
+    let calls = 0;
+    const twice = defineMiddleware("custom", function twice(next) {
+      return async (event, ctx) => {
+        await next(event, ctx);
+        await next(event, ctx);
+      };
+    });
+    router.subscribe("JOB_STARTED", () => void calls++, { name: "twice", middleware: [twice] });
+    await router.publish("JOB_STARTED", { n: 1 });
+    await drained(router);
+    expect(calls).toBe(1);
+    expect(router.stats()).toMatchObject({ delivered: 0, failed: 1 });
+    expect(router.auditLog!.entries()).toMatchObject([
+      {
+        result: "failed",
+        error: {
+          message: expect.stringMatching(
+            /middleware "twice" \(stage custom\) called next\(\) a second time/,
+          ),
+        },
+      },
+    ]);
+  });
+
+  it("logs a second call the middleware ignores, without an unhandled rejection, and runs the handler once", async () => {
+    const logger = memoryLogger();
+    const router = make({ logger });
+    let calls = 0;
+    const ignores = defineMiddleware("custom", function ignores(next) {
+      return (event, ctx) => {
+        void next(event, ctx);
+        void next(event, ctx);
+      };
+    });
+    router.subscribe("JOB_STARTED", () => void calls++, { name: "ignores", middleware: [ignores] });
+    await router.publish("JOB_STARTED", { n: 1 });
+    await drained(router);
+    expect(calls).toBe(1);
+    expect(
+      logger.lines.some(
+        (l) => l.level === "error" && /"ignores" \(stage custom\)/.test(l.msg ?? ""),
+      ),
+    ).toBe(true);
+  });
+
+  it("lets a middleware below retry call next once per attempt", async () => {
+    const router = make();
+    let calls = 0;
+    let seen = 0;
+    const perAttempt = defineMiddleware("timeout", function perAttempt(next) {
+      return (event, ctx) => {
+        seen++;
+        return next(event, ctx);
+      };
+    });
+    router.subscribe(
+      "JOB_STARTED",
+      () => {
+        if (++calls < 3) throw new Error("not yet");
+      },
+      {
+        name: "retried",
+        middleware: [retry({ attempts: 3, backoff: { initialMs: 1 } }), perAttempt],
+      },
+    );
+    await router.publish("JOB_STARTED", { n: 1 });
+    await drained(router);
+    expect([calls, seen]).toEqual([3, 3]);
+    expect(router.stats()).toMatchObject({ delivered: 1, failed: 0, retried: 2 });
   });
 });
 

@@ -175,7 +175,9 @@ export type Handler<C extends AnyCatalog, P> = (
 /**
  * Returned by `subscribe`: call it (or let `using` dispose it) to unsubscribe. Unsubscribing stops
  * new deliveries at once, discards the subscription's backlog, lets in-flight handlers finish and
- * closes its transport subscription. Calling it again does nothing.
+ * closes its transport subscription. A delivery waiting in a `retry` backoff starts no new attempt:
+ * it fails with its last error (counted `failed`, dead-lettered if so configured). Calling it again
+ * does nothing.
  */
 export interface Subscription extends Disposable {
   (): void;
@@ -540,15 +542,21 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       },
       childLogger(this.#logger, { subscription: name }),
     );
-    this.#subscriptions.add(sub);
-    this.#index(sub);
-    this.#logger.debug(
-      { subscription: name, types, durableTypes, transport: this.transport?.name },
-      `subscribed ${name} to ${types.join(", ")}`,
-    );
+    // A signal already aborted: the options are checked (above) and the handle is returned closed,
+    // but nothing is subscribed — no delivery, and no transport subscription made only to close it.
+    const abortedAlready = options.signal?.aborted === true;
+    if (abortedAlready) sub.deactivate(true);
+    else {
+      this.#subscriptions.add(sub);
+      this.#index(sub);
+      this.#logger.debug(
+        { subscription: name, types, durableTypes, transport: this.transport?.name },
+        `subscribed ${name} to ${types.join(", ")}`,
+      );
+    }
 
     let ready: Promise<void> = Promise.resolve();
-    if (durableTypes.length > 0) {
+    if (durableTypes.length > 0 && !abortedAlready) {
       sub.transportState = "starting";
       sub.transportSubscription = this.transport!.subscribe({
         subscriber: name,
@@ -596,8 +604,8 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
       return closed;
     };
     const unsubscribe = () => void close();
-    if (options.signal?.aborted) unsubscribe();
-    options.signal?.addEventListener("abort", unsubscribe, { once: true });
+    if (abortedAlready) unsubscribe();
+    else options.signal?.addEventListener("abort", unsubscribe, { once: true });
     const handle = Object.assign(unsubscribe, {
       [Symbol.dispose]: unsubscribe,
       close,

@@ -63,7 +63,10 @@ export interface SubscribeOptions {
   readonly backoff?: BackoffOptions;
   /** Only events published after subscribing, and no durable state left behind. @defaultValue false */
   readonly ephemeral?: boolean;
-  /** Aborting unsubscribes. */
+  /**
+   * Aborting unsubscribes. Already aborted: the options are still checked, but nothing is
+   * subscribed (no transport subscription either) and the returned subscription is closed.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -186,6 +189,8 @@ export class LocalSubscription {
   #inFlight = 0;
   #active = true;
   #durations = new DurationWindow();
+  /** Aborted when the subscription discards its backlog (unsubscribed): ends retry backoffs. */
+  readonly #unsubscribed = new AbortController();
   /** Last outcomes (OK, FAILED_ATTEMPT, FAILED_FOR_GOOD): drive the health verdict. */
   #recent = new Uint8Array(RECENT);
   #recentIndex = 0;
@@ -234,6 +239,7 @@ export class LocalSubscription {
       origin: "local",
       host,
       shutdownSignal,
+      unsubscribed: this.#unsubscribed.signal,
       deduplicated,
     };
     this.#transportScope = {
@@ -241,6 +247,7 @@ export class LocalSubscription {
       origin: "transport",
       host,
       shutdownSignal,
+      unsubscribed: this.#unsubscribed.signal,
       deduplicated,
     };
     const counters = {
@@ -732,12 +739,18 @@ export class LocalSubscription {
   }
 
   /**
-   * Stop accepting; with `discard`, drop the backlog (counted). Publishers waiting for room are
-   * released either way, and their events dropped (counted): an inactive subscription takes none.
+   * Stop accepting; with `discard`, drop the backlog (counted) and end retry backoffs (the
+   * delivery waiting in one fails with its last error: no new attempt starts). Publishers waiting
+   * for room are released either way, and their events dropped (counted): an inactive
+   * subscription takes none.
    */
   deactivate(discard: boolean): void {
     this.#active = false;
-    if (discard) this.counters.dropped += this.#queue.clear().length;
+    if (discard) {
+      this.counters.dropped += this.#queue.clear().length;
+      if (!this.#unsubscribed.signal.aborted)
+        this.#unsubscribed.abort(new RouterClosedError(`subscription "${this.name}"`));
+    }
     this.counters.dropped += this.#room.length;
     for (const wake of this.#room.splice(0)) wake();
     if (this.#running === 0) this.#wakeIdle();

@@ -1,6 +1,6 @@
 import type { DeliveryContext } from "../context";
 import { serializeError, type SerializedError } from "@switchyard/transport";
-import { type Middleware, defineMiddleware } from "./types";
+import { type Middleware, defineBuiltInMiddleware } from "./types";
 
 /** The final outcome of one delivery, as the audit log records it. */
 export type AuditResult = "ok" | "failed" | "deduplicated" | "dead_lettered";
@@ -93,7 +93,7 @@ export class AuditLog {
  */
 export function audit(options: { log: AuditLog }): Middleware {
   const { log } = options;
-  return defineMiddleware("audit", function audit(next, scope) {
+  return defineBuiltInMiddleware("audit", function audit(next, scope) {
     return async (event, context) => {
       const ctx = context as DeliveryContext;
       const start = performance.now();

@@ -2,7 +2,7 @@ import { type DeadLetterSink, deadLetterRecord } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
 import { traceIdOf } from "../trace";
 import { checkTimeoutMs } from "./timeout";
-import { type Middleware, defineMiddleware } from "./types";
+import { type Middleware, defineBuiltInMiddleware } from "./types";
 
 /** Options of {@link deadLetter}. */
 export interface DeadLetterOptions {
@@ -31,7 +31,7 @@ export function deadLetter(options: DeadLetterOptions): Middleware {
       "deadLetter: sink must be a DeadLetterSink, an object with a deadLetter(record) method",
     );
   const timeoutMs = checkTimeoutMs("deadLetter: timeoutMs", options.timeoutMs ?? 30_000);
-  return defineMiddleware("dead-letter", function deadLetter(next, scope) {
+  return defineBuiltInMiddleware("dead-letter", function deadLetter(next, scope) {
     return async (event, context) => {
       const ctx = context as DeliveryContext;
       try {

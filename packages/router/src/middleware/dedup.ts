@@ -1,6 +1,6 @@
 import type { Envelope } from "@switchyard/event-schema";
 import type { DeliveryContext } from "../context";
-import { type Middleware, defineMiddleware } from "./types";
+import { type Middleware, defineBuiltInMiddleware } from "./types";
 
 /** Options of {@link dedup}. */
 export interface DedupOptions {
@@ -39,7 +39,7 @@ export function dedup(options: DedupOptions = {}): Middleware {
     );
   const keyOf = options.key ?? ((event: Envelope) => event.id);
   const now = options.now ?? Date.now;
-  return defineMiddleware("dedup", function dedup(next, scope) {
+  return defineBuiltInMiddleware("dedup", function dedup(next, scope) {
     // Insertion-ordered: the first entries are the oldest.
     const seen = new Map<string, number>();
     const inFlight = new Set<string>();

@@ -1,6 +1,6 @@
 import { sleep, timerDelay } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
-import { type Middleware, defineMiddleware } from "./types";
+import { type Middleware, defineBuiltInMiddleware } from "./types";
 
 /** Options of {@link concurrencyLimit}. */
 export interface ConcurrencyLimitOptions {
@@ -23,7 +23,7 @@ export function concurrencyLimit(options: ConcurrencyLimitOptions): Middleware {
     if (wake) wake();
     else running--;
   };
-  return defineMiddleware("limit", function concurrencyLimit(next) {
+  return defineBuiltInMiddleware("limit", function concurrencyLimit(next) {
     return async (event, ctx) => {
       if (running < max) running++;
       else await new Promise<void>((resolve) => waiting.push(resolve));
@@ -74,7 +74,7 @@ export function rateLimit(options: RateLimitOptions): Middleware {
       await sleep(timerDelay(((1 - tokens) / perSecond) * 1000), { signal });
     }
   };
-  return defineMiddleware("limit", function rateLimit(next) {
+  return defineBuiltInMiddleware("limit", function rateLimit(next) {
     return async (event, ctx) => {
       // Serialise token takers so waiting deliveries start in arrival order.
       const turn = queue.then(() => take((ctx as DeliveryContext).shutdownSignal));

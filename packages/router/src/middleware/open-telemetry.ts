@@ -1,7 +1,7 @@
 import type { Envelope } from "@switchyard/event-schema";
 import { HandlerTimeoutError, decideOutcome } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
-import { type Middleware, type MiddlewareScope, defineMiddleware } from "./types";
+import { type Middleware, type MiddlewareScope, defineBuiltInMiddleware } from "./types";
 
 // The parts of `@opentelemetry/api` Switchyard uses, typed structurally so the package does not
 // depend on it: pass `import * as api from "@opentelemetry/api"` (an optional peer dependency).
@@ -341,7 +341,7 @@ function errorType(error: unknown): string {
 export function openTelemetry(options: OpenTelemetryOptions | Telemetry): Middleware {
   const t = "relationship" in options ? options : telemetryOf(options);
   const { api, tracer, instruments } = t;
-  return defineMiddleware("audit", function openTelemetry(next, scope) {
+  return defineBuiltInMiddleware("audit", function openTelemetry(next, scope) {
     return (event: Envelope, context) => {
       if (t.dormant()) return next(event, context);
       const ctx = context as DeliveryContext;

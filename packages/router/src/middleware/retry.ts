@@ -7,7 +7,7 @@ import {
 } from "@switchyard/transport";
 import type { DeliveryContext } from "../context";
 import { traceIdOf } from "../trace";
-import { type Middleware, defineMiddleware } from "./types";
+import { type Middleware, defineBuiltInMiddleware } from "./types";
 
 /** Options of {@link retry}. */
 export interface RetryOptions {
@@ -27,7 +27,9 @@ export interface RetryOptions {
  * Re-run a failed in-process delivery with exponential backoff and jitter. The in-process retry
  * owner: deliveries from a transport skip it (the transport retries those). Each retry is counted
  * in the router's stats and, with OpenTelemetry, recorded as a `retry` settle (with its delay) on
- * the delivery's `process` span and in `switchyard.deliveries.retried`.
+ * the delivery's `process` span and in `switchyard.deliveries.retried`. Unsubscribing (or the
+ * router's shutdown deadline) during a backoff ends it: no new attempt starts, and the delivery
+ * fails with the handler's last error.
  *
  * @example
  * ```ts
@@ -57,7 +59,7 @@ export function retry(options: RetryOptions = {}): Middleware {
       `retry: shouldRetry must be a function (error, attempt) => boolean, got ${typeof options.shouldRetry}`,
     );
   const shouldRetry = options.shouldRetry ?? (() => true);
-  return defineMiddleware("retry", function retry(next, scope) {
+  return defineBuiltInMiddleware("retry", function retry(next, scope) {
     if (attempts === 1) return next;
     /** `shouldRetry`; one that throws means no retry: the handler's error is the one reported. */
     const retryable = (error: unknown, attempt: number): boolean => {
@@ -82,6 +84,7 @@ export function retry(options: RetryOptions = {}): Middleware {
             isUnrecoverable(error) ||
             ctx.attempt >= attempts ||
             ctx.shutdownSignal.aborted ||
+            ctx.unsubscribedSignal.aborted ||
             !retryable(error, ctx.attempt)
           ) {
             throw error;
@@ -101,10 +104,12 @@ export function retry(options: RetryOptions = {}): Middleware {
             },
             `retrying ${event.type} in ${scope.subscription} after ${delayMs} ms`,
           );
+          // Unsubscribed (or shut down) while waiting: no new attempt; the delivery fails with the
+          // handler's error (counted failed, dead-lettered if configured), not with the abort.
           await sleep(delayMs, {
-            signal: ctx.shutdownSignal,
+            signal: AbortSignal.any([ctx.shutdownSignal, ctx.unsubscribedSignal]),
           }).catch(() => {
-            throw error; // shut down while waiting: report the handler's error, not the abort
+            throw error;
           });
           ctx.nextAttempt();
         }

@@ -1,6 +1,6 @@
 import type { DeliveryContext } from "../context";
 import { HandlerTimeoutError, MAX_TIMER_MS } from "@switchyard/transport";
-import { type HandlerFn, type Middleware, defineMiddleware } from "./types";
+import { type HandlerFn, type Middleware, defineBuiltInMiddleware } from "./types";
 
 /** Options of {@link timeout}. */
 export interface TimeoutOptions {
@@ -38,7 +38,7 @@ export function checkTimeoutMs(where: string, ms: number): number {
  */
 export function timeout(options: TimeoutOptions): Middleware {
   const ms = checkTimeoutMs("timeout: ms", options.ms);
-  return defineMiddleware("timeout", function timeout(next, scope): HandlerFn {
+  return defineBuiltInMiddleware("timeout", function timeout(next, scope): HandlerFn {
     if (ms === 0) return next;
     // Settled entries are dropped as the head passes them: each holds its context, and through it
     // the event and whatever the handler attached, until then.

@@ -63,6 +63,11 @@ export interface MiddlewareCounters {
 /**
  * A middleware: a *named* function wrapping the next handler, tagged with its stage. Build one
  * with {@link defineMiddleware}; the factories (`timeout`, `retry`, …) return these.
+ *
+ * Its handler calls `next` at most once per delivery (once per attempt below `retry`): a second
+ * call is refused — it rejects with an `Error` naming the middleware and its stage, is logged, and
+ * the rest of the chain and the handler do not run again. Only a `retry`-stage middleware may call
+ * `next` again for the same delivery (that is what retrying is).
  */
 export interface Middleware {
   (next: HandlerFn, scope: MiddlewareScope): HandlerFn;
@@ -86,7 +91,26 @@ export function defineMiddleware(
   return Object.assign(wrap, { stage });
 }
 
-/** Compose middleware around a handler in stage order (stable for equal stages). */
+/** Middleware made by this package's factories: they call `next` once, so go unguarded. */
+const builtIn = new WeakSet<Middleware>();
+
+/** {@link defineMiddleware} for this package's own factories (not exported from the package). */
+export function defineBuiltInMiddleware(
+  stage: MiddlewareStage,
+  wrap: (next: HandlerFn, scope: MiddlewareScope) => HandlerFn,
+): Middleware {
+  const m = defineMiddleware(stage, wrap);
+  builtIn.add(m);
+  return m;
+}
+
+const RETRY_RANK = middlewareStages.indexOf("retry");
+
+/**
+ * Compose middleware around a handler in stage order (stable for equal stages). Each middleware
+ * not made by this package (other than a `retry` stage) gets a `next` that runs once per delivery
+ * (per attempt below `retry`); with no such middleware, the chain is exactly what they returned.
+ */
 export function composeMiddleware(
   handler: HandlerFn,
   middleware: readonly Middleware[],
@@ -107,14 +131,51 @@ export function composeMiddleware(
     .sort((a, b) => a.rank - b.rank || a.index - b.index);
   let next = handler;
   for (let i = ordered.length - 1; i >= 0; i--) {
-    const m = ordered[i]!.m;
-    next = m(next, scope);
+    const { m, rank } = ordered[i]!;
+    const given =
+      builtIn.has(m) || m.stage === "retry" ? next : once(next, m, rank > RETRY_RANK, scope);
+    next = m(given, scope);
     if (typeof next !== "function")
       throw new TypeError(
         `middleware ${describe(m)} (stage ${m.stage}) returned ${next === null ? "null" : typeof next} instead of a handler function (event, ctx) => …`,
       );
   }
   return next;
+}
+
+/**
+ * `next` as a middleware sees it: a second call for the same delivery (or the same attempt, for a
+ * stage below `retry`, which re-runs it) is refused instead of running the handler again.
+ */
+function once(
+  next: HandlerFn,
+  m: Middleware,
+  perAttempt: boolean,
+  scope: MiddlewareScope,
+): HandlerFn {
+  const called = new WeakMap<object, number>();
+  return (event, ctx) => {
+    const attempt = perAttempt ? ctx.attempt : 0;
+    if (called.get(ctx) !== attempt) {
+      called.set(ctx, attempt);
+      return next(event, ctx);
+    }
+    const error = new Error(
+      `middleware ${describe(m)} (stage ${m.stage}) called next() a second time for ${event.type} ${event.id} in ${scope.subscription}: next runs the handler once per delivery${perAttempt ? " attempt" : ""}; the handler was not run again`,
+    );
+    scope.logger.error(
+      {
+        subscription: scope.subscription,
+        eventType: event.type,
+        eventId: event.id,
+        stage: m.stage,
+      },
+      error.message,
+    );
+    const refused = Promise.reject(error);
+    refused.catch(() => {}); // a middleware ignoring it must not crash the process: it is logged
+    return refused;
+  };
 }
 
 function describe(m: unknown): string {

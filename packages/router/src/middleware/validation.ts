@@ -1,5 +1,5 @@
 import { UnrecoverableError } from "@switchyard/transport";
-import { type Middleware, defineMiddleware } from "./types";
+import { type Middleware, defineBuiltInMiddleware } from "./types";
 
 /**
  * Consume-side validation: check each delivered payload against the catalog before the handler
@@ -8,7 +8,7 @@ import { type Middleware, defineMiddleware } from "./types";
  * every delivery that arrives from a transport (another process may run another catalog version).
  */
 export function validation(): Middleware {
-  return defineMiddleware("validation", function validation(next, scope) {
+  return defineBuiltInMiddleware("validation", function validation(next, scope) {
     return (event, ctx) => {
       const result = scope.catalog.safeParse(event.type, event.data);
       if (!result.success) {
