@@ -195,6 +195,15 @@ describe("Prometheus metrics from an inspector", () => {
     expect(value(await metrics.metrics(), "switchyard_up")).toBe(1);
   });
 
+  it("starts no new read while earlier reads the inspector ignored the signal of are still stuck", async () => {
+    const s = state();
+    const inspector = scripted(s);
+    const metrics = createMetrics(inspector, { timeoutMs: 20 });
+    s.stall = true;
+    for (let i = 0; i < 5; i++) expect(value(await metrics.metrics(), "switchyard_up")).toBe(0);
+    expect(inspector.reads).toBe(2); // not one more stuck read per scrape
+  });
+
   it("reports no series but up when the inspector fails, not a dead-letter depth of 0", async () => {
     const s = state();
     const metrics = createMetrics(scripted(s));
@@ -230,6 +239,33 @@ describe("Prometheus metrics from an inspector", () => {
       expect(() => createMetrics(inspector, options), named).toThrow(named);
   });
 
+  it("refuses a prefix that is not a metric name prefix, or empty (Prometheus's own up), naming it", () => {
+    const inspector = scripted(state());
+    for (const prefix of ["my-app_", "1st_", "", "sw yard_"])
+      expect(() => createMetrics(inspector, { prefix }), JSON.stringify(prefix)).toThrow(
+        /createMetrics: prefix/,
+      );
+    expect(() => createMetrics(inspector, { prefix: "acme:sy_" })).not.toThrow();
+  });
+
+  it("refuses a handler path that no request path can equal, naming it", () => {
+    const metrics = createMetrics(scripted(state()));
+    for (const path of ["metrics", "", "http://localhost/metrics"])
+      expect(() => metrics.handler({ path }), JSON.stringify(path)).toThrow(/handler: path/);
+    expect(() => metrics.handler({ path: "/ops/metrics" })).not.toThrow();
+  });
+
+  it("reports an age of 0, not a negative one, when a publisher's clock is ahead", async () => {
+    const s = state();
+    s.subscribers = [backlog("trainer", { pending: 1, lag: 1, oldestPendingMs: -1500 })];
+    s.letters = { ...s.letters, oldestAgeMs: -2000 };
+    const text = await createMetrics(scripted(s)).metrics();
+    expect(
+      value(text, 'switchyard_subscriber_oldest_pending_age_seconds{subscriber="trainer"}'),
+    ).toBe(0);
+    expect(value(text, "switchyard_dead_letters_oldest_age_seconds")).toBe(0);
+  });
+
   it("waits as long as a timer can for a timeout beyond 2^31 ms instead of giving up at once", async () => {
     const s = state();
     const slow = scripted(s);
@@ -249,6 +285,29 @@ describe("Prometheus metrics from an inspector", () => {
     expect(value(text, 'switchyard_subscriber_pending{subscriber="evil\\"\\\\\\nname"}')).toBe(2);
   });
 
+  it("keeps two subscribers whose names differ only in lone surrogates as two series over HTTP", async () => {
+    const s = state();
+    s.subscribers = [
+      backlog("worker\uD800", { pending: 1, lag: 1 }),
+      backlog("worker\uDFFF", { pending: 2, lag: 2 }),
+      backlog("ok\uD83D\uDE82", { pending: 3, lag: 3 }), // a well-formed pair stays as it is
+    ];
+    s.beats = [beat("\uDC00d", "running", 1000)];
+    const response = await createMetrics(scripted(s)).handler()(
+      new Request("http://localhost/metrics"),
+    );
+    const text = new TextDecoder().decode(await response.arrayBuffer()); // what a scraper reads
+    const series = text
+      .split("\n")
+      .filter((l) => l.startsWith("switchyard_subscriber_pending{"))
+      .map((l) => l.slice(0, l.lastIndexOf(" ")));
+    expect(new Set(series).size).toBe(3); // not two identical series, one of them dropped by Prometheus
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="worker\\\\ud800"}')).toBe(1);
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="worker\\\\udfff"}')).toBe(2);
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="ok🚂"}')).toBe(3);
+    expect(value(text, 'switchyard_daemon_heartbeat_age_seconds{daemon="\\\\udc00d"}')).toBe(1);
+  });
+
   it("serves GET and HEAD at its path through a Fetch handler, 404 elsewhere and 405 for writes", async () => {
     const handler = createMetrics(scripted(state()), { labels: { env: "test" } }).handler();
     const ok = await handler(new Request("http://localhost/metrics"));
@@ -265,12 +324,38 @@ describe("Prometheus metrics from an inspector", () => {
   });
 
   const promtool = spawnSync("promtool", ["--version"]).status === 0;
-  it.skipIf(!promtool && process.env.CI !== "true")("passes promtool check metrics", async () => {
-    const text = await createMetrics(scripted(state())).metrics();
-    const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
-    expect(check.stderr + check.stdout).toBe("");
-    expect(check.status).toBe(0);
-  });
+  if (!promtool && process.env.CI !== "true")
+    console.log("skipping the promtool checks: no promtool binary (apt-get install prometheus)");
+  it.skipIf(!promtool && process.env.CI !== "true")(
+    "passes promtool check metrics, hostile label values and odd numbers included",
+    async () => {
+      const s = state();
+      const hostile = ['q"uote', "back\\slash\\", "new\nline", "cr\rtab\t", "ünï 🚂", ""];
+      s.subscribers = hostile.map((name, i) => backlog(name, { pending: i, lag: i }));
+      s.totals = Object.fromEntries(hostile.map((type, i) => [type, i]));
+      s.letters = {
+        ...s.letters,
+        byReason: { 'a"b': 1 } as DeadLetterCounts["byReason"],
+        oldestAgeMs: Number.NaN,
+      };
+      s.beats = [beat('d"\\\n', "weird\nstate", Infinity, -1)];
+      const metrics = createMetrics(scripted(s), { labels: { env: 'p"r\\o\nd' } });
+      for (const text of [
+        await createMetrics(scripted(state())).metrics(),
+        await metrics.metrics(),
+      ]) {
+        expect(
+          value(text, 'switchyard_up{env="p\\"r\\\\o\\nd"}') ?? value(text, "switchyard_up"),
+        ).toBe(1);
+        const check = spawnSync("promtool", ["check", "metrics"], {
+          input: text,
+          encoding: "utf8",
+        });
+        expect(check.stderr + check.stdout).toBe("");
+        expect(check.status).toBe(0);
+      }
+    },
+  );
 });
 
 async function freePort(): Promise<number> {

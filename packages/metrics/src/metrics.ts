@@ -8,7 +8,11 @@ import { Gauge, Registry } from "prom-client";
 
 /** Options of {@link createMetrics}. */
 export interface MetricsOptions {
-  /** Prefix of every metric name. @defaultValue `"switchyard_"` */
+  /**
+   * Prefix of every metric name: a Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`), not empty
+   * (unprefixed, `up` and `scrape_duration_seconds` would collide with the series Prometheus
+   * itself records for every target). @defaultValue `"switchyard_"`
+   */
   readonly prefix?: string;
   /**
    * The window `switchyard_events_window` counts events over, in ms. Events stored per type are a
@@ -58,12 +62,16 @@ export interface SwitchyardMetrics {
   /**
    * Read the inspector once and return the exposition text. Concurrent calls share one read. When
    * the inspector fails or times out, `switchyard_up` is 0 and the other series are left out
-   * rather than reported stale.
+   * rather than reported stale. While two timed-out reads of an inspector that ignores its signal
+   * are still running, a scrape starts no further read and reports `switchyard_up` 0.
    */
   metrics(options?: { readonly signal?: AbortSignal }): Promise<string>;
   /**
    * A Fetch API handler serving the metrics at `path` (GET and HEAD; 405 for other methods,
-   * 404 for other paths): mount it in Hono, Node's http server (via `@hono/node-server`), Bun or Deno.
+   * 404 for other paths; the query string is ignored): mount it in Hono, Node's http server (via
+   * `@hono/node-server`), Bun or Deno. `path` is a URL path starting with `/`.
+   * @defaultValue path `"/metrics"`
+   * @throws RangeError naming `path` when it does not start with `/` (no request would match it).
    */
   handler(options?: { readonly path?: string }): (request: Request) => Promise<Response>;
 }
@@ -80,8 +88,8 @@ export interface SwitchyardMetrics {
  * console.log(await metrics.metrics()); // switchyard_subscriber_lag{subscriber="trainer"} 3 …
  * ```
  *
- * @throws RangeError naming the option when `eventsWindowMs`, `timeoutMs` or a name in `labels`
- * is not usable.
+ * @throws RangeError naming the option when `prefix`, `eventsWindowMs`, `timeoutMs` or a name in
+ * `labels` is not usable.
  */
 export function createMetrics(
   inspector: Inspector,
@@ -91,6 +99,12 @@ export function createMetrics(
   const windowMs = options.eventsWindowMs ?? defaultMetricsOptions.eventsWindowMs;
   const timeoutMs = options.timeoutMs ?? defaultMetricsOptions.timeoutMs;
   const now = options.now ?? Date.now;
+  // prom-client would refuse a bad prefix with "Invalid metric name", naming neither the option
+  // nor the name; an empty one would export `up`, which Prometheus records itself for every target.
+  if (typeof prefix !== "string" || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix))
+    throw new RangeError(
+      `createMetrics: prefix must start a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, not empty); got ${JSON.stringify(prefix)}.`,
+    );
   // A window or timeout that is not a positive time would make every scrape fail (`up 0`) with
   // nothing saying why: refuse it here, naming the option.
   // (A timeout beyond what a timer holds, Infinity included, waits as long as one can.)
@@ -220,45 +234,71 @@ export function createMetrics(
     }
   }
 
+  /**
+   * Reads given up on (timed out) that have not settled yet. An inspector that ignores its signal
+   * keeps them running: past {@link MAX_ABANDONED_READS}, a scrape starts no new read (reports
+   * `up 0`) until one settles, so a stuck store does not gather one more stuck read per scrape.
+   */
+  let abandoned = 0;
   async function collect(signal: AbortSignal): Promise<void> {
+    if (abandoned >= MAX_ABANDONED_READS)
+      throw new Error(`${abandoned} earlier reads of the inspector have not returned yet`);
     const started = now();
     const caps = inspector.capabilities;
-    const [subscribers, counts, letters, beats] = await untilAborted(
-      Promise.all([
-        inspector.subscribers({ signal }),
-        inspector.counts({ since: started - windowMs, until: started, bucketMs: windowMs, signal }),
-        caps.deadLetters ? inspector.deadLetterCounts({ signal }) : undefined,
-        caps.heartbeats ? inspector.heartbeats({ signal }) : [],
-      ]),
-      signal,
-    );
+    let settled = false;
+    const reads = Promise.all([
+      inspector.subscribers({ signal }),
+      inspector.counts({ since: started - windowMs, until: started, bucketMs: windowMs, signal }),
+      caps.deadLetters ? inspector.deadLetterCounts({ signal }) : undefined,
+      caps.heartbeats ? inspector.heartbeats({ signal }) : [],
+    ]).finally(() => {
+      settled = true;
+    });
+    let answers: Awaited<typeof reads>;
+    try {
+      answers = await untilAborted(reads, signal);
+    } catch (error) {
+      if (!settled) {
+        abandoned++;
+        reads
+          .finally(() => {
+            abandoned--;
+          })
+          .catch(() => {});
+      }
+      throw error;
+    }
+    const [subscribers, counts, letters, beats] = answers;
     clear();
     for (const s of subscribers) {
       if (s.ephemeral) continue; // throwaway subscribers would only add churning series
-      const labels = { subscriber: s.subscriber };
+      const labels = { subscriber: labelValue(s.subscriber) };
       pending.set(labels, s.pending);
       inFlight.set(labels, s.inFlight);
       retrying.set(labels, s.retrying);
       dead.set(labels, s.dead);
       lag.set(labels, s.lag);
-      oldest.set(labels, (s.oldestPendingMs ?? 0) / 1000);
+      oldest.set(labels, ageSeconds(s.oldestPendingMs));
     }
     windowSeconds.set(windowMs / 1000);
-    for (const [type, n] of Object.entries(counts.totals)) events.set({ type }, n);
+    for (const [type, n] of Object.entries(counts.totals))
+      events.set({ type: labelValue(type) }, n);
     if (letters) {
       dlDepth.set(letters.depth);
-      for (const [type, n] of Object.entries(letters.byType)) dlByType.set({ type }, n);
+      for (const [type, n] of Object.entries(letters.byType))
+        dlByType.set({ type: labelValue(type) }, n);
       for (const [reason, n] of Object.entries(letters.byReason))
-        dlByReason.set({ reason }, n ?? 0);
+        dlByReason.set({ reason: labelValue(reason) }, n ?? 0);
       for (const [subscriber, n] of Object.entries(letters.bySubscriber))
-        dlBySubscriber.set({ subscriber }, n);
-      dlOldest.set((letters.oldestAgeMs ?? 0) / 1000);
+        dlBySubscriber.set({ subscriber: labelValue(subscriber) }, n);
+      dlOldest.set(ageSeconds(letters.oldestAgeMs));
     }
     for (const beat of beats) {
-      hbAge.set({ daemon: beat.daemon }, Math.max(0, beat.ageMs) / 1000);
+      const daemon = labelValue(beat.daemon);
+      hbAge.set({ daemon }, ageSeconds(beat.ageMs));
       for (const state of DAEMON_STATES)
-        hbState.set({ daemon: beat.daemon, state }, beat.status === state ? 1 : 0);
-      if (typeof beat.restarts === "number") hbRestarts.set({ daemon: beat.daemon }, beat.restarts);
+        hbState.set({ daemon, state }, beat.status === state ? 1 : 0);
+      if (typeof beat.restarts === "number") hbRestarts.set({ daemon }, beat.restarts);
     }
     scrapeSeconds.set((now() - started) / 1000);
   }
@@ -294,6 +334,11 @@ export function createMetrics(
     },
     handler(opts = {}) {
       const path = opts.path ?? "/metrics";
+      // A request's pathname always starts with "/": any other path would answer 404 forever.
+      if (typeof path !== "string" || !path.startsWith("/"))
+        throw new RangeError(
+          `SwitchyardMetrics.handler: path must be a URL path starting with "/"; got ${JSON.stringify(path)}.`,
+        );
       return async (request) => {
         const url = new URL(request.url);
         if (url.pathname !== path) return new Response("Not Found\n", { status: 404 });
@@ -312,6 +357,36 @@ export function createMetrics(
     },
   };
 }
+
+/**
+ * An age in ms as seconds, never negative: an event or heartbeat stamped by a clock ahead of this
+ * one is as old as "now", not younger than it.
+ */
+function ageSeconds(ms: number | undefined): number {
+  return Math.max(0, ms ?? 0) / 1000;
+}
+
+/** A lone (unpaired) UTF-16 surrogate. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * A name as a label value the exposition's UTF-8 can carry. Encoding turns every lone surrogate
+ * into U+FFFD, so two subscribers (or daemons) whose names differ only there would become two
+ * identical series, and Prometheus would drop one: each is written as its `\uXXXX` code instead.
+ * (prom-client escapes `\`, `"` and newlines itself.)
+ */
+function labelValue(name: string): string {
+  return name.replace(
+    LONE_SURROGATE,
+    (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/**
+ * Timed-out reads still running that a scrape tolerates before it stops starting new ones: one
+ * lost answer recovers at the next scrape; a store that answers none keeps at most this many.
+ */
+const MAX_ABANDONED_READS = 2;
 
 /** Label names the metrics use themselves: a constant label of the same name would hide them. */
 const OWN_LABELS: ReadonlySet<string> = new Set([
