@@ -2,8 +2,7 @@ import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEnvelope } from "@switchyard/event-schema";
-import { type DeadLetterRecord, InspectorQueryError } from "@switchyard/transport";
+import { InspectorQueryError } from "@switchyard/transport";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -13,7 +12,7 @@ import {
 } from "./dead-letter-errors";
 import { SqliteDeadLetterStore } from "./dead-letters";
 import { QueueOptionsError } from "./errors";
-import { holdWriteLock } from "./test/fixtures";
+import { deadLetterRecord as record, holdWriteLock } from "./test/fixtures";
 
 let dir: string;
 let path: string;
@@ -33,17 +32,6 @@ afterEach(() => {
   immutable = [];
   for (const s of stores.splice(0)) s.close();
   rmSync(dir, { recursive: true, force: true });
-});
-
-const record = (n: number, overrides: Partial<DeadLetterRecord> = {}): DeadLetterRecord => ({
-  envelope: createEnvelope({ type: "TRAINING_COMPLETED", source: "trainer", data: { n } }),
-  subscriber: "evaluator",
-  reason: "max_attempts",
-  attempts: 5,
-  error: { name: "Error", message: "GPU out of memory" },
-  failedAt: new Date().toISOString(),
-  origin: "sqlite",
-  ...overrides,
 });
 
 /** The longest the event loop went without running a 5 ms interval while `during` ran. */

@@ -1,10 +1,16 @@
-import { createEnvelope } from "@switchyard/event-schema";
-import { type DeadLetterRecord, type Driver, LeaseLostError } from "@switchyard/transport";
+import { type Driver, LeaseLostError } from "@switchyard/transport";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type DeadLetter, SqliteDeadLetterStore } from "./dead-letters";
 import { sqliteDriver } from "./driver";
-import { delay, eventually, holdWriteLock, memoryLogger, tempQueue } from "./test/fixtures";
+import {
+  deadLetterRecord as record,
+  delay,
+  eventually,
+  holdWriteLock,
+  memoryLogger,
+  tempQueue,
+} from "./test/fixtures";
 
 let queue: ReturnType<typeof tempQueue>;
 const stores: SqliteDeadLetterStore[] = [];
@@ -27,17 +33,6 @@ afterEach(async () => {
   for (const s of stores.splice(0)) s.close();
   for (const d of drivers.splice(0)) await d.close();
   queue.cleanup();
-});
-
-const record = (n: number, overrides: Partial<DeadLetterRecord> = {}): DeadLetterRecord => ({
-  envelope: createEnvelope({ type: "TRAINING_COMPLETED", source: "trainer", data: { n } }),
-  subscriber: "evaluator",
-  reason: "max_attempts",
-  attempts: 5,
-  error: { name: "Error", message: "GPU out of memory" },
-  failedAt: new Date().toISOString(),
-  origin: "sqlite",
-  ...overrides,
 });
 
 /** Ids of the stored records, oldest first. */

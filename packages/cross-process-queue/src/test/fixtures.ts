@@ -8,6 +8,7 @@ import {
   type Envelope,
 } from "@switchyard/event-schema";
 import type { Logger } from "@switchyard/router";
+import type { DeadLetterRecord } from "@switchyard/transport";
 import Database from "better-sqlite3";
 import { type ExchangeRequest, QueueStore } from "../claim";
 import { Writer, openDatabase } from "../database";
@@ -91,6 +92,21 @@ export const exchangeRequest = (outcomes: ExchangeRequest["outcomes"], limit: nu
   types: new Set(["JOB"]),
   typesJson: JSON.stringify(["JOB"]),
   leaseMs: 1_000,
+});
+
+/** A dead letter of the evaluator's TRAINING_COMPLETED `n` (5 attempts, failed now). */
+export const deadLetterRecord = (
+  n: number,
+  overrides: Partial<DeadLetterRecord> = {},
+): DeadLetterRecord => ({
+  envelope: createEnvelope({ type: "TRAINING_COMPLETED", source: "trainer", data: { n } }),
+  subscriber: "evaluator",
+  reason: "max_attempts",
+  attempts: 5,
+  error: { name: "Error", message: "GPU out of memory" },
+  failedAt: new Date().toISOString(),
+  origin: "sqlite",
+  ...overrides,
 });
 
 /** Run `sql` on a plain connection of its own to the file at `path`, as another program would. */
