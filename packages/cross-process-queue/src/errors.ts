@@ -1,4 +1,5 @@
 import { EventValidationError, SwitchyardError } from "@switchyard/event-schema";
+import { describeOptionValue } from "@switchyard/transport";
 
 /**
  * The queue file cannot be used: it is not a SQLite database, it is corrupt (found at open or by
@@ -209,7 +210,7 @@ export class QueueOptionsError extends SwitchyardError {
   constructor(option: string, value: unknown, expected: string) {
     super(
       "QUEUE_INVALID_OPTION",
-      `Option ${option} of the SQLite transport is ${describe(value)}; expected ${expected}.`,
+      `Option ${option} of the SQLite transport is ${describeOptionValue(value)}; expected ${expected}.`,
     );
     this.option = option;
   }
@@ -229,13 +230,6 @@ export function integerOption(
   if (typeof value !== "number" || !Number.isInteger(value) || value < min)
     throw new QueueOptionsError(option, value, `an integer ≥ ${min}`);
   return value;
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean" || value == null)
-    return String(value);
-  return typeof value;
 }
 
 /** True for SQLite's "try again later" conditions (another writer holds the lock). */

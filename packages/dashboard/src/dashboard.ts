@@ -6,6 +6,7 @@ import {
   type EventPage,
   type Inspector,
   type StoredEvent,
+  sleep,
   timerDelay,
   untilAborted,
 } from "@switchyard/transport";
@@ -226,6 +227,34 @@ export function createDashboard(
     );
   });
 
+  /**
+   * Run `work` with a signal that aborts when `outer` does or after `inspectorTimeoutMs` (with a
+   * {@link DashboardTimeoutError}), and stop waiting for it then even if it ignores its signal:
+   * the one deadline every inspector read (a page, the live tail) is held to.
+   */
+  const bounded = async <T>(
+    what: string,
+    outer: AbortSignal,
+    work: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> => {
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DashboardTimeoutError(
+            `The transport's inspector did not answer${what} within ${resolved.inspectorTimeoutMs} ms.`,
+          ),
+        ),
+      timerDelay(resolved.inspectorTimeoutMs),
+    );
+    const signal = AbortSignal.any([outer, deadline.signal]);
+    try {
+      return await untilAborted(work(signal), signal);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
   // Every read of a page or an API route (GET, or HEAD as an uptime check sends) runs under the
   // request's signal and a deadline. An inspector that does not honour the abort (a driver stuck
   // in a call it cannot cancel) must not hold the request either, so the answer does not wait for
@@ -241,22 +270,10 @@ export function createDashboard(
       path.startsWith("/assets/")
     )
       return next();
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () =>
-        deadline.abort(
-          new DashboardTimeoutError(
-            `The transport's inspector did not answer within ${resolved.inspectorTimeoutMs} ms.`,
-          ),
-        ),
-      timerDelay(resolved.inspectorTimeoutMs),
-    );
-    c.set("signal", AbortSignal.any([c.req.raw.signal, deadline.signal]));
-    try {
-      await untilAborted(next(), deadline.signal);
-    } finally {
-      clearTimeout(timer);
-    }
+    await bounded("", c.req.raw.signal, (signal) => {
+      c.set("signal", signal);
+      return next();
+    });
   });
 
   const page = (c: Context, heading: string, message: string, status: 404 | 400) =>
@@ -574,22 +591,7 @@ export function createDashboard(
     const read = async (
       options: Omit<Parameters<Inspector["events"]>[0] & object, "signal">,
     ): Promise<EventPage> => {
-      const deadline = new AbortController();
-      const timer = setTimeout(
-        () =>
-          deadline.abort(
-            new DashboardTimeoutError(
-              `The transport's inspector did not answer the live tail within ${resolved.inspectorTimeoutMs} ms.`,
-            ),
-          ),
-        timerDelay(resolved.inspectorTimeoutMs),
-      );
-      const signal = AbortSignal.any([ended, deadline.signal]);
-      try {
-        return await untilAborted(inspector.events({ ...options, signal }), signal);
-      } finally {
-        clearTimeout(timer);
-      }
+      return bounded(" the live tail", ended, (signal) => inspector.events({ ...options, signal }));
     };
     const newest = (await read({ ...filter, limit: 1, order: "newest" })).events[0];
     let lastSeq = newest?.seq ?? -1;
@@ -650,7 +652,7 @@ export function createDashboard(
         await stream.write(": keep-alive\n\n");
         idle = 0;
       }
-      await sleep(resolved.tailIntervalMs, ended);
+      await sleep(resolved.tailIntervalMs, { signal: ended }).catch(() => {});
     }
   }
 
@@ -661,20 +663,6 @@ export function createDashboard(
       closing ??= Promise.resolve().then(() => closed.abort());
       return closing;
     },
-  });
-}
-
-/** Wait `ms` (clamped by timerDelay), or less when `signal` aborts; never rejects. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, timerDelay(ms));
-    signal.addEventListener("abort", done, { once: true });
   });
 }
 

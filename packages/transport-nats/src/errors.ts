@@ -1,4 +1,5 @@
 import { SwitchyardError } from "@switchyard/event-schema";
+import { describeOptionValue } from "@switchyard/transport";
 
 const list = (servers: readonly string[]) => servers.join(", ");
 const detailOf = (cause: unknown) =>
@@ -271,7 +272,7 @@ export class NatsOptionsError extends SwitchyardError {
   constructor(option: string, value: unknown, expected: string) {
     super(
       "NATS_INVALID_OPTION",
-      `Option ${option} of the NATS transport is ${describe(value)}; expected ${expected}.`,
+      `Option ${option} of the NATS transport is ${describeOptionValue(value)}; expected ${expected}.`,
     );
     this.option = option;
   }
@@ -299,13 +300,6 @@ export class NatsHeartbeatWriteError extends SwitchyardError {
     this.daemon = daemon;
     this.stream = stream;
   }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean" || value == null)
-    return String(value);
-  return Array.isArray(value) ? "an array" : typeof value;
 }
 
 const nameOf = (error: unknown) => (error as { name?: unknown } | null)?.name;

@@ -4,6 +4,7 @@ import {
   backoffProblem,
   deadLetterRetryDelay,
   defaultDeadLetterBackoff,
+  sleep,
 } from "./backoff";
 
 describe("deadLetterRetryDelay", () => {
@@ -39,5 +40,29 @@ describe("backoffProblem", () => {
     expect(backoffProblem({ multiplier: 0 })).toMatchObject({ field: "multiplier", value: 0 });
     expect(backoffProblem({ maxMs: 2 ** 31 })).toMatchObject({ field: "maxMs" });
     expect(backoffProblem({ jitter: Number.NaN })).toMatchObject({ field: "jitter" });
+  });
+});
+
+describe("sleep", () => {
+  it("clamps a wait longer than a timer takes instead of firing after 1 ms", async () => {
+    const controller = new AbortController();
+    let settled = false;
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const sleeping = sleep(2 ** 40, { signal: controller.signal }).then(
+        () => (settled = true),
+        () => "aborted",
+      );
+      await new Promise((r) => setTimeout(r, 30));
+      expect(settled).toBe(false);
+      controller.abort();
+      expect(await sleeping).toBe("aborted");
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain("TimeoutOverflowWarning");
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 });

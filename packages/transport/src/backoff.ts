@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS } from "./timers";
+import { MAX_TIMER_MS, timerDelay } from "./timers";
 
 /**
  * Exponential backoff with jitter, shared by the router's retry middleware and every transport
@@ -75,7 +75,8 @@ export function backoffProblem(
 }
 
 /**
- * Resolve after `ms`, or reject with the signal's reason as soon as it aborts.
+ * Resolve after `ms` (clamped by {@link timerDelay}: a NaN or longer-than-24.8-days wait is the
+ * longest a timer takes, not 1 ms), or reject with the signal's reason as soon as it aborts.
  */
 export function sleep(
   ms: number,
@@ -91,7 +92,7 @@ export function sleep(
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
-    }, ms);
+    }, timerDelay(ms));
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -53,7 +53,11 @@ export {
   untilAborted,
 } from "./backoff";
 export { MAX_TIMER_MS, drainWithin, timerDelay } from "./timers";
-export { TransportOptionsError, subscribeOptionsProblem } from "./subscribe-options";
+export {
+  TransportOptionsError,
+  describeOptionValue,
+  subscribeOptionsProblem,
+} from "./subscribe-options";
 export type { OptionProblem } from "./subscribe-options";
 export type { BackoffOptions, DeadLetterBackoff } from "./backoff";
 export { childLogger, silentLogger } from "./logger";

@@ -1,5 +1,5 @@
 import { backoffProblem } from "./backoff";
-import { SwitchyardError } from "@switchyard/event-schema";
+import { SwitchyardError, describeType } from "@switchyard/event-schema";
 import type { TransportSubscribeOptions } from "./transport";
 
 /** What is wrong with one option: its name (e.g. `"backoff.initialMs"`), its value, what it takes. */
@@ -28,17 +28,13 @@ export function subscribeOptionsProblem(
   limits: { readonly minLeaseMs?: number } = {},
 ): OptionProblem | undefined {
   const o = options as Partial<Record<keyof TransportSubscribeOptions, unknown>>;
-  if (typeof o.subscriber !== "string" || o.subscriber.length === 0)
+  if (!isName(o.subscriber))
     return {
       option: "subscriber",
       value: o.subscriber,
-      expected: "a non-empty, stable subscriber name",
+      expected: "a non-empty, stable subscriber name (well-formed Unicode)",
     };
-  if (
-    !Array.isArray(o.types) ||
-    o.types.length === 0 ||
-    o.types.some((t) => typeof t !== "string" || t.length === 0)
-  )
+  if (!Array.isArray(o.types) || o.types.length === 0 || !o.types.every(isName))
     return { option: "types", value: o.types, expected: "a non-empty array of event type names" };
   if (typeof o.handler !== "function")
     return { option: "handler", value: o.handler, expected: "a function" };
@@ -79,15 +75,45 @@ export class TransportOptionsError extends SwitchyardError {
   constructor(transport: string, problem: OptionProblem) {
     super(
       "TRANSPORT_INVALID_OPTION",
-      `Option ${problem.option} of the ${transport} is ${describeValue(problem.value)}; expected ${problem.expected}.`,
+      `Option ${problem.option} of the ${transport} is ${describeOptionValue(problem.value)}; expected ${problem.expected}.`,
     );
     this.option = problem.option;
   }
 }
 
-function describeValue(value: unknown): string {
+/**
+ * A non-empty string without lone surrogates: a name every store keeps apart from every other
+ * name. (Two names differing only in a lone surrogate become the same bytes once UTF-8 encoded —
+ * a SQLite column, a NATS consumer, a Prometheus label — and would share one cursor.)
+ */
+function isName(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && !LONE_SURROGATE.test(value);
+}
+
+/** With the `u` flag a pair is one code point, so only an unpaired surrogate matches. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * An option's value as an options error quotes it: strings as JSON (quotes and control
+ * characters escaped), numbers, booleans, `null`, `undefined` and bigints as written, anything
+ * else by its kind (`"object"`, `"array"`, `"function"`). The one rendering every driver's options
+ * error uses.
+ *
+ * @example
+ * ```ts
+ * describeOptionValue("1s"); // '"1s"'
+ * describeOptionValue(NaN); // "NaN"
+ * describeOptionValue([1]); // "array"
+ * ```
+ */
+export function describeOptionValue(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean" || value == null)
+  if (
+    typeof value === "number" ||
+    typeof value === "boolean" ||
+    typeof value === "bigint" ||
+    value == null
+  )
     return String(value);
-  return typeof value;
+  return describeType(value);
 }
