@@ -26,7 +26,10 @@ export class NoRouterError extends SwitchyardError {
   }
 }
 
-/** An `overflow: "error"` subscription's queue is full. */
+/**
+ * A subscription's queue is full: a publish to an `overflow: "error"` subscription, or a
+ * `redeliver` to an `"error"` or `"drop-newest"` one (that envelope was dropped).
+ */
 export class QueueFullError extends SwitchyardError {
   constructor(subscription: string, size: number) {
     super(

@@ -531,6 +531,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
           local: localInChain ? 0 : timeoutMs,
           transport: transportInChain ? 0 : timeoutMs,
         },
+        middlewareTimeoutMs: timeoutMs,
         maxAttempts,
         backoff,
       },
@@ -813,8 +814,21 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
    * its id so idempotent consumers can recognise it. Rejects with `EventValidationError` when
    * `envelope` is not a valid envelope of the catalog, and with `UnknownSubscriptionError` when no
    * live subscription has that name or it does not receive that event type locally.
+   *
+   * Resolves once the subscription has taken the envelope (queued or started), under its
+   * `overflow` policy: with `"wait"` after waiting for room. Unlike a publish, which reaches every
+   * matching subscription and only counts a drop in one, a redelivery that is not taken rejects:
+   * with `QueueFullError` when the queue is full and the policy is `"error"` or `"drop-newest"`
+   * (the envelope is dropped and counted `dropped`, as a publish's would be), and with
+   * `RouterClosedError` when the subscription closes before taking it. (`"drop-oldest"` takes it
+   * and drops the oldest queued event instead.) Aborting `options.signal` gives up waiting for
+   * room: the promise rejects with the signal's reason and the envelope is not queued later.
    */
-  redeliver(subscription: string, envelope: Envelope): Promise<void> {
+  redeliver(
+    subscription: string,
+    envelope: Envelope,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<void> {
     try {
       this.#assertOpen();
       // Checked first: what is not an envelope gets the envelope's error, not a property read's.
@@ -828,7 +842,7 @@ export class Router<C extends AnyCatalog> implements AsyncDisposable {
           this.listSubscriptions().map((s) => s.name),
         );
       }
-      return sub.offer(envelopeChecked) ?? Promise.resolve();
+      return sub.offer(envelopeChecked, undefined, options.signal, true) ?? Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
     }

@@ -143,6 +143,11 @@ interface Settings {
    * middleware sits in that origin's chain because middleware there must see the timeout).
    */
   readonly timeoutMs: { readonly local: number; readonly transport: number };
+  /**
+   * The subscription's `timeoutMs`: also bounds each stretch of a middleware's own time, for
+   * middleware not made by this package (the rule is stated on `composeMiddleware`).
+   */
+  readonly middlewareTimeoutMs: number;
   /** Transport deliveries: attempts after which the transport dead-letters a failure. */
   readonly maxAttempts: number;
   /** Transport deliveries: the backoff passed to the transport. */
@@ -265,12 +270,19 @@ export class LocalSubscription {
       backoff: settings.backoff,
       counters,
     });
-    this.#local = composeMiddleware(handler, middleware.local, scope("local"));
+    this.#local = composeMiddleware(
+      handler,
+      middleware.local,
+      scope("local"),
+      undefined,
+      settings.middlewareTimeoutMs,
+    );
     this.#remote = composeMiddleware(
       handler,
       middleware.transport,
       scope("transport"),
       TRANSPORT_SKIPPED_STAGES,
+      settings.middlewareTimeoutMs,
     );
   }
 
@@ -290,9 +302,23 @@ export class LocalSubscription {
    * Accept a locally published event: undefined when queued, a promise when waiting for room.
    * `now` is a clock read the caller may share among the subscriptions it offers one event to;
    * aborting `signal` gives up waiting for room (the promise rejects, the event is not queued).
+   *
+   * A publish offers to every matching subscription, and one subscription dropping the event
+   * (`drop-newest`, or closed) does not fail it: the drop is counted. With `only` (a redelivery to
+   * this subscription alone) a drop is the whole outcome, so it rejects instead: `QueueFullError`
+   * under `drop-newest` (still counted `dropped`), `RouterClosedError` when the subscription
+   * closed (also while waiting for room).
    */
-  offer(event: Envelope, now?: number, signal?: AbortSignal): Promise<void> | undefined {
-    if (!this.#active) return undefined;
+  offer(
+    event: Envelope,
+    now?: number,
+    signal?: AbortSignal,
+    only = false,
+  ): Promise<void> | undefined {
+    if (!this.#active)
+      return only
+        ? Promise.reject(new RouterClosedError(`subscription "${this.name}"`))
+        : undefined;
     if (this.#running < this.concurrency && this.#queue.length === 0) {
       // An idle worker: deliver at once, without a trip through the queue.
       this.#running++;
@@ -306,10 +332,10 @@ export class LocalSubscription {
     }
     switch (this.overflow) {
       case "wait":
-        return this.#waitForRoom(event, signal);
+        return this.#waitForRoom(event, signal, only);
       case "drop-newest":
         this.counters.dropped++;
-        return undefined;
+        return only ? Promise.reject(new QueueFullError(this.name, this.queueSize)) : undefined;
       case "drop-oldest":
         this.#queue.shift();
         this.counters.dropped++;
@@ -321,9 +347,11 @@ export class LocalSubscription {
   }
 
   /** Wait for queue room (backpressure), then offer `event` again; aborting `signal` gives up. */
-  #waitForRoom(event: Envelope, signal: AbortSignal | undefined): Promise<void> {
+  #waitForRoom(event: Envelope, signal: AbortSignal | undefined, only: boolean): Promise<void> {
     if (signal === undefined)
-      return new Promise<void>((resolve) => this.#room.push(resolve)).then(() => this.offer(event));
+      return new Promise<void>((resolve) => this.#room.push(resolve)).then(() =>
+        this.offer(event, undefined, undefined, only),
+      );
     if (signal.aborted) return Promise.reject(abortReason(signal));
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
@@ -337,7 +365,7 @@ export class LocalSubscription {
       };
       signal.addEventListener("abort", onAbort, { once: true });
       this.#room.push(wake);
-    }).then(() => this.offer(event, undefined, signal));
+    }).then(() => this.offer(event, undefined, signal, only));
   }
 
   /** Handle a delivery from the transport; throws on failure so the transport retries or dead-letters. */

@@ -1,5 +1,6 @@
 import type { DeliveryContext } from "../context";
 import { HandlerTimeoutError, MAX_TIMER_MS } from "@switchyard/transport";
+import { DeadlineQueue } from "./deadlines";
 import { type HandlerFn, type Middleware, defineBuiltInMiddleware } from "./types";
 
 /** Options of {@link timeout}. */
@@ -40,44 +41,12 @@ export function timeout(options: TimeoutOptions): Middleware {
   const ms = checkTimeoutMs("timeout: ms", options.ms);
   return defineBuiltInMiddleware("timeout", function timeout(next, scope): HandlerFn {
     if (ms === 0) return next;
-    // Settled entries are dropped as the head passes them: each holds its context, and through it
-    // the event and whatever the handler attached, until then.
-    const fifo: (Pending | undefined)[] = [];
-    let head = 0;
-    let timer: NodeJS.Timeout | undefined;
-
-    const compact = () => {
-      while (head < fifo.length && fifo[head]!.settled) fifo[head++] = undefined;
-      if (head === fifo.length) {
-        fifo.length = 0;
-        head = 0;
-      } else if (head > 1024 && head * 2 > fifo.length) {
-        fifo.splice(0, head);
-        head = 0;
-      }
-    };
-    const arm = () => {
-      compact();
-      if (timer || head >= fifo.length) return;
-      timer = setTimeout(fire, Math.max(0, fifo[head]!.deadline - performance.now()));
-      timer.unref();
-    };
-    const fire = () => {
-      timer = undefined;
-      const now = performance.now();
-      compact();
-      while (head < fifo.length && fifo[head]!.deadline <= now) {
-        const pending = fifo[head]!;
-        fifo[head++] = undefined;
-        if (pending.settled) continue;
-        pending.settled = true;
-        const error = new HandlerTimeoutError(scope.subscription, ms);
-        scope.counters.timedOut();
-        pending.ctx.abort(error);
-        pending.reject?.(error);
-      }
-      arm();
-    };
+    const deadlines = new DeadlineQueue<Pending>((pending) => {
+      const error = new HandlerTimeoutError(scope.subscription, ms);
+      scope.counters.timedOut();
+      pending.ctx.abort(error);
+      pending.reject?.(error);
+    });
 
     return (event, ctx) => {
       const result = next(event, ctx);
@@ -88,8 +57,7 @@ export function timeout(options: TimeoutOptions): Middleware {
         reject: undefined,
         settled: false,
       };
-      fifo.push(pending);
-      arm();
+      deadlines.add(pending);
       return new Promise<void>((resolve, reject) => {
         pending.reject = reject;
         result.then(

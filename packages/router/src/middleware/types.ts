@@ -1,6 +1,12 @@
 import type { AnyCatalog, Envelope } from "@switchyard/event-schema";
-import type { HandlerContext } from "../context";
-import type { BackoffOptions, Logger } from "@switchyard/transport";
+import type { DeliveryContext, HandlerContext } from "../context";
+import {
+  type BackoffOptions,
+  HandlerTimeoutError,
+  type Logger,
+  isThenable,
+} from "@switchyard/transport";
+import { DeadlineQueue, type Due } from "./deadlines";
 
 /** A handler as middleware see it: any envelope, a context, maybe a promise. */
 export type HandlerFn = (event: Envelope, ctx: HandlerContext) => void | Promise<void>;
@@ -110,12 +116,23 @@ const RETRY_RANK = middlewareStages.indexOf("retry");
  * Compose middleware around a handler in stage order (stable for equal stages). Each middleware
  * not made by this package (other than a `retry` stage) gets a `next` that runs once per delivery
  * (per attempt below `retry`); with no such middleware, the chain is exactly what they returned.
+ *
+ * The deadline rule for middleware not made by this package (other than a `retry` stage, whose
+ * waits are its backoff), when `timeoutMs` is above 0 (the subscription's `timeoutMs`): each
+ * stretch of its *own* time — from being called until it calls `next` or settles, and from `next`
+ * settling until it settles — may last `timeoutMs`. Time inside `next` is not its own: the
+ * `timeout` stage bounds each attempt there, and retries and their backoff run there. Past it, the
+ * delivery fails with `HandlerTimeoutError` (counted `timedOut`, `ctx.signal` aborted) as a
+ * handler timing out does: the middleware outside it see the failure, the worker slot is freed,
+ * and a `next` the middleware calls later is refused (the handler does not run). This package's
+ * own middleware are not wrapped: they bound their own waits.
  */
 export function composeMiddleware(
   handler: HandlerFn,
   middleware: readonly Middleware[],
   scope: MiddlewareScope,
   skip: ReadonlySet<MiddlewareStage> = new Set(),
+  timeoutMs = 0,
 ): HandlerFn {
   const ordered = middleware
     .map((m, index) => {
@@ -132,15 +149,140 @@ export function composeMiddleware(
   let next = handler;
   for (let i = ordered.length - 1; i >= 0; i--) {
     const { m, rank } = ordered[i]!;
-    const given =
-      builtIn.has(m) || m.stage === "retry" ? next : once(next, m, rank > RETRY_RANK, scope);
-    next = m(given, scope);
-    if (typeof next !== "function")
-      throw new TypeError(
-        `middleware ${describe(m)} (stage ${m.stage}) returned ${next === null ? "null" : typeof next} instead of a handler function (event, ctx) => …`,
-      );
+    const trusted = builtIn.has(m) || m.stage === "retry";
+    const given = trusted ? next : once(next, m, rank > RETRY_RANK, scope);
+    next = trusted || timeoutMs === 0 ? wrap(m, given, scope) : bounded(m, given, timeoutMs, scope);
   }
   return next;
+}
+
+/** `m` around `next`, refusing a wrap that returns no handler. */
+function wrap(m: Middleware, next: HandlerFn, scope: MiddlewareScope): HandlerFn {
+  const handler = m(next, scope);
+  if (typeof handler !== "function")
+    throw new TypeError(
+      `middleware ${describe(m)} (stage ${m.stage}) returned ${handler === null ? "null" : typeof handler} instead of a handler function (event, ctx) => …`,
+    );
+  return handler;
+}
+
+/** One call of a bounded middleware's handler (see {@link composeMiddleware}). */
+interface Run {
+  readonly ctx: HandlerContext;
+  /** The stretch of its own time running now: none while inside `next`, or before it returned. */
+  stretch: Stretch | undefined;
+  /** Calls of `next` not settled yet. */
+  inNext: number;
+  /** Returned a promise: from then on, time outside `next` is its own. */
+  pending: boolean;
+  /** Settled, or timed out. */
+  over: boolean;
+  timedOut: HandlerTimeoutError | undefined;
+  reject: ((error: unknown) => void) | undefined;
+}
+
+interface Stretch extends Due {
+  readonly run: Run;
+}
+
+/**
+ * `m` around `next`, its own time bounded by `timeoutMs` per stretch (the rule is stated on
+ * {@link composeMiddleware}). One timer per middleware serves every delivery (`DeadlineQueue`).
+ */
+function bounded(
+  m: Middleware,
+  next: HandlerFn,
+  timeoutMs: number,
+  scope: MiddlewareScope,
+): HandlerFn {
+  const runs = new WeakMap<object, Run>();
+  const deadlines = new DeadlineQueue<Stretch>(({ run }) => {
+    if (run.over) return;
+    run.over = true;
+    run.stretch = undefined;
+    const error = new HandlerTimeoutError(scope.subscription, timeoutMs);
+    run.timedOut = error;
+    scope.counters.timedOut();
+    (run.ctx as DeliveryContext).abort(error);
+    run.reject?.(error);
+  });
+  const own = (run: Run) => {
+    const stretch: Stretch = { deadline: performance.now() + timeoutMs, settled: false, run };
+    run.stretch = stretch;
+    deadlines.add(stretch);
+  };
+  const stop = (run: Run) => {
+    if (run.stretch === undefined) return;
+    run.stretch.settled = true;
+    run.stretch = undefined;
+  };
+  const back = (run: Run) => {
+    if (--run.inNext === 0 && run.pending && !run.over) own(run);
+  };
+  const handler = wrap(
+    m,
+    (event, ctx) => {
+      const run = runs.get(ctx);
+      if (run === undefined) return next(event, ctx); // a context of its own making
+      if (run.timedOut !== undefined) {
+        // The delivery already failed with the timeout: its handler must not run after that.
+        const refused = Promise.reject(run.timedOut);
+        refused.catch(() => {});
+        return refused;
+      }
+      run.inNext++;
+      stop(run);
+      let result: void | Promise<void>;
+      try {
+        result = next(event, ctx);
+      } catch (error) {
+        back(run);
+        throw error;
+      }
+      if (isThenable(result)) {
+        const done = () => back(run);
+        void Promise.resolve(result).then(done, done);
+      } else back(run);
+      return result;
+    },
+    scope,
+  );
+  return (event, ctx) => {
+    const run: Run = {
+      ctx,
+      stretch: undefined,
+      inNext: 0,
+      pending: false,
+      over: false,
+      timedOut: undefined,
+      reject: undefined,
+    };
+    runs.set(ctx, run);
+    const result = handler(event, ctx);
+    if (!isThenable(result)) {
+      run.over = true;
+      return result;
+    }
+    run.pending = true;
+    return new Promise<void>((resolve, reject) => {
+      run.reject = reject;
+      if (run.inNext === 0) own(run);
+      Promise.resolve(result).then(
+        () => {
+          if (run.over) return;
+          run.over = true;
+          stop(run);
+          resolve();
+        },
+        (error: unknown) => {
+          if (run.over) return;
+          run.over = true;
+          stop(run);
+          reject(error);
+        },
+      );
+    });
+  };
 }
 
 /**
