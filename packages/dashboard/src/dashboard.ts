@@ -14,6 +14,7 @@ import { type Context, Hono } from "hono";
 import { compress } from "hono/compress";
 import { secureHeaders } from "hono/secure-headers";
 import { streamSSE } from "hono/streaming";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { assets } from "./assets";
 import {
   DashboardRequestError,
@@ -38,6 +39,7 @@ import {
   deadLetterPage,
   deadLettersPage,
   errorBody,
+  escapeJsonText,
   eventPage,
   eventsPage,
   isolate,
@@ -89,6 +91,14 @@ const STATUS_OF: Readonly<Record<string, 400 | 403 | 404 | 501 | 504>> = {
   UNSUPPORTED_OPERATION: 501,
   INSPECTOR_TIMEOUT: 504,
 };
+
+/**
+ * A JSON answer (data, error or not): the value's JSON with bidi and control characters as `\uXXXX`
+ * escapes ({@link escapeJsonText}). Errors echo names, ids and query values as given, and data
+ * carries whatever publishers wrote: a client showing the text raw must not be misled by it.
+ */
+const json = (c: Pick<Context, "body">, value: unknown, status: ContentfulStatusCode = 200) =>
+  c.body(escapeJsonText(JSON.stringify(value)), status, { "content-type": "application/json" });
 
 const errorCode = (error: unknown) =>
   typeof (error as { code?: unknown })?.code === "string"
@@ -168,7 +178,8 @@ export function createDashboard(
     const method = c.req.method;
     if (method === "GET" || method === "HEAD") return next();
     if (expected === undefined || admin === undefined)
-      return c.json(
+      return json(
+        c,
         {
           error: {
             code: "READ_ONLY",
@@ -182,7 +193,8 @@ export function createDashboard(
       );
     const given = c.req.header(TOKEN_HEADER);
     if (given === undefined || !timingSafeEqual(digest(given), expected))
-      return c.json(
+      return json(
+        c,
         {
           error: {
             code: "FORBIDDEN",
@@ -193,12 +205,14 @@ export function createDashboard(
       );
     const origin = c.req.header("origin");
     if (origin !== undefined && origin !== new URL(c.req.url).origin)
-      return c.json(
+      return json(
+        c,
         { error: { code: "FORBIDDEN", message: `Cross-origin write from ${origin} refused.` } },
         403,
       );
     if (!(c.req.header("content-type") ?? "").startsWith("application/json"))
-      return c.json(
+      return json(
+        c,
         {
           error: {
             code: "UNSUPPORTED_MEDIA_TYPE",
@@ -215,7 +229,7 @@ export function createDashboard(
     const status = STATUS_OF[code] ?? 500;
     const message = error instanceof Error ? error.message : String(error);
     if (c.req.path.startsWith(`${base}/api/`) || c.req.method !== "GET")
-      return c.json({ error: { code, message } }, status);
+      return json(c, { error: { code, message } }, status);
     return c.html(
       layout(
         ctx,
@@ -293,7 +307,7 @@ export function createDashboard(
 
   // JSON API.
   app.get("/api", (c) =>
-    c.json({
+    json(c, {
       transport: inspector.transport,
       capabilities: inspector.capabilities,
       actions: ctx.actions,
@@ -319,11 +333,11 @@ export function createDashboard(
     }),
   );
   app.get("/api/overview", async (c) =>
-    c.json(await overview(inspector, resolved, c.req.query("window"), signal(c))),
+    json(c, await overview(inspector, resolved, c.req.query("window"), signal(c))),
   );
   app.get("/api/health", async (c) => {
     const o = await overview(inspector, resolved, undefined, signal(c));
-    return c.json(o.health, o.health.status === "unhealthy" ? 503 : 200);
+    return json(c, o.health, o.health.status === "unhealthy" ? 503 : 200);
   });
   app.get("/api/counts", async (c) => {
     const window = windowOf(c.req.query("window"));
@@ -339,20 +353,21 @@ export function createDashboard(
       ...(types.length > 0 ? { types } : {}),
       signal: signal(c),
     });
-    return c.json({ window: window.name, ...counts });
+    return json(c, { window: window.name, ...counts });
   });
   app.get("/api/subscribers", async (c) =>
-    c.json(await subscribers(inspector, c.req.query("sort"), c.req.query("dir"), signal(c))),
+    json(c, await subscribers(inspector, c.req.query("sort"), c.req.query("dir"), signal(c))),
   );
   app.get("/api/events", async (c) =>
-    c.json(await inspector.events({ ...eventQuery(params(c)), signal: signal(c) })),
+    json(c, await inspector.events({ ...eventQuery(params(c)), signal: signal(c) })),
   );
   app.get("/api/events/stream", (c) => {
     const query = eventQuery(params(c));
     // Refused, not opened and ended at once: an EventSource reconnects to a stream that ends, but
     // gives up on an error status.
     if (closed.signal.aborted)
-      return c.json(
+      return json(
+        c,
         { error: { code: "CLOSED", message: "This dashboard is closed: no new live tail." } },
         503,
       );
@@ -386,10 +401,12 @@ export function createDashboard(
         if (ended.aborted) return;
         await stream.writeSSE({
           event: "error",
-          data: JSON.stringify({
-            code: errorCode(error),
-            message: error instanceof Error ? error.message : String(error),
-          }),
+          data: escapeJsonText(
+            JSON.stringify({
+              code: errorCode(error),
+              message: error instanceof Error ? error.message : String(error),
+            }),
+          ),
         });
       } finally {
         ended.removeEventListener("abort", stop);
@@ -404,11 +421,12 @@ export function createDashboard(
       resolved.maxGroupScan,
     );
     if (!detail)
-      return c.json(
+      return json(
+        c,
         { error: { code: "NOT_FOUND", message: `No event ${JSON.stringify(c.req.param("id"))}.` } },
         404,
       );
-    return c.json(detail);
+    return json(c, detail);
   });
   app.get("/api/dead-letters", async (c) => {
     const { members: _members, ...groups } = await deadLetterGroups(
@@ -417,7 +435,7 @@ export function createDashboard(
       resolved.maxGroupScan,
       signal(c),
     );
-    return c.json(groups);
+    return json(c, groups);
   });
   app.get("/api/dead-letters/records", async (c) => {
     const p = params(c);
@@ -427,7 +445,8 @@ export function createDashboard(
         `limit must be an integer from 1 to 500; got ${JSON.stringify(p.get("limit"))}.`,
       );
     const cursor = p.get("cursor") || undefined;
-    return c.json(
+    return json(
+      c,
       await inspector.deadLetters({
         ...deadLetterFilter(p),
         limit,
@@ -439,7 +458,8 @@ export function createDashboard(
   app.get("/api/dead-letters/:id", async (c) => {
     const record = await inspector.deadLetter(c.req.param("id"), { signal: signal(c) });
     if (!record)
-      return c.json(
+      return json(
+        c,
         {
           error: {
             code: "NOT_FOUND",
@@ -448,7 +468,7 @@ export function createDashboard(
         },
         404,
       );
-    return c.json(record);
+    return json(c, record);
   });
   for (const action of ["replay", "purge"] as const)
     app.post(`/api/dead-letters/${action}`, async (c) => {
@@ -458,7 +478,8 @@ export function createDashboard(
       } catch {
         throw new DashboardRequestError("the body is not JSON.");
       }
-      return c.json(
+      return json(
+        c,
         await deadLetterAction(
           action,
           inspector,
@@ -470,13 +491,14 @@ export function createDashboard(
       );
     });
   app.get("/api/daemons", async (c) =>
-    c.json(await daemons(inspector, resolved.staleAfterMs, signal(c))),
+    json(c, await daemons(inspector, resolved.staleAfterMs, signal(c))),
   );
   app.get("/api/contracts", async (c) =>
-    c.json(await contractsView(inspector, resolved, signal(c))),
+    json(c, await contractsView(inspector, resolved, signal(c))),
   );
   app.get("/api/pipeline", async (c) =>
-    c.json(
+    json(
+      c,
       await pipelineGraph(
         inspector,
         resolved.pipelines,
@@ -487,7 +509,8 @@ export function createDashboard(
     ),
   );
   app.get("/api/pipeline/keys", async (c) =>
-    c.json(
+    json(
+      c,
       await pipelineKeys(
         inspector,
         resolved.pipelines,
@@ -499,7 +522,7 @@ export function createDashboard(
     ),
   );
   app.all("/api/*", (c) =>
-    c.json({ error: { code: "NOT_FOUND", message: `No API route ${c.req.path}.` } }, 404),
+    json(c, { error: { code: "NOT_FOUND", message: `No API route ${c.req.path}.` } }, 404),
   );
 
   // Pages.
@@ -570,7 +593,7 @@ export function createDashboard(
   });
   app.notFound((c) =>
     c.req.path.startsWith(`${base}/api/`)
-      ? c.json({ error: { code: "NOT_FOUND", message: `No route ${c.req.path}.` } }, 404)
+      ? json(c, { error: { code: "NOT_FOUND", message: `No route ${c.req.path}.` } }, 404)
       : page(c, "Not found", `No page ${isolate(c.req.path)}.`, 404),
   );
 
@@ -621,7 +644,10 @@ export function createDashboard(
         since = oldest.storedAt;
       }
     }
-    await stream.writeSSE({ event: "ready", data: JSON.stringify({ after: lastSeq }) });
+    await stream.writeSSE({
+      event: "ready",
+      data: escapeJsonText(JSON.stringify({ after: lastSeq })),
+    });
     let idle = 0;
     while (!ended.aborted) {
       let cursor: string | undefined;
@@ -641,7 +667,7 @@ export function createDashboard(
           await stream.writeSSE({
             event: "event",
             id: String(e.seq),
-            data: JSON.stringify(summary(e)),
+            data: escapeJsonText(JSON.stringify(summary(e))),
           });
           idle = 0;
         }

@@ -446,3 +446,115 @@ describe("a dead-letter group with very many members", () => {
     // About 2 s on a loaded 2-core machine; quadratic did not finish in 300 s there.
   }, 60_000);
 });
+
+describe("hostile text in a JSON answer", () => {
+  const RLO = "\u202e";
+  /** A character a client showing the JSON text would act on: a control, or a bidi control. */
+  const UNSAFE =
+    // eslint-disable-next-line no-control-regex -- the C0 controls are what it looks for
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+  /** The raw text of the answer, and the error it parses to. */
+  const answer = async (response: Response) => {
+    const text = await response.text();
+    return {
+      status: response.status,
+      text,
+      body: JSON.parse(text) as { error?: { code: string; message: string } },
+    };
+  };
+
+  it("is written as \\u escapes in every JSON error that echoes input (400, 403, 404, 500), and parses back the same", async () => {
+    const hostile = `a${RLO}b\u2066c\u0085d\u2028e\u009bf`;
+    const q = encodeURIComponent(hostile);
+    const failing = new Proxy(driver.inspector(), {
+      get(target, key) {
+        if (key === "subscribers")
+          return async () => {
+            throw new Error(`disk ${hostile} full`);
+          };
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === "function" ? (value as () => unknown).bind(target) : value;
+      },
+    });
+    const dash = createDashboard(driver, { actions: { token: TOKEN } });
+    const cases: [string, Promise<Response>, number][] = [
+      ["unknown event", dash(new Request(`http://dash.test/api/events/${q}`)), 404],
+      ["unknown dead letter", dash(new Request(`http://dash.test/api/dead-letters/${q}`)), 404],
+      ["bad window", dash(new Request(`http://dash.test/api/counts?window=${q}`)), 400],
+      ["bad limit", dash(new Request(`http://dash.test/api/dead-letters/records?limit=${q}`)), 400],
+      ["bad sort", dash(new Request(`http://dash.test/api/subscribers?sort=${q}`)), 400],
+      ["unknown route", dash(new Request(`http://dash.test/api/${q}`)), 404],
+      [
+        "bad action body",
+        dash(
+          new Request("http://dash.test/api/dead-letters/purge", {
+            method: "POST",
+            headers: { "content-type": "application/json", "x-switchyard-token": TOKEN },
+            body: JSON.stringify({ filter: { [hostile]: 1 } }),
+          }),
+        ),
+        400,
+      ],
+      [
+        "cross-origin write",
+        dash(
+          new Request("http://dash.test/api/dead-letters/purge", {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "x-switchyard-token": TOKEN,
+              origin: "http://evil.test\u009b",
+            },
+            body: "{}",
+          }),
+        ),
+        403,
+      ],
+      [
+        "inspector error",
+        createDashboard(failing)(new Request("http://dash.test/api/subscribers")),
+        500,
+      ],
+    ];
+    for (const [what, response, status] of cases) {
+      const { status: got, text, body } = await answer(await response);
+      expect(got, what).toBe(status);
+      expect(text, what).not.toMatch(UNSAFE);
+      // Escapes in the JSON text, not changes to the value: a client parsing it gets the input.
+      expect(body.error?.message, what).toMatch(/\u202e|\u009b/);
+    }
+  });
+
+  it("is written as \\u escapes in the data answers and the live tail too", async () => {
+    await using bidi = await memory();
+    const type = `EVIL${RLO}TYPE\u0085`;
+    await bidi.transport().register?.(`watch${RLO}er`, [type]);
+    const event = createEnvelope({ type, source: "s", data: { note: `gnp.${RLO}exe` } });
+    await bidi.transport().publish([event]);
+    const dash = createDashboard(bidi, { tailIntervalMs: 20 });
+    for (const path of ["/api/subscribers", "/api/events", `/api/events/${event.id}`]) {
+      const { text } = await answer(await dash(new Request(`http://dash.test${path}`)));
+      expect(text, path).toContain("\\u202e");
+      expect(text, path).not.toMatch(UNSAFE);
+    }
+    const controller = new AbortController();
+    const response = await dash(
+      new Request("http://dash.test/api/events/stream", { signal: controller.signal }),
+    );
+    const reader = response.body!.getReader();
+    let seen = "";
+    const decoder = new TextDecoder();
+    for (let i = 0; i < 50 && !seen.includes("event: ready"); i++)
+      seen += decoder.decode((await reader.read()).value ?? new Uint8Array(), { stream: true });
+    const later = createEnvelope({ type, source: "s", data: { note: `gnp.${RLO}exe` } });
+    await bidi.transport().publish([later]);
+    for (let i = 0; i < 50 && !seen.includes(later.id); i++)
+      seen += decoder.decode((await reader.read()).value ?? new Uint8Array(), { stream: true });
+    controller.abort();
+    await reader.cancel().catch(() => {});
+    await dash.close();
+    expect(seen).toContain("\\u202e");
+    expect(seen.replace(/\n/g, "")).not.toMatch(UNSAFE);
+  });
+});

@@ -101,7 +101,23 @@ export function short(text: unknown, max = 120): string {
 const full = (text: unknown) => short(text, Infinity);
 
 const PAYLOAD_MAX = 200_000;
-const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * What JSON text may hold raw but a reader shown that text would be misled by: bidi controls
+ * (U+202E reorders the rest of its line), the controls `JSON.stringify` leaves raw (DEL, and the C1
+ * set, e.g. U+009B, a terminal's CSI) and the line and paragraph separators.
+ */
+const UNSHOWABLE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * JSON text with every bidi or control character written as the `\uXXXX` escape it equals: the
+ * same value once parsed, shown as visible escapes instead of acting on a terminal, a log viewer or
+ * a page. The one rule for every JSON the dashboard writes (API answers, errors, the live tail,
+ * payloads on pages).
+ */
+export function escapeJsonText(text: string): string {
+  return text.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
 
 /** The JSON of a value, indented; never throws (cycles and depth beyond the stack are reported). */
 export function pretty(value: unknown): string {
@@ -109,10 +125,7 @@ export function pretty(value: unknown): string {
   try {
     // Bidi controls written as the JSON escapes they equal: shown, instead of reordering the
     // lines' text (a value's U+202E would turn the rest of its line around).
-    text = (JSON.stringify(value, null, 2) ?? "undefined").replace(
-      BIDI_CONTROLS,
-      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-    );
+    text = escapeJsonText(JSON.stringify(value, null, 2) ?? "undefined");
   } catch (error) {
     return `(cannot be shown: ${short((error as Error).message, 300)})`;
   }

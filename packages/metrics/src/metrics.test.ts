@@ -317,10 +317,127 @@ describe("Prometheus metrics from an inspector", () => {
     expect(
       (await handler(new Request("http://localhost/metrics", { method: "HEAD" }))).status,
     ).toBe(200);
+    // Asked for OpenMetrics first (as Prometheus asks), it answers the text format it writes, and
+    // says so: a scraper parses the body by this Content-Type.
+    const asked = await handler(
+      new Request("http://localhost/metrics", {
+        headers: {
+          accept:
+            "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1",
+        },
+      }),
+    );
+    expect(asked.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    expect(await asked.text()).not.toContain("# EOF");
     expect((await handler(new Request("http://localhost/other"))).status).toBe(404);
     const post = await handler(new Request("http://localhost/metrics", { method: "POST" }));
     expect(post.status).toBe(405);
     expect(post.headers.get("allow")).toBe("GET, HEAD");
+  });
+
+  it("leaves out only the values an inspector reports that are not counts, keeps every other series, and says which", async () => {
+    const s = state();
+    const odd = (n: unknown) => n as number; // what a misbehaving driver hands over
+    s.subscribers = [
+      backlog("trainer", { pending: 3, lag: 3 }),
+      backlog("strings", { pending: odd("7"), inFlight: 1, lag: 1 }),
+      backlog("nan", { retrying: Number.NaN, dead: 2, lag: 0 }),
+      backlog("negative", { inFlight: -1, lag: 4, oldestPendingMs: odd("soon") }),
+      backlog("big", { dead: odd(5n), pending: 1, lag: odd(null) }),
+      backlog("fraction", { pending: 0.5, lag: Infinity }),
+      backlog(42 as unknown as string, { pending: 1, lag: 1 }), // a name that is not a string: no series at all
+    ];
+    s.totals = { TRAINING_COMPLETED: 12, BROKEN: odd("12"), WORSE: odd(3n) };
+    s.letters = {
+      ...s.letters,
+      depth: odd("4"),
+      byType: { TRAINING_COMPLETED: 4, OTHER: -2 },
+      byReason: { max_attempts: odd(null), timeout: 1 },
+      oldestAgeMs: odd(60_000n),
+    };
+    s.beats = [
+      beat("trainer", "running", 2_000, odd(Number.NaN)),
+      beat("exporter", "crashed", odd(90_000n)),
+    ];
+    const warnings: unknown[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn: (obj: unknown) => warnings.push(obj),
+      error() {},
+    };
+    const text = await createMetrics(scripted(s), { logger }).metrics();
+    expect(value(text, "switchyard_up")).toBe(1);
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="trainer"}')).toBe(3);
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="strings"}')).toBeUndefined();
+    expect(value(text, 'switchyard_subscriber_in_flight{subscriber="strings"}')).toBe(1);
+    expect(value(text, 'switchyard_subscriber_retrying{subscriber="nan"}')).toBeUndefined();
+    expect(value(text, 'switchyard_subscriber_dead{subscriber="nan"}')).toBe(2);
+    expect(value(text, 'switchyard_subscriber_in_flight{subscriber="negative"}')).toBeUndefined();
+    expect(value(text, 'switchyard_subscriber_backlog{subscriber="negative"}')).toBe(4);
+    expect(
+      value(text, 'switchyard_subscriber_oldest_pending_age_seconds{subscriber="negative"}'),
+    ).toBeUndefined();
+    expect(value(text, 'switchyard_subscriber_dead{subscriber="big"}')).toBeUndefined();
+    expect(value(text, 'switchyard_subscriber_backlog{subscriber="big"}')).toBeUndefined();
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="big"}')).toBe(1);
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="fraction"}')).toBeUndefined();
+    expect(value(text, 'switchyard_subscriber_backlog{subscriber="fraction"}')).toBeUndefined();
+    expect(text).not.toContain('subscriber="42"');
+    expect(value(text, 'switchyard_events_window{type="TRAINING_COMPLETED"}')).toBe(12);
+    expect(value(text, 'switchyard_events_window{type="BROKEN"}')).toBeUndefined();
+    expect(value(text, 'switchyard_events_window{type="WORSE"}')).toBeUndefined();
+    expect(value(text, "switchyard_dead_letters")).toBeUndefined();
+    expect(value(text, 'switchyard_dead_letters_by_type{type="TRAINING_COMPLETED"}')).toBe(4);
+    expect(value(text, 'switchyard_dead_letters_by_type{type="OTHER"}')).toBeUndefined();
+    expect(value(text, 'switchyard_dead_letters_by_reason{reason="max_attempts"}')).toBeUndefined();
+    expect(value(text, 'switchyard_dead_letters_by_reason{reason="timeout"}')).toBe(1);
+    expect(value(text, "switchyard_dead_letters_oldest_age_seconds")).toBeUndefined();
+    expect(value(text, 'switchyard_daemon_restarts{daemon="trainer"}')).toBeUndefined();
+    expect(value(text, 'switchyard_daemon_heartbeat_age_seconds{daemon="trainer"}')).toBe(2);
+    expect(
+      value(text, 'switchyard_daemon_heartbeat_age_seconds{daemon="exporter"}'),
+    ).toBeUndefined();
+    expect(value(text, 'switchyard_daemon_state{daemon="exporter",state="crashed"}')).toBe(1);
+    // One warning per scrape, naming every value left out and what it was.
+    expect(warnings).toHaveLength(1);
+    const warning = JSON.stringify(warnings[0]);
+    expect(warning).toContain('switchyard_subscriber_pending{subscriber=\\"strings\\"}');
+    expect(warning).toContain("switchyard_daemon_heartbeat_age_seconds");
+    expect(warning).toContain('\\"7\\"');
+    expect(warning).toContain("5n");
+    expect((warnings[0] as { leftOut: number }).leftOut).toBe(17);
+    // …and a series says so too, for an alert that does not read logs.
+    expect(value(text, "switchyard_scrape_left_out")).toBe(17);
+    if (spawnSync("promtool", ["--version"]).status === 0) {
+      const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+      expect(check.stderr + check.stdout).toBe("");
+    }
+  });
+
+  it("reports NaN in no series: an age a driver could not compute is left out, not exported as NaN", async () => {
+    const s = state();
+    s.subscribers = [backlog("trainer", { pending: 1, lag: 1, oldestPendingMs: Number.NaN })];
+    s.beats = [beat("trainer", "running", Number.NaN)];
+    const text = await createMetrics(scripted(s)).metrics();
+    expect(value(text, "switchyard_up")).toBe(1);
+    expect(text).not.toMatch(/ nan$/im); // prom-client writes NaN as "Nan"
+    expect(value(text, 'switchyard_subscriber_pending{subscriber="trainer"}')).toBe(1);
+  });
+
+  it("says why a scrape reported up 0 through the logger", async () => {
+    const s = state();
+    s.fail = new Error("database is locked");
+    const warnings: string[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn: (_: unknown, msg?: string) => warnings.push(String(msg)),
+      error() {},
+    };
+    expect(value(await createMetrics(scripted(s), { logger }).metrics(), "switchyard_up")).toBe(0);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("database is locked");
   });
 
   const promtool = spawnSync("promtool", ["--version"]).status === 0;

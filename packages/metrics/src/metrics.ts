@@ -1,6 +1,8 @@
 import {
   type DaemonRunState,
   type Inspector,
+  type Logger,
+  silentLogger,
   timerDelay,
   untilAborted,
 } from "@switchyard/transport";
@@ -32,6 +34,12 @@ export interface MetricsOptions {
    * @defaultValue none
    */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * Where a scrape says what went wrong (pino-compatible): a warning when it reports
+   * `switchyard_up 0` (with the inspector's error), and one per scrape that left out values the
+   * inspector reported malformed (see {@link SwitchyardMetrics.metrics}). @defaultValue silent
+   */
+  readonly logger?: Logger;
   /** Clock, for tests. @defaultValue Date.now */
   readonly now?: () => number;
 }
@@ -64,6 +72,12 @@ export interface SwitchyardMetrics {
    * the inspector fails or times out, `switchyard_up` is 0 and the other series are left out
    * rather than reported stale. While two timed-out reads of an inspector that ignores its signal
    * are still running, a scrape starts no further read and reports `switchyard_up` 0.
+   *
+   * A value the inspector reports malformed leaves out its own series only, never the scrape: a
+   * count that is not a whole number ≥ 0 (a string, NaN, a negative or fractional number, a
+   * bigint, null), an age that is not a number (or NaN), a name that is not a string (then that
+   * subscriber's or daemon's series). `switchyard_scrape_left_out` counts them, and the `logger`
+   * gets one warning per such scrape, naming them.
    */
   metrics(options?: { readonly signal?: AbortSignal }): Promise<string>;
   /**
@@ -99,6 +113,7 @@ export function createMetrics(
   const windowMs = options.eventsWindowMs ?? defaultMetricsOptions.eventsWindowMs;
   const timeoutMs = options.timeoutMs ?? defaultMetricsOptions.timeoutMs;
   const now = options.now ?? Date.now;
+  const logger = options.logger ?? silentLogger;
   // prom-client would refuse a bad prefix with "Invalid metric name", naming neither the option
   // nor the name; an empty one would export `up`, which Prometheus records itself for every target.
   if (typeof prefix !== "string" || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix))
@@ -126,6 +141,10 @@ export function createMetrics(
   const scrapeSeconds = gauge(
     "scrape_duration_seconds",
     "How long reading the inspector took during the last scrape.",
+  );
+  const leftOut = gauge(
+    "scrape_left_out",
+    "Values the inspector reported malformed in the last scrape, left out with their series.",
   );
   const sub = ["subscriber"] as const;
   const pending = gauge(
@@ -220,7 +239,13 @@ export function createMetrics(
     hbState,
     hbRestarts,
   ];
-  const unlabelled = new Set<Gauge<string>>([scrapeSeconds, windowSeconds, dlDepth, dlOldest]);
+  const unlabelled = new Set<Gauge<string>>([
+    scrapeSeconds,
+    leftOut,
+    windowSeconds,
+    dlDepth,
+    dlOldest,
+  ]);
   clear();
 
   /**
@@ -228,7 +253,7 @@ export function createMetrics(
    * would report "0 dead letters" for a scrape that could not read them: remove that series too.
    */
   function clear(): void {
-    for (const g of [scrapeSeconds, ...all]) {
+    for (const g of [scrapeSeconds, leftOut, ...all]) {
       g.reset();
       if (unlabelled.has(g)) g.remove();
     }
@@ -270,36 +295,49 @@ export function createMetrics(
     }
     const [subscribers, counts, letters, beats] = answers;
     clear();
-    for (const s of subscribers) {
-      if (s.ephemeral) continue; // throwaway subscribers would only add churning series
-      const labels = { subscriber: labelValue(s.subscriber) };
-      pending.set(labels, s.pending);
-      inFlight.set(labels, s.inFlight);
-      retrying.set(labels, s.retrying);
-      dead.set(labels, s.dead);
-      lag.set(labels, s.lag);
-      oldest.set(labels, ageSeconds(s.oldestPendingMs));
+    const out = new Answer();
+    for (const s of out.list("subscribers", subscribers)) {
+      const subscriber = out.name("subscriber", s, "subscriber");
+      if (subscriber === undefined || s.ephemeral) continue; // throwaway subscribers would only add churning series
+      const labels = { subscriber };
+      out.set(pending, labels, s.pending, count);
+      out.set(inFlight, labels, s.inFlight, count);
+      out.set(retrying, labels, s.retrying, count);
+      out.set(dead, labels, s.dead, count);
+      out.set(lag, labels, s.lag, count);
+      out.set(oldest, labels, s.oldestPendingMs, ageOrNone);
     }
     windowSeconds.set(windowMs / 1000);
-    for (const [type, n] of Object.entries(counts.totals))
-      events.set({ type: labelValue(type) }, n);
-    if (letters) {
-      dlDepth.set(letters.depth);
-      for (const [type, n] of Object.entries(letters.byType))
-        dlByType.set({ type: labelValue(type) }, n);
-      for (const [reason, n] of Object.entries(letters.byReason))
-        dlByReason.set({ reason: labelValue(reason) }, n ?? 0);
-      for (const [subscriber, n] of Object.entries(letters.bySubscriber))
-        dlBySubscriber.set({ subscriber: labelValue(subscriber) }, n);
-      dlOldest.set(ageSeconds(letters.oldestAgeMs));
+    for (const [type, n] of out.entries("counts.totals", counts?.totals))
+      out.set(events, { type: labelValue(type) }, n, count);
+    if (letters !== undefined && out.object("deadLetterCounts", letters)) {
+      out.set(dlDepth, {}, letters.depth, count);
+      for (const [type, n] of out.entries("deadLetterCounts.byType", letters.byType))
+        out.set(dlByType, { type: labelValue(type) }, n, count);
+      for (const [reason, n] of out.entries("deadLetterCounts.byReason", letters.byReason))
+        if (n !== undefined) out.set(dlByReason, { reason: labelValue(reason) }, n, count);
+      for (const [subscriber, n] of out.entries(
+        "deadLetterCounts.bySubscriber",
+        letters.bySubscriber,
+      ))
+        out.set(dlBySubscriber, { subscriber: labelValue(subscriber) }, n, count);
+      out.set(dlOldest, {}, letters.oldestAgeMs, ageOrNone);
     }
-    for (const beat of beats) {
-      const daemon = labelValue(beat.daemon);
-      hbAge.set({ daemon }, ageSeconds(beat.ageMs));
+    for (const beat of out.list("heartbeats", beats)) {
+      const daemon = out.name("daemon", beat, "daemon");
+      if (daemon === undefined) continue;
+      out.set(hbAge, { daemon }, beat.ageMs, age);
       for (const state of DAEMON_STATES)
         hbState.set({ daemon, state }, beat.status === state ? 1 : 0);
-      if (typeof beat.restarts === "number") hbRestarts.set({ daemon }, beat.restarts);
+      // A heartbeat from before restarts were counted carries none.
+      if (beat.restarts !== undefined) out.set(hbRestarts, { daemon }, beat.restarts, count);
     }
+    if (out.leftOut.length > 0)
+      logger.warn(
+        { leftOut: out.leftOut.length, values: out.leftOut.slice(0, MAX_LISTED) },
+        `metrics: left out ${out.leftOut.length} value(s) the inspector of "${String(inspector.transport)}" reported malformed; the other series are reported.`,
+      );
+    leftOut.set(out.leftOut.length);
     scrapeSeconds.set((now() - started) / 1000);
   }
 
@@ -314,9 +352,13 @@ export function createMetrics(
       try {
         await collect(controller.signal);
         up.set(1);
-      } catch {
+      } catch (error) {
         clear();
         up.set(0);
+        logger.warn(
+          { err: error },
+          `metrics: switchyard_up 0, the scrape read nothing: ${error instanceof Error ? error.message : String(error)}`,
+        );
       } finally {
         clearTimeout(timer);
         running = undefined;
@@ -358,12 +400,95 @@ export function createMetrics(
   };
 }
 
+// What the inspector reports is read through the rules below: a value that breaks one leaves out
+// its own series, not the scrape (prom-client throws on a value that is not a number, which made
+// one driver's bad count hide every series; NaN and negative counts it would export as they are).
+
+/** A count as a gauge value: a whole number ≥ 0, else undefined (malformed). */
+function count(n: unknown): number | undefined {
+  return typeof n === "number" && Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
 /**
  * An age in ms as seconds, never negative: an event or heartbeat stamped by a clock ahead of this
- * one is as old as "now", not younger than it.
+ * one is as old as "now", not younger than it. Not a number (or NaN): undefined (malformed).
+ * Infinity stays (+Inf: older than any threshold).
  */
-function ageSeconds(ms: number | undefined): number {
-  return Math.max(0, ms ?? 0) / 1000;
+function age(ms: unknown): number | undefined {
+  return typeof ms === "number" && !Number.isNaN(ms) ? Math.max(0, ms) / 1000 : undefined;
+}
+
+/** An optional age: absent means there is nothing waiting, 0. */
+function ageOrNone(ms: unknown): number | undefined {
+  return ms === undefined ? 0 : age(ms);
+}
+
+/** A reported value as a log line shows it (a bigint as `5n`, a string quoted). */
+function shown(value: unknown): string {
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "string")
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (typeof value === "object" && value !== null)
+    return Array.isArray(value) ? "an array" : "an object";
+  return String(value);
+}
+
+/** Left-out values a warning lists (the count says how many there were in all). */
+const MAX_LISTED = 20;
+
+/** One scrape's reading of the inspector's answers: sets what is well formed, notes the rest. */
+class Answer {
+  /** `series: value` of every value left out. */
+  readonly leftOut: string[] = [];
+
+  /** Set `gauge{labels}` to `read(raw)`, or note it left out when `read` refuses the value. */
+  set<L extends string>(
+    gauge: Gauge<L>,
+    labels: Partial<Record<L, string>>,
+    raw: unknown,
+    read: (raw: unknown) => number | undefined,
+  ): void {
+    const n = read(raw);
+    if (n !== undefined) gauge.set(labels, n);
+    else {
+      const pairs = Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+      const name = (gauge as unknown as { name: string }).name;
+      this.leftOut.push(`${name}${pairs.length ? `{${pairs.join(",")}}` : ""}: ${shown(raw)}`);
+    }
+  }
+
+  /** `value` when it is an object (a record of the answer), else noted and false. */
+  object(what: string, value: unknown): value is object {
+    if (typeof value === "object" && value !== null) return true;
+    this.leftOut.push(`${what}: ${shown(value)}`);
+    return false;
+  }
+
+  /** The entries of a record in the answer; none (noted) when it is not one. */
+  entries<V>(what: string, record: Readonly<Record<string, V>> | undefined): [string, V][] {
+    return this.object(what, record) ? Object.entries(record) : [];
+  }
+
+  /** The items of a list in the answer that are objects; the others (and a non-list) noted. */
+  list<T extends object>(what: string, items: readonly T[] | undefined): T[] {
+    if (!Array.isArray(items)) {
+      this.leftOut.push(`${what}: ${shown(items)}`);
+      return [];
+    }
+    return items.filter((item, i): item is T => this.object(`${what}[${i}]`, item));
+  }
+
+  /** `item[key]` as a label value, or undefined (noted) when it is not a string. */
+  name<K extends string>(
+    what: string,
+    item: { readonly [P in K]: unknown },
+    key: K,
+  ): string | undefined {
+    const name = item[key];
+    if (typeof name === "string") return labelValue(name);
+    this.leftOut.push(`${what} named ${shown(name)}: all its series`);
+    return undefined;
+  }
 }
 
 /** A lone (unpaired) UTF-16 surrogate. */
