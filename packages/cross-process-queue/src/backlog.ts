@@ -1,3 +1,5 @@
+import { cursorSql } from "./claim";
+
 /**
  * Counts per subscriber at `@now` (ms): the one definition of backlog (`SubscriberBacklog` in
  * `@switchyard/transport`), as the `backlog` view of schema 2 computes it with the reader's clock.
@@ -10,7 +12,8 @@
  * lowest cursor, each row matched to the subscribers of its type. `events` has no index on `type`
  * (publish pays for every index); left to itself SQLite built an automatic index on it for every
  * subscriber and column (two full sorts of the table each), which made this 5× slower on a
- * 100,000-event backlog. The `backlog` view computes the same numbers with the older plan.
+ * 100,000-event backlog. The `backlog` view computes the same numbers with the older plan. A
+ * cursor is read as a claim reads it (`cursorSql`: one that is not a number counts as 0).
  */
 export const BACKLOG_SQL = `
   SELECT s.name AS subscriber,
@@ -36,7 +39,8 @@ export const BACKLOG_SQL = `
     LEFT JOIN (
       SELECT qs.name AS subscriber, COUNT(*) AS n, MIN(e.created_at) AS oldest
         FROM subscribers qs
-        JOIN events e NOT INDEXED ON e.seq > qs.cursor_seq AND e.seq > (SELECT MIN(cursor_seq) FROM subscribers)
+        JOIN events e NOT INDEXED ON e.seq > ${cursorSql("qs.cursor_seq")}
+                                  AND e.seq > (SELECT MIN(${cursorSql("cursor_seq")}) FROM subscribers)
         JOIN subscriber_types st ON st.subscriber = qs.name AND st.type = e.type AND e.seq > st.since_seq
        GROUP BY qs.name) q ON q.subscriber = s.name
    ORDER BY s.name`;

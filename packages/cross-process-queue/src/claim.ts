@@ -173,7 +173,9 @@ const OPEN = `status IN ('pending', 'leased')`;
  * A subscriber's `cursor_seq` in SQL as a claim reads it: a number as stored; anything else
  * another program wrote there (text, a BLOB) as 0 — the claim starts over from the subscriber's
  * registration (`since_seq`) then, so whatever reads the cursor to decide what the subscriber
- * still needs (retention) must read it the same way.
+ * still needs must read it the same way: retention, the backlog (`BACKLOG_SQL`, the `backlog` view
+ * from schema 6), the introspection counts and traces, and `clearPending`. A change here needs a
+ * new migration that recreates the `backlog` view.
  */
 export const cursorSql = (column: string): string =>
   `(CASE WHEN typeof(${column}) IN ('integer', 'real') THEN ${column} ELSE 0 END)`;
@@ -183,6 +185,18 @@ export const cursorSql = (column: string): string =>
  * (2^53 claims: centuries); past this a double can no longer count (`t + 1 === t`).
  */
 const MAX_TOKEN = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The leased deliveries of `subscriber` holding a token at or past `from` (SQL expressions; see
+ * `#nextToken`), by the `deliveries_leased` index: only integers can equal a token a claim hands
+ * out, and the range keeps the seek off text and BLOBs (they sort after every number).
+ */
+const held = (
+  subscriber: string,
+  from: string,
+): string => `FROM deliveries INDEXED BY deliveries_leased
+       WHERE subscriber = ${subscriber} AND status = 'leased'
+         AND lease_token BETWEEN ${from} AND 9223372036854775807 AND typeof(lease_token) = 'integer'`;
 
 /** The earlier of two times, either of which may be missing. */
 const earlier = (a: number | undefined, b: number | undefined): number | undefined =>
@@ -222,7 +236,7 @@ export class QueueStore {
   readonly #nextSeq: Database.Statement;
   /**
    * A claim's reads in one statement: the subscriber's cursor, types and last token, the earliest
-   * `available_at` of its open deliveries, and the newest `seq`.
+   * `available_at` of its open deliveries, the newest `seq`, and the highest token its leases hold.
    */
   readonly #claimState: Database.Statement;
   readonly #setCursor: Database.Statement;
@@ -280,16 +294,20 @@ export class QueueStore {
       .pluck();
     this.#maxSeq = db.prepare(`SELECT COALESCE(MAX(seq), 0) FROM events`).pluck();
     this.#nextSeq = db.prepare(`SELECT MIN(seq) FROM events WHERE seq > ?`).pluck();
-    // Three reads every claim makes, in one statement (each statement run costs a call into
-    // SQLite and its own setup: ~3 µs of the ~9 µs the three took apart). `MIN(available_at)` is
-    // one seek of the open-deliveries index: due when it is a number ≤ now (text another program
-    // wrote sorts after every number and is never due, as in `available_at <= now`).
+    // The reads every claim makes, in one statement (each statement run costs a call into
+    // SQLite and its own setup: ~3 µs of the ~9 µs the first three took apart). `MIN(available_at)`
+    // is one seek of the open-deliveries index: due when it is a number ≤ now (text another program
+    // wrote sorts after every number and is never due, as in `available_at <= now`). The highest
+    // token held (see `#nextToken`) is one seek of `deliveries_leased` (schema 6): by the
+    // open-deliveries index it was a walk of every open delivery of the subscriber, +28 % CPU per
+    // delivery at 100 in flight and linear in a backlog of retries; the index costs ~5 %.
     this.#claimState = db
       .prepare(
         `SELECT cursor_seq, types, lease_token,
                 (SELECT MIN(available_at) FROM deliveries INDEXED BY deliveries_due
                   WHERE subscriber = @subscriber AND ${OPEN}),
-                (SELECT COALESCE(MAX(seq), 0) FROM events)
+                (SELECT COALESCE(MAX(seq), 0) FROM events),
+                (SELECT MAX(lease_token) ${held("@subscriber", "0")})
            FROM subscribers WHERE name = @subscriber`,
       )
       .raw();
@@ -338,15 +356,10 @@ export class QueueStore {
           WHERE subscriber = @subscriber AND status = 'leased' AND event_seq IN (${due})`,
       )
       .raw();
-    // A damaged token counter restarts above every token its subscriber's leases still hold
-    // (see `#nextToken`). Only integers can equal a token a claim hands out.
-    const held = `FROM deliveries INDEXED BY deliveries_due
-       WHERE subscriber = ? AND ${OPEN} AND status = 'leased'
-         AND typeof(lease_token) = 'integer' AND lease_token >= ?`;
-    this.#heldTokens = db.prepare(`SELECT MAX(lease_token) ${held}`).pluck();
+    this.#heldTokens = db.prepare(`SELECT MAX(lease_token) ${held("?", "?")}`).pluck();
     this.#retireTokens = db.prepare(
       `UPDATE deliveries SET lease_token = NULL WHERE (subscriber, event_seq) IN
-         (SELECT subscriber, event_seq ${held})`,
+         (SELECT subscriber, event_seq ${held("?", "?")})`,
     );
     // Steps are numbered per delivery: the oldest kept step's number says whether any were dropped.
     this.#insertStep = db
@@ -480,10 +493,10 @@ export class QueueStore {
       }
       if (limit <= 0) return { lost, claimed: [], more: false };
       const state = this.#claimState.get({ subscriber }) as
-        [unknown, string, unknown, unknown, number] | undefined;
+        [unknown, string, unknown, unknown, number, number | null] | undefined;
       // The subscriber was removed (an abandoned ephemeral one, pruned): nothing to claim.
       if (state === undefined) return { lost, claimed: [], more: false };
-      const [storedCursor, subscriberTypes, lastToken, earliest, max] = state;
+      const [storedCursor, subscriberTypes, lastToken, earliest, max, heldToken] = state;
       // A cursor another program overwrote with something not a number (text compares above every
       // seq) would hide every new event from this subscriber for good: start over from its
       // registration instead (`since_seq` bounds it; at least once), and the claim rewrites it.
@@ -492,7 +505,7 @@ export class QueueStore {
       /** The earliest open delivery's `available_at`, where it is a number (never due otherwise). */
       const openAt = typeof earliest === "number" ? earliest : undefined;
       // Fencing tokens count up per subscriber; taken under the write lock, so never twice.
-      const token = this.#nextToken(subscriber, lastToken);
+      const token = this.#nextToken(subscriber, lastToken, heldToken);
       const until = now + request.leaseMs;
       const params = { token, until, now, subscriber, types: request.typesJson, limit };
       // Retries that are due and expired leases first, then new events after the cursor.
@@ -845,22 +858,26 @@ export class QueueStore {
   }
 
   /**
-   * The fencing token of a claim by `subscriber`, whose counter holds `stored`: the next integer,
-   * while `stored` is an integer in [0, {@link MAX_TOKEN}). Anything else there — written by
-   * another program or edited by hand: a fraction, a negative number, text, NULL, a number past
-   * 2^53 where `t + 1 === t` — would hand out a token a leased delivery already holds (two claims
-   * in a row getting the same one), and a stale worker's outcome would pass the fence. The
-   * counter then restarts above every token the subscriber's leased deliveries hold; leases whose
-   * token is at or past the maximum are fenced off first (their holders' outcomes are refused and
-   * the deliveries come back when those leases run out), so the restarted counter never reaches a
-   * held token. Call it inside the claim's write transaction.
+   * The fencing token of a claim by `subscriber`, whose counter holds `stored` and whose leased
+   * deliveries hold tokens up to `held`: one above both. A counter another program wrote — set
+   * back to a smaller integer, or something that is no counter at all: a fraction, a negative
+   * number, text, NULL, a number past 2^53 where `t + 1 === t` (read as 0) — would otherwise hand
+   * out a token a leased delivery already holds (a re-claim of an expired lease getting its stale
+   * holder's token), and that worker's outcome would pass the fence. Past {@link MAX_TOKEN} the
+   * count restarts: leases whose token is at or past it are fenced off first (their holders'
+   * outcomes are refused and the deliveries come back when those leases run out), then the
+   * counter restarts above every token still held, so it never reaches a held token. Call it
+   * inside the claim's write transaction.
    */
-  #nextToken(subscriber: string, stored: unknown): number {
-    if (Number.isInteger(stored) && (stored as number) >= 0 && (stored as number) < MAX_TOKEN)
-      return (stored as number) + 1;
+  #nextToken(subscriber: string, stored: unknown, held: number | null): number {
+    const counter =
+      Number.isInteger(stored) && (stored as number) >= 0 && (stored as number) < MAX_TOKEN
+        ? (stored as number)
+        : 0;
+    const highest = Math.max(counter, held ?? 0);
+    if (highest < MAX_TOKEN) return highest + 1;
     this.#retireTokens.run(subscriber, MAX_TOKEN);
-    const highest = this.#heldTokens.get(subscriber, 0) as number | null;
-    return (highest ?? 0) + 1;
+    return ((this.#heldTokens.get(subscriber, 0) as number | null) ?? 0) + 1;
   }
 
   /** Read the claimed events: one range scan when they are close together, else one by one. */

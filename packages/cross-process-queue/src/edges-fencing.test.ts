@@ -84,6 +84,36 @@ describe("a subscriber's lease-token counter damaged by another program", () => 
     expect(ackRefused(s, again, t0 + 1_530)).toBe(false);
   });
 
+  it.each<[string, (held: number) => number]>([
+    ["0", () => 0],
+    ["one below the stale holder's token", (held) => held - 1],
+  ])(
+    "regression: a counter written back down to %s (still a sane integer) never hands out a token a lease holds",
+    (_, setBack) => {
+      const s = setUp(3);
+      const t0 = Date.now();
+      damageCounter(6); // a sane counter: the leases below hold tokens 7 and 8
+      const a = claim(s, t0); // lease until t0 + 1 s
+      const b = claim(s, t0 + 900); // lease until t0 + 1.9 s
+      expect([a.token, b.token]).toEqual([7, 8]);
+      damageCounter(setBack(a.token));
+      // `a`'s lease ran out, `b`'s has not: the re-claim of `a` must get a token neither holds.
+      const again = claim(s, t0 + 1_500);
+      expect(again.seq).toBe(a.seq);
+      // Before the fix the counter counted on from where it was set: the re-claim got token 1 (or
+      // 7, `a`'s own), and `a`'s stale holder's ack deleted the delivery under its new holder.
+      expect(again.token).toBeGreaterThan(Math.max(a.token, b.token));
+      expect(ackRefused(s, a, t0 + 1_510), "the stale holder's ack is fenced").toBe(true);
+      expect(ackRefused(s, b, t0 + 1_520)).toBe(false);
+      // The counter counts on from the restart: the next claim's token is above it too.
+      const c = claim(s, t0 + 1_530);
+      expect(c.seq).not.toBe(a.seq);
+      expect(c.token).toBeGreaterThan(again.token);
+      expect(ackRefused(s, again, t0 + 1_540)).toBe(false);
+      expect(ackRefused(s, c, t0 + 1_550)).toBe(false);
+    },
+  );
+
   it("fences off a lease holding the highest token rather than count past it", () => {
     const s = setUp();
     const t0 = Date.now();

@@ -7,7 +7,7 @@ import {
   timeInputMs,
 } from "@switchyard/transport";
 import { BACKLOG_SQL, type BacklogRow } from "./backlog";
-import { type EventRow, decodeRow } from "./claim";
+import { type EventRow, cursorSql, decodeRow } from "./claim";
 import { DEFAULT_PATH, openDatabase } from "./database";
 
 /**
@@ -152,12 +152,13 @@ export interface SubscriberFilter {
 }
 
 /**
- * Matching events after a subscriber's cursor: published, not yet taken into its deliveries.
+ * Matching events after a subscriber's cursor (read as a claim reads it: `cursorSql`): published,
+ * not yet taken into its deliveries.
  * Joined from `subscribers s`; yields `e` (the event) and `st` (the subscription type).
  */
 const QUEUED = `subscribers s
   JOIN subscriber_types st ON st.subscriber = s.name
-  JOIN events e ON e.type = st.type AND e.seq > s.cursor_seq AND e.seq > st.since_seq`;
+  JOIN events e ON e.type = st.type AND e.seq > ${cursorSql("s.cursor_seq")} AND e.seq > st.since_seq`;
 
 /**
  * Deliveries not acked yet (waiting, waiting for a retry, or in flight), including events
@@ -586,7 +587,7 @@ export function traceEvent(db: Database.Database, id: string): EventTrace | unde
   // Subscribers registered for the type when the event was published, without a row for it.
   const inferred = statement(
     db,
-    `SELECT s.name, @seq > s.cursor_seq AS ahead FROM subscribers s
+    `SELECT s.name, @seq > ${cursorSql("s.cursor_seq")} AS ahead FROM subscribers s
        JOIN subscriber_types st ON st.subscriber = s.name AND st.type = @type
       WHERE @seq > st.since_seq
         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.subscriber = s.name AND d.event_seq = @seq)`,

@@ -1,10 +1,11 @@
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKLOG_SQL } from "./backlog";
+import { QueueStore } from "./claim";
 import { Writer } from "./database";
 import { lastSeqBefore, sqliteTransport } from "./index";
 import { prune } from "./retention";
-import { job, tempQueue } from "./test/fixtures";
+import { exchangeRequest, job, tempQueue } from "./test/fixtures";
 
 /**
  * The reads an operator's tools run often (the dashboard's overview, the Pipeline page, `/metrics`)
@@ -57,6 +58,26 @@ describe("query plans of the inspector's frequent reads", () => {
         plan(sql.replace(/\?/g, "1")).filter((s) => /^SCAN events\b/.test(s)),
         sql,
       ).toEqual([]);
+  });
+
+  it("finds the highest fencing token a subscriber's leases hold with one index seek per claim", () => {
+    const statements: string[] = [];
+    const traced = new Database(q.path, { verbose: (sql) => statements.push(String(sql)) });
+    try {
+      const store = new QueueStore(traced, new Writer(traced, q.path, 5_000), {
+        maxPayloadBytes: 1_000_000,
+        keepAcked: false,
+      });
+      store.register("w", ["JOB"], false);
+      store.exchange(exchangeRequest([], 1));
+    } finally {
+      traced.close();
+    }
+    const state = statements.find((s) => /MAX\(lease_token\)/.test(s) && /cursor_seq/.test(s));
+    expect(state, "the claim's one read of its state").toBeDefined();
+    expect(plan(state!, { subscriber: "w" })).toContain(
+      "SEARCH deliveries USING COVERING INDEX deliveries_leased (subscriber=? AND lease_token>? AND lease_token<?)",
+    );
   });
 
   it("prunes without a full scan of events outside the window it prunes", async () => {

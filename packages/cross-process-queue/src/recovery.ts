@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import { cursorSql } from "./claim";
 
 /**
  * Recovery procedures of the runbook as functions, for the CLI's guarded commands: back up
@@ -43,7 +44,7 @@ export function clearPending(
       .prepare(
         `SELECT COUNT(*) FROM subscribers sub
            JOIN subscriber_types st ON st.subscriber = sub.name
-           JOIN events e ON e.type = st.type AND e.seq > sub.cursor_seq AND e.seq > st.since_seq
+           JOIN events e ON e.type = st.type AND e.seq > ${cursorSql("sub.cursor_seq")} AND e.seq > st.since_seq
           WHERE (@one = 0 OR sub.name = @s) AND (@typed = 0 OR st.type = @t)`,
       )
       .pluck()

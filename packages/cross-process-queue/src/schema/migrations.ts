@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import { cursorSql } from "../claim";
 import { SchemaVersionError } from "../errors";
 
 /** One forward-only schema step. `up` runs inside the migration's immediate transaction. */
@@ -10,7 +11,7 @@ export interface Migration {
 }
 
 /**
- * The `backlog` view from version 2 on: the one definition of a subscriber's backlog
+ * The `backlog` view of versions 2 to 5 (see {@link BACKLOG_VIEW_V6}): the one definition of a subscriber's backlog
  * (`SubscriberBacklog` in `@switchyard/transport`). Every matching event not settled is in exactly
  * one state: `pending` (never attempted, including events after the subscriber's cursor),
  * `in_flight` (leased, lease not expired), `retrying` (attempted and waiting: a failure's backoff,
@@ -50,6 +51,21 @@ const BACKLOG_VIEW_V2 = `
               FROM subscribers s,
                    (SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS now) n
           );`;
+
+/**
+ * The `backlog` view from version 6 on: {@link BACKLOG_VIEW_V2} with the subscriber's cursor read
+ * as a claim reads it (`cursorSql`): a cursor another program overwrote with text or a BLOB counts
+ * every matching event since the registration as pending, which is what the next claim delivers
+ * (version 2 compared `seq` with the text, above every number, and counted none).
+ */
+const BACKLOG_VIEW_V6 = ((): string => {
+  const raw = "e.seq > s.cursor_seq";
+  const view = BACKLOG_VIEW_V2.replaceAll(raw, `e.seq > ${cursorSql("s.cursor_seq")}`);
+  // Both reads of the cursor (the pending count and the oldest queued event) must change.
+  if (BACKLOG_VIEW_V2.split(raw).length !== 3 || view.includes(raw))
+    throw new Error("the backlog view no longer reads the cursor where migration 6 expects");
+  return view;
+})();
 
 /**
  * Every schema step, oldest first. Never edit a released step: add a new one. Timestamps are
@@ -239,6 +255,22 @@ export const migrations: readonly Migration[] = [
         END;
 
         ${BACKLOG_VIEW_V2}
+      `),
+  },
+  {
+    version: 6,
+    description:
+      "deliveries_leased index (each subscriber's highest fencing token held, one seek per claim); the backlog view reads a cursor that is not a number as the claim does",
+    // The claim's next token is above both the subscriber's counter and every token its leases
+    // hold, so a counter another program set back cannot hand a stale holder's token out again;
+    // this index makes the highest held token one seek instead of a walk of every open delivery.
+    up: (db) =>
+      db.exec(`
+        CREATE INDEX deliveries_leased ON deliveries (subscriber, lease_token)
+          WHERE status = 'leased';
+
+        DROP VIEW IF EXISTS backlog;
+        ${BACKLOG_VIEW_V6}
       `),
   },
 ];
