@@ -10,7 +10,6 @@ const MAX_DEPTH = 1000;
  * the work on object graphs that share references, whose JSON text grows exponentially.
  */
 const MAX_VALUES = 1_000_000;
-const CIRCULAR = '"[Circular]"';
 const TRUNCATED = '"[Truncated]"';
 const UNREADABLE = '"[Unreadable]"';
 
@@ -18,12 +17,14 @@ const UNREADABLE = '"[Unreadable]"';
  * `JSON.stringify` with object keys sorted recursively (UTF-16 code unit order) and no
  * whitespace. As in JSON, `undefined`, functions and symbols are left out of objects and are
  * `null` in arrays, non-finite numbers are `null`, a boxed primitive (`new Number(1)`) is the
- * value it wraps, and `toJSON` is honoured (so a `Date` is its ISO string). Strings are written
- * code unit for code unit, without Unicode normalisation: `"é"` (NFC) and `"e\u0301"` (NFD) are
- * different text. Beyond JSON, bigints are decimal strings, and instead of throwing or hanging: a
- * reference back to an enclosing object is the string `"[Circular]"`, nesting deeper than 1000
- * or values past the millionth are `"[Truncated]"`, and an object whose properties cannot be
- * read (a revoked proxy, a throwing getter) is `"[Unreadable]"`.
+ * value it wraps, and `toJSON` is honoured (so a `Date` is its ISO string): a payload hashes as
+ * the JSON a transport carries. Strings are written code unit for code unit, without Unicode
+ * normalisation: `"é"` (NFC) and `"e\u0301"` (NFD) are different text. What `JSON.stringify`
+ * cannot write is written as a marker outside any JSON string, so it never reads like JSON data:
+ * a bigint as `#bigint(-5)`, a reference back to an enclosing object as `#circular(n)` (`n` levels
+ * up: cycles to different ancestors differ). Instead of throwing or hanging, nesting deeper than
+ * 1000 or values past the millionth are `"[Truncated]"`, and an object whose properties cannot be
+ * read (a revoked proxy, a throwing getter) is `"[Unreadable]"` (both make the text incomplete).
  */
 export function canonicalJson(value: unknown): string {
   return canonicalJsonOf(value).text;
@@ -41,8 +42,8 @@ export function canonicalJsonOf(value: unknown): { text: string; complete: boole
 }
 
 class CanonicalWriter {
-  /** Objects on the path from the root to the value being written. */
-  private readonly ancestors = new Set<object>();
+  /** Objects on the path from the root to the value being written, with their depth. */
+  private readonly ancestors = new Map<object, number>();
   private values = 0;
   /** A part was left out (truncated or unreadable). */
   lossy = false;
@@ -58,7 +59,8 @@ class CanonicalWriter {
       case "boolean":
         return value ? "true" : "false";
       case "bigint":
-        return `"${value.toString()}"`;
+        // Not `"5"`: a bigint must not read like the string its digits spell.
+        return `#bigint(${value.toString()})`;
       case "undefined":
       case "function":
       case "symbol":
@@ -69,9 +71,11 @@ class CanonicalWriter {
   }
 
   private writeObject(value: object, depth: number): string | undefined {
-    if (this.ancestors.has(value)) return CIRCULAR;
+    const ancestor = this.ancestors.get(value);
+    // Not the string "[Circular]", which a payload may hold; and which ancestor it points to counts.
+    if (ancestor !== undefined) return `#circular(${depth - ancestor})`;
     if (depth >= MAX_DEPTH) return this.truncated();
-    this.ancestors.add(value);
+    this.ancestors.set(value, depth);
     try {
       return this.writeContent(value, depth);
     } catch {

@@ -59,7 +59,7 @@ describe("eventContentHash of content it cannot compare in full", () => {
   it("still hashes complete content, circular references included, the same way every time", () => {
     const a: Record<string, unknown> = { n: 1 };
     a.self = a;
-    expect(canonicalJsonOf(a)).toEqual({ text: '{"n":1,"self":"[Circular]"}', complete: true });
+    expect(canonicalJsonOf(a)).toEqual({ text: '{"n":1,"self":#circular(1)}', complete: true });
     expect(eventContentHash({ type: "X", data: a })).toBe(eventContentHash({ type: "X", data: a }));
     expect(canonicalJsonOf(nested(1500, 0)).complete).toBe(false);
   });

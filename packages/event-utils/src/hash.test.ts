@@ -101,11 +101,6 @@ describe("eventContentHash", () => {
     ["an undefined field and an absent one", { a: 1, b: undefined }, { a: 1 }],
     ["NaN and null", { a: Number.NaN }, { a: null }],
     ["Infinity and null", { a: Number.POSITIVE_INFINITY }, { a: null }],
-    [
-      "a bigint and its decimal string",
-      { a: 12345678901234567890n },
-      { a: "12345678901234567890" },
-    ],
     ["a Date and its ISO string", { at: new Date(0) }, { at: "1970-01-01T00:00:00.000Z" }],
     ["undefined in an array and null", { a: [undefined] }, { a: [null] }],
     ["-0 and 0", { a: -0 }, { a: 0 }],

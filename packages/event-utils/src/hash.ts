@@ -24,10 +24,12 @@ export interface ContentHashOptions {
  * number or a class instance; an event that is an array) counts as it is, whole, even with
  * `keyFields`.
  *
- * The payload is written as canonical JSON: keys sorted at every level, `undefined` left out,
- * non-finite numbers as `null`, bigints as strings, dates as ISO strings, strings as they are
- * (no Unicode normalisation: an NFC and an NFD spelling of one text hash differently); circular
- * references are replaced by a marker instead of throwing. A payload that cannot be compared in
+ * The payload is written as canonical JSON, as a transport would carry it: keys sorted at every
+ * level, `undefined` left out, non-finite numbers as `null`, dates as ISO strings, strings as they
+ * are (no Unicode normalisation: an NFC and an NFD spelling of one text hash differently). What
+ * JSON cannot carry never hashes like data that it can: a bigint (`1n` is not `"1"`) and a
+ * circular reference (not the string `"[Circular]"`; which ancestor it points to counts) are
+ * written as markers no JSON text holds. A payload that cannot be compared in
  * full — nested deeper than 1000 levels, more than a million values, or holding an object that
  * cannot be read (a throwing getter, a revoked proxy) — gets a hash of its own on every call:
  * two such events never hash alike, so dedup never drops one it could not compare. Never throws.

@@ -16,6 +16,7 @@ import {
 import {
   DaemonManagerClosedError,
   DaemonOptionsError,
+  DaemonStartTimeoutError,
   DaemonStopTimeoutError,
   DuplicateDaemonError,
   UnknownDaemonError,
@@ -1064,4 +1065,219 @@ describe("heartbeats of a daemon that cannot say everything", () => {
       );
     },
   );
+});
+
+describe("a daemon that does not start", () => {
+  it("startAll() gives up on a daemon whose start() never settles after startTimeoutMs: failed, asked to stop, the others keep running", async () => {
+    const router = makeRouter();
+    const logger = memoryLogger();
+    const sink = memoryHeartbeatSink();
+    const events: unknown[] = [];
+    router.subscribe("DAEMON_PERMANENTLY_FAILED", (e) => void events.push(e.data), {
+      name: "alerts",
+    });
+    const good = new Scripted("good", router, { cycleIntervalMs: 60_000 });
+    const stuck = customDaemon("stuck", { start: true });
+    const timers = watchTimers(50);
+    // Not in `managers`: before the fix its startAll() never settles, and neither does stopAll().
+    const m = new DaemonManager({
+      daemons: [stuck, good],
+      router,
+      logger,
+      heartbeatSink: sink,
+      startTimeoutMs: 50,
+      stopTimeoutMs: 50,
+    });
+    expect(await settlesWithin(m.startAll(), 2_000)).toBe(true);
+    expect(good.status).toBe("running");
+    expect(stuck.stopCalls).toBe(1); // told to give up its start
+    const [stuckInfo, goodInfo] = m.list();
+    expect(stuckInfo).toMatchObject({ name: "stuck", status: "failed" });
+    expect(stuckInfo!.lastError).toMatch(/stuck did not start: .*after 50 ms \(startTimeoutMs\)/);
+    expect(goodInfo).toMatchObject({ name: "good", status: "running", lastError: null });
+    const health = m.health();
+    expect(health).toMatchObject({ healthy: false, status: "unhealthy" });
+    expect(health.message).toMatch(/stuck was given up on while starting/);
+    expect(sink.latest("stuck")).toMatchObject({ status: "failed" });
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({
+        level: "error",
+        msg: expect.stringMatching(/daemon stuck did not start/),
+      }),
+    );
+    await eventually(() => events.length === 1);
+    expect(events[0]).toMatchObject({
+      daemon_name: "stuck",
+      error: expect.stringMatching(/did not start/),
+    });
+    expect(await settlesWithin(m.stopAll(), 2_000)).toBe(true);
+    expect(good.status).toBe("stopped");
+    expect(timers.left()).toBe(0);
+  });
+
+  it("gives up on a restart after a crash whose start() never settles, instead of supervising it forever", async () => {
+    let crash!: (error: Error) => void;
+    let starts = 0;
+    const base = customDaemon("flaky");
+    const flaky: Daemon = {
+      ...base,
+      get status() {
+        return base.status;
+      },
+      start() {
+        starts++;
+        return starts === 1 ? base.start() : new Promise<void>(() => {});
+      },
+      stop: () => base.stop(),
+      onCrash(listener) {
+        crash = listener;
+        return () => {};
+      },
+    };
+    const m = new DaemonManager({
+      daemons: [flaky],
+      startTimeoutMs: 50,
+      stopTimeoutMs: 50,
+      ...fastRestarts,
+    });
+    await m.startAll();
+    crash(new Error("lost its connection"));
+    await eventually(() => m.list()[0]!.status === "failed");
+    expect(m.list()[0]!.lastError).toMatch(/flaky did not start/);
+    await delay(150); // several backoffs: no more start attempts once given up
+    expect(starts).toBe(2);
+    expect(await settlesWithin(m.stopAll(), 2_000)).toBe(true);
+  });
+
+  it("restart(name) rejects with DaemonStartTimeoutError when the daemon does not start again within startTimeoutMs", async () => {
+    let starts = 0;
+    const base = customDaemon("once");
+    const once: Daemon = {
+      ...base,
+      get status() {
+        return base.status;
+      },
+      start() {
+        starts++;
+        return starts === 1 ? base.start() : new Promise<void>(() => {});
+      },
+      stop: () => base.stop(),
+    };
+    const m = new DaemonManager({ daemons: [once], startTimeoutMs: 50, stopTimeoutMs: 50 });
+    await m.startAll();
+    const restarting = m.restart("once").catch((e: unknown) => e);
+    expect(await settlesWithin(restarting, 2_000)).toBe(true);
+    const error = await restarting;
+    expect(error).toBeInstanceOf(DaemonStartTimeoutError);
+    expect(error).toMatchObject({
+      daemon: "once",
+      startTimeoutMs: 50,
+      code: "DAEMON_START_TIMEOUT",
+    });
+    expect(m.list()[0]).toMatchObject({ status: "failed" });
+    expect(await settlesWithin(m.stopAll(), 2_000)).toBe(true);
+  });
+
+  it("run() keeps running the daemons that started when one never starts, and stops on SIGTERM", async () => {
+    const router = makeRouter();
+    const good = new Scripted("good", router, { cycleIntervalMs: 60_000 });
+    const stuck = customDaemon("stuck", { start: true });
+    const m = new DaemonManager({ daemons: [good, stuck], startTimeoutMs: 50, stopTimeoutMs: 50 });
+    const running = m.run({ signals: ["SIGTERM"] });
+    await eventually(() => m.list()[1]!.status === "failed");
+    expect(good.status).toBe("running");
+    process.emit("SIGTERM", "SIGTERM");
+    expect(await settlesWithin(running, 2_000)).toBe(true);
+    expect(good.status).toBe("stopped");
+  });
+
+  it.each([0, -1, Number.NaN, Infinity, 2 ** 31, "100"])(
+    "rejects a startTimeoutMs of %s with DaemonOptionsError naming it",
+    (startTimeoutMs) => {
+      const make = () => new DaemonManager({ startTimeoutMs: startTimeoutMs as number });
+      expect(make).toThrow(DaemonOptionsError);
+      expect(make).toThrow(/option startTimeoutMs must be/);
+    },
+  );
+});
+
+describe("a daemon whose status cannot be read", () => {
+  function withBrokenStatus(status: () => unknown) {
+    const router = makeRouter();
+    const good = new Scripted("good", router, { cycleIntervalMs: 60_000 });
+    const odd = Object.defineProperty(customDaemon("odd"), "status", { get: status });
+    return { good, odd };
+  }
+
+  it.each([
+    [
+      "throws",
+      () => {
+        throw new Error("state lock poisoned");
+      },
+      /its status could not be read \(state lock poisoned\)/,
+    ],
+    ["is not a status", () => 42, /its status is 42, not one of/],
+  ])(
+    "list(), health() and heartbeats still report every daemon when one's status getter %s",
+    async (_what, status, problem) => {
+      const { good, odd } = withBrokenStatus(status);
+      const sink = memoryHeartbeatSink();
+      const m = manager({ daemons: [good, odd], heartbeatSink: sink });
+      await m.startAll();
+      const list = m.list();
+      expect(list.map((d) => [d.name, d.status])).toEqual([
+        ["good", "running"],
+        ["odd", "crashed"],
+      ]);
+      expect(list[1]!.problem).toMatch(problem);
+      expect(list[1]!.problem).not.toMatch(/^odd: /);
+      expect(list[0]).not.toHaveProperty("problem");
+      const health = m.health();
+      expect(health).toMatchObject({ healthy: false, status: "unhealthy" });
+      expect(health.message).toMatch(problem);
+      expect(health.message).toMatch(/^odd: /);
+      expect(health.details.daemons).toMatchObject({
+        good: { status: "running" },
+        odd: { status: "crashed" },
+      });
+      expect(sink.latest("good")).toMatchObject({ status: "running" });
+      expect(sink.latest("odd")).toMatchObject({ status: "crashed" });
+      expect(sink.latest("odd")!.health.message).toMatch(problem);
+    },
+  );
+});
+
+describe("a daemon whose other fields cannot be read", () => {
+  it("gives up on a daemon whose router getter throws, saying why nothing was published, without an unhandled rejection", async () => {
+    const logger = memoryLogger();
+    const base = customDaemon("lost");
+    const lost = Object.defineProperties(base, {
+      start: { value: () => Promise.reject(new Error("no database")) },
+      router: {
+        get(): never {
+          throw new Error("router gone");
+        },
+      },
+    });
+    const m = manager({ daemons: [lost], logger, maxRestartAttempts: 0 });
+    await m.startAll();
+    await eventually(() =>
+      logger.lines.some((l) => /was not published: its router could not be read/.test(l.msg ?? "")),
+    );
+    expect(m.list()[0]).toMatchObject({ status: "failed", lastError: "no database" });
+  });
+
+  it("startAll() resolves and the heartbeat is written when a daemon's contracts getter throws", async () => {
+    const sink = memoryHeartbeatSink();
+    const odd = Object.defineProperty(customDaemon("odd"), "contracts", {
+      get(): never {
+        throw new Error("catalog not loaded");
+      },
+    });
+    const m = manager({ daemons: [odd], heartbeatSink: sink });
+    await expect(m.startAll()).resolves.toBeUndefined();
+    expect(sink.latest("odd")).toMatchObject({ status: "running" });
+    expect(sink.latest("odd")).not.toHaveProperty("contracts");
+  });
 });

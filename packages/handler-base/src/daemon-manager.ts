@@ -15,6 +15,7 @@ import {
 import {
   DaemonManagerClosedError,
   DaemonOptionsError,
+  DaemonStartTimeoutError,
   DaemonStopTimeoutError,
   DuplicateDaemonError,
   UnknownDaemonError,
@@ -104,6 +105,19 @@ export interface DaemonManagerOptions {
    * @defaultValue 30_000
    */
   readonly stopTimeoutMs?: number;
+  /**
+   * How long the manager waits for a daemon's `start()` (first start, restart after a crash, or
+   * `restart(name)`), in ms; at most 2^31 - 1. The same rule as `stopTimeoutMs`, for starting: a
+   * daemon whose `start()` has not settled by then is given up on — logged as an error, its status
+   * becomes `"failed"` (its `lastError` says why), it is asked to `stop()` so that it cannot come up
+   * unsupervised later, it is not restarted, and `DAEMON_PERMANENTLY_FAILED` is published. The
+   * other daemons are not touched: `startAll()` resolves with them running, and `health()` is
+   * `unhealthy` until the daemon is restarted (`restart(name)`, or `stopAll()` then `startAll()`).
+   * Like systemd's `TimeoutStartSec`. Longer than `stopTimeoutMs` by default because a start may
+   * load state (a model, a database); raise it for a daemon that legitimately starts slower.
+   * @defaultValue 60_000
+   */
+  readonly startTimeoutMs?: number;
   /** Envelope `source` of `DAEMON_PERMANENTLY_FAILED`. @defaultValue "daemon_manager" */
   readonly source?: string;
   /** Host name written to heartbeats and failure events. @defaultValue `os.hostname()` */
@@ -133,12 +147,23 @@ export interface ManagedDaemonInfo {
   readonly failedRestarts: number;
   /** The message of the last failure, if any. */
   readonly lastError: string | null;
+  /**
+   * Present when the daemon's own `status` could not be read (its getter threw, or gave something
+   * that is not a status): what was wrong. Its `status` is then shown as `"crashed"`, and
+   * `health()` is `unhealthy`. One broken daemon never hides the others.
+   */
+  readonly problem?: string;
 }
 
 interface Entry {
   readonly daemon: Daemon;
-  /** Given up: after too many failed restarts, or because it did not stop within stopTimeoutMs. */
-  failed: false | "restarts" | "stop";
+  /** The name it was registered under (read once: a getter must not change or break it later). */
+  readonly name: string;
+  /**
+   * Given up: after too many failed restarts, or because it did not start within startTimeoutMs
+   * or did not stop within stopTimeoutMs.
+   */
+  failed: false | "restarts" | "start" | "stop";
   restarts: number;
   failedRestarts: number;
   lastError: string | null;
@@ -188,6 +213,7 @@ export class DaemonManager implements AsyncDisposable {
    */
   #abandon = new AbortController();
   readonly #stopTimeoutMs: number;
+  readonly #startTimeoutMs: number;
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
@@ -197,7 +223,6 @@ export class DaemonManager implements AsyncDisposable {
     const maxRestartAttempts = options.maxRestartAttempts ?? 5;
     const stableAfterMs = options.stableAfterMs ?? 60_000;
     const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 30_000;
-    const stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
     if (!Number.isInteger(maxRestartAttempts) || maxRestartAttempts < 0) {
       throw new DaemonOptionsError(
         "DaemonManager",
@@ -222,28 +247,16 @@ export class DaemonManager implements AsyncDisposable {
         heartbeatIntervalMs,
       );
     }
-    // Node fires a timer longer than MAX_TIMER_MS after 1 ms instead.
-    const timerMs = `at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer waits)`;
     if (heartbeatIntervalMs > MAX_TIMER_MS) {
       throw new DaemonOptionsError(
         "DaemonManager",
         "heartbeatIntervalMs",
-        timerMs,
+        TIMER_MS,
         heartbeatIntervalMs,
       );
     }
-    if (typeof stopTimeoutMs !== "number" || !(stopTimeoutMs > 0)) {
-      throw new DaemonOptionsError(
-        "DaemonManager",
-        "stopTimeoutMs",
-        "a positive number of ms",
-        stopTimeoutMs,
-      );
-    }
-    if (!(stopTimeoutMs <= MAX_TIMER_MS)) {
-      throw new DaemonOptionsError("DaemonManager", "stopTimeoutMs", timerMs, stopTimeoutMs);
-    }
-    this.#stopTimeoutMs = stopTimeoutMs;
+    this.#stopTimeoutMs = timeoutOption("stopTimeoutMs", options.stopTimeoutMs ?? 30_000);
+    this.#startTimeoutMs = timeoutOption("startTimeoutMs", options.startTimeoutMs ?? 60_000);
     this.#logger = childLogger(options.logger ?? silentLogger, { component: "daemon_manager" });
     this.#router = options.router;
     this.#maxRestartAttempts = maxRestartAttempts;
@@ -287,9 +300,11 @@ export class DaemonManager implements AsyncDisposable {
           `onCrash() methods (a HandlerBase has them all); ${problem}`,
       );
     }
-    if (this.#entries.has(daemon.name)) throw new DuplicateDaemonError(daemon.name);
+    const { name } = daemon;
+    if (this.#entries.has(name)) throw new DuplicateDaemonError(name);
     const entry: Entry = {
       daemon,
+      name,
       failed: false,
       restarts: 0,
       failedRestarts: 0,
@@ -301,7 +316,7 @@ export class DaemonManager implements AsyncDisposable {
       removeCrashListener: undefined,
     };
     this.#listen(entry);
-    this.#entries.set(daemon.name, entry);
+    this.#entries.set(name, entry);
     if (this.#starting && !this.#stopping) void this.#startEntry(entry);
     return this;
   }
@@ -322,20 +337,30 @@ export class DaemonManager implements AsyncDisposable {
     return this.#entries.get(name)?.daemon;
   }
 
-  /** Every daemon with its state, restart count and last failure. */
+  /**
+   * Every daemon with its state, restart count and last failure. Never throws: a daemon whose
+   * `status` cannot be read is listed as `"crashed"` with the `problem` stated.
+   */
   list(): ManagedDaemonInfo[] {
-    return [...this.#entries.values()].map((e) => ({
-      name: e.daemon.name,
-      status: statusOf(e),
-      restarts: e.restarts,
-      failedRestarts: e.failedRestarts,
-      lastError: e.lastError,
-    }));
+    return [...this.#entries.values()].map((e) => {
+      const { status, problem } = stateOf(e);
+      return {
+        name: e.name,
+        status,
+        restarts: e.restarts,
+        failedRestarts: e.failedRestarts,
+        lastError: e.lastError,
+        ...(problem === undefined ? {} : { problem }),
+      };
+    });
   }
 
   /**
    * Start every daemon (in parallel) and the heartbeat timer. A daemon whose `start()` rejects is
-   * handed to the restart policy; `startAll` itself resolves once every daemon was tried.
+   * handed to the restart policy; `startAll` itself resolves once every daemon was tried, and never
+   * rejects. Bounded: a daemon whose `start()` has not settled within `startTimeoutMs` is given up
+   * on (`"failed"` in `list()`, `health()` and its heartbeat, asked to stop, not restarted,
+   * `DAEMON_PERMANENTLY_FAILED` published) while the daemons that started keep running.
    * Idempotent while running: every call returns the same promise.
    *
    * After `stopAll()` (once it finished, which `startAll` waits for) it starts everything again,
@@ -376,7 +401,9 @@ export class DaemonManager implements AsyncDisposable {
    * Throws {@link UnknownDaemonError} for a name not registered, and
    * {@link DaemonManagerClosedError} while the manager is not running (use `startAll()`). Rejects
    * with {@link DaemonStopTimeoutError} when the daemon has not stopped within `stopTimeoutMs`: it
-   * is given up on (`"failed"`) and not started again.
+   * is given up on (`"failed"`) and not started again; and with {@link DaemonStartTimeoutError}
+   * when it has not started again within `startTimeoutMs` (given up on the same way, see
+   * `startTimeoutMs`).
    *
    * @example
    * ```ts
@@ -511,11 +538,12 @@ export class DaemonManager implements AsyncDisposable {
     const problems: { severity: "degraded" | "unhealthy"; message: string }[] = [];
     const daemons: Record<string, unknown> = {};
     for (const entry of this.#entries.values()) {
-      const name = entry.daemon.name;
+      const { name } = entry;
       const health = this.#healthOf(entry);
-      const status = statusOf(entry);
+      const { status, problem } = stateOf(entry);
       daemons[name] = {
         status,
+        ...(problem === undefined ? {} : { problem }),
         restarts: entry.restarts,
         failedRestarts: entry.failedRestarts,
         lastError: entry.lastError,
@@ -525,10 +553,12 @@ export class DaemonManager implements AsyncDisposable {
         problems.push({
           severity: "unhealthy",
           message:
-            entry.failed === "stop"
-              ? `${name} was given up on while stopping: ${entry.lastError ?? "unknown error"}`
-              : `${name} failed permanently after ${entry.failedRestarts} restart attempts: ${entry.lastError ?? "unknown error"}`,
+            entry.failed === "restarts"
+              ? `${name} failed permanently after ${entry.failedRestarts} restart attempts: ${entry.lastError ?? "unknown error"}`
+              : `${name} was given up on while ${entry.failed === "start" ? "starting" : "stopping"}: ${entry.lastError ?? "unknown error"}`,
         });
+      } else if (problem !== undefined) {
+        problems.push({ severity: "unhealthy", message: `${name}: ${problem}` });
       } else if (!health.healthy) {
         problems.push({
           severity: health.status === "unhealthy" ? "unhealthy" : "degraded",
@@ -585,25 +615,46 @@ export class DaemonManager implements AsyncDisposable {
     }
   }
 
-  /** `daemon.start()`, tracked as `entry.starting` until it settles (`stopAll()` waits for it). */
-  #startDaemon(entry: Entry): Promise<void> {
+  /**
+   * `daemon.start()`, tracked as `entry.starting` until it settles (`stopAll()` waits for it), and
+   * waited for at most `startTimeoutMs`. A start still pending then is given up on: the daemon is
+   * marked `"failed"` and asked to `stop()` (which aborts a `HandlerBase`'s start), and this rejects
+   * with {@link DaemonStartTimeoutError}. Not while `stopAll()` runs: the shutdown owns the daemon
+   * then, and bounds the wait for that start with `stopTimeoutMs`.
+   */
+  async #startDaemon(entry: Entry): Promise<void> {
+    const closing = this.#closing.signal;
     const started = (async () => entry.daemon.start())();
     entry.starting = started;
     const done = () => {
       if (entry.starting === started) entry.starting = undefined;
     };
     started.then(done, done);
-    return started;
+    const ms = this.#startTimeoutMs;
+    if (await within(started, NEVER, ms)) return;
+    if (!closing.aborted) {
+      this.#giveUpOn(
+        entry,
+        "start",
+        `its start() had not finished after ${ms} ms (startTimeoutMs)`,
+        {
+          startTimeoutMs: ms,
+        },
+      );
+      // Not awaited (stopAll() bounds it): a start that ends late must not leave it running unsupervised.
+      void this.#stopDaemon(entry);
+    }
+    throw new DaemonStartTimeoutError(entry.name, ms);
   }
 
   async #startEntry(entry: Entry): Promise<void> {
     try {
       await this.#startDaemon(entry);
-      this.#logger.info({ daemon: entry.daemon.name }, `daemon ${entry.daemon.name} started`);
+      this.#logger.info({ daemon: entry.name }, `daemon ${entry.name} started`);
     } catch (error) {
       this.#logger.error(
-        { err: error, daemon: entry.daemon.name },
-        `daemon ${entry.daemon.name} failed to start`,
+        { err: error, daemon: entry.name },
+        `daemon ${entry.name} failed to start`,
       );
       this.#onFailure(entry, error, "start");
     }
@@ -611,7 +662,17 @@ export class DaemonManager implements AsyncDisposable {
   }
 
   #onFailure(entry: Entry, error: unknown, phase: "start" | "crash"): void {
-    if (this.#closing.signal.aborted || entry.failed) return;
+    if (this.#closing.signal.aborted) return;
+    if (entry.failed) {
+      // Given up because its start() did not settle: announced like a daemon out of restarts.
+      if (entry.failed === "start" && error instanceof DaemonStartTimeoutError) {
+        const signal = AbortSignal.any([this.#closing.signal, entry.cancelRestarts.signal]);
+        entry.supervising ??= this.#announceGivenUp(entry, signal).finally(
+          () => (entry.supervising = undefined),
+        );
+      }
+      return;
+    }
     entry.lastError = messageOf(error);
     if (phase === "crash") {
       const sinceRestart =
@@ -619,17 +680,13 @@ export class DaemonManager implements AsyncDisposable {
       // Crashing again soon after a restart means that restart did not help.
       if (sinceRestart < this.#stableAfterMs) entry.failedRestarts++;
       else entry.failedRestarts = 0;
-      this.#logger.error(
-        { err: error, daemon: entry.daemon.name },
-        `daemon ${entry.daemon.name} crashed`,
-      );
+      this.#logger.error({ err: error, daemon: entry.name }, `daemon ${entry.name} crashed`);
       void this.#writeBeat(entry);
     }
     entry.supervising ??= this.#restartLoop(entry).finally(() => (entry.supervising = undefined));
   }
 
   async #restartLoop(entry: Entry): Promise<void> {
-    const { daemon } = entry;
     // Ended by stopAll() or by a manual restart(name), whichever comes first.
     const closing = AbortSignal.any([this.#closing.signal, entry.cancelRestarts.signal]);
     for (;;) {
@@ -637,8 +694,8 @@ export class DaemonManager implements AsyncDisposable {
       if (entry.failedRestarts >= this.#maxRestartAttempts) return this.#giveUp(entry, closing);
       const delay = backoffDelay(entry.failedRestarts + 1, this.#backoff);
       this.#logger.warn(
-        { daemon: daemon.name, delayMs: delay, failedRestarts: entry.failedRestarts },
-        `restarting daemon ${daemon.name} in ${delay} ms`,
+        { daemon: entry.name, delayMs: delay, failedRestarts: entry.failedRestarts },
+        `restarting daemon ${entry.name} in ${delay} ms`,
       );
       try {
         await sleep(delay, { signal: closing });
@@ -648,20 +705,22 @@ export class DaemonManager implements AsyncDisposable {
         await this.#startDaemon(entry);
       } catch (error) {
         if (closing.aborted) return;
+        // Given up on by #startDaemon: its start() did not settle within startTimeoutMs.
+        if (entry.failed) return this.#announceGivenUp(entry, closing);
         entry.failedRestarts++;
         entry.lastError = messageOf(error);
         this.#logger.error(
-          { err: error, daemon: daemon.name, failedRestarts: entry.failedRestarts },
-          `restart ${entry.failedRestarts} of daemon ${daemon.name} failed`,
+          { err: error, daemon: entry.name, failedRestarts: entry.failedRestarts },
+          `restart ${entry.failedRestarts} of daemon ${entry.name} failed`,
         );
         continue;
       }
       entry.restarts++;
       entry.restartedAt = Date.now();
-      this.#restartCounter?.add(1, { "switchyard.daemon": daemon.name });
+      this.#restartCounter?.add(1, { "switchyard.daemon": entry.name });
       this.#logger.info(
-        { daemon: daemon.name, restarts: entry.restarts },
-        `daemon ${daemon.name} restarted`,
+        { daemon: entry.name, restarts: entry.restarts },
+        `daemon ${entry.name} restarted`,
       );
       // Not awaited: this loop must end before the restarted daemon can report its next crash.
       void this.#writeBeat(entry);
@@ -669,23 +728,58 @@ export class DaemonManager implements AsyncDisposable {
     }
   }
 
-  /** Mark `entry` failed, publish `DAEMON_PERMANENTLY_FAILED`; `signal` (stopAll, restart) ends that. */
+  /** Mark `entry` failed after too many failed restarts, and announce it. */
   async #giveUp(entry: Entry, signal: AbortSignal): Promise<void> {
     entry.failed = "restarts";
-    const name = entry.daemon.name;
-    const error = entry.lastError ?? "unknown error";
+    const { name } = entry;
     this.#logger.error(
-      { daemon: name, restartAttempts: entry.failedRestarts, error },
+      { daemon: name, restartAttempts: entry.failedRestarts, error: entry.lastError },
       `daemon ${name} failed permanently after ${entry.failedRestarts} restart attempts; not restarting it again`,
     );
+    await this.#announceGivenUp(entry, signal);
+  }
+
+  /**
+   * Give up on `entry` because its `start()` or `stop()` did not settle in time: the one rule for
+   * both timeouts. It is marked `"failed"` (which `list()`, `health()` and heartbeats show), the
+   * reason kept as its `lastError`, and an error logged naming it.
+   */
+  #giveUpOn(
+    entry: Entry,
+    phase: "start" | "stop",
+    why: string,
+    details: Record<string, unknown>,
+  ): void {
+    const { name } = entry;
+    entry.failed = phase;
+    entry.lastError = cutErrorText(`${name} did not ${phase}: ${why}`);
+    this.#logger.error(
+      { daemon: name, ...details },
+      `daemon ${name} did not ${phase}: ${why}. Given up on: it may still be running and holding ` +
+        `resources (its stop() and start() must settle)`,
+    );
+  }
+
+  /**
+   * Write the heartbeat of a daemon given up on and publish `DAEMON_PERMANENTLY_FAILED`; `signal`
+   * (stopAll, restart) ends that. Never rejects.
+   */
+  async #announceGivenUp(entry: Entry, signal: AbortSignal): Promise<void> {
+    const { name } = entry;
+    const error = entry.lastError ?? "unknown error";
     await this.#writeBeat(entry);
-    const router = this.#router ?? entry.daemon.router;
-    if (!router?.catalog.has(PERMANENTLY_FAILED)) return;
-    const publish = router.publish.bind(router) as (
-      type: string,
-      data: unknown,
-      options?: PublishOptions,
-    ) => Promise<unknown>;
+    let publish: (type: string, data: unknown, options?: PublishOptions) => Promise<unknown>;
+    try {
+      const router = this.#router ?? entry.daemon.router;
+      if (!router?.catalog.has(PERMANENTLY_FAILED)) return;
+      publish = router.publish.bind(router) as typeof publish;
+    } catch (readError) {
+      this.#logger.error(
+        { err: readError, daemon: name },
+        `${PERMANENTLY_FAILED} for ${name} was not published: its router could not be read (${messageOf(readError)})`,
+      );
+      return;
+    }
     try {
       // Bounded by the signal even for a publisher that ignores it: stopAll() never waits on it.
       await untilAborted(
@@ -754,16 +848,7 @@ export class DaemonManager implements AsyncDisposable {
     const why = abandon.aborted
       ? `it was still stopping when ${String(abandon.reason)}; the shutdown did not wait for it`
       : `its stop() had not finished after ${ms} ms (stopTimeoutMs)`;
-    for (const entry of stuck) {
-      const name = entry.daemon.name;
-      entry.failed = "stop";
-      entry.lastError = cutErrorText(`${name} did not stop: ${why}`);
-      this.#logger.error(
-        { daemon: name, stopTimeoutMs: ms },
-        `daemon ${name} did not stop: ${why}. Given up on: it may still be running and holding ` +
-          `resources (its stop() and start() must settle)`,
-      );
-    }
+    for (const entry of stuck) this.#giveUpOn(entry, "stop", why, { stopTimeoutMs: ms });
     return stuck;
   }
 
@@ -773,8 +858,8 @@ export class DaemonManager implements AsyncDisposable {
       await entry.daemon.stop();
     } catch (error) {
       this.#logger.error(
-        { err: error, daemon: entry.daemon.name },
-        `stopping daemon ${entry.daemon.name} failed: ${messageOf(error)}. Its stop() must not reject; ` +
+        { err: error, daemon: entry.name },
+        `stopping daemon ${entry.name} failed: ${messageOf(error)}. Its stop() must not reject; ` +
           `the other daemons are stopped anyway`,
       );
     }
@@ -783,13 +868,13 @@ export class DaemonManager implements AsyncDisposable {
   /** The daemon's contracts for its heartbeat; left out (with a warning) when `contracts()` throws. */
   #contractsOf(entry: Entry): DaemonContracts | undefined {
     const { daemon } = entry;
-    if (!daemon.contracts) return undefined;
     try {
+      if (!daemon.contracts) return undefined;
       return daemon.contracts();
     } catch (error) {
       this.#logger.warn(
-        { err: error, daemon: daemon.name },
-        `the contracts of ${daemon.name} could not be read for its heartbeat (${messageOf(error)}); ` +
+        { err: error, daemon: entry.name },
+        `the contracts of ${entry.name} could not be read for its heartbeat (${messageOf(error)}); ` +
           `the heartbeat is written without them`,
       );
       return undefined;
@@ -841,7 +926,7 @@ export class DaemonManager implements AsyncDisposable {
   async #writeBeat(entry: Entry): Promise<void> {
     const sink = this.#sink;
     if (!sink) return;
-    const { daemon } = entry;
+    const { daemon, name } = entry;
     const ms = this.#heartbeatIntervalMs;
     const problems: string[] = [];
     let stats: DaemonStats;
@@ -853,16 +938,20 @@ export class DaemonManager implements AsyncDisposable {
     }
     const startedAt = this.#startedAtOf(daemon, problems);
     const contracts = this.#contractsOf(entry);
+    const state = stateOf(entry);
+    if (state.problem !== undefined) problems.unshift(state.problem);
     let health = this.#healthOf(entry);
     if (problems.length > 0) {
       const problem = problems.join("; ");
       this.#logger.warn(
-        { daemon: daemon.name },
-        `the heartbeat of ${daemon.name} is written without what could not be read: ${problem}`,
+        { daemon: name },
+        `the heartbeat of ${name} is written without what could not be read: ${problem}`,
       );
       health = {
         healthy: false,
-        status: health.status === "unhealthy" ? "unhealthy" : "degraded",
+        // A daemon whose state is unknown is not known to work.
+        status:
+          health.status === "unhealthy" || state.problem !== undefined ? "unhealthy" : "degraded",
         message: cutErrorText(
           health.healthy ? `heartbeat: ${problem}` : `${health.message}; heartbeat: ${problem}`,
         ),
@@ -872,10 +961,10 @@ export class DaemonManager implements AsyncDisposable {
     let beat: DaemonHeartbeat;
     try {
       beat = {
-        daemon: daemon.name,
+        daemon: name,
         pid: process.pid,
         host: this.#host,
-        status: statusOf(entry),
+        status: state.status,
         health,
         stats,
         restarts: entry.restarts,
@@ -885,8 +974,8 @@ export class DaemonManager implements AsyncDisposable {
       };
     } catch (error) {
       this.#logger.warn(
-        { err: error, daemon: daemon.name },
-        `the heartbeat of ${daemon.name} could not be put together: ${messageOf(error)}`,
+        { err: error, daemon: name },
+        `the heartbeat of ${name} could not be put together: ${messageOf(error)}`,
       );
       return;
     }
@@ -894,15 +983,15 @@ export class DaemonManager implements AsyncDisposable {
       const written = (async () => sink.write(beat))();
       if (!(await within(written, this.#abandon.signal, ms)) && !this.#abandon.signal.aborted) {
         this.#logger.warn(
-          { daemon: daemon.name, heartbeatIntervalMs: ms },
-          `writing the heartbeat of ${daemon.name} did not finish within ${ms} ms; not waiting for it ` +
+          { daemon: name, heartbeatIntervalMs: ms },
+          `writing the heartbeat of ${name} did not finish within ${ms} ms; not waiting for it ` +
             `(check the heartbeat sink)`,
         );
       }
     } catch (error) {
       this.#logger.warn(
-        { err: error, daemon: daemon.name },
-        `writing the heartbeat of ${daemon.name} failed: the heartbeat sink rejected it (${messageOf(error)})`,
+        { err: error, daemon: name },
+        `writing the heartbeat of ${name} failed: the heartbeat sink rejected it (${messageOf(error)})`,
       );
     }
   }
@@ -1007,6 +1096,48 @@ function signalsProblem(signals: unknown): unknown {
   return undefined;
 }
 
-function statusOf(entry: Entry): DaemonRunState {
-  return entry.failed ? "failed" : entry.daemon.status;
+const DAEMON_STATUSES: readonly unknown[] = [
+  "stopped",
+  "starting",
+  "running",
+  "stopping",
+  "crashed",
+] satisfies DaemonStatus[];
+
+/**
+ * The state of `entry` as the manager reports it: `"failed"` once given up on, else the daemon's
+ * own `status`. Never throws: a `status` getter that throws, or gives something that is not a
+ * {@link DaemonStatus}, is reported as `"crashed"` (its state is unknown, so it is not known to
+ * run) with the `problem` stated.
+ */
+function stateOf(entry: Entry): { status: DaemonRunState; problem?: string } {
+  if (entry.failed) return { status: "failed" };
+  let status: unknown;
+  try {
+    status = entry.daemon.status;
+  } catch (error) {
+    return { status: "crashed", problem: `its status could not be read (${messageOf(error)})` };
+  }
+  if (DAEMON_STATUSES.includes(status)) return { status: status as DaemonStatus };
+  const shown = typeof status === "string" ? JSON.stringify(status) : messageOf(status);
+  return {
+    status: "crashed",
+    problem: `its status is ${shown}, not one of ${DAEMON_STATUSES.map((s) => JSON.stringify(s)).join(", ")}`,
+  };
 }
+
+/** Node fires a timer longer than {@link MAX_TIMER_MS} after 1 ms instead. */
+const TIMER_MS = `at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer waits)`;
+
+/** A timeout option (`stopTimeoutMs`, `startTimeoutMs`), or {@link DaemonOptionsError} naming it. */
+function timeoutOption(option: string, value: unknown): number {
+  if (typeof value !== "number" || !(value > 0)) {
+    throw new DaemonOptionsError("DaemonManager", option, "a positive number of ms", value);
+  }
+  if (!(value <= MAX_TIMER_MS))
+    throw new DaemonOptionsError("DaemonManager", option, TIMER_MS, value);
+  return value;
+}
+
+/** A signal that never aborts: for a wait bounded by its timeout alone. */
+const NEVER = new AbortController().signal;

@@ -108,6 +108,28 @@ export class DaemonStopTimeoutError extends SwitchyardError {
   }
 }
 
+/**
+ * A daemon did not start within the `DaemonManager`'s `startTimeoutMs`: its `start()` never
+ * settled. The manager gave up on it (status `"failed"`, no more restarts), asked it to `stop()`
+ * so that it cannot come up unsupervised later, and published `DAEMON_PERMANENTLY_FAILED`.
+ * `restart(name)` rejects with it; `startAll()` logs it and goes on with the other daemons.
+ */
+export class DaemonStartTimeoutError extends SwitchyardError {
+  readonly daemon: string;
+  readonly startTimeoutMs: number;
+
+  constructor(daemon: string, startTimeoutMs: number) {
+    super(
+      "DAEMON_START_TIMEOUT",
+      `Daemon "${daemon}" did not start within ${startTimeoutMs} ms (startTimeoutMs), so the manager gave up on it ` +
+        `(status "failed") and asked it to stop. Its start() must settle: find what it waits for (or raise ` +
+        `startTimeoutMs for a daemon that legitimately starts slowly), then restart it.`,
+    );
+    this.daemon = daemon;
+    this.startTimeoutMs = startTimeoutMs;
+  }
+}
+
 /** A `DaemonManager` was asked about a daemon name it does not know. */
 export class UnknownDaemonError extends SwitchyardError {
   readonly daemon: string;

@@ -31,6 +31,7 @@ export {
   DaemonManagerClosedError,
   DaemonOptionsError,
   DaemonStartError,
+  DaemonStartTimeoutError,
   DaemonStopTimeoutError,
   DuplicateDaemonError,
   EmitFailedError,
