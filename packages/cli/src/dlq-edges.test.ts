@@ -1,10 +1,11 @@
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { sqliteTransport } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { createEnvelope } from "@switchyard/event-schema";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { cli, spawnCli, tempDir } from "./test/fixture";
+import { cli, cliAbortingOn, spawnCli, tempDir } from "./test/fixture";
 
 let tmp: ReturnType<typeof tempDir>;
 let db: string;
@@ -191,5 +192,41 @@ describe("switchyard dlq replay --dry-run and the replay", () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.json().replayed).toEqual([waiting]);
     expect(byId(run.json().skipped)).toEqual(previewed);
+  });
+});
+
+describe("switchyard dlq and a signal that aborts while it runs", () => {
+  // The built-in catalog's note is written when --type is checked: after the target opened,
+  // before the replay or purge starts.
+  const catalogNote = /built-in pipeline catalog/;
+  const statuses = () =>
+    rows<{ status: string; replays: number }>("SELECT status, replays FROM dead_letters");
+  const untouched = Array.from({ length: 3 }, () => ({ status: "pending_retry", replays: 0 }));
+
+  it("regression: replay hands nothing back once its signal aborted, and exits 130", async () => {
+    await deadLetters(3);
+    const run = await cliAbortingOn(
+      ["dlq", "replay", "--type", "TRAINING_COMPLETED", "--db", db, "--json"],
+      catalogNote,
+    );
+    expect(run.aborted).toBe(true);
+    // Before the fix the signal never reached the replay: every record was replayed, exit 0.
+    expect(run.code, run.stderr).toBe(130);
+    expect(run.json()).toMatchObject({ error: { code: "INTERRUPTED" } });
+    expect(statuses()).toEqual(untouched);
+  });
+
+  it("regression: purge removes nothing and takes no backup once its signal aborted, and exits 130", async () => {
+    await deadLetters(3);
+    const run = await cliAbortingOn(
+      ["dlq", "purge", "--type", "TRAINING_COMPLETED", "--yes", "--db", db, "--json"],
+      catalogNote,
+    );
+    expect(run.aborted).toBe(true);
+    // Before the fix the purge went on: three tombstones and a backup, exit 0.
+    expect(run.code, run.stderr).toBe(130);
+    expect(run.json()).toMatchObject({ error: { code: "INTERRUPTED" } });
+    expect(statuses()).toEqual(untouched);
+    expect(readdirSync(tmp.dir).filter((f) => f.endsWith(".bak"))).toEqual([]);
   });
 });

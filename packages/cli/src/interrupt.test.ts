@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FilledDatabase, cli, fillDatabase, tempDir } from "./test/fixture";
+import { type FilledDatabase, cli, cliAbortingOn, fillDatabase, tempDir } from "./test/fixture";
 
 /**
  * A command stopped by its signal before it finished exits 130 (128 + SIGINT, what a shell reports
@@ -101,4 +101,39 @@ describe("a command whose signal aborts before it opens the target", () => {
       expect(run.stderr).toMatch(/^error: Stopped before it finished: its signal was aborted/m);
       expect(run.stdout).not.toMatch(/UNHEALTHY/);
     });
+});
+
+describe("queue clear whose signal aborts after it opened the target", () => {
+  const tmp = tempDir();
+  let filled: FilledDatabase;
+
+  beforeAll(async () => {
+    filled = await fillDatabase(tmp.dir);
+  });
+  afterAll(async () => {
+    await filled?.close();
+    tmp.cleanup();
+  });
+
+  it("regression: clears nothing, takes no backup and exits 130", async () => {
+    const db = join(tmp.dir, "copy.db");
+    await filled.copyTo(db);
+    const lags = async () =>
+      (
+        (await cli(["subscribers", "--db", db, "--json"])).json().subscribers as { lag: number }[]
+      ).map((s) => s.lag);
+    const before = await lags();
+    expect(before.some((lag) => lag > 0)).toBe(true);
+    // The built-in catalog's note is written when --type is checked: after the target opened,
+    // before the clear.
+    const run = await cliAbortingOn(
+      ["queue", "clear", "--pending", "--type", "TRAINING_COMPLETED", "--yes", "--db", db],
+      /built-in pipeline catalog/,
+    );
+    expect(run.aborted).toBe(true);
+    // Before the fix the clear went on: a backup, the backlog dropped, exit 0.
+    expect(run.code, run.stderr).toBe(130);
+    expect(readdirSync(tmp.dir).filter((f) => f.endsWith(".bak"))).toEqual([]);
+    expect(await lags()).toEqual(before);
+  });
 });

@@ -315,7 +315,9 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   withCatalogOption(replay);
   replay.action(
     action<ReplayCliOptions>(runtime, async (context) => {
-      const { args, opts, out, driver } = context;
+      const { args, opts, out, driver, runtime } = context;
+      // Stops the replay between records (the records not replayed yet are left as they were).
+      const signalOption = runtime.signal ? { signal: runtime.signal } : {};
       const positional = args[0] as string | undefined;
       if (positional !== undefined && opts.id !== undefined && positional !== opts.id)
         throw new CliError(
@@ -378,8 +380,10 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         };
       }
       const report = opts.dryRun
-        ? await previewReplay(inspector, filter, { again: opts.again === true })
-        : await opened.admin().replay(filter, { dryRun: false, again: opts.again === true });
+        ? await previewReplay(inspector, filter, { again: opts.again === true, ...signalOption })
+        : await opened
+            .admin()
+            .replay(filter, { dryRun: false, again: opts.again === true, ...signalOption });
       out.data(report);
       printReplay(out, report, opts.again === true);
       return report.failed.length > 0 ||
@@ -428,7 +432,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
   withCatalogOption(purge);
   purge.action(
     action<PurgeCliOptions>(runtime, async (context) => {
-      const { opts, out, driver } = context;
+      const { opts, out, driver, runtime } = context;
       const criteria =
         opts.olderThan !== undefined ||
         opts.event !== undefined ||
@@ -488,6 +492,7 @@ export function registerDlq(program: Command, runtime: Runtime): void {
         all: opts.all === true && !criteria,
         hard: opts.hard === true,
         ...(opts.keep !== undefined ? { backup: { keep: opts.keep } } : {}),
+        ...(runtime.signal ? { signal: runtime.signal } : {}),
       });
       const report: PurgeReport = { ...result, hard: opts.hard === true };
       out.data(report);

@@ -102,7 +102,7 @@ export function registerQueue(program: Command, runtime: Runtime): void {
   withCatalogOption(clear);
   clear.action(
     action<ClearOptions>(runtime, async (context) => {
-      const { opts, out, driver } = context;
+      const { opts, out, driver, runtime } = context;
       if (!opts.pending)
         throw new CliError("USAGE", "Say what to clear: --pending (the backlog not settled yet).");
       const opened = await driver({ readOnly: opts.yes !== true });
@@ -131,6 +131,7 @@ export function registerQueue(program: Command, runtime: Runtime): void {
       }
       const result = await opened.admin().clearPending(filter, {
         ...(opts.keep !== undefined ? { backup: { keep: opts.keep } } : {}),
+        ...(runtime.signal ? { signal: runtime.signal } : {}),
       });
       const report: ClearReport = { ...result, ...filter };
       out.data(report);

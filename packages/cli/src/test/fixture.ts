@@ -192,6 +192,30 @@ export async function cli(
   return runOf(code, stdout, stderr);
 }
 
+/**
+ * Run the CLI in this process with a signal that aborts as soon as `when` appears on stderr (a note
+ * the command writes after it opened its target, say): a stop that comes while it runs.
+ */
+export async function cliAbortingOn(
+  args: readonly string[],
+  when: RegExp,
+): Promise<CliRun & { readonly aborted: boolean }> {
+  const controller = new AbortController();
+  let stdout = "";
+  let stderr = "";
+  const code = await runCli(args, {
+    from: "user",
+    env: {},
+    signal: controller.signal,
+    stdout: (text) => void (stdout += text),
+    stderr: (text) => {
+      stderr += text;
+      if (when.test(stderr)) controller.abort();
+    },
+  });
+  return { ...runOf(code, stdout, stderr), aborted: controller.signal.aborted };
+}
+
 /** The real `switchyard` binary (src/bin.ts through tsx), as a child process. */
 export function spawnCli(args: readonly string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ["--import", "tsx", "packages/cli/src/bin.ts", ...args], {
