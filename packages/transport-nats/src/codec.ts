@@ -63,15 +63,36 @@ export function toMessage(
   json: string,
 ): { data: Uint8Array; headers: MsgHdrs } {
   const h = headers();
-  h.set("ce-specversion", envelope.specversion);
-  h.set("ce-id", envelope.id);
-  h.set("ce-type", envelope.type);
-  h.set("ce-source", envelope.source);
-  h.set("content-type", "application/cloudevents+json");
-  if (envelope.subject) h.set("ce-subject", envelope.subject);
-  if (envelope.traceparent) h.set("traceparent", envelope.traceparent);
-  if (envelope.tracestate) h.set("tracestate", envelope.tracestate);
+  for (const [name, value] of headerEntries(envelope)) h.set(name, value);
   return { data: encoder.encode(json), headers: h };
+}
+
+/** The headers of {@link toMessage}, in order. */
+function headerEntries(envelope: Envelope): [string, string][] {
+  const entries: [string, string][] = [
+    ["ce-specversion", envelope.specversion],
+    ["ce-id", envelope.id],
+    ["ce-type", envelope.type],
+    ["ce-source", envelope.source],
+    ["content-type", "application/cloudevents+json"],
+  ];
+  if (envelope.subject) entries.push(["ce-subject", envelope.subject]);
+  if (envelope.traceparent) entries.push(["traceparent", envelope.traceparent]);
+  if (envelope.tracestate) entries.push(["tracestate", envelope.tracestate]);
+  return entries;
+}
+
+/**
+ * What a published message of `envelope` counts against the server's `max_payload`: the body
+ * (`jsonBytes`, the UTF-8 size of {@link envelopeJson}) plus its headers with `Nats-Msg-Id`, in
+ * the NATS header wire format (`NATS/1.0\r\n`, a `name: value\r\n` line each, `\r\n`). nats.js
+ * refuses a message over that limit with a bare "max_payload size exceeded".
+ */
+export function publishedBytes(envelope: Envelope, jsonBytes: number): number {
+  let bytes = jsonBytes + "NATS/1.0\r\n\r\n".length;
+  for (const [name, value] of [...headerEntries(envelope), ["Nats-Msg-Id", envelope.id]])
+    bytes += Buffer.byteLength(`${name}: ${value}\r\n`, "utf8");
+  return bytes;
 }
 
 /**

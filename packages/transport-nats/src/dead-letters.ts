@@ -309,6 +309,8 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
   #session: Promise<Session> | undefined;
   #ensured: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
+  /** Aborted by `close()`: a connect of its own still under way stops waiting (a late connection is closed). */
+  readonly #stop = new AbortController();
 
   /**
    * @param options - where the records are (see {@link NatsDeadLetterStoreOptions}).
@@ -356,12 +358,12 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
   #open(): Promise<Session> {
     if (this.#closing)
       return Promise.reject(new TransportClosedError(`NATS dead-letter store ${this.stream}`));
-    this.#session ??= (this.#shared ? this.#shared() : openSession(this.#options)).catch(
-      (error: unknown) => {
-        this.#session = undefined;
-        throw error;
-      },
-    );
+    this.#session ??= (
+      this.#shared ? this.#shared() : openSession(this.#options, undefined, this.#stop.signal)
+    ).catch((error: unknown) => {
+      this.#session = undefined;
+      throw error;
+    });
     return this.#session;
   }
 
@@ -1176,9 +1178,14 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
     return { dryRun, count };
   }
 
-  /** Release the connection (if the store opened it). Idempotent. */
+  /**
+   * Release the connection (if the store opened it). A connect of its own still under way is not
+   * waited for: the calls waiting on it reject with `TransportClosedError`, and a connection that
+   * completes later is closed. Idempotent.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#stop.abort(new TransportClosedError(`NATS dead-letter store ${this.stream}`));
       const session = await this.#session?.catch(() => undefined);
       if (session && !this.#shared && !this.#options.connection) await closeConnection(session.nc);
     })();

@@ -403,8 +403,9 @@ class NatsDriver implements Driver {
  *
  * Opened `readOnly`, it creates nothing on the server: no stream, no consumer left behind (reads
  * use ordered consumers deleted afterwards); `transport()`, `heartbeatSink()` and the writes of
- * the store and admin throw `UnsupportedOperationError`. `close()` is idempotent; parts asked
- * for after it throw `TransportClosedError`.
+ * the store and admin throw `UnsupportedOperationError`. `close()` is idempotent and does not
+ * wait for a part still connecting (its pending calls reject with `TransportClosedError`); parts
+ * asked for after it throw `TransportClosedError`.
  *
  * @example
  * ```ts

@@ -349,13 +349,15 @@ export function toNatsError(
 
 /** An envelope larger than the server's `max_payload`: it can never be published as it is. */
 export class NatsPayloadTooLargeError extends SwitchyardError {
+  /** The size of the event's message: its JSON body plus its headers (`Nats-Msg-Id` included). */
   readonly bytes: number;
+  /** The server's `max_payload`. */
   readonly maxBytes: number;
 
   constructor(id: string, type: string, bytes: number, maxBytes: number) {
     super(
       "NATS_PAYLOAD_TOO_LARGE",
-      `Event ${id} (${type}) is ${bytes} bytes as JSON, over the NATS server's max_payload of ` +
+      `Event ${id} (${type}) is ${bytes} bytes as a NATS message (JSON body and headers), over the NATS server's max_payload of ` +
         `${maxBytes} bytes. Store large artifacts elsewhere and publish a path to them, or raise max_payload.`,
     );
     this.bytes = bytes;

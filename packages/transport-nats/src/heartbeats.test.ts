@@ -169,6 +169,8 @@ describeIf(await natsAvailable(), "NatsHeartbeatSink", { tags: ["slow"] }, () =>
 
   it("closes idempotently, after the writes in progress, and refuses writes afterwards", async () => {
     const heartbeats = sink();
+    // Connected: a write still waiting for the connect is refused by close() (closing.test.ts).
+    await heartbeats.ready();
     const writing = heartbeats.write(beat("trainer", 1));
     const first = heartbeats.close();
     expect(heartbeats.close()).toBe(first);

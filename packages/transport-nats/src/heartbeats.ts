@@ -261,6 +261,8 @@ export class NatsHeartbeatSink implements AsyncDisposable {
   #session: Promise<Session> | undefined;
   #recreating: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
+  /** Aborted by `close()`: a connect still under way stops waiting (and its late connection is closed). */
+  readonly #stop = new AbortController();
 
   constructor(options: NatsHeartbeatSinkOptions = {}) {
     this.#options = resolveSinkOptions(options);
@@ -283,8 +285,10 @@ export class NatsHeartbeatSink implements AsyncDisposable {
 
   #ready(): Promise<Session> {
     if (this.#closing) return Promise.reject(this.#closed());
-    this.#session ??= openSession(this.#options, ({ jsm }) =>
-      ensureHeartbeatStream(jsm, this.#options, this.#logger),
+    this.#session ??= openSession(
+      this.#options,
+      ({ jsm }) => ensureHeartbeatStream(jsm, this.#options, this.#logger),
+      this.#stop.signal,
     ).catch((error: unknown) => {
       this.#session = undefined;
       throw error;
@@ -354,11 +358,14 @@ export class NatsHeartbeatSink implements AsyncDisposable {
   }
 
   /**
-   * Wait for the writes in progress, then close the connection if this sink opened it.
-   * Idempotent: a second call returns the same promise.
+   * Wait for the writes in progress, then close the connection if this sink opened it. A connect
+   * still under way is not waited for: writes waiting on it reject with `TransportClosedError`,
+   * and a connection that completes later is closed. Idempotent: a second call returns the same
+   * promise.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#stop.abort(this.#closed());
       await Promise.allSettled([...this.#writes]);
       const session = await this.#session?.catch(() => undefined);
       if (session && !this.#options.connection) await closeConnection(session.nc);

@@ -32,7 +32,7 @@ import {
 } from "@switchyard/transport";
 import { AckWaiter } from "./acks";
 import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./audit";
-import { encodeEnvelope, envelopeJson, toMessage } from "./codec";
+import { encodeEnvelope, envelopeJson, publishedBytes, toMessage } from "./codec";
 import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
 import {
   NatsClusterUnavailableError,
@@ -147,7 +147,11 @@ export class NatsTransport implements Transport, AsyncDisposable {
   readonly #host: SubscriptionHost;
   #session: Promise<Session> | undefined;
   #closing: Promise<void> | undefined;
+  /** Aborted by `close()`: a connect still under way stops waiting (and its late connection is closed). */
+  readonly #stop = new AbortController();
   #stopWatching: () => void = () => {};
+  /** Publishes under way, which `close()` lets finish. */
+  readonly #publishing = new Set<Promise<PublishResult>>();
   #publishRetries = 0;
   /** Publishes waiting for the stream's ack (created with the session). */
   #acks: AckWaiter | undefined;
@@ -203,7 +207,11 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   async #open(): Promise<Session> {
-    const session = await openSession(this.#options, ({ jsm }) => this.#ensureStream(jsm));
+    const session = await openSession(
+      this.#options,
+      ({ jsm }) => this.#ensureStream(jsm),
+      this.#stop.signal,
+    );
     this.#watch(session.nc);
     return session;
   }
@@ -416,10 +424,24 @@ export class NatsTransport implements Transport, AsyncDisposable {
    * {@link NatsPublishUnavailableError} (`retryable: true`). A batch is not atomic on NATS 2.9:
    * on failure it rejects with {@link NatsPublishError} and part of it may be stored; retrying the
    * same batch is safe. `signal` aborts the waiting and retrying (what was stored stays stored).
+   * A publish under way when `close()` is called finishes first (bounded by `publishDeadlineMs`);
+   * one still waiting for the connection then, or called after `close()`, rejects with
+   * `TransportClosedError` having sent nothing.
    */
-  async publish(
+  publish(
     envelopes: readonly Envelope[],
     options: { signal?: AbortSignal } = {},
+  ): Promise<PublishResult> {
+    const publishing = this.#publish(envelopes, options);
+    // close() lets it finish before it closes the connection (its acks come back on it).
+    this.#publishing.add(publishing);
+    void publishing.catch(() => {}).finally(() => this.#publishing.delete(publishing));
+    return publishing;
+  }
+
+  async #publish(
+    envelopes: readonly Envelope[],
+    options: { signal?: AbortSignal },
   ): Promise<PublishResult> {
     this.#assertOpen();
     const { signal } = options;
@@ -436,9 +458,10 @@ export class NatsTransport implements Transport, AsyncDisposable {
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
     // Checked and sized up front; each message is built only when it is sent (a large batch
     // would otherwise hold every encoded message and its headers until the last ack).
+    // The limit counts headers too: a body just under it is still refused by the client.
     const encoded = envelopes.map((envelope) => {
       const json = envelopeJson(envelope);
-      const size = Buffer.byteLength(json, "utf8");
+      const size = publishedBytes(envelope, Buffer.byteLength(json, "utf8"));
       if (size > maxPayload)
         throw new NatsPayloadTooLargeError(envelope.id, envelope.type, size, maxPayload);
       return json;
@@ -1011,12 +1034,19 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   /**
-   * Close every subscription (draining in-flight handlers up to `drainTimeoutMs`), then close the
-   * connection if this transport opened it. Idempotent: a second call returns the same promise.
+   * Close every subscription (draining in-flight handlers up to `drainTimeoutMs`) and let the
+   * publishes under way finish, then close the connection if this transport opened it. A connect
+   * still under way is not waited for: the calls waiting on it reject with `TransportClosedError`,
+   * and a connection that completes later is closed. Idempotent: a second call returns the same
+   * promise.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await Promise.allSettled([...this.#subscriptions].map((s) => s.close()));
+      this.#stop.abort(new TransportClosedError(`NATS transport on stream ${this.stream}`));
+      await Promise.allSettled([
+        ...[...this.#subscriptions].map((s) => s.close()),
+        ...this.#publishing,
+      ]);
       this.#acks?.close();
       const session = await this.#session?.catch(() => undefined);
       this.#stopWatching();
