@@ -317,3 +317,54 @@ describe("SqliteAdmin.replay with a signal", () => {
     expect(store.stats().byStatus).toMatchObject({ replayed: 1, pending_retry: 2, retrying: 0 });
   });
 });
+
+describe("the signal a replay target is given", () => {
+  /** A target that waits until its signal aborts, then gives up with the signal's reason. */
+  const patient = (seen: AbortSignal[]) => ({
+    replay: (_r: DeadLetter, options?: { readonly signal?: AbortSignal }) =>
+      new Promise<void>((_resolve, reject) => {
+        const signal = options?.signal;
+        if (signal === undefined) return; // never settles: the old store gave none
+        seen.push(signal);
+        signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true });
+      }),
+  });
+
+  it("aborts when the replay is aborted: a target that gives up leaves the record as it was", async () => {
+    const a = open();
+    await a.deadLetter(record(1));
+    const [id] = ids(a) as [number];
+    const before = a.inspect(id);
+    const controller = new AbortController();
+    const seen: AbortSignal[] = [];
+    const running = a.replay(
+      { subscriber: "evaluator" },
+      { to: patient(seen), signal: controller.signal },
+    );
+    await eventually(() => seen.length === 1, "the target holding the record");
+    controller.abort(new Error("operator stopped it"));
+    // Before the fix the target got no signal: a target waiting (a full queue, a stuck consumer)
+    // held the replay, and the operator's Ctrl-C, forever.
+    const report = await running;
+    expect(report).toMatchObject({ replayed: [], failed: [{ id, error: "operator stopped it" }] });
+    expect(a.inspect(id)).toMatchObject({
+      status: "pending_retry",
+      replays: 0,
+      nextRetryAt: before.nextRetryAt,
+    });
+  });
+
+  it("aborts with LeaseLostError when the record's claim is lost, so the target does not run it besides its new holder", async () => {
+    const a = open();
+    await a.deadLetter(record(1));
+    const [id] = ids(a) as [number];
+    const seen: AbortSignal[] = [];
+    const running = a.replay({ subscriber: "evaluator" }, { to: patient(seen), leaseMs: 300 });
+    await eventually(() => seen.length === 1, "the target holding the record");
+    takeClaim(id);
+    await eventually(() => seen[0]!.aborted, "the renewal noticing the lost claim");
+    expect(seen[0]!.reason).toBeInstanceOf(LeaseLostError);
+    const report = await running;
+    expect(report.failed).toEqual([{ id, error: expect.stringMatching(/^Lease lost for event/) }]);
+  });
+});

@@ -37,7 +37,16 @@ import { migrateDeadLetters } from "./schema/dead-letters";
  * `replayTo({ router, transport })` builds one.
  */
 export interface ReplayTarget {
-  replay(record: DeadLetter & { readonly envelope: Envelope }): Promise<void>;
+  /**
+   * Deliver `record.envelope` again. `options.signal` (given by the store) aborts when the replay
+   * is aborted (its own `signal`) or when the record's claim was lost (`LeaseLostError`: another
+   * replayer has it now): a target that honours it gives up (rejects), and the record is put back
+   * as it was. One that ignores it is waited for.
+   */
+  replay(
+    record: DeadLetter & { readonly envelope: Envelope },
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<void>;
 }
 
 /** Where a dead letter is in its life. */
@@ -677,8 +686,10 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
    *
    * `signal` is checked before the claim and before each record. Aborted before anything was
    * claimed (or while waiting for another process's lock to claim), the call rejects with the
-   * signal's reason. Aborted later, the record in progress is finished and settled (the target is
-   * not interrupted), no further record is replayed, and the claims of those not replayed yet are
+   * signal's reason. Aborted later, the target is told through the signal it is given (it also
+   * aborts when the record's claim is lost): one that gives up then leaves the record as it was
+   * (in `failed`), one that ignores it is waited for and the record settled; no further record is
+   * replayed, and the claims of those not replayed yet are
    * released at once, back to the status they had (claimable by any replayer right away, not
    * `retrying` until their lease runs out); the call resolves with the report, each of them in
    * `skipped` ("the replay was aborted"). A single record (`selection` an id or a record) rejects
@@ -761,9 +772,12 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
         }
         let outcome: DeadLetterRelease;
         let failure: unknown;
-        const keepAlive = this.#keepClaims(claims, record.id);
+        const lostClaim = new AbortController();
+        const keepAlive = this.#keepClaims(claims, record, lostClaim);
         try {
-          await options.to.replay(record as ClaimedDeadLetter & { envelope: Envelope });
+          await options.to.replay(record as ClaimedDeadLetter & { envelope: Envelope }, {
+            signal: signal ? AbortSignal.any([signal, lostClaim.signal]) : lostClaim.signal,
+          });
           outcome = { status: "replayed" };
         } catch (error) {
           failure = error;
@@ -821,9 +835,15 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
   /**
    * While the target replays record `id`: renew the claims every `leaseMs / 3` on an unref'd timer
    * (one renewal at a time). `stop()` clears the timer and waits for a renewal under way; `lost()`
-   * says whether a renewal found the claim on `id` gone.
+   * says whether a renewal found the claim on `id` gone, and `onLost` is aborted then (with a
+   * `LeaseLostError`: the target is told to give up).
    */
-  #keepClaims(claims: Claims, id: number): { stop(): Promise<void>; lost(): boolean } {
+  #keepClaims(
+    claims: Claims,
+    record: Pick<DeadLetter, "id" | "subscriber" | "eventId">,
+    onLost: AbortController,
+  ): { stop(): Promise<void>; lost(): boolean } {
+    const { id } = record;
     let lost = false;
     let renewing: Promise<void> | undefined;
     const timer = setInterval(
@@ -834,6 +854,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
             () => {
               if (lost || claims.held.has(id)) return;
               lost = true;
+              onLost.abort(new LeaseLostError(`dlq:${record.subscriber}`, record.eventId));
               this.#logger.warn(
                 { deadLetterId: id },
                 `dead letter ${id}: its claim was lost while its replay ran (the lease expired and another replayer took it); it is reported as LeaseLostError`,
