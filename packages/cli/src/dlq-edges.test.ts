@@ -1,10 +1,10 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { sqliteTransport } from "@switchyard/cross-process-queue";
+import { SqliteTransport, sqliteTransport } from "@switchyard/cross-process-queue";
 import { SqliteDeadLetterStore } from "@switchyard/dlq";
 import { createEnvelope } from "@switchyard/event-schema";
 import Database from "better-sqlite3";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { cli, cliAbortingOn, spawnCli, tempDir } from "./test/fixture";
 
 let tmp: ReturnType<typeof tempDir>;
@@ -214,6 +214,36 @@ describe("switchyard dlq and a signal that aborts while it runs", () => {
     expect(run.code, run.stderr).toBe(130);
     expect(run.json()).toMatchObject({ error: { code: "INTERRUPTED" } });
     expect(statuses()).toEqual(untouched);
+  });
+
+  it("regression: a replay its signal stops partway prints what it did and exits 130, not 0", async () => {
+    await deadLetters(3);
+    const controller = new AbortController();
+    const requeue = SqliteTransport.prototype.requeue;
+    // The stop comes while the first record is handed back: it is replayed, the others are not.
+    const spy = vi.spyOn(SqliteTransport.prototype, "requeue").mockImplementation(function (
+      this: SqliteTransport,
+      ...args
+    ) {
+      controller.abort();
+      return requeue.apply(this, args);
+    });
+    try {
+      const run = await cli(
+        ["dlq", "replay", "--type", "TRAINING_COMPLETED", "--db", db, "--json"],
+        { signal: controller.signal },
+      );
+      // Before the fix: exit 0, as if the whole selection had been replayed.
+      expect(run.code, run.stderr).toBe(130);
+      const report = run.json() as { replayed: string[]; skipped: { reason: string }[] };
+      expect(report.replayed).toHaveLength(1);
+      expect(report.skipped.map((s) => s.reason)).toEqual([
+        "not replayed: the replay was aborted",
+        "not replayed: the replay was aborted",
+      ]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("regression: purge removes nothing and takes no backup once its signal aborted, and exits 130", async () => {

@@ -198,7 +198,7 @@ export class SqliteAdmin implements Admin {
     // Aborted: the records not replayed yet are listed in `skipped`, not dropped from the result.
     const aborted = (from: number) => {
       for (const rest of candidates.slice(from))
-        skipped.push({ id: String(rest.id), reason: "not replayed: the replay was aborted" });
+        skipped.push({ id: String(rest.id), reason: REPLAY_SKIP_REASONS.aborted });
     };
     try {
       for (const [at, selected] of candidates.entries()) {

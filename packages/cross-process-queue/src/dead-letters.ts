@@ -11,6 +11,7 @@ import {
   type DeadLetterSink,
   InspectorQueryError,
   LeaseLostError,
+  REPLAY_SKIP_REASONS,
   abortReason,
   type Logger,
   deadLetterBackoffProblem,
@@ -807,7 +808,7 @@ export class SqliteDeadLetterStore implements DeadLetterSink, Disposable {
       for (const { record } of claimed.slice(next))
         report.skipped.push({
           id: record.id,
-          reason: "not replayed: the replay was aborted",
+          reason: REPLAY_SKIP_REASONS.aborted,
         });
     return report;
   }

@@ -33,6 +33,11 @@ export const REPLAY_SKIP_REASONS = Object.freeze({
   beingReplayed: "being replayed right now by another replayer",
   /** No readable envelope stored (the start of the reason; a damaged one says why after it). */
   noEnvelope: "no envelope stored",
+  /**
+   * Claimed by this replay but not handed back: its `signal` aborted first. Not a verdict on the
+   * record (a later replay takes it): a caller seeing it knows the replay stopped partway.
+   */
+  aborted: "not replayed: the replay was aborted",
 } as const);
 
 /**

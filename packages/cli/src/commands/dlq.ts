@@ -386,6 +386,9 @@ export function registerDlq(program: Command, runtime: Runtime): void {
             .replay(filter, { dryRun: false, again: opts.again === true, ...signalOption });
       out.data(report);
       printReplay(out, report, opts.again === true);
+      // Stopped partway by its signal: what was done is printed above; the rest was not tried.
+      if (report.skipped.some((s) => s.reason === REPLAY_SKIP_REASONS.aborted))
+        return ExitCode.interrupted;
       return report.failed.length > 0 ||
         (id !== undefined && !report.dryRun && report.replayed.length === 0) ||
         (id !== undefined && report.dryRun && report.wouldReplay.length === 0)
