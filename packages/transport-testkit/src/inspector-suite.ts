@@ -1081,6 +1081,33 @@ export function runInspectorSuite(options: InspectorSuiteOptions): void {
       }
     });
 
+    it("rejects every read with a signal already aborted with the signal's reason", async () => {
+      const inspector = (await open()).inspector();
+      const controller = new AbortController();
+      const reason = new Error("the reader gave up");
+      controller.abort(reason);
+      const signal = controller.signal;
+      const reads: [string, () => Promise<unknown>][] = [
+        ["subscribers", () => inspector.subscribers({ signal })],
+        ["events", () => inspector.events({ signal })],
+        ["event", () => inspector.event("no-such-event", { signal })],
+        ["deliveries", () => inspector.deliveries("no-such-event", { signal })],
+        ["causation", () => inspector.causation("no-such-event", { signal })],
+        ["counts", () => inspector.counts({ since: Date.now() - 60_000, signal })],
+        ["heartbeats", () => inspector.heartbeats({ signal })],
+        ["deadLetters", () => inspector.deadLetters({ signal })],
+        ["deadLetter", () => inspector.deadLetter("no-such-record", { signal })],
+        ["deadLetterCounts", () => inspector.deadLetterCounts({ signal })],
+      ];
+      for (const [what, read] of reads) {
+        const error: unknown = await read().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error, what).toBe(reason);
+      }
+    });
+
     it("closes a driver idempotently", async () => {
       const driver = await open();
       driver.inspector();

@@ -1,6 +1,7 @@
 import { SwitchyardError, createEnvelope, type Envelope } from "@switchyard/event-schema";
 import {
   LeaseLostError,
+  TransportClosedError,
   UnknownSubscriptionError,
   UnrecoverableError,
   type DeadLetterRecord,
@@ -171,6 +172,23 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
         ["backoff.initialMs", { backoff: { initialMs: Number.NaN } }],
         ["backoff.jitter", { backoff: { jitter: 2 } }],
         ["types", { types: [] }],
+        // Names that UTF-8 cannot keep apart: a lone surrogate becomes U+FFFD in every store, so
+        // two such names would share one cursor.
+        ["subscriber", { subscriber: "lone-\uD800" }],
+        ["subscriber", { subscriber: "\uDC00" }],
+        ["subscriber", { subscriber: "" }],
+        ["types", { types: [PING, "TK_\uDBFF"] }],
+        ["types", { types: [""] }],
+        [
+          "handler",
+          { handler: "not a function" as unknown as TransportSubscribeOptions["handler"] },
+        ],
+        ["maxAttempts", { maxAttempts: Number.POSITIVE_INFINITY }],
+        ["concurrency", { concurrency: 0 }],
+        ["leaseMs", { leaseMs: 0 }],
+        ["backoff", { backoff: null as unknown as TransportSubscribeOptions["backoff"] }],
+        ["backoff.maxMs", { backoff: { maxMs: -1 } }],
+        ["backoff.multiplier", { backoff: { multiplier: 0 } }],
       ];
       for (const [option, extra] of refused) {
         const error: unknown = await subscribe(transport, "refused", () => {}, extra).then(
@@ -179,8 +197,13 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
         );
         expect(error, option).toBeInstanceOf(SwitchyardError);
         expect(error, option).toMatchObject({ option });
+        // The message names the option too: it is what a person reads in a log.
+        expect((error as Error).message, option).toContain(option);
       }
       if (transport.hasSubscribers) expect(await transport.hasSubscribers(PING)).toBe(false);
+      const names = (await transport.stats()).subscribers.map((s) => s.subscriber);
+      expect(names).not.toContain("refused");
+      expect(names.filter((n) => n.startsWith("lone-") || n === "" || n.length === 1)).toEqual([]);
     });
 
     it("delivers every event of a batch publish once", async () => {
@@ -899,6 +922,254 @@ export function runTransportSuite(options: TransportSuiteOptions): void {
       } while (Date.now() < deadline);
       expect(busy).toMatchObject({ inFlight: 1, pending: 2, lag: 3 });
       release();
+    });
+
+    describe("edges of the contract", () => {
+      it("closes a subscription and the transport idempotently, concurrently too", async () => {
+        const transport = await connect();
+        const sub = await subscribe(transport, "closer", () => {});
+        expect(sub.subscriber).toBe("closer");
+        await Promise.all([sub.close(), sub.close()]);
+        await sub.close();
+        await sub[Symbol.asyncDispose]();
+        const other = await subscribe(transport, "closer-2", () => {});
+        await Promise.all([transport.close(), transport.close()]);
+        await transport.close();
+        // A subscription of a closed transport closes as well, without error.
+        await other.close();
+      });
+
+      it("refuses publish, subscribe, requeue and register after close() with TransportClosedError, storing nothing", async () => {
+        const transport = await connect();
+        await subscribe(transport, "after-close", () => {});
+        await transport.close();
+        const sent = testEnvelope(1);
+        const calls: [string, () => Promise<unknown>][] = [
+          ["publish", () => transport.publish([sent])],
+          ["subscribe", () => subscribe(transport, "after-close", () => {})],
+          ["subscribe (new name)", () => subscribe(transport, "after-close-new", () => {})],
+        ];
+        if (transport.requeue)
+          calls.push(["requeue", () => transport.requeue!("after-close", sent)]);
+        if (transport.register)
+          calls.push(["register", () => transport.register!("after-close-new", [PING])]);
+        for (const [what, call] of calls) {
+          const error: unknown = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error, what).toBeInstanceOf(TransportClosedError);
+          expect(error, what).toMatchObject({ code: "CLOSED" });
+        }
+        // Nothing of it happened: another handle sees the event as new and no new subscriber.
+        const again = await connect();
+        const names = (await again.stats()).subscribers.map((row) => row.subscriber);
+        expect(names).not.toContain("after-close-new");
+        expect(await again.publish([sent])).toEqual({ published: 1, duplicates: 0 });
+      });
+
+      it("rejects a publish whose signal is already aborted with the signal's reason, storing nothing", async () => {
+        const transport = await connect();
+        const got: number[] = [];
+        await subscribe(transport, "abort-publish", (d) => void got.push(nOf(d.envelope)));
+        const controller = new AbortController();
+        const reason = new Error("the caller gave up");
+        controller.abort(reason);
+        const sent = testEnvelope(1);
+        await expect(transport.publish([sent], { signal: controller.signal })).rejects.toBe(reason);
+        expect(await transport.publish([sent])).toEqual({ published: 1, duplicates: 0 });
+        await until(() => got.length === 1, wait, "the delivery of the second publish");
+        await sleep(t(100));
+        expect(got).toEqual([1]);
+      });
+
+      itFeature(
+        "signal",
+        "never runs the handler of a subscription whose signal was aborted before subscribe()",
+        async () => {
+          const transport = await connect();
+          const first = await subscribe(transport, "pre-aborted", () => {});
+          await first.close();
+          await transport.publish([testEnvelope(1)]);
+          const controller = new AbortController();
+          controller.abort();
+          const ran: number[] = [];
+          // Resolving with a closed subscription or rejecting are both fine: nothing may run.
+          await subscribe(transport, "pre-aborted", (d) => void ran.push(nOf(d.envelope)), {
+            signal: controller.signal,
+          }).catch(() => undefined);
+          await sleep(t(300));
+          expect(ran).toEqual([]);
+          // The event waits for the next subscription, as the first attempt.
+          const later: number[] = [];
+          await subscribe(transport, "pre-aborted", (d) => void later.push(d.attempt));
+          await until(() => later.length === 1, wait, "the event to the next subscription");
+          expect(later).toEqual([1]);
+        },
+      );
+
+      itFeature(
+        "deadLetter",
+        "dead-letters at the first failure under maxAttempts 1, keeping the error's name, message and code",
+        async () => {
+          const sink = collectingSink();
+          const transport = await connect({ deadLetter: sink });
+          let calls = 0;
+          await subscribe(
+            transport,
+            "one-shot",
+            () => {
+              calls++;
+              throw new SwitchyardError("TK_BROKEN", "broken for good");
+            },
+            { maxAttempts: 1, deadLetter: sink },
+          );
+          await transport.publish([testEnvelope(1)]);
+          await until(() => sink.records.length === 1, wait, "the dead letter");
+          await settled(transport, "one-shot");
+          expect(calls).toBe(1);
+          expect(sink.records[0]).toMatchObject({
+            subscriber: "one-shot",
+            reason: "max_attempts",
+            attempts: 1,
+            error: { name: "SwitchyardError", message: "broken for good", code: "TK_BROKEN" },
+            origin: transport.name,
+          });
+          // When the last attempt failed, as RFC 3339.
+          const failedAt = sink.records[0]!.failedAt;
+          expect(failedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/);
+          expect(Math.abs(Date.parse(failedAt) - Date.now())).toBeLessThan(wait * 2);
+          const row = (await transport.stats()).subscribers.find(
+            (r) => r.subscriber === "one-shot",
+          );
+          expect(row?.deadLettered).toBe(1);
+        },
+      );
+
+      itFeature(
+        "deadLetter",
+        "retries and dead-letters whatever a handler throws like an Error: undefined, a string, an unreadable object",
+        async () => {
+          const sink = collectingSink();
+          const transport = await connect({ deadLetter: sink });
+          const revoked = Proxy.revocable({}, {});
+          revoked.revoke();
+          const hostile = {
+            get name(): string {
+              throw new Error("no name");
+            },
+            get message(): string {
+              throw new Error("no message");
+            },
+            get stack(): string {
+              throw new Error("no stack");
+            },
+            toJSON(): never {
+              throw new Error("no JSON");
+            },
+            toString(): never {
+              throw new Error("no string");
+            },
+          };
+          const throwers: Record<string, unknown> = {
+            "throws-undefined": undefined,
+            "throws-string": "a bare string",
+            "throws-hostile": hostile,
+            "throws-revoked": revoked.proxy,
+          };
+          const attempts: Record<string, number[]> = {};
+          for (const [subscriber, value] of Object.entries(throwers)) {
+            attempts[subscriber] = [];
+            await subscribe(
+              transport,
+              subscriber,
+              (d) => {
+                attempts[subscriber]!.push(d.attempt);
+                throw value;
+              },
+              { maxAttempts: 2, deadLetter: sink },
+            );
+          }
+          await transport.publish([testEnvelope(1)]);
+          await until(() => sink.records.length === 4, wait, "four dead letters");
+          for (const subscriber of Object.keys(throwers)) await settled(transport, subscriber);
+          for (const subscriber of Object.keys(throwers)) {
+            expect(attempts[subscriber], subscriber).toEqual([1, 2]);
+            const record = sink.records.find((r) => r.subscriber === subscriber);
+            expect(record, subscriber).toMatchObject({ reason: "max_attempts", attempts: 2 });
+            expect(typeof record!.error.name, subscriber).toBe("string");
+            expect(typeof record!.error.message, subscriber).toBe("string");
+          }
+          expect(sink.records.find((r) => r.subscriber === "throws-string")!.error.message).toBe(
+            "a bare string",
+          );
+        },
+      );
+
+      itFeature(
+        "retry",
+        "awaits what a handler returns as await would: odd thenables settle, a throwing then fails the attempt",
+        async () => {
+          const sink = collectingSink();
+          const transport = await connect({ deadLetter: sink });
+          type Returns = (attempt: number) => unknown;
+          const handlers: Record<string, Returns> = {
+            // Settles twice and then throws: the first settlement counts.
+            "thenable-twice": () => ({
+              then(resolve: () => void, reject: (e: unknown) => void) {
+                resolve();
+                reject(new Error("too late"));
+                throw new Error("later still");
+              },
+            }),
+            // Its then throws on the first attempt: that attempt failed.
+            "thenable-throws": (attempt) => ({
+              then(resolve: () => void) {
+                // A non-Error, on purpose: what user code throws is not ours to choose.
+                // eslint-disable-next-line @typescript-eslint/only-throw-error
+                if (attempt === 1) throw "then threw";
+                resolve();
+              },
+            }),
+            // Reading then throws on the first attempt.
+            "then-getter-throws": (attempt) => ({
+              get then() {
+                if (attempt === 1) throw new Error("no then");
+                return undefined;
+              },
+            }),
+            // Not async at all: throws synchronously on the first attempt.
+            "sync-throws": (attempt) => {
+              if (attempt === 1) throw new Error("sync failure");
+              return undefined;
+            },
+            // Returns something that is not a thenable: a success.
+            "returns-value": () => ({ then: "not a function" }),
+          };
+          const attempts: Record<string, number[]> = {};
+          for (const [subscriber, returns] of Object.entries(handlers)) {
+            attempts[subscriber] = [];
+            await subscribe(transport, subscriber, () => {}, {
+              deadLetter: sink,
+              // Passed as is, not wrapped in an async function, so the transport meets the value.
+              handler: ((d: Delivery) => {
+                attempts[subscriber]!.push(d.attempt);
+                return returns(d.attempt);
+              }) as unknown as TransportSubscribeOptions["handler"],
+            });
+          }
+          await transport.publish([testEnvelope(1)]);
+          for (const subscriber of Object.keys(handlers)) await settled(transport, subscriber);
+          expect(attempts).toEqual({
+            "thenable-twice": [1],
+            "thenable-throws": [1, 2],
+            "then-getter-throws": [1, 2],
+            "sync-throws": [1, 2],
+            "returns-value": [1],
+          });
+          expect(sink.records).toEqual([]);
+        },
+      );
     });
 
     describe("hand-backs", () => {

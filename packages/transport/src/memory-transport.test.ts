@@ -19,6 +19,20 @@ async function eventually(check: () => boolean, what: string, timeoutMs = 5_000)
 // never over a live lease, a failing last attempt run again) are in the conformance suite
 // (@switchyard/transport-testkit), which this transport runs in transport-testkit/src/memory.test.ts.
 
+describe("memory transport: publish", () => {
+  it("rejects a publish whose signal is already aborted with its reason, storing nothing", async () => {
+    const transport = memoryTransport();
+    const controller = new AbortController();
+    const reason = new Error("gave up");
+    controller.abort(reason);
+    const sent = event(1);
+    await expect(transport.publish([sent], { signal: controller.signal })).rejects.toBe(reason);
+    expect(transport.store.events).toEqual([]);
+    expect(await transport.publish([sent])).toEqual({ published: 1, duplicates: 0 });
+    await transport.close();
+  });
+});
+
 describe("memory transport: timers", () => {
   it("arms no overflowing timer for a retry scheduled as far as setTimeout takes", async () => {
     const warnings: Error[] = [];

@@ -10,6 +10,7 @@ import type { DaemonHeartbeat } from "./heartbeat";
 import type { DeliveryStep } from "./inspector";
 import { type Logger, silentLogger } from "./logger";
 import { drainWithin, timerDelay } from "./timers";
+import { abortReason } from "./backoff";
 import { TransportOptionsError, subscribeOptionsProblem } from "./subscribe-options";
 import { deadLetterRecord, decideOutcome, logDelivery, retryDelay, runAttempt } from "./outcome";
 import type {
@@ -309,8 +310,16 @@ export class MemoryTransport implements Transport {
     return this.store.deadLetters;
   }
 
-  async publish(envelopes: readonly Envelope[]): Promise<PublishResult> {
+  /**
+   * Store the batch at once (all or nothing). Rejects with `TransportClosedError` after `close()`,
+   * and with the signal's reason when `signal` is aborted already, storing nothing.
+   */
+  async publish(
+    envelopes: readonly Envelope[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PublishResult> {
     if (this.#closing) throw new TransportClosedError("memory transport");
+    if (options.signal?.aborted) throw abortReason(options.signal);
     // One call is one atomic batch: check every envelope before storing any.
     for (const envelope of envelopes) assertEnvelope(envelope);
     const store = this.store;

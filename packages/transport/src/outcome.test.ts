@@ -8,6 +8,24 @@ const policy = { maxAttempts: 3, backoff: { initialMs: 100, multiplier: 2, jitte
 const input = { subscriber: "s", envelope, attempt: 1, maxAttempts: 3 };
 
 describe("the outcome policy", () => {
+  it("retries, then dead-letters, a thrown value nothing can read (a revoked proxy) like an Error", () => {
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const error: unknown = revoked.proxy;
+    expect(decideOutcome({ failed: true, error }, 1, policy)).toMatchObject({
+      kind: "retry",
+      delayMs: 100,
+    });
+    expect(decideOutcome({ failed: true, error }, 3, policy)).toMatchObject({
+      kind: "dead_letter",
+      reason: "max_attempts",
+    });
+    expect(deadLetterReason(error)).toBe("max_attempts");
+    expect(
+      deadLetterRecord({ envelope, subscriber: "s", attempts: 3, error, origin: "test" }),
+    ).toMatchObject({ reason: "max_attempts", error: { name: "NonError" } });
+  });
+
   it("acks a success, retries a failure with the backoff of its attempt, dead-letters the last", () => {
     expect(decideOutcome({ failed: false }, 1, policy)).toEqual({ kind: "ack" });
     const error = new Error("flaky");

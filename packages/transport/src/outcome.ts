@@ -9,21 +9,48 @@ import {
 } from "./errors";
 import type { DeadLetterReason, DeadLetterRecord } from "./transport";
 
-/** Whether retrying cannot help: `UnrecoverableError`, or a payload that fails its schema. */
+/**
+ * Whether retrying cannot help: `UnrecoverableError`, or a payload that fails its schema. Never
+ * throws: a thrown value nothing can read (a revoked proxy, a hostile prototype) is an ordinary
+ * failure, retried and dead-lettered like any `Error`.
+ */
 export function isUnrecoverable(error: unknown): boolean {
-  return error instanceof UnrecoverableError || error instanceof EventValidationError;
+  return isA(error, UnrecoverableError) || isA(error, EventValidationError);
 }
 
-/** Classify why a delivery failed for good. */
+/**
+ * Classify why a delivery failed for good. Never throws: a thrown value nothing can read is
+ * `"max_attempts"`, as for any other error.
+ */
 export function deadLetterReason(error: unknown): DeadLetterReason {
-  const root =
-    error instanceof UnrecoverableError && error.cause instanceof EventValidationError
-      ? error.cause
-      : error;
-  if (root instanceof EventValidationError) return "invalid_payload";
-  if (error instanceof UnrecoverableError) return "unrecoverable";
-  if (error instanceof HandlerTimeoutError) return "timeout";
+  const unrecoverable = isA(error, UnrecoverableError);
+  if (unrecoverable && isA(readCause(error), EventValidationError)) return "invalid_payload";
+  if (isA(error, EventValidationError)) return "invalid_payload";
+  if (unrecoverable) return "unrecoverable";
+  if (isA(error, HandlerTimeoutError)) return "timeout";
   return "max_attempts";
+}
+
+/**
+ * `value instanceof type`, false where asking throws (a revoked proxy, a `getPrototypeOf` trap
+ * that throws): what a handler throws is user code, and classifying it must never fail the
+ * transport's settle.
+ */
+function isA<T>(value: unknown, type: abstract new (...args: never[]) => T): value is T {
+  try {
+    return value instanceof type;
+  } catch {
+    return false;
+  }
+}
+
+/** `error.cause`, or `undefined` where reading it throws. */
+function readCause(error: Error): unknown {
+  try {
+    return error.cause;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The end of one attempt: the handler returned, or it threw (or could not be run). */

@@ -80,6 +80,7 @@ describe("replaySkipReason", () => {
       "replayed before; pass again to replay it again",
       "being replayed right now by another replayer",
       "no envelope stored",
+      "not replayed: the replay was aborted",
     ]);
   });
 });

@@ -30,13 +30,20 @@ export interface Transport {
   readonly name: string;
   /**
    * Append envelopes durably. Resolves once they are durable. One call is one atomic batch on
-   * transports with transactions (memory, SQLite), per envelope on NATS (see above).
+   * transports with transactions (memory, SQLite), per envelope on NATS (see above). Rejects with
+   * `TransportClosedError` after `close()`, and with the signal's reason when `signal` is aborted
+   * already, having stored nothing.
    */
   publish(
     envelopes: readonly Envelope[],
     options?: { signal?: AbortSignal },
   ): Promise<PublishResult>;
-  /** Start delivering the given event types to `subscriber`. Resolves once the subscription is active. */
+  /**
+   * Start delivering the given event types to `subscriber`. Resolves once the subscription is
+   * active. Rejects, registering nothing, with the transport's options error (naming the option,
+   * as `subscribeOptionsProblem` finds it) for options no transport can work with, and with
+   * `TransportClosedError` after `close()`.
+   */
   subscribe(options: TransportSubscribeOptions): Promise<TransportSubscription>;
   /** Backlog and in-flight counts per subscriber. */
   stats(): Promise<TransportStats>;
