@@ -67,7 +67,12 @@ describeIf(natsServerBinary(), "a 3-node JetStream cluster (R3)", { tags: ["slow
 
   const transport = (
     names: { stream: string; prefix: string },
-    extra: { publishDeadlineMs?: number } = {},
+    extra: {
+      publishDeadlineMs?: number;
+      replicas?: number;
+      servers?: string[];
+      logger?: Logger;
+    } = {},
   ) => {
     const t = natsTransport({
       servers: [...cluster.urls],
@@ -391,6 +396,71 @@ describeIf(natsServerBinary(), "a 3-node JetStream cluster (R3)", { tags: ["slow
     );
     expect((aborted as Error).name).toBe("TimeoutError");
     expect(Date.now() - abortStarted).toBeLessThan(1_500);
+  }, 60_000);
+
+  /** A logger keeping every line (debug included), for the lines a test looks for. */
+  const linesLogger = (lines: string[]): Logger => {
+    const note = (_: unknown, message?: string) => void lines.push(message ?? "");
+    const logger: Logger = {
+      debug: note,
+      info: note,
+      warn: note,
+      error: note,
+      child: () => logger,
+    };
+    return logger;
+  };
+
+  it("retries a publish through a stream leader election (asking whether the stream exists) instead of calling it gone", async () => {
+    const names = uniqueNames("election");
+    const creator = transport(names);
+    await creator.publish([envelopeOf(0)]);
+    const leader = await cluster.waitForStreamLeader(names.stream, { current: true });
+    // Connected to the followers only: once the leader dies, the subject has no responders
+    // until one of them is elected (no reconnect in between).
+    const lines: string[] = [];
+    const t = transport(names, {
+      servers: cluster.nodes.filter((n) => n.name !== leader).map((n) => n.url),
+      logger: linesLogger(lines),
+    });
+    await t.ready();
+    await cluster.kill(leader);
+    const result = await t.publish([envelopeOf(1)]);
+    expect(result).toEqual({ published: 1, duplicates: 0 });
+    expect(t.publishRetries).toBeGreaterThan(0);
+    const probes = lines.filter((l) => l.startsWith("no responders for an event"));
+    expect(probes.length).toBeGreaterThan(0);
+    expect(probes.every((l) => !l.includes("not found"))).toBe(true);
+    console.log(
+      `stream leader ${leader} killed: ${probes.join("; ")}; published after ${t.publishRetries} retries`,
+    );
+  }, 60_000);
+
+  it("keeps retrying a publish to an R1 stream whose node is down, then rejects it as unavailable, not as a missing stream", async () => {
+    const names = uniqueNames("offline");
+    const creator = transport(names, { replicas: 1 });
+    await creator.publish([envelopeOf(0)]);
+    const host = await cluster.waitForStreamLeader(names.stream);
+    const lines: string[] = [];
+    const t = transport(names, {
+      replicas: 1,
+      publishDeadlineMs: 3_000,
+      servers: cluster.nodes.filter((n) => n.name !== host).map((n) => n.url),
+      logger: linesLogger(lines),
+    });
+    await t.ready();
+    await cluster.kill(host);
+    const error = await t.publish([envelopeOf(1)]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(NatsPublishUnavailableError);
+    expect(t.publishRetries).toBeGreaterThan(0);
+    const probes = lines.filter((l) => l.startsWith("no responders for an event"));
+    expect(probes.length).toBe(1);
+    console.log(
+      `R1 stream's node ${host} down: ${probes[0]}; rejected with ${(error as Error).name}`,
+    );
   }, 60_000);
 
   it("rides out a quorum loss shorter than the deadline: the publish resolves once the nodes are back", async () => {

@@ -82,17 +82,60 @@ function headerEntries(envelope: Envelope): [string, string][] {
   return entries;
 }
 
+/** On a copy for one subscriber's replay subject (requeue, hand-back): the subscriber it is for. */
+export const REPLAY_HEADER = "switchyard-replay";
+
 /**
- * What a published message of `envelope` counts against the server's `max_payload`: the body
- * (`jsonBytes`, the UTF-8 size of {@link envelopeJson}) plus its headers with `Nats-Msg-Id`, in
- * the NATS header wire format (`NATS/1.0\r\n`, a `name: value\r\n` line each, `\r\n`). nats.js
+ * On a handed-back copy: the attempts made before it. JetStream counts deliveries, and a copy
+ * starts again at 1, so its attempt is this plus its delivery count.
+ */
+export const ATTEMPTS_HEADER = "switchyard-attempts";
+
+/**
+ * A copy of an event for one subscriber's replay subject: `requeue()` (no attempts) or a
+ * hand-back on close (`attemptsBefore`). It carries {@link REPLAY_HEADER} (and
+ * {@link ATTEMPTS_HEADER}) instead of `Nats-Msg-Id`, which would make the stream drop it.
+ */
+export interface ReplayCopy {
+  readonly subscriber: string;
+  readonly attemptsBefore?: number;
+}
+
+/** The headers a {@link ReplayCopy} adds, in order. */
+export function replayHeaders(copy: ReplayCopy): [string, string][] {
+  const entries: [string, string][] = [[REPLAY_HEADER, copy.subscriber]];
+  if (copy.attemptsBefore !== undefined)
+    entries.push([ATTEMPTS_HEADER, String(copy.attemptsBefore)]);
+  return entries;
+}
+
+/**
+ * What a message counts against the server's `max_payload`: the body plus its headers in the
+ * NATS header wire format (`NATS/1.0\r\n`, a `name: value\r\n` line each, `\r\n`). nats.js
  * refuses a message over that limit with a bare "max_payload size exceeded".
  */
-export function publishedBytes(envelope: Envelope, jsonBytes: number): number {
-  let bytes = jsonBytes + "NATS/1.0\r\n\r\n".length;
-  for (const [name, value] of [...headerEntries(envelope), ["Nats-Msg-Id", envelope.id]])
+export function messageBytes(
+  bodyBytes: number,
+  headerLines: Iterable<readonly [string, string]>,
+): number {
+  let bytes = bodyBytes + "NATS/1.0\r\n\r\n".length;
+  for (const [name, value] of headerLines)
     bytes += Buffer.byteLength(`${name}: ${value}\r\n`, "utf8");
   return bytes;
+}
+
+/**
+ * The {@link messageBytes} of `envelope` as sent: its body (`jsonBytes`, the UTF-8 size of
+ * {@link envelopeJson}) and headers, with `Nats-Msg-Id` when published, or with the headers of a
+ * {@link ReplayCopy} when it is a copy for one subscriber (`requeue()`, a hand-back).
+ */
+export function publishedBytes(envelope: Envelope, jsonBytes: number, copy?: ReplayCopy): number {
+  return messageBytes(jsonBytes, [
+    ...headerEntries(envelope),
+    ...(copy === undefined
+      ? [["Nats-Msg-Id", envelope.id] as [string, string]]
+      : replayHeaders(copy)),
+  ]);
 }
 
 /**

@@ -37,6 +37,7 @@ import {
   deadLetterBackoffProblem,
   deadLetterRetryDelay,
   matchesDeadLetterFilter,
+  REPLAY_SKIP_REASONS,
   replaySkipReason,
   silentLogger,
 } from "@switchyard/transport";
@@ -895,7 +896,7 @@ export class NatsDeadLetterStore implements DeadLetterSink, AsyncDisposable {
       for (const { record } of matched.slice(from))
         skipped.push({
           id: record.id,
-          reason: notReplayable(record, again, now) ?? ABORTED_REASON,
+          reason: notReplayable(record, again, now) ?? REPLAY_SKIP_REASONS.aborted,
         });
     };
     for (let i = 0; i < matched.length; i++) {
@@ -1231,9 +1232,6 @@ function fitRecord(record: StoredRecord, maxBytes: number): StoredRecord {
       `(max_payload ${maxBytes} bytes), so its envelope was not kept`,
   };
 }
-
-/** Why a replay aborted by its signal skipped a record it had not reached. */
-const ABORTED_REASON = "not replayed: the replay was aborted";
 
 /** The claim one {@link NatsDeadLetterStore.replay} holds on the record it hands back. */
 interface HeldClaim {

@@ -92,9 +92,11 @@ export class NatsStreamConfigError extends SwitchyardError {
 }
 
 /**
- * The stream a target names does not exist, and the driver was opened to read it (`readOnly`) or
- * told not to create it (`options.nats.create: false`): a misspelt name would otherwise read as
- * empty. A driver opened to write creates the stream as its transport starts.
+ * The stream does not exist. A driver opened to read it (`readOnly`) or told not to create it
+ * (`options.nats.create: false`) throws this for a stream a target names (a misspelt name would
+ * otherwise read as empty); a driver opened to write creates the stream as its transport starts.
+ * A transport's `publish()` throws it when its stream was deleted while it ran (the server said
+ * so when asked why nobody answered): waiting would not bring it back.
  */
 export class NatsStreamNotFoundError extends SwitchyardError {
   /** The stream asked for. */
@@ -102,18 +104,34 @@ export class NatsStreamNotFoundError extends SwitchyardError {
   /** Streams that do exist on the server (at most the first 50), when they could be listed. */
   readonly existing: readonly string[] | undefined;
 
-  constructor(stream: string, servers: readonly string[], existing?: readonly string[]) {
+  /**
+   * @param options.operation - what failed for want of the stream (e.g. `"publish"`), when a
+   *   running transport found it gone; the message then says how to bring it back.
+   */
+  constructor(
+    stream: string,
+    servers: readonly string[],
+    existing?: readonly string[],
+    options?: { operation?: string; cause?: unknown },
+  ) {
     const shown =
       existing === undefined
         ? ""
         : existing.length === 0
           ? " The server has no streams."
           : ` Streams there: ${existing.join(", ")}.`;
+    const operation = options?.operation;
     super(
       "NATS_STREAM_NOT_FOUND",
-      `NATS at ${list(servers)} has no stream ${JSON.stringify(stream)}.${shown} Check the stream ` +
-        `name in the target (nats://host:4222/STREAM); daemons create the stream when their ` +
-        `transport starts.`,
+      operation === undefined
+        ? `NATS at ${list(servers)} has no stream ${JSON.stringify(stream)}.${shown} Check the stream ` +
+            `name in the target (nats://host:4222/STREAM); daemons create the stream when their ` +
+            `transport starts.`
+        : `NATS at ${list(servers)} has no stream ${JSON.stringify(stream)}, so ${operation} failed: ` +
+            `it was deleted while this transport was running.${shown} Nothing of the failed call is ` +
+            `kept. A transport creates its stream when it starts: restart the process (or ` +
+            `re-create the stream), then publish again; \`nats stream ls\` shows what is there.`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.stream = stream;
     this.existing = existing;
@@ -178,7 +196,7 @@ export class NatsPublishUnavailableError extends NatsPublishError {
       `Publishing to stream ${stream} failed: ${stored} of ${total} envelopes were stored, and no ` +
       `stream leader acknowledged the rest within ${waitedMs} ms of retrying (last error: ${detail}). ` +
       `The stream has no leader: a cluster electing one after losing a node, without quorum (a ` +
-      `majority of its replicas down), unreachable, or deleted. Publish the same batch again later (repeated ` +
+      `majority of its replicas down), or unreachable. Publish the same batch again later (repeated ` +
       `ids are dropped as duplicates), raise publishDeadlineMs to ride out longer elections, and ` +
       `check the cluster with \`nats stream info ${stream}\` (cluster.leader, replicas current).`;
     this.stream = stream;
@@ -213,6 +231,18 @@ export function isPublishUnavailable(error: unknown): boolean {
  */
 export function isApiUnavailable(error: unknown): boolean {
   return isUnavailable(error, false);
+}
+
+/**
+ * @internal Whether a publish failed because nobody answered its subject (no responders): during
+ * an election, or because the stream is gone — which only asking the server tells apart.
+ */
+export function isNoResponders(error: unknown): boolean {
+  for (let e = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const name = nameOf(e);
+    if (name === "NoResponders" || name === "NoRespondersError") return true;
+  }
+  return false;
 }
 
 function isUnavailable(error: unknown, noRespondersToo: boolean): boolean {

@@ -1,17 +1,26 @@
-import { JetStreamApiError } from "@nats-io/jetstream";
-import { errors } from "@nats-io/transport-node";
+import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { connect, errors } from "@nats-io/transport-node";
 import { SwitchyardError, createEnvelope } from "@switchyard/event-schema";
+import type { Logger } from "@switchyard/transport";
 import { describe, expect, it } from "vitest";
 import {
   NatsClusterUnavailableError,
   NatsOptionsError,
   NatsPublishError,
   NatsPublishUnavailableError,
+  NatsStreamNotFoundError,
   defaultNatsTransportOptions,
   natsTransport,
 } from "./index";
 import { isApiUnavailable, isPublishUnavailable } from "./errors";
-import { NATS_URL, deleteStream, describeIf, natsAvailable, uniqueNames } from "./test/nats";
+import {
+  NATS_URL,
+  deleteStream,
+  describeIf,
+  eventually,
+  natsAvailable,
+  uniqueNames,
+} from "./test/nats";
 
 /** nats.js's JetStreamNotEnabled (not exported by @nats-io/jetstream; errors are told apart by name). */
 const jetStreamNotEnabled = (message: string, cause: unknown) =>
@@ -115,15 +124,73 @@ describe("publishing while no stream leader answers", () => {
   });
 });
 
+/** Captures log lines (message and fields) at every level. */
+function capturingLogger(lines: { level: string; message: string; fields: unknown }[]): Logger {
+  const at = (level: string) => (fields: unknown, message?: string) =>
+    void lines.push({ level, message: message ?? "", fields });
+  const logger: Logger = {
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+    child: () => logger,
+  };
+  return logger;
+}
+
 describeIf(await natsAvailable(), `publishing to a stream nobody serves (${NATS_URL})`, {}, () => {
-  it("retries until publishDeadlineMs, then rejects with NatsPublishUnavailableError instead of claiming JetStream is off", async () => {
-    const names = uniqueNames("unserved");
-    const transport = natsTransport({ servers: NATS_URL, ...names, publishDeadlineMs: 600 });
+  it("rejects a publish to a stream deleted under the running transport with NatsStreamNotFoundError naming it, without retrying", async () => {
+    const names = uniqueNames("deleted");
+    const transport = natsTransport({ servers: NATS_URL, ...names, publishDeadlineMs: 3_000 });
     try {
       await transport.ready();
       // The stream goes away under a running transport: nobody answers its subjects any more.
       await deleteStream(NATS_URL, names.stream);
-      const started = Date.now();
+      const error = await transport
+        .publish([createEnvelope({ type: "JOB", source: "test", data: {} })])
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error).toBeInstanceOf(NatsStreamNotFoundError);
+      expect(error).toMatchObject({ code: "NATS_STREAM_NOT_FOUND", stream: names.stream });
+      expect((error as Error).message).toContain(`no stream "${names.stream}"`);
+      expect((error as Error).message).not.toMatch(/leader|quorum|election/);
+      // Asked once, refused at once: the publish was not retried toward the deadline.
+      expect(transport.publishRetries).toBe(0);
+      // A batch is refused the same way (each envelope does not wait out the deadline).
+      await expect(
+        transport.publish(
+          Array.from({ length: 3 }, () => createEnvelope({ type: "JOB", source: "t", data: {} })),
+        ),
+      ).rejects.toBeInstanceOf(NatsStreamNotFoundError);
+      expect(transport.publishRetries).toBe(0);
+    } finally {
+      await transport.close();
+      await deleteStream(NATS_URL, names.stream);
+    }
+  });
+
+  it("keeps retrying until publishDeadlineMs when the stream exists but nobody answers its subject", async () => {
+    const names = uniqueNames("unserved");
+    const lines: { level: string; message: string; fields: unknown }[] = [];
+    const transport = natsTransport({
+      servers: NATS_URL,
+      ...names,
+      publishDeadlineMs: 600,
+      logger: capturingLogger(lines),
+    });
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      await transport.ready();
+      // The stream is there, but no longer stores the transport's subjects: no responders, and
+      // the server says the stream exists, so this is not "stream not found".
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info(names.stream);
+      await jsm.streams.update(names.stream, {
+        ...info.config,
+        subjects: [`${names.prefix}_other.>`],
+      });
       const error = await transport
         .publish([createEnvelope({ type: "JOB", source: "test", data: {} })])
         .then(
@@ -132,11 +199,63 @@ describeIf(await natsAvailable(), `publishing to a stream nobody serves (${NATS_
         );
       expect(error).toBeInstanceOf(NatsPublishUnavailableError);
       expect(error).toMatchObject({ code: "NATS_PUBLISH_UNAVAILABLE", retryable: true });
-      expect(Date.now() - started).toBeGreaterThanOrEqual(500);
       expect(transport.publishRetries).toBeGreaterThan(0);
+      expect(lines.some((l) => l.message.includes(`stream ${names.stream} exists`))).toBe(true);
     } finally {
       await transport.close();
+      await nc.close();
       await deleteStream(NATS_URL, names.stream);
     }
   });
+
+  it("says once per consumer that a running subscription's stream is gone, backs off, and resumes when it is re-created", async () => {
+    const names = uniqueNames("gone");
+    const lines: { level: string; message: string; fields: unknown }[] = [];
+    const t = natsTransport({
+      servers: NATS_URL,
+      ...names,
+      // A pull nobody answers is given up after its expiry (+2 s): the pace of the checks.
+      pullExpiresMs: 1_000,
+      logger: capturingLogger(lines),
+    });
+    const got: unknown[] = [];
+    try {
+      await t.subscribe({
+        subscriber: "watcher",
+        types: ["JOB"],
+        handler: async (d) => void got.push(d.envelope.data),
+      });
+      await deleteStream(NATS_URL, names.stream);
+      const gone = () =>
+        lines.filter((l) => l.message.includes(`stream ${names.stream} no longer exists`));
+      const checks = () =>
+        lines.filter((l) => l.message === "checking or re-creating the consumer failed");
+      await eventually(() => gone().length === 2, "word that the stream is gone", 15_000);
+      // Said clearly, at warn, once per consumer (JOB and the replay consumer)...
+      expect(gone().map((l) => l.level)).toEqual(["warn", "warn"]);
+      // ...and not again on the next rounds of checking.
+      await eventually(() => checks().length >= 2, "a second round of checks", 15_000);
+      expect(gone()).toHaveLength(2);
+
+      // Someone re-creates the stream (a transport creates it when it starts): pulling resumes.
+      const creator = natsTransport({ servers: NATS_URL, ...names });
+      try {
+        await creator.ready();
+        await eventually(
+          async () => {
+            await creator.publish([createEnvelope({ type: "JOB", source: "t", data: { n: 1 } })]);
+            return got.length > 0;
+          },
+          "a delivery once the stream is back",
+          20_000,
+        );
+      } finally {
+        await creator.close();
+      }
+      expect(lines.some((l) => l.message.includes(`stream ${names.stream} is back`))).toBe(true);
+    } finally {
+      await t.close();
+      await deleteStream(NATS_URL, names.stream);
+    }
+  }, 45_000);
 });

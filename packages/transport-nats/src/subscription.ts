@@ -28,8 +28,15 @@ import {
   silentLogger,
   sleep,
 } from "@switchyard/transport";
-import { decodeEnvelope } from "./codec";
+import {
+  ATTEMPTS_HEADER,
+  REPLAY_HEADER,
+  decodeEnvelope,
+  messageBytes,
+  replayHeaders,
+} from "./codec";
 import { TransportClosedError } from "./errors";
+import { isStreamNotFound } from "./jetstream";
 import { replaySubject } from "./names";
 
 /** One JetStream consumer a subscription pulls from. */
@@ -103,11 +110,6 @@ const WORKING = Uint8Array.of(43, 87, 80, 73); // +WPI
 const TERM = Uint8Array.of(43, 84, 69, 82, 77); // +TERM
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-/**
- * On a handed-back copy: the attempts made before it. JetStream counts deliveries, and a copy
- * starts again at 1, so its attempt is this plus its delivery count.
- */
-export const ATTEMPTS_HEADER = "switchyard-attempts";
 const HAND_BACK_TIMEOUT_MS = 2_000;
 
 function nakPayload(delayMs: number): Uint8Array {
@@ -182,6 +184,8 @@ interface Puller {
   failing: boolean;
   /** The connection closed for good: no more pulls. */
   dead: boolean;
+  /** The last check found the stream gone (said once, until it is back). */
+  streamGone: boolean;
   /** A pull is due once the messages that just arrived were started (see {@link NatsSubscription}). */
   pullDue: boolean;
 }
@@ -360,6 +364,7 @@ export class NatsSubscription implements TransportSubscription {
       failures: 0,
       failing: false,
       dead: false,
+      streamGone: false,
       pullDue: false,
     }));
     for (const puller of this.#pullers) this.#subscribe(puller);
@@ -507,11 +512,30 @@ export class NatsSubscription implements TransportSubscription {
     try {
       // The consumer may be gone (deleted by an operator, a server that lost its state).
       p.handle = await this.#host.recreate(p.handle);
+      if (p.streamGone) {
+        p.streamGone = false;
+        this.#logger.info(
+          { consumer: p.handle.name },
+          `stream ${this.#host.stream} is back; subscriber "${this.subscriber}" pulls from ${p.handle.name} again`,
+        );
+      }
     } catch (recreateError) {
-      this.#logger.debug(
-        { err: recreateError, consumer: p.handle.name },
-        "checking or re-creating the consumer failed",
-      );
+      if (isStreamNotFound(recreateError) && !p.streamGone) {
+        // Said once per outage and consumer; the checks go on at the backoff's pace (≤ 5 s
+        // apart, or a pull's expiry when nothing answers), quietly.
+        p.streamGone = true;
+        this.#logger.warn(
+          { err: recreateError, consumer: p.handle.name },
+          `stream ${this.#host.stream} no longer exists (deleted while subscriber "${this.subscriber}" ` +
+            `was running): nothing can be pulled from ${p.handle.name}. It checks again with backoff ` +
+            `and resumes once the stream is re-created (a transport creates it when it starts), ` +
+            `with the events published from then on`,
+        );
+      } else
+        this.#logger.debug(
+          { err: recreateError, consumer: p.handle.name },
+          "checking or re-creating the consumer failed",
+        );
     }
     await sleep(backoffDelay(p.failures, LOOP_BACKOFF), { signal: this.#stop.signal }).catch(
       () => {},
@@ -803,8 +827,9 @@ export class NatsSubscription implements TransportSubscription {
    * subject — same body and id, `switchyard-attempts` = the attempts made before this one —
    * and only once the stream stored it is the original acknowledged. Any process of the
    * subscriber gets the copy at once. Where that cannot be done (an ephemeral subscriber has no
-   * replay consumer; the server does not store the copy within 2 s) it falls back to `nak`, and
-   * that hand-back counts as an attempt.
+   * replay consumer; the copy, with its headers, is over the server's `max_payload`; the server
+   * does not store the copy within 2 s) it falls back to `nak`, and that hand-back counts as an
+   * attempt.
    */
   async #handBack(held: Held): Promise<void> {
     held.lost = true;
@@ -812,13 +837,33 @@ export class NatsSubscription implements TransportSubscription {
     if (!this.#options.ephemeral) {
       try {
         const type = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
-        const h = natsHeaders();
+        const lines: [string, string][] = [];
         for (const [key, values] of msg.headers ?? []) {
-          if (key === "Nats-Msg-Id" || key === ATTEMPTS_HEADER) continue;
-          for (const value of values) h.append(key, value);
+          if (key === "Nats-Msg-Id" || key === ATTEMPTS_HEADER || key === REPLAY_HEADER) continue;
+          for (const value of values) lines.push([key, value]);
         }
-        h.set("switchyard-replay", this.subscriber);
-        h.set(ATTEMPTS_HEADER, String(held.attempt - 1));
+        lines.push(
+          ...replayHeaders({ subscriber: this.subscriber, attemptsBefore: held.attempt - 1 }),
+        );
+        // The copy's headers differ from the original's: one stored right at max_payload may not
+        // fit as a copy. Then the nak below keeps it (at the cost of an attempt).
+        const size = messageBytes(msg.data.length, lines);
+        const maxPayload = this.#session.nc.info?.max_payload;
+        if (maxPayload !== undefined && size > maxPayload) {
+          const id =
+            (held.envelope as Envelope | undefined)?.id ??
+            (msg.headers?.get("Nats-Msg-Id") || `stream sequence ${ackToken(msg.reply!, 1)}`);
+          this.#logger.warn(
+            { consumer: held.handle.name, bytes: size, maxBytes: maxPayload },
+            `handing ${id} back with nak (counts as an attempt): its copy for the replay subject would ` +
+              `be ${size} bytes, over the server's max_payload of ${maxPayload} (a copy carries ` +
+              `${REPLAY_HEADER} and ${ATTEMPTS_HEADER} instead of Nats-Msg-Id)`,
+          );
+          respond(msg, NAK);
+          return;
+        }
+        const h = natsHeaders();
+        for (const [name, value] of lines) h.append(name, value);
         const reply = await this.#session.nc.request(
           replaySubject(this.#host.prefix, this.subscriber, type),
           msg.data,

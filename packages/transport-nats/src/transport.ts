@@ -32,7 +32,7 @@ import {
 } from "@switchyard/transport";
 import { AckWaiter } from "./acks";
 import { type NatsAudit, audit, ensureReceiptStream, receiptSubject } from "./audit";
-import { encodeEnvelope, envelopeJson, publishedBytes, toMessage } from "./codec";
+import { envelopeJson, publishedBytes, replayHeaders, toMessage } from "./codec";
 import { type Session, closeConnection, hasCode, isStreamNotFound, openSession } from "./jetstream";
 import {
   NatsClusterUnavailableError,
@@ -41,8 +41,10 @@ import {
   NatsPublishError,
   NatsPublishUnavailableError,
   NatsStreamConfigError,
+  NatsStreamNotFoundError,
   TransportClosedError,
   isApiUnavailable,
+  isNoResponders,
   isPublishUnavailable,
   toNatsError,
 } from "./errors";
@@ -158,6 +160,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
   /** Event types already checked by `#checkType`, and their subjects (at most {@link MEMO_TYPES}). */
   readonly #checkedTypes = new Set<string>();
   readonly #subjects = new Map<string, string>();
+  /** The stream-info request of {@link NatsTransport.#probeStream} under way, if any. */
+  #streamProbe: Promise<"exists" | "missing" | "unknown"> | undefined;
 
   constructor(options: NatsTransportOptions = {}) {
     this.#options = resolveOptions(options);
@@ -421,7 +425,11 @@ export class NatsTransport implements Transport, AsyncDisposable {
    * counted as a duplicate). Resolves once every envelope is acknowledged by the stream. While no
    * stream leader takes an envelope (an election, a reconnect, a cluster without quorum) it is
    * retried with the same id for up to `publishDeadlineMs`; past that the call rejects with
-   * {@link NatsPublishUnavailableError} (`retryable: true`). A batch is not atomic on NATS 2.9:
+   * {@link NatsPublishUnavailableError} (`retryable: true`). When nobody answers the subject, the
+   * server is asked once (bounded by a quarter of `requestTimeoutMs`, at least 1 s) whether the
+   * stream exists: if it says "stream not found" (deleted while the transport ran), the call
+   * rejects at once with {@link NatsStreamNotFoundError}; if it does not answer (an election, an
+   * R1 stream whose node is down), the retrying goes on. A batch is not atomic on NATS 2.9:
    * on failure it rejects with {@link NatsPublishError} and part of it may be stored; retrying the
    * same batch is safe. `signal` aborts the waiting and retrying (what was stored stays stored).
    * A publish under way when `close()` is called finishes first (bounded by `publishDeadlineMs`);
@@ -512,6 +520,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
     signal: AbortSignal | undefined,
   ): unknown {
     if (signal?.aborted) return abortReason(signal);
+    if (failure instanceof NatsStreamNotFoundError) return failure;
     if (failure instanceof Unavailable)
       return new NatsPublishUnavailableError(this.stream, stored, total, failure.waitedMs, {
         cause: failure.cause,
@@ -545,6 +554,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
         : Math.max(1_000, Math.floor(requestTimeoutMs / 4));
     // Only an attempt that may have been stored (no answer) makes a later "duplicate" ack ours.
     let maybeStored = false;
+    // Whether the server was asked if the stream exists (once, on the first no responders).
+    let probed = false;
     for (let attempt = 1; ; attempt++) {
       // Aborted while pausing between attempts: send nothing more.
       if (signal?.aborted) throw abortReason(signal);
@@ -563,6 +574,23 @@ export class NatsTransport implements Transport, AsyncDisposable {
       } catch (error) {
         if (signal?.aborted || !isPublishUnavailable(error)) throw error;
         if ((error as { name?: unknown }).name === "TimeoutError") maybeStored = true;
+        if (!probed && isNoResponders(error)) {
+          // Nobody answers the subject: a leader election, or a stream that is gone. Only the
+          // server tells them apart; a gone stream does not come back by waiting.
+          probed = true;
+          const stream = await untilAborted(this.#probeStream(perAttempt), signal);
+          if (stream === "missing")
+            throw new NatsStreamNotFoundError(this.stream, this.#options.servers, undefined, {
+              operation: "publish",
+              cause: error,
+            });
+          this.#logger.debug(
+            { id: envelope.id, stream },
+            stream === "exists"
+              ? `no responders for an event, but stream ${this.stream} exists: waiting for its leader`
+              : `no responders for an event, and stream ${this.stream} did not say whether it exists (no leader to answer): retrying`,
+          );
+        }
         const waitedMs = Date.now() - started;
         if (this.#closing || deadline - Date.now() < 100) throw new Unavailable(waitedMs, error);
         if (attempt === 1)
@@ -577,6 +605,28 @@ export class NatsTransport implements Transport, AsyncDisposable {
         );
       }
     }
+  }
+
+  /**
+   * Ask the server whether the stream exists, for a publish that got no responders: `"missing"`
+   * only when it answers "stream not found"; `"unknown"` when the request fails or takes longer
+   * than `timeoutMs` (the meta or stream leader is being elected, an R1 stream's node is down).
+   * Publishes that ask at the same time share one request.
+   */
+  #probeStream(timeoutMs: number): Promise<"exists" | "missing" | "unknown"> {
+    this.#streamProbe ??= (async () => {
+      try {
+        const session = await this.#session;
+        if (!session) return "unknown" as const;
+        await untilAborted(session.jsm.streams.info(this.stream), AbortSignal.timeout(timeoutMs));
+        return "exists" as const;
+      } catch (error) {
+        return isStreamNotFound(error) ? ("missing" as const) : ("unknown" as const);
+      } finally {
+        this.#streamProbe = undefined;
+      }
+    })();
+    return this.#streamProbe;
   }
 
   /**
@@ -905,12 +955,21 @@ export class NatsTransport implements Transport, AsyncDisposable {
    * Deliver an envelope again to one subscriber only (dead-letter replay), keeping its id: it is
    * published on the subscriber's replay subject without `Nats-Msg-Id`, so publish dedup does not
    * drop it. Rejects with `UnknownSubscriptionError` when the subscriber has no consumer for the
-   * envelope's type (or is ephemeral).
+   * envelope's type (or is ephemeral), and with `NatsPayloadTooLargeError` when the copy — the
+   * envelope with its `switchyard-replay` header — is over the server's `max_payload` (an envelope
+   * published right at the limit can be), before anything is sent.
    */
   async requeue(subscriber: string, envelope: Envelope): Promise<void> {
     this.#assertOpen();
     this.#checkType(envelope.type);
-    const { js, jsm } = await this.#ready();
+    const json = envelopeJson(envelope);
+    const { nc, js, jsm } = await this.#ready();
+    // The copy carries the replay header instead of Nats-Msg-Id: an envelope published at the
+    // limit can be over it as a copy. Refused before anything is created or sent.
+    const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+    const size = publishedBytes(envelope, Buffer.byteLength(json, "utf8"), { subscriber });
+    if (size > maxPayload)
+      throw new NatsPayloadTooLargeError(envelope.id, envelope.type, size, maxPayload);
     let info;
     try {
       info = await jsm.consumers.info(
@@ -935,8 +994,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
       tag: { subscriber, type: null, ephemeral: false, prefix: this.prefix },
       leaseMs: ms(info.config.ack_wait ?? nanos(30_000)),
     });
-    const { data, headers } = encodeEnvelope(envelope);
-    headers.set("switchyard-replay", subscriber);
+    const { data, headers } = toMessage(envelope, json);
+    for (const [name, value] of replayHeaders({ subscriber })) headers.set(name, value);
     try {
       await js.publish(this.#replaySubject(subscriber, envelope.type), data, {
         headers,
