@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UnrecoverableError, sleep } from "@switchyard/router";
+import { cutText } from "@switchyard/transport";
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same run. */
 export function random(seed: number): () => number {
@@ -37,16 +38,52 @@ export function writeArtifact(path: string, content: unknown): string {
   return path;
 }
 
-/** The generation number carried in every pipeline payload (an extra field the catalog passes through). */
+/**
+ * The generation number carried in every pipeline payload (an extra field the catalog passes
+ * through), 0 when there is none. Any publisher can write it, and it names files (`gen-3.npz.json`)
+ * and orders self-play's runs, so a value that is no generation (negative, fractional, past
+ * `Number.MAX_SAFE_INTEGER`, not a number) is refused with an `UnrecoverableError`: no retry can
+ * fix the payload.
+ */
 export function generationOf(data: unknown): number {
   const g = (data as { generation?: unknown } | null)?.generation;
-  return typeof g === "number" ? g : 0;
+  if (g === undefined) return 0;
+  if (typeof g === "number" && Number.isSafeInteger(g) && g >= 0) return g;
+  throw new UnrecoverableError(
+    `generation ${describe(g)} is not a whole number from 0 to ` +
+      `${Number.MAX_SAFE_INTEGER}: refusing the event`,
+  );
+}
+
+/** Longest config key in UTF-8 bytes: one path segment, which file systems cap at 255 bytes. */
+const MAX_NAME_BYTES = 255;
+
+// Characters no config key needs and an operator's terminal acts on: controls (C0, DEL, C1) and
+// the bidirectional and line-separator formats (U+202E shows what follows reversed).
+const UNPRINTABLE = /[\p{Cc}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
+/** A payload value for a message: a number as such, text through {@link shown}, else its kind. */
+function describe(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (typeof value === "string") return shown(value);
+  if (value === null) return "null";
+  return Array.isArray(value) ? "an array" : `a ${typeof value}`;
+}
+
+/** Payload text for a message: cut to 80 characters, JSON-quoted, unprintable characters escaped. */
+function shown(text: string): string {
+  return JSON.stringify(cutText(text, 80)).replace(
+    new RegExp(UNPRINTABLE.source, "gu"),
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /**
  * `dataDir/area/configKey`: where one config's artifacts of one kind live. The config key comes
  * from an event payload, which any publisher can write, so it must be one plain path segment:
- * `"../x"`, `"a/b"`, `".."` or a NUL byte would put files outside `area` (or outside `dataDir`).
+ * `"../x"`, `"a/b"`, `".."` or a NUL byte would put files outside `area` (or outside `dataDir`);
+ * a control or bidirectional character would name a directory that misleads whoever lists it;
+ * more than 255 UTF-8 bytes is a name no file system takes (every retry would fail the same).
  * Such an event is refused with an `UnrecoverableError`: no retry can fix its payload, so it is
  * dead-lettered at once.
  */
@@ -56,10 +93,14 @@ export function configDir(dataDir: string, area: string, configKey: string): str
     configKey === "" ||
     configKey === "." ||
     configKey === ".." ||
-    /[/\\\0]/.test(configKey)
+    /[/\\]/.test(configKey) ||
+    UNPRINTABLE.test(configKey) ||
+    Buffer.byteLength(configKey) > MAX_NAME_BYTES
   ) {
     throw new UnrecoverableError(
-      `config_key ${JSON.stringify(configKey)} is not a plain name (no "/", "\\", "." or ".."): ` +
+      `config_key ${describe(configKey)} is not a ` +
+        `plain name (no "/", "\\", "." or "..", no control characters, at most ` +
+        `${MAX_NAME_BYTES} bytes): ` +
         `refusing to write its ${area} files outside ${join(dataDir, area)}`,
     );
   }
@@ -82,7 +123,7 @@ export function insideDataDir(dataDir: string, path: string, what: string): stri
     path.includes("\0")
   ) {
     throw new UnrecoverableError(
-      `${what} ${JSON.stringify(path)} is outside the data directory ${root}: refusing to read it`,
+      `${what} ${describe(path)} is outside the data directory ${root}: refusing to read it`,
     );
   }
   return target;

@@ -14,7 +14,7 @@ import {
   ReplayTargetMissingError,
   UnboundedPurgeError,
 } from "@switchyard/dlq";
-import { EventValidationError, SwitchyardError } from "@switchyard/event-schema";
+import { EventValidationError, SwitchyardError, escapeJsonText } from "@switchyard/event-schema";
 import { UnknownSubscriptionError } from "@switchyard/router";
 
 /** Colour functions (picocolors'): each returns its input unchanged when colour is off. */
@@ -145,7 +145,7 @@ export class Output {
 
   /** The machine-readable result (printed only in `--json` mode), nested at most {@link MAX_JSON_DEPTH} deep. */
   data(value: unknown): void {
-    if (this.json) this.#stdout(`${escapeJson(JSON.stringify(limitDepth(value), null, 2))}\n`);
+    if (this.json) this.#stdout(`${escapeJsonText(JSON.stringify(limitDepth(value), null, 2))}\n`);
   }
 
   /** One compact JSON line (for streams such as `events tail --json`), nested at most {@link MAX_JSON_DEPTH} deep. */
@@ -166,7 +166,7 @@ export class Output {
     const { code, message, exitCode } = describeError(error);
     this.#stderr(`error: ${printable(message)}\n`);
     if (this.json)
-      this.#stdout(`${escapeJson(JSON.stringify({ error: { code, message } }, null, 2))}\n`);
+      this.#stdout(`${escapeJsonText(JSON.stringify({ error: { code, message } }, null, 2))}\n`);
     return exitCode;
   }
 }
@@ -207,12 +207,6 @@ export function printable(text: string, keepColor = false): string {
     ? text.replace(unprintableOrColor, (m) => (m.length > 1 ? m : escapeChar(m)))
     : text.replace(unprintable, escapeChar);
 }
-
-/** JSON text with DEL, C1 controls and bidi controls as `\u` escapes (`JSON.stringify` leaves them raw): the same value, safe on a terminal. */
-function escapeJson(json: string): string {
-  return json.replace(jsonUnsafe, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
-const jsonUnsafe = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /** Where {@link terminalOf} looks. Each field defaults to the running process's. */
 export interface TerminalOptions {
@@ -354,7 +348,7 @@ export function limitDepth(value: unknown, maxDepth: number = MAX_JSON_DEPTH): u
 
 /** `value` as compact JSON, nested at most {@link MAX_JSON_DEPTH} deep (see {@link limitDepth}). */
 export function jsonText(value: unknown): string {
-  return escapeJson(JSON.stringify(limitDepth(value)) ?? "undefined");
+  return escapeJsonText(JSON.stringify(limitDepth(value)) ?? "undefined");
 }
 
 /** One table cell; `undefined` prints as `-`. */

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import { escapeJsonText } from "@switchyard/event-schema";
 import { createMetrics } from "@switchyard/metrics";
 import {
   type Admin,
@@ -39,7 +40,6 @@ import {
   deadLetterPage,
   deadLettersPage,
   errorBody,
-  escapeJsonText,
   eventPage,
   eventsPage,
   isolate,
@@ -94,7 +94,7 @@ const STATUS_OF: Readonly<Record<string, 400 | 403 | 404 | 501 | 504>> = {
 
 /**
  * A JSON answer (data, error or not): the value's JSON with bidi and control characters as `\uXXXX`
- * escapes ({@link escapeJsonText}). Errors echo names, ids and query values as given, and data
+ * escapes (`escapeJsonText`, event-schema's one rule). Errors echo names, ids and query values as given, and data
  * carries whatever publishers wrote: a client showing the text raw must not be misled by it.
  */
 const json = (c: Pick<Context, "body">, value: unknown, status: ContentfulStatusCode = 200) =>

@@ -1,3 +1,4 @@
+import { escapeJsonText } from "@switchyard/event-schema";
 import {
   type CausationNode,
   type DeadLetterInfo,
@@ -101,23 +102,6 @@ export function short(text: unknown, max = 120): string {
 const full = (text: unknown) => short(text, Infinity);
 
 const PAYLOAD_MAX = 200_000;
-
-/**
- * What JSON text may hold raw but a reader shown that text would be misled by: bidi controls
- * (U+202E reorders the rest of its line), the controls `JSON.stringify` leaves raw (DEL, and the C1
- * set, e.g. U+009B, a terminal's CSI) and the line and paragraph separators.
- */
-const UNSHOWABLE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
-/**
- * JSON text with every bidi or control character written as the `\uXXXX` escape it equals: the
- * same value once parsed, shown as visible escapes instead of acting on a terminal, a log viewer or
- * a page. The one rule for every JSON the dashboard writes (API answers, errors, the live tail,
- * payloads on pages).
- */
-export function escapeJsonText(text: string): string {
-  return text.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
 
 /** The JSON of a value, indented; never throws (cycles and depth beyond the stack are reported). */
 export function pretty(value: unknown): string {

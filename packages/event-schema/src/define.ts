@@ -6,6 +6,7 @@ import {
   EventValidationError,
   describeType,
   formatIssues,
+  shortText,
   toIssues,
   unreadableError,
 } from "./errors";
@@ -128,14 +129,6 @@ function checkSchema(owner: string, schema: unknown): void {
       `${owner}: data must be a zod schema (e.g. z.looseObject({ ... })), got ${describeType(schema)}.`,
     );
   }
-}
-
-/** A value for a message: strings JSON-quoted and cut to 80 characters, else their type. */
-function shortText(value: unknown): string {
-  if (typeof value !== "string") return describeType(value);
-  return value.length > 80
-    ? `${JSON.stringify(value.slice(0, 80))}… (${value.length} characters)`
-    : JSON.stringify(value);
 }
 
 /** A map from event type to its definition. */
@@ -377,7 +370,7 @@ function createCatalog(
           reason: "invalid_envelope",
           issues: toIssues(value, attrs.error),
           receivedType: describeType(value),
-          message: `Not a valid event envelope (type ${type}): ${formatIssues(toIssues(value, attrs.error))}.`,
+          message: `Not a valid event envelope (type ${shortText(type)}): ${formatIssues(toIssues(value, attrs.error))}.`,
           cause: attrs.error,
         });
       }

@@ -3,6 +3,7 @@ import {
   EventValidationError,
   describeType,
   formatIssues,
+  shortText,
   toIssues,
   unreadableError,
 } from "./errors";
@@ -352,7 +353,7 @@ export function assertEnvelope(value: unknown): asserts value is Envelope {
     issues,
     receivedType: describeType(value),
     message:
-      `Not an event envelope (type ${type}): ${formatIssues(issues)}. ` +
+      `Not an event envelope (type ${shortText(type)}): ${formatIssues(issues)}. ` +
       `Build envelopes with createEnvelope() or router.publish().`,
   });
 }

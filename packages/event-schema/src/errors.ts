@@ -77,11 +77,78 @@ export function toIssues(root: unknown, error: z.ZodError): EventValidationIssue
   }));
 }
 
-/** Issues in one line: `path: message (received type); …`. */
+/**
+ * Issues in one line: `path: message (received type); …`. A path names payload keys the wire
+ * chose, so it is written through {@link safeText} like any other quoted input.
+ */
 export function formatIssues(issues: readonly EventValidationIssue[]): string {
   return issues
-    .map((i) => `${i.path || "(value)"}: ${i.message} (received ${i.received})`)
+    .map(
+      (i) =>
+        `${i.path ? safeText(i.path) : "(value)"}: ${safeText(i.message, 200)} (received ${i.received})`,
+    )
     .join("; ");
+}
+
+/**
+ * What `JSON.stringify` leaves raw but a terminal, a log viewer or a page acts on: DEL, the C1
+ * controls (U+009B is a one-byte CSI, U+0085 a line break to some), the bidirectional controls
+ * (U+202E reverses what follows) and the Unicode line and paragraph separators.
+ */
+const UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const escapeCode = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
+/**
+ * JSON text with every character `JSON.stringify` leaves raw but a reader would be misled by (DEL,
+ * C1 controls, bidirectional controls, U+2028/U+2029) written as the `\uXXXX` escape it equals:
+ * the same value once parsed, shown as visible escapes instead of acting on a terminal, a log
+ * viewer or a page. The one rule of every JSON Switchyard writes for people (error messages, the
+ * CLI's `--json`, the dashboard's answers).
+ *
+ * @example
+ * ```ts
+ * escapeJsonText(JSON.stringify({ type: "A\u202eB" })); // '{"type":"A\\u202eB"}'
+ * ```
+ */
+export function escapeJsonText(json: string): string {
+  return json.replace(UNSAFE, escapeCode);
+}
+
+/**
+ * Input quoted into an error message, made harmless: cut to `max` characters (never splitting a
+ * surrogate pair; the cut says how long the text was) and every control, bidirectional and
+ * line-separator character written out as an escape (`\u001b`, `\u202e`), so a value from the
+ * wire cannot drive the terminal or log that shows the message, nor make the message huge.
+ * @internal
+ */
+export function safeText(text: string, max = 80): string {
+  const kept = cut(text, max);
+  const escaped = escape(kept);
+  return kept === text ? escaped : `${escaped}… (${text.length} characters)`;
+}
+
+/**
+ * A value for a message: a string JSON-quoted, cut and escaped as {@link safeText} does, anything
+ * else its type.
+ * @internal
+ */
+export function shortText(value: unknown, max = 80): string {
+  if (typeof value !== "string") return describeType(value);
+  const kept = cut(value, max);
+  const quoted = `"${escape(kept)}"`;
+  return kept === value ? quoted : `${quoted}… (${value.length} characters)`;
+}
+
+/** The first `max` code units of `text`, one fewer when the last would split a surrogate pair. */
+function cut(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
+}
+
+/** `text` as inside JSON quotes, with what JSON leaves raw but terminals act on escaped too. */
+function escape(text: string): string {
+  return escapeJsonText(JSON.stringify(text).slice(1, -1));
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
@@ -107,7 +174,10 @@ export function unreadableError(
   const what = reason === "invalid_payload" ? `${eventType} payload` : "event envelope";
   let detail: string;
   try {
-    detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    detail = safeText(
+      error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      200,
+    );
   } catch {
     detail = "an unreadable error";
   }

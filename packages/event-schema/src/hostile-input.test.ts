@@ -169,3 +169,102 @@ describe("definitions a JavaScript caller gets wrong", () => {
     expect((error as Error).message).toMatch(message);
   });
 });
+
+describe("error messages that quote hostile input", () => {
+  // Messages end up in logs, terminals and dashboards: a value from the wire must not carry an
+  // escape sequence, a right-to-left override or a line break into them raw, nor make them huge.
+  const RAW = /[\p{Cc}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+  const hostile = "EVIL\u001b[2J\u202e\u2028\u0085\u007f";
+  const envelope = createEnvelope({ type: "PING", source: "s", data: { n: 1 } });
+
+  it.each([
+    ["an unknown type", () => catalog.parse(hostile as never, { n: 1 })],
+    ["an envelope of an unknown type", () => catalog.parseEnvelope({ ...envelope, type: hostile })],
+    [
+      "an invalid envelope (parseEnvelope)",
+      () => catalog.parseEnvelope({ ...envelope, type: hostile, time: "yesterday" }),
+    ],
+    [
+      "an invalid envelope (assertEnvelope)",
+      () => assertEnvelope({ ...envelope, type: hostile, time: 1 }),
+    ],
+    [
+      "a payload field named by the wire",
+      () =>
+        defineCatalog([
+          defineEvent({
+            type: "REC",
+            description: "t",
+            data: z.looseObject({ m: z.record(z.string(), z.number()) }),
+          }),
+        ]).parse("REC", { m: { [hostile]: "x" } }),
+    ],
+    [
+      "a getter that throws a hostile message",
+      () =>
+        catalog.parse("PING", {
+          get n(): number {
+            throw new Error(hostile);
+          },
+        }),
+    ],
+  ])("writes out control and bidi characters of %s", (_, call) => {
+    const error = caught(call) as EventValidationError;
+    expect(error).toBeInstanceOf(EventValidationError);
+    expect(error.message).not.toMatch(RAW);
+    expect(error.message).toContain("\\u001b[2J\\u202e");
+  });
+
+  it("keeps the raw values on the error's fields, for code that matches on them", () => {
+    const error = caught(() =>
+      catalog.parseEnvelope({ ...envelope, type: hostile, time: "yesterday" }),
+    ) as EventValidationError;
+    expect(error.eventType).toBe(hostile);
+  });
+
+  it.each([
+    [
+      "parseEnvelope",
+      () => catalog.parseEnvelope({ ...envelope, type: "T".repeat(1_000_000), time: "no" }),
+    ],
+    [
+      "assertEnvelope",
+      () => assertEnvelope({ ...envelope, type: "T".repeat(1_000_000), time: "no" }),
+    ],
+    [
+      "a huge payload key",
+      () =>
+        defineCatalog([
+          defineEvent({
+            type: "REC",
+            description: "t",
+            data: z.looseObject({ m: z.record(z.string(), z.number()) }),
+          }),
+        ]).parse("REC", { m: { ["k".repeat(1_000_000)]: "x" } }),
+    ],
+    [
+      "a getter's huge message",
+      () =>
+        catalog.parse("PING", {
+          get n(): number {
+            throw new Error("m".repeat(1_000_000));
+          },
+        }),
+    ],
+  ])("cuts a huge value quoted by %s, saying how long it was", (_, call) => {
+    const error = caught(call) as EventValidationError;
+    expect(error).toBeInstanceOf(EventValidationError);
+    expect(error.message.length).toBeLessThan(600);
+    expect(error.message).toMatch(/… \(100000\d characters\)/);
+  });
+});
+
+describe("escapeJsonText", () => {
+  it("writes what JSON.stringify leaves raw but misleads a reader as \\u escapes, the same value parsed", async () => {
+    const { escapeJsonText } = await import("./index");
+    const value = { type: "A\u202eB", note: "x\u009b2Jy\u2028z\u007f", plain: "é 😀" };
+    const text = escapeJsonText(JSON.stringify(value));
+    expect(text).toBe('{"type":"A\\u202eB","note":"x\\u009b2Jy\\u2028z\\u007f","plain":"é 😀"}');
+    expect(JSON.parse(text)).toEqual(value);
+  });
+});

@@ -1,4 +1,4 @@
-export { SwitchyardError, EventValidationError, describeType } from "./errors";
+export { SwitchyardError, EventValidationError, describeType, escapeJsonText } from "./errors";
 export type { EventValidationIssue, EventValidationReason } from "./errors";
 export { uuidv7, uuidv7Time, writeHex } from "./uuid";
 export { assertEnvelope, createEnvelope, envelopeSchema, isEnvelope } from "./envelope";

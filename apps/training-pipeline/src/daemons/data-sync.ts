@@ -36,6 +36,7 @@ export class DataSyncDaemon extends StageDaemon {
     // Paths from the payload: refused (dead-lettered) before any work when they point elsewhere.
     const target = configDir(this.settings.dataDir, "training-store", config_key);
     const games = db_path ? insideDataDir(this.settings.dataDir, db_path, "db_path") : undefined;
+    const generation = generationOf(event.data);
     if (this.isDuplicateEvent(event)) return;
     await work(this.settings.workMs, this.rng, ctx.signal);
     try {
@@ -49,7 +50,7 @@ export class DataSyncDaemon extends StageDaemon {
           config_key,
           error: (error as Error).message,
           attempt: ctx.attempt,
-          generation: generationOf(event.data),
+          generation,
         },
         { causedBy: event },
       );
@@ -65,7 +66,7 @@ export class DataSyncDaemon extends StageDaemon {
         target,
         files_synced: 1,
         config_key,
-        generation: generationOf(event.data),
+        generation,
       },
       { causedBy: event },
     );

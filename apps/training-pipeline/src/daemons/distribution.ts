@@ -21,6 +21,7 @@ export class DistributionDaemon extends StageDaemon {
     ctx: HandlerContext<PipelineCatalog>,
   ): Promise<void> => {
     if (this.isDuplicateEvent(event)) return;
+    const generation = generationOf(event.data);
     await work(this.settings.workMs, this.rng, ctx.signal);
     maybeFail(this.settings.failureRate, this.rng, `distribution of ${event.data.config_key}`);
     await this.emit(
@@ -30,7 +31,7 @@ export class DistributionDaemon extends StageDaemon {
         model_path: event.data.model_path,
         hosts: HOSTS,
         hosts_updated: HOSTS.length,
-        generation: generationOf(event.data),
+        generation,
       },
       { causedBy: event },
     );

@@ -22,9 +22,9 @@ export class EvaluationDaemon extends StageDaemon {
     if (this.isDuplicateEvent(event)) return;
     const training = extractTrainingData(event);
     if (!training.isValid) return;
+    const generation = generationOf(event.data);
     await work(this.settings.workMs, this.rng, ctx.signal);
     maybeFail(this.settings.failureRate, this.rng, `evaluation of ${training.configKey}`);
-    const generation = generationOf(event.data);
     const elo = Math.round(1500 + generation * 30 + (this.rng() - 0.35) * 80);
     const games_played = 200;
     await this.emit(

@@ -23,9 +23,9 @@ export class NpzExportDaemon extends StageDaemon {
     const { config_key } = event.data;
     if (!config_key) return;
     const dir = configDir(this.settings.dataDir, "npz", config_key);
+    const generation = generationOf(event.data);
     await work(this.settings.workMs, this.rng, ctx.signal);
     maybeFail(this.settings.failureRate, this.rng, `export of ${config_key}`);
-    const generation = generationOf(event.data);
     const samples = 4000 + Math.floor(this.rng() * 2000);
     const npz_path = writeArtifact(join(dir, `gen-${generation}.npz.json`), { samples });
     await this.emit(

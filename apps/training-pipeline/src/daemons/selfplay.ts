@@ -12,7 +12,8 @@ import { type PipelineEvent, StageDaemon } from "./stage";
  */
 export class SelfplayDaemon extends StageDaemon {
   readonly #generation = new Map<string, number>();
-  readonly #inFlight = new Set<string>();
+  /** The generation each config has in flight, until its outcome (distributed or rejected) comes. */
+  readonly #inFlight = new Map<string, number>();
   #poisoned = false;
 
   constructor(router: Router<PipelineCatalog>, settings: PipelineSettings) {
@@ -33,8 +34,8 @@ export class SelfplayDaemon extends StageDaemon {
     for (const config_key of this.settings.configs) {
       const done = this.#generation.get(config_key) ?? 0;
       if (this.#inFlight.has(config_key) || done >= this.settings.generations) continue;
-      this.#inFlight.add(config_key);
       const generation = done + 1;
+      this.#inFlight.set(config_key, generation);
       await work(this.settings.workMs, this.rng, signal);
       const games = 150 + Math.floor(this.rng() * 100);
       const db_path = writeArtifact(
@@ -69,6 +70,10 @@ export class SelfplayDaemon extends StageDaemon {
     if (this.isDuplicateEvent(event, { keyFields: ["config_key", "generation"] })) return;
     const { config_key } = event.data;
     const generation = generationOf(event.data);
+    // A second outcome of an earlier generation (a redelivered evaluation judged again, a replayed
+    // dead letter) does not end the one in flight: that would start it a second time.
+    const running = this.#inFlight.get(config_key);
+    if (running !== undefined && generation < running) return;
     if (generation > (this.#generation.get(config_key) ?? 0))
       this.#generation.set(config_key, generation);
     this.#inFlight.delete(config_key);
