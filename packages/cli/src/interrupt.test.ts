@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SqliteAdmin } from "@switchyard/cross-process-queue";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type FilledDatabase, cli, cliAbortingOn, fillDatabase, tempDir } from "./test/fixture";
 
 /**
@@ -135,5 +136,46 @@ describe("queue clear whose signal aborts after it opened the target", () => {
     expect(run.code, run.stderr).toBe(130);
     expect(readdirSync(tmp.dir).filter((f) => f.endsWith(".bak"))).toEqual([]);
     expect(await lags()).toEqual(before);
+  });
+});
+
+describe("queue backup whose signal aborts after it opened the target", () => {
+  const tmp = tempDir();
+  let filled: FilledDatabase;
+
+  beforeAll(async () => {
+    filled = await fillDatabase(tmp.dir);
+  });
+  afterAll(async () => {
+    await filled?.close();
+    tmp.cleanup();
+  });
+
+  it("regression: takes no backup and exits 130", async () => {
+    const db = join(tmp.dir, "copy.db");
+    await filled.copyTo(db);
+    const controller = new AbortController();
+    const backup = SqliteAdmin.prototype.backup;
+    // `queue backup` writes nothing on stderr before it backs up (no catalog, no snapshot note):
+    // the stop comes as the admin's backup is called, the one point between open and copy.
+    const spy = vi.spyOn(SqliteAdmin.prototype, "backup").mockImplementation(function (
+      this: SqliteAdmin,
+      ...args
+    ) {
+      controller.abort();
+      return backup.apply(this, args);
+    });
+    try {
+      const run = await cli(["queue", "backup", "--db", db, "--json"], {
+        signal: controller.signal,
+      });
+      expect(spy).toHaveBeenCalledTimes(1);
+      // Before the fix the signal never reached the backup: it was taken, exit 0.
+      expect(run.code, run.stderr).toBe(130);
+      expect(run.json()).toMatchObject({ error: { code: "INTERRUPTED" } });
+      expect(readdirSync(tmp.dir).filter((f) => f.endsWith(".bak"))).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

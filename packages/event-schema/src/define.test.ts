@@ -212,6 +212,46 @@ describe("catalog.parseEnvelope", () => {
     const e = createEnvelope({ type: "PING", source: "test", data: { n: "x" } });
     expect(catchError(() => catalog.parseEnvelope(e)).reason).toBe("invalid_payload");
   });
+
+  it("regression: given the JSON text of an envelope, says a string came and to JSON.parse it", () => {
+    const text = JSON.stringify(createEnvelope({ type: "PING", source: "test", data: { n: 3 } }));
+    for (const value of [text, `  \n\t${text}`]) {
+      const error = catchError(() => catalog.parseEnvelope(value));
+      // Before the fix: "… expected object, received string (received string)." and no hint.
+      expect(error.message).toBe(
+        "Not a valid event envelope: expected an envelope object, received a string that looks " +
+          "like JSON text: JSON.parse it first.",
+      );
+      expect(error).toMatchObject({
+        code: "EVENT_VALIDATION_FAILED",
+        reason: "invalid_envelope",
+        eventType: "<unknown>",
+        receivedType: "string",
+        issues: [expect.objectContaining({ path: "", code: "invalid_type", received: "string" })],
+      });
+    }
+  });
+
+  it("regression: given a string that is not JSON text, says a string came, without the hint", () => {
+    for (const value of ["PING", "", "[1]"]) {
+      const error = catchError(() => catalog.parseEnvelope(value));
+      expect(error.message).toBe(
+        "Not a valid event envelope: expected an envelope object, received a string.",
+      );
+      expect(error.receivedType).toBe("string");
+    }
+  });
+
+  it("regression: names what it received once, not twice", () => {
+    for (const value of [42, null, [1]]) {
+      const error = catchError(() => catalog.parseEnvelope(value));
+      const received = error.receivedType;
+      // Before the fix: "(value): Invalid input: expected object, received number (received number)".
+      expect(error.message.split(`received ${received}`)).toHaveLength(2);
+    }
+    const payload = catchError(() => catalog.parse("PING", { n: "x" }));
+    expect(payload.message.split("received string")).toHaveLength(2);
+  });
 });
 
 describe("catalog.toJSONSchema", () => {

@@ -5,6 +5,7 @@ import { type Envelope, envelopeSchema } from "./envelope";
 import {
   EventValidationError,
   describeType,
+  envelopeProblemText,
   formatIssues,
   shortText,
   toIssues,
@@ -365,12 +366,13 @@ function createCatalog(
           typeof (value as { type?: unknown } | null)?.type === "string"
             ? (value as { type: string }).type
             : "<unknown>";
+        const issues = toIssues(value, attrs.error);
         throw new EventValidationError({
           eventType: type,
           reason: "invalid_envelope",
-          issues: toIssues(value, attrs.error),
+          issues,
           receivedType: describeType(value),
-          message: `Not a valid event envelope (type ${shortText(type)}): ${formatIssues(toIssues(value, attrs.error))}.`,
+          message: `Not a valid event envelope${envelopeProblemText(type, value, issues)}.`,
           cause: attrs.error,
         });
       }

@@ -166,6 +166,21 @@ describe("assertEnvelope", () => {
     if (path) expect((error as EventValidationError).issues.map((i) => i.path)).toContain(path);
     expect(isEnvelope(value)).toBe(false);
   });
+
+  it("regression: given JSON text, says a string came and to JSON.parse it first", () => {
+    let error: unknown;
+    try {
+      assertEnvelope(JSON.stringify(good));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(EventValidationError);
+    // Before the fix: "… expected object, received string (received string). …", no hint.
+    expect((error as EventValidationError).message).toBe(
+      "Not an event envelope: expected an envelope object, received a string that looks like " +
+        "JSON text: JSON.parse it first. Build envelopes with createEnvelope() or router.publish().",
+    );
+  });
 });
 
 describe("envelope times", () => {

@@ -2,8 +2,7 @@ import { z } from "zod";
 import {
   EventValidationError,
   describeType,
-  formatIssues,
-  shortText,
+  envelopeProblemText,
   toIssues,
   unreadableError,
 } from "./errors";
@@ -353,7 +352,7 @@ export function assertEnvelope(value: unknown): asserts value is Envelope {
     issues,
     receivedType: describeType(value),
     message:
-      `Not an event envelope (type ${shortText(type)}): ${formatIssues(issues)}. ` +
+      `Not an event envelope${envelopeProblemText(type, value, issues)}. ` +
       `Build envelopes with createEnvelope() or router.publish().`,
   });
 }

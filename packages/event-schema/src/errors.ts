@@ -78,16 +78,36 @@ export function toIssues(root: unknown, error: z.ZodError): EventValidationIssue
 }
 
 /**
- * Issues in one line: `path: message (received type); …`. A path names payload keys the wire
- * chose, so it is written through {@link safeText} like any other quoted input.
+ * Issues in one line: `path: message (received type); …`, the received type left out when the
+ * message says it already (zod's "expected number, received string"). A path names payload keys
+ * the wire chose, so it is written through {@link safeText} like any other quoted input.
  */
 export function formatIssues(issues: readonly EventValidationIssue[]): string {
   return issues
-    .map(
-      (i) =>
-        `${i.path ? safeText(i.path) : "(value)"}: ${safeText(i.message, 200)} (received ${i.received})`,
-    )
+    .map((i) => {
+      const received = `received ${i.received}`;
+      const said = i.message.endsWith(received) ? "" : ` (${received})`;
+      return `${i.path ? safeText(i.path) : "(value)"}: ${safeText(i.message, 200)}${said}`;
+    })
     .join("; ");
+}
+
+/**
+ * Why `value` is not an event envelope, to follow "Not an event envelope" in a message: a string
+ * (the raw text of a message, say) said as such, with the hint to `JSON.parse` it when it looks
+ * like a JSON object; anything else its type attribute and {@link formatIssues}.
+ * @internal
+ */
+export function envelopeProblemText(
+  type: string,
+  value: unknown,
+  issues: readonly EventValidationIssue[],
+): string {
+  if (typeof value === "string")
+    return `: expected an envelope object, received a string${
+      /^\s*\{/.test(value) ? " that looks like JSON text: JSON.parse it first" : ""
+    }`;
+  return ` (type ${shortText(type)}): ${formatIssues(issues)}`;
 }
 
 /**

@@ -61,7 +61,7 @@ export function registerQueue(program: Command, runtime: Runtime): void {
     ["switchyard queue backup --dir /backups --keep 7", "into /backups, the last 7 kept"],
   ]);
   backup.action(
-    action<BackupCliOptions>(runtime, async ({ opts, out, driver }) => {
+    action<BackupCliOptions>(runtime, async ({ opts, out, driver, runtime }) => {
       const opened = await driver({ readOnly: false });
       requireCapability(opened, "backup", "queue backup");
       // The directory is created when missing, as `cp -r` would not: a backup is never lost to it.
@@ -69,6 +69,7 @@ export function registerQueue(program: Command, runtime: Runtime): void {
       const path = await opened.admin().backup({
         ...(opts.dir !== undefined ? { dir: resolve(opts.dir) } : {}),
         ...(opts.keep !== undefined ? { keep: opts.keep } : {}),
+        ...(runtime.signal ? { signal: runtime.signal } : {}),
       });
       out.data({ backup: path });
       out.line(`Backed up ${opened.target} to ${path}`);
