@@ -73,21 +73,49 @@ export class JetStreamUnavailableError extends SwitchyardError {
 
 /**
  * The stream exists with a configuration this transport cannot use or change (another retention
- * or storage type), or its subjects overlap another stream's.
+ * or storage type), or its subjects overlap another stream's. A transport's `publish()` throws it
+ * when the stream's subjects were edited while it ran so that none of them covers the subject it
+ * publishes to (the server said so when asked why nobody answered): `subjects` and `subject` then
+ * say what the stream stores and what was published; waiting would not change them.
  */
 export class NatsStreamConfigError extends SwitchyardError {
   /** The stream name. */
   readonly stream: string;
+  /** The stream's subjects as the server reported them, when they are what is wrong. */
+  readonly subjects: readonly string[] | undefined;
+  /** The subject the transport published to that none of `subjects` covers, if that is what failed. */
+  readonly subject: string | undefined;
 
-  constructor(stream: string, problem: string, options?: { cause?: unknown }) {
+  /**
+   * @param problem - what is wrong with the stream, completing "cannot be set up: …".
+   * @param options.uncovered - for a publish the stream's subjects do not cover: the stream's
+   *   `subjects` and the `subject` published to; the message is then about that publish.
+   */
+  constructor(
+    stream: string,
+    problem: string,
+    options?: {
+      cause?: unknown;
+      uncovered?: { subjects: readonly string[]; subject: string };
+    },
+  ) {
+    const uncovered = options?.uncovered;
     super(
       "NATS_STREAM_CONFLICT",
-      `Stream "${stream}" cannot be set up: ${problem}. Pass another { stream } (and { prefix }), or ` +
-        `change the existing stream with \`nats stream edit\` / remove it with \`nats stream rm ${stream}\` ` +
-        `after checking nothing else uses it.`,
-      options,
+      uncovered === undefined
+        ? `Stream "${stream}" cannot be set up: ${problem}. Pass another { stream } (and { prefix }), or ` +
+            `change the existing stream with \`nats stream edit\` / remove it with \`nats stream rm ${stream}\` ` +
+            `after checking nothing else uses it.`
+        : `Publishing to subject "${uncovered.subject}" failed: stream "${stream}" exists, but ${problem} ` +
+            `(its subjects are ${uncovered.subjects.map((s) => JSON.stringify(s)).join(", ") || "none"}), ` +
+            `so nothing stores it; its subjects were changed while this transport was running. Add the ` +
+            `transport's subjects back with \`nats stream edit ${stream}\`, then publish again (envelopes ` +
+            `of the call that were stored are dropped as duplicates).`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.stream = stream;
+    this.subjects = uncovered?.subjects;
+    this.subject = uncovered?.subject;
   }
 }
 
@@ -96,7 +124,7 @@ export class NatsStreamConfigError extends SwitchyardError {
  * (`options.nats.create: false`) throws this for a stream a target names (a misspelt name would
  * otherwise read as empty); a driver opened to write creates the stream as its transport starts.
  * A transport's `publish()` throws it when its stream was deleted while it ran (the server said
- * so when asked why nobody answered): waiting would not bring it back.
+ * so when asked why nobody answered), and `requeue()` likewise: waiting would not bring it back.
  */
 export class NatsStreamNotFoundError extends SwitchyardError {
   /** The stream asked for. */
@@ -130,7 +158,7 @@ export class NatsStreamNotFoundError extends SwitchyardError {
         : `NATS at ${list(servers)} has no stream ${JSON.stringify(stream)}, so ${operation} failed: ` +
             `it was deleted while this transport was running.${shown} Nothing of the failed call is ` +
             `kept. A transport creates its stream when it starts: restart the process (or ` +
-            `re-create the stream), then publish again; \`nats stream ls\` shows what is there.`,
+            `re-create the stream), then try again; \`nats stream ls\` shows what is there.`,
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.stream = stream;

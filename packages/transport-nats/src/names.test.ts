@@ -10,6 +10,7 @@ import {
   replayDurableName,
   replaySubject,
   subjectCovers,
+  subjectMatches,
   subscriberToken,
 } from "./names";
 import { leaseMargin, parseAckSubject } from "./subscription";
@@ -100,6 +101,23 @@ describe("subject and stream names", () => {
     expect(subjectCovers("switchyard.events.*", P)).toBe(false);
     expect(subjectCovers("switchyard.other.>", P)).toBe(false);
     expect(subjectCovers("switchyard.events", P)).toBe(false);
+  });
+
+  it("matches a subject against a stream subject with NATS wildcards (* one token, > the rest)", () => {
+    const S = "switchyard.events.JOB";
+    for (const pattern of [S, "switchyard.events.*", "switchyard.>", ">", "*.*.*", "*.events.>"])
+      expect(subjectMatches(pattern, S), pattern).toBe(true);
+    for (const pattern of [
+      "switchyard.events",
+      "switchyard.events.JOB.>",
+      "switchyard.events.JOB.x",
+      "switchyard.*",
+      "switchyard.events.OTHER",
+      "switchyard.events_other.>",
+      "*.*",
+      "switchyard.>.JOB",
+    ])
+      expect(subjectMatches(pattern, S), pattern).toBe(false);
   });
 });
 

@@ -110,6 +110,21 @@ export function subjectCovers(pattern: string, prefix: string): boolean {
   return false;
 }
 
+/**
+ * True when the stream subject `pattern` matches the literal `subject` (NATS wildcards: `*` is
+ * one token, a final `>` one or more tokens), e.g. `"switchyard.*"` matches `"switchyard.JOB"`.
+ */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    const token = p[i];
+    if (token === ">") return i === p.length - 1 && s.length > i;
+    if (i >= s.length || (token !== "*" && token !== s[i])) return false;
+  }
+  return p.length === s.length;
+}
+
 /** True when `value` can be used as one NATS subject token (an event type, a stream name). */
 export function isSubjectToken(value: string): boolean {
   return value.length > 0 && !/[\s.*>]/.test(value);

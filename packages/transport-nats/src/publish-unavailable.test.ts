@@ -8,6 +8,7 @@ import {
   NatsOptionsError,
   NatsPublishError,
   NatsPublishUnavailableError,
+  NatsStreamConfigError,
   NatsStreamNotFoundError,
   defaultNatsTransportOptions,
   natsTransport,
@@ -171,39 +172,83 @@ describeIf(await natsAvailable(), `publishing to a stream nobody serves (${NATS_
     }
   });
 
-  it("keeps retrying until publishDeadlineMs when the stream exists but nobody answers its subject", async () => {
+  it("rejects at once with NatsStreamConfigError naming the stream, its subjects and the subject when the stream's subjects no longer cover it", async () => {
     const names = uniqueNames("unserved");
-    const lines: { level: string; message: string; fields: unknown }[] = [];
     const transport = natsTransport({
       servers: NATS_URL,
       ...names,
-      publishDeadlineMs: 600,
-      logger: capturingLogger(lines),
+      // Long enough that retrying toward it (the old behaviour) would show in publishRetries.
+      publishDeadlineMs: 3_000,
     });
     const nc = await connect({ servers: NATS_URL });
     try {
       await transport.ready();
-      // The stream is there, but no longer stores the transport's subjects: no responders, and
-      // the server says the stream exists, so this is not "stream not found".
+      // Someone edits the stream's subjects: it exists, but no longer stores the transport's
+      // subjects. Nobody answers them, and waiting for a leader would not change that.
       const jsm = await jetstreamManager(nc);
       const info = await jsm.streams.info(names.stream);
-      await jsm.streams.update(names.stream, {
-        ...info.config,
-        subjects: [`${names.prefix}_other.>`],
-      });
+      const edited = [`${names.prefix}_other.>`, `${names.prefix}.*.x`];
+      await jsm.streams.update(names.stream, { ...info.config, subjects: edited });
       const error = await transport
         .publish([createEnvelope({ type: "JOB", source: "test", data: {} })])
         .then(
           () => undefined,
           (e: unknown) => e,
         );
-      expect(error).toBeInstanceOf(NatsPublishUnavailableError);
-      expect(error).toMatchObject({ code: "NATS_PUBLISH_UNAVAILABLE", retryable: true });
-      expect(transport.publishRetries).toBeGreaterThan(0);
-      expect(lines.some((l) => l.message.includes(`stream ${names.stream} exists`))).toBe(true);
+      expect(error).toBeInstanceOf(NatsStreamConfigError);
+      expect(error).toMatchObject({
+        code: "NATS_STREAM_CONFLICT",
+        stream: names.stream,
+        subjects: edited,
+        subject: transport.subjectOf("JOB"),
+      });
+      const message = (error as Error).message;
+      expect(message).toContain(names.stream);
+      expect(message).toContain(transport.subjectOf("JOB"));
+      for (const subject of edited) expect(message).toContain(subject);
+      expect(message).not.toMatch(/leader|quorum|election/);
+      // Asked once, refused at once: not retried toward the deadline.
+      expect(transport.publishRetries).toBe(0);
+      // A batch is refused the same way.
+      await expect(
+        transport.publish(
+          Array.from({ length: 3 }, () => createEnvelope({ type: "JOB", source: "t", data: {} })),
+        ),
+      ).rejects.toBeInstanceOf(NatsStreamConfigError);
+      expect(transport.publishRetries).toBe(0);
+
+      // Subjects that cover it again (a wildcard over the type token): publishing works again.
+      await jsm.streams.update(names.stream, {
+        ...info.config,
+        subjects: [...edited, `${names.prefix}.*`],
+      });
+      await expect(
+        transport.publish([createEnvelope({ type: "JOB", source: "test", data: {} })]),
+      ).resolves.toEqual({ published: 1, duplicates: 0 });
     } finally {
       await transport.close();
       await nc.close();
+      await deleteStream(NATS_URL, names.stream);
+    }
+  });
+
+  it("rejects a requeue to a stream deleted under the running transport with NatsStreamNotFoundError naming it", async () => {
+    const names = uniqueNames("requeue-gone");
+    const transport = natsTransport({ servers: NATS_URL, ...names });
+    try {
+      await transport.subscribe({ subscriber: "watcher", types: ["JOB"], handler: async () => {} });
+      await deleteStream(NATS_URL, names.stream);
+      const error = await transport
+        .requeue("watcher", createEnvelope({ type: "JOB", source: "test", data: {} }))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error).toBeInstanceOf(NatsStreamNotFoundError);
+      expect(error).toMatchObject({ code: "NATS_STREAM_NOT_FOUND", stream: names.stream });
+      expect((error as Error).message).toContain(`no stream "${names.stream}", so requeue failed`);
+    } finally {
+      await transport.close();
       await deleteStream(NATS_URL, names.stream);
     }
   });

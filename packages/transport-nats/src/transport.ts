@@ -57,6 +57,7 @@ import {
   replayDurableName,
   replaySubject,
   subjectCovers,
+  subjectMatches,
 } from "./names";
 import { type NatsTransportOptions, type ResolvedOptions, resolveOptions } from "./options";
 import { NatsDeadLetterStore } from "./dead-letters";
@@ -85,6 +86,8 @@ export interface NatsTransportStats extends TransportStats {
 }
 
 const ms = (n: number) => Math.round(n / 1_000_000);
+/** What the server said about the stream, asked after a publish got no responders. */
+type StreamProbe = { readonly subjects: readonly string[] } | "missing" | "unknown";
 const isConsumerNotFound = (error: unknown) =>
   (error as { name?: unknown } | null)?.name === "ConsumerNotFoundError" || hasCode(error, 10014);
 
@@ -161,7 +164,7 @@ export class NatsTransport implements Transport, AsyncDisposable {
   readonly #checkedTypes = new Set<string>();
   readonly #subjects = new Map<string, string>();
   /** The stream-info request of {@link NatsTransport.#probeStream} under way, if any. */
-  #streamProbe: Promise<"exists" | "missing" | "unknown"> | undefined;
+  #streamProbe: Promise<StreamProbe> | undefined;
 
   constructor(options: NatsTransportOptions = {}) {
     this.#options = resolveOptions(options);
@@ -428,8 +431,10 @@ export class NatsTransport implements Transport, AsyncDisposable {
    * {@link NatsPublishUnavailableError} (`retryable: true`). When nobody answers the subject, the
    * server is asked once (bounded by a quarter of `requestTimeoutMs`, at least 1 s) whether the
    * stream exists: if it says "stream not found" (deleted while the transport ran), the call
-   * rejects at once with {@link NatsStreamNotFoundError}; if it does not answer (an election, an
-   * R1 stream whose node is down), the retrying goes on. A batch is not atomic on NATS 2.9:
+   * rejects at once with {@link NatsStreamNotFoundError}; if it exists but none of its subjects
+   * covers the envelope's (they were edited), with {@link NatsStreamConfigError} naming them and
+   * the subject; if it does not answer (an election, an R1 stream whose node is down), the
+   * retrying goes on. A batch is not atomic on NATS 2.9:
    * on failure it rejects with {@link NatsPublishError} and part of it may be stored; retrying the
    * same batch is safe. `signal` aborts the waiting and retrying (what was stored stays stored).
    * A publish under way when `close()` is called finishes first (bounded by `publishDeadlineMs`);
@@ -520,7 +525,9 @@ export class NatsTransport implements Transport, AsyncDisposable {
     signal: AbortSignal | undefined,
   ): unknown {
     if (signal?.aborted) return abortReason(signal);
-    if (failure instanceof NatsStreamNotFoundError) return failure;
+    // Waiting does not fix these: they say what is wrong with the stream.
+    if (failure instanceof NatsStreamNotFoundError || failure instanceof NatsStreamConfigError)
+      return failure;
     if (failure instanceof Unavailable)
       return new NatsPublishUnavailableError(this.stream, stored, total, failure.waitedMs, {
         cause: failure.cause,
@@ -584,9 +591,19 @@ export class NatsTransport implements Transport, AsyncDisposable {
               operation: "publish",
               cause: error,
             });
+          // It exists, but someone edited its subjects so that none stores this one.
+          const subject = this.subjectOf(envelope.type);
+          if (
+            typeof stream === "object" &&
+            !stream.subjects.some((s) => subjectMatches(s, subject))
+          )
+            throw new NatsStreamConfigError(this.stream, `none of its subjects covers it`, {
+              cause: error,
+              uncovered: { subjects: stream.subjects, subject },
+            });
           this.#logger.debug(
-            { id: envelope.id, stream },
-            stream === "exists"
+            { id: envelope.id, stream: stream === "unknown" ? stream : "exists" },
+            stream !== "unknown"
               ? `no responders for an event, but stream ${this.stream} exists: waiting for its leader`
               : `no responders for an event, and stream ${this.stream} did not say whether it exists (no leader to answer): retrying`,
           );
@@ -608,18 +625,21 @@ export class NatsTransport implements Transport, AsyncDisposable {
   }
 
   /**
-   * Ask the server whether the stream exists, for a publish that got no responders: `"missing"`
-   * only when it answers "stream not found"; `"unknown"` when the request fails or takes longer
-   * than `timeoutMs` (the meta or stream leader is being elected, an R1 stream's node is down).
-   * Publishes that ask at the same time share one request.
+   * Ask the server whether the stream exists, for a publish that got no responders: its current
+   * `subjects` when it answers; `"missing"` only when it answers "stream not found"; `"unknown"`
+   * when the request fails or takes longer than `timeoutMs` (the meta or stream leader is being
+   * elected, an R1 stream's node is down). Publishes that ask at the same time share one request.
    */
-  #probeStream(timeoutMs: number): Promise<"exists" | "missing" | "unknown"> {
-    this.#streamProbe ??= (async () => {
+  #probeStream(timeoutMs: number): Promise<StreamProbe> {
+    this.#streamProbe ??= (async (): Promise<StreamProbe> => {
       try {
         const session = await this.#session;
-        if (!session) return "unknown" as const;
-        await untilAborted(session.jsm.streams.info(this.stream), AbortSignal.timeout(timeoutMs));
-        return "exists" as const;
+        if (!session) return "unknown";
+        const info = await untilAborted(
+          session.jsm.streams.info(this.stream),
+          AbortSignal.timeout(timeoutMs),
+        );
+        return { subjects: info.config.subjects ?? [] };
       } catch (error) {
         return isStreamNotFound(error) ? ("missing" as const) : ("unknown" as const);
       } finally {
@@ -957,7 +977,8 @@ export class NatsTransport implements Transport, AsyncDisposable {
    * drop it. Rejects with `UnknownSubscriptionError` when the subscriber has no consumer for the
    * envelope's type (or is ephemeral), and with `NatsPayloadTooLargeError` when the copy — the
    * envelope with its `switchyard-replay` header — is over the server's `max_payload` (an envelope
-   * published right at the limit can be), before anything is sent.
+   * published right at the limit can be), before anything is sent; with `NatsStreamNotFoundError`
+   * when the stream was deleted while the transport ran.
    */
   async requeue(subscriber: string, envelope: Envelope): Promise<void> {
     this.#assertOpen();
@@ -977,6 +998,12 @@ export class NatsTransport implements Transport, AsyncDisposable {
         durableName(this.prefix, subscriber, envelope.type),
       );
     } catch (error) {
+      // Deleted while the transport ran: say so, as publish() does, not nats.js's bare message.
+      if (isStreamNotFound(error))
+        throw new NatsStreamNotFoundError(this.stream, this.#options.servers, undefined, {
+          operation: "requeue",
+          cause: error,
+        });
       if (!isConsumerNotFound(error))
         throw toNatsError(error, { servers: this.#options.servers, phase: "request" });
     }
